@@ -1,0 +1,1 @@
+"""Linli (邻里): the aiohttp server between PouchDB clients and CouchDB."""

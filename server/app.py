@@ -1,0 +1,163 @@
+"""The application factory: wires routes, middlewares and the resources opened at start and
+closed at shutdown, and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from server import errors, gateway
+from server.auth import Authenticator
+from server.config import Config
+from server.couch import CouchClient, StoreUnavailable, db_path
+from server.installation import load_installation
+from server.keys import (
+    AUTH,
+    CONFIG,
+    COUCH,
+    DIRECTORY,
+    HTTP,
+    INSTALLATION,
+    SCHEMAS,
+    STORE,
+)
+from server.scope import DIRECTORY_DB, Directory
+from server.store import EmbeddedStore
+from server.validation import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
+STORE_CONNECTIONS = 200  # concurrent requests to CouchDB; live feeds hold one each
+STARTUP_RETRY_SECONDS = 30.0
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The HTTP client to CouchDB and, without COUCHDB_URL, the embedded store it talks to."""
+    config = app[CONFIG]
+    url = config.couchdb_url
+    supervisor: asyncio.Task[None] | None = None
+    if config.embedded:
+        store = EmbeddedStore(config.data, config.store_port)
+        await store.start()
+        app[STORE] = store
+        url = store.url
+        supervisor = asyncio.create_task(store.supervise(), name="store-supervisor")
+    connector = aiohttp.TCPConnector(limit=STORE_CONNECTIONS, limit_per_host=STORE_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        app[HTTP] = http
+        app[COUCH] = CouchClient(url, http)
+        try:
+            yield
+        finally:
+            if supervisor is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+            if STORE in app:
+                await app[STORE].stop()
+
+
+async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The installation record, the demo city if asked for, and the in-memory directory, kept
+    current by following the directory database's changes feed."""
+    config, couch = app[CONFIG], app[COUCH]
+    installation = await retry_while_starting(lambda: load_installation(couch))
+    app[INSTALLATION] = installation
+    if config.demo:
+        from server.demo import load_demo  # python-couchdb, so in a thread
+
+        await asyncio.to_thread(load_demo, config.couchdb_url or app[STORE].url)
+    directory = Directory()
+    since = await load_directory(couch, directory)
+    app[DIRECTORY] = directory
+    app[AUTH] = Authenticator(
+        secret=installation.secret, session_seconds=config.session_hours * 3600,
+        failures_per_account=config.login_failures_per_account,
+        failures_per_address=config.login_failures_per_address,
+        window_seconds=config.login_window_seconds,
+        hash_concurrency=config.password_hash_concurrency,
+        lookup=directory.users.get)
+    follower = asyncio.create_task(follow_directory(couch, directory, since),
+                                   name="directory-follower")
+    yield
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
+
+
+async def retry_while_starting(make: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_RETRY_SECONDS
+    while True:
+        try:
+            return await make()
+        except StoreUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def load_directory(couch: CouchClient, directory: Directory) -> str:
+    since = "0"
+    while True:
+        page = await couch.get(db_path(DIRECTORY_DB, "_changes"), since=since, limit="1000",
+                               include_docs="true")
+        for change in page["results"]:
+            if "doc" in change:
+                directory.apply(change["doc"])
+        since = str(page["last_seq"])
+        if not page["results"]:
+            return since
+
+
+async def follow_directory(couch: CouchClient, directory: Directory, since: str) -> None:
+    async for change, _seq in couch.follow(DIRECTORY_DB, since):
+        doc = change.get("doc")
+        if doc is not None:
+            directory.apply(doc)
+        elif change.get("deleted"):
+            directory.apply({"_id": change["id"], "_deleted": True})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PWA_DIR / "index.html")
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        client_max_size=config.max_request_bytes,
+        middlewares=[security_headers, errors.error_middleware, gateway.auth_middleware,
+                     gateway.store_errors_middleware])
+    app[CONFIG] = config
+    app[SCHEMAS] = SchemaRegistry()
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(directory_ctx)
+    gateway.setup_routes(app)
+    app.router.add_get("/", index)
+    app.router.add_static("/app/", PWA_DIR, show_index=False)
+    return app

@@ -1,0 +1,184 @@
+"""Authentication as CouchDB does it (a session cookie from `/_session`, or HTTP Basic on any
+request), with Argon2id password hashes, login failure limits per account and per address, and a
+cap on how many hashes run at once so a login storm cannot exhaust memory."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+
+import argon2
+from aiohttp import web
+
+from server import errors
+from server.scope import User
+
+SESSION_COOKIE = "AuthSession"  # CouchDB's name, so CouchDB clients handle it unchanged
+SESSION_RENEW_SECONDS = 3600  # re-issue the cookie at most hourly, as CouchDB refreshes its own
+BASIC_CACHE_SECONDS = 300  # a PouchDB client sends Basic on every request: verify once per 5 min
+BASIC_CACHE_ENTRIES = 10_000
+RATE_KEYS_MAX = 100_000  # bound the memory of the failure counters under a spray of addresses
+
+# OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.
+PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1,
+                                        hash_len=32, salt_len=16, type=argon2.Type.ID)
+_DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_hex(16))
+
+
+def hash_password(password: str) -> str:
+    return PASSWORD_HASHER.hash(password)
+
+
+def new_session_salt() -> str:
+    return secrets.token_hex(16)
+
+
+class FailureCounter:
+    """Failures per key in a sliding window; bounded in the number of keys it keeps."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._hits: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict())
+
+    def _recent(self, key: str) -> collections.deque[float]:
+        hits = self._hits.get(key)
+        if hits is None:
+            return collections.deque()
+        cutoff = self.clock() - self.window
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        if not hits:
+            del self._hits[key]
+        return hits
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until `key` may try again; 0 when it may try now."""
+        hits = self._recent(key)
+        if len(hits) < self.limit:
+            return 0
+        return max(1, int(hits[0] + self.window - self.clock()) + 1)
+
+    def record(self, key: str) -> None:
+        hits = self._hits.setdefault(key, collections.deque())
+        hits.append(self.clock())
+        self._hits.move_to_end(key)
+        while len(hits) > self.limit:
+            hits.popleft()
+        while len(self._hits) > RATE_KEYS_MAX:
+            self._hits.popitem(last=False)
+
+    def clear(self, key: str) -> None:
+        self._hits.pop(key, None)
+
+
+class Authenticator:
+    def __init__(self, *, secret: bytes, session_seconds: float, failures_per_account: int,
+                 failures_per_address: int, window_seconds: float, hash_concurrency: int,
+                 lookup: Callable[[str], User | None]) -> None:
+        self.secret = secret
+        self.session_seconds = session_seconds
+        self.lookup = lookup
+        self.by_account = FailureCounter(failures_per_account, window_seconds)
+        self.by_address = FailureCounter(failures_per_address, window_seconds)
+        self._hashing = asyncio.Semaphore(hash_concurrency)
+        self._basic_cache: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+
+    # -- passwords ---------------------------------------------------------------------------
+    async def _verify(self, user: User | None, password: str) -> bool:
+        stored = user.password if user is not None and user.password else _DUMMY_HASH
+        async with self._hashing:
+            try:
+                ok = await asyncio.to_thread(PASSWORD_HASHER.verify, stored, password)
+            except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+                ok = False
+        return ok and user is not None and not user.disabled
+
+    async def check_password(self, name: str, password: str, address: str) -> User:
+        """The user, or a 401/429 CouchError. Failures count against both the account and the
+        address; a locked account or address is refused before any hashing."""
+        wait = max(self.by_account.retry_after(name), self.by_address.retry_after(address))
+        if wait:
+            raise errors.too_many_requests(wait)
+        user = self.lookup(name)
+        if await self._verify(user, password):
+            self.by_account.clear(name)
+            assert user is not None
+            return user
+        self.by_account.record(name)
+        self.by_address.record(address)
+        raise errors.unauthorized("用户名或密码错误", "Name or password is incorrect.")
+
+    async def check_basic(self, header: str, address: str) -> User:
+        try:
+            decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode()
+            name, _, password = decoded.partition(":")
+        except (IndexError, binascii.Error, UnicodeDecodeError):
+            raise errors.unauthorized("登录信息格式错误",
+                                      "Malformed Basic authorization header.") from None
+        user = self.lookup(name)
+        if user is not None and not user.disabled:
+            expires = self._basic_cache.get(self._basic_key(user, password))
+            if expires is not None and expires > time.monotonic():
+                return user
+        user = await self.check_password(name, password, address)
+        self._basic_cache[self._basic_key(user, password)] = (
+            time.monotonic() + BASIC_CACHE_SECONDS)
+        while len(self._basic_cache) > BASIC_CACHE_ENTRIES:
+            self._basic_cache.popitem(last=False)
+        return user
+
+    @staticmethod
+    def _basic_key(user: User, password: str) -> bytes:
+        # The stored hash is part of the key: a password change invalidates the cached entry.
+        return hashlib.sha256(f"{user.name}\0{password}\0{user.password}".encode()).digest()
+
+    # -- session cookies ---------------------------------------------------------------------
+    def _mac(self, user: User, payload: bytes) -> str:
+        key = self.secret + user.session_salt.encode()
+        return base64.urlsafe_b64encode(
+            hmac.new(key, payload, hashlib.sha256).digest()).decode().rstrip("=")
+
+    def issue(self, user: User, now: float | None = None) -> str:
+        issued = int(now if now is not None else time.time())
+        payload = base64.urlsafe_b64encode(
+            json.dumps({"n": user.name, "t": issued}, separators=(",", ":")).encode()
+        ).decode().rstrip("=")
+        return f"{payload}.{self._mac(user, payload.encode())}"
+
+    def read_session(self, token: str) -> tuple[User, int] | None:
+        """(user, issued time) for a valid, unexpired cookie whose user still exists and whose
+        password has not changed since (the salt changes with it); otherwise None."""
+        payload, _, mac = token.partition(".")
+        try:
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            name, issued = str(data["n"]), int(data["t"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return None
+        user = self.lookup(name)
+        if user is None or user.disabled:
+            return None
+        if not hmac.compare_digest(mac, self._mac(user, payload.encode())):
+            return None
+        if issued + self.session_seconds < time.time() or issued > time.time() + 60:
+            return None
+        return user, issued
+
+    def set_cookie(self, response: web.StreamResponse, request: web.Request, user: User,
+                   secure: bool) -> None:
+        response.set_cookie(SESSION_COOKIE, self.issue(user), max_age=int(self.session_seconds),
+                            path="/", httponly=True, samesite="Strict", secure=secure)
+
+    @staticmethod
+    def clear_cookie(response: web.StreamResponse) -> None:
+        response.del_cookie(SESSION_COOKIE, path="/")

@@ -1,0 +1,129 @@
+"""The `linli` command: serve, and the administration tasks (users, grids). Every command acts
+on the installation named by --data or LINLI_DATA (default ./var), also while `linli serve` runs
+on it."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from server import directory
+from server.config import SETTINGS, Config, ConfigError
+from server.scope import ROLES
+
+
+def settings_epilog() -> str:
+    lines = ["settings (environment variables):"]
+    lines += [f"  {s.env:<36} {s.help} (default: {s.default!r})" for s in SETTINGS]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="linli", description="Linli (邻里): offline-first community platform.",
+        epilog=settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="installation folder (LINLI_DATA, default ./var)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (and the embedded store)")
+    serve.add_argument("--host", help="listen address (LINLI_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (LINLI_PORT, default 8080)")
+    serve.add_argument("--data", dest="serve_data", help="installation folder")
+    serve.add_argument("--demo", action="store_true", default=None,
+                       help="load the demo city and its logins")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True)
+    add = user.add_parser("add", help="add a user")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--grid", action="append", default=[], help="grid code (workers; repeat)")
+    add.add_argument("--community", action="append", default=[],
+                     help="community code (supervisors; repeat)")
+    add.add_argument("--street", action="append", default=[],
+                     help="street code (supervisors; repeat)")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of prompting")
+    passwd = user.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    user.add_parser("list", help="list users")
+
+    grid = commands.add_parser("grid", help="manage grids").add_subparsers(
+        dest="action", required=True)
+    gadd = grid.add_parser("add", help="add a grid and create its database")
+    gadd.add_argument("code")
+    gadd.add_argument("--name", required=True)
+    gadd.add_argument("--community", default="", help="community (社区) code")
+    gadd.add_argument("--street", default="", help="street (街道) code")
+    grid.add_parser("list", help="list grids")
+    return parser
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("密码 / password: ")
+    if getpass.getpass("再输一次 / again: ") != first:
+        raise directory.DirectoryError("两次输入的密码不一致 / the passwords differ")
+    return first
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    data = getattr(args, "serve_data", None) or args.data
+    overrides = {"data": data}
+    if args.command == "serve":
+        overrides.update(host=args.host, port=args.port, demo=args.demo)
+    try:
+        config = Config.from_env(overrides)
+    except ConfigError as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return serve(config)
+    try:
+        return administer(args, config)
+    except directory.DirectoryError as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
+
+
+def serve(config: Config) -> int:
+    from server.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    store = config.couchdb_url.split("@")[-1] if config.couchdb_url else "embedded store"
+    print(f"Linli: http://{config.host}:{config.port}/ (CouchDB API at /couch/; data "
+          f"{config.data}; {store})", flush=True)
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+    return 0
+
+
+def administer(args: argparse.Namespace, config: Config) -> int:
+    with directory.open_store(config) as server:
+        if args.command == "grid" and args.action == "add":
+            grid = directory.add_grid(server, args.code, args.name, args.community, args.street)
+            print(f"grid {grid.code} ({grid.name}) ready")
+        elif args.command == "grid" and args.action == "list":
+            for grid in directory.list_grids(server):
+                print(f"{grid.code}\t{grid.name}\t{grid.community}\t{grid.street}")
+        elif args.command == "user" and args.action == "add":
+            password = read_password(args.password_stdin)
+            user = directory.add_user(server, args.name, args.role, password, grids=args.grid,
+                                      communities=args.community, streets=args.street)
+            print(f"user {user.name} ({user.role}) added")
+        elif args.command == "user" and args.action == "passwd":
+            directory.set_password(server, args.name, read_password(args.password_stdin))
+            print(f"password of {args.name} changed; their sessions have ended")
+        elif args.command == "user" and args.action == "list":
+            for user in directory.list_users(server):
+                scope = ",".join(sorted(user.grids | user.communities | user.streets))
+                print(f"{user.name}\t{user.role}\t{scope}")
+    return 0

@@ -1,0 +1,135 @@
+"""Settings: one list of name, default and help, from which the config, `--help` and the README
+table are all built (a test fails when a setting is undocumented)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return self.name.upper() if self.name == "couchdb_url" else f"LINLI_{self.name.upper()}"
+
+
+MiB = 1024 * 1024
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data", "./var", "Folder of this installation: the embedded store's data, its lock and "
+            "the store address file. `linli` commands act on the installation named here."),
+    Setting("host", "127.0.0.1", "Address the HTTP server listens on."),
+    Setting("port", 8080, "Port the HTTP server listens on (0 picks a free one)."),
+    Setting("couchdb_url", "", "Apache CouchDB 3.x to use, as http://user:pass@host:5984 (an admin "
+            "account). Empty: start the embedded PouchDB Server on loopback."),
+    Setting("store_port", 0, "Loopback port of the embedded store (0 picks a free one)."),
+    Setting("max_request_bytes", 32 * MiB, "Largest request body accepted; above it: 413. "
+            "Sized for a PouchDB push batch of 100 documents with photos."),
+    Setting("max_document_bytes", 4 * MiB, "Largest single document (JSON, inline attachments "
+            "included); a larger one is refused on its own and the rest of its batch is written."),
+    Setting("max_attachment_bytes", 2 * MiB, "Largest single attachment (a phone photo after the "
+            "PWA has scaled it)."),
+    Setting("max_batch_docs", 1000, "Most documents in one _bulk_docs, _bulk_get, _revs_diff or "
+            "_all_docs keys request (PouchDB sends 100 by default)."),
+    Setting("session_hours", 72.0, "How long a login lasts without use; each use renews it. Long, "
+            "because a grid worker may be offline for days between syncs."),
+    Setting("login_failures_per_account", 10, "Failed logins allowed per account per window "
+            "before 429."),
+    Setting("login_failures_per_address", 50, "Failed logins allowed per client address per "
+            "window before 429 (addresses behind one NAT share it)."),
+    Setting("login_window_seconds", 900, "Window of the login failure counters."),
+    Setting("password_hash_concurrency", 2, "Password hashes computed at once; each takes 19 MiB, "
+            "so this bounds the memory a login storm can take."),
+    Setting("trust_proxy", False, "Trust X-Forwarded-For/-Proto from a reverse proxy (for the "
+            "client address and the Secure cookie flag). Only behind a proxy you run."),
+    Setting("demo", False, "Load the demo city (grids and logins) at start."),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot start with."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data: Path
+    host: str
+    port: int
+    couchdb_url: str
+    store_port: int
+    max_request_bytes: int
+    max_document_bytes: int
+    max_attachment_bytes: int
+    max_batch_docs: int
+    session_hours: float
+    login_failures_per_account: int
+    login_failures_per_address: int
+    login_window_seconds: int
+    password_hash_concurrency: int
+    trust_proxy: bool
+    demo: bool
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None) -> Config:
+        """Defaults overridden by `values` (tests pass a dict); every value checked once here."""
+        values = dict(values or {})
+        unknown = set(values) - SETTINGS_BY_NAME.keys()
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        kwargs: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = values.get(setting.name, setting.default)
+            kwargs[setting.name] = _coerce(setting, raw)
+        config = cls(**kwargs)
+        config._check()
+        return config
+
+    @classmethod
+    def from_env(cls, overrides: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Config:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {s.name: environ[s.env] for s in SETTINGS if s.env in environ}
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_mapping(values)
+
+    def _check(self) -> None:
+        for name in ("max_request_bytes", "max_document_bytes", "max_attachment_bytes",
+                     "max_batch_docs", "password_hash_concurrency", "login_window_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.max_document_bytes > self.max_request_bytes:
+            raise ConfigError("max_document_bytes cannot exceed max_request_bytes")
+        if self.couchdb_url and not self.couchdb_url.startswith(("http://", "https://")):
+            raise ConfigError("COUCHDB_URL must start with http:// or https://")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.couchdb_url
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    default = setting.default
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                return raw.strip().lower() in {"1", "true", "yes", "on"}
+            return bool(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{setting.name}: {raw!r} is not a number") from exc
+    if setting.name == "data":
+        return Path(raw).expanduser().resolve()
+    return str(raw)

@@ -1,0 +1,157 @@
+"""The server's one client to CouchDB (or the embedded store): a single aiohttp session, HTTP
+statuses turned into typed exceptions in one place, and a changes-feed follower that restarts with
+back-off instead of taking the server down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+
+from server import errors
+
+log = logging.getLogger(__name__)
+
+
+class CouchFailure(Exception):
+    """CouchDB answered with an error status."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body if isinstance(body, dict) else {"error": "unknown", "reason": str(body)}
+        super().__init__(f"{status} {self.body}")
+
+    @property
+    def error(self) -> str:
+        return str(self.body.get("error", ""))
+
+    def as_couch_error(self) -> errors.CouchError:
+        return errors.CouchError(self.status, self.error or "unknown",
+                                 str(self.body.get("reason", "")))
+
+
+class NotFound(CouchFailure):
+    pass
+
+
+class Conflict(CouchFailure):
+    pass
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached (down, restarting, or its disk is full)."""
+
+
+def split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
+    """`http://user:pass@host:5984/` → (`http://host:5984`, BasicAuth)."""
+    parts = urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        from urllib.parse import unquote
+        auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth
+
+
+def db_path(db: str, *rest: str) -> str:
+    return "/" + "/".join([quote(db, safe="")] + [quote(p, safe="") for p in rest])
+
+
+class CouchClient:
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.base, self.auth = split_credentials(url)
+        self.session = session
+
+    async def open(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                   body: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
+                   timeout: float | None = 60) -> aiohttp.ClientResponse:
+        """Send a request and return the response unread, for streaming; the caller releases it."""
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            hdrs["Content-Type"] = "application/json"
+        hdrs.setdefault("Accept", "application/json")
+        hdrs["Accept-Encoding"] = "identity"  # loopback: compressing would only cost CPU
+        try:
+            return await self.session.request(
+                method, self.base + path, params=params, data=data, headers=hdrs, auth=self.auth,
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=5))
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request, read its JSON answer; error statuses become typed exceptions."""
+        resp = await self.open(method, path, **kwargs)
+        async with resp:
+            try:
+                payload = await resp.json(content_type=None)
+            except (json.JSONDecodeError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                    UnicodeDecodeError) as exc:
+                if resp.status >= 500 or isinstance(exc, aiohttp.ClientError):
+                    raise StoreUnavailable(f"{resp.status}: unreadable answer") from exc
+                payload = {"error": "unknown", "reason": "unreadable answer"}
+        if resp.status >= 400:
+            raise failure(resp.status, payload)
+        return payload
+
+    async def get(self, path: str, **params: str) -> Any:
+        return await self.request("GET", path, params=params or None)
+
+    async def put(self, path: str, body: Any, **params: str) -> Any:
+        return await self.request("PUT", path, body=body, params=params or None)
+
+    async def post(self, path: str, body: Any, **params: str) -> Any:
+        return await self.request("POST", path, body=body, params=params or None)
+
+    async def ensure_db(self, db: str) -> bool:
+        """Create `db` if missing; True when it was created."""
+        try:
+            await self.put(db_path(db), None)
+            return True
+        except CouchFailure as exc:
+            if exc.status == 412:
+                return False
+            raise
+
+    async def follow(self, db: str, since: str = "0", *, include_docs: bool = True,
+                     heartbeat_ms: int = 10_000) -> AsyncIterator[tuple[dict[str, Any], str]]:
+        """Yield (change, seq) for every change of `db` after `since`, for ever. A failure of the
+        store restarts the feed from the last seq with back-off; it never ends the server."""
+        delay = 0.5
+        while True:
+            try:
+                params = {"feed": "longpoll", "since": since, "heartbeat": str(heartbeat_ms),
+                          "limit": "500", "style": "all_docs"}
+                if include_docs:
+                    params["include_docs"] = "true"
+                page = await self.request("GET", db_path(db, "_changes"), params=params,
+                                          timeout=None)
+                delay = 0.5
+                for change in page.get("results", []):
+                    since = str(change.get("seq", since))
+                    yield change, since
+                since = str(page.get("last_seq", since))
+            except asyncio.CancelledError:
+                raise
+            except (StoreUnavailable, CouchFailure) as exc:
+                log.warning("changes feed of %s failed (%s); retrying in %.1fs", db, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+
+def failure(status: int, payload: Any) -> CouchFailure:
+    if status == 404:
+        return NotFound(status, payload)
+    if status == 409:
+        return Conflict(status, payload)
+    if status >= 500:
+        return CouchFailure(status, payload)
+    return CouchFailure(status, payload)

@@ -1,0 +1,145 @@
+"""The directory database (grids and users), written by the `linli` commands through
+python-couchdb, whose plain synchronous API suits scripts. The running server does not need to be
+told: it follows the directory's changes feed (app.py) and sees a new grid or user within a
+second."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import couchdb
+
+from server.auth import hash_password, new_session_salt
+from server.config import Config
+from server.scope import (
+    DIRECTORY_DB,
+    GRID_CODE,
+    RECEIPTS_DB,
+    ROLES,
+    USER_NAME,
+    Grid,
+    User,
+    grid_db,
+)
+from server.store import EmbeddedStore, running_store_url
+
+MIN_PASSWORD_LENGTH = 8
+
+
+class DirectoryError(ValueError):
+    """A `linli` command was given something it cannot do; the message says what."""
+
+
+@contextlib.contextmanager
+def open_store(config: Config) -> Iterator[couchdb.Server]:
+    """The installation's CouchDB: COUCHDB_URL, or the embedded store that `linli serve` runs
+    for this data folder, or (when no server is running) the embedded store started just for
+    this command."""
+    if config.couchdb_url:
+        yield prepared(couchdb.Server(config.couchdb_url))
+        return
+    url = running_store_url(config.data)
+    if url is not None:
+        yield prepared(couchdb.Server(url))
+        return
+    store = EmbeddedStore(config.data, config.store_port)
+    store.start_sync()
+    try:
+        yield prepared(couchdb.Server(store.url))
+    finally:
+        store.stop_sync()
+
+
+def prepared(server: couchdb.Server) -> couchdb.Server:
+    for name in (DIRECTORY_DB, RECEIPTS_DB):
+        if name not in server:
+            with contextlib.suppress(couchdb.PreconditionFailed):
+                server.create(name)
+    return server
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
+             street: str = "") -> Grid:
+    """Register a grid and create its database (idempotent for the database)."""
+    if not GRID_CODE.match(code):
+        raise DirectoryError(f"网格编码 {code!r} 无效：只用小写字母、数字和 _ / grid code {code!r} "
+                             "is invalid: use lowercase letters, digits and _")
+    if not name.strip():
+        raise DirectoryError("网格名称不能为空 / the grid needs a name")
+    directory = server[DIRECTORY_DB]
+    doc_id = f"grid:{code}"
+    doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id, "created_at": _now()})
+    doc.update(type="grid", code=code, name=name.strip(), community=community, street=street)
+    db = grid_db(code)
+    if db not in server:
+        with contextlib.suppress(couchdb.PreconditionFailed):
+            server.create(db)
+    directory.save(doc)
+    return Grid.from_doc(doc)
+
+
+def list_grids(server: couchdb.Server) -> list[Grid]:
+    directory = server[DIRECTORY_DB]
+    rows = directory.view("_all_docs", startkey="grid:", endkey="grid:\ufff0", include_docs=True)
+    return [Grid.from_doc(row.doc) for row in rows]
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise DirectoryError(f"密码至少 {MIN_PASSWORD_LENGTH} 位 / the password needs at least "
+                             f"{MIN_PASSWORD_LENGTH} characters")
+
+
+def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
+             grids: Iterable[str] = (), communities: Iterable[str] = (),
+             streets: Iterable[str] = ()) -> User:
+    if not USER_NAME.match(name):
+        raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
+                             f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
+    if role not in ROLES:
+        raise DirectoryError(f"角色 {role!r} 无效，应为 {', '.join(ROLES)} / unknown role")
+    check_password_strength(password)
+    grids, communities, streets = sorted(set(grids)), sorted(set(communities)), sorted(set(streets))
+    if role == "worker" and not grids:
+        raise DirectoryError("网格员至少要分配一个网格 (--grid) / a worker needs a --grid")
+    if role == "supervisor" and not (communities or streets):
+        raise DirectoryError("督导员要指定 --community 或 --street / a supervisor needs "
+                             "--community or --street")
+    known = {g.code for g in list_grids(server)}
+    unknown = [g for g in grids if g not in known]
+    if unknown:
+        raise DirectoryError(f"没有这些网格：{', '.join(unknown)} / unknown grid(s)")
+    directory = server[DIRECTORY_DB]
+    doc_id = f"user:{name}"
+    if doc_id in directory:
+        raise DirectoryError(f"用户 {name} 已存在 / user {name} already exists")
+    doc = {"_id": doc_id, "type": "user", "name": name, "role": role, "grids": grids,
+           "communities": communities, "streets": streets, "password": hash_password(password),
+           "session_salt": new_session_salt(), "disabled": False, "created_at": _now()}
+    directory.save(doc)
+    return User.from_doc(doc)
+
+
+def set_password(server: couchdb.Server, name: str, password: str) -> None:
+    """A new password; the new session salt also ends every session the user had open."""
+    check_password_strength(password)
+    directory = server[DIRECTORY_DB]
+    doc = directory.get(f"user:{name}")
+    if doc is None:
+        raise DirectoryError(f"没有用户 {name} / no user {name}")
+    doc["password"] = hash_password(password)
+    doc["session_salt"] = new_session_salt()
+    directory.save(doc)
+
+
+def list_users(server: couchdb.Server) -> list[User]:
+    directory = server[DIRECTORY_DB]
+    rows = directory.view("_all_docs", startkey="user:", endkey="user:\ufff0", include_docs=True)
+    return [User.from_doc(row.doc) for row in rows]

@@ -1,0 +1,98 @@
+"""One error path for the whole app: CouchDB's `{"error", "reason"}` shape and status codes, so
+every CouchDB client understands it, with a reason a field worker can read (zh-CN first, then
+English)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+
+def bilingual(zh: str, en: str) -> str:
+    return f"{zh} / {en}"
+
+
+class CouchError(Exception):
+    """An answer in CouchDB's error shape; raised anywhere, rendered by the error middleware."""
+
+    def __init__(self, status: int, error: str, reason: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.error = error
+        self.reason = reason
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        return json_response({"error": self.error, "reason": self.reason}, status=self.status,
+                             headers=self.headers)
+
+
+def json_response(body: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status=status, content_type="application/json", headers=headers)
+
+
+def bad_request(zh: str, en: str) -> CouchError:
+    return CouchError(400, "bad_request", bilingual(zh, en))
+
+
+def unauthorized(zh: str = "请先登录", en: str = "You are not logged in.") -> CouchError:
+    return CouchError(401, "unauthorized", bilingual(zh, en))
+
+
+def forbidden(zh: str, en: str) -> CouchError:
+    return CouchError(403, "forbidden", bilingual(zh, en))
+
+
+def db_not_found() -> CouchError:
+    # CouchDB's own reason, so a database outside the user's scope reads exactly like a missing one.
+    return CouchError(404, "not_found", "Database does not exist.")
+
+
+def doc_not_found(reason: str = "missing") -> CouchError:
+    return CouchError(404, "not_found", reason)
+
+
+def too_large(zh: str, en: str) -> CouchError:
+    return CouchError(413, "too_large", bilingual(zh, en))
+
+
+def unsupported_media(zh: str, en: str) -> CouchError:
+    return CouchError(415, "bad_content_type", bilingual(zh, en))
+
+
+def too_many_requests(retry_after: int) -> CouchError:
+    return CouchError(
+        429, "too_many_requests",
+        bilingual(f"尝试次数过多，请 {retry_after} 秒后再试",
+                  f"Too many attempts; try again in {retry_after} seconds."),
+        headers={"Retry-After": str(retry_after)})
+
+
+def store_unavailable() -> CouchError:
+    return CouchError(
+        503, "service_unavailable",
+        bilingual("服务器的数据库暂时不可用，记录仍保存在手机上，稍后会自动重试",
+                  "The server's database is briefly unavailable; records stay on the phone and "
+                  "will be retried."),
+        headers={"Retry-After": "5"})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CouchError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge:
+        return too_large("请求内容过大", "The request body is too large.").response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        return json_response({"error": error, "reason": exc.reason}, status=exc.status)

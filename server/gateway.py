@@ -1,0 +1,544 @@
+"""The CouchDB-compatible endpoint at `/couch/`: the replication gateway.
+
+Routing is explicit and lives in this file. Every request is authenticated (cookie or Basic), then
+its database is resolved to what the user may do there; a database outside the user's scope
+answers exactly like a missing one. On a grid database:
+
+- reads a PouchDB client needs (`GET /db`, `_changes`, `_bulk_get`, `_all_docs`, `_revs_diff`,
+  documents, attachments, views) are relayed as streams, with only known query parameters
+  forwarded (the embedded store crashes on a bad `_changes` filter, so only `_doc_ids` is allowed);
+- every write (`_bulk_docs`, `PUT`/`POST`/`DELETE` of a document or attachment) is validated first
+  (validation.py) and recorded in a receipt (replication.py);
+- `_local/` checkpoints are kept apart per user.
+
+Databases created outside Linli's naming scheme are passed through untouched, to admins only,
+so CouchDB tools find no surprise there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from aiohttp import web
+
+from server import errors, replication
+from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
+from server.couch import CouchFailure, StoreUnavailable, db_path
+from server.keys import AUTH, CONFIG, COUCH, DIRECTORY, INSTALLATION, SCHEMAS, STORE
+from server.scope import DbAccess, User, grid_of_db, is_linli_name
+from server.validation import (
+    WriteContext,
+    check_attachment_upload,
+    check_deletion,
+    check_document,
+)
+
+PREFIX = "/couch"
+COUCHDB_VERSION = "3.3.3"  # the CouchDB API the gateway speaks
+MAX_UUIDS = 1000
+
+CHANGES_PARAMS = frozenset({"since", "limit", "heartbeat", "style", "include_docs", "conflicts",
+                            "feed", "timeout", "descending", "attachments", "att_encoding_info",
+                            "filter", "doc_ids", "seq_interval"})
+DOC_PARAMS = frozenset({"rev", "revs", "open_revs", "latest", "conflicts", "attachments",
+                        "att_encoding_info", "revs_info", "deleted_conflicts", "local_seq",
+                        "atts_since"})
+ALL_DOCS_PARAMS = frozenset({"keys", "key", "startkey", "endkey", "start_key", "end_key",
+                             "startkey_docid", "endkey_docid", "start_key_doc_id",
+                             "end_key_doc_id", "limit", "skip", "descending", "include_docs",
+                             "conflicts", "inclusive_end", "update_seq", "attachments"})
+VIEW_PARAMS = ALL_DOCS_PARAMS | {"reduce", "group", "group_level", "stale", "update"}
+BULK_GET_PARAMS = frozenset({"revs", "latest", "attachments"})
+NUMERIC_PARAMS = frozenset({"limit", "skip", "heartbeat", "timeout", "group_level",
+                            "seq_interval"})
+FEEDS = frozenset({"normal", "longpoll", "continuous"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH", "COPY"})
+RAW_REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match", "Destination")
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+def client_address(request: web.Request) -> str:
+    if request.app[CONFIG].trust_proxy and "X-Forwarded-For" in request.headers:
+        return request.headers["X-Forwarded-For"].split(",")[0].strip()
+    return request.remote or "unknown"
+
+
+def is_secure(request: web.Request) -> bool:
+    if request.app[CONFIG].trust_proxy:
+        return request.headers.get("X-Forwarded-Proto", request.scheme) == "https"
+    return request.secure
+
+
+def own_origin(request: web.Request) -> str:
+    return f"{'https' if is_secure(request) else 'http'}://{request.host}"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Who is asking: HTTP Basic on any request, or the session cookie. A cookie-borne unsafe
+    request from another site is refused (CSRF), on top of the SameSite=Strict cookie."""
+    auth = request.app[AUTH]
+    user: User | None = None
+    renew = False
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        user = await auth.check_basic(header, client_address(request))
+    elif SESSION_COOKIE in request.cookies:
+        found = auth.read_session(request.cookies[SESSION_COOKIE])
+        if found is not None:
+            user, issued = found
+            renew = time.time() - issued > SESSION_RENEW_SECONDS
+            if request.method in UNSAFE_METHODS:
+                check_same_origin(request)
+    request["user"] = user
+    response = await handler(request)
+    if renew and user is not None and not response.prepared:
+        auth.set_cookie(response, request, user, secure=is_secure(request))
+    return response
+
+
+def check_same_origin(request: web.Request) -> None:
+    origin = request.headers.get("Origin")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if (origin is not None and origin != own_origin(request)) or fetch_site == "cross-site":
+        raise errors.forbidden("请求来自其他网站，已拒绝", "Cross-site request refused.")
+
+
+@web.middleware
+async def store_errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The store's own errors keep their CouchDB shape; an unreachable store is a 503 with
+    Retry-After, so clients back off and retry instead of giving up."""
+    try:
+        return await handler(request)
+    except CouchFailure as exc:
+        raise exc.as_couch_error() from None
+    except StoreUnavailable:
+        raise errors.store_unavailable() from None
+
+
+def require_user(request: web.Request) -> User:
+    user: User | None = request.get("user")
+    if user is None:
+        raise errors.unauthorized()
+    return user
+
+
+# -- request parsing --------------------------------------------------------------------------
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, RecursionError):
+        raise errors.bad_request("请求内容不是有效的 JSON",
+                                 "The request body is not valid JSON.") from None
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+    if request.content_type != "application/json":
+        if allow_empty and not request.can_read_body:
+            return {}
+        raise errors.unsupported_media("请求内容类型应为 application/json",
+                                       "Content-Type must be application/json.")
+    raw = await request.read()  # bounded by client_max_size: 413 above it
+    if allow_empty and not raw.strip():
+        return {}
+    return parse_json(raw)
+
+
+async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    body = await read_json(request, allow_empty=allow_empty)
+    if not isinstance(body, dict):
+        raise errors.bad_request("请求内容应为 JSON 对象",
+                                 "The request body must be a JSON object.")
+    return body
+
+
+def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
+    params = {k: v for k, v in query.items() if k in allowed}
+    for name in NUMERIC_PARAMS & params.keys():
+        if not params[name].isdigit():
+            raise errors.bad_request(f"参数 {name} 应为非负整数",
+                                     f"Query parameter {name} must be a non-negative integer.")
+    return params
+
+
+def check_count(items: Any, limit: int, what: str) -> None:
+    if len(items) > limit:
+        raise errors.too_large(f"一次最多 {limit} 条{what}，收到 {len(items)} 条",
+                               f"At most {limit} {what} items per request, got {len(items)}.")
+
+
+def path_segments(request: web.Request) -> list[str]:
+    """The path after /couch/, split on '/' before decoding, so `a%2Fb` stays one segment."""
+    raw = request.rel_url.raw_path[len(PREFIX):].lstrip("/")
+    return [unquote(s) for s in raw.split("/")] if raw else []
+
+
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    return errors.json_response(body, status=status)
+
+
+# -- the one entry point ----------------------------------------------------------------------
+
+async def couch_endpoint(request: web.Request) -> web.StreamResponse:
+    segments = path_segments(request)
+    if not segments or segments == [""]:
+        return welcome(request)
+    head = segments[0]
+    if head.startswith("_"):
+        return await server_endpoint(request, head, segments[1:])
+    user = require_user(request)
+    access = request.app[DIRECTORY].access(user, head)
+    if access is None:
+        return database_out_of_scope(request, user, head, segments[1:])
+    if access.raw:
+        return await raw_proxy(request)
+    return await grid_endpoint(request, user, access, segments[1:])
+
+
+def welcome(request: web.Request) -> web.Response:
+    return json_answer({"couchdb": "Welcome", "version": COUCHDB_VERSION,
+                        "uuid": request.app[INSTALLATION].uuid,
+                        "vendor": {"name": "Linli 邻里"}, "features": []})
+
+
+def database_out_of_scope(request: web.Request, user: User, db: str,
+                          rest: list[str]) -> web.Response:
+    """Answers for a database the user may not reach: the same as for a missing one."""
+    if request.method == "PUT" and not rest:
+        if not user.is_admin:
+            raise errors.CouchError(401, "unauthorized", "You are not a server admin.")
+        if grid_of_db(db) is not None:
+            raise errors.forbidden("网格数据库由 linli grid add 创建",
+                                   "Grid databases are created with `linli grid add`.")
+        if is_linli_name(db):
+            raise errors.forbidden("这是 Linli 的保留名称", "This database name is reserved.")
+        raise errors.bad_request("数据库名称无效", "Illegal database name.")
+    raise errors.db_not_found()
+
+
+# -- /couch/_session, _all_dbs, _uuids ----------------------------------------------------------
+
+async def server_endpoint(request: web.Request, head: str, rest: list[str]) -> web.StreamResponse:
+    if rest:
+        raise errors.doc_not_found()
+    if head == "_session":
+        return await session_endpoint(request)
+    if head == "_all_dbs" and request.method in ("GET", "HEAD"):
+        user = require_user(request)
+        all_dbs = await request.app[COUCH].get("/_all_dbs")
+        return json_answer(request.app[DIRECTORY].visible_dbs(user, all_dbs))
+    if head == "_uuids" and request.method in ("GET", "HEAD"):
+        require_user(request)
+        count = pick(request.query, frozenset({"count"})).get("count", "1")
+        if int(count) > MAX_UUIDS:
+            raise errors.bad_request(f"一次最多 {MAX_UUIDS} 个", f"count must be at most "
+                                     f"{MAX_UUIDS}.")
+        return json_answer({"uuids": [uuid.uuid4().hex for _ in range(int(count))]})
+    if head == "_up" and request.method in ("GET", "HEAD"):
+        await request.app[COUCH].get("/")
+        return json_answer({"status": "ok"})
+    if request.get("user") is None:
+        raise errors.unauthorized()
+    raise errors.doc_not_found()
+
+
+def user_context(user: User | None) -> dict[str, Any]:
+    if user is None:
+        return {"name": None, "roles": []}
+    return {"name": user.name, "roles": (["_admin"] if user.is_admin else []) + [user.role]}
+
+
+async def session_endpoint(request: web.Request) -> web.Response:
+    auth = request.app[AUTH]
+    if request.method == "GET":
+        user = request.get("user")
+        method = "cookie" if SESSION_COOKIE in request.cookies and user else (
+            "default" if user else None)
+        info: dict[str, Any] = {"authentication_handlers": ["cookie", "default"]}
+        if method:
+            info["authenticated"] = method
+        return json_answer({"ok": True, "userCtx": user_context(user), "info": info})
+    if request.method == "DELETE":
+        response = json_answer({"ok": True})
+        auth.clear_cookie(response)
+        return response
+    if request.method != "POST":
+        raise errors.CouchError(405, "method_not_allowed", "Only GET,POST,DELETE allowed")
+    check_same_origin(request)  # login CSRF: a foreign page must not log a phone into its account
+    if request.content_type == "application/x-www-form-urlencoded":
+        raw = await request.read()
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+    else:
+        form = await read_object(request)
+    name, password = form.get("name", form.get("username")), form.get("password")
+    if not isinstance(name, str) or not isinstance(password, str) or not name:
+        raise errors.bad_request("请输入用户名和密码", "A name and a password are required.")
+    user = await auth.check_password(name, password, client_address(request))
+    response = json_answer({"ok": True, "name": user.name, "roles": user_context(user)["roles"]})
+    auth.set_cookie(response, request, user, secure=is_secure(request))
+    return response
+
+
+# -- a grid database --------------------------------------------------------------------------
+
+def method_not_allowed(allowed: str) -> errors.CouchError:
+    return errors.CouchError(405, "method_not_allowed", f"Only {allowed} allowed")
+
+
+def write_context(request: web.Request, user: User, access: DbAccess) -> WriteContext:
+    config = request.app[CONFIG]
+    return WriteContext(user=user, grid=access.grid,
+                        max_document_bytes=config.max_document_bytes,
+                        max_attachment_bytes=config.max_attachment_bytes)
+
+
+async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
+                        rest: list[str]) -> web.StreamResponse:
+    couch, db, method = request.app[COUCH], access.db, request.method
+    if not rest or rest == [""]:
+        if method in ("GET", "HEAD"):
+            return await replication.relay(request, couch, "GET", db_path(db))
+        if method == "POST":
+            return await write_document(request, user, access, None)
+        if method == "PUT":
+            raise errors.CouchError(412, "file_exists", "The database could not be created, "
+                                    "the file already exists.")
+        raise method_not_allowed("GET,HEAD,POST,PUT")
+    special = rest[0]
+    if special == "_changes":
+        return await changes(request, access)
+    if special == "_bulk_docs":
+        return await bulk_docs(request, user, access)
+    if special in ("_bulk_get", "_revs_diff"):
+        return await bulk_read(request, access, special)
+    if special == "_all_docs":
+        return await all_docs(request, access)
+    if special == "_local" and len(rest) == 2:
+        return await local_document(request, user, access, rest[1])
+    if special == "_design" and len(rest) >= 2:
+        ddoc = f"_design/{rest[1]}"
+        if len(rest) == 2:
+            return await document(request, user, access, ddoc)
+        if len(rest) == 4 and rest[2] == "_view" and method in ("GET", "HEAD"):
+            return await replication.relay(request, couch, "GET",
+                                           db_path(db, ddoc, "_view", rest[3]),
+                                           params=pick(request.query, VIEW_PARAMS))
+    if special.startswith("_"):
+        if user.is_admin:  # maintenance (_security, _compact, _find...) stays an admin's tool
+            return await raw_proxy(request)
+        raise errors.forbidden("此操作不能通过网关进行",
+                               "This operation is not available through the gateway.")
+    if len(rest) == 1:
+        return await document(request, user, access, special)
+    return await attachment(request, user, access, special, "/".join(rest[1:]))
+
+
+async def changes(request: web.Request, access: DbAccess) -> web.StreamResponse:
+    """The changes feed, normal or longpoll (or continuous), streamed. A grid database is wholly
+    in its users' scope, so nothing is filtered out here; `_doc_ids` is the only filter."""
+    if request.method not in ("GET", "POST"):
+        raise method_not_allowed("GET,POST")
+    params = pick(request.query, CHANGES_PARAMS)
+    chosen_filter = params.pop("filter", None)
+    query_ids = params.pop("doc_ids", None)
+    feed = params.get("feed", "normal")
+    if feed not in FEEDS:
+        raise errors.bad_request(f"不支持 feed={feed}", f"feed={feed} is not supported.")
+    if chosen_filter not in (None, "_doc_ids"):
+        raise errors.bad_request(f"不支持过滤器 {chosen_filter}，只支持 _doc_ids",
+                                 f"Filter {chosen_filter!r} is not supported; only _doc_ids is.")
+    body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
+    timeout = None if feed != "normal" else 120
+    if chosen_filter is None:
+        return await replication.relay(request, request.app[COUCH], "GET",
+                                       db_path(access.db, "_changes"), params=params,
+                                       timeout=timeout)
+    doc_ids = body.get("doc_ids")
+    if doc_ids is None and query_ids is not None:
+        doc_ids = parse_json(query_ids.encode())
+    if not isinstance(doc_ids, list) or not all(isinstance(i, str) for i in doc_ids):
+        raise errors.bad_request("doc_ids 应为记录编号列表",
+                                 "doc_ids must be a list of document ids.")
+    check_count(doc_ids, request.app[CONFIG].max_batch_docs, "doc_ids")
+    return await replication.relay(request, request.app[COUCH], "POST",
+                                   db_path(access.db, "_changes"),
+                                   params={**params, "filter": "_doc_ids"},
+                                   body={"doc_ids": doc_ids}, timeout=timeout)
+
+
+async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.Response:
+    if request.method != "POST":
+        raise method_not_allowed("POST")
+    body = await read_object(request)
+    docs, new_edits = body.get("docs"), body.get("new_edits", True)
+    if not isinstance(docs, list):
+        raise errors.bad_request("缺少 docs 列表", "POST body must include a `docs` list.")
+    if not isinstance(new_edits, bool):
+        raise errors.bad_request("new_edits 应为 true 或 false", "new_edits must be a boolean.")
+    check_count(docs, request.app[CONFIG].max_batch_docs, "")
+    results = await replication.write_batch(
+        request.app[COUCH], request.app[SCHEMAS], write_context(request, user, access),
+        access.db, docs, new_edits)
+    return json_answer(results, status=201)
+
+
+async def bulk_read(request: web.Request, access: DbAccess, endpoint: str) -> web.StreamResponse:
+    if request.method != "POST":
+        raise method_not_allowed("POST")
+    body = await read_object(request)
+    items = body.get("docs") if endpoint == "_bulk_get" else body
+    if not isinstance(items, (list, dict)):
+        raise errors.bad_request("缺少 docs 列表", "POST body must include a `docs` list.")
+    check_count(items, request.app[CONFIG].max_batch_docs, "")
+    params = pick(request.query, BULK_GET_PARAMS) if endpoint == "_bulk_get" else {}
+    return await replication.relay(request, request.app[COUCH], "POST",
+                                   db_path(access.db, endpoint), params=params, body=body)
+
+
+async def all_docs(request: web.Request, access: DbAccess) -> web.StreamResponse:
+    params = pick(request.query, ALL_DOCS_PARAMS)
+    path = db_path(access.db, "_all_docs")
+    if request.method in ("GET", "HEAD"):
+        return await replication.relay(request, request.app[COUCH], "GET", path, params=params)
+    if request.method != "POST":
+        raise method_not_allowed("GET,HEAD,POST")
+    body = await read_object(request)
+    keys = body.get("keys")
+    if keys is not None:
+        if not isinstance(keys, list):
+            raise errors.bad_request("keys 应为列表", "`keys` must be a list.")
+        check_count(keys, request.app[CONFIG].max_batch_docs, "keys")
+    return await replication.relay(request, request.app[COUCH], "POST", path, params=params,
+                                   body={"keys": keys} if keys is not None else {})
+
+
+async def local_document(request: web.Request, user: User, access: DbAccess,
+                         client_id: str) -> web.Response:
+    couch, local_id = request.app[COUCH], f"_local/{client_id}"
+    if request.method == "GET":
+        return json_answer(await replication.read_local(couch, user, access.db, local_id))
+    if request.method == "PUT":
+        doc = await read_object(request)
+        result = await replication.write_local(couch, user, access.db, local_id, doc)
+        return json_answer(result, status=201)
+    if request.method == "DELETE":
+        rev = request.query.get("rev", "")
+        return json_answer(await replication.delete_local(couch, user, access.db, local_id, rev))
+    raise method_not_allowed("GET,PUT,DELETE")
+
+
+async def document(request: web.Request, user: User, access: DbAccess,
+                   doc_id: str) -> web.StreamResponse:
+    if request.method in ("GET", "HEAD"):
+        return await replication.relay(request, request.app[COUCH], "GET",
+                                       db_path(access.db, doc_id),
+                                       params=pick(request.query, DOC_PARAMS))
+    if request.method == "PUT":
+        return await write_document(request, user, access, doc_id)
+    if request.method == "DELETE":
+        return await delete_document(request, user, access, doc_id)
+    raise method_not_allowed("GET,HEAD,PUT,DELETE")
+
+
+async def write_document(request: web.Request, user: User, access: DbAccess,
+                         doc_id: str | None) -> web.Response:
+    """A single `PUT /db/id` or `POST /db`: the same checks as a batch, CouchDB's statuses."""
+    doc = await read_object(request)
+    if doc_id is not None:
+        doc["_id"] = doc_id
+    elif "_id" not in doc:
+        doc["_id"] = f"{doc['type']}:{uuid.uuid4().hex}" if isinstance(
+            doc.get("type"), str) else uuid.uuid4().hex
+    if "rev" in request.query and "_rev" not in doc:
+        doc["_rev"] = request.query["rev"]
+    couch, db = request.app[COUCH], access.db
+    ctx = write_context(request, user, access)
+    if isinstance(doc["_id"], str):
+        authors = await replication.stored_authors(couch, db, [doc["_id"]])
+        ctx = WriteContext(user=ctx.user, grid=ctx.grid,
+                           max_document_bytes=ctx.max_document_bytes,
+                           max_attachment_bytes=ctx.max_attachment_bytes, stored_authors=authors)
+    refusal = check_document(doc, ctx, request.app[SCHEMAS], replication.encoded_size(doc))
+    if refusal is not None:
+        raise replication.refusal_error(refusal)
+    params = {"new_edits": "false"} if request.query.get("new_edits") == "false" else {}
+    result = await couch.put(db_path(db, doc["_id"]), doc, **params)
+    await replication.record_receipt(couch, user, db, [[str(doc["_id"]), str(result.get("rev"))]])
+    return json_answer(result, status=201)
+
+
+async def delete_document(request: web.Request, user: User, access: DbAccess,
+                          doc_id: str) -> web.Response:
+    couch, db = request.app[COUCH], access.db
+    authors = await replication.stored_authors(couch, db, [doc_id])
+    ctx = write_context(request, user, access)
+    refusal = check_deletion(doc_id, authors.get(doc_id), ctx)
+    if refusal is not None:
+        raise replication.refusal_error(refusal)
+    result = await couch.request("DELETE", db_path(db, doc_id),
+                                 params={"rev": request.query.get("rev", "")})
+    await replication.record_receipt(couch, user, db, [[doc_id, str(result.get("rev"))]])
+    return json_answer(result)
+
+
+async def attachment(request: web.Request, user: User, access: DbAccess, doc_id: str,
+                     name: str) -> web.StreamResponse:
+    couch, db = request.app[COUCH], access.db
+    path = db_path(db, doc_id, name)
+    params = pick(request.query, frozenset({"rev"}))
+    if request.method in ("GET", "HEAD"):
+        return await replication.relay(request, couch, "GET", path, params=params)
+    if request.method not in ("PUT", "DELETE"):
+        raise method_not_allowed("GET,HEAD,PUT,DELETE")
+    ctx = write_context(request, user, access)
+    if doc_id.startswith("_design/") and not user.is_admin:
+        raise errors.forbidden("只有管理员可以修改设计文档",
+                               "Only admins may write design documents.")
+    if request.method == "PUT":
+        content = await request.read()
+        refusal = check_attachment_upload(name, request.content_type, len(content), ctx)
+        if refusal is not None:
+            raise replication.refusal_error(refusal)
+        result = await couch.request("PUT", path, params=params, data=content,
+                                     headers={"Content-Type": request.content_type})
+    else:
+        result = await couch.request("DELETE", path, params=params)
+    await replication.record_receipt(couch, user, db, [[doc_id, str(result.get("rev"))]])
+    return json_answer(result, status=201 if request.method == "PUT" else 200)
+
+
+# -- raw CouchDB, admins only -----------------------------------------------------------------
+
+async def raw_proxy(request: web.Request) -> web.StreamResponse:
+    """A database outside Linli's naming scheme (or an admin's maintenance call): relayed as it
+    came, so CouchDB tools behave as against CouchDB. The one exception protects the embedded
+    store, which crashes on `_changes` filters other than `_doc_ids`."""
+    path = request.rel_url.raw_path[len(PREFIX):]
+    chosen_filter = request.query.get("filter")
+    if (STORE in request.app and "_changes" in path
+            and chosen_filter not in (None, "_doc_ids")):
+        raise errors.bad_request("内置数据库不支持此过滤器",
+                                 f"The embedded store cannot run filter {chosen_filter!r} safely; "
+                                 "use a real CouchDB for it.")
+    headers = {h: request.headers[h] for h in RAW_REQUEST_HEADERS if h in request.headers}
+    data = await request.read() if request.can_read_body else None
+    timeout = None if request.query.get("feed") in ("longpoll", "continuous") else 120
+    return await replication.relay(request, request.app[COUCH], request.method, path,
+                                   params=request.query, data=data, headers=headers,
+                                   timeout=timeout)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_route("*", PREFIX, couch_endpoint)
+    app.router.add_route("*", PREFIX + "/{tail:.*}", couch_endpoint)

@@ -1,0 +1,23 @@
+"""Every piece of shared state the app holds, declared in one place (no module singletons)."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from server.auth import Authenticator
+from server.config import Config
+from server.couch import CouchClient
+from server.installation import Installation
+from server.scope import Directory
+from server.store import EmbeddedStore
+from server.validation import SchemaRegistry
+
+CONFIG = web.AppKey("config", Config)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+COUCH = web.AppKey("couch", CouchClient)
+STORE = web.AppKey("store", EmbeddedStore)  # only when running on the embedded store
+INSTALLATION = web.AppKey("installation", Installation)
+DIRECTORY = web.AppKey("directory", Directory)
+AUTH = web.AppKey("auth", Authenticator)
+SCHEMAS = web.AppKey("schemas", SchemaRegistry)

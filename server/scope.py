@@ -1,0 +1,169 @@
+"""Who may reach which database. A grid (网格) is the unit of work and of access: one database per
+grid, so a worker's replication is a plain, unfiltered replication and isolation is a matter of
+which database a user may reach. The directory (hierarchy and users) is server-only.
+
+Roles:
+- admin (管理员): every grid, plus databases created outside Linli's naming scheme (raw CouchDB);
+- supervisor (社区/街道工作人员): the grids of their communities or streets;
+- worker (网格员): the grids they are assigned;
+- resident (居民): nothing through replication yet; they will see a filtered slice of their grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+GRID_DB_PREFIX = "grid-"
+DIRECTORY_DB = "linli-directory"
+RECEIPTS_DB = "linli-receipts"
+INTERNAL_PREFIXES = ("linli-", "_")
+
+ROLES = ("admin", "supervisor", "worker", "resident")
+Role = Literal["admin", "supervisor", "worker", "resident"]
+
+GRID_CODE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+# CouchDB's own rule for database names.
+COUCH_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+
+
+def grid_db(code: str) -> str:
+    if not GRID_CODE.match(code):
+        raise ValueError(f"grid code {code!r}: use 1–63 lowercase letters, digits or _")
+    return GRID_DB_PREFIX + code
+
+
+def grid_of_db(db: str) -> str | None:
+    if db.startswith(GRID_DB_PREFIX):
+        code = db[len(GRID_DB_PREFIX):]
+        if GRID_CODE.match(code):
+            return code
+    return None
+
+
+def is_internal(db: str) -> bool:
+    return db.startswith(INTERNAL_PREFIXES)
+
+
+def is_linli_name(db: str) -> bool:
+    """Names Linli owns: grid databases (validated) and internal ones (never exposed)."""
+    return db.startswith(GRID_DB_PREFIX) or is_internal(db)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A grid (网格) in the directory, with the community (社区) and street (街道) above it."""
+
+    code: str
+    name: str
+    community: str = ""
+    street: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Grid:
+        return cls(code=str(doc["code"]), name=str(doc.get("name", "")),
+                   community=str(doc.get("community") or ""), street=str(doc.get("street") or ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    grids: frozenset[str] = frozenset()
+    communities: frozenset[str] = frozenset()
+    streets: frozenset[str] = frozenset()
+    password: str = ""
+    session_salt: str = ""
+    disabled: bool = False
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> User:
+        role = doc.get("role")
+        if role not in ROLES:
+            raise ValueError(f"user {doc.get('name')!r} has unknown role {role!r}")
+        return cls(name=str(doc["name"]), role=role,
+                   grids=frozenset(doc.get("grids") or ()),
+                   communities=frozenset(doc.get("communities") or ()),
+                   streets=frozenset(doc.get("streets") or ()),
+                   password=str(doc.get("password", "")),
+                   session_salt=str(doc.get("session_salt", "")),
+                   disabled=bool(doc.get("disabled", False)))
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclasses.dataclass(frozen=True)
+class DbAccess:
+    """What a user may do with one database they can reach."""
+
+    db: str
+    grid: str | None  # None for a raw (non-Linli) database, reached by admins only
+    write: bool
+
+    @property
+    def raw(self) -> bool:
+        return self.grid is None
+
+
+class Directory:
+    """The in-memory index of users and grids, kept current from the directory database's
+    changes feed, so a scope check costs no database round trip."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.grids: dict[str, Grid] = {}
+
+    def apply(self, doc: Mapping[str, Any]) -> None:
+        doc_id = str(doc.get("_id", ""))
+        kind, _, key = doc_id.partition(":")
+        deleted = bool(doc.get("_deleted"))
+        if kind == "user":
+            if deleted:
+                self.users.pop(key, None)
+            else:
+                try:
+                    self.users[key] = User.from_doc(doc)
+                except (KeyError, ValueError):
+                    self.users.pop(key, None)
+        elif kind == "grid":
+            if deleted:
+                self.grids.pop(key, None)
+            else:
+                try:
+                    self.grids[key] = Grid.from_doc(doc)
+                except KeyError:
+                    self.grids.pop(key, None)
+
+    def grids_of(self, user: User) -> frozenset[str]:
+        if user.disabled:
+            return frozenset()
+        if user.role == "admin":
+            return frozenset(self.grids)
+        if user.role == "supervisor":
+            return frozenset(g.code for g in self.grids.values()
+                             if g.community in user.communities or g.street in user.streets)
+        if user.role == "worker":
+            return frozenset(code for code in user.grids if code in self.grids)
+        return frozenset()
+
+    def access(self, user: User | None, db: str) -> DbAccess | None:
+        """None means: answer exactly as for a database that does not exist."""
+        if user is None or user.disabled:
+            return None
+        grid = grid_of_db(db)
+        if grid is not None:
+            if grid in self.grids_of(user):
+                return DbAccess(db=db, grid=grid, write=user.role in ("admin", "supervisor",
+                                                                     "worker"))
+            return None
+        if user.is_admin and not is_linli_name(db) and COUCH_DB_NAME.match(db):
+            return DbAccess(db=db, grid=None, write=True)
+        return None
+
+    def visible_dbs(self, user: User | None, all_dbs: Iterable[str]) -> list[str]:
+        return [db for db in all_dbs if self.access(user, db) is not None]

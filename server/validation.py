@@ -1,0 +1,329 @@
+"""Validation of every document written through the gateway: the JSON Schemas in `schemas/` (the
+single source of truth; one validator per type and version, built once), and the rules a schema
+cannot state: who may write what, the fields the server owns, ids, sizes and attachments.
+
+A refusal carries a reason a grid worker can act on, naming the field and what was expected, in
+zh-CN and English. It is reported per document, so the rest of a batch is still written.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import referencing
+import referencing.jsonschema
+
+from server.errors import bilingual
+from server.scope import User
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_FILE = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)\.schema\.json$")
+
+# A grid record's id says what it is: "<type>:<key>", e.g. "household_visit:h0042:7f3a".
+RECORD_ID = re.compile(r"^(?P<type>[a-z][a-z_]*):[A-Za-z0-9_.:-]{1,200}$")
+MAX_ID_LENGTH = 256
+# Members CouchDB itself allows on a document; any other leading underscore is refused.
+SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_revisions", "_attachments", "_deleted",
+                             "_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info"})
+ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/pdf"})
+MAX_REASONS = 3  # a phone shows a short list; the first problems are the ones to fix first
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why one document was not written."""
+
+    reason: str
+    error: str = "forbidden"
+    status: int = 403
+
+
+def refuse(zh: str, en: str, status: int = 403) -> Refusal:
+    return Refusal(bilingual(zh, en), status=status)
+
+
+class SchemaRegistry:
+    """Every `<type>.v<N>.schema.json` in `schemas/`, checked with `check_schema` and compiled
+    once into a validator with the format checker on. Old versions stay valid, so a phone that
+    syncs weeks late is not refused for having the form it was given."""
+
+    def __init__(self, schema_dir: Path = SCHEMA_DIR) -> None:
+        resources: list[tuple[str, referencing.Resource[Any]]] = []
+        self.schemas: dict[tuple[str, int], dict[str, Any]] = {}
+        for path in sorted(schema_dir.glob("*.schema.json")):
+            match = SCHEMA_FILE.match(path.name)
+            if match is None:
+                raise ValueError(f"{path.name}: schema files are named <type>.v<N>.schema.json")
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.Draft202012Validator.check_schema(schema)
+            resources.append((schema["$id"], referencing.jsonschema.DRAFT202012.create_resource(
+                schema)))
+            if match["type"] != "common":
+                self.schemas[(match["type"], int(match["version"]))] = schema
+        registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
+        checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+        self.validators = {
+            key: jsonschema.Draft202012Validator(schema, registry=registry,
+                                                 format_checker=checker)
+            for key, schema in self.schemas.items()}
+        self.types = frozenset(t for t, _ in self.schemas)
+
+    def versions(self, doc_type: str) -> list[int]:
+        return sorted(v for t, v in self.schemas if t == doc_type)
+
+    def problems(self, doc: Mapping[str, Any]) -> list[str]:
+        """Readable problems of a document, [] when valid. CouchDB's special members (`_id`,
+        `_rev`, `_attachments`...) are not part of the schema."""
+        body = {k: v for k, v in doc.items() if not k.startswith("_")}
+        doc_type, version = body.get("type"), body.get("schema_version")
+        if not isinstance(doc_type, str) or doc_type not in self.types:
+            known = "、".join(sorted(self.types))
+            return [bilingual(f"字段 type：未知的记录类型 {_show(doc_type)}，应为 {known} 之一",
+                              f"type: unknown record type {_show(doc_type)}; expected one of "
+                              f"{', '.join(sorted(self.types))}")]
+        validator = self.validators.get((doc_type, version)) if isinstance(version, int) else None
+        if validator is None:
+            versions = ", ".join(map(str, self.versions(doc_type)))
+            return [bilingual(f"字段 schema_version：{doc_type} 没有版本 {_show(version)}，"
+                              f"可用版本 {versions}",
+                              f"schema_version: {doc_type} has no version {_show(version)}; "
+                              f"known versions {versions}")]
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        return [describe(error, validator.schema) for error in errors]
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
+    return "/" + "/".join(parts) if parts else "/"
+
+
+def _label(schema: Mapping[str, Any], name: str | None = None) -> tuple[str, str]:
+    """(zh, en) label of a field from its schema's `title` and `x-title-en`."""
+    if name is not None:
+        schema = schema.get("properties", {}).get(name, {})
+    zh = schema.get("title") or name or ""
+    en = schema.get("x-title-en") or name or ""
+    return str(zh), str(en)
+
+
+def describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
+    """One schema violation as 'field (JSON Pointer): what was expected', in zh-CN and English."""
+    pointer = _pointer(error.absolute_path)
+    kind, expected = error.validator, error.validator_value
+    zh_label, en_label = _label(error.schema if isinstance(error.schema, Mapping) else {})
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        parent = error.schema if isinstance(error.schema, Mapping) else {}
+        zh, en = _label(parent, missing)
+        where = _pointer([*error.absolute_path, missing])
+        return bilingual(f"缺少必填项“{zh}”({where})", f"{en} ({where}) is required")
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        names = ", ".join(extra)
+        return bilingual(f"{pointer}：不允许的字段 {names}",
+                         f"{pointer}: field(s) not allowed: {names}")
+    field_zh = f"“{zh_label}”({pointer})" if zh_label else pointer
+    field_en = f"{en_label} ({pointer})" if en_label else pointer
+    value = _show(error.instance)
+    if kind in ("enum", "const"):
+        options = expected if kind == "enum" else [expected]
+        shown = ", ".join(_show(o) for o in options)
+        return bilingual(f"{field_zh} 的值 {value} 无效，应为 {shown} 之一",
+                         f"{field_en}: {value} is not one of {shown}")
+    if kind == "type":
+        names = {"string": ("文字", "text"), "integer": ("整数", "a whole number"),
+                 "number": ("数字", "a number"), "boolean": ("是/否", "yes/no"),
+                 "object": ("对象", "an object"), "array": ("列表", "a list"),
+                 "null": ("空值", "null")}
+        wanted = expected if isinstance(expected, list) else [expected]
+        zh_t = "或".join(names.get(t, (t, t))[0] for t in wanted)
+        en_t = " or ".join(names.get(t, (t, t))[1] for t in wanted)
+        return bilingual(f"{field_zh} 应为{zh_t}，收到 {value}",
+                         f"{field_en} must be {en_t}, got {value}")
+    if kind == "format":
+        return bilingual(f"{field_zh} 格式错误，应为 {expected} 格式，收到 {value}",
+                         f"{field_en} is not a valid {expected}: {value}")
+    if kind == "pattern":
+        return bilingual(f"{field_zh} 格式错误：{value}", f"{field_en} has the wrong form: {value}")
+    if kind in ("minimum", "exclusiveMinimum"):
+        return bilingual(f"{field_zh} 不能小于 {expected}，收到 {value}",
+                         f"{field_en} must be at least {expected}, got {value}")
+    if kind in ("maximum", "exclusiveMaximum"):
+        return bilingual(f"{field_zh} 不能大于 {expected}，收到 {value}",
+                         f"{field_en} must be at most {expected}, got {value}")
+    if kind == "maxLength":
+        return bilingual(f"{field_zh} 太长，最多 {expected} 个字",
+                         f"{field_en} is too long (at most {expected} characters)")
+    if kind == "minLength":
+        return bilingual(f"{field_zh} 太短，至少 {expected} 个字",
+                         f"{field_en} is too short (at least {expected} characters)")
+    return bilingual(f"{field_zh} 无效：{error.message}", f"{field_en} is invalid: {error.message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteContext:
+    """Everything a write is checked against: who writes, to which grid, what is stored."""
+
+    user: User
+    grid: str | None  # None for a raw admin database: CouchDB semantics, no schema
+    max_document_bytes: int
+    max_attachment_bytes: int
+    stored_authors: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """created_by of the documents already stored, by id (None: stored but without one)."""
+
+
+def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
+    if not isinstance(doc_id, str) or not doc_id:
+        return refuse("记录缺少编号 _id", "The document has no _id.", 400)
+    if len(doc_id) > MAX_ID_LENGTH:
+        return refuse(f"记录编号太长（最多 {MAX_ID_LENGTH} 个字符）",
+                      f"The document id is too long (at most {MAX_ID_LENGTH} characters).", 400)
+    if doc_id.startswith("_design/"):
+        if not ctx.user.is_admin:
+            return refuse("只有管理员可以修改设计文档", "Only admins may write design documents.")
+        return None
+    if doc_id.startswith("_"):
+        return refuse("以下划线开头的编号是保留的", "Only reserved document ids may start with "
+                      "an underscore.", 400)
+    if ctx.grid is None:
+        return None
+    if RECORD_ID.match(doc_id) is None:
+        return refuse(f"记录编号 {_show(doc_id)} 格式错误，应为“类型:编号”，"
+                      "只用字母、数字和 _ . : -",
+                      f"Document id {_show(doc_id)} must look like '<type>:<key>' using letters, "
+                      "digits and _ . : - only.", 400)
+    return None
+
+
+def check_attachment_upload(name: str, content_type: str, size: int,
+                            ctx: WriteContext) -> Refusal | None:
+    """An attachment sent on its own (`PUT /db/doc/name`): the same limits as inline ones."""
+    if ctx.grid is not None and content_type not in ATTACHMENT_TYPES:
+        return _refuse_type(name, content_type)
+    if size > ctx.max_attachment_bytes:
+        return _refuse_size(name, ctx)
+    return None
+
+
+def _refuse_type(name: str, content_type: Any) -> Refusal:
+    allowed = ", ".join(sorted(ATTACHMENT_TYPES))
+    return refuse(f"附件 {_show(name)} 的类型 {_show(content_type)} 不允许，只接受 {allowed}",
+                  f"Attachment {_show(name)} of type {_show(content_type)} is not accepted; "
+                  f"allowed: {allowed}.", 415)
+
+
+def _refuse_size(name: str, ctx: WriteContext) -> Refusal:
+    limit = ctx.max_attachment_bytes // 1024
+    return refuse(f"附件 {_show(name)} 太大（最大 {limit} KB）",
+                  f"Attachment {_show(name)} is too large (at most {limit} KB).", 413)
+
+
+def check_attachments(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
+    attachments = doc.get("_attachments")
+    if attachments is None:
+        return None
+    if not isinstance(attachments, Mapping):
+        return refuse("附件格式错误", "_attachments must be an object.", 400)
+    for name, att in attachments.items():
+        if not isinstance(att, Mapping):
+            return refuse(f"附件 {_show(name)} 格式错误", f"Attachment {_show(name)} is malformed.",
+                          400)
+        if att.get("stub"):
+            continue
+        if ctx.grid is not None and att.get("content_type") not in ATTACHMENT_TYPES:
+            return _refuse_type(name, att.get("content_type"))
+        data = att.get("data")
+        if isinstance(data, str):
+            if len(data) * 3 // 4 > ctx.max_attachment_bytes:
+                return _refuse_size(name, ctx)
+            try:
+                base64.b64decode(data, validate=True)
+            except ValueError:
+                return refuse(f"附件 {_show(name)} 的内容不是有效的 base64",
+                              f"Attachment {_show(name)} is not valid base64.", 400)
+    return None
+
+
+def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
+                   encoded_size: int) -> Refusal | None:
+    """None when `doc` may be written as it is; otherwise why not. Never changes the document:
+    a revision replicated with new_edits=false must be stored exactly as the phone sent it."""
+    if not isinstance(doc, Mapping):
+        return refuse("每条记录必须是 JSON 对象", "Each document must be a JSON object.", 400)
+    problem = check_id(doc.get("_id"), ctx)
+    if problem is not None:
+        return problem
+    if encoded_size > ctx.max_document_bytes:
+        limit = ctx.max_document_bytes // 1024
+        return refuse(f"记录太大（最大 {limit} KB）", f"The document is too large "
+                      f"(at most {limit} KB).", 413)
+    doc_id = str(doc["_id"])
+    stored_author = ctx.stored_authors.get(doc_id)
+    if doc.get("_deleted") is True:
+        return check_deletion(doc_id, stored_author, ctx)
+    bad_members = [k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS]
+    if bad_members:
+        names = ", ".join(sorted(bad_members))
+        return refuse(f"不允许的特殊字段 {names}", f"Bad special document member(s): {names}",
+                      400)
+    problem = check_attachments(doc, ctx)
+    if problem is not None or ctx.grid is None or doc_id.startswith("_design/"):
+        return problem
+    return check_record(doc, ctx, registry)
+
+
+def check_record(doc: Mapping[str, Any], ctx: WriteContext,
+                 registry: SchemaRegistry) -> Refusal | None:
+    """The schema and the server-owned fields of a grid record (after `check_document`)."""
+    problems = registry.problems(doc)
+    if problems:
+        more = len(problems) - MAX_REASONS
+        tail = [bilingual(f"另有 {more} 处问题", f"and {more} more")] if more > 0 else []
+        return Refusal("；".join(problems[:MAX_REASONS] + tail))
+    doc_type = str(doc["type"])
+    id_type = RECORD_ID.match(str(doc["_id"]))
+    if id_type is None or id_type["type"] != doc_type:
+        return refuse(f"记录编号应以“{doc_type}:”开头", f"The id of a {doc_type} must start with "
+                      f"'{doc_type}:'.", 400)
+    if doc.get("grid") != ctx.grid:
+        return refuse(f"字段 grid 应为本网格 {ctx.grid}，收到 {_show(doc.get('grid'))}",
+                      f"grid must be this database's grid {ctx.grid!r}, got "
+                      f"{_show(doc.get('grid'))}")
+    author = doc.get("created_by")
+    doc_id = str(doc["_id"])
+    if doc_id in ctx.stored_authors:
+        expected = ctx.stored_authors[doc_id]
+        if expected is not None and author != expected:
+            return refuse(f"字段 created_by 不能修改，应为 {expected}",
+                          f"created_by cannot be changed; it is {expected!r}")
+    elif author != ctx.user.name:
+        return refuse(f"字段 created_by 应为当前登录用户 {ctx.user.name}",
+                      f"created_by must be the logged-in user {ctx.user.name!r}")
+    return None
+
+
+def check_deletion(doc_id: str, stored_author: str | None, ctx: WriteContext) -> Refusal | None:
+    """Workers delete only what they created; supervisors and admins anything in their scope.
+    A tombstone needs no body, so it is not checked against a schema."""
+    if ctx.user.is_admin:
+        return None
+    if doc_id.startswith("_design/"):
+        return refuse("只有管理员可以修改设计文档", "Only admins may write design documents.")
+    if ctx.grid is None or ctx.user.role == "supervisor":
+        return None
+    if stored_author is not None and stored_author != ctx.user.name:
+        return refuse(f"只能删除自己创建的记录（此记录由 {stored_author} 创建）",
+                      f"You may only delete records you created (this one is {stored_author}'s).")
+    return None
