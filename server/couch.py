@@ -5,11 +5,12 @@ back-off instead of taking the server down."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -47,13 +48,16 @@ class StoreUnavailable(Exception):
     """The store cannot be reached (down, restarting, or its disk is full)."""
 
 
-def split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
-    """`http://user:pass@host:5984/` → (`http://host:5984`, BasicAuth)."""
+def basic_authorization(name: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """`http://user:pass@host:5984/` → (`http://host:5984`, its Authorization header)."""
     parts = urlsplit(url)
     auth = None
     if parts.username is not None:
-        from urllib.parse import unquote
-        auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+        auth = basic_authorization(unquote(parts.username), unquote(parts.password or ""))
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
@@ -80,9 +84,11 @@ class CouchClient:
             hdrs["Content-Type"] = "application/json"
         hdrs.setdefault("Accept", "application/json")
         hdrs["Accept-Encoding"] = "identity"  # loopback: compressing would only cost CPU
+        if self.auth is not None:
+            hdrs["Authorization"] = self.auth
         try:
             return await self.session.request(
-                method, self.base + path, params=params, data=data, headers=hdrs, auth=self.auth,
+                method, self.base + path, params=params, data=data, headers=hdrs,
                 timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=5))
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise StoreUnavailable(str(exc)) from exc

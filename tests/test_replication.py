@@ -1,0 +1,163 @@
+"""A real PouchDB 9 client (node) replicates a grid through the gateway, both ways, one-shot and
+live, with invalid records denied one by one while the rest of the batch goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from conftest import PASSWORD, City, NodeClient, auth_for, basic, visit, wait_for_user
+
+
+async def seeded_grid(city: City, client: Any, count: int) -> tuple[str, str]:
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    docs = [visit(grid, worker, f"{i:05d}", persons_present=i % 7) for i in range(count)]
+    city.db(grid).update(docs)
+    await wait_for_user(client, worker)
+    return grid, worker
+
+
+async def test_pull_thousand_records(client: Any, city: City, node: NodeClient) -> None:
+    grid, worker = await seeded_grid(city, client, 1000)
+    result = await node.run({"op": "pull", "remote": str(client.make_url(f"/couch/grid-{grid}")),
+                             "local": node.local("pull"), "auth": auth_for(worker)})
+    assert result["ok"], result
+    assert result["status"] == "complete"
+    assert result["docs_written"] == 1000
+    assert result["local_doc_count"] == 1000
+
+
+def invalid_visits(grid: str, worker: str) -> list[tuple[dict[str, Any], str]]:
+    """20 records, each wrong in its own way, with a word the refusal's reason must contain."""
+    def bad(n: int, **changes: Any) -> dict[str, Any]:
+        doc = visit(grid, worker, f"bad{n:02d}")
+        for key, value in changes.items():
+            if value is None:
+                doc.pop(key)
+            else:
+                doc[key] = value
+        return doc
+
+    image = base64.b64encode(b"\xff\xd8" + b"x" * 120_000).decode()
+    small_image = base64.b64encode(b"\xff\xd8" + b"y" * 60_000).decode()
+    cases: list[tuple[dict[str, Any], str]] = [
+        (bad(1, outcome=None), "/outcome"),
+        (bad(2, outcome="gone"), "/outcome"),
+        (bad(3, visited_on="2026-13-40"), "/visited_on"),
+        (bad(4, persons_present=-1), "/persons_present"),
+        (bad(5, persons_present="three"), "/persons_present"),
+        (bad(6, notes="长" * 2001), "/notes"),
+        (bad(7, secret_field=1), "secret_field"),
+        (bad(8, grid="othergrid"), "grid"),
+        (bad(9, created_by="someone.else"), "created_by"),
+        (bad(10, type="spaceship"), "type"),
+        (bad(11, schema_version=99), "schema_version"),
+        ({**visit(grid, worker, "x"), "_id": f"household:{grid}-bad12"}, "household_visit:"),
+        ({**visit(grid, worker, "x"), "_id": "household_visit:张三"}, "_id"[1:]),
+        (bad(14, household="not-a-household"), "/household"),
+        (bad(15, type=None), "type"),
+        ({"_id": "_design/evil", "views": {}}, "design"),
+        (bad(17, _attachments={"a.html": {"content_type": "text/html",
+                                          "data": base64.b64encode(b"<p>").decode()}}),
+         "text/html"),
+        (bad(18, _attachments={"big.jpg": {"content_type": "image/jpeg", "data": image}}),
+         "too large"),
+        (bad(19, _attachments={f"p{i}.jpg": {"content_type": "image/jpeg", "data": small_image}
+                               for i in range(3)}), "document is too large"),
+        (bad(20, device_time="yesterday"), "/device_time"),
+    ]
+    return cases
+
+
+async def test_push_denies_invalid_records_one_by_one(client: Any, city: City,
+                                                      node: NodeClient) -> None:
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    good = [visit(grid, worker, f"ok{i:03d}", notes=f"第 {i} 户") for i in range(180)]
+    cases = invalid_visits(grid, worker)
+    assert len(cases) == 20
+    remote = str(client.make_url(f"/couch/grid-{grid}"))
+    local = node.local("push")
+    result = await node.run({"op": "push", "remote": remote, "local": local,
+                             "auth": auth_for(worker),
+                             "docs": good + [doc for doc, _ in cases]})
+    assert result["ok"], result
+    assert result["status"] == "complete"
+    assert result["docs_written"] == 180
+    denied = {d["id"]: d for d in result["denied"]}
+    assert len(denied) == 20, sorted(denied)
+    for doc, word in cases:
+        entry = denied[doc["_id"]]
+        assert entry["error"] == "forbidden"
+        assert word in entry["reason"], (doc["_id"], entry["reason"])
+        assert " / " in entry["reason"]  # zh-CN, then English
+    stored = city.db(grid)
+    ids = {row.id for row in stored.view("_all_docs")}
+    assert ids == {d["_id"] for d in good}
+
+    again = await node.run({"op": "push", "remote": remote, "local": local,
+                            "auth": auth_for(worker)})
+    assert again["ok"] and again["docs_read"] == 0 and again["docs_written"] == 0
+
+
+async def test_live_replication_delivers_another_clients_change(
+        client: Any, city: City, node: NodeClient) -> None:
+    grid, worker = await seeded_grid(city, client, 20)
+    other = city.user(grids=[grid])
+    await wait_for_user(client, other)
+    remote = str(client.make_url(f"/couch/grid-{grid}"))
+    target = f"household_visit:{grid}-live"
+    watcher = await node.start({"op": "live_wait", "remote": remote, "local": node.local("live"),
+                                "auth": auth_for(worker), "wait_for_id": target,
+                                "timeout_ms": 5000})
+    assert watcher.stdout is not None
+    ready = json.loads(await asyncio.wait_for(watcher.stdout.readline(), 60))
+    assert ready == {"ready": True}
+    resp = await client.put(f"/couch/grid-{grid}/{target}",
+                            json=visit(grid, other, "live"), headers=basic(other))
+    assert resp.status == 201, await resp.text()
+    line = await asyncio.wait_for(watcher.stdout.readline(), 30)
+    await watcher.wait()
+    result = json.loads(line)
+    assert result["found"] is True, result
+    assert result["latency_ms"] < 5000
+
+
+async def test_interrupted_pull_resumes_from_checkpoint(client: Any, city: City,
+                                                        node: NodeClient) -> None:
+    grid, worker = await seeded_grid(city, client, 1000)
+    command = {"op": "pull", "remote": str(client.make_url(f"/couch/grid-{grid}")),
+               "local": node.local("resume"), "auth": auth_for(worker), "batch_size": 100}
+    first = await node.run({**command, "stop_after_docs": 400})
+    assert first["ok"] and first["status"] == "cancelled", first
+    assert 400 <= first["docs_written"] < 1000
+    second = await node.run(command)
+    assert second["ok"] and second["status"] == "complete", second
+    assert second["local_doc_count"] == 1000
+    # Nothing already written is fetched again: the checkpoint held, and PouchDB read only
+    # what was missing.
+    assert second["docs_read"] == 1000 - first["docs_written"]
+
+
+async def test_checkpoints_are_kept_apart_per_user(client: Any, city: City) -> None:
+    grid = city.grid()
+    alice, bob = city.user(grids=[grid]), city.user(grids=[grid])
+    await wait_for_user(client, alice)
+    await wait_for_user(client, bob)
+    path = f"/couch/grid-{grid}/_local/replication-id-1"
+    resp = await client.put(path, json={"last_seq": "42", "session_id": "a"}, headers=basic(alice))
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["id"] == "_local/replication-id-1"
+    # Bob, with the same checkpoint id, sees nothing and cannot overwrite Alice's.
+    resp = await client.get(path, headers=basic(bob))
+    assert resp.status == 404
+    resp = await client.put(path, json={"last_seq": "7"}, headers=basic(bob))
+    assert resp.status == 201
+    resp = await client.get(path, headers=basic(alice))
+    body = await resp.json()
+    assert body["last_seq"] == "42" and body["_id"] == "_local/replication-id-1"
+    assert PASSWORD  # the shared test password is what both logged in with
