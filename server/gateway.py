@@ -29,7 +29,7 @@ from aiohttp import web
 from server import errors, replication
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
 from server.couch import CouchFailure, StoreUnavailable, db_path
-from server.keys import AUTH, CONFIG, COUCH, DIRECTORY, INSTALLATION, SCHEMAS, STORE
+from server.keys import AUTH, CONFIG, COUCH, DIRECTORY, INSTALLATION, SCHEMAS, STORE, USER
 from server.scope import DbAccess, User, grid_of_db, is_linli_name
 from server.validation import (
     WriteContext,
@@ -96,7 +96,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             renew = time.time() - issued > SESSION_RENEW_SECONDS
             if request.method in UNSAFE_METHODS:
                 check_same_origin(request)
-    request["user"] = user
+    request[USER] = user
     response = await handler(request)
     if renew and user is not None and not response.prepared:
         auth.set_cookie(response, request, user, secure=is_secure(request))
@@ -123,7 +123,7 @@ async def store_errors_middleware(request: web.Request, handler: Any) -> web.Str
 
 
 def require_user(request: web.Request) -> User:
-    user: User | None = request.get("user")
+    user: User | None = request.get(USER)
     if user is None:
         raise errors.unauthorized()
     return user
@@ -248,7 +248,7 @@ async def server_endpoint(request: web.Request, head: str, rest: list[str]) -> w
     if head == "_up" and request.method in ("GET", "HEAD"):
         await request.app[COUCH].get("/")
         return json_answer({"status": "ok"})
-    if request.get("user") is None:
+    if request.get(USER) is None:
         raise errors.unauthorized()
     raise errors.doc_not_found()
 
@@ -262,7 +262,7 @@ def user_context(user: User | None) -> dict[str, Any]:
 async def session_endpoint(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     if request.method == "GET":
-        user = request.get("user")
+        user = request.get(USER)
         method = "cookie" if SESSION_COOKIE in request.cookies and user else (
             "default" if user else None)
         info: dict[str, Any] = {"authentication_handlers": ["cookie", "default"]}

@@ -9,7 +9,7 @@ from server.auth import Authenticator
 from server.config import Config
 from server.couch import CouchClient
 from server.installation import Installation
-from server.scope import Directory
+from server.scope import Directory, User
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
 
@@ -21,3 +21,6 @@ INSTALLATION = web.AppKey("installation", Installation)
 DIRECTORY = web.AppKey("directory", Directory)
 AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
+
+# Per request: who is asking (None: anonymous), set by the auth middleware.
+USER: web.RequestKey[User | None] = web.RequestKey("user", User)

@@ -1,0 +1,195 @@
+"""Every bad request gets the right status, a CouchDB-shaped error with a reason a person can act
+on, and writes nothing; the embedded store stays up throughout."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import TEST_LIMITS, City, basic, visit, wait_for_user
+
+
+@pytest.fixture
+async def grid_worker(client: Any, city: City) -> tuple[str, str]:
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    return grid, worker
+
+
+async def expect_error(resp: Any, status: int, *words: str) -> dict[str, Any]:
+    text = await resp.text()
+    assert resp.status == status, (resp.status, text)
+    body = json.loads(text)
+    assert set(body) == {"error", "reason"}, body
+    for word in words:
+        assert word in body["reason"], (word, body["reason"])
+    return body
+
+
+async def test_bad_bodies_are_refused_and_nothing_is_written(
+        client: Any, city: City, grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    auth = basic(worker)
+    bulk = f"/couch/grid-{grid}/_bulk_docs"
+    json_type = {**auth, "Content-Type": "application/json"}
+
+    await expect_error(await client.post(bulk, data=b'{"docs": [', headers=json_type),
+                       400, "JSON")
+    deep = b"[" * 10_000 + b"]" * 10_000
+    await expect_error(await client.post(bulk, data=b'{"docs": ' + deep + b"}",
+                                         headers=json_type), 400, "JSON")
+    await expect_error(await client.post(bulk, data=b'{"docs": [NaN]}', headers=json_type),
+                       400, "JSON")
+    await expect_error(await client.post(bulk, data=b'{"docs": []}',
+                                         headers={**auth, "Content-Type": "text/plain"}),
+                       415, "application/json")
+    await expect_error(await client.post(bulk, json={"docs": {"a": 1}}, headers=auth), 400, "docs")
+    await expect_error(await client.post(bulk, json=[1, 2], headers=auth), 400, "object")
+    await expect_error(await client.post(bulk, json={"docs": [], "new_edits": "no"},
+                                         headers=auth), 400, "new_edits")
+    too_many = [visit(grid, worker, i) for i in range(TEST_LIMITS["max_batch_docs"] + 1)]
+    await expect_error(await client.post(bulk, json={"docs": too_many}, headers=auth),
+                       413, str(TEST_LIMITS["max_batch_docs"]))
+    huge = b'{"docs": [{"notes": "' + b"x" * TEST_LIMITS["max_request_bytes"] + b'"}]}'
+    await expect_error(await client.post(bulk, data=huge, headers=json_type), 413)
+    big_doc = visit(grid, worker, "big", _attachments={
+        "p.jpg": {"content_type": "image/jpeg", "data": "QUFB" * 60_000}})
+    await expect_error(await client.put(f"/couch/grid-{grid}/{big_doc['_id']}", json=big_doc,
+                                        headers=auth), 413, "too large")
+    await expect_error(await client.get(f"/couch/grid-{grid}/_all_docs?limit=ten",
+                                        headers=auth), 400, "limit")
+    assert city.db(grid).info()["doc_count"] == 0
+
+
+@pytest.mark.parametrize(("doc_id", "status", "word"), [
+    ("household_visit:张三", 400, "<type>:<key>"),
+    ("household_visit:a%2Fb", 400, "<type>:<key>"),
+    ("_secret", 400, "underscore"),
+    ("_design%2Fevil", 403, "design"),
+    ("household_visit:" + "x" * 300, 400, "too long"),
+    ("household:" + "fmj01-0001", 400, "household_visit:"),
+])
+async def test_odd_document_ids(client: Any, city: City, grid_worker: tuple[str, str],
+                                doc_id: str, status: int, word: str) -> None:
+    grid, worker = grid_worker
+    doc = visit(grid, worker, "x")
+    doc.pop("_id")
+    resp = await client.put(f"/couch/grid-{grid}/{doc_id}", json=doc, headers=basic(worker))
+    await expect_error(resp, status, word)
+    assert city.db(grid).info()["doc_count"] == 0
+
+
+async def test_slash_in_path_is_not_a_different_document(
+        client: Any, city: City, grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    doc = visit(grid, worker, "a")
+    resp = await client.put(f"/couch/grid-{grid}/household_visit:{grid}-a/extra", json=doc,
+                            headers={**basic(worker), "Content-Type": "application/json"})
+    await expect_error(resp, 415, "image/jpeg")  # an attachment upload of a refused type
+    assert city.db(grid).info()["doc_count"] == 0
+
+
+async def test_forged_owner_fields(client: Any, city: City,
+                                   grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    other = city.user(grids=[grid])
+    await wait_for_user(client, other)
+    base = f"/couch/grid-{grid}"
+    forged_author = visit(grid, "someone.else", "f1")
+    await expect_error(await client.put(f"{base}/{forged_author['_id']}", json=forged_author,
+                                        headers=basic(worker)), 403, "created_by")
+    forged_grid = visit("othergrid", worker, "f2")
+    await expect_error(await client.put(f"{base}/{forged_grid['_id']}", json=forged_grid,
+                                        headers=basic(worker)), 403, "grid")
+    forged_receipt = visit(grid, worker, "f3", received_at="2020-01-01T00:00:00Z")
+    await expect_error(await client.put(f"{base}/{forged_receipt['_id']}", json=forged_receipt,
+                                        headers=basic(worker)), 403, "received_at")
+    # A record someone else created keeps its author when edited.
+    own = visit(grid, other, "f4")
+    resp = await client.put(f"{base}/{own['_id']}", json=own, headers=basic(other))
+    assert resp.status == 201
+    edit = {**own, "_rev": (await resp.json())["rev"], "created_by": worker}
+    await expect_error(await client.put(f"{base}/{own['_id']}", json=edit,
+                                        headers=basic(worker)), 403, "created_by")
+    # ...and a worker may not delete it.
+    resp = await client.delete(f"{base}/{own['_id']}?rev={edit['_rev']}", headers=basic(worker))
+    await expect_error(resp, 403, other)
+    assert city.db(grid).info()["doc_count"] == 1
+
+
+async def test_design_documents_are_for_admins(client: Any, city: City,
+                                               grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    admin = city.user("admin")
+    await wait_for_user(client, admin)
+    ddoc = {"views": {"all": {"map": "function (doc) { emit(doc._id); }"}}}
+    resp = await client.put(f"/couch/grid-{grid}/_design/x", json=ddoc, headers=basic(worker))
+    await expect_error(resp, 403, "design")
+    resp = await client.post(f"/couch/grid-{grid}/_bulk_docs",
+                             json={"docs": [{"_id": "_design/y", **ddoc}]}, headers=basic(worker))
+    assert resp.status == 201
+    [result] = await resp.json()
+    assert result["error"] == "forbidden" and "design" in result["reason"]
+    assert "_design/x" not in city.db(grid) and "_design/y" not in city.db(grid)
+    resp = await client.put(f"/couch/grid-{grid}/_design/x", json=ddoc, headers=basic(admin))
+    assert resp.status == 201, await resp.text()
+    resp = await client.get(f"/couch/grid-{grid}/_design/x/_view/all", headers=basic(worker))
+    assert resp.status == 200 and (await resp.json())["total_rows"] == 0
+
+
+@pytest.mark.parametrize("query", [
+    "filter=_selector", "filter=ddoc/missing", "filter=_view&view=x/y",
+    "feed=eventsource", "filter=_design", "limit=-1",
+])
+async def test_changes_filters_never_reach_the_store(client: Any, city: City,
+                                                     grid_worker: tuple[str, str],
+                                                     query: str) -> None:
+    grid, worker = grid_worker
+    for method in ("GET", "POST"):
+        resp = await client.request(method, f"/couch/grid-{grid}/_changes?{query}",
+                                    json={"selector": {"type": "x"}}, headers=basic(worker))
+        await expect_error(resp, 400)
+    resp = await client.get("/couch/_up")
+    assert resp.status == 200  # the store is still alive
+
+
+async def test_cross_site_cookie_requests_are_refused(client: Any, city: City,
+                                                      grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    resp = await client.post("/couch/_session", json={"name": worker, "password": "correct-horse-9"})
+    assert resp.status == 200
+    doc = visit(grid, worker, "csrf")
+    resp = await client.put(f"/couch/grid-{grid}/{doc['_id']}", json=doc,
+                            headers={"Origin": "https://evil.example"})
+    await expect_error(resp, 403, "Cross-site")
+    resp = await client.post("/couch/_session", data={"name": worker, "password": "x"},
+                             headers={"Origin": "https://evil.example"})
+    await expect_error(resp, 403)
+    assert city.db(grid).info()["doc_count"] == 0
+
+
+async def test_raw_databases_behave_like_couchdb_for_admins_only(
+        client: Any, city: City, grid_worker: tuple[str, str]) -> None:
+    _grid, worker = grid_worker
+    admin = city.user("admin")
+    await wait_for_user(client, admin)
+    name = f"scratch{admin[-6:]}"
+    resp = await client.put(f"/couch/{name}", headers=basic(admin))
+    assert resp.status == 201, await resp.text()
+    resp = await client.put(f"/couch/{name}/anything", json={"free": "form", "n": 1},
+                            headers=basic(admin))
+    assert resp.status == 201
+    resp = await client.get(f"/couch/{name}/anything", headers=basic(admin))
+    assert (await resp.json())["free"] == "form"
+    resp = await client.get(f"/couch/{name}/anything", headers=basic(worker))
+    assert resp.status == 404
+    resp = await client.put(f"/couch/{name}2", headers=basic(worker))
+    await expect_error(resp, 401, "admin")
+    resp = await client.get(f"/couch/{name}/_changes?filter=_selector", headers=basic(admin))
+    await expect_error(resp, 400, "embedded store")
+    listed = await (await client.get("/couch/_all_dbs", headers=basic(admin))).json()
+    assert name in listed and "linli-directory" not in listed
+    resp = await client.get("/couch/linli-directory/_all_docs", headers=basic(admin))
+    assert resp.status == 404

@@ -1,0 +1,128 @@
+"""Per-grid isolation: a worker of grid A cannot read, list, pull from or push to grid B through
+any endpoint, nor can an anonymous client; a grid out of scope answers like a missing database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
+
+MISSING = {"error": "not_found", "reason": "Database does not exist."}
+
+
+@pytest.fixture
+async def two_grids(client: Any, city: City) -> dict[str, str]:
+    a, b = city.grid(), city.grid()
+    worker_a, worker_b = city.user(grids=[a]), city.user(grids=[b])
+    city.db(b).save(visit(b, worker_b, "secret", notes="B 的记录"))
+    await wait_for_user(client, worker_a)
+    await wait_for_user(client, worker_b)
+    return {"a": a, "b": b, "worker_a": worker_a, "worker_b": worker_b}
+
+
+def endpoints(grid: str, worker: str) -> list[tuple[str, str, Any]]:
+    doc = visit(grid, worker, "intrude")
+    db = f"/couch/grid-{grid}"
+    return [
+        ("GET", db, None),
+        ("HEAD", db, None),
+        ("GET", f"{db}/_changes", None),
+        ("GET", f"{db}/_changes?feed=longpoll&timeout=100", None),
+        ("POST", f"{db}/_changes?filter=_doc_ids", {"doc_ids": [doc["_id"]]}),
+        ("GET", f"{db}/_all_docs?include_docs=true", None),
+        ("POST", f"{db}/_all_docs", {"keys": [doc["_id"]]}),
+        ("POST", f"{db}/_bulk_get?revs=true", {"docs": [{"id": f"household_visit:{grid}-secret"}]}),
+        ("POST", f"{db}/_revs_diff", {doc["_id"]: ["1-abc"]}),
+        ("POST", f"{db}/_bulk_docs", {"docs": [doc]}),
+        ("POST", f"{db}/_bulk_docs", {"docs": [doc], "new_edits": False}),
+        ("GET", f"{db}/household_visit:{grid}-secret", None),
+        ("GET", f"{db}/household_visit:{grid}-secret?open_revs=all&revs=true", None),
+        ("PUT", f"{db}/{doc['_id']}", doc),
+        ("DELETE", f"{db}/household_visit:{grid}-secret?rev=1-x", None),
+        ("POST", db, doc),
+        ("GET", f"{db}/_local/some-checkpoint", None),
+        ("PUT", f"{db}/_local/some-checkpoint", {"last_seq": 1}),
+        ("GET", f"{db}/household_visit:{grid}-secret/photo.jpg", None),
+        ("PUT", f"{db}/_design/x", {"views": {}}),
+        ("GET", f"{db}/_design/x/_view/y", None),
+        ("GET", f"{db}/_security", None),
+    ]
+
+
+async def test_worker_cannot_reach_another_grid(client: Any, city: City,
+                                                two_grids: dict[str, str]) -> None:
+    b, worker_a = two_grids["b"], two_grids["worker_a"]
+    before = city.db(b).info()["doc_count"]
+    for method, path, body in endpoints(b, two_grids["worker_b"]):
+        resp = await client.request(method, path, json=body, headers=basic(worker_a))
+        assert resp.status == 404, (method, path, resp.status, await resp.text())
+        if method != "HEAD":
+            assert await resp.json() == MISSING, (method, path)
+    assert city.db(b).info()["doc_count"] == before
+    # The same database answers exactly like one that does not exist at all.
+    resp = await client.get("/couch/grid-doesnotexist", headers=basic(worker_a))
+    assert resp.status == 404 and await resp.json() == MISSING
+
+
+async def test_anonymous_gets_nothing(client: Any, city: City,
+                                      two_grids: dict[str, str]) -> None:
+    for method, path, body in endpoints(two_grids["a"], two_grids["worker_a"]):
+        resp = await client.request(method, path, json=body)
+        assert resp.status == 401, (method, path, resp.status)
+    resp = await client.get("/couch/_all_dbs")
+    assert resp.status == 401
+
+
+async def test_all_dbs_lists_only_reachable_grids(client: Any, city: City,
+                                                  two_grids: dict[str, str]) -> None:
+    resp = await client.get("/couch/_all_dbs", headers=basic(two_grids["worker_a"]))
+    assert await resp.json() == [f"grid-{two_grids['a']}"]
+
+
+async def test_supervisor_sees_grids_of_their_community(client: Any, city: City) -> None:
+    mine = [city.grid(community="c-north", street="s-1"), city.grid(community="c-north")]
+    other = city.grid(community="c-south", street="s-2")
+    supervisor = city.user("supervisor", communities=["c-north"])
+    street_supervisor = city.user("supervisor", streets=["s-2"])
+    await wait_for_user(client, supervisor)
+    await wait_for_user(client, street_supervisor)
+    listed = await (await client.get("/couch/_all_dbs", headers=basic(supervisor))).json()
+    assert set(listed) >= {f"grid-{g}" for g in mine}
+    assert f"grid-{other}" not in listed
+    resp = await client.get(f"/couch/grid-{other}", headers=basic(supervisor))
+    assert resp.status == 404
+    resp = await client.get(f"/couch/grid-{other}", headers=basic(street_supervisor))
+    assert resp.status == 200
+
+
+async def test_pouchdb_cannot_pull_or_push_another_grid(client: Any, city: City, node: NodeClient,
+                                                        two_grids: dict[str, str]) -> None:
+    b, worker_a = two_grids["b"], two_grids["worker_a"]
+    remote = str(client.make_url(f"/couch/grid-{b}"))
+    pulled = await node.run({"op": "pull", "remote": remote, "local": node.local("steal"),
+                             "auth": auth_for(worker_a)})
+    assert not pulled["ok"] and pulled["error"]["status"] == 404
+    pushed = await node.run({"op": "push", "remote": remote, "local": node.local("intrude"),
+                             "auth": auth_for(worker_a),
+                             "docs": [visit(b, worker_a, "pushed")]})
+    assert not pushed["ok"]
+    assert f"household_visit:{b}-pushed" not in city.db(b)
+
+
+async def test_worker_sees_grid_assignment_changes(client: Any, city: City) -> None:
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    assert (await client.get(f"/couch/grid-{grid}", headers=basic(worker))).status == 200
+    directory_db = city.couch["linli-directory"]
+    doc = directory_db[f"user:{worker}"]
+    doc["grids"] = []
+    directory_db.save(doc)
+    for _ in range(100):
+        resp = await client.get(f"/couch/grid-{grid}", headers=basic(worker))
+        if resp.status == 404:
+            break
+        import asyncio
+        await asyncio.sleep(0.05)
+    assert resp.status == 404
