@@ -25,6 +25,7 @@ from server.keys import (
     DIRECTORY,
     HTTP,
     INSTALLATION,
+    POUCHDB_BACKEND,
     SCHEMAS,
     STORE,
 )
@@ -86,6 +87,8 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     """The installation record, the demo city if asked for, and the in-memory directory, kept
     current by following the directory database's changes feed."""
     config, couch = app[CONFIG], app[COUCH]
+    welcome = await retry_while_starting(lambda: couch.get("/"))
+    app[POUCHDB_BACKEND] = "express-pouchdb" in welcome
     installation = await retry_while_starting(lambda: load_installation(couch))
     app[INSTALLATION] = installation
     if config.demo:

@@ -66,7 +66,13 @@ def split_credentials(url: str) -> tuple[str, str | None]:
 
 
 def db_path(db: str, *rest: str) -> str:
-    return "/" + "/".join([quote(db, safe="")] + [quote(p, safe="") for p in rest])
+    """The URL path of a database or something in it; `_design/` and `_local/` keep their
+    slash, as the embedded store does not decode `%2F` after them in view paths."""
+    parts = [quote(db, safe="")]
+    for part in rest:
+        prefix = next((p for p in ("_design/", "_local/") if part.startswith(p)), "")
+        parts.append(prefix + quote(part[len(prefix):], safe=""))
+    return "/" + "/".join(parts)
 
 
 class CouchClient:

@@ -29,13 +29,23 @@ from aiohttp import web
 from server import errors, replication
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
 from server.couch import CouchFailure, StoreUnavailable, db_path
-from server.keys import AUTH, CONFIG, COUCH, DIRECTORY, INSTALLATION, SCHEMAS, STORE, USER
+from server.keys import (
+    AUTH,
+    CONFIG,
+    COUCH,
+    DIRECTORY,
+    INSTALLATION,
+    POUCHDB_BACKEND,
+    SCHEMAS,
+    USER,
+)
 from server.scope import DbAccess, User, grid_of_db, is_linli_name
 from server.validation import (
     WriteContext,
     check_attachment_upload,
     check_deletion,
     check_document,
+    check_id,
 )
 
 PREFIX = "/couch"
@@ -334,9 +344,15 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
             return await replication.relay(request, couch, "GET",
                                            db_path(db, ddoc, "_view", rest[3]),
                                            params=pick(request.query, VIEW_PARAMS))
+    if special.startswith("_design/") and len(rest) == 1:  # the client encoded the slash
+        return await document(request, user, access, special)
     if special.startswith("_"):
         if user.is_admin:  # maintenance (_security, _compact, _find...) stays an admin's tool
             return await raw_proxy(request)
+        if method in ("PUT", "DELETE") and len(rest) == 1:
+            refusal = check_id(special, write_context(request, user, access))
+            if refusal is not None:
+                raise replication.refusal_error(refusal)
         raise errors.forbidden("此操作不能通过网关进行",
                                "This operation is not available through the gateway.")
     if len(rest) == 1:
@@ -526,7 +542,7 @@ async def raw_proxy(request: web.Request) -> web.StreamResponse:
     store, which crashes on `_changes` filters other than `_doc_ids`."""
     path = request.rel_url.raw_path[len(PREFIX):]
     chosen_filter = request.query.get("filter")
-    if (STORE in request.app and "_changes" in path
+    if (request.app[POUCHDB_BACKEND] and "_changes" in path
             and chosen_filter not in (None, "_doc_ids")):
         raise errors.bad_request("内置数据库不支持此过滤器",
                                  f"The embedded store cannot run filter {chosen_filter!r} safely; "

@@ -18,6 +18,8 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 COUCH = web.AppKey("couch", CouchClient)
 STORE = web.AppKey("store", EmbeddedStore)  # only when running on the embedded store
 INSTALLATION = web.AppKey("installation", Installation)
+# True when the backend is PouchDB Server (embedded or not), whose known crashes we steer around.
+POUCHDB_BACKEND = web.AppKey("pouchdb_backend", bool)
 DIRECTORY = web.AppKey("directory", Directory)
 AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)

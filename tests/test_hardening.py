@@ -182,7 +182,7 @@ async def test_raw_databases_behave_like_couchdb_for_admins_only(
                             headers=basic(admin))
     assert resp.status == 201
     resp = await client.get(f"/couch/{name}/anything", headers=basic(admin))
-    assert (await resp.json())["free"] == "form"
+    assert json.loads(await resp.text())["free"] == "form"
     resp = await client.get(f"/couch/{name}/anything", headers=basic(worker))
     assert resp.status == 404
     resp = await client.put(f"/couch/{name}2", headers=basic(worker))
