@@ -1,0 +1,132 @@
+"""The embedded store: started by the server when COUCHDB_URL is unset, bound to loopback only,
+restarted when it dies (clients meanwhile get 503 with Retry-After), and the installation's uuid
+never changes. The `linli` commands work on the installation with or without a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import PASSWORD, TEST_LIMITS, basic, visit
+
+from server.app import create_app
+from server.config import Config
+from server.keys import STORE
+
+LOOPBACK_HEX = "0100007F"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on `port`, from /proc/net/tcp (hex, as the kernel shows them)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def linli(data: Path, *args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
+    return subprocess.run([sys.executable, "-m", "server", "--data", str(data), *args],
+                          input=(password + "\n") if password else None, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+@pytest.fixture
+async def embedded(aiohttp_client: Any, tmp_path: Path) -> TestClient:
+    data = tmp_path / "var"
+    assert linli(data, "grid", "add", "g1", "--name", "一号网格").returncode == 0
+    done = linli(data, "user", "add", "w.one", "--role", "worker", "--grid", "g1",
+                 "--password-stdin", password=PASSWORD)
+    assert done.returncode == 0, done.stderr
+    config = Config.from_mapping({"data": data, **TEST_LIMITS})
+    return await aiohttp_client(create_app(config))
+
+
+async def test_server_runs_its_own_store_on_loopback(embedded: TestClient) -> None:
+    store = embedded.app[STORE]
+    assert store.url.startswith("http://127.0.0.1:")
+    assert listening_addresses(store.port) == {LOOPBACK_HEX}
+    resp = await embedded.get("/couch/grid-g1", headers=basic("w.one"))
+    assert resp.status == 200, await resp.text()
+    assert json.loads((store.data / "store.json").read_text())["url"] == store.url
+
+
+async def test_store_restarted_after_crash_and_nothing_lost(embedded: TestClient) -> None:
+    store = embedded.app[STORE]
+    doc = visit("g1", "w.one", "before-crash")
+    resp = await embedded.put(f"/couch/grid-g1/{doc['_id']}", json=doc, headers=basic("w.one"))
+    assert resp.status == 201
+    uuid_before = (await (await embedded.get("/couch/")).json())["uuid"]
+    store.kill_for_test()
+    await asyncio.sleep(0.05)
+    resp = await embedded.get("/couch/grid-g1", headers=basic("w.one"))
+    if resp.status == 503:  # caught it while down: clients are told to retry, and when
+        assert resp.headers["Retry-After"]
+        assert (await resp.json())["error"] == "service_unavailable"
+    for _ in range(200):
+        resp = await embedded.get(f"/couch/grid-g1/{doc['_id']}", headers=basic("w.one"))
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert resp.status == 200
+    assert store.restarts == 1
+    assert (await (await embedded.get("/couch/")).json())["uuid"] == uuid_before
+
+
+async def test_store_down_answers_503(embedded: TestClient) -> None:
+    store = embedded.app[STORE]
+    store._stopping = True  # hold the supervisor back so the store stays down
+    store.kill_for_test()
+    store.process.wait()
+    resp = await embedded.get("/couch/grid-g1/_all_docs", headers=basic("w.one"))
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert "暂时不可用" in (await resp.json())["reason"]
+
+
+async def test_uuid_survives_restarts(tmp_path: Path, aiohttp_client: Any) -> None:
+    config = Config.from_mapping({"data": tmp_path / "var"})
+    uuids = []
+    for _ in range(2):
+        client = await aiohttp_client(create_app(config))
+        uuids.append((await (await client.get("/couch/")).json())["uuid"])
+        await client.close()
+    assert uuids[0] == uuids[1] and len(uuids[0]) == 32
+
+
+async def test_cli_while_server_runs(embedded: TestClient) -> None:
+    data = embedded.app[STORE].data
+    done = await asyncio.to_thread(linli, data, "grid", "add", "g2", "--name", "二号网格")
+    assert done.returncode == 0, done.stderr
+    done = await asyncio.to_thread(
+        linli, data, "user", "add", "w.two", "--role", "worker", "--grid", "g2",
+        "--password-stdin", password="another-pass-2")
+    assert done.returncode == 0, done.stderr
+    for _ in range(100):
+        resp = await embedded.get("/couch/_all_dbs", headers=basic("w.two", "another-pass-2"))
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert await resp.json() == ["grid-g2"]
+    listed = await asyncio.to_thread(linli, data, "grid", "list")
+    assert listed.stdout.splitlines()[0].startswith("g1\t一号网格")
+    refused = await asyncio.to_thread(linli, data, "user", "add", "w.three", "--role", "worker",
+                                      "--grid", "nope", "--password-stdin",
+                                      password="another-pass-3")
+    assert refused.returncode == 1 and "unknown grid" in refused.stderr
+    weak = await asyncio.to_thread(linli, data, "user", "passwd", "w.two", "--password-stdin",
+                                   password="short")
+    assert weak.returncode == 1 and "8" in weak.stderr
