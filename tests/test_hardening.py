@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import TEST_LIMITS, City, basic, visit, wait_for_user
+from conftest import PASSWORD, TEST_LIMITS, City, basic, visit, wait_for_user
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ async def test_changes_filters_never_reach_the_store(client: Any, city: City,
 async def test_cross_site_cookie_requests_are_refused(client: Any, city: City,
                                                       grid_worker: tuple[str, str]) -> None:
     grid, worker = grid_worker
-    resp = await client.post("/couch/_session", json={"name": worker, "password": "correct-horse-9"})
+    resp = await client.post("/couch/_session", json={"name": worker, "password": PASSWORD})
     assert resp.status == 200
     doc = visit(grid, worker, "csrf")
     resp = await client.put(f"/couch/grid-{grid}/{doc['_id']}", json=doc,
