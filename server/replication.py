@@ -17,7 +17,7 @@ from aiohttp import web
 from server import errors
 from server.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
 from server.scope import RECEIPTS_DB, User
-from server.validation import Refusal, SchemaRegistry, WriteContext, check_document
+from server.validation import Refusal, SchemaRegistry, WriteContext, check_document, refuse
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,9 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, ctx_base: Wr
                        max_document_bytes=ctx_base.max_document_bytes,
                        max_attachment_bytes=ctx_base.max_attachment_bytes,
                        stored_authors=authors)
-    verdicts: list[Refusal | None] = [check_document(d, ctx, registry, encoded_size(d))
-                                      for d in docs]
+    verdicts: list[Refusal | None] = [
+        check_replicated(d, new_edits) or check_document(d, ctx, registry, encoded_size(d))
+        for d in docs]
     admitted = [d for d, v in zip(docs, verdicts, strict=True) if v is None]
     stored: list[dict[str, Any]] = []
     if admitted:
@@ -108,6 +109,14 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, ctx_base: Wr
             accepted.append([doc["_id"], str(rev)])
     await record_receipt(couch, ctx.user, db, accepted)
     return results
+
+
+def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
+    """A replicated revision (new_edits=false) must carry its revision id; without it the store
+    answers an error name that would abort the client's whole replication."""
+    if new_edits or not isinstance(doc, Mapping) or isinstance(doc.get("_rev"), str):
+        return None
+    return refuse("同步的记录缺少版本号 _rev", "A replicated document needs its _rev.", 400)
 
 
 async def record_receipt(couch: CouchClient, user: User, db: str,

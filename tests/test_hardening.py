@@ -49,6 +49,10 @@ async def test_bad_bodies_are_refused_and_nothing_is_written(
     await expect_error(await client.post(bulk, json=[1, 2], headers=auth), 400, "object")
     await expect_error(await client.post(bulk, json={"docs": [], "new_edits": "no"},
                                          headers=auth), 400, "new_edits")
+    resp = await client.post(bulk, json={"docs": [visit(grid, worker, "norev")],
+                                         "new_edits": False}, headers=auth)
+    [result] = await resp.json()
+    assert resp.status == 201 and result["error"] == "forbidden" and "_rev" in result["reason"]
     too_many = [visit(grid, worker, i) for i in range(TEST_LIMITS["max_batch_docs"] + 1)]
     await expect_error(await client.post(bulk, json={"docs": too_many}, headers=auth),
                        413, str(TEST_LIMITS["max_batch_docs"]))
