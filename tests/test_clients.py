@@ -23,7 +23,7 @@ async def test_python_couchdb_through_the_gateway(client: Any, city: City) -> No
         server = couchdb.Server(url)
         names = list(server)
         db = server[f"grid-{grid}"]
-        doc_id, rev = db.save(visit(grid, worker, "py"))
+        doc_id, _rev = db.save(visit(grid, worker, "py"))
         stored = dict(db[doc_id])
         changes = [c["id"] for c in db.changes(since=0)["results"]]
         try:
