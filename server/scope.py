@@ -139,17 +139,18 @@ class Directory:
                 except KeyError:
                     self.grids.pop(key, None)
 
-    def grids_of(self, user: User) -> frozenset[str]:
-        if user.disabled:
-            return frozenset()
+    def reaches(self, user: User, code: str) -> bool:
+        """Whether `user` may reach grid `code`: one lookup, whatever the size of the city."""
+        grid = self.grids.get(code)
+        if grid is None or user.disabled:
+            return False
         if user.role == "admin":
-            return frozenset(self.grids)
+            return True
         if user.role == "supervisor":
-            return frozenset(g.code for g in self.grids.values()
-                             if g.community in user.communities or g.street in user.streets)
+            return grid.community in user.communities or grid.street in user.streets
         if user.role == "worker":
-            return frozenset(code for code in user.grids if code in self.grids)
-        return frozenset()
+            return code in user.grids
+        return False
 
     def access(self, user: User | None, db: str) -> DbAccess | None:
         """None means: answer exactly as for a database that does not exist."""
@@ -157,7 +158,7 @@ class Directory:
             return None
         grid = grid_of_db(db)
         if grid is not None:
-            if grid in self.grids_of(user):
+            if self.reaches(user, grid):
                 return DbAccess(db=db, grid=grid, write=user.role in ("admin", "supervisor",
                                                                      "worker"))
             return None
