@@ -26,9 +26,11 @@ from server.keys import (
     HTTP,
     INSTALLATION,
     POUCHDB_BACKEND,
+    RECEIPTS,
     SCHEMAS,
     STORE,
 )
+from server.receipts import ReceiptLog
 from server.scope import DIRECTORY_DB, Directory
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
@@ -105,12 +107,17 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         window_seconds=config.login_window_seconds,
         hash_concurrency=config.password_hash_concurrency,
         lookup=directory.users.get)
-    follower = asyncio.create_task(follow_directory(couch, directory, since),
-                                   name="directory-follower")
+    receipts = ReceiptLog(couch)
+    app[RECEIPTS] = receipts
+    tasks = [asyncio.create_task(follow_directory(couch, directory, since),
+                                 name="directory-follower"),
+             asyncio.create_task(receipts.run(), name="receipt-writer")]
     yield
-    follower.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await follower
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def retry_while_starting(make: Any) -> Any:

@@ -36,6 +36,7 @@ from server.keys import (
     DIRECTORY,
     INSTALLATION,
     POUCHDB_BACKEND,
+    RECEIPTS,
     SCHEMAS,
     USER,
 )
@@ -404,8 +405,8 @@ async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.R
         raise errors.bad_request("new_edits 应为 true 或 false", "new_edits must be a boolean.")
     check_count(docs, request.app[CONFIG].max_batch_docs, "")
     results = await replication.write_batch(
-        request.app[COUCH], request.app[SCHEMAS], write_context(request, user, access),
-        access.db, docs, new_edits)
+        request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
+        write_context(request, user, access), access.db, docs, new_edits)
     return json_answer(results, status=201)
 
 
@@ -480,7 +481,8 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
         doc["_rev"] = request.query["rev"]
     couch, db = request.app[COUCH], access.db
     ctx = write_context(request, user, access)
-    if isinstance(doc["_id"], str):
+    new_edits = request.query.get("new_edits") != "false"
+    if replication.is_edit(doc, new_edits):
         authors = await replication.stored_authors(couch, db, [doc["_id"]])
         ctx = WriteContext(user=ctx.user, grid=ctx.grid,
                            max_document_bytes=ctx.max_document_bytes,
@@ -488,9 +490,9 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
     refusal = check_document(doc, ctx, request.app[SCHEMAS], replication.encoded_size(doc))
     if refusal is not None:
         raise replication.refusal_error(refusal)
-    params = {"new_edits": "false"} if request.query.get("new_edits") == "false" else {}
+    params = {} if new_edits else {"new_edits": "false"}
     result = await couch.put(db_path(db, doc["_id"]), doc, **params)
-    await replication.record_receipt(couch, user, db, [[str(doc["_id"]), str(result.get("rev"))]])
+    request.app[RECEIPTS].record(user.name, db, [[str(doc["_id"]), str(result.get("rev"))]])
     return json_answer(result, status=201)
 
 
@@ -504,7 +506,7 @@ async def delete_document(request: web.Request, user: User, access: DbAccess,
         raise replication.refusal_error(refusal)
     result = await couch.request("DELETE", db_path(db, doc_id),
                                  params={"rev": request.query.get("rev", "")})
-    await replication.record_receipt(couch, user, db, [[doc_id, str(result.get("rev"))]])
+    request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
     return json_answer(result)
 
 
@@ -530,7 +532,7 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
                                      headers={"Content-Type": request.content_type})
     else:
         result = await couch.request("DELETE", path, params=params)
-    await replication.record_receipt(couch, user, db, [[doc_id, str(result.get("rev"))]])
+    request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
     return json_answer(result, status=201 if request.method == "PUT" else 200)
 
 

@@ -9,6 +9,7 @@ from server.auth import Authenticator
 from server.config import Config
 from server.couch import CouchClient
 from server.installation import Installation
+from server.receipts import ReceiptLog
 from server.scope import Directory, User
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
@@ -23,6 +24,7 @@ POUCHDB_BACKEND = web.AppKey("pouchdb_backend", bool)
 DIRECTORY = web.AppKey("directory", Directory)
 AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
+RECEIPTS = web.AppKey("receipts", ReceiptLog)
 
 # Per request: who is asking (None: anonymous), set by the auth middleware.
 USER: web.RequestKey[User | None] = web.RequestKey("user", User)

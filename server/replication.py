@@ -1,10 +1,9 @@
 """The replication services behind the gateway's routes: admitting a batch of documents, relaying
-feeds and reads as streams, keeping each user's checkpoints apart, and recording what the server
-received. The routes (gateway.py) only parse, authorize and call these."""
+feeds and reads as streams, keeping each user's checkpoints apart, and handing what the server
+accepted to the receipt log. The routes (gateway.py) only parse, authorize and call these."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 from collections import defaultdict, deque
@@ -15,8 +14,9 @@ import aiohttp
 from aiohttp import web
 
 from server import errors
-from server.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
-from server.scope import RECEIPTS_DB, User
+from server.couch import CouchClient, db_path
+from server.receipts import ReceiptLog
+from server.scope import User
 from server.validation import Refusal, SchemaRegistry, WriteContext, check_document, refuse
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 # Response headers worth passing from the store to the client; hop-by-hop ones are not.
 RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition")
 RELAY_CHUNK = 64 * 1024
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def encoded_size(doc: Any) -> int:
@@ -71,12 +67,25 @@ def refusal_result(doc_id: Any, refusal: Refusal) -> dict[str, Any]:
             "reason": refusal.reason}
 
 
-async def write_batch(couch: CouchClient, registry: SchemaRegistry, ctx_base: WriteContext,
-                      db: str, docs: list[Any], new_edits: bool) -> list[dict[str, Any]]:
+def is_edit(doc: Any, new_edits: bool) -> bool:
+    """Whether `doc` is a revision on top of an earlier one (or a deletion): only then can the
+    stored author matter. A first revision is its writer's own creation."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("_id"), str):
+        return False
+    rev = doc.get("_rev")
+    if doc.get("_deleted") or (new_edits and rev is not None):
+        return True
+    return not new_edits and isinstance(rev, str) and not rev.startswith("1-")
+
+
+async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
+                      ctx_base: WriteContext, db: str, docs: list[Any],
+                      new_edits: bool) -> list[dict[str, Any]]:
     """Validate each document, write the admitted ones in one `_bulk_docs`, and answer in input
-    order: store results for the written, `forbidden` for the refused."""
-    ids = [d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)]
-    authors = await stored_authors(couch, db, ids) if ctx_base.grid is not None else {}
+    order: store results for the written, `forbidden` for the refused. Stored authors are read
+    (one request) only for edits and deletions; a push of new records costs no extra trip."""
+    edited = [d["_id"] for d in docs if is_edit(d, new_edits)]
+    authors = await stored_authors(couch, db, edited) if ctx_base.grid is not None else {}
     ctx = WriteContext(user=ctx_base.user, grid=ctx_base.grid,
                        max_document_bytes=ctx_base.max_document_bytes,
                        max_attachment_bytes=ctx_base.max_attachment_bytes,
@@ -107,7 +116,7 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, ctx_base: Wr
         if result is None or "error" not in result:
             rev = (result or {}).get("rev") or doc.get("_rev")
             accepted.append([doc["_id"], str(rev)])
-    await record_receipt(couch, ctx.user, db, accepted)
+    receipts.record(ctx.user.name, db, accepted)
     return results
 
 
@@ -117,21 +126,6 @@ def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
     if new_edits or not isinstance(doc, Mapping) or isinstance(doc.get("_rev"), str):
         return None
     return refuse("同步的记录缺少版本号 _rev", "A replicated document needs its _rev.", 400)
-
-
-async def record_receipt(couch: CouchClient, user: User, db: str,
-                         accepted: list[list[str]]) -> None:
-    """What the server received, when and from whom, in a server-owned document per batch: the
-    replicated revisions themselves are stored exactly as sent, so the receipt cannot be in them.
-    A failure here is logged, not returned: the records themselves are safely stored."""
-    if not accepted:
-        return
-    receipt = {"type": "receipt", "db": db, "user": user.name, "received_at": utc_now(),
-               "revs": accepted}
-    try:
-        await couch.post(db_path(RECEIPTS_DB), receipt)
-    except (CouchFailure, StoreUnavailable) as exc:
-        log.error("receipt for %d revisions in %s not recorded: %s", len(accepted), db, exc)
 
 
 # -- reads ------------------------------------------------------------------------------------

@@ -117,6 +117,19 @@ async def test_forged_owner_fields(client: Any, city: City,
     edit = {**own, "_rev": (await resp.json())["rev"], "created_by": worker}
     await expect_error(await client.put(f"{base}/{own['_id']}", json=edit,
                                         headers=basic(worker)), 403, "created_by")
+    # The same through replication (new_edits=false): an edit (generation 2) is checked
+    # against the stored author, whoever pushes it.
+    rev2 = {**own, "_rev": "2-" + "b" * 32, "notes": "改过",
+            "_revisions": {"start": 2, "ids": ["b" * 32, edit["_rev"].split("-")[1]]}}
+    resp = await client.post(f"{base}/_bulk_docs", headers=basic(worker), json={
+        "docs": [{**rev2, "created_by": worker}], "new_edits": False})
+    [result] = await resp.json()
+    assert result["error"] == "forbidden" and "created_by" in result["reason"]
+    resp = await client.post(f"{base}/_bulk_docs", headers=basic(worker), json={
+        "docs": [rev2], "new_edits": False})
+    assert all("error" not in r for r in await resp.json())
+    assert city.db(grid)[own["_id"]]["notes"] == "改过"
+    edit["_rev"] = rev2["_rev"]
     # ...and a worker may not delete it.
     resp = await client.delete(f"{base}/{own['_id']}?rev={edit['_rev']}", headers=basic(worker))
     await expect_error(resp, 403, other)

@@ -1,0 +1,74 @@
+"""Receipts: what the server received, when (by the server's clock, never the phone's) and from
+whom, one server-owned document per accepted write in `linli-receipts`.
+
+A replicated revision must be stored exactly as the phone sent it, so the receipt cannot live in
+the record itself. Receipts are stamped when the write is acknowledged and written by a background
+task, many per `_bulk_docs`, so a push costs no extra round trip per batch. The price: a server
+killed outright loses the receipts of its last flush interval; the records themselves are already
+safe in the store by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from typing import Any
+
+from server.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
+from server.scope import RECEIPTS_DB
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25  # the most receipts a hard kill can lose; a quarter second of writes
+FLUSH_DOCS = 500  # flush early under load so one write stays small
+RETRY_SECONDS = 2.0
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+class ReceiptLog:
+    def __init__(self, couch: CouchClient) -> None:
+        self.couch = couch
+        self._pending: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+
+    def record(self, user: str, db: str, revs: list[list[str]]) -> None:
+        """Stamp a receipt for accepted `[id, rev]` pairs; written shortly after."""
+        if not revs:
+            return
+        self._pending.append({"type": "receipt", "db": db, "user": user,
+                              "received_at": utc_now(), "revs": revs})
+        if len(self._pending) >= FLUSH_DOCS:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self.couch.post(db_path(RECEIPTS_DB, "_bulk_docs"), {"docs": batch})
+        except (CouchFailure, StoreUnavailable) as exc:
+            log.warning("%d receipts not written yet (%s); retrying", len(batch), exc)
+            self._pending[:0] = batch
+            raise
+
+    async def run(self) -> None:
+        """Flush every FLUSH_SECONDS (sooner under load) until cancelled, then once more."""
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
+                self._wake.clear()
+                try:
+                    await self.flush()
+                except (CouchFailure, StoreUnavailable):
+                    await asyncio.sleep(RETRY_SECONDS)
+        finally:
+            try:
+                await asyncio.shield(self.flush())
+            except (CouchFailure, StoreUnavailable):
+                log.error("%d receipts lost at shutdown", len(self._pending))
