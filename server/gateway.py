@@ -154,13 +154,17 @@ def parse_json(raw: bytes) -> Any:
                                  "The request body is not valid JSON.") from None
 
 
-async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+async def read_body(request: web.Request) -> bytes:
     if request.content_type != "application/json":
-        if allow_empty and not request.can_read_body:
-            return {}
         raise errors.unsupported_media("请求内容类型应为 application/json",
                                        "Content-Type must be application/json.")
-    raw = await request.read()  # bounded by client_max_size: 413 above it
+    return await request.read()  # bounded by client_max_size: 413 above it
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+    if allow_empty and request.content_type != "application/json" and not request.can_read_body:
+        return {}
+    raw = await read_body(request)
     if allow_empty and not raw.strip():
         return {}
     return parse_json(raw)
@@ -397,7 +401,11 @@ async def changes(request: web.Request, access: DbAccess) -> web.StreamResponse:
 async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.Response:
     if request.method != "POST":
         raise method_not_allowed("POST")
-    body = await read_object(request)
+    raw = await read_body(request)
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise errors.bad_request("请求内容应为 JSON 对象",
+                                 "The request body must be a JSON object.")
     docs, new_edits = body.get("docs"), body.get("new_edits", True)
     if not isinstance(docs, list):
         raise errors.bad_request("缺少 docs 列表", "POST body must include a `docs` list.")
@@ -406,7 +414,8 @@ async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.R
     check_count(docs, request.app[CONFIG].max_batch_docs, "")
     results = await replication.write_batch(
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
-        write_context(request, user, access), access.db, docs, new_edits)
+        write_context(request, user, access), access.db, docs, new_edits,
+        raw_body=raw if set(body) <= {"docs", "new_edits"} else None)
     return json_answer(results, status=201)
 
 

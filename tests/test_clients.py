@@ -90,3 +90,14 @@ async def test_every_accepted_write_is_receipted(client: Any, city: City,
         await asyncio.sleep(0.05)
     assert receipted == stored
     assert all(r["user"] == worker and r["received_at"].endswith("+00:00") for r in receipts)
+
+
+async def test_head_answers_without_a_body(client: Any, city: City) -> None:
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    for _ in range(3):  # on one keep-alive connection: a stray body would break the next answer
+        resp = await client.head(f"/couch/grid-{grid}", headers=basic(worker))
+        assert resp.status == 200 and await resp.read() == b""
+        resp = await client.get(f"/couch/grid-{grid}", headers=basic(worker))
+        assert (await resp.json())["db_name"] == f"grid-{grid}"
