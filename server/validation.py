@@ -12,7 +12,7 @@ import base64
 import dataclasses
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,8 @@ class SchemaRegistry:
         registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
         checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
         self.validators = {
-            key: jsonschema.Draft202012Validator(inline_refs(schema, registry),
-                                                 registry=registry, format_checker=checker)
+            key: RecordValidator(inline_refs(schema, registry), registry=registry,
+                                 format_checker=checker)
             for key, schema in self.schemas.items()}
         self.types = frozenset(t for t, _ in self.schemas)
 
@@ -113,6 +113,41 @@ def inline_refs(schema: Any, registry: referencing.Registry[Any]) -> Any:
         siblings = {k: v for k, v in schema.items() if k != "$ref"}
         return inline_refs({**target, **siblings}, registry)
     return {key: inline_refs(value, registry) for key, value in schema.items()}
+
+
+SCALAR_CACHE_SIZE = 50_000  # (field, value) pairs remembered as valid, per process
+
+
+def remembered_properties(validator: Any, properties: Mapping[str, Any], instance: Any,
+                          schema: Mapping[str, Any]) -> Iterator[jsonschema.ValidationError]:
+    """Draft 2020-12's `properties`, remembering which scalar values already passed a field's
+    subschema. Records of one grid repeat most values (type, grid, author, date, outcome), and
+    checking a scalar against a fixed subschema always gives the same answer, so the verdict is
+    unchanged while a push validates about twice as fast."""
+    if not validator.is_type(instance, "object"):
+        return
+    passed: dict[tuple[int, type, Any], Any] = validator.PASSED
+    for name, subschema in properties.items():
+        if name not in instance:
+            continue
+        value = instance[name]
+        # The type is part of the key, as True == 1 in Python but not in JSON Schema.
+        key = (id(subschema), type(value), value) if isinstance(
+            value, (str, int, float, bool)) else None
+        if key is not None and key in passed:
+            continue
+        errors = list(validator.descend(value, subschema, path=name, schema_path=name))
+        if errors:
+            yield from errors
+        elif key is not None:
+            if len(passed) >= SCALAR_CACHE_SIZE:
+                passed.clear()
+            passed[key] = subschema  # held, so its id cannot be reused by another schema
+
+
+RecordValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": remembered_properties})
+RecordValidator.PASSED = {}
 
 
 def _show(value: Any) -> str:

@@ -86,3 +86,17 @@ def test_author_is_kept_on_edit() -> None:
     edited = visit("g1", "w.two", 1)
     assert check(edited, ctx(**{edited["_id"]: "w.two"})) is None
     assert check(edited) is not None  # new to the server: must be the writer's own
+
+
+def test_remembered_values_keep_the_verdict() -> None:
+    """The validator remembers scalar values that passed a field; a value of another JSON type
+    that compares equal in Python (True == 1) must still be checked."""
+    assert check(visit("g1", "w.one", 1, persons_present=1)) is None
+    reason = check(visit("g1", "w.one", 2, persons_present=True))
+    assert reason is not None and "/persons_present" in reason
+    assert check(visit("g1", "w.one", 3, persons_present=1.0)) is None  # 2020-12: an integer
+    fresh = SchemaRegistry()  # another registry's schemas never hit this one's entries wrongly
+    doc = visit("g1", "w.one", 4, outcome="refused")
+    assert fresh.problems(doc) == REGISTRY.problems(doc) == []
+    assert fresh.problems({**doc, "outcome": "gone"}) == REGISTRY.problems(
+        {**doc, "outcome": "gone"}) != []
