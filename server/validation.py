@@ -116,6 +116,7 @@ def inline_refs(schema: Any, registry: referencing.Registry[Any]) -> Any:
 
 
 SCALAR_CACHE_SIZE = 50_000  # (field, value) pairs remembered as valid, per process
+SCALAR_CACHE_CHARS = 64  # free text rarely repeats: remember short strings only (≤ 13 MB in all)
 
 
 def remembered_properties(validator: Any, properties: Mapping[str, Any], instance: Any,
@@ -133,7 +134,8 @@ def remembered_properties(validator: Any, properties: Mapping[str, Any], instanc
         value = instance[name]
         # The type is part of the key, as True == 1 in Python but not in JSON Schema.
         key = (id(subschema), type(value), value) if isinstance(
-            value, (str, int, float, bool)) else None
+            value, (int, float, bool)) or (
+            isinstance(value, str) and len(value) <= SCALAR_CACHE_CHARS) else None
         if key is not None and key in passed:
             continue
         errors = list(validator.descend(value, subschema, path=name, schema_path=name))
