@@ -23,7 +23,7 @@ from server.keys import (
     CONFIG,
     COUCH,
     DIRECTORY,
-    HTTP,
+    FEEDS_HELD,
     INSTALLATION,
     POUCHDB_BACKEND,
     RECEIPTS,
@@ -31,6 +31,7 @@ from server.keys import (
     STORE,
 )
 from server.receipts import ReceiptLog
+from server.replication import FeedLimiter
 from server.scope import DIRECTORY_DB, Directory
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
@@ -38,25 +39,25 @@ from server.validation import SchemaRegistry
 log = logging.getLogger(__name__)
 
 PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
-STORE_CONNECTIONS = 200  # concurrent requests to CouchDB; live feeds hold one each
+OTHER_CONNECTIONS = 100  # kept free for writes and reads however many live feeds are held
 STARTUP_RETRY_SECONDS = 30.0
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'")
+COUCH_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'"
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer, streamed ones included. What comes from /couch/ is data, never a page:
+    an attachment that claims to be HTML still cannot run in this origin."""
+    policy = COUCH_POLICY if request.path.startswith(gateway.PREFIX) else CONTENT_SECURITY_POLICY
+    response.headers["Content-Security-Policy"] = policy
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Cache-Control", "no-store")
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -70,9 +71,9 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         url = store.url
         supervisor = asyncio.create_task(store.supervise(), name="store-supervisor")
-    connector = aiohttp.TCPConnector(limit=STORE_CONNECTIONS, limit_per_host=STORE_CONNECTIONS)
+    connections = config.max_live_feeds + OTHER_CONNECTIONS
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     async with aiohttp.ClientSession(connector=connector) as http:
-        app[HTTP] = http
         app[COUCH] = CouchClient(url, http)
         try:
             yield
@@ -161,10 +162,13 @@ async def index(request: web.Request) -> web.FileResponse:
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=config.max_request_bytes,
-        middlewares=[security_headers, errors.error_middleware, gateway.auth_middleware,
+        middlewares=[errors.error_middleware, gateway.auth_middleware,
                      gateway.store_errors_middleware])
     app[CONFIG] = config
     app[SCHEMAS] = SchemaRegistry()
+    app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
+    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(gateway.renew_session)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(directory_ctx)
     gateway.setup_routes(app)

@@ -81,6 +81,13 @@ class FailureCounter:
     def clear(self, key: str) -> None:
         self._hits.pop(key, None)
 
+    def forget_one(self, key: str) -> None:
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
+
 
 class Authenticator:
     def __init__(self, *, secret: bytes, session_seconds: float, failures_per_account: int,
@@ -93,6 +100,7 @@ class Authenticator:
         self.by_address = FailureCounter(failures_per_address, window_seconds)
         self._hashing = asyncio.Semaphore(hash_concurrency)
         self._basic_cache: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._basic_pending: dict[bytes, asyncio.Future[User]] = {}
 
     # -- passwords ---------------------------------------------------------------------------
     async def _verify(self, user: User | None, password: str) -> bool:
@@ -110,13 +118,15 @@ class Authenticator:
         wait = max(self.by_account.retry_after(name), self.by_address.retry_after(address))
         if wait:
             raise errors.too_many_requests(wait)
+        # Counted before hashing, so guesses sent all at once cannot slip past the limit.
+        self.by_account.record(name)
+        self.by_address.record(address)
         user = self.lookup(name)
         if await self._verify(user, password):
             self.by_account.clear(name)
+            self.by_address.forget_one(address)
             assert user is not None
             return user
-        self.by_account.record(name)
-        self.by_address.record(address)
         raise errors.unauthorized("用户名或密码错误", "Name or password is incorrect.")
 
     async def check_basic(self, header: str, address: str) -> User:
@@ -127,13 +137,20 @@ class Authenticator:
             raise errors.unauthorized("登录信息格式错误",
                                       "Malformed Basic authorization header.") from None
         user = self.lookup(name)
-        if user is not None and not user.disabled:
-            expires = self._basic_cache.get(self._basic_key(user, password))
-            if expires is not None and expires > time.monotonic():
-                return user
-        user = await self.check_password(name, password, address)
-        self._basic_cache[self._basic_key(user, password)] = (
-            time.monotonic() + BASIC_CACHE_SECONDS)
+        if user is None or user.disabled:
+            return await self.check_password(name, password, address)
+        key = self._basic_key(user, password)
+        expires = self._basic_cache.get(key)
+        if expires is not None and expires > time.monotonic():
+            return user
+        # PouchDB opens with several requests at once: hash once for all of them.
+        pending = self._basic_pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.check_password(name, password, address))
+            self._basic_pending[key] = pending
+            pending.add_done_callback(lambda _: self._basic_pending.pop(key, None))
+        user = await asyncio.shield(pending)
+        self._basic_cache[key] = time.monotonic() + BASIC_CACHE_SECONDS
         while len(self._basic_cache) > BASIC_CACHE_ENTRIES:
             self._basic_cache.popitem(last=False)
         return user

@@ -39,6 +39,10 @@ SETTINGS: tuple[Setting, ...] = (
             "PWA has scaled it)."),
     Setting("max_batch_docs", 1000, "Most documents in one _bulk_docs, _bulk_get, _revs_diff or "
             "_all_docs keys request (PouchDB sends 100 by default)."),
+    Setting("max_live_feeds", 1000, "Live changes feeds (longpoll) held open at once, each a "
+            "connection to the store; one more gets 429 with Retry-After."),
+    Setting("max_feeds_per_user", 10, "Live changes feeds one user may hold at once (a phone "
+            "holds one per grid)."),
     Setting("session_hours", 72.0, "How long a login lasts without use; each use renews it. Long, "
             "because a grid worker may be offline for days between syncs."),
     Setting("login_failures_per_account", 10, "Failed logins allowed per account per window "
@@ -71,6 +75,8 @@ class Config:
     max_document_bytes: int
     max_attachment_bytes: int
     max_batch_docs: int
+    max_live_feeds: int
+    max_feeds_per_user: int
     session_hours: float
     login_failures_per_account: int
     login_failures_per_address: int
@@ -104,7 +110,8 @@ class Config:
 
     def _check(self) -> None:
         for name in ("max_request_bytes", "max_document_bytes", "max_attachment_bytes",
-                     "max_batch_docs", "password_hash_concurrency", "login_window_seconds"):
+                     "max_batch_docs", "max_live_feeds", "max_feeds_per_user",
+                     "password_hash_concurrency", "login_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.max_document_bytes > self.max_request_bytes:

@@ -13,10 +13,13 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
+import yarl
 
 from server import errors
 
 log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 90.0  # longer than a feed's heartbeat (10 s), so only a silent store times out
 
 
 class CouchFailure(Exception):
@@ -82,8 +85,12 @@ class CouchClient:
 
     async def open(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
-                   timeout: float | None = 60) -> aiohttp.ClientResponse:
-        """Send a request and return the response unread, for streaming; the caller releases it."""
+                   read_timeout: float | None = READ_TIMEOUT) -> aiohttp.ClientResponse:
+        """Send a request and return the response unread, for streaming; the caller releases it.
+        `path` is already percent-encoded and is sent exactly as it is (never normalised, so a
+        `..` that slipped through could not climb out of a database). There is no total time
+        limit, as a slow phone may take minutes to receive a photo; a store silent for
+        `read_timeout` seconds is a failure."""
         hdrs = dict(headers or {})
         if body is not None:
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -94,8 +101,9 @@ class CouchClient:
             hdrs["Authorization"] = self.auth
         try:
             return await self.session.request(
-                method, self.base + path, params=params, data=data, headers=hdrs,
-                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=5))
+                method, yarl.URL(self.base + path, encoded=True), params=params, data=data,
+                headers=hdrs, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5,
+                                                            sock_read=read_timeout))
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -144,8 +152,7 @@ class CouchClient:
                           "limit": "500", "style": "all_docs"}
                 if include_docs:
                     params["include_docs"] = "true"
-                page = await self.request("GET", db_path(db, "_changes"), params=params,
-                                          timeout=None)
+                page = await self.request("GET", db_path(db, "_changes"), params=params)
                 delay = 0.5
                 for change in page.get("results", []):
                     since = str(change.get("seq", since))
@@ -164,6 +171,4 @@ def failure(status: int, payload: Any) -> CouchFailure:
         return NotFound(status, payload)
     if status == 409:
         return Conflict(status, payload)
-    if status >= 500:
-        return CouchFailure(status, payload)
     return CouchFailure(status, payload)

@@ -4,10 +4,14 @@ English)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 
 def bilingual(zh: str, en: str) -> str:
@@ -33,7 +37,8 @@ class CouchError(Exception):
 def json_response(body: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "surrogatepass"),
         status=status, content_type="application/json", headers=headers)
 
 
@@ -96,3 +101,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
         return json_response({"error": error, "reason": exc.reason}, status=exc.status)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return json_response({"error": "unknown_error", "reason": bilingual(
+            "服务器内部错误，已记录", "Internal server error; it has been logged.")}, status=500)

@@ -18,25 +18,28 @@ so CouchDB tools find no surprise there.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from aiohttp import web
 
 from server import errors, replication
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
-from server.couch import CouchFailure, StoreUnavailable, db_path
+from server.couch import READ_TIMEOUT, CouchFailure, StoreUnavailable, db_path
 from server.keys import (
     AUTH,
     CONFIG,
     COUCH,
     DIRECTORY,
+    FEEDS_HELD,
     INSTALLATION,
     POUCHDB_BACKEND,
     RECEIPTS,
+    RENEW_SESSION,
     SCHEMAS,
     USER,
 )
@@ -45,7 +48,6 @@ from server.validation import (
     WriteContext,
     check_attachment_upload,
     check_deletion,
-    check_document,
     check_id,
 )
 
@@ -67,8 +69,12 @@ VIEW_PARAMS = ALL_DOCS_PARAMS | {"reduce", "group", "group_level", "stale", "upd
 BULK_GET_PARAMS = frozenset({"revs", "latest", "attachments"})
 NUMERIC_PARAMS = frozenset({"limit", "skip", "heartbeat", "timeout", "group_level",
                             "seq_interval"})
-FEEDS = frozenset({"normal", "longpoll", "continuous"})
+FEEDS = frozenset({"normal", "longpoll"})  # PouchDB never asks for continuous
 UNSAFE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH", "COPY"})
+NUMBER = re.compile(r"^[0-9]{1,9}$")
+# A seq as CouchDB 3 (opaque "N-..."), PouchDB Server (an integer) or PouchDB ("now") writes it.
+SINCE = re.compile(r"^(now|[0-9]{1,20}(-[A-Za-z0-9_-]{1,8000})?)$")
+MIN_HEARTBEAT_MS, MAX_FEED_TIMEOUT_MS = 1000, 60_000
 RAW_REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match", "Destination")
 
 
@@ -76,7 +82,8 @@ RAW_REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match", "D
 
 def client_address(request: web.Request) -> str:
     if request.app[CONFIG].trust_proxy and "X-Forwarded-For" in request.headers:
-        return request.headers["X-Forwarded-For"].split(",")[0].strip()
+        # The rightmost entry is the one our own proxy appended; the rest the client wrote.
+        return request.headers["X-Forwarded-For"].split(",")[-1].strip()
     return request.remote or "unknown"
 
 
@@ -108,10 +115,15 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             if request.method in UNSAFE_METHODS:
                 check_same_origin(request)
     request[USER] = user
-    response = await handler(request)
-    if renew and user is not None and not response.prepared:
-        auth.set_cookie(response, request, user, secure=is_secure(request))
-    return response
+    request[RENEW_SESSION] = renew
+    return await handler(request)
+
+
+async def renew_session(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer, streamed ones included (a pull-only phone must keep its session)."""
+    user = request.get(USER)
+    if user is not None and request.get(RENEW_SESSION):
+        request.app[AUTH].set_cookie(response, request, user, secure=is_secure(request))
 
 
 def check_same_origin(request: web.Request) -> None:
@@ -181,7 +193,7 @@ async def read_object(request: web.Request, *, allow_empty: bool = False) -> dic
 def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
     params = {k: v for k, v in query.items() if k in allowed}
     for name in NUMERIC_PARAMS & params.keys():
-        if not params[name].isdigit():
+        if not NUMBER.match(params[name]):
             raise errors.bad_request(f"参数 {name} 应为非负整数",
                                      f"Query parameter {name} must be a non-negative integer.")
     return params
@@ -194,9 +206,24 @@ def check_count(items: Any, limit: int, what: str) -> None:
 
 
 def path_segments(request: web.Request) -> list[str]:
-    """The path after /couch/, split on '/' before decoding, so `a%2Fb` stays one segment."""
-    raw = request.rel_url.raw_path[len(PREFIX):].lstrip("/")
-    return [unquote(s) for s in raw.split("/")] if raw else []
+    """The path after /couch/, split on '/' before decoding, so `a%2Fb` stays one segment. An
+    empty, `.` or `..` segment (encoded or not) is refused: nothing may climb out of the
+    database it names. One trailing slash is allowed (PouchDB asks for `/db/`)."""
+    raw = request.rel_url.raw_path[len(PREFIX):]
+    if raw.startswith("/"):
+        raw = raw[1:]
+    if raw.endswith("/"):
+        raw = raw[:-1]
+    if not raw:
+        return []
+    segments = [unquote(s) for s in raw.split("/")]
+    if any(s in ("", ".", "..") for s in segments):
+        raise errors.bad_request("路径无效", "Invalid path: empty, '.' or '..' segment.")
+    return segments
+
+
+def encode_path(segments: list[str]) -> str:
+    return "/" + "/".join(quote(s, safe="") for s in segments)
 
 
 def json_answer(body: Any, status: int = 200) -> web.Response:
@@ -207,7 +234,7 @@ def json_answer(body: Any, status: int = 200) -> web.Response:
 
 async def couch_endpoint(request: web.Request) -> web.StreamResponse:
     segments = path_segments(request)
-    if not segments or segments == [""]:
+    if not segments:
         return welcome(request)
     head = segments[0]
     if head.startswith("_"):
@@ -217,8 +244,8 @@ async def couch_endpoint(request: web.Request) -> web.StreamResponse:
     if access is None:
         return database_out_of_scope(request, user, head, segments[1:])
     if access.raw:
-        return await raw_proxy(request)
-    return await grid_endpoint(request, user, access, segments[1:])
+        return await raw_proxy(request, segments)
+    return await grid_endpoint(request, user, access, segments)
 
 
 def welcome(request: web.Request) -> web.Response:
@@ -313,15 +340,25 @@ def method_not_allowed(allowed: str) -> errors.CouchError:
 
 def write_context(request: web.Request, user: User, access: DbAccess) -> WriteContext:
     config = request.app[CONFIG]
-    return WriteContext(user=user, grid=access.grid,
+    assert access.grid is not None
+    return WriteContext(user=user, db=access.db, grid=access.grid,
                         max_document_bytes=config.max_document_bytes,
                         max_attachment_bytes=config.max_attachment_bytes)
 
 
+def refuse_local_ids(ids: Any) -> None:
+    """Checkpoints are reached only through `/_local/{id}`, where they are kept apart per user;
+    never through the bulk endpoints, which would reach every user's."""
+    if any(isinstance(i, str) and i.startswith("_local/") for i in ids):
+        raise errors.forbidden("不能批量读取 _local 文档",
+                               "_local documents cannot be read through bulk requests.")
+
+
 async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
-                        rest: list[str]) -> web.StreamResponse:
+                        segments: list[str]) -> web.StreamResponse:
     couch, db, method = request.app[COUCH], access.db, request.method
-    if not rest or rest == [""]:
+    rest = segments[1:]
+    if not rest:
         if method in ("GET", "HEAD"):
             return await replication.relay(request, couch, "GET", db_path(db))
         if method == "POST":
@@ -331,13 +368,13 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
                                     "the file already exists.")
         raise method_not_allowed("GET,HEAD,POST,PUT")
     special = rest[0]
-    if special == "_changes":
-        return await changes(request, access)
-    if special == "_bulk_docs":
+    if special == "_changes" and len(rest) == 1:
+        return await changes(request, user, access)
+    if special == "_bulk_docs" and len(rest) == 1:
         return await bulk_docs(request, user, access)
-    if special in ("_bulk_get", "_revs_diff"):
+    if special in ("_bulk_get", "_revs_diff") and len(rest) == 1:
         return await bulk_read(request, access, special)
-    if special == "_all_docs":
+    if special == "_all_docs" and len(rest) == 1:
         return await all_docs(request, access)
     if special == "_local" and len(rest) == 2:
         return await local_document(request, user, access, rest[1])
@@ -353,7 +390,7 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
         return await document(request, user, access, special)
     if special.startswith("_"):
         if user.is_admin:  # maintenance (_security, _compact, _find...) stays an admin's tool
-            return await raw_proxy(request)
+            return await raw_proxy(request, segments)
         if method in ("PUT", "DELETE") and len(rest) == 1:
             refusal = check_id(special, write_context(request, user, access))
             if refusal is not None:
@@ -365,37 +402,56 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
     return await attachment(request, user, access, special, "/".join(rest[1:]))
 
 
-async def changes(request: web.Request, access: DbAccess) -> web.StreamResponse:
-    """The changes feed, normal or longpoll (or continuous), streamed. A grid database is wholly
-    in its users' scope, so nothing is filtered out here; `_doc_ids` is the only filter."""
-    if request.method not in ("GET", "POST"):
-        raise method_not_allowed("GET,POST")
+def changes_params(request: web.Request) -> dict[str, str]:
+    """The `_changes` parameters worth forwarding, checked: a bad value never reaches the store
+    (the embedded one dies on some), and a feed cannot be made to spin or to hang for ever."""
     params = pick(request.query, CHANGES_PARAMS)
-    chosen_filter = params.pop("filter", None)
-    query_ids = params.pop("doc_ids", None)
     feed = params.get("feed", "normal")
     if feed not in FEEDS:
-        raise errors.bad_request(f"不支持 feed={feed}", f"feed={feed} is not supported.")
-    if chosen_filter not in (None, "_doc_ids"):
-        raise errors.bad_request(f"不支持过滤器 {chosen_filter}，只支持 _doc_ids",
-                                 f"Filter {chosen_filter!r} is not supported; only _doc_ids is.")
+        raise errors.bad_request(f"不支持 feed={feed}，请用 normal 或 longpoll",
+                                 f"feed={feed} is not supported; use normal or longpoll.")
+    if "since" in params and not SINCE.match(params["since"]):
+        raise errors.bad_request("参数 since 无效", "Query parameter since is not a valid seq.")
+    if "heartbeat" in params:
+        params["heartbeat"] = str(max(MIN_HEARTBEAT_MS, int(params["heartbeat"])))
+    if "timeout" in params:
+        params["timeout"] = str(min(MAX_FEED_TIMEOUT_MS, int(params["timeout"])))
+    elif feed == "longpoll" and "heartbeat" not in params:
+        params["timeout"] = str(MAX_FEED_TIMEOUT_MS)
+    return params
+
+
+async def changes(request: web.Request, user: User, access: DbAccess) -> web.StreamResponse:
+    """The changes feed, normal or longpoll, streamed. A grid database is wholly in its users'
+    scope, so nothing is filtered out here; `_doc_ids` is the only filter."""
+    if request.method not in ("GET", "HEAD", "POST"):
+        raise method_not_allowed("GET,POST")
+    filters = request.query.getall("filter", [])
+    if any(f != "_doc_ids" for f in filters):
+        raise errors.bad_request(f"不支持过滤器 {filters[0]}，只支持 _doc_ids",
+                                 f"Filter {filters[0]!r} is not supported; only _doc_ids is.")
+    params = changes_params(request)
+    params.pop("filter", None)
+    query_ids = params.pop("doc_ids", None)
     body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
-    timeout = None if feed != "normal" else 120
-    if chosen_filter is None:
-        return await replication.relay(request, request.app[COUCH], "GET",
-                                       db_path(access.db, "_changes"), params=params,
-                                       timeout=timeout)
-    doc_ids = body.get("doc_ids")
-    if doc_ids is None and query_ids is not None:
-        doc_ids = parse_json(query_ids.encode())
-    if not isinstance(doc_ids, list) or not all(isinstance(i, str) for i in doc_ids):
-        raise errors.bad_request("doc_ids 应为记录编号列表",
-                                 "doc_ids must be a list of document ids.")
-    check_count(doc_ids, request.app[CONFIG].max_batch_docs, "doc_ids")
-    return await replication.relay(request, request.app[COUCH], "POST",
-                                   db_path(access.db, "_changes"),
-                                   params={**params, "filter": "_doc_ids"},
-                                   body={"doc_ids": doc_ids}, timeout=timeout)
+    live = params.get("feed") == "longpoll"
+    upstream_body: dict[str, Any] | None = None
+    if filters:
+        doc_ids = body.get("doc_ids")
+        if doc_ids is None and query_ids is not None:
+            doc_ids = parse_json(query_ids.encode())
+        if not isinstance(doc_ids, list) or not all(isinstance(i, str) for i in doc_ids):
+            raise errors.bad_request("doc_ids 应为记录编号列表",
+                                     "doc_ids must be a list of document ids.")
+        check_count(doc_ids, request.app[CONFIG].max_batch_docs, "doc_ids")
+        refuse_local_ids(doc_ids)
+        params["filter"] = "_doc_ids"
+        upstream_body = {"doc_ids": doc_ids}
+    path = db_path(access.db, "_changes")
+    with request.app[FEEDS_HELD].hold(user.name, live):
+        return await replication.relay(request, request.app[COUCH],
+                                       "POST" if upstream_body else "GET", path, params=params,
+                                       body=upstream_body)
 
 
 async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.Response:
@@ -412,21 +468,27 @@ async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.R
     if not isinstance(new_edits, bool):
         raise errors.bad_request("new_edits 应为 true 或 false", "new_edits must be a boolean.")
     check_count(docs, request.app[CONFIG].max_batch_docs, "")
-    results = await replication.write_batch(
+    outcome = await replication.write_batch(
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
-        write_context(request, user, access), access.db, docs, new_edits,
+        write_context(request, user, access), docs, new_edits,
         raw_body=raw if set(body) <= {"docs", "new_edits"} else None)
-    return json_answer(results, status=201)
+    return json_answer(outcome.results, status=201)
 
 
 async def bulk_read(request: web.Request, access: DbAccess, endpoint: str) -> web.StreamResponse:
     if request.method != "POST":
         raise method_not_allowed("POST")
     body = await read_object(request)
-    items = body.get("docs") if endpoint == "_bulk_get" else body
-    if not isinstance(items, (list, dict)):
-        raise errors.bad_request("缺少 docs 列表", "POST body must include a `docs` list.")
+    if endpoint == "_bulk_get":
+        items = body.get("docs")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise errors.bad_request("缺少 docs 列表", "POST body must include a `docs` list.")
+        ids = [i.get("id") for i in items]
+    else:
+        items = body
+        ids = list(body)
     check_count(items, request.app[CONFIG].max_batch_docs, "")
+    refuse_local_ids(ids)
     params = pick(request.query, BULK_GET_PARAMS) if endpoint == "_bulk_get" else {}
     return await replication.relay(request, request.app[COUCH], "POST",
                                    db_path(access.db, endpoint), params=params, body=body)
@@ -435,6 +497,12 @@ async def bulk_read(request: web.Request, access: DbAccess, endpoint: str) -> we
 async def all_docs(request: web.Request, access: DbAccess) -> web.StreamResponse:
     params = pick(request.query, ALL_DOCS_PARAMS)
     path = db_path(access.db, "_all_docs")
+    if "keys" in params:
+        query_keys = parse_json(params["keys"].encode())
+        if not isinstance(query_keys, list):
+            raise errors.bad_request("keys 应为列表", "`keys` must be a list.")
+        check_count(query_keys, request.app[CONFIG].max_batch_docs, "keys")
+        refuse_local_ids(query_keys)
     if request.method in ("GET", "HEAD"):
         return await replication.relay(request, request.app[COUCH], "GET", path, params=params)
     if request.method != "POST":
@@ -445,22 +513,30 @@ async def all_docs(request: web.Request, access: DbAccess) -> web.StreamResponse
         if not isinstance(keys, list):
             raise errors.bad_request("keys 应为列表", "`keys` must be a list.")
         check_count(keys, request.app[CONFIG].max_batch_docs, "keys")
+        refuse_local_ids(keys)
     return await replication.relay(request, request.app[COUCH], "POST", path, params=params,
                                    body={"keys": keys} if keys is not None else {})
 
 
 async def local_document(request: web.Request, user: User, access: DbAccess,
                          client_id: str) -> web.Response:
-    couch, local_id = request.app[COUCH], f"_local/{client_id}"
-    if request.method == "GET":
-        return json_answer(await replication.read_local(couch, user, access.db, local_id))
+    couch = request.app[COUCH]
+    if request.method in ("GET", "HEAD"):
+        return json_answer(await replication.read_local(couch, user, access.db, client_id))
     if request.method == "PUT":
-        doc = await read_object(request)
-        result = await replication.write_local(couch, user, access.db, local_id, doc)
+        raw = await read_body(request)
+        if len(raw) > request.app[CONFIG].max_document_bytes:
+            raise errors.too_large("检查点文档太大", "The _local document is too large.")
+        doc = parse_json(raw)
+        if not isinstance(doc, dict):
+            raise errors.bad_request("请求内容应为 JSON 对象",
+                                     "The request body must be a JSON object.")
+        result = await replication.write_local(couch, user, access.db, client_id, doc)
         return json_answer(result, status=201)
     if request.method == "DELETE":
         rev = request.query.get("rev", "")
-        return json_answer(await replication.delete_local(couch, user, access.db, local_id, rev))
+        return json_answer(await replication.delete_local(couch, user, access.db, client_id,
+                                                          rev))
     raise method_not_allowed("GET,PUT,DELETE")
 
 
@@ -477,9 +553,14 @@ async def document(request: web.Request, user: User, access: DbAccess,
     raise method_not_allowed("GET,HEAD,PUT,DELETE")
 
 
+STORE_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401,
+                      "not_found": 404, "bad_request": 400}
+
+
 async def write_document(request: web.Request, user: User, access: DbAccess,
                          doc_id: str | None) -> web.Response:
-    """A single `PUT /db/id` or `POST /db`: the same checks as a batch, CouchDB's statuses."""
+    """A single `PUT /db/id` or `POST /db`: the same path as a batch of one, CouchDB's
+    statuses."""
     doc = await read_object(request)
     if doc_id is not None:
         doc["_id"] = doc_id
@@ -488,21 +569,18 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
             doc.get("type"), str) else uuid.uuid4().hex
     if "rev" in request.query and "_rev" not in doc:
         doc["_rev"] = request.query["rev"]
-    couch, db = request.app[COUCH], access.db
-    ctx = write_context(request, user, access)
     new_edits = request.query.get("new_edits") != "false"
-    if replication.is_edit(doc, new_edits):
-        authors = await replication.stored_authors(couch, db, [doc["_id"]])
-        ctx = WriteContext(user=ctx.user, grid=ctx.grid,
-                           max_document_bytes=ctx.max_document_bytes,
-                           max_attachment_bytes=ctx.max_attachment_bytes, stored_authors=authors)
-    refusal = check_document(doc, ctx, request.app[SCHEMAS], replication.encoded_size(doc))
+    outcome = await replication.write_batch(
+        request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
+        write_context(request, user, access), [doc], new_edits)
+    [refusal], [result] = outcome.refusals, outcome.results or [{"id": doc["_id"]}]
     if refusal is not None:
         raise replication.refusal_error(refusal)
-    params = {} if new_edits else {"new_edits": "false"}
-    result = await couch.put(db_path(db, doc["_id"]), doc, **params)
-    request.app[RECEIPTS].record(user.name, db, [[str(doc["_id"]), str(result.get("rev"))]])
-    return json_answer(result, status=201)
+    if "error" in result:
+        raise errors.CouchError(STORE_ERROR_STATUS.get(result["error"], 400),
+                                str(result["error"]), str(result.get("reason", "")))
+    return json_answer({"ok": True, "id": doc["_id"], "rev": result.get("rev", doc.get("_rev"))},
+                       status=201)
 
 
 async def delete_document(request: web.Request, user: User, access: DbAccess,
@@ -521,6 +599,9 @@ async def delete_document(request: web.Request, user: User, access: DbAccess,
 
 async def attachment(request: web.Request, user: User, access: DbAccess, doc_id: str,
                      name: str) -> web.StreamResponse:
+    """Attachments are read one by one (PouchDB fetches them so), but written only inside their
+    document, where the whole revision is validated: a standalone write would change a record
+    without its checks. Admins may still use the standalone form."""
     couch, db = request.app[COUCH], access.db
     path = db_path(db, doc_id, name)
     params = pick(request.query, frozenset({"rev"}))
@@ -529,14 +610,15 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
     if request.method not in ("PUT", "DELETE"):
         raise method_not_allowed("GET,HEAD,PUT,DELETE")
     ctx = write_context(request, user, access)
-    if doc_id.startswith("_design/") and not user.is_admin:
-        raise errors.forbidden("只有管理员可以修改设计文档",
-                               "Only admins may write design documents.")
-    if request.method == "PUT":
+    if not user.is_admin:
+        raise errors.forbidden("附件请随记录一起保存", "Send attachments inside their document.")
+    refusal = check_id(doc_id, ctx)
+    if refusal is None and request.method == "PUT":
         content = await request.read()
         refusal = check_attachment_upload(name, request.content_type, len(content), ctx)
-        if refusal is not None:
-            raise replication.refusal_error(refusal)
+    if refusal is not None:
+        raise replication.refusal_error(refusal)
+    if request.method == "PUT":
         result = await couch.request("PUT", path, params=params, data=content,
                                      headers={"Content-Type": request.content_type})
     else:
@@ -547,23 +629,22 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
 
 # -- raw CouchDB, admins only -----------------------------------------------------------------
 
-async def raw_proxy(request: web.Request) -> web.StreamResponse:
+async def raw_proxy(request: web.Request, segments: list[str]) -> web.StreamResponse:
     """A database outside Linli's naming scheme (or an admin's maintenance call): relayed as it
-    came, so CouchDB tools behave as against CouchDB. The one exception protects the embedded
-    store, which crashes on `_changes` filters other than `_doc_ids`."""
-    path = request.rel_url.raw_path[len(PREFIX):]
-    chosen_filter = request.query.get("filter")
-    if (request.app[POUCHDB_BACKEND] and "_changes" in path
-            and chosen_filter not in (None, "_doc_ids")):
+    came, so CouchDB tools behave as against CouchDB. The one exception protects PouchDB
+    Server, which crashes on `_changes` filters other than `_doc_ids`."""
+    filters = request.query.getall("filter", [])
+    if (request.app[POUCHDB_BACKEND] and "_changes" in segments
+            and any(f != "_doc_ids" for f in filters)):
         raise errors.bad_request("内置数据库不支持此过滤器",
-                                 f"The embedded store cannot run filter {chosen_filter!r} safely; "
+                                 f"The embedded store cannot run filter {filters[0]!r} safely; "
                                  "use a real CouchDB for it.")
     headers = {h: request.headers[h] for h in RAW_REQUEST_HEADERS if h in request.headers}
     data = await request.read() if request.can_read_body else None
-    timeout = None if request.query.get("feed") in ("longpoll", "continuous") else 120
-    return await replication.relay(request, request.app[COUCH], request.method, path,
-                                   params=request.query, data=data, headers=headers,
-                                   timeout=timeout)
+    live = request.query.get("feed") in ("longpoll", "continuous")
+    return await replication.relay(request, request.app[COUCH], request.method,
+                                   encode_path(segments), params=request.query, data=data,
+                                   headers=headers, read_timeout=None if live else READ_TIMEOUT)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
 from server.auth import Authenticator
@@ -10,12 +9,12 @@ from server.config import Config
 from server.couch import CouchClient
 from server.installation import Installation
 from server.receipts import ReceiptLog
+from server.replication import FeedLimiter
 from server.scope import Directory, User
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
 
 CONFIG = web.AppKey("config", Config)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
 COUCH = web.AppKey("couch", CouchClient)
 STORE = web.AppKey("store", EmbeddedStore)  # only when running on the embedded store
 INSTALLATION = web.AppKey("installation", Installation)
@@ -26,5 +25,9 @@ AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
 RECEIPTS = web.AppKey("receipts", ReceiptLog)
 
-# Per request: who is asking (None: anonymous), set by the auth middleware.
+FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
+
+# Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
+# session cookie is due to be renewed on the answer.
 USER: web.RequestKey[User | None] = web.RequestKey("user", User)
+RENEW_SESSION = web.RequestKey("renew_session", bool)

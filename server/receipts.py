@@ -16,13 +16,14 @@ import datetime
 import logging
 from typing import Any
 
-from server.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
+from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.scope import RECEIPTS_DB
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25  # the most receipts a hard kill can lose; a quarter second of writes
-FLUSH_DOCS = 500  # flush early under load so one write stays small
+FLUSH_DOCS = 500  # flush early under load, and never more in one write
+MAX_PENDING = 200_000  # while the store is down; beyond it the oldest receipts are dropped
 RETRY_SECONDS = 2.0
 
 
@@ -42,19 +43,26 @@ class ReceiptLog:
             return
         self._pending.append({"type": "receipt", "db": db, "user": user,
                               "received_at": utc_now(), "revs": revs})
+        if len(self._pending) > MAX_PENDING:
+            dropped = len(self._pending) - MAX_PENDING
+            del self._pending[:dropped]
+            log.error("receipt backlog full: %d oldest receipts dropped", dropped)
         if len(self._pending) >= FLUSH_DOCS:
             self._wake.set()
 
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            await self.couch.post(db_path(RECEIPTS_DB, "_bulk_docs"), {"docs": batch})
-        except (CouchFailure, StoreUnavailable) as exc:
-            log.warning("%d receipts not written yet (%s); retrying", len(batch), exc)
-            self._pending[:0] = batch
-            raise
+        while self._pending:
+            batch = self._pending[:FLUSH_DOCS]
+            try:
+                await self.couch.post(db_path(RECEIPTS_DB, "_bulk_docs"), {"docs": batch})
+            except NotFound:  # someone deleted the database: make it again
+                await self.couch.ensure_db(RECEIPTS_DB)
+                raise
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("%d receipts not written yet (%s); retrying", len(self._pending),
+                            exc)
+                raise
+            del self._pending[:len(batch)]
 
     async def run(self) -> None:
         """Flush every FLUSH_SECONDS (sooner under load) until cancelled, then once more."""

@@ -4,17 +4,21 @@ accepted to the receipt log. The routes (gateway.py) only parse, authorize and c
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import json
 import logging
+import re
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from server import errors
-from server.couch import CouchClient, db_path
+from server.couch import READ_TIMEOUT, CouchClient, db_path
 from server.receipts import ReceiptLog
 from server.scope import User
 from server.validation import Refusal, SchemaRegistry, WriteContext, check_document, refuse
@@ -24,23 +28,28 @@ log = logging.getLogger(__name__)
 # Response headers worth passing from the store to the client; hop-by-hop ones are not.
 RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition")
 RELAY_CHUNK = 64 * 1024
+REVISION = re.compile(r"^[1-9][0-9]{0,9}-[0-9a-zA-Z]{1,64}$")
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 def encoded_size(doc: Any) -> int:
-    return len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
+    """Bytes of `doc` as JSON; -1 when it holds a lone UTF-16 surrogate (a string cut through an
+    emoji by a phone), which the store cannot hold."""
+    try:
+        return len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
+    except UnicodeEncodeError:
+        return -1
 
 
 # -- checkpoints ------------------------------------------------------------------------------
 
 def local_id_for(user: User, client_id: str) -> str:
     """Each user's `_local/` documents live under their own prefix ('~' cannot occur in a user
-    name), so no device can read or overwrite another user's checkpoint."""
+    name), so no device can read or overwrite another user's checkpoint. `client_id` is the part
+    after `_local/`."""
     return f"_local/{user.name}~{client_id}"
-
-
-def client_local_id(user: User, stored_id: str) -> str:
-    prefix = f"_local/{user.name}~"
-    return "_local/" + stored_id[len(prefix):] if stored_id.startswith(prefix) else stored_id
 
 
 # -- writes -----------------------------------------------------------------------------------
@@ -67,41 +76,54 @@ def refusal_result(doc_id: Any, refusal: Refusal) -> dict[str, Any]:
             "reason": refusal.reason}
 
 
-def is_edit(doc: Any, new_edits: bool) -> bool:
-    """Whether `doc` is a revision on top of an earlier one (or a deletion): only then can the
-    stored author matter. A first revision is its writer's own creation."""
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("_id"), str):
-        return False
+def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
+    """A replicated revision (new_edits=false) must carry its revision id, and its history must
+    agree with it: the store takes the generation from `_revisions`, so a mismatch could pass
+    off a first revision as a late edit that wins."""
+    if new_edits or not isinstance(doc, Mapping):
+        return None
     rev = doc.get("_rev")
-    if doc.get("_deleted") or (new_edits and rev is not None):
-        return True
-    return not new_edits and isinstance(rev, str) and not rev.startswith("1-")
+    if not isinstance(rev, str) or not REVISION.match(rev):
+        return refuse("同步的记录缺少有效的版本号 _rev",
+                      "A replicated document needs a valid _rev.", 400)
+    history = doc.get("_revisions")
+    if history is not None:
+        generation, digest = rev.split("-", 1)
+        ids = history.get("ids") if isinstance(history, Mapping) else None
+        if (not isinstance(ids, list) or not ids or history.get("start") != int(generation)
+                or ids[0] != digest):
+            return refuse("版本历史 _revisions 与 _rev 不一致",
+                          "_revisions does not agree with _rev.", 400)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOutcome:
+    results: list[dict[str, Any]]  # CouchDB's answer, in input order
+    refusals: list[Refusal | None]  # why each document was refused, if it was
 
 
 async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
-                      ctx_base: WriteContext, db: str, docs: list[Any], new_edits: bool,
-                      raw_body: bytes | None = None) -> list[dict[str, Any]]:
+                      ctx: WriteContext, docs: list[Any], new_edits: bool,
+                      raw_body: bytes | None = None) -> BatchOutcome:
     """Validate each document, write the admitted ones in one `_bulk_docs`, and answer in input
     order: store results for the written, `forbidden` for the refused.
 
-    Kept cheap for the common push of new records: stored authors are read (one request) only
-    for edits and deletions; no document is re-encoded to measure it when the whole body is
-    within the document limit; and when every document is admitted, the client's body (`raw_body`)
-    goes to the store as it came."""
-    edited = [d["_id"] for d in docs if is_edit(d, new_edits)]
-    authors = await stored_authors(couch, db, edited) if ctx_base.grid is not None else {}
-    ctx = WriteContext(user=ctx_base.user, grid=ctx_base.grid,
-                       max_document_bytes=ctx_base.max_document_bytes,
-                       max_attachment_bytes=ctx_base.max_attachment_bytes,
-                       stored_authors=authors)
-    small = raw_body is not None and len(raw_body) <= ctx.max_document_bytes
-    verdicts: list[Refusal | None] = [
+    Kept cheap for the common push of new records: no document is re-encoded to measure it when
+    the whole body is within the document limit, and when every document is admitted the
+    client's body (`raw_body`) goes to the store as it came. The stored authors of the batch's
+    ids are read in one request, as any of them may be an edit of someone else's record."""
+    ids = [d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)]
+    ctx = dataclasses.replace(ctx, stored_authors=await stored_authors(couch, ctx.db, ids))
+    measure = raw_body is None or len(raw_body) > ctx.max_document_bytes or bool(
+        SURROGATE_ESCAPE.search(raw_body))
+    refusals: list[Refusal | None] = [
         check_replicated(d, new_edits)
-        or check_document(d, ctx, registry, 0 if small else encoded_size(d))
+        or check_document(d, ctx, registry, encoded_size(d) if measure else 0)
         for d in docs]
-    admitted = [d for d, v in zip(docs, verdicts, strict=True) if v is None]
+    admitted = [d for d, v in zip(docs, refusals, strict=True) if v is None]
     stored: list[dict[str, Any]] = []
-    path = db_path(db, "_bulk_docs")
+    path = db_path(ctx.db, "_bulk_docs")
     if admitted and raw_body is not None and len(admitted) == len(docs):
         stored = await couch.request("POST", path, data=raw_body,
                                      headers={"Content-Type": "application/json"})
@@ -113,10 +135,10 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
         by_id[str(result.get("id"))].append(result)
     results: list[dict[str, Any]] = []
     accepted: list[list[str]] = []
-    for doc, verdict in zip(docs, verdicts, strict=True):
-        if verdict is not None:
+    for doc, refusal in zip(docs, refusals, strict=True):
+        if refusal is not None:
             results.append(refusal_result(doc.get("_id") if isinstance(doc, Mapping) else None,
-                                          verdict))
+                                          refusal))
             continue
         queue = by_id.get(doc["_id"])
         result = queue.popleft() if queue else None
@@ -125,16 +147,33 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
         if result is None or "error" not in result:
             rev = (result or {}).get("rev") or doc.get("_rev")
             accepted.append([doc["_id"], str(rev)])
-    receipts.record(ctx.user.name, db, accepted)
-    return results
+    receipts.record(ctx.user.name, ctx.db, accepted)
+    return BatchOutcome(results, refusals)
 
 
-def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
-    """A replicated revision (new_edits=false) must carry its revision id; without it the store
-    answers an error name that would abort the client's whole replication."""
-    if new_edits or not isinstance(doc, Mapping) or isinstance(doc.get("_rev"), str):
-        return None
-    return refuse("同步的记录缺少版本号 _rev", "A replicated document needs its _rev.", 400)
+class FeedLimiter:
+    """Live feeds (longpoll) each hold a connection to the store for up to a minute. They are
+    counted per user and overall, so one user's runaway tabs cannot take every connection and
+    starve everyone else's writes."""
+
+    def __init__(self, per_user: int, total: int) -> None:
+        self.per_user, self.total = per_user, total
+        self.held: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def hold(self, user: str, live: bool) -> Iterator[None]:
+        if not live:
+            yield
+            return
+        if self.held[user] >= self.per_user or sum(self.held.values()) >= self.total:
+            raise errors.too_many_requests(5)
+        self.held[user] += 1
+        try:
+            yield
+        finally:
+            self.held[user] -= 1
+            if not self.held[user]:
+                del self.held[user]
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -142,32 +181,34 @@ def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
 async def relay(request: web.Request, couch: CouchClient, method: str, path: str, *,
                 params: Mapping[str, str] | None = None, body: Any = None,
                 data: Any = None, headers: Mapping[str, str] | None = None,
-                timeout: float | None = 60) -> web.StreamResponse:
+                read_timeout: float = READ_TIMEOUT) -> web.StreamResponse:
     """Stream the store's answer to the client chunk by chunk: a feed or a big `_all_docs` is
-    never held whole in memory. The store's errors pass through in CouchDB's shape."""
-    upstream = await couch.open(method, path, params=params, body=body, data=data,
-                                headers=headers, timeout=timeout)
+    never held whole in memory. The store's errors pass through in CouchDB's shape. A slow
+    phone may take as long as it needs; only a silent store times out."""
+    upstream = await couch.open("HEAD" if request.method == "HEAD" else method, path,
+                                params=params, body=body, data=data, headers=headers,
+                                read_timeout=read_timeout)
     try:
         response = web.StreamResponse(status=upstream.status)
         for name in RELAYED_HEADERS:
             if name in upstream.headers:
                 response.headers[name] = upstream.headers[name]
-        if request.method == "HEAD":  # headers only: a body here would corrupt keep-alive
-            response.content_length = 0
+        if request.method == "HEAD":
             await response.prepare(request)
-            await response.write_eof()
             return response
         await response.prepare(request)
-        async for chunk in upstream.content.iter_chunked(RELAY_CHUNK):
-            await response.write(chunk)
+        try:
+            async for chunk in upstream.content.iter_chunked(RELAY_CHUNK):
+                await response.write(chunk)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                TimeoutError) as exc:
+            # The store failed mid-answer: cut the client's connection so it retries, never a
+            # silently truncated body that looks complete.
+            log.warning("store failed while relaying %s %s: %s", method, path, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return response
         await response.write_eof()
-        return response
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-        # The store died mid-answer: cut the client's connection so it retries, never a
-        # silently truncated body that looks complete.
-        log.warning("store failed while relaying %s %s: %s", method, path, exc)
-        if request.transport is not None:
-            request.transport.close()
         return response
     finally:
         upstream.release()
@@ -175,7 +216,7 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
 
 async def read_local(couch: CouchClient, user: User, db: str, client_id: str) -> dict[str, Any]:
     doc = await couch.get(db_path(db, local_id_for(user, client_id)))
-    doc["_id"] = client_id
+    doc["_id"] = f"_local/{client_id}"
     return doc
 
 
@@ -183,7 +224,7 @@ async def write_local(couch: CouchClient, user: User, db: str, client_id: str,
                       doc: dict[str, Any]) -> dict[str, Any]:
     doc = dict(doc, _id=local_id_for(user, client_id))
     result = await couch.put(db_path(db, doc["_id"]), doc)
-    result["id"] = client_id
+    result["id"] = f"_local/{client_id}"
     return result
 
 
@@ -191,12 +232,13 @@ async def delete_local(couch: CouchClient, user: User, db: str, client_id: str,
                        rev: str) -> dict[str, Any]:
     result = await couch.request("DELETE", db_path(db, local_id_for(user, client_id)),
                                  params={"rev": rev})
-    result["id"] = client_id
+    result["id"] = f"_local/{client_id}"
     return result
 
 
 def refusal_error(refusal: Refusal) -> errors.CouchError:
-    names = {400: "bad_request", 403: "forbidden", 413: "too_large", 415: "bad_content_type"}
+    names = {400: "bad_request", 403: "forbidden", 409: "conflict", 413: "too_large",
+             415: "bad_content_type"}
     return errors.CouchError(refusal.status, names.get(refusal.status, "forbidden"),
                              refusal.reason)
 

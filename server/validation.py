@@ -38,10 +38,9 @@ MAX_REASONS = 3  # a phone shows a short list; the first problems are the ones t
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    """Why one document was not written."""
+    """Why one document was not written, and the status a single write answers with."""
 
     reason: str
-    error: str = "forbidden"
     status: int = 403
 
 
@@ -230,7 +229,8 @@ class WriteContext:
     """Everything a write is checked against: who writes, to which grid, what is stored."""
 
     user: User
-    grid: str | None  # None for a raw admin database: CouchDB semantics, no schema
+    db: str
+    grid: str
     max_document_bytes: int
     max_attachment_bytes: int
     stored_authors: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
@@ -250,8 +250,6 @@ def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
     if doc_id.startswith("_"):
         return refuse("以下划线开头的编号是保留的", "Only reserved document ids may start with "
                       "an underscore.", 400)
-    if ctx.grid is None:
-        return None
     if RECORD_ID.match(doc_id) is None:
         return refuse(f"记录编号 {_show(doc_id)} 格式错误，应为“类型:编号”，"
                       "只用字母、数字和 _ . : -",
@@ -263,7 +261,7 @@ def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
 def check_attachment_upload(name: str, content_type: str, size: int,
                             ctx: WriteContext) -> Refusal | None:
     """An attachment sent on its own (`PUT /db/doc/name`): the same limits as inline ones."""
-    if ctx.grid is not None and content_type not in ATTACHMENT_TYPES:
+    if content_type not in ATTACHMENT_TYPES:
         return _refuse_type(name, content_type)
     if size > ctx.max_attachment_bytes:
         return _refuse_size(name, ctx)
@@ -293,10 +291,11 @@ def check_attachments(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | No
         if not isinstance(att, Mapping):
             return refuse(f"附件 {_show(name)} 格式错误", f"Attachment {_show(name)} is malformed.",
                           400)
+        # Stubs too: a stub may change the content type of bytes already stored.
+        if att.get("content_type") not in ATTACHMENT_TYPES:
+            return _refuse_type(name, att.get("content_type"))
         if att.get("stub"):
             continue
-        if ctx.grid is not None and att.get("content_type") not in ATTACHMENT_TYPES:
-            return _refuse_type(name, att.get("content_type"))
         data = att.get("data")
         if isinstance(data, str):
             if len(data) * 3 // 4 > ctx.max_attachment_bytes:
@@ -318,6 +317,9 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
     problem = check_id(doc.get("_id"), ctx)
     if problem is not None:
         return problem
+    if encoded_size < 0:
+        return refuse("记录中有损坏的字符（不完整的表情符号？）",
+                      "The document holds a broken character (half an emoji?).", 400)
     if encoded_size > ctx.max_document_bytes:
         limit = ctx.max_document_bytes // 1024
         return refuse(f"记录太大（最大 {limit} KB）", f"The document is too large "
@@ -332,7 +334,7 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
         return refuse(f"不允许的特殊字段 {names}", f"Bad special document member(s): {names}",
                       400)
     problem = check_attachments(doc, ctx)
-    if problem is not None or ctx.grid is None or doc_id.startswith("_design/"):
+    if problem is not None or doc_id.startswith("_design/"):
         return problem
     return check_record(doc, ctx, registry)
 
@@ -358,6 +360,9 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
     doc_id = str(doc["_id"])
     if doc_id in ctx.stored_authors:
         expected = ctx.stored_authors[doc_id]
+        if expected is None and ctx.user.role not in ("admin", "supervisor"):
+            return refuse("这条记录没有创建人，只有督导员可以修改",
+                          "This record has no author; only a supervisor may change it.")
         if expected is not None and author != expected:
             return refuse(f"字段 created_by 不能修改，应为 {expected}",
                           f"created_by cannot be changed; it is {expected!r}")
@@ -374,7 +379,7 @@ def check_deletion(doc_id: str, stored_author: str | None, ctx: WriteContext) ->
         return None
     if doc_id.startswith("_design/"):
         return refuse("只有管理员可以修改设计文档", "Only admins may write design documents.")
-    if ctx.grid is None or ctx.user.role == "supervisor":
+    if ctx.user.role == "supervisor":
         return None
     if stored_author is not None and stored_author != ctx.user.name:
         return refuse(f"只能删除自己创建的记录（此记录由 {stored_author} 创建）",

@@ -155,10 +155,11 @@ async def test_tampered_or_expired_cookie_is_anonymous(client: Any, city: City) 
     assert mac
 
 
-@pytest.mark.parametrize("path", ["/", "/couch/"])
-async def test_security_headers(client: Any, path: str) -> None:
+@pytest.mark.parametrize(("path", "policy"), [("/", "script-src 'self'"),
+                                              ("/couch/", "sandbox")])
+async def test_security_headers(client: Any, path: str, policy: str) -> None:
     resp = await client.get(path)
     assert resp.status == 200
     csp = resp.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert policy in csp and "frame-ancestors 'none'" in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"

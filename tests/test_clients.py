@@ -53,14 +53,22 @@ async def test_attachments_round_trip(client: Any, city: City, node: NodeClient)
     assert pushed["ok"] and pushed["docs_written"] == 1, pushed
     resp = await client.get(f"{base}/{doc['_id']}/door.jpg", headers=basic(worker))
     assert resp.status == 200 and await resp.read() == JPEG
-    # On its own, as a standalone PUT.
+    # Only inside its document for a worker, where the whole revision is validated; an admin
+    # may use the standalone form, with the same type rules.
     info = await (await client.get(f"{base}/{doc['_id']}", headers=basic(worker))).json()
     resp = await client.put(f"{base}/{doc['_id']}/second.jpg?rev={info['_rev']}", data=JPEG,
                             headers={**basic(worker), "Content-Type": "image/jpeg"})
+    assert resp.status == 403
+    admin = city.user("admin")
+    await wait_for_user(client, admin)
+    resp = await client.put(f"{base}/{doc['_id']}/second.jpg?rev={info['_rev']}", data=JPEG,
+                            headers={**basic(admin), "Content-Type": "image/jpeg"})
     assert resp.status == 201, await resp.text()
     resp = await client.put(f"{base}/{doc['_id']}/page.html?rev={(await resp.json())['rev']}",
-                            data=b"<p>", headers={**basic(worker), "Content-Type": "text/html"})
+                            data=b"<p>", headers={**basic(admin), "Content-Type": "text/html"})
     assert resp.status == 415
+    resp = await client.get(f"{base}/{doc['_id']}/door.jpg", headers=basic(worker))
+    assert "sandbox" in resp.headers["Content-Security-Policy"]
     # A fresh PouchDB pulls the document with both attachments.
     pulled = await node.run({"op": "pull", "remote": str(client.make_url(base)),
                              "local": node.local("b"), "auth": auth_for(worker)})

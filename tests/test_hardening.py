@@ -91,8 +91,142 @@ async def test_slash_in_path_is_not_a_different_document(
     doc = visit(grid, worker, "a")
     resp = await client.put(f"/couch/grid-{grid}/household_visit:{grid}-a/extra", json=doc,
                             headers={**basic(worker), "Content-Type": "application/json"})
-    await expect_error(resp, 415, "image/jpeg")  # an attachment upload of a refused type
+    await expect_error(resp, 403, "attachments")  # a standalone attachment write
+    resp = await client.put(f"/couch/grid-{grid}/not-a-record/p.png", data=b"\x89PNG",
+                            headers={**basic(worker), "Content-Type": "image/png"})
+    await expect_error(resp, 403, "attachments")
     assert city.db(grid).info()["doc_count"] == 0
+
+
+@pytest.mark.parametrize("path", [
+    "{db}/%2E%2E/{other}", "{db}/%2E/x", "{db}//x",
+    "{db}/%2E%2E/linli-directory", "{db}/%2e%2e/_all_dbs", "{db}/x/%2E%2E/%2E%2E/{other}",
+])
+async def test_dot_segments_never_climb_out(client: Any, city: City,
+                                            grid_worker: tuple[str, str], path: str) -> None:
+    grid, worker = grid_worker
+    other = city.grid()
+    admin = city.user("admin")
+    await wait_for_user(client, admin)
+    url = "/couch/" + path.format(db=f"grid-{grid}", other=f"grid-{other}")
+    import yarl
+    for who in (worker, admin):
+        for method in ("GET", "DELETE", "PUT"):
+            resp = await client.request(method, yarl.URL(url, encoded=True), headers=basic(who),
+                                        json={"type": "x"} if method == "PUT" else None)
+            assert resp.status == 400, (who, method, url, resp.status)
+    assert f"grid-{other}" in city.couch and "linli-directory" in city.couch
+    assert city.db(grid).info()["doc_count"] == 0
+
+
+async def test_literal_dot_segments_sent_as_is(client: Any, city: City,
+                                               grid_worker: tuple[str, str]) -> None:
+    """As `curl --path-as-is` sends them, unfolded by any client library."""
+    import asyncio
+
+    grid, worker = grid_worker
+    auth = basic(worker)["Authorization"]
+    for path in (f"/couch/grid-{grid}/../linli-directory", f"/couch/grid-{grid}/./x"):
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(f"DELETE {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        status_line = (await reader.readline()).decode()
+        writer.close()
+        assert status_line.split()[1] in ("400", "404"), (path, status_line)
+    assert "linli-directory" in city.couch
+
+
+async def test_replicated_revisions_cannot_take_over_records(
+        client: Any, city: City, grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    other = city.user(grids=[grid])
+    await wait_for_user(client, other)
+    theirs = visit(grid, other, "theirs")
+    resp = await client.put(f"/couch/grid-{grid}/{theirs['_id']}", json=theirs,
+                            headers=basic(other))
+    assert resp.status == 201
+    bulk = f"/couch/grid-{grid}/_bulk_docs"
+    takeover = {**theirs, "created_by": worker, "outcome": "refused", "_rev": "1-" + "f" * 32}
+    forged_history = {**takeover, "_revisions": {"start": 9, "ids": ["f" * 32]}}
+    for doc in (takeover, forged_history):
+        resp = await client.post(bulk, json={"docs": [doc], "new_edits": False},
+                                 headers=basic(worker))
+        [result] = await resp.json()
+        assert result["error"] == "forbidden", result
+    assert city.db(grid)[theirs["_id"]]["outcome"] == "completed"
+    assert "_conflicts" not in city.db(grid).get(theirs["_id"], conflicts=True)
+
+
+async def test_stub_attachments_cannot_change_type(client: Any, city: City,
+                                                   grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    import base64
+    doc = visit(grid, worker, "stub", _attachments={"p.png": {
+        "content_type": "image/png", "data": base64.b64encode(b"<script>x</script>").decode()}})
+    resp = await client.put(f"/couch/grid-{grid}/{doc['_id']}", json=doc, headers=basic(worker))
+    assert resp.status == 201
+    stored = await (await client.get(f"/couch/grid-{grid}/{doc['_id']}",
+                                     headers=basic(worker))).json()
+    stored["_attachments"]["p.png"]["content_type"] = "text/html"
+    resp = await client.put(f"/couch/grid-{grid}/{doc['_id']}", json=stored,
+                            headers=basic(worker))
+    await expect_error(resp, 415, "text/html")
+
+
+async def test_checkpoints_are_not_reachable_in_bulk(client: Any, city: City,
+                                                     grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    other = city.user(grids=[grid])
+    await wait_for_user(client, other)
+    resp = await client.put(f"/couch/grid-{grid}/_local/ck", json={"last_seq": 5},
+                            headers=basic(other))
+    assert resp.status == 201
+    stored_id = f"_local/{other}~ck"
+    db = f"/couch/grid-{grid}"
+    for method, path, body in [
+        ("POST", f"{db}/_bulk_get", {"docs": [{"id": stored_id}]}),
+        ("POST", f"{db}/_revs_diff", {stored_id: ["0-1"]}),
+        ("POST", f"{db}/_all_docs", {"keys": [stored_id]}),
+        ("GET", f'{db}/_all_docs?keys=["{stored_id}"]', None),
+        ("POST", f"{db}/_changes?filter=_doc_ids", {"doc_ids": [stored_id]}),
+    ]:
+        resp = await client.request(method, path, json=body, headers=basic(worker))
+        await expect_error(resp, 403, "_local")
+
+
+async def test_broken_characters_are_refused_per_document(
+        client: Any, city: City, grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    good = visit(grid, worker, "g")
+    raw = json.dumps({"docs": [good, visit(grid, worker, "b", notes="PLACEHOLDER")]})
+    raw = raw.replace("PLACEHOLDER", "half an emoji \\ud83d")
+    resp = await client.post(f"/couch/grid-{grid}/_bulk_docs", data=raw.encode(),
+                             headers={**basic(worker), "Content-Type": "application/json"})
+    assert resp.status == 201
+    results = await resp.json()
+    assert "error" not in results[0] and results[1]["error"] == "forbidden"
+    assert city.db(grid).info()["doc_count"] == 1
+
+
+async def test_live_feeds_are_bounded(aiohttp_client: Any, config: Any, city: City) -> None:
+    import asyncio
+    import dataclasses
+
+    from server.app import create_app
+    client = await aiohttp_client(create_app(dataclasses.replace(config, max_feeds_per_user=2)))
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    url = f"/couch/grid-{grid}/_changes?feed=longpoll&since=now&timeout=3000"
+    held = [asyncio.ensure_future(client.get(url, headers=basic(worker))) for _ in range(2)]
+    await asyncio.sleep(0.5)
+    resp = await client.get(url, headers=basic(worker))
+    await expect_error(resp, 429)
+    assert resp.headers["Retry-After"]
+    for task in held:
+        assert (await task).status == 200
+    resp = await client.get(f"/couch/grid-{grid}/_changes?feed=continuous", headers=basic(worker))
+    await expect_error(resp, 400, "longpoll")
 
 
 async def test_forged_owner_fields(client: Any, city: City,
@@ -158,7 +292,8 @@ async def test_design_documents_are_for_admins(client: Any, city: City,
 
 @pytest.mark.parametrize("query", [
     "filter=_selector", "filter=ddoc/missing", "filter=_view&view=x/y",
-    "feed=eventsource", "filter=_design", "limit=-1",
+    "feed=eventsource", "filter=_design", "limit=-1", "limit=²",
+    "filter=_doc_ids&filter=x/y", "since=abc", "since=1e999",
 ])
 async def test_changes_filters_never_reach_the_store(client: Any, city: City,
                                                      grid_worker: tuple[str, str],
@@ -204,8 +339,13 @@ async def test_raw_databases_behave_like_couchdb_for_admins_only(
     assert resp.status == 404
     resp = await client.put(f"/couch/{name}2", headers=basic(worker))
     await expect_error(resp, 401, "admin")
-    resp = await client.get(f"/couch/{name}/_changes?filter=_selector", headers=basic(admin))
-    await expect_error(resp, 400, "embedded store")
+    for bad in (f"/couch/{name}/_changes?filter=_selector",
+                f"/couch/{name}/%5Fchanges?filter=nope/nope",
+                f"/couch/{name}/_changes?filter=_doc_ids&filter=nope/nope"):
+        import yarl
+        resp = await client.get(yarl.URL(bad, encoded=True), headers=basic(admin))
+        await expect_error(resp, 400, "embedded store")
+    assert (await client.get("/couch/_up")).status == 200
     listed = await (await client.get("/couch/_all_dbs", headers=basic(admin))).json()
     assert name in listed and "linli-directory" not in listed
     resp = await client.get("/couch/linli-directory/_all_docs", headers=basic(admin))

@@ -18,7 +18,7 @@ WORKER = User(name="w.one", role="worker", grids=frozenset({"g1"}))
 
 
 def ctx(**stored: str | None) -> WriteContext:
-    return WriteContext(user=WORKER, grid="g1", max_document_bytes=10_000,
+    return WriteContext(user=WORKER, db="grid-g1", grid="g1", max_document_bytes=10_000,
                         max_attachment_bytes=1_000, stored_authors=stored)
 
 
