@@ -4,6 +4,7 @@ accepted to the receipt log. The routes (gateway.py) only parse, authorize and c
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import dataclasses
@@ -21,7 +22,14 @@ from server import errors
 from server.couch import READ_TIMEOUT, CouchClient, db_path
 from server.receipts import ReceiptLog
 from server.scope import User
-from server.validation import Refusal, SchemaRegistry, WriteContext, check_document, refuse
+from server.validation import (
+    Refusal,
+    SchemaRegistry,
+    WriteContext,
+    check_authorship,
+    check_document,
+    refuse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +120,22 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
     Kept cheap for the common push of new records: no document is re-encoded to measure it when
     the whole body is within the document limit, and when every document is admitted the
     client's body (`raw_body`) goes to the store as it came. The stored authors of the batch's
-    ids are read in one request, as any of them may be an edit of someone else's record."""
+    ids are read in one request (any of them may be an edit of someone else's record), while
+    the documents are checked in a worker thread."""
     ids = [d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)]
-    ctx = dataclasses.replace(ctx, stored_authors=await stored_authors(couch, ctx.db, ids))
     measure = raw_body is None or len(raw_body) > ctx.max_document_bytes or bool(
         SURROGATE_ESCAPE.search(raw_body))
-    refusals: list[Refusal | None] = [
-        check_replicated(d, new_edits)
-        or check_document(d, ctx, registry, encoded_size(d) if measure else 0)
-        for d in docs]
+
+    def check_alone() -> list[Refusal | None]:
+        return [check_replicated(d, new_edits)
+                or check_document(d, ctx, registry, encoded_size(d) if measure else 0)
+                for d in docs]
+
+    # The store looks up who wrote the stored documents while the schemas are checked.
+    authors, refusals = await asyncio.gather(stored_authors(couch, ctx.db, ids),
+                                             asyncio.to_thread(check_alone))
+    ctx = dataclasses.replace(ctx, stored_authors=authors)
+    refusals = [r or check_authorship(d, ctx) for d, r in zip(docs, refusals, strict=True)]
     admitted = [d for d, v in zip(docs, refusals, strict=True) if v is None]
     stored: list[dict[str, Any]] = []
     path = db_path(ctx.db, "_bulk_docs")

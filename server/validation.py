@@ -310,8 +310,10 @@ def check_attachments(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | No
 
 def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
                    encoded_size: int) -> Refusal | None:
-    """None when `doc` may be written as it is; otherwise why not. Never changes the document:
-    a revision replicated with new_edits=false must be stored exactly as the phone sent it."""
+    """None when `doc` may be written as it is, as far as the document alone can tell (its
+    authorship is `check_authorship`'s, which needs what is stored); otherwise why not. Never
+    changes the document: a revision replicated with new_edits=false must be stored exactly as
+    the phone sent it."""
     if not isinstance(doc, Mapping):
         return refuse("每条记录必须是 JSON 对象", "Each document must be a JSON object.", 400)
     problem = check_id(doc.get("_id"), ctx)
@@ -325,9 +327,8 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
         return refuse(f"记录太大（最大 {limit} KB）", f"The document is too large "
                       f"(at most {limit} KB).", 413)
     doc_id = str(doc["_id"])
-    stored_author = ctx.stored_authors.get(doc_id)
     if doc.get("_deleted") is True:
-        return check_deletion(doc_id, stored_author, ctx)
+        return None  # a tombstone needs no body; who may delete is check_authorship's
     bad_members = [k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS]
     if bad_members:
         names = ", ".join(sorted(bad_members))
@@ -356,8 +357,18 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
         return refuse(f"字段 grid 应为本网格 {ctx.grid}，收到 {_show(doc.get('grid'))}",
                       f"grid must be this database's grid {ctx.grid!r}, got "
                       f"{_show(doc.get('grid'))}")
-    author = doc.get("created_by")
+    return None
+
+
+def check_authorship(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
+    """`created_by` of a new record is its writer; of a stored one, what is stored, whoever
+    edits it. Deletions: see `check_deletion`. Needs `ctx.stored_authors` for the document."""
     doc_id = str(doc["_id"])
+    if doc.get("_deleted") is True:
+        return check_deletion(doc_id, ctx.stored_authors.get(doc_id), ctx)
+    if doc_id.startswith("_design/"):
+        return None
+    author = doc.get("created_by")
     if doc_id in ctx.stored_authors:
         expected = ctx.stored_authors[doc_id]
         if expected is None and ctx.user.role not in ("admin", "supervisor"):

@@ -11,7 +11,13 @@ import pytest
 from conftest import visit
 
 from server.scope import User
-from server.validation import SCHEMA_DIR, SchemaRegistry, WriteContext, check_document
+from server.validation import (
+    SCHEMA_DIR,
+    SchemaRegistry,
+    WriteContext,
+    check_authorship,
+    check_document,
+)
 
 REGISTRY = SchemaRegistry()
 WORKER = User(name="w.one", role="worker", grids=frozenset({"g1"}))
@@ -23,7 +29,9 @@ def ctx(**stored: str | None) -> WriteContext:
 
 
 def check(doc: dict[str, Any], context: WriteContext | None = None) -> str | None:
-    refusal = check_document(doc, context or ctx(), REGISTRY, len(json.dumps(doc)))
+    context = context or ctx()
+    refusal = (check_document(doc, context, REGISTRY, len(json.dumps(doc)))
+               or check_authorship(doc, context))
     return None if refusal is None else refusal.reason
 
 
