@@ -63,15 +63,23 @@ def local_id_for(user: User, client_id: str) -> str:
 # -- writes -----------------------------------------------------------------------------------
 
 async def stored_authors(couch: CouchClient, db: str, ids: Sequence[str]) -> dict[str, str | None]:
-    """created_by of the live documents among `ids`, read in one request."""
+    """created_by of the live documents among `ids`. Which exist is asked first, without their
+    bodies (a push is mostly new records, and the store answers that faster); only the bodies
+    of those that exist are read."""
     wanted = sorted({i for i in ids if not i.startswith("_design/")})
     if not wanted:
         return {}
-    page = await couch.post(db_path(db, "_all_docs"), {"keys": wanted}, include_docs="true")
+    path = db_path(db, "_all_docs")
+    page = await couch.post(path, {"keys": wanted})
+    existing = [str(row["key"]) for row in page.get("rows", [])
+                if "error" not in row and not row.get("value", {}).get("deleted")]
+    if not existing:
+        return {}
+    page = await couch.post(path, {"keys": existing}, include_docs="true")
     found: dict[str, str | None] = {}
     for row in page.get("rows", []):
         doc = row.get("doc")
-        if isinstance(doc, dict) and not row.get("value", {}).get("deleted"):
+        if isinstance(doc, dict):
             author = doc.get("created_by")
             found[str(row["key"])] = author if isinstance(author, str) else None
     return found
