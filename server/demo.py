@@ -36,17 +36,24 @@ ROADS = ("坊门街", "县学街", "上营街", "下营街", "水亭街")
 
 def demo_households(code: str, worker: str) -> list[dict[str, object]]:
     rng = random.Random(f"linli-demo-{code}")
-    docs = []
+    compound = f"{code}_yuan"
+    docs: list[dict[str, object]] = []
     for n in range(1, HOUSEHOLDS_PER_GRID + 1):
         building, unit, room = 1 + (n - 1) // 12, 1 + ((n - 1) // 4) % 3, 101 + (n - 1) % 4
-        docs.append({
+        tenure = rng.choice(("owned", "owned", "rented"))
+        doc: dict[str, object] = {
             "_id": f"household:{code}-{n:04d}", "type": "household", "schema_version": 1,
             "grid": code, "created_by": worker,
-            "address": f"{rng.choice(ROADS)}{rng.randint(1, 99)}号 {building}幢{unit}单元{room}室",
+            "registry": {"source": "street_office"},
+            "address": {"compound": compound, "compound_name": f"{rng.choice(ROADS)}小区",
+                        "building": str(building), "unit": str(unit), "room": str(room)},
             "head_name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
-            "size": rng.randint(1, 6),
             "phone": f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}",
-        })
+            "household_type": "family", "tenure": tenure, "status": "active",
+        }
+        if tenure == "owned":
+            doc["area_m2"] = round(rng.uniform(45, 160), 1)
+        docs.append(doc)
     return docs
 
 

@@ -25,6 +25,7 @@ from server.scope import (
     grid_db,
 )
 from server.store import EmbeddedStore, running_store_url
+from server.validation import SchemaRegistry
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -76,7 +77,11 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
     directory = server[DIRECTORY_DB]
     doc_id = f"grid:{code}"
     doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id, "created_at": _now()})
-    doc.update(type="grid", code=code, name=name.strip(), community=community, street=street)
+    doc.update(type="grid", schema_version=1, code=code, name=name.strip())
+    doc.update({k: v for k, v in (("community", community), ("street", street)) if v})
+    problems = SchemaRegistry().problems(doc)
+    if problems:
+        raise DirectoryError("；".join(problems))
     db = grid_db(code)
     if db not in server:
         with contextlib.suppress(couchdb.PreconditionFailed):

@@ -349,6 +349,14 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
         tail = [bilingual(f"另有 {more} 处问题", f"and {more} more")] if more > 0 else []
         return Refusal("；".join(problems[:MAX_REASONS] + tail))
     doc_type = str(doc["type"])
+    schema = registry.schemas[(doc_type, doc["schema_version"])]
+    if schema.get("x-database") != "grid":
+        return refuse(f"{doc_type} 不保存在网格数据库中", f"A {doc_type} is not kept in a grid "
+                      "database.")
+    writers = schema.get("x-writers")
+    if writers is not None and ctx.user.role not in writers:
+        return refuse(f"只有{'、'.join(writers)}可以保存 {doc_type}",
+                      f"Only {', '.join(writers)} may write a {doc_type}.")
     id_type = RECORD_ID.match(str(doc["_id"]))
     if id_type is None or id_type["type"] != doc_type:
         return refuse(f"记录编号应以“{doc_type}:”开头", f"The id of a {doc_type} must start with "

@@ -350,3 +350,38 @@ async def test_raw_databases_behave_like_couchdb_for_admins_only(
     assert name in listed and "linli-directory" not in listed
     resp = await client.get("/couch/linli-directory/_all_docs", headers=basic(admin))
     assert resp.status == 404
+
+
+async def test_types_keep_to_their_database_and_writers(client: Any, city: City) -> None:
+    grid = city.grid(community="c_rev")
+    worker = city.user(grids=[grid])
+    supervisor = city.user("supervisor", communities=["c_rev"])
+    await wait_for_user(client, worker)
+    await wait_for_user(client, supervisor)
+    record = visit(grid, worker, "reviewed")
+    resp = await client.put(f"/couch/grid-{grid}/{record['_id']}", json=record,
+                            headers=basic(worker))
+    rev = (await resp.json())["rev"]
+
+    def verdict(author: str) -> dict[str, Any]:
+        return {"_id": f"verdict:{record['_id']}:{author}", "type": "verdict",
+                "schema_version": 1, "grid": grid, "created_by": author,
+                "record": record["_id"], "record_rev": rev, "decision": "has_issues",
+                "comment": "身份证号有误"}
+
+    resp = await client.put(f"/couch/grid-{grid}/verdict:{record['_id']}:{worker}",
+                            json=verdict(worker), headers=basic(worker))
+    await expect_error(resp, 403, "Only supervisor, admin")
+    resp = await client.put(f"/couch/grid-{grid}/verdict:{record['_id']}:{supervisor}",
+                            json=verdict(supervisor), headers=basic(supervisor))
+    assert resp.status == 201, await resp.text()
+    no_comment = {**verdict(supervisor), "_id": "verdict:x:2"}
+    del no_comment["comment"]
+    resp = await client.put(f"/couch/grid-{grid}/verdict:x:2", json=no_comment,
+                            headers=basic(supervisor))
+    await expect_error(resp, 403, "/comment")
+    district = {"type": "district", "schema_version": 1, "code": "330802", "name": "柯城区",
+                "grid": grid, "created_by": worker}
+    resp = await client.put(f"/couch/grid-{grid}/district:330802", json=district,
+                            headers=basic(worker))
+    await expect_error(resp, 403)

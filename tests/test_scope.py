@@ -81,10 +81,10 @@ async def test_all_dbs_lists_only_reachable_grids(client: Any, city: City,
 
 
 async def test_supervisor_sees_grids_of_their_community(client: Any, city: City) -> None:
-    mine = [city.grid(community="c-north", street="s-1"), city.grid(community="c-north")]
-    other = city.grid(community="c-south", street="s-2")
-    supervisor = city.user("supervisor", communities=["c-north"])
-    street_supervisor = city.user("supervisor", streets=["s-2"])
+    mine = [city.grid(community="c_north", street="s_1"), city.grid(community="c_north")]
+    other = city.grid(community="c_south", street="s_2")
+    supervisor = city.user("supervisor", communities=["c_north"])
+    street_supervisor = city.user("supervisor", streets=["s_2"])
     await wait_for_user(client, supervisor)
     await wait_for_user(client, street_supervisor)
     listed = await (await client.get("/couch/_all_dbs", headers=basic(supervisor))).json()

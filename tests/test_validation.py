@@ -35,15 +35,37 @@ def check(doc: dict[str, Any], context: WriteContext | None = None) -> str | Non
     return None if refusal is None else refusal.reason
 
 
+SENSITIVITY = {"public", "personal", "sensitive"}
+
+
+def labelled_fields(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    fields = []
+    for name, prop in schema.get("properties", {}).items():
+        fields.append((f"{path}/{name}", prop))
+        fields += labelled_fields(prop, f"{path}/{name}")
+        if isinstance(prop.get("items"), dict):
+            fields += labelled_fields(prop["items"], f"{path}/{name}/items")
+    return fields
+
+
 def test_every_schema_is_closed_and_labelled() -> None:
-    assert REGISTRY.types >= {"household", "household_visit"}
-    for (doc_type, version), schema in REGISTRY.schemas.items():
+    assert REGISTRY.types >= {"district", "street", "community", "grid", "compound", "building",
+                              "property_company", "household", "person", "household_visit",
+                              "census_household", "screening", "verdict"}
+    for (doc_type, version), validator in REGISTRY.validators.items():
+        schema = validator.schema  # with the shared definitions inlined
         assert schema["$id"] == f"urn:linli:schema:{doc_type}:v{version}"
         assert schema["additionalProperties"] is False
-        assert {"type", "schema_version", "grid", "created_by"} <= set(schema["required"])
-        for name, prop in schema["properties"].items():
-            if "$ref" not in prop:
-                assert prop.get("title") and prop.get("x-title-en"), (doc_type, name)
+        assert schema["x-database"] in ("grid", "directory")
+        if schema["x-database"] == "grid":
+            assert {"type", "schema_version", "grid", "created_by"} <= set(schema["required"])
+        for where, prop in labelled_fields(schema):
+            assert prop.get("title") and prop.get("x-title-en"), (doc_type, where)
+            assert prop.get("x-sensitivity") in SENSITIVITY, (doc_type, where)
+            codes = prop.get("enum") or prop.get("items", {}).get("enum") or []
+            labels = prop.get("x-enum-labels", {})
+            if "const" not in prop:
+                assert all(len(labels.get(c, ())) == 2 for c in codes), (doc_type, where)
     assert (SCHEMA_DIR / "common.v1.schema.json").exists()
 
 
@@ -55,7 +77,7 @@ def test_valid_record_passes() -> None:
     ({"outcome": "gone"}, ["/outcome", "走访结果", "Outcome", "completed"]),
     ({"visited_on": "20/11/2026"}, ["/visited_on", "date"]),
     ({"persons_present": 3.5}, ["/persons_present", "整数", "whole number"]),
-    ({"persons_present": 31}, ["at most 30"]),
+    ({"persons_present": 51}, ["at most 50"]),
     ({"extra": True}, ["extra", "not allowed"]),
     ({"device_time": "noon"}, ["/device_time", "date-time"]),
     ({"schema_version": 7}, ["schema_version", "known versions 1"]),
