@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from server import errors, gateway
+from server import designs, errors, gateway
 from server.auth import Authenticator
 from server.config import Config
-from server.couch import CouchClient, StoreUnavailable, db_path
+from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.installation import load_installation
 from server.keys import (
     AUTH,
@@ -32,7 +32,7 @@ from server.keys import (
 )
 from server.receipts import ReceiptLog
 from server.replication import FeedLimiter
-from server.scope import DIRECTORY_DB, Directory
+from server.scope import DIRECTORY_DB, Directory, grid_db
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
 
@@ -112,7 +112,9 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RECEIPTS] = receipts
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
-             asyncio.create_task(receipts.run(), name="receipt-writer")]
+             asyncio.create_task(receipts.run(), name="receipt-writer"),
+             asyncio.create_task(install_designs(couch, sorted(directory.grids)),
+                                 name="design-installer")]
     yield
     for task in tasks:
         task.cancel()
@@ -153,6 +155,24 @@ async def follow_directory(couch: CouchClient, directory: Directory, since: str)
             directory.apply(doc)
         elif change.get("deleted"):
             directory.apply({"_id": change["id"], "_deleted": True})
+
+
+async def install_designs(couch: CouchClient, grids: list[str]) -> None:
+    """Bring every grid database's design documents up to date, in the background: a city has
+    hundreds of grids, and serving should not wait for them."""
+    wanted_docs = designs.design_docs()
+    for code in grids:
+        for wanted in wanted_docs:
+            path = db_path(grid_db(code), wanted["_id"])
+            try:
+                try:
+                    stored = await couch.get(path)
+                except NotFound:
+                    stored = None
+                if designs.needs_update(stored, wanted):
+                    await couch.put(path, designs.updated(stored, wanted))
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("design %s of grid %s not installed: %s", wanted["_id"], code, exc)
 
 
 async def index(request: web.Request) -> web.FileResponse:

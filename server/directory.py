@@ -12,6 +12,7 @@ from typing import Any
 
 import couchdb
 
+from server import designs
 from server.auth import hash_password, new_session_salt
 from server.config import Config
 from server.scope import (
@@ -86,8 +87,16 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
     if db not in server:
         with contextlib.suppress(couchdb.PreconditionFailed):
             server.create(db)
+    install_designs(server[db])
     directory.save(doc)
     return Grid.from_doc(doc)
+
+
+def install_designs(db: couchdb.Database) -> None:
+    for wanted in designs.design_docs():
+        stored = db.get(wanted["_id"])
+        if designs.needs_update(stored, wanted):
+            db.save(designs.updated(stored, wanted))
 
 
 def list_grids(server: couchdb.Server) -> list[Grid]:
