@@ -20,6 +20,7 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
+from server import rules
 from server.errors import bilingual
 from server.scope import User
 
@@ -343,7 +344,7 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
 def check_record(doc: Mapping[str, Any], ctx: WriteContext,
                  registry: SchemaRegistry) -> Refusal | None:
     """The schema and the server-owned fields of a grid record (after `check_document`)."""
-    problems = registry.problems(doc)
+    problems = registry.problems(doc) or domain_problems(doc)
     if problems:
         more = len(problems) - MAX_REASONS
         tail = [bilingual(f"另有 {more} 处问题", f"and {more} more")] if more > 0 else []
@@ -366,6 +367,15 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
                       f"grid must be this database's grid {ctx.grid!r}, got "
                       f"{_show(doc.get('grid'))}")
     return None
+
+
+def domain_problems(doc: Mapping[str, Any]) -> list[str]:
+    """What JSON Schema cannot say (server/rules.py; the PWA runs the same rules from
+    pwa/rules.js): the ID number's check character, its birth date and sex against the
+    person's, a birth not in the future."""
+    if doc.get("type") == "person":
+        return [f"{p.field}: {p.message}" for p in rules.person_problems(doc)]
+    return []
 
 
 def check_authorship(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:

@@ -130,3 +130,15 @@ def test_remembered_values_keep_the_verdict() -> None:
     assert fresh.problems(doc) == REGISTRY.problems(doc) == []
     assert fresh.problems({**doc, "outcome": "gone"}) == REGISTRY.problems(
         {**doc, "outcome": "gone"}) != []
+
+
+def test_person_rules_beyond_the_schema() -> None:
+    person = {"_id": "person:g1-0001-1", "type": "person", "schema_version": 1, "grid": "g1",
+              "created_by": "w.one", "household": "household:g1-0001", "name": "王芳",
+              "relationship": "0", "sex": "2", "birth_year": 1949, "birth_month": 12,
+              "status": "present", "id_number": "11010519491231002X"}
+    assert check(person) is None
+    reason = check({**person, "id_number": "110105194912310021"})
+    assert reason is not None and "/id_number" in reason and "X" in reason
+    reason = check({**person, "sex": "1"})
+    assert reason is not None and "/sex" in reason

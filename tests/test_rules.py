@@ -1,0 +1,116 @@
+"""The domain rules (server/rules.py) against the shared fixtures, and the PWA's port
+(pwa/rules.js, run in node) against the same fixtures, so both give the same verdicts and
+messages. Plus 2,000 random valid ID numbers that both must accept."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.rules import (
+    Problem,
+    id_birth_date,
+    id_check_char,
+    id_number_problems,
+    id_sex,
+    normalise_id_number,
+    person_problems,
+    room_problems,
+)
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / "fixtures" / "rules_cases.json"
+NODE_CHECK = HERE / "node" / "rules_check.mjs"
+CASES: list[dict[str, Any]] = json.loads(FIXTURES.read_text("utf-8"))["cases"]
+CODES = {"id_length", "id_characters", "id_check_digit", "id_birth_date_invalid",
+         "id_birth_date_early", "id_birth_date_future", "id_sex_mismatch", "id_birth_mismatch",
+         "birth_in_future", "building_missing", "unit_missing", "room_missing"}
+
+
+def run_case(case: dict[str, Any]) -> list[Problem]:
+    today = date.fromisoformat(case["today"])
+    if case["fn"] == "id_number":
+        return id_number_problems(case["input"], today)
+    if case["fn"] == "person":
+        return person_problems(case["input"], today)
+    return room_problems(case["input"]["address"], case["input"]["building"])
+
+
+def shown(problems: list[Problem]) -> list[dict[str, str]]:
+    return [{"field": p.field, "code": p.code, "message": p.message} for p in problems]
+
+
+def node(cases: list[dict[str, Any]], tmp_path: Path, *args: str) -> list[Any]:
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps({"cases": cases}, ensure_ascii=False), "utf-8")
+    done = subprocess.run(["node", str(NODE_CHECK), str(path), *args], capture_output=True,
+                          text=True, encoding="utf-8", timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_fixture_covers_every_rule() -> None:
+    assert len(CASES) >= 40
+    assert len({c["name"] for c in CASES}) == len(CASES)
+    assert {p["code"] for c in CASES for p in c["expect"]} == CODES
+    assert {c["fn"] for c in CASES} == {"id_number", "person", "room"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_python_gives_the_fixture(case: dict[str, Any]) -> None:
+    assert shown(run_case(case)) == case["expect"]
+
+
+def test_pwa_gives_the_fixture(tmp_path: Path) -> None:
+    results = node(CASES, tmp_path)
+    assert len(results) == len(CASES)
+    wrong = {c["name"]: got for c, got in zip(CASES, results, strict=True) if got != c["expect"]}
+    assert wrong == {}
+
+
+def test_problem_shape() -> None:
+    [p] = id_number_problems("370101190102039974")
+    assert p.message == f"{p.zh} / {p.en}"
+    assert p.as_dict() == {"field": "/id_number", "code": "id_check_digit", "zh": p.zh,
+                           "en": p.en, "message": p.message}
+
+
+def test_helpers() -> None:
+    assert normalise_id_number(" １１０１０５ 19491231002ｘ") == "11010519491231002X"
+    assert id_birth_date("11010519491231002x") == date(1949, 12, 31)
+    assert id_birth_date("110105199902300010") is None
+    assert id_birth_date("1101051949123100") is None
+    assert (id_sex("11010519491231002X"), id_sex("370101190102039973")) == ("2", "1")
+    assert id_sex("1101051949123100") is None
+    assert id_check_char("11010519491231002") == "X"
+    assert id_number_problems("11010519491231002X") == []  # today defaults to date.today()
+
+
+def random_valid_ids(count: int) -> list[tuple[str, date, str]]:
+    rng = random.Random(11643)
+    first, span = date(1930, 1, 1), (date(2020, 12, 31) - date(1930, 1, 1)).days
+    ids = []
+    for _ in range(count):
+        born = first + timedelta(days=rng.randint(0, span))
+        sequence = f"{rng.randint(0, 999):03d}"
+        body = f"{rng.randint(0, 999_999):06d}{born:%Y%m%d}{sequence}"
+        ids.append((body + id_check_char(body), born, "1" if int(sequence[2]) % 2 else "2"))
+    return ids
+
+
+def test_random_valid_ids_agree(tmp_path: Path) -> None:
+    ids = random_valid_ids(2000)
+    today = date(2026, 11, 26)
+    for number, born, sex in ids:
+        assert id_number_problems(number, today) == [], number
+        assert (id_birth_date(number), id_sex(number)) == (born, sex)
+    cases = [{"fn": "id_number", "input": n, "today": today.isoformat()} for n, _, _ in ids]
+    assert node(cases, tmp_path) == [[]] * len(ids)
+    helpers = node(cases, tmp_path, "--helpers")
+    assert helpers == [{"birth_date": born.isoformat(), "sex": sex} for _, born, sex in ids]
