@@ -9,13 +9,14 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from server import directory
+from server import directory, registry_import
 from server.config import SETTINGS, Config, ConfigError
 from server.scope import ROLES
 
@@ -65,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--community", default="", help="community (社区) code")
     gadd.add_argument("--street", default="", help="street (街道) code")
     grid.add_parser("list", help="list grids")
+
+    imports = commands.add_parser("import", help="import data").add_subparsers(
+        dest="action", required=True)
+    households = imports.add_parser(
+        "households", help="import the household registry from a CSV or XLSX file")
+    households.add_argument("file", type=Path)
+    households.add_argument("--dry-run", action="store_true",
+                            help="check every row and report; write nothing")
+    households.add_argument("--map", action="append", default=[], metavar="HEADER=FIELD",
+                            help="read FIELD from a column named HEADER (repeat)")
+    households.add_argument("--errors", type=Path, help="where refused rows go "
+                            "(default FILE.errors.csv)")
+    households.add_argument("--template", action="store_true",
+                            help="write the template to FILE instead of importing")
     return parser
 
 
@@ -90,9 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve(config)
+    if args.command == "import" and args.template:
+        registry_import.write_template(args.file)
+        print(f"template written to {args.file}")
+        return 0
     try:
         return administer(args, config)
-    except directory.DirectoryError as exc:
+    except (directory.DirectoryError, registry_import.ImportError_) as exc:
         print(f"linli: {exc}", file=sys.stderr)
         return 1
 
@@ -138,6 +157,12 @@ def administer(args: argparse.Namespace, config: Config) -> int:
         elif args.command == "user" and args.action == "passwd":
             directory.set_password(server, args.name, read_password(args.password_stdin))
             print(f"password of {args.name} changed; their sessions have ended")
+        elif args.command == "import" and args.action == "households":
+            summary = registry_import.import_households(
+                server, args.file, dry_run=args.dry_run,
+                mapping=registry_import.parse_mapping(args.map), error_file=args.errors)
+            print(summary.text(args.dry_run))
+            return 1 if summary.refused else 0
         elif args.command == "user" and args.action == "list":
             for user in directory.list_users(server):
                 scope = ",".join(sorted(user.grids | user.communities | user.streets))
