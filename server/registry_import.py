@@ -12,10 +12,12 @@ rewritten).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import dataclasses
 import io
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -243,13 +245,23 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
 
 class _Writer:
     """Writes one grid's households in batches: new ones created, changed ones updated on top of
-    the stored revision (keeping who created them), unchanged ones left alone."""
+    the stored revision (keeping who created them), unchanged ones left alone.
+
+    Which households a grid already holds is read once per grid as a range of ids (a range
+    scan is fast where a lookup of a thousand keys is not), and stored bodies only for the ids
+    that exist. Writes go to the store from a worker thread, so the next batch is parsed and
+    checked while the last one is written."""
 
     def __init__(self, server: couchdb.Server, dry_run: bool, summary: ImportSummary,
                  refuse: Callable[[int, Mapping[str, str], str], None]) -> None:
         self.server, self.dry_run, self.summary, self.refuse = server, dry_run, summary, refuse
         self.pending: dict[str, list[tuple[int, Mapping[str, str], dict[str, Any]]]] = {}
         self.buildings: dict[str, dict[str, dict[str, Any]]] = {}
+        self.known: dict[str, set[str]] = {}
+        self.writes: concurrent.futures.ThreadPoolExecutor = (
+            concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        self.in_flight: list[concurrent.futures.Future[None]] = []
+        self.lock = threading.Lock()
 
     def add(self, number: int, row: Mapping[str, str], doc: dict[str, Any]) -> None:
         batch = self.pending.setdefault(doc["grid"], [])
@@ -257,16 +269,21 @@ class _Writer:
         if len(batch) >= BATCH:
             self.flush(doc["grid"])
 
-    def flush_all(self) -> None:
+    def finish(self) -> None:
         for grid in list(self.pending):
             self.flush(grid)
+        for future in self.in_flight:
+            future.result()
+        self.writes.shutdown()
 
-    def grid_buildings(self, grid: str, db: couchdb.Database) -> dict[str, dict[str, Any]]:
-        if grid not in self.buildings:
+    def grid_state(self, grid: str, db: couchdb.Database) -> tuple[dict[str, Any], set[str]]:
+        if grid not in self.known:
             rows = db.view("_all_docs", startkey="building:", endkey="building:\ufff0",
                            include_docs=True)
             self.buildings[grid] = {row.id: row.doc for row in rows}
-        return self.buildings[grid]
+            self.known[grid] = {row.id for row in db.view(
+                "_all_docs", startkey="household:", endkey="household:\ufff0")}
+        return self.buildings[grid], self.known[grid]
 
     def flush(self, grid: str) -> None:
         batch = self.pending.pop(grid, [])
@@ -274,17 +291,17 @@ class _Writer:
             return
         try:
             db = self.server[grid_db(grid)]
-            buildings = self.grid_buildings(grid, db)
+            buildings, known = self.grid_state(grid, db)
+            existing = [d["_id"] for _, _, d in batch if d["_id"] in known]
             stored = {row.id: row.doc for row in db.view(
-                "_all_docs", keys=[d["_id"] for _, _, d in batch], include_docs=True)
-                if row.doc is not None}
+                "_all_docs", keys=existing, include_docs=True) if row.doc is not None
+                } if existing else {}
         except (couchdb.ResourceNotFound, couchdb.ServerError, OSError) as exc:
             for number, row, _ in batch:
                 self.refuse(number, row, f"网格 {grid} 的数据库不可用 / the database of grid "
                             f"{grid} is unavailable: {exc}")
             return
-        writes = []
-        kinds: dict[str, str] = {}
+        writes: list[tuple[int, Mapping[str, str], dict[str, Any], str]] = []
         for number, row, doc in batch:
             address = doc["address"]
             building = buildings.get(f"building:{address['compound']}-{address['building']}")
@@ -296,29 +313,36 @@ class _Writer:
                     continue
             old = stored.get(doc["_id"])
             if old is None:
-                self.summary.created += 1
-                kinds[doc["_id"]] = "created"
-                writes.append(doc)
+                writes.append((number, row, doc, "created"))
                 continue
             merged = {**doc, "_rev": old["_rev"], "created_by": old.get("created_by", IMPORTER)}
             if {k: v for k, v in old.items() if k != "_rev"} == {
                     k: v for k, v in merged.items() if k != "_rev"}:
                 self.summary.unchanged += 1
             else:
-                self.summary.updated += 1
-                kinds[doc["_id"]] = "updated"
-                writes.append(merged)
+                writes.append((number, row, merged, "updated"))
+        with self.lock:
+            for _, _, doc, kind in writes:
+                setattr(self.summary, kind, getattr(self.summary, kind) + 1)
+                known.add(doc["_id"])
         if writes and not self.dry_run:
-            try:
-                results = db.update(writes)
-            except (couchdb.ServerError, OSError) as exc:
-                results = [(False, d["_id"], exc) for d in writes]
-            failed = {doc_id: str(err) for ok, doc_id, err in results if not ok}
-            for number, row, doc in batch:
-                if doc["_id"] in failed:
-                    self.refuse(number, row, f"写入失败 / not written: {failed[doc['_id']]}")
-                    kind = kinds[doc["_id"]]
+            self.in_flight = [f for f in self.in_flight if not f.done()]
+            if len(self.in_flight) >= 2:
+                self.in_flight.pop(0).result()
+            self.in_flight.append(self.writes.submit(self.write, db, writes))
+
+    def write(self, db: couchdb.Database,
+              writes: list[tuple[int, Mapping[str, str], dict[str, Any], str]]) -> None:
+        try:
+            results = db.update([doc for _, _, doc, _ in writes])
+        except (couchdb.ServerError, OSError) as exc:
+            results = [(False, doc["_id"], exc) for _, _, doc, _ in writes]
+        failed = {doc_id: str(err) for ok, doc_id, err in results if not ok}
+        for number, row, doc, kind in writes:
+            if doc["_id"] in failed:
+                with self.lock:  # the reading thread counts and refuses too
                     setattr(self.summary, kind, getattr(self.summary, kind) - 1)
+                self.refuse(number, row, f"写入失败 / not written: {failed[doc['_id']]}")
 
 
 def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = False,
@@ -340,10 +364,12 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
     summary = ImportSummary()
     error_file = error_file or path.with_name(f"{path.stem}.errors.csv")
     refused: list[list[Any]] = []
+    lock = threading.Lock()
 
     def refuse(number: int, row: Mapping[str, str], reason: str) -> None:
-        summary.refused += 1
-        refused.append([number, *(row.get(h, "") for h in headers), reason])
+        with lock:  # also called from the writing thread
+            summary.refused += 1
+            refused.append([number, *(row.get(h, "") for h in headers), reason])
 
     writer = _Writer(server, dry_run, summary, refuse)
     seen: set[str] = set()
@@ -365,7 +391,7 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
             if progress is not None and summary.rows % 5000 == 0:
                 progress.write(f"\r导入中 importing… {summary.rows:,} 行 rows")
                 progress.flush()
-        writer.flush_all()
+        writer.finish()
     finally:
         if refused:  # in row order, in the file's own layout, ready to correct and re-import
             with error_file.open("w", encoding="utf-8-sig", newline="") as out:
