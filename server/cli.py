@@ -10,7 +10,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import couchdb
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
@@ -18,7 +20,8 @@ from aiohttp.web_response import StreamResponse
 
 from server import directory, registry_import
 from server.config import SETTINGS, Config, ConfigError
-from server.scope import ROLES
+from server.matching import HouseholdIndex, match
+from server.scope import DIRECTORY_DB, ROLES, grid_db
 
 
 def settings_epilog() -> str:
@@ -66,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--community", default="", help="community (社区) code")
     gadd.add_argument("--street", default="", help="street (街道) code")
     grid.add_parser("list", help="list grids")
+
+    matching = commands.add_parser(
+        "match", help="match a resident's sign-up to the household registry of a community")
+    matching.add_argument("--community", required=True, help="community code")
+    matching.add_argument("--name", required=True)
+    matching.add_argument("--phone", default="")
+    matching.add_argument("--address", required=True, help="as the resident typed it")
 
     imports = commands.add_parser("import", help="import data").add_subparsers(
         dest="action", required=True)
@@ -141,6 +151,26 @@ def serve(config: Config) -> int:
     return 0
 
 
+def community_index(server: couchdb.Server, community: str) -> HouseholdIndex:
+    """The registry of one community (its grids' households and persons, its compounds),
+    indexed for matching."""
+    grids = [g.code for g in directory.list_grids(server) if g.community == community]
+    if not grids:
+        raise directory.DirectoryError(f"社区 {community} 没有网格 / no grids in community "
+                                       f"{community}")
+    households: list[dict[str, Any]] = []
+    persons: list[dict[str, Any]] = []
+    for code in grids:
+        db = server[grid_db(code)]
+        for prefix, into in (("household:", households), ("person:", persons)):
+            into.extend(row.doc for row in db.view("_all_docs", startkey=prefix,
+                                                   endkey=prefix + "\ufff0", include_docs=True))
+    compounds = [row.doc for row in server[DIRECTORY_DB].view(
+        "_all_docs", startkey="compound:", endkey="compound:\ufff0", include_docs=True)
+        if row.doc.get("community") == community]
+    return HouseholdIndex.build(households, persons, compounds)
+
+
 def administer(args: argparse.Namespace, config: Config) -> int:
     with directory.open_store(config) as server:
         if args.command == "grid" and args.action == "add":
@@ -163,6 +193,13 @@ def administer(args: argparse.Namespace, config: Config) -> int:
                 mapping=registry_import.parse_mapping(args.map), error_file=args.errors)
             print(summary.text(args.dry_run))
             return 1 if summary.refused else 0
+        elif args.command == "match":
+            index = community_index(server, args.community)
+            result = match({"name": args.name, "phone": args.phone, "address": args.address},
+                           index)
+            print(f"{result.status}\t{result.household or ''}\t{','.join(result.candidates)}"
+                  f"\t{result.reason}")
+            return 0 if result.status == "matched" else 3
         elif args.command == "user" and args.action == "list":
             for user in directory.list_users(server):
                 scope = ",".join(sorted(user.grids | user.communities | user.streets))
