@@ -22,6 +22,7 @@ from server import directory, registry_import
 from server.config import SETTINGS, Config, ConfigError
 from server.matching import HouseholdIndex, match
 from server.scope import DIRECTORY_DB, ROLES, grid_db
+from server.seed import seed_city, seed_summary
 
 
 def settings_epilog() -> str:
@@ -69,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--community", default="", help="community (社区) code")
     gadd.add_argument("--street", default="", help="street (街道) code")
     grid.add_parser("list", help="list grids")
+
+    seed = commands.add_parser("seed-demo", help="write a synthetic city (deterministic)")
+    seed.add_argument("--households", type=int, default=500,
+                      help="households (500 for the demo, 164253 for the city benchmark)")
+    seed.add_argument("--seed", type=int, default=2020)
+    seed.add_argument("--logins", action="store_true",
+                      help="a login per grid's worker (w_<grid>, the demo password)")
 
     matching = commands.add_parser(
         "match", help="match a resident's sign-up to the household registry of a community")
@@ -193,6 +201,11 @@ def administer(args: argparse.Namespace, config: Config) -> int:
                 mapping=registry_import.parse_mapping(args.map), error_file=args.errors)
             print(summary.text(args.dry_run))
             return 1 if summary.refused else 0
+        elif args.command == "seed-demo":
+            if args.households < 1:
+                raise directory.DirectoryError("--households 至少为 1 / must be at least 1")
+            result = seed_city(server, config, args.households, args.seed, logins=args.logins)
+            print("\n".join(seed_summary(result)))
         elif args.command == "match":
             index = community_index(server, args.community)
             result = match({"name": args.name, "phone": args.phone, "address": args.address},

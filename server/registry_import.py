@@ -50,11 +50,14 @@ TEMPLATE: dict[str, str] = {
     "住房性质": "tenure",
     "专有部分面积": "area_m2",
     "特殊人群": "special_groups",
+    "车辆数": "vehicles",
+    "宠物数": "pets",
     "状态": "status",
     "来源": "registry.source",
     "备注": "remarks",
 }
 NUMBER_FIELDS = {"area_m2"}
+INTEGER_FIELDS = {"vehicles", "pets"}
 LIST_FIELDS = {"special_groups"}
 DEFAULTS = {"status": "active", "registry.source": "public_security", "household_type": "family"}
 
@@ -182,9 +185,11 @@ class HouseholdRows:
             elif field in LIST_FIELDS:
                 parts = [p.strip() for p in text.replace("，", ",").replace("、", ",").split(",")]
                 value = [self.codes[field].get(p.lower(), p) for p in parts if p]
-            elif field in NUMBER_FIELDS:
+            elif field in NUMBER_FIELDS or field in INTEGER_FIELDS:
                 try:
                     value = float(text)
+                    if field in INTEGER_FIELDS and value.is_integer():
+                        value = int(value)
                 except ValueError:
                     problems.append(f"{field}：“{text}”不是数字 / {field}: {text!r} is not "
                                     "a number")
@@ -222,7 +227,8 @@ def write_template(path: Path) -> None:
     example = {"户编码": "330802001001010001", "网格编码": "fmj01", "小区编码": "hehua1",
                "小区名称": "荷花一区", "幢": "3", "单元": "2", "室": "301", "户主姓名": "王芳",
                "联系电话": "13905700001", "户别": "家庭户", "住房性质": "自有",
-               "专有部分面积": "89.5", "特殊人群": "独居老人", "状态": "在住",
+               "专有部分面积": "89.5", "特殊人群": "独居老人", "车辆数": "1", "宠物数": "0",
+               "状态": "在住",
                "来源": "公安户籍", "备注": ""}
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)

@@ -1,0 +1,40 @@
+"""`linli seed-demo` writes a synthetic city through the real paths, idempotently, and its
+workers can log in and reach their grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import City, basic, wait_for_user
+
+from server.config import Config
+from server.demo import DEMO_PASSWORD
+from server.scope import grid_db
+from server.seed import seed_city
+from server.validation import SchemaRegistry
+
+
+async def test_seed_city_twice(client: Any, city: City, tmp_path: Path) -> None:
+    import asyncio
+
+    config = Config.from_mapping({"data": tmp_path})
+    first = await asyncio.to_thread(seed_city, city.couch, config, 900, 7, logins=True,
+                                    progress=None)
+    assert first["households_created"] == 900 and first["grids"] >= 2
+    again = await asyncio.to_thread(seed_city, city.couch, config, 900, 7, logins=True,
+                                    progress=None)
+    assert (again["households_created"], again["households_unchanged"]) == (0, 900)
+    assert (again["records_written"], again["logins"]) == (0, 0)
+
+    registry = SchemaRegistry()
+    grid = sorted(g for g in city.couch if g.startswith("grid-g"))[0][len("grid-"):]
+    db = city.couch[grid_db(grid)]
+    docs = [row.doc for row in db.view("_all_docs", include_docs=True)
+            if not row.id.startswith("_design/")]
+    assert {d["type"] for d in docs} >= {"building", "household", "person", "household_visit"}
+    assert all(registry.problems(d) == [] for d in docs)
+    worker = f"w_{grid}"
+    await wait_for_user(client, worker)
+    resp = await client.get(f"/couch/grid-{grid}", headers=basic(worker, DEMO_PASSWORD))
+    assert (await resp.json())["doc_count"] == len(docs) + 1  # and the design document
