@@ -26,7 +26,7 @@ from server.scope import (
     grid_db,
 )
 from server.store import EmbeddedStore, running_store_url
-from server.validation import SchemaRegistry
+from server.validation import shared_registry
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -80,7 +80,7 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
     doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id, "created_at": _now()})
     doc.update(type="grid", schema_version=1, code=code, name=name.strip())
     doc.update({k: v for k, v in (("community", community), ("street", street)) if v})
-    problems = SchemaRegistry().problems(doc)
+    problems = shared_registry().problems(doc)
     if problems:
         raise DirectoryError("；".join(problems))
     db = grid_db(code)

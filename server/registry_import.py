@@ -264,16 +264,20 @@ class _Writer:
         self.pending: dict[str, list[tuple[int, Mapping[str, str], dict[str, Any]]]] = {}
         self.buildings: dict[str, dict[str, dict[str, Any]]] = {}
         self.known: dict[str, set[str]] = {}
+        self.queued = 0
         self.writes: concurrent.futures.ThreadPoolExecutor = (
             concurrent.futures.ThreadPoolExecutor(max_workers=1))
         self.in_flight: list[concurrent.futures.Future[None]] = []
         self.lock = threading.Lock()
 
     def add(self, number: int, row: Mapping[str, str], doc: dict[str, Any]) -> None:
-        batch = self.pending.setdefault(doc["grid"], [])
-        batch.append((number, row, doc))
-        if len(batch) >= BATCH:
-            self.flush(doc["grid"])
+        """Queue a household; once a batch's worth is queued, the grid with the most goes to
+        the store (a grid holds fewer households than a batch, so waiting for one grid to fill
+        a batch would hold everything back to the end)."""
+        self.pending.setdefault(doc["grid"], []).append((number, row, doc))
+        self.queued += 1
+        if self.queued >= BATCH:
+            self.flush(max(self.pending, key=lambda grid: len(self.pending[grid])))
 
     def finish(self) -> None:
         for grid in list(self.pending):
@@ -293,6 +297,7 @@ class _Writer:
 
     def flush(self, grid: str) -> None:
         batch = self.pending.pop(grid, [])
+        self.queued -= len(batch)
         if not batch:
             return
         try:

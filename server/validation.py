@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,6 +48,12 @@ class Refusal:
 
 def refuse(zh: str, en: str, status: int = 403) -> Refusal:
     return Refusal(bilingual(zh, en), status=status)
+
+
+@functools.cache
+def shared_registry() -> SchemaRegistry:
+    """The schemas as the `linli` commands use them: loaded and compiled once per process."""
+    return SchemaRegistry()
 
 
 class SchemaRegistry:
