@@ -99,11 +99,10 @@ class User:
 
 @dataclasses.dataclass(frozen=True)
 class DbAccess:
-    """What a user may do with one database they can reach."""
+    """A database a user may reach (reading and writing, each write validated)."""
 
     db: str
     grid: str | None  # None for a raw (non-Linli) database, reached by admins only
-    write: bool
 
     @property
     def raw(self) -> bool:
@@ -158,12 +157,9 @@ class Directory:
             return None
         grid = grid_of_db(db)
         if grid is not None:
-            if self.reaches(user, grid):
-                return DbAccess(db=db, grid=grid, write=user.role in ("admin", "supervisor",
-                                                                     "worker"))
-            return None
+            return DbAccess(db=db, grid=grid) if self.reaches(user, grid) else None
         if user.is_admin and not is_linli_name(db) and COUCH_DB_NAME.match(db):
-            return DbAccess(db=db, grid=None, write=True)
+            return DbAccess(db=db, grid=None)
         return None
 
     def visible_dbs(self, user: User | None, all_dbs: Iterable[str]) -> list[str]:
