@@ -30,6 +30,7 @@ from server.validation import SchemaRegistry
 
 IMPORTER = "registry"  # created_by of imported households: the registry, not a person
 BATCH = 1000  # households written per request
+WRITERS = 3  # batches written at once, to different grids: the store writes them in parallel
 REASON_COLUMN = "错误原因"
 CELL_PROBLEMS = "\x00problems"  # a row's key for what was wrong with its cells themselves
 EXACT_DIGITS = 15  # Excel keeps numbers as doubles: a longer number typed as one lost digits
@@ -266,7 +267,7 @@ class _Writer:
         self.known: dict[str, set[str]] = {}
         self.queued = 0
         self.writes: concurrent.futures.ThreadPoolExecutor = (
-            concurrent.futures.ThreadPoolExecutor(max_workers=1))
+            concurrent.futures.ThreadPoolExecutor(max_workers=WRITERS))
         self.in_flight: list[concurrent.futures.Future[None]] = []
         self.lock = threading.Lock()
 
@@ -338,7 +339,7 @@ class _Writer:
                 known.add(doc["_id"])
         if writes and not self.dry_run:
             self.in_flight = [f for f in self.in_flight if not f.done()]
-            if len(self.in_flight) >= 2:
+            if len(self.in_flight) >= 2 * WRITERS:
                 self.in_flight.pop(0).result()
             self.in_flight.append(self.writes.submit(self.write, db, writes))
 
