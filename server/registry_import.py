@@ -30,7 +30,7 @@ from server.validation import SchemaRegistry
 
 IMPORTER = "registry"  # created_by of imported households: the registry, not a person
 BATCH = 1000  # households written per request
-WRITERS = 3  # batches written at once, to different grids: the store writes them in parallel
+WRITERS = 1  # batches written at once; more did not help at full scale (the store is the limit)
 REASON_COLUMN = "错误原因"
 CELL_PROBLEMS = "\x00problems"  # a row's key for what was wrong with its cells themselves
 EXACT_DIGITS = 15  # Excel keeps numbers as doubles: a longer number typed as one lost digits
