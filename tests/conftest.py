@@ -72,6 +72,11 @@ class City:
     def db(self, code: str) -> couchdb.Database:
         return self.couch[grid_db(code)]
 
+    def records(self, code: str) -> int:
+        """Documents in a grid's database other than its design documents (the views)."""
+        return sum(1 for row in self.db(code).view("_all_docs")
+                   if not row.id.startswith("_design/"))
+
 
 @pytest.fixture(scope="session")
 def city(couch: couchdb.Server) -> City:
