@@ -26,8 +26,10 @@ from server.validation import (
     Refusal,
     SchemaRegistry,
     WriteContext,
+    building_id,
     check_authorship,
     check_document,
+    check_room,
     refuse,
 )
 
@@ -85,6 +87,15 @@ async def stored_authors(couch: CouchClient, db: str, ids: Sequence[str]) -> dic
     return found
 
 
+async def stored_docs(couch: CouchClient, db: str, ids: Sequence[str]) -> dict[str, Any]:
+    """The live documents among `ids`, by id (none asked, no request)."""
+    if not ids:
+        return {}
+    page = await couch.post(db_path(db, "_all_docs"), {"keys": list(ids)}, include_docs="true")
+    return {str(row["key"]): row["doc"] for row in page.get("rows", [])
+            if isinstance(row.get("doc"), dict)}
+
+
 def refusal_result(doc_id: Any, refusal: Refusal) -> dict[str, Any]:
     # Always "forbidden" inside a batch: PouchDB counts it as denied and carries on, while any
     # other error name would abort the worker's whole replication.
@@ -139,11 +150,15 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
                 or check_document(d, ctx, registry, encoded_size(d) if measure else 0)
                 for d in docs]
 
-    # The store looks up who wrote the stored documents while the schemas are checked.
-    authors, refusals = await asyncio.gather(stored_authors(couch, ctx.db, ids),
-                                             asyncio.to_thread(check_alone))
-    ctx = dataclasses.replace(ctx, stored_authors=authors)
-    refusals = [r or check_authorship(d, ctx) for d, r in zip(docs, refusals, strict=True)]
+    # The store looks up who wrote the stored documents, and the buildings the households
+    # name, while the schemas are checked.
+    building_ids = sorted({b for b in map(building_id, docs) if b})
+    authors, buildings, refusals = await asyncio.gather(
+        stored_authors(couch, ctx.db, ids), stored_docs(couch, ctx.db, building_ids),
+        asyncio.to_thread(check_alone))
+    ctx = dataclasses.replace(ctx, stored_authors=authors, buildings=buildings)
+    refusals = [r or check_authorship(d, ctx) or check_room(d, ctx)
+                for d, r in zip(docs, refusals, strict=True)]
     admitted = [d for d, v in zip(docs, refusals, strict=True) if v is None]
     stored: list[dict[str, Any]] = []
     path = db_path(ctx.db, "_bulk_docs")

@@ -243,6 +243,8 @@ class WriteContext:
     max_attachment_bytes: int
     stored_authors: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     """created_by of the documents already stored, by id (None: stored but without one)."""
+    buildings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """The stored buildings the batch's households name, by id."""
 
 
 def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
@@ -383,6 +385,28 @@ def domain_problems(doc: Mapping[str, Any]) -> list[str]:
     if doc.get("type") == "person":
         return [f"{p.field}: {p.message}" for p in rules.person_problems(doc)]
     return []
+
+
+def building_id(doc: Any) -> str | None:
+    """The building a household's address names, if it is a household with an address."""
+    if not isinstance(doc, Mapping) or doc.get("type") != "household":
+        return None
+    address = doc.get("address")
+    if not isinstance(address, Mapping):
+        return None
+    return f"building:{address.get('compound')}-{address.get('building')}"
+
+
+def check_room(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
+    """A household's room must exist in its building, where the building is recorded in the
+    grid (buildings are often recorded after the households, so an unknown one is no error)."""
+    building = ctx.buildings.get(building_id(doc) or "")
+    if building is None or doc.get("_deleted"):
+        return None
+    problems = rules.room_problems(doc["address"], building)
+    if not problems:
+        return None
+    return Refusal("；".join(f"/address{p.field}: {p.message}" for p in problems))
 
 
 def check_authorship(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:

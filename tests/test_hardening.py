@@ -385,3 +385,25 @@ async def test_types_keep_to_their_database_and_writers(client: Any, city: City)
     resp = await client.put(f"/couch/grid-{grid}/district:330802", json=district,
                             headers=basic(worker))
     await expect_error(resp, 403)
+
+
+async def test_household_rooms_must_exist_in_known_buildings(
+        client: Any, city: City, grid_worker: tuple[str, str]) -> None:
+    grid, worker = grid_worker
+    city.db(grid).save({"_id": "building:yuan-3", "type": "building", "schema_version": 1,
+                        "grid": grid, "created_by": "admin", "compound": "yuan", "number": "3",
+                        "units": [{"label": "1", "floors": 6, "rooms_per_floor": 2}]})
+
+    def household(n: int, building: str, room: str) -> dict[str, Any]:
+        return {"_id": f"household:{grid}-{n}", "type": "household", "schema_version": 1,
+                "grid": grid, "created_by": worker, "registry": {"source": "grid_survey"},
+                "address": {"compound": "yuan", "building": building, "unit": "1",
+                            "room": room}, "status": "active"}
+
+    docs = [household(1, "3", "602"), household(2, "3", "901"), household(3, "3", "603"),
+            household(4, "7", "901")]  # building 7 is not recorded yet: no error
+    resp = await client.post(f"/couch/grid-{grid}/_bulk_docs", json={"docs": docs},
+                             headers=basic(worker))
+    results = await resp.json()
+    assert ["error" in r for r in results] == [False, True, True, False], results
+    assert "/address/room" in results[1]["reason"] and "/address/room" in results[2]["reason"]
