@@ -182,12 +182,15 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
     return parse_json(raw)
 
 
-async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    body = await read_json(request, allow_empty=allow_empty)
+def as_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.bad_request("请求内容应为 JSON 对象",
                                  "The request body must be a JSON object.")
     return body
+
+
+async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    return as_object(await read_json(request, allow_empty=allow_empty))
 
 
 def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
@@ -458,10 +461,7 @@ async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.R
     if request.method != "POST":
         raise method_not_allowed("POST")
     raw = await read_body(request)
-    body = parse_json(raw)
-    if not isinstance(body, dict):
-        raise errors.bad_request("请求内容应为 JSON 对象",
-                                 "The request body must be a JSON object.")
+    body = as_object(parse_json(raw))
     docs, new_edits = body.get("docs"), body.get("new_edits", True)
     if not isinstance(docs, list):
         raise errors.bad_request("缺少 docs 列表", "POST body must include a `docs` list.")
@@ -527,10 +527,7 @@ async def local_document(request: web.Request, user: User, access: DbAccess,
         raw = await read_body(request)
         if len(raw) > request.app[CONFIG].max_document_bytes:
             raise errors.too_large("检查点文档太大", "The _local document is too large.")
-        doc = parse_json(raw)
-        if not isinstance(doc, dict):
-            raise errors.bad_request("请求内容应为 JSON 对象",
-                                     "The request body must be a JSON object.")
+        doc = as_object(parse_json(raw))
         result = await replication.write_local(couch, user, access.db, client_id, doc)
         return json_answer(result, status=201)
     if request.method == "DELETE":

@@ -75,16 +75,9 @@ async def stored_authors(couch: CouchClient, db: str, ids: Sequence[str]) -> dic
     page = await couch.post(path, {"keys": wanted})
     existing = [str(row["key"]) for row in page.get("rows", [])
                 if "error" not in row and not row.get("value", {}).get("deleted")]
-    if not existing:
-        return {}
-    page = await couch.post(path, {"keys": existing}, include_docs="true")
-    found: dict[str, str | None] = {}
-    for row in page.get("rows", []):
-        doc = row.get("doc")
-        if isinstance(doc, dict):
-            author = doc.get("created_by")
-            found[str(row["key"])] = author if isinstance(author, str) else None
-    return found
+    docs = await stored_docs(couch, db, existing)
+    return {doc_id: author if isinstance(author := doc.get("created_by"), str) else None
+            for doc_id, doc in docs.items()}
 
 
 async def stored_docs(couch: CouchClient, db: str, ids: Sequence[str]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import base64
 import json
 from typing import Any
 
-from conftest import PASSWORD, City, NodeClient, auth_for, basic, visit, wait_for_user
+from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
 
 
 async def seeded_grid(city: City, client: Any, count: int) -> tuple[str, str]:
@@ -160,4 +160,3 @@ async def test_checkpoints_are_kept_apart_per_user(client: Any, city: City) -> N
     resp = await client.get(path, headers=basic(alice))
     body = await resp.json()
     assert body["last_seq"] == "42" and body["_id"] == "_local/replication-id-1"
-    assert PASSWORD  # the shared test password is what both logged in with
