@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from server import designs, errors, gateway
+from server import api, designs, errors, gateway, shell
 from server.auth import Authenticator
 from server.config import Config
 from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
@@ -97,7 +98,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     if config.demo:
         from server.demo import load_demo  # python-couchdb, so in a thread
 
-        await asyncio.to_thread(load_demo, config.couchdb_url or app[STORE].url)
+        await asyncio.to_thread(load_demo, config, config.couchdb_url or app[STORE].url)
     directory = Directory()
     since = await load_directory(couch, directory)
     app[DIRECTORY] = directory
@@ -175,23 +176,30 @@ async def install_designs(couch: CouchClient, grids: list[str]) -> None:
                 log.warning("design %s of grid %s not installed: %s", wanted["_id"], code, exc)
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PWA_DIR / "index.html")
+def shell_extras(schemas: SchemaRegistry) -> dict[str, bytes]:
+    """Served with the shell: the record schemas, their references inlined as the server
+    validates with them, so the phone builds its forms and checks records offline."""
+    grid_types: dict[str, dict[int, Any]] = {}
+    for (doc_type, version), validator in sorted(schemas.validators.items()):
+        if schemas.schemas[(doc_type, version)].get("x-database") == "grid":
+            grid_types.setdefault(doc_type, {})[version] = validator.schema
+    body = json.dumps({"types": grid_types}, ensure_ascii=False, separators=(",", ":"))
+    return {"schemas.json": body.encode()}
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, pwa_dir: Path = PWA_DIR) -> web.Application:
     app = web.Application(
         client_max_size=config.max_request_bytes,
         middlewares=[errors.error_middleware, gateway.auth_middleware,
                      gateway.store_errors_middleware])
     app[CONFIG] = config
-    app[SCHEMAS] = SchemaRegistry()
+    app[SCHEMAS] = schemas = SchemaRegistry()
     app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(gateway.renew_session)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(directory_ctx)
     gateway.setup_routes(app)
-    app.router.add_get("/", index)
-    app.router.add_static("/app/", PWA_DIR, show_index=False)
+    api.setup_routes(app)
+    shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

@@ -55,6 +55,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust_proxy", False, "Trust X-Forwarded-For/-Proto from a reverse proxy (for the "
             "client address and the Secure cookie flag). Only behind a proxy you run."),
     Setting("demo", False, "Load the demo city (grids and logins) at start."),
+    Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
+            "the campaign the workers' census forms are filed under."),
+    Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
+            "way: the campaign the workers' screening forms are filed under."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -84,6 +88,8 @@ class Config:
     password_hash_concurrency: int
     trust_proxy: bool
     demo: bool
+    census_campaign: str
+    screening_campaign: str
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None) -> Config:

@@ -9,9 +9,8 @@ from typing import Any
 from conftest import City, basic, wait_for_user
 
 from server.config import Config
-from server.demo import DEMO_PASSWORD
 from server.scope import grid_db
-from server.seed import seed_city
+from server.seed import DEMO_PASSWORD, seed_city
 from server.validation import SchemaRegistry
 
 

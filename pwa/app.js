@@ -1,0 +1,260 @@
+// The grid worker's app: starts from what the phone remembers (so it opens with no network),
+// asks for a login only when there is nobody to work as or the server wants a new one, keeps the
+// grid replicating in the background, and routes between the screens of views.js.
+
+import { el } from "./dom.js";
+import { formatTime, lang, message, setLang, t } from "./i18n.js";
+import { GridIndex } from "./records.js";
+import { LoginError, logIn, logOut, rememberedUser } from "./session.js";
+import { GridSync, storageReport } from "./sync.js";
+import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
+
+const GRID_KEY = "linli.grid";
+const view = document.getElementById("view");
+const syncBar = document.getElementById("syncbar");
+const loginDialog = document.getElementById("login");
+const updateBar = document.getElementById("update");
+const flashBox = document.getElementById("flash");
+
+const app = {
+  me: null,
+  grid: null,
+  sync: null,
+  index: null,
+  schemas: null,
+  query: "",
+  storage: { persisted: null, low: false },
+  flash(text) {
+    flashBox.textContent = text;
+    flashBox.hidden = false;
+    clearTimeout(this.flashTimer);
+    this.flashTimer = setTimeout(() => { flashBox.hidden = true; }, 4000);
+  },
+};
+window.linli = app; // for the tests and the curious: the state the screens show
+
+// --- static words ----------------------------------------------------------------------------
+
+function renderChrome() {
+  document.title = `${t("app_name")} Linli`;
+  const toggle = document.getElementById("lang");
+  toggle.textContent = t("switch_language");
+  toggle.setAttribute("aria-label", t("switch_language_label"));
+  document.getElementById("login-title").textContent = t("login_title");
+  document.getElementById("login-name-label").textContent = t("user_name");
+  document.getElementById("login-password-label").textContent = t("password");
+  document.getElementById("login-submit").textContent = t("log_in");
+  document.getElementById("update-text").textContent = t("update_ready");
+  document.getElementById("update-now").textContent = t("update_now");
+  const out = document.getElementById("logout");
+  out.textContent = t("log_out");
+  out.hidden = !app.me;
+}
+
+document.getElementById("lang").addEventListener("click", () => {
+  setLang(lang() === "en" ? "zh" : "en");
+  renderChrome();
+  renderSyncBar();
+  route();
+});
+
+// --- the sync bar ----------------------------------------------------------------------------
+
+function renderSyncBar() {
+  if (!app.sync) {
+    syncBar.replaceChildren();
+    return;
+  }
+  const status = app.sync.status();
+  const online = navigator.onLine && status.state !== "offline";
+  const stateWord = status.state === "syncing" && online ? t("syncing") : online ? t("online") : t("offline");
+  const parts = [
+    el("span", { class: `state state-${online ? status.state : "offline"}`, id: "sync-state" }, stateWord),
+    el("span", { id: "sync-last" }, `${t("last_sync")}：${formatTime(status.lastSync)}`),
+    el("span", { id: "sync-waiting", "data-count": String(status.waiting) }, `${t("waiting")}：${status.waiting}`),
+  ];
+  if (status.refused.length) {
+    parts.push(el("a", { href: "#/sync", id: "sync-refused", class: "refused-link",
+      "data-count": String(status.refused.length) }, `${t("refused")}：${status.refused.length}`));
+  }
+  if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
+  else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
+  syncBar.replaceChildren(...parts);
+  syncBar.dataset.state = status.state;
+}
+
+// --- login -----------------------------------------------------------------------------------
+
+function askLogin(reason = "") {
+  const error = document.getElementById("login-error");
+  error.textContent = reason;
+  const name = document.getElementById("login-name");
+  if (app.me && !name.value) name.value = app.me.name;
+  if (!loginDialog.open) loginDialog.showModal();
+  (name.value ? document.getElementById("login-password") : name).focus();
+}
+
+loginDialog.addEventListener("cancel", (event) => {
+  if (!app.me) event.preventDefault(); // nothing to work with until someone logs in
+});
+
+document.getElementById("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = document.getElementById("login-error");
+  const submit = document.getElementById("login-submit");
+  const name = document.getElementById("login-name").value.trim();
+  const password = document.getElementById("login-password").value;
+  error.textContent = t("logging_in");
+  submit.disabled = true;
+  try {
+    const { me, switched } = await logIn(name, password);
+    document.getElementById("login-password").value = "";
+    loginDialog.close();
+    error.textContent = "";
+    if (switched || !app.sync) await start(me);
+    else {
+      app.me = me;
+      app.sync.start();
+    }
+  } catch (err) {
+    error.textContent = err instanceof LoginError ? message(err.message) : String(err);
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+document.getElementById("logout").addEventListener("click", async () => {
+  if (app.sync) app.sync.stop();
+  await logOut();
+  location.hash = "#/";
+  location.reload();
+});
+
+// --- starting work ---------------------------------------------------------------------------
+
+async function loadSchemas() {
+  const response = await fetch("schemas.json");
+  return response.json();
+}
+
+let renderTimer = null;
+function scheduleRender() {
+  clearTimeout(renderTimer);
+  renderTimer = setTimeout(() => {
+    if (!document.querySelector("#view form.record-form")) route();
+  }, 300);
+}
+
+async function start(me) {
+  if (app.sync) app.sync.stop();
+  if (app.changes) app.changes.cancel();
+  app.me = me;
+  renderChrome();
+  if (!me.grids.length) {
+    view.replaceChildren(el("p", { class: "empty" }, t("no_grids")));
+    return;
+  }
+  const wanted = localStorage.getItem(GRID_KEY);
+  app.grid = me.grids.find((g) => g.code === wanted) || me.grids[0];
+  app.schemas = app.schemas || await loadSchemas();
+  app.sync = await new GridSync(me.name, app.grid).open();
+  app.index = await new GridIndex().load(app.sync.db);
+  app.changes = app.sync.db.changes({ live: true, since: "now", include_docs: true })
+    .on("change", (change) => {
+      app.index.apply(change.doc);
+      scheduleRender();
+    });
+  app.sync.onStatus((status) => {
+    renderSyncBar();
+    if (status.state === "login") askLogin(t("login_again"));
+  });
+  route();
+  app.sync.start();
+  app.storage = await storageReport();
+  renderSyncBar();
+}
+
+// --- routes ----------------------------------------------------------------------------------
+
+async function route() {
+  if (!app.index) return;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const [name, a, b] = parts;
+  let nodes;
+  if (app.index.docs.size === 0 && app.sync.status().lastSync === 0 && !name) {
+    nodes = [el("p", { class: "empty", role: "status" }, t("first_sync"))];
+  } else if (name === "b") nodes = buildingView(app, a);
+  else if (name === "h") nodes = householdView(app, a);
+  else if (name === "sync") nodes = refusedView(app);
+  else if (name === "new") {
+    const doc = newRecord(app, a, b);
+    const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;
+    nodes = doc ? await formView(app, doc, { isNew: true, back }) : [el("p", {}, t("not_found"))];
+  } else if (name === "edit") {
+    const doc = app.index.get(a);
+    const back = doc ? `#/h/${encodeURIComponent(doc.type === "household" ? doc._id : doc.household)}` : "#/";
+    nodes = doc ? await formView(app, doc, { isNew: false, back }) : [el("p", {}, t("not_found"))];
+  } else if (name === "remove") {
+    const doc = app.index.get(a);
+    nodes = doc ? removeView(app, doc) : [el("p", {}, t("not_found"))];
+  } else nodes = gridView(app);
+  view.replaceChildren(...nodes.filter(Boolean));
+  const title = view.querySelector(".view-title");
+  if (title && document.activeElement?.id !== "search") title.focus({ preventScroll: true });
+  view.dataset.route = name || "grid";
+}
+
+window.addEventListener("hashchange", () => {
+  route();
+  window.scrollTo(0, 0);
+});
+window.addEventListener("online", () => {
+  renderSyncBar();
+  if (app.sync && app.sync.state !== "login") {
+    app.sync.stop();
+    app.sync.start();
+  }
+});
+window.addEventListener("offline", renderSyncBar);
+
+// --- app updates -----------------------------------------------------------------------------
+
+// A new release installs in the background and waits; the worker is told and chooses when to
+// switch. The records live in IndexedDB, not in the release's cache, so no update can take them.
+async function watchForUpdates() {
+  if (!("serviceWorker" in navigator)) return;
+  const registration = await navigator.serviceWorker.register("sw.js", { scope: "./" });
+  const offer = (worker) => {
+    updateBar.hidden = false;
+    document.getElementById("update-now").onclick = () => worker.postMessage("activate-update");
+  };
+  if (registration.waiting && navigator.serviceWorker.controller) offer(registration.waiting);
+  registration.addEventListener("updatefound", () => {
+    const worker = registration.installing;
+    worker.addEventListener("statechange", () => {
+      if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);
+    });
+  });
+  let reloading = false;
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (reloading || !updateBar.dataset.accepted) return;
+    reloading = true;
+    location.reload();
+  });
+  document.getElementById("update-now").addEventListener("click", () => {
+    updateBar.dataset.accepted = "1";
+  }, { capture: true });
+  window.addEventListener("online", () => registration.update().catch(() => {}));
+  app.registration = registration;
+}
+
+// --- go --------------------------------------------------------------------------------------
+
+renderChrome();
+watchForUpdates().catch((err) => console.warn("service worker", err));
+const remembered = rememberedUser();
+if (remembered) start(remembered).catch((err) => {
+  console.error(err);
+  view.replaceChildren(el("p", { class: "error", role: "alert" }, String(err)));
+});
+else askLogin();

@@ -1,0 +1,141 @@
+// The app's words in zh-CN (the default) and English. Field and code labels come from the
+// schemas (`title` / `x-title-en`, `x-enum-labels`); everything else the app says is here.
+
+const WORDS = {
+  app_name: ["邻里", "Linli"],
+  switch_language: ["English", "中文"],
+  switch_language_label: ["Switch to English", "切换到中文"],
+  login_title: ["登录", "Log in"],
+  login_again: ["登录已过期，请重新登录。未同步的记录仍保存在手机上。",
+    "Your login has expired; please log in again. Unsynced records stay on this phone."],
+  user_name: ["用户名", "User name"],
+  password: ["密码", "Password"],
+  log_in: ["登录", "Log in"],
+  log_out: ["退出登录", "Log out"],
+  logging_in: ["正在登录…", "Logging in…"],
+  login_needs_network: ["首次登录需要网络", "The first login needs a network connection"],
+  online: ["在线", "Online"],
+  offline: ["离线", "Offline"],
+  syncing: ["正在同步…", "Syncing…"],
+  last_sync: ["上次同步", "Last sync"],
+  never: ["从未", "never"],
+  waiting: ["待上传", "Waiting to send"],
+  refused: ["被退回", "Refused"],
+  refused_title: ["服务器退回的记录", "Records the server refused"],
+  refused_help: ["请修改后重新保存，记录会自动重新上传。",
+    "Correct and save again; the record is sent again by itself."],
+  no_refused: ["没有被退回的记录", "No refused records"],
+  storage_low: ["手机存储空间不足，请尽快同步并清理空间", "Storage is running low; sync soon and free some space"],
+  storage_not_persisted: ["浏览器可能在空间不足时清除数据，请尽快同步",
+    "The browser may clear data when space runs low; sync soon"],
+  update_ready: ["新版本已就绪。未同步的记录不受影响。", "A new version is ready. Unsynced records are kept."],
+  update_now: ["立即更新", "Update now"],
+  my_grids: ["我的网格", "My grids"],
+  search: ["搜索地址或姓名", "Search address or name"],
+  search_label: ["搜索住户", "Search households"],
+  no_results: ["没有找到", "Nothing found"],
+  buildings: ["楼栋", "Buildings"],
+  building: ["幢", "Building"],
+  unit: ["单元", "Unit"],
+  room: ["室", "Room"],
+  households: ["户", "households"],
+  household: ["住户", "Household"],
+  progress_visits: ["户情排摸", "Household visits"],
+  progress_census: ["人口普查", "Census"],
+  progress_screening: ["入户排查", "Screening"],
+  visited: ["已走访", "Visited"],
+  to_visit: ["待走访", "To visit"],
+  refused_visit: ["拒绝", "Refused"],
+  enumerated: ["已登记", "Enumerated"],
+  screened: ["已排查", "Screened"],
+  of: ["共", "of"],
+  members: ["家庭成员", "Members"],
+  visits: ["走访记录", "Visits"],
+  verdicts: ["督导意见", "Supervisor's verdicts"],
+  no_members: ["还没有成员", "No members yet"],
+  no_visits: ["还没有走访", "No visits yet"],
+  record_visit: ["记录走访", "Record a visit"],
+  edit_household: ["住户调查", "Household survey"],
+  add_member: ["添加成员", "Add a member"],
+  census_form: ["人口普查登记", "Census form"],
+  edit: ["修改", "Edit"],
+  screen: ["排查", "Screen"],
+  remove_member: ["移出", "Remove"],
+  remove_reason: ["移出原因", "Reason for removal"],
+  save: ["保存", "Save"],
+  cancel: ["取消", "Cancel"],
+  back: ["返回", "Back"],
+  saved: ["已保存，将在联网时上传", "Saved; it will be sent when online"],
+  fix_fields: ["请修改标出的内容", "Please correct the marked fields"],
+  draft_restored: ["已恢复未保存的草稿", "Unsaved draft restored"],
+  choose: ["请选择", "Choose"],
+  yes: ["是", "Yes"],
+  no: ["否", "No"],
+  not_found: ["找不到这条记录", "Record not found"],
+  merged_note: ["此记录与他人的修改合并过", "This record was merged with someone else's edit"],
+  state_waiting: ["待上传", "waiting"],
+  state_refused: ["被退回", "refused"],
+  loading: ["正在加载…", "Loading…"],
+  first_sync: ["首次同步中，请保持联网…", "First sync; please stay online…"],
+  no_grids: ["您没有分配网格", "You have no grid assigned"],
+  screen_of: ["排查", "Screening of"],
+  decision: ["结论", "Decision"],
+};
+
+const STORE_KEY = "linli.lang";
+let current = localStorage.getItem(STORE_KEY) === "en" ? "en" : "zh";
+
+export function lang() {
+  return current;
+}
+
+export function setLang(value) {
+  current = value === "en" ? "en" : "zh";
+  localStorage.setItem(STORE_KEY, current);
+  document.documentElement.lang = current === "en" ? "en" : "zh-CN";
+}
+
+// A word of the app.
+export function t(key) {
+  const pair = WORDS[key];
+  if (!pair) return key;
+  return current === "en" ? pair[1] : pair[0];
+}
+
+// A [zh, en] pair, as the schemas' x-enum-labels hold them.
+export function pick(pair) {
+  if (!Array.isArray(pair)) return String(pair ?? "");
+  return current === "en" ? pair[1] : pair[0];
+}
+
+// A field's label from its schema.
+export function fieldLabel(schema, name) {
+  if (!schema) return name;
+  return current === "en" ? schema["x-title-en"] || schema.title || name : schema.title || name;
+}
+
+// A "中文 / English" message from the server or the validator, in the current language.
+export function message(text) {
+  if (typeof text !== "string") return String(text ?? "");
+  const parts = text.split(" / ");
+  if (parts.length < 2) return text;
+  // "zh：… / en: …" pairs joined by "；" when several problems are reported.
+  return text
+    .split("；")
+    .map((one) => {
+      const i = one.indexOf(" / ");
+      if (i < 0) return one;
+      return current === "en" ? one.slice(i + 3) : one.slice(0, i);
+    })
+    .join(current === "en" ? "; " : "；");
+}
+
+export function formatTime(ms) {
+  if (!ms) return t("never");
+  const d = new Date(ms);
+  return d.toLocaleString(current === "en" ? "en-GB" : "zh-CN", {
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+setLang(current);

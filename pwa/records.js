@@ -1,0 +1,229 @@
+// A grid's records held in memory and indexed the ways a worker looks for them: buildings →
+// units → rooms → households, a household's members, visits, census form, screenings and the
+// supervisor's verdicts, a search over addresses and names, and each campaign's progress. A grid
+// is a few thousand documents, so reading them once at start and applying each change as it comes
+// answers every screen in well under a frame; nothing here touches the network.
+
+const SPACES = /[\s\u3000]+/g;
+
+export function normalise(text) {
+  return String(text ?? "").normalize("NFKC").toLowerCase().replace(SPACES, "");
+}
+
+export function householdKey(id) {
+  return id.slice("household:".length);
+}
+
+export function buildingKey(address) {
+  return `${address.compound}-${address.building}`;
+}
+
+// Natural order for building, unit and room labels: "2" before "10".
+export function naturalCompare(a, b) {
+  return String(a).localeCompare(String(b), "zh-CN", { numeric: true });
+}
+
+// The latest visit outcome decides where a household stands in the visiting round.
+const VISITED = new Set(["completed", "moved", "demolished"]);
+
+export class GridIndex {
+  constructor() {
+    this.docs = new Map();
+    this.dirty = true;
+  }
+
+  async load(db) {
+    const result = await db.allDocs({ include_docs: true });
+    for (const row of result.rows) {
+      if (!row.id.startsWith("_design/") && row.doc) this.docs.set(row.id, row.doc);
+    }
+    this.dirty = true;
+    return this;
+  }
+
+  apply(doc) {
+    if (doc._id.startsWith("_")) return;
+    if (doc._deleted) this.docs.delete(doc._id);
+    else this.docs.set(doc._id, doc);
+    this.dirty = true;
+  }
+
+  get(id) {
+    return this.docs.get(id) || null;
+  }
+
+  // Derived indexes, rebuilt on the first question after a change.
+  build() {
+    if (!this.dirty) return this;
+    const households = [];
+    const buildings = new Map();
+    const members = new Map();
+    const visits = new Map();
+    const census = new Map();
+    const screenings = new Map();
+    const verdicts = new Map();
+    const push = (map, key, value) => {
+      const list = map.get(key);
+      if (list) list.push(value);
+      else map.set(key, [value]);
+    };
+    for (const doc of this.docs.values()) {
+      switch (doc.type) {
+        case "household":
+          households.push(doc);
+          break;
+        case "building":
+          buildings.set(`${doc.compound}-${doc.number}`, doc);
+          break;
+        case "person":
+          push(members, doc.household, doc);
+          break;
+        case "household_visit":
+          push(visits, doc.household, doc);
+          break;
+        case "census_household":
+          census.set(`${doc.household}|${doc.campaign}`, doc);
+          break;
+        case "screening":
+          push(screenings, doc.person, doc);
+          break;
+        case "verdict":
+          push(verdicts, doc.record, doc);
+          break;
+        default:
+      }
+    }
+    for (const list of visits.values()) {
+      list.sort((a, b) => (b.visited_on + (b.device_time || "")).localeCompare(a.visited_on + (a.device_time || "")));
+    }
+    for (const list of verdicts.values()) {
+      list.sort((a, b) => String(b.device_time || "").localeCompare(String(a.device_time || "")));
+    }
+    households.sort((a, b) =>
+      naturalCompare(a.address.compound_name || a.address.compound, b.address.compound_name || b.address.compound) ||
+      naturalCompare(a.address.building, b.address.building) ||
+      naturalCompare(a.address.unit || "", b.address.unit || "") ||
+      naturalCompare(a.address.room, b.address.room));
+    const byBuilding = new Map();
+    for (const h of households) push(byBuilding, buildingKey(h.address), h);
+    Object.assign(this, { households, buildings, members, visits, census, screenings, verdicts, byBuilding });
+    this.searchable = households.map((h) => [h, normalise(this.searchText(h, members.get(h._id) || []))]);
+    this.dirty = false;
+    return this;
+  }
+
+  searchText(h, people) {
+    const a = h.address;
+    return [a.compound_name, `${a.building}幢${a.unit || ""}单元${a.room}室`, `${a.building}-${a.unit || ""}-${a.room}`,
+      `${a.building}-${a.room}`, h.head_name, h.phone, ...people.map((p) => p.name)].join(" ");
+  }
+
+  // Buildings with their households, in address order; a building known only from its
+  // households' addresses is listed too.
+  buildingList() {
+    this.build();
+    return [...this.byBuilding.entries()].map(([key, list]) => ({
+      key,
+      compoundName: list[0].address.compound_name || list[0].address.compound,
+      number: list[0].address.building,
+      building: this.buildings.get(key) || null,
+      households: list,
+    }));
+  }
+
+  // A building's households by unit, then room.
+  unitsOf(key) {
+    this.build();
+    const units = new Map();
+    for (const h of this.byBuilding.get(key) || []) {
+      const unit = h.address.unit || "";
+      if (!units.has(unit)) units.set(unit, []);
+      units.get(unit).push(h);
+    }
+    return [...units.entries()].sort((a, b) => naturalCompare(a[0], b[0]));
+  }
+
+  membersOf(householdId) {
+    this.build();
+    return (this.members.get(householdId) || []).slice().sort((a, b) =>
+      naturalCompare(a.relationship, b.relationship) || naturalCompare(a._id, b._id));
+  }
+
+  visitsOf(householdId) {
+    this.build();
+    return this.visits.get(householdId) || [];
+  }
+
+  censusOf(householdId, campaign) {
+    this.build();
+    return this.census.get(`${householdId}|${campaign}`) || null;
+  }
+
+  screeningOf(personId, campaign) {
+    this.build();
+    return (this.screenings.get(personId) || []).find((s) => s.campaign === campaign) || null;
+  }
+
+  // Verdicts on a record, newest first.
+  verdictsOn(recordId) {
+    this.build();
+    return this.verdicts.get(recordId) || [];
+  }
+
+  // Every verdict on the household and on what was recorded about it.
+  verdictsForHousehold(householdId) {
+    this.build();
+    const ids = [householdId, ...this.membersOf(householdId).map((p) => p._id),
+      ...this.visitsOf(householdId).map((v) => v._id)];
+    for (const p of this.membersOf(householdId)) {
+      for (const s of this.screenings.get(p._id) || []) ids.push(s._id);
+    }
+    for (const doc of this.docs.values()) {
+      if (doc.type === "census_household" && doc.household === householdId) ids.push(doc._id);
+    }
+    return ids.flatMap((id) => this.verdictsOn(id).map((v) => ({ record: this.get(id), verdict: v })));
+  }
+
+  visitState(householdId) {
+    const latest = this.visitsOf(householdId)[0];
+    if (!latest) return "to_visit";
+    if (latest.outcome === "refused") return "refused";
+    return VISITED.has(latest.outcome) ? "visited" : "to_visit";
+  }
+
+  search(query, limit = 50) {
+    this.build();
+    const words = String(query).normalize("NFKC").toLowerCase().split(/[\s\u3000]+/).filter(Boolean);
+    if (words.length === 0) return [];
+    const found = [];
+    for (const [h, text] of this.searchable) {
+      if (words.every((w) => text.includes(w))) {
+        found.push(h);
+        if (found.length >= limit) break;
+      }
+    }
+    return found;
+  }
+
+  progress(campaigns) {
+    this.build();
+    const visits = { visited: 0, to_visit: 0, refused: 0, total: this.households.length };
+    let enumerated = 0;
+    let persons = 0;
+    let screened = 0;
+    for (const h of this.households) {
+      visits[this.visitState(h._id)] += 1;
+      if (this.census.has(`${h._id}|${campaigns.census}`)) enumerated += 1;
+      for (const p of this.members.get(h._id) || []) {
+        if (p.status !== "present") continue;
+        persons += 1;
+        if ((this.screenings.get(p._id) || []).some((s) => s.campaign === campaigns.screening)) screened += 1;
+      }
+    }
+    return {
+      visits,
+      census: { done: enumerated, total: this.households.length },
+      screening: { done: screened, total: persons },
+    };
+  }
+}

@@ -1,0 +1,82 @@
+// Who is using the phone. The login is a CouchDB-style cookie session with the server
+// (`/couch/_session`); what the app needs to work offline afterwards (the user's name, role, grids
+// and campaigns, from `/api/me`) is remembered on the phone, so the app opens and works with no
+// network for as long as the worker needs. A lapsed session only stops syncing, never work.
+
+const ME_KEY = "linli.me";
+
+export class LoginError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch {
+    return {};
+  }
+}
+
+// The identity remembered from the last login, or null.
+export function rememberedUser() {
+  try {
+    const me = JSON.parse(localStorage.getItem(ME_KEY) || "null");
+    return me && typeof me.name === "string" && Array.isArray(me.grids) ? me : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function fetchMe() {
+  const response = await fetch("/api/me", { credentials: "same-origin", cache: "no-store" });
+  if (response.status === 401) throw new LoginError("unauthorized", 401);
+  if (!response.ok) throw new LoginError((await readJson(response)).reason || response.statusText, response.status);
+  const me = await response.json();
+  localStorage.setItem(ME_KEY, JSON.stringify(me));
+  return me;
+}
+
+export async function logIn(name, password) {
+  let response;
+  try {
+    response = await fetch("/couch/_session", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ name, password }),
+    });
+  } catch {
+    throw new LoginError("首次登录需要网络 / The first login needs a network connection", 0);
+  }
+  if (!response.ok) {
+    const body = await readJson(response);
+    throw new LoginError(body.reason || response.statusText, response.status);
+  }
+  const previous = rememberedUser();
+  const me = await fetchMe();
+  return { me, switched: previous !== null && previous.name !== me.name };
+}
+
+// Whether the server still knows this phone's session; null when the server cannot be reached.
+export async function sessionAlive() {
+  try {
+    const response = await fetch("/couch/_session", { credentials: "same-origin", cache: "no-store" });
+    if (!response.ok) return null;
+    const body = await response.json();
+    return Boolean(body.userCtx && body.userCtx.name);
+  } catch {
+    return null;
+  }
+}
+
+export async function logOut() {
+  try {
+    await fetch("/couch/_session", { method: "DELETE", credentials: "same-origin" });
+  } catch {
+    // offline: the cookie lapses by itself
+  }
+  localStorage.removeItem(ME_KEY);
+}
