@@ -1,6 +1,7 @@
 """Fixtures: one real PouchDB Server for the session (started by the project's own store module on a
 free loopback port), the real app in front of it, grids and users made with the `linli`
-directory functions, and a driver for real PouchDB clients in node."""
+directory functions, a driver for real PouchDB clients in node, and the real app on a loopback
+port with a real headless Chromium (Debian's, driven by Playwright) for the PWA's tests."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import Any
 import aiohttp
 import couchdb
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, async_playwright
 
 from server import directory
 from server.app import create_app
@@ -30,6 +33,13 @@ PASSWORD = "correct-horse-9"
 NODE_CLIENT = PROJECT_ROOT / "tests" / "node" / "pouch_client.mjs"
 TEST_LIMITS = {"max_document_bytes": 200_000, "max_attachment_bytes": 100_000,
                "max_request_bytes": 2_000_000, "max_batch_docs": 500}
+# Debian's build: Playwright's own browser download is not reachable (scripts/setup installs it).
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium calls Google's hosts, which on a closed
+# network only slows every start down.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
 _codes = itertools.count(1)
 
 
@@ -166,3 +176,30 @@ def make_docs() -> Callable[..., list[dict[str, Any]]]:
 async def store_session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+async def live_server(config: Config) -> AsyncIterator[str]:
+    """The real app on a free loopback port for the whole session, for a real browser: its base
+    URL, e.g. "http://127.0.0.1:43117"."""
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)  # port 0: the system picks a free one
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """A real headless Chromium for the session; each test opens its own context or page."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
