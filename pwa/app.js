@@ -189,11 +189,13 @@ async function route() {
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;
-    nodes = doc ? await formView(app, doc, { isNew: true, back }) : [el("p", {}, t("not_found"))];
+    nodes = doc ? await formView(app, doc, { isNew: true, back, draftKey: `new~${a}~${b}` })
+      : [el("p", {}, t("not_found"))];
   } else if (name === "edit") {
     const doc = app.index.get(a);
     const back = doc ? `#/h/${encodeURIComponent(doc.type === "household" ? doc._id : doc.household)}` : "#/";
-    nodes = doc ? await formView(app, doc, { isNew: false, back }) : [el("p", {}, t("not_found"))];
+    nodes = doc ? await formView(app, doc, { isNew: false, back, draftKey: `edit~${a}` })
+      : [el("p", {}, t("not_found"))];
   } else if (name === "remove") {
     const doc = app.index.get(a);
     nodes = doc ? removeView(app, doc) : [el("p", {}, t("not_found"))];

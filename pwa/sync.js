@@ -131,8 +131,10 @@ export class GridSync {
         });
       }
     });
-    handle.on("denied", (err) => {
-      const id = err.id || (err.doc && err.doc._id);
+    handle.on("denied", (event) => {
+      // A sync wraps the replication's refusal: {direction, doc: {id, error, reason}}.
+      const err = event.doc && event.direction ? event.doc : event;
+      const id = err.id || err._id;
       if (!id) return;
       const reason = err.reason || err.message || "forbidden";
       this.updateOutbox((box) => {

@@ -277,9 +277,10 @@ export function problemsOf(app, doc) {
   return problems;
 }
 
-export async function formView(app, doc, { isNew, back, fixed = {} }) {
+// `draftKey` names the draft: a new record's id is made afresh each time its form opens, so its
+// draft is kept under what it is about ("a new visit to household X").
+export async function formView(app, doc, { isNew, back, draftKey, fixed = {} }) {
   const schema = schemaFor(app.schemas, doc);
-  const draftKey = `${doc.type}:${doc._id}`;
   const draft = await app.sync.loadDraft(draftKey);
   let timer = null;
   const built = buildForm({

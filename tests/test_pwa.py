@@ -1,0 +1,431 @@
+"""The grid worker's PWA in real headless Chromium against the real server, the embedded store
+and the demo city (`linli serve --demo`): a day of work offline, refusals, isolation between
+grids, an expired login and an app update with records still waiting to be sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import couchdb
+import pytest
+from aiohttp import web
+from conftest import CHROMIUM, CHROMIUM_ARGS
+from playwright.async_api import Browser, BrowserContext, Page
+
+from server import directory, rules
+from server.app import PWA_DIR, create_app
+from server.config import Config
+from server.demo import DEMO_PASSWORD
+from server.scope import grid_db
+from server.store import EmbeddedStore
+from server.validation import SchemaRegistry
+
+GRID_A, GRID_B = "g330802001001a", "g330802001001b"
+PHONE = {"viewport": {"width": 360, "height": 740}, "locale": "zh-CN"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Deployment:
+    """The app served on a fixed loopback port, so it can be stopped and started again (a new
+    release) while the phone keeps the same origin."""
+
+    def __init__(self, config: Config, pwa_dir: Path = PWA_DIR) -> None:
+        self.config, self.pwa_dir, self.port = config, pwa_dir, free_port()
+        self.runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(create_app(self.config, self.pwa_dir))
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+class Demo:
+    def __init__(self, store: EmbeddedStore, config: Config, app: Deployment) -> None:
+        self.store, self.config, self.app = store, config, app
+        self.couch = directory.prepared(couchdb.Server(store.url))
+
+    @property
+    def url(self) -> str:
+        return self.app.url
+
+    def db(self, grid: str) -> couchdb.Database:
+        return self.couch[grid_db(grid)]
+
+    def records(self, grid: str) -> int:
+        return sum(1 for row in self.db(grid).view("_all_docs")
+                   if not row.id.startswith("_design/"))
+
+    def quiet_household(self, grid: str, skip: int = 0) -> str:
+        """A household of `grid` with no visit recorded yet."""
+        db = self.db(grid)
+        visited = {row.doc["household"] for row in db.view("_all_docs", include_docs=True)
+                   if row.id.startswith("household_visit:")}
+        free = [row.id for row in db.view("_all_docs", startkey="household:",
+                                          endkey="household:\ufff0")
+                if row.id not in visited]
+        return free[skip]
+
+
+@pytest.fixture(scope="module")
+async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
+    data = tmp_path_factory.mktemp("pwa")
+    store = EmbeddedStore(data / "store")
+    await store.start()
+    config = Config.from_mapping({"data": data, "couchdb_url": store.url, "demo": True})
+    app = Deployment(config)
+    await app.start()  # loads the demo city: 1,000 households in two grids
+    try:
+        yield Demo(store, config, app)
+    finally:
+        await app.stop()
+        await store.stop()
+
+
+class Phone:
+    """One browser context (a phone) with the app open, and what went wrong in it."""
+
+    def __init__(self, context: BrowserContext, page: Page) -> None:
+        self.context, self.page = context, page
+        self.problems: list[str] = []
+        self.watch(page)
+
+    def watch(self, page: Page) -> None:
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("console", lambda msg: self.problems.append(msg.text)
+                if "Content Security Policy" in msg.text else None)
+
+    @classmethod
+    async def open(cls, browser: Browser, url: str, profile: Path | None = None,
+                   offline: bool = False) -> Phone:
+        if profile is None:
+            context = await browser.new_context(**PHONE)
+        else:
+            context = await browser.browser_type.launch_persistent_context(
+                str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                **PHONE)
+        page = context.pages[0] if context.pages else await context.new_page()
+        phone = cls(context, page)
+        await context.set_offline(offline)
+        await page.goto(url + "/app/")
+        return phone
+
+    async def login(self, name: str, password: str = DEMO_PASSWORD) -> None:
+        page = self.page
+        await page.wait_for_selector("#login[open]")
+        await page.fill("#login-name", name)
+        await page.fill("#login-password", password)
+        await page.click("#login-submit")
+        try:
+            await page.wait_for_function("() => !document.getElementById('login').open")
+        except Exception as exc:
+            error = await page.text_content("#login-error")
+            raise AssertionError(f"login as {name} failed: {error!r}") from exc
+
+    async def wait_for_records(self, count: int, timeout: float = 60_000) -> None:
+        await self.page.wait_for_function(
+            "(n) => window.linli && linli.index && linli.index.docs.size >= n", arg=count,
+            timeout=timeout)
+
+    async def wait_controlled(self) -> None:
+        await self.page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                                          timeout=20_000)
+
+    async def status(self) -> dict[str, Any]:
+        return await self.page.evaluate("() => linli.sync.status()")
+
+    async def wait_waiting(self, count: int, timeout: float = 30_000) -> None:
+        await self.page.wait_for_function(
+            "(n) => linli.sync && linli.sync.status().waiting === n", arg=count, timeout=timeout)
+
+    async def show(self, hash_route: str) -> None:
+        await self.page.evaluate("(h) => { location.hash = h; }", hash_route)
+        await self.page.wait_for_function("(h) => location.hash === h", arg=hash_route)
+
+    async def local(self, doc_id: str) -> dict[str, Any] | None:
+        return await self.page.evaluate("(id) => linli.index.get(id)", doc_id)
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+def id_number(birth: str, sequence: str) -> str:
+    first17 = "330802" + birth.replace("-", "") + sequence
+    return first17 + rules.id_check_char(first17)
+
+
+def wrong_check(number: str) -> str:
+    return number[:17] + ("1" if number[17] != "1" else "2")
+
+
+async def field_error(page: Page, pointer: str) -> str:
+    return (await page.locator(f'[data-pointer="{pointer}"] > .error').text_content()) or ""
+
+
+async def wait_on_server(db: couchdb.Database, doc_id: str, timeout: float = 20) -> dict[str, Any]:
+    for _ in range(int(timeout / 0.2)):
+        doc = await asyncio.to_thread(db.get, doc_id)
+        if doc is not None:
+            return dict(doc)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{doc_id} never reached the server")
+
+
+async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> None:
+    registry = SchemaRegistry()
+    profile = tmp_path / "phone"
+    phone = await Phone.open(browser, demo.url, profile)
+    await phone.login("wang.fang")
+    total = demo.records(GRID_A)
+    assert total > 2500  # the 560-household demo grid
+    await phone.wait_for_records(total)
+    await phone.wait_controlled()
+
+    # Offline from here: a reload, then the browser closed and opened again.
+    await phone.context.set_offline(True)
+    await phone.page.reload()
+    await phone.page.wait_for_selector(".buildings li a")
+    await phone.close()
+    phone = await Phone.open(browser, demo.url, profile, offline=True)
+    await phone.page.wait_for_selector(".buildings li a")
+    await phone.wait_for_records(total)
+    page = phone.page
+    assert not await page.is_visible("#login[open]")
+
+    # A visit: first missing its outcome and with a count that is not a number.
+    household = demo.quiet_household(GRID_A)
+    await phone.show(f"#/h/{quote(household, safe='')}")
+    await page.click(f'a[href="#/new/household_visit/{quote(household, safe="")}"]')
+    await page.wait_for_selector("form.record-form")
+    await page.fill('[name="persons_present"]', "两")
+    await page.click("form.record-form button[type=submit]")
+    assert "走访结果" in await field_error(page, "/outcome")
+    assert "整数" in await field_error(page, "/persons_present")
+    assert await page.get_attribute('[name="outcome"]', "aria-invalid") == "true"
+    assert (await phone.status())["waiting"] == 0
+    await page.select_option('[name="outcome"]', "completed")
+    await page.fill('[name="persons_present"]', "2")
+    await page.fill('[name="notes"]', "户主在家，已登记")
+    await page.click("form.record-form button[type=submit]")
+    await page.wait_for_function("(h) => location.hash === h",
+                                 arg=f"#/h/{quote(household, safe='')}")
+    await phone.wait_waiting(1)
+
+    # A census person: an ID number with a wrong check character, then the right one.
+    await page.click(f'a[href="#/new/person/{quote(household, safe="")}"]')
+    await page.wait_for_selector("form.record-form")
+    good_id = id_number("1990-05-17", "002")  # even 17th digit: a woman
+    await page.fill('[name="name"]', "柳小梅")
+    await page.select_option('[name="relationship"]', "2")
+    await page.select_option('[name="sex"]', "2")
+    await page.fill('[name="birth_year"]', "1990")
+    await page.fill('[name="birth_month"]', "5")
+    await page.fill('[name="id_number"]', wrong_check(good_id))
+    await page.click("form.record-form button[type=submit]")
+    assert "校验" in await field_error(page, "/id_number")
+    assert (await phone.status())["waiting"] == 1
+    # A draft survives a reload.
+    await page.fill('[name="id_number"]', good_id)
+    await page.wait_for_timeout(600)
+    await page.reload()
+    await page.wait_for_selector("form.record-form")
+    assert await page.input_value('[name="id_number"]') == good_id
+    assert await page.input_value('[name="name"]') == "柳小梅"
+    await page.click("form.record-form button[type=submit]")
+    await phone.wait_waiting(2)
+    person = await page.evaluate(
+        "() => [...linli.index.docs.values()].find((d) => d.name === '柳小梅')")
+    assert person["household"] == household and person["created_by"] == "wang.fang"
+
+    # A screening of that person: a temperature out of range, then a real one.
+    await phone.show(f"#/h/{quote(household, safe='')}")
+    await page.click(f'a[href="#/new/screening/{quote(person["_id"], safe="")}"]')
+    await page.wait_for_selector("form.record-form")
+    await page.fill('[name="temperature"]', "45")
+    await page.click("form.record-form button[type=submit]")
+    assert "43" in await field_error(page, "/temperature")
+    await page.fill('[name="temperature"]', "36.6")
+    await page.select_option('[name="health_code"]', "green")
+    await page.click("form.record-form button[type=submit]")
+    await phone.wait_waiting(3)
+    status = await phone.status()
+    assert status["refused"] == [] and await page.text_content("#sync-waiting") == "待上传：3"
+
+    # Back online: everything reaches the server and passes its validation.
+    await phone.context.set_offline(False)
+    await phone.wait_waiting(0)
+    db = demo.db(GRID_A)
+    saved = await page.evaluate(
+        "(h) => [...linli.index.docs.values()].filter((d) => d.household === h && "
+        "d.created_by === 'wang.fang')", household)
+    assert {d["type"] for d in saved} == {"household_visit", "person", "screening"}
+    for doc in saved:
+        stored = await wait_on_server(db, doc["_id"])
+        assert stored["_rev"] == doc["_rev"]
+        assert registry.problems(stored) == []
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_refused_record_is_kept_and_goes_through_corrected(browser: Browser,
+                                                                  demo: Demo) -> None:
+    phone = await Phone.open(browser, demo.url)
+    await phone.login("wang.fang")
+    await phone.wait_for_records(demo.records(GRID_A))
+    page = phone.page
+    household = demo.quiet_household(GRID_A, skip=1)
+    good_id = id_number("1985-02-03", "013")  # odd: a man
+    person = {"_id": f"person:{household[len('household:'):]}-refusal", "type": "person",
+              "schema_version": 1, "grid": GRID_A, "created_by": "wang.fang",
+              "household": household, "name": "钱立新", "relationship": "1", "sex": "1",
+              "birth_year": 1985, "birth_month": 2, "id_number": wrong_check(good_id),
+              "status": "present"}
+    # Saved as an older release of the app would have, without the check-character rule.
+    await page.evaluate("(doc) => linli.sync.save(doc)", person)
+    await page.wait_for_selector("#sync-refused", timeout=30_000)
+    status = await phone.status()
+    assert status["waiting"] == 0 and [r["id"] for r in status["refused"]] == [person["_id"]]
+    assert "校验" in status["refused"][0]["reason"]
+    assert await phone.local(person["_id"]) is not None  # kept on the phone
+    assert await asyncio.to_thread(demo.db(GRID_A).get, person["_id"]) is None
+
+    await page.click("#sync-refused")
+    await page.wait_for_selector(".refused li")
+    assert "校验" in (await page.text_content(".refused .reason") or "")
+    await page.click(".refused li a")
+    await page.wait_for_selector("form.record-form")
+    assert "校验" in (await page.text_content(".refusal") or "")
+    await page.fill('[name="id_number"]', good_id)
+    await page.click("form.record-form button[type=submit]")
+    stored = await wait_on_server(demo.db(GRID_A), person["_id"])
+    assert stored["id_number"] == good_id
+    await phone.wait_waiting(0)
+    assert (await phone.status())["refused"] == []
+    assert not await page.is_visible("#sync-refused")
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_workers_see_their_grid_and_only_theirs(browser: Browser, demo: Demo) -> None:
+    first = await Phone.open(browser, demo.url)
+    await first.login("wang.fang")
+    await first.wait_for_records(demo.records(GRID_A))
+    household = demo.quiet_household(GRID_A, skip=2)
+    visit = {"_id": f"household_visit:{household[len('household:'):]}-shared", "type":
+             "household_visit", "schema_version": 1, "grid": GRID_A, "created_by": "wang.fang",
+             "household": household, "visited_on": "2026-11-20", "outcome": "nobody_home"}
+    assert await first.page.evaluate(
+        "(doc) => linli.sync.save(doc).then(() => true)", visit)
+    await wait_on_server(demo.db(GRID_A), visit["_id"])
+
+    second = await Phone.open(browser, demo.url)
+    await second.login(f"w_{GRID_A}")
+    await second.wait_for_records(demo.records(GRID_A))
+    assert (await second.local(visit["_id"]) or {}).get("outcome") == "nobody_home"
+
+    other = await Phone.open(browser, demo.url)
+    await other.login("li.qiang")
+    await other.wait_for_records(demo.records(GRID_B))
+    grids = await other.page.evaluate(
+        "() => [...new Set([...linli.index.docs.values()].map((d) => d.grid))]")
+    assert grids == [GRID_B]
+    assert await other.local(visit["_id"]) is None
+    status = await other.page.evaluate(
+        "(db) => fetch('/couch/' + db).then((r) => r.status)", grid_db(GRID_A))
+    assert status == 404
+    for phone in (first, second, other):
+        assert phone.problems == []
+        await phone.close()
+
+
+async def test_expired_login_asks_again_and_keeps_the_queue(browser: Browser, demo: Demo) -> None:
+    phone = await Phone.open(browser, demo.url)
+    await phone.login("wang.fang")
+    await phone.wait_for_records(demo.records(GRID_A))
+    page = phone.page
+    await phone.context.set_offline(True)
+    household = demo.quiet_household(GRID_A, skip=3)
+    visit = {"_id": f"household_visit:{household[len('household:'):]}-relogin", "type":
+             "household_visit", "schema_version": 1, "grid": GRID_A, "created_by": "wang.fang",
+             "household": household, "visited_on": "2026-11-21", "outcome": "refused"}
+    await page.evaluate("(doc) => linli.sync.save(doc)", visit)
+    await phone.wait_waiting(1)
+    await phone.context.clear_cookies()  # the session lapsed while the phone was offline
+    await phone.context.set_offline(False)
+    await page.wait_for_selector("#login[open]", timeout=30_000)
+    assert "重新登录" in (await page.text_content("#login-error") or "")
+    assert (await phone.status())["waiting"] == 1
+    assert await asyncio.to_thread(demo.db(GRID_A).get, visit["_id"]) is None
+    await page.fill("#login-password", DEMO_PASSWORD)
+    await page.click("#login-submit")
+    await wait_on_server(demo.db(GRID_A), visit["_id"])
+    await phone.wait_waiting(0)
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
+                                             tmp_path: Path) -> None:
+    release = tmp_path / "pwa"
+    shutil.copytree(PWA_DIR, release)
+    config = Config.from_mapping({"data": tmp_path, "couchdb_url": demo.store.url})
+    app = Deployment(config, release)
+    await app.start()
+    try:
+        phone = await Phone.open(browser, app.url)
+        await phone.login("wang.fang")
+        await phone.wait_for_records(demo.records(GRID_A))
+        await phone.wait_controlled()
+        page = phone.page
+        old_release = await page.evaluate("() => caches.keys()")
+
+        await phone.context.set_offline(True)
+        household = demo.quiet_household(GRID_A, skip=4)
+        visit = {"_id": f"household_visit:{household[len('household:'):]}-update", "type":
+                 "household_visit", "schema_version": 1, "grid": GRID_A,
+                 "created_by": "wang.fang", "household": household,
+                 "visited_on": "2026-11-22", "outcome": "completed"}
+        await page.evaluate("(doc) => linli.sync.save(doc)", visit)
+        await phone.wait_waiting(1)
+
+        # A new release is deployed while the phone is offline with a record waiting.
+        await app.stop()
+        with (release / "app.css").open("a", encoding="utf-8") as css:
+            css.write("\n/* release 2 */\n")
+        await app.start()
+        await phone.context.set_offline(False)
+        await page.wait_for_selector("#update:not([hidden])", timeout=30_000)
+        async with page.expect_navigation():
+            await page.click("#update-now")
+        await page.wait_for_function("() => window.linli && linli.index", timeout=20_000)
+        new_release = await page.evaluate("() => caches.keys()")
+        assert new_release != old_release and len(new_release) == 1
+        assert await phone.local(visit["_id"]) is not None
+        stored = await wait_on_server(demo.db(GRID_A), visit["_id"])
+        assert stored["outcome"] == "completed"
+        await phone.wait_waiting(0)
+        assert phone.problems == []
+        await phone.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await app.stop()
