@@ -50,7 +50,8 @@ class Deployment:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(create_app(self.config, self.pwa_dir))
+        # Live feeds are held open: a deployment does not wait a minute for them to end.
+        self.runner = web.AppRunner(create_app(self.config, self.pwa_dir), shutdown_timeout=1)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
@@ -253,8 +254,8 @@ async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> No
     assert await page.input_value('[name="name"]') == "柳小梅"
     await page.click("form.record-form button[type=submit]")
     await phone.wait_waiting(2)
-    person = await page.evaluate(
-        "() => [...linli.index.docs.values()].find((d) => d.name === '柳小梅')")
+    person = await (await page.wait_for_function(
+        "() => [...linli.index.docs.values()].find((d) => d.name === '柳小梅')")).json_value()
     assert person["household"] == household and person["created_by"] == "wang.fang"
 
     # A screening of that person: a temperature out of range, then a real one.
