@@ -31,6 +31,11 @@ const app = {
     this.flashTimer = setTimeout(() => { flashBox.hidden = true; }, 4000);
   },
 };
+app.switchGrid = async (code) => {
+  localStorage.setItem(GRID_KEY, code);
+  app.query = "";
+  await start(app.me);
+};
 window.linli = app; // for the tests and the curious: the state the screens show
 
 // --- static words ----------------------------------------------------------------------------

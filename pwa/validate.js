@@ -164,11 +164,11 @@ function daysInMonth(y, m) {
 }
 
 const DATE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
-// rfc3339-validator's expression. The server upper-cases the text first (so "t" and "z" pass),
-// and its "$" also matches before a final newline, so a trailing "\n" passes there too.
+// rfc3339-validator's expression. The server upper-cases the text first (so "t" and "z" pass);
+// a trailing newline is refused on both sides (server/validation.py `_format_checker`).
 const DATE_TIME = new RegExp(
   "^([0-9]{4})-(0[1-9]|1[0-2])-([0-9]{2})[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]" +
-  "(?:\\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\\n?$");
+  "(?:\\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$");
 
 function realDay(match) {
   const [y, m, d] = match.slice(1, 4).map(Number);
@@ -183,7 +183,8 @@ const FORMATS = {
 };
 
 // A Python `re` pattern as a JavaScript one with the same matches (re.search: not anchored unless
-// the pattern is). Python's "$" also matches before a final newline, its "." matches any
+// the pattern is). A final "$" is the end of the text on both sides (the server reads it so, see
+// server/validation.py `ecma_pattern`); Python's "." matches any
 // character but "\n" (JavaScript's skips "\r" and U+2028 too) and its "\d" any Unicode digit.
 function pythonPattern(source) {
   let out = "";
@@ -201,8 +202,6 @@ function pythonPattern(source) {
       out += c;
       if (source[i + 1] === "^") out += source[++i];
       if (source[i + 1] === "]") { out += "\\]"; i++; } // Python: a leading "]" is literal
-    } else if (c === "$") {
-      out += "(?=\\n?$)";
     } else if (c === ".") {
       out += "[^\\n]";
     } else {

@@ -106,8 +106,16 @@ export function gridView(app) {
   if (app.query) runSearch();
   const buildings = index.buildingList().sort((a, b) =>
     naturalCompare(a.compoundName, b.compoundName) || naturalCompare(a.number, b.number));
+  let picker = null;
+  if (app.me.grids.length > 1) {
+    const select = el("select", { id: "grid-picker" },
+      app.me.grids.map((g) => el("option", { value: g.code, selected: g.code === grid.code }, g.name)));
+    select.addEventListener("change", () => app.switchGrid(select.value));
+    picker = el("div", { class: "field" }, el("label", { for: "grid-picker" }, t("my_grids")), select);
+  }
   return [
     heading(grid.name),
+    picker,
     el("div", { class: "cards" },
       progressCard(t("progress_visits"), [[t("visited"), progress.visits.visited],
         [t("to_visit"), progress.visits.to_visit], [t("refused_visit"), progress.visits.refused]],

@@ -75,7 +75,7 @@ class SchemaRegistry:
             if match["type"] != "common":
                 self.schemas[(match["type"], int(match["version"]))] = schema
         registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
-        checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+        checker = _format_checker()
         self.validators = {
             key: RecordValidator(inline_refs(schema, registry), registry=registry,
                                  format_checker=checker)
@@ -154,8 +154,36 @@ def remembered_properties(validator: Any, properties: Mapping[str, Any], instanc
             passed[key] = subschema  # held, so its id cannot be reused by another schema
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with ECMA-262's meaning of a final `$`: the end of the text. Python's `$`
+    also matches before a final newline, so "16693775446\n" would pass as a phone number."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def ecma_pattern(validator: Any, pattern: str, instance: Any,
+                 schema: Mapping[str, Any]) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and _ecma_regex(pattern).search(instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _format_checker() -> jsonschema.FormatChecker:
+    """Draft 2020-12's format checker, but a date-time with a trailing newline is refused
+    (rfc3339-validator's expression ends in Python's `$`)."""
+    checker = jsonschema.FormatChecker()
+    checker.checkers = dict(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+    date_time, raises = checker.checkers["date-time"]
+    checker.checkers["date-time"] = (
+        lambda value: not isinstance(value, str) or ("\n" not in value and date_time(value)),
+        raises)
+    return checker
+
+
 RecordValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, {"properties": remembered_properties})
+    jsonschema.Draft202012Validator,
+    {"properties": remembered_properties, "pattern": ecma_pattern})
 RecordValidator.PASSED = {}
 
 

@@ -235,6 +235,13 @@ async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> No
     # A census person: an ID number with a wrong check character, then the right one.
     await page.click(f'a[href="#/new/person/{quote(household, safe="")}"]')
     await page.wait_for_selector("form.record-form")
+    # Every control of the form has a label, and nothing is wider than the phone.
+    unlabelled = await page.evaluate(
+        "() => [...document.querySelectorAll('main input, main select, main textarea')]"
+        ".filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label'))"
+        ".map((e) => e.outerHTML)")
+    assert unlabelled == []
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
     good_id = id_number("1990-05-17", "002")  # even 17th digit: a woman
     await page.fill('[name="name"]', "柳小梅")
     await page.select_option('[name="relationship"]', "2")
@@ -271,6 +278,14 @@ async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> No
     await phone.wait_waiting(3)
     status = await phone.status()
     assert status["refused"] == [] and await page.text_content("#sync-waiting") == "待上传：3"
+
+    # The English toggle: the app's words and the schema's labels switch.
+    await phone.show(f"#/h/{quote(household, safe='')}")
+    await page.click("#lang")
+    await page.wait_for_selector("text=Record a visit")
+    assert await page.get_attribute("html", "lang") == "en"
+    await page.click("#lang")
+    await page.wait_for_selector("text=记录走访")
 
     # Back online: everything reaches the server and passes its validation.
     await phone.context.set_offline(False)

@@ -215,7 +215,8 @@ async def test_edge_case_verdicts(page: Page) -> None:
              "a date-time with an offset", "true is not a number", "51 emoji do not",
              "2023-02-29 is not a date", "an extra field",
              "missing required fields, in the schema's order", "a wrong const",
-             "an unknown schema_version", "duplicate aliases with quotes and Chinese"]
+             "an unknown schema_version", "duplicate aliases with quotes and Chinese",
+             "a trailing newline after a pattern", "a date-time with a trailing newline"]
     got = dict(zip(names, await page.evaluate(
         RUN, [[EDGE_CASES[n] for n in names], SCHEMAS, date.today().isoformat()]), strict=True))
     assert got["1.0 is an integer"] == []
@@ -233,6 +234,9 @@ async def test_edge_case_verdicts(page: Page) -> None:
     assert got["an unknown schema_version"][0]["en"].startswith(
         "schema_version: person has no version 2")
     assert "has non-unique elements" in got["duplicate aliases with quotes and Chinese"][0]["en"]
+    # A final "$" is the end of the text, not "before a final newline" as in Python's re.
+    assert [p["field"] for p in got["a trailing newline after a pattern"]] == ["/phone"]
+    assert [p["field"] for p in got["a date-time with a trailing newline"]] == ["/device_time"]
 
 
 async def test_schema_problems_resolves_local_references(page: Page) -> None:
