@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--street", default="", help="street (街道) code")
     grid.add_parser("list", help="list grids")
 
+    schema = commands.add_parser("schema", help="record forms (schemas) and their versions"
+                                 ).add_subparsers(dest="action", required=True)
+    schema.add_parser("list", help="every form and version, and which are retired")
+    for action, text in (("retire", "refuse records on this form version from now on"),
+                         ("restore", "accept a retired form version again")):
+        sub = schema.add_parser(action, help=text)
+        sub.add_argument("type", help="record type, e.g. household_visit")
+        sub.add_argument("version", type=int)
+
     seed = commands.add_parser("seed-demo", help="write a synthetic city (deterministic)")
     seed.add_argument("--households", type=int, default=500,
                       help="households (500 for the demo, 164253 for the city benchmark)")
@@ -213,6 +222,16 @@ def administer(args: argparse.Namespace, config: Config) -> int:
             print(f"{result.status}\t{result.household or ''}\t{','.join(result.candidates)}"
                   f"\t{result.reason}")
             return 0 if result.status == "matched" else 3
+        elif args.command == "schema" and args.action == "list":
+            for doc_type, version, retired in directory.schema_versions(server):
+                print(f"{doc_type}\tv{version}\t{'retired' if retired else 'in use'}")
+        elif args.command == "schema" and args.action == "retire":
+            directory.retire_schema(server, args.type, args.version)
+            print(f"{args.type} v{args.version} retired: records on it are refused from now on")
+        elif args.command == "schema" and args.action == "restore":
+            restored = directory.restore_schema(server, args.type, args.version)
+            print(f"{args.type} v{args.version} " + ("accepted again" if restored
+                                                     else "was not retired"))
         elif args.command == "user" and args.action == "list":
             for user in directory.list_users(server):
                 scope = ",".join(sorted(user.grids | user.communities | user.streets))

@@ -19,11 +19,13 @@ from server.scope import (
     DIRECTORY_DB,
     GRID_CODE,
     RECEIPTS_DB,
+    RETIRED_SCHEMA,
     ROLES,
     USER_NAME,
     Grid,
     User,
     grid_db,
+    retired_key,
 )
 from server.store import EmbeddedStore, running_store_url
 from server.validation import shared_registry
@@ -157,3 +159,46 @@ def list_users(server: couchdb.Server) -> list[User]:
     directory = server[DIRECTORY_DB]
     rows = directory.view("_all_docs", startkey="user:", endkey="user:\ufff0", include_docs=True)
     return [User.from_doc(row.doc) for row in rows]
+
+
+def schema_versions(server: couchdb.Server) -> list[tuple[str, int, bool]]:
+    """Every record form the server knows: (type, version, retired)."""
+    retired = set(retired_schemas(server))
+    registry = shared_registry()
+    return [(t, v, (t, v) in retired) for t, v in sorted(registry.schemas)]
+
+
+def retired_schemas(server: couchdb.Server) -> list[tuple[str, int]]:
+    rows = server[DIRECTORY_DB].view("_all_docs", startkey=f"{RETIRED_SCHEMA}:",
+                                     endkey=f"{RETIRED_SCHEMA}:\ufff0")
+    found = (retired_key(row.id.partition(":")[2]) for row in rows)
+    return sorted(key for key in found if key is not None)
+
+
+def retire_schema(server: couchdb.Server, doc_type: str, version: int) -> None:
+    """From now on the gateway refuses records on this form, with a reason telling the worker to
+    update the app. The newest version of a type cannot be retired: a form must remain."""
+    registry = shared_registry()
+    versions = registry.versions(doc_type)
+    if version not in versions:
+        known = ", ".join(f"v{v}" for v in versions) or "无 / none"
+        raise DirectoryError(f"没有表单 {doc_type} v{version}（已有 {known}）/ no form "
+                             f"{doc_type} v{version} (known: {known})")
+    retired = set(retired_schemas(server)) | {(doc_type, version)}
+    if all((doc_type, v) in retired for v in versions):
+        raise DirectoryError(f"{doc_type} 至少要保留一个可用版本；请先发布新版本 / {doc_type} "
+                             "needs at least one version in use; publish a new one first")
+    directory = server[DIRECTORY_DB]
+    doc_id = f"{RETIRED_SCHEMA}:{doc_type}.v{version}"
+    if doc_id not in directory:
+        directory.save({"_id": doc_id, "retired_at": _now()})
+
+
+def restore_schema(server: couchdb.Server, doc_type: str, version: int) -> bool:
+    """Accept a retired form again; False if it was not retired."""
+    directory = server[DIRECTORY_DB]
+    doc = directory.get(f"{RETIRED_SCHEMA}:{doc_type}.v{version}")
+    if doc is None:
+        return False
+    directory.delete(doc)
+    return True

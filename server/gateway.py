@@ -346,7 +346,8 @@ def write_context(request: web.Request, user: User, access: DbAccess) -> WriteCo
     assert access.grid is not None
     return WriteContext(user=user, db=access.db, grid=access.grid,
                         max_document_bytes=config.max_document_bytes,
-                        max_attachment_bytes=config.max_attachment_bytes)
+                        max_attachment_bytes=config.max_attachment_bytes,
+                        retired=request.app[DIRECTORY].retired_schemas)
 
 
 def refuse_local_ids(ids: Any) -> None:

@@ -30,6 +30,15 @@ USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 COUCH_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 
 
+RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
+RETIRED_KEY = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$")
+
+
+def retired_key(key: str) -> tuple[str, int] | None:
+    match = RETIRED_KEY.match(key)
+    return (match["type"], int(match["version"])) if match else None
+
+
 def grid_db(code: str) -> str:
     if not GRID_CODE.match(code):
         raise ValueError(f"grid code {code!r}: use 1–63 lowercase letters, digits or _")
@@ -116,6 +125,8 @@ class Directory:
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
         self.grids: dict[str, Grid] = {}
+        self.retired_schemas: frozenset[tuple[str, int]] = frozenset()
+        """(type, version) of the record forms an admin has retired (`linli schema retire`)."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         doc_id = str(doc.get("_id", ""))
@@ -129,6 +140,11 @@ class Directory:
                     self.users[key] = User.from_doc(doc)
                 except (KeyError, ValueError):
                     self.users.pop(key, None)
+        elif kind == RETIRED_SCHEMA:
+            retired = retired_key(key)
+            if retired is not None:
+                self.retired_schemas = (self.retired_schemas - {retired}) if deleted else (
+                    self.retired_schemas | {retired})
         elif kind == "grid":
             if deleted:
                 self.grids.pop(key, None)

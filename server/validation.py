@@ -273,6 +273,8 @@ class WriteContext:
     """created_by of the documents already stored, by id (None: stored but without one)."""
     buildings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """The stored buildings the batch's households name, by id."""
+    retired: frozenset[tuple[str, int]] = frozenset()
+    """(type, version) of the forms an admin has retired: refused from now on."""
 
 
 def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
@@ -381,6 +383,15 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
 def check_record(doc: Mapping[str, Any], ctx: WriteContext,
                  registry: SchemaRegistry) -> Refusal | None:
     """The schema and the server-owned fields of a grid record (after `check_document`)."""
+    retired = (doc.get("type"), doc.get("schema_version"))
+    if retired in ctx.retired:
+        doc_type, version = retired
+        current = ", ".join(f"v{v}" for v in registry.versions(str(doc_type))
+                            if (doc_type, v) not in ctx.retired)
+        return refuse(f"{doc_type} 表单第 {version} 版已停用，"
+                      f"请更新应用后用新版（{current}）重新填写",
+                      f"Version {version} of the {doc_type} form has been retired; update the "
+                      f"app and fill it in again on the current form ({current}).")
     problems = registry.problems(doc) or domain_problems(doc)
     if problems:
         more = len(problems) - MAX_REASONS
