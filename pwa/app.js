@@ -142,12 +142,15 @@ async function loadSchemas() {
   return response.json();
 }
 
+// Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
+// and never over a form the worker is filling in.
 let renderTimer = null;
 function scheduleRender() {
-  clearTimeout(renderTimer);
+  if (renderTimer) return;
   renderTimer = setTimeout(() => {
+    renderTimer = null;
     if (!document.querySelector("#view form.record-form")) route();
-  }, 300);
+  }, 400);
 }
 
 async function start(me) {
@@ -163,8 +166,9 @@ async function start(me) {
   app.grid = me.grids.find((g) => g.code === wanted) || me.grids[0];
   app.schemas = app.schemas || await loadSchemas();
   app.sync = await new GridSync(me.name, app.grid).open();
-  app.index = await new GridIndex().load(app.sync.db);
-  app.changes = app.sync.db.changes({ live: true, since: "now", include_docs: true })
+  const since = (await app.sync.db.info()).update_seq;
+  app.index = await new GridIndex().loadFirst(app.sync.db);
+  app.changes = app.sync.db.changes({ live: true, since, include_docs: true })
     .on("change", (change) => {
       app.index.apply(change.doc);
       scheduleRender();
@@ -175,6 +179,8 @@ async function start(me) {
   });
   route();
   app.sync.start();
+  await app.index.loadRest(app.sync.db);
+  if (!document.querySelector("#view form.record-form")) route();
   app.storage = await storageReport();
   renderSyncBar();
 }

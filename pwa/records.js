@@ -32,13 +32,31 @@ export class GridIndex {
     this.dirty = true;
   }
 
-  async load(db) {
-    const result = await db.allDocs({ include_docs: true });
-    for (const row of result.rows) {
-      if (!row.id.startsWith("_design/") && row.doc) this.docs.set(row.id, row.doc);
+  // What the household list needs first (buildings and households, a fifth of a grid's records),
+  // so the list shows while the rest is read; `complete` says when everything is in.
+  async loadFirst(db) {
+    this.complete = false;
+    for (const prefix of ["building:", "household:"]) {
+      const result = await db.allDocs({ include_docs: true, startkey: prefix, endkey: `${prefix}\ufff0` });
+      for (const row of result.rows) if (row.doc) this.docs.set(row.id, row.doc);
     }
     this.dirty = true;
     return this;
+  }
+
+  async loadRest(db) {
+    const result = await db.allDocs({ include_docs: true });
+    for (const row of result.rows) {
+      if (!row.id.startsWith("_design/") && row.doc && !this.docs.has(row.id)) this.docs.set(row.id, row.doc);
+    }
+    this.complete = true;
+    this.dirty = true;
+    return this;
+  }
+
+  async load(db) {
+    await this.loadFirst(db);
+    return this.loadRest(db);
   }
 
   apply(doc) {

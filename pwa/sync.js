@@ -12,7 +12,7 @@
 /* global PouchDB */
 
 const OUTBOX = "_local/linli-outbox";
-const PULL_BATCH = 250;
+const PULL_BATCH = 500;
 
 function isAuthError(err) {
   return Boolean(err) && (err.status === 401 || err.name === "unauthorized");
@@ -117,7 +117,10 @@ export class GridSync {
       live: true,
       retry: true,
       pull: { batch_size: PULL_BATCH },
-      push: { batch_size: 100 },
+      // Only what the worker wrote goes up. Without the filter every record the pull brings
+      // down would be offered back to the server (a _revs_diff per batch, for nothing). A record
+      // enters the outbox before it is written, so none can slip past.
+      push: { batch_size: 100, filter: (doc) => Object.hasOwn(this.outbox.pending, doc._id) },
       back_off_function: (delay) => (delay === 0 ? 1000 : Math.min(delay * 2, 60000)),
     });
     this.handle = handle;

@@ -92,7 +92,7 @@ function progressCard(title, parts, total) {
 
 export function gridView(app) {
   const { index, grid } = app;
-  const progress = index.progress(app.me.campaigns);
+  const progress = index.complete ? index.progress(app.me.campaigns) : null;
   const results = el("ul", { class: "list", id: "search-results", "aria-live": "polite" });
   const search = el("input", { type: "search", id: "search", placeholder: t("search"),
     "aria-label": t("search_label"), autocomplete: "off", value: app.query || "" });
@@ -116,12 +116,13 @@ export function gridView(app) {
   return [
     heading(grid.name),
     picker,
-    el("div", { class: "cards" },
+    progress ? el("div", { class: "cards" },
       progressCard(t("progress_visits"), [[t("visited"), progress.visits.visited],
         [t("to_visit"), progress.visits.to_visit], [t("refused_visit"), progress.visits.refused]],
       progress.visits.total),
       progressCard(t("progress_census"), [[t("enumerated"), progress.census.done]], progress.census.total),
-      progressCard(t("progress_screening"), [[t("screened"), progress.screening.done]], progress.screening.total)),
+      progressCard(t("progress_screening"), [[t("screened"), progress.screening.done]], progress.screening.total))
+      : el("p", { class: "cards empty", "aria-busy": "true" }, t("loading")),
     el("div", { class: "search" }, search),
     results,
     el("h3", {}, t("buildings")),

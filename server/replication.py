@@ -230,7 +230,10 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_chunked(RELAY_CHUNK):
-                await response.write(chunk)
+                try:
+                    await response.write(chunk)
+                except ConnectionResetError:
+                    return response  # the phone went away (closed its live feed): not an error
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
                 TimeoutError) as exc:
             # The store failed mid-answer: cut the client's connection so it retries, never a

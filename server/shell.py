@@ -43,7 +43,9 @@ class Shell:
         for name, body in sorted(files.items()):
             digest.update(name.encode() + b"\0" + body + b"\0")
         self.release = digest.hexdigest()[:16]
-        shell = sorted(n for n in files if n.endswith(SHELL_SUFFIXES) and n != SERVICE_WORKER)
+        # "./" is index.html (answered for the folder), so it is not fetched twice.
+        shell = sorted(n for n in files if n.endswith(SHELL_SUFFIXES)
+                       and n not in (SERVICE_WORKER, "index.html"))
         if SERVICE_WORKER in files:
             files[SERVICE_WORKER] = (
                 files[SERVICE_WORKER].decode()

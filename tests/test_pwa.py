@@ -433,7 +433,8 @@ async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
         await page.wait_for_selector("#update:not([hidden])", timeout=30_000)
         async with page.expect_navigation():
             await page.click("#update-now")
-        await page.wait_for_function("() => window.linli && linli.index", timeout=20_000)
+        await page.wait_for_function("() => window.linli && linli.index && linli.index.complete",
+                                     timeout=20_000)
         new_release = await page.evaluate("() => caches.keys()")
         assert new_release != old_release and len(new_release) == 1
         assert await phone.local(visit["_id"]) is not None
