@@ -57,6 +57,9 @@ def open_store(config: Config) -> Iterator[couchdb.Server]:
         store.stop_sync()
 
 
+RESERVED_USER_PREFIX = "linli-"  # the server's own writers, e.g. the conflict resolver
+
+
 def prepared(server: couchdb.Server) -> couchdb.Server:
     for name in (DIRECTORY_DB, RECEIPTS_DB):
         if name not in server:
@@ -119,6 +122,9 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
     if not USER_NAME.match(name):
         raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
                              f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
+    if name.startswith(RESERVED_USER_PREFIX):
+        raise DirectoryError(f"以 {RESERVED_USER_PREFIX} 开头的用户名留给服务器自己 / user names "
+                             f"starting with {RESERVED_USER_PREFIX} are the server's own")
     if role not in ROLES:
         raise DirectoryError(f"角色 {role!r} 无效，应为 {', '.join(ROLES)} / unknown role")
     check_password_strength(password)

@@ -113,7 +113,7 @@ EDGE_CASES: dict[str, dict[str, Any]] = {
     "missing required fields, in the schema's order": valid("person", status=None, name=None,
                                                             sex=None),
     "a wrong const": valid("person", schema_version=True),
-    "an unknown schema_version": valid("person", schema_version=2),
+    "an unknown schema_version": valid("person", schema_version=9),
     "schema_version as text": valid("person", schema_version="1"),
     "no schema_version": valid("person", schema_version=None),
     "an unknown type": valid("person", type="alien"),
@@ -232,7 +232,7 @@ async def test_edge_case_verdicts(page: Page) -> None:
         "/name", "/sex", "/status"]
     assert [p["field"] for p in got["a wrong const"]] == ["/schema_version"]
     assert got["an unknown schema_version"][0]["en"].startswith(
-        "schema_version: person has no version 2")
+        "schema_version: person has no version 9")
     assert "has non-unique elements" in got["duplicate aliases with quotes and Chinese"][0]["en"]
     # A final "$" is the end of the text, not "before a final newline" as in Python's re.
     assert [p["field"] for p in got["a trailing newline after a pattern"]] == ["/phone"]
