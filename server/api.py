@@ -1,16 +1,26 @@
-"""The app's own JSON API under `/api/` (CouchDB's API is the gateway's, under `/couch/`). For
-now what the worker's PWA needs beyond replication: who is logged in and which grids they work."""
+"""The app's own JSON API under `/api/` (CouchDB's API is the gateway's, under `/couch/`): who is
+logged in and which grids they work, and the supervisor's queue of conflicts the resolver could
+not decide (server/conflicts.py), with the decision that settles one."""
 
 from __future__ import annotations
 
+import datetime
+import logging
+from typing import Any
+
 from aiohttp import web
 
+from server import errors
+from server.couch import Conflict, NotFound, db_path
 from server.errors import json_response
-from server.gateway import require_user
-from server.keys import CONFIG, DIRECTORY
-from server.scope import grid_db
+from server.gateway import read_object, require_user
+from server.keys import CONFIG, COUCH, DIRECTORY, RECEIPTS, SCHEMAS
+from server.receipts import utc_now
+from server.scope import User, grid_db
+from server.validation import WriteContext, check_record
 
 API_PREFIX = "/api"
+audit = logging.getLogger("linli.audit")
 
 
 async def me(request: web.Request) -> web.Response:
@@ -27,5 +37,135 @@ async def me(request: web.Request) -> web.Response:
                                         "screening": config.screening_campaign}})
 
 
+def require_supervisor(request: web.Request) -> User:
+    user = require_user(request)
+    if user.role not in ("supervisor", "admin"):
+        raise errors.forbidden("只有督导员可以处理冲突", "Only supervisors settle conflicts.")
+    return user
+
+
+def reachable_grid(request: web.Request, user: User, code: Any) -> str:
+    if not isinstance(code, str) or not request.app[DIRECTORY].reaches(user, code):
+        raise errors.CouchError(404, "not_found", errors.bilingual(
+            "没有这个网格，或您无权查看", "No such grid, or it is outside your scope."))
+    return code
+
+
+async def conflicts(request: web.Request) -> web.Response:
+    """Open conflicts in the supervisor's grids (or one grid), oldest first. Values may be
+    personal data, so every read is written to the audit log."""
+    user = require_supervisor(request)
+    directory, couch = request.app[DIRECTORY], request.app[COUCH]
+    wanted = request.query.get("grid")
+    codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
+        code for code in directory.grids if directory.reaches(user, code))
+    found: list[dict[str, Any]] = []
+    for code in codes:
+        try:
+            rows = await couch.get(
+                db_path(grid_db(code), "_design/linli", "_view", "open_conflicts"),
+                include_docs="true")
+        except NotFound:
+            continue
+        for row in rows.get("rows", []):
+            doc = row.get("doc") or {}
+            found.append({"grid": code, "id": doc["_id"], "record": doc["record"],
+                          "record_type": doc["record_type"], "resolved_at": doc["resolved_at"],
+                          "fields": [f for f in doc.get("fields", []) if f.get("undecided")]})
+    found.sort(key=lambda c: c["resolved_at"])
+    audit.info("%s read %d open conflicts in %d grid(s)", user.name, len(found), len(codes))
+    return json_response({"conflicts": found})
+
+
+def server_stamp() -> str:
+    """An edit stamp in the phones' clock format, from the server's clock."""
+    now = datetime.datetime.now(datetime.UTC)
+    return f"{int(now.timestamp() * 1000):013d}-0000"
+
+
+async def decide(request: web.Request) -> web.Response:
+    """A supervisor settles an open conflict: the chosen (or typed) values are written to the
+    record as the supervisor's edit, checked like any write, and the resolution is closed. The
+    new revision replicates to the phones like any other."""
+    user = require_supervisor(request)
+    body = await read_object(request)
+    code = reachable_grid(request, user, body.get("grid"))
+    resolution_id, decisions = body.get("id"), body.get("decisions")
+    if not isinstance(resolution_id, str) or not resolution_id.startswith("resolution:"):
+        raise errors.bad_request("缺少冲突编号 id", "`id` must name a resolution.")
+    if not isinstance(decisions, list) or not decisions or not all(
+            isinstance(d, dict) and isinstance(d.get("field"), str) for d in decisions):
+        raise errors.bad_request("decisions 应为 [{field, value}] 列表",
+                                 "`decisions` must be a list of {field, value}.")
+    couch, db = request.app[COUCH], grid_db(code)
+    try:
+        resolution = await couch.get(db_path(db, resolution_id))
+    except NotFound as exc:
+        raise errors.doc_not_found("没有这条冲突记录 / No such conflict.") from exc
+    if resolution.get("status") != "open":
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            "这个冲突已经处理过了", "This conflict has already been settled."))
+    undecided = {f["field"]: f for f in resolution.get("fields", []) if f.get("undecided")}
+    unknown = [d["field"] for d in decisions if d["field"] not in undecided]
+    if unknown:
+        raise errors.bad_request(f"这些字段不在待决定之列：{', '.join(unknown)}",
+                                 f"Not undecided in this conflict: {', '.join(unknown)}")
+    try:
+        record = await couch.get(db_path(db, resolution["record"]))
+    except NotFound as exc:
+        raise errors.doc_not_found("记录已不存在 / The record no longer exists.") from exc
+    for decision in decisions:
+        if "value" in decision:
+            record[decision["field"]] = decision["value"]
+        else:
+            record.pop(decision["field"], None)
+    schema = request.app[SCHEMAS].schemas.get(
+        (str(record.get("type")), record.get("schema_version")), {})
+    if "edits" in schema.get("properties", {}):  # the supervisor's edit is stamped like a phone's
+        decided = {d["field"] for d in decisions}
+        record["edits"] = sorted(
+            [e for e in record.get("edits", []) if e.get("field") not in decided]
+            + [{"field": f, "at": server_stamp(), "by": user.name} for f in sorted(decided)],
+            key=lambda e: str(e.get("field")))
+    config = request.app[CONFIG]
+    ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
+                       max_attachment_bytes=config.max_attachment_bytes)
+    refusal = check_record(record, ctx, request.app[SCHEMAS])
+    if refusal is not None:
+        raise errors.CouchError(400, "bad_request", refusal.reason)
+    try:
+        written = await couch.put(db_path(db, record["_id"]), record)
+    except Conflict as exc:
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            "记录刚被修改，请刷新后再决定", "The record just changed; reload and decide again.")
+        ) from exc
+    request.app[RECEIPTS].record(user.name, db, [[record["_id"], str(written["rev"])]])
+    now = utc_now()
+    by_field = {d["field"]: d for d in decisions}
+    for field in resolution["fields"]:
+        decision = by_field.get(field["field"])
+        if decision is None:
+            continue
+        field["undecided"] = False
+        field["rule"] = "supervisor"
+        chosen = {"rev": str(written["rev"]), "by": user.name, "received_at": now}
+        field["chosen"] = {**chosen, "value": decision["value"]} if "value" in decision \
+            else {**chosen, "missing": True}
+    still_open = any(f.get("undecided") for f in resolution["fields"])
+    resolution.update(status="open" if still_open else "decided", decided_by=user.name,
+                      decided_at=now)
+    try:
+        await couch.put(db_path(db, resolution_id), resolution)
+    except Conflict as exc:
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            "冲突记录刚被修改，请刷新", "The conflict just changed; reload.")) from exc
+    audit.info("%s settled %s in %s (%s)", user.name, resolution_id, code,
+               ", ".join(sorted(by_field)))
+    return json_response({"ok": True, "rev": written["rev"], "status": resolution["status"],
+                          "by": user.name})
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/me", me)
+    app.router.add_get(API_PREFIX + "/conflicts", conflicts)
+    app.router.add_post(API_PREFIX + "/conflicts/decide", decide)

@@ -17,6 +17,7 @@ from aiohttp import web
 from server import api, designs, errors, gateway, shell
 from server.auth import Authenticator
 from server.config import Config
+from server.conflicts import Resolver
 from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.installation import load_installation
 from server.keys import (
@@ -28,6 +29,7 @@ from server.keys import (
     INSTALLATION,
     POUCHDB_BACKEND,
     RECEIPTS,
+    RESOLVER,
     SCHEMAS,
     STORE,
 )
@@ -111,9 +113,13 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         lookup=directory.users.get)
     receipts = ReceiptLog(couch)
     app[RECEIPTS] = receipts
+    resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
+                        sweep_seconds=config.conflict_sweep_seconds)
+    app[RESOLVER] = resolver
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),
+             asyncio.create_task(resolver.run(), name="conflict-resolver"),
              asyncio.create_task(install_designs(couch, sorted(directory.grids)),
                                  name="design-installer")]
     yield

@@ -55,6 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust_proxy", False, "Trust X-Forwarded-For/-Proto from a reverse proxy (for the "
             "client address and the Secure cookie flag). Only behind a proxy you run."),
     Setting("demo", False, "Load the demo city (grids and logins) at start."),
+    Setting("conflict_sweep_seconds", 30.0, "How often the conflict resolver looks at every grid "
+            "(writes through this server are looked at at once; this catches the others)."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -88,6 +90,7 @@ class Config:
     password_hash_concurrency: int
     trust_proxy: bool
     demo: bool
+    conflict_sweep_seconds: float
     census_campaign: str
     screening_campaign: str
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.auth import Authenticator
 from server.config import Config
+from server.conflicts import Resolver
 from server.couch import CouchClient
 from server.installation import Installation
 from server.receipts import ReceiptLog
@@ -24,6 +25,7 @@ DIRECTORY = web.AppKey("directory", Directory)
 AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
 RECEIPTS = web.AppKey("receipts", ReceiptLog)
+RESOLVER = web.AppKey("resolver", Resolver)
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
 

@@ -36,6 +36,7 @@ class ReceiptLog:
         self.couch = couch
         self._pending: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # the writer task and the resolver both flush
 
     def record(self, user: str, db: str, revs: list[list[str]]) -> None:
         """Stamp a receipt for accepted `[id, rev]` pairs; written shortly after."""
@@ -51,6 +52,10 @@ class ReceiptLog:
             self._wake.set()
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._pending:
             batch = self._pending[:FLUSH_DOCS]
             try:

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from server import errors
-from server.couch import READ_TIMEOUT, CouchClient, db_path
+from server.couch import READ_TIMEOUT, CouchClient, NotFound, db_path
 from server.receipts import ReceiptLog
 from server.scope import User
 from server.validation import (
@@ -73,11 +73,33 @@ async def stored_authors(couch: CouchClient, db: str, ids: Sequence[str]) -> dic
         return {}
     path = db_path(db, "_all_docs")
     page = await couch.post(path, {"keys": wanted})
-    existing = [str(row["key"]) for row in page.get("rows", [])
-                if "error" not in row and not row.get("value", {}).get("deleted")]
+    rows = [row for row in page.get("rows", []) if "error" not in row]
+    existing = [str(row["key"]) for row in rows if not row.get("value", {}).get("deleted")]
     docs = await stored_docs(couch, db, existing)
-    return {doc_id: author if isinstance(author := doc.get("created_by"), str) else None
-            for doc_id, doc in docs.items()}
+    authors = {doc_id: author if isinstance(author := doc.get("created_by"), str) else None
+               for doc_id, doc in docs.items()}
+    for row in rows:
+        if row.get("value", {}).get("deleted"):
+            authors[str(row["key"])] = await deleted_author(couch, db, str(row["key"]),
+                                                            str(row["value"]["rev"]))
+    return authors
+
+
+async def deleted_author(couch: CouchClient, db: str, doc_id: str, tombstone: str) -> str | None:
+    """The author of a deleted record: of the revision the deletion replaced. A phone that
+    edited the record offline may still send its edit, and an edit beats a deletion
+    (server/conflicts.py); the record keeps its author. None when that revision is gone."""
+    try:
+        tomb = await couch.get(db_path(db, doc_id), rev=tombstone, revs="true")
+        revisions = tomb.get("_revisions") or {}
+        ids, start = revisions.get("ids") or [], int(revisions.get("start", 0))
+        if len(ids) < 2:
+            return None
+        parent = await couch.get(db_path(db, doc_id), rev=f"{start - 1}-{ids[1]}")
+    except NotFound:
+        return None
+    author = parent.get("created_by")
+    return author if isinstance(author, str) else None
 
 
 async def stored_docs(couch: CouchClient, db: str, ids: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,398 @@
+"""The conflict resolver (冲突处理). When two phones edit the same record offline, CouchDB keeps
+every leaf revision and picks a winner by its own arbitrary rule. This follower, running inside
+the server, merges them by the domain's rules (server/merging.py) and keeps a trail.
+
+- It reads each grid database's changes feed (`style=all_docs`) from a checkpoint kept in that
+  database (`_local/linli-resolver`, which never replicates), promptly for the grids the gateway
+  has just written to and every `sweep_seconds` for all grids (writes made by another server
+  process, or straight to CouchDB). Only records with more than one leaf are looked at.
+- A conflicted record is resolved with one `_bulk_docs`: the merged revision on the winning
+  branch and the losing leaves deleted (their tombstones marked `resolved_by`). A 409 means
+  someone moved first: the record is read again on the next pass, never forced.
+- Deterministic and idempotent: the merge is a pure function of the revisions, their common
+  ancestor and the server's receipts; a second resolver's write on the same branch is refused by
+  the store (409), and identical contents are only collapsed, never merged again.
+- Every resolution is recorded as a `resolution` document in the grid database (so the worker's
+  phone shows it): the revisions involved, who sent each and when the server received it, and
+  for each field what was chosen and by which rule. Undecided fields keep a provisional value and
+  the resolution stays `open` for a supervisor (`server/api.py`).
+- A deletion against an edit: the edit wins (CouchDB's own rule for live against deleted
+  leaves), and the conflict is recorded.
+- A feed or store error restarts the pass with back-off; it never takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from server import merging
+from server.couch import Conflict, CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.receipts import ReceiptLog, utc_now
+from server.scope import RECEIPTS_DB, Directory, User, grid_db
+from server.validation import SchemaRegistry, WriteContext, check_record
+
+log = logging.getLogger(__name__)
+
+RESOLVER = "linli-resolver"  # the author of resolutions (user names starting linli- are reserved)
+CHECKPOINT = "_local/linli-resolver"
+PAGE = 200
+SWEEP_SECONDS = 30.0
+SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
+MAX_BACKOFF = 60.0
+RECEIPTS_DESIGN = {
+    "_id": "_design/receipts",
+    "language": "javascript",
+    "views": {"by_rev": {"map": (
+        "function (doc) { if (doc.type === 'receipt' && doc.revs) { for (var i = 0; "
+        "i < doc.revs.length; i++) { emit([doc.db, doc.revs[i][0], doc.revs[i][1]], "
+        "[doc.user, doc.received_at]); } } }")}},
+}
+
+
+@dataclasses.dataclass
+class ResolverStats:
+    resolved: int = 0
+    collapsed: int = 0
+    opened: int = 0  # resolutions left open for a supervisor
+    deletions_recorded: int = 0
+    retried: int = 0  # 409: someone moved first
+    passes: int = 0
+
+
+def trail_id(record: str, revs: Iterable[str]) -> str:
+    """The same set of leaves gives the same trail id in every process: recording twice is a
+    409, not a duplicate."""
+    digest = hashlib.sha256("|".join(sorted(revs)).encode()).hexdigest()[:16]
+    return f"resolution:{record}:{digest}"
+
+
+def history(doc: Mapping[str, Any]) -> list[str]:
+    """The revision ids of a leaf, newest first, from its `_revisions`."""
+    revisions = doc.get("_revisions") or {}
+    start, ids = int(revisions.get("start", 0)), revisions.get("ids") or []
+    return [f"{start - i}-{rev_id}" for i, rev_id in enumerate(ids)] or [str(doc["_rev"])]
+
+
+def common_ancestor(leaves: list[Mapping[str, Any]]) -> str | None:
+    shared = set(history(leaves[0]))
+    for leaf in leaves[1:]:
+        shared &= set(history(leaf))
+    if not shared:
+        return None
+    return max(shared, key=lambda rev: (int(rev.split("-", 1)[0]), rev))
+
+
+def couch_winner(leaves: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The leaf CouchDB and PouchDB both pick: the longest branch, then the greatest id."""
+    return max(leaves, key=lambda d: (int(str(d["_rev"]).split("-", 1)[0]), str(d["_rev"])))
+
+
+def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def shown(value: Any) -> dict[str, Any]:
+    return {"missing": True} if value is merging.MISSING else {"value": value}
+
+
+class Resolver:
+    def __init__(self, couch: CouchClient, registry: SchemaRegistry, directory: Directory,
+                 receipts: ReceiptLog | None = None, sweep_seconds: float = SWEEP_SECONDS) -> None:
+        self.couch, self.registry, self.directory = couch, registry, directory
+        self.receipts = receipts
+        self.sweep_seconds = sweep_seconds
+        self.dirty: set[str] = set()
+        self.wake = asyncio.Event()
+        self.stats = ResolverStats()
+        self.idle = asyncio.Event()  # set whenever a pass has ended with nothing noticed since
+        self.view_ready = False
+
+    def notice(self, grid: str) -> None:
+        """The gateway wrote to `grid`: look at it soon."""
+        self.dirty.add(grid)
+        self.idle.clear()
+        self.wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.install_receipts_view()
+        next_sweep = loop.time()
+        backoff = 1.0
+        while True:
+            if loop.time() >= next_sweep:
+                grids = set(self.directory.grids)
+                next_sweep = loop.time() + self.sweep_seconds
+            else:
+                grids = set(self.dirty)
+            self.dirty -= grids
+            try:
+                for grid in sorted(grids):
+                    await self.process_grid(grid)
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("conflict resolver: %s; retrying in %.0f s", exc, backoff)
+                self.dirty |= grids
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            except Exception:
+                log.exception("conflict resolver failed; retrying in %.0f s", backoff)
+                self.dirty |= grids
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            self.stats.passes += 1
+            if not self.dirty:
+                self.idle.set()
+            self.wake.clear()
+            if not self.dirty:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(),
+                                           max(0.0, next_sweep - loop.time()))
+            await asyncio.sleep(SETTLE_SECONDS)
+
+    async def install_receipts_view(self) -> None:
+        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
+        try:
+            stored = await self.couch.get(path)
+        except NotFound:
+            stored = None
+        if stored is None or stored.get("views") != RECEIPTS_DESIGN["views"]:
+            body = dict(RECEIPTS_DESIGN)
+            if stored is not None:
+                body["_rev"] = stored["_rev"]
+            with contextlib.suppress(Conflict):
+                await self.couch.put(path, body)
+        self.view_ready = True
+
+    # -- one grid -------------------------------------------------------------------------------
+
+    async def process_grid(self, grid: str) -> None:
+        db = grid_db(grid)
+        checkpoint = await self.read_checkpoint(db)
+        since = checkpoint.get("since", "0")
+        if self.receipts is not None:
+            await self.receipts.flush()
+        while True:
+            try:
+                page = await self.couch.get(db_path(db, "_changes"), since=str(since),
+                                            limit=str(PAGE), style="all_docs")
+            except NotFound:
+                return  # the grid's database is gone
+            for row in page["results"]:
+                revs = [c["rev"] for c in row.get("changes") or ()]
+                if len(revs) > 1 and not row["id"].startswith("_design/"):
+                    await self.resolve(grid, row["id"], revs)
+            since = page["last_seq"]
+            checkpoint = await self.save_checkpoint(db, checkpoint, since)
+            if len(page["results"]) < PAGE:
+                return
+
+    async def read_checkpoint(self, db: str) -> dict[str, Any]:
+        try:
+            return dict(await self.couch.get(db_path(db, CHECKPOINT)))
+        except NotFound:
+            return {"_id": CHECKPOINT}
+
+    async def save_checkpoint(self, db: str, checkpoint: dict[str, Any],
+                              since: Any) -> dict[str, Any]:
+        body = {**checkpoint, "since": since, "saved_at": utc_now()}
+        try:
+            result = await self.couch.put(db_path(db, CHECKPOINT), body)
+            return {**body, "_rev": result["rev"]}
+        except Conflict:  # another resolver saved one: it has been this far
+            return await self.read_checkpoint(db)
+
+    # -- one record -----------------------------------------------------------------------------
+
+    async def leaf_revs(self, db: str, doc_id: str) -> list[str]:
+        """The leaf revisions of a record, deleted ones included, from the changes feed
+        (`style=all_docs` lists them; PouchDB Server ignores `deleted_conflicts`)."""
+        page = await self.couch.post(db_path(db, "_changes"), {"doc_ids": [doc_id]},
+                                     filter="_doc_ids", style="all_docs")
+        return [c["rev"] for row in page.get("results", []) for c in row.get("changes", [])]
+
+    async def leaves(self, db: str, doc_id: str,
+                     revs: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every leaf revision, deleted ones included, with its history, in one `_bulk_get`
+        (PouchDB Server answers `open_revs` only in multipart)."""
+        revs = revs if revs is not None else await self.leaf_revs(db, doc_id)
+        if not revs:
+            return []
+        answer = await self.couch.post(db_path(db, "_bulk_get"),
+                                       {"docs": [{"id": doc_id, "rev": r} for r in revs]},
+                                       revs="true")
+        return [item["ok"] for result in answer.get("results", [])
+                for item in result.get("docs", []) if "ok" in item]
+
+    async def receipts_for(self, db: str, doc_id: str,
+                           revs: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        keys = [[db, doc_id, rev] for rev in revs]
+        if not self.view_ready:
+            await self.install_receipts_view()
+        answer = await self.couch.get(db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev"),
+                                      keys=json.dumps(keys, separators=(",", ":")))
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for row in answer.get("rows", []):
+            user, received = row["value"]
+            rev = row["key"][2]
+            # The first receipt of a revision is when the server first received it.
+            if rev not in found or (received or "") < (found[rev][1] or ""):
+                found[rev] = (user, received)
+        return found
+
+    async def ancestor_body(self, db: str, doc_id: str, rev: str | None) -> dict[str, Any] | None:
+        if rev is None:
+            return {}  # created independently on each side: nothing in common
+        try:
+            doc = await self.couch.get(db_path(db, doc_id), rev=rev)
+        except NotFound:
+            return None  # compacted away: the edit stamps decide
+        return None if doc.get("_deleted") else body_of(doc)
+
+    async def resolve(self, grid: str, doc_id: str, revs: list[str] | None = None) -> None:
+        db = grid_db(grid)
+        leaves = await self.leaves(db, doc_id, revs)
+        live = [d for d in leaves if not d.get("_deleted")]
+        deleted = [d for d in leaves if d.get("_deleted")]
+        if len(live) == 1 and any(d.get("resolved_by") != RESOLVER for d in deleted):
+            await self.record_deletion(grid, doc_id, live[0], leaves)
+            return
+        if len(live) < 2:
+            return
+        winner = couch_winner(live)
+        receipts = await self.receipts_for(db, doc_id, [str(d["_rev"]) for d in leaves])
+        revisions = [merging.Revision(rev=str(d["_rev"]), body=body_of(d),
+                                      by=receipts.get(str(d["_rev"]), (None, None))[0],
+                                      received_at=receipts.get(str(d["_rev"]), (None, None))[1])
+                     for d in live]
+        bodies = [r.body for r in revisions]
+        tombstones = [{"_id": doc_id, "_rev": d["_rev"], "_deleted": True,
+                       "resolved_by": RESOLVER} for d in live if d is not winner]
+        if all(b == bodies[0] for b in bodies):
+            results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": tombstones})
+            if any(r.get("error") == "conflict" for r in results):
+                self.stats.retried += 1
+            else:
+                self.stats.collapsed += 1
+            return
+        ancestor_rev = common_ancestor(live)
+        ancestor = await self.ancestor_body(db, doc_id, ancestor_rev)
+        doc_type = str(winner.get("type", ""))
+        merged = merging.merge(doc_type, ancestor, revisions)
+        merged = self.valid_or_provisional(grid, merged, revisions)
+        new_body = {**merged.body, "_id": doc_id, "_rev": winner["_rev"]}
+        if "_attachments" in winner:
+            new_body["_attachments"] = winner["_attachments"]
+        results = await self.couch.post(db_path(db, "_bulk_docs"),
+                                        {"docs": [new_body, *tombstones]})
+        head = results[0]
+        if head.get("error"):
+            self.stats.retried += 1  # someone moved first: read again on the next pass
+            log.info("resolution of %s in %s deferred: %s", doc_id, grid, head.get("error"))
+            return
+        result_rev = str(head["rev"])
+        after = [result_rev, *(str(r["rev"]) for r in results[1:] if r.get("ok")),
+                 *(str(d["_rev"]) for d in deleted)]
+        trail = self.trail(grid, doc_id, doc_type, leaves, receipts, ancestor_rev, result_rev,
+                           merged, winner)
+        await self.write_trail(db, trail_id(doc_id, after), trail)
+        self.stats.resolved += 1
+        if merged.undecided:
+            self.stats.opened += 1
+
+    def valid_or_provisional(self, grid: str, merged: merging.Merge,
+                             revisions: list[merging.Revision]) -> merging.Merge:
+        """A merge of valid revisions can still break a rule that spans fields (an owned home
+        needs its area): then the last received revision stands whole, and every differing field
+        waits for a supervisor."""
+        ctx = WriteContext(user=User(name=RESOLVER, role="admin"), db=grid_db(grid), grid=grid,
+                           max_document_bytes=1 << 30, max_attachment_bytes=1 << 30)
+        doc = {**merged.body, "_id": f"{merged.body.get('type', '')}:check"}
+        if check_record(doc, ctx, self.registry) is None:
+            return merged
+        fallback = merging.last_received(None, revisions)
+        return merging.Merge(dict(fallback.body), tuple(
+            dataclasses.replace(d, undecided=True, rule="concurrent_edits")
+            for d in fallback.fields))
+
+    def trail(self, grid: str, doc_id: str, doc_type: str, leaves: list[dict[str, Any]],
+              receipts: Mapping[str, tuple[str | None, str | None]], ancestor_rev: str | None,
+              result_rev: str | None, merged: merging.Merge | None,
+              winner: Mapping[str, Any]) -> dict[str, Any]:
+        def revision(d: Mapping[str, Any]) -> dict[str, Any]:
+            rev = str(d["_rev"])
+            by, received = receipts.get(rev, (None, None))
+            outcome = "deleted" if d.get("_deleted") else (
+                "kept" if d is winner else "merged")
+            return {"rev": rev, "deleted": bool(d.get("_deleted")), "by": by,
+                    "received_at": received, "device_time": d.get("device_time"),
+                    "outcome": outcome}
+
+        def choice(r: merging.Revision, value: Any) -> dict[str, Any]:
+            return {"rev": r.rev, "by": r.by, "received_at": r.received_at, **shown(value)}
+
+        fields = [] if merged is None else [
+            {"field": d.field, "rule": d.rule, "undecided": d.undecided,
+             "chosen": choice(d.chosen, d.value),
+             "alternatives": [choice(r, v) for r, v in d.alternatives]}
+            for d in merged.fields]
+        return {"type": "resolution", "schema_version": 1, "grid": grid,
+                "created_by": RESOLVER, "record": doc_id, "record_type": doc_type,
+                "resolved_at": utc_now(), "ancestor_rev": ancestor_rev,
+                "result_rev": result_rev, "revisions": [revision(d) for d in leaves],
+                "fields": fields,
+                "status": "open" if merged is not None and merged.undecided else "resolved"}
+
+    async def write_trail(self, db: str, doc_id: str, trail: dict[str, Any]) -> None:
+        problems = self.registry.problems(trail)
+        if problems:  # a bug of ours: keep the record's merge, say so loudly
+            log.error("resolution trail %s is invalid: %s", doc_id, problems)
+            return
+        with contextlib.suppress(Conflict):  # another resolver recorded the same
+            await self.couch.put(db_path(db, doc_id), {**trail, "_id": doc_id})
+
+    async def record_deletion(self, grid: str, doc_id: str, live: Mapping[str, Any],
+                              leaves: list[dict[str, Any]]) -> None:
+        """A phone deleted the record while another edited it: the edit stands (CouchDB's own
+        rule), and the trail says so."""
+        db = grid_db(grid)
+        revs = [str(d["_rev"]) for d in leaves]
+        # Named by the deletions alone: later edits of the record do not record them again.
+        doc_id_trail = trail_id(doc_id, [str(d["_rev"]) for d in leaves if d.get("_deleted")
+                                         and d.get("resolved_by") != RESOLVER])
+        try:
+            await self.couch.get(db_path(db, doc_id_trail))
+            return  # recorded already
+        except NotFound:
+            pass
+        receipts = await self.receipts_for(db, doc_id, revs)
+        trail = self.trail(grid, doc_id, str(live.get("type", "")), leaves, receipts, None,
+                           str(live["_rev"]), None, live)
+        user_deletions = [d for d in leaves if d.get("_deleted")
+                          and d.get("resolved_by") != RESOLVER]
+        trail["fields"] = [{
+            "field": "_deleted", "rule": "edit_beats_deletion", "undecided": False,
+            "chosen": {"rev": str(live["_rev"]), "by": receipts.get(str(live["_rev"]),
+                                                                    (None, None))[0],
+                       "received_at": receipts.get(str(live["_rev"]), (None, None))[1],
+                       "value": False},
+            "alternatives": [{"rev": str(d["_rev"]), "by": receipts.get(str(d["_rev"]),
+                                                                        (None, None))[0],
+                              "received_at": receipts.get(str(d["_rev"]), (None, None))[1],
+                              "value": True} for d in user_deletions]}]
+        await self.write_trail(db, doc_id_trail, trail)
+        self.stats.deletions_recorded += 1
+
+    async def until_idle(self, timeout: float = 30.0) -> None:
+        """For tests and benchmarks: wait until a pass has ended with nothing left to look at."""
+        await asyncio.wait_for(self.idle.wait(), timeout)

@@ -1,0 +1,375 @@
+"""Conflicts resolved by the domain's rules, with no edit lost (server/merging.py, the rules;
+server/conflicts.py, the resolver; /api/conflicts, the supervisor's queue).
+
+Conflicting revisions reach the server as phones send them: through the gateway, as
+`_bulk_docs` with `new_edits=false` and the revision history, each from its own worker, so the
+server's receipts say who sent what and when. Real PouchDB clients in node do the same in the
+last tests."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import couchdb
+import pytest
+from conftest import City, NodeClient, auth_for, basic, wait_for_user
+
+from server import merging
+from server.conflicts import RESOLVER, Resolver
+from server.keys import COUCH, DIRECTORY, RECEIPTS, SCHEMAS
+from server.keys import RESOLVER as RESOLVER_KEY
+from server.scope import grid_db
+
+
+def rev(generation: int, tag: str) -> str:
+    return f"{generation}-{hashlib.md5(tag.encode()).hexdigest()}"
+
+
+def branch(doc: dict[str, Any], *revs: str, **changes: Any) -> dict[str, Any]:
+    """`doc` changed as a phone would change it, with the revision history the phone sends
+    (newest first)."""
+    start = int(revs[0].split("-")[0])
+    body = {k: v for k, v in {**doc, **changes}.items() if v is not None}
+    return {**body, "_rev": revs[0],
+            "_revisions": {"start": start, "ids": [r.split("-", 1)[1] for r in revs]}}
+
+
+async def push(client: Any, grid: str, user: str, docs: list[dict[str, Any]]) -> list[Any]:
+    resp = await client.post(f"/couch/{grid_db(grid)}/_bulk_docs",
+                             json={"docs": docs, "new_edits": False}, headers=basic(user))
+    assert resp.status == 201, await resp.text()
+    results = await resp.json()
+    assert all("error" not in r for r in results), results
+    return results
+
+
+def household(grid: str, author: str, key: str, **fields: Any) -> dict[str, Any]:
+    doc = {"_id": f"household:{grid}-{key}", "type": "household", "schema_version": 2,
+           "grid": grid, "created_by": author, "registry": {"source": "grid_survey"},
+           "address": {"compound": "fangmenjie_gongyu", "compound_name": "坊门街公寓",
+                       "building": "1", "unit": "1", "room": "101"},
+           "head_name": "严福根", "phone": "13905700000", "household_type": "family",
+           "tenure": "rented", "special_groups": ["elderly_alone", "hardship"],
+           "status": "active"}
+    doc.update(fields)
+    return doc
+
+
+class Scene:
+    """A grid, two workers and a supervisor, and the app's resolver."""
+
+    def __init__(self, client: Any, city: City) -> None:
+        self.client, self.city = client, city
+        self.grid = city.grid(community="conflictville")
+        self.a = city.user("worker", grids=[self.grid])
+        self.b = city.user("worker", grids=[self.grid])
+        self.boss = city.user("supervisor", communities=["conflictville"])
+
+    @property
+    def resolver(self) -> Resolver:
+        return self.client.app[RESOLVER_KEY]
+
+    @property
+    def db(self) -> couchdb.Database:
+        return self.city.db(self.grid)
+
+    async def ready(self) -> Scene:
+        for name in (self.a, self.b, self.boss):
+            await wait_for_user(self.client, name)
+        return self
+
+    async def conflict(self, base: dict[str, Any], left: dict[str, Any],
+                       right: dict[str, Any], tag: str) -> tuple[str, str, str]:
+        """`base` as revision 1 (from worker a), then a's and b's edits of it offline, a's
+        received first."""
+        r1, ra, rb = rev(1, tag), rev(2, tag + "a"), rev(2, tag + "b")
+        await push(self.client, self.grid, self.a, [branch(base, r1)])
+        await push(self.client, self.grid, self.a, [branch(left, ra, r1)])
+        await asyncio.sleep(0.01)  # a later receipt for b
+        await push(self.client, self.grid, self.b, [branch(right, rb, r1)])
+        return r1, ra, rb
+
+    async def resolve(self) -> None:
+        await self.client.app[RECEIPTS].flush()
+        await self.resolver.process_grid(self.grid)
+
+    def leaves(self, doc_id: str) -> list[dict[str, Any]]:
+        """The live leaf revisions (CouchDB's winner first)."""
+        head = self.db.get(doc_id, conflicts=True)
+        if head is None:
+            return []
+        return [head, *(self.db.get(doc_id, rev=r) for r in head.get("_conflicts", []))]
+
+    def trail(self, doc_id: str) -> list[dict[str, Any]]:
+        return [row.doc for row in self.db.view("_all_docs", startkey=f"resolution:{doc_id}:",
+                                                endkey=f"resolution:{doc_id}:\ufff0",
+                                                include_docs=True)]
+
+
+@pytest.fixture
+async def scene(client: Any, city: City) -> AsyncIterator[Scene]:
+    yield await Scene(client, city).ready()
+
+
+def fields_of(trail: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["field"]: f for f in trail["fields"]}
+
+
+async def test_edits_of_different_fields_both_survive(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "diff")
+    await scene.conflict(base, {**base, "phone": "13905700001"},
+                         {**base, "remarks": "独居老人，子女在外地"}, "diff")
+    assert len(scene.leaves(base["_id"])) == 2
+    await scene.resolve()
+    [merged] = scene.leaves(base["_id"])
+    assert merged["phone"] == "13905700001" and merged["remarks"] == "独居老人，子女在外地"
+    assert merged["_rev"].startswith("3-")
+    [trail] = scene.trail(base["_id"])
+    assert trail["status"] == "resolved" and trail["created_by"] == RESOLVER
+    fields = fields_of(trail)
+    assert fields["phone"]["rule"] == "one_side_changed"
+    assert fields["phone"]["chosen"]["by"] == scene.a
+    assert fields["remarks"]["chosen"]["by"] == scene.b
+    assert {r["by"] for r in trail["revisions"]} == {scene.a, scene.b}
+    assert all(r["received_at"] for r in trail["revisions"])
+    assert trail["ancestor_rev"] == rev(1, "diff")
+    assert scene.client.app[SCHEMAS].problems(trail) == []
+
+
+async def test_the_same_field_is_kept_both_ways_and_queued(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "same")
+    # a's phone thinks it is 1970; b's is three days behind. Neither clock decides.
+    await scene.conflict(base, {**base, "phone": "13905700001",
+                                "device_time": "1970-01-01T08:00:00+08:00"},
+                         {**base, "phone": "13905700002",
+                          "device_time": "2026-11-23T10:00:00+08:00"}, "same")
+    await scene.resolve()
+    [merged] = scene.leaves(base["_id"])
+    assert merged["phone"] == "13905700002"  # provisional: the one the server received last
+    [trail] = scene.trail(base["_id"])
+    assert trail["status"] == "open"
+    phone = fields_of(trail)["phone"]
+    assert phone["undecided"] and phone["rule"] == "concurrent_edits"
+    assert phone["chosen"]["value"] == "13905700002" and phone["chosen"]["by"] == scene.b
+    assert [(a["value"], a["by"]) for a in phone["alternatives"]] == [("13905700001", scene.a)]
+
+
+async def test_device_clocks_do_not_decide(scene: Scene) -> None:
+    """The same race with the received order reversed: the provisional value follows the
+    server's receipt order, not the phones' clocks."""
+    base = household(scene.grid, scene.a, "clock")
+    r1, ra, rb = rev(1, "clock"), rev(2, "clocka"), rev(2, "clockb")
+    await push(scene.client, scene.grid, scene.a, [branch(base, r1)])
+    await push(scene.client, scene.grid, scene.b, [branch(
+        {**base, "phone": "13905700002", "device_time": "2027-11-26T10:00:00+08:00"}, rb, r1)])
+    await asyncio.sleep(0.01)
+    await push(scene.client, scene.grid, scene.a, [branch(
+        {**base, "phone": "13905700001", "device_time": "1970-01-01T08:00:00+08:00"}, ra, r1)])
+    await scene.resolve()
+    [merged] = scene.leaves(base["_id"])
+    assert merged["phone"] == "13905700001"
+
+
+async def test_special_groups_merge_as_a_set_and_keep_removals(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "set")
+    await scene.conflict(base, {**base, "special_groups": ["elderly_alone"]},  # hardship gone
+                         {**base, "special_groups": ["elderly_alone", "hardship", "disability"]},
+                         "set")
+    await scene.resolve()
+    [merged] = scene.leaves(base["_id"])
+    assert merged["special_groups"] == ["elderly_alone", "disability"]
+    assert fields_of(scene.trail(base["_id"])[0])["special_groups"]["rule"] == "set_union"
+
+
+async def test_an_edit_beats_a_deletion_and_it_is_recorded(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "del")
+    r1, ra, rb = rev(1, "del"), rev(2, "dela"), rev(2, "delb")
+    await push(scene.client, scene.grid, scene.a, [branch(base, r1)])
+    await push(scene.client, scene.grid, scene.a, [{
+        "_id": base["_id"], "_rev": ra, "_deleted": True,
+        "_revisions": {"start": 2, "ids": [ra.split("-", 1)[1], r1.split("-", 1)[1]]}}])
+    await push(scene.client, scene.grid, scene.b, [branch({**base, "phone": "13905700009"},
+                                                          rb, r1)])
+    await scene.resolve()
+    doc = scene.db[base["_id"]]
+    assert doc["phone"] == "13905700009"
+    [trail] = scene.trail(base["_id"])
+    [deletion] = trail["fields"]
+    assert deletion["rule"] == "edit_beats_deletion"
+    assert deletion["alternatives"][0]["by"] == scene.a
+    await scene.resolve()
+    assert len(scene.trail(base["_id"])) == 1  # recorded once
+
+
+async def test_identical_edits_are_collapsed_without_a_merge(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "twin")
+    await scene.conflict(base, {**base, "phone": "13905700003"},
+                         {**base, "phone": "13905700003"}, "twin")
+    await scene.resolve()
+    [doc] = scene.leaves(base["_id"])
+    assert doc["_rev"].startswith("2-")  # no merge revision: nothing to merge
+    assert scene.trail(base["_id"]) == []
+    assert scene.resolver.stats.collapsed >= 1
+
+
+async def test_a_verdict_conflict_takes_the_last_received(scene: Scene) -> None:
+    verdict = {"_id": f"verdict:household:{scene.grid}-v:1", "type": "verdict",
+               "schema_version": 1, "grid": scene.grid, "created_by": scene.boss,
+               "record": f"household:{scene.grid}-v", "record_rev": rev(1, "x"),
+               "decision": "approved"}
+    r1, ra, rb = rev(1, "ver"), rev(2, "vera"), rev(2, "verb")
+    await push(scene.client, scene.grid, scene.boss, [branch(verdict, r1)])
+    await push(scene.client, scene.grid, scene.boss, [branch(
+        {**verdict, "decision": "has_issues", "comment": "身份证号有误"}, ra, r1)])
+    await asyncio.sleep(0.01)
+    await push(scene.client, scene.grid, scene.boss, [branch(
+        {**verdict, "decision": "rejected", "comment": "不是本户"}, rb, r1)])
+    await scene.resolve()
+    [doc] = scene.leaves(verdict["_id"])
+    assert (doc["decision"], doc["comment"]) == ("rejected", "不是本户")
+    [trail] = scene.trail(verdict["_id"])
+    assert trail["status"] == "resolved"
+    assert {f["rule"] for f in trail["fields"]} == {"last_received"}
+
+
+async def test_without_the_ancestor_the_edit_stamps_decide(scene: Scene) -> None:
+    """Two phones created the same census record independently (no common ancestor); where a
+    field's stamps show one side changed it, that side wins; elsewhere a supervisor decides."""
+    base = household(scene.grid, scene.a, "stamps", edits=[
+        {"field": "phone", "at": "1795700000000-0000", "by": scene.a},
+        {"field": "remarks", "at": "1795700000000-0000", "by": scene.a}], remarks="旧备注")
+    left = {**base, "phone": "13905700011", "edits": [
+        {"field": "phone", "at": "1795700000500-0000", "by": scene.a},
+        {"field": "remarks", "at": "1795700000000-0000", "by": scene.a}]}
+    ra, rb = rev(1, "stampsa"), rev(1, "stampsb")
+    await push(scene.client, scene.grid, scene.a, [branch(left, ra)])
+    await push(scene.client, scene.grid, scene.b, [branch(
+        {**base, "remarks": "新备注"}, rb)])
+    resolver = scene.resolver
+    leaves = await resolver.leaves(grid_db(scene.grid), base["_id"])
+    revisions = [merging.Revision(rev=d["_rev"], body={k: v for k, v in d.items()
+                                                       if not k.startswith("_")})
+                 for d in leaves]
+    outcome = merging.merge("household", None, revisions)  # as if the ancestor were compacted
+    decided = {d.field: d for d in outcome.fields}
+    assert decided["phone"].rule == "latest_edit_clock" and not decided["phone"].undecided
+    assert outcome.body["phone"] == "13905700011"
+    assert decided["remarks"].undecided  # b changed it without a newer stamp: undecidable
+
+
+async def test_two_resolvers_converge_and_a_second_pass_does_nothing(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "twice")
+    await scene.conflict(base, {**base, "phone": "13905700021"},
+                         {**base, "remarks": "两个处理器"}, "twice")
+    await scene.client.app[RECEIPTS].flush()
+    app = scene.client.app
+    other = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
+    await asyncio.gather(scene.resolver.resolve(scene.grid, base["_id"]),
+                         other.resolve(scene.grid, base["_id"]))
+    await asyncio.gather(scene.resolver.process_grid(scene.grid),
+                         other.process_grid(scene.grid))
+    [merged] = scene.leaves(base["_id"])
+    assert merged["phone"] == "13905700021" and merged["remarks"] == "两个处理器"
+    assert len(scene.trail(base["_id"])) == 1
+    before = dataclass_counts(scene.resolver) + dataclass_counts(other)
+    await scene.resolver.process_grid(scene.grid)
+    fresh = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
+    await fresh.process_grid(scene.grid)  # from the checkpoint: nothing left to do
+    assert dataclass_counts(scene.resolver) + dataclass_counts(other) == before
+    assert dataclass_counts(fresh) == (0, 0, 0, 0)
+
+
+def dataclass_counts(resolver: Resolver) -> tuple[int, int, int, int]:
+    s = resolver.stats
+    return (s.resolved, s.collapsed, s.opened, s.deletions_recorded)
+
+
+async def test_the_supervisor_settles_an_open_conflict(scene: Scene, city: City) -> None:
+    base = household(scene.grid, scene.a, "boss")
+    await scene.conflict(base, {**base, "phone": "13905700031"},
+                         {**base, "phone": "13905700032"}, "boss")
+    await scene.resolve()
+    client = scene.client
+    resp = await client.get("/api/conflicts", headers=basic(scene.a))
+    assert resp.status == 403
+    outsider = city.user("supervisor", communities=["elsewhere"])
+    await wait_for_user(client, outsider)
+    resp = await client.get("/api/conflicts", headers=basic(outsider))
+    assert [c for c in (await resp.json())["conflicts"] if c["grid"] == scene.grid] == []
+    resp = await client.get(f"/api/conflicts?grid={scene.grid}", headers=basic(outsider))
+    assert resp.status == 404
+    for _ in range(50):  # the view catches up with the resolution just written
+        resp = await client.get(f"/api/conflicts?grid={scene.grid}", headers=basic(scene.boss))
+        listed = [c for c in (await resp.json())["conflicts"] if c["record"] == base["_id"]]
+        if listed:
+            break
+        await asyncio.sleep(0.1)
+    [conflict] = listed
+    assert [f["field"] for f in conflict["fields"]] == ["phone"]
+    resp = await client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
+        "grid": scene.grid, "id": conflict["id"],
+        "decisions": [{"field": "head_name", "value": "别的"}]})
+    assert resp.status == 400 and "head_name" in (await resp.json())["reason"]
+    resp = await client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
+        "grid": scene.grid, "id": conflict["id"],
+        "decisions": [{"field": "phone", "value": "139-0570"}]})
+    assert resp.status == 400 and "/phone" in (await resp.json())["reason"]  # checked as a write
+    resp = await client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
+        "grid": scene.grid, "id": conflict["id"],
+        "decisions": [{"field": "phone", "value": "13905700033"}]})
+    assert resp.status == 200, await resp.text()
+    doc = scene.db[base["_id"]]
+    assert doc["phone"] == "13905700033" and doc["created_by"] == scene.a
+    assert [e["by"] for e in doc["edits"] if e["field"] == "phone"] == [scene.boss]
+    settled = scene.db[conflict["id"]]
+    assert settled["status"] == "decided" and settled["decided_by"] == scene.boss
+    assert fields_of(settled)["phone"]["rule"] == "supervisor"
+    resp = await client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
+        "grid": scene.grid, "id": conflict["id"],
+        "decisions": [{"field": "phone", "value": "13905700034"}]})
+    assert resp.status == 409
+
+
+async def test_two_pouchdb_clients_offline_then_sync(scene: Scene, node: NodeClient,
+                                                     client: Any) -> None:
+    """Real PouchDB 9 clients: both pull, edit different fields offline, push; after the
+    resolver, a pull gives each the merged record."""
+    base = household(scene.grid, scene.a, "pouch")
+    resp = await client.post(f"/couch/{grid_db(scene.grid)}/_bulk_docs",
+                             json={"docs": [base]}, headers=basic(scene.a))
+    [created] = await resp.json()
+    remote = str(client.make_url(f"/couch/{grid_db(scene.grid)}"))
+    for who in ("a", "b"):
+        result = await node.run({"op": "pull", "remote": remote, "local": node.local(who),
+                                 "auth": auth_for(getattr(scene, who))})
+        assert result["ok"], result
+    stored = {**base, "_rev": created["rev"]}
+    # Each edits its own copy (neither has seen the other's edit), then pushes.
+    for who, change in (("a", {"phone": "13905700041"}), ("b", {"remarks": "两台手机"})):
+        result = await node.run({"op": "push", "remote": remote, "local": node.local(who),
+                                 "auth": auth_for(getattr(scene, who)),
+                                 "docs": [{**stored, **change}]})
+        assert result["ok"] and result["docs_written"] == 1, result
+    assert len(scene.leaves(base["_id"])) == 2
+    await scene.resolve()
+    [merged] = scene.leaves(base["_id"])
+    assert (merged["phone"], merged["remarks"]) == ("13905700041", "两台手机")
+    result = await node.run({"op": "pull", "remote": remote, "local": node.local("a"),
+                             "auth": auth_for(scene.a)})
+    assert result["ok"] and result["docs_written"] >= 1, result
+
+
+async def test_the_resolver_runs_by_itself_after_a_push(scene: Scene) -> None:
+    """No test hook: the gateway's notice wakes the app's resolver."""
+    base = household(scene.grid, scene.a, "auto")
+    await scene.conflict(base, {**base, "phone": "13905700051"},
+                         {**base, "remarks": "自动"}, "auto")
+    for _ in range(100):
+        if len(scene.leaves(base["_id"])) == 1:
+            break
+        await asyncio.sleep(0.1)
+    [merged] = scene.leaves(base["_id"])
+    assert (merged["phone"], merged["remarks"]) == ("13905700051", "自动")
