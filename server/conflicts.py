@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -46,6 +45,7 @@ PAGE = 200
 SWEEP_SECONDS = 30.0
 SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
 MAX_BACKOFF = 60.0
+RECEIPT_KEYS = 300  # keys per receipts view query
 RECEIPTS_DESIGN = {
     "_id": "_design/receipts",
     "language": "javascript",
@@ -64,6 +64,40 @@ class ResolverStats:
     deletions_recorded: int = 0
     retried: int = 0  # 409: someone moved first
     passes: int = 0
+
+
+@dataclasses.dataclass
+class Plan:
+    """One conflicted record of a page: its leaves and what will be written for it."""
+
+    doc_id: str
+    leaves: list[dict[str, Any]]
+    live: list[dict[str, Any]]
+    winner: dict[str, Any]
+    revisions: list[merging.Revision]
+    receipts: dict[str, tuple[str | None, str | None]]
+    ancestor_rev: str | None
+    identical: bool
+    merged: merging.Merge | None = None
+    slots: list[int] = dataclasses.field(default_factory=list)  # its writes in the batch
+    trail_slot: int | None = None
+
+    @property
+    def doc_type(self) -> str:
+        return str(self.winner.get("type", ""))
+
+    @classmethod
+    def of(cls, doc_id: str, leaves: list[dict[str, Any]],
+           receipts: Mapping[tuple[str, str], tuple[str | None, str | None]]) -> Plan:
+        live = [d for d in leaves if not d.get("_deleted")]
+        own = {str(d["_rev"]): receipts.get((doc_id, str(d["_rev"])), (None, None))
+               for d in leaves}
+        revisions = [merging.Revision(rev=str(d["_rev"]), body=body_of(d),
+                                      by=own[str(d["_rev"])][0],
+                                      received_at=own[str(d["_rev"])][1]) for d in live]
+        return cls(doc_id=doc_id, leaves=leaves, live=live, winner=dict(couch_winner(live)),
+                   revisions=revisions, receipts=own, ancestor_rev=common_ancestor(live),
+                   identical=all(r.body == revisions[0].body for r in revisions))
 
 
 def trail_id(record: str, revs: Iterable[str]) -> str:
@@ -188,10 +222,11 @@ class Resolver:
                                             limit=str(PAGE), style="all_docs")
             except NotFound:
                 return  # the grid's database is gone
-            for row in page["results"]:
-                revs = [c["rev"] for c in row.get("changes") or ()]
-                if len(revs) > 1 and not row["id"].startswith("_design/"):
-                    await self.resolve(grid, row["id"], revs)
+            items = [(str(row["id"]), revs) for row in page["results"]
+                     if len(revs := [c["rev"] for c in row.get("changes") or ()]) > 1
+                     and not str(row["id"]).startswith("_design/")]
+            if items:
+                await self.resolve_many(grid, items)
             since = page["last_seq"]
             checkpoint = await self.save_checkpoint(db, checkpoint, since)
             if len(page["results"]) < PAGE:
@@ -221,94 +256,136 @@ class Resolver:
                                      filter="_doc_ids", style="all_docs")
         return [c["rev"] for row in page.get("results", []) for c in row.get("changes", [])]
 
-    async def leaves(self, db: str, doc_id: str,
-                     revs: list[str] | None = None) -> list[dict[str, Any]]:
-        """Every leaf revision, deleted ones included, with its history, in one `_bulk_get`
-        (PouchDB Server answers `open_revs` only in multipart)."""
-        revs = revs if revs is not None else await self.leaf_revs(db, doc_id)
-        if not revs:
-            return []
+    async def bulk_get(self, db: str,
+                       wanted: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Revisions by (id, rev), with their histories, in one `_bulk_get` (PouchDB Server
+        answers `open_revs` only in multipart). Missing ones are left out."""
+        if not wanted:
+            return {}
         answer = await self.couch.post(db_path(db, "_bulk_get"),
-                                       {"docs": [{"id": doc_id, "rev": r} for r in revs]},
+                                       {"docs": [{"id": i, "rev": r} for i, r in wanted]},
                                        revs="true")
-        return [item["ok"] for result in answer.get("results", [])
-                for item in result.get("docs", []) if "ok" in item]
-
-    async def receipts_for(self, db: str, doc_id: str,
-                           revs: list[str]) -> dict[str, tuple[str | None, str | None]]:
-        keys = [[db, doc_id, rev] for rev in revs]
-        if not self.view_ready:
-            await self.install_receipts_view()
-        answer = await self.couch.get(db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev"),
-                                      keys=json.dumps(keys, separators=(",", ":")))
-        found: dict[str, tuple[str | None, str | None]] = {}
-        for row in answer.get("rows", []):
-            user, received = row["value"]
-            rev = row["key"][2]
-            # The first receipt of a revision is when the server first received it.
-            if rev not in found or (received or "") < (found[rev][1] or ""):
-                found[rev] = (user, received)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for result in answer.get("results", []):
+            for item in result.get("docs", []):
+                if "ok" in item:
+                    found[(str(item["ok"]["_id"]), str(item["ok"]["_rev"]))] = item["ok"]
         return found
 
-    async def ancestor_body(self, db: str, doc_id: str, rev: str | None) -> dict[str, Any] | None:
-        if rev is None:
-            return {}  # created independently on each side: nothing in common
-        try:
-            doc = await self.couch.get(db_path(db, doc_id), rev=rev)
-        except NotFound:
-            return None  # compacted away: the edit stamps decide
-        return None if doc.get("_deleted") else body_of(doc)
+    async def leaves(self, db: str, doc_id: str,
+                     revs: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every leaf revision of a record, deleted ones included, with its history."""
+        revs = revs if revs is not None else await self.leaf_revs(db, doc_id)
+        found = await self.bulk_get(db, [(doc_id, r) for r in revs])
+        return [found[(doc_id, r)] for r in revs if (doc_id, r) in found]
+
+    async def receipts_for(self, db: str, wanted: list[tuple[str, str]]
+                           ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        """Who sent each revision and when the server first received it, by (id, rev)."""
+        if not self.view_ready:
+            await self.install_receipts_view()
+        found: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        path = db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev")
+        for start in range(0, len(wanted), RECEIPT_KEYS):
+            keys = [[db, i, r] for i, r in wanted[start:start + RECEIPT_KEYS]]
+            answer = await self.couch.post(path, {"keys": keys})
+            for row in answer.get("rows", []):
+                user, received = row["value"]
+                key = (str(row["key"][1]), str(row["key"][2]))
+                if key not in found or (received or "") < (found[key][1] or ""):
+                    found[key] = (user, received)
+        return found
 
     async def resolve(self, grid: str, doc_id: str, revs: list[str] | None = None) -> None:
+        revs = revs if revs is not None else await self.leaf_revs(grid_db(grid), doc_id)
+        await self.resolve_many(grid, [(doc_id, revs)])
+
+    async def resolve_many(self, grid: str, items: list[tuple[str, list[str]]]) -> None:
+        """Resolve a page of conflicted records: their revisions, receipts and ancestors read
+        in one request each; every record's merged revision and the tombstones of its losing
+        leaves in one `_bulk_docs`, and the trails in another."""
         db = grid_db(grid)
-        leaves = await self.leaves(db, doc_id, revs)
-        live = [d for d in leaves if not d.get("_deleted")]
-        deleted = [d for d in leaves if d.get("_deleted")]
-        if len(live) == 1 and any(d.get("resolved_by") != RESOLVER for d in deleted):
-            await self.record_deletion(grid, doc_id, live[0], leaves)
-            return
-        if len(live) < 2:
-            return
-        winner = couch_winner(live)
-        receipts = await self.receipts_for(db, doc_id, [str(d["_rev"]) for d in leaves])
-        revisions = [merging.Revision(rev=str(d["_rev"]), body=body_of(d),
-                                      by=receipts.get(str(d["_rev"]), (None, None))[0],
-                                      received_at=receipts.get(str(d["_rev"]), (None, None))[1])
-                     for d in live]
-        bodies = [r.body for r in revisions]
-        tombstones = [{"_id": doc_id, "_rev": d["_rev"], "_deleted": True,
-                       "resolved_by": RESOLVER} for d in live if d is not winner]
-        if all(b == bodies[0] for b in bodies):
-            results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": tombstones})
-            if any(r.get("error") == "conflict" for r in results):
-                self.stats.retried += 1
-            else:
+        wanted = [(doc_id, rev) for doc_id, revs in items for rev in revs]
+        docs, receipts = await asyncio.gather(self.bulk_get(db, wanted),
+                                              self.receipts_for(db, wanted))
+        plans: list[Plan] = []
+        lost_deletions: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
+        for doc_id, revs in items:
+            leaves = [docs[(doc_id, r)] for r in revs if (doc_id, r) in docs]
+            live = [d for d in leaves if not d.get("_deleted")]
+            deleted = [d for d in leaves if d.get("_deleted")]
+            if len(live) == 1 and any(d.get("resolved_by") != RESOLVER for d in deleted):
+                lost_deletions.append((doc_id, live[0], leaves))
+            elif len(live) >= 2:
+                plans.append(Plan.of(doc_id, leaves, receipts))
+        ancestors = await self.bulk_get(db, [(p.doc_id, p.ancestor_rev) for p in plans
+                                             if not p.identical and p.ancestor_rev])
+        writes: list[dict[str, Any]] = []
+        for plan in plans:
+            if not plan.identical:
+                if plan.ancestor_rev is None:
+                    base: dict[str, Any] | None = {}  # created apart on each side
+                else:  # None: compacted away, the edit stamps decide
+                    stored = ancestors.get((plan.doc_id, plan.ancestor_rev))
+                    base = None if stored is None or stored.get("_deleted") else body_of(stored)
+                plan.merged = self.valid_or_provisional(
+                    grid, merging.merge(plan.doc_type, base, plan.revisions), plan.revisions)
+                new_body = {**plan.merged.body, "_id": plan.doc_id, "_rev": plan.winner["_rev"]}
+                if "_attachments" in plan.winner:
+                    new_body["_attachments"] = plan.winner["_attachments"]
+                plan.slots.append(len(writes))
+                writes.append(new_body)
+            for d in plan.live:
+                if d["_rev"] != plan.winner["_rev"]:
+                    plan.slots.append(len(writes))
+                    writes.append({"_id": plan.doc_id, "_rev": d["_rev"], "_deleted": True,
+                                   "resolved_by": RESOLVER})
+            if plan.merged is not None:  # its trail, in the same request: a kill cannot part them
+                trail = self.trail(grid, plan.doc_id, plan.doc_type, plan.leaves, plan.receipts,
+                                   plan.ancestor_rev, None, plan.merged, plan.winner)
+                trail["_id"] = trail_id(plan.doc_id, [str(d["_rev"]) for d in plan.leaves])
+                if self.trail_is_valid(trail):
+                    plan.trail_slot = len(writes)
+                    writes.append(trail)
+        for doc_id, live, leaves in lost_deletions:
+            deletion = self.deletion_trail(grid, doc_id, live, leaves, receipts)
+            if deletion is not None and self.trail_is_valid(deletion):
+                writes.append(deletion)  # a 409: recorded before
+        results = await self.write_all(db, writes)
+        withdrawn: list[dict[str, Any]] = []
+        for plan in plans:
+            outcome = [results[i] for i in plan.slots]
+            if (plan.identical and any(r.get("error") for r in outcome)) or (
+                    not plan.identical and outcome[0].get("error")):
+                self.stats.retried += 1  # someone moved first: read again on the next pass
+                trail = results[plan.trail_slot] if plan.trail_slot is not None else {}
+                if trail.get("ok"):  # the merge did not happen: neither did its trail
+                    withdrawn.append({"_id": trail["id"], "_rev": trail["rev"],
+                                      "_deleted": True})
+                continue
+            if plan.identical:
                 self.stats.collapsed += 1
-            return
-        ancestor_rev = common_ancestor(live)
-        ancestor = await self.ancestor_body(db, doc_id, ancestor_rev)
-        doc_type = str(winner.get("type", ""))
-        merged = merging.merge(doc_type, ancestor, revisions)
-        merged = self.valid_or_provisional(grid, merged, revisions)
-        new_body = {**merged.body, "_id": doc_id, "_rev": winner["_rev"]}
-        if "_attachments" in winner:
-            new_body["_attachments"] = winner["_attachments"]
-        results = await self.couch.post(db_path(db, "_bulk_docs"),
-                                        {"docs": [new_body, *tombstones]})
-        head = results[0]
-        if head.get("error"):
-            self.stats.retried += 1  # someone moved first: read again on the next pass
-            log.info("resolution of %s in %s deferred: %s", doc_id, grid, head.get("error"))
-            return
-        result_rev = str(head["rev"])
-        after = [result_rev, *(str(r["rev"]) for r in results[1:] if r.get("ok")),
-                 *(str(d["_rev"]) for d in deleted)]
-        trail = self.trail(grid, doc_id, doc_type, leaves, receipts, ancestor_rev, result_rev,
-                           merged, winner)
-        await self.write_trail(db, trail_id(doc_id, after), trail)
-        self.stats.resolved += 1
-        if merged.undecided:
-            self.stats.opened += 1
+                continue
+            self.stats.resolved += 1
+            if plan.merged is not None and plan.merged.undecided:
+                self.stats.opened += 1
+        if withdrawn:
+            await self.couch.post(db_path(db, "_bulk_docs"), {"docs": withdrawn})
+
+    async def write_all(self, db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`_bulk_docs`, each result matched to its write: by position when the store keeps
+        the order (CouchDB does), else by id in order."""
+        if not writes:
+            return []
+        results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": writes})
+        if len(results) == len(writes) and all(
+                str(r.get("id")) == w["_id"] for r, w in zip(results, writes, strict=True)):
+            return list(results)
+        queues: dict[str, list[dict[str, Any]]] = {}
+        for result in results:
+            queues.setdefault(str(result.get("id")), []).append(result)
+        return [queues[w["_id"]].pop(0) if queues.get(w["_id"]) else {"error": "missing"}
+                for w in writes]
 
     def valid_or_provisional(self, grid: str, merged: merging.Merge,
                              revisions: list[merging.Revision]) -> merging.Merge:
@@ -353,45 +430,37 @@ class Resolver:
                 "fields": fields,
                 "status": "open" if merged is not None and merged.undecided else "resolved"}
 
-    async def write_trail(self, db: str, doc_id: str, trail: dict[str, Any]) -> None:
+    def trail_is_valid(self, trail: Mapping[str, Any]) -> bool:
         problems = self.registry.problems(trail)
-        if problems:  # a bug of ours: keep the record's merge, say so loudly
-            log.error("resolution trail %s is invalid: %s", doc_id, problems)
-            return
-        with contextlib.suppress(Conflict):  # another resolver recorded the same
-            await self.couch.put(db_path(db, doc_id), {**trail, "_id": doc_id})
+        if problems:  # a bug of ours: the record's merge stands; say so loudly
+            log.error("resolution trail %s is invalid: %s", trail.get("_id"), problems)
+        return not problems
 
-    async def record_deletion(self, grid: str, doc_id: str, live: Mapping[str, Any],
-                              leaves: list[dict[str, Any]]) -> None:
+    def deletion_trail(self, grid: str, doc_id: str, live: Mapping[str, Any],
+                       leaves: list[dict[str, Any]],
+                       receipts: Mapping[tuple[str, str], tuple[str | None, str | None]]
+                       ) -> dict[str, Any] | None:
         """A phone deleted the record while another edited it: the edit stands (CouchDB's own
-        rule), and the trail says so."""
-        db = grid_db(grid)
-        revs = [str(d["_rev"]) for d in leaves]
-        # Named by the deletions alone: later edits of the record do not record them again.
-        doc_id_trail = trail_id(doc_id, [str(d["_rev"]) for d in leaves if d.get("_deleted")
-                                         and d.get("resolved_by") != RESOLVER])
-        try:
-            await self.couch.get(db_path(db, doc_id_trail))
-            return  # recorded already
-        except NotFound:
-            pass
-        receipts = await self.receipts_for(db, doc_id, revs)
-        trail = self.trail(grid, doc_id, str(live.get("type", "")), leaves, receipts, None,
-                           str(live["_rev"]), None, live)
+        rule), and the trail says so. Named by the deletions alone, so later edits of the record
+        do not record them again (the store answers 409)."""
         user_deletions = [d for d in leaves if d.get("_deleted")
                           and d.get("resolved_by") != RESOLVER]
-        trail["fields"] = [{
-            "field": "_deleted", "rule": "edit_beats_deletion", "undecided": False,
-            "chosen": {"rev": str(live["_rev"]), "by": receipts.get(str(live["_rev"]),
-                                                                    (None, None))[0],
-                       "received_at": receipts.get(str(live["_rev"]), (None, None))[1],
-                       "value": False},
-            "alternatives": [{"rev": str(d["_rev"]), "by": receipts.get(str(d["_rev"]),
-                                                                        (None, None))[0],
-                              "received_at": receipts.get(str(d["_rev"]), (None, None))[1],
-                              "value": True} for d in user_deletions]}]
-        await self.write_trail(db, doc_id_trail, trail)
+        if not user_deletions:
+            return None
+
+        def by(d: Mapping[str, Any]) -> dict[str, Any]:
+            who, received = receipts.get((doc_id, str(d["_rev"])), (None, None))
+            return {"rev": str(d["_rev"]), "by": who, "received_at": received}
+
+        own = {str(d["_rev"]): receipts.get((doc_id, str(d["_rev"])), (None, None))
+               for d in leaves}
+        trail = self.trail(grid, doc_id, str(live.get("type", "")), leaves, own, None,
+                           str(live["_rev"]), None, live)
+        trail["fields"] = [{"field": "_deleted", "rule": "edit_beats_deletion",
+                            "undecided": False, "chosen": {**by(live), "value": False},
+                            "alternatives": [{**by(d), "value": True} for d in user_deletions]}]
         self.stats.deletions_recorded += 1
+        return {**trail, "_id": trail_id(doc_id, [str(d["_rev"]) for d in user_deletions])}
 
     async def until_idle(self, timeout: float = 30.0) -> None:
         """For tests and benchmarks: wait until a pass has ended with nothing left to look at."""

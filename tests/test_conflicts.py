@@ -373,3 +373,87 @@ async def test_the_resolver_runs_by_itself_after_a_push(scene: Scene) -> None:
         await asyncio.sleep(0.1)
     [merged] = scene.leaves(base["_id"])
     assert (merged["phone"], merged["remarks"]) == ("13905700051", "自动")
+
+
+async def make_conflicts(client: Any, grid: str, a: str, b: str, count: int,
+                         undecidable_every: int = 0) -> list[str]:
+    """`count` conflicted households in `grid`, pushed in batches of 100 like PouchDB does; every
+    `undecidable_every`-th one has both workers change the same field."""
+    ids, bases, lefts, rights = [], [], [], []
+    for n in range(count):
+        base = household(grid, a, f"bulk{n:05d}")
+        r1, ra, rb = rev(1, f"{grid}{n}"), rev(2, f"{grid}{n}a"), rev(2, f"{grid}{n}b")
+        same = undecidable_every and n % undecidable_every == 0
+        bases.append(branch(base, r1))
+        lefts.append(branch({**base, "phone": f"1391570{n:04d}"}, ra, r1))
+        rights.append(branch({**base, "phone": f"1381570{n:04d}"} if same else
+                             {**base, "remarks": f"第 {n} 户"}, rb, r1))
+        ids.append(base["_id"])
+    for who, docs in ((a, bases), (a, lefts), (b, rights)):
+        for start in range(0, count, 100):
+            await push(client, grid, who, docs[start:start + 100])
+    return ids
+
+
+@pytest.mark.slow
+async def test_a_thousand_conflicts_across_ten_grids(client: Any, city: City) -> None:
+    """All resolved, none lost, and the queue holds exactly the undecidable ones."""
+    grids = []
+    for _ in range(10):
+        grid = city.grid(community="thousand")
+        a, b = city.user("worker", grids=[grid]), city.user("worker", grids=[grid])
+        await wait_for_user(client, a)
+        await wait_for_user(client, b)
+        grids.append((grid, a, b, await make_conflicts(client, grid, a, b, 100,
+                                                       undecidable_every=4)))
+    await client.app[RECEIPTS].flush()
+    resolver = client.app[RESOLVER_KEY]
+    for grid, *_ in grids:
+        await resolver.process_grid(grid)
+    boss = city.user("supervisor", communities=["thousand"])
+    await wait_for_user(client, boss)
+    resp = await client.get("/api/conflicts", headers=basic(boss))
+    queued = {c["record"] for c in (await resp.json())["conflicts"]}
+    expected_open = set()
+    for grid, _a, _b, ids in grids:
+        db = city.db(grid)
+        for n, doc_id in enumerate(ids):
+            doc = db.get(doc_id, conflicts=True)
+            assert "_conflicts" not in doc, doc_id  # resolved
+            if n % 4 == 0:
+                expected_open.add(doc_id)
+                assert doc["phone"] in (f"1391570{n:04d}", f"1381570{n:04d}")
+            else:
+                assert (doc["phone"], doc["remarks"]) == (f"1391570{n:04d}", f"第 {n} 户")
+    assert queued == expected_open and len(queued) == 250
+
+
+async def test_a_resolver_killed_mid_batch_resumes_without_double_work(client: Any,
+                                                                       city: City) -> None:
+    grid = city.grid()
+    a, b = city.user("worker", grids=[grid]), city.user("worker", grids=[grid])
+    await wait_for_user(client, a)
+    await wait_for_user(client, b)
+    ids = await make_conflicts(client, grid, a, b, 60)
+    app_resolver = client.app[RESOLVER_KEY]
+    app_resolver.dirty.discard(grid)  # this test's resolvers, not the app's
+    await client.app[RECEIPTS].flush()
+    app = client.app
+    first = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
+    original = first.write_all
+
+    async def dying(db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        await original(db, writes)  # the store has the merges and their trails...
+        raise asyncio.CancelledError  # ...and the resolver dies before its checkpoint
+
+    first.write_all = dying  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await first.process_grid(grid)
+    second = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
+    await second.process_grid(grid)
+    assert second.stats.resolved == 0  # nothing done twice
+    db = city.db(grid)
+    assert all("_conflicts" not in db.get(i, conflicts=True) for i in ids)
+    trails = [row.id for row in db.view("_all_docs", startkey="resolution:",
+                                        endkey="resolution:\ufff0")]
+    assert len(trails) == len(ids)  # one trail per record: none resolved twice
