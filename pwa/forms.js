@@ -65,11 +65,13 @@ export function buildForm({ schema, doc = {}, draft = null, hidden = [], onInput
       kind = "set";
       input = el("fieldset", { class: "choices", id, "aria-describedby": `${id}-error` },
         el("legend", {}, labelText));
+      // A set's labels are the array's own (x-enum-labels beside `items`), or its items'.
+      const labels = prop["x-enum-labels"] || prop.items["x-enum-labels"] || {};
       for (const value of prop.items.enum) {
         const boxId = `${id}-${value}`;
         input.append(el("label", { class: "choice", for: boxId },
           el("input", { type: "checkbox", id: boxId, value }),
-          " ", pick((prop.items["x-enum-labels"] || {})[value] || value)));
+          " ", pick(labels[value] || value)));
       }
       wrap.append(input);
     } else {
