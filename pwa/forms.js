@@ -7,9 +7,9 @@
 import { fieldLabel, message, pick, t } from "./i18n.js";
 import { el } from "./dom.js";
 
-// Fields the app fills in, never the worker.
-const SYSTEM = new Set(["type", "schema_version", "grid", "created_by", "device_time", "household",
-  "person", "campaign", "record", "record_rev"]);
+// Fields the app fills in, never the worker (`edits`: edits.js stamps them on save).
+export const SYSTEM = new Set(["type", "schema_version", "grid", "created_by", "device_time", "household",
+  "person", "campaign", "record", "record_rev", "edits"]);
 
 let formCounter = 0;
 

@@ -2,7 +2,11 @@
 // units → rooms → households, a household's members, visits, census form, screenings and the
 // supervisor's verdicts, a search over addresses and names, and each campaign's progress. A grid
 // is a few thousand documents, so reading them once at start and applying each change as it comes
-// answers every screen in well under a frame; nothing here touches the network.
+// answers every screen in well under a frame; nothing here touches the network. Every edit stamp
+// in a record read here is shown to the phone's clock, so no edit made on this phone is stamped
+// before one it has seen.
+
+import { later, observe } from "./clock.js";
 
 const SPACES = /[\s\u3000]+/g;
 
@@ -23,6 +27,13 @@ export function naturalCompare(a, b) {
   return String(a).localeCompare(String(b), "zh-CN", { numeric: true });
 }
 
+// The latest of `latest` and the edit stamps in `doc`.
+function latestEdit(doc, latest = null) {
+  if (!Array.isArray(doc.edits)) return latest;
+  for (const edit of doc.edits) if (edit) latest = later(latest, edit.at);
+  return latest;
+}
+
 // The latest visit outcome decides where a household stands in the visiting round.
 const VISITED = new Set(["completed", "moved", "demolished"]);
 
@@ -36,19 +47,30 @@ export class GridIndex {
   // so the list shows while the rest is read; `complete` says when everything is in.
   async loadFirst(db) {
     this.complete = false;
+    let latest = null;
     for (const prefix of ["building:", "household:"]) {
       const result = await db.allDocs({ include_docs: true, startkey: prefix, endkey: `${prefix}\ufff0` });
-      for (const row of result.rows) if (row.doc) this.docs.set(row.id, row.doc);
+      for (const row of result.rows) {
+        if (!row.doc) continue;
+        this.docs.set(row.id, row.doc);
+        latest = latestEdit(row.doc, latest);
+      }
     }
+    if (latest) observe(latest);
     this.dirty = true;
     return this;
   }
 
   async loadRest(db) {
     const result = await db.allDocs({ include_docs: true });
+    let latest = null;
     for (const row of result.rows) {
-      if (!row.id.startsWith("_design/") && row.doc && !this.docs.has(row.id)) this.docs.set(row.id, row.doc);
+      if (!row.id.startsWith("_design/") && row.doc && !this.docs.has(row.id)) {
+        this.docs.set(row.id, row.doc);
+        latest = latestEdit(row.doc, latest);
+      }
     }
+    if (latest) observe(latest);
     this.complete = true;
     this.dirty = true;
     return this;
@@ -62,7 +84,11 @@ export class GridIndex {
   apply(doc) {
     if (doc._id.startsWith("_")) return;
     if (doc._deleted) this.docs.delete(doc._id);
-    else this.docs.set(doc._id, doc);
+    else {
+      this.docs.set(doc._id, doc);
+      const latest = latestEdit(doc);
+      if (latest) observe(latest);
+    }
     this.dirty = true;
   }
 

@@ -3,7 +3,8 @@
 // Each screen is a function of the app's state that returns its nodes; app.js routes to them.
 
 import { el } from "./dom.js";
-import { buildForm } from "./forms.js";
+import { withEdits } from "./edits.js";
+import { SYSTEM, buildForm } from "./forms.js";
 import { fieldLabel, lang, message, pick, t } from "./i18n.js";
 import { householdKey, naturalCompare } from "./records.js";
 import { roomProblems } from "./rules.js";
@@ -286,6 +287,12 @@ export function problemsOf(app, doc) {
   return problems;
 }
 
+// The record to save: `after`, with who changed which field since `before` (null for a new
+// record) stamped in `edits` where its type keeps them (edits.js).
+function stampEdits(app, before, after) {
+  return withEdits(before, after, { types: app.schemas.types, by: app.me.name, appFilled: SYSTEM });
+}
+
 // `draftKey` names the draft: a new record's id is made afresh each time its form opens, so its
 // draft is kept under what it is about ("a new visit to household X").
 export async function formView(app, doc, { isNew, back, draftKey, fixed = {} }) {
@@ -309,8 +316,7 @@ export async function formView(app, doc, { isNew, back, draftKey, fixed = {} }) 
   built.form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearTimeout(timer);
-    const updated = built.apply({ ...doc, ...fixed });
-    updated.device_time = deviceTime();
+    const updated = stampEdits(app, isNew ? null : doc, { ...built.apply({ ...doc, ...fixed }), device_time: deviceTime() });
     const problems = problemsOf(app, updated);
     if (problems.length) {
       built.showProblems(problems);
@@ -380,7 +386,7 @@ export function removeView(app, person) {
       error.textContent = t("choose");
       return;
     }
-    const updated = { ...person, status: select.value, device_time: deviceTime() };
+    const updated = stampEdits(app, person, { ...person, status: select.value, device_time: deviceTime() });
     const problems = problemsOf(app, updated);
     if (problems.length) {
       error.textContent = problems.map((p) => message(p.message)).join("；");

@@ -156,7 +156,6 @@ class Resolver:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        await self.install_receipts_view()
         next_sweep = loop.time()
         backoff = 1.0
         while True:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -446,3 +448,153 @@ async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
     finally:
         with contextlib.suppress(Exception):
             await app.stop()
+
+
+# --- edits, merges and the supervisor's conflict queue -------------------------------------
+
+STAMP = re.compile(r"^[0-9]{13}-[0-9]{4}$")
+CLOCK_CHECKS = """async () => {
+  const clock = await import("/app/clock.js");
+  const pattern = /^[0-9]{13}-[0-9]{4}$/;
+  const realNow = Date.now;
+  const out = {};
+  try {
+    const stamps = Array.from({ length: 1000 }, () => clock.stamp());
+    out.monotonic = stamps.every((s, i) => i === 0 || s > stamps[i - 1]);
+    out.wellFormed = stamps.every((s) => pattern.test(s));
+    out.first = stamps[0];
+    // Another phone's stamp, a day ahead of this phone's clock, and an older one.
+    out.seen = clock.format(realNow() + 86400000, 3);
+    clock.observe(out.seen);
+    clock.observe(clock.format(realNow() + 86399999, 9999));  // older: changes nothing
+    clock.observe("not a stamp");
+    Date.now = () => 0;  // the phone's clock set to 1970
+    out.in1970 = [clock.stamp(), clock.stamp()];
+    Date.now = () => 5;
+    out.fiveMs = clock.stamp();
+    out.tick = [clock.tick("1795718117877-9999", 0), clock.tick(null, 42),
+      clock.tick("0000000000042-0001", 43)];
+    out.last = clock.lastStamp();
+  } finally {
+    Date.now = realNow;
+  }
+  return out;
+}"""
+
+
+async def test_clock_stamps_after_everything_it_issued_or_saw(browser: Browser,
+                                                              demo: Demo) -> None:
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    got = await page.evaluate(CLOCK_CHECKS)
+    assert got["monotonic"] and got["wellFormed"] and STAMP.match(got["first"])
+    first, second = got["in1970"]
+    # After a stamp from today, a phone that believes it is 1970 still stamps after it, in order.
+    assert got["seen"] < first < second and STAMP.match(first)
+    assert first == got["seen"][:-4] + "0004" and got["fiveMs"] > second
+    # A counter past 9999 moves on to the next millisecond; an empty clock starts at now.
+    assert got["tick"] == ["1795718117878-0000", "0000000000042-0000", "0000000000043-0000"]
+    # A reload (the clock frozen at 1970) never issues a stamp again.
+    await page.reload()
+    again = await page.evaluate("""async () => {
+      const clock = await import("/app/clock.js");
+      const realNow = Date.now;
+      Date.now = () => 0;
+      try { return clock.stamp(); } finally { Date.now = realNow; }
+    }""")
+    assert again > got["last"] and STAMP.match(again)
+    assert phone.problems == []
+    await phone.close()
+
+
+async def wait_for_rev(db: couchdb.Database, doc_id: str, rev: str,
+                       timeout: float = 20) -> dict[str, Any]:
+    for _ in range(int(timeout / 0.2)):
+        doc = await asyncio.to_thread(db.get, doc_id)
+        if doc is not None and doc["_rev"] == rev:
+            return dict(doc)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{doc_id} {rev} never reached the server")
+
+
+async def save_form(phone: Phone, back: str) -> None:
+    await phone.page.click("form.record-form button[type=submit]")
+    await phone.page.wait_for_function("(h) => location.hash === h", arg=back)
+
+
+async def test_a_saved_edit_is_stamped_per_field(browser: Browser, demo: Demo) -> None:
+    registry = SchemaRegistry()
+    db = demo.db(GRID_A)
+    plain_id = demo.quiet_household(GRID_A, skip=5)
+    stamped_id = demo.quiet_household(GRID_A, skip=6)
+    # A household another phone already edited (version 2), stamped ten minutes ahead of this
+    # phone's clock: once seen, this phone must stamp after it.
+    ahead = f"{int(time.time() * 1000) + 600_000:013d}-0007"
+    stamped = dict(await asyncio.to_thread(db.get, stamped_id))
+    assert stamped["schema_version"] == 1
+    stamped.update(schema_version=2, head_name="周建华",
+                   edits=[{"field": "head_name", "at": ahead, "by": f"w_{GRID_A}"}])
+    assert registry.problems(stamped) == []
+    await asyncio.to_thread(db.save, stamped)
+
+    phone = await Phone.open(browser, demo.url)
+    await phone.login("wang.fang")
+    await phone.wait_for_records(demo.records(GRID_A))
+    page = phone.page
+    await page.wait_for_function("(id) => linli.index.get(id)?.schema_version === 2",
+                                 arg=stamped_id)
+
+    async def edit_phone(household: str, number: str) -> dict[str, Any]:
+        back = f"#/h/{quote(household, safe='')}"
+        await phone.show(back)
+        await page.click(f'a[href="#/edit/{quote(household, safe="")}"]')
+        await page.wait_for_selector("form.record-form")
+        assert await page.locator('[name^="edits"], [data-pointer^="/edits"]').count() == 0
+        # A set's options are labelled from the schema, not shown as codes.
+        assert await page.locator("label.choice", has_text="独居老人").count() == 1
+        await page.fill('[name="phone"]', number)
+        await save_form(phone, back)
+        saved = await (await page.wait_for_function(
+            "([id, n]) => { const d = linli.index.get(id); return d && d.phone === n && d; }",
+            arg=[household, number])).json_value()
+        await phone.wait_waiting(0)
+        stored = await wait_for_rev(db, household, saved["_rev"])
+        assert registry.problems(stored) == []
+        return saved
+
+    # A version 1 household: raised to version 2, and only the phone is stamped.
+    plain = await edit_phone(plain_id, "13700001234")
+    assert plain["schema_version"] == 2
+    [entry] = plain["edits"]
+    assert entry["field"] == "phone" and entry["by"] == "wang.fang" and STAMP.match(entry["at"])
+
+    # A household with an earlier edit: that entry stays, the phone's is added after the stamp
+    # the phone saw.
+    again = await edit_phone(stamped_id, "13700005678")
+    edits = {e["field"]: e for e in again["edits"]}
+    assert set(edits) == {"head_name", "phone"}
+    assert edits["head_name"] == {"field": "head_name", "at": ahead, "by": f"w_{GRID_A}"}
+    assert edits["phone"]["by"] == "wang.fang" and edits["phone"]["at"] > ahead
+
+    # Saving again with nothing changed stamps nothing; removing a member stamps its status.
+    back = f"#/h/{quote(stamped_id, safe='')}"
+    await page.click(f'a[href="#/edit/{quote(stamped_id, safe="")}"]')
+    await page.wait_for_selector("form.record-form")
+    await save_form(phone, back)
+    await page.wait_for_function("([id, rev]) => linli.index.get(id)._rev !== rev",
+                                 arg=[stamped_id, again["_rev"]])
+    assert (await phone.local(stamped_id) or {})["edits"] == again["edits"]
+    member = await page.evaluate("(h) => linli.index.membersOf(h)[0]", stamped_id)
+    await page.click(f'a[href="#/remove/{quote(member["_id"], safe="")}"]')
+    await page.select_option("#remove-reason", "moved_out")
+    await page.click("form.record-form button[type=submit]")
+    await page.wait_for_function("(id) => linli.index.get(id).status === 'moved_out'",
+                                 arg=member["_id"])
+    removed = await phone.local(member["_id"]) or {}
+    assert removed["schema_version"] == 2
+    assert [(e["field"], e["by"]) for e in removed["edits"]] == [("status", "wang.fang")]
+    assert removed["edits"][0]["at"] > edits["phone"]["at"]
+    await phone.wait_waiting(0)
+    assert registry.problems(await wait_for_rev(db, member["_id"], removed["_rev"])) == []
+    assert phone.problems == []
+    await phone.close()
