@@ -464,9 +464,10 @@ CLOCK_CHECKS = """async () => {
     out.wellFormed = stamps.every((s) => pattern.test(s));
     out.first = stamps[0];
     // Another phone's stamp, a day ahead of this phone's clock, and an older one.
-    out.seen = clock.format(realNow() + 86400000, 3);
+    const dayAhead = realNow() + 86400000;
+    out.seen = clock.format(dayAhead, 3);
     clock.observe(out.seen);
-    clock.observe(clock.format(realNow() + 86399999, 9999));  // older: changes nothing
+    clock.observe(clock.format(dayAhead - 1, 9999));  // older: changes nothing
     clock.observe("not a stamp");
     Date.now = () => 0;  // the phone's clock set to 1970
     out.in1970 = [clock.stamp(), clock.stamp()];
