@@ -46,6 +46,7 @@ SWEEP_SECONDS = 30.0
 SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
 MAX_BACKOFF = 60.0
 RECEIPT_KEYS = 300  # keys per receipts view query
+RECEIPT_WAIT = 5.0  # the longest a revision without a receipt holds its page back
 RECEIPTS_DESIGN = {
     "_id": "_design/receipts",
     "language": "javascript",
@@ -147,6 +148,7 @@ class Resolver:
         self.stats = ResolverStats()
         self.idle = asyncio.Event()  # set whenever a pass has ended with nothing noticed since
         self.view_ready = False
+        self.first_seen: dict[tuple[str, str], float] = {}  # revisions still without receipt
 
     def notice(self, grid: str) -> None:
         """The gateway wrote to `grid`: look at it soon."""
@@ -224,8 +226,11 @@ class Resolver:
             items = [(str(row["id"]), revs) for row in page["results"]
                      if len(revs := [c["rev"] for c in row.get("changes") or ()]) > 1
                      and not str(row["id"]).startswith("_design/")]
-            if items:
-                await self.resolve_many(grid, items)
+            if items and not await self.resolve_many(grid, items):
+                # A revision whose receipt is not written yet: this page again, shortly.
+                self.dirty.add(grid)
+                self.wake.set()
+                return
             since = page["last_seq"]
             checkpoint = await self.save_checkpoint(db, checkpoint, since)
             if len(page["results"]) < PAGE:
@@ -295,18 +300,28 @@ class Resolver:
                     found[key] = (user, received)
         return found
 
-    async def resolve(self, grid: str, doc_id: str, revs: list[str] | None = None) -> None:
+    async def resolve(self, grid: str, doc_id: str, revs: list[str] | None = None) -> bool:
         revs = revs if revs is not None else await self.leaf_revs(grid_db(grid), doc_id)
-        await self.resolve_many(grid, [(doc_id, revs)])
+        return await self.resolve_many(grid, [(doc_id, revs)])
 
-    async def resolve_many(self, grid: str, items: list[tuple[str, list[str]]]) -> None:
+    async def resolve_many(self, grid: str, items: list[tuple[str, list[str]]]) -> bool:
         """Resolve a page of conflicted records: their revisions, receipts and ancestors read
-        in one request each; every record's merged revision and the tombstones of its losing
-        leaves in one `_bulk_docs`, and the trails in another."""
+        in one request each; every record's merged revision, the tombstones of its losing
+        leaves and its trail in one `_bulk_docs`. False, with nothing done, while a live
+        revision has no receipt yet (the gateway writes receipts just after the store
+        acknowledges): its sender and receipt time decide, so the page waits a moment. A
+        revision that never gets one (written straight to the store) waits RECEIPT_WAIT."""
         db = grid_db(grid)
         wanted = [(doc_id, rev) for doc_id, revs in items for rev in revs]
         docs, receipts = await asyncio.gather(self.bulk_get(db, wanted),
                                               self.receipts_for(db, wanted))
+        now = asyncio.get_running_loop().time()
+        unreceipted = [key for key, doc in docs.items()
+                       if not doc.get("_deleted") and key not in receipts]
+        if any(now - self.first_seen.setdefault(key, now) < RECEIPT_WAIT for key in unreceipted):
+            return False
+        for key in unreceipted:
+            self.first_seen.pop(key, None)
         plans: list[Plan] = []
         lost_deletions: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
         for doc_id, revs in items:
@@ -370,6 +385,7 @@ class Resolver:
                 self.stats.opened += 1
         if withdrawn:
             await self.couch.post(db_path(db, "_bulk_docs"), {"docs": withdrawn})
+        return True
 
     async def write_all(self, db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`_bulk_docs`, each result matched to its write: by position when the store keeps

@@ -29,8 +29,10 @@ from typing import Any
 MISSING: Any = object()
 """A field a revision does not have (distinct from JSON null)."""
 
-# Fields that are the record's identity or metadata, never merged field by field.
-IDENTITY = frozenset({"type", "grid", "created_by"})
+# Fields that are the record's identity or metadata, never merged field by field: the merged
+# record takes them from the revision received last (`device_time` says when a phone saved,
+# and two phones always disagree on it).
+IDENTITY = frozenset({"type", "grid", "created_by", "device_time"})
 SET_FIELDS = {"household": frozenset({"special_groups"}),
               "screening": frozenset({"symptoms", "measures"})}
 
@@ -102,7 +104,9 @@ def _merge_set(field: str, ancestor: Mapping[str, Any] | None,
         if item not in merged:
             merged.append(item)
     value: Any = MISSING if all(v is MISSING for v in values) else merged
-    chosen = latest(revisions)
+    changed = [r for r, v in zip(revisions, values, strict=True)
+               if ancestor is None or v != _value(ancestor, field)]
+    chosen = latest(changed or list(revisions))  # whose edit it is: a side that changed it
     return FieldDecision(field, "set_union", chosen, value,
                          tuple((r, v) for r, v in zip(revisions, values, strict=True)
                                if r is not chosen))

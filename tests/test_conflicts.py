@@ -120,8 +120,11 @@ def fields_of(trail: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def test_edits_of_different_fields_both_survive(scene: Scene) -> None:
     base = household(scene.grid, scene.a, "diff")
-    await scene.conflict(base, {**base, "phone": "13905700001"},
-                         {**base, "remarks": "独居老人，子女在外地"}, "diff")
+    # Each phone stamps its own save time: metadata, not an edit to merge.
+    await scene.conflict(base, {**base, "phone": "13905700001",
+                                "device_time": "2026-11-26T09:00:00+08:00"},
+                         {**base, "remarks": "独居老人，子女在外地",
+                          "device_time": "2026-11-26T09:05:00+08:00"}, "diff")
     assert len(scene.leaves(base["_id"])) == 2
     await scene.resolve()
     [merged] = scene.leaves(base["_id"])
