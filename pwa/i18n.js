@@ -80,6 +80,28 @@ const WORDS = {
   no_grids: ["您没有分配网格", "You have no grid assigned"],
   screen_of: ["排查", "Screening of"],
   decision: ["结论", "Decision"],
+  // merges of concurrent edits, as the worker sees them ({name}s are filled in by tf)
+  merges: ["修改合并", "Merged edits"],
+  merged_with: ["与 {names} 的修改已合并", "Merged with {names}'s edits"],
+  merged_among: ["{names} 的修改已合并", "Edits by {names} were merged"],
+  merged_own: ["您在几台手机上的修改已合并", "Your edits from more than one phone were merged"],
+  merged_unknown: ["同时进行的修改已合并", "Edits made at the same time were merged"],
+  both_changed_open: ["{field} {sides}都改了，暂用 {who} 的值（{value}），等待督导员决定",
+    "{field} was changed {sides}; {who}'s value ({value}) stands until a supervisor decides"],
+  sides_two: ["两人", "on both sides"],
+  sides_many: ["{n} 人", "by {n} people"],
+  decided_field: ["督导员 {who} 已决定：{field} = {value}", "Supervisor {who} decided: {field} = {value}"],
+  rule_field: ["{field}：{rule}，采用 {who} 的值（{value}）", "{field}: {rule}; {who}'s value is kept ({value})"],
+  rule_field_merged: ["{field}：{rule}（{value}）", "{field}: {rule} ({value})"],
+  merged_quietly: ["其他自动合并的字段：{fields}", "Merged automatically: {fields}"],
+  deletion_lost: ["删除未生效：有人同时修改了这条记录",
+    "The deletion did not take effect: someone edited this record at the same time"],
+  other_values: ["其他值", "Other values"],
+  your_edit: ["您的修改", "Your edit"],
+  you: ["您", "you"],
+  a_supervisor: ["督导员", "a supervisor"],
+  someone: ["他人", "someone"],
+  value_absent: ["（空）", "(empty)"],
 };
 
 const STORE_KEY = "linli.lang";
@@ -100,6 +122,11 @@ export function t(key) {
   const pair = WORDS[key];
   if (!pair) return key;
   return current === "en" ? pair[1] : pair[0];
+}
+
+// A word of the app with its {placeholders} filled in.
+export function tf(key, values) {
+  return t(key).replace(/\{(\w+)\}/g, (whole, name) => (Object.hasOwn(values, name) ? String(values[name]) : whole));
 }
 
 // A [zh, en] pair, as the schemas' x-enum-labels hold them.

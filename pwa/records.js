@@ -27,6 +27,11 @@ export function naturalCompare(a, b) {
   return String(a).localeCompare(String(b), "zh-CN", { numeric: true });
 }
 
+// A date-time with its offset as milliseconds, for ordering (0 when absent or unreadable).
+function timeOf(text) {
+  return Date.parse(text || "") || 0;
+}
+
 // The latest of `latest` and the edit stamps in `doc`.
 function latestEdit(doc, latest = null) {
   if (!Array.isArray(doc.edits)) return latest;
@@ -106,6 +111,7 @@ export class GridIndex {
     const census = new Map();
     const screenings = new Map();
     const verdicts = new Map();
+    const resolutions = new Map();
     const push = (map, key, value) => {
       const list = map.get(key);
       if (list) list.push(value);
@@ -134,6 +140,9 @@ export class GridIndex {
         case "verdict":
           push(verdicts, doc.record, doc);
           break;
+        case "resolution":
+          push(resolutions, doc.record, doc);
+          break;
         default:
       }
     }
@@ -143,6 +152,9 @@ export class GridIndex {
     for (const list of verdicts.values()) {
       list.sort((a, b) => String(b.device_time || "").localeCompare(String(a.device_time || "")));
     }
+    for (const list of resolutions.values()) {
+      list.sort((a, b) => timeOf(b.resolved_at) - timeOf(a.resolved_at));
+    }
     households.sort((a, b) =>
       naturalCompare(a.address.compound_name || a.address.compound, b.address.compound_name || b.address.compound) ||
       naturalCompare(a.address.building, b.address.building) ||
@@ -150,7 +162,8 @@ export class GridIndex {
       naturalCompare(a.address.room, b.address.room));
     const byBuilding = new Map();
     for (const h of households) push(byBuilding, buildingKey(h.address), h);
-    Object.assign(this, { households, buildings, members, visits, census, screenings, verdicts, byBuilding });
+    Object.assign(this, { households, buildings, members, visits, census, screenings, verdicts, resolutions,
+      byBuilding });
     this.searchable = households.map((h) => [h, normalise(this.searchText(h, members.get(h._id) || []))]);
     this.dirty = false;
     return this;
@@ -214,18 +227,38 @@ export class GridIndex {
     return this.verdicts.get(recordId) || [];
   }
 
-  // Every verdict on the household and on what was recorded about it.
-  verdictsForHousehold(householdId) {
+  // The household's id and the ids of what was recorded about it: members, visits, screenings
+  // and census forms.
+  householdRecordIds(householdId) {
     this.build();
     const ids = [householdId, ...this.membersOf(householdId).map((p) => p._id),
       ...this.visitsOf(householdId).map((v) => v._id)];
     for (const p of this.membersOf(householdId)) {
       for (const s of this.screenings.get(p._id) || []) ids.push(s._id);
     }
-    for (const doc of this.docs.values()) {
-      if (doc.type === "census_household" && doc.household === householdId) ids.push(doc._id);
+    for (const doc of this.census.values()) {
+      if (doc.household === householdId) ids.push(doc._id);
     }
-    return ids.flatMap((id) => this.verdictsOn(id).map((v) => ({ record: this.get(id), verdict: v })));
+    return ids;
+  }
+
+  // Every verdict on the household and on what was recorded about it.
+  verdictsForHousehold(householdId) {
+    return this.householdRecordIds(householdId)
+      .flatMap((id) => this.verdictsOn(id).map((v) => ({ record: this.get(id), verdict: v })));
+  }
+
+  // How the server merged concurrent edits of a record, newest first.
+  resolutionsOn(recordId) {
+    this.build();
+    return this.resolutions.get(recordId) || [];
+  }
+
+  // Every merge of the household and of what was recorded about it, newest first.
+  resolutionsForHousehold(householdId) {
+    return this.householdRecordIds(householdId)
+      .flatMap((id) => this.resolutionsOn(id).map((r) => ({ record: this.get(id), resolution: r })))
+      .sort((a, b) => timeOf(b.resolution.resolved_at) - timeOf(a.resolution.resolved_at));
   }
 
   visitState(householdId) {

@@ -5,7 +5,7 @@
 import { el } from "./dom.js";
 import { withEdits } from "./edits.js";
 import { SYSTEM, buildForm } from "./forms.js";
-import { fieldLabel, lang, message, pick, t } from "./i18n.js";
+import { fieldLabel, formatTime, lang, message, pick, t, tf } from "./i18n.js";
 import { householdKey, naturalCompare } from "./records.js";
 import { roomProblems } from "./rules.js";
 import { documentProblems } from "./validate.js";
@@ -196,6 +196,7 @@ export function householdView(app, id) {
         el("span", { class: "main" }, `${codeLabel(schemas, "verdict", "decision", verdict.decision)}${verdict.comment ? `：${verdict.comment}` : ""}`),
         el("span", { class: "meta" }, record ? recordTitle(app, record) : verdict.record),
         record && record.type !== "household" ? link(editHref(record), t("edit")) : null)))) : null,
+    mergeSection(app, index.resolutionsForHousehold(id)),
     el("div", { class: "actions" },
       link(`#/new/household_visit/${hh}`, t("record_visit")),
       link(`#/edit/${hh}`, t("edit_household")),
@@ -213,6 +214,115 @@ export function householdView(app, id) {
         link(`#/edit/${encodeURIComponent(v._id)}`, t("edit")))))
         : el("p", { class: "empty" }, t("no_visits"))),
   ];
+}
+
+// --- merges of concurrent edits, as the worker sees them ------------------------------------
+
+const SHORT = 20; // characters of a value shown in a merge note
+
+// A field's value in words: codes by their labels, an address as written, `limit` characters at
+// most. `missing` (the field was absent on that side) reads "(empty)".
+export function valueText(schemas, type, field, value, { missing = false, limit = 0 } = {}) {
+  const prop = (latestSchema(schemas, type).schema?.properties || {})[field] || {};
+  const labelOf = (p, v) => pick(((p || {})["x-enum-labels"] || {})[v] ?? v);
+  let text;
+  if (missing || value === undefined || value === null || value === "") text = t("value_absent");
+  else if (Array.isArray(value)) text = value.map((v) => labelOf(prop["x-enum-labels"] ? prop : prop.items, v)).join("、");
+  else if (typeof value === "boolean") text = t(value ? "yes" : "no");
+  else if (field === "address" && typeof value === "object") text = addressText(value);
+  else if (typeof value === "object") text = JSON.stringify(value);
+  else text = labelOf(prop, value);
+  const chars = Array.from(text);
+  return limit && chars.length > limit ? `${chars.slice(0, limit).join("")}…` : text;
+}
+
+function isMine(app, side) {
+  return Boolean(side) && side.by === app.me.name;
+}
+
+function whoOf(app, side) {
+  if (!side || !side.by) return t("someone");
+  return isMine(app, side) ? t("you") : side.by;
+}
+
+// The header of a merge: whose edits met.
+function mergeHeadline(app, resolution) {
+  const names = new Set();
+  for (const r of resolution.revisions || []) if (r.by) names.add(r.by);
+  for (const f of resolution.fields || []) {
+    for (const side of [f.chosen, ...(f.alternatives || [])]) if (side && side.by) names.add(side.by);
+  }
+  for (const name of [...names]) if (name.startsWith("linli-") || name === resolution.decided_by) names.delete(name);
+  const others = [...names].filter((n) => n !== app.me.name);
+  const joined = others.join("、");
+  if (names.has(app.me.name)) return others.length ? tf("merged_with", { names: joined }) : t("merged_own");
+  return others.length ? tf("merged_among", { names: joined }) : t("merged_unknown");
+}
+
+// Each side's value, the worker's own marked.
+function sidesOf(app, type, f) {
+  const sides = [f.chosen, ...(f.alternatives || [])].filter(Boolean);
+  return el("span", { class: "sides" }, sides.map((side) => el("span", { class: `side${isMine(app, side) ? " side-mine" : ""}` },
+    isMine(app, side) ? chip("mine", t("your_edit")) : `${whoOf(app, side)}${lang() === "en" ? ":" : "："}`,
+    " ", valueText(app.schemas, type, f.field, side.value, { missing: side.missing, limit: SHORT }))));
+}
+
+// What one field's merge means for the worker, or null for the routine ones (a change on one
+// side only, or the same value on both), which are only named together.
+function fieldNote(app, resolution, f) {
+  const type = resolution.record_type;
+  const schema = latestSchema(app.schemas, type).schema || {};
+  const field = fieldLabel((schema.properties || {})[f.field], f.field);
+  const chosen = f.chosen || {};
+  const value = valueText(app.schemas, type, f.field, chosen.value, { missing: chosen.missing, limit: SHORT });
+  const ruleProp = latestSchema(app.schemas, "resolution").schema?.properties.fields.items.properties.rule || {};
+  const rule = pick((ruleProp["x-enum-labels"] || {})[f.rule] || f.rule);
+  if (f.rule === "supervisor" || (resolution.status === "decided" && f.rule === "concurrent_edits")) {
+    const who = resolution.decided_by || chosen.by || t("a_supervisor");
+    return el("li", { class: "merge-field merge-decided", "data-field": f.field },
+      tf("decided_field", { who, field, value }));
+  }
+  if (f.undecided) {
+    const count = 1 + (f.alternatives || []).length;
+    const sides = count === 2 ? t("sides_two") : tf("sides_many", { n: count });
+    return el("li", { class: "merge-field merge-undecided", "data-field": f.field },
+      el("span", {}, tf("both_changed_open", { field, sides, who: whoOf(app, chosen), value })), sidesOf(app, type, f));
+  }
+  if (f.rule === "one_side_changed" || f.rule === "same_value" || f.rule === "edit_beats_deletion") return null;
+  const text = f.rule === "set_union" ? tf("rule_field_merged", { field, rule, value })
+    : tf("rule_field", { field, rule, who: whoOf(app, chosen), value });
+  return el("li", { class: "merge-field", "data-field": f.field }, el("span", {}, text),
+    (f.alternatives || []).length ? sidesOf(app, type, f) : null);
+}
+
+function mergeItem(app, record, resolution) {
+  const type = resolution.record_type;
+  const schema = latestSchema(app.schemas, type).schema || {};
+  const fields = resolution.fields || [];
+  const notes = fields.map((f) => fieldNote(app, resolution, f)).filter(Boolean);
+  const quiet = fields.filter((f) => (f.rule === "one_side_changed" || f.rule === "same_value") && !f.undecided)
+    .map((f) => fieldLabel((schema.properties || {})[f.field], f.field));
+  const deletionLost = (resolution.revisions || []).some((r) => r.deleted) ||
+    fields.some((f) => f.rule === "edit_beats_deletion");
+  if (deletionLost) notes.unshift(el("li", { class: "merge-field merge-deletion" }, t("deletion_lost")));
+  if (quiet.length) {
+    notes.push(el("li", { class: "merge-field merge-quiet" }, tf("merged_quietly", { fields: quiet.join("、") })));
+  }
+  const what = record ? recordTitle(app, record) : resolution.record;
+  const status = codeLabel(app.schemas, "resolution", "status", resolution.status);
+  return el("li", { class: `merge merge-${resolution.status}`, "data-resolution": resolution._id, "data-record": resolution.record },
+    el("span", { class: "main" }, mergeHeadline(app, resolution)),
+    chip(resolution.status === "open" ? "waiting" : "merged", status),
+    el("span", { class: "meta" }, `${what} · ${formatTime(Date.parse(resolution.resolved_at))}`),
+    notes.length ? el("ul", { class: "merge-fields" }, notes) : null);
+}
+
+// The merges of a household and of what was recorded about it, newest first.
+function mergeSection(app, merges) {
+  if (merges.length === 0) return null;
+  return el("section", { class: "card merges", "aria-labelledby": "merges-title" },
+    el("h3", { id: "merges-title" }, t("merges")),
+    el("ul", { class: "list" }, merges.map(({ record, resolution }) => mergeItem(app, record, resolution))));
 }
 
 function recordTitle(app, record) {

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -597,5 +598,104 @@ async def test_a_saved_edit_is_stamped_per_field(browser: Browser, demo: Demo) -
     assert removed["edits"][0]["at"] > edits["phone"]["at"]
     await phone.wait_waiting(0)
     assert registry.problems(await wait_for_rev(db, member["_id"], removed["_rev"])) == []
+    assert phone.problems == []
+    await phone.close()
+
+
+def resolution(record: dict[str, Any], fields: list[dict[str, Any]], *, resolved_at: str,
+               deleted_by: str | None = None, status: str = "open") -> dict[str, Any]:
+    """A resolution as the server's resolver writes it into the grid's database: two revisions,
+    the first by the field's other side."""
+    kind, grid = record["type"], record["grid"]
+    revisions = [{"rev": "3-" + "1" * 32, "deleted": False,
+                  "by": fields[0].get("alternatives", [fields[0]["chosen"]])[0]["by"],
+                  "received_at": resolved_at, "device_time": None, "outcome": "merged"},
+                 {"rev": "3-" + "2" * 32, "deleted": deleted_by is not None,
+                  "by": deleted_by or fields[0]["chosen"]["by"], "received_at": resolved_at,
+                  "device_time": None, "outcome": "deleted" if deleted_by else "kept"}]
+    return {"_id": f"resolution:{record['_id']}:{uuid.uuid4().hex[:16]}", "type": "resolution",
+            "schema_version": 1, "grid": grid, "created_by": "linli-resolver",
+            "record": record["_id"], "record_type": kind, "resolved_at": resolved_at,
+            "ancestor_rev": "2-" + "0" * 32, "result_rev": "4-" + "3" * 32,
+            "revisions": revisions, "fields": fields, "status": status}
+
+
+def side(by: str, value: Any, digit: str = "1") -> dict[str, Any]:
+    return {"rev": "3-" + digit * 32, "by": by, "received_at": "2026-11-26T10:00:01+00:00",
+            "value": value}
+
+
+async def test_a_merge_is_shown_to_the_worker(browser: Browser, demo: Demo) -> None:
+    registry = SchemaRegistry()
+    db = demo.db(GRID_A)
+    household_id = demo.quiet_household(GRID_A, skip=7)
+    household = dict(await asyncio.to_thread(db.get, household_id))
+    phone = await Phone.open(browser, demo.url)
+    await phone.login("wang.fang")
+    await phone.wait_for_records(demo.records(GRID_A))
+    page = phone.page
+    other = f"w_{GRID_A}"
+    member = await page.evaluate("(h) => linli.index.membersOf(h)[0]", household_id)
+
+    merge = resolution(household, [
+        {"field": "phone", "rule": "concurrent_edits", "undecided": True,
+         "chosen": side(other, "13800001111", "2"),
+         "alternatives": [side("wang.fang", "13900002222")]},
+        {"field": "remarks", "rule": "one_side_changed", "undecided": False,
+         "chosen": side("wang.fang", "独居，子女在外地工作，每周回来一次看望")},
+    ], resolved_at="2026-11-26T10:00:02+00:00")
+    lost = resolution(member, [
+        {"field": "phone", "rule": "edit_beats_deletion", "undecided": False,
+         "chosen": side("wang.fang", "13900003333")},
+    ], resolved_at="2026-11-26T11:00:00+00:00", deleted_by=other, status="resolved")
+    for doc in (merge, lost):
+        assert registry.problems(doc) == []
+        await asyncio.to_thread(db.save, doc)
+    await page.wait_for_function("(ids) => ids.every((id) => linli.index.get(id))",
+                                 arg=[merge["_id"], lost["_id"]])
+
+    await phone.show(f"#/h/{quote(household_id, safe='')}")
+    section = page.locator("section.merges")
+    await section.wait_for()
+    assert await section.get_attribute("aria-labelledby") == "merges-title"
+    assert await page.text_content("#merges-title") == "修改合并"
+    items = section.locator("li.merge")
+    # Newest first: the member's deletion that did not take effect, then the household's phone.
+    assert [await items.nth(i).get_attribute("data-resolution") for i in range(2)] == \
+        [lost["_id"], merge["_id"]]
+    first = await items.nth(0).inner_text()
+    assert "删除未生效：有人同时修改了这条记录" in first and member["name"] in first
+    text = await items.nth(1).inner_text()
+    assert f"与 {other} 的修改已合并" in text
+    assert f"联系电话 两人都改了，暂用 {other} 的值（13800001111），等待督导员决定" in text
+    assert "待督导员决定" in text
+    mine = items.nth(1).locator(".side-mine")
+    assert await mine.inner_text() == "您的修改 13900002222"
+    assert "其他自动合并的字段：备注" in text
+    assert "独居，子女在外地工作，每周回来一次看望" not in text  # routine merges are only named
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+
+    await page.click("#lang")
+    await page.wait_for_selector("text=Merged edits")
+    text = await items.nth(1).inner_text()
+    assert f"Merged with {other}'s edits" in text
+    assert f"Phone was changed on both sides; {other}'s value (13800001111) stands until a " \
+        "supervisor decides" in text
+    assert await mine.inner_text() == "Your edit 13900002222"
+    await page.click("#lang")
+    await page.wait_for_selector("text=修改合并")
+
+    # A supervisor decides: the note says who and what.
+    decided = {**merge, "status": "decided", "decided_by": "chen.jing",
+               "decided_at": "2026-11-26T12:00:00+00:00",
+               "fields": [{**merge["fields"][0], "rule": "supervisor", "undecided": False,
+                           "chosen": side("chen.jing", "13900002222", "4")},
+                          merge["fields"][1]]}
+    decided["_rev"] = (await asyncio.to_thread(db.get, merge["_id"]))["_rev"]
+    assert registry.problems(decided) == []
+    await asyncio.to_thread(db.save, decided)
+    note = section.locator(f'li.merge[data-resolution="{merge["_id"]}"] .merge-decided')
+    await note.wait_for()
+    assert await note.inner_text() == "督导员 chen.jing 已决定：联系电话 = 13900002222"
     assert phone.problems == []
     await phone.close()
