@@ -2,6 +2,7 @@
 // asks for a login only when there is nobody to work as or the server wants a new one, keeps the
 // grid replicating in the background, and routes between the screens of views.js.
 
+import { canDecide, conflictsView } from "./conflicts.js";
 import { el } from "./dom.js";
 import { formatTime, lang, message, setLang, t } from "./i18n.js";
 import { GridIndex } from "./records.js";
@@ -82,6 +83,7 @@ function renderSyncBar() {
     parts.push(el("a", { href: "#/sync", id: "sync-refused", class: "refused-link",
       "data-count": String(status.refused.length) }, `${t("refused")}：${status.refused.length}`));
   }
+  if (canDecide(app.me)) parts.push(el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")));
   if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
   syncBar.replaceChildren(...parts);
@@ -143,14 +145,20 @@ async function loadSchemas() {
 }
 
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
-// and never over a form the worker is filling in.
+// and never over a form the worker is filling in, nor a screen that shows no grid records (the
+// conflict queue comes from the server).
+const SERVER_SCREENS = new Set(["conflicts"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
   renderTimer = setTimeout(() => {
     renderTimer = null;
-    if (!document.querySelector("#view form.record-form")) route();
+    rerender();
   }, 400);
+}
+
+function rerender() {
+  if (!document.querySelector("#view form.record-form") && !SERVER_SCREENS.has(view.dataset.route)) route();
 }
 
 async function start(me) {
@@ -180,7 +188,7 @@ async function start(me) {
   route();
   app.sync.start();
   await app.index.loadRest(app.sync.db);
-  if (!document.querySelector("#view form.record-form")) route();
+  rerender();
   app.storage = await storageReport();
   renderSyncBar();
 }
@@ -197,6 +205,7 @@ async function route() {
   } else if (name === "b") nodes = buildingView(app, a);
   else if (name === "h") nodes = householdView(app, a);
   else if (name === "sync") nodes = refusedView(app);
+  else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;
@@ -223,6 +232,7 @@ window.addEventListener("hashchange", () => {
 });
 window.addEventListener("online", () => {
   renderSyncBar();
+  if (SERVER_SCREENS.has(view.dataset.route)) route();
   if (app.sync && app.sync.state !== "login") {
     app.sync.stop();
     app.sync.start();

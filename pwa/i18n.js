@@ -102,6 +102,25 @@ const WORDS = {
   a_supervisor: ["督导员", "a supervisor"],
   someone: ["他人", "someone"],
   value_absent: ["（空）", "(empty)"],
+  // the supervisor's queue of conflicts
+  conflict_queue: ["待决定的冲突", "Conflicts to decide"],
+  conflicts_help: ["两人同时修改了同一字段。请为每个字段选定一个值，或另填一个值。",
+    "Two people changed the same field at the same time. Choose a value for each field, or type one."],
+  no_conflicts: ["没有待决定的冲突", "No conflicts to decide"],
+  needs_network: ["需要网络", "Needs a network connection"],
+  conflicts_unavailable: ["服务器暂不提供冲突处理", "The server does not offer conflict decisions yet"],
+  supervisors_only: ["只有督导员和管理员可以决定冲突", "Only supervisors and administrators decide conflicts"],
+  type_value: ["另填一个值", "Type a value"],
+  provisional: ["暂用", "standing"],
+  decide: ["确定", "Decide"],
+  deciding: ["正在提交…", "Sending…"],
+  decided: ["已决定", "Decided"],
+  choose_each: ["请为每个字段选定一个值", "Choose a value for each field"],
+  type_something: ["请填写一个值", "Type a value"],
+  changed_meanwhile: ["记录已有新的修改，列表已刷新", "The record changed meanwhile; the list was reloaded"],
+  received_at: ["服务器收到", "received"],
+  resolved_at: ["处理时间", "Resolved"],
+  open_household: ["查看住户", "Open the household"],
 };
 
 const STORE_KEY = "linli.lang";

@@ -673,6 +673,7 @@ async def test_a_merge_is_shown_to_the_worker(browser: Browser, demo: Demo) -> N
     assert await mine.inner_text() == "您的修改 13900002222"
     assert "其他自动合并的字段：备注" in text
     assert "独居，子女在外地工作，每周回来一次看望" not in text  # routine merges are only named
+    assert not await page.is_visible("#conflicts-link")  # the queue is the supervisors'
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
 
     await page.click("#lang")
@@ -697,5 +698,96 @@ async def test_a_merge_is_shown_to_the_worker(browser: Browser, demo: Demo) -> N
     note = section.locator(f'li.merge[data-resolution="{merge["_id"]}"] .merge-decided')
     await note.wait_for()
     assert await note.inner_text() == "督导员 chen.jing 已决定：联系电话 = 13900002222"
+    assert phone.problems == []
+    await phone.close()
+
+
+PARSE_TYPED = """async () => {
+  const { parseTyped } = await import("/app/conflicts.js");
+  const schemas = await (await fetch("/app/schemas.json")).json();
+  const props = schemas.types.household["2"].properties;
+  const person = schemas.types.person["2"].properties;
+  return [parseTyped(props.area_m2, " 85.5 "), parseTyped(props.vehicles, "2"),
+    parseTyped(props.phone, "13800001111"), parseTyped(props.tenure, "租住"),
+    parseTyped(props.special_groups, "独居老人、disability"), parseTyped(person.literate, "否"),
+    parseTyped(props.vehicles, "两")];
+}"""
+
+
+async def test_the_supervisor_decides_conflicts(browser: Browser, demo: Demo) -> None:
+    registry = SchemaRegistry()
+    db = demo.db(GRID_B)
+    first_id, second_id = demo.quiet_household(GRID_B, 0), demo.quiet_household(GRID_B, 1)
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    await phone.login("chen.jing")  # a supervisor of the community: both demo grids
+    status = await page.evaluate("() => fetch('/api/conflicts').then((r) => r.status)")
+    if status == 404:
+        await phone.close()
+        pytest.skip("the server has no GET /api/conflicts yet (the conflict resolver's API)")
+    assert await page.evaluate(PARSE_TYPED) == [
+        85.5, 2, "13800001111", "rented", ["elderly_alone", "disability"], False, "两"]
+
+    other = f"w_{GRID_B}"
+    opened = []
+    for n, household_id in enumerate((first_id, second_id)):
+        household = dict(await asyncio.to_thread(db.get, household_id))
+        doc = resolution(household, [
+            {"field": "phone", "rule": "concurrent_edits", "undecided": True,
+             "chosen": side("li.qiang", f"1380000111{n}", "2"),
+             "alternatives": [side(other, f"1390000222{n}")]},
+            {"field": "head_name", "rule": "one_side_changed", "undecided": False,
+             "chosen": side("li.qiang", household["head_name"], "2")},
+        ], resolved_at=f"2026-11-26T10:0{n}:00+00:00")
+        assert registry.problems(doc) == []
+        await asyncio.to_thread(db.save, doc)
+        opened.append(doc)
+
+    await page.click("#conflicts-link")
+    cards = [page.locator(f'section.conflict[data-id="{doc["_id"]}"]') for doc in opened]
+    for card in cards:
+        await card.wait_for()
+    first, second = cards
+    assert await first.locator("h3").inner_text() == f"住户 · {first_id}"
+    assert await first.locator("fieldset legend").all_inner_texts() == ["联系电话"]
+    choices = await first.locator(".side-choice").all_inner_texts()
+    assert "13800001110" in choices[0] and "li.qiang" in choices[0] and "暂用" in choices[0]
+    assert "13900002220" in choices[1] and other in choices[1]
+    unlabelled = await page.evaluate(
+        "() => [...document.querySelectorAll('main input, main select, main textarea')]"
+        ".filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label'))"
+        ".map((e) => e.outerHTML)")
+    assert unlabelled == []
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+
+    # Every field needs a choice; then the other worker's value is chosen.
+    await first.locator("button[type=submit]").click()
+    assert await first.locator("fieldset .error").inner_text() == "请为每个字段选定一个值"
+    await first.locator(".side-choice input").nth(1).check()
+    await first.locator("button[type=submit]").click()
+    await first.wait_for(state="detached")
+    stored = await asyncio.to_thread(db.get, first_id)
+    assert stored["phone"] == "13900002220"
+    assert (await asyncio.to_thread(db.get, opened[0]["_id"]))["status"] == "decided"
+
+    # Someone else settled the second one meanwhile: the reason shows and the list reloads.
+    settled = dict(await asyncio.to_thread(db.get, opened[1]["_id"]))
+    settled.update(status="decided", decided_by="sun.lei",
+                   decided_at="2026-11-26T12:00:00+00:00")
+    settled["fields"][0].update(rule="supervisor", undecided=False)
+    await asyncio.to_thread(db.save, settled)
+    await second.locator("input.typed").fill("13311112222")
+    assert await second.locator('input[value="other"]').is_checked()
+    await second.locator("button[type=submit]").click()
+    await second.wait_for(state="detached")
+    notice = await page.text_content(".notice") or ""
+    assert notice.startswith("记录已有新的修改，列表已刷新") and "已经处理过" in notice
+    assert (await asyncio.to_thread(db.get, second_id))["phone"] != "13311112222"
+
+    # With no network the screen says so.
+    await phone.context.set_offline(True)
+    await page.reload()
+    await page.wait_for_selector(".needs-network")
+    assert await page.text_content(".needs-network") == "需要网络"
     assert phone.problems == []
     await phone.close()
