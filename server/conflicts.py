@@ -316,8 +316,11 @@ class Resolver:
         docs, receipts = await asyncio.gather(self.bulk_get(db, wanted),
                                               self.receipts_for(db, wanted))
         now = asyncio.get_running_loop().time()
-        unreceipted = [key for key, doc in docs.items()
-                       if not doc.get("_deleted") and key not in receipts]
+        contested = {doc_id for doc_id, revs in items
+                     if sum(1 for r in revs if (doc_id, r) in docs
+                            and not docs[(doc_id, r)].get("_deleted")) > 1}
+        unreceipted = [key for key, doc in docs.items() if key[0] in contested
+                       and not doc.get("_deleted") and key not in receipts]
         if any(now - self.first_seen.setdefault(key, now) < RECEIPT_WAIT for key in unreceipted):
             return False
         for key in unreceipted:
@@ -381,6 +384,8 @@ class Resolver:
                 self.stats.collapsed += 1
                 continue
             self.stats.resolved += 1
+            if self.receipts is not None:  # the merge is a revision the server received too
+                self.receipts.record(RESOLVER, db, [[plan.doc_id, str(outcome[0]["rev"])]])
             if plan.merged is not None and plan.merged.undecided:
                 self.stats.opened += 1
         if withdrawn:
