@@ -791,3 +791,64 @@ async def test_the_supervisor_decides_conflicts(browser: Browser, demo: Demo) ->
     assert await page.text_content(".needs-network") == "需要网络"
     assert phone.problems == []
     await phone.close()
+
+
+async def test_two_phones_edit_one_household_offline(browser: Browser, demo: Demo) -> None:
+    """Two workers of the grid edit the same household offline (one its phone, the other its
+    remarks and, both, its special groups), then sync: the server's resolver merges them, the
+    record and its trail say so field by field, and both phones end with the merged record."""
+    household = demo.quiet_household(GRID_A, skip=9)
+    first = await Phone.open(browser, demo.url)
+    await first.login("wang.fang")
+    second = await Phone.open(browser, demo.url)
+    await second.login(f"w_{GRID_A}")
+    total = demo.records(GRID_A)
+    for phone in (first, second):
+        await phone.wait_for_records(total)
+        await phone.context.set_offline(True)
+    route = f"#/edit/{quote(household, safe='')}"
+
+    async def edit(phone: Phone, fill: dict[str, str], check: str) -> None:
+        await phone.show(route)
+        await phone.page.wait_for_selector("form.record-form")
+        for name, value in fill.items():
+            await phone.page.fill(f'[name="{name}"]', value)
+        await phone.page.check(f'input[type=checkbox][value="{check}"]')
+        await phone.page.click("form.record-form button[type=submit]")
+        await phone.wait_waiting(1)
+
+    await edit(first, {"phone": "13905709901"}, "hardship")
+    await edit(second, {"remarks": "两部手机同时修改"}, "disability")
+    await first.context.set_offline(False)
+    await first.wait_waiting(0)
+    await second.context.set_offline(False)
+    await second.wait_waiting(0)
+
+    db = demo.db(GRID_A)
+    for _ in range(150):
+        doc = await asyncio.to_thread(db.get, household, conflicts=True)
+        if doc and "_conflicts" not in doc and doc.get("remarks") and doc.get("phone") == \
+                "13905709901":
+            break
+        await asyncio.sleep(0.2)
+    assert "_conflicts" not in doc, doc
+    assert (doc["phone"], doc["remarks"]) == ("13905709901", "两部手机同时修改")
+    assert {"hardship", "disability"} <= set(doc.get("special_groups", []))
+    assert doc["schema_version"] == 2
+    stamps = {e["field"]: e["by"] for e in doc["edits"]}
+    assert stamps["phone"] == "wang.fang" and stamps["remarks"] == f"w_{GRID_A}"
+    trails = [row.doc for row in await asyncio.to_thread(
+        lambda: list(db.view("_all_docs", startkey=f"resolution:{household}:",
+                             endkey=f"resolution:{household}:\ufff0", include_docs=True)))]
+    assert len(trails) == 1 and trails[0]["status"] == "resolved"
+    rules_by_field = {f["field"]: f["rule"] for f in trails[0]["fields"]}
+    assert rules_by_field["phone"] == rules_by_field["remarks"] == "one_side_changed"
+    assert rules_by_field["special_groups"] == "set_union"
+    assert {r["by"] for r in trails[0]["revisions"]} == {"wang.fang", f"w_{GRID_A}"}
+    for phone in (first, second):  # both phones end with the merged record
+        await phone.page.wait_for_function(
+            "([id, rev]) => (linli.index.get(id) || {})._rev === rev", arg=[household,
+                                                                          doc["_rev"]],
+            timeout=30_000)
+        assert phone.problems == []
+        await phone.close()
