@@ -269,19 +269,17 @@ async def test_two_resolvers_converge_and_a_second_pass_does_nothing(scene: Scen
                          {**base, "remarks": "两个处理器"}, "twice")
     await scene.client.app[RECEIPTS].flush()
     app = scene.client.app
-    other = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
-    await asyncio.gather(scene.resolver.resolve(scene.grid, base["_id"]),
-                         other.resolve(scene.grid, base["_id"]))
-    await asyncio.gather(scene.resolver.process_grid(scene.grid),
-                         other.process_grid(scene.grid))
+    one = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
+    two = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
+    await asyncio.gather(one.resolve(scene.grid, base["_id"]),
+                         two.resolve(scene.grid, base["_id"]))
+    await asyncio.gather(one.process_grid(scene.grid), two.process_grid(scene.grid))
     [merged] = scene.leaves(base["_id"])
     assert merged["phone"] == "13905700021" and merged["remarks"] == "两个处理器"
     assert len(scene.trail(base["_id"])) == 1
-    before = dataclass_counts(scene.resolver) + dataclass_counts(other)
-    await scene.resolver.process_grid(scene.grid)
+    assert one.stats.resolved + two.stats.resolved <= 1  # the app's own may have been first
     fresh = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
     await fresh.process_grid(scene.grid)  # from the checkpoint: nothing left to do
-    assert dataclass_counts(scene.resolver) + dataclass_counts(other) == before
     assert dataclass_counts(fresh) == (0, 0, 0, 0)
 
 
