@@ -11,10 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from server import errors
+from server.aggregates import LEVELS
 from server.couch import Conflict, NotFound, db_path
 from server.errors import json_response
 from server.gateway import read_object, require_user
-from server.keys import CONFIG, COUCH, DIRECTORY, RECEIPTS, SCHEMAS
+from server.keys import AGGREGATES, CONFIG, COUCH, DIRECTORY, RECEIPTS, SCHEMAS
 from server.receipts import utc_now
 from server.scope import User, grid_db
 from server.validation import WriteContext, check_record
@@ -165,7 +166,27 @@ async def decide(request: web.Request) -> web.Response:
                           "by": user.name})
 
 
+async def aggregates(request: web.Request) -> web.Response:
+    """Figures of an area and of the areas just below it (`?level=city|district|street|
+    community|grid&code=`), for supervisors. Counts of grids outside the user's scope below 5
+    are withheld (listed in `suppressed`)."""
+    user = require_supervisor(request)
+    level = request.query.get("level", "city")
+    code = request.query.get("code", "")
+    if level not in LEVELS:
+        raise errors.bad_request(f"level 应为 {', '.join(LEVELS)} 之一",
+                                 f"level must be one of {', '.join(LEVELS)}")
+    if level != "city" and not code:
+        raise errors.bad_request("缺少地区编码 code", "`code` names the area.")
+    report = await request.app[AGGREGATES].report(user, level, code)
+    if level != "city" and not report["grids"]:
+        raise errors.CouchError(404, "not_found", errors.bilingual("没有这个地区",
+                                                                   "No such area."))
+    return json_response(report)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/me", me)
     app.router.add_get(API_PREFIX + "/conflicts", conflicts)
     app.router.add_post(API_PREFIX + "/conflicts/decide", decide)
+    app.router.add_get(API_PREFIX + "/aggregates", aggregates)

@@ -15,12 +15,14 @@ import aiohttp
 from aiohttp import web
 
 from server import api, designs, errors, gateway, shell
+from server.aggregates import Aggregates
 from server.auth import Authenticator
 from server.config import Config
 from server.conflicts import Resolver
 from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.installation import load_installation
 from server.keys import (
+    AGGREGATES,
     AUTH,
     CONFIG,
     COUCH,
@@ -116,6 +118,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
                         sweep_seconds=config.conflict_sweep_seconds)
     app[RESOLVER] = resolver
+    app[AGGREGATES] = Aggregates(couch, directory, config.census_campaign)
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),

@@ -31,6 +31,7 @@ from server import errors, replication
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
 from server.couch import READ_TIMEOUT, CouchFailure, StoreUnavailable, db_path
 from server.keys import (
+    AGGREGATES,
     AUTH,
     CONFIG,
     COUCH,
@@ -474,8 +475,10 @@ async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.R
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
         write_context(request, user, access), docs, new_edits,
         raw_body=raw if set(body) <= {"docs", "new_edits"} else None)
-    if not new_edits and access.grid is not None:  # only replicated revisions can conflict
-        request.app[RESOLVER].notice(access.grid)
+    if access.grid is not None:
+        request.app[AGGREGATES].notice(access.grid)
+        if not new_edits:  # only replicated revisions can conflict
+            request.app[RESOLVER].notice(access.grid)
     return json_answer(outcome.results, status=201)
 
 
@@ -574,8 +577,10 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
     outcome = await replication.write_batch(
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
         write_context(request, user, access), [doc], new_edits)
-    if not new_edits and access.grid is not None:
-        request.app[RESOLVER].notice(access.grid)
+    if access.grid is not None:
+        request.app[AGGREGATES].notice(access.grid)
+        if not new_edits:
+            request.app[RESOLVER].notice(access.grid)
     [refusal], [result] = outcome.refusals, outcome.results or [{"id": doc["_id"]}]
     if refusal is not None:
         raise replication.refusal_error(refusal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.aggregates import Aggregates
 from server.auth import Authenticator
 from server.config import Config
 from server.conflicts import Resolver
@@ -26,6 +27,7 @@ AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
 RECEIPTS = web.AppKey("receipts", ReceiptLog)
 RESOLVER = web.AppKey("resolver", Resolver)
+AGGREGATES = web.AppKey("aggregates", Aggregates)
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
 

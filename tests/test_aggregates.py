@@ -1,0 +1,189 @@
+"""Aggregates (server/aggregates.py, GET /api/aggregates): on grids of the synthetic city after
+random edits, deletions and conflicts, every figure equals a brute-force count over the raw
+documents, and small counts of grids outside a user's scope are withheld."""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections import Counter
+from typing import Any
+
+import couchdb
+from conftest import City, basic, wait_for_user
+
+from server import aggregates
+from server.city import iter_grids
+from server.keys import AGGREGATES
+from server.seed import BATCH
+
+STREET = "339999001"
+COMMUNITY = "339999001001"
+CAMPAIGN = "2026-census-pilot"
+
+
+def brute_force(docs: list[dict[str, Any]]) -> Counter[str]:
+    """The figures counted straight from the documents, without any view."""
+    out: Counter[str] = Counter()
+    year = datetime.date.today().year
+    visits: dict[str, tuple[tuple[str, str, str], str]] = {}
+    verdicts: dict[str, tuple[str, str]] = {}
+    for doc in docs:
+        kind = doc.get("type")
+        if kind == "household":
+            out["households"] += 1
+            out[f"households.status.{doc.get('status', '')}"] += 1
+        elif kind == "household_visit":
+            out["visits.total"] += 1
+            order = (doc["visited_on"], doc.get("device_time", ""), doc["_id"])
+            if doc["household"] not in visits or order > visits[doc["household"]][0]:
+                visits[doc["household"]] = (order, doc["outcome"])
+        elif kind == "census_household" and doc.get("campaign") == CAMPAIGN:
+            out["census.enumerated"] += 1
+        elif kind == "person" and doc.get("status") == "present":
+            out["persons"] += 1
+            out[f"persons.sex.{doc['sex']}"] += 1
+            out[f"persons.age.{aggregates.age_band(doc['birth_year'], year)}"] += 1
+            out[f"persons.registration.{doc.get('residence_status') or 'unknown'}"] += 1
+        elif kind == "screening":
+            out["screenings"] += 1
+            out[f"screenings.day.{doc['screened_on']}"] += 1
+            out[f"screenings.result.{doc.get('test_result') or 'unknown'}"] += 1
+            out[f"screenings.health_code.{doc.get('health_code') or 'unknown'}"] += 1
+            out[f"screenings.risk.{doc.get('risk_category') or 'unknown'}"] += 1
+        elif kind == "verdict":
+            stamp = (doc.get("device_time", ""), doc["decision"])
+            if doc["record"] not in verdicts or stamp > verdicts[doc["record"]]:
+                verdicts[doc["record"]] = stamp
+        elif kind == "resolution" and doc.get("status") == "open":
+            out["conflicts.open"] += 1
+    out["visits.households_visited"] = len(visits)
+    for _order, outcome in visits.values():
+        out[f"visits.latest.{outcome}"] += 1
+        if outcome in aggregates.VISITED:
+            out["visits.covered"] += 1
+    for _stamp, decision in verdicts.values():
+        out[f"review.{decision}"] += 1
+    out["review.reviewed"] = len(verdicts)
+    return +out
+
+
+def raw_docs(db: couchdb.Database) -> list[dict[str, Any]]:
+    return [dict(row.doc) for row in db.view("_all_docs", include_docs=True)
+            if not row.id.startswith("_design/")]
+
+
+def scramble(db: couchdb.Database, rng: random.Random, grid: str) -> None:
+    """Random edits, deletions and conflicting revisions, as a day of syncing leaves them."""
+    docs = raw_docs(db)
+    edits = []
+    for doc in rng.sample(docs, 60):
+        if doc["type"] == "household":
+            doc["status"] = rng.choice(["active", "vacant", "moved_out"])
+        elif doc["type"] == "household_visit":
+            doc["outcome"] = rng.choice(["completed", "nobody_home", "refused"])
+        elif doc["type"] == "person":
+            doc["status"] = rng.choice(["present", "moved_out"])
+        elif doc["type"] == "screening":
+            doc["health_code"] = rng.choice(["green", "yellow", "red"])
+        edits.append(doc)
+    db.update(edits)
+    rest = [d for d in raw_docs(db) if d["type"] in ("household_visit", "screening", "person")]
+    db.update([{**d, "_deleted": True} for d in rng.sample(rest, 25)])
+    branches = []
+    for doc in rng.sample([d for d in raw_docs(db) if d["type"] == "household_visit"], 15):
+        generation = int(doc["_rev"].split("-")[0]) + 1
+        digest = f"{rng.getrandbits(128):032x}"
+        branches.append({**doc, "outcome": "refused", "_rev": f"{generation}-{digest}",
+                         "_revisions": {"start": generation,
+                                        "ids": [digest, doc["_rev"].split("-", 1)[1]]}})
+    db.update(branches, new_edits=False)
+    verdicts = [{"_id": f"verdict:{d['_id']}:{n}", "type": "verdict", "schema_version": 1,
+                 "grid": grid, "created_by": "sup", "record": d["_id"],
+                 "record_rev": d["_rev"], "decision": rng.choice(["approved", "has_issues"]),
+                 "comment": "核对", "device_time": f"2026-11-2{n}T10:00:00+08:00"}
+                for n, d in enumerate(rng.sample(rest[:40], 12))]
+    later = {**verdicts[0], "_id": verdicts[0]["_id"] + "b", "decision": "rejected",
+             "device_time": "2026-11-29T10:00:00+08:00"}
+    db.update([*verdicts, later])
+
+
+async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> None:
+    rng = random.Random(2026)
+    codes = [city.grid(community=COMMUNITY, street=STREET) for _ in range(3)]
+    for n, (code, generated) in enumerate(zip(codes, iter_grids(900, 11), strict=False)):
+        db = city.db(code)
+        docs = [{**d, "grid": code} for d in (
+            generated.buildings + generated.households + generated.persons + generated.visits
+            + generated.census + generated.screenings)]
+        for start in range(0, len(docs), BATCH):
+            db.update(docs[start:start + BATCH])
+        scramble(db, rng, code)
+        assert n < 3
+    boss = city.user("supervisor", communities=[COMMUNITY])
+    stranger = city.user("supervisor", communities=["339999001002"])
+    await wait_for_user(client, boss)
+    await wait_for_user(client, stranger)
+    await client.app[AGGREGATES].refresh(codes)
+
+    resp = await client.get(f"/api/aggregates?level=community&code={COMMUNITY}",
+                            headers=basic(boss))
+    assert resp.status == 200, await resp.text()
+    report = await resp.json()
+    expected_total: Counter[str] = Counter()
+    children = {c["code"]: c for c in report["children"]}
+    assert set(children) == set(codes)
+    for code in codes:
+        expected = brute_force(raw_docs(city.db(code)))
+        expected_total.update(expected)
+        assert children[code]["figures"] == dict(expected), code
+        assert "suppressed" not in children[code]
+    assert report["figures"] == dict(expected_total)
+    assert report["figures"]["households"] > 0 and report["figures"]["persons"] > 0
+
+    # Up the hierarchy, the same totals.
+    resp = await client.get(f"/api/aggregates?level=street&code={STREET}", headers=basic(boss))
+    [community] = [c for c in (await resp.json())["children"] if c["code"] == COMMUNITY]
+    assert community["figures"] == dict(expected_total)
+
+    # Another community's supervisor sees the figures, but not small counts of these grids.
+    resp = await client.get(f"/api/aggregates?level=community&code={COMMUNITY}",
+                            headers=basic(stranger))
+    seen = await resp.json()
+    assert seen["figures"] == dict(expected_total)  # community level: shown
+    for child in seen["children"]:
+        assert all(v >= aggregates.SMALL for v in child["figures"].values())
+        full = children[child["code"]]["figures"]
+        assert child["suppressed"] == sorted(k for k, v in full.items() if v < aggregates.SMALL)
+    assert any(child["suppressed"] for child in seen["children"])
+
+    # A new record appears in the figures once written through the gateway.
+    worker = city.user("worker", grids=[codes[0]])
+    await wait_for_user(client, worker)
+    visit = {"_id": f"household_visit:{codes[0]}-new", "type": "household_visit",
+             "schema_version": 1, "grid": codes[0], "created_by": worker,
+             "household": f"household:{codes[0]}-new", "visited_on": "2026-11-26",
+             "outcome": "completed"}
+    resp = await client.post(f"/couch/grid-{codes[0]}/_bulk_docs", json={"docs": [visit]},
+                             headers=basic(worker))
+    assert resp.status == 201
+    resp = await client.get(f"/api/aggregates?level=grid&code={codes[0]}", headers=basic(boss))
+    figures = (await resp.json())["figures"]
+    assert figures["visits.total"] == children[codes[0]]["figures"]["visits.total"] + 1
+
+
+async def test_aggregates_are_for_supervisors_and_say_what_is_wrong(client: Any,
+                                                                    city: City) -> None:
+    code = city.grid(community=COMMUNITY, street=STREET)
+    worker = city.user("worker", grids=[code])
+    boss = city.user("supervisor", communities=[COMMUNITY])
+    await wait_for_user(client, worker)
+    await wait_for_user(client, boss)
+    assert (await client.get("/api/aggregates", headers=basic(worker))).status == 403
+    assert (await client.get("/api/aggregates")).status == 401
+    resp = await client.get("/api/aggregates?level=planet", headers=basic(boss))
+    assert resp.status == 400 and "level" in (await resp.json())["reason"]
+    resp = await client.get("/api/aggregates?level=street&code=000", headers=basic(boss))
+    assert resp.status == 404
+    resp = await client.get("/api/aggregates?level=city", headers=basic(boss))
+    assert resp.status == 200 and (await resp.json())["level"] == "city"
