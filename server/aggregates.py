@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import json
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from server.couch import CouchClient, NotFound, db_path
+from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.scope import Directory, Grid, User, grid_db
+
+log = logging.getLogger(__name__)
 
 DESIGN = "_design/linli"
 AGE_BANDS = ((0, 14, "0-14"), (15, 59, "15-59"), (60, 79, "60-79"), (80, 200, "80+"))
@@ -143,7 +145,21 @@ class Aggregates:
 
     async def refresh_dirty(self) -> None:
         codes, self.dirty = self.dirty, set()
-        await self.refresh(codes)
+        try:
+            await self.refresh(codes)
+        except BaseException:
+            self.dirty |= codes
+            raise
+
+    async def run(self, every: float = 1.0) -> None:
+        """Keep the figures of the grids written to fresh, about every second, so a dashboard
+        query only adds numbers up. (The first query after a start reads every grid it covers.)"""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.refresh_dirty()
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("aggregates not refreshed: %s", exc)
 
     def areas(self, level: str, code: str) -> tuple[Area, list[Area]]:
         """The area and its children, each with the grids under it."""
@@ -197,7 +213,3 @@ class Aggregates:
             grid = self.directory.grids.get(area.code)
             return grid.name if grid else ""
         return ""
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from server.scope import User, grid_db
 from server.validation import WriteContext, check_record
 
 API_PREFIX = "/api"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 audit = logging.getLogger("linli.audit")
 
 
@@ -185,8 +187,15 @@ async def aggregates(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """The API described (OpenAPI 3.1); a test holds it to the routes."""
+    return web.Response(body=OPENAPI.read_bytes(), content_type="application/json",
+                        charset="utf-8")
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/me", me)
     app.router.add_get(API_PREFIX + "/conflicts", conflicts)
     app.router.add_post(API_PREFIX + "/conflicts/decide", decide)
     app.router.add_get(API_PREFIX + "/aggregates", aggregates)
+    app.router.add_get(API_PREFIX + "/openapi.json", openapi)

@@ -118,11 +118,13 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
                         sweep_seconds=config.conflict_sweep_seconds)
     app[RESOLVER] = resolver
-    app[AGGREGATES] = Aggregates(couch, directory, config.census_campaign)
+    figures = Aggregates(couch, directory, config.census_campaign)
+    app[AGGREGATES] = figures
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),
              asyncio.create_task(resolver.run(), name="conflict-resolver"),
+             asyncio.create_task(figures.run(), name="aggregates"),
              asyncio.create_task(install_designs(couch, sorted(directory.grids)),
                                  name="design-installer")]
     yield

@@ -187,3 +187,16 @@ async def test_aggregates_are_for_supervisors_and_say_what_is_wrong(client: Any,
     assert resp.status == 404
     resp = await client.get("/api/aggregates?level=city", headers=basic(boss))
     assert resp.status == 200 and (await resp.json())["level"] == "city"
+
+
+async def test_the_api_is_described_by_the_openapi_document(client: Any) -> None:
+    resp = await client.get("/api/openapi.json")
+    assert resp.status == 200
+    document = await resp.json()
+    assert document["openapi"].startswith("3.1")
+    routes = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
+              if r.resource is not None and r.resource.canonical.startswith("/api/")
+              and r.method != "HEAD"}
+    described = {(method, path) for path, item in document["paths"].items()
+                 for method in item}
+    assert routes == described
