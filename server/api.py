@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,15 @@ async def decide(request: web.Request) -> web.Response:
         record = await couch.get(db_path(db, resolution["record"]))
     except NotFound as exc:
         raise errors.doc_not_found("记录已不存在 / The record no longer exists.") from exc
+    # The decision settles what the resolver left provisional: if someone has changed one of
+    # these fields since, the supervisor must see that first.
+    changed = [d["field"] for d in decisions
+               if record.get(d["field"], MISSING) != provisional(undecided[d["field"]])]
+    if changed:
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            f"这些字段在冲突处理后又被修改过，请刷新后再决定：{', '.join(changed)}",
+            f"Changed since the conflict was recorded; reload and decide again: "
+            f"{', '.join(changed)}"))
     for decision in decisions:
         if "value" in decision:
             record[decision["field"]] = decision["value"]
@@ -124,48 +134,62 @@ async def decide(request: web.Request) -> web.Response:
             record.pop(decision["field"], None)
     schema = request.app[SCHEMAS].schemas.get(
         (str(record.get("type")), record.get("schema_version")), {})
+    decided = {d["field"] for d in decisions}
     if "edits" in schema.get("properties", {}):  # the supervisor's edit is stamped like a phone's
-        decided = {d["field"] for d in decisions}
         record["edits"] = sorted(
             [e for e in record.get("edits", []) if e.get("field") not in decided]
             + [{"field": f, "at": server_stamp(), "by": user.name} for f in sorted(decided)],
             key=lambda e: str(e.get("field")))
     config = request.app[CONFIG]
     ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
-                       max_attachment_bytes=config.max_attachment_bytes)
+                       max_attachment_bytes=config.max_attachment_bytes,
+                       retired=request.app[DIRECTORY].retired_schemas)
     refusal = check_record(record, ctx, request.app[SCHEMAS])
     if refusal is not None:
         raise errors.CouchError(400, "bad_request", refusal.reason)
+    # The resolution first: its revision is the lock two supervisors deciding at once meet.
+    now = utc_now()
+    before = dict(resolution)
+    by_field = {d["field"]: d for d in decisions}
+    fields = []
+    for field in resolution["fields"]:
+        decision = by_field.get(field["field"])
+        if decision is not None:
+            chosen = {"rev": str(record["_rev"]), "by": user.name, "received_at": now}
+            field = {**field, "undecided": False, "rule": "supervisor",
+                     "chosen": {**chosen, "value": decision["value"]} if "value" in decision
+                     else {**chosen, "missing": True}}
+        fields.append(field)
+    still_open = any(f.get("undecided") for f in fields)
+    resolution = {**resolution, "fields": fields, "decided_by": user.name, "decided_at": now,
+                  "status": "open" if still_open else "decided"}
+    try:
+        settled = await couch.put(db_path(db, resolution_id), resolution)
+    except Conflict as exc:
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            "这个冲突刚被处理，请刷新", "This conflict was just settled; reload.")) from exc
     try:
         written = await couch.put(db_path(db, record["_id"]), record)
     except Conflict as exc:
+        # The record moved between the read and the write: undo the settlement.
+        await couch.put(db_path(db, resolution_id), {**before, "_rev": settled["rev"]})
         raise errors.CouchError(409, "conflict", errors.bilingual(
             "记录刚被修改，请刷新后再决定", "The record just changed; reload and decide again.")
         ) from exc
     request.app[RECEIPTS].record(user.name, db, [[record["_id"], str(written["rev"])]])
-    now = utc_now()
-    by_field = {d["field"]: d for d in decisions}
-    for field in resolution["fields"]:
-        decision = by_field.get(field["field"])
-        if decision is None:
-            continue
-        field["undecided"] = False
-        field["rule"] = "supervisor"
-        chosen = {"rev": str(written["rev"]), "by": user.name, "received_at": now}
-        field["chosen"] = {**chosen, "value": decision["value"]} if "value" in decision \
-            else {**chosen, "missing": True}
-    still_open = any(f.get("undecided") for f in resolution["fields"])
-    resolution.update(status="open" if still_open else "decided", decided_by=user.name,
-                      decided_at=now)
-    try:
-        await couch.put(db_path(db, resolution_id), resolution)
-    except Conflict as exc:
-        raise errors.CouchError(409, "conflict", errors.bilingual(
-            "冲突记录刚被修改，请刷新", "The conflict just changed; reload.")) from exc
     audit.info("%s settled %s in %s (%s)", user.name, resolution_id, code,
                ", ".join(sorted(by_field)))
     return json_response({"ok": True, "rev": written["rev"], "status": resolution["status"],
                           "by": user.name})
+
+
+MISSING = object()
+
+
+def provisional(field: Mapping[str, Any]) -> Any:
+    """The value the resolver left standing for a field of a resolution."""
+    chosen = field.get("chosen") or {}
+    return MISSING if chosen.get("missing") else chosen.get("value")
 
 
 async def aggregates(request: web.Request) -> web.Response:

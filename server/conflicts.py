@@ -80,8 +80,8 @@ class Plan:
     ancestor_rev: str | None
     identical: bool
     merged: merging.Merge | None = None
-    slots: list[int] = dataclasses.field(default_factory=list)  # its writes in the batch
-    trail_slot: int | None = None
+    trail: dict[str, Any] | None = None
+    result_rev: str | None = None
 
     @property
     def doc_type(self) -> str:
@@ -168,9 +168,15 @@ class Resolver:
                 grids = set(self.dirty)
             self.dirty -= grids
             try:
+                failed = 0
                 for grid in sorted(grids):
-                    await self.process_grid(grid)
-                backoff = 1.0
+                    try:
+                        await self.process_grid(grid)
+                    except (CouchFailure, Conflict) as exc:  # this grid only: go on
+                        failed += 1
+                        self.dirty.add(grid)
+                        log.warning("conflict resolver: grid %s: %s", grid, exc)
+                backoff = 1.0 if not failed else backoff
             except asyncio.CancelledError:
                 raise
             except (CouchFailure, StoreUnavailable) as exc:
@@ -321,7 +327,13 @@ class Resolver:
                             and not docs[(doc_id, r)].get("_deleted")) > 1}
         unreceipted = [key for key, doc in docs.items() if key[0] in contested
                        and not doc.get("_deleted") and key not in receipts]
-        if any(now - self.first_seen.setdefault(key, now) < RECEIPT_WAIT for key in unreceipted):
+        for key in receipts:
+            self.first_seen.pop(key, None)
+        if len(self.first_seen) > 100_000:  # never more than the revisions of a few pages
+            self.first_seen.clear()
+        waiting = [now - self.first_seen.setdefault(key, now) < RECEIPT_WAIT
+                   for key in unreceipted]  # every key registered, so they wait together
+        if any(waiting):
             return False
         for key in unreceipted:
             self.first_seen.pop(key, None)
@@ -337,59 +349,66 @@ class Resolver:
                 plans.append(Plan.of(doc_id, leaves, receipts))
         ancestors = await self.bulk_get(db, [(p.doc_id, p.ancestor_rev) for p in plans
                                              if not p.identical and p.ancestor_rev])
-        writes: list[dict[str, Any]] = []
+        # First the merged revisions, one per record; then, only for the records whose merge
+        # was accepted, their losing leaves' tombstones and their trails. Never two writes of
+        # one id in a request: PouchDB Server 4.2.0 stores a refused same-id write as an empty
+        # revision, which can win and then crash the store on the next changes feed.
+        merges: list[dict[str, Any]] = []
         for plan in plans:
-            if not plan.identical:
-                if plan.ancestor_rev is None:
-                    base: dict[str, Any] | None = {}  # created apart on each side
-                else:  # None: compacted away, the edit stamps decide
-                    stored = ancestors.get((plan.doc_id, plan.ancestor_rev))
-                    base = None if stored is None or stored.get("_deleted") else body_of(stored)
-                plan.merged = self.valid_or_provisional(
-                    grid, merging.merge(plan.doc_type, base, plan.revisions), plan.revisions)
-                new_body = {**plan.merged.body, "_id": plan.doc_id, "_rev": plan.winner["_rev"]}
-                if "_attachments" in plan.winner:
-                    new_body["_attachments"] = plan.winner["_attachments"]
-                plan.slots.append(len(writes))
-                writes.append(new_body)
-            for d in plan.live:
-                if d["_rev"] != plan.winner["_rev"]:
-                    plan.slots.append(len(writes))
-                    writes.append({"_id": plan.doc_id, "_rev": d["_rev"], "_deleted": True,
-                                   "resolved_by": RESOLVER})
-            if plan.merged is not None:  # its trail, in the same request: a kill cannot part them
-                trail = self.trail(grid, plan.doc_id, plan.doc_type, plan.leaves, plan.receipts,
-                                   plan.ancestor_rev, None, plan.merged, plan.winner)
-                trail["_id"] = trail_id(plan.doc_id, [str(d["_rev"]) for d in plan.leaves])
-                if self.trail_is_valid(trail):
-                    plan.trail_slot = len(writes)
-                    writes.append(trail)
+            if plan.identical:
+                continue
+            if plan.ancestor_rev is None:
+                base: dict[str, Any] | None = {}  # created apart on each side
+            else:  # None: compacted away, the edit stamps decide
+                stored = ancestors.get((plan.doc_id, plan.ancestor_rev))
+                base = None if stored is None or stored.get("_deleted") else body_of(stored)
+            plan.merged = self.valid_or_provisional(
+                grid, merging.merge(plan.doc_type, base, plan.revisions), plan.revisions)
+            trail = self.trail(grid, plan.doc_id, plan.doc_type, plan.leaves, plan.receipts,
+                               plan.ancestor_rev, None, plan.merged, plan.winner)
+            trail["_id"] = trail_id(plan.doc_id, [str(d["_rev"]) for d in plan.leaves])
+            if not self.trail_is_valid(trail):
+                continue  # never a merge without its trail; logged, tried again next pass
+            plan.trail = trail
+            new_body = {**plan.merged.body, "_id": plan.doc_id, "_rev": plan.winner["_rev"]}
+            if "_attachments" in plan.winner:
+                new_body["_attachments"] = plan.winner["_attachments"]
+            merges.append(new_body)
+        merged = dict(zip((m["_id"] for m in merges), await self.write_all(db, merges),
+                          strict=True))
+        accepted: list[Plan] = []
+        for plan in plans:
+            result = merged.get(plan.doc_id)
+            if plan.identical or (result is not None and result.get("ok")):
+                accepted.append(plan)
+                if result is not None:
+                    plan.result_rev = str(result["rev"])
+                    if self.receipts is not None:  # a revision the server received too
+                        self.receipts.record(RESOLVER, db, [[plan.doc_id, plan.result_rev]])
+            elif result is not None:
+                self.stats.retried += 1  # someone moved first: read again on the next pass
+        tombstones = [[{"_id": p.doc_id, "_rev": d["_rev"], "_deleted": True,
+                        "resolved_by": RESOLVER}
+                       for d in p.live if d["_rev"] != p.winner["_rev"]] for p in accepted]
+        trails = [p.trail for p in accepted if p.trail is not None]
         for doc_id, live, leaves in lost_deletions:
             deletion = self.deletion_trail(grid, doc_id, live, leaves, receipts)
             if deletion is not None and self.trail_is_valid(deletion):
-                writes.append(deletion)  # a 409: recorded before
-        results = await self.write_all(db, writes)
-        withdrawn: list[dict[str, Any]] = []
-        for plan in plans:
-            outcome = [results[i] for i in plan.slots]
-            if (plan.identical and any(r.get("error") for r in outcome)) or (
-                    not plan.identical and outcome[0].get("error")):
-                self.stats.retried += 1  # someone moved first: read again on the next pass
-                trail = results[plan.trail_slot] if plan.trail_slot is not None else {}
-                if trail.get("ok"):  # the merge did not happen: neither did its trail
-                    withdrawn.append({"_id": trail["id"], "_rev": trail["rev"],
-                                      "_deleted": True})
-                continue
+                trails.append(deletion)  # a 409: recorded before
+        for round_ in range(max((len(t) for t in tombstones), default=0)):
+            batch = [t[round_] for t in tombstones if len(t) > round_]
+            if round_ == 0:
+                batch += trails
+            await self.write_all(db, batch)
+        if not tombstones and trails:
+            await self.write_all(db, trails)
+        for plan in accepted:
             if plan.identical:
                 self.stats.collapsed += 1
-                continue
-            self.stats.resolved += 1
-            if self.receipts is not None:  # the merge is a revision the server received too
-                self.receipts.record(RESOLVER, db, [[plan.doc_id, str(outcome[0]["rev"])]])
-            if plan.merged is not None and plan.merged.undecided:
-                self.stats.opened += 1
-        if withdrawn:
-            await self.couch.post(db_path(db, "_bulk_docs"), {"docs": withdrawn})
+            else:
+                self.stats.resolved += 1
+                if plan.merged is not None and plan.merged.undecided:
+                    self.stats.opened += 1
         return True
 
     async def write_all(self, db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -430,9 +449,11 @@ class Resolver:
             rev = str(d["_rev"])
             by, received = receipts.get(rev, (None, None))
             outcome = "deleted" if d.get("_deleted") else (
-                "kept" if d is winner else "merged")
+                "kept" if rev == str(winner["_rev"]) else "merged")
+            device_time = d.get("device_time")
             return {"rev": rev, "deleted": bool(d.get("_deleted")), "by": by,
-                    "received_at": received, "device_time": d.get("device_time"),
+                    "received_at": received,
+                    "device_time": device_time[:40] if isinstance(device_time, str) else None,
                     "outcome": outcome}
 
         def choice(r: merging.Revision, value: Any) -> dict[str, Any]:
@@ -446,7 +467,10 @@ class Resolver:
         return {"type": "resolution", "schema_version": 1, "grid": grid,
                 "created_by": RESOLVER, "record": doc_id, "record_type": doc_type,
                 "resolved_at": utc_now(), "ancestor_rev": ancestor_rev,
-                "result_rev": result_rev, "revisions": [revision(d) for d in leaves],
+                "result_rev": result_rev,
+                # the resolver's own old tombstones are not part of this story
+                "revisions": [revision(d) for d in leaves
+                              if d.get("resolved_by") != RESOLVER][:50],
                 "fields": fields,
                 "status": "open" if merged is not None and merged.undecided else "resolved"}
 

@@ -191,9 +191,9 @@ def retire_schema(server: couchdb.Server, doc_type: str, version: int) -> None:
         raise DirectoryError(f"没有表单 {doc_type} v{version}（已有 {known}）/ no form "
                              f"{doc_type} v{version} (known: {known})")
     retired = set(retired_schemas(server)) | {(doc_type, version)}
-    if all((doc_type, v) in retired for v in versions):
-        raise DirectoryError(f"{doc_type} 至少要保留一个可用版本；请先发布新版本 / {doc_type} "
-                             "needs at least one version in use; publish a new one first")
+    if version == max(versions) or all((doc_type, v) in retired for v in versions):
+        raise DirectoryError(f"{doc_type} 的最新版本不能停用；请先发布新版本 / the newest "
+                             f"version of {doc_type} stays in use; publish a new one first")
     directory = server[DIRECTORY_DB]
     doc_id = f"{RETIRED_SCHEMA}:{doc_type}.v{version}"
     if doc_id not in directory:

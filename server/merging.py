@@ -107,9 +107,12 @@ def _merge_set(field: str, ancestor: Mapping[str, Any] | None,
     changed = [r for r, v in zip(revisions, values, strict=True)
                if ancestor is None or v != _value(ancestor, field)]
     chosen = latest(changed or list(revisions))  # whose edit it is: a side that changed it
-    return FieldDecision(field, "set_union", chosen, value,
-                         tuple((r, v) for r, v in zip(revisions, values, strict=True)
-                               if r is not chosen))
+    # With no ancestor a removal cannot be told from an older copy: the union stands until a
+    # supervisor confirms it.
+    undecided = ancestor is None and any(v != values[0] for v in values)
+    return FieldDecision(field, "concurrent_edits" if undecided else "set_union", chosen,
+                         value, tuple((r, v) for r, v in zip(revisions, values, strict=True)
+                                      if r is not chosen), undecided=undecided)
 
 
 def _merge_field(field: str, ancestor: Mapping[str, Any] | None,
@@ -127,14 +130,9 @@ def _merge_field(field: str, ancestor: Mapping[str, Any] | None,
                                  tuple((r, v) for r, v in pairs if v != changed[0][1]))
         candidates = changed
     else:
-        # No ancestor: the edit stamps. One side's stamp newer than all the others', which
-        # agree with each other, is the only change.
-        stamps = [(r, v, r.stamp(field)) for r, v in pairs]
-        newest = max(stamps, key=lambda s: s[2] or "")
-        others = [s for s in stamps if s is not newest]
-        if newest[2] and all(s[2] == others[0][2] and (s[2] or "") < newest[2] for s in others):
-            return FieldDecision(field, "latest_edit_clock", newest[0], newest[1],
-                                 tuple((r, v) for r, v, _ in others))
+        # No ancestor (compacted away, or created apart): which side changed the field cannot
+        # be known for sure, and a phone's stamp is its own word. A supervisor decides; the
+        # stamps are kept in the trail through each side's `edits`.
         candidates = pairs
     chosen = latest([r for r, _ in candidates])
     value = next(v for r, v in candidates if r is chosen)
@@ -212,8 +210,8 @@ def last_received(ancestor: Mapping[str, Any] | None, revisions: Sequence[Revisi
         FieldDecision(name, "last_received", chosen, _value(chosen.body, name),
                       tuple((r, _value(r.body, name)) for r in others))
         for name in names
-        if name not in IDENTITY and any(_value(r.body, name) != _value(chosen.body, name)
-                                        for r in others))
+        if name not in IDENTITY and name not in ("edits", "schema_version")
+        and any(_value(r.body, name) != _value(chosen.body, name) for r in others))
     return Merge(dict(chosen.body), decisions)
 
 

@@ -174,6 +174,14 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
     ctx = dataclasses.replace(ctx, stored_authors=authors, buildings=buildings)
     refusals = [r or check_authorship(d, ctx) or check_room(d, ctx)
                 for d, r in zip(docs, refusals, strict=True)]
+    if new_edits:  # one edit of a record per batch: two could race each other in the store
+        seen: set[str] = set()
+        for i, doc in enumerate(docs):
+            if refusals[i] is None and isinstance(doc, Mapping):
+                if doc["_id"] in seen:
+                    refusals[i] = refuse("同一批次中同一条记录出现了两次",
+                                         "The same record appears twice in one batch.", 400)
+                seen.add(str(doc["_id"]))
     admitted = [d for d, v in zip(docs, refusals, strict=True) if v is None]
     stored: list[dict[str, Any]] = []
     path = db_path(ctx.db, "_bulk_docs")

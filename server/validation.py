@@ -368,6 +368,9 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
                       f"(at most {limit} KB).", 413)
     doc_id = str(doc["_id"])
     if doc.get("_deleted") is True:
+        if "resolved_by" in doc:  # the conflict resolver's mark: a phone cannot claim it
+            return refuse("删除记录不能带有 resolved_by 字段",
+                          "A deletion cannot carry resolved_by: that mark is the server's.", 400)
         return None  # a tombstone needs no body; who may delete is check_authorship's
     bad_members = [k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS]
     if bad_members:

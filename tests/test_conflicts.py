@@ -238,29 +238,28 @@ async def test_a_verdict_conflict_takes_the_last_received(scene: Scene) -> None:
     assert {f["rule"] for f in trail["fields"]} == {"last_received"}
 
 
-async def test_without_the_ancestor_the_edit_stamps_decide(scene: Scene) -> None:
-    """Two phones created the same census record independently (no common ancestor); where a
-    field's stamps show one side changed it, that side wins; elsewhere a supervisor decides."""
+async def test_without_the_ancestor_a_supervisor_decides(scene: Scene) -> None:
+    """Two phones created the same record independently (no common ancestor): which side
+    changed a field cannot be known, and a phone's edit stamp is only its own word, so every
+    differing field waits for a supervisor, whatever the stamps say."""
     base = household(scene.grid, scene.a, "stamps", edits=[
         {"field": "phone", "at": "1795700000000-0000", "by": scene.a},
         {"field": "remarks", "at": "1795700000000-0000", "by": scene.a}], remarks="旧备注")
     left = {**base, "phone": "13905700011", "edits": [
-        {"field": "phone", "at": "1795700000500-0000", "by": scene.a},
+        {"field": "phone", "at": "9999999999999-9999", "by": "zzz"},  # a stamp far ahead
         {"field": "remarks", "at": "1795700000000-0000", "by": scene.a}]}
     ra, rb = rev(1, "stampsa"), rev(1, "stampsb")
     await push(scene.client, scene.grid, scene.a, [branch(left, ra)])
     await push(scene.client, scene.grid, scene.b, [branch(
-        {**base, "remarks": "新备注"}, rb)])
-    resolver = scene.resolver
-    leaves = await resolver.leaves(grid_db(scene.grid), base["_id"])
+        {**base, "remarks": "新备注", "special_groups": ["elderly_alone"]}, rb)])
+    leaves = await scene.resolver.leaves(grid_db(scene.grid), base["_id"])
     revisions = [merging.Revision(rev=d["_rev"], body={k: v for k, v in d.items()
                                                        if not k.startswith("_")})
                  for d in leaves]
     outcome = merging.merge("household", None, revisions)  # as if the ancestor were compacted
     decided = {d.field: d for d in outcome.fields}
-    assert decided["phone"].rule == "latest_edit_clock" and not decided["phone"].undecided
-    assert outcome.body["phone"] == "13905700011"
-    assert decided["remarks"].undecided  # b changed it without a newer stamp: undecidable
+    assert decided["phone"].undecided and decided["remarks"].undecided
+    assert decided["special_groups"].undecided  # a removal or an older copy: unknown
 
 
 async def test_two_resolvers_converge_and_a_second_pass_does_nothing(scene: Scene) -> None:
@@ -443,9 +442,14 @@ async def test_a_resolver_killed_mid_batch_resumes_without_double_work(client: A
     first = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
     original = first.write_all
 
+    calls = []
+
     async def dying(db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        await original(db, writes)  # the store has the merges and their trails...
-        raise asyncio.CancelledError  # ...and the resolver dies before its checkpoint
+        calls.append(len(writes))
+        results = await original(db, writes)
+        if len(calls) == 2:  # the store has the merges, tombstones and trails...
+            raise asyncio.CancelledError  # ...and the resolver dies before its checkpoint
+        return results
 
     first.write_all = dying  # type: ignore[method-assign]
     with pytest.raises(asyncio.CancelledError):
@@ -458,3 +462,40 @@ async def test_a_resolver_killed_mid_batch_resumes_without_double_work(client: A
     trails = [row.id for row in db.view("_all_docs", startkey="resolution:",
                                         endkey="resolution:\ufff0")]
     assert len(trails) == len(ids)  # one trail per record: none resolved twice
+
+
+async def test_a_phone_cannot_forge_the_resolvers_mark_or_race_itself(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "forge")
+    r1, r2 = rev(1, "forge"), rev(2, "forge")
+    await push(scene.client, scene.grid, scene.a, [branch(base, r1)])
+    resp = await scene.client.post(f"/couch/{grid_db(scene.grid)}/_bulk_docs", json={
+        "new_edits": False, "docs": [{"_id": base["_id"], "_rev": r2, "_deleted": True,
+                                      "resolved_by": RESOLVER, "_revisions": {
+                                          "start": 2, "ids": [r2.split("-")[1],
+                                                              r1.split("-")[1]]}}]},
+        headers=basic(scene.a))
+    [result] = await resp.json()
+    assert result["error"] == "forbidden" and "resolved_by" in result["reason"]
+    # Two edits of one record in one batch could race in the store: the second is refused.
+    resp = await scene.client.post(f"/couch/{grid_db(scene.grid)}/_bulk_docs", json={
+        "docs": [{**base, "_rev": r1, "phone": "13905700061"},
+                 {**base, "_rev": r1, "phone": "13905700062"}]}, headers=basic(scene.a))
+    first, second = await resp.json()
+    assert first.get("ok") and second["error"] == "forbidden" and "两次" in second["reason"]
+
+
+async def test_a_decision_on_a_field_changed_since_is_refused(scene: Scene) -> None:
+    base = household(scene.grid, scene.a, "since")
+    await scene.conflict(base, {**base, "phone": "13905700071"},
+                         {**base, "phone": "13905700072"}, "since")
+    await scene.resolve()
+    [trail] = scene.trail(base["_id"])
+    doc = scene.db[base["_id"]]
+    doc["phone"] = "13905700079"  # a worker's later edit
+    scene.db.save(doc)
+    resp = await scene.client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
+        "grid": scene.grid, "id": trail["_id"],
+        "decisions": [{"field": "phone", "value": "13905700071"}]})
+    assert resp.status == 409 and "phone" in (await resp.json())["reason"]
+    assert scene.db[base["_id"]]["phone"] == "13905700079"
+    assert scene.db[trail["_id"]]["status"] == "open"

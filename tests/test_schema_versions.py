@@ -20,7 +20,7 @@ from server.validation import SCHEMA_DIR, SchemaRegistry, WriteContext, check_re
 
 
 def test_the_newest_version_cannot_be_retired(city: City) -> None:
-    with pytest.raises(directory.DirectoryError, match="至少要保留一个可用版本"):
+    with pytest.raises(directory.DirectoryError, match="最新版本不能停用"):
         directory.retire_schema(city.couch, "household_visit", 1)
     with pytest.raises(directory.DirectoryError, match="没有表单"):
         directory.retire_schema(city.couch, "household_visit", 7)
