@@ -37,7 +37,8 @@ class Shell:
 
     def __init__(self, folder: Path, extra: dict[str, bytes] | None = None) -> None:
         files = {p.relative_to(folder).as_posix(): p.read_bytes()
-                 for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+                 for p in sorted(folder.rglob("*")) if p.is_file()
+                 and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
         files.update(extra or {})
         digest = hashlib.sha256()
         for name, body in sorted(files.items()):
@@ -66,15 +67,18 @@ class Shell:
         asset = self.assets.get(name or "index.html")
         if asset is None:
             raise web.HTTPNotFound(reason="No such file in the app")
-        headers = {"ETag": asset.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
         if name == SERVICE_WORKER:
             headers["Service-Worker-Allowed"] = SHELL_PREFIX
-        if request.headers.get("If-None-Match") == asset.etag:
-            return web.Response(status=304, headers=headers)
-        body = asset.body
+        body, etag = asset.body, asset.etag
         if asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
-            body = asset.gzipped
+            body, etag = asset.gzipped, asset.etag[:-1] + '-gz"'  # another representation
             headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = etag
+        wanted = {t.strip().removeprefix("W/") for t in
+                  request.headers.get("If-None-Match", "").split(",")}
+        if etag in wanted or "*" in wanted:
+            return web.Response(status=304, headers=headers)
         charset = "utf-8" if asset.content_type.startswith(("text/", "application/")) else None
         return web.Response(body=body, headers=headers, content_type=asset.content_type,
                             charset=charset)

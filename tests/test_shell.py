@@ -1,0 +1,44 @@
+"""The PWA's shell at /app/ (server/shell.py): compressed, revalidated by ETag, the service
+worker stamped with the release and the file list, nothing outside pwa/ reachable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from server.app import PWA_DIR
+
+
+async def test_the_shell_is_compressed_and_revalidated(client: Any) -> None:
+    resp = await client.get("/app/", headers={"Accept-Encoding": "gzip"})
+    assert resp.status == 200 and resp.headers["Content-Encoding"] == "gzip"
+    etag = resp.headers["ETag"]
+    assert etag.endswith('-gz"') and "<!doctype html>" in await resp.text()
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    again = await client.get("/app/", headers={"Accept-Encoding": "gzip",
+                                               "If-None-Match": f'W/{etag}, "other"'})
+    assert again.status == 304
+    plain = await client.get("/app/", headers={"Accept-Encoding": "identity"})
+    assert plain.headers["ETag"] != etag and "Content-Encoding" not in plain.headers
+
+
+async def test_the_service_worker_knows_its_release_and_files(client: Any) -> None:
+    resp = await client.get("/app/sw.js")
+    text = await resp.text()
+    assert "__LINLI" not in text and resp.headers["Content-Type"].startswith("text/javascript")
+    shell = json.loads(text.split("const SHELL = ", 1)[1].split(";", 1)[0])
+    assert "./" in shell and "schemas.json" in shell and "index.html" not in shell
+    assert "vendor/pouchdb-9.0.0.min.js" in shell and "sw.js" not in shell
+    for name in shell:
+        assert (await client.get(f"/app/{name}")).status == 200, name
+    schemas = await (await client.get("/app/schemas.json")).json()
+    assert {"household", "person", "resolution"} <= set(schemas["types"])
+
+
+async def test_nothing_outside_the_shell_is_served(client: Any) -> None:
+    for path in ("/app/../server/app.py", "/app/%2e%2e/server/app.py", "/app/.hidden",
+                 "/app/nothing.js"):
+        assert (await client.get(path)).status == 404, path
+    assert (PWA_DIR / "index.html").exists()
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/app/"
