@@ -594,7 +594,7 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
 async def delete_document(request: web.Request, user: User, access: DbAccess,
                           doc_id: str) -> web.Response:
     couch, db = request.app[COUCH], access.db
-    authors = await replication.stored_authors(couch, db, [doc_id])
+    authors, _deleted = await replication.stored_authors(couch, db, [doc_id])
     ctx = write_context(request, user, access)
     refusal = check_deletion(doc_id, authors.get(doc_id), ctx)
     if refusal is not None:

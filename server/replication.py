@@ -64,13 +64,14 @@ def local_id_for(user: User, client_id: str) -> str:
 
 # -- writes -----------------------------------------------------------------------------------
 
-async def stored_authors(couch: CouchClient, db: str, ids: Sequence[str]) -> dict[str, str | None]:
+async def stored_authors(couch: CouchClient, db: str,
+                         ids: Sequence[str]) -> tuple[dict[str, str | None], frozenset[str]]:
     """created_by of the live documents among `ids`. Which exist is asked first, without their
     bodies (a push is mostly new records, and the store answers that faster); only the bodies
     of those that exist are read."""
     wanted = sorted({i for i in ids if not i.startswith("_design/")})
     if not wanted:
-        return {}
+        return {}, frozenset()
     path = db_path(db, "_all_docs")
     page = await couch.post(path, {"keys": wanted})
     rows = [row for row in page.get("rows", []) if "error" not in row]
@@ -78,11 +79,11 @@ async def stored_authors(couch: CouchClient, db: str, ids: Sequence[str]) -> dic
     docs = await stored_docs(couch, db, existing)
     authors = {doc_id: author if isinstance(author := doc.get("created_by"), str) else None
                for doc_id, doc in docs.items()}
-    for row in rows:
-        if row.get("value", {}).get("deleted"):
-            authors[str(row["key"])] = await deleted_author(couch, db, str(row["key"]),
-                                                            str(row["value"]["rev"]))
-    return authors
+    deleted = [row for row in rows if row.get("value", {}).get("deleted")]
+    for row in deleted:
+        authors[str(row["key"])] = await deleted_author(couch, db, str(row["key"]),
+                                                        str(row["value"]["rev"]))
+    return authors, frozenset(str(row["key"]) for row in deleted)
 
 
 async def deleted_author(couch: CouchClient, db: str, doc_id: str, tombstone: str) -> str | None:
@@ -171,7 +172,8 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
     authors, buildings, refusals = await asyncio.gather(
         stored_authors(couch, ctx.db, ids), stored_docs(couch, ctx.db, building_ids),
         asyncio.to_thread(check_alone))
-    ctx = dataclasses.replace(ctx, stored_authors=authors, buildings=buildings)
+    authors, deleted = authors
+    ctx = dataclasses.replace(ctx, stored_authors=authors, deleted=deleted, buildings=buildings)
     refusals = [r or check_authorship(d, ctx) or check_room(d, ctx)
                 for d, r in zip(docs, refusals, strict=True)]
     if new_edits:  # one edit of a record per batch: two could race each other in the store

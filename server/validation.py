@@ -270,6 +270,8 @@ class WriteContext:
     max_document_bytes: int
     max_attachment_bytes: int
     stored_authors: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    deleted: frozenset[str] = frozenset()
+    """Ids among them whose stored record is deleted (stored_authors has its last author)."""
     """created_by of the documents already stored, by id (None: stored but without one)."""
     buildings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """The stored buildings the batch's households name, by id."""
@@ -460,6 +462,9 @@ def check_authorship(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | Non
     if doc_id.startswith("_design/"):
         return None
     author = doc.get("created_by")
+    fresh = "_rev" not in doc or str(doc.get("_rev", "")).startswith("1-")
+    if doc_id in ctx.deleted and fresh and author == ctx.user.name:
+        return None  # a deleted record made again, from scratch, by its new author
     if doc_id in ctx.stored_authors:
         expected = ctx.stored_authors[doc_id]
         if expected is None and ctx.user.role not in ("admin", "supervisor"):

@@ -499,3 +499,30 @@ async def test_a_decision_on_a_field_changed_since_is_refused(scene: Scene) -> N
     assert resp.status == 409 and "phone" in (await resp.json())["reason"]
     assert scene.db[base["_id"]]["phone"] == "13905700079"
     assert scene.db[trail["_id"]]["status"] == "open"
+
+
+async def test_a_deleted_record_can_be_made_again_by_someone_else(scene: Scene) -> None:
+    """Ids are fixed (a census form per household and campaign): after one worker deletes
+    theirs, another may make it again from scratch, as its author."""
+    census = {"_id": f"census_household:{scene.grid}-again-2026-census-pilot",
+              "type": "census_household", "schema_version": 1, "grid": scene.grid,
+              "created_by": scene.a, "household": f"household:{scene.grid}-again",
+              "campaign": "2026-census-pilot", "enumerated_on": "2026-11-01",
+              "household_type": "family", "persons_registered": 2}
+    url = f"/couch/{grid_db(scene.grid)}/_bulk_docs"
+    [made] = await (await scene.client.post(url, json={"docs": [census]},
+                                            headers=basic(scene.a))).json()
+    [gone] = await (await scene.client.post(url, json={"docs": [
+        {"_id": census["_id"], "_rev": made["rev"], "_deleted": True}]},
+        headers=basic(scene.a))).json()
+    assert gone.get("ok"), gone
+    again = {**census, "created_by": scene.b, "persons_registered": 3}
+    [result] = await (await scene.client.post(url, json={"docs": [again]},
+                                              headers=basic(scene.b))).json()
+    assert result.get("ok"), result
+    assert scene.db[census["_id"]]["created_by"] == scene.b
+    # A live record cannot be taken over the same way.
+    [taken] = await (await scene.client.post(url, json={"docs": [
+        {**again, "created_by": scene.a, "persons_registered": 4}]},
+        headers=basic(scene.a))).json()
+    assert taken["error"] == "forbidden" and "created_by" in taken["reason"]
