@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import errors
+from server import errors, review
 from server.aggregates import LEVELS
 from server.couch import Conflict, NotFound, db_path
 from server.errors import json_response
@@ -211,6 +211,81 @@ async def aggregates(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+async def review_queue(request: web.Request) -> web.Response:
+    """Records to review in the supervisor's grids, filtered by grid, type, state, worker and
+    date; each with its review state and latest verdict. No personal data is listed."""
+    user = require_supervisor(request)
+    query = request.query
+    wanted = query.get("grid")
+    directory = request.app[DIRECTORY]
+    codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
+        code for code in directory.grids if directory.reaches(user, code)
+        and (not query.get("community") or directory.grids[code].community == query["community"])
+        and (not query.get("street") or directory.grids[code].street == query["street"]))
+    types = tuple(t for t in query.get("type", ",".join(review.REVIEWABLE)).split(",") if t)
+    state = query.get("state") or None
+    bad = [t for t in types if t not in review.REVIEWABLE]
+    if bad or (state is not None and state not in review.STATES):
+        raise errors.bad_request(
+            f"type 应为 {', '.join(review.REVIEWABLE)}；state 应为 {', '.join(review.STATES)}",
+            f"type must be among {', '.join(review.REVIEWABLE)}; state among "
+            f"{', '.join(review.STATES)}")
+    filters = review.Filters(types=types, state=state, worker=query.get("worker") or None,
+                             since=query.get("from") or None, until=query.get("to") or None)
+    listed: list[dict[str, Any]] = []
+    for code in codes:
+        listed.extend(await review.queue(request.app[COUCH], code, filters))
+        if len(listed) > review.MAX_LISTED:
+            break
+    listed.sort(key=lambda r: (r["date"], r["record"]))
+    return json_response({"records": listed[:review.MAX_LISTED],
+                          "truncated": len(listed) > review.MAX_LISTED})
+
+
+async def give_verdicts(request: web.Request) -> web.Response:
+    """Verdicts on many records of one grid at once ("approve all"): every one checked first,
+    and none written if any is wrong. They replicate to the workers' phones."""
+    user = require_supervisor(request)
+    body = await read_object(request)
+    code = reachable_grid(request, user, body.get("grid"))
+    items = body.get("verdicts")
+    if not isinstance(items, list) or not items or len(items) > 500 or not all(
+            isinstance(i, dict) and isinstance(i.get("record"), str)
+            and isinstance(i.get("record_rev"), str) for i in items):
+        raise errors.bad_request("verdicts 应为 1–500 条 {record, record_rev, decision, comment}",
+                                 "`verdicts` must be 1–500 of {record, record_rev, decision, "
+                                 "comment}.")
+    config = request.app[CONFIG]
+    db = grid_db(code)
+    ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
+                       max_attachment_bytes=config.max_attachment_bytes,
+                       retired=request.app[DIRECTORY].retired_schemas)
+    couch = request.app[COUCH]
+    page = await couch.post(db_path(db, "_all_docs"), {"keys": [i["record"] for i in items]})
+    current = {row["key"]: row["value"]["rev"] for row in page.get("rows", [])
+               if "value" in row and not row["value"].get("deleted")}
+    docs, problems = [], []
+    for n, item in enumerate(items):
+        if item["record"] not in current or not item["record"].startswith(
+                tuple(f"{t}:" for t in review.REVIEWABLE)):
+            problems.append(f"#{n + 1} {item['record']}: " + errors.bilingual(
+                "没有这条可审核的记录", "no such record to review"))
+            continue
+        doc = review.verdict_doc(user, code, item)
+        refusal = check_record(doc, ctx, request.app[SCHEMAS])
+        if refusal is not None:
+            problems.append(f"#{n + 1} {item['record']}: {refusal.reason}")
+        docs.append(doc)
+    if problems:
+        raise errors.CouchError(400, "bad_request", "；".join(problems[:20]))
+    results = await couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
+    request.app[RECEIPTS].record(user.name, db, [[r["id"], r["rev"]] for r in results
+                                                 if r.get("ok")])
+    request.app[AGGREGATES].notice(code)
+    audit.info("%s gave %d verdicts in %s", user.name, len(docs), code)
+    return json_response({"ok": True, "written": [r.get("id") for r in results if r.get("ok")]})
+
+
 async def openapi(request: web.Request) -> web.Response:
     """The API described (OpenAPI 3.1); a test holds it to the routes."""
     return web.Response(body=OPENAPI.read_bytes(), content_type="application/json",
@@ -222,4 +297,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/conflicts", conflicts)
     app.router.add_post(API_PREFIX + "/conflicts/decide", decide)
     app.router.add_get(API_PREFIX + "/aggregates", aggregates)
+    app.router.add_get(API_PREFIX + "/review", review_queue)
+    app.router.add_post(API_PREFIX + "/review/verdicts", give_verdicts)
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
