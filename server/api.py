@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import errors, review
+from server import errors, exports, review
 from server.aggregates import LEVELS
 from server.couch import Conflict, NotFound, db_path
 from server.errors import json_response
@@ -286,6 +286,46 @@ async def give_verdicts(request: web.Request) -> web.Response:
     return json_response({"ok": True, "written": [r.get("id") for r in results if r.get("ok")]})
 
 
+async def export(request: web.Request) -> web.StreamResponse:
+    """Households or persons of the supervisor's grids (or one grid, community or street) as
+    CSV or XLSX, streamed. Masked unless `unmask=1`, which is audited."""
+    user = require_supervisor(request)
+    query = request.query
+    what, kind = query.get("what", "households"), query.get("format", "csv")
+    if what not in exports.COLUMNS or kind not in ("csv", "xlsx"):
+        raise errors.bad_request("what 应为 households 或 persons；format 应为 csv 或 xlsx",
+                                 "what must be households or persons; format csv or xlsx")
+    directory = request.app[DIRECTORY]
+    wanted = query.get("grid")
+    codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
+        code for code in directory.grids if directory.reaches(user, code)
+        and (not query.get("community") or directory.grids[code].community == query["community"])
+        and (not query.get("street") or directory.grids[code].street == query["street"]))
+    unmasked = query.get("unmask") == "1"
+    audit.info("%s exported %s of %d grid(s) as %s%s", user.name, what, len(codes), kind,
+               " UNMASKED" if unmasked else "")
+    source = exports.rows(request.app[COUCH], codes, what, unmasked)
+    name = f"linli-{what}.{kind}"
+    response = web.StreamResponse(headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
+    if kind == "csv":
+        response.content_type, response.charset = "text/csv", "utf-8"
+        await response.prepare(request)
+        await response.write(b"\xef\xbb\xbf")  # Excel reads UTF-8 CSV by its BOM
+        async for values in source:
+            await response.write(exports.csv_line(values))
+    else:
+        handle = await exports.xlsx_file(source, what)
+        with handle:
+            response.content_type = (
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            await response.prepare(request)
+            while chunk := handle.read(1 << 16):
+                await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
 async def openapi(request: web.Request) -> web.Response:
     """The API described (OpenAPI 3.1); a test holds it to the routes."""
     return web.Response(body=OPENAPI.read_bytes(), content_type="application/json",
@@ -299,4 +339,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/aggregates", aggregates)
     app.router.add_get(API_PREFIX + "/review", review_queue)
     app.router.add_post(API_PREFIX + "/review/verdicts", give_verdicts)
+    app.router.add_get(API_PREFIX + "/export", export)
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
