@@ -55,6 +55,18 @@ def reachable_grid(request: web.Request, user: User, code: Any) -> str:
     return code
 
 
+def scoped_grids(request: web.Request, user: User) -> list[str]:
+    """The grids a list or export covers: `?grid=` (which must be in scope), or every grid in
+    the user's scope, narrowed by `?community=` and `?street=`."""
+    query, directory = request.query, request.app[DIRECTORY]
+    if query.get("grid"):
+        return [reachable_grid(request, user, query["grid"])]
+    return sorted(
+        code for code, grid in directory.grids.items() if directory.reaches(user, code)
+        and (not query.get("community") or grid.community == query["community"])
+        and (not query.get("street") or grid.street == query["street"]))
+
+
 async def conflicts(request: web.Request) -> web.Response:
     """Open conflicts in the supervisor's grids (or one grid), oldest first. Values may be
     personal data, so every read is written to the audit log."""
@@ -216,12 +228,7 @@ async def review_queue(request: web.Request) -> web.Response:
     date; each with its review state and latest verdict. No personal data is listed."""
     user = require_supervisor(request)
     query = request.query
-    wanted = query.get("grid")
-    directory = request.app[DIRECTORY]
-    codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
-        code for code in directory.grids if directory.reaches(user, code)
-        and (not query.get("community") or directory.grids[code].community == query["community"])
-        and (not query.get("street") or directory.grids[code].street == query["street"]))
+    codes = scoped_grids(request, user)
     types = tuple(t for t in query.get("type", ",".join(review.REVIEWABLE)).split(",") if t)
     state = query.get("state") or None
     bad = [t for t in types if t not in review.REVIEWABLE]
@@ -295,12 +302,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     if what not in exports.COLUMNS or kind not in ("csv", "xlsx"):
         raise errors.bad_request("what 应为 households 或 persons；format 应为 csv 或 xlsx",
                                  "what must be households or persons; format csv or xlsx")
-    directory = request.app[DIRECTORY]
-    wanted = query.get("grid")
-    codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
-        code for code in directory.grids if directory.reaches(user, code)
-        and (not query.get("community") or directory.grids[code].community == query["community"])
-        and (not query.get("street") or directory.grids[code].street == query["street"]))
+    codes = scoped_grids(request, user)
     unmasked = query.get("unmask") == "1"
     audit.info("%s exported %s of %d grid(s) as %s%s", user.name, what, len(codes), kind,
                " UNMASKED" if unmasked else "")
