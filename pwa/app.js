@@ -3,6 +3,7 @@
 // grid replicating in the background, and routes between the screens of views.js.
 
 import { canDecide, conflictsView } from "./conflicts.js";
+import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
 import { formatTime, lang, message, setLang, t } from "./i18n.js";
 import { GridIndex } from "./records.js";
@@ -83,7 +84,10 @@ function renderSyncBar() {
     parts.push(el("a", { href: "#/sync", id: "sync-refused", class: "refused-link",
       "data-count": String(status.refused.length) }, `${t("refused")}：${status.refused.length}`));
   }
-  if (canDecide(app.me)) parts.push(el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")));
+  if (canDecide(app.me)) {
+    parts.push(el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")));
+    parts.push(el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")));
+  }
   if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
   syncBar.replaceChildren(...parts);
@@ -146,8 +150,8 @@ async function loadSchemas() {
 
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
-// conflict queue comes from the server).
-const SERVER_SCREENS = new Set(["conflicts"]);
+// conflict queue and the dashboard come from the server).
+const SERVER_SCREENS = new Set(["conflicts", "dashboard"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -206,6 +210,7 @@ async function route() {
   else if (name === "h") nodes = householdView(app, a);
   else if (name === "sync") nodes = refusedView(app);
   else if (name === "conflicts") nodes = conflictsView(app);
+  else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import couchdb
 import pytest
 from aiohttp import web
@@ -25,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from server import directory, rules
 from server.app import PWA_DIR, create_app
 from server.config import Config
+from server.couch import basic_authorization
 from server.demo import DEMO_PASSWORD
 from server.scope import grid_db
 from server.store import EmbeddedStore
@@ -855,3 +857,126 @@ async def test_two_phones_edit_one_household_offline(browser: Browser, demo: Dem
             timeout=30_000)
         assert phone.problems == []
         await phone.close()
+
+
+# --- the supervisors' dashboard --------------------------------------------------------------
+
+CHART_CHECKS = """() => [...document.querySelectorAll('#dashboard svg.chart')].map((svg) => {
+  const table = svg.nextElementSibling;
+  return {
+    chart: svg.dataset.chart,
+    role: svg.getAttribute('role'),
+    label: svg.getAttribute('aria-label') || '',
+    styled: svg.querySelectorAll('[style]').length,
+    next: table ? table.tagName : null,
+    caption: table && table.caption ? table.caption.textContent : '',
+    colHeads: table ? [...table.querySelectorAll('thead th')].map((th) => th.scope) : [],
+    rows: table ? [...table.tBodies[0].rows].map((tr) => ({
+      head: tr.cells[0].tagName + ':' + tr.cells[0].getAttribute('scope'),
+      code: (tr.querySelector('a') || {}).dataset?.code || null,
+      cells: [...tr.cells].map((c) => c.textContent),
+    })) : [],
+  };
+})"""
+
+
+async def dashboard_shows(page: Page, level: str) -> dict[str, Any]:
+    """Waits for the dashboard of `level` and gives the API's answer for it."""
+    await page.wait_for_function(
+        "(level) => { const box = document.getElementById('dashboard');"
+        " return box && box.getAttribute('aria-busy') === 'false' && window.linli.dashboard"
+        " && linli.dashboard.level === level; }", arg=level, timeout=90_000)
+    return await page.evaluate(
+        "() => { const [, , level = 'city', code = ''] = location.hash.split('/');"
+        " const q = level === 'city' ? 'level=city' : `level=${level}&code=${code}`;"
+        " return fetch('/api/aggregates?' + q).then((r) => r.json()); }")
+
+
+def digits(text: str | None) -> str:
+    return re.sub(r"\D", "", text or "")
+
+
+async def check_dashboard(page: Page, api: dict[str, Any]) -> None:
+    shown = await page.text_content('[data-figure="households"] dd')
+    assert digits(shown) == str(api["figures"].get("households", 0))
+    charts = await page.evaluate(CHART_CHECKS)
+    assert [c["chart"] for c in charts] == ["coverage", "screenings", "review"]
+    for chart in charts:
+        assert chart["role"] == "img" and chart["label"], chart
+        assert chart["styled"] == 0, chart
+        assert chart["next"] == "TABLE" and chart["caption"], chart
+        assert chart["colHeads"] and set(chart["colHeads"]) == {"col"}, chart
+        assert all(row["head"] == "TH:row" for row in chart["rows"]), chart
+    coverage, screenings, review = charts
+    children = api["children"] or [api]
+    assert len(coverage["rows"]) == len(children)
+    for row, child in zip(coverage["rows"], children, strict=True):
+        if api["children"]:
+            assert row["code"] == child["code"]
+        households = child["figures"].get("households", 0)
+        covered = child["figures"].get("visits.covered", 0)
+        assert [digits(c) for c in row["cells"][1:3]] == [str(households), str(covered)]
+        assert row["cells"][3] == f"{round(100 * covered / households)}%"
+        assert f"{round(100 * covered / households)}%" in coverage["label"]
+    days = sorted(k.removeprefix("screenings.day.") for k in api["figures"]
+                  if k.startswith("screenings.day."))[-30:]
+    assert [(r["cells"][0], digits(r["cells"][1])) for r in screenings["rows"]] == [
+        (day, str(api["figures"][f"screenings.day.{day}"])) for day in days]
+    assert [digits(r["cells"][1]) for r in review["rows"]] == [
+        str(api["figures"].get(f"review.{v}", 0)) for v in ("approved", "has_issues", "rejected")]
+
+
+async def test_the_supervisors_dashboard(browser: Browser, demo: Demo, tmp_path: Path) -> None:
+    # The server works out a grid's figures from its views the first time they are asked for,
+    # which on a fresh demo city takes a while: ask once before the phone does.
+    auth = {"Authorization": basic_authorization("chen.jing", DEMO_PASSWORD)}
+    wait = aiohttp.ClientTimeout(total=180)
+    async with aiohttp.ClientSession(headers=auth, timeout=wait) as session, \
+            session.get(f"{demo.url}/api/aggregates?level=city") as response:
+        assert response.status == 200, await response.text()
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    await phone.login("chen.jing")  # a supervisor of the community: both demo grids
+    await page.click("#dashboard-link")
+    city = await dashboard_shows(page, "city")
+    assert city["figures"]["households"] == 1000
+    await check_dashboard(page, city)
+    assert await page.is_visible("#print")
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    screenshot = tmp_path / "dashboard.png"
+    await page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 0
+
+    # Down through the district and the street to the community, each by its row's link.
+    api = city
+    for level in ("district", "street", "community"):
+        (child,) = api["children"]
+        assert child["level"] == level
+        await page.click(f'table[data-table="coverage"] a[data-code="{child["code"]}"]')
+        api = await dashboard_shows(page, level)
+        assert await page.evaluate("() => location.hash") == (
+            f"#/dashboard/{level}/{child['code']}")
+    community = api
+    assert community["code"] == "330802001001"
+    assert sorted(c["code"] for c in community["children"]) == [GRID_A, GRID_B]
+    await check_dashboard(page, community)
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+
+    # A grid, and back to the community by the breadcrumbs.
+    await page.click(f'table[data-table="coverage"] a[data-code="{GRID_A}"]')
+    grid = await dashboard_shows(page, "grid")
+    assert grid["code"] == GRID_A and grid["children"] == []
+    await check_dashboard(page, grid)
+    crumbs = await page.locator("nav.crumbs li").all_inner_texts()
+    assert crumbs[0] == "全市" and crumbs[-1] == "坊门街社区第一网格"
+    await page.click('nav.crumbs a[data-level="community"]')
+    await dashboard_shows(page, "community")
+    assert await page.evaluate("() => location.hash") == "#/dashboard/community/330802001001"
+
+    # With no network the screen says so.
+    await phone.context.set_offline(True)
+    await page.reload()
+    await page.wait_for_selector(".needs-network")
+    assert await page.text_content(".needs-network") == "需要网络"
+    assert phone.problems == []
+    await phone.close()
