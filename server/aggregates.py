@@ -126,7 +126,10 @@ class Aggregates:
         rows: dict[str, list[dict[str, Any]]] = {}
         for view in VIEWS:
             params = {"group": "true"} if view in GROUPED else {}
-            answer = await self.couch.get(db_path(db, DESIGN, "_view", view), **params)
+            try:
+                answer = await self.couch.get(db_path(db, DESIGN, "_view", view), **params)
+            except NotFound:  # its design document is still being installed
+                return Counter()
             rows[view] = answer.get("rows", [])
         figures = figures_from(rows, self.census_campaign, datetime.date.today().year)
         self.grids[code] = (info.get("update_seq"), figures)
@@ -151,9 +154,17 @@ class Aggregates:
             self.dirty |= codes
             raise
 
+    async def warm_up(self) -> None:
+        """Read every grid's views once: the store builds a view's index when it is first
+        read, which takes a minute for a city, and a dashboard should not wait for it."""
+        try:
+            await self.refresh()
+        except (CouchFailure, StoreUnavailable) as exc:
+            log.warning("aggregates not warmed up: %s", exc)
+
     async def run(self, every: float = 1.0) -> None:
         """Keep the figures of the grids written to fresh, about every second, so a dashboard
-        query only adds numbers up. (The first query after a start reads every grid it covers.)"""
+        query only adds numbers up."""
         while True:
             await asyncio.sleep(every)
             try:

@@ -125,7 +125,9 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(receipts.run(), name="receipt-writer"),
              asyncio.create_task(resolver.run(), name="conflict-resolver"),
              asyncio.create_task(figures.run(), name="aggregates"),
-             asyncio.create_task(install_designs(couch, sorted(directory.grids)),
+             asyncio.create_task(install_then_warm(couch, sorted(directory.grids),
+                                                   figures if config.aggregates_warm_up
+                                                   else None),
                                  name="design-installer")]
     yield
     for task in tasks:
@@ -167,6 +169,13 @@ async def follow_directory(couch: CouchClient, directory: Directory, since: str)
             directory.apply(doc)
         elif change.get("deleted"):
             directory.apply({"_id": change["id"], "_deleted": True})
+
+
+async def install_then_warm(couch: CouchClient, grids: list[str],
+                            figures: Aggregates | None) -> None:
+    await install_designs(couch, grids)
+    if figures is not None:
+        await figures.warm_up()
 
 
 async def install_designs(couch: CouchClient, grids: list[str]) -> None:

@@ -57,6 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("demo", False, "Load the demo city (grids and logins) at start."),
     Setting("conflict_sweep_seconds", 30.0, "How often the conflict resolver looks at every grid "
             "(writes through this server are looked at at once; this catches the others)."),
+    Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "
+            "(the store builds a view's index when it is first read), so the first dashboard "
+            "query does not wait for it."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -91,6 +94,7 @@ class Config:
     trust_proxy: bool
     demo: bool
     conflict_sweep_seconds: float
+    aggregates_warm_up: bool
     census_campaign: str
     screening_campaign: str
 
