@@ -4,6 +4,7 @@ not decide (server/conflicts.py), with the decision that settles one."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from server import errors, exports, review
 from server.aggregates import LEVELS
-from server.couch import Conflict, NotFound, db_path
+from server.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.errors import json_response
 from server.gateway import read_object, require_user
 from server.keys import AGGREGATES, CONFIG, COUCH, DIRECTORY, RECEIPTS, SCHEMAS
@@ -182,12 +183,16 @@ async def decide(request: web.Request) -> web.Response:
             "这个冲突刚被处理，请刷新", "This conflict was just settled; reload.")) from exc
     try:
         written = await couch.put(db_path(db, record["_id"]), record)
-    except Conflict as exc:
-        # The record moved between the read and the write: undo the settlement.
-        await couch.put(db_path(db, resolution_id), {**before, "_rev": settled["rev"]})
-        raise errors.CouchError(409, "conflict", errors.bilingual(
-            "记录刚被修改，请刷新后再决定", "The record just changed; reload and decide again.")
-        ) from exc
+    except BaseException as exc:
+        # The record was not written (it moved meanwhile, or the store failed): the
+        # settlement is undone, so the conflict stays open rather than half-settled.
+        with contextlib.suppress(CouchFailure, StoreUnavailable):
+            await couch.put(db_path(db, resolution_id), {**before, "_rev": settled["rev"]})
+        if isinstance(exc, Conflict):
+            raise errors.CouchError(409, "conflict", errors.bilingual(
+                "记录刚被修改，请刷新后再决定",
+                "The record just changed; reload and decide again.")) from exc
+        raise
     request.app[RECEIPTS].record(user.name, db, [[record["_id"], str(written["rev"])]])
     audit.info("%s settled %s in %s (%s)", user.name, resolution_id, code,
                ", ".join(sorted(by_field)))
