@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import errors, exports, review
+from server import errors, exports, merging, review
 from server.aggregates import LEVELS
 from server.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.errors import json_response
@@ -134,7 +134,7 @@ async def decide(request: web.Request) -> web.Response:
     # The decision settles what the resolver left provisional: if someone has changed one of
     # these fields since, the supervisor must see that first.
     changed = [d["field"] for d in decisions
-               if record.get(d["field"], MISSING) != provisional(undecided[d["field"]])]
+               if record.get(d["field"], merging.MISSING) != provisional(undecided[d["field"]])]
     if changed:
         raise errors.CouchError(409, "conflict", errors.bilingual(
             f"这些字段在冲突处理后又被修改过，请刷新后再决定：{', '.join(changed)}",
@@ -200,13 +200,10 @@ async def decide(request: web.Request) -> web.Response:
                           "by": user.name})
 
 
-MISSING = object()
-
-
 def provisional(field: Mapping[str, Any]) -> Any:
     """The value the resolver left standing for a field of a resolution."""
     chosen = field.get("chosen") or {}
-    return MISSING if chosen.get("missing") else chosen.get("value")
+    return merging.MISSING if chosen.get("missing") else chosen.get("value")
 
 
 async def aggregates(request: web.Request) -> web.Response:

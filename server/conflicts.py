@@ -374,8 +374,7 @@ class Resolver:
             if "_attachments" in plan.winner:
                 new_body["_attachments"] = plan.winner["_attachments"]
             merges.append(new_body)
-        merged = dict(zip((m["_id"] for m in merges), await self.write_all(db, merges),
-                          strict=True))
+        merged = await self.write_all(db, merges)
         accepted: list[Plan] = []
         for plan in plans:
             result = merged.get(plan.doc_id)
@@ -411,20 +410,13 @@ class Resolver:
                     self.stats.opened += 1
         return True
 
-    async def write_all(self, db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`_bulk_docs`, each result matched to its write: by position when the store keeps
-        the order (CouchDB does), else by id in order."""
+    async def write_all(self, db: str, writes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """`_bulk_docs` of writes with distinct ids (see `resolve_many`), results by id: the
+        embedded store does not always answer in input order."""
         if not writes:
-            return []
+            return {}
         results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": writes})
-        if len(results) == len(writes) and all(
-                str(r.get("id")) == w["_id"] for r, w in zip(results, writes, strict=True)):
-            return list(results)
-        queues: dict[str, list[dict[str, Any]]] = {}
-        for result in results:
-            queues.setdefault(str(result.get("id")), []).append(result)
-        return [queues[w["_id"]].pop(0) if queues.get(w["_id"]) else {"error": "missing"}
-                for w in writes]
+        return {str(r.get("id")): r for r in results}
 
     def valid_or_provisional(self, grid: str, merged: merging.Merge,
                              revisions: list[merging.Revision]) -> merging.Merge:

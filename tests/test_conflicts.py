@@ -444,7 +444,7 @@ async def test_a_resolver_killed_mid_batch_resumes_without_double_work(client: A
 
     calls = []
 
-    async def dying(db: str, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def dying(db: str, writes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         calls.append(len(writes))
         results = await original(db, writes)
         if len(calls) == 2:  # the store has the merges, tombstones and trails...

@@ -180,6 +180,14 @@ def id_number(birth: str, sequence: str) -> str:
     return first17 + rules.id_check_char(first17)
 
 
+def wang_fang_visit(household: str, tag: str, day: str, outcome: str) -> dict[str, Any]:
+    """A visit to `household` as wang.fang's phone would save it."""
+    return {"_id": f"household_visit:{household[len('household:'):]}-{tag}",
+            "type": "household_visit", "schema_version": 1, "grid": GRID_A,
+            "created_by": "wang.fang", "household": household, "visited_on": day,
+            "outcome": outcome}
+
+
 def wrong_check(number: str) -> str:
     return number[:17] + ("1" if number[17] != "1" else "2")
 
@@ -352,9 +360,7 @@ async def test_workers_see_their_grid_and_only_theirs(browser: Browser, demo: De
     await first.login("wang.fang")
     await first.wait_for_records(demo.records(GRID_A))
     household = demo.quiet_household(GRID_A, skip=2)
-    visit = {"_id": f"household_visit:{household[len('household:'):]}-shared", "type":
-             "household_visit", "schema_version": 1, "grid": GRID_A, "created_by": "wang.fang",
-             "household": household, "visited_on": "2026-11-20", "outcome": "nobody_home"}
+    visit = wang_fang_visit(household, "shared", "2026-11-20", "nobody_home")
     assert await first.page.evaluate(
         "(doc) => linli.sync.save(doc).then(() => true)", visit)
     await wait_on_server(demo.db(GRID_A), visit["_id"])
@@ -386,9 +392,7 @@ async def test_expired_login_asks_again_and_keeps_the_queue(browser: Browser, de
     page = phone.page
     await phone.context.set_offline(True)
     household = demo.quiet_household(GRID_A, skip=3)
-    visit = {"_id": f"household_visit:{household[len('household:'):]}-relogin", "type":
-             "household_visit", "schema_version": 1, "grid": GRID_A, "created_by": "wang.fang",
-             "household": household, "visited_on": "2026-11-21", "outcome": "refused"}
+    visit = wang_fang_visit(household, "relogin", "2026-11-21", "refused")
     await page.evaluate("(doc) => linli.sync.save(doc)", visit)
     await phone.wait_waiting(1)
     await phone.context.clear_cookies()  # the session lapsed while the phone was offline
@@ -422,10 +426,7 @@ async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
 
         await phone.context.set_offline(True)
         household = demo.quiet_household(GRID_A, skip=4)
-        visit = {"_id": f"household_visit:{household[len('household:'):]}-update", "type":
-                 "household_visit", "schema_version": 1, "grid": GRID_A,
-                 "created_by": "wang.fang", "household": household,
-                 "visited_on": "2026-11-22", "outcome": "completed"}
+        visit = wang_fang_visit(household, "update", "2026-11-22", "completed")
         await page.evaluate("(doc) => linli.sync.save(doc)", visit)
         await phone.wait_waiting(1)
 
