@@ -18,7 +18,7 @@ from server.aggregates import LEVELS
 from server.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.errors import json_response
 from server.gateway import read_object, require_user
-from server.keys import AGGREGATES, CONFIG, COUCH, DIRECTORY, RECEIPTS, SCHEMAS
+from server.keys import AGGREGATES, CONFIG, COUCH, DIRECTORY, RECEIPTS, RESOLVER, SCHEMAS
 from server.receipts import utc_now
 from server.scope import User, grid_db
 from server.validation import WriteContext, check_record
@@ -295,6 +295,31 @@ async def give_verdicts(request: web.Request) -> web.Response:
     return json_response({"ok": True, "written": [r.get("id") for r in results if r.get("ok")]})
 
 
+async def review_record(request: web.Request) -> web.Response:
+    """One record (`?grid=&id=`) with its verdicts, its revisions (who sent each, when) and
+    what changed between them. ID and phone numbers masked unless `unmask=1`; every read is
+    audited, since a record is personal data."""
+    user = require_supervisor(request)
+    code = reachable_grid(request, user, request.query.get("grid"))
+    doc_id = request.query.get("id", "")
+    if not doc_id.startswith(tuple(f"{t}:" for t in review.OPENABLE)):
+        raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
+                                                      "No such record to review."))
+    unmasked = request.query.get("unmask") == "1"
+    resolver = request.app.get(RESOLVER)
+    with contextlib.suppress(CouchFailure, StoreUnavailable):
+        await request.app[RECEIPTS].flush()  # the latest revision's sender, if just received
+    found = await review.record_history(
+        request.app[COUCH], code, doc_id, unmasked=unmasked,
+        receipts=resolver.receipts_for if resolver is not None else None)
+    if found is None:
+        raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
+                                                      "No such record to review."))
+    audit.info("%s read %s in %s with %d revision(s)%s", user.name, doc_id, code,
+               len(found["revisions"]), " UNMASKED" if unmasked else "")
+    return json_response(found)
+
+
 async def export(request: web.Request) -> web.StreamResponse:
     """Households or persons of the supervisor's grids (or one grid, community or street) as
     CSV or XLSX, streamed. Masked unless `unmask=1`, which is audited."""
@@ -343,5 +368,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/aggregates", aggregates)
     app.router.add_get(API_PREFIX + "/review", review_queue)
     app.router.add_post(API_PREFIX + "/review/verdicts", give_verdicts)
+    app.router.add_get(API_PREFIX + "/review/record", review_record)
     app.router.add_get(API_PREFIX + "/export", export)
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)

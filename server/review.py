@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from server.couch import CouchClient, NotFound, db_path
+from server import exports
+from server.couch import CouchClient, CouchFailure, NotFound, db_path
 from server.receipts import utc_now
 from server.scope import User, grid_db
 
@@ -97,3 +98,124 @@ def verdict_doc(user: User, grid: str, item: Mapping[str, Any]) -> dict[str, Any
     if item.get("comment"):
         doc["comment"] = item["comment"]
     return doc
+
+
+# --- one record, its history and the differences between its revisions ---------------------
+
+# Records a supervisor may open: the reviewable ones and the profiles they are about.
+OPENABLE = (*REVIEWABLE, "household", "person")
+MAX_REVISIONS = 50  # the newest ones; older ones are only counted
+HIDDEN = "(已隐藏 hidden)"
+_ABSENT = object()
+# Bookkeeping, not content: left out of the differences (the stamps say who changed a field).
+NOT_COMPARED = frozenset({"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted",
+                          "edits"})
+ReceiptLookup = Callable[[str, list[tuple[str, str]]],
+                         Awaitable[Mapping[tuple[str, str], tuple[str | None, str | None]]]]
+
+
+def masked(doc: Mapping[str, Any], unmasked: bool) -> dict[str, Any]:
+    """A record as a supervisor may see it without asking: ID and phone numbers masked and
+    special groups hidden, as exports show them (server/exports.py), unless `unmasked`."""
+    shown = {k: v for k, v in doc.items() if k not in ("_revisions", "_revs_info")}
+    if unmasked:
+        return shown
+    for field, mask in (("id_number", exports.mask_id_number), ("phone", exports.mask_phone)):
+        if field in shown:
+            shown[field] = mask(shown[field])
+    if "special_groups" in shown:
+        shown["special_groups"] = HIDDEN
+    return shown
+
+
+def differences(before: Mapping[str, Any], after: Mapping[str, Any],
+                unmasked: bool) -> list[dict[str, Any]]:
+    """Field by field, what changed from one revision to the next, compared on the real values
+    and shown masked: a changed phone number reads as changed even when its masks look alike."""
+    shown_before, shown_after = masked(before, unmasked), masked(after, unmasked)
+    changes = []
+    for field in sorted((set(before) | set(after)) - NOT_COMPARED):
+        if before.get(field, _ABSENT) == after.get(field, _ABSENT):
+            continue
+        change: dict[str, Any] = {"field": field}
+        if field in before:
+            change["from"] = shown_before[field]
+        if field in after:
+            change["to"] = shown_after[field]
+        change["kind"] = ("added" if field not in before else "removed" if field not in after
+                          else "changed")
+        changes.append(change)
+    return changes
+
+
+async def _receipts(lookup: ReceiptLookup | None, db: str, wanted: list[tuple[str, str]]
+                    ) -> Mapping[tuple[str, str], tuple[str | None, str | None]]:
+    """Who sent each revision and when the server received it; nothing when unknown (the
+    receipts view not built yet, or the store failing): the history is still worth showing."""
+    if lookup is None or not wanted:
+        return {}
+    try:
+        return await lookup(db, wanted)
+    except (NotFound, CouchFailure):
+        return {}
+
+
+async def record_history(couch: CouchClient, grid: str, doc_id: str, *, unmasked: bool,
+                         receipts: ReceiptLookup | None = None) -> dict[str, Any] | None:
+    """One record of a grid with its verdicts and its revisions, newest first: each with who
+    sent it and when (the server's receipts), whether the store still keeps its body (until
+    a compaction it does), and what changed from the kept revision before it. None when there
+    is no such record."""
+    db = grid_db(grid)
+    try:
+        current = await couch.get(db_path(db, doc_id), revs_info="true", conflicts="true")
+    except NotFound:
+        return None
+    infos = current.get("_revs_info", [])
+    listed = infos[:MAX_REVISIONS]
+    kept = [i["rev"] for i in listed if i.get("status") == "available"]
+    bodies: dict[str, dict[str, Any]] = {}
+    if kept:
+        answer = await couch.post(db_path(db, "_bulk_get"),
+                                  {"docs": [{"id": doc_id, "rev": r} for r in kept]})
+        for result in answer.get("results", []):
+            for item in result.get("docs", []):
+                if "ok" in item:
+                    bodies[str(item["ok"]["_rev"])] = item["ok"]
+    sent = await _receipts(receipts, db, [(doc_id, i["rev"]) for i in listed])
+    revisions: list[dict[str, Any]] = []
+    older: dict[str, Any] | None = None
+    for info in reversed(listed):  # oldest first, so each is compared with the one before
+        rev = info["rev"]
+        by, received_at = sent.get((doc_id, rev), (None, None))
+        body = bodies.get(rev)
+        entry: dict[str, Any] = {"rev": rev, "kept": body is not None,
+                                 "deleted": info.get("status") == "deleted" or bool(
+                                     body and body.get("_deleted")),
+                                 "by": by, "received_at": received_at}
+        if body is not None and older is not None:
+            entry["compared_with"] = older["_rev"]
+            entry["changes"] = differences(older, body, unmasked)
+        elif body is not None:
+            entry["compared_with"] = None
+            entry["changes"] = differences({}, body, unmasked)
+        if body is not None:
+            older = body
+        revisions.append(entry)
+    revisions.reverse()
+    try:
+        rows = (await couch.get(db_path(db, "_design/linli", "_view", "verdicts_by_record"),
+                                key=_json(doc_id)))["rows"]
+    except NotFound:
+        rows = []
+    values = [row["value"] for row in rows]
+    state, latest = state_of(str(current["_rev"]), values)
+    verdicts = [{"at": at, "decision": decision, "record_rev": judged, "comment": comment,
+                 "by": by} for at, decision, judged, comment, by in sorted(values)]
+    return {"grid": grid, "id": doc_id, "record_type": current.get("type"),
+            "rev": current["_rev"], "record": masked(
+                {k: v for k, v in current.items() if k != "_conflicts"}, unmasked),
+            "masked": not unmasked, "state": state if current.get("type") in REVIEWABLE
+            else None, "verdict": latest, "verdicts": verdicts, "revisions": revisions,
+            "older_revisions": max(0, len(infos) - len(listed)),
+            "conflicts": current.get("_conflicts", [])}

@@ -3,8 +3,13 @@ once and checked first, scope, and the worker's edit after "has issues"."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 from conftest import City, basic, visit, wait_for_user
 
 from server.scope import grid_db
@@ -74,3 +79,119 @@ async def test_review_states_and_verdicts(client: Any, city: City) -> None:
     assert resp.status == 400 and "没有这条可审核的记录" in (await resp.json())["reason"]
     resp = await client.get(f"/api/review?grid={grid}&state=maybe", headers=basic(boss))
     assert resp.status == 400
+
+
+def person(grid: str, author: str, **fields: Any) -> dict[str, Any]:
+    doc = {"_id": f"person:{grid}-0001-1", "type": "person", "schema_version": 1, "grid": grid,
+           "created_by": author, "household": f"household:{grid}-0001", "name": "严福根",
+           "relationship": "0", "sex": "1", "birth_year": 1951, "birth_month": 6,
+           "id_number": "330602195106047697", "phone": "13905701234", "status": "present"}
+    doc.update(fields)
+    return doc
+
+
+async def history(client: Any, boss: str, grid: str, doc_id: str,
+                  **query: str) -> dict[str, Any]:
+    params = "&".join(f"{k}={quote(v, safe='')}"
+                      for k, v in {"grid": grid, "id": doc_id, **query}.items())
+    resp = await client.get(f"/api/review/record?{params}", headers=basic(boss))
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
+
+
+async def test_a_record_with_its_history_and_differences(
+        client: Any, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    grid = city.grid(community="historyville")
+    worker = city.user("worker", grids=[grid])
+    boss = city.user("supervisor", communities=["historyville"])
+    outsider = city.user("supervisor", communities=["elsewhere"])
+    for name in (worker, boss, outsider):
+        await wait_for_user(client, name)
+    db = f"/couch/{grid_db(grid)}"
+
+    # A visit written, judged "has issues", then corrected twice by its worker.
+    doc = visit(grid, worker, 1, persons_present=2)
+    resp = await client.put(f"{db}/{doc['_id']}", json=doc, headers=basic(worker))
+    first = (await resp.json())["rev"]
+    resp = await client.post("/api/review/verdicts", headers=basic(boss), json={
+        "grid": grid, "verdicts": [{"record": doc["_id"], "record_rev": first,
+                                    "decision": "has_issues", "comment": "人数不对"}]})
+    assert resp.status == 200, await resp.text()
+    second_doc = {**doc, "_rev": first, "persons_present": 3, "notes": "补记"}
+    resp = await client.put(f"{db}/{doc['_id']}", json=second_doc, headers=basic(worker))
+    second = (await resp.json())["rev"]
+    third_doc = {**second_doc, "_rev": second}
+    del third_doc["notes"]
+    resp = await client.put(f"{db}/{doc['_id']}", json=third_doc, headers=basic(worker))
+    third = (await resp.json())["rev"]
+
+    with caplog.at_level(logging.INFO, logger="linli.audit"):
+        found = await history(client, boss, grid, doc["_id"])
+    assert any(boss in r.getMessage() and doc["_id"] in r.getMessage()
+               and "UNMASKED" not in r.getMessage() for r in caplog.records)
+    assert (found["rev"], found["state"], found["record_type"]) == (third, "edited",
+                                                                   "household_visit")
+    assert found["record"]["persons_present"] == 3 and "notes" not in found["record"]
+    assert [v["decision"] for v in found["verdicts"]] == ["has_issues"]
+    assert found["verdicts"][0]["comment"] == "人数不对" and found["verdicts"][0]["by"] == boss
+    assert found["verdicts"][0]["record_rev"] == first
+    revisions = found["revisions"]
+    assert [r["rev"] for r in revisions] == [third, second, first]
+    assert all(r["kept"] and not r["deleted"] for r in revisions)
+    assert {r["by"] for r in revisions} == {worker}
+    assert all(r["received_at"] for r in revisions)
+    assert revisions[0]["compared_with"] == second
+    assert revisions[0]["changes"] == [
+        {"field": "notes", "from": "补记", "kind": "removed"}]
+    assert revisions[1]["changes"] == [
+        {"field": "notes", "to": "补记", "kind": "added"},
+        {"field": "persons_present", "from": 2, "to": 3, "kind": "changed"}]
+    assert revisions[2]["compared_with"] is None
+    assert {c["field"] for c in revisions[2]["changes"]} >= {"visited_on", "outcome"}
+
+    # Personal data: masked, also in the differences, unless asked for, which is audited.
+    member = person(grid, worker)
+    resp = await client.put(f"{db}/{member['_id']}", json=member, headers=basic(worker))
+    assert resp.status == 201, await resp.text()
+    moved = {**member, "_rev": (await resp.json())["rev"], "phone": "13905709876"}
+    resp = await client.put(f"{db}/{member['_id']}", json=moved, headers=basic(worker))
+    assert resp.status == 201, await resp.text()
+    found = await history(client, boss, grid, member["_id"])
+    assert found["masked"] and found["state"] is None
+    assert found["record"]["id_number"] == "330***********7697"
+    assert found["record"]["phone"] == "139****9876"
+    assert found["revisions"][0]["changes"] == [
+        {"field": "phone", "from": "139****1234", "to": "139****9876", "kind": "changed"}]
+    text = json.dumps(found, ensure_ascii=False)
+    assert "330602195106047697" not in text and "13905701234" not in text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="linli.audit"):
+        found = await history(client, boss, grid, member["_id"], unmask="1")
+    assert found["record"]["id_number"] == "330602195106047697" and not found["masked"]
+    assert found["revisions"][0]["changes"][0]["from"] == "13905701234"
+    assert any(boss in r.getMessage() and "UNMASKED" in r.getMessage()
+               for r in caplog.records)
+
+    # After a compaction the store keeps only the current body: older ones are "not kept",
+    # but who sent them and when is still known.
+    database = city.db(grid)
+    await asyncio.to_thread(database.compact)
+    for _ in range(100):
+        found = await history(client, boss, grid, doc["_id"])
+        if not any(r["kept"] for r in found["revisions"][1:]):
+            break
+        await asyncio.sleep(0.1)
+    revisions = found["revisions"]
+    assert [r["kept"] for r in revisions] == [True, False, False]
+    assert "changes" not in revisions[1] and revisions[1]["by"] == worker
+    assert revisions[0]["compared_with"] is None
+
+    # Scope, roles, and what can be opened.
+    url = f"/api/review/record?grid={grid}&id={quote(doc['_id'])}"
+    assert (await client.get(url, headers=basic(outsider))).status == 404
+    assert (await client.get(url, headers=basic(worker))).status == 403
+    for wrong in (f"household_visit:{grid}-nothing", "_design/linli", "verdict:x"):
+        resp = await client.get(f"/api/review/record?grid={grid}&id={quote(wrong)}",
+                                headers=basic(boss))
+        assert resp.status == 404, wrong
+        assert "没有这条可审核的记录" in (await resp.json())["reason"]
