@@ -9,11 +9,20 @@ and rolls the figures up the hierarchy by addition.
 
 Figures are flat counters with dotted names (`households`, `visits.latest.completed`,
 `persons.age.15-59`...), so rolling up is adding.
+
+Time to review (from a record's first receipt by the server to its first verdict) is a median,
+and medians do not add up. So each grid keeps a histogram with fixed buckets (`review.hours.le_4`
+counts the records reviewed within 4 hours and more than 2, `review.hours.over_1440` those after
+60 days), the histograms roll up by addition like every other counter, and an area's median is
+the bucket that holds it: bounded memory and exact rolling up, at the buckets' resolution. The
+receipt times come from a view of `linli-receipts` (reduced to each record's first receipt),
+queried for the grid's reviewed records only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -21,8 +30,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
-from server.scope import Directory, Grid, User, grid_db
+from server.couch import (
+    Conflict,
+    CouchClient,
+    CouchFailure,
+    NotFound,
+    StoreUnavailable,
+    db_path,
+)
+from server.scope import RECEIPTS_DB, Directory, Grid, User, grid_db
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +47,59 @@ AGE_BANDS = ((0, 14, "0-14"), (15, 59, "15-59"), (60, 79, "60-79"), (80, 200, "8
 VISITED = frozenset({"completed", "moved", "demolished"})
 SMALL = 5  # a count below this is not shown below the community level without the right
 LEVELS = ("city", "district", "street", "community", "grid")
+REVIEW_HOURS = (1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440)  # the buckets' upper edges
+REVIEW_BUCKETS = (*(f"review.hours.le_{h}" for h in REVIEW_HOURS),
+                  f"review.hours.over_{REVIEW_HOURS[-1]}")
+RECEIPTS_DESIGN: dict[str, Any] = {
+    "_id": "_design/aggregates",
+    "language": "javascript",
+    "views": {"first_received": {
+        "map": "function (doc) { if (doc.type === 'receipt' && doc.revs) { "
+               "var t = Date.parse(doc.received_at); if (isNaN(t)) { return; } "
+               "for (var i = 0; i < doc.revs.length; i++) { var id = doc.revs[i][0]; "
+               "if (/^(household_visit|census_household|screening):/.test(id)) { "
+               "emit([doc.db, id], t); } } } }",
+        "reduce": "_stats"}},
+}
+RECEIPT_KEYS = 300  # keys per receipts view query
+
+
+def hours_bucket(hours: float) -> str:
+    """The histogram counter a time to review falls in: (previous edge, edge]."""
+    for edge, name in zip(REVIEW_HOURS, REVIEW_BUCKETS, strict=False):
+        if hours <= edge:
+            return name
+    return REVIEW_BUCKETS[-1]
+
+
+def median_bucket(figures: Mapping[str, int]) -> dict[str, Any] | None:
+    """The bucket holding the (lower) median time to review, from a rolled-up histogram:
+    {"records", "from_hours", "to_hours"}; `to_hours` is None for the open last bucket."""
+    counts = [int(figures.get(name, 0)) for name in REVIEW_BUCKETS]
+    total = sum(counts)
+    if not total:
+        return None
+    wanted, seen = (total + 1) // 2, 0
+    for n, count in enumerate(counts):
+        seen += count
+        if seen >= wanted:
+            low = REVIEW_HOURS[n - 1] if n else 0
+            high = REVIEW_HOURS[n] if n < len(REVIEW_HOURS) else None
+            return {"records": total, "from_hours": low, "to_hours": high}
+    return None  # not reached
+
+
+def epoch_ms(stamp: Any) -> float | None:
+    """An ISO time (a verdict's device time) in milliseconds, or None when it is not one."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp() * 1000
 
 
 def age_band(birth_year: Any, year: int) -> str:
@@ -51,10 +120,20 @@ class Area:
     grids: list[str]
 
 
+def first_verdicts(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Each reviewed record's first verdict time (ms), from `verdicts_latest` rows."""
+    first: dict[str, float] = {}
+    for row in rows:
+        at = epoch_ms(row["value"][0])
+        if at is not None and (row["key"] not in first or at < first[row["key"]]):
+            first[row["key"]] = at
+    return first
+
+
 def figures_from(rows: Mapping[str, list[dict[str, Any]]], census_campaign: str,
-                 year: int) -> Counter[str]:
-    """One grid's figures from its views' rows (pure, so a brute-force count can be compared
-    with it field by field)."""
+                 year: int, received: Mapping[str, float] | None = None) -> Counter[str]:
+    """One grid's figures from its views' rows and its reviewed records' first receipt times
+    (ms, by record id; pure, so a brute-force count can be compared with it field by field)."""
     out: Counter[str] = Counter()
     for row in rows["households_by_status"]:
         out["households"] += row["value"]
@@ -94,6 +173,13 @@ def figures_from(rows: Mapping[str, list[dict[str, Any]]], census_campaign: str,
     for _stamp, decision in verdicts.values():
         out[f"review.{decision}"] += 1
     out["review.reviewed"] = len(verdicts)
+    for record, verdict_at in first_verdicts(rows["verdicts_latest"]).items():
+        receipt_at = (received or {}).get(record)
+        # A record the server never received (imported, or verdict older than its first
+        # receipt: written before it ever came from a phone) has no time to review.
+        if receipt_at is not None and verdict_at >= receipt_at:
+            out[hours_bucket((verdict_at - receipt_at) / 3_600_000)] += 1
+            out["review.timed"] += 1
     out["conflicts.open"] = len(rows["open_conflicts"])
     return +out  # zero counts dropped
 
@@ -110,6 +196,7 @@ class Aggregates:
         self.census_campaign = census_campaign
         self.grids: dict[str, tuple[Any, Counter[str]]] = {}  # code -> (update_seq, figures)
         self.dirty: set[str] = set()
+        self.receipts_view_ready = False
 
     def notice(self, grid: str) -> None:
         self.dirty.add(grid)
@@ -131,9 +218,42 @@ class Aggregates:
             except NotFound:  # its design document is still being installed
                 return Counter()
             rows[view] = answer.get("rows", [])
-        figures = figures_from(rows, self.census_campaign, datetime.date.today().year)
+        received = await self.first_receipts(db, sorted(first_verdicts(rows["verdicts_latest"])))
+        figures = figures_from(rows, self.census_campaign, datetime.date.today().year, received)
         self.grids[code] = (info.get("update_seq"), figures)
         return figures
+
+    async def install_receipts_view(self) -> None:
+        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
+        try:
+            stored: dict[str, Any] | None = await self.couch.get(path)
+        except NotFound:
+            stored = None
+        if stored is None or stored.get("views") != RECEIPTS_DESIGN["views"]:
+            body = {**RECEIPTS_DESIGN, **({"_rev": stored["_rev"]} if stored else {})}
+            with contextlib.suppress(Conflict):  # another process installed it meanwhile
+                await self.couch.put(path, body)
+        self.receipts_view_ready = True
+
+    async def first_receipts(self, db: str, records: list[str]) -> dict[str, float]:
+        """When the server first received each of `records` (ms), from the receipts view:
+        one reduced row per reviewed record, never the receipts themselves. A verdict is
+        given after its record's receipt is written (the verdicts API flushes the receipt log
+        first), so a grid's cached figures, kept by its update sequence, stay right."""
+        if not records:
+            return {}
+        if not self.receipts_view_ready:
+            await self.install_receipts_view()
+        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"], "_view", "first_received")
+        found: dict[str, float] = {}
+        for start in range(0, len(records), RECEIPT_KEYS):
+            keys = [[db, record] for record in records[start:start + RECEIPT_KEYS]]
+            answer = await self.couch.post(path, {"keys": keys}, group="true")
+            for row in answer.get("rows", []):
+                value = row.get("value")
+                if isinstance(value, dict) and isinstance(value.get("min"), int | float):
+                    found[str(row["key"][1])] = float(value["min"])
+        return found
 
     async def refresh(self, codes: Iterable[str] | None = None) -> None:
         """Bring the figures of `codes` (default: every grid) up to date."""
@@ -212,15 +332,34 @@ class Aggregates:
                 figures = {k: v for k, v in figures.items() if v >= SMALL}
                 entry["suppressed"] = hidden
             entry["figures"] = figures
-            name = self.name_of(a)
+            name = self.directory.area_name(a.level, a.code)
             if name:
                 entry["name"] = name
+            if "review.timed" in figures:  # withheld when few records of a grid out of scope
+                entry["time_to_review"] = median_bucket(self.total(a.grids))
             return entry
 
-        return {**shown(area), "children": [shown(c) for c in children]}
+        return {**shown(area), "parents": self.parents(area),
+                "children": [shown(c) for c in children]}
 
-    def name_of(self, area: Area) -> str:
-        if area.level == "grid":
-            grid = self.directory.grids.get(area.code)
-            return grid.name if grid else ""
-        return ""
+    def parents(self, area: Area) -> list[dict[str, str]]:
+        """The areas above `area`, from the city down, each with its name when the directory
+        knows it (for the dashboard's breadcrumbs)."""
+        if area.level == "city":
+            return []
+        grid = self.directory.grids.get(area.grids[0]) if area.grids else None
+        community = area.code if area.level == "community" else (grid.community if grid else "")
+        street = area.code if area.level == "street" else (
+            grid.street if grid and grid.street else community[:9])
+        district = area.code if area.level == "district" else district_of(street)
+        chain = {"district": district, "street": street, "community": community}
+        out = [{"level": "city", "code": ""}]
+        for level in LEVELS[1:LEVELS.index(area.level)]:
+            code = chain.get(level, "")
+            if code:
+                item = {"level": level, "code": code}
+                name = self.directory.area_name(level, code)
+                if name:
+                    item["name"] = name
+                out.append(item)
+        return out

@@ -21,7 +21,7 @@ from aiohttp.web_response import StreamResponse
 from server import directory, registry_import
 from server.config import SETTINGS, Config, ConfigError
 from server.matching import HouseholdIndex, match
-from server.scope import DIRECTORY_DB, ROLES, grid_db
+from server.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
 from server.seed import seed_city, seed_summary
 
 
@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="street code (supervisors; repeat)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of prompting")
+    add.add_argument("--right", action="append", default=[], choices=RIGHTS,
+                     help="a right beyond the role (unmask: export personal data unmasked)")
+    for action, text in (("grant", "give a user a right (e.g. unmask)"),
+                         ("revoke", "take a right from a user")):
+        change = user.add_parser(action, help=text)
+        change.add_argument("name")
+        change.add_argument("right", choices=RIGHTS)
     passwd = user.add_parser("passwd", help="set a user's password (ends their sessions)")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")
@@ -70,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--community", default="", help="community (社区) code")
     gadd.add_argument("--street", default="", help="street (街道) code")
     grid.add_parser("list", help="list grids")
+
+    area = commands.add_parser("area", help="name districts, streets and communities"
+                               ).add_subparsers(dest="action", required=True)
+    aadd = area.add_parser("add", help="name an area (or rename it)")
+    aadd.add_argument("level", choices=AREA_LEVELS)
+    aadd.add_argument("code", help="GB/T 2260 code (district 6, street 9, community 12 digits)")
+    aadd.add_argument("--name", required=True)
+    aadd.add_argument("--parent", default="", help="the district of a street, the street of a "
+                      "community (default: from the code)")
 
     schema = commands.add_parser("schema", help="record forms (schemas) and their versions"
                                  ).add_subparsers(dest="action", required=True)
@@ -199,8 +215,16 @@ def administer(args: argparse.Namespace, config: Config) -> int:
         elif args.command == "user" and args.action == "add":
             password = read_password(args.password_stdin)
             user = directory.add_user(server, args.name, args.role, password, grids=args.grid,
-                                      communities=args.community, streets=args.street)
+                                      communities=args.community, streets=args.street,
+                                      rights=args.right)
             print(f"user {user.name} ({user.role}) added")
+        elif args.command == "user" and args.action in ("grant", "revoke"):
+            changes = {args.action: [args.right]}
+            user = directory.set_rights(server, args.name, **changes)
+            print(f"rights of {user.name}: {', '.join(sorted(user.rights)) or '-'}")
+        elif args.command == "area" and args.action == "add":
+            directory.add_area(server, args.level, args.code, args.name, args.parent)
+            print(f"{args.level} {args.code} named {args.name}")
         elif args.command == "user" and args.action == "passwd":
             directory.set_password(server, args.name, read_password(args.password_stdin))
             print(f"password of {args.name} changed; their sessions have ended")
@@ -235,5 +259,5 @@ def administer(args: argparse.Namespace, config: Config) -> int:
         elif args.command == "user" and args.action == "list":
             for user in directory.list_users(server):
                 scope = ",".join(sorted(user.grids | user.communities | user.streets))
-                print(f"{user.name}\t{user.role}\t{scope}")
+                print(f"{user.name}\t{user.role}\t{scope}\t{','.join(sorted(user.rights))}")
     return 0

@@ -15,12 +15,14 @@ DEMO_HOUSEHOLDS = 1000
 DEMO_SEED = 2020
 STREET = "330802001"  # 府山街道
 COMMUNITY = "330802001001"  # 坊门街社区
-USERS = (  # name, role, grids, communities, streets
-    ("admin", "admin", (), (), ()),
-    ("wang.fang", "worker", ("g330802001001a",), (), ()),
-    ("li.qiang", "worker", ("g330802001001b",), (), ()),
-    ("chen.jing", "supervisor", (), (COMMUNITY,), ()),
-    ("sun.lei", "supervisor", (), (), (STREET,)),
+# The community's supervisor, who works with the households, may export personal data unmasked;
+# the street's, who watches figures, may not (and is refused when asking).
+USERS = (  # name, role, grids, communities, streets, rights
+    ("admin", "admin", (), (), (), ()),
+    ("wang.fang", "worker", ("g330802001001a",), (), (), ()),
+    ("li.qiang", "worker", ("g330802001001b",), (), (), ()),
+    ("chen.jing", "supervisor", (), (COMMUNITY,), (), ("unmask",)),
+    ("sun.lei", "supervisor", (), (), (STREET,), ()),
 )
 
 __all__ = ["DEMO_PASSWORD", "load_demo"]
@@ -30,7 +32,7 @@ def load_demo(config: Config, url: str) -> None:
     server = directory.prepared(couchdb.Server(url))
     seed_city(server, config, DEMO_HOUSEHOLDS, DEMO_SEED, logins=True, progress=None)
     existing = {u.name for u in directory.list_users(server)}
-    for name, role, grids, communities, streets in USERS:
+    for name, role, grids, communities, streets, rights in USERS:
         if name not in existing:
             directory.add_user(server, name, role, DEMO_PASSWORD, grids=grids,
-                               communities=communities, streets=streets)
+                               communities=communities, streets=streets, rights=rights)

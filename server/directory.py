@@ -16,10 +16,12 @@ from server import designs
 from server.auth import hash_password, new_session_salt
 from server.config import Config
 from server.scope import (
+    AREA_LEVELS,
     DIRECTORY_DB,
     GRID_CODE,
     RECEIPTS_DB,
     RETIRED_SCHEMA,
+    RIGHTS,
     ROLES,
     USER_NAME,
     Grid,
@@ -97,6 +99,30 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
     return Grid.from_doc(doc)
 
 
+def add_area(server: couchdb.Server, level: str, code: str, name: str, parent: str = "") -> None:
+    """Name a district, street or community (`<level>:<code>` in the directory), so the
+    aggregates and the dashboard show its name and not only its code. A street's parent is its
+    district, a community's its street; by default taken from the code (GB/T 2260: a street's
+    district is its first 6 digits, a community's street its first 9)."""
+    if level not in AREA_LEVELS:
+        raise DirectoryError(f"级别 {level!r} 无效，应为 {', '.join(AREA_LEVELS)} / unknown level")
+    if not name.strip():
+        raise DirectoryError("名称不能为空 / the area needs a name")
+    directory = server[DIRECTORY_DB]
+    doc_id = f"{level}:{code}"
+    doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id})
+    doc.update(type=level, schema_version=1, code=code, name=name.strip())
+    if level == "street":
+        doc["district"] = parent or code[:6]
+    elif level == "community":
+        doc["street"] = parent or code[:9]
+        doc.setdefault("district", doc["street"][:6])
+    problems = shared_registry().problems(doc)
+    if problems:
+        raise DirectoryError("；".join(problems))
+    directory.save(doc)
+
+
 def install_designs(db: couchdb.Database) -> None:
     for wanted in designs.design_docs():
         stored = db.get(wanted["_id"])
@@ -118,7 +144,7 @@ def check_password_strength(password: str) -> None:
 
 def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
              grids: Iterable[str] = (), communities: Iterable[str] = (),
-             streets: Iterable[str] = ()) -> User:
+             streets: Iterable[str] = (), rights: Iterable[str] = ()) -> User:
     if not USER_NAME.match(name):
         raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
                              f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
@@ -129,6 +155,7 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
         raise DirectoryError(f"角色 {role!r} 无效，应为 {', '.join(ROLES)} / unknown role")
     check_password_strength(password)
     grids, communities, streets = sorted(set(grids)), sorted(set(communities)), sorted(set(streets))
+    rights = checked_rights(rights)
     if role == "worker" and not grids:
         raise DirectoryError("网格员至少要分配一个网格 (--grid) / a worker needs a --grid")
     if role == "supervisor" and not (communities or streets):
@@ -145,6 +172,31 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
     doc = {"_id": doc_id, "type": "user", "name": name, "role": role, "grids": grids,
            "communities": communities, "streets": streets, "password": hash_password(password),
            "session_salt": new_session_salt(), "disabled": False, "created_at": _now()}
+    if rights:
+        doc["rights"] = rights
+    directory.save(doc)
+    return User.from_doc(doc)
+
+
+def checked_rights(rights: Iterable[str]) -> list[str]:
+    wanted = sorted(set(rights))
+    unknown = [r for r in wanted if r not in RIGHTS]
+    if unknown:
+        raise DirectoryError(f"没有这些权限：{', '.join(unknown)}（可用：{', '.join(RIGHTS)}）/ "
+                             f"unknown right(s): {', '.join(unknown)} (known: {', '.join(RIGHTS)})")
+    return wanted
+
+
+def set_rights(server: couchdb.Server, name: str, *, grant: Iterable[str] = (),
+               revoke: Iterable[str] = ()) -> User:
+    """Give or take a user's rights (`unmask`...); the running server follows at once, since
+    it reads rights from the directory on every request, not from the session."""
+    grant, revoke = checked_rights(grant), checked_rights(revoke)
+    directory = server[DIRECTORY_DB]
+    doc = directory.get(f"user:{name}")
+    if doc is None:
+        raise DirectoryError(f"没有用户 {name} / no user {name}")
+    doc["rights"] = sorted((set(doc.get("rights") or ()) | set(grant)) - set(revoke))
     directory.save(doc)
     return User.from_doc(doc)
 

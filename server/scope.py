@@ -30,6 +30,9 @@ USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 COUCH_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 
 
+AREA_LEVELS = ("district", "street", "community")  # directory ids `<level>:<code>`, with a name
+RIGHTS = ("unmask",)  # per-user rights beyond the role: `unmask` sees personal data unmasked
+
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
 RETIRED_KEY = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$")
 
@@ -87,6 +90,8 @@ class User:
     password: str = ""
     session_salt: str = ""
     disabled: bool = False
+    rights: frozenset[str] = frozenset()
+    """Rights given to this user beyond the role's (RIGHTS), e.g. `unmask`."""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> User:
@@ -99,11 +104,17 @@ class User:
                    streets=frozenset(doc.get("streets") or ()),
                    password=str(doc.get("password", "")),
                    session_salt=str(doc.get("session_salt", "")),
-                   disabled=bool(doc.get("disabled", False)))
+                   disabled=bool(doc.get("disabled", False)),
+                   rights=frozenset(r for r in doc.get("rights") or () if r in RIGHTS))
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def may(self, right: str) -> bool:
+        """Whether the user was given `right`: a right is per person, never implied by a role,
+        so an admin too is given `unmask` explicitly (and the audit log shows who has it)."""
+        return right in self.rights and not self.disabled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +138,8 @@ class Directory:
         self.grids: dict[str, Grid] = {}
         self.retired_schemas: frozenset[tuple[str, int]] = frozenset()
         """(type, version) of the record forms an admin has retired (`linli schema retire`)."""
+        self.area_names: dict[tuple[str, str], str] = {}
+        """(level, code) -> name of the districts, streets and communities above the grids."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         doc_id = str(doc.get("_id", ""))
@@ -145,6 +158,12 @@ class Directory:
             if retired is not None:
                 self.retired_schemas = (self.retired_schemas - {retired}) if deleted else (
                     self.retired_schemas | {retired})
+        elif kind in AREA_LEVELS:
+            name = doc.get("name")
+            if deleted or not isinstance(name, str) or not name:
+                self.area_names.pop((kind, key), None)
+            else:
+                self.area_names[(kind, key)] = name
         elif kind == "grid":
             if deleted:
                 self.grids.pop(key, None)
@@ -153,6 +172,13 @@ class Directory:
                     self.grids[key] = Grid.from_doc(doc)
                 except KeyError:
                     self.grids.pop(key, None)
+
+    def area_name(self, level: str, code: str) -> str:
+        """The name of an area, or "" when the directory does not know it."""
+        if level == "grid":
+            grid = self.grids.get(code)
+            return grid.name if grid else ""
+        return self.area_names.get((level, code), "")
 
     def reaches(self, user: User, code: str) -> bool:
         """Whether `user` may reach grid `code`: one lookup, whatever the size of the city."""

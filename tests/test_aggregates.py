@@ -4,17 +4,20 @@ documents, and small counts of grids outside a user's scope are withheld."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import random
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import couchdb
+import pytest
 from conftest import City, basic, wait_for_user
 
-from server import aggregates
+from server import aggregates, directory
 from server.city import iter_grids
-from server.keys import AGGREGATES
+from server.keys import AGGREGATES, DIRECTORY
 from server.seed import BATCH
 
 STREET = "339999001"
@@ -22,9 +25,36 @@ COMMUNITY = "339999001001"
 CAMPAIGN = "2026-census-pilot"
 
 
-def brute_force(docs: list[dict[str, Any]]) -> Counter[str]:
+def hours_to_review(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]],
+                    db: str) -> list[float]:
+    """Each reviewed record's hours from its first receipt to its first verdict, straight from
+    the documents (records never received, or judged before, have none)."""
+    first_verdict: dict[str, datetime.datetime] = {}
+    for doc in docs:
+        if doc.get("type") == "verdict" and doc.get("device_time"):
+            at = datetime.datetime.fromisoformat(doc["device_time"])
+            first_verdict[doc["record"]] = min(at, first_verdict.get(doc["record"], at))
+    first_receipt: dict[str, datetime.datetime] = {}
+    for receipt in receipts:
+        if receipt.get("db") != db:
+            continue
+        at = datetime.datetime.fromisoformat(receipt["received_at"])
+        for record, _rev in receipt["revs"]:
+            first_receipt[record] = min(at, first_receipt.get(record, at))
+    return [(verdict - first_receipt[record]).total_seconds() / 3600
+            for record, verdict in first_verdict.items()
+            if record in first_receipt and verdict >= first_receipt[record]]
+
+
+def brute_force(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]] = (),
+                db: str = "") -> Counter[str]:
     """The figures counted straight from the documents, without any view."""
     out: Counter[str] = Counter()
+    for hours in hours_to_review(docs, receipts, db):
+        bucket = next((f"review.hours.le_{edge}" for edge in aggregates.REVIEW_HOURS
+                       if hours <= edge), f"review.hours.over_{aggregates.REVIEW_HOURS[-1]}")
+        out[bucket] += 1
+        out["review.timed"] += 1
     year = datetime.date.today().year
     visits: dict[str, tuple[tuple[str, str, str], str]] = {}
     verdicts: dict[str, tuple[str, str]] = {}
@@ -73,7 +103,8 @@ def raw_docs(db: couchdb.Database) -> list[dict[str, Any]]:
             if not row.id.startswith("_design/")]
 
 
-def scramble(db: couchdb.Database, rng: random.Random, grid: str) -> None:
+def scramble(db: couchdb.Database, rng: random.Random, grid: str,
+             receipts_db: couchdb.Database) -> None:
     """Random edits, deletions and conflicting revisions, as a day of syncing leaves them."""
     docs = raw_docs(db)
     edits = []
@@ -101,11 +132,31 @@ def scramble(db: couchdb.Database, rng: random.Random, grid: str) -> None:
     verdicts = [{"_id": f"verdict:{d['_id']}:{n}", "type": "verdict", "schema_version": 1,
                  "grid": grid, "created_by": "sup", "record": d["_id"],
                  "record_rev": d["_rev"], "decision": rng.choice(["approved", "has_issues"]),
-                 "comment": "核对", "device_time": f"2026-11-2{n}T10:00:00+08:00"}
+                 "comment": "核对",
+                 "device_time": f"2026-11-{20 + n // 3:02d}T{8 + n:02d}:00:00+08:00"}
                 for n, d in enumerate(rng.sample(rest[:40], 12))]
     later = {**verdicts[0], "_id": verdicts[0]["_id"] + "b", "decision": "rejected",
              "device_time": "2026-11-29T10:00:00+08:00"}
     db.update([*verdicts, later])
+    # Receipts, as the gateway writes them: most judged records received hours or weeks before
+    # their first verdict (some twice, the first receipt counting), some after it, some never.
+    start = datetime.datetime(2026, 11, 20, 10, tzinfo=datetime.UTC)
+    receipts = []
+    for doc in rest[:40]:
+        if rng.random() < 0.15:
+            continue
+        received = start - datetime.timedelta(hours=rng.choice([0.5, 3, 20, 50, 200, 900, 2000])
+                                              * rng.random())
+        for at in (received, received + datetime.timedelta(days=rng.randint(1, 20))):
+            receipts.append({"type": "receipt", "db": db.name, "user": "w",
+                             "received_at": at.isoformat(timespec="milliseconds"),
+                             "revs": [[doc["_id"], doc["_rev"]]]})
+    receipts_db.update(receipts)
+
+
+def receipts_of(couch: couchdb.Server) -> list[dict[str, Any]]:
+    return [dict(row.doc) for row in couch["linli-receipts"].view("_all_docs", include_docs=True)
+            if row.doc.get("type") == "receipt"]
 
 
 async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> None:
@@ -118,7 +169,7 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
             + generated.census + generated.screenings)]
         for start in range(0, len(docs), BATCH):
             db.update(docs[start:start + BATCH])
-        scramble(db, rng, code)
+        scramble(db, rng, code, city.couch["linli-receipts"])
         assert n < 3
     boss = city.user("supervisor", communities=[COMMUNITY])
     stranger = city.user("supervisor", communities=["339999001002"])
@@ -133,13 +184,29 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     expected_total: Counter[str] = Counter()
     children = {c["code"]: c for c in report["children"]}
     assert set(children) == set(codes)
+    receipts = receipts_of(city.couch)
+    hours: list[float] = []
     for code in codes:
-        expected = brute_force(raw_docs(city.db(code)))
+        expected = brute_force(raw_docs(city.db(code)), receipts, f"grid-{code}")
+        hours += hours_to_review(raw_docs(city.db(code)), receipts, f"grid-{code}")
         expected_total.update(expected)
         assert children[code]["figures"] == dict(expected), code
         assert "suppressed" not in children[code]
     assert report["figures"] == dict(expected_total)
     assert report["figures"]["households"] > 0 and report["figures"]["persons"] > 0
+    # The median time to review lies in the bucket the rolled-up histograms give.
+    assert report["figures"]["review.timed"] == len(hours) > 10
+    median = sorted(hours)[(len(hours) + 1) // 2 - 1]
+    bucket = report["time_to_review"]
+    assert bucket["records"] == len(hours)
+    assert bucket["from_hours"] < median and (bucket["to_hours"] is None
+                                              or median <= bucket["to_hours"]), (median, bucket)
+    for code in codes:
+        mine = sorted(hours_to_review(raw_docs(city.db(code)), receipts, f"grid-{code}"))
+        if mine:
+            m = mine[(len(mine) + 1) // 2 - 1]
+            got = children[code]["time_to_review"]
+            assert got["from_hours"] < m and (got["to_hours"] is None or m <= got["to_hours"])
 
     # Up the hierarchy, the same totals.
     resp = await client.get(f"/api/aggregates?level=street&code={STREET}", headers=basic(boss))
@@ -200,3 +267,44 @@ async def test_the_api_is_described_by_the_openapi_document(client: Any) -> None
     described = {(method, path) for path, item in document["paths"].items()
                  for method in item}
     assert routes == described
+
+
+async def test_areas_have_their_names_and_parents(client: Any, city: City) -> None:
+    street, community = "339998001", "339998001001"
+    directory.add_area(city.couch, "district", "339998", "测试区")
+    directory.add_area(city.couch, "street", street, "测试街道")
+    directory.add_area(city.couch, "community", community, "测试社区")
+    code = city.grid(community=community, street=street)
+    boss = city.user("supervisor", streets=[street])
+    await wait_for_user(client, boss)
+    names = client.app[DIRECTORY].area_names
+    for _ in range(200):
+        if names.get(("community", community)) == "测试社区":
+            break
+        await asyncio.sleep(0.05)
+
+    resp = await client.get("/api/aggregates?level=district&code=339998", headers=basic(boss))
+    report = await resp.json()
+    assert report["name"] == "测试区" and report["parents"] == [{"level": "city", "code": ""}]
+    assert [(c["code"], c["name"]) for c in report["children"]] == [(street, "测试街道")]
+    resp = await client.get(f"/api/aggregates?level=street&code={street}", headers=basic(boss))
+    assert [(c["code"], c["name"]) for c in (await resp.json())["children"]] == [
+        (community, "测试社区")]
+    resp = await client.get(f"/api/aggregates?level=grid&code={code}", headers=basic(boss))
+    report = await resp.json()
+    assert report["name"] == f"测试网格 {code}"
+    assert report["parents"] == [
+        {"level": "city", "code": ""}, {"level": "district", "code": "339998", "name": "测试区"},
+        {"level": "street", "code": street, "name": "测试街道"},
+        {"level": "community", "code": community, "name": "测试社区"}]
+    # A renamed community is renamed in the figures at once (the directory is followed).
+    directory.add_area(city.couch, "community", community, "新名社区")
+    for _ in range(200):
+        if names.get(("community", community)) == "新名社区":
+            break
+        await asyncio.sleep(0.05)
+    resp = await client.get(f"/api/aggregates?level=community&code={community}",
+                            headers=basic(boss))
+    assert (await resp.json())["name"] == "新名社区"
+    with pytest.raises(directory.DirectoryError):
+        directory.add_area(city.couch, "planet", "1", "地球")
