@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,20 @@ def require_supervisor(request: web.Request) -> User:
     if user.role not in ("supervisor", "admin"):
         raise errors.forbidden("只有督导员可以处理冲突", "Only supervisors settle conflicts.")
     return user
+
+
+def wants_unmasked(request: web.Request, user: User) -> bool:
+    """Whether the request asks for personal data unmasked (`unmask=1`), which only users given
+    the `unmask` right may do (`linli user grant NAME unmask`); the caller audits it."""
+    if request.query.get("unmask") != "1":
+        return False
+    if not user.may("unmask"):
+        audit.info("%s was refused unmasked data (%s)", user.name, request.path)
+        raise errors.forbidden(
+            "您没有查看完整身份证号、电话和特殊人群信息的权限，请去掉 unmask=1 或请管理员授权",
+            "You do not have the right to see ID numbers, phones and special groups unmasked; "
+            "leave out unmask=1 or ask an admin for the right.")
+    return True
 
 
 def reachable_grid(request: web.Request, user: User, code: Any) -> str:
@@ -211,6 +225,12 @@ async def aggregates(request: web.Request) -> web.Response:
     community|grid&code=`), for supervisors. Counts of grids outside the user's scope below 5
     are withheld (listed in `suppressed`)."""
     user = require_supervisor(request)
+    return json_response(await aggregates_report(request, user))
+
+
+async def aggregates_report(request: web.Request, user: User) -> dict[str, Any]:
+    """The aggregates of `?level=&code=` as the user may see them (for the API and its export,
+    so both withhold the same counts)."""
     level = request.query.get("level", "city")
     code = request.query.get("code", "")
     if level not in LEVELS:
@@ -222,7 +242,7 @@ async def aggregates(request: web.Request) -> web.Response:
     if level != "city" and not report["grids"]:
         raise errors.CouchError(404, "not_found", errors.bilingual("没有这个地区",
                                                                    "No such area."))
-    return json_response(report)
+    return report
 
 
 async def review_queue(request: web.Request) -> web.Response:
@@ -287,6 +307,10 @@ async def give_verdicts(request: web.Request) -> web.Response:
         docs.append(doc)
     if problems:
         raise errors.CouchError(400, "bad_request", "；".join(problems[:20]))
+    with contextlib.suppress(CouchFailure, StoreUnavailable):
+        # The records' receipts stored first: the time to review is read from them when the
+        # verdicts move the grid's figures.
+        await request.app[RECEIPTS].flush()
     results = await couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
     request.app[RECEIPTS].record(user.name, db, [[r["id"], r["rev"]] for r in results
                                                  if r.get("ok")])
@@ -305,7 +329,7 @@ async def review_record(request: web.Request) -> web.Response:
     if not doc_id.startswith(tuple(f"{t}:" for t in review.OPENABLE)):
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))
-    unmasked = request.query.get("unmask") == "1"
+    unmasked = wants_unmasked(request, user)
     resolver = request.app.get(RESOLVER)
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         await request.app[RECEIPTS].flush()  # the latest revision's sender, if just received
@@ -322,19 +346,31 @@ async def review_record(request: web.Request) -> web.Response:
 
 async def export(request: web.Request) -> web.StreamResponse:
     """Households or persons of the supervisor's grids (or one grid, community or street) as
-    CSV or XLSX, streamed. Masked unless `unmask=1`, which is audited."""
+    CSV or XLSX, streamed. Masked unless `unmask=1`, which needs the `unmask` right and is
+    audited. `what=aggregates&level=&code=`: the figures of an area and its children, withheld
+    exactly as `/api/aggregates` withholds them."""
     user = require_supervisor(request)
     query = request.query
     what, kind = query.get("what", "households"), query.get("format", "csv")
-    if what not in exports.COLUMNS or kind not in ("csv", "xlsx"):
-        raise errors.bad_request("what 应为 households 或 persons；format 应为 csv 或 xlsx",
-                                 "what must be households or persons; format csv or xlsx")
-    codes = scoped_grids(request, user)
-    unmasked = query.get("unmask") == "1"
-    audit.info("%s exported %s of %d grid(s) as %s%s", user.name, what, len(codes), kind,
-               " UNMASKED" if unmasked else "")
-    source = exports.rows(request.app[COUCH], codes, what, unmasked)
-    name = f"linli-{what}.{kind}"
+    if (what not in exports.COLUMNS and what != "aggregates") or kind not in ("csv", "xlsx"):
+        raise errors.bad_request(
+            "what 应为 households、persons 或 aggregates；format 应为 csv 或 xlsx",
+            "what must be households, persons or aggregates; format csv or xlsx")
+    source: AsyncIterator[list[Any]]
+    if what == "aggregates":
+        report = await aggregates_report(request, user)
+        audit.info("%s exported the aggregates of %s %s as %s", user.name, report["level"],
+                   report["code"] or "-", kind)
+        source = exports.aggregate_rows(report)
+        name = f"linli-aggregates-{report['level']}{'-' if report['code'] else ''}" \
+            f"{report['code']}.{kind}"
+    else:
+        codes = scoped_grids(request, user)
+        unmasked = wants_unmasked(request, user)
+        audit.info("%s exported %s of %d grid(s) as %s%s", user.name, what, len(codes), kind,
+                   " UNMASKED" if unmasked else "")
+        source = exports.rows(request.app[COUCH], codes, what, unmasked)
+        name = f"linli-{what}.{kind}"
     response = web.StreamResponse(headers={
         "Content-Disposition": f'attachment; filename="{name}"'})
     if kind == "csv":

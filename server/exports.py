@@ -16,6 +16,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
+from server.aggregates import REVIEW_BUCKETS
 from server.couch import CouchClient, NotFound, db_path
 from server.scope import grid_db
 
@@ -113,3 +114,89 @@ async def xlsx_file(source: AsyncIterator[list[Any]], title: str) -> Any:
     workbook.save(handle)
     handle.seek(0)
     return handle
+
+
+# --- the aggregates as a sheet ----------------------------------------------------------------
+
+WITHHELD = "<5"  # a small count of a grid outside the exporter's scope, withheld as in the API
+FIGURE_GROUPS = ("households", "visits", "census", "persons", "screenings", "review",
+                 "conflicts")
+FIGURE_LABELS = {  # a figure's name (or the prefix before its code) -> zh, en
+    "households": ("户数", "households"),
+    "households.status": ("户数·状态", "households by status"),
+    "visits.total": ("走访次数", "visits"),
+    "visits.households_visited": ("已走访户数", "households visited"),
+    "visits.covered": ("已覆盖户数", "households covered"),
+    "visits.latest": ("最近一次走访结果", "latest visit outcome"),
+    "census.enumerated": ("普查已登记户数", "census forms"),
+    "persons": ("在住人口", "persons present"),
+    "persons.sex": ("人口·性别", "persons by sex"),
+    "persons.age": ("人口·年龄段", "persons by age band"),
+    "persons.registration": ("人口·户籍状态", "persons by registration"),
+    "screenings": ("排查人次", "screenings"),
+    "screenings.day": ("排查·日期", "screenings by day"),
+    "screenings.result": ("排查·结果", "screenings by result"),
+    "screenings.health_code": ("排查·健康码", "screenings by health code"),
+    "screenings.risk": ("排查·风险类别", "screenings by risk"),
+    "review.reviewed": ("已审核记录", "records reviewed"),
+    "review.timed": ("计时的审核记录", "reviews timed"),
+    "review.hours": ("审核用时", "time to review"),
+    "review": ("最近审核结果", "latest verdict"),
+    "conflicts.open": ("未决冲突", "open conflicts"),
+}
+
+
+def figure_label(name: str) -> str:
+    """A figure's bilingual label: its own, or its group's with the code after it."""
+    if name in FIGURE_LABELS:
+        zh, en = FIGURE_LABELS[name]
+        return f"{zh} {en}"
+    prefix, _, code = name.rpartition(".")
+    while prefix and prefix not in FIGURE_LABELS:
+        prefix = prefix.rpartition(".")[0]
+    zh, en = FIGURE_LABELS.get(prefix, ("", ""))
+    if prefix == "review.hours":
+        bound, _, hours = code.partition("_")
+        code = f"{'≤' if bound == 'le' else '>'}{hours}h"
+    return f"{zh} {en}: {code}".strip() if zh else name
+
+
+def figure_order(name: str) -> tuple[int, int, str]:
+    group = name.split(".", 1)[0]
+    index = FIGURE_GROUPS.index(group) if group in FIGURE_GROUPS else len(FIGURE_GROUPS)
+    bucket = REVIEW_BUCKETS.index(name) + 1 if name in REVIEW_BUCKETS else 0
+    return index, bucket, name
+
+
+def area_heading(entry: Mapping[str, Any]) -> str:
+    if entry["level"] == "city":
+        return "全市 city"
+    return f"{entry.get('name') or entry['level']} {entry['code']}"
+
+
+def median_text(entry: Mapping[str, Any]) -> str:
+    bucket = entry.get("time_to_review")
+    if not bucket:
+        return ""
+    high = bucket["to_hours"]
+    return f"{bucket['from_hours']}–{high}" if high is not None else f">{bucket['from_hours']}"
+
+
+async def aggregate_rows(report: Mapping[str, Any]) -> AsyncIterator[list[Any]]:
+    """An area and its children as columns, one figure a row, exactly as the API gave them:
+    a withheld count is written `<5`, never its value (the sheet carries no personal data)."""
+    areas = [report, *report.get("children", [])]
+    yield ["指标 figure", "说明 label", *(area_heading(a) for a in areas)]
+    yield ["level", "级别 level", *(a["level"] for a in areas)]
+    yield ["code", "编码 code", *(a["code"] for a in areas)]
+    yield ["grids", "网格数 grids", *(a["grids"] for a in areas)]
+    yield ["review.median_hours", "审核用时中位数（小时，所在区间）median hours to review "
+           "(its bucket)", *(median_text(a) for a in areas)]
+    names = set()
+    for area in areas:
+        names.update(area.get("figures", {}))
+        names.update(area.get("suppressed", []))
+    for name in sorted(names, key=figure_order):
+        yield [name, figure_label(name), *(
+            WITHHELD if name in a.get("suppressed", []) else a.get("figures", {}).get(name, 0)
+            for a in areas)]

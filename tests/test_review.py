@@ -103,7 +103,7 @@ async def test_a_record_with_its_history_and_differences(
         client: Any, city: City, caplog: pytest.LogCaptureFixture) -> None:
     grid = city.grid(community="historyville")
     worker = city.user("worker", grids=[grid])
-    boss = city.user("supervisor", communities=["historyville"])
+    boss = city.user("supervisor", communities=["historyville"], rights=["unmask"])
     outsider = city.user("supervisor", communities=["elsewhere"])
     for name in (worker, boss, outsider):
         await wait_for_user(client, name)
