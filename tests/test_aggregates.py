@@ -308,3 +308,39 @@ async def test_areas_have_their_names_and_parents(client: Any, city: City) -> No
     assert (await resp.json())["name"] == "新名社区"
     with pytest.raises(directory.DirectoryError):
         directory.add_area(city.couch, "planet", "1", "地球")
+
+
+async def test_time_to_review_through_the_gateway_and_the_verdicts_api(client: Any,
+                                                                        city: City) -> None:
+    """A record a phone sent, then judged through the API: timed from its receipt."""
+    code = city.grid(community="339996001001", street="339996001")
+    worker = city.user("worker", grids=[code])
+    boss = city.user("supervisor", communities=["339996001001"])
+    await wait_for_user(client, worker)
+    await wait_for_user(client, boss)
+    record = {"_id": f"household_visit:{code}-1", "type": "household_visit",
+              "schema_version": 1, "grid": code, "created_by": worker,
+              "household": f"household:{code}-1", "visited_on": "2026-11-26",
+              "outcome": "completed"}
+    resp = await client.post(f"/couch/grid-{code}/_bulk_docs", json={"docs": [record]},
+                             headers=basic(worker))
+    (written,) = await resp.json()
+    resp = await client.post("/api/review/verdicts", headers=basic(boss), json={
+        "grid": code, "verdicts": [{"record": record["_id"], "record_rev": written["rev"],
+                                    "decision": "approved"}]})
+    assert resp.status == 200, await resp.text()
+    resp = await client.get(f"/api/aggregates?level=grid&code={code}", headers=basic(boss))
+    report = await resp.json()
+    assert report["figures"]["review.timed"] == 1
+    assert report["figures"]["review.hours.le_1"] == 1
+    assert report["time_to_review"] == {"records": 1, "from_hours": 0, "to_hours": 1}
+
+
+def test_the_median_bucket_of_a_histogram() -> None:
+    assert aggregates.median_bucket({}) is None
+    late = {"review.hours.le_1": 1, "review.hours.over_1440": 2}
+    assert aggregates.median_bucket(late) == {"records": 3, "from_hours": 1440, "to_hours": None}
+    even = {"review.hours.le_2": 2, "review.hours.le_24": 2}  # the lower median
+    assert aggregates.median_bucket(even) == {"records": 4, "from_hours": 1, "to_hours": 2}
+    assert aggregates.hours_bucket(4) == "review.hours.le_4"
+    assert aggregates.hours_bucket(4.01) == "review.hours.le_8"
