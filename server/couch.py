@@ -93,7 +93,12 @@ class CouchClient:
         `read_timeout` seconds is a failure."""
         hdrs = dict(headers or {})
         if body is not None:
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            try:
+                data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            except UnicodeEncodeError:  # a lone UTF-16 surrogate the client sent: not storable
+                raise errors.bad_request(
+                    "请求中有损坏的字符（不完整的表情符号？）",
+                    "The request holds a broken character (half an emoji?).") from None
             hdrs["Content-Type"] = "application/json"
         hdrs.setdefault("Accept", "application/json")
         hdrs["Accept-Encoding"] = "identity"  # loopback: compressing would only cost CPU

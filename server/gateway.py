@@ -397,6 +397,9 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
     if special.startswith("_"):
         if user.is_admin:  # maintenance (_security, _compact, _find...) stays an admin's tool
             return await raw_proxy(request, segments)
+        if special == "_security":  # not a document id: who may reach the database
+            raise errors.forbidden("只有管理员可以查看或修改数据库的权限设置",
+                                   "Only admins may read or change a database's _security.")
         if method in ("PUT", "DELETE") and len(rest) == 1:
             refusal = check_id(special, write_context(request, user, access))
             if refusal is not None:

@@ -94,7 +94,7 @@ def verdict_doc(user: User, grid: str, item: Mapping[str, Any]) -> dict[str, Any
         "_id": f"verdict:{item['record']}:{uuid.uuid4().hex[:12]}", "type": "verdict",
         "schema_version": 1, "grid": grid, "created_by": user.name,
         "record": item["record"], "record_rev": item["record_rev"],
-        "decision": item["decision"], "device_time": utc_now()}
+        "decision": item.get("decision"), "device_time": utc_now()}
     if item.get("comment"):
         doc["comment"] = item["comment"]
     return doc

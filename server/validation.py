@@ -369,6 +369,10 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
         return refuse(f"记录太大（最大 {limit} KB）", f"The document is too large "
                       f"(at most {limit} KB).", 413)
     doc_id = str(doc["_id"])
+    if not isinstance(doc.get("_deleted", False), bool):
+        # The store takes any truthy value for a deletion: `"_deleted": 1` would delete a record
+        # without passing check_deletion, so only JSON's true and false are accepted.
+        return refuse("_deleted 只能为 true 或 false", "_deleted must be true or false.", 400)
     if doc.get("_deleted") is True:
         if "resolved_by" in doc:  # the conflict resolver's mark: a phone cannot claim it
             return refuse("删除记录不能带有 resolved_by 字段",
