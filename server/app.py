@@ -79,7 +79,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     connections = config.max_live_feeds + OTHER_CONNECTIONS
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     async with aiohttp.ClientSession(connector=connector) as http:
-        app[COUCH] = CouchClient(url, http)
+        app[COUCH] = CouchClient(url, http, on_io_error=app[STORE].note_io_error
+                                 if STORE in app else None)
         try:
             yield
         finally:

@@ -8,7 +8,8 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -20,6 +21,10 @@ from server import errors
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 90.0  # longer than a feed's heartbeat (10 s), so only a silent store times out
+# How the store says it could not read or write its files: PouchDB Server's LevelDB errors (a full
+# disk: "IO error: ... No space left on device"; a database whose opening failed: OpenError),
+# CouchDB's enospc.
+IO_FAILURE = re.compile(r"IO error|OpenError|No space left|ENOSPC", re.IGNORECASE)
 
 
 class CouchFailure(Exception):
@@ -79,9 +84,22 @@ def db_path(db: str, *rest: str) -> str:
 
 
 class CouchClient:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, url: str, session: aiohttp.ClientSession,
+                 on_io_error: Callable[[], None] | None = None) -> None:
         self.base, self.auth = split_credentials(url)
         self.session = session
+        self.on_io_error = on_io_error  # the embedded store's supervisor, told of I/O errors
+
+    def failed(self, status: int, payload: Any) -> Exception:
+        """The exception for an error answer of the store. An I/O error (its disk is full) is
+        the store being unavailable, not the request being wrong: 503 with Retry-After, so
+        clients keep their records and retry, never a 500 they would give up on."""
+        if status >= 500 and isinstance(payload, dict) and IO_FAILURE.search(
+                f"{payload.get('error', '')} {payload.get('reason', '')}"):
+            if self.on_io_error is not None:
+                self.on_io_error()
+            return StoreUnavailable(f"{status} {payload}")
+        return failure(status, payload)
 
     async def open(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
@@ -124,7 +142,7 @@ class CouchClient:
                     raise StoreUnavailable(f"{resp.status}: unreadable answer") from exc
                 payload = {"error": "unknown", "reason": "unreadable answer"}
         if resp.status >= 400:
-            raise failure(resp.status, payload)
+            raise self.failed(resp.status, payload)
         return payload
 
     async def get(self, path: str, **params: str) -> Any:

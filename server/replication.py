@@ -251,6 +251,13 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
     upstream = await couch.open("HEAD" if request.method == "HEAD" else method, path,
                                 params=params, body=body, data=data, headers=headers,
                                 read_timeout=read_timeout)
+    if upstream.status >= 500:  # an error's few bytes: read, so a full disk answers 503
+        async with upstream:
+            try:
+                payload = await upstream.json(content_type=None)
+            except (ValueError, aiohttp.ClientError):
+                payload = {"error": "unknown", "reason": "unreadable answer"}
+        raise couch.failed(upstream.status, payload)
     try:
         response = web.StreamResponse(status=upstream.status)
         for name in RELAYED_HEADERS:

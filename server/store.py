@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POUCHDB_SERVER_BIN = PROJECT_ROOT / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
 STARTUP_SECONDS = 30.0  # a cold start with many databases opens each LevelDB once
+RECYCLE_AFTER_SECONDS = 5.0  # after I/O errors, restart the store at most this often
+RECYCLE_FREE_BYTES = 16 * 1024 * 1024  # ... and only once its disk has this much room again
 
 
 class StoreError(RuntimeError):
@@ -99,6 +102,8 @@ class EmbeddedStore:
         self.restarts = 0
         self._lock = StoreLock(data)
         self._stopping = False
+        self._io_error = False
+        self._started_at = 0.0
 
     def command(self) -> list[str]:
         node = shutil.which("node")
@@ -114,6 +119,7 @@ class EmbeddedStore:
         if not self._lock.acquire():
             raise StoreError(f"another process already runs the store of {self.data}")
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._end_orphan()
         self._spawn()
         deadline = time.monotonic() + STARTUP_SECONDS
         while not store_answers(self.url, timeout=0.5):
@@ -127,6 +133,32 @@ class EmbeddedStore:
             time.sleep(0.05)
         address_file(self.data).write_text(json.dumps({"url": self.url, "pid": self.process.pid}))
 
+    def _end_orphan(self) -> None:
+        """End a store whose owner was killed outright (`kill -9` of `linli serve`). The store
+        runs in its own session, so it outlives its owner and keeps its LevelDB files locked:
+        a new store on the same folder would fail to open them. We hold the installation's lock
+        now, so no live process owns that store any more. Only the process that store.json
+        names, and only if its command line is this folder's PouchDB Server, is ended."""
+        try:
+            pid = int(json.loads(address_file(self.data).read_text())["pid"])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if str(POUCHDB_SERVER_BIN).encode() not in argv or str(self.dir).encode() not in argv:
+            return
+        log.warning("ending the store left running by a server that was killed (pid %d)", pid)
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:  # gone, or a zombie its new parent has not reaped yet: its files are closed
+                    if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+                except (OSError, IndexError):
+                    return
+                time.sleep(0.05)
+
     def _spawn(self) -> None:
         # Its own process group and cwd (it writes log.txt and its _all_dbs folder there);
         # stdout/stderr to a file so a crash leaves its trace.
@@ -135,6 +167,7 @@ class EmbeddedStore:
             self.command(), cwd=self.dir, stdout=errlog, stderr=errlog,
             stdin=subprocess.DEVNULL, start_new_session=True)
         errlog.close()
+        self._started_at = time.monotonic()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.start_sync)
@@ -150,11 +183,20 @@ class EmbeddedStore:
                 await asyncio.sleep(0.2)
                 if self._stopping:
                     return
+                if self._io_error and self._may_recycle():
+                    self._io_error = False
+                    log.warning("restarting the embedded store after I/O errors (disk full?), "
+                                "now that its disk has room again")
+                    await asyncio.to_thread(self._end, process)
             log.error("embedded store exited with %s; restarting", process.returncode)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
             self._spawn()
             self.restarts += 1
+            with contextlib.suppress(OSError):  # its disk may be full
+                # the same address, a new pid: store.json keeps naming it (see _end_orphan)
+                address_file(self.data).write_text(json.dumps({"url": self.url,
+                                                               "pid": self.process.pid}))
             deadline = time.monotonic() + STARTUP_SECONDS
             while time.monotonic() < deadline and not await asyncio.to_thread(
                     store_answers, self.url, 0.5):
@@ -163,6 +205,29 @@ class EmbeddedStore:
                 await asyncio.sleep(0.05)
             else:
                 delay = 0.2
+
+    def note_io_error(self) -> None:
+        """The store answered with an I/O error (its disk was full). PouchDB Server keeps a
+        database whose opening failed broken until it restarts, so once the disk has room again
+        the supervisor restarts the store."""
+        self._io_error = True
+
+    def _may_recycle(self) -> bool:
+        if time.monotonic() - self._started_at < RECYCLE_AFTER_SECONDS:
+            return False
+        try:
+            return shutil.disk_usage(self.dir).free >= RECYCLE_FREE_BYTES
+        except OSError:
+            return False
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes]) -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def stop_sync(self) -> None:
         self._stopping = True

@@ -25,6 +25,14 @@
 //                                   or {ok,found:false}
 //   put       docs|docs_file     -> {ok,results:[{ok,id,rev}|{id,error,reason}]}
 //   count     [with_ids]         -> {ok,local_doc_count[,ids]}
+//   push_logged [docs|docs_file] [cookie_login] [relogin_rounds=0]
+//                                -> {ok,error,acked:[id],denied,rounds,unauthorized,
+//                                   docs_written,local_doc_count}
+//             a push that reports which records the server acknowledged (each batch's
+//             `change` event), also when it fails part-way (exit 0 then, ok:false). With
+//             cookie_login the client logs in through `_session` (auth) and carries the
+//             session cookie (PouchDB's own cookie jar) instead of Basic; with relogin_rounds
+//             a 401 makes it log in again and push again, as the PWA does, up to that many times.
 
 import { performance } from 'node:perf_hooks';
 
@@ -33,6 +41,8 @@ import {
   UsageError,
   batchOptions,
   closeAll,
+  describeDenied,
+  describeError,
   emit,
   loadDocs,
   log,
@@ -198,12 +208,74 @@ async function opCount(cmd) {
   }
 }
 
+/** The gateway's `_session` URL for a database URL (`.../couch/grid-x` -> `.../couch/_session`). */
+function sessionUrl(remoteUrl) {
+  return new URL('_session', remoteUrl.replace(/\/?$/, '/').replace(/[^/]+\/$/, '')).href;
+}
+
+async function cookieLogin(cmd) {
+  const auth = requireField(cmd, 'auth');
+  const resp = await PouchDB.fetch(sessionUrl(requireField(cmd, 'remote')), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: auth.username, password: auth.password }),
+  });
+  if (resp.status !== 200) throw new Error(`login answered ${resp.status}`);
+}
+
+async function opPushLogged(cmd) {
+  const local = await openLocal(requireField(cmd, 'local'));
+  const remote = openRemote(cmd.cookie_login ? { ...cmd, auth: null } : cmd);
+  try {
+    await writeLocalDocs(local, await loadDocs(cmd));
+    if (cmd.cookie_login) await cookieLogin(cmd);
+    const acked = [];
+    const denied = [];
+    let docsWritten = 0;
+    let unauthorized = 0;
+    let rounds = 0;
+    let error = null;
+    for (;;) {
+      rounds += 1;
+      error = null;
+      const rep = PouchDB.replicate(local, remote, batchOptions(cmd));
+      rep.on('change', (info) => acked.push(...(info.docs || []).map((doc) => doc._id)));
+      rep.on('denied', (err) => denied.push(describeDenied(err)));
+      try {
+        docsWritten += (await rep).docs_written;
+      } catch (err) {
+        error = describeError(err);
+        docsWritten += err?.result?.docs_written ?? 0;
+      }
+      const authError = error && (error.status === 401 || error.name === 'unauthorized');
+      if (authError) unauthorized += 1;
+      if (!authError || rounds > (cmd.relogin_rounds ?? 0)) break;
+      log('401 during the push: logging in again');
+      await cookieLogin(cmd);
+    }
+    const info = await local.info();
+    return {
+      ok: error === null,
+      error,
+      acked,
+      denied,
+      rounds,
+      unauthorized,
+      docs_written: docsWritten,
+      local_doc_count: info.doc_count,
+    };
+  } finally {
+    await closeAll(local, remote);
+  }
+}
+
 const OPS = {
   pull: opPull,
   push: opPush,
   live_wait: opLiveWait,
   put: opPut,
   count: opCount,
+  push_logged: opPushLogged,
 };
 
 runCli(async (cmd) => {

@@ -1,0 +1,491 @@
+"""Faults survived (issue 7): the server or its store killed outright, a connection cut at the
+worst moment, a session lapsing mid-sync, a worker moved while offline, the store's disk full and
+phones with wrong clocks. Real PouchDB 9 clients in node push through the gateway each time, and
+the same rule is checked after every fault: every record the server acknowledged is stored, the
+client keeps what was not, and its retry stores each record once (one revision, no conflict).
+
+The browser's side of an expired login is tests/test_pwa.py
+(test_expired_login_asks_again_and_keeps_the_queue); the clocks' part in conflict resolution is
+tests/test_conflicts.py (test_device_clocks_do_not_decide)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import couchdb
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import (
+    PASSWORD,
+    TEST_LIMITS,
+    NodeClient,
+    auth_for,
+    basic,
+    visit,
+    wait_for_user,
+)
+
+from server import directory
+from server.app import create_app
+from server.config import Config
+from server.keys import STORE
+from server.scope import RECEIPTS_DB, grid_db
+from server.store import POUCHDB_SERVER_BIN, free_port
+
+REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|COPY) (/\S*) HTTP/1\.[01]\r\n")
+
+
+# -- a real `linli serve` in its own process ----------------------------------------------------
+
+@dataclasses.dataclass
+class ServerProcess:
+    """`python -m server serve` on a fixed loopback port with its own embedded store, so it can
+    be killed outright (SIGKILL) and started again on the same data."""
+
+    data: Path
+    port: int = dataclasses.field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    stores: set[int] = dataclasses.field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def store_url(self) -> str:
+        return str(json.loads((self.data / "store.json").read_text())["url"])
+
+    def store_pid(self) -> int:
+        return int(json.loads((self.data / "store.json").read_text())["pid"])
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
+        env["LINLI_AGGREGATES_WARM_UP"] = "0"
+        log = open(self.data.parent / "serve.log", "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--data", str(self.data), "--host",
+             "127.0.0.1", "--port", str(self.port)], stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, env=env)
+        log.close()
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):
+                assert self.process.poll() is None, self.log_tail()
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(self.url + "/couch/") as resp:
+                        if resp.status == 200:
+                            self.stores.add(self.store_pid())
+                            return
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"the server did not start: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.data.parent / "serve.log").read_text()[-3000:]
+        return ""
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM (the server stops its store), SIGKILL if it hangs; then any store still
+        running that this test started (one orphaned by a SIGKILL) is ended by its pid."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pid in self.stores:
+            if is_store_process(pid, self.data):
+                os.kill(pid, signal.SIGKILL)
+
+    async def add_worker(self, grids: list[str]) -> str:
+        """A grid per code and a worker for them, written to the store as `linli` does."""
+        name = f"wk{os.urandom(5).hex()}"
+
+        def write() -> None:
+            couch = directory.prepared(couchdb.Server(self.store_url()))
+            for code in grids:
+                directory.add_grid(couch, code, f"网格 {code}")
+            directory.add_user(couch, name, "worker", PASSWORD, grids=grids)
+
+        await asyncio.to_thread(write)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                async with http.get(f"{self.url}/couch/{grid_db(grids[0])}",
+                                    headers=basic(name)) as resp:
+                    if resp.status == 200:
+                        return name
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the server never saw user {name}")
+
+
+def is_store_process(pid: int, data: Path) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return (state != "Z" and str(POUCHDB_SERVER_BIN).encode() in argv
+            and str(data / "store").encode() in argv)
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "var")
+    try:
+        await server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+# -- a TCP proxy between the client and the server, to cut or kill at the worst moment ----------
+
+@dataclasses.dataclass
+class Proxy:
+    """Forwards every connection to the server and notes each request line it carries.
+    `cut_bulk_docs`: the n-th `POST .../_bulk_docs` (1-based) is forwarded, and its answer is
+    dropped with the connection as soon as the server starts sending it, so the server has
+    stored the batch and the client never hears of it. `on_request(method, path)` runs once the
+    request's first bytes have been handed to the server."""
+
+    upstream_port: int
+    cut_bulk_docs: set[int] = dataclasses.field(default_factory=set)
+    on_request: Callable[[str, str], None] | None = None
+    requests: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    cuts: int = 0
+    port: int = 0
+    _server: asyncio.Server | None = None
+    _bulk_docs_seen: int = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        cut = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                seen = [(m[1].decode(), m[2].decode()) for m in REQUEST_LINE.finditer(data)]
+                for method, path in seen:
+                    self.requests.append((method, path))
+                    if method == "POST" and path.split("?")[0].endswith("/_bulk_docs"):
+                        self._bulk_docs_seen += 1
+                        if self._bulk_docs_seen in self.cut_bulk_docs:
+                            cut.set()
+                up_writer.write(data)
+                await up_writer.drain()
+                for method, path in seen:
+                    if self.on_request is not None:
+                        self.on_request(method, path)
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if cut.is_set():  # the server answers: it has stored the batch
+                    self.cuts += 1
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.transport.abort()
+            up_writer.transport.abort()
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[Callable[..., Any]]:
+    made: list[Proxy] = []
+
+    async def make(upstream_port: int, **options: Any) -> Proxy:
+        proxy = Proxy(upstream_port, **options)
+        await proxy.start()
+        made.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in made:
+            await proxy.close()
+
+
+# -- what the server holds ----------------------------------------------------------------------
+
+def visits(grid: str, worker: str, count: int, tag: str = "") -> list[dict[str, Any]]:
+    return [visit(grid, worker, f"{tag}{i:05d}", persons_present=i % 7) for i in range(count)]
+
+
+def write_docs(node: NodeClient, name: str, docs: list[dict[str, Any]]) -> str:
+    path = node.workdir / f"{name}.json"
+    path.write_text(json.dumps(docs, ensure_ascii=False))
+    return str(path)
+
+
+async def stored(store_url: str, db: str) -> dict[str, dict[str, Any]]:
+    """Every record of a database, straight from the store, with its conflicts."""
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{store_url}/{db}/_all_docs",
+            params={"include_docs": "true", "conflicts": "true"}) as resp:
+        assert resp.status == 200, await resp.text()
+        rows = (await resp.json(content_type=None))["rows"]
+    return {row["id"]: row["doc"] for row in rows if not row["id"].startswith("_design/")}
+
+
+async def stored_ids(store_url: str, db: str) -> set[str]:
+    async with aiohttp.ClientSession() as http, http.get(f"{store_url}/{db}/_all_docs") as resp:
+        assert resp.status == 200, await resp.text()
+        return {row["id"] for row in (await resp.json(content_type=None))["rows"]
+                if not row["id"].startswith("_design/")}
+
+
+def each_once(records: dict[str, dict[str, Any]], docs: list[dict[str, Any]]) -> None:
+    """Exactly these records, each as its one first revision, none in conflict."""
+    assert set(records) == {d["_id"] for d in docs}
+    twice = {i: r["_rev"] for i, r in records.items()
+             if not r["_rev"].startswith("1-") or r.get("_conflicts")}
+    assert not twice, twice
+    sent = {d["_id"]: d for d in docs}
+    assert all(r["persons_present"] == sent[i]["persons_present"] for i, r in records.items())
+
+
+async def push(node: NodeClient, remote: str, local: str, worker: str, **options: Any
+               ) -> dict[str, Any]:
+    result = await node.run({"op": "push_logged", "remote": remote, "local": node.local(local),
+                             "auth": auth_for(worker), **options}, timeout=180)
+    assert result["_exit"] == 0, result
+    return result
+
+
+# -- the tests ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+async def test_server_killed_mid_bulk_docs(served: ServerProcess, node: NodeClient,
+                                           proxies: Callable[..., Any]) -> None:
+    """SIGKILL of `linli serve` while a real client's `_bulk_docs` is in flight: after a restart
+    (which also ends the store the killed server left running) every acknowledged record is
+    there, and the client's retry stores each record once."""
+    grid = f"kill{os.getpid()}"
+    worker = await served.add_worker([grid])
+    docs = visits(grid, worker, 300)
+    proxy: Proxy = await proxies(served.port)
+
+    def kill_on_third_batch(method: str, path: str) -> None:
+        if path.endswith("/_bulk_docs") and proxy._bulk_docs_seen == 3 and served.process \
+                and served.process.poll() is None:
+            served.kill9()
+
+    proxy.on_request = kill_on_third_batch
+    remote = proxy.url(f"/couch/{grid_db(grid)}")
+    first = await push(node, remote, "phone", worker, batch_size=50,
+                       docs_file=write_docs(node, "docs", docs))
+    assert not first["ok"], first
+    assert first["local_doc_count"] == len(docs)  # all still on the phone
+    acked = set(first["acked"])
+    assert len(acked) == 100  # the batches answered before the kill
+    orphan = served.store_pid()
+
+    proxy.on_request = None
+    await served.start()
+    assert not is_store_process(orphan, served.data)
+    before_retry = await stored_ids(served.store_url(), grid_db(grid))
+    assert acked <= before_retry  # nothing acknowledged was lost
+    retry = await push(node, remote, "phone", worker, batch_size=50)
+    assert retry["ok"], retry
+    assert retry["docs_written"] == len(docs) - len(before_retry)  # nothing sent twice
+    each_once(await stored(served.store_url(), grid_db(grid)), docs)
+
+
+async def own_app(data: Path, **settings: Any) -> TestClient:
+    """The real app with its own embedded store (supervised, so it can be killed), on a
+    loopback port a node client can reach."""
+    config = Config.from_mapping({"data": data, **TEST_LIMITS, **settings})
+    client = TestClient(TestServer(create_app(config), host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
+async def add_worker_in(client: TestClient, store_url: str, grids: list[str]) -> str:
+    name = f"wk{os.urandom(5).hex()}"
+
+    def write() -> None:
+        couch = directory.prepared(couchdb.Server(store_url))
+        for code in grids:
+            directory.add_grid(couch, code, f"网格 {code}")
+        directory.add_user(couch, name, "worker", PASSWORD, grids=grids)
+
+    await asyncio.to_thread(write)
+    await wait_for_user(client, name)
+    return name
+
+
+@pytest.mark.slow
+async def test_store_killed_during_writes(tmp_path: Path, node: NodeClient) -> None:
+    """SIGKILL of the embedded store while a client pushes: the server answers 503 with
+    Retry-After while it is down, restarts it, keeps every acknowledged write; what was not
+    acknowledged is still on the phone, and the phone's retry stores each record once."""
+    client = await own_app(tmp_path / "var")
+    try:
+        store = client.app[STORE]
+        grid = "storekill"
+        worker = await add_worker_in(client, store.url, [grid])
+        docs = visits(grid, worker, 400)
+        remote = str(client.make_url(f"/couch/{grid_db(grid)}"))
+        pushing = asyncio.ensure_future(push(node, remote, "phone", worker, batch_size=25,
+                                             docs_file=write_docs(node, "docs", docs)))
+        while len(await stored_ids(store.url, grid_db(grid))) < 100:
+            assert not pushing.done(), pushing.result()
+            await asyncio.sleep(0.05)
+        store.kill_for_test()
+        answers: list[tuple[int, str, str]] = []
+        for _ in range(600):
+            resp = await client.get(f"/couch/{grid_db(grid)}/_all_docs?limit=0",
+                                    headers=basic(worker))
+            answers.append((resp.status, resp.headers.get("Retry-After", ""), await resp.text()))
+            if resp.status == 200 and any(a[0] == 503 for a in answers):
+                break
+            await asyncio.sleep(0.02)
+        down = [a for a in answers if a[0] != 200]
+        assert down and all(status == 503 and retry_after for status, retry_after, _ in down)
+        assert "暂时不可用" in json.loads(down[0][2])["reason"]
+        assert answers[-1][0] == 200 and store.restarts == 1
+        first = await pushing
+        assert not first["ok"] and first["error"]["status"] == 503, first
+        assert first["local_doc_count"] == len(docs)  # the unacknowledged wait on the phone
+        before_retry = await stored_ids(store.url, grid_db(grid))
+        assert set(first["acked"]) <= before_retry
+        assert len(before_retry) < len(docs)
+        retry = await push(node, remote, "phone", worker, batch_size=25)
+        assert retry["ok"], retry
+        assert retry["docs_written"] == len(docs) - len(before_retry)
+        each_once(await stored(store.url, grid_db(grid)), docs)
+    finally:
+        await client.close()
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size_mb: int) -> Any:
+    """A tmpfs of `size_mb` at `path`: a disk the test may fill. Mounting needs root
+    (CAP_SYS_ADMIN); without it the test is skipped, saying so."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs",
+                           str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"a small filesystem needs `mount -t tmpfs` (root): {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(path: Path) -> Path:
+    """Fill the filesystem of `path` to the last byte with one file."""
+    filler = path / "filler"
+    chunk = b"\0" * (1 << 20)
+    with open(filler, "wb", buffering=0) as out:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    out.write(chunk[:size])
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+async def receipt_ids(store_url: str, db: str) -> set[str]:
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{store_url}/{RECEIPTS_DB}/_all_docs", params={"include_docs": "true"}) as resp:
+        if resp.status != 200:
+            return set()
+        rows = (await resp.json(content_type=None))["rows"]
+    return {rev[0] for row in rows if row["doc"].get("db") == db for rev in row["doc"]["revs"]}
+
+
+@pytest.mark.slow
+async def test_store_disk_full(tmp_path: Path, node: NodeClient) -> None:
+    """The store's disk fills up (a 48 MB tmpfs, filled with one file): clients get 503 with
+    Retry-After and a reason in both languages, never a 500; nothing acknowledged is lost; once
+    there is room again the phone's retry stores the rest, each record once, and every receipt
+    is written (the store is restarted, since it keeps a database whose opening failed broken)."""
+    with small_disk(tmp_path / "disk", 48) as disk:
+        client = await own_app(disk / "var")
+        try:
+            store = client.app[STORE]
+            grid = "diskfull"
+            worker = await add_worker_in(client, store.url, [grid])
+            db = grid_db(grid)
+            remote = str(client.make_url(f"/couch/{db}"))
+            early = visits(grid, worker, 100, "a")
+            first = await push(node, remote, "phone", worker, batch_size=50,
+                               docs_file=write_docs(node, "early", early))
+            assert first["ok"] and len(first["acked"]) == 100, first
+            filler = fill(disk)  # at once: the receipts of the first push may still be pending
+
+            late = visits(grid, worker, 100, "b")
+            refused = await push(node, remote, "phone", worker, batch_size=50,
+                                 docs_file=write_docs(node, "late", late))
+            assert not refused["ok"] and refused["error"]["status"] == 503, refused
+            assert refused["local_doc_count"] == 200  # all kept on the phone
+            resp = await client.post(f"/couch/{db}/_bulk_docs", headers=basic(worker),
+                                     json={"docs": [visit(grid, worker, "direct")]})
+            assert resp.status == 503, await resp.text()
+            assert resp.headers["Retry-After"]
+            assert "暂时不可用" in (await resp.json())["reason"]
+            assert set(first["acked"]) <= await stored_ids(store.url, db)
+
+            filler.unlink()
+            for _ in range(150):  # the phone retries until the server takes it
+                retry = await push(node, remote, "phone", worker, batch_size=50)
+                if retry["ok"]:
+                    break
+                assert retry["error"]["status"] == 503, retry
+                await asyncio.sleep(0.2)
+            assert retry["ok"], retry
+            each_once(await stored(store.url, db), early + late)
+            for _ in range(300):
+                if await receipt_ids(store.url, db) >= {d["_id"] for d in early + late}:
+                    break
+                await asyncio.sleep(0.1)
+            assert await receipt_ids(store.url, db) >= {d["_id"] for d in early + late}
+        finally:
+            await client.close()
