@@ -7,6 +7,7 @@ import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
 import { formatTime, lang, message, setLang, t } from "./i18n.js";
 import { GridIndex } from "./records.js";
+import { reviewRecordView, reviewView } from "./review.js";
 import { LoginError, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, storageReport } from "./sync.js";
 import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
@@ -87,6 +88,7 @@ function renderSyncBar() {
   if (canDecide(app.me)) {
     parts.push(el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")));
     parts.push(el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")));
+    parts.push(el("a", { href: "#/review", id: "review-link" }, t("review_queue")));
   }
   if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
@@ -150,8 +152,8 @@ async function loadSchemas() {
 
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
-// conflict queue and the dashboard come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard"]);
+// conflict queue, the dashboard and the review come from the server).
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -211,6 +213,7 @@ async function route() {
   else if (name === "sync") nodes = refusedView(app);
   else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
+  else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

@@ -1,0 +1,445 @@
+// The supervisor's review (审核) of what grid workers synced. The queue (`GET /api/review`) lists
+// the visits, census forms and screenings of the supervisor's grids with their review state,
+// filtered by grid, type, state, worker and date; many records are approved at once, or marked
+// "has issues" or rejected with a comment (`POST /api/review/verdicts`). One record
+// (`GET /api/review/record`) shows its fields, its verdicts, its history and what changed between
+// revisions. Verdicts are documents in the grid's database, so they reach the worker's phone by
+// replication. All of it lives on the server, so this screen needs the network and says so.
+
+import { canDecide } from "./conflicts.js";
+import { el } from "./dom.js";
+import { fieldLabel, formatTime, lang, message, pick, t, tf } from "./i18n.js";
+import { addressText, latestSchema, valueText } from "./views.js";
+
+const TIMEOUT_MS = 120_000; // a grid's first review query waits while the store builds its views
+const TYPES = ["household_visit", "census_household", "screening"];
+const STATES = ["received", "approved", "has_issues", "edited", "rejected"];
+const DECISIONS = ["approved", "has_issues", "rejected"];
+const PAGE = 100; // rows shown at first, and added by "show more"
+const NOT_SHOWN = new Set(["_id", "_rev", "type", "schema_version", "grid", "edits"]);
+const FILTERS_KEY = "linli.review.filters";
+const FILTERS = ["grid", "type", "state", "worker", "from", "to"];
+// The existing chip colours: green for approved, red for what needs the worker, blue for edited.
+const STATE_CHIP = { approved: "visited", has_issues: "refused", rejected: "refused", edited: "waiting" };
+
+class Unreachable extends Error {}
+class TooSlow extends Error {}
+
+async function call(path, options = {}) {
+  if (!navigator.onLine) throw new Unreachable();
+  let response;
+  try {
+    response = await fetch(path, {
+      credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
+      ...options, headers: { "Content-Type": "application/json", Accept: "application/json" },
+    });
+  } catch (err) {
+    throw err?.name === "TimeoutError" ? new TooSlow() : new Unreachable();
+  }
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: the status says enough
+  }
+  return { status: response.status, ok: response.ok, body };
+}
+
+// No answer: no network, or a server too slow this time (a retry button).
+function unanswered(err, retry) {
+  if (!(err instanceof TooSlow)) return el("p", { class: "empty needs-network" }, t("needs_network"));
+  const again = el("button", { type: "button", class: "retry" }, t("retry"));
+  again.addEventListener("click", retry);
+  return el("p", { class: "empty", role: "alert" }, t("review_slow"), " ", again);
+}
+
+// What a failed answer means to the supervisor, or null when it was fine.
+function failure(answer) {
+  if (answer.ok) return null;
+  if (answer.status === 401) return t("login_again");
+  if (answer.status === 403) return t("review_forbidden");
+  return message(answer.body.reason || answer.body.error || String(answer.status));
+}
+
+// --- words -----------------------------------------------------------------------------------
+
+function typeLabel(schemas, type) {
+  const schema = latestSchema(schemas, type).schema;
+  if (!schema) return type;
+  return lang() === "en" ? schema["x-title-en"] || schema.title : schema.title;
+}
+
+function decisionLabel(schemas, decision) {
+  const prop = latestSchema(schemas, "verdict").schema?.properties?.decision || {};
+  return pick((prop["x-enum-labels"] || {})[decision] || decision);
+}
+
+function gridName(app, code) {
+  return (app.me.grids.find((g) => g.code === code) || {}).name || code;
+}
+
+function timeText(iso) {
+  const ms = Date.parse(iso || "");
+  return ms ? formatTime(ms) : "";
+}
+
+function revNumber(rev) {
+  return String(rev || "").split("-")[0];
+}
+
+function stateChip(state) {
+  return el("span", { class: `chip chip-${STATE_CHIP[state] || "state"}`, "data-state": state }, t(`rv_${state}`));
+}
+
+// A household in words: its address when the phone holds it, else its key.
+function householdText(app, grid, id) {
+  if (!id) return "";
+  const h = grid === app.grid?.code ? app.index?.get(id) : null;
+  return h && h.address ? addressText(h.address) : id.slice(id.indexOf(":") + 1);
+}
+
+function recordHref(grid, id) {
+  return `#/review/${encodeURIComponent(grid)}/${encodeURIComponent(id)}`;
+}
+
+// --- filters ---------------------------------------------------------------------------------
+
+function loadFilters() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(FILTERS_KEY) || "{}");
+    return Object.fromEntries(FILTERS.map((k) => [k, typeof stored[k] === "string" ? stored[k] : ""]));
+  } catch {
+    return Object.fromEntries(FILTERS.map((k) => [k, ""]));
+  }
+}
+
+function saveFilters(filters) {
+  sessionStorage.setItem(FILTERS_KEY, JSON.stringify(filters));
+}
+
+function labelled(id, label, control) {
+  return el("div", { class: "field" }, el("label", { for: id }, label), control);
+}
+
+function choiceSelect(id, value, options) {
+  return el("select", { id, name: id.replace(/^rf-/, "") },
+    el("option", { value: "" }, t("filter_all")),
+    options.map(([code, text]) => el("option", { value: code, selected: code === value }, text)));
+}
+
+function filterForm(app, filters, workers, onApply) {
+  const grid = choiceSelect("rf-grid", filters.grid, app.me.grids.map((g) => [g.code, g.name]));
+  const type = choiceSelect("rf-type", filters.type, TYPES.map((k) => [k, typeLabel(app.schemas, k)]));
+  const state = choiceSelect("rf-state", filters.state, STATES.map((s) => [s, t(`rv_${s}`)]));
+  const worker = el("input", { id: "rf-worker", name: "worker", type: "text", autocomplete: "off",
+    autocapitalize: "none", list: "rf-workers", value: filters.worker });
+  const from = el("input", { id: "rf-from", name: "from", type: "date", value: filters.from });
+  const to = el("input", { id: "rf-to", name: "to", type: "date", value: filters.to });
+  const form = el("form", { class: "review-filters", "aria-labelledby": "rf-title", novalidate: "" },
+    el("fieldset", {},
+      el("legend", { id: "rf-title" }, t("review_filters")),
+      el("div", { class: "cards" },
+        labelled("rf-grid", t("filter_grid"), grid),
+        labelled("rf-type", t("filter_type"), type),
+        labelled("rf-state", t("filter_state"), state),
+        labelled("rf-worker", t("filter_worker"), worker),
+        labelled("rf-from", t("filter_from"), from),
+        labelled("rf-to", t("filter_to"), to)),
+      workers,
+      el("div", { class: "actions" }, el("button", { type: "submit", id: "rf-apply" }, t("apply_filters")))));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = { grid: grid.value, type: type.value, state: state.value, worker: worker.value.trim(),
+      from: from.value, to: to.value };
+    saveFilters(chosen);
+    onApply(chosen);
+  });
+  return form;
+}
+
+// --- giving verdicts -------------------------------------------------------------------------
+
+// The comment and the three decisions, for whatever `items()` gives: [{grid, record, rev}].
+function verdictPanel(app, key, items, done) {
+  const commentId = `${key}-comment`;
+  const comment = el("textarea", { id: commentId, name: "comment", rows: "2", maxlength: "1000",
+    "aria-describedby": `${key}-comment-help ${key}-error` });
+  const error = el("p", { class: "error", id: `${key}-error`, role: "alert" });
+  const buttons = DECISIONS.map((decision) => el("button", {
+    type: "button", class: decision === "approved" ? "primary" : null, "data-decision": decision,
+    id: `${key}-${decision}` }, t(`give_${decision}`)));
+  const panel = el("div", { class: "card review-panel", id: key },
+    el("div", { class: "field" },
+      el("label", { for: commentId }, t("comment")),
+      el("p", { class: "meta", id: `${key}-comment-help` }, t("comment_help")),
+      comment),
+    error,
+    el("div", { class: "actions" }, buttons));
+  const give = async (decision) => {
+    error.textContent = "";
+    const chosen = items();
+    const text = comment.value.trim();
+    if (!chosen.length) {
+      error.textContent = t("select_first");
+      return;
+    }
+    if (decision !== "approved" && !text) {
+      error.textContent = t("comment_needed");
+      comment.focus();
+      return;
+    }
+    const byGrid = new Map();
+    for (const item of chosen) {
+      if (!byGrid.has(item.grid)) byGrid.set(item.grid, []);
+      byGrid.get(item.grid).push({ record: item.record, record_rev: item.rev, decision,
+        ...(text ? { comment: text } : {}) });
+    }
+    for (const b of buttons) b.disabled = true;
+    error.textContent = t("deciding");
+    let written = 0;
+    const problems = [];
+    try {
+      for (const [grid, verdicts] of byGrid) {
+        const answer = await call("/api/review/verdicts", { method: "POST", body: JSON.stringify({ grid, verdicts }) });
+        if (answer.ok) written += (answer.body.written || []).length;
+        else problems.push(failure(answer));
+      }
+    } catch (err) {
+      problems.push(t(err instanceof TooSlow ? "review_slow" : "needs_network"));
+    }
+    for (const b of buttons) b.disabled = false;
+    error.textContent = problems.join("；");
+    if (written) {
+      comment.value = "";
+      app.flash(tf("verdicts_given", { n: written }));
+      await done(problems.join("；"));
+    }
+  };
+  for (const b of buttons) b.addEventListener("click", () => give(b.dataset.decision));
+  return panel;
+}
+
+// --- the queue -------------------------------------------------------------------------------
+
+function queueTable(app, records, selected, onSelect) {
+  let shown = Math.min(PAGE, records.length);
+  const body = el("tbody");
+  const all = el("input", { type: "checkbox", id: "rq-all" });
+  const caption = el("caption", {}, tf("review_caption", { n: records.length }));
+  const more = el("button", { type: "button", id: "rq-more" }, t("show_more"));
+  const row = (r, n) => {
+    const box = el("input", { type: "checkbox", id: `rq-${n}`, "data-record": r.record, checked: selected.has(r.record) });
+    const title = `${typeLabel(app.schemas, r.record_type)} ${r.date}`;
+    box.addEventListener("change", () => {
+      if (box.checked) selected.set(r.record, r);
+      else selected.delete(r.record);
+      onSelect();
+    });
+    const comment = r.verdict && r.verdict.comment ? el("span", { class: "meta" }, r.verdict.comment) : null;
+    return el("tr", { "data-record": r.record, "data-state": r.state },
+      el("td", {}, box, el("label", { class: "visually-hidden", for: box.id }, tf("select_record", { record: title }))),
+      el("th", { scope: "row" },
+        el("a", { href: recordHref(r.grid, r.record) }, title),
+        el("span", { class: "meta" }, " ", householdText(app, r.grid, r.household))),
+      el("td", {}, r.worker || ""),
+      el("td", {}, stateChip(r.state), comment ? " " : null, comment));
+  };
+  const fill = () => {
+    body.replaceChildren(...records.slice(0, shown).map(row));
+    more.hidden = shown >= records.length;
+    all.checked = shown > 0 && records.slice(0, shown).every((r) => selected.has(r.record));
+  };
+  all.addEventListener("change", () => {
+    for (const r of records.slice(0, shown)) {
+      if (all.checked) selected.set(r.record, r);
+      else selected.delete(r.record);
+    }
+    fill();
+    onSelect();
+  });
+  more.addEventListener("click", () => {
+    shown = Math.min(records.length, shown + PAGE);
+    fill();
+  });
+  fill();
+  const table = el("table", { class: "data review-queue", id: "review-table" },
+    caption,
+    el("thead", {}, el("tr", {},
+      el("th", { scope: "col" }, all, el("label", { class: "visually-hidden", for: all.id }, t("select_all"))),
+      el("th", { scope: "col" }, t("col_record")),
+      el("th", { scope: "col" }, t("col_worker")),
+      el("th", { scope: "col" }, t("col_state")))),
+    body);
+  return [table, more];
+}
+
+// The queue: its nodes at once, the records filled in when the server answers.
+export function reviewView(app) {
+  const title = el("h2", { tabindex: "-1", class: "view-title" }, t("review_queue"));
+  const crumbs = el("nav", { class: "crumbs" }, el("a", { href: "#/" }, app.grid ? app.grid.name : t("back")));
+  if (!canDecide(app.me)) return [crumbs, title, el("p", { class: "empty" }, t("review_forbidden"))];
+  const notice = el("p", { class: "notice", role: "status" });
+  const count = el("p", { class: "meta", id: "rq-count", "aria-live": "polite" });
+  const box = el("div", { id: "review", "aria-busy": "true" }, el("p", { class: "empty" }, t("loading")));
+  const workers = el("datalist", { id: "rf-workers" });
+  const selected = new Map();
+  const showCount = () => { count.textContent = tf("selected_n", { n: selected.size }); };
+  const show = (...nodes) => {
+    box.replaceChildren(...nodes);
+    box.setAttribute("aria-busy", "false");
+  };
+  let filters = loadFilters();
+  let asked = 0; // only the latest question's answer is shown
+  const load = async (note = "") => {
+    const mine = ++asked;
+    notice.textContent = note;
+    box.setAttribute("aria-busy", "true");
+    const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+    let answer;
+    try {
+      answer = await call(`/api/review?${query}`, { method: "GET" });
+    } catch (err) {
+      if (mine === asked) show(unanswered(err, () => load()));
+      return;
+    }
+    if (mine !== asked) return;
+    const problem = failure(answer);
+    if (problem) return show(el("p", { class: "error", role: "alert" }, problem));
+    const records = Array.isArray(answer.body.records) ? answer.body.records : [];
+    selected.clear();
+    showCount();
+    workers.replaceChildren(...[...new Set(records.map((r) => r.worker).filter(Boolean))].sort()
+      .map((w) => el("option", { value: w })));
+    app.review = { records, filters }; // for the tests and the curious
+    if (!records.length) return show(el("p", { class: "empty" }, t("no_review_records")));
+    show(
+      answer.body.truncated ? el("p", { class: "warn" }, tf("review_truncated", { n: records.length })) : null,
+      ...queueTable(app, records, selected, showCount),
+      count,
+      verdictPanel(app, "rq-verdict", () => [...selected.values()]
+        .map((r) => ({ grid: r.grid, record: r.record, rev: r.rev })), load));
+  };
+  load();
+  return [
+    crumbs, title,
+    el("p", {}, t("review_help")),
+    filterForm(app, filters, workers, (chosen) => {
+      filters = chosen;
+      load();
+    }),
+    notice,
+    box,
+  ];
+}
+
+// --- one record ------------------------------------------------------------------------------
+
+function fieldsOf(app, found) {
+  const { record } = found;
+  const schema = (app.schemas.types[record.type] || {})[record.schema_version] || latestSchema(app.schemas, record.type).schema || {};
+  const props = schema.properties || {};
+  const names = [...Object.keys(props), ...Object.keys(record).filter((k) => !(k in props))]
+    .filter((k) => k in record && !NOT_SHOWN.has(k) && !k.startsWith("_"));
+  return el("dl", { class: "facts", id: "record-fields" }, names.flatMap((name) => {
+    const value = record[name];
+    const text = valueText(app.schemas, record.type, name, value);
+    const shown = (name === "household" || name === "person") && typeof value === "string"
+      ? el("a", { href: recordHref(found.grid, value) }, name === "household" ? householdText(app, found.grid, value) : text)
+      : text;
+    return [el("dt", { "data-field": name }, fieldLabel(props[name], name)), el("dd", { "data-field": name }, shown)];
+  }));
+}
+
+function changesTable(app, type, revision) {
+  const first = revision.compared_with === null;
+  const prop = (field) => (latestSchema(app.schemas, type).schema?.properties || {})[field];
+  const valueCell = (change, side) => el("td", {}, valueText(app.schemas, type, change.field, change[side], { missing: !(side in change) }));
+  return el("table", { class: "data changes", "data-rev": revision.rev },
+    el("caption", {}, first ? t("first_kept") : tf("changes_since", { n: revNumber(revision.compared_with) })),
+    el("thead", {}, el("tr", {},
+      el("th", { scope: "col" }, t("field")),
+      first ? el("th", { scope: "col" }, t("value")) : [el("th", { scope: "col" }, t("before")), el("th", { scope: "col" }, t("after"))])),
+    el("tbody", {}, revision.changes.map((c) => el("tr", { "data-field": c.field, "data-kind": c.kind },
+      el("th", { scope: "row" }, fieldLabel(prop(c.field), c.field)),
+      first ? valueCell(c, "to") : [valueCell(c, "from"), valueCell(c, "to")]))));
+}
+
+function historySection(app, found) {
+  const items = found.revisions.map((r) => {
+    const about = [r.by || t("sender_unknown"), r.received_at && `${t("received_at")} ${timeText(r.received_at)}`];
+    let detail = null;
+    if (!r.kept) detail = el("p", { class: "meta" }, t("not_kept_help"));
+    else if (r.changes && r.changes.length) detail = changesTable(app, found.record_type, r);
+    else if (r.changes) detail = el("p", { class: "meta" }, t("no_changes"));
+    return el("li", { class: "revision", "data-rev": r.rev, "data-kept": String(r.kept) },
+      el("span", { class: "main" }, tf("revision_n", { n: revNumber(r.rev) })),
+      r.rev === found.rev ? el("span", { class: "chip chip-visited" }, t("current")) : null,
+      r.kept ? null : el("span", { class: "chip" }, t("not_kept")),
+      r.deleted ? el("span", { class: "chip chip-refused" }, t("deleted_rev")) : null,
+      el("span", { class: "meta" }, about.filter(Boolean).join(" · ")),
+      detail);
+  });
+  return el("section", { class: "history", "aria-labelledby": "history-title" },
+    el("h3", { id: "history-title" }, t("history")),
+    el("ol", { class: "list revisions" }, items),
+    found.older_revisions ? el("p", { class: "meta" }, tf("older_revisions", { n: found.older_revisions })) : null);
+}
+
+function verdictsSection(app, found) {
+  return el("section", { class: "card verdicts", "aria-labelledby": "verdicts-title" },
+    el("h3", { id: "verdicts-title" }, t("verdicts")),
+    found.verdicts.length
+      ? el("ul", { class: "list" }, [...found.verdicts].reverse().map((v) => el("li", { class: `verdict verdict-${v.decision}` },
+        el("span", { class: "main" }, `${decisionLabel(app.schemas, v.decision)}${v.comment ? `：${v.comment}` : ""}`),
+        el("span", { class: "meta" }, [v.by, timeText(v.at), tf("verdict_on", { n: revNumber(v.record_rev) })].filter(Boolean).join(" · ")))))
+      : el("p", { class: "empty" }, t("no_verdicts")));
+}
+
+// One record: its nodes at once, filled in when the server answers.
+export function reviewRecordView(app, grid, id) {
+  const crumbs = el("nav", { class: "crumbs" }, el("a", { href: "#/review", id: "back-to-queue" }, t("review_queue")));
+  const title = el("h2", { tabindex: "-1", class: "view-title" }, t("review_record"));
+  if (!canDecide(app.me)) return [crumbs, title, el("p", { class: "empty" }, t("review_forbidden"))];
+  const box = el("div", { id: "review-record", "aria-busy": "true" }, el("p", { class: "empty" }, t("loading")));
+  const show = (...nodes) => {
+    box.replaceChildren(...nodes.filter(Boolean));
+    box.setAttribute("aria-busy", "false");
+  };
+  const load = async (unmask = false) => {
+    box.setAttribute("aria-busy", "true");
+    const query = new URLSearchParams({ grid, id });
+    if (unmask) query.set("unmask", "1");
+    let answer;
+    try {
+      answer = await call(`/api/review/record?${query}`, { method: "GET" });
+    } catch (err) {
+      show(unanswered(err, () => load(unmask)));
+      return;
+    }
+    const problem = failure(answer);
+    if (problem) return show(el("p", { class: "error", role: "alert" }, problem));
+    const found = answer.body;
+    app.reviewRecord = found; // for the tests and the curious
+    const { record } = found;
+    const date = record.visited_on || record.enumerated_on || record.screened_on || "";
+    title.textContent = `${typeLabel(app.schemas, found.record_type)}${date ? ` ${date}` : ""}`;
+    const hasMasked = found.masked && ["id_number", "phone", "special_groups"].some((k) => k in record);
+    const unmaskButton = hasMasked ? el("button", { type: "button", id: "unmask" }, t("show_unmasked")) : null;
+    if (unmaskButton) unmaskButton.addEventListener("click", () => load(true));
+    const reviewable = found.state !== null && found.state !== undefined;
+    show(
+      el("p", { class: "meta" }, [gridName(app, grid), record.created_by, found.id].filter(Boolean).join(" · ")),
+      reviewable ? el("p", {}, stateChip(found.state)) : null,
+      found.conflicts && found.conflicts.length ? el("p", { class: "warn" }, el("a", { href: "#/conflicts" }, t("record_conflicts"))) : null,
+      el("section", { "aria-labelledby": "fields-title" },
+        el("h3", { id: "fields-title" }, t("record_fields")),
+        found.masked ? el("p", { class: "meta" }, t("masked_note")) : null,
+        fieldsOf(app, found),
+        unmaskButton),
+      reviewable ? verdictPanel(app, "rr-verdict", () => [{ grid, record: found.id, rev: found.rev }], () => load(unmask)) : null,
+      reviewable ? verdictsSection(app, found) : null,
+      historySection(app, found));
+  };
+  load();
+  return [crumbs, title, box];
+}
