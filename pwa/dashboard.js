@@ -5,13 +5,42 @@
 // the server, so this screen needs the network; it says so when there is none. It prints.
 
 import { el } from "./dom.js";
-import { lang, message, t, tf } from "./i18n.js";
+import { lang, message, pick, t, tf } from "./i18n.js";
 
 const LEVELS = ["city", "district", "street", "community", "grid"];
 const TIMEOUT_MS = 120_000; // the first figures of a grid can take the server a while
 const SVG_NS = "http://www.w3.org/2000/svg";
 const DAYS_SHOWN = 30;
 const VERDICTS = ["approved", "has_issues", "rejected"];
+const AGE_BANDS = ["0-14", "15-59", "60-79", "80+", "unknown"];
+// The server's histogram of times to review (server/aggregates.py REVIEW_HOURS): upper edges.
+const REVIEW_HOURS = [1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440];
+
+// This screen's own words (the shared ones are in i18n.js).
+const WORDS = {
+  fig_time_to_review: ["审核用时中位数", "Median time to review"],
+  hours_range: ["{from}–{to} 小时", "{from}–{to} hours"],
+  hours_within: ["{to} 小时内", "within {to} hours"],
+  hours_over: ["超过 {from} 小时", "over {from} hours"],
+  days_range: ["{from}–{to} 天", "{from}–{to} days"],
+  days_over: ["超过 {from} 天", "over {from} days"],
+  unknown: ["未填写", "Not given"],
+  share: ["占比", "Share"],
+  category: ["类别", "Category"],
+  chart_households_status: ["住户状态", "Households by status"],
+  chart_persons_sex: ["在住人口（性别）", "Persons present by sex"],
+  chart_persons_age: ["在住人口（年龄段）", "Persons present by age band"],
+  chart_screenings_result: ["排查结果", "Screenings by result"],
+  chart_screenings_health_code: ["健康码颜色", "Screenings by health-code colour"],
+  chart_review_time: ["审核用时", "Time to review"],
+  table_suffix: ["（数据）", " (data)"],
+  review_time_help: ["从服务器收到记录到第一次审核；中位数为所在区间",
+    "From the server's receipt of a record to its first verdict; the median is given as the interval that holds it"],
+  no_figures: ["还没有数据", "No figures yet"],
+  download: ["下载统计表", "Download the figures"],
+};
+const w = (key) => pick(WORDS[key]);
+const wf = (key, values) => w(key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 
 class Unreachable extends Error {}
 class TooSlow extends Error {}
@@ -66,6 +95,23 @@ function percentText(p) {
 
 export function hashFor(level, code) {
   return level === "city" ? "#/dashboard" : `#/dashboard/${level}/${encodeURIComponent(code)}`;
+}
+
+// Labels of a record type's field codes, from the newest schema the app loaded.
+function codeLabels(app, type, field) {
+  const versions = app.schemas?.types?.[type] || {};
+  const newest = Object.keys(versions).map(Number).sort((a, b) => b - a)[0];
+  return versions[newest]?.properties?.[field]?.["x-enum-labels"] || {};
+}
+
+// The time to review's bucket as words: "1–2 hours", "within 1 hour", "over 60 days".
+export function reviewTimeText(bucket) {
+  if (!bucket) return "—";
+  const { from_hours: from, to_hours: to } = bucket;
+  if (to === null || to === undefined) return from >= 48 ? wf("days_over", { from: from / 24 }) : wf("hours_over", { from });
+  if (!from) return wf("hours_within", { to });
+  if (from >= 48 && from % 24 === 0 && to % 24 === 0) return wf("days_range", { from: from / 24, to: to / 24 });
+  return wf("hours_range", { from, to });
 }
 
 function areaName(app, level, code, name) {
@@ -172,6 +218,56 @@ function dataTable(kind, caption, headers, rows) {
       cells.map((cell, i) => (i === 0 ? el("th", { scope: "row" }, cell) : el("td", { class: "num" }, cell)))))));
 }
 
+// Codes of a figure group ("households.status."), in `order` first, then any others the
+// server counted (or withheld), so nothing counted is left out of the table.
+function codesOf(report, prefix, order = []) {
+  const seen = Object.keys(report.figures || {}).concat(report.suppressed || [])
+    .filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  const present = new Set(seen);
+  return order.filter((c) => present.has(c)).concat([...present].filter((c) => !order.includes(c)).sort());
+}
+
+// One figure split by a code (status, sex, result...): bars, then a table with the shares.
+function breakdownSection(report, kind, prefix, labels, order = Object.keys(labels)) {
+  const title = w(`chart_${kind}`);
+  const codes = codesOf(report, prefix, order);
+  if (!codes.length) {
+    return el("section", { class: "chart-box card", "data-section": kind },
+      el("h3", {}, title), el("p", { class: "empty" }, w("no_figures")));
+  }
+  const rows = codes.map((code) => ({ code, name: code === "unknown" ? w("unknown") : pick(labels[code] || code),
+    f: figure(report, prefix + code) }));
+  const whole = rows.some((r) => r.f.hidden) ? { value: 0, hidden: true }
+    : { value: rows.reduce((sum, r) => sum + r.f.value, 0), hidden: false };
+  const label = `${title}：` + rows.map((r) => `${r.name} ${figureText(r.f)}`).join(lang() === "en" ? ", " : "，");
+  const chart = horizontalBars(kind, rows.map((r) => ({ label: r.name, value: r.f.value || 0, text: figureText(r.f),
+    kind: `${kind}-${r.code}` })), { label });
+  const table = dataTable(kind, title + w("table_suffix"), [w("category"), t("records"), w("share")],
+    rows.map((r) => [r.name, figureText(r.f), percentText(percent(r.f, whole))]));
+  return chartSection(kind, title, chart, table);
+}
+
+function reviewTimeSection(report) {
+  const kind = "review_time";
+  const title = w("chart_review_time");
+  const names = REVIEW_HOURS.map((h) => `review.hours.le_${h}`).concat(`review.hours.over_${REVIEW_HOURS.at(-1)}`);
+  const counted = names.map((name, i) => ({ name, i, f: figure(report, name) }));
+  const used = counted.filter((r) => r.f.hidden || r.f.value);
+  if (!used.length) {
+    return el("section", { class: "chart-box card", "data-section": kind },
+      el("h3", {}, title), el("p", { class: "empty" }, w("no_figures")));
+  }
+  const rows = counted.slice(used[0].i, used.at(-1).i + 1).map((r) => ({ ...r,
+    label: reviewTimeText({ from_hours: r.i ? REVIEW_HOURS[r.i - 1] : 0, to_hours: REVIEW_HOURS[r.i] ?? null }) }));
+  const median = reviewTimeText(report.time_to_review);
+  const label = `${title}（${w("fig_time_to_review")} ${median}）：` + rows.map((r) => `${r.label} ${figureText(r.f)}`)
+    .join(lang() === "en" ? ", " : "，");
+  const chart = horizontalBars(kind, rows.map((r) => ({ label: r.label, value: r.f.value || 0, text: figureText(r.f) })), { label });
+  const table = dataTable(kind, title + w("table_suffix"), [title, t("records")], rows.map((r) => [r.label, figureText(r.f)]));
+  return chartSection(kind, title, chart, table,
+    el("p", { class: "meta" }, `${w("fig_time_to_review")}：${median}。${w("review_time_help")}`));
+}
+
 function chartSection(kind, title, chart, table, note = null) {
   const id = `chart-${kind}-title`;
   return el("section", { class: "chart-box card", "aria-labelledby": id, "data-section": kind },
@@ -252,6 +348,7 @@ function headline(report) {
     ["screenings", t("fig_screenings"), figureText(figure(report, "screenings"))],
     ["conflicts", t("fig_conflicts"), figureText(figure(report, "conflicts.open"))],
     ["reviewed", t("fig_reviewed"), figureText(figure(report, "review.reviewed"))],
+    ["time_to_review", w("fig_time_to_review"), reviewTimeText(report.time_to_review)],
   ];
   return el("section", { class: "headline", "aria-label": t("headline") },
     el("dl", { class: "figures" }, items.map(([key, name, value]) =>
@@ -296,7 +393,21 @@ export function dashboardView(app, level = "city", code = "") {
     const name = areaName(app, level, code, report.name);
     title.textContent = `${t("dashboard")} · ${name}`;
     crumbs.querySelector("[aria-current]").textContent = name;
-    show(headline(report), coverageSection(app, report), screeningsSection(report), reviewSection(report));
+    for (const parent of report.parents || []) {  // the server knows the names above
+      const link = crumbs.querySelector(`a[data-level="${parent.level}"]`);
+      if (link && parent.level !== "city") {
+        link.textContent = areaName(app, parent.level, parent.code, parent.name);
+        link.href = hashFor(parent.level, parent.code);
+      }
+    }
+    show(headline(report), coverageSection(app, report), screeningsSection(report), reviewSection(report),
+      breakdownSection(report, "households_status", "households.status.", codeLabels(app, "household", "status")),
+      breakdownSection(report, "persons_sex", "persons.sex.", codeLabels(app, "person", "sex")),
+      breakdownSection(report, "persons_age", "persons.age.",
+        Object.fromEntries(AGE_BANDS.filter((b) => b !== "unknown").map((b) => [b, [`${b} 岁`, `${b} years`]])), AGE_BANDS),
+      breakdownSection(report, "screenings_result", "screenings.result.", codeLabels(app, "screening", "test_result")),
+      breakdownSection(report, "screenings_health_code", "screenings.health_code.", codeLabels(app, "screening", "health_code")),
+      reviewTimeSection(report));
   };
   if (!["supervisor", "admin"].includes(app.me?.role)) show(el("p", { class: "empty" }, t("dashboard_forbidden")));
   else load();
@@ -305,7 +416,10 @@ export function dashboardView(app, level = "city", code = "") {
     crumbs,
     title,
     el("div", { class: "actions" },
-      el("button", { type: "button", id: "print", onclick: () => window.print() }, t("print"))),
+      el("button", { type: "button", id: "print", onclick: () => window.print() }, t("print")),
+      ...["xlsx", "csv"].map((format) => el("a", { class: "download no-print", "data-format": format, download: "",
+        href: `/api/export?${new URLSearchParams({ what: "aggregates", level, code, format })}` },
+      `${w("download")} (${format.toUpperCase()})`))),
     box,
   ];
 }

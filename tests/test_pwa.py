@@ -897,18 +897,31 @@ def digits(text: str | None) -> str:
     return re.sub(r"\D", "", text or "")
 
 
+BREAKDOWNS = {"households_status": "households.status.", "persons_sex": "persons.sex.",
+              "persons_age": "persons.age.", "screenings_result": "screenings.result.",
+              "screenings_health_code": "screenings.health_code."}
+
+
 async def check_dashboard(page: Page, api: dict[str, Any]) -> None:
     shown = await page.text_content('[data-figure="households"] dd')
     assert digits(shown) == str(api["figures"].get("households", 0))
     charts = await page.evaluate(CHART_CHECKS)
-    assert [c["chart"] for c in charts] == ["coverage", "screenings", "review"]
+    split = [kind for kind, prefix in BREAKDOWNS.items()
+             if any(k.startswith(prefix) for k in api["figures"])]
+    timed = ["review_time"] if api["figures"].get("review.timed") else []
+    assert [c["chart"] for c in charts] == ["coverage", "screenings", "review", *split, *timed]
     for chart in charts:
         assert chart["role"] == "img" and chart["label"], chart
         assert chart["styled"] == 0, chart
         assert chart["next"] == "TABLE" and chart["caption"], chart
         assert chart["colHeads"] and set(chart["colHeads"]) == {"col"}, chart
         assert all(row["head"] == "TH:row" for row in chart["rows"]), chart
-    coverage, screenings, review = charts
+    coverage, screenings, review = charts[:3]
+    for chart in charts[3:3 + len(split)]:  # each code's count, and their shares
+        prefix = BREAKDOWNS[chart["chart"]]
+        assert sorted(digits(r["cells"][1]) for r in chart["rows"]) == sorted(
+            str(v) for k, v in api["figures"].items() if k.startswith(prefix))
+        assert all(r["cells"][2].endswith("%") for r in chart["rows"]), chart
     children = api["children"] or [api]
     assert len(coverage["rows"]) == len(children)
     for row, child in zip(coverage["rows"], children, strict=True):
@@ -969,7 +982,11 @@ async def test_the_supervisors_dashboard(browser: Browser, demo: Demo, tmp_path:
     assert grid["code"] == GRID_A and grid["children"] == []
     await check_dashboard(page, grid)
     crumbs = await page.locator("nav.crumbs li").all_inner_texts()
-    assert crumbs[0] == "全市" and crumbs[-1] == "坊门街社区第一网格"
+    assert crumbs == ["全市", *(p["name"] for p in grid["parents"][1:]), "坊门街社区第一网格"]
+    assert crumbs[-2] == "坊门街社区" and crumbs[1] == "柯城区"  # names, not codes
+    href = await page.get_attribute('a.download[data-format="xlsx"]', "href")
+    assert href == f"/api/export?what=aggregates&level=grid&code={GRID_A}&format=xlsx"
+    assert await page.evaluate("(href) => fetch(href).then((r) => r.status)", href) == 200
     await page.click('nav.crumbs a[data-level="community"]')
     await dashboard_shows(page, "community")
     assert await page.evaluate("() => location.hash") == "#/dashboard/community/330802001001"
