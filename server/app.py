@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
 OTHER_CONNECTIONS = 100  # kept free for writes and reads however many live feeds are held
+# PouchDB Server (node) closes a keep-alive connection idle for 5 s. A pooled connection reused
+# just as it closes fails the request ("Server disconnected", a 503 to the phone), and under load
+# whole bursts did (bench-load): reuse only connections idle for less than this.
+STORE_KEEPALIVE_SECONDS = 2.0
 STARTUP_RETRY_SECONDS = 30.0
 
 CONTENT_SECURITY_POLICY = (
@@ -77,7 +81,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         url = store.url
         supervisor = asyncio.create_task(store.supervise(), name="store-supervisor")
     connections = config.max_live_feeds + OTHER_CONNECTIONS
-    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections,
+                                     keepalive_timeout=STORE_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(connector=connector) as http:
         app[COUCH] = CouchClient(url, http, on_io_error=app[STORE].note_io_error
                                  if STORE in app else None)

@@ -3,9 +3,10 @@
 // database (in memory), for scripts/bench-load and tests/test_load.py.
 //
 // stdin, line 1: one JSON command; later lines: "go" (storm) or "stop" (held).
+// op: "storm" | "held" | "trickle" (below).
 // stdout: JSON lines; anything else goes to stderr.
 //
-// Common fields: op ("storm" | "held"), devices: [{id, remote (database URL), cookie
+// Common fields: op, devices: [{id, remote (database URL), cookie
 // ("AuthSession=..." | null), auth ({username,password} | null), user, grid, records (storm: the
 // queue), seed}], batch_size (100), batches_limit (10).
 //
@@ -23,6 +24,12 @@
 //   {"arrived":id,"device":device id,"t":epoch ms}. On "stop" (or after `hold_ms`): the
 //   replications are cancelled and the final line is {"ok":true,"devices":N,"errors":[...],
 //   "http":{...}}.
+//
+// trickle: every device keeps a live push (live, retry) of its local database open while it
+//   saves `records` visits over `rounds` rounds `interval_ms` apart; from the second round on it
+//   also edits one of its earlier visits (another outcome) and, every third round, deletes one.
+//   Once all is saved and pushed (the replication caught up with the local database): final
+//   line {"ok":true,"devices":[{id,grid,written,edited,deleted,errors}],"http":{...}}.
 //
 // "http" counts the answers every device saw: 429s and 503s, those without Retry-After, other
 // 5xx, and requests that failed without an answer.
@@ -263,6 +270,59 @@ async function held(cmd, lines) {
     error_count: errors.length, http };
 }
 
+// -- trickle ----------------------------------------------------------------------------------
+
+async function trickleDevice(cmd, device) {
+  const docs = queue(device);
+  const rounds = cmd.rounds ?? 5;
+  const per = Math.ceil(docs.length / rounds);
+  const out = { id: device.id, grid: device.grid, written: 0, edited: 0, deleted: 0, errors: [] };
+  let pushedSeq = 0;
+  const rep = PouchDB.replicate(device.local, device.remote, { live: true, retry: true,
+    batch_size: cmd.batch_size ?? 100, batches_limit: cmd.batches_limit ?? 10,
+    back_off_function: (delay) => (delay ? Math.min(delay * 2, 10_000) : 500) });
+  rep.on('change', (info) => { pushedSeq = Math.max(pushedSeq, Number(info.last_seq) || 0); });
+  rep.on('paused', (err) => { if (err) out.errors.push(describeError(err)); });
+  rep.on('denied', (err) => out.errors.push(describeDenied(err)));
+  const random = rng((device.seed ?? 1) * 7919);
+  const saved = [];
+  for (let round = 0; round < rounds; round += 1) {
+    const batch = docs.slice(round * per, (round + 1) * per);
+    if (batch.length) {
+      await device.local.bulkDocs(batch);
+      out.written += batch.length;
+      saved.push(...batch.map((d) => d._id));
+    }
+    if (round > 0 && saved.length > 1) {
+      const id = saved[Math.floor(random() * saved.length)];
+      const doc = await device.local.get(id);
+      doc.outcome = doc.outcome === 'completed' ? 'refused' : 'completed';
+      doc.persons_present = doc.outcome === 'completed' ? 2 : 0;
+      await device.local.put(doc);
+      out.edited += 1;
+      if (round % 3 === 2) {
+        const gone = saved.splice(Math.floor(random() * saved.length), 1)[0];
+        await device.local.remove(await device.local.get(gone));
+        out.deleted += 1;
+      }
+    }
+    await sleep(cmd.interval_ms ?? 500);
+  }
+  const target = (await device.local.info()).update_seq;
+  const deadline = performance.now() + (cmd.deadline_ms ?? 120_000);
+  while (pushedSeq < target && performance.now() < deadline) await sleep(100);
+  out.caught_up = pushedSeq >= target;
+  rep.cancel();
+  return out;
+}
+
+async function trickle(cmd) {
+  const devices = cmd.devices.map((device) => ({ ...device, ...openDevice(cmd, device) }));
+  const results = await Promise.all(devices.map((d) => trickleDevice(cmd, d)));
+  await Promise.all(devices.map((d) => d.local.destroy().catch(() => {})));
+  return { ok: true, devices: results, http };
+}
+
 // -- main -------------------------------------------------------------------------------------
 
 async function main() {
@@ -282,7 +342,8 @@ async function main() {
     let out;
     if (cmd.op === 'storm') out = await storm(cmd, lines);
     else if (cmd.op === 'held') out = await held(cmd, lines);
-    else throw new UsageError(`op must be "storm" or "held", got ${JSON.stringify(cmd.op)}`);
+    else if (cmd.op === 'trickle') out = await trickle(cmd);
+    else throw new UsageError(`op must be "storm", "held" or "trickle", got ${JSON.stringify(cmd.op)}`);
     await emit(out);
   } catch (err) {
     code = err instanceof UsageError ? 2 : 1;
