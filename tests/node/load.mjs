@@ -13,7 +13,7 @@
 // storm: every device first writes its queue of `records` household visits into its local
 //   database (created_by = user, ids household_visit:<grid>-<device id>-<n>), then the process
 //   prints {"ready":true}. On "go" every device at once pushes its queue, then pulls its grid
-//   (one-shot replications). A replication that fails (a 429 or 503 from the server, a dropped
+//   (one-shot replications; "pull": false leaves the pull out). A replication that fails (a 429 or 503 from the server, a dropped
 //   connection) is resumed from its checkpoint after the Retry-After the server sent (or a
 //   back-off), up to `attempts` tries and within `deadline_ms`. Final line:
 //   {"ok":true,"devices":[{id,grid,elapsed_ms,push_ms,pull_ms,pushed,pulled,denied,local_docs,
@@ -174,8 +174,8 @@ async function stormDevice(cmd, device, local, remote) {
       return rep;
     }, cmd, deadline, state);
     out.push_ms = performance.now() - start;
-    out.pulled = await untilComplete(device, () => PouchDB.replicate(remote, local, opts), cmd,
-      deadline, state);
+    out.pulled = cmd.pull === false ? 0 : await untilComplete(
+      device, () => PouchDB.replicate(remote, local, opts), cmd, deadline, state);
   } catch (err) {
     out.failed = true;
     out.error = describeError(err);
