@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import errno
 import json
 import os
@@ -20,6 +21,8 @@ import re
 import signal
 import subprocess
 import sys
+import time
+import types
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import (
     PASSWORD,
     TEST_LIMITS,
+    City,
     NodeClient,
     auth_for,
     basic,
@@ -38,11 +42,11 @@ from conftest import (
     wait_for_user,
 )
 
-from server import directory
+from server import auth, directory
 from server.app import create_app
 from server.config import Config
-from server.keys import STORE
-from server.scope import RECEIPTS_DB, grid_db
+from server.keys import CONFIG, DIRECTORY, RECEIPTS, STORE
+from server.scope import DIRECTORY_DB, RECEIPTS_DB, grid_db
 from server.store import POUCHDB_SERVER_BIN, free_port
 
 REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|COPY) (/\S*) HTTP/1\.[01]\r\n")
@@ -471,9 +475,15 @@ async def test_store_disk_full(tmp_path: Path, node: NodeClient) -> None:
             assert resp.status == 503, await resp.text()
             assert resp.headers["Retry-After"]
             assert "暂时不可用" in (await resp.json())["reason"]
-            assert set(first["acked"]) <= await stored_ids(store.url, db)
 
-            filler.unlink()
+            filler.unlink()  # the store may have died on the full disk: it is restarted
+            for _ in range(300):
+                resp = await client.get(f"/couch/{db}", headers=basic(worker))
+                if resp.status == 200:
+                    break
+                assert resp.status == 503, await resp.text()
+                await asyncio.sleep(0.1)
+            assert set(first["acked"]) <= await stored_ids(store.url, db)  # nothing lost
             for _ in range(150):  # the phone retries until the server takes it
                 retry = await push(node, remote, "phone", worker, batch_size=50)
                 if retry["ok"]:
@@ -489,3 +499,196 @@ async def test_store_disk_full(tmp_path: Path, node: NodeClient) -> None:
             assert await receipt_ids(store.url, db) >= {d["_id"] for d in early + late}
         finally:
             await client.close()
+
+
+async def test_connection_cut_after_the_batch_was_stored(
+        client: TestClient, store: Any, city: City, node: NodeClient,
+        proxies: Callable[..., Any]) -> None:
+    """The connection drops after the server stored a batch and before its answer reached the
+    phone: the retry asks `_revs_diff`, which says the batch is there, so nothing is sent twice."""
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    docs = visits(grid, worker, 150)
+    proxy: Proxy = await proxies(client.server.port, cut_bulk_docs={2})
+    remote = proxy.url(f"/couch/{grid_db(grid)}")
+    first = await push(node, remote, "phone", worker, batch_size=50,
+                       docs_file=write_docs(node, "docs", docs))
+    assert not first["ok"] and proxy.cuts == 1, first
+    assert len(first["acked"]) == 50  # the second batch was stored, but never acknowledged
+    assert await asyncio.to_thread(city.records, grid) == 100
+    proxy.requests.clear()
+    retry = await push(node, remote, "phone", worker, batch_size=50)
+    assert retry["ok"], retry
+    assert retry["docs_written"] == 50  # only the third batch: _revs_diff vouched for the rest
+    assert any(path.endswith("/_revs_diff") for _, path in proxy.requests)
+    each_once(await stored(store.url, grid_db(grid)), docs)
+
+
+@pytest.mark.slow
+async def test_server_killed_while_a_checkpoint_is_written(
+        served: ServerProcess, node: NodeClient, proxies: Callable[..., Any]) -> None:
+    """SIGKILL of the server just as a client's checkpoint (`PUT _local/...`) reaches it: after
+    a restart the replication resumes from the checkpoint before, and nothing is lost or sent
+    twice."""
+    grid = f"ckpt{os.getpid()}"
+    worker = await served.add_worker([grid])
+    docs = visits(grid, worker, 300)
+    proxy: Proxy = await proxies(served.port)
+    local_puts = 0
+
+    def kill_on_third_checkpoint(method: str, path: str) -> None:
+        nonlocal local_puts
+        if method == "PUT" and "/_local/" in path:
+            local_puts += 1
+            if local_puts == 3 and served.process and served.process.poll() is None:
+                served.kill9()
+
+    proxy.on_request = kill_on_third_checkpoint
+    remote = proxy.url(f"/couch/{grid_db(grid)}")
+    first = await push(node, remote, "phone", worker, batch_size=50,
+                       docs_file=write_docs(node, "docs", docs))
+    assert not first["ok"] and local_puts == 3, first
+    assert len(first["acked"]) == 150  # three batches, the third checkpoint unanswered
+    proxy.on_request = None
+    await served.start()
+    store_url = served.store_url()
+    assert set(first["acked"]) <= await stored_ids(store_url, grid_db(grid))
+    proxy.requests.clear()
+    retry = await push(node, remote, "phone", worker, batch_size=50)
+    assert retry["ok"], retry
+    assert retry["docs_written"] == 150
+    # Resumed from the second checkpoint (100 records) or the third, not from the start: the
+    # retry asks _revs_diff about three batches at most, not six.
+    asked = sum(1 for _, path in proxy.requests if path.endswith("/_revs_diff"))
+    assert 1 <= asked <= 4, proxy.requests
+    each_once(await stored(store_url, grid_db(grid)), docs)
+
+
+async def test_session_expires_mid_sync(client: TestClient, store: Any, city: City,
+                                        node: NodeClient,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node PouchDB client logged in with the session cookie (as the PWA is) pushes, and its
+    session lapses mid-push (the server's clock is moved past the session's life once a third
+    of the records are in): the push stops on 401, and after a new login it resumes and stores
+    each record once. The browser's version, with the app's login prompt, is
+    tests/test_pwa.py::test_expired_login_asks_again_and_keeps_the_queue."""
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    docs = visits(grid, worker, 300)
+    remote = str(client.make_url(f"/couch/{grid_db(grid)}"))
+    offset = [0.0]
+    real_time = time.time
+    monkeypatch.setattr(auth, "time", types.SimpleNamespace(
+        time=lambda: real_time() + offset[0], monotonic=time.monotonic))
+    pushing = asyncio.ensure_future(push(
+        node, remote, "phone", worker, batch_size=20, cookie_login=True, relogin_rounds=3,
+        docs_file=write_docs(node, "docs", docs)))
+    while len(await stored_ids(store.url, grid_db(grid))) < 100:
+        assert not pushing.done(), pushing.result()
+        await asyncio.sleep(0.02)
+    offset[0] = client.app[CONFIG].session_hours * 3600 + 60  # every session issued so far lapses
+    result = await pushing
+    assert result["ok"], result
+    assert result["unauthorized"] == 1 and result["rounds"] == 2, result
+    assert len(set(result["acked"])) == len(docs)
+    each_once(await stored(store.url, grid_db(grid)), docs)
+
+
+async def test_worker_moved_to_another_grid_while_offline(
+        client: TestClient, city: City, node: NodeClient) -> None:
+    """A worker synced grid A, went offline, and was moved to grid B meanwhile. The records made
+    for A stay on the phone: A now answers as a missing database (the push stops, nothing is
+    deleted anywhere), and sent to B each record is refused on its own with the reason."""
+    grid_a, grid_b = city.grid(), city.grid()
+    worker = city.user(grids=[grid_a])
+    await wait_for_user(client, worker)
+    synced = visits(grid_a, worker, 5, "s")
+    remote_a = str(client.make_url(f"/couch/{grid_db(grid_a)}"))
+    first = await push(node, remote_a, "phone", worker, docs_file=write_docs(node, "s", synced))
+    assert first["ok"] and len(first["acked"]) == 5, first
+
+    def move() -> None:
+        users = city.couch[DIRECTORY_DB]
+        doc = users[f"user:{worker}"]
+        doc["grids"] = [grid_b]
+        users.save(doc)
+
+    await asyncio.to_thread(move)
+    for _ in range(200):
+        if client.app[DIRECTORY].users[worker].grids == {grid_b}:
+            break
+        await asyncio.sleep(0.02)
+    assert client.app[DIRECTORY].users[worker].grids == {grid_b}
+
+    offline = visits(grid_a, worker, 10, "o")
+    to_a = await push(node, remote_a, "phone", worker,
+                      docs_file=write_docs(node, "o", offline))
+    assert not to_a["ok"] and to_a["error"]["status"] == 404, to_a
+    assert to_a["local_doc_count"] == 15
+    assert await asyncio.to_thread(city.records, grid_a) == 5  # nothing deleted on the server
+
+    remote_b = str(client.make_url(f"/couch/{grid_db(grid_b)}"))
+    to_b = await push(node, remote_b, "phone", worker)
+    assert to_b["ok"] and to_b["acked"] == [], to_b
+    assert {d["id"] for d in to_b["denied"]} == {d["_id"] for d in synced + offline}
+    assert all(d["error"] == "forbidden" and grid_b in d["reason"] and "grid" in d["reason"]
+               for d in to_b["denied"]), to_b["denied"]
+    assert await asyncio.to_thread(city.records, grid_b) == 0
+    kept = await node.run({"op": "count", "local": node.local("phone"), "with_ids": True})
+    assert kept["ids"] == sorted(d["_id"] for d in synced + offline)
+
+
+def person(grid: str, author: str, n: str, year: int, month: int,
+           device_time: str) -> dict[str, Any]:
+    return {"_id": f"person:{grid}-0001-{n}", "type": "person", "schema_version": 1,
+            "grid": grid, "created_by": author, "household": f"household:{grid}-0001",
+            "name": "王芳", "relationship": "0", "sex": "2", "birth_year": year,
+            "birth_month": month, "status": "present", "device_time": device_time}
+
+
+async def test_device_clocks_do_not_set_the_servers_times(
+        client: TestClient, city: City, node: NodeClient) -> None:
+    """Phones 3 days behind, a year ahead and at 1970 push records: the server's receipt of each
+    is stamped by the server's clock, the phone's `device_time` is kept as sent and used for
+    nothing, and the cut-off of "born in the future" is the server's today, not the phone's.
+    (Conflict order by receipt time: tests/test_conflicts.py.)"""
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    utc = datetime.UTC
+    now = datetime.datetime.now(utc)
+    clocks = {"behind": now - datetime.timedelta(days=3),
+              "ahead": now + datetime.timedelta(days=366),
+              "epoch": datetime.datetime(1970, 1, 1, tzinfo=utc)}
+    docs = [visit(grid, worker, f"{name}{i}", device_time=clock.isoformat(timespec="seconds"))
+            for name, clock in clocks.items() for i in range(3)]
+    ahead = clocks["ahead"]
+    # Born "this month" by the fast phone's clock: next year by the server's.
+    unborn = person(grid, worker, "ahead", ahead.year, ahead.month,
+                    ahead.isoformat(timespec="seconds"))
+    # Born in 2000, which the phone at 1970 would call the future: the server says the past.
+    born = person(grid, worker, "epoch", 2000, 5, "1970-01-01T00:00:00+00:00")
+    before = datetime.datetime.now(utc)
+    result = await push(node, str(client.make_url(f"/couch/{grid_db(grid)}")), "phone", worker,
+                        docs_file=write_docs(node, "docs", [*docs, unborn, born]))
+    after = datetime.datetime.now(utc)
+    assert result["ok"], result
+    assert [d["id"] for d in result["denied"]] == [unborn["_id"]]
+    assert "birth_year" in result["denied"][0]["reason"]
+    assert sorted(result["acked"]) == sorted(d["_id"] for d in [*docs, born])
+
+    await client.app[RECEIPTS].flush()
+    receipts = city.couch[RECEIPTS_DB]
+    received: dict[str, str] = {}
+    for row in receipts.view("_all_docs", include_docs=True):
+        if row.doc.get("db") == grid_db(grid):
+            received.update({doc_id: row.doc["received_at"] for doc_id, _ in row.doc["revs"]})
+    assert set(received) == {d["_id"] for d in [*docs, born]}
+    for doc_id, stamp in received.items():
+        at = datetime.datetime.fromisoformat(stamp)
+        assert before - datetime.timedelta(seconds=1) <= at <= after, (doc_id, stamp)
+    db = city.db(grid)
+    for doc in docs:
+        assert db[doc["_id"]]["device_time"] == doc["device_time"]  # kept, never rewritten
