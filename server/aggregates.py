@@ -324,7 +324,8 @@ class Aggregates:
         await self.refresh([c for c in area.grids if c not in self.grids])
 
         def shown(a: Area) -> dict[str, Any]:
-            figures = dict(self.total(a.grids))
+            full = self.total(a.grids)
+            figures = dict(full)
             entry: dict[str, Any] = {"level": a.level, "code": a.code, "grids": len(a.grids)}
             if a.level == "grid" and not self.directory.reaches(user, a.code):
                 # Below the community level, small counts could single out a household.
@@ -336,7 +337,7 @@ class Aggregates:
             if name:
                 entry["name"] = name
             if "review.timed" in figures:  # withheld when few records of a grid out of scope
-                entry["time_to_review"] = median_bucket(self.total(a.grids))
+                entry["time_to_review"] = median_bucket(full)
             return entry
 
         return {**shown(area), "parents": self.parents(area),
