@@ -285,7 +285,7 @@ export function reviewView(app) {
   const selected = new Map();
   const showCount = () => { count.textContent = tf("selected_n", { n: selected.size }); };
   const show = (...nodes) => {
-    box.replaceChildren(...nodes);
+    box.replaceChildren(...nodes.filter(Boolean));
     box.setAttribute("aria-busy", "false");
   };
   let filters = loadFilters();
@@ -350,18 +350,25 @@ function fieldsOf(app, found) {
   }));
 }
 
+// What changed in a revision, in the schema's order of fields; the earliest kept revision's whole
+// content folded away, since the record's fields are shown above.
 function changesTable(app, type, revision) {
   const first = revision.compared_with === null;
-  const prop = (field) => (latestSchema(app.schemas, type).schema?.properties || {})[field];
+  const props = latestSchema(app.schemas, type).schema?.properties || {};
+  const order = Object.keys(props);
+  const rank = (field) => (order.includes(field) ? order.indexOf(field) : order.length);
+  const changes = revision.changes.filter((c) => !NOT_SHOWN.has(c.field))
+    .sort((a, b) => rank(a.field) - rank(b.field) || a.field.localeCompare(b.field));
   const valueCell = (change, side) => el("td", {}, valueText(app.schemas, type, change.field, change[side], { missing: !(side in change) }));
-  return el("table", { class: "data changes", "data-rev": revision.rev },
-    el("caption", {}, first ? t("first_kept") : tf("changes_since", { n: revNumber(revision.compared_with) })),
+  const table = el("table", { class: "data changes", "data-rev": revision.rev },
+    el("caption", { class: first ? "visually-hidden" : null }, first ? t("first_kept") : tf("changes_since", { n: revNumber(revision.compared_with) })),
     el("thead", {}, el("tr", {},
       el("th", { scope: "col" }, t("field")),
       first ? el("th", { scope: "col" }, t("value")) : [el("th", { scope: "col" }, t("before")), el("th", { scope: "col" }, t("after"))])),
-    el("tbody", {}, revision.changes.map((c) => el("tr", { "data-field": c.field, "data-kind": c.kind },
-      el("th", { scope: "row" }, fieldLabel(prop(c.field), c.field)),
+    el("tbody", {}, changes.map((c) => el("tr", { "data-field": c.field, "data-kind": c.kind },
+      el("th", { scope: "row" }, fieldLabel(props[c.field], c.field)),
       first ? valueCell(c, "to") : [valueCell(c, "from"), valueCell(c, "to")]))));
+  return first ? el("details", { class: "first-kept" }, el("summary", {}, t("first_kept")), table) : table;
 }
 
 function historySection(app, found) {
@@ -369,7 +376,7 @@ function historySection(app, found) {
     const about = [r.by || t("sender_unknown"), r.received_at && `${t("received_at")} ${timeText(r.received_at)}`];
     let detail = null;
     if (!r.kept) detail = el("p", { class: "meta" }, t("not_kept_help"));
-    else if (r.changes && r.changes.length) detail = changesTable(app, found.record_type, r);
+    else if (r.changes && r.changes.some((c) => !NOT_SHOWN.has(c.field))) detail = changesTable(app, found.record_type, r);
     else if (r.changes) detail = el("p", { class: "meta" }, t("no_changes"));
     return el("li", { class: "revision", "data-rev": r.rev, "data-kept": String(r.kept) },
       el("span", { class: "main" }, tf("revision_n", { n: revNumber(r.rev) })),
@@ -405,7 +412,9 @@ export function reviewRecordView(app, grid, id) {
     box.replaceChildren(...nodes.filter(Boolean));
     box.setAttribute("aria-busy", "false");
   };
+  let asked = 0; // only the latest question's answer is shown
   const load = async (unmask = false) => {
+    const mine = ++asked;
     box.setAttribute("aria-busy", "true");
     const query = new URLSearchParams({ grid, id });
     if (unmask) query.set("unmask", "1");
@@ -413,9 +422,10 @@ export function reviewRecordView(app, grid, id) {
     try {
       answer = await call(`/api/review/record?${query}`, { method: "GET" });
     } catch (err) {
-      show(unanswered(err, () => load(unmask)));
+      if (mine === asked) show(unanswered(err, () => load(unmask)));
       return;
     }
+    if (mine !== asked) return;
     const problem = failure(answer);
     if (problem) return show(el("p", { class: "error", role: "alert" }, problem));
     const found = answer.body;
@@ -433,7 +443,7 @@ export function reviewRecordView(app, grid, id) {
       found.conflicts && found.conflicts.length ? el("p", { class: "warn" }, el("a", { href: "#/conflicts" }, t("record_conflicts"))) : null,
       el("section", { "aria-labelledby": "fields-title" },
         el("h3", { id: "fields-title" }, t("record_fields")),
-        found.masked ? el("p", { class: "meta" }, t("masked_note")) : null,
+        hasMasked ? el("p", { class: "meta" }, t("masked_note")) : null,
         fieldsOf(app, found),
         unmaskButton),
       reviewable ? verdictPanel(app, "rr-verdict", () => [{ grid, record: found.id, rev: found.rev }], () => load(unmask)) : null,

@@ -157,7 +157,9 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
     assert await change.evaluate_all("(rows) => rows.map((r) => [...r.cells].map("
                                      "(c) => c.tagName + ':' + c.textContent))") == [
         ["TH:在家人数", "TD:2", "TD:3"]]
-    assert await revisions.nth(1).locator("caption").inner_text() == "最早保留的内容"
+    assert await revisions.nth(1).locator("details > summary").inner_text() == "最早保留的内容"
+    shown = await revisions.nth(1).locator("tbody th").all_text_contents()
+    assert shown[:2] == ["创建人", "住户"] and "在家人数" in shown and "网格" not in shown
     assert await page.evaluate(UNLABELLED) == []
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
 
