@@ -57,7 +57,7 @@ function unanswered(err, retry) {
 function failure(answer) {
   if (answer.ok) return null;
   if (answer.status === 401) return t("login_again");
-  if (answer.status === 403) return t("review_forbidden");
+  if (answer.status === 403) return answer.body.reason ? message(answer.body.reason) : t("review_forbidden");
   return message(answer.body.reason || answer.body.error || String(answer.status));
 }
 
@@ -433,7 +433,9 @@ export function reviewRecordView(app, grid, id) {
     const { record } = found;
     const date = record.visited_on || record.enumerated_on || record.screened_on || "";
     title.textContent = `${typeLabel(app.schemas, found.record_type)}${date ? ` ${date}` : ""}`;
-    const hasMasked = found.masked && ["id_number", "phone", "special_groups"].some((k) => k in record);
+    // Only users given the `unmask` right may ask (the server refuses the others and audits both).
+    const mayUnmask = (app.me?.rights || []).includes("unmask");
+    const hasMasked = mayUnmask && found.masked && ["id_number", "phone", "special_groups"].some((k) => k in record);
     const unmaskButton = hasMasked ? el("button", { type: "button", id: "unmask" }, t("show_unmasked")) : null;
     if (unmaskButton) unmaskButton.addEventListener("click", () => load(true));
     const reviewable = found.state !== null && found.state !== undefined;

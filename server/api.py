@@ -38,6 +38,7 @@ async def me(request: web.Request) -> web.Response:
              for code, g in sorted(directory.grids.items()) if directory.reaches(user, code)]
     config = request.app[CONFIG]
     return json_response({"name": user.name, "role": user.role, "grids": grids,
+                          "rights": sorted(user.rights),
                           "campaigns": {"census": config.census_campaign,
                                         "screening": config.screening_campaign}})
 

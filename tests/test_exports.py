@@ -91,6 +91,9 @@ async def test_only_users_with_the_right_may_unmask(
     resp = await client.get(f"/api/export?what=persons&grid={grid}&unmask=1",
                             headers=basic(boss))
     assert resp.status == 200 and "3308021970010" in (await resp.read()).decode("utf-8-sig")
+    # The app learns the right from /api/me, to offer "show in full" only to those who may.
+    resp = await client.get("/api/me", headers=basic(boss))
+    assert (await resp.json())["rights"] == ["unmask"]
     directory.set_rights(city.couch, boss, revoke=["unmask"])
     for _ in range(200):
         if not users[boss].may("unmask"):
