@@ -393,7 +393,7 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
                  registry: SchemaRegistry) -> Refusal | None:
     """The schema and the server-owned fields of a grid record (after `check_document`)."""
     retired = (doc.get("type"), doc.get("schema_version"))
-    if retired in ctx.retired:
+    if all(isinstance(v, (str, int)) for v in retired) and retired in ctx.retired:  # hashable
         doc_type, version = retired
         current = ", ".join(f"v{v}" for v in registry.versions(str(doc_type))
                             if (doc_type, v) not in ctx.retired)

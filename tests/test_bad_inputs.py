@@ -215,6 +215,8 @@ async def test_schema_violations_name_the_field_by_its_pointer(scene: Scene) -> 
         (visit(grid, w, "v1", persons_present=-1), ["/persons_present", "at least 0"]),
         (visit(grid, w, "v2", visited_on="2026-02-30"), ["/visited_on", "date"]),
         (visit(grid, w, "v3", notes="很" * 2001), ["/notes", "太长", "2000"]),
+        (visit(grid, w, "v4", type=["household_visit"]), ["type", "未知的记录类型"]),  # was a 500
+        (visit(grid, w, "v5", schema_version={"v": 1}), ["schema_version", "known versions"]),
     ]
     results = await scene.bulk(w, [doc for doc, _ in cases])
     for result, (_, words) in zip(results, cases, strict=True):
@@ -692,3 +694,13 @@ async def test_decide_refuses_bad_decisions_and_writes_nothing(scene: Scene) -> 
         {"field": "phone", "value": "13905700003"}, {"field": "remarks", "value": "𠮷 <b>丙</b>"}))
     assert resp.status == 200, await resp.text()
     assert db[base["_id"]]["remarks"] == "𠮷 <b>丙</b>" and db[conflict]["status"] == "decided"
+
+
+async def test_an_empty_bulk_get_is_answered_at_once(scene: Scene) -> None:
+    """PouchDB Server never answers `{"docs": []}`: the request held a store connection for the
+    read timeout (90 s) and then failed with 503, which a worker could repeat to use them up."""
+    import asyncio
+
+    resp = await asyncio.wait_for(scene.client.post(
+        f"{scene.base}/_bulk_get", json={"docs": []}, headers=basic(scene.w)), 5)
+    assert resp.status == 200 and await resp.json() == {"results": []}

@@ -1,0 +1,402 @@
+"""A property-based fuzzer (Hypothesis) over `/couch/` and `/api/`: generated documents,
+batches, ids, paths and query strings, sent by an authenticated worker and supervisor. Whatever
+arrives, the server never answers 5xx, every error keeps CouchDB's `{"error", "reason"}` shape,
+and every document the grid database holds afterwards passes its schema and the domain rules
+(server/validation.py), revisions in conflict included.
+
+How the async tests meet Hypothesis: pytest-asyncio (under pytest-aiohttp, `asyncio_mode =
+auto`) runs an `async def` test decorated with `@given` one example at a time on the session's
+event loop, so each example awaits the real aiohttp test client against the real store, and a
+failure shrinks like any Hypothesis failure. The scene (a grid, its users, a record and an open
+conflict) is a function-scoped fixture made once for all the examples of a test, so the
+`function_scoped_fixture` health check is suppressed on purpose: the examples share one
+database, which is what lets a later example meet what an earlier one wrote.
+
+Bounded and reproducible: `derandomize=True` (examples derive from the test itself, the same in
+every run), no example database, no deadline (a busy CI machine is slow, not wrong), and
+`max_examples` sized so the file runs in about a minute on two busy cores. To fuzz longer
+locally: LINLI_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/test_fuzz.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+import yarl
+from conftest import City, basic, visit, wait_for_user
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+
+from server.keys import RECEIPTS, RESOLVER
+from server.validation import RECORD_ID, SchemaRegistry, domain_problems
+
+REGISTRY = SchemaRegistry()
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, *(
+    [] if os.environ.get("LINLI_FUZZ_NO_SHRINK") else [Phase.shrink])]
+SCALE = int(os.environ.get("LINLI_FUZZ_EXAMPLES", "0")) or None
+
+
+def fuzz(examples: int) -> Any:
+    return settings(max_examples=SCALE or examples, deadline=None, derandomize=True,
+                    database=None, print_blob=True, report_multiple_bugs=True,
+                    phases=PHASES,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# -- the scene --------------------------------------------------------------------------------
+
+class Scene:
+    def __init__(self, client: Any, city: City) -> None:
+        self.client, self.city = client, city
+        self.community = f"fz{os.getpid()}{id(self) % 100000}"
+        self.grid = city.grid(community=self.community)
+        self.other_grid = city.grid(community=self.community + "x")
+        self.worker = city.user(grids=[self.grid])
+        self.boss = city.user("supervisor", communities=[self.community])
+        self.record = self.record_rev = self.conflict = ""
+
+    async def ready(self) -> Scene:
+        for name in (self.worker, self.boss):
+            await wait_for_user(self.client, name)
+        record = visit(self.grid, self.worker, "seed")
+        resp = await self.client.put(f"/couch/grid-{self.grid}/{record['_id']}", json=record,
+                                     headers=basic(self.worker))
+        self.record, self.record_rev = record["_id"], (await resp.json())["rev"]
+        await self.open_conflict()
+        return self
+
+    async def open_conflict(self) -> None:
+        """Two workers' concurrent edits of a household's phone and remarks, resolved by the
+        app's resolver into an open conflict for the supervisor."""
+        other = self.city.user(grids=[self.grid])
+        await wait_for_user(self.client, other)
+        base = household(self.grid, self.worker, "conflict")
+        revs = {"1": "1-" + "1" * 32, "a": "2-" + "a" * 32, "b": "2-" + "b" * 32}
+
+        def branch(doc: dict[str, Any], rev: str, *parents: str) -> dict[str, Any]:
+            ids = [r.split("-", 1)[1] for r in (rev, *parents)]
+            return {**doc, "_rev": rev, "_revisions": {"start": int(rev[0]), "ids": ids}}
+
+        for who, doc in [(self.worker, branch(base, revs["1"])),
+                         (self.worker, branch({**base, "phone": "13905700001", "remarks": "甲"},
+                                              revs["a"], revs["1"])),
+                         (other, branch({**base, "phone": "13905700002", "remarks": "乙"},
+                                        revs["b"], revs["1"]))]:
+            resp = await self.client.post(f"/couch/grid-{self.grid}/_bulk_docs", headers=basic(
+                who), json={"docs": [doc], "new_edits": False})
+            assert resp.status == 201 and await resp.json() == []
+            await asyncio.sleep(0.01)
+        await self.client.app[RECEIPTS].flush()
+        await self.client.app[RESOLVER].process_grid(self.grid)
+        rows = self.city.db(self.grid).view("_all_docs", startkey=f"resolution:{base['_id']}:",
+                                            endkey=f"resolution:{base['_id']}:\ufff0")
+        [self.conflict] = [row.id for row in rows]
+
+    def check_grid(self) -> int:
+        """Every live document and every revision in conflict of the grid passes its schema
+        and the domain rules, belongs to this grid, and is named by its type."""
+        db = self.city.db(self.grid)
+        checked = 0
+        for row in db.view("_all_docs", include_docs=True, conflicts=True):
+            if row.id.startswith("_design/"):
+                continue
+            revisions = [row.doc] + [db.get(row.id, rev=r) for r in row.doc.get("_conflicts", [])]
+            for doc in revisions:
+                problems = REGISTRY.problems(doc) or domain_problems(doc)
+                assert problems == [], (row.id, doc.get("_rev"), problems)
+                assert doc["grid"] == self.grid, doc
+                match = RECORD_ID.match(doc["_id"])
+                assert match is not None and match["type"] == doc["type"], doc["_id"]
+                for att in (doc.get("_attachments") or {}).values():
+                    assert att["content_type"] in ("image/jpeg", "image/png", "image/webp",
+                                                   "application/pdf"), doc["_id"]
+                checked += 1
+        return checked
+
+
+@pytest.fixture
+async def scene(client: Any, city: City) -> Scene:
+    return await Scene(client, city).ready()
+
+
+def household(grid: str, author: str, key: str, **fields: Any) -> dict[str, Any]:
+    doc = {"_id": f"household:{grid}-{key}", "type": "household", "schema_version": 1,
+           "grid": grid, "created_by": author, "registry": {"source": "grid_survey"},
+           "address": {"compound": "yuan", "building": "3", "unit": "1", "room": "301"},
+           "status": "active"}
+    doc.update(fields)
+    return doc
+
+
+def person(grid: str, author: str, key: str) -> dict[str, Any]:
+    return {"_id": f"person:{grid}-{key}", "type": "person", "schema_version": 1, "grid": grid,
+            "created_by": author, "household": f"household:{grid}-0001", "name": "王芳",
+            "relationship": "0", "sex": "2", "birth_year": 1949, "birth_month": 12,
+            "status": "present", "id_number": "11010519491231002X", "phone": "13905700001"}
+
+
+def screening(grid: str, author: str, key: str) -> dict[str, Any]:
+    return {"_id": f"screening:{grid}-{key}", "type": "screening", "schema_version": 1,
+            "grid": grid, "created_by": author, "person": f"person:{grid}-0001-1",
+            "household": f"household:{grid}-0001", "campaign": "2026-screening",
+            "screened_on": "2026-11-20", "temperature": 36.6, "health_code": "green"}
+
+
+def verdict(grid: str, author: str, key: str) -> dict[str, Any]:
+    return {"_id": f"verdict:household_visit:{grid}-seed:{key}", "type": "verdict",
+            "schema_version": 1, "grid": grid, "created_by": author,
+            "record": f"household_visit:{grid}-seed", "record_rev": "1-abc",
+            "decision": "has_issues", "comment": "身份证号有误"}
+
+
+TEMPLATES = {"household_visit": lambda g, a, k: visit(g, a, k), "household": household,
+             "person": person, "screening": screening, "verdict": verdict}
+
+
+# -- strategies -------------------------------------------------------------------------------
+
+NASTY = ["", " ", "𠮷", "é", "é", "\u200b", "\u202e", "\ufeff", "\x00", "\n", "<script>",
+         "../", "%2F", "_design/x", "_local/x", "_security", "1-abc", "now", "9" * 30, "-1",
+         "null", "true", "{}", "[]", "\\", '"', "'", "\u3000", "😀", "０１２"]
+SURROGATES = st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2)
+TEXT = st.one_of(st.text(max_size=12), st.sampled_from(NASTY), SURROGATES,
+                 st.text(max_size=3).map(lambda t: t * 700))  # sometimes long
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                    st.floats(allow_nan=False, allow_infinity=False), TEXT)
+QTEXT = st.one_of(st.text(max_size=12), st.sampled_from(NASTY)).map(  # for URLs: short
+    lambda v: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
+
+
+def field_values(doc_type: str, field: str) -> st.SearchStrategy[Any]:
+    """What a field may hold: mostly what its schema allows (enums, consts), or anything."""
+    schema = REGISTRY.validators[(doc_type, 1)].schema["properties"].get(field, {})
+    options = list(schema.get("enum", [])) + ([schema["const"]] if "const" in schema else [])
+    items = schema.get("items", {}) if isinstance(schema.get("items"), dict) else {}
+    if items.get("enum"):
+        options.append(list(items["enum"][:2]))
+    return st.one_of(st.sampled_from(options), JSON) if options else JSON
+
+
+SPECIALS = ["_deleted", "_rev", "_revisions", "_attachments", "_conflicts", "_local_seq",
+            "_deleted_conflicts", "_revs_info", "_admin", "_x"]
+SPECIAL_VALUES = st.one_of(
+    JSON, st.just(True), st.just("1-" + "a" * 32),
+    st.fixed_dictionaries({"start": st.integers(-1, 3), "ids": st.lists(TEXT, max_size=2)}),
+    st.dictionaries(TEXT, st.fixed_dictionaries(
+        {"content_type": st.sampled_from(["image/png", "text/html", "image/jpeg", 5]),
+         "data": st.sampled_from(["iVBORw0KGgo=", "not base64", "", 7])},
+        optional={"stub": st.booleans(), "length": st.integers()}), max_size=2))
+
+
+def ids(grid: str) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.builds(lambda t, k: f"{t}:{grid}-{k}", st.sampled_from(sorted(TEMPLATES)),
+                  st.sampled_from(["1", "2", "seed", "conflict", "a.b", "x:y"])),
+        st.builds(lambda t, k: f"{t}:{k}", st.sampled_from([*TEMPLATES, "user", "_design"]),
+                  TEXT),
+        TEXT, JSON)
+
+
+@st.composite
+def documents(draw: st.DrawFn, grid: str, author: str) -> Any:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(JSON)  # not even a document
+    doc_type = draw(st.sampled_from(sorted(TEMPLATES)))
+    who = author if draw(st.integers(0, 5)) else "someone.else"
+    where = grid if draw(st.integers(0, 5)) else "othergrid"
+    key = draw(st.one_of(st.integers(0, 10_000).map(str), st.sampled_from(["1", "seed"])))
+    doc = TEMPLATES[doc_type](where, who, key)
+    fields = sorted(REGISTRY.validators[(doc_type, 1)].schema["properties"])
+    for _ in range(draw(st.integers(0, 3))):
+        action = draw(st.sampled_from(["set", "set", "drop", "extra", "special", "id"]))
+        if action == "set":
+            field = draw(st.sampled_from(fields))
+            doc[field] = draw(field_values(doc_type, field))
+        elif action == "drop" and doc:
+            doc.pop(draw(st.sampled_from(sorted(doc))), None)
+        elif action == "extra":
+            doc[draw(st.sampled_from(["role", "verified", "received_at", "resolved_by"])
+                     | TEXT)] = draw(JSON)
+        elif action == "special":
+            doc[draw(st.sampled_from(SPECIALS))] = draw(SPECIAL_VALUES)
+        else:
+            doc["_id"] = draw(ids(grid))
+    return doc
+
+
+def encode(body: Any) -> bytes:
+    # ensure_ascii: a lone surrogate travels as its JSON escape, as a phone would send it
+    return json.dumps(body).encode()
+
+
+@st.composite
+def couch_requests(draw: st.DrawFn, scene: Scene, who: str) -> tuple[str, str, bytes | None]:
+    """(method, path with its query, body) for one request to the grid's database."""
+    db = f"/couch/grid-{scene.grid if draw(st.integers(0, 7)) else scene.other_grid}"
+    docs = st.lists(documents(scene.grid, who), max_size=4)
+    revs = st.lists(st.one_of(st.sampled_from([scene.record_rev, "1-abc", "2-" + "f" * 32]),
+                              JSON), max_size=3)
+    kind = draw(st.sampled_from(["bulk", "bulk", "put", "post", "revs_diff", "bulk_get",
+                                 "changes", "all_docs", "get", "delete", "raw"]))
+    query = draw(st.dictionaries(st.sampled_from(
+        ["since", "limit", "feed", "style", "include_docs", "conflicts", "filter", "doc_ids",
+         "heartbeat", "timeout", "keys", "key", "startkey", "endkey", "skip", "descending",
+         "rev", "revs", "open_revs", "latest", "new_edits", "attachments", "x"]),
+        st.one_of(QTEXT, st.sampled_from(["0", "1", "true", "false", "normal", "longpoll",
+                                          "_doc_ids", "all_docs", '["a"]', '"a"', "all"])),
+        max_size=3))
+    if query.get("feed") == "longpoll":
+        query["timeout"] = "1000"  # a held feed would only make the fuzzer wait
+    qs = ("?" + urlencode(query)) if query else ""
+    if kind == "bulk":
+        body: Any = draw(st.one_of(
+            st.fixed_dictionaries({"docs": docs}, optional={"new_edits": st.one_of(
+                st.booleans(), JSON)}), JSON))
+        return "POST", f"{db}/_bulk_docs", encode(body)
+    if kind in ("put", "get", "delete"):
+        doc_id = draw(ids(scene.grid))
+        doc_id = doc_id[:300] if isinstance(doc_id, str) else doc_id
+        text = doc_id if isinstance(doc_id, str) else json.dumps(doc_id)
+        # a lone surrogate becomes bytes that are not UTF-8 (%ED%A0%80), as a broken client's
+        segment = quote(text.encode("utf-8", "surrogatepass"), safe=":")
+        method = {"put": "PUT", "get": "GET", "delete": "DELETE"}[kind]
+        body = draw(documents(scene.grid, who)) if kind == "put" else None
+        return method, f"{db}/{segment}{qs}", None if body is None else encode(body)
+    if kind == "post":
+        return "POST", db, encode(draw(documents(scene.grid, who)))
+    if kind == "revs_diff":
+        body = draw(st.one_of(st.dictionaries(st.one_of(ids(scene.grid).filter(
+            lambda i: isinstance(i, str)), st.just(scene.record)), revs, max_size=3), JSON))
+        return "POST", f"{db}/_revs_diff", encode(body)
+    if kind == "bulk_get":
+        item = st.fixed_dictionaries({"id": st.one_of(st.just(scene.record), ids(scene.grid))},
+                                     optional={"rev": st.one_of(
+                                         st.just(scene.record_rev), JSON)})
+        body = draw(st.one_of(st.fixed_dictionaries({"docs": st.lists(item, max_size=3)}),
+                              JSON))
+        return "POST", f"{db}/_bulk_get{qs}", encode(body)
+    if kind == "changes":
+        method = draw(st.sampled_from(["GET", "POST"]))
+        body = draw(st.one_of(st.fixed_dictionaries({"doc_ids": st.lists(ids(scene.grid),
+                                                                         max_size=3)}), JSON))
+        return method, f"{db}/_changes{qs}", encode(body) if method == "POST" else None
+    if kind == "all_docs":
+        method = draw(st.sampled_from(["GET", "POST"]))
+        body = draw(st.one_of(st.fixed_dictionaries({"keys": st.lists(ids(scene.grid),
+                                                                      max_size=3)}), JSON))
+        return method, f"{db}/_all_docs{qs}", encode(body) if method == "POST" else None
+    # raw: a path and body of bytes
+    tail = draw(st.text(st.sampled_from("abc_/.%2F:-~ 𠮷?&=#"), max_size=20))
+    tail = quote(tail, safe="/%:?&=") if draw(st.booleans()) else tail
+    return (draw(st.sampled_from(["GET", "PUT", "POST", "DELETE", "COPY", "PATCH"])),
+            f"{db}/{tail}", draw(st.binary(max_size=40)))
+
+
+async def send(scene: Scene, who: str, method: str, path: str, body: bytes | None) -> int:
+    headers = basic(who)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        url = yarl.URL(path, encoded=True)
+    except ValueError:
+        return 0  # not a URL any client could send
+    resp = await scene.client.request(method, url, data=body, headers=headers)
+    raw = await resp.read()
+    assert resp.status < 500, (method, path, body and body[:300], resp.status, raw[:500])
+    if resp.status >= 400 and method != "HEAD":
+        answer = json.loads(raw)
+        assert isinstance(answer.get("error"), str) and isinstance(answer.get("reason"), str), (
+            method, path, answer)
+    endpoint = next((part for part in path.split("?")[0].split("/") if part.startswith("_")),
+                    path.split("?")[0].rsplit("/", 1)[-1] if path.startswith("/api/") else "doc")
+    event(f"{method} {endpoint} {resp.status}")  # --hypothesis-show-statistics lists them
+    return resp.status
+
+
+# -- the properties ---------------------------------------------------------------------------
+
+@fuzz(160)
+@given(data=st.data())
+async def test_couch_as_a_worker(scene: Scene, data: st.DataObject) -> None:
+    batch = data.draw(st.lists(couch_requests(scene, scene.worker), min_size=1, max_size=3))
+    for method, path, body in batch:
+        await send(scene, scene.worker, method, path, body)
+    scene.check_grid()
+
+
+@fuzz(80)
+@given(data=st.data())
+async def test_couch_as_a_supervisor(scene: Scene, data: st.DataObject) -> None:
+    method, path, body = data.draw(couch_requests(scene, scene.boss))
+    await send(scene, scene.boss, method, path, body)
+    scene.check_grid()
+
+
+def api_queries() -> st.SearchStrategy[dict[str, str]]:
+    names = ["grid", "community", "street", "level", "code", "what", "format", "unmask", "type",
+             "state", "worker", "from", "to", "id", "x"]
+    values = st.one_of(QTEXT, st.sampled_from(
+        ["1", "city", "district", "street", "community", "grid", "households", "persons",
+         "aggregates", "csv", "xlsx", "household_visit", "approved", "has_issues", "received",
+         "2026-01-01", "330802", "330802001"]))
+    return st.dictionaries(st.sampled_from(names), values, max_size=4)
+
+
+@st.composite
+def api_requests(draw: st.DrawFn, scene: Scene,
+                 get_paths: list[str]) -> tuple[str, str, bytes | None]:
+    kind = draw(st.sampled_from(["decide", "verdicts", "verdicts", "get", "get"]))
+    own = st.just(scene.grid)
+    grid = st.one_of(own, own, own, own, st.just(scene.other_grid), JSON)
+    if kind == "get":
+        query = draw(api_queries())
+        for name in ("grid", "code"):  # often the scene's own, so the deep paths are reached
+            if name in query and draw(st.booleans()):
+                query[name] = scene.grid if name == "grid" else scene.community
+        qs = ("?" + urlencode(query)) if query else ""
+        return "GET", draw(st.sampled_from(get_paths)) + qs, None
+    if kind == "decide":
+        decision = st.fixed_dictionaries(
+            {"field": st.one_of(st.sampled_from(["phone", "remarks", "created_by", "_deleted",
+                                                 "grid", "type"]), JSON)},
+            optional={"value": st.one_of(st.sampled_from(["13905700003", "丙", "𠮷"]), JSON)})
+        shaped = st.fixed_dictionaries(
+            {"grid": grid, "id": st.one_of(st.just(scene.conflict), JSON),
+             "decisions": st.one_of(st.lists(decision, max_size=3), JSON)})
+        body = draw(st.one_of(shaped, shaped, JSON))
+        return "POST", "/api/conflicts/decide", encode(body)
+    mostly = st.just  # three branches of four: the valid value, so verdicts get written too
+    item = st.fixed_dictionaries(
+        {"record": st.one_of(mostly(scene.record), mostly(scene.record), mostly(scene.record),
+                             ids(scene.grid)),
+         "record_rev": st.one_of(mostly(scene.record_rev), mostly(scene.record_rev), JSON),
+         "decision": st.one_of(st.sampled_from(["approved", "has_issues", "rejected"]),
+                               mostly("approved"), mostly("approved"), JSON)},
+        optional={"comment": st.one_of(st.just("请核对"), TEXT, JSON),
+                  "created_by": JSON, "grid": JSON, "_id": JSON, "_deleted": JSON})
+    items = st.lists(item, min_size=1, max_size=3)
+    shaped = st.fixed_dictionaries({"grid": grid, "verdicts": st.one_of(items, items, JSON)})
+    body = draw(st.one_of(shaped, shaped, JSON))
+    return "POST", "/api/review/verdicts", encode(body)
+
+
+@fuzz(160)
+@given(data=st.data())
+async def test_api_as_a_supervisor_and_a_worker(scene: Scene, data: st.DataObject) -> None:
+    get_paths = sorted({r.resource.canonical for r in scene.client.app.router.routes()
+                        if r.method == "GET" and r.resource is not None
+                        and r.resource.canonical.startswith("/api/")})
+    who = data.draw(st.sampled_from([scene.boss, scene.boss, scene.boss, scene.worker]))
+    method, path, body = data.draw(api_requests(scene, get_paths))
+    status = await send(scene, who, method, path, body)
+    if who == scene.worker and path.split("?")[0] not in ("/api/me", "/api/openapi.json"):
+        assert status in (0, 400, 403, 415), (path, status)  # the supervisors' API, refused
+    scene.check_grid()
