@@ -122,20 +122,20 @@ BAD_BODIES = {
 }
 
 
-@pytest.mark.parametrize("endpoint", [
+WRITE_ENDPOINTS = [
     ("PUT", "{db}/household_visit:{grid}-m"), ("POST", "{db}"), ("POST", "{db}/_revs_diff"),
     ("POST", "{db}/_bulk_get"), ("POST", "{db}/_all_docs"), ("PUT", "{db}/_local/ck"),
     ("POST", "{db}/_changes?filter=_doc_ids"), ("POST", "/couch/_session"),
-])
-async def test_malformed_json_on_every_endpoint(scene: Scene, endpoint: tuple[str, str]) -> None:
-    method, template = endpoint
-    path = template.format(db=scene.base, grid=scene.grid)
-    for label, body in BAD_BODIES.items():
-        resp = await scene.raw(method, path, body)
-        await expect_error(resp, 400, "JSON")
-        assert label
-    resp = await scene.raw(method, path, b'{"a": 1}', content_type="text/plain")
-    await expect_error(resp, 415, "application/json")
+]
+
+
+async def test_malformed_json_on_every_endpoint(scene: Scene) -> None:
+    for method, template in WRITE_ENDPOINTS:
+        path = template.format(db=scene.base, grid=scene.grid)
+        for body in BAD_BODIES.values():
+            await expect_error(await scene.raw(method, path, body), 400, "JSON")
+        resp = await scene.raw(method, path, b'{"a": 1}', content_type="text/plain")
+        await expect_error(resp, 415, "application/json")
     assert scene.ids() == set()
     assert (await scene.client.get("/couch/_up")).status == 200
 
@@ -224,7 +224,7 @@ async def test_schema_violations_name_the_field_by_its_pointer(scene: Scene) -> 
     assert scene.ids() == set()
 
 
-@pytest.mark.parametrize(("id_number", "fields", "words"), [
+ID_CASES = [
     ("110105194912310021", {}, ["/id_number", "X"]),  # the check character is X
     ("110105194902300016", {"birth_month": 2}, ["/id_number"]),  # 30 February
     ("110105189912310010", {}, ["/id_number"]),  # born before 1900
@@ -232,14 +232,21 @@ async def test_schema_violations_name_the_field_by_its_pointer(scene: Scene) -> 
     ("110105194912310\u200b02X", {}, ["/id_number"]),  # a zero-width space pasted in
     ("11010519491231002X", {"sex": "1"}, ["/sex"]),  # the ID says female
     ("11010519491231002X", {"birth_year": 1950}, ["/birth_year"]),  # the ID says 1949
-])
-async def test_id_numbers_that_cannot_be_right(scene: Scene, id_number: str,
-                                               fields: dict[str, Any], words: list[str]) -> None:
-    doc = person(scene.grid, scene.w, "id", id_number=id_number, **fields)
-    [result] = await scene.bulk(scene.w, [doc])
-    refused(result, *words)
-    resp = await scene.client.put(f"{scene.base}/{doc['_id']}", json=doc, headers=basic(scene.w))
-    await expect_error(resp, 403, *words)
+]
+
+
+async def test_id_numbers_that_cannot_be_right(scene: Scene) -> None:
+    for id_number, fields, words in ID_CASES:
+        doc = person(scene.grid, scene.w, "id", id_number=id_number, **fields)
+        [result] = await scene.bulk(scene.w, [doc])
+        refused(result, *words)
+        # The domain rules never repeat an ID number. (A value that fails the schema's pattern
+        # is still echoed by the schema's message, as for any field.)
+        if re.fullmatch(r"[0-9]{17}[0-9X]", id_number):
+            assert id_number not in result["reason"], result["reason"]
+        resp = await scene.client.put(f"{scene.base}/{doc['_id']}", json=doc,
+                                      headers=basic(scene.w))
+        await expect_error(resp, 403, *words)
     assert scene.ids() == set()
 
 
@@ -344,19 +351,22 @@ async def test_bad_ids_in_a_batch_are_refused_one_by_one(scene: Scene) -> None:
     assert scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
 
 
-@pytest.mark.parametrize(("raw_id", "status", "word"), [
+PATH_IDS = [
     ("household_visit:a%20b", 400, "<type>:<key>"),
     ("household_visit:%F0%9F%98%80", 400, "<type>:<key>"),
     ("household_visit:%E2%80%AEb", 400, "<type>:<key>"),
     ("%5Fx", 400, "underscore"),
     ("household_visit:" + "x" * 241, 400, "too long"),
-])
-async def test_bad_ids_in_the_path(scene: Scene, raw_id: str, status: int, word: str) -> None:
+]
+
+
+async def test_bad_ids_in_the_path(scene: Scene) -> None:
     doc = visit(scene.grid, scene.w, "p")
     del doc["_id"]
-    url = yarl.URL(f"{scene.base}/{raw_id}", encoded=True)
-    resp = await scene.client.put(url, json=doc, headers=basic(scene.w))
-    await expect_error(resp, status, word)
+    for raw_id, status, word in PATH_IDS:
+        url = yarl.URL(f"{scene.base}/{raw_id}", encoded=True)
+        resp = await scene.client.put(url, json=doc, headers=basic(scene.w))
+        await expect_error(resp, status, word)
     assert scene.ids() == set()
 
 
@@ -402,8 +412,13 @@ LONE = {"high": "\\ud842", "low": "\\udfb7", "reversed pair": "\\udfb7\\ud842",
         "cut at the end": "abc\\ud83d"}
 
 
-@pytest.mark.parametrize("lone", LONE.values(), ids=LONE.keys())
-async def test_lone_surrogates_are_refused_everywhere(scene: Scene, lone: str) -> None:
+async def test_lone_surrogates_are_refused_everywhere(scene: Scene) -> None:
+    for lone in LONE.values():
+        await lone_surrogate_everywhere(scene, lone)
+    assert scene.ids() == set()
+
+
+async def lone_surrogate_everywhere(scene: Scene, lone: str) -> None:
     grid, w = scene.grid, scene.w
     doc = json.dumps(visit(grid, w, "s", notes="LONE")).replace("LONE", lone)
     resp = await scene.raw("PUT", f"{scene.base}/household_visit:{grid}-s", doc.encode())
@@ -422,7 +437,6 @@ async def test_lone_surrogates_are_refused_everywhere(scene: Scene, lone: str) -
         method = "PUT" if "_local" in path else "POST"
         resp = await scene.raw(method, path, body.replace("LONE", lone).encode())
         await expect_error(resp, 400, "broken character")
-    assert scene.ids() == set()
 
 
 async def test_the_app_inserts_text_never_html() -> None:
@@ -481,11 +495,15 @@ async def test_smuggled_privileges_are_refused(scene: Scene) -> None:
     assert (await resp.json())["roles"] == ["worker"]
 
 
-@pytest.mark.parametrize("flag", [1, "true", "yes", [True], {"a": 1}, None])
-async def test_deleted_must_be_a_boolean(scene: Scene, flag: Any) -> None:
+async def test_deleted_must_be_a_boolean(scene: Scene) -> None:
     """The store deletes on any truthy `_deleted`: `1` once deleted another worker's record
     without the deletion rule being asked."""
-    theirs = visit(scene.grid, scene.w2, "theirs")
+    for n, flag in enumerate([1, "true", "yes", [True], {"a": 1}, None]):
+        await smuggle_deleted(scene, flag, f"theirs{n}")
+
+
+async def smuggle_deleted(scene: Scene, flag: Any, key: str) -> None:
+    theirs = visit(scene.grid, scene.w2, key)
     [created] = await scene.bulk(scene.w2, [theirs])
     smuggled = {**theirs, "_rev": created["rev"], "_deleted": flag}
     [result] = await scene.bulk(scene.w, [smuggled])
