@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import random
-import time
 from datetime import date
 from typing import Any
 
@@ -346,16 +345,3 @@ def test_credit_codes() -> None:
     assert not credit_code_ok("91110000802100434B")
     code = credit_code("330802", "12345678")
     assert code.startswith("91330802") and credit_code_ok(code)
-
-
-@pytest.mark.slow
-def test_generation_speed() -> None:
-    """164,253 households must take well under a minute: time 20,000 and extrapolate."""
-    households = 20_000
-    start = time.perf_counter()
-    docs = sum(len(grid) for grid in iter_grids(households))
-    elapsed = time.perf_counter() - start
-    full = elapsed * 164_253 / households
-    print(f"\n{households:,} households, {docs:,} documents in {elapsed:.2f} s "
-          f"({docs / elapsed:,.0f} docs/s); 164,253 households ≈ {full:.0f} s")
-    assert full < 45
