@@ -166,6 +166,7 @@ const WORDS = {
   review_queue: ["审核", "Review"],
   review_help: ["网格员同步的走访、普查和排查记录：可一次通过多条，或写明问题退回修改。",
     "Visits, census forms and screenings the grid workers synced: approve many at once, or say what is wrong."],
+  review_download: ["下载此列表", "Download this list"],
   review_forbidden: ["只有督导员和管理员可以审核", "Only supervisors and administrators review records"],
   review_filters: ["筛选", "Filters"],
   filter_grid: ["网格", "Grid"],

@@ -312,8 +312,14 @@ export function reviewView(app) {
       .map((w) => el("option", { value: w })));
     app.review = { records, filters }; // for the tests and the curious
     if (!records.length) return show(el("p", { class: "empty" }, t("no_review_records")));
+    // The same filtered list as a file (every record, past the screen's limit too).
+    const downloads = el("p", { class: "downloads no-print" }, ...["xlsx", "csv"].map((format) =>
+      el("a", { class: "download", "data-format": format, download: "",
+        href: `/api/export?${new URLSearchParams({ ...Object.fromEntries(query), what: "review", format })}` },
+      `${t("review_download")} (${format.toUpperCase()})`)));
     show(
       answer.body.truncated ? el("p", { class: "warn" }, tf("review_truncated", { n: records.length })) : null,
+      downloads,
       ...queueTable(app, records, selected, showCount),
       count,
       verdictPanel(app, "rq-verdict", () => [...selected.values()]

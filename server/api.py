@@ -250,6 +250,15 @@ async def review_queue(request: web.Request) -> web.Response:
     """Records to review in the supervisor's grids, filtered by grid, type, state, worker and
     date; each with its review state and latest verdict. No personal data is listed."""
     user = require_supervisor(request)
+    listed = await reviewed_records(request, user, review.MAX_LISTED + 1)
+    return json_response({"records": listed[:review.MAX_LISTED],
+                          "truncated": len(listed) > review.MAX_LISTED})
+
+
+async def reviewed_records(request: web.Request, user: User,
+                           limit: int | None = None) -> list[dict[str, Any]]:
+    """The review queue's records for the request's filters, oldest first; the listing stops
+    past `limit` (an export takes them all)."""
     query = request.query
     codes = scoped_grids(request, user)
     types = tuple(t for t in query.get("type", ",".join(review.REVIEWABLE)).split(",") if t)
@@ -265,11 +274,10 @@ async def review_queue(request: web.Request) -> web.Response:
     listed: list[dict[str, Any]] = []
     for code in codes:
         listed.extend(await review.queue(request.app[COUCH], code, filters))
-        if len(listed) > review.MAX_LISTED:
+        if limit is not None and len(listed) >= limit:
             break
     listed.sort(key=lambda r: (r["date"], r["record"]))
-    return json_response({"records": listed[:review.MAX_LISTED],
-                          "truncated": len(listed) > review.MAX_LISTED})
+    return listed
 
 
 async def give_verdicts(request: web.Request) -> web.Response:
@@ -353,12 +361,19 @@ async def export(request: web.Request) -> web.StreamResponse:
     user = require_supervisor(request)
     query = request.query
     what, kind = query.get("what", "households"), query.get("format", "csv")
-    if (what not in exports.COLUMNS and what != "aggregates") or kind not in ("csv", "xlsx"):
+    if (what not in exports.COLUMNS and what not in ("aggregates", "review")) \
+            or kind not in ("csv", "xlsx"):
         raise errors.bad_request(
-            "what 应为 households、persons 或 aggregates；format 应为 csv 或 xlsx",
-            "what must be households, persons or aggregates; format csv or xlsx")
+            "what 应为 households、persons、review 或 aggregates；format 应为 csv 或 xlsx",
+            "what must be households, persons, review or aggregates; format csv or xlsx")
     source: AsyncIterator[list[Any]]
-    if what == "aggregates":
+    if what == "review":
+        listed = await reviewed_records(request, user)
+        audit.info("%s exported the review list (%d records) as %s", user.name, len(listed),
+                   kind)
+        source = exports.review_rows(listed)
+        name = f"linli-review.{kind}"
+    elif what == "aggregates":
         report = await aggregates_report(request, user)
         audit.info("%s exported the aggregates of %s %s as %s", user.name, report["level"],
                    report["code"] or "-", kind)

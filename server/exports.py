@@ -116,6 +116,29 @@ async def xlsx_file(source: AsyncIterator[list[Any]], title: str) -> Any:
     return handle
 
 
+# --- the review list as a sheet ----------------------------------------------------------------
+
+REVIEW_COLUMNS: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
+    ("网格 grid", lambda r: r["grid"]),
+    ("记录 record", lambda r: r["record"]),
+    ("类型 type", lambda r: r["record_type"]),
+    ("日期 date", lambda r: r["date"]),
+    ("网格员 worker", lambda r: r.get("worker") or ""),
+    ("户 household", lambda r: r.get("household") or ""),
+    ("审核状态 state", lambda r: r["state"]),
+    ("审核人 reviewer", lambda r: (r.get("verdict") or {}).get("by") or ""),
+    ("审核时间 reviewed at", lambda r: (r.get("verdict") or {}).get("at") or ""),
+    ("意见 comment", lambda r: (r.get("verdict") or {}).get("comment") or ""),
+]
+
+
+async def review_rows(listed: Iterable[Mapping[str, Any]]) -> AsyncIterator[list[Any]]:
+    """The review queue exactly as `/api/review` lists it (it carries no personal data)."""
+    yield [heading for heading, _ in REVIEW_COLUMNS]
+    for record in listed:
+        yield [cell(record) for _, cell in REVIEW_COLUMNS]
+
+
 # --- the aggregates as a sheet ----------------------------------------------------------------
 
 WITHHELD = "<5"  # a small count of a grid outside the exporter's scope, withheld as in the API

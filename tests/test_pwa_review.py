@@ -108,6 +108,15 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
     assert await page.locator("#review-table tbody th[scope=row]").count() == 4
     assert await page.evaluate(UNLABELLED) == []
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    # The filtered list downloads as it is shown.
+    href, listed = await page.evaluate(r"""async () => {
+      const href = document.querySelector('#review a.download[data-format=csv]')
+        .getAttribute('href');
+      const text = await (await fetch(href)).text();
+      return [href, text.trim().split('\n').slice(1).map((line) => line.split(',')[1])];
+    }""")
+    assert "what=review" in href and "worker=wang.fang" in href
+    assert listed == ids
 
     # Three approved at once.
     for record in ids[:3]:

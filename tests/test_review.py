@@ -4,11 +4,14 @@ once and checked first, scope, and the worker's edit after "has issues"."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
 from typing import Any
 from urllib.parse import quote
 
+import openpyxl
 import pytest
 from conftest import City, basic, visit, wait_for_user
 
@@ -64,6 +67,24 @@ async def test_review_states_and_verdicts(client: Any, city: City) -> None:
                             headers=basic(worker))
     assert resp.status == 201
     assert (await states(client, boss, grid))[ids[3]] == "edited"
+
+    # The filtered list exports as it is listed, as CSV and as XLSX.
+    listed = (await (await client.get(f"/api/review?grid={grid}&state=approved",
+                                      headers=basic(boss))).json())["records"]
+    resp = await client.get(f"/api/export?what=review&grid={grid}&state=approved",
+                            headers=basic(boss))
+    assert resp.status == 200, await resp.text()
+    lines = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+    assert lines[0][:3] == ["网格 grid", "记录 record", "类型 type"]
+    assert [(r[1], r[6], r[7]) for r in lines[1:]] == [
+        (r["record"], "approved", boss) for r in listed]
+    resp = await client.get(f"/api/export?what=review&grid={grid}&format=xlsx",
+                            headers=basic(boss))
+    sheet = openpyxl.load_workbook(io.BytesIO(await resp.read()), read_only=True).active
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert {row[1]: row[6] for row in rows} == await states(client, boss, grid)
+    resp = await client.get(f"/api/export?what=review&grid={grid}", headers=basic(outsider))
+    assert resp.status == 404
 
     # Scope and roles.
     resp = await client.get(f"/api/review?grid={grid}", headers=basic(outsider))
