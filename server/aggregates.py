@@ -4,8 +4,11 @@
 Each grid's figures come from the CouchDB views in its own database (server/designs/linli.json),
 which the store keeps up to date incrementally; a query never scans documents. The server keeps
 each grid's figures with the database's update sequence they were computed at, recomputes a grid
-only when its sequence moved (the gateway's writes mark it at once; `refresh` checks them all),
-and rolls the figures up the hierarchy by addition.
+only when its sequence moved (the gateway's writes mark it; `refresh` checks them all), and then
+reads again only the views of the record types written since (the ids in the changes feed name
+them), and rolls the figures up the hierarchy by addition. A grid written to all the time is
+refreshed in the background at most every `refresh_seconds`, one refresh of a grid at a time: each
+read makes the embedded store run the view's map function over every new document.
 
 Figures are flat counters with dotted names (`households`, `visits.latest.completed`,
 `persons.age.15-59`...), so rolling up is adding.
@@ -26,6 +29,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -135,93 +139,202 @@ def figures_from(rows: Mapping[str, list[dict[str, Any]]], census_campaign: str,
     """One grid's figures from its views' rows and its reviewed records' first receipt times
     (ms, by record id; pure, so a brute-force count can be compared with it field by field)."""
     out: Counter[str] = Counter()
-    for row in rows["households_by_status"]:
-        out["households"] += row["value"]
-        out[f"households.status.{row['key']}"] += row["value"]
-    latest: dict[str, str] = {}
-    for row in rows["visits_by_household"]:  # sorted by household, then date: the last wins
-        latest[row["key"][0]] = row["value"]
-    out["visits.households_visited"] = len(latest)
-    for outcome in latest.values():
-        out[f"visits.latest.{outcome}"] += 1
-        if outcome in VISITED:
-            out["visits.covered"] += 1
-    out["visits.total"] = len(rows["visits_by_household"])
-    for row in rows["census_by_campaign"]:
-        if row["key"] == census_campaign:
-            out["census.enumerated"] += row["value"]
-    for row in rows["persons_by_sex_birth_status"]:
-        sex, birth_year, registration = row["key"]
-        n = row["value"]
-        out["persons"] += n
-        out[f"persons.sex.{sex}"] += n
-        out[f"persons.age.{age_band(birth_year, year)}"] += n
-        out[f"persons.registration.{registration or 'unknown'}"] += n
-    for row in rows["screenings_by_day"]:
-        day, result, code, risk = row["key"]
-        n = row["value"]
-        out["screenings"] += n
-        out[f"screenings.day.{day}"] += n
-        out[f"screenings.result.{result or 'unknown'}"] += n
-        out[f"screenings.health_code.{code or 'unknown'}"] += n
-        out[f"screenings.risk.{risk or 'unknown'}"] += n
-    verdicts: dict[str, tuple[str, str]] = {}
-    for row in rows["verdicts_latest"]:
-        stamp, decision = row["value"]
-        if row["key"] not in verdicts or (stamp, decision) > verdicts[row["key"]]:
-            verdicts[row["key"]] = (stamp, decision)
-    for _stamp, decision in verdicts.values():
-        out[f"review.{decision}"] += 1
-    out["review.reviewed"] = len(verdicts)
-    for record, verdict_at in first_verdicts(rows["verdicts_latest"]).items():
-        receipt_at = (received or {}).get(record)
-        # A record the server never received (imported, or verdict older than its first
-        # receipt: written before it ever came from a phone) has no time to review.
-        if receipt_at is not None and verdict_at >= receipt_at:
-            out[hours_bucket((verdict_at - receipt_at) / 3_600_000)] += 1
-            out["review.timed"] += 1
-    out["conflicts.open"] = len(rows["open_conflicts"])
+    for view in VIEWS:
+        out.update(view_figures(view, rows[view], census_campaign, year, received))
     return +out  # zero counts dropped
+
+
+def view_figures(view: str, rows: list[dict[str, Any]], census_campaign: str, year: int,
+                 received: Mapping[str, float] | None = None) -> Counter[str]:
+    """The figures one view gives (each view's counters have their own names, so a grid's
+    figures are the sum and a view whose records did not change keeps its part)."""
+    out: Counter[str] = Counter()
+    if view == "households_by_status":
+        for row in rows:
+            out["households"] += row["value"]
+            out[f"households.status.{row['key']}"] += row["value"]
+    elif view == "visits_by_household":
+        latest: dict[str, str] = {}
+        for row in rows:  # sorted by household, then date: the last wins
+            latest[row["key"][0]] = row["value"]
+        out["visits.households_visited"] = len(latest)
+        for outcome in latest.values():
+            out[f"visits.latest.{outcome}"] += 1
+            if outcome in VISITED:
+                out["visits.covered"] += 1
+        out["visits.total"] = len(rows)
+    elif view == "census_by_campaign":
+        for row in rows:
+            if row["key"] == census_campaign:
+                out["census.enumerated"] += row["value"]
+    elif view == "persons_by_sex_birth_status":
+        for row in rows:
+            sex, birth_year, registration = row["key"]
+            n = row["value"]
+            out["persons"] += n
+            out[f"persons.sex.{sex}"] += n
+            out[f"persons.age.{age_band(birth_year, year)}"] += n
+            out[f"persons.registration.{registration or 'unknown'}"] += n
+    elif view == "screenings_by_day":
+        for row in rows:
+            day, result, code, risk = row["key"]
+            n = row["value"]
+            out["screenings"] += n
+            out[f"screenings.day.{day}"] += n
+            out[f"screenings.result.{result or 'unknown'}"] += n
+            out[f"screenings.health_code.{code or 'unknown'}"] += n
+            out[f"screenings.risk.{risk or 'unknown'}"] += n
+    elif view == "verdicts_latest":
+        verdicts: dict[str, tuple[str, str]] = {}
+        for row in rows:
+            stamp, decision = row["value"]
+            if row["key"] not in verdicts or (stamp, decision) > verdicts[row["key"]]:
+                verdicts[row["key"]] = (stamp, decision)
+        for _stamp, decision in verdicts.values():
+            out[f"review.{decision}"] += 1
+        out["review.reviewed"] = len(verdicts)
+        for record, verdict_at in first_verdicts(rows).items():
+            receipt_at = (received or {}).get(record)
+            # A record the server never received (imported, or verdict older than its first
+            # receipt: written before it ever came from a phone) has no time to review.
+            if receipt_at is not None and verdict_at >= receipt_at:
+                out[hours_bucket((verdict_at - receipt_at) / 3_600_000)] += 1
+                out["review.timed"] += 1
+    elif view == "open_conflicts":
+        out["conflicts.open"] = len(rows)
+    return +out
 
 
 VIEWS = ("households_by_status", "visits_by_household", "census_by_campaign",
          "persons_by_sex_birth_status", "screenings_by_day", "verdicts_latest", "open_conflicts")
 GROUPED = frozenset({"households_by_status", "census_by_campaign", "persons_by_sex_birth_status",
                      "screenings_by_day"})
+# The record type each view's map function emits for. A record's id starts with its type
+# (validation.py refuses any other), so the ids in the changes feed since a grid's figures were
+# computed tell which views can have changed.
+VIEW_TYPE = {"households_by_status": "household", "visits_by_household": "household_visit",
+             "census_by_campaign": "census_household", "persons_by_sex_birth_status": "person",
+             "screenings_by_day": "screening", "verdicts_latest": "verdict",
+             "open_conflicts": "resolution"}
+CHANGES_LIMIT = 5000  # changes read to find the types written; more: every view is read
+REFRESH_SECONDS = 2.0
+TICK_SECONDS = 0.25
+
+
+def changed_types(ids: Iterable[str]) -> set[str] | None:
+    """The record types among changed ids; None when an id has no type (a design document, or
+    one written straight to the store), which may have changed any view."""
+    types: set[str] = set()
+    for doc_id in ids:
+        kind, colon, _key = doc_id.partition(":")
+        if not colon or doc_id.startswith("_"):
+            return None
+        types.add(kind)
+    return types
+
+
+def seq_number(seq: Any) -> int | None:
+    """The number an update sequence starts with (PouchDB's is a number, CouchDB 3's 'N-...')."""
+    if isinstance(seq, int):
+        return seq
+    head = str(seq).split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+@dataclasses.dataclass
+class Cached:
+    """A grid's figures, each view's part, and what they were computed at."""
+
+    seq: Any
+    year: int
+    parts: dict[str, Counter[str]]
+    figures: Counter[str]
 
 
 class Aggregates:
-    def __init__(self, couch: CouchClient, directory: Directory, census_campaign: str) -> None:
+    def __init__(self, couch: CouchClient, directory: Directory, census_campaign: str,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.couch, self.directory = couch, directory
         self.census_campaign = census_campaign
+        self.refresh_seconds = refresh_seconds
         self.grids: dict[str, tuple[Any, Counter[str]]] = {}  # code -> (update_seq, figures)
+        self.cached: dict[str, Cached] = {}
         self.dirty: set[str] = set()
+        self.locks: dict[str, asyncio.Lock] = {}  # one refresh of a grid at a time
+        self.started: dict[str, float] = {}  # loop time the grid's last refresh began
+        self.view_reads = 0  # for tests and benchmarks
         self.receipts_view_ready = False
 
     def notice(self, grid: str) -> None:
         self.dirty.add(grid)
 
     async def grid_figures(self, code: str) -> Counter[str]:
+        """Bring one grid's figures up to date, one refresh of it at a time; a caller that
+        waited for another's refresh and finds the grid no longer noticed still checks its
+        update sequence, which is one cheap request."""
+        lock = self.locks.setdefault(code, asyncio.Lock())
+        async with lock:
+            self.dirty.discard(code)
+            self.started[code] = asyncio.get_running_loop().time()
+            try:
+                return await self._grid_figures(code)
+            except BaseException:
+                self.dirty.add(code)
+                raise
+
+    async def _grid_figures(self, code: str) -> Counter[str]:
         db = grid_db(code)
         try:
             info = await self.couch.get(db_path(db))
         except NotFound:
             return Counter()
-        cached = self.grids.get(code)
-        if cached is not None and cached[0] == info.get("update_seq"):
-            return cached[1]
-        rows: dict[str, list[dict[str, Any]]] = {}
+        seq, year = info.get("update_seq"), datetime.date.today().year
+        cached = self.cached.get(code)
+        if cached is not None and cached.seq == seq:
+            return cached.figures
+        views = set(VIEWS)
+        if cached is not None and cached.year == year:
+            types = await self.types_since(db, cached.seq, seq)
+            if types is not None:
+                views = {view for view in VIEWS if VIEW_TYPE[view] in types}
+        parts = dict(cached.parts) if cached is not None else {}
         for view in VIEWS:
+            if view not in views:
+                continue
             params = {"group": "true"} if view in GROUPED else {}
             try:
                 answer = await self.couch.get(db_path(db, DESIGN, "_view", view), **params)
             except NotFound:  # its design document is still being installed
                 return Counter()
-            rows[view] = answer.get("rows", [])
-        received = await self.first_receipts(db, sorted(first_verdicts(rows["verdicts_latest"])))
-        figures = figures_from(rows, self.census_campaign, datetime.date.today().year, received)
-        self.grids[code] = (info.get("update_seq"), figures)
+            self.view_reads += 1
+            rows = answer.get("rows", [])
+            received = None
+            if view == "verdicts_latest":
+                received = await self.first_receipts(db, sorted(first_verdicts(rows)))
+            parts[view] = view_figures(view, rows, self.census_campaign, year, received)
+        figures: Counter[str] = Counter()
+        for part in parts.values():
+            figures.update(part)
+        figures = +figures
+        self.cached[code] = Cached(seq, year, parts, figures)
+        self.grids[code] = (seq, figures)
         return figures
+
+    async def types_since(self, db: str, since: Any, now: Any) -> set[str] | None:
+        """The record types written to `db` since update sequence `since` (ids only, a few
+        bytes a change); None when that cannot be told and every view must be read."""
+        old, new = seq_number(since), seq_number(now)
+        if old is None or new is None or new < old:  # the database was made again
+            return None
+        try:
+            page = await self.couch.get(db_path(db, "_changes"), since=str(since),
+                                        limit=str(CHANGES_LIMIT))
+        except NotFound:
+            return None
+        results = page.get("results") or []
+        if len(results) >= CHANGES_LIMIT:
+            return None
+        return changed_types(str(row.get("id", "")) for row in results)
 
     async def install_receipts_view(self) -> None:
         path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
@@ -266,13 +379,10 @@ class Aggregates:
 
         await asyncio.gather(*(one(code) for code in wanted))
 
-    async def refresh_dirty(self) -> None:
-        codes, self.dirty = self.dirty, set()
-        try:
-            await self.refresh(codes)
-        except BaseException:
-            self.dirty |= codes
-            raise
+    async def refresh_dirty(self, codes: Iterable[str] | None = None) -> None:
+        """Bring the noticed grids among `codes` (default: all noticed) up to date."""
+        wanted = set(self.dirty) if codes is None else self.dirty & set(codes)
+        await self.refresh(wanted)
 
     async def warm_up(self) -> None:
         """Read every grid's views once: the store builds a view's index when it is first
@@ -282,13 +392,20 @@ class Aggregates:
         except (CouchFailure, StoreUnavailable) as exc:
             log.warning("aggregates not warmed up: %s", exc)
 
-    async def run(self, every: float = 1.0) -> None:
-        """Keep the figures of the grids written to fresh, about every second, so a dashboard
-        query only adds numbers up."""
+    async def run(self) -> None:
+        """Keep the figures of the grids written to fresh, so a dashboard query only adds
+        numbers up: a grid written to all the time is refreshed once every refresh_seconds,
+        not once a batch, since each refresh makes the store update and read its views."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(TICK_SECONDS)
+            now = loop.time()
+            due = [code for code in self.dirty
+                   if now - self.started.get(code, -math.inf) >= self.refresh_seconds]
+            if not due:
+                continue
             try:
-                await self.refresh_dirty()
+                await self.refresh_dirty(due)
             except (CouchFailure, StoreUnavailable) as exc:
                 log.warning("aggregates not refreshed: %s", exc)
 
@@ -319,8 +436,8 @@ class Aggregates:
         return out
 
     async def report(self, user: User, level: str, code: str) -> dict[str, Any]:
-        await self.refresh_dirty()
         area, children = self.areas(level, code)
+        await self.refresh_dirty(area.grids)
         await self.refresh([c for c in area.grids if c not in self.grids])
 
         def shown(a: Area) -> dict[str, Any]:

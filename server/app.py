@@ -124,7 +124,8 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
                         sweep_seconds=config.conflict_sweep_seconds)
     app[RESOLVER] = resolver
-    figures = Aggregates(couch, directory, config.census_campaign)
+    figures = Aggregates(couch, directory, config.census_campaign,
+                         refresh_seconds=config.aggregates_refresh_seconds)
     app[AGGREGATES] = figures
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),

@@ -60,6 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "
             "(the store builds a view's index when it is first read), so the first dashboard "
             "query does not wait for it."),
+    Setting("aggregates_refresh_seconds", 2.0, "How often at most the figures of a grid being "
+            "written to are brought up to date in the background (each refresh makes the store "
+            "update the grid's views); a dashboard query brings its area up to date itself."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -95,6 +98,7 @@ class Config:
     demo: bool
     conflict_sweep_seconds: float
     aggregates_warm_up: bool
+    aggregates_refresh_seconds: float
     census_campaign: str
     screening_campaign: str
 
@@ -127,6 +131,8 @@ class Config:
                      "password_hash_concurrency", "login_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.aggregates_refresh_seconds <= 0:
+            raise ConfigError("aggregates_refresh_seconds must be positive")
         if self.max_document_bytes > self.max_request_bytes:
             raise ConfigError("max_document_bytes cannot exceed max_request_bytes")
         if self.couchdb_url and not self.couchdb_url.startswith(("http://", "https://")):

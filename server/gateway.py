@@ -480,7 +480,7 @@ async def bulk_docs(request: web.Request, user: User, access: DbAccess) -> web.R
         raw_body=raw if set(body) <= {"docs", "new_edits"} else None)
     if access.grid is not None:
         request.app[AGGREGATES].notice(access.grid)
-        if not new_edits:  # only replicated revisions can conflict
+        if not new_edits and outcome.may_conflict:  # only there can a conflict arise
             request.app[RESOLVER].notice(access.grid)
     return json_answer(outcome.results, status=201)
 
@@ -584,7 +584,7 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
         write_context(request, user, access), [doc], new_edits)
     if access.grid is not None:
         request.app[AGGREGATES].notice(access.grid)
-        if not new_edits:
+        if not new_edits and outcome.may_conflict:
             request.app[RESOLVER].notice(access.grid)
     [refusal], [result] = outcome.refusals, outcome.results or [{"id": doc["_id"]}]
     if refusal is not None:

@@ -144,6 +144,51 @@ def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
 class BatchOutcome:
     results: list[dict[str, Any]]  # CouchDB's answer, in input order
     refusals: list[Refusal | None]  # why each document was refused, if it was
+    # A replicated batch can only make a conflict on an id that already existed, that it holds
+    # twice, or that another batch was writing at the same moment: only then is the resolver
+    # woken (its periodic sweep catches writes by other processes).
+    may_conflict: bool = True
+
+
+class Overlap:
+    """Set when another batch wrote one of the same ids while this one was in flight."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+
+class WritesInFlight:
+    """The ids each replicated batch of this process is looking up and writing. Two phones
+    pushing the same new id at once both find it missing in the store, and the conflict their
+    two writes make would otherwise wait for the resolver's sweep."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], list[Overlap]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, db: str, ids: Sequence[str]) -> Iterator[Overlap]:
+        mark = Overlap()
+        keys = {(db, i) for i in ids}
+        for key in keys:
+            others = self._held.setdefault(key, [])
+            if others:
+                mark.seen = True
+                for other in others:
+                    other.seen = True
+            others.append(mark)
+        try:
+            yield mark
+        finally:
+            for key in keys:
+                others = self._held[key]
+                others.remove(mark)
+                if not others:
+                    del self._held[key]
+
+
+IN_FLIGHT = WritesInFlight()  # per process: the event loop's batches share it
 
 
 async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
@@ -158,6 +203,20 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
     ids are read in one request (any of them may be an edit of someone else's record), while
     the documents are checked in a worker thread."""
     ids = [d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)]
+    if new_edits:  # the store refuses a stale edit (409): no conflict to resolve
+        return await _write_batch(couch, registry, receipts, ctx, docs, new_edits, raw_body, ids)
+    with IN_FLIGHT.hold(ctx.db, ids) as overlap:
+        outcome = await _write_batch(couch, registry, receipts, ctx, docs, new_edits, raw_body,
+                                     ids)
+    if overlap.seen or len(set(ids)) < len(ids):  # several revisions of one id, or a race
+        return dataclasses.replace(outcome, may_conflict=True)
+    return outcome
+
+
+async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
+                       ctx: WriteContext, docs: list[Any], new_edits: bool,
+                       raw_body: bytes | None, ids: list[str]) -> BatchOutcome:
+    """write_batch's work; apart, so a replicated batch's ids are held while it runs."""
     measure = raw_body is None or len(raw_body) > ctx.max_document_bytes or bool(
         SURROGATE_ESCAPE.search(raw_body))
 
@@ -211,7 +270,7 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
             rev = (result or {}).get("rev") or doc.get("_rev")
             accepted.append([doc["_id"], str(rev)])
     receipts.record(ctx.user.name, ctx.db, accepted)
-    return BatchOutcome(results, refusals)
+    return BatchOutcome(results, refusals, may_conflict=bool(authors))
 
 
 class FeedLimiter:

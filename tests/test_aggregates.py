@@ -18,6 +18,7 @@ from conftest import City, basic, wait_for_user
 from server import aggregates, directory
 from server.city import iter_grids
 from server.keys import AGGREGATES, DIRECTORY
+from server.scope import Directory
 from server.seed import BATCH
 
 STREET = "339999001"
@@ -238,6 +239,19 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     figures = (await resp.json())["figures"]
     assert figures["visits.total"] == children[codes[0]]["figures"]["visits.total"] + 1
 
+    # Only the view of the type written since is read again, and the figures stay whole.
+    kept = client.app[AGGREGATES]
+    reads = kept.view_reads
+    resp = await client.post(f"/couch/grid-{codes[0]}/_bulk_docs", json={"docs": [
+        {**visit, "_id": f"household_visit:{codes[0]}-newer", "outcome": "refused"}]},
+        headers=basic(worker))
+    assert resp.status == 201
+    await kept.refresh([codes[0]])
+    assert kept.view_reads == reads + 1
+    expected = brute_force(raw_docs(city.db(codes[0])), receipts_of(city.couch),
+                           f"grid-{codes[0]}")
+    assert dict(kept.grids[codes[0]][1]) == dict(expected)
+
 
 async def test_aggregates_are_for_supervisors_and_say_what_is_wrong(client: Any,
                                                                     city: City) -> None:
@@ -344,3 +358,43 @@ def test_the_median_bucket_of_a_histogram() -> None:
     assert aggregates.median_bucket(even) == {"records": 4, "from_hours": 1, "to_hours": 2}
     assert aggregates.hours_bucket(4) == "review.hours.le_4"
     assert aggregates.hours_bucket(4.01) == "review.hours.le_8"
+
+
+class SlowStore:
+    """A store whose grid database moves on at every request, answering after a pause, and
+    which counts how many refreshes of the grid run at once."""
+
+    def __init__(self) -> None:
+        self.seq, self.running, self.most, self.infos = 0, 0, 0, 0
+
+    async def get(self, path: str, **params: Any) -> dict[str, Any]:
+        if path.count("/") == 1:  # the database's info: a refresh begins
+            self.seq += 1
+            self.infos += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+            await asyncio.sleep(0.05)
+            self.running -= 1
+            return {"update_seq": self.seq}
+        if path.endswith("_changes"):
+            return {"results": [{"id": "household_visit:x-1"}]}
+        return {"rows": []}
+
+
+async def test_refreshes_are_coalesced_and_never_run_twice_at_once() -> None:
+    store = SlowStore()
+    kept = aggregates.Aggregates(store, Directory(), CAMPAIGN,  # type: ignore[arg-type]
+                                 refresh_seconds=0.5)
+    await asyncio.gather(*(kept.grid_figures("g1") for _ in range(5)))
+    assert store.most == 1
+    runner = asyncio.create_task(kept.run())
+    try:
+        store.infos = 0
+        for _ in range(30):  # a batch every 50 ms for 1.5 s
+            kept.notice("g1")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)
+    finally:
+        runner.cancel()
+    assert 2 <= store.infos <= 4 and store.most == 1
+    assert "g1" not in kept.dirty

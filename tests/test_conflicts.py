@@ -375,6 +375,41 @@ async def test_the_resolver_runs_by_itself_after_a_push(scene: Scene) -> None:
     assert (merged["phone"], merged["remarks"]) == ("13905700051", "自动")
 
 
+async def test_only_batches_that_can_conflict_wake_the_resolver(scene: Scene,
+                                                                 monkeypatch: Any) -> None:
+    """A replicated batch of new records cannot make a conflict, so it leaves the resolver
+    alone during a reconnect storm; an edit of a stored record, two revisions of one record in
+    a batch, and two phones sending the same new record at once do wake it."""
+    noticed: list[str] = []
+    monkeypatch.setattr(scene.resolver, "notice", noticed.append)
+    base = household(scene.grid, scene.a, "wake")
+    r1 = rev(1, "wake")
+    await push(scene.client, scene.grid, scene.a, [branch(base, r1)])
+    assert noticed == []
+    await push(scene.client, scene.grid, scene.a,
+               [branch({**base, "phone": "13905700052"}, rev(2, "wake-a"), r1)])
+    assert noticed == [scene.grid]
+    twins = household(scene.grid, scene.a, "twins")
+    await push(scene.client, scene.grid, scene.a, [
+        branch(twins, rev(1, "twins-a")),
+        branch({**twins, "remarks": "另一台"}, rev(1, "twins-b"))])
+    assert noticed == [scene.grid] * 2
+    race = household(scene.grid, scene.a, "race")
+    await asyncio.gather(
+        push(scene.client, scene.grid, scene.a, [branch(race, rev(1, "race-a"))]),
+        push(scene.client, scene.grid, scene.a,
+             [branch({**race, "remarks": "同时"}, rev(1, "race-b"))]))
+    assert len(noticed) >= 3
+    monkeypatch.undo()
+    scene.resolver.notice(scene.grid)
+    for doc_id in (base["_id"], twins["_id"], race["_id"]):
+        for _ in range(100):
+            if len(scene.leaves(doc_id)) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert len(scene.leaves(doc_id)) == 1, doc_id
+
+
 async def make_conflicts(client: Any, grid: str, a: str, b: str, count: int,
                          undecidable_every: int = 0) -> list[str]:
     """`count` conflicted households in `grid`, pushed in batches of 100 like PouchDB does; every
