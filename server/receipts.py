@@ -59,7 +59,8 @@ class ReceiptLog:
         while self._pending:
             batch = self._pending[:FLUSH_DOCS]
             try:
-                await self.couch.post(db_path(RECEIPTS_DB, "_bulk_docs"), {"docs": batch})
+                results = await self.couch.post(db_path(RECEIPTS_DB, "_bulk_docs"),
+                                                {"docs": batch})
             except NotFound:  # someone deleted the database: make it again
                 await self.couch.ensure_db(RECEIPTS_DB)
                 raise
@@ -67,7 +68,17 @@ class ReceiptLog:
                 log.warning("%d receipts not written yet (%s); retrying", len(self._pending),
                             exc)
                 raise
+            # The store can accept the request and refuse documents one by one (its disk full
+            # mid-batch): those stay pending, or they would be lost without a word.
+            refused = [doc for doc, result in zip(batch, results, strict=False)
+                       if not isinstance(result, dict) or "error" in result]
+            if not isinstance(results, list) or len(results) != len(batch):
+                refused = batch
             del self._pending[:len(batch)]
+            if refused:
+                self._pending[:0] = refused
+                log.warning("%d receipts refused by the store; retrying", len(refused))
+                raise StoreUnavailable("receipts refused by the store")
 
     async def run(self) -> None:
         """Flush every FLUSH_SECONDS (sooner under load) until cancelled, then once more."""
