@@ -393,8 +393,13 @@ async def export(request: web.Request) -> web.StreamResponse:
         response.content_type, response.charset = "text/csv", "utf-8"
         await response.prepare(request)
         await response.write(b"\xef\xbb\xbf")  # Excel reads UTF-8 CSV by its BOM
+        lines: list[bytes] = []
         async for values in source:
-            await response.write(exports.csv_line(values))
+            lines.append(exports.csv_line(values))
+            if len(lines) >= 500:
+                await response.write(b"".join(lines))
+                lines.clear()
+        await response.write(b"".join(lines))
     else:
         handle = await exports.xlsx_file(source, what)
         with handle:

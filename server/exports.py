@@ -6,6 +6,7 @@ sensitive fields (special groups) left out, unless the exporter has the right an
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -74,28 +75,46 @@ COLUMNS: dict[str, list[Column]] = {
 PREFIX = {"households": "household:", "persons": "person:"}
 
 
+async def pages(couch: CouchClient, grids: Iterable[str],
+                prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """The records whose ids start with `prefix`, grid by grid, PAGE at a time. The next page
+    is asked for while the caller works on this one, so the store and the writer overlap."""
+    codes = list(grids)
+
+    async def fetch(index: int, start: str) -> list[dict[str, Any]]:
+        try:
+            page = await couch.get(db_path(grid_db(codes[index]), "_all_docs"),
+                                   include_docs="true", startkey=json.dumps(start),
+                                   endkey=json.dumps(prefix + "\ufff0"), limit=str(PAGE + 1))
+        except NotFound:
+            return []
+        return [r["doc"] for r in page.get("rows", []) if r.get("doc")]
+
+    index = 0
+    pending = asyncio.ensure_future(fetch(0, prefix)) if codes else None
+    try:
+        while pending is not None:
+            docs = await pending
+            pending = None
+            if len(docs) > PAGE:
+                pending = asyncio.ensure_future(fetch(index, docs[PAGE]["_id"]))
+            elif index + 1 < len(codes):
+                index += 1
+                pending = asyncio.ensure_future(fetch(index, prefix))
+            yield docs[:PAGE]
+    finally:
+        if pending is not None:  # the download was abandoned
+            pending.cancel()
+
+
 async def rows(couch: CouchClient, grids: Iterable[str], what: str,
                unmasked: bool) -> AsyncIterator[list[Any]]:
     """The header, then one row per record, a page at a time: memory stays bounded by PAGE."""
     columns = COLUMNS[what]
     yield [f"{zh} {en}" for zh, en, _ in columns]
-    prefix = PREFIX[what]
-    for grid in grids:
-        start = prefix
-        while True:
-            try:
-                page = await couch.get(db_path(grid_db(grid), "_all_docs"), include_docs="true",
-                                       startkey=json.dumps(start),
-                                       endkey=json.dumps(prefix + "\ufff0"),
-                                       limit=str(PAGE + 1))
-            except NotFound:
-                break
-            docs = [r["doc"] for r in page.get("rows", []) if r.get("doc")]
-            for doc in docs[:PAGE]:
-                yield [cell(doc, unmasked) for _, _, cell in columns]
-            if len(docs) <= PAGE:
-                break
-            start = docs[PAGE]["_id"]
+    async for docs in pages(couch, grids, PREFIX[what]):
+        for doc in docs:
+            yield [cell(doc, unmasked) for _, _, cell in columns]
 
 
 def csv_line(values: list[Any]) -> bytes:
@@ -104,14 +123,26 @@ def csv_line(values: list[Any]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _append(sheet: Any, batch: list[list[Any]]) -> None:
+    for values in batch:
+        sheet.append(values)
+
+
 async def xlsx_file(source: AsyncIterator[list[Any]], title: str) -> Any:
-    """A write-only workbook (openpyxl streams rows to disk), in a temporary file."""
+    """A write-only workbook (openpyxl streams rows to disk), in a temporary file. openpyxl
+    takes a quarter of a millisecond a row, so the rows are written in a thread, a page at a
+    time: a city's export would otherwise hold every sync on the server for seconds."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title)
+    batch: list[list[Any]] = []
     async for values in source:
-        sheet.append(values)
+        batch.append(values)
+        if len(batch) >= PAGE:
+            await asyncio.to_thread(_append, sheet, batch)
+            batch = []
+    await asyncio.to_thread(_append, sheet, batch)
     handle = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it once sent)
-    workbook.save(handle)
+    await asyncio.to_thread(workbook.save, handle)
     handle.seek(0)
     return handle
 
