@@ -4,8 +4,11 @@ the server, merges them by the domain's rules (server/merging.py) and keeps a tr
 
 - It reads each grid database's changes feed (`style=all_docs`) from a checkpoint kept in that
   database (`_local/linli-resolver`, which never replicates), promptly for the grids the gateway
-  has just written to and every `sweep_seconds` for all grids (writes made by another server
-  process, or straight to CouchDB). Only records with more than one leaf are looked at.
+  has just written a replicated batch to that can make a conflict (one touching a stored record,
+  holding two revisions of one record, or racing another batch for the same record: a reconnect
+  storm of new records wakes nobody), and every `sweep_seconds` for all grids (writes made by
+  another server process, or straight to CouchDB). Only records with more than one leaf are
+  looked at.
 - A conflicted record is resolved with one `_bulk_docs`: the merged revision on the winning
   branch and the losing leaves deleted (their tombstones marked `resolved_by`). A 409 means
   someone moved first: the record is read again on the next pass, never forced.
