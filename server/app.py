@@ -20,6 +20,7 @@ from server.auth import Authenticator
 from server.config import Config
 from server.conflicts import Resolver
 from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.feeds import MAX_WATCHED_DATABASES, LiveFeeds
 from server.installation import load_installation
 from server.keys import (
     AGGREGATES,
@@ -29,6 +30,7 @@ from server.keys import (
     DIRECTORY,
     FEEDS_HELD,
     INSTALLATION,
+    LIVE_FEEDS,
     POUCHDB_BACKEND,
     RECEIPTS,
     RESOLVER,
@@ -44,7 +46,7 @@ from server.validation import SchemaRegistry
 log = logging.getLogger(__name__)
 
 PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
-OTHER_CONNECTIONS = 100  # kept free for writes and reads however many live feeds are held
+OTHER_CONNECTIONS = 100  # for writes and reads (the phones' reads of their changes included)
 # PouchDB Server (node) closes a keep-alive connection idle for 5 s. A pooled connection reused
 # just as it closes fails the request ("Server disconnected", a 503 to the phone), and under load
 # whole bursts did (bench-load): reuse only connections idle for less than this.
@@ -80,15 +82,21 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         url = store.url
         supervisor = asyncio.create_task(store.supervise(), name="store-supervisor")
-    connections = config.max_live_feeds + OTHER_CONNECTIONS
+    # A live feed holds no store connection while it waits: the server holds one longpoll per
+    # database waited on (server/feeds.py), so a connection per watched database, and the rest
+    # for short requests. (It was one per phone: 1,000 phones, 1,100 connections.)
+    watched = min(config.max_live_feeds, MAX_WATCHED_DATABASES)
+    connections = watched + OTHER_CONNECTIONS
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections,
                                      keepalive_timeout=STORE_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(connector=connector) as http:
-        app[COUCH] = CouchClient(url, http, on_io_error=app[STORE].note_io_error
-                                 if STORE in app else None)
+        app[COUCH] = couch = CouchClient(url, http, on_io_error=app[STORE].note_io_error
+                                         if STORE in app else None)
+        app[LIVE_FEEDS] = LiveFeeds(couch, max_watched=watched)
         try:
             yield
         finally:
+            await app[LIVE_FEEDS].close()
             if supervisor is not None:
                 supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -214,6 +222,12 @@ def shell_extras(schemas: SchemaRegistry) -> dict[str, bytes]:
     return {"schemas.json": body.encode()}
 
 
+async def wake_live_feeds(app: web.Application) -> None:
+    """Waiting longpolls answer at once: shutdown does not wait out their minute."""
+    if LIVE_FEEDS in app:
+        app[LIVE_FEEDS].shutting_down()
+
+
 def create_app(config: Config, pwa_dir: Path = PWA_DIR) -> web.Application:
     app = web.Application(
         client_max_size=config.max_request_bytes,
@@ -224,6 +238,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR) -> web.Application:
     app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(gateway.renew_session)
+    app.on_shutdown.append(wake_live_feeds)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(directory_ctx)
     gateway.setup_routes(app)

@@ -38,6 +38,7 @@ from server.keys import (
     DIRECTORY,
     FEEDS_HELD,
     INSTALLATION,
+    LIVE_FEEDS,
     POUCHDB_BACKEND,
     RECEIPTS,
     RENEW_SESSION,
@@ -432,7 +433,9 @@ def changes_params(request: web.Request) -> dict[str, str]:
 
 async def changes(request: web.Request, user: User, access: DbAccess) -> web.StreamResponse:
     """The changes feed, normal or longpoll, streamed. A grid database is wholly in its users'
-    scope, so nothing is filtered out here; `_doc_ids` is the only filter."""
+    scope, so nothing is filtered out here; `_doc_ids` is the only filter. A longpoll waits in
+    the server (feeds.py), at most MAX_FEED_TIMEOUT_MS even with a heartbeat, so each phone's
+    scope is checked again at least every minute."""
     if request.method not in ("GET", "HEAD", "POST"):
         raise method_not_allowed("GET,POST")
     filters = request.query.getall("filter", [])
@@ -458,6 +461,12 @@ async def changes(request: web.Request, user: User, access: DbAccess) -> web.Str
         upstream_body = {"doc_ids": doc_ids}
     path = db_path(access.db, "_changes")
     with request.app[FEEDS_HELD].hold(user.name, live):
+        if live and request.method != "HEAD":  # waits in the server, not in the store
+            heartbeat = params.get("heartbeat")
+            return await request.app[LIVE_FEEDS].longpoll(
+                request, access.db, params, upstream_body,
+                timeout_s=int(params.get("timeout", MAX_FEED_TIMEOUT_MS)) / 1000,
+                heartbeat_s=int(heartbeat) / 1000 if heartbeat else None)
         return await replication.relay(request, request.app[COUCH],
                                        "POST" if upstream_body else "GET", path, params=params,
                                        body=upstream_body)

@@ -9,6 +9,7 @@ from server.auth import Authenticator
 from server.config import Config
 from server.conflicts import Resolver
 from server.couch import CouchClient
+from server.feeds import LiveFeeds
 from server.installation import Installation
 from server.receipts import ReceiptLog
 from server.replication import FeedLimiter
@@ -30,6 +31,7 @@ RESOLVER = web.AppKey("resolver", Resolver)
 AGGREGATES = web.AppKey("aggregates", Aggregates)
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
+LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.
