@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
 import json
 import logging
 from collections.abc import Mapping
@@ -117,6 +119,8 @@ class LiveFeeds:
         self.cutoff_s, self.linger_s = WATCH_CUTOFF_S, LINGER_SECONDS  # tests shorten them
         self.watchers: dict[str, Watcher] = {}
         self.sweeper: asyncio.Task[None] | None = None
+        self.reads: dict[Any, tuple[int, asyncio.Future[Read | None]]] = {}
+        self.serial = itertools.count()  # orders wake-up marks and reads sent
         self.closing = False
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -228,38 +232,68 @@ class LiveFeeds:
             while True:
                 waiter.woken.clear()  # before reading: a change from now on wakes it
                 try:
-                    upstream = await self.couch.open(method, path, params=query, body=body)
+                    got = await self.read(method, path, query, body, next(self.serial))
                 except StoreUnavailable:
                     if response is None:
                         raise
                     return cut(request, response)  # heartbeats went out: 200 is said already
-                try:
-                    try:
-                        head, complete = await peek(upstream)
-                    except (aiohttp.ClientError, TimeoutError) as exc:
-                        if response is None:
-                            raise StoreUnavailable(str(exc)) from exc
-                        return cut(request, response)
-                    empty = empty_page(upstream.status, head, complete)
-                    if empty is None or self.closing:
-                        return await answer(request, response, self.couch, upstream, head)
-                finally:
-                    upstream.release()
+                empty = empty_page(got)
+                if empty is None or self.closing:
+                    return await answer(request, response, self.couch, got)
                 if empty.get("last_seq") is not None and query.get("descending") != "true":
                     query["since"] = json_seq(empty["last_seq"])  # nothing matched up to there
                 watched = self.arm(watcher, query.get("since", "now"))
-                left = deadline - loop.time()
-                if left <= 0:
-                    return await finish(request, response, head)
+                if deadline - loop.time() <= 0:
+                    return await finish(request, response, got.head)
                 woken, response = await self.wait(
                     request, response, waiter, deadline,
                     heartbeat_s, None if watched else POLL_SECONDS)
                 if waiter.gone:
-                    raise ConnectionResetError("the phone hung up while waiting")
+                    return hung_up(response)
                 if not woken:
-                    return await finish(request, response, head)
+                    return await finish(request, response, got.head)
+        except ConnectionResetError:  # writing to a phone that hung up
+            return hung_up(response)
         finally:
             self.leave(watcher, waiter)
+
+    async def read(self, method: str, path: str, query: Mapping[str, str], body: Any,
+                   after: int) -> Read:
+        """A phone's normal `_changes`, its start read. The phones of a grid woken together
+        mostly ask the very same (same since, same parameters): the others take the answer of
+        one such read if it is short, instead of 50 reads of the store. Only of a read sent
+        after `after` (the phone's wake-up mark): an older one may not hold the change."""
+        key = (method, path, tuple(sorted(query.items())), json.dumps(body, sort_keys=True))
+        number, shared = self.reads.get(key, (-1, None))
+        if shared is not None and number > after:
+            await asyncio.wait({shared})
+            if not shared.cancelled():
+                failure = shared.exception()
+                if failure is not None:
+                    raise failure
+                if shared.result() is not None:
+                    return shared.result()
+        own: asyncio.Future[Read | None] | None = None
+        if key not in self.reads:
+            own = asyncio.get_running_loop().create_future()
+            self.reads[key] = (next(self.serial), own)
+        try:
+            got = await read_changes(self.couch, method, path, query, body)
+        except Exception as exc:
+            if own is not None:
+                own.set_exception(exc)
+                own.exception()  # retrieved, whether anyone else waited on it or not
+            raise
+        except BaseException:
+            if own is not None:
+                own.cancel()
+            raise
+        finally:
+            if own is not None and self.reads.get(key, (0, None))[1] is own:
+                del self.reads[key]
+        if own is not None:
+            own.set_result(got if got.rest is None else None)
+        return got
 
     async def wait(self, request: web.Request, response: web.StreamResponse | None,
                    waiter: Waiter, deadline: float, heartbeat_s: float | None,
@@ -300,29 +334,55 @@ def json_seq(seq: Any) -> str:
     return seq if isinstance(seq, str) else json.dumps(seq)
 
 
-async def peek(upstream: aiohttp.ClientResponse) -> tuple[bytes, bool]:
-    """The start of the store's answer, and whether that is all of it."""
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """The store's answer to a normal `_changes`: whole when short (`rest` None), else its
+    start and the response the rest is streamed from."""
+
+    status: int
+    content_type: str
+    head: bytes
+    rest: aiohttp.ClientResponse | None = None
+
+
+async def read_changes(couch: CouchClient, method: str, path: str, query: Mapping[str, str],
+                       body: Any) -> Read:
+    upstream = await couch.open(method, path, params=query, body=body)
     head = b""
-    while len(head) < PEEK_BYTES:
-        chunk = await upstream.content.read(PEEK_BYTES - len(head))
-        if not chunk:
-            return head, True
-        head += chunk
-    return head, upstream.content.at_eof()
+    try:
+        while len(head) < PEEK_BYTES:
+            chunk = await upstream.content.read(PEEK_BYTES - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        upstream.release()
+        raise StoreUnavailable(str(exc)) from exc
+    got = Read(upstream.status, upstream.content_type or "application/json", head)
+    if len(head) < PEEK_BYTES or upstream.content.at_eof():
+        upstream.release()
+        return got
+    return dataclasses.replace(got, rest=upstream)
 
 
-def empty_page(status: int, head: bytes, complete: bool) -> dict[str, Any] | None:
+def empty_page(got: Read) -> dict[str, Any] | None:
     """The store's answer when it is a page without results (the phone waits); None when it
     has results or is anything else (an error, say), to be answered as it is."""
-    if status != 200 or not complete:
+    if got.status != 200 or got.rest is not None:
         return None
     try:
-        page = json.loads(head)
+        page = json.loads(got.head)
     except ValueError:
         return None
     if isinstance(page, dict) and page.get("results") == []:
         return page
     return None
+
+
+def hung_up(response: web.StreamResponse | None) -> web.StreamResponse:
+    """What a handler returns for a phone gone: aiohttp finds the connection closed and logs
+    the request, no error (499, nginx's "client closed request", when nothing was sent)."""
+    return response if response is not None else web.Response(status=499)
 
 
 def cut(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
@@ -351,28 +411,35 @@ async def finish(request: web.Request, response: web.StreamResponse | None,
 
 
 async def answer(request: web.Request, response: web.StreamResponse | None, couch: CouchClient,
-                 upstream: aiohttp.ClientResponse, head: bytes) -> web.StreamResponse:
-    """Relay the store's answer (`head`, then the rest of it, streamed). Once heartbeats went
-    out the status is 200 already: an error then cuts the connection, and the phone retries."""
-    if response is not None and upstream.status != 200:
-        log.warning("store answered %s to a waiting longpoll", upstream.status)
-        return cut(request, response)
-    if response is None:
-        if upstream.status >= 500:
-            try:
-                payload = json.loads(head)
-            except ValueError:
-                payload = {"error": "unknown", "reason": "unreadable answer"}
-            raise couch.failed(upstream.status, payload)
-        response = web.StreamResponse(status=upstream.status)
-        response.content_type = upstream.content_type or "application/json"
-        await response.prepare(request)
-    await response.write(head)
+                 got: Read) -> web.StreamResponse:
+    """Relay the store's answer (its start, then the rest streamed). Once heartbeats went out
+    the status is 200 already: an error then cuts the connection, and the phone retries."""
     try:
-        async for chunk in upstream.content.iter_chunked(PEEK_BYTES):
+        if response is not None and got.status != 200:
+            log.warning("store answered %s to a waiting longpoll", got.status)
+            return cut(request, response)
+        if response is None:
+            if got.status >= 500:
+                try:
+                    payload = json.loads(got.head)
+                except ValueError:
+                    payload = {"error": "unknown", "reason": "unreadable answer"}
+                raise couch.failed(got.status, payload)
+            response = web.StreamResponse(status=got.status)
+            response.content_type = got.content_type
+            await response.prepare(request)
+        await response.write(got.head)
+        while got.rest is not None:
+            try:
+                chunk = await got.rest.content.read(PEEK_BYTES)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("store failed while answering a longpoll: %s", exc)
+                return cut(request, response)  # never a truncated body that looks complete
+            if not chunk:
+                break
             await response.write(chunk)
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
-        log.warning("store failed while answering a longpoll: %s", exc)
-        return cut(request, response)  # never a truncated body that looks complete
-    await response.write_eof()
-    return response
+        await response.write_eof()
+        return response
+    finally:
+        if got.rest is not None:
+            got.rest.release()

@@ -191,8 +191,8 @@ async def test_doc_ids_longpoll_wakes_only_for_its_documents(feeds_client: TestC
     assert [c["id"] for c in page["results"]] == [mine["_id"]]
 
 
-async def test_a_phone_that_hangs_up_releases_its_waiter(feeds_client: TestClient,
-                                                         city: City) -> None:
+async def test_a_phone_that_hangs_up_releases_its_waiter(
+        feeds_client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
     client = feeds_client
     feeds = client.app[LIVE_FEEDS]
     feeds.linger_s = 0.2
@@ -209,6 +209,7 @@ async def test_a_phone_that_hangs_up_releases_its_waiter(feeds_client: TestClien
     await wait_until(lambda: feeds.waiting() == 0, 5)
     await wait_until(lambda: not feeds.watchers, 5)  # its watcher stopped after lingering
     assert client.app[FEEDS_HELD].held == {}
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # a hang-up is no error
 
 
 async def test_a_deleted_database_ends_the_waits(feeds_client: TestClient, city: City) -> None:
