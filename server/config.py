@@ -39,8 +39,8 @@ SETTINGS: tuple[Setting, ...] = (
             "PWA has scaled it)."),
     Setting("max_batch_docs", 1000, "Most documents in one _bulk_docs, _bulk_get, _revs_diff or "
             "_all_docs keys request (PouchDB sends 100 by default)."),
-    Setting("max_live_feeds", 1000, "Live changes feeds (longpoll) held open at once, each a "
-            "connection to the store; one more gets 429 with Retry-After."),
+    Setting("max_live_feeds", 1000, "Live changes feeds (longpoll) held open at once (they wait "
+            "in the server: the store sees one per grid); one more gets 429 with Retry-After."),
     Setting("max_feeds_per_user", 10, "Live changes feeds one user may hold at once (a phone "
             "holds one per grid)."),
     Setting("session_hours", 72.0, "How long a login lasts without use; each use renews it. Long, "

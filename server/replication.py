@@ -274,9 +274,10 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
 
 
 class FeedLimiter:
-    """Live feeds (longpoll) each hold a connection to the store for up to a minute. They are
-    counted per user and overall, so one user's runaway tabs cannot take every connection and
-    starve everyone else's writes."""
+    """Live feeds (longpoll) each hold a connection to the server, its memory and a place
+    among the phones woken on every change, for up to a minute (the store sees one longpoll per
+    database, server/feeds.py). They are counted per user and overall, so one user's runaway
+    tabs cannot crowd out everyone else."""
 
     def __init__(self, per_user: int, total: int) -> None:
         self.per_user, self.total = per_user, total
