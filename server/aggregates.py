@@ -386,7 +386,9 @@ class Aggregates:
 
     async def warm_up(self) -> None:
         """Read every grid's views once: the store builds a view's index when it is first
-        read, which takes a minute for a city, and a dashboard should not wait for it."""
+        read, and a dashboard should not wait for it. On the embedded store that is about a
+        minute for the demo's 1,000 households but hours for a city of 164,253 (1.5 ms of store
+        CPU per document per view, scripts/bench-aggregates); Apache CouchDB is far faster."""
         try:
             await self.refresh()
         except (CouchFailure, StoreUnavailable) as exc:

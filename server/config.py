@@ -59,7 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
             "(writes through this server are looked at at once; this catches the others)."),
     Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "
             "(the store builds a view's index when it is first read), so the first dashboard "
-            "query does not wait for it."),
+            "query does not wait for it. On the embedded store a full city takes hours."),
     Setting("aggregates_refresh_seconds", 2.0, "How often at most the figures of a grid being "
             "written to are brought up to date in the background (each refresh makes the store "
             "update the grid's views); a dashboard query brings its area up to date itself."),
