@@ -41,6 +41,14 @@ app.switchGrid = async (code) => {
 };
 window.linli = app; // for the tests and the curious: the state the screens show
 
+// PouchDB's HTTP adapter can leave a rejected promise unhandled when a sync is set up while the
+// phone is offline (apache/pouchdb#4049). The sync's own "paused" event already tells the worker
+// the network is gone, so a bare network failure is not shown as an error of the app; every
+// other unhandled rejection still is.
+window.addEventListener("unhandledrejection", (event) => {
+  if (event.reason instanceof TypeError && event.reason.message === "Failed to fetch") event.preventDefault();
+});
+
 // --- static words ----------------------------------------------------------------------------
 
 function renderChrome() {

@@ -135,6 +135,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     figures = Aggregates(couch, directory, config.census_campaign,
                          refresh_seconds=config.aggregates_refresh_seconds)
     app[AGGREGATES] = figures
+    resolver.on_written = figures.notice
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),

@@ -31,13 +31,13 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from server import merging
 from server.couch import Conflict, CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.receipts import ReceiptLog, utc_now
-from server.scope import RECEIPTS_DB, Directory, User, grid_db
+from server.scope import RECEIPTS_DB, Directory, User, grid_db, grid_of_db
 from server.validation import SchemaRegistry, WriteContext, check_record
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,9 @@ class Resolver:
         self.couch, self.registry, self.directory = couch, registry, directory
         self.receipts = receipts
         self.sweep_seconds = sweep_seconds
+        # Told of every grid the resolver wrote to, so the figures (open conflicts, merged
+        # values) follow its writes as they follow the gateway's.
+        self.on_written: Callable[[str], None] | None = None
         self.dirty: set[str] = set()
         self.wake = asyncio.Event()
         self.stats = ResolverStats()
@@ -419,6 +422,9 @@ class Resolver:
         if not writes:
             return {}
         results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": writes})
+        grid = grid_of_db(db)
+        if self.on_written is not None and grid is not None:
+            self.on_written(grid)
         return {str(r.get("id")): r for r in results}
 
     def valid_or_provisional(self, grid: str, merged: merging.Merge,

@@ -31,6 +31,17 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
+def transient(result: Any) -> bool:
+    """Whether the store's refusal of one document may pass on a retry."""
+    if not isinstance(result, dict):
+        return True
+    status = result.get("status")  # PouchDB's shape; CouchDB's names only the error
+    name = f"{result.get('error', '')} {result.get('name', '')}"
+    text = f"{result.get('reason', '')} {result.get('message', '')}"
+    return (isinstance(status, int) and status >= 500) or "IO error" in text \
+        or "unknown_error" in name or "internal_server_error" in name
+
+
 class ReceiptLog:
     def __init__(self, couch: CouchClient) -> None:
         self.couch = couch
@@ -70,14 +81,21 @@ class ReceiptLog:
                 raise
             # The store can accept the request and refuse documents one by one (its disk full
             # mid-batch): those stay pending, or they would be lost without a word.
-            refused = [doc for doc, result in zip(batch, results, strict=False)
-                       if not isinstance(result, dict) or "error" in result]
             if not isinstance(results, list) or len(results) != len(batch):
-                refused = batch
+                results = [{"error": "unreadable answer", "status": 500}] * len(batch)
+            refused = [doc for doc, result in zip(batch, results, strict=True)
+                       if not isinstance(result, dict) or "error" in result]
+            # Only a refusal that may pass later is retried (the store's trouble: 5xx or an
+            # I/O error); one that never will (too large, say) would block every flush after it.
+            again = [doc for doc, result in zip(batch, results, strict=True)
+                     if doc in refused and transient(result)]
             del self._pending[:len(batch)]
-            if refused:
-                self._pending[:0] = refused
-                log.warning("%d receipts refused by the store; retrying", len(refused))
+            if len(refused) > len(again):
+                log.error("%d receipts refused for good by the store: %s",
+                          len(refused) - len(again), results[batch.index(refused[0])])
+            if again:
+                self._pending[:0] = again
+                log.warning("%d receipts refused by the store; retrying", len(again))
                 raise StoreUnavailable("receipts refused by the store")
 
     async def run(self) -> None:

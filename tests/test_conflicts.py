@@ -561,3 +561,21 @@ async def test_a_deleted_record_can_be_made_again_by_someone_else(scene: Scene) 
         {**again, "created_by": scene.a, "persons_registered": 4}]},
         headers=basic(scene.a))).json()
     assert taken["error"] == "forbidden" and "created_by" in taken["reason"]
+
+
+async def test_the_figures_follow_the_resolvers_writes(scene: Scene) -> None:
+    """The open conflict the resolver records shows in the figures at once, not at the grid's
+    next write from a phone."""
+    base = household(scene.grid, scene.a, "figures")
+
+    async def open_conflicts() -> int:
+        resp = await scene.client.get(f"/api/aggregates?level=grid&code={scene.grid}",
+                                      headers=basic(scene.boss))
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["figures"].get("conflicts.open", 0)
+
+    await scene.conflict(base, {**base, "phone": "13905700001"},
+                         {**base, "phone": "13905700002"}, "figures")
+    await open_conflicts()  # the figures read (and kept) before the resolver runs, mostly
+    await scene.resolve()
+    assert await open_conflicts() == 1
