@@ -216,6 +216,7 @@ async def test_credential_stuffing_is_stopped_and_hashing_capped(
     assert resp.status == 200
 
 
+@pytest.mark.flaky(reruns=1)  # eight node clients on two cores; see pyproject.toml
 async def test_aggregates_during_continuous_sync_equal_a_recount(live_server: str,
                                                                   city: City) -> None:
     """Eight phones in two grids keep a live push open while they save visits in rounds, edit
