@@ -233,12 +233,7 @@ class EmbeddedStore:
         self._stopping = True
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            self._end(process)
         with contextlib.suppress(OSError):
             address_file(self.data).unlink()
         self._lock.release()
