@@ -5,7 +5,7 @@
 import { canDecide, conflictsView } from "./conflicts.js";
 import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
-import { formatTime, lang, message, setLang, t } from "./i18n.js";
+import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { GridIndex } from "./records.js";
 import { reviewRecordView, reviewView } from "./review.js";
 import { LoginError, logIn, logOut, rememberedUser } from "./session.js";
@@ -119,12 +119,34 @@ loginDialog.addEventListener("cancel", (event) => {
   if (!app.me) event.preventDefault(); // nothing to work with until someone logs in
 });
 
+// After too many failed logins the server says how long to wait (Retry-After): the login
+// screen says until when, in the phone's own time, and keeps the button off until then.
+let lockedUntil = 0;
+let lockTimer = null;
+
+function showLockout(seconds) {
+  const error = document.getElementById("login-error");
+  const submit = document.getElementById("login-submit");
+  lockedUntil = Date.now() + seconds * 1000;
+  const wait = seconds >= 120 ? tf("wait_minutes", { n: Math.ceil(seconds / 60) }) : tf("wait_seconds", { n: seconds });
+  error.textContent = tf("login_locked", { time: clockTime(lockedUntil, seconds < 120), wait });
+  error.dataset.lockedUntil = String(lockedUntil);
+  submit.disabled = true;
+  clearTimeout(lockTimer);
+  lockTimer = setTimeout(() => {
+    lockedUntil = 0;
+    submit.disabled = false;
+    delete error.dataset.lockedUntil;
+  }, seconds * 1000);
+}
+
 document.getElementById("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const error = document.getElementById("login-error");
   const submit = document.getElementById("login-submit");
   const name = document.getElementById("login-name").value.trim();
   const password = document.getElementById("login-password").value;
+  if (Date.now() < lockedUntil) return;
   error.textContent = t("logging_in");
   submit.disabled = true;
   try {
@@ -139,8 +161,9 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
     }
   } catch (err) {
     error.textContent = err instanceof LoginError ? message(err.message) : String(err);
+    if (err instanceof LoginError && err.retryAfter > 0) showLockout(err.retryAfter);
   } finally {
-    submit.disabled = false;
+    if (Date.now() >= lockedUntil) submit.disabled = false;
   }
 });
 

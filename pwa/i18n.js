@@ -13,6 +13,10 @@ const WORDS = {
   log_in: ["登录", "Log in"],
   log_out: ["退出登录", "Log out"],
   logging_in: ["正在登录…", "Logging in…"],
+  login_locked: ["登录失败次数过多，请在 {time} 之后再试（约 {wait}）。",
+    "Too many failed logins; try again after {time} (in about {wait})."],
+  wait_minutes: ["{n} 分钟", "{n} min"],
+  wait_seconds: ["{n} 秒", "{n} s"],
   login_needs_network: ["首次登录需要网络", "The first login needs a network connection"],
   online: ["在线", "Online"],
   offline: ["离线", "Offline"],
@@ -276,6 +280,13 @@ export function message(text) {
       return current === "en" ? one.slice(i + 3) : one.slice(0, i);
     })
     .join(current === "en" ? "; " : "；");
+}
+
+// A clock time of today (hours and minutes, seconds when it is near), in the phone's own zone.
+export function clockTime(ms, seconds = false) {
+  return new Date(ms).toLocaleTimeString(current === "en" ? "en-GB" : "zh-CN", {
+    hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}),
+  });
 }
 
 export function formatTime(ms) {

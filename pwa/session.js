@@ -6,9 +6,11 @@
 const ME_KEY = "linli.me";
 
 export class LoginError extends Error {
-  constructor(message, status) {
+  // retryAfter: seconds the server asks to wait (Retry-After of a 429 after too many failures).
+  constructor(message, status, retryAfter = 0) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -53,7 +55,9 @@ export async function logIn(name, password) {
   }
   if (!response.ok) {
     const body = await readJson(response);
-    throw new LoginError(body.reason || response.statusText, response.status);
+    const wait = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    throw new LoginError(body.reason || response.statusText, response.status,
+      response.status === 429 && wait > 0 ? wait : 0);
   }
   const previous = rememberedUser();
   const me = await fetchMe();

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from server.keys import (
 )
 from server.receipts import ReceiptLog
 from server.replication import FeedLimiter
-from server.scope import DIRECTORY_DB, Directory, grid_db
+from server.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
 from server.store import EmbeddedStore
 from server.validation import SchemaRegistry
 
@@ -126,7 +127,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         failures_per_address=config.login_failures_per_address,
         window_seconds=config.login_window_seconds,
         hash_concurrency=config.password_hash_concurrency,
-        lookup=directory.users.get)
+        lookup=directory.users.get, ended=directory.ended_sessions)
     receipts = ReceiptLog(couch)
     app[RECEIPTS] = receipts
     resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
@@ -141,6 +142,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(receipts.run(), name="receipt-writer"),
              asyncio.create_task(resolver.run(), name="conflict-resolver"),
              asyncio.create_task(figures.run(), name="aggregates"),
+             asyncio.create_task(prune_ended_sessions(couch), name="session-pruner"),
              asyncio.create_task(install_then_warm(couch, sorted(directory.grids),
                                                    figures if config.aggregates_warm_up
                                                    else None),
@@ -151,6 +153,26 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def prune_ended_sessions(couch: CouchClient) -> None:
+    """Forget logouts whose every cookie has lapsed by itself, once at start, so the directory
+    does not grow by one record per logout for ever. Several processes may prune at once: a
+    409 only means another one did it."""
+    try:
+        page = await couch.get(db_path(DIRECTORY_DB, "_all_docs"), include_docs="true",
+                               startkey=json.dumps(f"{ENDED_SESSION}:"),
+                               endkey=json.dumps(f"{ENDED_SESSION}:\ufff0"))
+        now = time.time()
+        lapsed = [{"_id": row["id"], "_rev": row["value"]["rev"], "_deleted": True}
+                  for row in page.get("rows", [])
+                  if isinstance((row.get("doc") or {}).get("expires"), int | float)
+                  and row["doc"]["expires"] < now]
+        if lapsed:
+            await couch.post(db_path(DIRECTORY_DB, "_bulk_docs"), {"docs": lapsed})
+            log.info("forgot %d lapsed logouts", len(lapsed))
+    except (CouchFailure, StoreUnavailable) as exc:
+        log.warning("lapsed logouts not pruned (%s); next start will", exc)
 
 
 async def retry_while_starting(make: Any) -> Any:

@@ -1,6 +1,12 @@
 """Authentication as CouchDB does it (a session cookie from `/_session`, or HTTP Basic on any
 request), with Argon2id password hashes, login failure limits per account and per address, and a
-cap on how many hashes run at once so a login storm cannot exhaust memory."""
+cap on how many hashes run at once so a login storm cannot exhaust memory.
+
+Every cookie names its session (a random id, kept when the cookie is renewed). Logging out
+stores the session's end in the directory database (`ended_session:<id>`), which every server
+process follows, so a copied cookie is refused everywhere after a logout, not only by the process
+that saw it. A password change gives the user a new session salt, which ends all their
+sessions at once."""
 
 from __future__ import annotations
 
@@ -8,18 +14,23 @@ import asyncio
 import base64
 import binascii
 import collections
+import dataclasses
+import datetime
 import hashlib
 import hmac
+import http.cookies
 import json
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from typing import Any
 
 import argon2
 from aiohttp import web
 
 from server import errors
-from server.scope import User
+from server.scope import ENDED_SESSION, User
 
 SESSION_COOKIE = "AuthSession"  # CouchDB's name, so CouchDB clients handle it unchanged
 SESSION_RENEW_SECONDS = 3600  # re-issue the cookie at most hourly, as CouchDB refreshes its own
@@ -39,6 +50,28 @@ def hash_password(password: str) -> str:
 
 def new_session_salt() -> str:
     return secrets.token_hex(16)
+
+
+SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)
+
+
+def ended_session_doc(session: str, user: str, expires: float) -> dict[str, Any]:
+    """The directory's record that a session was logged out; kept until every cookie of it
+    has expired by itself (`expires`, epoch seconds), then pruned."""
+    now = datetime.datetime.now(datetime.UTC)
+    return {"_id": f"{ENDED_SESSION}:{session}", "type": ENDED_SESSION, "user": user,
+            "ended_at": now.isoformat(timespec="seconds"), "expires": int(expires) + 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    user: User
+    issued: int  # when this cookie was issued (renewal issues a new one)
+    id: str  # the session's id, the same in every renewed cookie of it
 
 
 class FailureCounter:
@@ -92,10 +125,12 @@ class FailureCounter:
 class Authenticator:
     def __init__(self, *, secret: bytes, session_seconds: float, failures_per_account: int,
                  failures_per_address: int, window_seconds: float, hash_concurrency: int,
-                 lookup: Callable[[str], User | None]) -> None:
+                 lookup: Callable[[str], User | None],
+                 ended: Container[str] = frozenset()) -> None:
         self.secret = secret
         self.session_seconds = session_seconds
         self.lookup = lookup
+        self.ended = ended  # ids of sessions logged out (the directory's `ended_session:`)
         self.by_account = FailureCounter(failures_per_account, window_seconds)
         self.by_address = FailureCounter(failures_per_address, window_seconds)
         self._hashing = asyncio.Semaphore(hash_concurrency)
@@ -112,12 +147,16 @@ class Authenticator:
                 ok = False
         return ok and user is not None and not user.disabled
 
-    async def check_password(self, name: str, password: str, address: str) -> User:
-        """The user, or a 401/429 CouchError. Failures count against both the account and the
-        address; a locked account or address is refused before any hashing."""
+    def check_locked(self, name: str, address: str) -> None:
+        """A 429 saying when to try again while the account or the address is locked."""
         wait = max(self.by_account.retry_after(name), self.by_address.retry_after(address))
         if wait:
             raise errors.too_many_requests(wait)
+
+    async def check_password(self, name: str, password: str, address: str) -> User:
+        """The user, or a 401/429 CouchError. Failures count against both the account and the
+        address; a locked account or address is refused before any hashing."""
+        self.check_locked(name, address)
         # Counted before hashing, so guesses sent all at once cannot slip past the limit.
         self.by_account.record(name)
         self.by_address.record(address)
@@ -139,6 +178,9 @@ class Authenticator:
         user = self.lookup(name)
         if user is None or user.disabled:
             return await self.check_password(name, password, address)
+        # Basic is a login on every request: a locked account or address is locked for it too,
+        # even with a password verified a moment ago, exactly as for a cookie login.
+        self.check_locked(name, address)
         key = self._basic_key(user, password)
         expires = self._basic_cache.get(key)
         if expires is not None and expires > time.monotonic():
@@ -166,21 +208,26 @@ class Authenticator:
         return base64.urlsafe_b64encode(
             hmac.new(key, payload, hashlib.sha256).digest()).decode().rstrip("=")
 
-    def issue(self, user: User, now: float | None = None) -> str:
+    def issue(self, user: User, now: float | None = None, session: str | None = None) -> str:
+        """A cookie for a new session, or for `session` renewed."""
         issued = int(now if now is not None else time.time())
-        payload = base64.urlsafe_b64encode(
-            json.dumps({"n": user.name, "t": issued}, separators=(",", ":")).encode()
-        ).decode().rstrip("=")
+        payload = base64.urlsafe_b64encode(json.dumps(
+            {"n": user.name, "t": issued, "s": session or new_session_id()},
+            separators=(",", ":")).encode()).decode().rstrip("=")
         return f"{payload}.{self._mac(user, payload.encode())}"
 
-    def read_session(self, token: str) -> tuple[User, int] | None:
-        """(user, issued time) for a valid, unexpired cookie whose user still exists and whose
-        password has not changed since (the salt changes with it); otherwise None."""
+    def read_session(self, token: str) -> Session | None:
+        """The session of a valid, unexpired cookie whose user still exists, whose password has
+        not changed since (the salt changes with it) and that was not logged out; else None."""
         payload, _, mac = token.partition(".")
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            name, issued = str(data["n"]), int(data["t"])
+            name, issued, session = str(data["n"]), int(data["t"]), data["s"]
         except (ValueError, KeyError, TypeError, binascii.Error):
+            return None
+        # A cookie that names no session could never be revoked: refused (made before
+        # sessions had ids; the phone logs in again, its records stay on it).
+        if not isinstance(session, str) or not SESSION_ID.match(session):
             return None
         user = self.lookup(name)
         if user is None or user.disabled:
@@ -189,12 +236,24 @@ class Authenticator:
             return None
         if issued + self.session_seconds < time.time() or issued > time.time() + 60:
             return None
-        return user, issued
+        if session in self.ended:
+            return None
+        return Session(user, issued, session)
 
     def set_cookie(self, response: web.StreamResponse, request: web.Request, user: User,
-                   secure: bool) -> None:
-        response.set_cookie(SESSION_COOKIE, self.issue(user), max_age=int(self.session_seconds),
-                            path="/", httponly=True, samesite="Strict", secure=secure)
+                   secure: bool, session: str | None = None) -> None:
+        response.set_cookie(SESSION_COOKIE, self.issue(user, session=session),
+                            max_age=int(self.session_seconds), path="/", httponly=True,
+                            samesite="Strict", secure=secure)
+
+    def cookie_header(self, user: User, secure: bool, session: str | None = None) -> str:
+        """The same cookie as `set_cookie`, as a Set-Cookie header value."""
+        cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+        cookie[SESSION_COOKIE] = self.issue(user, session=session)
+        morsel = cookie[SESSION_COOKIE]
+        morsel.update({"max-age": str(int(self.session_seconds)), "path": "/",
+                       "httponly": True, "samesite": "Strict", "secure": secure})
+        return morsel.OutputString()
 
     @staticmethod
     def clear_cookie(response: web.StreamResponse) -> None:

@@ -5,6 +5,7 @@ English)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 from typing import Any
@@ -72,10 +73,19 @@ def unsupported_media(zh: str, en: str) -> CouchError:
 
 
 def too_many_requests(retry_after: int) -> CouchError:
+    """A 429 that says when to try again: Retry-After for programs, and for people a duration
+    and the clock time (UTC, the server's; the app shows it in the phone's own time)."""
+    at = (datetime.datetime.now(datetime.UTC)
+          + datetime.timedelta(seconds=retry_after)).strftime("%H:%M:%S")
+    if retry_after >= 120:
+        minutes = -(-retry_after // 60)
+        zh_wait, en_wait = f"{minutes} 分钟", f"{minutes} minutes"
+    else:
+        zh_wait, en_wait = f"{retry_after} 秒", f"{retry_after} seconds"
     return CouchError(
         429, "too_many_requests",
-        bilingual(f"尝试次数过多，请 {retry_after} 秒后再试",
-                  f"Too many attempts; try again in {retry_after} seconds."),
+        bilingual(f"尝试次数过多，请 {zh_wait}后（UTC {at} 之后）再试",
+                  f"Too many attempts; try again in {en_wait} (after {at} UTC)."),
         headers={"Retry-After": str(retry_after)})
 
 

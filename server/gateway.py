@@ -17,6 +17,7 @@ so CouchDB tools find no surprise there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -28,8 +29,8 @@ from urllib.parse import parse_qs, quote, unquote
 from aiohttp import web
 
 from server import errors, replication
-from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
-from server.couch import READ_TIMEOUT, CouchFailure, StoreUnavailable, db_path
+from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS, Session, ended_session_doc
+from server.couch import READ_TIMEOUT, Conflict, CouchFailure, StoreUnavailable, db_path
 from server.keys import (
     AGGREGATES,
     AUTH,
@@ -44,9 +45,10 @@ from server.keys import (
     RENEW_SESSION,
     RESOLVER,
     SCHEMAS,
+    SESSION,
     USER,
 )
-from server.scope import DbAccess, User, grid_of_db, is_linli_name
+from server.scope import DIRECTORY_DB, DbAccess, User, grid_of_db, is_linli_name
 from server.validation import (
     WriteContext,
     check_attachment_upload,
@@ -113,8 +115,9 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     elif SESSION_COOKIE in request.cookies:
         found = auth.read_session(request.cookies[SESSION_COOKIE])
         if found is not None:
-            user, issued = found
-            renew = time.time() - issued > SESSION_RENEW_SECONDS
+            user = found.user
+            request[SESSION] = found
+            renew = time.time() - found.issued > SESSION_RENEW_SECONDS
             if request.method in UNSAFE_METHODS:
                 check_same_origin(request)
     request[USER] = user
@@ -123,10 +126,14 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
 
 
 async def renew_session(request: web.Request, response: web.StreamResponse) -> None:
-    """On every answer, streamed ones included (a pull-only phone must keep its session)."""
-    user = request.get(USER)
-    if user is not None and request.get(RENEW_SESSION):
-        request.app[AUTH].set_cookie(response, request, user, secure=is_secure(request))
+    """On every answer, streamed ones included (a pull-only phone must keep its session). The
+    cookie goes in as a header: aiohttp (3.14) turns `set_cookie` into headers before this
+    hook runs, so a cookie set here would be dropped without a word."""
+    user, session = request.get(USER), request.get(SESSION)
+    if user is not None and session is not None and request.get(RENEW_SESSION):
+        # The same session, renewed: logging out with any of its cookies ends all of them.
+        response.headers.add("Set-Cookie", request.app[AUTH].cookie_header(
+            user, secure=is_secure(request), session=session.id))
 
 
 def check_same_origin(request: web.Request) -> None:
@@ -318,6 +325,9 @@ async def session_endpoint(request: web.Request) -> web.Response:
             info["authenticated"] = method
         return json_answer({"ok": True, "userCtx": user_context(user), "info": info})
     if request.method == "DELETE":
+        session = request.get(SESSION)
+        if session is not None:
+            await end_session(request, session)
         response = json_answer({"ok": True})
         auth.clear_cookie(response)
         return response
@@ -336,6 +346,18 @@ async def session_endpoint(request: web.Request) -> web.Response:
     response = json_answer({"ok": True, "name": user.name, "roles": user_context(user)["roles"]})
     auth.set_cookie(response, request, user, secure=is_secure(request))
     return response
+
+
+async def end_session(request: web.Request, session: Session) -> None:
+    """Log a session out for every server process: refused here at once, and stored in the
+    directory, whose changes feed every process follows (within a second). If the store
+    cannot take it, the logout fails (503) rather than pretend: the cookie would still work
+    elsewhere."""
+    expires = time.time() + request.app[AUTH].session_seconds  # every copy has lapsed by then
+    request.app[DIRECTORY].ended_sessions[session.id] = expires
+    doc = ended_session_doc(session.id, session.user.name, expires)
+    with contextlib.suppress(Conflict):  # already logged out (twice, or elsewhere)
+        await request.app[COUCH].put(db_path(DIRECTORY_DB, doc["_id"]), doc)
 
 
 # -- a grid database --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.aggregates import Aggregates
-from server.auth import Authenticator
+from server.auth import Authenticator, Session
 from server.config import Config
 from server.conflicts import Resolver
 from server.couch import CouchClient
@@ -37,3 +37,4 @@ LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
 # session cookie is due to be renewed on the answer.
 USER: web.RequestKey[User | None] = web.RequestKey("user", User)
 RENEW_SESSION = web.RequestKey("renew_session", bool)
+SESSION = web.RequestKey("session", Session)  # the cookie's session, when a cookie was used

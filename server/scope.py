@@ -33,6 +33,7 @@ COUCH_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 AREA_LEVELS = ("district", "street", "community")  # directory ids `<level>:<code>`, with a name
 RIGHTS = ("unmask",)  # per-user rights beyond the role: `unmask` sees personal data unmasked
 
+ENDED_SESSION = "ended_session"  # directory ids `ended_session:<session id>`: logged out
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
 RETIRED_KEY = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$")
 
@@ -140,6 +141,8 @@ class Directory:
         """(type, version) of the record forms an admin has retired (`linli schema retire`)."""
         self.area_names: dict[tuple[str, str], str] = {}
         """(level, code) -> name of the districts, streets and communities above the grids."""
+        self.ended_sessions: dict[str, float] = {}
+        """Session id -> until when (epoch seconds) its cookies must be refused: logged out."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         doc_id = str(doc.get("_id", ""))
@@ -153,6 +156,13 @@ class Directory:
                     self.users[key] = User.from_doc(doc)
                 except (KeyError, ValueError):
                     self.users.pop(key, None)
+        elif kind == ENDED_SESSION:
+            if deleted:
+                self.ended_sessions.pop(key, None)
+            else:
+                expires = doc.get("expires")
+                self.ended_sessions[key] = float(expires) if isinstance(
+                    expires, int | float) else float("inf")
         elif kind == RETIRED_SCHEMA:
             retired = retired_key(key)
             if retired is not None:
