@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import couchdb
 
+from server.bulk import save_many
 from server.rules import room_problems
 from server.scope import DIRECTORY_DB, GRID_CODE, grid_db
 from server.validation import SchemaRegistry
@@ -346,7 +347,7 @@ class _Writer:
     def write(self, db: couchdb.Database,
               writes: list[tuple[int, Mapping[str, str], dict[str, Any], str]]) -> None:
         try:
-            results = db.update([doc for _, _, doc, _ in writes])
+            results = save_many(db, [doc for _, _, doc, _ in writes])
         except (couchdb.ServerError, OSError) as exc:
             results = [(False, doc["_id"], exc) for _, _, doc, _ in writes]
         failed = {doc_id: str(err) for ok, doc_id, err in results if not ok}

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import couchdb
 
 from server import directory
+from server.bulk import save_many
 from server.city import GridDocs, iter_grids, plan_city
 from server.config import Config
 from server.registry_import import TEMPLATE, ImportSummary, import_households
@@ -64,7 +65,7 @@ def save_all(db: couchdb.Database, docs: list[dict[str, Any]]) -> int:
             elif {k: v for k, v in old.items() if k != "_rev"} != doc:
                 writes.append({**doc, "_rev": old["_rev"]})
         if writes:
-            failed = [(doc_id, err) for ok, doc_id, err in db.update(writes) if not ok]
+            failed = [(doc_id, err) for ok, doc_id, err in save_many(db, writes) if not ok]
             if failed:
                 raise RuntimeError(f"{len(failed)} documents not written, e.g. {failed[0]}")
         written += len(writes)
