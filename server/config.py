@@ -37,6 +37,10 @@ SETTINGS: tuple[Setting, ...] = (
             "included); a larger one is refused on its own and the rest of its batch is written."),
     Setting("max_attachment_bytes", 2 * MiB, "Largest single attachment (a phone photo after the "
             "PWA has scaled it)."),
+    Setting("max_document_attachments_bytes", 8 * MiB, "Largest total of one document's "
+            "attachments, those it keeps from its stored revision (stubs) counted at their "
+            "stored size; above it the document is refused on its own. Which content types a "
+            "record may carry is its form's `x-attachments` (schemas/)."),
     Setting("max_batch_docs", 1000, "Most documents in one _bulk_docs, _bulk_get, _revs_diff or "
             "_all_docs keys request (PouchDB sends 100 by default)."),
     Setting("max_live_feeds", 1000, "Live changes feeds (longpoll) held open at once (they wait "
@@ -86,6 +90,7 @@ class Config:
     max_request_bytes: int
     max_document_bytes: int
     max_attachment_bytes: int
+    max_document_attachments_bytes: int
     max_batch_docs: int
     max_live_feeds: int
     max_feeds_per_user: int
@@ -127,8 +132,8 @@ class Config:
 
     def _check(self) -> None:
         for name in ("max_request_bytes", "max_document_bytes", "max_attachment_bytes",
-                     "max_batch_docs", "max_live_feeds", "max_feeds_per_user",
-                     "password_hash_concurrency", "login_window_seconds"):
+                     "max_document_attachments_bytes", "max_batch_docs", "max_live_feeds",
+                     "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.aggregates_refresh_seconds <= 0:

@@ -30,7 +30,14 @@ from aiohttp import web
 
 from server import errors, replication
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS, Session, ended_session_doc
-from server.couch import READ_TIMEOUT, Conflict, CouchFailure, StoreUnavailable, db_path
+from server.couch import (
+    READ_TIMEOUT,
+    Conflict,
+    CouchFailure,
+    NotFound,
+    StoreUnavailable,
+    db_path,
+)
 from server.keys import (
     AGGREGATES,
     AUTH,
@@ -372,6 +379,7 @@ def write_context(request: web.Request, user: User, access: DbAccess) -> WriteCo
     return WriteContext(user=user, db=access.db, grid=access.grid,
                         max_document_bytes=config.max_document_bytes,
                         max_attachment_bytes=config.max_attachment_bytes,
+                        max_document_attachments_bytes=config.max_document_attachments_bytes,
                         retired=request.app[DIRECTORY].retired_schemas)
 
 
@@ -659,7 +667,12 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
     refusal = check_id(doc_id, ctx)
     if refusal is None and request.method == "PUT":
         content = await request.read()
-        refusal = check_attachment_upload(name, request.content_type, len(content), ctx)
+        try:  # the record it joins decides which types it may carry, and their total
+            stored: dict[str, Any] | None = await couch.get(db_path(db, doc_id))
+        except NotFound:
+            stored = None
+        refusal = check_attachment_upload(name, request.content_type, len(content), ctx,
+                                          stored, request.app[SCHEMAS])
     if refusal is not None:
         raise replication.refusal_error(refusal)
     if request.method == "PUT":

@@ -30,7 +30,9 @@ from server.validation import (
     check_authorship,
     check_document,
     check_room,
+    check_stubs,
     refuse,
+    stubbed_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -228,12 +230,14 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
     # The store looks up who wrote the stored documents, and the buildings the households
     # name, while the schemas are checked.
     building_ids = sorted({b for b in map(building_id, docs) if b})
-    authors, buildings, refusals = await asyncio.gather(
+    authors, buildings, stubbed, refusals = await asyncio.gather(
         stored_authors(couch, ctx.db, ids), stored_docs(couch, ctx.db, building_ids),
-        asyncio.to_thread(check_alone))
+        stored_docs(couch, ctx.db, stubbed_ids(docs)), asyncio.to_thread(check_alone))
     authors, deleted = authors
-    ctx = dataclasses.replace(ctx, stored_authors=authors, deleted=deleted, buildings=buildings)
-    refusals = [r or check_authorship(d, ctx) or check_room(d, ctx)
+    ctx = dataclasses.replace(ctx, stored_authors=authors, deleted=deleted, buildings=buildings,
+                              stored_attachments={i: d.get("_attachments") or {}
+                                                  for i, d in stubbed.items()})
+    refusals = [r or check_authorship(d, ctx) or check_room(d, ctx) or check_stubs(d, ctx)
                 for d, r in zip(docs, refusals, strict=True)]
     if new_edits:  # one edit of a record per batch: two could race each other in the store
         seen: set[str] = set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ import referencing
 import referencing.jsonschema
 
 from server import rules
+from server.config import SETTINGS_BY_NAME
 from server.errors import bilingual
 from server.scope import User
 
@@ -34,7 +36,18 @@ MAX_ID_LENGTH = 256
 # Members CouchDB itself allows on a document; any other leading underscore is refused.
 SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_revisions", "_attachments", "_deleted",
                              "_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info"})
+# The content types any document may carry (an admin's design documents): none a browser runs
+# as a page or script. A form lists its own among them (`x-attachments` in its schema).
 ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/pdf"})
+# What an attachment object may hold (CouchDB's names); `follows` needs a multipart body, which
+# the gateway never takes.
+ATTACHMENT_MEMBERS = frozenset({"content_type", "data", "stub", "digest", "length", "revpos",
+                                "encoding", "encoded_length", "follows"})
+MAX_ATTACHMENT_NAME_BYTES = 255  # as a file name
+# C0 and C1 controls, DEL, lone surrogates and the bidirectional controls (which can make
+# "photo\u202egnp.exe" read as "photoexe.png").
+UNSAFE_NAME_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f"
+                              "\u202a-\u202e\u2066-\u2069]")
 MAX_REASONS = 3  # a phone shows a short list; the first problems are the ones to fix first
 
 
@@ -81,6 +94,8 @@ class SchemaRegistry:
                                  format_checker=checker)
             for key, schema in self.schemas.items()}
         self.types = frozenset(t for t, _ in self.schemas)
+        self.attachment_types = {key: attachment_types_of(schema)
+                                 for key, schema in self.schemas.items()}
 
     def versions(self, doc_type: str) -> list[int]:
         return sorted(v for t, v in self.schemas if t == doc_type)
@@ -104,6 +119,18 @@ class SchemaRegistry:
                               f"known versions {versions}")]
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
         return [describe(error, validator.schema) for error in errors]
+
+
+def attachment_types_of(schema: Mapping[str, Any]) -> frozenset[str]:
+    """The content types a form's records may carry as attachments: its `x-attachments`
+    keyword, `{"content_types": [...]}`; none without it. Only types no browser runs as a page
+    (ATTACHMENT_TYPES) may be listed: a schema naming another is an error at start."""
+    listed = schema.get("x-attachments", {}).get("content_types", [])
+    types = frozenset(listed)
+    if not types <= ATTACHMENT_TYPES:
+        raise ValueError(f"{schema.get('$id')}: x-attachments may list only "
+                         f"{', '.join(sorted(ATTACHMENT_TYPES))}")
+    return types
 
 
 def inline_refs(schema: Any, registry: referencing.Registry[Any]) -> Any:
@@ -277,6 +304,10 @@ class WriteContext:
     """The stored buildings the batch's households name, by id."""
     retired: frozenset[tuple[str, int]] = frozenset()
     """(type, version) of the forms an admin has retired: refused from now on."""
+    max_document_attachments_bytes: int = SETTINGS_BY_NAME[
+        "max_document_attachments_bytes"].default
+    stored_attachments: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """The `_attachments` of the stored documents the batch's stubs name, by id."""
 
 
 def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
@@ -300,53 +331,237 @@ def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
     return None
 
 
-def check_attachment_upload(name: str, content_type: str, size: int,
-                            ctx: WriteContext) -> Refusal | None:
-    """An attachment sent on its own (`PUT /db/doc/name`): the same limits as inline ones."""
-    if content_type not in ATTACHMENT_TYPES:
-        return _refuse_type(name, content_type)
-    if size > ctx.max_attachment_bytes:
-        return _refuse_size(name, ctx)
+def _name(name: Any) -> str:
+    """An attachment name as a reason shows it: a lone surrogate escaped, so the reason stays
+    valid UTF-8 for the phone that reads it."""
+    if isinstance(name, str):
+        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _show(name)
+
+
+def attachment_name_problem(name: Any) -> Refusal | None:
+    """An attachment's name travels in a URL: a phone fetches each attachment by name
+    (`GET /db/doc/name`), and PouchDB leaves `/` in it unencoded. A name with `/`, `\\`, `.` or
+    `..` becomes a path that climbs out of its document, which the gateway (rightly) refuses,
+    and every phone's pull of the grid then stops at that document; control characters, lone
+    surrogates and bidirectional controls make names that break or disguise themselves, a
+    leading `_` is reserved by CouchDB (the embedded store refuses the whole batch), and a name
+    is at most 255 bytes, as a file name."""
+    shown = _name(name)
+    if not isinstance(name, str) or name in ("", ".", ".."):
+        return refuse(f"附件名称 {shown} 无效", f"Attachment name {shown} is not valid.", 400)
+    if "/" in name or "\\" in name:
+        return refuse(f"附件名称 {shown} 不能含有 / 或 \\",
+                      f"Attachment name {shown} cannot contain / or \\.", 400)
+    if UNSAFE_NAME_CHAR.search(name):
+        return refuse(f"附件名称 {shown} 含有控制字符或不完整的字符",
+                      f"Attachment name {shown} holds a control or broken character.", 400)
+    if name.startswith("_"):
+        return refuse(f"附件名称 {shown} 不能以下划线开头",
+                      f"Attachment name {shown} cannot start with an underscore.", 400)
+    if len(name.encode()) > MAX_ATTACHMENT_NAME_BYTES:
+        return refuse(f"附件名称太长（最多 {MAX_ATTACHMENT_NAME_BYTES} 字节）",
+                      f"The attachment name is too long (at most {MAX_ATTACHMENT_NAME_BYTES} "
+                      "bytes).", 400)
     return None
 
 
-def _refuse_type(name: str, content_type: Any) -> Refusal:
-    allowed = ", ".join(sorted(ATTACHMENT_TYPES))
-    return refuse(f"附件 {_show(name)} 的类型 {_show(content_type)} 不允许，只接受 {allowed}",
-                  f"Attachment {_show(name)} of type {_show(content_type)} is not accepted; "
-                  f"allowed: {allowed}.", 415)
+def allowed_attachment_types(doc: Mapping[str, Any],
+                             registry: SchemaRegistry | None) -> frozenset[str] | None:
+    """The content types a document may carry: its form's `x-attachments` (none when the form
+    names none), every safe type on an admin's design document. None when the form is unknown
+    (check_record refuses the document for that)."""
+    if str(doc.get("_id", "")).startswith("_design/") or registry is None:
+        return ATTACHMENT_TYPES
+    doc_type, version = doc.get("type"), doc.get("schema_version")
+    if not isinstance(doc_type, str) or not isinstance(version, int):
+        return None
+    return registry.attachment_types.get((doc_type, version))
+
+
+def check_attachment_upload(name: str, content_type: str, size: int, ctx: WriteContext,
+                            stored: Mapping[str, Any] | None = None,
+                            registry: SchemaRegistry | None = None) -> Refusal | None:
+    """An attachment sent on its own (`PUT /db/doc/name`, admins only): the same name, type and
+    size rules as inline ones, against the stored document it is added to."""
+    problem = attachment_name_problem(name)
+    if problem is not None:
+        return problem
+    if stored is None:
+        return refuse("附件只能加到已保存的记录上", "An attachment can only be added to a stored "
+                      "document.", 400)
+    allowed = allowed_attachment_types(stored, registry) or frozenset()
+    if content_type not in allowed:
+        return _refuse_type(name, content_type, allowed)
+    if size > ctx.max_attachment_bytes:
+        return _refuse_size(name, ctx)
+    kept = stored.get("_attachments") or {}
+    total = size + sum(_stored_length(att) for other, att in kept.items() if other != name)
+    return _refuse_total(ctx) if total > ctx.max_document_attachments_bytes else None
+
+
+def _refuse_type(name: str, content_type: Any, allowed: frozenset[str]) -> Refusal:
+    if not allowed:
+        return refuse(f"此类记录不能带附件（附件 {_name(name)}）",
+                      f"This kind of record takes no attachments (attachment {_name(name)}).",
+                      415)
+    shown = ", ".join(sorted(allowed))
+    return refuse(f"附件 {_name(name)} 的类型 {_show(content_type)} 不允许，只接受 {shown}",
+                  f"Attachment {_name(name)} of type {_show(content_type)} is not accepted; "
+                  f"allowed: {shown}.", 415)
 
 
 def _refuse_size(name: str, ctx: WriteContext) -> Refusal:
     limit = ctx.max_attachment_bytes // 1024
-    return refuse(f"附件 {_show(name)} 太大（最大 {limit} KB）",
-                  f"Attachment {_show(name)} is too large (at most {limit} KB).", 413)
+    return refuse(f"附件 {_name(name)} 太大（最大 {limit} KB）",
+                  f"Attachment {_name(name)} is too large (at most {limit} KB).", 413)
 
 
-def check_attachments(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
-    attachments = doc.get("_attachments")
-    if attachments is None:
+def _refuse_total(ctx: WriteContext) -> Refusal:
+    limit = ctx.max_document_attachments_bytes // 1024
+    return refuse(f"记录的附件合计太大（最大 {limit} KB）",
+                  f"The document's attachments are too large together (at most {limit} KB).",
+                  413)
+
+
+def _malformed(name: str, zh: str, en: str) -> Refusal:
+    return refuse(f"附件 {_name(name)} 格式错误：{zh}",
+                  f"Attachment {_name(name)} is malformed: {en}", 400)
+
+
+def _stored_length(att: Any) -> int:
+    length = att.get("length") if isinstance(att, Mapping) else None
+    return length if isinstance(length, int) and not isinstance(length, bool) else 0
+
+
+def _decoded_size(data: str) -> int:
+    return len(data) * 3 // 4 - data[-2:].count("=")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_attachments(doc: Mapping[str, Any], ctx: WriteContext,
+                      registry: SchemaRegistry | None = None) -> Refusal | None:
+    """Every attachment of a document, as far as the document alone can tell: a name a phone
+    can fetch, a shape the store can take (the embedded store dies on `data` that is not a
+    string, on `follows` without a multipart body, on an attachment with neither data nor
+    stub), a content type the document's form allows, and sizes, lengths and digests that agree
+    with the bytes. Stubs are checked against the stored document by `check_stubs`."""
+    if "_attachments" not in doc:
         return None
+    attachments = doc["_attachments"]
     if not isinstance(attachments, Mapping):
-        return refuse("附件格式错误", "_attachments must be an object.", 400)
+        return refuse("附件 _attachments 应为对象", "_attachments must be an object.", 400)
+    allowed = allowed_attachment_types(doc, registry)
+    total = 0
     for name, att in attachments.items():
+        problem = attachment_name_problem(name)
+        if problem is not None:
+            return problem
         if not isinstance(att, Mapping):
-            return refuse(f"附件 {_show(name)} 格式错误", f"Attachment {_show(name)} is malformed.",
-                          400)
+            return _malformed(name, "应为对象", "it must be an object.")
+        unknown = sorted(set(att) - ATTACHMENT_MEMBERS)
+        if "follows" in att:
+            return _malformed(name, "请以 base64 随记录发送（不支持 follows）",
+                              "send it inline as base64 (follows is not supported).")
+        if unknown:
+            return _malformed(name, f"不允许的字段 {', '.join(unknown)}",
+                              f"field(s) not allowed: {', '.join(unknown)}.")
+        content_type = att.get("content_type")
+        if not isinstance(content_type, str):
+            return _malformed(name, "缺少类型 content_type（文字）",
+                              "its content_type (text) is missing.")
         # Stubs too: a stub may change the content type of bytes already stored.
-        if att.get("content_type") not in ATTACHMENT_TYPES:
-            return _refuse_type(name, att.get("content_type"))
-        if att.get("stub"):
+        if allowed is not None and content_type not in allowed:
+            return _refuse_type(name, content_type, allowed)
+        for member in ("length", "revpos", "encoded_length"):
+            if member in att and not _is_count(att[member]):
+                return _malformed(name, f"{member} 应为非负整数",
+                                  f"{member} must be a non-negative whole number.")
+        if "digest" in att and not isinstance(att["digest"], str):
+            return _malformed(name, "digest 应为文字", "digest must be text.")
+        if "stub" in att:
+            if att["stub"] is not True or "data" in att:
+                return _malformed(name, "stub 只能为 true，且存根不带 data",
+                                  "stub must be true, and a stub carries no data.")
+            if "digest" not in att:
+                return _malformed(name, "存根（stub）须带 digest",
+                                  "a stub needs its digest.")
             continue
+        if "encoding" in att or "encoded_length" in att:
+            return _malformed(name, "内容应为未压缩的 base64",
+                              "send its data as plain base64 (no encoding).")
         data = att.get("data")
-        if isinstance(data, str):
-            if len(data) * 3 // 4 > ctx.max_attachment_bytes:
-                return _refuse_size(name, ctx)
-            try:
-                base64.b64decode(data, validate=True)
-            except ValueError:
-                return refuse(f"附件 {_show(name)} 的内容不是有效的 base64",
-                              f"Attachment {_show(name)} is not valid base64.", 400)
+        if not isinstance(data, str):
+            return _malformed(name, "缺少内容：data 应为 base64 文字，或 stub 为 true",
+                              "its data must be base64 text, or stub true.")
+        if _decoded_size(data) > ctx.max_attachment_bytes:
+            return _refuse_size(name, ctx)
+        try:
+            content = base64.b64decode(data, validate=True)
+        except ValueError:
+            return _malformed(name, "内容不是有效的 base64",
+                              "its data is not valid base64.")
+        if "length" in att and att["length"] != len(content):
+            return _malformed(name, f"length {att['length']} 与内容的 {len(content)} 字节不符",
+                              f"length {att['length']} disagrees with its {len(content)} bytes.")
+        if "digest" in att and att["digest"] != md5_digest(content):
+            return _malformed(name, "digest 与内容不符",
+                              "its digest disagrees with its data.")
+        total += len(content)
+    if total > ctx.max_document_attachments_bytes:
+        return _refuse_total(ctx)
+    return None
+
+
+def md5_digest(content: bytes) -> str:
+    """An attachment's digest as CouchDB and PouchDB write it."""
+    return "md5-" + base64.b64encode(hashlib.md5(content, usedforsecurity=False).digest()).decode()
+
+
+def stubbed_ids(docs: Iterable[Any]) -> list[str]:
+    """Ids of the documents that keep stored attachments by stub: their stored versions are
+    read so `check_stubs` can compare (a phone's push sends data, so usually none)."""
+    return sorted({str(d["_id"]) for d in docs if isinstance(d, Mapping)
+                   and isinstance(d.get("_id"), str) and isinstance(d.get("_attachments"), Mapping)
+                   and any(isinstance(a, Mapping) and "stub" in a
+                           for a in d["_attachments"].values())})
+
+
+def check_stubs(doc: Any, ctx: WriteContext) -> Refusal | None:
+    """A stub keeps an attachment the stored document has, under its name and digest. The
+    store looks stubs up by digest anywhere in the database (a stub naming another record's
+    photo copies it) and refuses the whole batch for an unknown one; checked here, only the
+    document is refused. The document's attachments together, kept ones at their stored
+    length, stay within the per-document limit."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("_attachments"), Mapping):
+        return None
+    attachments = doc["_attachments"]
+    if doc.get("_deleted") is True:  # the store keeps no attachment of a deletion but its name
+        names = (attachment_name_problem(name) for name in attachments)
+        return next((problem for problem in names if problem is not None), None)
+    if not any(isinstance(a, Mapping) and "stub" in a for a in attachments.values()):
+        return None
+    stored = ctx.stored_attachments.get(str(doc.get("_id")), {})
+    total = 0
+    for name, att in attachments.items():
+        if not isinstance(att, Mapping) or "stub" not in att:
+            data = att.get("data") if isinstance(att, Mapping) else None
+            total += _decoded_size(data) if isinstance(data, str) else 0
+            continue
+        kept = stored.get(name)
+        if not isinstance(kept, Mapping) or kept.get("digest") != att.get("digest"):
+            return _malformed(name, "已保存的记录中没有这个存根（stub）所指的附件",
+                              "the stored document has no attachment this stub names.")
+        if att.get("content_type") != kept.get("content_type") or (
+                "length" in att and att["length"] != kept.get("length")):
+            return _malformed(name, "存根与已保存的附件不符",
+                              "the stub disagrees with the stored attachment.")
+        total += _stored_length(kept)
+    if total > ctx.max_document_attachments_bytes:
+        return _refuse_total(ctx)
     return None
 
 
@@ -383,7 +598,7 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
         names = ", ".join(sorted(bad_members))
         return refuse(f"不允许的特殊字段 {names}", f"Bad special document member(s): {names}",
                       400)
-    problem = check_attachments(doc, ctx)
+    problem = check_attachments(doc, ctx, registry)
     if problem is not None or doc_id.startswith("_design/"):
         return problem
     return check_record(doc, ctx, registry)
