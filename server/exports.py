@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from server.aggregates import REVIEW_BUCKETS
 from server.couch import CouchClient, NotFound, db_path
@@ -117,15 +119,50 @@ async def rows(couch: CouchClient, grids: Iterable[str], what: str,
             yield [cell(doc, unmasked) for _, _, cell in columns]
 
 
+# --- every cell of every export passes here ------------------------------------------------------
+
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection"; ASVS 1.2.10 adds
+# the NUL): a text starting with one of these, also after blanks, is written with a leading `'`.
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+FORMULA_AFTER_BLANKS = ("=", "+", "-", "@")
+TEXT_MARK = "'"
+
+
+def safe_cell(value: Any) -> Any:
+    """A value as an export writes it: numbers stay numbers, nothing stays None, anything else
+    becomes text that no spreadsheet runs. A record's text is the phone's, so a head's name
+    `=HYPERLINK(...)` must reach the sheet as those characters, not as a live link (issue 13,
+    item 5). Control characters XLSX cannot hold (openpyxl refuses them, which would end an
+    export half-way) become U+FFFD, in CSV too, so both formats say the same."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float):  # and bool
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if text.startswith(FORMULA_LEADS) or text.lstrip().startswith(FORMULA_AFTER_BLANKS):
+        text = TEXT_MARK + text
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+
+
+def safe_row(values: Iterable[Any]) -> list[Any]:
+    return [safe_cell(value) for value in values]
+
+
 def csv_line(values: list[Any]) -> bytes:
     out = io.StringIO()
-    csv.writer(out).writerow(values)
+    csv.writer(out).writerow(safe_row(values))
     return out.getvalue().encode("utf-8")
 
 
 def _append(sheet: Any, batch: list[list[Any]]) -> None:
     for values in batch:
-        sheet.append(values)
+        row = []
+        for value in safe_row(values):
+            cell = WriteOnlyCell(sheet, value)
+            if isinstance(value, str):
+                cell.data_type = "s"  # never a formula, whatever openpyxl would guess
+            row.append(cell)
+        sheet.append(row)
 
 
 async def xlsx_file(source: AsyncIterator[list[Any]], title: str) -> Any:
