@@ -2,7 +2,11 @@
 batches, ids, paths and query strings, sent by an authenticated worker and supervisor. Whatever
 arrives, the server never answers 5xx, every error keeps CouchDB's `{"error", "reason"}` shape,
 and every document the grid database holds afterwards passes its schema and the domain rules
-(server/validation.py), revisions in conflict included.
+(server/validation.py), revisions in conflict included, with attachment names a phone can fetch
+and content types its form allows. Attachments are drawn on purpose (test_attachments_as_a_worker):
+mostly a valid photo with a member or two changed or dropped (data that is not base64 text,
+`follows`, stubs with and without a stored match, lengths and digests that lie) under names good
+and poisoned, because the shapes that killed the store (issue 13) were one member off a valid one.
 
 How the async tests meet Hypothesis: pytest-asyncio (under pytest-aiohttp, `asyncio_mode =
 auto`) runs an `async def` test decorated with `@given` one example at a time on the session's
@@ -21,6 +25,7 @@ locally: LINLI_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/test_fuzz.py
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from typing import Any
@@ -33,7 +38,13 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from server.keys import RECEIPTS, RESOLVER
-from server.validation import RECORD_ID, SchemaRegistry, domain_problems
+from server.validation import (
+    RECORD_ID,
+    SchemaRegistry,
+    attachment_name_problem,
+    domain_problems,
+    md5_digest,
+)
 
 REGISTRY = SchemaRegistry()
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, *(
@@ -64,7 +75,8 @@ class Scene:
     async def ready(self) -> Scene:
         for name in (self.worker, self.boss):
             await wait_for_user(self.client, name)
-        record = visit(self.grid, self.worker, "seed")
+        record = visit(self.grid, self.worker, "seed", _attachments={
+            "door.png": {"content_type": "image/png", "data": PNG64}})
         resp = await self.client.put(f"/couch/grid-{self.grid}/{record['_id']}", json=record,
                                      headers=basic(self.worker))
         self.record, self.record_rev = record["_id"], (await resp.json())["rev"]
@@ -113,9 +125,12 @@ class Scene:
                 assert doc["grid"] == self.grid, doc
                 match = RECORD_ID.match(doc["_id"])
                 assert match is not None and match["type"] == doc["type"], doc["_id"]
-                for att in (doc.get("_attachments") or {}).values():
-                    assert att["content_type"] in ("image/jpeg", "image/png", "image/webp",
-                                                   "application/pdf"), doc["_id"]
+                allowed = REGISTRY.attachment_types[(doc["type"], doc["schema_version"])]
+                attachments = doc.get("_attachments", {})
+                assert isinstance(attachments, dict), (doc["_id"], attachments)
+                for name, att in attachments.items():
+                    assert attachment_name_problem(name) is None, (doc["_id"], name)
+                    assert att["content_type"] in allowed, (doc["_id"], name, att)
                 checked += 1
         return checked
 
@@ -196,6 +211,69 @@ SPECIAL_VALUES = st.one_of(
         optional={"stub": st.booleans(), "length": st.integers()}), max_size=2))
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+PNG64 = base64.b64encode(PNG).decode()
+# Names a phone must be able to fetch by URL, and the ones that would poison it (issue 13, 2).
+GOOD_NAMES = ["door.png", "照片.jpg", "a.b.png", "a" * 255, "door photo (1).jpg", "x_.png"]
+BAD_NAMES = ["../../x.png", "./x.png", "..", ".", "", "a/b.png", "/x", "a\\b", "x\x00", "x\n",
+             "x\x7f", "x\x85", "_x.png", "_", "é" * 128, "p\u202egnp.exe", "%2F..", "x?y#z"]
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each as often as its weight says."""
+    pool = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.integers(0, len(pool) - 1).flatmap(lambda i: pool[i])
+
+
+ATTACHMENT_NAMES = weighted((3, st.sampled_from(GOOD_NAMES)), (1, st.sampled_from(BAD_NAMES)),
+                            (1, st.one_of(TEXT, SURROGATES)))
+ATTACHMENT_DATA = st.one_of(
+    st.sampled_from([PNG64, "", "YWI", "not base64", "YWJj\n", "=" * 4]), st.none(),
+    st.integers(), st.booleans(), st.lists(st.integers(), max_size=2), JSON)
+# What each member of an attachment object may be drawn as, right or wrong.
+ATTACHMENT_MEMBERS = {
+    "content_type": st.one_of(st.sampled_from(["image/png", "image/jpeg", "application/pdf",
+                                               "text/html", "image/svg+xml", ""]), JSON),
+    "data": ATTACHMENT_DATA,
+    "stub": st.one_of(st.just(True), st.sampled_from([1, False, "true", None])),
+    "digest": st.one_of(st.sampled_from([md5_digest(PNG), md5_digest(b""), "md5-x"]), JSON),
+    "length": st.one_of(st.sampled_from([len(PNG), 0, -1, 2**53]), JSON),
+    "revpos": st.one_of(st.integers(-1, 3), JSON),
+    "follows": st.one_of(st.just(True), JSON),
+    "encoding": st.just("gzip"),
+    "x": JSON,
+}
+
+
+# The members changed most often are those the store died on.
+MUTATED = ["data", "data", "data", "stub", "stub", "follows", "content_type", "content_type",
+           *sorted(set(ATTACHMENT_MEMBERS) - {"data", "stub", "follows", "content_type"})]
+
+
+@st.composite
+def attachment(draw: st.DrawFn) -> Any:
+    """An attachment object, mostly a valid photo with a member or two changed or dropped, so
+    the drawn fault is what the store meets (the shapes that killed it were one member off)."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(JSON)
+    att: dict[str, Any] = {"content_type": draw(st.sampled_from(["image/png", "image/jpeg"])),
+                           "data": PNG64}
+    if draw(st.integers(0, 4)) == 0:
+        return att
+    for _ in range(draw(st.integers(1, 2))):
+        member = draw(st.sampled_from(MUTATED))
+        if draw(st.integers(0, 3)) == 0:
+            att.pop(member, None)
+        else:
+            att[member] = draw(ATTACHMENT_MEMBERS[member])
+    return att
+
+
+ATTACHMENT = attachment()
+ATTACHMENT_MAPS = st.dictionaries(ATTACHMENT_NAMES, ATTACHMENT, min_size=1, max_size=3)
+ATTACHMENTS = weighted((4, ATTACHMENT_MAPS), (1, JSON))
+
+
 def ids(grid: str) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.builds(lambda t, k: f"{t}:{grid}-{k}", st.sampled_from(sorted(TEMPLATES)),
@@ -216,7 +294,8 @@ def documents(draw: st.DrawFn, grid: str, author: str) -> Any:
     doc = TEMPLATES[doc_type](where, who, key)
     fields = sorted(REGISTRY.validators[(doc_type, 1)].schema["properties"])
     for _ in range(draw(st.integers(0, 3))):
-        action = draw(st.sampled_from(["set", "set", "drop", "extra", "special", "id"]))
+        action = draw(st.sampled_from(["set", "set", "drop", "extra", "special", "id",
+                                       "attachments"]))
         if action == "set":
             field = draw(st.sampled_from(fields))
             doc[field] = draw(field_values(doc_type, field))
@@ -227,6 +306,8 @@ def documents(draw: st.DrawFn, grid: str, author: str) -> Any:
                      | TEXT)] = draw(JSON)
         elif action == "special":
             doc[draw(st.sampled_from(SPECIALS))] = draw(SPECIAL_VALUES)
+        elif action == "attachments":
+            doc["_attachments"] = draw(ATTACHMENTS)
         else:
             doc["_id"] = draw(ids(grid))
     return doc
@@ -337,6 +418,57 @@ async def test_couch_as_a_worker(scene: Scene, data: st.DataObject) -> None:
 async def test_couch_as_a_supervisor(scene: Scene, data: st.DataObject) -> None:
     method, path, body = data.draw(couch_requests(scene, scene.boss))
     await send(scene, scene.boss, method, path, body)
+    scene.check_grid()
+
+
+SEED_REV = "seed-rev:now"
+
+
+@st.composite
+def attachment_writes(draw: st.DrawFn, scene: Scene) -> tuple[str, str, bytes]:
+    """Records otherwise valid, whose `_attachments` are drawn (names, stubs, data, types),
+    in the three ways a phone writes: `_bulk_docs` with new_edits true or false, and `PUT`.
+    Some are edits of the stored record with a photo, keeping it by stub or not (its current
+    revision is put in for SEED_REV when the request is sent)."""
+    docs: list[Any] = []
+    new_edits = draw(st.booleans())
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.integers(0, 3)) == 0:  # an edit of the stored record with a photo
+            doc = {**visit(scene.grid, scene.worker, "seed"), "_rev": SEED_REV}
+            name = draw(st.one_of(st.just("door.png"), ATTACHMENT_NAMES))
+            stub = {"content_type": "image/png", "stub": True, "digest": md5_digest(PNG),
+                    "length": len(PNG), "revpos": 1}
+            doc["_attachments"] = draw(st.one_of(
+                st.just({name: stub}), ATTACHMENTS,
+                st.dictionaries(ATTACHMENT_NAMES, ATTACHMENT, max_size=2).map(
+                    lambda more, n=name, s=stub: {n: s, **more})))
+        else:
+            doc_type = draw(st.sampled_from(["household_visit", "household_visit",
+                                             "screening", "household"]))
+            doc = TEMPLATES[doc_type](scene.grid, scene.worker,
+                                      draw(st.integers(0, 10_000).map(str)))
+            doc["_attachments"] = draw(ATTACHMENTS)
+        if not new_edits:
+            doc["_rev"] = draw(st.sampled_from(["1-", "2-", "3-"])) + draw(
+                st.text("0123456789abcdef", min_size=32, max_size=32))
+        docs.append(doc)
+    db = f"/couch/grid-{scene.grid}"
+    if draw(st.integers(0, 3)) == 0:
+        doc = docs[0]
+        return "PUT", f"{db}/{quote(doc['_id'], safe=':')}", encode(doc)
+    return "POST", f"{db}/_bulk_docs", encode({"docs": docs, "new_edits": new_edits})
+
+
+@fuzz(60)
+@given(data=st.data())
+async def test_attachments_as_a_worker(scene: Scene, data: st.DataObject) -> None:
+    """The shapes the store died on (issue 13, items 1 and 2), drawn on purpose: the store
+    never fails (a dead store answers 503), and what is stored has names a phone can fetch
+    and types its form allows."""
+    method, path, body = data.draw(attachment_writes(scene))
+    seed_rev = scene.city.db(scene.grid)[scene.record]["_rev"]
+    await send(scene, scene.worker, method, path,
+               body.replace(json.dumps(SEED_REV).encode(), json.dumps(seed_rev).encode()))
     scene.check_grid()
 
 
