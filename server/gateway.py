@@ -6,7 +6,8 @@ answers exactly like a missing one. On a grid database:
 
 - reads a PouchDB client needs (`GET /db`, `_changes`, `_bulk_get`, `_all_docs`, `_revs_diff`,
   documents, attachments, views) are relayed as streams, with only known query parameters
-  forwarded (the embedded store crashes on a bad `_changes` filter, so only `_doc_ids` is allowed);
+  forwarded, each checked by its kind (params.py), and `_changes` filters only when the store can
+  run them (filters.py: it crashes on a bad one);
 - every write (`_bulk_docs`, `PUT`/`POST`/`DELETE` of a document or attachment) is validated first
   (validation.py) and recorded in a receipt (replication.py);
 - `_local/` checkpoints are kept apart per user.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -28,7 +28,8 @@ from urllib.parse import parse_qs, quote, unquote
 
 from aiohttp import web
 
-from server import errors, replication
+from server import errors, filters, replication
+from server import params as qparams
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS, Session, ended_session_doc
 from server.couch import (
     READ_TIMEOUT,
@@ -67,25 +68,7 @@ PREFIX = "/couch"
 COUCHDB_VERSION = "3.3.3"  # the CouchDB API the gateway speaks
 MAX_UUIDS = 1000
 
-CHANGES_PARAMS = frozenset({"since", "limit", "heartbeat", "style", "include_docs", "conflicts",
-                            "feed", "timeout", "descending", "attachments", "att_encoding_info",
-                            "filter", "doc_ids", "seq_interval"})
-DOC_PARAMS = frozenset({"rev", "revs", "open_revs", "latest", "conflicts", "attachments",
-                        "att_encoding_info", "revs_info", "deleted_conflicts", "local_seq",
-                        "atts_since"})
-ALL_DOCS_PARAMS = frozenset({"keys", "key", "startkey", "endkey", "start_key", "end_key",
-                             "startkey_docid", "endkey_docid", "start_key_doc_id",
-                             "end_key_doc_id", "limit", "skip", "descending", "include_docs",
-                             "conflicts", "inclusive_end", "update_seq", "attachments"})
-VIEW_PARAMS = ALL_DOCS_PARAMS | {"reduce", "group", "group_level", "stale", "update"}
-BULK_GET_PARAMS = frozenset({"revs", "latest", "attachments"})
-NUMERIC_PARAMS = frozenset({"limit", "skip", "heartbeat", "timeout", "group_level",
-                            "seq_interval"})
-FEEDS = frozenset({"normal", "longpoll"})  # PouchDB never asks for continuous
 UNSAFE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH", "COPY"})
-NUMBER = re.compile(r"^[0-9]{1,9}$")
-# A seq as CouchDB 3 (opaque "N-..."), PouchDB Server (an integer) or PouchDB ("now") writes it.
-SINCE = re.compile(r"^(now|[0-9]{1,20}(-[A-Za-z0-9_-]{1,8000})?)$")
 MIN_HEARTBEAT_MS, MAX_FEED_TIMEOUT_MS = 1000, 60_000
 RAW_REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "If-None-Match", "Destination")
 
@@ -211,12 +194,9 @@ async def read_object(request: web.Request, *, allow_empty: bool = False) -> dic
 
 
 def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
-    params = {k: v for k, v in query.items() if k in allowed}
-    for name in NUMERIC_PARAMS & params.keys():
-        if not NUMBER.match(params[name]):
-            raise errors.bad_request(f"参数 {name} 应为非负整数",
-                                     f"Query parameter {name} must be a non-negative integer.")
-    return params
+    """The query parameters of `allowed`, each checked by its kind (params.py): a bad one is a
+    400 and never reaches the store."""
+    return qparams.pick(query, allowed)
 
 
 def check_count(items: Any, limit: int, what: str) -> None:
@@ -422,7 +402,7 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
         if len(rest) == 4 and rest[2] == "_view" and method in ("GET", "HEAD"):
             return await replication.relay(request, couch, "GET",
                                            db_path(db, ddoc, "_view", rest[3]),
-                                           params=pick(request.query, VIEW_PARAMS))
+                                           params=pick(request.query, qparams.VIEW))
     if special.startswith("_design/") and len(rest) == 1:  # the client encoded the slash
         return await document(request, user, access, special)
     if special.startswith("_"):
@@ -444,41 +424,41 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
 
 def changes_params(request: web.Request) -> dict[str, str]:
     """The `_changes` parameters worth forwarding, checked: a bad value never reaches the store
-    (the embedded one dies on some), and a feed cannot be made to spin or to hang for ever."""
-    params = pick(request.query, CHANGES_PARAMS)
-    feed = params.get("feed", "normal")
-    if feed not in FEEDS:
-        raise errors.bad_request(f"不支持 feed={feed}，请用 normal 或 longpoll",
-                                 f"feed={feed} is not supported; use normal or longpoll.")
-    if "since" in params and not SINCE.match(params["since"]):
-        raise errors.bad_request("参数 since 无效", "Query parameter since is not a valid seq.")
-    if "heartbeat" in params:
-        params["heartbeat"] = str(max(MIN_HEARTBEAT_MS, int(params["heartbeat"])))
-    if "timeout" in params:
-        params["timeout"] = str(min(MAX_FEED_TIMEOUT_MS, int(params["timeout"])))
-    elif feed == "longpoll" and "heartbeat" not in params:
-        params["timeout"] = str(MAX_FEED_TIMEOUT_MS)
-    return params
+    (the embedded one dies on some), and a feed cannot be made to spin or to hang for ever.
+    `filter`, `doc_ids` and `view` are the caller's to check and forward."""
+    forwarded = pick(request.query, qparams.CHANGES)
+    feed = forwarded.get("feed", "normal")
+    if "heartbeat" in forwarded:
+        forwarded["heartbeat"] = str(max(MIN_HEARTBEAT_MS, int(forwarded["heartbeat"])))
+    if "timeout" in forwarded:
+        forwarded["timeout"] = str(min(MAX_FEED_TIMEOUT_MS, int(forwarded["timeout"])))
+    elif feed == "longpoll" and "heartbeat" not in forwarded:
+        forwarded["timeout"] = str(MAX_FEED_TIMEOUT_MS)
+    return forwarded
 
 
 async def changes(request: web.Request, user: User, access: DbAccess) -> web.StreamResponse:
     """The changes feed, normal or longpoll, streamed. A grid database is wholly in its users'
-    scope, so nothing is filtered out here; `_doc_ids` is the only filter. A longpoll waits in
-    the server (feeds.py), at most MAX_FEED_TIMEOUT_MS even with a heartbeat, so each phone's
+    scope, so nothing is filtered out for their sake and every filter the store can run safely
+    is passed (filters.py). A longpoll waits in the server (feeds.py), which reads with the same
+    filter on each change, at most MAX_FEED_TIMEOUT_MS even with a heartbeat, so each phone's
     scope is checked again at least every minute."""
     if request.method not in ("GET", "HEAD", "POST"):
         raise method_not_allowed("GET,POST")
-    filters = request.query.getall("filter", [])
-    if any(f != "_doc_ids" for f in filters):
-        raise errors.bad_request(f"不支持过滤器 {filters[0]}，只支持 _doc_ids",
-                                 f"Filter {filters[0]!r} is not supported; only _doc_ids is.")
+    given = request.query.getall("filter", [])
+    if len(given) > 1:
+        raise errors.bad_request("只能指定一个 filter", "Give at most one filter.")
     params = changes_params(request)
-    params.pop("filter", None)
-    query_ids = params.pop("doc_ids", None)
+    for name in ("filter", "doc_ids", "view"):  # forwarded below, for their filter only
+        params.pop(name, None)
+    query_ids = request.query.get("doc_ids")
     body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
     live = params.get("feed") == "longpoll"
     upstream_body: dict[str, Any] | None = None
-    if filters:
+    if given and given[0] != "_doc_ids":
+        params.update(await filters.upstream(request.app[COUCH], access.db, user, given[0],
+                                             request.query, body))
+    elif given:
         doc_ids = body.get("doc_ids")
         if doc_ids is None and query_ids is not None:
             doc_ids = parse_json(query_ids.encode())
@@ -540,22 +520,23 @@ async def bulk_read(request: web.Request, access: DbAccess, endpoint: str) -> we
         ids = list(body)
     check_count(items, request.app[CONFIG].max_batch_docs, "")
     refuse_local_ids(ids)
-    params = pick(request.query, BULK_GET_PARAMS) if endpoint == "_bulk_get" else {}
+    forwarded = pick(request.query, qparams.BULK_GET) if endpoint == "_bulk_get" else {}
     return await replication.relay(request, request.app[COUCH], "POST",
-                                   db_path(access.db, endpoint), params=params, body=body)
+                                   db_path(access.db, endpoint), params=forwarded, body=body)
 
 
 async def all_docs(request: web.Request, access: DbAccess) -> web.StreamResponse:
-    params = pick(request.query, ALL_DOCS_PARAMS)
+    forwarded = pick(request.query, qparams.ALL_DOCS)
     path = db_path(access.db, "_all_docs")
-    if "keys" in params:
-        query_keys = parse_json(params["keys"].encode())
+    if "keys" in forwarded:
+        query_keys = qparams.json_value("keys", forwarded["keys"])
         if not isinstance(query_keys, list):
             raise errors.bad_request("keys 应为列表", "`keys` must be a list.")
         check_count(query_keys, request.app[CONFIG].max_batch_docs, "keys")
         refuse_local_ids(query_keys)
     if request.method in ("GET", "HEAD"):
-        return await replication.relay(request, request.app[COUCH], "GET", path, params=params)
+        return await replication.relay(request, request.app[COUCH], "GET", path,
+                                       params=forwarded)
     if request.method != "POST":
         raise method_not_allowed("GET,HEAD,POST")
     body = await read_object(request)
@@ -565,7 +546,7 @@ async def all_docs(request: web.Request, access: DbAccess) -> web.StreamResponse
             raise errors.bad_request("keys 应为列表", "`keys` must be a list.")
         check_count(keys, request.app[CONFIG].max_batch_docs, "keys")
         refuse_local_ids(keys)
-    return await replication.relay(request, request.app[COUCH], "POST", path, params=params,
+    return await replication.relay(request, request.app[COUCH], "POST", path, params=forwarded,
                                    body={"keys": keys} if keys is not None else {})
 
 
@@ -582,7 +563,7 @@ async def local_document(request: web.Request, user: User, access: DbAccess,
         result = await replication.write_local(couch, user, access.db, client_id, doc)
         return json_answer(result, status=201)
     if request.method == "DELETE":
-        rev = request.query.get("rev", "")
+        rev = pick(request.query, qparams.WRITE).get("rev", "")
         return json_answer(await replication.delete_local(couch, user, access.db, client_id,
                                                           rev))
     raise method_not_allowed("GET,PUT,DELETE")
@@ -593,7 +574,7 @@ async def document(request: web.Request, user: User, access: DbAccess,
     if request.method in ("GET", "HEAD"):
         return await replication.relay(request, request.app[COUCH], "GET",
                                        db_path(access.db, doc_id),
-                                       params=pick(request.query, DOC_PARAMS))
+                                       params=pick(request.query, qparams.DOCUMENT))
     if request.method == "PUT":
         return await write_document(request, user, access, doc_id)
     if request.method == "DELETE":
@@ -615,9 +596,10 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
     elif "_id" not in doc:
         doc["_id"] = f"{doc['type']}:{uuid.uuid4().hex}" if isinstance(
             doc.get("type"), str) else uuid.uuid4().hex
-    if "rev" in request.query and "_rev" not in doc:
-        doc["_rev"] = request.query["rev"]
-    new_edits = request.query.get("new_edits") != "false"
+    query = pick(request.query, qparams.WRITE)
+    if "rev" in query and "_rev" not in doc:
+        doc["_rev"] = query["rev"]
+    new_edits = query.get("new_edits") != "false"
     outcome = await replication.write_batch(
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
         write_context(request, user, access), [doc], new_edits)
@@ -644,7 +626,7 @@ async def delete_document(request: web.Request, user: User, access: DbAccess,
     if refusal is not None:
         raise replication.refusal_error(refusal)
     result = await couch.request("DELETE", db_path(db, doc_id),
-                                 params={"rev": request.query.get("rev", "")})
+                                 params={"rev": pick(request.query, qparams.WRITE).get("rev", "")})
     request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
     return json_answer(result)
 
@@ -656,7 +638,7 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
     without its checks. Admins may still use the standalone form."""
     couch, db = request.app[COUCH], access.db
     path = db_path(db, doc_id, name)
-    params = pick(request.query, frozenset({"rev"}))
+    params = pick(request.query, qparams.ATTACHMENT)
     if request.method in ("GET", "HEAD"):
         return await replication.relay(request, couch, "GET", path, params=params)
     if request.method not in ("PUT", "DELETE"):

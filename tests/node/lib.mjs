@@ -66,10 +66,16 @@ export function requireField(cmd, name) {
 
 /** Replication tuning shared by every op, with the documented defaults. */
 export function batchOptions(cmd) {
-  return {
+  const options = {
     batch_size: cmd.batch_size ?? DEFAULT_BATCH_SIZE,
     batches_limit: cmd.batches_limit ?? DEFAULT_BATCHES_LIMIT,
   };
+  // PouchDB's own replication filters, passed as given: filter ('ddoc/name' or '_view'),
+  // query_params, selector, view, doc_ids.
+  for (const key of ['filter', 'query_params', 'selector', 'view', 'doc_ids']) {
+    if (cmd[key] !== undefined) options[key] = cmd[key];
+  }
+  return options;
 }
 
 /** Open (creating if needed) the local leveldb database stored in directory `dir`. */

@@ -14,7 +14,8 @@
 //
 // Common fields: op, remote (db URL), local (leveldb dir), auth
 // ({username,password} | null), batch_size (100), batches_limit (10),
-// skip_setup (true).
+// skip_setup (true); pull and push also take PouchDB's filter options as given: filter
+// ('ddoc/name' or '_view'), query_params, selector, view, doc_ids.
 //
 //   pull      [stop_after_docs]  -> {ok,docs_read,docs_written,doc_write_failures,
 //                                   status,elapsed_ms,local_doc_count,last_seq,errors}
