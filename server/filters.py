@@ -34,12 +34,13 @@ FILTER_QUERY_PARAMS: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+# Linli's own design documents, read once: a filtered longpoll asks for them on every read.
+SHIPPED: dict[str, dict[str, Any]] = {str(doc["_id"]): doc for doc in designs.design_docs()}
+
+
 def shipped(ddoc_id: str, section: str, name: str) -> Any:
     """The function Linli ships under `section` ("filters" or "views") of `ddoc_id`, or None."""
-    for doc in designs.design_docs():
-        if doc.get("_id") == ddoc_id:
-            return (doc.get(section) or {}).get(name)
-    return None
+    return (SHIPPED.get(ddoc_id, {}).get(section) or {}).get(name)
 
 
 def may_select(user: User) -> bool:
