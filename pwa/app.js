@@ -215,7 +215,8 @@ async function start(me) {
   app.index = await new GridIndex().loadFirst(app.sync.db);
   app.changes = app.sync.db.changes({ live: true, since, include_docs: true })
     .on("change", (change) => {
-      app.index.apply(change.doc);
+      app.index.apply(change.doc, change.seq);
+      if (change.doc.type === "verdict") scheduleVerdictOrder();
       scheduleRender();
     });
   app.sync.onStatus((status) => {
@@ -225,9 +226,22 @@ async function start(me) {
   route();
   app.sync.start();
   await app.index.loadRest(app.sync.db);
+  scheduleVerdictOrder();
   rerender();
   app.storage = await storageReport();
   renderSyncBar();
+}
+
+// A record's verdicts are listed in the server's order, asked when verdicts arrive (a second
+// later, once for a whole batch); offline the phone's own order stands (records.js).
+let verdictOrderTimer = null;
+function scheduleVerdictOrder() {
+  clearTimeout(verdictOrderTimer);
+  verdictOrderTimer = setTimeout(() => {
+    const { index, sync } = app;
+    if (!index || !sync) return;
+    index.loadServerOrder(sync.remote).then(rerender, () => {});
+  }, 1000);
 }
 
 // --- routes ----------------------------------------------------------------------------------

@@ -209,6 +209,8 @@ const WORDS = {
   masked_note: ["身份证号、电话已部分隐藏，特殊人群已隐藏", "ID and phone numbers are partly hidden, special groups hidden"],
   show_unmasked: ["显示完整信息（将记入审计日志）", "Show in full (written to the audit log)"],
   no_verdicts: ["还没有审核意见", "No verdicts yet"],
+  just_received: ["刚收到", "just received"],
+  device_time: ["手机时间 {time}（仅供参考）", "phone's time {time} (as the phone said)"],
   verdict_on: ["针对第 {n} 版", "on revision {n}"],
   history: ["修改历史", "History"],
   revision_n: ["第 {n} 版", "Revision {n}"],

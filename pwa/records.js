@@ -32,6 +32,11 @@ function timeOf(text) {
   return Date.parse(text || "") || 0;
 }
 
+// The number an update sequence starts with (PouchDB's is a number, CouchDB 3's "N-...").
+function seqNumber(seq) {
+  return typeof seq === "number" ? seq : Number.parseInt(String(seq), 10) || 0;
+}
+
 // The latest of `latest` and the edit stamps in `doc`.
 function latestEdit(doc, latest = null) {
   if (!Array.isArray(doc.edits)) return latest;
@@ -45,6 +50,8 @@ const VISITED = new Set(["completed", "moved", "demolished"]);
 export class GridIndex {
   constructor() {
     this.docs = new Map();
+    this.seqs = new Map(); // id -> the phone's update sequence of the doc, where known
+    this.serverSeqs = new Map(); // id -> the server's update sequence of the doc, where asked
     this.dirty = true;
   }
 
@@ -76,9 +83,38 @@ export class GridIndex {
       }
     }
     if (latest) observe(latest);
+    await this.loadVerdictOrder(db);
     this.complete = true;
     this.dirty = true;
     return this;
+  }
+
+  // The order of a record's verdicts is the server's: the store's update sequence, which
+  // orders them as the server took them. A verdict's device_time is what a phone said and
+  // orders nothing (a phone set to 2099 would always be "newest"). The server's sequences are
+  // asked for the records judged more than once (loadServerOrder, when online); offline, the phone's own sequence stands in: it follows the server's order for verdicts
+  // pulled in different batches, not always within one.
+  judgedTwice() {
+    const byRecord = new Map();
+    for (const doc of this.docs.values()) {
+      if (doc.type === "verdict") byRecord.set(doc.record, [...(byRecord.get(doc.record) || []), doc._id]);
+    }
+    return [...byRecord.values()].filter((list) => list.length > 1).flat();
+  }
+
+  async loadVerdictOrder(db) {
+    const ids = this.judgedTwice();
+    if (!ids.length) return;
+    const local = await db.changes({ doc_ids: ids, since: 0, style: "main_only" });
+    for (const change of local.results) this.seqs.set(change.id, seqNumber(change.seq));
+    this.dirty = true;
+  }
+
+  async loadServerOrder(remote, ids = this.judgedTwice()) {
+    if (!ids.length) return;
+    const answer = await remote.changes({ doc_ids: ids, since: 0, style: "main_only" });
+    for (const change of answer.results) this.serverSeqs.set(change.id, seqNumber(change.seq));
+    this.dirty = true;
   }
 
   async load(db) {
@@ -86,11 +122,15 @@ export class GridIndex {
     return this.loadRest(db);
   }
 
-  apply(doc) {
+  // A change of the phone's database (`seq`: its update sequence there).
+  apply(doc, seq) {
     if (doc._id.startsWith("_")) return;
-    if (doc._deleted) this.docs.delete(doc._id);
-    else {
+    if (doc._deleted) {
+      this.docs.delete(doc._id);
+      this.seqs.delete(doc._id);
+    } else {
       this.docs.set(doc._id, doc);
+      if (seq !== undefined) this.seqs.set(doc._id, seqNumber(seq));
       const latest = latestEdit(doc);
       if (latest) observe(latest);
     }
@@ -149,8 +189,12 @@ export class GridIndex {
     for (const list of visits.values()) {
       list.sort((a, b) => (b.visited_on + (b.device_time || "")).localeCompare(a.visited_on + (a.device_time || "")));
     }
+    // Newest first in the server's order when the server told it for all of them, else in
+    // the order the phone took them (see judgedTwice); an unknown one came before the rest.
     for (const list of verdicts.values()) {
-      list.sort((a, b) => String(b.device_time || "").localeCompare(String(a.device_time || "")));
+      const seqs = list.every((v) => this.serverSeqs.has(v._id)) ? this.serverSeqs : this.seqs;
+      const seqOf = (doc) => seqs.get(doc._id) || 0;
+      list.sort((a, b) => seqOf(b) - seqOf(a) || String(b._id).localeCompare(String(a._id)));
     }
     for (const list of resolutions.values()) {
       list.sort((a, b) => timeOf(b.resolved_at) - timeOf(a.resolved_at));

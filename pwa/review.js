@@ -404,7 +404,8 @@ function verdictsSection(app, found) {
     found.verdicts.length
       ? el("ul", { class: "list" }, [...found.verdicts].reverse().map((v) => el("li", { class: `verdict verdict-${v.decision}` },
         el("span", { class: "main" }, `${decisionLabel(app.schemas, v.decision)}${v.comment ? `：${v.comment}` : ""}`),
-        el("span", { class: "meta" }, [v.by, timeText(v.at), tf("verdict_on", { n: revNumber(v.record_rev) })].filter(Boolean).join(" · ")))))
+        el("span", { class: "meta" }, [v.by, v.at ? timeText(v.at) : t("just_received"), tf("verdict_on", { n: revNumber(v.record_rev) }),
+          v.device_time ? tf("device_time", { time: timeText(v.device_time) || v.device_time }) : ""].filter(Boolean).join(" · ")))))
       : el("p", { class: "empty" }, t("no_verdicts")));
 }
 

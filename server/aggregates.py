@@ -31,9 +31,10 @@ import datetime
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from server import ordering
 from server.couch import (
     Conflict,
     CouchClient,
@@ -42,6 +43,7 @@ from server.couch import (
     StoreUnavailable,
     db_path,
 )
+from server.ordering import ReceiptLookup, Verdict, seq_number
 from server.scope import RECEIPTS_DB, Directory, Grid, User, grid_db
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def median_bucket(figures: Mapping[str, int]) -> dict[str, Any] | None:
 
 
 def epoch_ms(stamp: Any) -> float | None:
-    """An ISO time (a verdict's device time) in milliseconds, or None when it is not one."""
+    """An ISO time (a server receipt's) in milliseconds, or None when it is not one."""
     if not isinstance(stamp, str) or not stamp:
         return None
     try:
@@ -124,13 +126,21 @@ class Area:
     grids: list[str]
 
 
-def first_verdicts(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """Each reviewed record's first verdict time (ms), from `verdicts_latest` rows."""
+def verdict_row(row: Mapping[str, Any]) -> Verdict:
+    """A `verdicts_latest` row ([rev, decision] by record) as a verdict, not yet receipted."""
+    rev, decision = [*row["value"], ""][:2]
+    return Verdict(id=str(row.get("id", "")), rev=str(rev), record=str(row["key"]),
+                   decision=str(decision))
+
+
+def first_verdicts(verdicts: Iterable[Verdict]) -> dict[str, float]:
+    """Each reviewed record's first verdict time (ms), by the server's receipts: a verdict
+    without one yet is not timed (a phone's clock never is)."""
     first: dict[str, float] = {}
-    for row in rows:
-        at = epoch_ms(row["value"][0])
-        if at is not None and (row["key"] not in first or at < first[row["key"]]):
-            first[row["key"]] = at
+    for verdict in verdicts:
+        at = epoch_ms(verdict.received_at)
+        if at is not None and (verdict.record not in first or at < first[verdict.record]):
+            first[verdict.record] = at
     return first
 
 
@@ -185,15 +195,16 @@ def view_figures(view: str, rows: list[dict[str, Any]], census_campaign: str, ye
             out[f"screenings.health_code.{code or 'unknown'}"] += n
             out[f"screenings.risk.{risk or 'unknown'}"] += n
     elif view == "verdicts_latest":
-        verdicts: dict[str, tuple[str, str]] = {}
-        for row in rows:
-            stamp, decision = row["value"]
-            if row["key"] not in verdicts or (stamp, decision) > verdicts[row["key"]]:
-                verdicts[row["key"]] = (stamp, decision)
-        for _stamp, decision in verdicts.values():
-            out[f"review.{decision}"] += 1
-        out["review.reviewed"] = len(verdicts)
-        for record, verdict_at in first_verdicts(rows).items():
+        # Rows come as verdicts with their receipts (Aggregates reads them); bare view rows
+        # are taken as verdicts not yet receipted, ordered by id only.
+        judged = [r if isinstance(r, Verdict) else verdict_row(r) for r in rows]
+        by_record: dict[str, list[Verdict]] = {}
+        for verdict in judged:
+            by_record.setdefault(verdict.record, []).append(verdict)
+        for group in by_record.values():
+            out[f"review.{ordering.latest(group).decision}"] += 1  # received last
+        out["review.reviewed"] = len(by_record)
+        for record, verdict_at in first_verdicts(judged).items():
             receipt_at = (received or {}).get(record)
             # A record the server never received (imported, or verdict older than its first
             # receipt: written before it ever came from a phone) has no time to review.
@@ -233,14 +244,6 @@ def changed_types(ids: Iterable[str]) -> set[str] | None:
     return types
 
 
-def seq_number(seq: Any) -> int | None:
-    """The number an update sequence starts with (PouchDB's is a number, CouchDB 3's 'N-...')."""
-    if isinstance(seq, int):
-        return seq
-    head = str(seq).split("-", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
 @dataclasses.dataclass
 class Cached:
     """A grid's figures, each view's part, and what they were computed at."""
@@ -264,6 +267,10 @@ class Aggregates:
         self.started: dict[str, float] = {}  # loop time the grid's last refresh began
         self.view_reads = 0  # for tests and benchmarks
         self.receipts_view_ready = False
+        # The server's receipts of verdicts (the resolver's lookup) and this process's pending
+        # receipts, wired by the app: the latest verdict is the one received last.
+        self.receipts_for: ReceiptLookup | None = None
+        self.flush_receipts: Callable[[], Awaitable[None]] | None = None
 
     def notice(self, grid: str) -> None:
         self.dirty.add(grid)
@@ -310,6 +317,7 @@ class Aggregates:
             rows = answer.get("rows", [])
             received = None
             if view == "verdicts_latest":
+                rows = await self.receipted(db, rows)
                 received = await self.first_receipts(db, sorted(first_verdicts(rows)))
             parts[view] = view_figures(view, rows, self.census_campaign, year, received)
         figures: Counter[str] = Counter()
@@ -335,6 +343,18 @@ class Aggregates:
         if len(results) >= CHANGES_LIMIT:
             return None
         return changed_types(str(row.get("id", "")) for row in results)
+
+    async def receipted(self, db: str, rows: list[dict[str, Any]]) -> list[Verdict]:
+        """The verdicts of `verdicts_latest` rows with the server's receipts (this process's
+        pending ones written first), so the latest is the one received last."""
+        if self.flush_receipts is not None:
+            with contextlib.suppress(CouchFailure, StoreUnavailable):
+                await self.flush_receipts()
+        verdicts = [verdict_row(row) for row in rows]
+        try:
+            return await ordering.with_receipts(self.couch, db, verdicts, self.receipts_for)
+        except (NotFound, CouchFailure):
+            return await ordering.with_receipts(self.couch, db, verdicts, None)
 
     async def install_receipts_view(self) -> None:
         path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])

@@ -271,9 +271,13 @@ async def reviewed_records(request: web.Request, user: User,
             f"{', '.join(review.STATES)}")
     filters = review.Filters(types=types, state=state, worker=query.get("worker") or None,
                              since=query.get("from") or None, until=query.get("to") or None)
+    with contextlib.suppress(CouchFailure, StoreUnavailable):
+        await request.app[RECEIPTS].flush()  # the verdicts just given, ordered by receipt
+    resolver = request.app.get(RESOLVER)
+    receipts = resolver.receipts_for if resolver is not None else None
     listed: list[dict[str, Any]] = []
     for code in codes:
-        listed.extend(await review.queue(request.app[COUCH], code, filters))
+        listed.extend(await review.queue(request.app[COUCH], code, filters, receipts))
         if limit is not None and len(listed) >= limit:
             break
     listed.sort(key=lambda r: (r["date"], r["record"]))

@@ -137,6 +137,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
                          refresh_seconds=config.aggregates_refresh_seconds)
     app[AGGREGATES] = figures
     resolver.on_written = figures.notice
+    figures.receipts_for, figures.flush_receipts = resolver.receipts_for, receipts.flush
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),

@@ -6,8 +6,9 @@ worker's edit), after ODK Central's review states:
     received → has_issues (with a comment) → edited (the worker changed the record since) → …
     received → rejected
 
-The state of a record is its latest verdict (by the time the server wrote it), and `edited` when
-that verdict asked for changes and the record has moved past the revision it judged.
+The state of a record is its latest verdict, the one the server received last (server/ordering.py:
+its receipt, never the phone's `device_time`), and `edited` when that verdict asked for changes
+and the record has moved past the revision it judged.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from server import exports
+from server import exports, ordering
 from server.couch import CouchClient, CouchFailure, NotFound, db_path
+from server.ordering import ReceiptLookup, Verdict
 from server.receipts import utc_now
 from server.scope import User, grid_db
 
@@ -38,21 +40,28 @@ class Filters:
     until: str | None = None
 
 
-def state_of(rev: str, verdicts: list[list[Any]]) -> tuple[str, dict[str, Any] | None]:
-    """The review state of a record at `rev`, from its verdicts' view values
-    [written_at, decision, record_rev, comment, by]."""
+def state_of(rev: str, verdicts: list[Verdict]) -> tuple[str, dict[str, Any] | None]:
+    """The review state of a record at `rev`, from its verdicts (with their receipts)."""
     if not verdicts:
         return "received", None
-    written_at, decision, judged, comment, by = max(verdicts, key=lambda v: (v[0], v[1]))
-    latest = {"decision": decision, "comment": comment, "by": by, "at": written_at,
-              "record_rev": judged}
-    if decision == "has_issues" and judged != rev:
-        return "edited", latest
-    return decision, latest
+    last = ordering.latest(verdicts)
+    if last.decision == "has_issues" and last.record_rev != rev:
+        return "edited", last.shown()
+    return last.decision, last.shown()
 
 
-async def queue(couch: CouchClient, grid: str, filters: Filters) -> list[dict[str, Any]]:
-    """One grid's reviewable records with their states, oldest first; views only."""
+def verdict_of(row: Mapping[str, Any]) -> Verdict:
+    """A `verdicts_by_record` row: [device_time, decision, record_rev, comment, by, rev]."""
+    device_time, decision, judged, comment, by, rev = [*row["value"], ""][:6]  # rev: new
+    return Verdict(id=str(row["id"]), rev=str(rev), record=str(row["key"]),
+                   decision=str(decision), record_rev=str(judged), comment=str(comment),
+                   by=str(by), device_time=str(device_time))
+
+
+async def queue(couch: CouchClient, grid: str, filters: Filters,
+                receipts: ReceiptLookup | None = None) -> list[dict[str, Any]]:
+    """One grid's reviewable records with their states, oldest first; views only, and the
+    receipts of the verdicts to order them."""
     db = grid_db(grid)
     rows: list[dict[str, Any]] = []
     try:
@@ -66,9 +75,10 @@ async def queue(couch: CouchClient, grid: str, filters: Filters) -> list[dict[st
             db_path(db, "_design/linli", "_view", "verdicts_by_record")))["rows"]
     except NotFound:
         return []
-    verdicts: dict[str, list[list[Any]]] = {}
-    for row in verdict_rows:
-        verdicts.setdefault(row["key"], []).append(row["value"])
+    verdicts: dict[str, list[Verdict]] = {}
+    for verdict in await _ordered(couch, db, [verdict_of(row) for row in verdict_rows],
+                                  receipts):
+        verdicts.setdefault(verdict.record, []).append(verdict)
     listed = []
     for row in rows:
         value = row["value"]
@@ -110,8 +120,6 @@ _ABSENT = object()
 # Bookkeeping, not content: left out of the differences (the stamps say who changed a field).
 NOT_COMPARED = frozenset({"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted",
                           "edits"})
-ReceiptLookup = Callable[[str, list[tuple[str, str]]],
-                         Awaitable[Mapping[tuple[str, str], tuple[str | None, str | None]]]]
 
 
 def masked(doc: Mapping[str, Any], unmasked: bool) -> dict[str, Any]:
@@ -146,6 +154,16 @@ def differences(before: Mapping[str, Any], after: Mapping[str, Any],
                           else "changed")
         changes.append(change)
     return changes
+
+
+async def _ordered(couch: CouchClient, db: str, verdicts: list[Verdict],
+                   receipts: ReceiptLookup | None) -> list[Verdict]:
+    """Verdicts with what orders them; without receipts when they cannot be read (the view
+    not built yet, or the store failing): the store's sequence still orders them."""
+    try:
+        return await ordering.with_receipts(couch, db, verdicts, receipts)
+    except (NotFound, CouchFailure):
+        return await ordering.with_receipts(couch, db, verdicts, None)
 
 
 async def _receipts(lookup: ReceiptLookup | None, db: str, wanted: list[tuple[str, str]]
@@ -208,10 +226,9 @@ async def record_history(couch: CouchClient, grid: str, doc_id: str, *, unmasked
                                 key=_json(doc_id)))["rows"]
     except NotFound:
         rows = []
-    values = [row["value"] for row in rows]
-    state, latest = state_of(str(current["_rev"]), values)
-    verdicts = [{"at": at, "decision": decision, "record_rev": judged, "comment": comment,
-                 "by": by} for at, decision, judged, comment, by in sorted(values)]
+    judged = await _ordered(couch, db, [verdict_of(row) for row in rows], receipts)
+    state, latest = state_of(str(current["_rev"]), judged)
+    verdicts = [v.shown() for v in sorted(judged, key=lambda v: v.order)]  # oldest first
     return {"grid": grid, "id": doc_id, "record_type": current.get("type"),
             "rev": current["_rev"], "record": masked(
                 {k: v for k, v in current.items() if k != "_conflicts"}, unmasked),

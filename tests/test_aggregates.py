@@ -30,18 +30,21 @@ def hours_to_review(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any
                     db: str) -> list[float]:
     """Each reviewed record's hours from its first receipt to its first verdict, straight from
     the documents (records never received, or judged before, have none)."""
-    first_verdict: dict[str, datetime.datetime] = {}
-    for doc in docs:
-        if doc.get("type") == "verdict" and doc.get("device_time"):
-            at = datetime.datetime.fromisoformat(doc["device_time"])
-            first_verdict[doc["record"]] = min(at, first_verdict.get(doc["record"], at))
     first_receipt: dict[str, datetime.datetime] = {}
+    received: dict[tuple[str, str], datetime.datetime] = {}
     for receipt in receipts:
         if receipt.get("db") != db:
             continue
         at = datetime.datetime.fromisoformat(receipt["received_at"])
-        for record, _rev in receipt["revs"]:
+        for record, rev in receipt["revs"]:
             first_receipt[record] = min(at, first_receipt.get(record, at))
+            received[(record, rev)] = min(at, received.get((record, rev), at))
+    # A verdict's time is its receipt by the server, never the phone's device_time.
+    first_verdict: dict[str, datetime.datetime] = {}
+    for doc in docs:
+        if doc.get("type") == "verdict" and (doc["_id"], doc["_rev"]) in received:
+            at = received[(doc["_id"], doc["_rev"])]
+            first_verdict[doc["record"]] = min(at, first_verdict.get(doc["record"], at))
     return [(verdict - first_receipt[record]).total_seconds() / 3600
             for record, verdict in first_verdict.items()
             if record in first_receipt and verdict >= first_receipt[record]]
@@ -59,6 +62,8 @@ def brute_force(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]] =
     year = datetime.date.today().year
     visits: dict[str, tuple[tuple[str, str, str], str]] = {}
     verdicts: dict[str, tuple[str, str]] = {}
+    received = {(rev[0], rev[1]): r["received_at"] for r in receipts if r.get("db") == db
+                for rev in r["revs"]}
     for doc in docs:
         kind = doc.get("type")
         if kind == "household":
@@ -82,8 +87,8 @@ def brute_force(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]] =
             out[f"screenings.result.{doc.get('test_result') or 'unknown'}"] += 1
             out[f"screenings.health_code.{doc.get('health_code') or 'unknown'}"] += 1
             out[f"screenings.risk.{doc.get('risk_category') or 'unknown'}"] += 1
-        elif kind == "verdict":
-            stamp = (doc.get("device_time", ""), doc["decision"])
+        elif kind == "verdict":  # the one the server received last
+            stamp = (received[(doc["_id"], doc["_rev"])], doc["decision"])
             if doc["record"] not in verdicts or stamp > verdicts[doc["record"]]:
                 verdicts[doc["record"]] = stamp
         elif kind == "resolution" and doc.get("status") == "open":
@@ -138,7 +143,17 @@ def scramble(db: couchdb.Database, rng: random.Random, grid: str,
                 for n, d in enumerate(rng.sample(rest[:40], 12))]
     later = {**verdicts[0], "_id": verdicts[0]["_id"] + "b", "decision": "rejected",
              "device_time": "2026-11-29T10:00:00+08:00"}
-    db.update([*verdicts, later])
+    verdicts[0]["device_time"] = "2099-12-31T10:00:00+08:00"  # a phone's clock: ignored
+    written = db.update([*verdicts, later])
+    # The verdicts' receipts, as the gateway writes them: the server's times, which the
+    # device times above follow except for the phone that says 2099.
+    judged = [{"type": "receipt", "db": db.name, "user": "sup",
+               "received_at": datetime.datetime.fromisoformat(
+                   f"2026-11-{20 + n // 3:02d}T{8 + n:02d}:00:00+08:00").astimezone(
+                   datetime.UTC).isoformat(timespec="milliseconds"),
+               "revs": [[doc_id, doc_rev]]}
+              for n, (_ok, doc_id, doc_rev) in enumerate(written)]
+    judged[-1]["received_at"] = "2026-11-29T02:00:00.000+00:00"
     # Receipts, as the gateway writes them: most judged records received hours or weeks before
     # their first verdict (some twice, the first receipt counting), some after it, some never.
     start = datetime.datetime(2026, 11, 20, 10, tzinfo=datetime.UTC)
@@ -152,7 +167,7 @@ def scramble(db: couchdb.Database, rng: random.Random, grid: str,
             receipts.append({"type": "receipt", "db": db.name, "user": "w",
                              "received_at": at.isoformat(timespec="milliseconds"),
                              "revs": [[doc["_id"], doc["_rev"]]]})
-    receipts_db.update(receipts)
+    receipts_db.update(receipts + judged)
 
 
 def receipts_of(couch: couchdb.Server) -> list[dict[str, Any]]:
