@@ -263,7 +263,7 @@ def _condition(op: str, value: Any) -> dict[str, Any]:
         return {op: _operand(value, op)}
     if op == "$exists" and isinstance(value, bool):
         return {op: value}
-    if op == "$type" and value in TYPES:
+    if op == "$type" and isinstance(value, str) and value in TYPES:
         return {op: value}
     if op in ("$in", "$nin", "$all") and isinstance(value, list):
         return {op: _operand(value, op)}

@@ -37,7 +37,9 @@ from conftest import City, basic, visit, wait_for_user
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
+from server import params as qparams
 from server.keys import RECEIPTS, RESOLVER
+from server.store import EmbeddedStore
 from server.validation import (
     RECORD_ID,
     SchemaRegistry,
@@ -532,3 +534,141 @@ async def test_api_as_a_supervisor_and_a_worker(scene: Scene, data: st.DataObjec
     if who == scene.worker and path.split("?")[0] not in ("/api/me", "/api/openapi.json"):
         assert status in (0, 400, 403, 415), (path, status)  # the supervisors' API, refused
     scene.check_grid()
+
+
+# -- query parameters of every kind, and _changes filters (issue 13, items 9 and 12) ----------
+
+# Values of every kind a parameter takes, good and bad: booleans, counts, JSON values and lists,
+# revisions, seqs, the few words some take, and `ddoc/name`s that exist, are missing, or throw.
+PARAM_VALUES = st.one_of(
+    st.sampled_from(["true", "false", "TRUE", "maybe", "", "0", "1", "-1", "2", "1e9", "1.5",
+                     "999999999", "9999999999", "abc", "all", '"all"', '["1-abc"]', "[1]",
+                     '["x"]', "[]", "{}", '"a"', "null", "now", '"0"', "0-x", "1-abc",
+                     "main_only", "all_docs", "normal", "longpoll", "continuous", "ok",
+                     "update_after", "lazy", "_doc_ids", "_selector", "_view", "_design",
+                     "linli/by_type", "linli/nope", "nope/f", "admin/throws", "a/b/c",
+                     "linli/by_type", "linli/households_by_address", "household"]),
+    QTEXT, JSON.map(lambda v: json.dumps(v, ensure_ascii=False)[:200]))  # URLs stay short
+PARAM_NAMES = [*sorted(qparams.KINDS), "selector", "record_type", "x"]
+FIELDS = ["type", "persons_present", "address", "address.compound", "tags", "a.b", "", "_id",
+          "$or", "$and", "$nor", "$not", "$regex", "$bogus"]
+OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$exists", "$type", "$in", "$nin",
+             "$all", "$size", "$mod", "$regex", "$elemMatch", "$allMatch", "$keyMapMatch",
+             "$not", "$or", "$and", "$text", "$where", "$beginsWith"]
+OPERAND = st.one_of(JSON, st.sampled_from([[2, 1], [0, 1], "number", "string", "foo", "^(a+)+$",
+                                           "(", [None, 1], True, 3]))
+SELECTORS = st.recursive(
+    st.one_of(JSON, st.dictionaries(st.sampled_from(FIELDS), st.one_of(
+        OPERAND, st.dictionaries(st.sampled_from(OPERATORS), OPERAND, max_size=2)),
+        max_size=3)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(FIELDS), inner, max_size=3)),
+    max_leaves=10)
+
+
+@st.composite
+def query_requests(draw: st.DrawFn, scene: Scene) -> tuple[str, str, bytes | None]:
+    """A request to an endpoint that forwards query parameters, with parameters of any kind
+    (a changes feed: with any filter, and a selector in its body)."""
+    db = f"/couch/grid-{scene.grid}"
+    endpoint = draw(st.sampled_from(["doc", "all_docs", "all_docs_post", "view", "changes",
+                                     "changes", "changes_post", "changes_post", "bulk_get",
+                                     "attachment", "uuids", "put"]))
+    query = draw(st.lists(st.tuples(st.sampled_from(PARAM_NAMES), PARAM_VALUES), max_size=4))
+    if endpoint.startswith("changes") and draw(st.booleans()):
+        query.append(("filter", draw(st.sampled_from(
+            ["_selector", "_selector", "_view", "_doc_ids", "linli/by_type", "linli/nope",
+             "admin/throws", "nope/f", "_bogus", "bad"]))))
+    if any(name == "feed" for name, _ in query):
+        query.append(("timeout", "1000"))  # a held feed would only make the fuzzer wait
+    # a lone surrogate becomes bytes that are not UTF-8 (%ED%A0%80), as a broken client's
+    qs = "?" + urlencode(query, errors="surrogatepass") if query else ""
+    body: Any = None
+    path = {"doc": f"{db}/{scene.record}", "all_docs": f"{db}/_all_docs",
+            "all_docs_post": f"{db}/_all_docs", "view": f"{db}/_design/linli/_view/by_type",
+            "changes": f"{db}/_changes", "changes_post": f"{db}/_changes",
+            "bulk_get": f"{db}/_bulk_get", "attachment": f"{db}/{scene.record}/door.png",
+            "uuids": "/couch/_uuids", "put": f"{db}/{scene.record}"}[endpoint]
+    method = "GET"
+    if endpoint == "changes_post":
+        method = "POST"
+        body = draw(st.one_of(st.fixed_dictionaries({"selector": SELECTORS}),
+                              st.fixed_dictionaries({"doc_ids": st.lists(ids(scene.grid),
+                                                                         max_size=3)}), JSON))
+    elif endpoint == "all_docs_post":
+        method, body = "POST", draw(st.one_of(st.fixed_dictionaries(
+            {"keys": st.lists(ids(scene.grid), max_size=3)}), JSON))
+    elif endpoint == "bulk_get":
+        method, body = "POST", {"docs": [{"id": scene.record}]}
+    elif endpoint == "put":
+        method, body = "PUT", visit(scene.grid, scene.worker, "seed", persons_present=2)
+    return method, path + qs, None if body is None else encode(body)
+
+
+@fuzz(160)
+@given(data=st.data())
+async def test_query_parameters_and_filters(scene: Scene, store: EmbeddedStore,
+                                            data: st.DataObject) -> None:
+    """Whatever the parameters and filters, never a 5xx (the store's 500s and its crashes on
+    a filter included): the store is the same process after every request."""
+    if "_design/admin" not in scene.city.db(scene.grid):  # an admin's filter that throws
+        scene.city.db(scene.grid).save({
+            "_id": "_design/admin",
+            "filters": {"throws": "function (doc) { return doc.address.compound === 'x'; }"},
+            "views": {"throws": {"map": "function (doc) { emit(doc.address.room); }"}}})
+    pid = store.process.pid if store.process else None
+    who = data.draw(st.sampled_from([scene.worker, scene.worker, scene.boss]))
+    method, path, body = data.draw(query_requests(scene))
+    await send(scene, who, method, path, body)
+    assert store.process is not None and store.process.poll() is None
+    assert store.process.pid == pid, (method, path, body)
+    scene.check_grid()
+
+
+SMALL_JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
+                                    st.sampled_from(["", "a", "household", "completed", "𠮷"])),
+                          lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.sampled_from(["a", "b", "$and"]), inner,
+                                            max_size=2), max_leaves=5)
+OPERANDS = {
+    "$eq": SMALL_JSON, "$ne": SMALL_JSON, "$gt": SMALL_JSON, "$gte": SMALL_JSON,
+    "$lt": SMALL_JSON, "$lte": SMALL_JSON, "$exists": st.one_of(st.booleans(), SMALL_JSON),
+    "$type": st.sampled_from(["null", "boolean", "number", "string", "array", "object", "x"]),
+    "$in": st.lists(SMALL_JSON, max_size=3), "$nin": st.lists(SMALL_JSON, max_size=3),
+    "$all": st.one_of(st.lists(SMALL_JSON, max_size=3), SMALL_JSON),
+    "$size": st.integers(-1, 3), "$mod": st.lists(st.integers(-2, 2), max_size=3),
+    "$regex": st.just("^a"), "$elemMatch": st.just({"$eq": 1}),
+}
+PATHS = ["type", "persons_present", "outcome", "address", "address.compound", "registry.source",
+         "_id", "_deleted", "views", "filters.by_type", "phone", "x.y.z", "household"]
+CONDITIONS = st.one_of(
+    SMALL_JSON,
+    st.sampled_from(sorted(OPERANDS)).flatmap(lambda op: OPERANDS[op].map(lambda v: {op: v})),
+    st.dictionaries(st.sampled_from(sorted(OPERANDS)), SMALL_JSON, min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from(["compound", "building", "$not"]), SMALL_JSON, max_size=2))
+GRAMMAR_SELECTORS = st.deferred(lambda: st.one_of(
+    st.dictionaries(st.sampled_from(PATHS), CONDITIONS, max_size=3),
+    st.builds(lambda op, parts: {op: parts}, st.sampled_from(["$or", "$and", "$nor"]),
+              st.lists(GRAMMAR_SELECTORS, min_size=1, max_size=3)),
+    st.builds(lambda part: {"$not": part}, GRAMMAR_SELECTORS),
+    st.builds(lambda a, b: {**a, **b}, st.dictionaries(st.sampled_from(PATHS), CONDITIONS,
+                                                        max_size=2), GRAMMAR_SELECTORS)))
+
+
+@fuzz(160)
+@given(data=st.data())
+async def test_selectors_never_reach_the_store_unsafe(scene: Scene, store: EmbeddedStore,
+                                                      data: st.DataObject) -> None:
+    """Selectors drawn from Mango's grammar, mostly well-formed, over the grid's records,
+    design documents and tombstones: each is run (200) or refused (400), and the store, which
+    dies on a selector it cannot read, is the same process afterwards."""
+    pid = store.process.pid if store.process else None
+    selector = data.draw(GRAMMAR_SELECTORS)
+    resp = await scene.client.post(
+        f"/couch/grid-{scene.grid}/_changes?filter=_selector&include_docs=true&style=all_docs",
+        json={"selector": selector}, headers=basic(scene.worker))
+    answer = await resp.json()
+    assert resp.status in (200, 400), (selector, resp.status, answer)
+    event(f"selector {resp.status}")
+    assert store.process is not None and store.process.poll() is None
+    assert store.process.pid == pid, selector

@@ -255,7 +255,7 @@ SELECTORS_THE_STORE_WOULD_DIE_ON: list[Any] = [
     {"persons_present": {"$all": {}}}, {"persons_present": {"$size": "x"}},
     {"persons_present": {"$size": -1}}, {"persons_present": {"$mod": [0, 1]}},
     {"persons_present": {"$mod": "x"}}, {"persons_present": {"$type": "foo"}},
-    {"persons_present": {"$exists": "yes"}},
+    {"persons_present": {"$exists": "yes"}}, {"type": {"$type": []}},
     {"outcome": {"$regex": "("}}, {"outcome": {"$regex": "^(a+)+$"}},
     {"tags": {"$elemMatch": {"$eq": 1}}}, {"tags": {"$allMatch": {"$gt": 1}}},
     {"tags": {"$keyMapMatch": {"$gt": 1}}}, {"outcome": {"$beginsWith": "c"}},
