@@ -365,7 +365,7 @@ class Resolver:
                 continue
             if plan.ancestor_rev is None:
                 base: dict[str, Any] | None = {}  # created apart on each side
-            else:  # None: compacted away, the edit stamps decide
+            else:  # None: compacted away; differing fields wait for a supervisor
                 stored = ancestors.get((plan.doc_id, plan.ancestor_rev))
                 base = None if stored is None or stored.get("_deleted") else body_of(stored)
             plan.merged = self.valid_or_provisional(

@@ -12,12 +12,13 @@ The principle is a three-way merge against the common ancestor, field by field:
   provisional value (the revision the server received last) and every other value are kept, and
   the record waits for a supervisor.
 
-When the ancestor's body is gone (a compacted CouchDB), the fields' edit stamps (a hybrid
-logical clock written by the phone, `edits`) tell which side changed a field: a stamp newer than
-every other side's, which all agree, is the only change. Otherwise the field is undecidable.
+When the ancestor's body is gone (a compacted CouchDB), which side changed a field cannot be
+known: every field the sides disagree on is undecidable and waits for a supervisor. The fields'
+edit stamps (a hybrid logical clock written by the phone, `edits`) are kept in the trail, never
+used to decide: they are a phone's word.
 
-Device clocks are never trusted alone: ordering uses the server's receipt time, then the
-revision id, so a phone set to 1970 neither wins nor loses because of it.
+Device clocks are never trusted: ordering uses the server's receipt time, then the generation
+and the revision id, so a phone set to 1970 or 2099 neither wins nor loses because of it.
 """
 
 from __future__ import annotations
