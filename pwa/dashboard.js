@@ -69,7 +69,8 @@ async function fetchAggregates(level, code) {
 
 // --- figures ---------------------------------------------------------------------------------
 
-// A figure of an area: absent means 0, unless the server withheld it (a small count).
+// A figure of an area: absent means 0, unless the server withheld it (a small count, or a figure
+// that would give one back).
 export function figure(area, name) {
   if ((area.suppressed || []).includes(name)) return { value: null, hidden: true };
   return { value: Number((area.figures || {})[name] || 0), hidden: false };

@@ -145,7 +145,7 @@ const WORDS = {
   fig_screenings: ["排查人次", "Screenings"],
   fig_conflicts: ["待决定冲突", "Open conflicts"],
   fig_reviewed: ["已审核", "Reviewed"],
-  withheld: ["<5（已隐藏）", "<5 (withheld)"],
+  withheld: ["已隐藏", "withheld"],
   chart_coverage: ["各区域走访覆盖率", "Survey coverage by area"],
   table_coverage: ["各区域走访覆盖率（数据）", "Survey coverage by area (data)"],
   drill_help: ["点击区域名称查看下一级", "Choose an area to see the areas below it"],

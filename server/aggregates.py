@@ -45,6 +45,7 @@ from server.couch import (
 )
 from server.ordering import ReceiptLookup, Verdict, seq_number
 from server.scope import RECEIPTS_DB, Directory, Grid, User, grid_db
+from server.suppression import Group, components, equation_sets, withhold
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ RECEIPTS_DESIGN: dict[str, Any] = {
         "reduce": "_stats"}},
 }
 RECEIPT_KEYS = 300  # keys per receipts view query
+WITHHELD_KEPT = 1024  # groups of grids whose withheld figures are kept between queries
+# A grid's median time to review is shown only when its histogram is: a bucket withheld would
+# otherwise be narrowed down by the median.
+REVIEW_HIDDEN = frozenset({*REVIEW_BUCKETS, "review.timed"})
 
 
 def hours_bucket(hours: float) -> str:
@@ -271,6 +276,8 @@ class Aggregates:
         # receipts, wired by the app: the latest verdict is the one received last.
         self.receipts_for: ReceiptLookup | None = None
         self.flush_receipts: Callable[[], Awaitable[None]] | None = None
+        self._sets: tuple[Any, list[frozenset[str]]] | None = None
+        self._withheld: dict[Any, dict[str, frozenset[str]]] = {}
 
     def notice(self, grid: str) -> None:
         self.dirty.add(grid)
@@ -457,25 +464,69 @@ class Aggregates:
                 out.update(cached[1])
         return out
 
+    def places(self) -> dict[str, tuple[str, str, str]]:
+        """Each grid's (district, street, community), as `areas` groups them."""
+        return {g.code: (district_of(g.street), g.street, g.community)
+                for g in self.directory.grids.values()}
+
+    def equation_sets(self) -> list[frozenset[str]]:
+        """The areas whose totals are shown (server/suppression.py), kept while the directory's
+        grids stay where they are."""
+        places = self.places()
+        key = tuple(sorted(places.items()))
+        if self._sets is None or self._sets[0] != key:
+            self._sets = (key, equation_sets(places))
+        return self._sets[1]
+
+    def protection_groups(self, user: User, codes: Iterable[str]) -> list[Group]:
+        """The groups of grids outside `user`'s scope (server/suppression.py) holding `codes`."""
+        wanted = {c for c in codes if not self.directory.reaches(user, c)}
+        if not wanted:
+            return []
+        unknown = [c for c in self.directory.grids if not self.directory.reaches(user, c)]
+        return [(group, sets) for group, sets in components(unknown, self.equation_sets())
+                if group & wanted]
+
+    def withheld(self, groups: list[Group]) -> dict[str, frozenset[str]]:
+        """The figures withheld of each grid of `groups`, kept while their figures stay."""
+        out: dict[str, frozenset[str]] = {}
+        for group, sets in groups:
+            key = (group, tuple((g, str(self.grids.get(g, (None,))[0])) for g in sorted(group)))
+            found = self._withheld.get(key)
+            if found is None:
+                found = withhold({g: self.grids.get(g, (None, Counter()))[1] for g in group},
+                                 sets, SMALL)
+                if len(self._withheld) >= WITHHELD_KEPT:
+                    self._withheld.pop(next(iter(self._withheld)))
+                self._withheld[key] = found
+            out.update(found)
+        return out
+
     async def report(self, user: User, level: str, code: str) -> dict[str, Any]:
         area, children = self.areas(level, code)
-        await self.refresh_dirty(area.grids)
-        await self.refresh([c for c in area.grids if c not in self.grids])
+        shown_grids = [a.code for a in (area, *children) if a.level == "grid"]
+        groups = self.protection_groups(user, shown_grids)
+        needed = sorted({*area.grids, *(g for group, _ in groups for g in group)})
+        await self.refresh_dirty(needed)
+        await self.refresh([c for c in needed if c not in self.grids])
+        withheld = self.withheld(groups)
 
         def shown(a: Area) -> dict[str, Any]:
             full = self.total(a.grids)
             figures = dict(full)
             entry: dict[str, Any] = {"level": a.level, "code": a.code, "grids": len(a.grids)}
+            hidden: frozenset[str] = frozenset()
             if a.level == "grid" and not self.directory.reaches(user, a.code):
-                # Below the community level, small counts could single out a household.
-                hidden = sorted(k for k, v in figures.items() if v < SMALL)
-                figures = {k: v for k, v in figures.items() if v >= SMALL}
-                entry["suppressed"] = hidden
+                # Below the community level, small counts could single out a household; the
+                # cells that would give them back are withheld with them.
+                hidden = withheld.get(a.code, frozenset())
+                figures = {k: v for k, v in figures.items() if k not in hidden}
+                entry["suppressed"] = sorted(hidden)
             entry["figures"] = figures
             name = self.directory.area_name(a.level, a.code)
             if name:
                 entry["name"] = name
-            if "review.timed" in figures:  # withheld when few records of a grid out of scope
+            if "review.timed" in figures and not hidden & REVIEW_HIDDEN:
                 entry["time_to_review"] = median_bucket(full)
             return entry
 

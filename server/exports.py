@@ -209,7 +209,9 @@ async def review_rows(listed: Iterable[Mapping[str, Any]]) -> AsyncIterator[list
 
 # --- the aggregates as a sheet ----------------------------------------------------------------
 
-WITHHELD = "<5"  # a small count of a grid outside the exporter's scope, withheld as in the API
+# A figure of a grid outside the exporter's scope withheld as in the API: a small count or a cell
+# that would give one back, with one mark for both, so the sheet does not tell them apart.
+WITHHELD = "已隐藏 withheld"
 FIGURE_GROUPS = ("households", "visits", "census", "persons", "screenings", "review",
                  "conflicts")
 FIGURE_LABELS = {  # a figure's name (or the prefix before its code) -> zh, en
@@ -275,7 +277,7 @@ def median_text(entry: Mapping[str, Any]) -> str:
 
 async def aggregate_rows(report: Mapping[str, Any]) -> AsyncIterator[list[Any]]:
     """An area and its children as columns, one figure a row, exactly as the API gave them:
-    a withheld count is written `<5`, never its value (the sheet carries no personal data)."""
+    a withheld figure is written WITHHELD, never its value (the sheet carries no personal data)."""
     areas = [report, *report.get("children", [])]
     yield ["指标 figure", "说明 label", *(area_heading(a) for a in areas)]
     yield ["level", "级别 level", *(a["level"] for a in areas)]
