@@ -16,13 +16,14 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from server.couch import CouchClient, NotFound, StoreUnavailable, db_path
+from server import errors
+from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +214,17 @@ class LiveFeeds:
 
     # -- one phone's longpoll ------------------------------------------------------------------
     async def longpoll(self, request: web.Request, db: str, params: Mapping[str, str],
-                       body: Any, *, timeout_s: float,
-                       heartbeat_s: float | None) -> web.StreamResponse:
+                       body: Any, *, timeout_s: float, heartbeat_s: float | None,
+                       recheck: Callable[[], Awaitable[object]] | None = None
+                       ) -> web.StreamResponse:
         """Answer a phone's `feed=longpoll` as CouchDB does: its changes at once if there are
         any; otherwise, after waiting for a change of the database (a "\\n" every heartbeat
         meanwhile), its changes then, or at `timeout_s` an empty page with the current seq.
         Its changes are always a normal `_changes` with its own parameters (filter, style,
-        limit, include_docs...), read when it arrives and each time its database changes."""
+        limit, include_docs...), read when it arrives and each time its database changes.
+        `recheck` runs before each read after the first: a filter the store could run when the
+        phone asked may be gone by the time the database changes, and the embedded store dies
+        on a missing one; its error then ends the feed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         query = {k: v for k, v in params.items() if k not in FEED_PARAMS}
@@ -228,9 +233,18 @@ class LiveFeeds:
         waiter = Waiter(request)
         watcher = self.join(db, waiter)
         response: web.StreamResponse | None = None
+        first = True
         try:
             while True:
                 waiter.woken.clear()  # before reading: a change from now on wakes it
+                if recheck is not None and not first:
+                    try:
+                        await recheck()
+                    except (errors.CouchError, CouchFailure):
+                        if response is None:
+                            raise
+                        return cut(request, response)
+                first = False
                 try:
                     got = await self.read(method, path, query, body, next(self.serial))
                 except StoreUnavailable:

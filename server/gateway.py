@@ -19,6 +19,7 @@ so CouchDB tools find no surprise there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 import uuid
@@ -455,9 +456,11 @@ async def changes(request: web.Request, user: User, access: DbAccess) -> web.Str
     body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
     live = params.get("feed") == "longpoll"
     upstream_body: dict[str, Any] | None = None
+    recheck = None  # a live feed checks its filter again before each read (feeds.py)
     if given and given[0] != "_doc_ids":
-        params.update(await filters.upstream(request.app[COUCH], access.db, user, given[0],
-                                             request.query, body))
+        recheck = functools.partial(filters.upstream, request.app[COUCH], access.db, user,
+                                    given[0], request.query, body)
+        params.update(await recheck())
     elif given:
         doc_ids = body.get("doc_ids")
         if doc_ids is None and query_ids is not None:
@@ -476,7 +479,7 @@ async def changes(request: web.Request, user: User, access: DbAccess) -> web.Str
             return await request.app[LIVE_FEEDS].longpoll(
                 request, access.db, params, upstream_body,
                 timeout_s=int(params.get("timeout", MAX_FEED_TIMEOUT_MS)) / 1000,
-                heartbeat_s=int(heartbeat) / 1000 if heartbeat else None)
+                heartbeat_s=int(heartbeat) / 1000 if heartbeat else None, recheck=recheck)
         return await replication.relay(request, request.app[COUCH],
                                        "POST" if upstream_body else "GET", path, params=params,
                                        body=upstream_body)

@@ -26,6 +26,7 @@ from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
 from test_bad_inputs import expect_error, household
 
 from server import params as qparams
+from server.keys import LIVE_FEEDS
 from server.store import EmbeddedStore
 
 # What CouchDB 3 documents for each parameter, written here from its API reference, with values
@@ -351,4 +352,28 @@ async def test_a_live_longpoll_honours_its_filter(scene: Scene) -> None:
     page = await resp.json()
     assert resp.status == 200, page
     assert [r["id"] for r in page["results"]] == [second["_id"]]
+    await scene.store_survived()
+
+
+async def test_a_filter_gone_while_a_longpoll_waits_ends_the_feed_not_the_store(
+        scene: Scene) -> None:
+    """The design document is checked when the feed starts; if an admin deletes it while the
+    phone waits, the next read would make the store look up a missing filter, and die."""
+    resp = await scene.changes("since=now")
+    since = (await resp.json())["last_seq"]
+    feed = asyncio.create_task(scene.client.get(
+        f"{scene.base}/_changes?feed=longpoll&since={since}&timeout=30000"
+        "&filter=linli/by_type&record_type=household", headers=basic(scene.worker)))
+    feeds = scene.client.app[LIVE_FEEDS]
+    while not feed.done() and feeds.waiting() == 0:  # until the feed waits in the server
+        await asyncio.sleep(0.01)
+    db = scene.city.db(scene.grid)
+    db.delete(db["_design/linli"])
+    doc = household(scene.grid, scene.worker, "0098")
+    put = await scene.client.put(f"{scene.base}/{doc['_id']}", json=doc,
+                                 headers=basic(scene.worker))
+    assert put.status == 201, await put.text()
+    resp = await asyncio.wait_for(feed, 30)
+    body = await resp.json()
+    assert resp.status == 404 and body["error"] == "not_found", body
     await scene.store_survived()
