@@ -673,13 +673,18 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
 
 async def raw_proxy(request: web.Request, segments: list[str]) -> web.StreamResponse:
     """A database outside Linli's naming scheme (or an admin's maintenance call): relayed as it
-    came, so CouchDB tools behave as against CouchDB. The one exception protects PouchDB
-    Server, which crashes on `_changes` filters other than `_doc_ids`."""
-    filters = request.query.getall("filter", [])
-    if (request.app[POUCHDB_BACKEND] and "_changes" in segments
-            and any(f != "_doc_ids" for f in filters)):
+    came, so CouchDB tools behave as against CouchDB, once the parameters CouchDB gives a kind
+    are checked (PouchDB Server answers 500 to some bad ones). The one exception protects
+    PouchDB Server, which crashes on `_changes` filters other than `_doc_ids`, and on a
+    `selector` or `view` parameter even without a filter."""
+    qparams.check(request.query, skip=frozenset({"feed"}))  # admins may ask for continuous
+    given = request.query.getall("filter", [])
+    if request.app[POUCHDB_BACKEND] and "_changes" in segments and (
+            any(f != "_doc_ids" for f in given) or "selector" in request.query
+            or "view" in request.query):
+        what = given[0] if given else "selector/view"
         raise errors.bad_request("内置数据库不支持此过滤器",
-                                 f"The embedded store cannot run filter {filters[0]!r} safely; "
+                                 f"The embedded store cannot run filter {what!r} safely; "
                                  "use a real CouchDB for it.")
     headers = {h: request.headers[h] for h in RAW_REQUEST_HEADERS if h in request.headers}
     data = await request.read() if request.can_read_body else None

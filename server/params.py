@@ -220,6 +220,14 @@ def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
     return picked
 
 
+def check(query: Mapping[str, str], *, skip: frozenset[str] = frozenset()) -> None:
+    """Check every parameter of `query` the table knows (but those in `skip`), forwarding
+    being the caller's: for the raw relay, which passes the query on as it came."""
+    for name, raw in query.items():
+        if name in KINDS and name not in skip:
+            KINDS[name](name, raw)
+
+
 # -- Mango selectors (`filter=_selector`) ------------------------------------------------------
 
 COMPARISONS = frozenset({"$eq", "$gt", "$gte", "$lt", "$lte"})

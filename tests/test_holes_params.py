@@ -377,3 +377,31 @@ async def test_a_filter_gone_while_a_longpoll_waits_ends_the_feed_not_the_store(
     body = await resp.json()
     assert resp.status == 404 and body["error"] == "not_found", body
     await scene.store_survived()
+
+
+async def test_an_admins_raw_database_checks_parameters_and_never_runs_a_filter(
+        scene: Scene) -> None:
+    """Raw databases (admins only) are relayed as they came, but a bad parameter is still a
+    400 (PouchDB Server answers `open_revs=notjson` with a 500), and a `selector` or `view`
+    parameter, which PouchDB Server runs as a filter even without `filter=`, never travels."""
+    name = f"scratch{scene.admin[-8:]}"
+    auth = basic(scene.admin)
+    assert (await scene.client.put(f"/couch/{name}", headers=auth)).status == 201
+    resp = await scene.client.put(f"/couch/{name}/d", json={"n": 1}, headers=auth)
+    assert resp.status == 201, await resp.text()
+    for query in ("open_revs=notjson", "revs=maybe", "atts_since=x"):
+        await expect_error(await scene.client.get(f"/couch/{name}/d?{query}", headers=auth),
+                           400, query.split("=")[0])
+    for query in ("keys=x", "limit=-1", "skip=abc", "descending=2"):
+        resp = await scene.client.get(f"/couch/{name}/_all_docs?{query}", headers=auth)
+        await expect_error(resp, 400, query.split("=")[0])
+    for query in ("selector=5", "view=x/nope", "selector=%7B%7D", "filter=_view&view=x/v"):
+        resp = await scene.client.get(f"/couch/{name}/_changes?{query}", headers=auth)
+        await expect_error(resp, 400, "embedded store")
+    resp = await scene.client.get(f"/couch/{name}/d?revs=true&open_revs=all",
+                                  headers={**auth, "Accept": "application/json"})
+    assert resp.status == 200, await resp.text()
+    resp = await scene.client.get(f"/couch/{name}/_changes?feed=continuous&timeout=100",
+                                  headers=auth)
+    assert resp.status == 200, await resp.text()
+    await scene.store_survived()
