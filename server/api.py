@@ -18,7 +18,15 @@ from server.aggregates import LEVELS
 from server.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.errors import json_response
 from server.gateway import read_object, require_user
-from server.keys import AGGREGATES, CONFIG, COUCH, DIRECTORY, RECEIPTS, RESOLVER, SCHEMAS
+from server.keys import (
+    AGGREGATES,
+    CONFIG,
+    COUCH,
+    DIRECTORY,
+    RECEIPT_TIMES,
+    RECEIPTS,
+    SCHEMAS,
+)
 from server.receipts import utc_now
 from server.scope import User, grid_db
 from server.validation import WriteContext, check_record
@@ -273,11 +281,10 @@ async def reviewed_records(request: web.Request, user: User,
                              since=query.get("from") or None, until=query.get("to") or None)
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         await request.app[RECEIPTS].flush()  # the verdicts just given, ordered by receipt
-    resolver = request.app.get(RESOLVER)
-    receipts = resolver.receipts_for if resolver is not None else None
     listed: list[dict[str, Any]] = []
     for code in codes:
-        listed.extend(await review.queue(request.app[COUCH], code, filters, receipts))
+        listed.extend(await review.queue(request.app[COUCH], code, filters,
+                                         request.app.get(RECEIPT_TIMES)))
         if limit is not None and len(listed) >= limit:
             break
     listed.sort(key=lambda r: (r["date"], r["record"]))
@@ -343,12 +350,11 @@ async def review_record(request: web.Request) -> web.Response:
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))
     unmasked = wants_unmasked(request, user)
-    resolver = request.app.get(RESOLVER)
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         await request.app[RECEIPTS].flush()  # the latest revision's sender, if just received
     found = await review.record_history(
         request.app[COUCH], code, doc_id, unmasked=unmasked,
-        receipts=resolver.receipts_for if resolver is not None else None)
+        receipts=request.app.get(RECEIPT_TIMES))
     if found is None:
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))

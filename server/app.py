@@ -33,11 +33,13 @@ from server.keys import (
     INSTALLATION,
     LIVE_FEEDS,
     POUCHDB_BACKEND,
+    RECEIPT_TIMES,
     RECEIPTS,
     RESOLVER,
     SCHEMAS,
     STORE,
 )
+from server.ordering import ReceiptCache
 from server.receipts import ReceiptLog
 from server.replication import FeedLimiter
 from server.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
@@ -137,7 +139,8 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
                          refresh_seconds=config.aggregates_refresh_seconds)
     app[AGGREGATES] = figures
     resolver.on_written = figures.notice
-    figures.receipts_for, figures.flush_receipts = resolver.receipts_for, receipts.flush
+    app[RECEIPT_TIMES] = ReceiptCache(resolver.receipts_for)
+    figures.receipts_for, figures.flush_receipts = app[RECEIPT_TIMES], receipts.flush
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),

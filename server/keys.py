@@ -11,6 +11,7 @@ from server.conflicts import Resolver
 from server.couch import CouchClient
 from server.feeds import LiveFeeds
 from server.installation import Installation
+from server.ordering import ReceiptCache
 from server.receipts import ReceiptLog
 from server.replication import FeedLimiter
 from server.scope import Directory, User
@@ -28,6 +29,7 @@ AUTH = web.AppKey("auth", Authenticator)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
 RECEIPTS = web.AppKey("receipts", ReceiptLog)
 RESOLVER = web.AppKey("resolver", Resolver)
+RECEIPT_TIMES = web.AppKey("receipt_times", ReceiptCache)  # receipts by revision, remembered
 AGGREGATES = web.AppKey("aggregates", Aggregates)
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)

@@ -20,6 +20,7 @@ moment for missing receipts instead (it writes, and can afford to wait).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ from server.couch import CouchClient, NotFound, db_path
 ReceiptLookup = Callable[[str, list[tuple[str, str]]],
                          Awaitable[Mapping[tuple[str, str], tuple[str | None, str | None]]]]
 SEQ_IDS = 500  # document ids per `_changes?filter=_doc_ids` request
+RECEIPTS_KEPT = 100_000  # receipts remembered (about 20 MB): a street's verdicts several times
 
 
 def seq_number(seq: Any) -> int | None:
@@ -38,6 +40,37 @@ def seq_number(seq: Any) -> int | None:
         return seq
     head = str(seq).split("-", 1)[0]
     return int(head) if head.isdigit() else None
+
+
+class ReceiptCache:
+    """The receipts a lookup found, remembered: a revision's first receipt never changes once
+    written, so a review queue read again asks the store only for the verdicts given since.
+    A revision without a receipt is asked again every time (it is about to get one)."""
+
+    def __init__(self, lookup: ReceiptLookup, size: int = RECEIPTS_KEPT) -> None:
+        self.lookup, self.size = lookup, size
+        self.known: collections.OrderedDict[tuple[str, str, str],
+                                            tuple[str | None, str | None]] = (
+            collections.OrderedDict())
+
+    async def __call__(self, db: str, wanted: list[tuple[str, str]]
+                       ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        found: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        missing = []
+        for doc_id, rev in wanted:
+            hit = self.known.get((db, doc_id, rev))
+            if hit is None:
+                missing.append((doc_id, rev))
+            else:
+                found[(doc_id, rev)] = hit
+        if missing:
+            for key, value in (await self.lookup(db, missing)).items():
+                found[key] = value
+                if value[1] is not None:
+                    self.known[(db, *key)] = value
+            while len(self.known) > self.size:
+                self.known.popitem(last=False)
+        return found
 
 
 @dataclasses.dataclass(frozen=True)

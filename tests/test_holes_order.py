@@ -331,3 +331,33 @@ async def test_the_phone_lists_verdicts_in_the_servers_order(browser: Any, live_
                 "has_issues", "approved", "rejected"]
         finally:
             await context.close()
+
+
+async def test_receipts_found_once_are_not_asked_again(client: Any, city: City) -> None:
+    """A review queue read again asks the store only for receipts it has not seen: a
+    revision's first receipt never changes once written."""
+    from server.keys import RECEIPT_TIMES
+
+    scene = await Review(client, city).ready(3)
+    for record in scene.revs:
+        await scene.send("api", scene.verdict(record, "approved", None))
+    cache = client.app[RECEIPT_TIMES]
+    asked: list[int] = []
+    real = cache.lookup
+
+    async def counted(db: str, wanted: list[tuple[str, str]]) -> Any:
+        asked.append(len(wanted))
+        return await real(db, wanted)
+
+    cache.lookup = counted
+    try:
+        first = await scene.queue()
+        again = await scene.queue()
+        assert first == again
+        assert sum(asked) == 3, asked  # the three verdicts' receipts, asked once
+        await scene.send("api", scene.verdict(next(iter(scene.revs)), "rejected", None))
+        asked.clear()
+        assert (await scene.queue())[next(iter(scene.revs))]["state"] == "rejected"
+        assert asked == [1]
+    finally:
+        cache.lookup = real
