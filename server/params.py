@@ -297,7 +297,8 @@ def _field_clauses(path: str, value: Any, depth: int) -> list[dict[str, Any]]:
     """The clauses of one field: an implicit `$eq`, an operator object, or sub-fields written
     as a nested object (flattened to `a.b`: the store throws on them when the field is
     missing). `$ne` becomes `$not` of `$eq` (the store takes it as a list in some places and
-    as a value in others)."""
+    as a value in others); it and a field's `$not` also ask that the field exist, as in
+    CouchDB, where no condition but `$exists: false` matches a missing field."""
     if depth > MAX_SELECTOR_DEPTH:
         raise _selector_error(f"嵌套超过 {MAX_SELECTOR_DEPTH} 层",
                               f"nested more than {MAX_SELECTOR_DEPTH} deep.")
@@ -314,7 +315,8 @@ def _field_clauses(path: str, value: Any, depth: int) -> list[dict[str, Any]]:
                 raise _selector_error("字段名不能为空", "a field name may not be empty.")
             clauses += _field_clauses(f"{path}.{key}", sub, depth + 1)
         return clauses
-    clauses, compared = [], {}
+    clauses: list[dict[str, Any]] = []
+    compared: dict[str, Any] = {}
     for op, operand in value.items():
         if op == "$ne":
             clauses.append({"$not": {path: {"$eq": _operand(operand, op)}}})
@@ -322,6 +324,8 @@ def _field_clauses(path: str, value: Any, depth: int) -> list[dict[str, Any]]:
             clauses.append({"$not": _combine(_field_clauses(path, operand, depth + 1))})
         else:
             compared.update(_condition(op, operand))
+    if clauses:
+        clauses.append({path: {"$exists": True}})
     if compared:
         clauses.append({path: compared})
     return clauses

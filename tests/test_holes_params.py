@@ -296,6 +296,11 @@ GOOD_SELECTORS: list[tuple[Any, Any]] = [
     ({"persons_present": {"$mod": [2, 1], "$type": "number"}},
      lambda d: d.get("persons_present", 0) % 2 == 1),
     ({}, lambda d: True),
+    # CouchDB matches no missing field but with `$exists: false`, `$ne` and `$not` included
+    ({"persons_present": {"$ne": 1}}, lambda d: d.get("persons_present", 1) != 1),
+    ({"phone": {"$not": {"$eq": "x"}}}, lambda d: "phone" in d),
+    ({"$not": {"phone": "13905700001"}}, lambda d: d.get("phone") != "13905700001"),
+    ({"phone": {"$exists": False, "$ne": 1}}, lambda d: False),
 ]
 
 
