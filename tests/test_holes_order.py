@@ -95,6 +95,16 @@ class Review:
         assert resp.status == 200, await resp.text()
         return {r["record"]: r for r in (await resp.json())["records"]}
 
+    async def receipted_queue(self) -> dict[str, dict[str, Any]]:
+        """The queue once every verdict shows its receipt: the server writes receipts a
+        moment after it acknowledges (on a loaded machine, a flush can be retried)."""
+        for _ in range(100):
+            listed = await self.queue()
+            if all(r["verdict"]["at"] for r in listed.values() if r["verdict"]):
+                return listed
+            await asyncio.sleep(0.05)
+        raise AssertionError(listed)
+
     async def record(self, record: str) -> dict[str, Any]:
         resp = await self.client.get(f"/api/review/record?grid={self.grid}&id={record}",
                                      headers=basic(self.boss))
@@ -149,7 +159,7 @@ async def test_the_verdict_received_last_stands(client: Any, city: City, first_h
     await scene.send(first_how, scene.verdict(other, "has_issues", FUTURE))
     finished = datetime.datetime.now(datetime.UTC)
 
-    listed = await scene.queue()
+    listed = await scene.receipted_queue()
     assert listed[judged]["state"] == "approved", listed[judged]
     assert listed[judged]["verdict"]["decision"] == "approved"
     assert listed[other]["state"] == "has_issues"
@@ -206,7 +216,7 @@ async def test_a_verdict_not_yet_receipted_is_the_latest(client: Any, city: City
     for args in held:
         receipts.record(*args)
     await receipts.flush()
-    listed = await scene.queue()
+    listed = await scene.receipted_queue()
     assert listed[judged]["state"] == "approved"
     assert server_time(listed[judged]["verdict"]["at"])
 
@@ -351,24 +361,14 @@ async def test_receipts_found_once_are_not_asked_again(client: Any, city: City) 
 
     cache.lookup = counted
 
-    async def all_receipted() -> dict[str, dict[str, Any]]:
-        """The queue once every verdict shows its receipt (a receipt just flushed can take a
-        moment to reach the receipts view)."""
-        for _ in range(100):
-            listed = await scene.queue()
-            if all(r["verdict"]["at"] for r in listed.values()):
-                return listed
-            await asyncio.sleep(0.05)
-        raise AssertionError(listed)
-
     try:
-        first = await all_receipted()
+        first = await scene.receipted_queue()
         asked.clear()
         assert await scene.queue() == first
         assert asked == [], asked  # every receipt was found before: none asked again
         judged = next(iter(scene.revs))
         await scene.send("api", scene.verdict(judged, "rejected", None))
-        listed = await all_receipted()
+        listed = await scene.receipted_queue()
         assert listed[judged]["state"] == "rejected"
         assert asked and set(asked) == {1}, asked  # only the new verdict's receipt
     finally:
