@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import json
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -35,12 +36,17 @@ class CouchError(Exception):
                              headers=self.headers)
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def json_response(body: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(
-            "utf-8", "surrogatepass"),
-        status=status, content_type="application/json", headers=headers)
+    # A lone surrogate a client sent (named in a reason, say) goes back as its JSON escape:
+    # the answer stays valid UTF-8, which a raw surrogate is not.
+    text = LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                              json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+    return web.Response(body=text.encode(), status=status, content_type="application/json",
+                        headers=headers)
 
 
 def bad_request(zh: str, en: str) -> CouchError:

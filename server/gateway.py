@@ -19,6 +19,7 @@ so CouchDB tools find no surprise there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import time
@@ -160,8 +161,12 @@ def _no_constants(name: str) -> Any:
 
 
 def parse_json(raw: bytes) -> Any:
+    """JSON in UTF-8, as CouchDB takes it (a UTF-16 body would reach the store as it came).
+    Lone surrogates are let through here, escaped or as raw bytes, so that the document that
+    holds one is refused alone and the rest of its batch is stored (validation.check_document);
+    every other path that stores a body refuses them whole (couch.py, when encoding)."""
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        return json.loads(raw.decode("utf-8", "surrogatepass"), parse_constant=_no_constants)
     except (ValueError, RecursionError):
         raise errors.bad_request("请求内容不是有效的 JSON",
                                  "The request body is not valid JSON.") from None
@@ -555,6 +560,10 @@ async def all_docs(request: web.Request, access: DbAccess) -> web.StreamResponse
 
 async def local_document(request: web.Request, user: User, access: DbAccess,
                          client_id: str) -> web.Response:
+    """A client's checkpoint, kept per user (replication.local_id_for), with the store's own
+    semantics: revisions 0-N, `rev` as a query parameter or `_rev`, 409 for a wrong one.
+    Attachments are refused: the store keeps a `_local` document's `_attachments` as plain
+    data it can never serve as attachments (and CouchDB keeps none on `_local` documents)."""
     couch = request.app[COUCH]
     if request.method in ("GET", "HEAD"):
         return json_answer(await replication.read_local(couch, user, access.db, client_id))
@@ -563,13 +572,19 @@ async def local_document(request: web.Request, user: User, access: DbAccess,
         if len(raw) > request.app[CONFIG].max_document_bytes:
             raise errors.too_large("检查点文档太大", "The _local document is too large.")
         doc = as_object(parse_json(raw))
+        if "_attachments" in doc:
+            raise errors.bad_request("_local 文档不能带附件",
+                                     "_local documents cannot carry attachments.")
+        rev = pick(request.query, qparams.WRITE).get("rev")
+        if rev is not None and "_rev" not in doc:
+            doc["_rev"] = rev
         result = await replication.write_local(couch, user, access.db, client_id, doc)
         return json_answer(result, status=201)
     if request.method == "DELETE":
-        rev = pick(request.query, qparams.WRITE).get("rev", "")
+        rev = pick(request.query, qparams.WRITE).get("rev")
         return json_answer(await replication.delete_local(couch, user, access.db, client_id,
                                                           rev))
-    raise method_not_allowed("GET,PUT,DELETE")
+    raise method_not_allowed("GET,HEAD,PUT,DELETE")
 
 
 async def document(request: web.Request, user: User, access: DbAccess,
@@ -622,14 +637,17 @@ async def write_document(request: web.Request, user: User, access: DbAccess,
 
 async def delete_document(request: web.Request, user: User, access: DbAccess,
                           doc_id: str) -> web.Response:
+    """`DELETE /db/id?rev=`: the store writes a bare tombstone; who may delete it is checked
+    as for a tombstone in a batch (the type's writers, the author)."""
     couch, db = request.app[COUCH], access.db
-    authors, _deleted = await replication.stored_authors(couch, db, [doc_id])
-    ctx = write_context(request, user, access)
-    refusal = check_deletion(doc_id, authors.get(doc_id), ctx)
+    authors, deleted = await replication.stored_authors(couch, db, [doc_id])
+    ctx = dataclasses.replace(write_context(request, user, access), stored_authors=authors,
+                              deleted=deleted)
+    refusal = check_id(doc_id, ctx) or check_deletion(doc_id, ctx, request.app[SCHEMAS])
     if refusal is not None:
         raise replication.refusal_error(refusal)
-    result = await couch.request("DELETE", db_path(db, doc_id),
-                                 params={"rev": pick(request.query, qparams.WRITE).get("rev", "")})
+    rev = pick(request.query, qparams.WRITE).get("rev", "")
+    result = await couch.request("DELETE", db_path(db, doc_id), params={"rev": rev})
     request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
     return json_answer(result)
 

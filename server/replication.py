@@ -25,12 +25,14 @@ from server.scope import User
 from server.validation import (
     Refusal,
     SchemaRegistry,
+    Stamp,
     WriteContext,
     building_id,
     check_authorship,
     check_document,
     check_room,
     check_stubs,
+    foreign_stamps,
     refuse,
     stubbed_ids,
 )
@@ -40,10 +42,18 @@ log = logging.getLogger(__name__)
 # Response headers worth passing from the store to the client; hop-by-hop ones are not.
 RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition")
 RELAY_CHUNK = 64 * 1024
-REVISION = re.compile(r"^[1-9][0-9]{0,9}-[0-9a-zA-Z]{1,64}$")
+REVISION = re.compile(r"^[1-9][0-9]{0,9}-[0-9a-zA-Z]{1,64}\Z")
+REVISION_HASH = re.compile(r"^[0-9a-zA-Z]{1,64}\Z")
+# The longest history a replicated revision may carry: CouchDB's default _revs_limit, beyond
+# which neither CouchDB nor PouchDB keeps ancestors anyway.
+MAX_REVISIONS = 1000
+# Ancestors of a replicated revision read back to find the edit stamps it carried over.
+STAMP_ANCESTORS = 20
 
-
-SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+# A lone UTF-16 surrogate, as a JSON escape or as the raw bytes a broken encoder writes (json
+# reads those too): where either may be, every document is measured, so each such document is
+# refused alone instead of reaching the store, which would keep U+FFFD.
+SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def encoded_size(doc: Any) -> int:
@@ -122,24 +132,85 @@ def refusal_result(doc_id: Any, refusal: Refusal) -> dict[str, Any]:
 
 
 def check_replicated(doc: Any, new_edits: bool) -> Refusal | None:
-    """A replicated revision (new_edits=false) must carry its revision id, and its history must
-    agree with it: the store takes the generation from `_revisions`, so a mismatch could pass
-    off a first revision as a late edit that wins."""
-    if new_edits or not isinstance(doc, Mapping):
+    """A replicated revision (new_edits=false) must carry its revision id; a history
+    (`_revisions`), wherever it comes, must agree with it. The store builds its revision tree
+    from `_revisions` alone, so a mismatch could pass off a first revision as a late edit that
+    wins, and a malformed one reaches code in the store that expects strings and numbers."""
+    if not isinstance(doc, Mapping):
         return None
     rev = doc.get("_rev")
-    if not isinstance(rev, str) or not REVISION.match(rev):
+    if not new_edits and (not isinstance(rev, str) or not REVISION.match(rev)):
         return refuse("同步的记录缺少有效的版本号 _rev",
                       "A replicated document needs a valid _rev.", 400)
-    history = doc.get("_revisions")
-    if history is not None:
-        generation, digest = rev.split("-", 1)
-        ids = history.get("ids") if isinstance(history, Mapping) else None
-        if (not isinstance(ids, list) or not ids or history.get("start") != int(generation)
-                or ids[0] != digest):
-            return refuse("版本历史 _revisions 与 _rev 不一致",
-                          "_revisions does not agree with _rev.", 400)
+    if "_revisions" not in doc:
+        return None
+    problem = revisions_problem(doc["_revisions"], rev)
+    if problem is None:
+        return None
+    return refuse(f"版本历史 _revisions 与 _rev 不一致：{problem[0]}",
+                  f"_revisions does not agree with _rev: {problem[1]}.", 400)
+
+
+def revisions_problem(history: Any, rev: Any) -> tuple[str, str] | None:
+    """What is wrong with a `_revisions` member for revision `rev`, (zh, en); None if
+    nothing: {"start": the generation of rev, "ids": [rev's hash, its parent's, ...]}, at most
+    MAX_REVISIONS ids and no more than the generation, each a revision hash."""
+    if not isinstance(rev, str) or not REVISION.match(rev):
+        return "缺少有效的 _rev", "it needs a valid _rev"
+    if not isinstance(history, Mapping) or set(history) != {"start", "ids"}:
+        return "应为只含 start 和 ids 的对象", "it must be an object of start and ids only"
+    generation, digest = rev.split("-", 1)
+    start, ids = history["start"], history["ids"]
+    if type(start) is not int or start != int(generation):
+        return f"start 应为 {generation}", f"start must be {generation}"
+    if not isinstance(ids, list) or not ids or ids[0] != digest:
+        return f"ids 应以 {digest} 开头", f"ids must begin with {digest}"
+    if len(ids) > min(start, MAX_REVISIONS):
+        return (f"ids 最多 {min(start, MAX_REVISIONS)} 个",
+                f"at most {min(start, MAX_REVISIONS)} ids")
+    if not all(isinstance(i, str) and REVISION_HASH.match(i) for i in ids):
+        return "ids 中有无效的版本号", "an id in ids is not a revision hash"
     return None
+
+
+def parent_revisions(doc: Mapping[str, Any], new_edits: bool) -> list[str]:
+    """The stored revisions an edit may start from, nearest first: its `_rev` for a new edit;
+    the ancestors in its (checked) history for a replicated one."""
+    rev = doc.get("_rev")
+    if new_edits:
+        return [rev] if isinstance(rev, str) else []
+    history = doc.get("_revisions")
+    if not isinstance(history, Mapping):
+        return []
+    start, ids = int(history["start"]), history["ids"]
+    return [f"{start - n}-{ids[n]}" for n in range(1, min(len(ids), STAMP_ANCESTORS + 1))]
+
+
+async def stored_stamps(couch: CouchClient, db: str, docs: Sequence[Mapping[str, Any]],
+                        user: str, new_edits: bool) -> dict[str, frozenset[Stamp]]:
+    """The edit stamps the store holds for each document that carries someone else's: those
+    of the revisions it may start from, and of the record's live leaves (the stamps the phone
+    saw when it pulled). Nothing is read for a document whose stamps are all its writer's,
+    which is every document a worker makes."""
+    wanted = [d for d in docs if foreign_stamps(d, user)]
+
+    async def read(doc: Mapping[str, Any]) -> tuple[str, frozenset[Stamp]]:
+        doc_id = str(doc["_id"])
+        path = db_path(db, doc_id)
+        found: set[Stamp] = set()
+        parents = parent_revisions(doc, new_edits)
+        for revs in ([json.dumps(parents)] if parents else []) + ["all"]:
+            try:
+                answer = await couch.get(path, open_revs=revs)
+            except NotFound:
+                continue
+            for item in answer if isinstance(answer, list) else []:
+                body = item.get("ok") if isinstance(item, Mapping) else None
+                if isinstance(body, Mapping):
+                    found.update(foreign_stamps(body, ""))
+        return doc_id, frozenset(found)
+
+    return dict(await asyncio.gather(*(read(d) for d in wanted)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +308,11 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
     ctx = dataclasses.replace(ctx, stored_authors=authors, deleted=deleted, buildings=buildings,
                               stored_attachments={i: d.get("_attachments") or {}
                                                   for i, d in stubbed.items()})
-    refusals = [r or check_authorship(d, ctx) or check_room(d, ctx) or check_stubs(d, ctx)
+    checked = [d for d, r in zip(docs, refusals, strict=True) if r is None]
+    stamps = await stored_stamps(couch, ctx.db, checked, ctx.user.name, new_edits)
+    ctx = dataclasses.replace(ctx, stored_stamps=stamps)
+    refusals = [r or check_authorship(d, ctx, registry) or check_room(d, ctx)
+                or check_stubs(d, ctx)
                 for d, r in zip(docs, refusals, strict=True)]
     if new_edits:  # one edit of a record per batch: two could race each other in the store
         seen: set[str] = set()
@@ -366,9 +441,9 @@ async def write_local(couch: CouchClient, user: User, db: str, client_id: str,
 
 
 async def delete_local(couch: CouchClient, user: User, db: str, client_id: str,
-                       rev: str) -> dict[str, Any]:
+                       rev: str | None) -> dict[str, Any]:
     result = await couch.request("DELETE", db_path(db, local_id_for(user, client_id)),
-                                 params={"rev": rev})
+                                 params={"rev": rev} if rev is not None else None)
     result["id"] = f"_local/{client_id}"
     return result
 

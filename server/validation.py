@@ -36,6 +36,10 @@ MAX_ID_LENGTH = 256
 # Members CouchDB itself allows on a document; any other leading underscore is refused.
 SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_revisions", "_attachments", "_deleted",
                              "_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info"})
+# All a deletion may carry. The record's type is in its id, its grid is the database's, and its
+# author is that of the revision it replaces (server/replication.py reads it): no field of the
+# body is needed, so none is kept, and a tombstone cannot smuggle data past the schemas.
+TOMBSTONE_MEMBERS = frozenset({"_id", "_rev", "_deleted", "_revisions"})
 # The content types any document may carry (an admin's design documents): none a browser runs
 # as a page or script. A form lists its own among them (`x-attachments` in its schema).
 ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/pdf"})
@@ -287,6 +291,10 @@ def describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
     return bilingual(f"{field_zh} 无效：{error.message}", f"{field_en} is invalid: {error.message}")
 
 
+Stamp = tuple[str, str, str]
+"""One `edits[]` entry of a household or person (version 2): (field, at, by)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class WriteContext:
     """Everything a write is checked against: who writes, to which grid, what is stored."""
@@ -297,9 +305,12 @@ class WriteContext:
     max_document_bytes: int
     max_attachment_bytes: int
     stored_authors: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """created_by of the documents already stored, by id (None: stored but without one)."""
     deleted: frozenset[str] = frozenset()
     """Ids among them whose stored record is deleted (stored_authors has its last author)."""
-    """created_by of the documents already stored, by id (None: stored but without one)."""
+    stored_stamps: Mapping[str, frozenset[Stamp]] = dataclasses.field(default_factory=dict)
+    """The edit stamps (`edits[]`) the store holds for an id, in the revisions a write may
+    start from; read only for the documents that carry another person's stamp."""
     buildings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """The stored buildings the batch's households name, by id."""
     retired: frozenset[tuple[str, int]] = frozenset()
@@ -577,8 +588,10 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
     if problem is not None:
         return problem
     if encoded_size < 0:
-        return refuse("记录中有损坏的字符（不完整的表情符号？）",
-                      "The document holds a broken character (half an emoji?).", 400)
+        zh, en = broken_field(doc)
+        return refuse(f"{zh}中有损坏的字符（不完整的表情符号？），请重新输入后保存",
+                      f"{en} holds a broken character (half an emoji, a lone UTF-16 "
+                      "surrogate?); type it again and save.", 400)
     if encoded_size > ctx.max_document_bytes:
         limit = ctx.max_document_bytes // 1024
         return refuse(f"记录太大（最大 {limit} KB）", f"The document is too large "
@@ -589,10 +602,13 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
         # without passing check_deletion, so only JSON's true and false are accepted.
         return refuse("_deleted 只能为 true 或 false", "_deleted must be true or false.", 400)
     if doc.get("_deleted") is True:
-        if "resolved_by" in doc:  # the conflict resolver's mark: a phone cannot claim it
-            return refuse("删除记录不能带有 resolved_by 字段",
-                          "A deletion cannot carry resolved_by: that mark is the server's.", 400)
-        return None  # a tombstone needs no body; who may delete is check_authorship's
+        extra = sorted(str(k) for k in doc if k not in TOMBSTONE_MEMBERS)
+        if extra:  # resolved_by among them: the conflict resolver's mark, never a phone's
+            names = ", ".join(extra)
+            return refuse(f"删除记录只能带 _id、_rev、_deleted 和 _revisions，不能带 {names}",
+                          f"A deletion carries only _id, _rev, _deleted and _revisions, not "
+                          f"{names}.", 400)
+        return None  # who may delete is check_authorship's
     bad_members = [k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS]
     if bad_members:
         names = ", ".join(sorted(bad_members))
@@ -672,14 +688,22 @@ def check_room(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
     return Refusal("；".join(f"/address{p.field}: {p.message}" for p in problems))
 
 
-def check_authorship(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
+def check_authorship(doc: Mapping[str, Any], ctx: WriteContext,
+                     registry: SchemaRegistry | None = None) -> Refusal | None:
     """`created_by` of a new record is its writer; of a stored one, what is stored, whoever
-    edits it. Deletions: see `check_deletion`. Needs `ctx.stored_authors` for the document."""
+    edits it. Each `edits[]` stamp is the writer's own or one the store already holds for the
+    record. Deletions: see `check_deletion`. Needs `ctx.stored_authors` (and
+    `ctx.stored_stamps` for another person's stamps) for the document."""
     doc_id = str(doc["_id"])
     if doc.get("_deleted") is True:
-        return check_deletion(doc_id, ctx.stored_authors.get(doc_id), ctx)
+        return check_deletion(doc_id, ctx, registry or shared_registry())
     if doc_id.startswith("_design/"):
         return None
+    return check_author(doc, ctx) or check_stamps(doc, ctx)
+
+
+def check_author(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
+    doc_id = str(doc["_id"])
     author = doc.get("created_by")
     fresh = "_rev" not in doc or str(doc.get("_rev", "")).startswith("1-")
     if doc_id in ctx.deleted and fresh and author == ctx.user.name:
@@ -698,16 +722,98 @@ def check_authorship(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | Non
     return None
 
 
-def check_deletion(doc_id: str, stored_author: str | None, ctx: WriteContext) -> Refusal | None:
-    """Workers delete only what they created; supervisors and admins anything in their scope.
-    A tombstone needs no body, so it is not checked against a schema."""
+def foreign_stamps(doc: Any, user: str) -> list[Stamp]:
+    """The `edits[]` entries of `doc` that name someone other than `user` (after the schema
+    check, every entry is an object of three strings)."""
+    edits = doc.get("edits") if isinstance(doc, Mapping) else None
+    if not isinstance(edits, list):
+        return []
+    return [(str(e.get("field")), str(e.get("at")), str(e.get("by"))) for e in edits
+            if isinstance(e, Mapping) and e.get("by") != user]
+
+
+def check_stamps(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
+    """`edits[].by` says who changed a field; the conflict resolver trusts it. A writer stamps
+    their own edits; anyone else's stamp must be carried over unchanged from a revision the
+    store holds (the one the edit started from), so no phone can put an edit in another
+    person's name or move another person's stamp."""
+    known = ctx.stored_stamps.get(str(doc["_id"]), frozenset())
+    unknown = [s for s in foreign_stamps(doc, ctx.user.name) if s not in known]
+    if not unknown:
+        return None
+    field, _, by = unknown[0]
+    return refuse(f"字段修改记录（edits）中“{field}”的修改人 by 为 {by}，但这条修改不是 {by} "
+                  f"保存过的：新的修改只能记在当前登录用户 {ctx.user.name} 名下",
+                  f"Field edits: the edit of {field!r} names {by!r} as its author (by), but "
+                  f"the server holds no such edit of {by!r}; a new edit is stamped by the "
+                  f"logged-in user {ctx.user.name!r}.")
+
+
+def writers(doc_type: str, registry: SchemaRegistry) -> frozenset[str] | None:
+    """The roles that may write a grid record of `doc_type` in any of its versions (None:
+    every role); an empty set when no version of it is kept in a grid database."""
+    roles: set[str] = set()
+    for version in registry.versions(doc_type):
+        schema = registry.schemas[(doc_type, version)]
+        if schema.get("x-database") != "grid":
+            continue
+        listed = schema.get("x-writers")
+        if listed is None:
+            return None
+        roles.update(listed)
+    return frozenset(roles)
+
+
+def check_deletion(doc_id: str, ctx: WriteContext,
+                   registry: SchemaRegistry) -> Refusal | None:
+    """A deletion needs the right to write the record: its type's writers (read from the id,
+    as a tombstone has no body, also for an id the store has never seen), and for a worker,
+    being its author. Supervisors and admins delete anything else in their scope. Needs
+    `ctx.stored_authors` for `doc_id`."""
     if ctx.user.is_admin:
         return None
     if doc_id.startswith("_design/"):
         return refuse("只有管理员可以修改设计文档", "Only admins may write design documents.")
-    if ctx.user.role == "supervisor":
-        return None
-    if stored_author is not None and stored_author != ctx.user.name:
+    match = RECORD_ID.match(doc_id)
+    doc_type = match["type"] if match else ""
+    roles = writers(doc_type, registry)
+    if roles is not None and ctx.user.role not in roles:
+        if not roles:
+            return refuse(f"记录编号 {_show(doc_id)} 不是本网格的记录类型，不能删除",
+                          f"{_show(doc_id)} names no record type kept in a grid database; it "
+                          "cannot be deleted.")
+        return refuse(f"只有{'、'.join(sorted(roles))}可以删除 {doc_type}",
+                      f"Only {', '.join(sorted(roles))} may delete a {doc_type}.")
+    if ctx.user.role == "supervisor" or doc_id not in ctx.stored_authors:
+        return None  # a record made and deleted on a phone before it ever synced
+    stored_author = ctx.stored_authors[doc_id]
+    if stored_author is None:
+        return refuse("这条记录没有创建人，只有督导员可以删除",
+                      "This record has no author; only a supervisor may delete it.")
+    if stored_author != ctx.user.name:
         return refuse(f"只能删除自己创建的记录（此记录由 {stored_author} 创建）",
                       f"You may only delete records you created (this one is {stored_author}'s).")
     return None
+
+
+def broken_field(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """(zh, en) naming the first field of `doc` that holds a lone surrogate."""
+    def broken(value: Any) -> bool:
+        if isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return True
+            return False
+        if isinstance(value, Mapping):
+            return any(broken(k) or broken(v) for k, v in value.items())
+        if isinstance(value, list):
+            return any(broken(v) for v in value)
+        return False
+
+    for key, value in doc.items():
+        if broken(key):
+            return "字段名", "A field name"
+        if broken(value):
+            return f"字段 {key} ", f"Field {key}"
+    return "记录", "The document"

@@ -513,8 +513,10 @@ async def smuggle_deleted(scene: Scene, flag: Any, key: str) -> None:
     await expect_error(resp, 400, "_deleted")
     stored = scene.city.db(scene.grid)[theirs["_id"]]
     assert stored["_rev"] == created["rev"] and stored["created_by"] == scene.w2
-    # A real deletion of someone else's record is refused by the deletion rule, with its author.
-    [result] = await scene.bulk(scene.w, [{**smuggled, "_deleted": True}])
+    # A real deletion (a bare tombstone) of someone else's record is refused by the deletion
+    # rule, with its author.
+    [result] = await scene.bulk(scene.w, [{"_id": theirs["_id"], "_rev": created["rev"],
+                                           "_deleted": True}])
     refused(result, scene.w2)
     assert theirs["_id"] in scene.ids()
 
