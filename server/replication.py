@@ -23,6 +23,9 @@ from server.couch import READ_TIMEOUT, CouchClient, NotFound, db_path
 from server.receipts import ReceiptLog
 from server.scope import User
 from server.validation import (
+    MAX_REVISIONS,
+    REVISION,
+    REVISION_HASH,
     Refusal,
     SchemaRegistry,
     Stamp,
@@ -42,11 +45,6 @@ log = logging.getLogger(__name__)
 # Response headers worth passing from the store to the client; hop-by-hop ones are not.
 RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition")
 RELAY_CHUNK = 64 * 1024
-REVISION = re.compile(r"^[1-9][0-9]{0,9}-[0-9a-zA-Z]{1,64}\Z")
-REVISION_HASH = re.compile(r"^[0-9a-zA-Z]{1,64}\Z")
-# The longest history a replicated revision may carry: CouchDB's default _revs_limit, beyond
-# which neither CouchDB nor PouchDB keeps ancestors anyway.
-MAX_REVISIONS = 1000
 # Ancestors of a replicated revision read back to find the edit stamps it carried over.
 STAMP_ANCESTORS = 20
 

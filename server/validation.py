@@ -36,6 +36,11 @@ MAX_ID_LENGTH = 256
 # Members CouchDB itself allows on a document; any other leading underscore is refused.
 SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_revisions", "_attachments", "_deleted",
                              "_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info"})
+REVISION = re.compile(r"^[1-9][0-9]{0,9}-[0-9a-zA-Z]{1,64}\Z")
+REVISION_HASH = re.compile(r"^[0-9a-zA-Z]{1,64}\Z")
+# The longest history a revision may carry: CouchDB's default _revs_limit, beyond which neither
+# CouchDB nor PouchDB keeps ancestors anyway.
+MAX_REVISIONS = 1000
 # All a deletion may carry. The record's type is in its id, its grid is the database's, and its
 # author is that of the revision it replaces (server/replication.py reads it): no field of the
 # body is needed, so none is kept, and a tombstone cannot smuggle data past the schemas.
@@ -576,6 +581,29 @@ def check_stubs(doc: Any, ctx: WriteContext) -> Refusal | None:
     return None
 
 
+def _revision_list(value: Any) -> bool:
+    return isinstance(value, list) and len(value) <= MAX_REVISIONS and all(
+        isinstance(r, str) and REVISION.match(r) for r in value)
+
+
+def _revs_info(value: Any) -> bool:
+    return isinstance(value, list) and len(value) <= MAX_REVISIONS and all(
+        isinstance(i, Mapping) and set(i) <= {"rev", "status"}
+        and isinstance(i.get("rev"), str) and REVISION.match(i["rev"])
+        and isinstance(i.get("status"), str) and len(i["status"]) <= 16 for i in value)
+
+
+# What a read answers with (`?conflicts=true`, `?local_seq=true`, `?revs_info=true`), so a
+# client may send it back; the store ignores it for the document but keeps it in the
+# document's hidden metadata, read with every access. Only its real shape is let through.
+READ_ONLY_MEMBERS = {
+    "_conflicts": _revision_list,
+    "_deleted_conflicts": _revision_list,
+    "_local_seq": lambda v: type(v) is int or (isinstance(v, str) and len(v) <= 64),
+    "_revs_info": _revs_info,
+}
+
+
 def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
                    encoded_size: int) -> Refusal | None:
     """None when `doc` may be written as it is, as far as the document alone can tell (its
@@ -609,7 +637,8 @@ def check_document(doc: Any, ctx: WriteContext, registry: SchemaRegistry,
                           f"A deletion carries only _id, _rev, _deleted and _revisions, not "
                           f"{names}.", 400)
         return None  # who may delete is check_authorship's
-    bad_members = [k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS]
+    bad_members = [k for k in doc if (k.startswith("_") and k not in SPECIAL_MEMBERS)
+                   or (k in READ_ONLY_MEMBERS and not READ_ONLY_MEMBERS[k](doc[k]))]
     if bad_members:
         names = ", ".join(sorted(bad_members))
         return refuse(f"不允许的特殊字段 {names}", f"Bad special document member(s): {names}",

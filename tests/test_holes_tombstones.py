@@ -446,3 +446,24 @@ async def test_attachments_on_local_documents_are_refused(scene: Scene) -> None:
     assert resp.status in (400, 403), await resp.text()
     resp = await scene.client.get(f"{scene.base}/_local/att", headers=basic(scene.w))
     assert resp.status == 404
+
+
+async def test_members_the_store_hides_keep_their_shape(scene: Scene) -> None:
+    """`_conflicts`, `_deleted_conflicts`, `_local_seq`, `_revs_info` (what a read answers
+    with) and `_revisions` are not part of the stored body, but the store keeps them in the
+    document's hidden metadata, read on every access: only their real shape passes."""
+    junk = {"x": deep(300), "pad": "y" * 100_000}
+    for n, member in enumerate(["_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info",
+                                "_revisions"]):
+        doc = {**visit(scene.grid, scene.w, f"hidden{n}"), member: junk}
+        [result] = await scene.bulk(scene.w, [doc])
+        refused(result, member)
+        assert scene.leaves(doc["_id"]) == []
+    # What a CouchDB read gives back may be written back, as CouchDB allows.
+    doc = visit(scene.grid, scene.w, "readback")
+    rev = await scene.create(scene.w, doc)
+    [result] = await scene.bulk(scene.w, [{
+        **doc, "_rev": rev, "_conflicts": ["1-" + HASH], "_deleted_conflicts": [],
+        "_local_seq": 7, "_revs_info": [{"rev": rev, "status": "available"}],
+        "_revisions": {"start": 1, "ids": [rev.split("-")[1]]}}])
+    assert result.get("ok"), result
