@@ -391,6 +391,8 @@ async def send(scene: Scene, who: str, method: str, path: str, body: bytes | Non
         url = yarl.URL(path, encoded=True)
     except ValueError:
         return 0  # not a URL any client could send
+    if any(c in path for c in " \t\r\n"):
+        return 0  # nor a request line: aiohttp's parser answers it (plain text), not the app
     resp = await scene.client.request(method, url, data=body, headers=headers)
     raw = await resp.read()
     assert resp.status < 500, (method, path, body and body[:300], resp.status, raw[:500])
