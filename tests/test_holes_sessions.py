@@ -219,28 +219,39 @@ async def test_lapsed_logouts_are_pruned_at_start(aiohttp_client: Any, config: C
     assert live["_id"] in directory_db
 
 
-async def test_the_login_screen_says_until_when_it_is_locked(browser: Any, live_server: str,
-                                                             config: Config,
+async def test_the_login_screen_says_until_when_it_is_locked(browser: Any, config: Config,
                                                              city: City) -> None:
-    import aiohttp
+    import datetime
 
+    import aiohttp
+    from aiohttp import web
+
+    # An app of its own: the failures below must not count against the shared live server's
+    # per-address limit, which every browser test reaches from 127.0.0.1.
+    runner = web.AppRunner(create_app(dataclasses.replace(config, login_failures_per_account=3)))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    base = f"http://{host}:{port}"
     worker = city.user(grids=[city.grid()])
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):  # the live server learns of the user from the directory
-            async with session.post(f"{live_server}/couch/_session",
-                                    json={"name": worker, "password": PASSWORD}) as resp:
-                if resp.status == 200:
-                    break
-            await asyncio.sleep(0.05)
-        for n in range(config.login_failures_per_account):
-            async with session.post(f"{live_server}/couch/_session",
-                                    json={"name": worker, "password": f"guess-{n}"}) as resp:
-                assert resp.status == 401
-    context = await browser.new_context(viewport={"width": 360, "height": 740},
-                                        locale="zh-CN", timezone_id="Asia/Shanghai")
+    context = None
     try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):  # the server learns of the user from the directory
+                async with session.post(f"{base}/couch/_session",
+                                        json={"name": worker, "password": PASSWORD}) as resp:
+                    if resp.status == 200:
+                        break
+                await asyncio.sleep(0.05)
+            for n in range(3):
+                async with session.post(f"{base}/couch/_session",
+                                        json={"name": worker, "password": f"guess-{n}"}) as resp:
+                    assert resp.status == 401
+        context = await browser.new_context(viewport={"width": 360, "height": 740},
+                                            locale="zh-CN", timezone_id="Asia/Shanghai")
         page = await context.new_page()
-        await page.goto(f"{live_server}/app/")
+        await page.goto(f"{base}/app/")
         await page.wait_for_selector("#login[open]")
         await page.fill("#login-name", worker)
         await page.fill("#login-password", PASSWORD)
@@ -249,11 +260,12 @@ async def test_the_login_screen_says_until_when_it_is_locked(browser: Any, live_
         shown = await page.text_content("#login-error") or ""
         # The phone's own clock time (Asia/Shanghai here, UTC+8), not the server's UTC.
         until = int(await page.get_attribute("#login-error", "data-locked-until") or 0)
-        import datetime
         local = datetime.datetime.fromtimestamp(
             until / 1000, datetime.timezone(datetime.timedelta(hours=8))).strftime("%H:%M")
         assert "之后再试" in shown and local in shown, shown
         assert "分钟" in shown, shown  # the default window is 15 minutes
         assert await page.is_disabled("#login-submit")
     finally:
-        await context.close()
+        if context is not None:
+            await context.close()
+        await runner.cleanup()
