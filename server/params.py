@@ -232,7 +232,7 @@ def check(query: Mapping[str, str], *, skip: frozenset[str] = frozenset()) -> No
 
 COMPARISONS = frozenset({"$eq", "$gt", "$gte", "$lt", "$lte"})
 TYPES = frozenset({"null", "boolean", "number", "string", "array", "object"})
-COMBINATIONS = frozenset({"$and", "$or", "$nor", "$not"})
+NOTHING = {"$nor": [{}]}  # a selector no record matches: not (the selector every one matches)
 # Mango operators the embedded store would run but that are not safe there: `$regex` compiles
 # the client's pattern on the store's only thread (an invalid one throws, a catastrophic one
 # hangs it); `$elemMatch`/`$allMatch` throw on arrays holding null; `$keyMapMatch`, `$text` and
@@ -322,6 +322,8 @@ def _field_clauses(path: str, value: Any, depth: int) -> list[dict[str, Any]]:
             clauses.append({"$not": {path: {"$eq": _operand(operand, op)}}})
         elif op == "$not":
             clauses.append({"$not": _combine(_field_clauses(path, operand, depth + 1))})
+        elif op == "$all" and operand == []:
+            clauses.append(NOTHING)  # CouchDB: matches no record; the store: every array
         else:
             compared.update(_condition(op, operand))
     if clauses:
