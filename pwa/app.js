@@ -82,13 +82,24 @@ function renderSyncBar() {
     return;
   }
   const status = app.sync.status();
-  const online = navigator.onLine && status.state !== "offline";
-  const stateWord = status.state === "syncing" && online ? t("syncing") : online ? t("online") : t("offline");
+  // Never "synced" unless it is: offline, a login to renew, a failure (named, with what to do)
+  // or records the server refused come first.
+  let state = status.state;
+  if (!navigator.onLine) state = "offline";
+  else if (state === "idle" && status.refused.length) state = "refused";
+  const word = { offline: "offline", login: "need_login", error: "sync_failing", syncing: "syncing",
+    refused: "sync_refused", idle: "synced" }[state] || "syncing";
   const parts = [
-    el("span", { class: `state state-${online ? status.state : "offline"}`, id: "sync-state" }, stateWord),
+    el("span", { class: `state state-${state}`, id: "sync-state" }, t(word)),
+  ];
+  if (state === "error" && status.problem) {
+    parts.push(el("span", { id: "sync-problem", class: "sync-problem", role: "alert",
+      "data-kind": status.problem.kind }, problemText(status.problem)));
+  }
+  parts.push(
     el("span", { id: "sync-last" }, `${t("last_sync")}：${formatTime(status.lastSync)}`),
     el("span", { id: "sync-waiting", "data-count": String(status.waiting) }, `${t("waiting")}：${status.waiting}`),
-  ];
+  );
   if (status.refused.length) {
     parts.push(el("a", { href: "#/sync", id: "sync-refused", class: "refused-link",
       "data-count": String(status.refused.length) }, `${t("refused")}：${status.refused.length}`));
@@ -101,7 +112,17 @@ function renderSyncBar() {
   if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
   syncBar.replaceChildren(...parts);
-  syncBar.dataset.state = status.state;
+  syncBar.dataset.state = state;
+}
+
+// A replication failure in words the worker can act on: what failed, that the records are safe
+// on the phone, when the app tries again by itself, and whom to tell if it goes on.
+function problemText(problem) {
+  const detail = [problem.status ? String(problem.status) : "", message(problem.reason || "")]
+    .filter(Boolean).join(" ");
+  const text = tf(`sync_problem_${problem.kind}`, { detail: detail || "?", id: problem.id || "" });
+  const retry = problem.retryAt ? tf("sync_retry_at", { time: clockTime(problem.retryAt, true) }) : t("sync_retrying");
+  return `${text} ${retry}`;
 }
 
 // --- login -----------------------------------------------------------------------------------

@@ -7,15 +7,53 @@
 // - waiting: records saved on the phone that the server has not acknowledged (the outbox);
 // - refused: records the server refused, with its reason; they stay on the phone and go again
 //   when the worker corrects and saves them (a new revision is a new change to push).
+// - problem: why the replication is failing right now, if it is (see `describeProblem`). The bar
+//   shows it, never "synced", until both directions have caught up again.
 // Local documents (`_local/...`) never replicate, so the outbox and drafts stay on the phone.
 
 /* global PouchDB */
 
 const OUTBOX = "_local/linli-outbox";
 const PULL_BATCH = 500;
+// Retries after a failure: 1 s, doubling to a minute, so a phone neither hammers a failing
+// server nor waits long once it is back.
+const RETRY_FIRST_MS = 1000;
+const RETRY_MOST_MS = 60000;
+const DIRECTIONS = ["push", "pull"];
 
 function isAuthError(err) {
   return Boolean(err) && (err.status === 401 || err.name === "unauthorized");
+}
+
+// PouchDB's words for a pull stopped at a document (see describeProblem).
+const STUCK_AT_DOCUMENT = new Set(["There was a problem getting docs.",
+  "batch processing terminated with error"]);
+
+function nextDelay(delay) {
+  return delay ? Math.min(delay * 2, RETRY_MOST_MS) : RETRY_FIRST_MS;
+}
+
+// What went wrong with the replication, as the sync bar names it. PouchDB gives HTTP errors as
+// {status, name, reason}, a failed fetch as a TypeError, a document the pull could not get as
+// "There was a problem getting docs.", a batch the phone could not store as "batch processing
+// terminated with error" (PouchDB's words when the cause had none), and a document a batch
+// refused as {id, error, reason}.
+export function describeProblem(err) {
+  const status = Number(err && err.status) || 0;
+  const name = String((err && (err.name || err.error)) || "");
+  const reason = String((err && (err.reason || err.message)) || name || "");
+  const id = (err && (err.id || err.docId)) || "";
+  if (status === 401 || name === "unauthorized") return { kind: "login", status: 401, reason, id };
+  if (status === 403 || name === "forbidden") return { kind: "forbidden", status: 403, reason, id };
+  if (id || (!status && STUCK_AT_DOCUMENT.has(reason))) return { kind: "document", status, reason, id };
+  // The gateway answers 404 for a grid the worker no longer has, as for one that never was.
+  if (status === 404) return { kind: "missing", status, reason, id };
+  if (status === 429 || status === 503) return { kind: "busy", status, reason, id };
+  if (status >= 500) return { kind: "server", status, reason, id };
+  if (!status && (err instanceof TypeError || /fetch|network/i.test(reason))) {
+    return { kind: "network", status, reason, id };
+  }
+  return { kind: "failed", status, reason, id };
 }
 
 export function localDbName(user, gridDb) {
@@ -35,6 +73,12 @@ export class GridSync {
     this.listeners = new Set();
     this.outbox = { pending: {}, refused: {}, last_sync: 0 };
     this.state = navigator.onLine ? "syncing" : "offline";
+    // Why the sync is failing, by where: push, pull, sync (it ended itself) or pulled (a record
+    // the phone's database refused).
+    this.problems = {};
+    this.caughtUp = { push: false, pull: false };
+    this.restartDelay = 0;
+    this.restartTimer = null;
     this.queue = Promise.resolve(); // outbox writes, one at a time
   }
 
@@ -54,9 +98,20 @@ export class GridSync {
     return () => this.listeners.delete(listener);
   }
 
+  // The first problem the worker must know of: a refusal of the whole grid before a document,
+  // before a server or network failure.
+  problem() {
+    const found = Object.values(this.problems).filter(Boolean);
+    const rank = ["login", "forbidden", "missing", "document", "server", "failed", "busy", "network"];
+    found.sort((a, b) => rank.indexOf(a.kind) - rank.indexOf(b.kind));
+    return found[0] || null;
+  }
+
   status() {
+    const problem = this.problem();
     return {
-      state: this.state,
+      state: problem && this.state !== "login" && this.state !== "offline" ? "error" : this.state,
+      problem,
       lastSync: this.outbox.last_sync || 0,
       waiting: Object.keys(this.outbox.pending).length,
       refused: Object.entries(this.outbox.refused).map(([id, r]) => ({ id, ...r })),
@@ -111,7 +166,14 @@ export class GridSync {
 
   start() {
     if (this.handle) return;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = null;
     this.state = navigator.onLine ? "syncing" : "offline";
+    this.caughtUp = { push: false, pull: false };
+    // A new start tries again: what the network did before is no longer known.
+    for (const [where, problem] of Object.entries(this.problems)) {
+      if (where === "pulled" || problem.kind === "network") delete this.problems[where];
+    }
     this.emit();
     const handle = this.db.sync(this.remote, {
       live: true,
@@ -121,11 +183,21 @@ export class GridSync {
       // down would be offered back to the server (a _revs_diff per batch, for nothing). A record
       // enters the outbox before it is written, so none can slip past.
       push: { batch_size: 100, filter: (doc) => Object.hasOwn(this.outbox.pending, doc._id) },
-      back_off_function: (delay) => (delay === 0 ? 1000 : Math.min(delay * 2, 60000)),
+      // Called right after the failure it answers ("requestError" below): its retry time.
+      back_off_function: (delay) => {
+        const next = nextDelay(delay);
+        const problem = this.problems[this.lastFailed];
+        if (handle === this.handle && problem) {
+          problem.retryAt = Date.now() + next;
+          this.emit();
+        }
+        return next;
+      },
     });
     this.handle = handle;
+    const current = () => this.handle === handle;
     handle.on("change", (info) => {
-      if (info.direction === "push") {
+      if (current() && info.direction === "push") {
         const docs = info.change.docs || [];
         this.updateOutbox((box) => {
           for (const doc of docs) {
@@ -138,47 +210,87 @@ export class GridSync {
       // A sync wraps the replication's refusal: {direction, doc: {id, error, reason}}.
       const err = event.doc && event.direction ? event.doc : event;
       const id = err.id || err._id;
-      if (!id) return;
+      if (!current() || !id) return;
+      if (event.direction === "pull") {
+        // The phone's own database refused a record of the grid: the worker cannot fix it.
+        // It stays named until the next start: the pull went on past it.
+        this.problems.pulled = { ...describeProblem({ ...err, id }), kind: "document" };
+        this.emit();
+        return;
+      }
       const reason = err.reason || err.message || "forbidden";
       this.updateOutbox((box) => {
         box.refused[id] = { reason, rev: box.pending[id] || null, at: Date.now() };
         delete box.pending[id];
       });
     });
-    handle.on("active", () => {
-      this.state = "syncing";
-      this.emit();
-    });
-    handle.on("paused", (err) => {
-      if (isAuthError(err)) return this.needLogin();
-      if (err || !navigator.onLine) {
-        this.state = "offline";
+    // Each direction on its own: a two-way sync reports "paused" without the error when either
+    // side fails, and would look caught up while the pull is stuck on a document.
+    for (const direction of DIRECTIONS) {
+      const replication = handle[direction];
+      replication.on("requestError", (err) => {
+        if (!current()) return;
+        if (isAuthError(err)) return this.needLogin();
+        this.lastFailed = direction;
+        this.caughtUp[direction] = false;
+        this.problems[direction] = { ...describeProblem(err), direction };
         this.emit();
-        return;
-      }
-      this.state = "idle";
-      this.updateOutbox((box) => {
-        box.last_sync = Date.now();
       });
-      this.reconcile();
-    });
+      replication.on("active", () => {
+        if (!current()) return;
+        this.state = "syncing";
+        this.emit();
+      });
+      replication.on("paused", (err) => {
+        if (!current() || err) return; // a failure: "requestError" has told it
+        this.caughtUp[direction] = true;
+        delete this.problems[direction];
+        if (this.caughtUp.push && this.caughtUp.pull) this.settled();
+        else this.emit();
+      });
+    }
     handle.on("error", (err) => {
+      // The replication has ended itself: a 401 or 403 (PouchDB does not retry those).
+      if (!current()) return;
+      this.handle = null;
       if (isAuthError(err)) return this.needLogin();
-      this.state = "error";
-      this.error = err;
+      this.problems.sync = describeProblem(err);
+      this.restartDelay = nextDelay(this.restartDelay);
+      this.problems.sync.retryAt = Date.now() + this.restartDelay;
+      this.restartTimer = setTimeout(() => this.start(), this.restartDelay);
       this.emit();
     });
   }
 
+  // Both directions caught up with no error: the grid is in sync.
+  settled() {
+    if (!navigator.onLine) {
+      this.state = "offline";
+      this.emit();
+      return;
+    }
+    this.problems = this.problems.pulled ? { pulled: this.problems.pulled } : {};
+    this.restartDelay = 0;
+    this.state = "idle";
+    this.updateOutbox((box) => {
+      box.last_sync = Date.now();
+    });
+    this.reconcile();
+  }
+
   stop() {
+    clearTimeout(this.restartTimer);
+    this.restartTimer = null;
     if (this.handle) {
-      this.handle.cancel();
+      const handle = this.handle;
       this.handle = null;
+      handle.cancel();
     }
   }
 
   needLogin() {
     this.stop();
+    this.problems = {};
     this.state = "login";
     this.emit();
   }

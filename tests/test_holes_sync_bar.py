@@ -1,0 +1,238 @@
+"""Issue 13, item 2 (the phone's half): the PWA never says 已同步 (synced) while its replication is
+failing. In real headless Chromium against the real server and its own embedded store, each
+fault is made for real (the server stopped, the store stopped so the gateway answers 503, the
+grid refused with 403, a record the pull cannot take, a record the server refuses) and the sync
+bar must name it, in zh-CN and in English, keep retrying, and come back to 已同步 by itself once
+the fault is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import couchdb
+import pytest
+from conftest import PASSWORD, TEST_LIMITS
+from playwright.async_api import Browser, Page
+from test_pwa import Deployment, Phone, wait_on_server
+
+from server import directory
+from server.config import Config
+from server.directory import DIRECTORY_DB
+from server.scope import grid_db
+from server.store import EmbeddedStore
+
+FAILING_WORDS = ("在线", "已同步", "Online", "Synced")
+
+
+@dataclass
+class Site:
+    store: EmbeddedStore
+    couch: couchdb.Server
+    app: Deployment
+
+    def worker(self) -> tuple[str, str]:
+        """A new grid with a worker of it: (grid code, user name)."""
+        code = f"s{uuid.uuid4().hex[:10]}"
+        directory.add_grid(self.couch, code, f"同步测试网格 {code}")
+        name = f"wor{uuid.uuid4().hex[:10]}"
+        directory.add_user(self.couch, name, "worker", PASSWORD, grids=[code])
+        return code, name
+
+    def db(self, code: str) -> couchdb.Database:
+        return self.couch[grid_db(code)]
+
+
+@pytest.fixture(scope="module")
+async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+    """The app in front of a store of its own, so a test can stop and start both."""
+    data = tmp_path_factory.mktemp("syncbar")
+    store = EmbeddedStore(data / "store")
+    await store.start()
+    config = Config.from_mapping({"data": data, "couchdb_url": store.url, **TEST_LIMITS})
+    app = Deployment(config)
+    await app.start()
+    try:
+        yield Site(store, directory.prepared(couchdb.Server(store.url)), app)
+    finally:
+        await app.stop()
+        await store.stop()
+
+
+async def logged_in(browser: Browser, site: Site, name: str) -> Phone:
+    """A phone with `name` logged in, once the server has seen the new user."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            async with session.post(f"{site.app.url}/couch/_session",
+                                    json={"name": name, "password": PASSWORD}) as resp:
+                if resp.status == 200:
+                    break
+            await asyncio.sleep(0.1)
+    phone = await Phone.open(browser, site.app.url)
+    await phone.login(name, PASSWORD)
+    return phone
+
+
+async def bar_says(page: Page, word: str, timeout: float = 60_000) -> None:
+    await page.wait_for_function(
+        "(w) => (document.getElementById('sync-state') || {}).textContent === w", arg=word,
+        timeout=timeout)
+
+
+async def bar_fails_with(page: Page, kind: str, timeout: float = 60_000) -> str:
+    """Waits for the bar to name a failure of `kind`; gives the bar's whole text."""
+    try:
+        await page.wait_for_function(
+            "(kind) => { const p = document.getElementById('sync-problem');"
+            " return p && p.dataset.kind === kind; }", arg=kind, timeout=timeout)
+    finally:
+        text = await page.text_content("#syncbar") or ""
+        print("sync bar:", text)
+    assert await page.text_content("#sync-state") == "同步失败", text
+    assert not any(word in text for word in FAILING_WORDS), text
+    assert "重试" in text, text  # it says it keeps trying, and when
+    return text
+
+
+async def stays_failing(page: Page, seconds: float) -> None:
+    """For `seconds`, every change of the bar still names the failure: retries never pass for
+    success."""
+    await page.evaluate("""(ms) => new Promise((resolve, reject) => {
+      const bar = document.getElementById('syncbar');
+      const check = () => {
+        const text = bar.textContent;
+        if (/在线|已同步|Online|Synced/.test(text)) reject(new Error('bar said: ' + text));
+      };
+      const seen = new MutationObserver(check);
+      seen.observe(bar, { childList: true, subtree: true, characterData: true });
+      check();
+      setTimeout(() => { seen.disconnect(); resolve(); }, ms);
+    })""", seconds * 1000)
+
+
+def visit(code: str, name: str, n: int, **fields: Any) -> dict[str, Any]:
+    doc = {"_id": f"household_visit:{code}-{n:04d}", "type": "household_visit",
+           "schema_version": 1, "grid": code, "created_by": name,
+           "household": f"household:{code}-0001", "visited_on": "2026-11-20",
+           "outcome": "completed"}
+    doc.update(fields)
+    return doc
+
+
+async def test_a_stopped_server_and_a_stopped_store_are_named_until_they_are_back(
+        browser: Browser, site: Site) -> None:
+    code, name = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+
+    # The server goes away: the phone says it cannot reach it, keeps the record it saves, and
+    # goes on trying.
+    await site.app.stop()
+    try:
+        text = await bar_fails_with(page, "network")
+        assert "连不上服务器" in text and "记录都保存在手机上" in text
+        saved = visit(code, name, 1)
+        await page.evaluate("(doc) => linli.sync.save(doc)", saved)
+        await phone.wait_waiting(1)
+        await stays_failing(page, 3)
+    finally:
+        await site.app.start()
+    await bar_says(page, "已同步")
+    await wait_on_server(site.db(code), saved["_id"])
+    await phone.wait_waiting(0)
+
+    # The store stops behind a running gateway: 503 with Retry-After, named as such, in both
+    # languages.
+    await site.store.stop()
+    try:
+        text = await bar_fails_with(page, "busy")
+        assert "服务器暂时不可用" in text and "503" in text, text
+        await page.click("#lang")
+        await page.wait_for_function(
+            "() => document.getElementById('sync-state').textContent === 'Sync failing'")
+        english = await page.text_content("#syncbar") or ""
+        assert "The server is unavailable for now (503" in english and "Retrying" in english
+        await page.click("#lang")
+        await stays_failing(page, 3)
+    finally:
+        await site.store.start()
+    await bar_says(page, "已同步")
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_a_grid_taken_from_the_worker_is_named_and_retried(browser: Browser,
+                                                                 site: Site) -> None:
+    """The worker is moved to another grid while the phone syncs: the gateway answers 404 for
+    the old grid. The phone says so and what to do, and syncs again once the grid is back."""
+    code, name = site.worker()
+    other, _ = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+    users = site.couch[DIRECTORY_DB]
+    user = users[f"user:{name}"]
+    user["grids"] = [other]  # moved to another grid while the phone is open
+    users.save(user)
+    try:
+        await page.evaluate("(doc) => linli.sync.save(doc)", visit(code, name, 2))
+        text = await bar_fails_with(page, "missing")
+        assert "服务器上没有您的这个网格" in text and "404" in text and "管理员" in text, text
+        await stays_failing(page, 3)
+    finally:
+        user = users[f"user:{name}"]
+        user["grids"] = [code]
+        users.save(user)
+    await bar_says(page, "已同步")
+    await wait_on_server(site.db(code), visit(code, name, 2)["_id"])
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_a_record_the_server_refuses_is_never_synced(browser: Browser, site: Site) -> None:
+    code, name = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+    bad = visit(code, name, 3, outcome="maybe")  # not one of the schema's outcomes
+    await page.evaluate("(doc) => linli.sync.save(doc)", bad)
+    await bar_says(page, "有记录被退回")
+    assert await page.is_visible("#sync-refused")
+    await page.click("#lang")
+    await bar_says(page, "Records refused")
+    await page.click("#lang")
+    # Corrected and saved again, it goes through and the bar says so.
+    fixed = await page.evaluate("(id) => linli.sync.db.get(id)", bad["_id"])
+    fixed["outcome"] = "completed"
+    await page.evaluate("(doc) => linli.sync.save(doc)", fixed)
+    await wait_on_server(site.db(code), bad["_id"])
+    await bar_says(page, "已同步")
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_a_record_the_pull_cannot_take_is_named_until_it_is_gone(browser: Browser,
+                                                                       site: Site) -> None:
+    """A record already in the store (written before the gateway refused such names) whose
+    attachment name the phone cannot take: the pull stops at it. The bar names it and the
+    record, and says 已同步 again once an administrator has removed it."""
+    code, name = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+    db = site.db(code)
+    poison = visit(code, name, 4, _attachments={"../../x.png": {
+        "content_type": "image/png", "data": "iVBORw0KGgo="}})
+    db.save(poison)
+    text = await bar_fails_with(page, "document")
+    assert "有一条记录无法同步" in text and "管理员" in text, text
+    await stays_failing(page, 3)
+    db.delete(db[poison["_id"]])
+    await bar_says(page, "已同步")
+    assert phone.problems == []
+    await phone.close()
