@@ -216,7 +216,6 @@ async def test_credential_stuffing_is_stopped_and_hashing_capped(
     assert resp.status == 200
 
 
-@pytest.mark.flaky(reruns=1)  # eight node clients on two cores; see pyproject.toml
 async def test_aggregates_during_continuous_sync_equal_a_recount(live_server: str,
                                                                   city: City) -> None:
     """Eight phones in two grids keep a live push open while they save visits in rounds, edit
@@ -261,6 +260,8 @@ async def test_aggregates_during_continuous_sync_equal_a_recount(live_server: st
         finally:
             await proc.close()
         assert final["ok"], final
+        # Caught up by its checkpoint; a 429/503 the replication waited out is no error (its
+        # Retry-After is checked below), a refusal or any other failure is.
         assert all(d["caught_up"] and not d["errors"] for d in final["devices"]), final
         assert final["http"]["missing_retry_after"] == 0 and final["http"]["other_5xx"] == 0
         assert len(polls) >= 2  # polled while the phones synced (few on a loaded machine)

@@ -28,8 +28,9 @@
 // trickle: every device keeps a live push (live, retry) of its local database open while it
 //   saves `records` visits over `rounds` rounds `interval_ms` apart; from the second round on it
 //   also edits one of its earlier visits (another outcome) and, every third round, deletes one.
-//   Once all is saved and pushed (the replication caught up with the local database): final
-//   line {"ok":true,"devices":[{id,grid,written,edited,deleted,errors}],"http":{...}}.
+//   Once all is saved and pushed (the replication's checkpoint caught up with the local
+//   database): final line {"ok":true,"devices":[{id,grid,written,edited,deleted,caught_up,
+//   errors,retried}],"http":{...}}; retried: the 429/503 answers the replication waited out.
 //
 // "http" counts the answers every device saw: 429s and 503s, those without Retry-After, other
 // 5xx, and requests that failed without an answer.
@@ -272,17 +273,29 @@ async function held(cmd, lines) {
 
 // -- trickle ----------------------------------------------------------------------------------
 
+const RETRY_LATER = new Set([429, 503]);
+
 async function trickleDevice(cmd, device) {
   const docs = queue(device);
   const rounds = cmd.rounds ?? 5;
   const per = Math.ceil(docs.length / rounds);
-  const out = { id: device.id, grid: device.grid, written: 0, edited: 0, deleted: 0, errors: [] };
+  const out = { id: device.id, grid: device.grid, written: 0, edited: 0, deleted: 0, errors: [],
+    retried: [] };
   let pushedSeq = 0;
+  const pushed = (seq) => { pushedSeq = Math.max(pushedSeq, Number(seq) || 0); };
   const rep = PouchDB.replicate(device.local, device.remote, { live: true, retry: true,
     batch_size: cmd.batch_size ?? 100, batches_limit: cmd.batches_limit ?? 10,
     back_off_function: (delay) => (delay ? Math.min(delay * 2, 10_000) : 500) });
-  rep.on('change', (info) => { pushedSeq = Math.max(pushedSeq, Number(info.last_seq) || 0); });
-  rep.on('paused', (err) => { if (err) out.errors.push(describeError(err)); });
+  rep.on('change', (info) => pushed(info.last_seq));
+  // How far the push got is its checkpoint. 'change' fires only for a batch that wrote
+  // something: when a batch was stored but its answer or its checkpoint failed (a 503 under
+  // load), the retry finds the documents already there and writes only the checkpoint.
+  rep.on('checkpoint', (info) => pushed(info.checkpoint));
+  // A 429 or 503 says "retry later" (with Retry-After, counted in http): the replication does,
+  // so it is reported apart; any other failure or refusal is an error.
+  rep.on('paused', (err) => {
+    if (err) (RETRY_LATER.has(err.status) ? out.retried : out.errors).push(describeError(err));
+  });
   rep.on('denied', (err) => out.errors.push(describeDenied(err)));
   const random = rng((device.seed ?? 1) * 7919);
   const saved = [];
