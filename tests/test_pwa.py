@@ -409,7 +409,23 @@ async def test_expired_login_asks_again_and_keeps_the_queue(browser: Browser, de
     await phone.close()
 
 
-@pytest.mark.flaky(reruns=1)  # timing in a real browser on a busy machine; see pyproject.toml
+UPDATE_STATE = """async () => {
+  const reg = await navigator.serviceWorker.getRegistration();
+  const state = (w) => w && `${w.state} ${w.scriptURL}`;
+  return { url: location.href, ready: document.readyState, online: navigator.onLine,
+    controller: state(navigator.serviceWorker.controller), active: state(reg && reg.active),
+    waiting: state(reg && reg.waiting), installing: state(reg && reg.installing),
+    offered: !document.getElementById("update").hidden,
+    accepted: document.getElementById("update").dataset.accepted || null,
+    index: window.linli && linli.index ? { docs: linli.index.docs.size,
+      complete: linli.index.complete } : null,
+    caches: await caches.keys() };
+}"""
+
+
+# Cause not found yet (issue 13, item 15): 16 runs in a row passed on a loaded machine; CI saw a
+# timeout after "update now" once. A failure now says where the update stood (UPDATE_STATE).
+@pytest.mark.flaky(reruns=1)
 async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
                                              tmp_path: Path) -> None:
     release = tmp_path / "pwa"
@@ -437,11 +453,14 @@ async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
             css.write("\n/* release 2 */\n")
         await app.start()
         await phone.context.set_offline(False)
-        await page.wait_for_selector("#update:not([hidden])", timeout=30_000)
-        async with page.expect_navigation():
-            await page.click("#update-now")
-        await page.wait_for_function("() => window.linli && linli.index && linli.index.complete",
-                                     timeout=20_000)
+        try:
+            await page.wait_for_selector("#update:not([hidden])", timeout=30_000)
+            async with page.expect_navigation():
+                await page.click("#update-now")
+            await page.wait_for_function(
+                "() => window.linli && linli.index && linli.index.complete", timeout=20_000)
+        except Exception as exc:  # say where the update stood: the next failure is a diagnosis
+            raise AssertionError(f"update stuck: {await page.evaluate(UPDATE_STATE)}") from exc
         new_release = await page.evaluate("() => caches.keys()")
         assert new_release != old_release and len(new_release) == 1
         assert await phone.local(visit["_id"]) is not None
@@ -884,10 +903,15 @@ CHART_CHECKS = """() => [...document.querySelectorAll('#dashboard svg.chart')].m
 
 async def dashboard_shows(page: Page, level: str) -> dict[str, Any]:
     """Waits for the dashboard of `level` and gives the API's answer for it."""
-    await page.wait_for_function(
-        "(level) => { const box = document.getElementById('dashboard');"
-        " return box && box.getAttribute('aria-busy') === 'false' && window.linli.dashboard"
-        " && linli.dashboard.level === level; }", arg=level, timeout=90_000)
+    try:
+        await page.wait_for_function(
+            "(level) => { const box = document.getElementById('dashboard');"
+            " return box && box.getAttribute('aria-busy') === 'false' && window.linli.dashboard"
+            " && linli.dashboard.level === level; }", arg=level, timeout=90_000)
+    except Exception as exc:
+        shown = await page.evaluate(
+            "() => [location.hash, (document.getElementById('dashboard') || {}).outerHTML]")
+        raise AssertionError(f"the {level} dashboard never showed: {shown}") from exc
     return await page.evaluate(
         "() => { const [, , level = 'city', code = ''] = location.hash.split('/');"
         " const q = level === 'city' ? 'level=city' : `level=${level}&code=${code}`;"
@@ -941,7 +965,10 @@ async def check_dashboard(page: Page, api: dict[str, Any]) -> None:
         str(api["figures"].get(f"review.{v}", 0)) for v in ("approved", "has_issues", "rejected")]
 
 
-@pytest.mark.flaky(reruns=1)  # timing in a real browser on a busy machine; see pyproject.toml
+# One cause found and fixed in the app (PouchDB's unhandled "Failed to fetch" after the offline
+# reload, pwa/app.js); another not yet: once in 12 runs on a loaded machine the city's figures
+# did not show within 90 s. A failure now says what the screen showed (dashboard_shows).
+@pytest.mark.flaky(reruns=1)
 async def test_the_supervisors_dashboard(browser: Browser, demo: Demo, tmp_path: Path) -> None:
     # The server works out a grid's figures from its views the first time they are asked for,
     # which on a fresh demo city takes a while: ask once before the phone does.
