@@ -90,6 +90,8 @@ async def test_a_renewed_cookie_dies_with_its_session(client: Any, city: City) -
     assert resp.status == 200
     renewed = resp.cookies[SESSION_COOKIE].value
     assert renewed and renewed != old
+    header = resp.headers["Set-Cookie"]  # renewed with the login's attributes
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Path=/" in header
     client.session.cookie_jar.clear()
     resp = await client.delete("/couch/_session", cookies={SESSION_COOKIE: renewed})
     assert resp.status == 200
