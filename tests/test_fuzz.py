@@ -38,10 +38,12 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from server import params as qparams
+from server.conflicts import RESOLVER as RESOLVER_NAME
 from server.keys import RECEIPTS, RESOLVER
 from server.store import EmbeddedStore
 from server.validation import (
     RECORD_ID,
+    TOMBSTONE_MEMBERS,
     SchemaRegistry,
     attachment_name_problem,
     domain_problems,
@@ -73,6 +75,7 @@ class Scene:
         self.worker = city.user(grids=[self.grid])
         self.boss = city.user("supervisor", communities=[self.community])
         self.record = self.record_rev = self.conflict = ""
+        self.since: Any = 0  # how far check_leaves has read the grid's changes
 
     async def ready(self) -> Scene:
         for name in (self.worker, self.boss):
@@ -134,6 +137,31 @@ class Scene:
                     assert attachment_name_problem(name) is None, (doc["_id"], name)
                     assert att["content_type"] in allowed, (doc["_id"], name, att)
                 checked += 1
+        return checked + self.check_leaves()
+
+    def check_leaves(self) -> int:
+        """Every leaf of every id changed since the last look, deleted ones included: a
+        tombstone holds nothing but what TOMBSTONE_MEMBERS allows, and no stored text holds
+        U+FFFD (a lone surrogate the store replaced)."""
+        db = self.city.db(self.grid)
+        changes = db.changes(since=self.since, style="all_docs")
+        self.since = changes["last_seq"]
+        checked = 0
+        for change in changes["results"]:
+            if change["id"].startswith("_design/"):
+                continue
+            _, _, leaves = db.resource(change["id"]).get_json(open_revs="all")
+            for item in leaves:
+                leaf = item.get("ok")
+                if leaf is None:
+                    continue
+                assert "\ufffd" not in json.dumps(leaf, ensure_ascii=False), leaf
+                if leaf.get("_deleted"):  # the resolver's own mark aside (written by the server)
+                    assert set(leaf) <= TOMBSTONE_MEMBERS | {"resolved_by"}, leaf
+                    assert leaf.get("resolved_by", RESOLVER_NAME) == RESOLVER_NAME, leaf
+                else:
+                    assert REGISTRY.problems(leaf) == [], leaf
+                checked += 1
         return checked
 
 
@@ -182,8 +210,11 @@ NASTY = ["", " ", "𠮷", "é", "é", "\u200b", "\u202e", "\ufeff", "\x00", "\n"
          "../", "%2F", "_design/x", "_local/x", "_security", "1-abc", "now", "9" * 30, "-1",
          "null", "true", "{}", "[]", "\\", '"', "'", "\u3000", "😀", "０１２"]
 SURROGATES = st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2)
-TEXT = st.one_of(st.text(max_size=12), st.sampled_from(NASTY), SURROGATES,
-                 st.text(max_size=3).map(lambda t: t * 700))  # sometimes long
+# U+FFFD is never generated: in the store it can only be a lone surrogate that was let through
+# (the store turns raw surrogate bytes into it), which check_grid looks for.
+CHARS = st.characters(exclude_characters="\ufffd")
+TEXT = st.one_of(st.text(CHARS, max_size=12), st.sampled_from(NASTY), SURROGATES,
+                 st.text(CHARS, max_size=3).map(lambda t: t * 700))  # sometimes long
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
                     st.floats(allow_nan=False, allow_infinity=False), TEXT)
 QTEXT = st.one_of(st.text(max_size=12), st.sampled_from(NASTY)).map(  # for URLs: short
@@ -473,6 +504,177 @@ async def test_attachments_as_a_worker(scene: Scene, data: st.DataObject) -> Non
     seed_rev = scene.city.db(scene.grid)[scene.record]["_rev"]
     await send(scene, scene.worker, method, path,
                body.replace(json.dumps(SEED_REV).encode(), json.dumps(seed_rev).encode()))
+    scene.check_grid()
+
+
+# -- deletions, histories and checkpoints ----------------------------------------------------
+
+HASHES = st.one_of(st.text("0123456789abcdef", min_size=32, max_size=32),
+                   st.sampled_from(["a" * 32, "b" * 32]))
+BAD_HASHES = st.one_of(st.sampled_from(["", "../x", "a" * 65, "a-b", "a\n", "𠮷"]), JSON)
+HISTORY_FLAWS = ["", "", "", "start+1", "start-1", "start text", "start fraction", "start bool",
+                 "bad id", "first id", "too many", "more than start", "no ids", "extra member",
+                 "not an object", "deep"]
+
+
+@st.composite
+def histories(draw: st.DrawFn, rev: Any) -> Any:
+    """A `_revisions` for `rev`: mostly one that agrees with it, else one flaw of each kind
+    the gateway must refuse."""
+    gen, digest = 1, "a" * 32
+    if isinstance(rev, str) and "-" in rev and rev.split("-", 1)[0].isdigit():
+        gen, digest = int(rev.split("-", 1)[0]), rev.split("-", 1)[1]
+    ids = [digest, *draw(st.lists(HASHES, max_size=max(0, min(gen - 1, 4))))]
+    history: Any = {"start": gen, "ids": ids}
+    flaw = draw(st.sampled_from(HISTORY_FLAWS))
+    if flaw == "start+1":
+        history["start"] = gen + 1
+    elif flaw == "start-1":
+        history["start"] = gen - 1
+    elif flaw == "start text":
+        history["start"] = str(gen)
+    elif flaw == "start fraction":
+        history["start"] = gen + 0.0
+    elif flaw == "start bool":
+        history["start"] = True
+    elif flaw == "bad id":
+        history["ids"] = [*ids, draw(BAD_HASHES)]
+    elif flaw == "first id":
+        history["ids"] = [draw(HASHES), *ids[1:]]
+    elif flaw == "too many":
+        history = {"start": 1001, "ids": [digest, *["b" * 32] * 1000]}
+    elif flaw == "more than start":
+        history["ids"] = [*ids, *(["c" * 32] * (gen + 1))]
+    elif flaw == "no ids":
+        history["ids"] = []
+    elif flaw == "extra member":
+        history[draw(TEXT)] = draw(JSON)
+    elif flaw == "not an object":
+        history = draw(JSON)
+    elif flaw == "deep":
+        history["ids"] = [*ids, nested(draw(st.integers(50, 400)))]
+    event(f"_revisions {flaw or 'agrees'}")
+    return history
+
+
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def revisions(scene: Scene) -> st.SearchStrategy[Any]:
+    return st.one_of(st.sampled_from([scene.record_rev, "1-" + "a" * 32, "2-" + "f" * 32,
+                                      "0-1", "3-" + "a" * 32 + "\n"]),
+                     st.builds(lambda g, h: f"{g}-{h}", st.integers(1, 1200), HASHES), JSON)
+
+
+@st.composite
+def tombstones(draw: st.DrawFn, scene: Scene, who: str) -> Any:
+    """A deletion: of the scene's records, the worker's own, another grid's or ids never seen;
+    bare, or with a body (fields of the record, special members, megabytes, deep nesting)."""
+    doc_id = draw(st.one_of(st.sampled_from([scene.record, f"household:{scene.grid}-conflict",
+                                             f"household_visit:{scene.other_grid}-1",
+                                             f"building:{scene.grid}-1",
+                                             f"verdict:household_visit:{scene.grid}-seed:1",
+                                             f"resolution:{scene.record}:1", "nosuchtype:1"]),
+                            ids(scene.grid)))
+    doc: dict[str, Any] = {"_id": doc_id, "_deleted": draw(st.one_of(
+        st.just(True), st.just(True), st.just(True), JSON))}
+    if draw(st.integers(0, 3)):
+        doc["_rev"] = draw(revisions(scene))
+    if draw(st.booleans()):
+        doc["_revisions"] = draw(histories(doc.get("_rev")))
+    for _ in range(draw(st.integers(0, 2))):
+        name = draw(st.one_of(st.sampled_from(
+            ["type", "grid", "created_by", "notes", "resolved_by", "_attachments", "_conflicts",
+             "_local_seq", "_revs_info", "_x"]), TEXT))
+        doc[name] = draw(st.one_of(JSON, st.just("x" * 150_000),
+                                   st.integers(50, 400).map(nested)))
+    return doc
+
+
+@st.composite
+def local_requests(draw: st.DrawFn, scene: Scene) -> tuple[str, str, bytes | None]:
+    """A checkpoint read, write or deletion, with the store's revisions (0-N) or others."""
+    name = draw(st.one_of(st.sampled_from(["ck", "ck", "ck2", "a~b", "x%2Fy"]), QTEXT.map(
+        lambda t: quote(t, safe=""))))
+    method = draw(st.sampled_from(["GET", "HEAD", "PUT", "PUT", "PUT", "DELETE", "POST",
+                                   "COPY"]))
+    rev = st.one_of(st.sampled_from(["0-1", "0-2", "0-3", "1-" + "a" * 32, "0-0", ""]), QTEXT)
+    query = f"?rev={quote(draw(rev), safe='')}" if draw(st.integers(0, 2)) == 0 else ""
+    body = None
+    if method in ("PUT", "POST"):
+        doc = draw(st.one_of(st.dictionaries(TEXT, JSON, max_size=3), JSON))
+        if isinstance(doc, dict):
+            for member in draw(st.lists(st.sampled_from(
+                    ["_rev", "_rev", "_id", "_deleted", "_attachments", "_revisions"]),
+                    max_size=2)):
+                doc[member] = draw(st.one_of(rev, ATTACHMENTS, JSON)
+                                   if member != "_rev" else rev)
+        body = draw(st.sampled_from([encode, raw_encode]))(doc)
+    tail = "" if draw(st.integers(0, 9)) else "/a.png"  # an attachment of a checkpoint
+    return method, f"/couch/grid-{scene.grid}/_local/{name}{tail}{query}", body
+
+
+def raw_encode(body: Any) -> bytes:
+    """UTF-8 as a broken encoder writes it: a lone surrogate as its raw bytes (ED A0 80)."""
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def lifecycle_requests(draw: st.DrawFn, scene: Scene, who: str) -> tuple[str, str, bytes | None]:
+    db = f"/couch/grid-{scene.grid}"
+    kind = draw(st.sampled_from(["tombstones", "tombstones", "replicated", "replicated",
+                                 "delete", "put", "local", "local"]))
+    wire = draw(st.sampled_from([encode, encode, raw_encode]))
+    if kind == "tombstones":
+        docs = draw(st.lists(st.one_of(tombstones(scene, who), documents(scene.grid, who)),
+                             min_size=1, max_size=4))
+        return "POST", f"{db}/_bulk_docs", wire({"docs": docs, "new_edits": draw(
+            st.booleans())})
+    if kind == "replicated":
+        docs = []
+        for doc in draw(st.lists(documents(scene.grid, who), min_size=1, max_size=4)):
+            if isinstance(doc, dict):
+                doc["_rev"] = draw(revisions(scene))
+                if draw(st.integers(0, 4)):
+                    doc["_revisions"] = draw(histories(doc["_rev"]))
+            docs.append(doc)
+        return "POST", f"{db}/_bulk_docs", wire({"docs": docs, "new_edits": False})
+    if kind == "delete":
+        doc = draw(tombstones(scene, who))
+        doc_id = doc["_id"][:300] if isinstance(doc["_id"], str) else "x"
+        rev = doc["_rev"][:300] if isinstance(doc.get("_rev"), str) else ""
+        return ("DELETE", f"{db}/{quote(doc_id.encode('utf-8', 'surrogatepass'), safe=':')}"
+                f"?rev={quote(rev.encode('utf-8', 'surrogatepass'), safe='')}", None)
+    if kind == "put":
+        doc = draw(tombstones(scene, who))
+        doc_id = doc["_id"][:300] if isinstance(doc["_id"], str) else "x"
+        return ("PUT", f"{db}/{quote(doc_id.encode('utf-8', 'surrogatepass'), safe=':')}",
+                wire(doc))
+    return draw(local_requests(scene))
+
+
+@fuzz(160)
+@given(data=st.data())
+async def test_deletions_histories_and_checkpoints(scene: Scene, data: st.DataObject) -> None:
+    """Tombstones (bare, with bodies, of others' records, of ids never seen), replicated
+    histories that agree or not, DELETE, and `_local` checkpoints, as a worker or a supervisor:
+    besides what every test checks, no tombstone keeps a body, nothing stored holds U+FFFD, and
+    a checkpoint written is read back at the revision the write answered."""
+    who = data.draw(st.sampled_from([scene.worker, scene.worker, scene.boss]))
+    for method, path, body in data.draw(st.lists(lifecycle_requests(scene, who), min_size=1,
+                                                 max_size=3)):
+        status = await send(scene, who, method, path, body)
+        if "/_local/" in path and method == "PUT" and status == 201:
+            url = yarl.URL(path.split("?")[0], encoded=True)
+            resp = await scene.client.get(url, headers=basic(who))
+            assert resp.status == 200, (path, await resp.text())
+            stored = await resp.json()
+            assert stored["_rev"].startswith("0-"), stored
+            assert "_attachments" not in stored, stored
     scene.check_grid()
 
 
