@@ -7,6 +7,11 @@ and content types its form allows. Attachments are drawn on purpose (test_attach
 mostly a valid photo with a member or two changed or dropped (data that is not base64 text,
 `follows`, stubs with and without a stored match, lengths and digests that lie) under names good
 and poisoned, because the shapes that killed the store (issue 13) were one member off a valid one.
+Deletions, histories and checkpoints too (test_deletions_histories_and_checkpoints): tombstones
+bare or with bodies of megabytes or hundreds of levels, of others' records and of ids never seen;
+`_revisions` with one flaw of each kind; lone surrogates as raw bytes; `_local` reads, writes and
+deletions. Every test also checks each leaf changed since the last look, tombstones included: no
+U+FFFD (a surrogate the store replaced), and a deleted leaf holds nothing but a tombstone's members.
 
 How the async tests meet Hypothesis: pytest-asyncio (under pytest-aiohttp, `asyncio_mode =
 auto`) runs an `async def` test decorated with `@given` one example at a time on the session's
