@@ -8,8 +8,9 @@ What "received" means, in order of preference:
 1. the receipt (server/receipts.py): the server's clock when it acknowledged the revision;
 2. no receipt yet: receipts are written in batches a moment after the acknowledgement (by this
    process or another one sharing the store), so a revision without one was received after
-   every revision that has one; it comes last. A receipt lost to a killed server is rebuilt at
-   start, so "no receipt" stays short-lived;
+   every revision that has one; it comes last. (A receipt lost to a server killed outright, at
+   most its last flush interval, would keep its verdict last until the receipts are rebuilt
+   from the store at start, issue 13 item 14; that verdict was the latest one received then);
 3. among revisions the receipts cannot tell apart (none has one yet, or two share a receipt
    time, as the verdicts of one request do): the store's update sequence, the order in which
    the store, the one writer every server process shares, took them;
