@@ -47,6 +47,9 @@ RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition
 RELAY_CHUNK = 64 * 1024
 # Ancestors of a replicated revision read back to find the edit stamps it carried over.
 STAMP_ANCESTORS = 20
+# Documents whose stamps are read at once: a batch of a thousand edits of others' records must
+# not open a thousand connections to the store.
+STAMP_READS = 8
 
 # A lone UTF-16 surrogate, as a JSON escape or as the raw bytes a broken encoder writes (json
 # reads those too): where either may be, every document is measured, so each such document is
@@ -192,7 +195,13 @@ async def stored_stamps(couch: CouchClient, db: str, docs: Sequence[Mapping[str,
     which is every document a worker makes."""
     wanted = [d for d in docs if foreign_stamps(d, user)]
 
+    gate = asyncio.Semaphore(STAMP_READS)
+
     async def read(doc: Mapping[str, Any]) -> tuple[str, frozenset[Stamp]]:
+        async with gate:
+            return await read_one(doc)
+
+    async def read_one(doc: Mapping[str, Any]) -> tuple[str, frozenset[Stamp]]:
         doc_id = str(doc["_id"])
         path = db_path(db, doc_id)
         found: set[Stamp] = set()
@@ -208,7 +217,10 @@ async def stored_stamps(couch: CouchClient, db: str, docs: Sequence[Mapping[str,
                     found.update(foreign_stamps(body, ""))
         return doc_id, frozenset(found)
 
-    return dict(await asyncio.gather(*(read(d) for d in wanted)))
+    stamps: dict[str, frozenset[Stamp]] = {}
+    for doc_id, found in await asyncio.gather(*(read(d) for d in wanted)):
+        stamps[doc_id] = stamps.get(doc_id, frozenset()) | found  # an id may come twice
+    return stamps
 
 
 @dataclasses.dataclass(frozen=True)

@@ -467,3 +467,18 @@ async def test_members_the_store_hides_keep_their_shape(scene: Scene) -> None:
         "_local_seq": 7, "_revs_info": [{"rev": rev, "status": "available"}],
         "_revisions": {"start": 1, "ids": [rev.split("-")[1]]}}])
     assert result.get("ok"), result
+
+
+async def test_a_batch_of_edits_keeping_others_stamps(scene: Scene) -> None:
+    """A push of many edits of records another worker stamped: every stamp is looked up (a few
+    at a time), all are admitted, and one forged among them is refused alone."""
+    w, w2 = scene.w, scene.w2
+    made = [household2(scene.grid, w, f"many{n}", edits=[stamp("status", w)]) for n in range(30)]
+    results = await scene.bulk(w, made)
+    edits = [{**doc, "_rev": r["rev"], "tenure": "rented",
+              "edits": [stamp("status", w), stamp("tenure", w2, "1764806500000-0000")]}
+             for doc, r in zip(made, results, strict=True)]
+    edits[7]["edits"][0] = stamp("status", w, "1764806999999-0001")  # moved: not w's stamp
+    results = await scene.bulk(w2, edits)
+    assert [r.get("ok") for n, r in enumerate(results) if n != 7] == [True] * 29, results
+    refused(results[7], "by")
