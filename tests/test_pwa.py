@@ -161,8 +161,12 @@ class Phone:
         return await self.page.evaluate("() => linli.sync.status()")
 
     async def wait_waiting(self, count: int, timeout: float = 30_000) -> None:
+        """Until the outbox and the sync bar both say `count`: the outbox counts a record as
+        soon as it is marked, the bar once the mark is stored on the phone."""
         await self.page.wait_for_function(
-            "(n) => linli.sync && linli.sync.status().waiting === n", arg=count, timeout=timeout)
+            "(n) => linli.sync && linli.sync.status().waiting === n && (document"
+            ".getElementById('sync-waiting') || {}).dataset?.count === String(n)", arg=count,
+            timeout=timeout)
 
     async def show(self, hash_route: str) -> None:
         await self.page.evaluate("(h) => { location.hash = h; }", hash_route)
