@@ -76,9 +76,24 @@ document.getElementById("lang").addEventListener("click", () => {
 
 // --- the sync bar ----------------------------------------------------------------------------
 
+// Supervisors and admins without the unmask right keep no grid on the phone: the server
+// refuses them a grid's records through /couch/, and they read them masked through /api/.
+function replicates(me) {
+  return Boolean(me) && me.replicates !== false;
+}
+
+function serverLinks() {
+  if (!canDecide(app.me)) return [];
+  return [
+    el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
+    el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
+    el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
+  ];
+}
+
 function renderSyncBar() {
   if (!app.sync) {
-    syncBar.replaceChildren();
+    syncBar.replaceChildren(...(app.me && !replicates(app.me) ? serverLinks() : []));
     return;
   }
   const status = app.sync.status();
@@ -104,11 +119,7 @@ function renderSyncBar() {
     parts.push(el("a", { href: "#/sync", id: "sync-refused", class: "refused-link",
       "data-count": String(status.refused.length) }, `${t("refused")}：${status.refused.length}`));
   }
-  if (canDecide(app.me)) {
-    parts.push(el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")));
-    parts.push(el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")));
-    parts.push(el("a", { href: "#/review", id: "review-link" }, t("review_queue")));
-  }
+  parts.push(...serverLinks());
   if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
   syncBar.replaceChildren(...parts);
@@ -223,7 +234,17 @@ async function start(me) {
   if (app.sync) app.sync.stop();
   if (app.changes) app.changes.cancel();
   app.me = me;
+  app.sync = null;
+  app.index = null;
+  app.changes = null;
   renderChrome();
+  if (!replicates(me)) {
+    app.grid = null;
+    app.schemas = app.schemas || await loadSchemas();
+    renderSyncBar();
+    route();
+    return;
+  }
   if (!me.grids.length) {
     view.replaceChildren(el("p", { class: "empty" }, t("no_grids")));
     return;
@@ -267,8 +288,25 @@ function scheduleVerdictOrder() {
 
 // --- routes ----------------------------------------------------------------------------------
 
+// The screens of a user who keeps no grid on the phone: the server's, and a note on the others.
+function serverRoute(name, a, b) {
+  let nodes;
+  if (name === "conflicts") nodes = conflictsView(app);
+  else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
+  else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
+  else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
+  view.replaceChildren(...nodes.filter(Boolean));
+  view.dataset.route = SERVER_SCREENS.has(name) ? name : "grid";
+}
+
 async function route() {
-  if (!app.index) return;
+  if (!app.index) {
+    if (app.me && !replicates(app.me) && app.schemas) {
+      const [name, a, b] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+      serverRoute(name, a, b);
+    }
+    return;
+  }
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const [name, a, b] = parts;
   let nodes;

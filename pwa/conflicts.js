@@ -120,6 +120,8 @@ function fieldChoice(app, conflict, f, key) {
       return { decision: { field: f.field, value } };
     }
     const side = sides[Number(picked.value)];
+    // A masked value (no unmask right) cannot be sent back: the side is named by its revision.
+    if (side.masked) return { decision: { field: f.field, rev: side.rev } };
     return { decision: side.missing ? { field: f.field } : { field: f.field, value: side.value } };
   };
   return { fieldset, error, decide };

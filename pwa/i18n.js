@@ -101,6 +101,8 @@ const WORDS = {
   loading: ["正在加载…", "Loading…"],
   first_sync: ["首次同步中，请保持联网…", "First sync; please stay online…"],
   no_grids: ["您没有分配网格", "You have no grid assigned"],
+  masked_only: ["您的账号没有查看完整身份证号、电话和特殊人群信息的权限，网格记录不同步到本机；请在审核、冲突和统计页面查看（已遮盖）。",
+    "Your account may not see ID numbers, phones and special groups unmasked, so grid records are not kept on this phone; see them masked in the review, conflicts and dashboard screens."],
   screen_of: ["排查", "Screening of"],
   decision: ["结论", "Decision"],
   // merges of concurrent edits, as the worker sees them ({name}s are filled in by tf)

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import errors, exports, merging, review
+from server import errors, exports, merging, personal, review
 from server.aggregates import LEVELS
 from server.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.errors import json_response
@@ -47,6 +47,7 @@ async def me(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     return json_response({"name": user.name, "role": user.role, "grids": grids,
                           "rights": sorted(user.rights),
+                          "replicates": personal.sees_grid_unmasked(user),
                           "campaigns": {"census": config.census_campaign,
                                         "screening": config.screening_campaign}})
 
@@ -93,13 +94,16 @@ def scoped_grids(request: web.Request, user: User) -> list[str]:
 
 async def conflicts(request: web.Request) -> web.Response:
     """Open conflicts in the supervisor's grids (or one grid), oldest first. Values may be
-    personal data, so every read is written to the audit log."""
+    personal data: masked as everywhere in /api/ unless the user has the `unmask` right (a
+    decision between two phone numbers needs them; without the right a side is chosen by its
+    revision), and every read is written to the audit log."""
     user = require_supervisor(request)
     directory, couch = request.app[DIRECTORY], request.app[COUCH]
     wanted = request.query.get("grid")
     codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
         code for code in directory.grids if directory.reaches(user, code))
     found: list[dict[str, Any]] = []
+    unmasked = user.may(personal.UNMASK)
     for code in codes:
         try:
             rows = await couch.get(
@@ -109,11 +113,17 @@ async def conflicts(request: web.Request) -> web.Response:
             continue
         for row in rows.get("rows", []):
             doc = row.get("doc") or {}
+            undecided = [f for f in doc.get("fields", []) if f.get("undecided")]
             found.append({"grid": code, "id": doc["_id"], "record": doc["record"],
                           "record_type": doc["record_type"], "resolved_at": doc["resolved_at"],
-                          "fields": [f for f in doc.get("fields", []) if f.get("undecided")]})
+                          "fields": undecided if unmasked
+                          else personal.masked_conflict_fields(undecided)})
     found.sort(key=lambda c: c["resolved_at"])
-    audit.info("%s read %d open conflicts in %d grid(s)", user.name, len(found), len(codes))
+    if unmasked:
+        personal.audit_unmasked(request, user, f"{len(found)} open conflicts in {len(codes)} "
+                                "grid(s) via /api/conflicts")
+    else:
+        audit.info("%s read %d open conflicts in %d grid(s)", user.name, len(found), len(codes))
     return json_response({"conflicts": found})
 
 
@@ -150,6 +160,7 @@ async def decide(request: web.Request) -> web.Response:
     if unknown:
         raise errors.bad_request(f"这些字段不在待决定之列：{', '.join(unknown)}",
                                  f"Not undecided in this conflict: {', '.join(unknown)}")
+    decisions = [chosen_side(d, undecided[d["field"]]) for d in decisions]
     try:
         record = await couch.get(db_path(db, resolution["record"]))
     except NotFound as exc:
@@ -221,6 +232,22 @@ async def decide(request: web.Request) -> web.Response:
                ", ".join(sorted(by_field)))
     return json_response({"ok": True, "rev": written["rev"], "status": resolution["status"],
                           "by": user.name})
+
+
+def chosen_side(decision: Mapping[str, Any], field: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision as `{field, value}` (or `{field}` for "no value"). One that names a side by
+    its revision (`{field, rev}`) takes that side's value: a supervisor without the `unmask`
+    right sees the values masked and so cannot send them back."""
+    if "value" in decision or "rev" not in decision:
+        return {k: v for k, v in decision.items() if k != "rev"}
+    sides = [field.get("chosen"), *(field.get("alternatives") or [])]
+    for side in sides:
+        if isinstance(side, Mapping) and side.get("rev") == decision["rev"]:
+            if side.get("missing") or "value" not in side:
+                return {"field": decision["field"]}
+            return {"field": decision["field"], "value": side["value"]}
+    raise errors.bad_request(f"字段 {decision['field']} 没有版本为 {decision['rev']} 的值",
+                             f"No side of {decision['field']} has revision {decision['rev']}.")
 
 
 def provisional(field: Mapping[str, Any]) -> Any:
@@ -358,8 +385,12 @@ async def review_record(request: web.Request) -> web.Response:
     if found is None:
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))
-    audit.info("%s read %s in %s with %d revision(s)%s", user.name, doc_id, code,
-               len(found["revisions"]), " UNMASKED" if unmasked else "")
+    if unmasked:
+        personal.audit_unmasked(request, user, f"{doc_id} in {code} with "
+                                f"{len(found['revisions'])} revision(s) via /api/review/record")
+    else:
+        audit.info("%s read %s in %s with %d revision(s)", user.name, doc_id, code,
+                   len(found["revisions"]))
     return json_response(found)
 
 
@@ -393,8 +424,11 @@ async def export(request: web.Request) -> web.StreamResponse:
     else:
         codes = scoped_grids(request, user)
         unmasked = wants_unmasked(request, user)
-        audit.info("%s exported %s of %d grid(s) as %s%s", user.name, what, len(codes), kind,
-                   " UNMASKED" if unmasked else "")
+        if unmasked:
+            personal.audit_unmasked(request, user, f"an export of {what} of {len(codes)} "
+                                    f"grid(s) as {kind}")
+        else:
+            audit.info("%s exported %s of %d grid(s) as %s", user.name, what, len(codes), kind)
         source = exports.rows(request.app[COUCH], codes, what, unmasked)
         name = f"linli-{what}.{kind}"
     response = web.StreamResponse(headers={

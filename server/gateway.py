@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, quote, unquote
 
 from aiohttp import web
 
-from server import errors, filters, replication
+from server import errors, filters, personal, replication
 from server import params as qparams
 from server.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS, Session, ended_session_doc
 from server.couch import (
@@ -381,6 +381,8 @@ async def grid_endpoint(request: web.Request, user: User, access: DbAccess,
                         segments: list[str]) -> web.StreamResponse:
     couch, db, method = request.app[COUCH], access.db, request.method
     rest = segments[1:]
+    personal.refuse_masked_reader(request, user, access, rest)
+    personal.audit_grid_read(request, user, access, rest)
     if not rest:
         if method in ("GET", "HEAD"):
             return await replication.relay(request, couch, "GET", db_path(db))
