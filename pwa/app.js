@@ -8,7 +8,7 @@ import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { GridIndex } from "./records.js";
 import { reviewRecordView, reviewView } from "./review.js";
-import { LoginError, logIn, logOut, rememberedUser } from "./session.js";
+import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, storageReport } from "./sync.js";
 import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
 
@@ -388,7 +388,19 @@ async function watchForUpdates() {
 renderChrome();
 watchForUpdates().catch((err) => console.warn("service worker", err));
 const remembered = rememberedUser();
-if (remembered) start(remembered).catch((err) => {
+// A right given or taken since the last login changes whether the phone may keep the grid: ask
+// the server once on opening, and start again if it changed.
+async function recheckRights(me) {
+  if (!navigator.onLine) return;
+  let fresh;
+  try {
+    fresh = await fetchMe();
+  } catch {
+    return; // no network or no session: the sync bar says what to do
+  }
+  if (fresh.name === me.name && replicates(fresh) !== replicates(me)) await start(fresh);
+}
+if (remembered) start(remembered).then(() => recheckRights(remembered)).catch((err) => {
   console.error(err);
   view.replaceChildren(el("p", { class: "error", role: "alert" }, String(err)));
 });
