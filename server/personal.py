@@ -11,7 +11,8 @@ grid database is replicated, unmasked, only to those whose work needs it:
 Supervisors and admins without the right read records only through `/api/`, which masks them
 (ID numbers `330***********005X`, phones `139****1234`, special groups hidden); their `/couch/`
 requests to a grid database that could return a record answer `403`; the database's info,
-writes (answered with ids and revisions), `_revs_diff` and their own checkpoints still work, and
+writes (answered with ids and revisions), `_revs_diff`, `_changes` and `_all_docs` without
+documents and their own checkpoints still work, and
 admins keep the maintenance calls (`_security`, `_compact`, design documents...).
 
 Every read that can return a record's body, through `/couch/` or `/api/`, is written to the
@@ -126,7 +127,9 @@ def refuse_masked_reader(request: web.Request, user: User, access: DbAccess,
 
 def returns_no_record(request: web.Request, rest: list[str]) -> bool:
     """Requests whose answer holds no record: the database's info, writes (answered with ids
-    and revisions; refusals never repeat a value), `_revs_diff` and the user's own checkpoints.
+    and revisions; refusals never repeat a value), `_revs_diff`, `_changes` and `_all_docs`
+    without documents (a selector, which could probe a value, is refused in server/filters.py)
+    and the user's own checkpoints.
     A supervisor without the right may still delete or push, as before."""
     method = request.method
     if not rest:
@@ -134,6 +137,8 @@ def returns_no_record(request: web.Request, rest: list[str]) -> bool:
     head = rest[0]
     if head in ("_bulk_docs", "_revs_diff"):
         return method == "POST"
+    if head in ("_changes", "_all_docs") and len(rest) == 1:  # ids and revisions only
+        return not _truthy(request.query.get("include_docs"))
     if head in ("_local", "_security"):  # checkpoints; who may reach it (admins only)
         return True
     return not head.startswith("_") and method in ("PUT", "DELETE")

@@ -294,7 +294,13 @@ async def test_unmasked_reads_are_only_for_the_right_and_all_audited(
         status, text = await fetch(scene, scene.masked, "GET", f"{db}/{person}")
         assert status == 403 and json.loads(text)["error"] == "forbidden"
         status, _ = await fetch(scene, scene.masked, "GET", f"{db}")
-        assert status == 200  # the database's info holds no record
+        assert status == 200  # the database's info holds no record, nor ids and revisions:
+        status, text = await fetch(scene, scene.masked, "GET", f"{db}/_changes?style=all_docs")
+        assert status == 200 and not leaks(text, scene)
+        for user in (scene.masked, scene.admin):  # a selector would tell a phone by probing
+            status, _ = await fetch(scene, user, "POST", f"{db}/_changes?filter=_selector",
+                                    {"selector": {"phone": {"$gt": "1390570"}}})
+            assert status == 403, user
         status, text = await fetch(
             scene, scene.masked, "GET", f"/api/review/record?grid={scene.grid}&id={person}")
         assert status == 200 and "330***********" in text  # masked, not absent
