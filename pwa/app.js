@@ -9,7 +9,7 @@ import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js"
 import { GridIndex } from "./records.js";
 import { reviewRecordView, reviewView } from "./review.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
-import { GridSync, storageReport } from "./sync.js";
+import { GridSync, forgetGrids, storageReport } from "./sync.js";
 import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
 
 const GRID_KEY = "linli.grid";
@@ -241,6 +241,7 @@ async function start(me) {
   if (!replicates(me)) {
     app.grid = null;
     app.schemas = app.schemas || await loadSchemas();
+    app.forgotten = forgetGrids(me.name, me.grids).catch((err) => console.warn("forget grids", err));
     renderSyncBar();
     route();
     return;

@@ -60,6 +60,25 @@ export function localDbName(user, gridDb) {
   return `linli-${user}-${gridDb}`;
 }
 
+// A user who may no longer keep a grid on the phone (no unmask right) should not keep its
+// records either: each grid's copy is deleted, unless it still holds records the server has
+// not acknowledged (those stay until they can be sent, so nothing is lost). The grids kept.
+export async function forgetGrids(user, grids) {
+  const kept = [];
+  for (const grid of grids) {
+    const db = new PouchDB(localDbName(user, grid.db));
+    let pending = {};
+    try {
+      pending = (await db.get(OUTBOX)).pending || {};
+    } catch (err) {
+      if (err.status !== 404) throw err;
+    }
+    if (Object.keys(pending).length) kept.push(grid.code);
+    else await db.destroy();
+  }
+  return kept;
+}
+
 export class GridSync {
   constructor(user, grid) {
     this.user = user;

@@ -1,5 +1,6 @@
 """Issue 13, item 3 in the app: a supervisor without the `unmask` right keeps no grid on the
-phone (the gateway would refuse it), works through the server's screens, sees personal data
+phone (the gateway would refuse it; a copy from before is deleted unless it holds records not yet
+sent), works through the server's screens, sees personal data
 masked there and still settles a conflict between two phone numbers, choosing a side by its
 revision. Real headless Chromium against the demo city (tests/test_pwa.py's fixture)."""
 
@@ -12,7 +13,7 @@ from urllib.parse import quote
 
 import aiohttp
 from playwright.async_api import Browser
-from test_pwa import GRID_A, Demo, Phone
+from test_pwa import GRID_A, GRID_B, Demo, Phone
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
 from server.couch import basic_authorization
@@ -60,8 +61,20 @@ async def test_a_supervisor_without_the_right_works_masked_and_online(
     grid_requests: list[str] = []
     page.on("request", lambda r: grid_requests.append(r.url) if "/couch/grid-" in r.url
             else None)
+    # The phone kept copies of both grids from before (the right taken, or an older app): one
+    # with records only, one with a record the server has not acknowledged yet.
+    await page.evaluate("""async ([a, b, phone]) => {
+      await new PouchDB(`linli-sun.lei-grid-${a}`).put({ _id: "household:x", phone });
+      const other = new PouchDB(`linli-sun.lei-grid-${b}`);
+      await other.put({ _id: "household:y", phone });
+      await other.put({ _id: "_local/linli-outbox", pending: { "household:y": 1 }, refused: {} });
+    }""", [GRID_A, GRID_B, other])
     await phone.login("sun.lei")  # a supervisor of the street, without the unmask right
     await page.wait_for_selector("#masked-only")
+    await page.evaluate("() => linli.forgotten")
+    names = await page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
+    assert f"_pouch_linli-sun.lei-grid-{GRID_A}" not in names, names  # deleted
+    assert f"_pouch_linli-sun.lei-grid-{GRID_B}" in names, names  # kept: not yet sent
     assert await page.evaluate("() => linli.sync === null && linli.index === null")
     assert "审核" in (await page.text_content("#masked-only") or "")
 
