@@ -376,7 +376,12 @@ def selector(value: Any) -> str:
     throwing, as the JSON to forward; a 400 naming what is wrong otherwise. CouchDB's meaning is
     kept: fields, `$and`/`$or`/`$nor`/`$not`, and the operators `$eq $ne $gt $gte $lt $lte
     $exists $type $in $nin $all $size $mod`."""
-    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_SELECTOR_BYTES:
+    try:
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+    except UnicodeEncodeError:
+        raise _selector_error("含有不成对的代理字符（半个表情符号）",
+                              "it holds a lone surrogate (half an emoji).") from None
+    if size > MAX_SELECTOR_BYTES:
         raise _selector_error(f"超过 {MAX_SELECTOR_BYTES} 字节",
                               f"larger than {MAX_SELECTOR_BYTES} bytes.")
     if _depth(value) > MAX_JSON_DEPTH or not _finite(value):
