@@ -358,9 +358,10 @@ async def give_verdicts(request: web.Request) -> web.Response:
         # The records' receipts stored first: the time to review is read from them when the
         # verdicts move the grid's figures.
         await request.app[RECEIPTS].flush()
-    results = await couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
-    request.app[RECEIPTS].record(user.name, db, [[r["id"], r["rev"]] for r in results
-                                                 if r.get("ok")])
+    with request.app[RECEIPTS].writing(user.name, db):
+        results = await couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
+        request.app[RECEIPTS].record(user.name, db, [[r["id"], r["rev"]] for r in results
+                                                     if r.get("ok")])
     request.app[AGGREGATES].notice(code)
     audit.info("%s gave %d verdicts in %s", user.name, len(docs), code)
     return json_response({"ok": True, "written": [r.get("id") for r in results if r.get("ok")]})

@@ -19,7 +19,7 @@ from server import api, designs, errors, gateway, shell
 from server.aggregates import Aggregates
 from server.auth import Authenticator
 from server.config import Config
-from server.conflicts import Resolver
+from server.conflicts import RECEIPTS_DESIGN, Resolver
 from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.feeds import MAX_WATCHED_DATABASES, LiveFeeds
 from server.installation import load_installation
@@ -40,7 +40,7 @@ from server.keys import (
     STORE,
 )
 from server.ordering import ReceiptCache
-from server.receipts import ReceiptLog
+from server.receipts import Rebuilder, ReceiptLog, utc_now
 from server.replication import FeedLimiter
 from server.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
 from server.store import EmbeddedStore
@@ -112,6 +112,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     """The installation record, the demo city if asked for, and the in-memory directory, kept
     current by following the directory database's changes feed."""
     config, couch = app[CONFIG], app[COUCH]
+    started = utc_now()  # before this server acknowledged anything: what rebuilt receipts say
     welcome = await retry_while_starting(lambda: couch.get("/"))
     app[POUCHDB_BACKEND] = "express-pouchdb" in welcome
     installation = await retry_while_starting(lambda: load_installation(couch))
@@ -132,6 +133,10 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         lookup=directory.users.get, ended=directory.ended_sessions)
     receipts = ReceiptLog(couch)
     app[RECEIPTS] = receipts
+    rebuilder = Rebuilder(couch, receipts, RECEIPTS_DESIGN)
+    # Receipts a kill of the last server lost (written in batches after the acknowledgement)
+    await retry_while_starting(lambda: rebuilder.starting(
+        [grid_db(code) for code in sorted(directory.grids)], started))
     resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
                         sweep_seconds=config.conflict_sweep_seconds)
     app[RESOLVER] = resolver
@@ -144,6 +149,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(follow_directory(couch, directory, since),
                                  name="directory-follower"),
              asyncio.create_task(receipts.run(), name="receipt-writer"),
+             asyncio.create_task(rebuilder.run(), name="receipt-rebuilder"),
              asyncio.create_task(resolver.run(), name="conflict-resolver"),
              asyncio.create_task(figures.run(), name="aggregates"),
              asyncio.create_task(prune_ended_sessions(couch), name="session-pruner"),
@@ -157,6 +163,10 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.
+    if not receipts.pending() and not rebuilder.wanted and rebuilder.idle.is_set():
+        with contextlib.suppress(CouchFailure, StoreUnavailable):
+            await rebuilder.stopped()
 
 
 async def prune_ended_sessions(couch: CouchClient) -> None:

@@ -649,8 +649,9 @@ async def delete_document(request: web.Request, user: User, access: DbAccess,
     if refusal is not None:
         raise replication.refusal_error(refusal)
     rev = pick(request.query, qparams.WRITE).get("rev", "")
-    result = await couch.request("DELETE", db_path(db, doc_id), params={"rev": rev})
-    request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
+    with request.app[RECEIPTS].writing(user.name, db):
+        result = await couch.request("DELETE", db_path(db, doc_id), params={"rev": rev})
+        request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
     return json_answer(result)
 
 
@@ -680,12 +681,13 @@ async def attachment(request: web.Request, user: User, access: DbAccess, doc_id:
                                           stored, request.app[SCHEMAS])
     if refusal is not None:
         raise replication.refusal_error(refusal)
-    if request.method == "PUT":
-        result = await couch.request("PUT", path, params=params, data=content,
-                                     headers={"Content-Type": request.content_type})
-    else:
-        result = await couch.request("DELETE", path, params=params)
-    request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
+    with request.app[RECEIPTS].writing(user.name, db):
+        if request.method == "PUT":
+            result = await couch.request("PUT", path, params=params, data=content,
+                                         headers={"Content-Type": request.content_type})
+        else:
+            result = await couch.request("DELETE", path, params=params)
+        request.app[RECEIPTS].record(user.name, db, [[doc_id, str(result.get("rev"))]])
     return json_answer(result, status=201 if request.method == "PUT" else 200)
 
 

@@ -333,6 +333,15 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
                                          "The same record appears twice in one batch.", 400)
                 seen.add(str(doc["_id"]))
     admitted = [d for d, v in zip(docs, refusals, strict=True) if v is None]
+    revs = [] if new_edits else [[d["_id"], str(d["_rev"])] for d in admitted]
+    with receipts.writing(ctx.user.name, ctx.db, revs):
+        return _stored_batch(await _store_batch(couch, ctx, admitted, docs, new_edits, raw_body),
+                             receipts, ctx, docs, refusals, authors)
+
+
+async def _store_batch(couch: CouchClient, ctx: WriteContext, admitted: list[Any],
+                       docs: list[Any], new_edits: bool, raw_body: bytes | None
+                       ) -> list[dict[str, Any]]:
     stored: list[dict[str, Any]] = []
     path = db_path(ctx.db, "_bulk_docs")
     if admitted and raw_body is not None and len(admitted) == len(docs):
@@ -340,6 +349,13 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
                                      headers={"Content-Type": "application/json"})
     elif admitted:
         stored = await couch.post(path, {"docs": admitted, "new_edits": new_edits})
+    return stored
+
+
+def _stored_batch(stored: list[dict[str, Any]], receipts: ReceiptLog, ctx: WriteContext,
+                  docs: list[Any], refusals: list[Refusal | None],
+                  authors: dict[str, str | None]) -> BatchOutcome:
+    """The answer to a batch the store took, its receipts recorded."""
     # The embedded store may answer out of input order: match results to documents by id.
     by_id: defaultdict[str, deque[dict[str, Any]]] = defaultdict(deque)
     for result in stored:

@@ -1,0 +1,297 @@
+"""Issue 13, item 14 (store supervision) and item 11 (no leaked connections).
+
+Item 14: the embedded store killed (SIGKILL of its pid) in the middle of a real PouchDB client's
+push of 2,000 records: every request in flight answers 503 with Retry-After within a second, the
+store is restarted, and after the client's retry every record is stored once with a receipt;
+the server itself killed mid-push: the receipts it had not written yet are rebuilt from the store
+at the next start, marked as rebuilt.
+
+Item 11: a live `_changes` ends when its database is deleted, when the client goes away and at
+its timeout; a client resetting its connection is one INFO line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import City, NodeClient, basic, wait_for_user
+from test_faults import (
+    REQUEST_LINE,
+    Proxy,
+    ServerProcess,
+    add_worker_in,
+    each_once,
+    own_app,
+    push,
+    served,  # noqa: F401 - a fixture
+    store_get,
+    stored,
+    stored_ids,
+    visits,
+    write_docs,
+)
+
+from server.app import create_app
+from server.config import Config
+from server.keys import STORE
+from server.scope import RECEIPTS_DB, grid_db
+from server.store import EmbeddedStore
+
+
+async def receipt_docs(store_url: str, db: str) -> list[dict[str, Any]]:
+    rows = (await store_get(f"{store_url}/{RECEIPTS_DB}/_all_docs", include_docs="true"))["rows"]
+    return [row["doc"] for row in rows
+            if row["doc"].get("type") == "receipt" and row["doc"].get("db") == db]
+
+
+def receipts_by_rev(docs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for doc in docs:
+        for doc_id, rev in doc["revs"]:
+            found.setdefault((doc_id, rev), []).append(doc)
+    return found
+
+
+async def every_revision_has_one_receipt(store_url: str, db: str, seconds: float = 60
+                                         ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Wait until each stored revision of `db` has a receipt; each has exactly one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        records = await stored(store_url, db)
+        revs = {(doc_id, doc["_rev"]) for doc_id, doc in records.items()}
+        by_rev = receipts_by_rev(await receipt_docs(store_url, db))
+        if revs <= by_rev.keys():
+            break
+        assert time.monotonic() < deadline, f"{len(revs - by_rev.keys())} without a receipt"
+        await asyncio.sleep(0.2)
+    twice = {key: docs for key, docs in by_rev.items() if len(docs) > 1}
+    assert not twice, list(twice.items())[:3]
+    return {key: docs[0] for key, docs in by_rev.items()}
+
+
+class AnswerProxy(Proxy):
+    """A Proxy that also calls `on_answer(method, path)` once the server's answer to a request
+    has been passed on to the client (the first bytes of it)."""
+
+    on_answer: Callable[[str, str], None] | None = None
+    drop_answer: Callable[[str, str], bool] | None = None  # True: the connection dies instead
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        asked: list[tuple[str, str]] = []
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                for m in REQUEST_LINE.finditer(data):
+                    asked.append((m[1].decode(), m[2].decode()))
+                    self.requests.append(asked[-1])
+                    if asked[-1][1].split("?")[0].endswith("/_bulk_docs"):
+                        self._bulk_docs_seen += 1
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if (data.startswith(b"HTTP/1.1 ") and asked and self.drop_answer is not None
+                        and self.drop_answer(*asked[-1])):
+                    self.cuts += 1
+                    return
+                writer.write(data)
+                await writer.drain()
+                if data.startswith(b"HTTP/1.1 ") and asked and self.on_answer is not None:
+                    self.on_answer(*asked[-1])
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.transport.abort()
+            up_writer.transport.abort()
+
+
+def utc(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text)
+
+
+@pytest.mark.slow
+async def test_server_killed_mid_push_receipts_rebuilt(served: ServerProcess,  # noqa: F811
+                                                       node: NodeClient) -> None:
+    """`kill -9` of `linli serve` just after it acknowledged a batch (its receipts are written
+    a moment later, in the background): at the next start every acknowledged record gets its
+    receipt, rebuilt from the store and marked so; the retry's records get ordinary ones."""
+    grid = f"rcpt{os.getpid()}"
+    db = grid_db(grid)
+    worker = await served.add_worker([grid])
+    docs = visits(grid, worker, 300)
+    proxy = AnswerProxy(served.port)
+    await proxy.start()
+    killed_at: list[datetime.datetime] = []
+
+    def kill_once_the_third_batch_is_answered(method: str, path: str) -> None:
+        if (path.split("?")[0].endswith("/_bulk_docs") and proxy._bulk_docs_seen == 3
+                and served.process is not None and served.process.poll() is None):
+            served.kill9()
+            killed_at.append(datetime.datetime.now(datetime.UTC))
+
+    proxy.on_answer = kill_once_the_third_batch_is_answered
+    remote = proxy.url(f"/couch/{db}")
+    try:
+        first = await push(node, remote, "phone", worker, batch_size=50,
+                           docs_file=write_docs(node, "docs", docs))
+    finally:
+        proxy.on_answer = None
+    assert not first["ok"] and killed_at, first
+    acked = set(first["acked"])
+    assert 100 <= len(acked) < len(docs)
+    # What the killed server left: the store it orphaned still runs. Receipts lost there are
+    # the point of this test (printed, as the kill's timing decides how many).
+    left = receipts_by_rev(await receipt_docs(served.store_url(), db))
+    print(f"acknowledged without a receipt at the kill: "
+          f"{len(acked - {i for i, _ in left})} of {len(acked)}")
+
+    await served.start()
+    receipts = await every_revision_has_one_receipt(served.store_url(), db)
+    assert acked <= {doc_id for doc_id, _ in receipts}
+    for (doc_id, _rev), receipt in receipts.items():
+        if receipt.get("rebuilt"):
+            assert receipt["user"] is None  # who sent it is not known any more
+            assert utc(receipt["received_at"]) >= killed_at[0]  # by the restart at the latest
+            assert utc(receipt["rebuilt_at"]) >= utc(receipt["received_at"])
+        else:
+            assert receipt["user"] == worker
+            assert utc(receipt["received_at"]) <= killed_at[0]
+        assert doc_id in acked
+
+    before_retry = await stored_ids(served.store_url(), db)
+    try:
+        retry = await push(node, remote, "phone", worker, batch_size=50)
+    finally:
+        await proxy.close()
+    assert retry["ok"], retry
+    assert retry["docs_written"] == len(docs) - len(before_retry)  # nothing sent twice
+    each_once(await stored(served.store_url(), db), docs)
+    receipts = await every_revision_has_one_receipt(served.store_url(), db)
+    fresh = [r for (doc_id, _), r in receipts.items() if doc_id not in acked]
+    assert fresh and all(not r.get("rebuilt") and r["user"] == worker for r in fresh)
+
+
+@pytest.mark.slow
+async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -> None:
+    """SIGKILL of the store's pid while a real PouchDB client pushes 2,000 records and phones
+    wait on live feeds: every request in flight answers 503 with Retry-After within a second,
+    the store is restarted, and after the client's retry all 2,000 are stored once, each with
+    one receipt (those of a batch the store took as it died included)."""
+    client = await own_app(tmp_path / "var")
+    try:
+        store = client.app[STORE]
+        grid = "storekill2000"
+        db = grid_db(grid)
+        worker = await add_worker_in(client, store.url, [grid])
+        docs = visits(grid, worker, 2000)
+        remote = str(client.make_url(f"/couch/{db}"))
+        pushing = asyncio.ensure_future(push(node, remote, "phone", worker, batch_size=100,
+                                             docs_file=write_docs(node, "docs", docs)))
+        while len(await stored_ids(store.url, db)) < 700:
+            assert not pushing.done(), pushing.result()
+            await asyncio.sleep(0.02)
+        # Phones waiting on the grid's live feed, without heartbeats: nothing sent yet.
+        waiting: list[asyncio.Future[tuple[int, str, float]]] = []
+
+        async def wait_on_feed() -> tuple[int, str, float]:
+            resp = await client.get(f"/couch/{db}/_changes", headers=basic(worker), params={
+                "feed": "longpoll", "since": "now", "timeout": "60000"})
+            await resp.read()
+            return resp.status, resp.headers.get("Retry-After", ""), time.monotonic()
+
+        waiting = [asyncio.ensure_future(wait_on_feed()) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        pid = store.process.pid
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        for status, retry_after, at in await asyncio.wait_for(asyncio.gather(*waiting), 30):
+            assert status == 503 and retry_after, status
+            assert at - killed < 1.0, at - killed
+        first = await asyncio.wait_for(pushing, 120)
+        assert not first["ok"] and first["error"]["status"] == 503, first
+        assert first["local_doc_count"] == len(docs)
+        for _ in range(600):  # the supervisor starts it again
+            if store.restarts == 1 and store.process.pid != pid:
+                resp = await client.get(f"/couch/{db}", headers=basic(worker))
+                if resp.status == 200:
+                    break
+            await asyncio.sleep(0.05)
+        assert store.restarts == 1
+        before_retry = await stored_ids(store.url, db)
+        assert set(first["acked"]) <= before_retry
+        retry = await push(node, remote, "phone", worker, batch_size=100)
+        assert retry["ok"], retry
+        assert retry["docs_written"] == len(docs) - len(before_retry)
+        each_once(await stored(store.url, db), docs)
+        receipts = await every_revision_has_one_receipt(store.url, db)
+        assert len(receipts) == len(docs)
+        assert all(r["user"] == worker for r in receipts.values())
+    finally:
+        await client.close()
+
+
+async def test_a_batch_stored_as_the_store_failed_gets_its_receipt(
+        aiohttp_client: Any, config: Config, store: EmbeddedStore, city: City,
+        node: NodeClient) -> None:
+    """The store takes a batch and its connection dies before the answer reaches the server
+    (a store dying at that moment): the phone gets 503 and its retry finds the records there
+    (`_revs_diff`), so nothing would ever carry a receipt for them. The server rebuilds those
+    receipts, with the sender and the moment the batch arrived, since it still knows them."""
+    to_store = AnswerProxy(int(store.url.rsplit(":", 1)[1]))
+    await to_store.start()
+    batches: list[str] = []
+
+    def second_batch_of_the_grid(method: str, path: str) -> bool:
+        if method == "POST" and path.split("?")[0] == f"/{grid_db(grid)}/_bulk_docs":
+            batches.append(path)
+            return len(batches) == 2
+        return False
+
+    to_store.drop_answer = second_batch_of_the_grid
+    grid = city.grid()
+    client = await aiohttp_client(create_app(dataclasses.replace(
+        config, couchdb_url=to_store.url(""))))
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    db = grid_db(grid)
+    docs = visits(grid, worker, 150)
+    sent = datetime.datetime.now(datetime.UTC)
+    first = await push(node, str(client.make_url(f"/couch/{db}")), "phone", worker,
+                       batch_size=50, docs_file=write_docs(node, "docs", docs))
+    assert not first["ok"] and first["error"]["status"] == 503, first
+    assert to_store.cuts == 1 and len(first["acked"]) == 50
+    unanswered = await stored_ids(store.url, db) - set(first["acked"])
+    assert unanswered  # the second batch is there, though the phone was not told
+    retry = await push(node, str(client.make_url(f"/couch/{db}")), "phone", worker,
+                       batch_size=50)
+    assert retry["ok"] and retry["docs_written"] == 100 - len(unanswered), retry
+    each_once(await stored(store.url, db), docs)
+    receipts = await every_revision_has_one_receipt(store.url, db, 30)
+    await to_store.close()
+    rebuilt = {doc_id for (doc_id, _), r in receipts.items() if r.get("rebuilt")}
+    assert rebuilt == unanswered
+    assert all(r["user"] == worker and utc(r["received_at"]) >= sent
+               for r in receipts.values())
