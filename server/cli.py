@@ -18,7 +18,7 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from server import directory, registry_import
+from server import directory, errors, registry_import
 from server.config import SETTINGS, Config, ConfigError
 from server.matching import HouseholdIndex, match
 from server.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
@@ -167,6 +167,8 @@ class ProblemAccessLogger(AccessLogger):
     SLOW_SECONDS = 1.0
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if request.get(errors.WENT_AWAY):
+            return  # logged once already, as the client going away
         if response.status >= 400 or time >= self.SLOW_SECONDS:
             super().log(request, response, time)
 

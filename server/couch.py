@@ -103,7 +103,7 @@ class CouchClient:
 
     async def open(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
-                   read_timeout: float | None = READ_TIMEOUT) -> aiohttp.ClientResponse:
+                   read_timeout: float = READ_TIMEOUT) -> aiohttp.ClientResponse:
         """Send a request and return the response unread, for streaming; the caller releases it.
         `path` is already percent-encoded and is sent exactly as it is (never normalised, so a
         `..` that slipped through could not climb out of a database). There is no total time

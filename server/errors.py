@@ -104,6 +104,18 @@ def store_unavailable() -> CouchError:
         headers={"Retry-After": "5"})
 
 
+CLIENT_CLOSED = 499  # nginx's "client closed request": nobody receives it, the log shows it
+WENT_AWAY = web.RequestKey("went_away", bool)
+
+
+def went_away(request: web.Request) -> None:
+    """A client that hung up or reset its connection: one INFO line per request, not an error
+    and not a traceback."""
+    if not request.get(WENT_AWAY):
+        request[WENT_AWAY] = True
+        log.info("client went away during %s %s", request.method, request.path)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -117,8 +129,14 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
         return json_response({"error": error, "reason": exc.reason}, status=exc.status)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
+        transport = request.transport
+        if transport is None or transport.is_closing():  # handler cancelled: its client left
+            went_away(request)
         raise
+    except ConnectionResetError:  # writing to a client that reset its connection
+        went_away(request)
+        return web.Response(status=CLIENT_CLOSED)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return json_response({"error": "unknown_error", "reason": bilingual(

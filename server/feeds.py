@@ -41,6 +41,11 @@ POLL_SECONDS = 5.0
 # by this long, rather than closing and reopening its store connection on every change.
 LINGER_SECONDS = 10.0
 SWEEP_SECONDS = 1.0  # how often phones that hung up while waiting are looked for
+# How often the watched databases are checked to still exist: PouchDB Server never ends a
+# longpoll on a deleted database, so without it a phone would wait WATCH_CUTOFF_S to learn.
+# One `_all_dbs` for every watched database at once.
+DELETED_CHECK_SECONDS = 2.0
+DELETED_CHECK_TIMEOUT_S = 10.0
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 30.0
 PEEK_BYTES = 64 * 1024  # an empty page is far smaller: a longer answer has results
 FEED_PARAMS = frozenset({"feed", "heartbeat", "timeout"})
@@ -180,7 +185,11 @@ class LiveFeeds:
         return True
 
     async def sweep(self) -> None:
-        """aiohttp does not cancel a handler whose client hung up: look for them."""
+        """aiohttp does not cancel a handler whose client hung up: look for them. And look for
+        watched databases that were deleted."""
+        loop = asyncio.get_running_loop()
+        check_at = loop.time() + DELETED_CHECK_SECONDS
+        checking: asyncio.Task[None] | None = None
         try:
             while any(w.waiters for w in self.watchers.values()):
                 await asyncio.sleep(SWEEP_SECONDS)
@@ -189,8 +198,34 @@ class LiveFeeds:
                         if not waiter.connected():
                             waiter.gone = True
                             waiter.woken.set()
+                if loop.time() >= check_at and (checking is None or checking.done()):
+                    check_at = loop.time() + DELETED_CHECK_SECONDS
+                    checking = asyncio.create_task(self.end_deleted(), name="live-feeds-dbs")
         finally:
+            if checking is not None:
+                checking.cancel()
             self.sweeper = None
+
+    async def end_deleted(self) -> None:
+        """Stop the watchers of databases that no longer exist (their store longpolls would
+        hang on) and wake their waiters, whose own read then answers 404."""
+        watched = [w for w in self.watchers.values() if w.task is not None]
+        if not watched:
+            return
+        try:
+            names = await self.couch.request("GET", "/_all_dbs",
+                                             read_timeout=DELETED_CHECK_TIMEOUT_S)
+        except (StoreUnavailable, CouchFailure) as exc:
+            log.info("could not list the databases (%s)", exc)
+            return
+        existing = set(names) if isinstance(names, list) else None
+        if existing is None:
+            return
+        for watcher in watched:
+            if watcher.db not in existing and watcher.task is not None:
+                watcher.task.cancel()  # closes its store connection
+                watcher.task = None
+                watcher.wake()
 
     def shutting_down(self) -> None:
         """Every waiter answers at once, so the server's shutdown does not wait a minute."""
@@ -263,11 +298,11 @@ class LiveFeeds:
                     request, response, waiter, deadline,
                     heartbeat_s, None if watched else POLL_SECONDS)
                 if waiter.gone:
-                    return hung_up(response)
+                    return hung_up(request, response)
                 if not woken:
                     return await finish(request, response, got.head)
         except ConnectionResetError:  # writing to a phone that hung up
-            return hung_up(response)
+            return hung_up(request, response)
         finally:
             self.leave(watcher, waiter)
 
@@ -393,10 +428,11 @@ def empty_page(got: Read) -> dict[str, Any] | None:
     return None
 
 
-def hung_up(response: web.StreamResponse | None) -> web.StreamResponse:
+def hung_up(request: web.Request, response: web.StreamResponse | None) -> web.StreamResponse:
     """What a handler returns for a phone gone: aiohttp finds the connection closed and logs
     the request, no error (499, nginx's "client closed request", when nothing was sent)."""
-    return response if response is not None else web.Response(status=499)
+    errors.went_away(request)
+    return response if response is not None else web.Response(status=errors.CLIENT_CLOSED)
 
 
 def cut(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -480,6 +480,10 @@ async def changes(request: web.Request, user: User, access: DbAccess) -> web.Str
         params["filter"] = "_doc_ids"
         upstream_body = {"doc_ids": doc_ids}
     path = db_path(access.db, "_changes")
+    if request.method == "HEAD":  # headers only: never a wait (the store's would send nothing
+        live = False              # until the read timeout, holding its connection)
+        for name in ("feed", "heartbeat", "timeout"):
+            params.pop(name, None)
     with request.app[FEEDS_HELD].hold(user.name, live):
         if live and request.method != "HEAD":  # waits in the server, not in the store
             heartbeat = params.get("heartbeat")
@@ -710,10 +714,22 @@ async def raw_proxy(request: web.Request, segments: list[str]) -> web.StreamResp
                                  "use a real CouchDB for it.")
     headers = {h: request.headers[h] for h in RAW_REQUEST_HEADERS if h in request.headers}
     data = await request.read() if request.can_read_body else None
-    live = request.query.get("feed") in ("longpoll", "continuous")
+    live = request.query.get("feed") in ("longpoll", "continuous", "eventsource")
+    params: Mapping[str, str] = request.query
+    deadline_s = None
+    if live and request.method != "HEAD":
+        # CouchDB's timeout, which PouchDB Server ignores: the gateway ends the feed then.
+        # The store's heartbeat (6 s unless asked) keeps the read timeout from firing sooner.
+        timeout_ms = request.query.get("timeout", "")
+        asked = int(timeout_ms) if timeout_ms.isdecimal() and len(timeout_ms) < 10 else None
+        deadline_s = min(asked or MAX_FEED_TIMEOUT_MS, MAX_FEED_TIMEOUT_MS) / 1000
+    elif live:
+        params = {k: v for k, v in request.query.items()
+                  if k not in ("feed", "heartbeat", "timeout")}
     return await replication.relay(request, request.app[COUCH], request.method,
-                                   encode_path(segments), params=request.query, data=data,
-                                   headers=headers, read_timeout=None if live else READ_TIMEOUT)
+                                   encode_path(segments), params=params, data=data,
+                                   headers=headers, read_timeout=READ_TIMEOUT,
+                                   deadline_s=deadline_s)
 
 
 def setup_routes(app: web.Application) -> None:

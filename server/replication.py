@@ -12,14 +12,14 @@ import json
 import logging
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from server import errors
-from server.couch import READ_TIMEOUT, CouchClient, NotFound, db_path
+from server.couch import READ_TIMEOUT, CouchClient, NotFound, StoreUnavailable, db_path
 from server.receipts import ReceiptLog
 from server.scope import User
 from server.validation import (
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 # Response headers worth passing from the store to the client; hop-by-hop ones are not.
 RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition")
-RELAY_CHUNK = 64 * 1024
 # Ancestors of a replicated revision read back to find the edit stamps it carried over.
 STAMP_ANCESTORS = 20
 # Documents whose stamps are read at once: a batch of a thousand edits of others' records must
@@ -409,13 +408,24 @@ class FeedLimiter:
 async def relay(request: web.Request, couch: CouchClient, method: str, path: str, *,
                 params: Mapping[str, str] | None = None, body: Any = None,
                 data: Any = None, headers: Mapping[str, str] | None = None,
-                read_timeout: float = READ_TIMEOUT) -> web.StreamResponse:
+                read_timeout: float = READ_TIMEOUT,
+                deadline_s: float | None = None) -> web.StreamResponse:
     """Stream the store's answer to the client chunk by chunk: a feed or a big `_all_docs` is
     never held whole in memory. The store's errors pass through in CouchDB's shape. A slow
-    phone may take as long as it needs; only a silent store times out."""
-    upstream = await couch.open("HEAD" if request.method == "HEAD" else method, path,
-                                params=params, body=body, data=data, headers=headers,
-                                read_timeout=read_timeout)
+    phone may take as long as it needs; only a silent store times out. A client that hangs up
+    is noticed within HANGUP_CHECK_SECONDS even while the store says nothing (a live feed),
+    and its store request is closed then; a live feed ends at `deadline_s` (CouchDB's
+    `timeout`, which PouchDB Server ignores)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if deadline_s is None else loop.time() + deadline_s
+    upstream = await while_connected(request, couch.open(
+        "HEAD" if request.method == "HEAD" else method, path, params=params, body=body,
+        data=data, headers=headers, read_timeout=read_timeout), deadline)
+    if upstream is None:  # the store has not answered yet (a feed sends nothing at first)
+        unsent = web.Response(status=errors.CLIENT_CLOSED)
+        if client_gone(request):
+            return went_away(request, unsent)
+        return cut_client(request, unsent)
     if upstream.status >= 500:  # an error's few bytes: read, so a full disk answers 503
         async with upstream:
             try:
@@ -428,28 +438,95 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
         for name in RELAYED_HEADERS:
             if name in upstream.headers:
                 response.headers[name] = upstream.headers[name]
-        if request.method == "HEAD":
-            await response.prepare(request)
-            return response
-        await response.prepare(request)
         try:
-            async for chunk in upstream.content.iter_chunked(RELAY_CHUNK):
+            await response.prepare(request)
+            if request.method == "HEAD":
+                return response
+            while True:
                 try:
-                    await response.write(chunk)
-                except ConnectionResetError:
-                    return response  # the phone went away (closed its live feed): not an error
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
-                TimeoutError) as exc:
-            # The store failed mid-answer: cut the client's connection so it retries, never a
-            # silently truncated body that looks complete.
-            log.warning("store failed while relaying %s %s: %s", method, path, exc)
-            if request.transport is not None:
-                request.transport.close()
-            return response
-        await response.write_eof()
+                    chunk = await next_chunk(request, upstream.content, deadline)
+                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                        TimeoutError) as exc:
+                    # The store failed mid-answer: cut the client's connection so it retries,
+                    # never a silently truncated body that looks complete.
+                    log.warning("store failed while relaying %s %s: %s", method, path, exc)
+                    return cut_client(request, response)
+                if chunk is None:  # the client hung up, or the feed's time is up
+                    if client_gone(request):
+                        return went_away(request, response)
+                    return cut_client(request, response)
+                if not chunk:
+                    break
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            return went_away(request, response)
         return response
     finally:
         upstream.release()
+
+
+HANGUP_CHECK_SECONDS = 1.0  # while the store is silent, how often the client is looked at
+
+
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def next_chunk(request: web.Request, content: aiohttp.StreamReader,
+                     deadline: float | None) -> bytes | None:
+    """The next bytes of the store's answer (b"" at its end); None when the client hung up
+    meanwhile or `deadline` passed. The store's own read timeout still applies."""
+    loop = asyncio.get_running_loop()
+    while True:
+        wait = HANGUP_CHECK_SECONDS if deadline is None else min(
+            HANGUP_CHECK_SECONDS, deadline - loop.time())
+        if wait <= 0 or client_gone(request):
+            return None
+        limit = asyncio.timeout(wait)
+        try:
+            async with limit:
+                return await content.readany()
+        except TimeoutError:
+            if not limit.expired():
+                raise  # the store's read timeout, not ours
+
+
+async def while_connected(request: web.Request,
+                          opening: Awaitable[aiohttp.ClientResponse],
+                          deadline: float | None) -> aiohttp.ClientResponse | None:
+    """The store's response, or None (its request closed) if the client hangs up or
+    `deadline` passes before the store starts answering."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(opening)
+    try:
+        while True:
+            wait = HANGUP_CHECK_SECONDS if deadline is None else min(
+                HANGUP_CHECK_SECONDS, deadline - loop.time())
+            if wait > 0 and not client_gone(request):
+                done, _ = await asyncio.wait({task}, timeout=wait)
+                if done:
+                    return task.result()
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
+                (await task).release()  # it answered just then
+            return None
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
+def cut_client(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+def went_away(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    errors.went_away(request)
+    return response
 
 
 async def read_local(couch: CouchClient, user: User, db: str, client_id: str) -> dict[str, Any]:

@@ -13,17 +13,23 @@ its timeout; a client resetting its connection is one INFO line, never a traceba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
+import logging
 import os
 import signal
+import socket
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from conftest import City, NodeClient, basic, wait_for_user
+from aiohttp.test_utils import TestClient
+from conftest import City, NodeClient, basic, visit, wait_for_user
 from test_faults import (
     REQUEST_LINE,
     Proxy,
@@ -42,7 +48,7 @@ from test_faults import (
 
 from server.app import create_app
 from server.config import Config
-from server.keys import STORE
+from server.keys import LIVE_FEEDS, STORE
 from server.scope import RECEIPTS_DB, grid_db
 from server.store import EmbeddedStore
 
@@ -295,3 +301,157 @@ async def test_a_batch_stored_as_the_store_failed_gets_its_receipt(
     assert rebuilt == unanswered
     assert all(r["user"] == worker and utc(r["received_at"]) >= sent
                for r in receipts.values())
+
+
+# -- item 11: no leaked connections --------------------------------------------------------------
+
+@pytest.fixture
+async def feeds_client(aiohttp_client: Any, config: Config) -> TestClient:
+    return await aiohttp_client(create_app(dataclasses.replace(config, max_feeds_per_user=100)))
+
+
+async def wait_until(predicate: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_deleted_database_ends_its_live_feeds_at_once(
+        feeds_client: TestClient, city: City) -> None:
+    """Phones waiting on a grid's live feed (with and without heartbeats) learn within
+    seconds that its database was deleted (PouchDB Server never ends the server's own
+    longpoll on it), and any request to it then answers 404 at once: a HEAD of a live feed
+    too, which waited for the read timeout (90 s) and answered 503."""
+    client = feeds_client
+    feeds = client.app[LIVE_FEEDS]
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    db = grid_db(grid)
+
+    async def wait_on_feed(**params: str) -> tuple[int, float]:
+        resp = await client.get(f"/couch/{db}/_changes", headers=basic(worker), params={
+            "feed": "longpoll", "since": "now", **params})
+        try:
+            await resp.read()
+        except aiohttp.ClientPayloadError:  # heartbeats went out: the connection is cut
+            return 0, time.monotonic()
+        return resp.status, time.monotonic()
+
+    waiting = [asyncio.ensure_future(wait_on_feed(timeout="60000")) for _ in range(3)]
+    waiting.append(asyncio.ensure_future(wait_on_feed(heartbeat="1000")))
+    await wait_until(lambda: feeds.waiting() == 4 and feeds.watching() == 1)
+    await asyncio.sleep(1.5)  # a heartbeat went out
+    deleted = time.monotonic()
+    await asyncio.to_thread(city.couch.delete, db)
+    ended = await asyncio.wait_for(asyncio.gather(*waiting), 60)
+    assert [status for status, _ in ended] == [404, 404, 404, 0], ended
+    assert max(at for _, at in ended) - deleted < 5.0, [at - deleted for _, at in ended]
+    await wait_until(lambda: not feeds.watchers, 15)  # its store longpoll closed
+    for method, path, params in [
+            ("GET", "", {}), ("HEAD", "/_changes", {"feed": "longpoll", "since": "now"}),
+            ("GET", "/_changes", {"feed": "longpoll", "since": "now", "timeout": "60000"}),
+            ("POST", "/_bulk_docs", {}), ("GET", "/_all_docs", {})]:
+        started = time.monotonic()
+        resp = await client.request(method, f"/couch/{db}{path}", params=params,
+                                    headers=basic(worker),
+                                    json={"docs": [visit(grid, worker, "late")]}
+                                    if method == "POST" else None)
+        assert resp.status == 404, (method, path, resp.status, await resp.text())
+        assert time.monotonic() - started < 2.0, (method, path)
+
+
+async def raw_database(city: City) -> tuple[str, str]:
+    """A database outside Linli's naming scheme (relayed as it is, to admins only) and an
+    admin."""
+    name = f"plain{os.getpid()}x{os.urandom(3).hex()}"
+    await asyncio.to_thread(city.couch.create, name)
+    return name, city.user("admin")
+
+
+async def test_a_relayed_live_feed_ends_at_its_timeout_and_when_its_client_goes(
+        feeds_client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """A live feed relayed as it is (an admin's, on a database of their own) ends at CouchDB's
+    `timeout` (the store ignores it); a client that hangs up while the store says nothing is
+    noticed within seconds (not at the store's next heartbeat or change), in one INFO line."""
+    client = feeds_client
+    caplog.set_level(logging.INFO)
+    name, admin = await raw_database(city)
+    await wait_for_user(client, admin)
+    started = time.monotonic()
+    resp = await client.get(f"/couch/{name}/_changes", headers=basic(admin), params={
+        "feed": "longpoll", "since": "now", "timeout": "2000", "heartbeat": "1000"})
+    with contextlib.suppress(aiohttp.ClientPayloadError):
+        await asyncio.wait_for(resp.read(), 30)
+    assert time.monotonic() - started < 6.0
+
+    url = str(client.make_url(f"/couch/{name}/_changes"))
+    async with aiohttp.ClientSession() as session:
+        pending = asyncio.ensure_future(session.get(url, headers=basic(admin), params={
+            "feed": "continuous", "since": "now", "heartbeat": "60000"}))
+        await asyncio.sleep(1.0)
+        pending.cancel()
+    hung_up = time.monotonic()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pending
+
+    def noticed() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "went away" in r.getMessage()
+                and "_changes" in r.getMessage()]
+
+    await wait_until(lambda: bool(noticed()), 10)
+    assert time.monotonic() - hung_up < 4.0
+    assert len(noticed()) == 1 and noticed()[0].levelno == logging.INFO
+
+
+async def reset_after(port: int, request: bytes, read_bytes: int) -> None:
+    """Send `request`, read `read_bytes` of the answer (0: none), then reset the connection
+    (RST, as a phone losing its network or a killed client does)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    if read_bytes:
+        await reader.readexactly(read_bytes)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_a_client_resetting_its_connection_is_one_info_line(
+        feeds_client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Resets at every stage of an answer (before it, in a long streamed one, while a live
+    feed waits with heartbeats): never a traceback or an error, at most one INFO line each."""
+    client = feeds_client
+    caplog.set_level(logging.INFO)
+    grid = city.grid()
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    db = grid_db(grid)
+    docs = [visit(grid, worker, f"{i:04d}", notes="x" * 2000) for i in range(300)]
+    resp = await client.post(f"/couch/{db}/_bulk_docs", json={"docs": docs},
+                             headers=basic(worker))
+    assert resp.status == 201
+    port = client.server.port
+    auth = basic(worker)["Authorization"]
+
+    def get(path: str) -> bytes:
+        return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+                f"Accept: application/json\r\n\r\n").encode()
+
+    big = f"/couch/{db}/_all_docs?include_docs=true"
+    live = f"/couch/{db}/_changes?feed=longpoll&since=now&heartbeat=1000"
+    cases = [(get(big), 0), (get(big), 200), (get(f"/couch/{db}/{docs[0]['_id']}"), 0),
+             (get(live), 0), (get(live), 200)]
+    for request, read_bytes in cases * 4:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reset_after(port, request, read_bytes)
+    await asyncio.sleep(3.0)  # the sweep finds the waiting feeds' clients gone
+    await wait_until(lambda: client.app[LIVE_FEEDS].waiting() == 0, 10)
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
+           or ("went away" in r.getMessage() and r.levelno > logging.INFO)]
+    assert not bad, [(r.name, r.getMessage()) for r in bad][:5]
+    lines = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert all(r.levelno == logging.INFO for r in lines)
+    assert len(lines) <= len(cases) * 4
+    assert len(lines) >= 8  # the live feeds' (5 of 20 at least) and the streamed ones
