@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # A watcher's longpoll asks CouchDB to answer within WATCH_MS; PouchDB Server ignores `timeout`
 # (and never ends a longpoll on a deleted database), so the server gives up at WATCH_CUTOFF_S and
-# asks again: a deleted database is noticed within that time.
+# asks again. A deleted database is noticed sooner, by DELETED_CHECK_SECONDS (below).
 WATCH_MS = 20_000
 WATCH_CUTOFF_S = 25.0
 WATCH_LIMIT = "500"  # changes per watcher answer: only its last_seq is used
