@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -25,6 +26,22 @@ READ_TIMEOUT = 90.0  # longer than a feed's heartbeat (10 s), so only a silent s
 # disk: "IO error: ... No space left on device"; a database whose opening failed: OpenError),
 # CouchDB's enospc.
 IO_FAILURE = re.compile(r"IO error|OpenError|No space left|ENOSPC", re.IGNORECASE)
+
+
+# PouchDB Server may never answer a request to a database deleted a moment before (its cached
+# handle of the database is destroyed under the request): a request still unanswered after this
+# long makes the client ask whether its database still exists, and a 404 then ends it at once
+# (it hung until the read timeout, 90 s, and answered 503).
+DELETED_PROBE_SECONDS = 2.0
+
+
+def probed_database(method: str, path: str) -> str | None:
+    """The database a request is about (still percent-encoded), when a missing one should end
+    it: not the server's own endpoints, nor the creation of the database itself."""
+    parts = path.lstrip("/").split("/")
+    if not parts[0] or parts[0].startswith("_") or (method == "PUT" and len(parts) == 1):
+        return None
+    return parts[0]
 
 
 class CouchFailure(Exception):
@@ -122,13 +139,39 @@ class CouchClient:
         hdrs["Accept-Encoding"] = "identity"  # loopback: compressing would only cost CPU
         if self.auth is not None:
             hdrs["Authorization"] = self.auth
+        sending = asyncio.ensure_future(self.session.request(
+            method, yarl.URL(self.base + path, encoded=True), params=params, data=data,
+            headers=hdrs, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5,
+                                                        sock_read=read_timeout)))
         try:
-            return await self.session.request(
-                method, yarl.URL(self.base + path, encoded=True), params=params, data=data,
-                headers=hdrs, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5,
-                                                            sock_read=read_timeout))
+            db = probed_database(method, path)
+            while db is not None:
+                done, _ = await asyncio.wait({sending}, timeout=DELETED_PROBE_SECONDS)
+                if done:
+                    break
+                if not await self.exists(db):
+                    sending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError,
+                                             TimeoutError):
+                        (await sending).release()  # it answered just then
+                    raise NotFound(404, {"error": "not_found", "reason": "no_db_file"})
+            return await sending
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise StoreUnavailable(str(exc)) from exc
+        except BaseException:
+            sending.cancel()
+            raise
+
+    async def exists(self, db: str) -> bool:
+        """Whether the store still has `db`; True when it cannot tell."""
+        try:
+            async with self.session.get(
+                    yarl.URL(self.base + "/" + db, encoded=True),
+                    headers={"Authorization": self.auth} if self.auth else None,
+                    timeout=aiohttp.ClientTimeout(total=DELETED_PROBE_SECONDS * 2)) as resp:
+                return resp.status != 404
+        except (TimeoutError, aiohttp.ClientError):
+            return True
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request, read its JSON answer; error statuses become typed exceptions."""
