@@ -35,13 +35,19 @@ IO_FAILURE = re.compile(r"IO error|OpenError|No space left|ENOSPC", re.IGNORECAS
 DELETED_PROBE_SECONDS = 2.0
 
 
+READ_POSTS = ("_changes", "_all_docs", "_bulk_get", "_revs_diff")
+
+
 def probed_database(method: str, path: str) -> str | None:
-    """The database a request is about (still percent-encoded), when a missing one should end
-    it: not the server's own endpoints, nor the creation of the database itself."""
-    parts = path.lstrip("/").split("/")
-    if not parts[0] or parts[0].startswith("_") or (method == "PUT" and len(parts) == 1):
+    """The database a read is about (still percent-encoded), when a missing one should end it:
+    never a write (which the store may have applied), the server's own endpoints or its own
+    databases (a store in trouble, its disk full, may not find those for a while)."""
+    parts = path.split("?", 1)[0].lstrip("/").split("/")
+    if not parts[0] or parts[0].startswith(("_", "linli-")):
         return None
-    return parts[0]
+    if method in ("GET", "HEAD") or (method == "POST" and parts[-1] in READ_POSTS):
+        return parts[0]
+    return None
 
 
 class CouchFailure(Exception):
@@ -163,15 +169,18 @@ class CouchClient:
             raise
 
     async def exists(self, db: str) -> bool:
-        """Whether the store still has `db`; True when it cannot tell."""
+        """Whether the store still lists `db` (percent-encoded); True when it cannot tell. The
+        list, not `GET /db`: a database the store failed to open (its disk full) answers 404
+        there for a while, but is still listed."""
         try:
             async with self.session.get(
-                    yarl.URL(self.base + "/" + db, encoded=True),
+                    yarl.URL(self.base + "/_all_dbs", encoded=True),
                     headers={"Authorization": self.auth} if self.auth else None,
-                    timeout=aiohttp.ClientTimeout(total=DELETED_PROBE_SECONDS * 2)) as resp:
-                return resp.status != 404
-        except (TimeoutError, aiohttp.ClientError):
+                    timeout=aiohttp.ClientTimeout(total=DELETED_PROBE_SECONDS * 5)) as resp:
+                names = await resp.json(content_type=None) if resp.status == 200 else None
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return True
+        return not isinstance(names, list) or unquote(db) in names
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request, read its JSON answer; error statuses become typed exceptions."""
