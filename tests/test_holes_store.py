@@ -211,7 +211,8 @@ async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -
         store = client.app[STORE]
         grid = "storekill2000"
         db = grid_db(grid)
-        worker = await add_worker_in(client, store.url, [grid])
+        quiet = grid_db("storekillquiet")  # a grid nobody writes to while its phones wait
+        worker = await add_worker_in(client, store.url, [grid, "storekillquiet"])
         docs = visits(grid, worker, 2000)
         remote = str(client.make_url(f"/couch/{db}"))
         pushing = asyncio.ensure_future(push(node, remote, "phone", worker, batch_size=100,
@@ -219,11 +220,11 @@ async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -
         while len(await stored_ids(store.url, db)) < 700:
             assert not pushing.done(), pushing.result()
             await asyncio.sleep(0.02)
-        # Phones waiting on the grid's live feed, without heartbeats: nothing sent yet.
+        # Phones waiting on a grid's live feed, without heartbeats: nothing sent yet.
         waiting: list[asyncio.Future[tuple[int, str, float]]] = []
 
         async def wait_on_feed() -> tuple[int, str, float]:
-            resp = await client.get(f"/couch/{db}/_changes", headers=basic(worker), params={
+            resp = await client.get(f"/couch/{quiet}/_changes", headers=basic(worker), params={
                 "feed": "longpoll", "since": "now", "timeout": "60000"})
             await resp.read()
             return resp.status, resp.headers.get("Retry-After", ""), time.monotonic()
