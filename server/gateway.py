@@ -114,7 +114,22 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
                 check_same_origin(request)
     request[USER] = user
     request[RENEW_SESSION] = renew
+    if request.path.startswith((PREFIX, "/api")):
+        refuse_repeated_parameters(request)
     return await handler(request)
+
+
+def refuse_repeated_parameters(request: web.Request) -> None:
+    """A query parameter given twice is a 400. Some checks read the first value (whether
+    documents are included, whether to unmask) and the store takes the last: with one value
+    each, what is checked is what is done. CouchDB clients never repeat a parameter."""
+    names = [name for name, _ in request.query.items()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        name = repeated[0][:64]
+        raise errors.bad_request(f"查询参数 {name} 重复，每个参数只能给一次",
+                                 f"Query parameter {name} is given more than once; give each "
+                                 "parameter once.")
 
 
 async def renew_session(request: web.Request, response: web.StreamResponse) -> None:

@@ -212,7 +212,7 @@ assert KINDS.keys() >= CHANGES | DOCUMENT | VIEW | BULK_GET
 def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
     """The parameters of `allowed` in `query`, each checked by its kind (a bad one is a 400 and
     nothing is forwarded); the others are dropped. A repeated parameter is checked every time
-    and the last one is forwarded."""
+    and the last one is forwarded (the gateway refuses a repeated one before: one value each)."""
     picked: dict[str, str] = {}
     for name, raw in query.items():
         if name in allowed:

@@ -826,18 +826,24 @@ def check_deletion(doc_id: str, ctx: WriteContext,
 
 
 def broken_field(doc: Mapping[str, Any]) -> tuple[str, str]:
-    """(zh, en) naming the first field of `doc` that holds a lone surrogate."""
+    """(zh, en) naming the first field of `doc` that holds a lone surrogate. The walk keeps its
+    own stack: a document may nest as deep as JSON parsing allows (about a thousand levels),
+    deeper than Python's recursion, and one such document must be refused alone, not fail its
+    whole batch."""
     def broken(value: Any) -> bool:
-        if isinstance(value, str):
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                return True
-            return False
-        if isinstance(value, Mapping):
-            return any(broken(k) or broken(v) for k, v in value.items())
-        if isinstance(value, list):
-            return any(broken(v) for v in value)
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+            elif isinstance(item, Mapping):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
         return False
 
     for key, value in doc.items():

@@ -204,6 +204,14 @@ def couch_reads(scene: Scene) -> list[tuple[str, str, Any]]:
         ("GET", f"{db}/_design_docs?include_docs=true", None),
         ("POST", f"{db}/_revs_diff", {i: ["1-x"] for i in scene.ids}),
     ]
+    # A parameter given twice: a check reading the first value must not let the store act on
+    # the last (found in review: include_docs=false&include_docs=true read every record).
+    for endpoint in ("_all_docs", "_changes", "_changes?feed=longpoll&since=0&timeout=1000",
+                     "_design_docs"):
+        sep = "&" if "?" in endpoint else "?"
+        reads.append(("GET", f"{db}/{endpoint}{sep}include_docs=false&include_docs=true", None))
+    reads.append(("POST", f"{db}/_bulk_get?attachments=false&attachments=true",
+                  {"docs": [{"id": i} for i in scene.ids]}))
     for view in ("by_address", "persons_by_household", "open_conflicts", "conflicts_by_state",
                  "verdicts_by_record", "reviewable_by_day", "by_type"):
         reads += [("GET", f"{db}/_design/linli/_view/{view}?include_docs=true&reduce=false",

@@ -287,7 +287,8 @@ LONE_SURROGATES = {"escaped high": b"\\ud800", "escaped low": b"\\udfb7",
                    "raw low": "\udc00".encode("utf-8", "surrogatepass")}
 
 
-@pytest.mark.parametrize("where", ["value", "key", "nested value", "nested key"])
+@pytest.mark.parametrize("where", ["value", "key", "nested value", "nested key",
+                                   "deeply nested value"])
 @pytest.mark.parametrize("lone", sorted(LONE_SURROGATES))
 async def test_lone_surrogates_are_refused_per_document(scene: Scene, lone: str,
                                                         where: str) -> None:
@@ -302,6 +303,11 @@ async def test_lone_surrogates_are_refused_per_document(scene: Scene, lone: str,
         doc[mark] = "x"
     elif where == "nested value":
         doc["persons_present"] = {"a": [mark]}
+    elif where == "deeply nested value":  # deeper than Python's recursion, within JSON's
+        deep: Any = mark
+        for _ in range(700):
+            deep = [deep]
+        doc["persons_present"] = deep
     else:
         doc["persons_present"] = {mark: 1}
     good = visit(scene.grid, scene.w, f"ok{lone[:3]}{where[:3]}".replace(" ", ""))
