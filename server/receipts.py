@@ -25,9 +25,11 @@ import collections
 import contextlib
 import datetime
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from server import bulk
 from server.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.scope import RECEIPTS_DB
 
@@ -37,6 +39,11 @@ FLUSH_SECONDS = 0.25  # the most receipts a hard kill can lose; a quarter second
 FLUSH_DOCS = 500  # flush early under load, and never more in one write
 MAX_PENDING = 200_000  # while the store is down; beyond it the oldest receipts are dropped
 RETRY_SECONDS = 2.0
+
+
+def receipt_id() -> str:
+    """A new receipt's id (receipts written before ids were given have the store's own)."""
+    return f"receipt:{uuid.uuid4().hex}"
 
 
 def utc_now() -> str:
@@ -98,7 +105,9 @@ class ReceiptLog:
         """Stamp a receipt for accepted `[id, rev]` pairs; written shortly after."""
         if not revs:
             return
-        self._pending.append({"type": "receipt", "db": db, "user": user,
+        # Its own id, so the store's answer is matched to it whatever the answer's order, and a
+        # retry of a receipt the store already took is a conflict, never a second receipt.
+        self._pending.append({"_id": receipt_id(), "type": "receipt", "db": db, "user": user,
                               "received_at": utc_now(), "revs": revs})
         if len(self._pending) > MAX_PENDING:
             dropped = len(self._pending) - MAX_PENDING
@@ -128,19 +137,26 @@ class ReceiptLog:
                             exc)
                 raise
             # The store can accept the request and refuse documents one by one (its disk full
-            # mid-batch): those stay pending, or they would be lost without a word.
-            if not isinstance(results, list) or len(results) != len(batch):
-                results = [{"error": "unreadable answer", "status": 500}] * len(batch)
-            refused = [doc for doc, result in zip(batch, results, strict=True)
-                       if not isinstance(result, dict) or "error" in result]
+            # mid-batch): those stay pending, or they would be lost without a word. Answers are
+            # matched by id (the store answers out of order); a conflict is a receipt already
+            # written (a retry after an answer lost on the way).
+            answers = [a for a in results if isinstance(a, dict)] \
+                if isinstance(results, list) else []
+            by_id = {str(a.get("id")): a for a in answers}
+            refused: list[tuple[dict[str, Any], Any]] = []
+            for doc, (written, _, _) in zip(batch, bulk.match_results(batch, answers),
+                                            strict=True):
+                answer = by_id.get(doc["_id"], {"error": "no answer", "status": 500})
+                if not written and answer.get("error") != "conflict":
+                    refused.append((doc, answer))
             # Only a refusal that may pass later is retried (the store's trouble: 5xx or an
             # I/O error); one that never will (too large, say) would block every flush after it.
-            again = [doc for doc, result in zip(batch, results, strict=True)
-                     if doc in refused and transient(result)]
+            again = [doc for doc, answer in refused if transient(answer)]
             del self._pending[:len(batch)]
             if len(refused) > len(again):
                 log.error("%d receipts refused for good by the store: %s",
-                          len(refused) - len(again), results[batch.index(refused[0])])
+                          len(refused) - len(again),
+                          next(a for _, a in refused if not transient(a)))
             if again:
                 self._pending[:0] = again
                 log.warning("%d receipts refused by the store; retrying", len(again))
@@ -248,6 +264,10 @@ class Rebuilder:
                     log.warning("receipts of %s not rebuilt yet (%s); retrying", db, exc)
                     self.wanted[db] = max(self.wanted.get(db, ""), received_by)
                     await asyncio.sleep(REBUILD_RETRY_SECONDS)
+                except Exception:  # a surprise must not end the task and every rebuild after
+                    log.exception("receipts of %s not rebuilt (unexpected error); retrying", db)
+                    self.wanted[db] = max(self.wanted.get(db, ""), received_by)
+                    await asyncio.sleep(REBUILD_RETRY_SECONDS)
 
     async def ensure_view(self) -> None:
         if self._view_ready:
@@ -265,6 +285,10 @@ class Rebuilder:
 
     async def rebuild(self, db: str, received_by: str) -> int:
         """One pass over `db`; the number of receipts written."""
+        # What was remembered when the pass began, and only that, is forgotten after it: a write
+        # failing during the pass may be stored after the pass read past it, and the next pass
+        # must still credit it to its sender.
+        remembered = {k: v for k, v in self.known.items() if k[0] == db}
         await self.ensure_view()
         checkpoint_path = db_path(RECEIPTS_DB, CHECKPOINT_PREFIX + db)
         try:
@@ -300,8 +324,9 @@ class Rebuilder:
             body = {**checkpoint, "since": since, "at": utc_now()}
             with contextlib.suppress(CouchFailure):  # another pass moved it: it is read next
                 await self.couch.put(checkpoint_path, body)
-        for key in [k for k in self.known if k[0] == db]:
-            del self.known[key]
+        for key, value in remembered.items():
+            if self.known.get(key) == value:
+                del self.known[key]
         return written
 
     async def without_receipt(self, db: str, wanted: list[tuple[str, str]]
@@ -323,7 +348,8 @@ class Rebuilder:
         for doc_id, rev in missing:
             user, arrived = self.known.get((db, doc_id, rev), (None, received_by))
             groups.setdefault((user, arrived), []).append([doc_id, rev])
-        docs = [{"type": "receipt", "db": db, "user": user, "received_at": arrived,
+        docs = [{"_id": receipt_id(), "type": "receipt", "db": db, "user": user,
+                 "received_at": arrived,
                  "revs": revs, "rebuilt": True, "rebuilt_at": now}
                 for (user, arrived), revs in groups.items()]
         results = await self.couch.post(db_path(RECEIPTS_DB, "_bulk_docs"), {"docs": docs})

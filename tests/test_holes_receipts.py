@@ -1,0 +1,166 @@
+"""Receipts written once each, whatever order the store answers in (issue 13, items 11 and 14).
+
+PouchDB Server answers `_bulk_docs` out of input order; a receipt matched to another's answer
+was retried when written (a duplicate) and dropped when refused (an acknowledged record without a
+receipt). An answer lost after the store committed left the batch to be written twice. A rebuild
+pass forgot a failed write remembered during the pass, so the next pass wrote its receipt with
+`user: null`. Run against a store of their own: these tests refuse receipts on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from server.conflicts import RECEIPTS_DESIGN
+from server.couch import CouchClient, NotFound, StoreUnavailable, db_path
+from server.receipts import Rebuilder, ReceiptLog
+from server.scope import RECEIPTS_DB
+from server.store import EmbeddedStore, free_port
+
+# The store's own refusal of one document with a 5xx (what a full disk mid-batch looks like):
+# a validation that throws something else than {forbidden} or {unauthorized}.
+REFUSE = {"_id": "_design/refuse", "validate_doc_update": (
+    "function (doc) { if (doc.type === 'receipt' && doc.db === 'refused') {"
+    " throw new Error('IO error: disk full'); } }")}
+
+
+@pytest.fixture(scope="module")
+def own_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path_factory.mktemp("receipts-store"))
+    store.start_sync()
+    yield store
+    store.stop_sync()
+
+
+@pytest.fixture
+async def couch(own_store: EmbeddedStore) -> AsyncIterator[CouchClient]:
+    async with aiohttp.ClientSession() as session:
+        client = CouchClient(own_store.url, session)
+        with contextlib.suppress(NotFound):
+            await client.request("DELETE", db_path(RECEIPTS_DB))
+        await client.ensure_db(RECEIPTS_DB)
+        yield client
+
+
+async def stored_receipts(couch: CouchClient) -> list[dict[str, Any]]:
+    rows = (await couch.get(db_path(RECEIPTS_DB, "_all_docs"), include_docs="true"))["rows"]
+    return [r["doc"] for r in rows if r["doc"].get("type") == "receipt"]
+
+
+def per_rev(receipts: list[dict[str, Any]]) -> collections.Counter[tuple[str, str, str]]:
+    return collections.Counter((r["db"], i, v) for r in receipts for i, v in r["revs"])
+
+
+@pytest.mark.parametrize("kept", [1, 3, 7])
+async def test_a_partly_refused_batch_retries_exactly_the_refused_receipts(
+        couch: CouchClient, kept: int) -> None:
+    await couch.put(db_path(RECEIPTS_DB, REFUSE["_id"]), REFUSE)
+    log = ReceiptLog(couch)
+    expected: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    for n in range(400):  # refused ones scattered among accepted ones
+        db = "refused" if n % kept == 0 else "grid"
+        log.record("w", db, [[f"doc{n}", f"1-{n}"]])
+        expected[(db, f"doc{n}", f"1-{n}")] = 1
+    with pytest.raises(StoreUnavailable):
+        await log.flush()
+    first = per_rev(await stored_receipts(couch))
+    assert first == {k: 1 for k in expected if k[0] == "grid"}
+    assert sorted(d["revs"][0][0] for d in log._pending) == sorted(
+        k[1] for k in expected if k[0] == "refused")
+
+    refuse = await couch.get(db_path(RECEIPTS_DB, REFUSE["_id"]))
+    await couch.request("DELETE", db_path(RECEIPTS_DB, REFUSE["_id"]),
+                        params={"rev": refuse["_rev"]})
+    await log.flush()
+    assert log.pending() == 0
+    assert per_rev(await stored_receipts(couch)) == expected
+
+
+@pytest.fixture
+async def answer_lost(own_store: EmbeddedStore) -> AsyncIterator[tuple[str, list[int]]]:
+    """A proxy to the store that hangs up, once, after the store took a `_bulk_docs`: the
+    answer is lost on the way back. Yields its URL and the count of hang-ups left."""
+    left = [1]
+    session = aiohttp.ClientSession()
+
+    async def relay(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        async with session.request(request.method, own_store.url + request.path_qs, data=body,
+                                   headers={"Content-Type": "application/json"}) as resp:
+            payload = await resp.read()
+            status = resp.status
+        if request.path.endswith("/_bulk_docs") and left[0] > 0:
+            left[0] -= 1
+            assert request.transport is not None
+            request.transport.close()
+        return web.Response(body=payload, status=status, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", relay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    yield f"http://127.0.0.1:{port}", left
+    await runner.cleanup()
+    await session.close()
+
+
+async def test_a_batch_whose_answer_was_lost_is_not_written_twice(
+        couch: CouchClient, answer_lost: tuple[str, list[int]]) -> None:
+    url, left = answer_lost
+    async with aiohttp.ClientSession() as session:
+        log = ReceiptLog(CouchClient(url, session))
+        for n in range(50):
+            log.record("w", "grid", [[f"doc{n}", f"1-{n}"]])
+        with pytest.raises(StoreUnavailable):
+            await log.flush()
+        assert left == [0]
+        await log.flush()  # the retry: the store has them already
+        assert log.pending() == 0
+    assert per_rev(await stored_receipts(couch)) == {("grid", f"doc{n}", f"1-{n}"): 1
+                                                     for n in range(50)}
+
+
+class WatchedLog(ReceiptLog):
+    """The real log; tells the test when a rebuild pass has read its database's update seq."""
+
+    def __init__(self, couch: CouchClient) -> None:
+        super().__init__(couch)
+        self.looking = asyncio.Event()
+
+    async def settled(self, db: str) -> None:
+        self.looking.set()
+        await super().settled(db)
+
+
+async def test_a_write_failing_during_a_rebuild_keeps_its_sender(couch: CouchClient) -> None:
+    db = "grid-rebuilt"
+    await couch.ensure_db(db)
+    log = WatchedLog(couch)
+    rebuilder = Rebuilder(couch, log, RECEIPTS_DESIGN)
+    revs = [[f"household_visit:{n}", f"1-{n:032x}"] for n in range(5)]
+    with pytest.raises(StoreUnavailable), log.writing("worker7", db, revs):
+        passing = asyncio.create_task(rebuilder.rebuild(db, "2026-01-01T00:00:00.000+00:00"))
+        await log.looking.wait()  # the pass is under way and has read how far to look
+        # The write reaches the store after the pass looked, and its answer is lost.
+        docs = [{"_id": i, "_rev": r, "type": "household_visit"} for i, r in revs]
+        await couch.post(db_path(db, "_bulk_docs"), {"docs": docs, "new_edits": False})
+        raise StoreUnavailable("the store died under the write")
+    await passing
+    assert db in rebuilder.wanted  # the failed write asked for another pass
+    await rebuilder.rebuild(db, rebuilder.wanted.pop(db))
+    receipts = [r for r in await stored_receipts(couch) if r["db"] == db]
+    assert sorted(i for r in receipts for i, _ in r["revs"]) == sorted(i for i, _ in revs)
+    assert {r["user"] for r in receipts} == {"worker7"}
+
+
