@@ -28,12 +28,14 @@
 //   count     [with_ids]         -> {ok,local_doc_count[,ids]}
 //   push_logged [docs|docs_file] [cookie_login] [relogin_rounds=0]
 //                                -> {ok,error,acked:[id],denied,rounds,unauthorized,
-//                                   docs_written,local_doc_count}
+//                                   docs_written,diffed,checkpoints:[seq],local_doc_count}
 //             a push that reports which records the server acknowledged (each batch's
 //             `change` event), also when it fails part-way (exit 0 then, ok:false). With
 //             cookie_login the client logs in through `_session` (auth) and carries the
 //             session cookie (PouchDB's own cookie jar) instead of Basic; with relogin_rounds
 //             a 401 makes it log in again and push again, as the PWA does, up to that many times.
+//             diffed: how many changes were asked about in _revs_diff (where a resumed push
+//             started, whatever its batches); checkpoints: each checkpoint written, in order.
 
 import { performance } from 'node:perf_hooks';
 
@@ -236,12 +238,18 @@ async function opPushLogged(cmd) {
     let unauthorized = 0;
     let rounds = 0;
     let error = null;
+    let diffed = 0;
+    const checkpoints = [];
     for (;;) {
       rounds += 1;
       error = null;
       const rep = PouchDB.replicate(local, remote, batchOptions(cmd));
       rep.on('change', (info) => acked.push(...(info.docs || []).map((doc) => doc._id)));
       rep.on('denied', (err) => denied.push(describeDenied(err)));
+      rep.on('checkpoint', (event) => {
+        if (event.revs_diff) diffed += 1;
+        if (event.checkpoint !== undefined) checkpoints.push(event.checkpoint);
+      });
       try {
         docsWritten += (await rep).docs_written;
       } catch (err) {
@@ -263,6 +271,8 @@ async function opPushLogged(cmd) {
       rounds,
       unauthorized,
       docs_written: docsWritten,
+      diffed,
+      checkpoints,
       local_doc_count: info.doc_count,
     };
   } finally {
