@@ -33,6 +33,10 @@ IO_FAILURE = re.compile(r"IO error|OpenError|No space left|ENOSPC", re.IGNORECAS
 # long makes the client ask whether its database still exists, and a 404 then ends it at once
 # (it hung until the read timeout, 90 s, and answered 503).
 DELETED_PROBE_SECONDS = 2.0
+# A live feed's longpoll is never probed (it is meant to wait; the live feeds look for deleted
+# databases themselves, with one list for all, server/feeds.py), and the probes of all other reads
+# share one list of databases per DELETED_PROBE_SECONDS: idle, 500 watchers' longpolls asked the
+# store for `_all_dbs` some 250 times a second.
 
 
 READ_POSTS = ("_changes", "_all_docs", "_bulk_get", "_revs_diff")
@@ -112,6 +116,7 @@ class CouchClient:
         self.base, self.auth = split_credentials(url)
         self.session = session
         self.on_io_error = on_io_error  # the embedded store's supervisor, told of I/O errors
+        self._listing: tuple[float, asyncio.Future[list[str] | None]] | None = None
 
     def failed(self, status: int, payload: Any) -> Exception:
         """The exception for an error answer of the store. An I/O error (its disk is full) is
@@ -126,12 +131,14 @@ class CouchClient:
 
     async def open(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
-                   read_timeout: float = READ_TIMEOUT) -> aiohttp.ClientResponse:
+                   read_timeout: float = READ_TIMEOUT, probe: bool = True
+                   ) -> aiohttp.ClientResponse:
         """Send a request and return the response unread, for streaming; the caller releases it.
         `path` is already percent-encoded and is sent exactly as it is (never normalised, so a
         `..` that slipped through could not climb out of a database). There is no total time
         limit, as a slow phone may take minutes to receive a photo; a store silent for
-        `read_timeout` seconds is a failure."""
+        `read_timeout` seconds is a failure. `probe=False` for a read meant to wait (a live
+        feed's longpoll): it is never taken for one hanging on a deleted database."""
         hdrs = dict(headers or {})
         if body is not None:
             try:
@@ -150,7 +157,7 @@ class CouchClient:
             headers=hdrs, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5,
                                                         sock_read=read_timeout)))
         try:
-            db = probed_database(method, path)
+            db = probed_database(method, path) if probe else None
             while db is not None:
                 done, _ = await asyncio.wait({sending}, timeout=DELETED_PROBE_SECONDS)
                 if done:
@@ -171,7 +178,15 @@ class CouchClient:
     async def exists(self, db: str) -> bool:
         """Whether the store still lists `db` (percent-encoded); True when it cannot tell. The
         list, not `GET /db`: a database the store failed to open (its disk full) answers 404
-        there for a while, but is still listed."""
+        there for a while, but is still listed. One list serves every probe for
+        DELETED_PROBE_SECONDS."""
+        now = asyncio.get_running_loop().time()
+        if self._listing is None or now - self._listing[0] >= DELETED_PROBE_SECONDS:
+            self._listing = (now, asyncio.ensure_future(self._list_dbs()))
+        names = await asyncio.shield(self._listing[1])
+        return names is None or unquote(db) in names
+
+    async def _list_dbs(self) -> list[str] | None:
         try:
             async with self.session.get(
                     yarl.URL(self.base + "/_all_dbs", encoded=True),
@@ -179,8 +194,8 @@ class CouchClient:
                     timeout=aiohttp.ClientTimeout(total=DELETED_PROBE_SECONDS * 5)) as resp:
                 names = await resp.json(content_type=None) if resp.status == 200 else None
         except (TimeoutError, aiohttp.ClientError, ValueError):
-            return True
-        return not isinstance(names, list) or unquote(db) in names
+            return None
+        return [str(n) for n in names] if isinstance(names, list) else None
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request, read its JSON answer; error statuses become typed exceptions."""
@@ -227,7 +242,8 @@ class CouchClient:
                           "limit": "500", "style": "all_docs"}
                 if include_docs:
                     params["include_docs"] = "true"
-                page = await self.request("GET", db_path(db, "_changes"), params=params)
+                page = await self.request("GET", db_path(db, "_changes"), params=params,
+                                          probe=False)
                 delay = 0.5
                 for change in page.get("results", []):
                     since = str(change.get("seq", since))

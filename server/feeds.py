@@ -93,7 +93,8 @@ class Watcher:
                       "timeout": str(WATCH_MS)}
             try:
                 async with asyncio.timeout(self.feeds.cutoff_s):
-                    page = await self.feeds.couch.request("GET", path, params=params)
+                    page = await self.feeds.couch.request("GET", path, params=params,
+                                                          probe=False)  # end_deleted looks
             except TimeoutError:
                 continue  # nothing happened (PouchDB Server never answers an idle longpoll)
             except Exception as exc:  # the store's errors, and any surprise: never end
