@@ -96,6 +96,7 @@ export class GridSync {
     // the phone's database refused).
     this.problems = {};
     this.caughtUp = { push: false, pull: false };
+    this.refusedPulls = {}; // the records the phone's database refused, by id (problems.pulled)
     this.restartDelay = 0;
     this.restartTimer = null;
     this.queue = Promise.resolve(); // outbox writes, one at a time
@@ -107,6 +108,19 @@ export class GridSync {
       this.outbox = { pending: {}, refused: {}, last_sync: 0, ...stored };
     } catch (err) {
       if (err.status !== 404) throw err;
+    }
+    // A mark left by a tab closed between marking a save and writing it: the record's revision
+    // on the phone now, for the push and `reconcile` to clear; none if it was never written.
+    const unsure = Object.keys(this.outbox.pending).filter((id) => this.outbox.pending[id] === "?");
+    if (unsure.length) {
+      const found = await this.db.allDocs({ keys: unsure });
+      await this.updateOutbox((box) => {
+        for (const row of found.rows) {
+          if (box.pending[row.key] !== "?") continue;
+          if (row.value) box.pending[row.key] = row.value.rev; // a deletion too
+          else delete box.pending[row.key];
+        }
+      });
     }
     return this;
   }
@@ -167,6 +181,9 @@ export class GridSync {
     await this.updateOutbox((box) => {
       box.pending[doc._id] = "?";
       delete box.refused[doc._id];
+      // The push has a record to send: not caught up until it has (its "paused" says so).
+      this.caughtUp.push = false;
+      if (this.state === "idle") this.state = "syncing";
     });
     let res;
     try {
@@ -175,6 +192,7 @@ export class GridSync {
       await this.updateOutbox((box) => {
         if (box.pending[doc._id] === "?") delete box.pending[doc._id];
       });
+      this.nothingToPush();
       throw err;
     }
     await this.updateOutbox((box) => {
@@ -193,6 +211,7 @@ export class GridSync {
     for (const [where, problem] of Object.entries(this.problems)) {
       if (where === "pulled" || problem.kind === "network") delete this.problems[where];
     }
+    this.refusedPulls = {};
     this.emit();
     const handle = this.db.sync(this.remote, {
       live: true,
@@ -216,6 +235,15 @@ export class GridSync {
     this.handle = handle;
     const current = () => this.handle === handle;
     handle.on("change", (info) => {
+      if (current() && info.direction === "pull") {
+        // A refused record that comes down again and is taken (corrected, or deleted) is no
+        // longer a problem. The change lists only the records the phone took.
+        let taken = false;
+        for (const doc of info.change.docs || []) {
+          if (this.refusedPulls[doc._id]) taken = delete this.refusedPulls[doc._id];
+        }
+        if (taken) this.namePulled();
+      }
       if (current() && info.direction === "push") {
         const docs = info.change.docs || [];
         this.updateOutbox((box) => {
@@ -232,9 +260,10 @@ export class GridSync {
       if (!current() || !id) return;
       if (event.direction === "pull") {
         // The phone's own database refused a record of the grid: the worker cannot fix it.
-        // It stays named until the next start: the pull went on past it.
-        this.problems.pulled = { ...describeProblem({ ...err, id }), kind: "document" };
-        this.emit();
+        // The pull went on past it: it stays named until the record comes down again and is
+        // taken, or the next start.
+        this.refusedPulls[id] = { ...describeProblem({ ...err, id }), kind: "document" };
+        this.namePulled();
         return;
       }
       const reason = err.reason || err.message || "forbidden";
@@ -257,6 +286,8 @@ export class GridSync {
       });
       replication.on("active", () => {
         if (!current()) return;
+        // Busy again: until it pauses cleanly it is not caught up, whatever the other side says.
+        this.caughtUp[direction] = false;
         this.state = "syncing";
         this.emit();
       });
@@ -279,6 +310,25 @@ export class GridSync {
       this.restartTimer = setTimeout(() => this.start(), this.restartDelay);
       this.emit();
     });
+  }
+
+  // The first record the phone refused and still has not taken, if any.
+  namePulled() {
+    const [first] = Object.values(this.refusedPulls);
+    if (first) this.problems.pulled = first;
+    else delete this.problems.pulled;
+    this.emit();
+  }
+
+  // A save that wrote nothing gives the push nothing to do, so no "paused" would come to say it
+  // is caught up again: said here, if the push is waiting for changes with no error.
+  nothingToPush() {
+    const push = this.handle && this.handle.push;
+    if (this.caughtUp.push || !push || push.state !== "pending" || this.problems.push) return;
+    if (Object.values(this.outbox.pending).includes("?")) return; // another save under way
+    this.caughtUp.push = true;
+    if (this.caughtUp.pull) this.settled();
+    else this.emit();
   }
 
   // Both directions caught up with no error: the grid is in sync.

@@ -17,7 +17,7 @@ import aiohttp
 import couchdb
 import pytest
 from conftest import PASSWORD, TEST_LIMITS
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, Route
 from test_pwa import Deployment, Phone, wait_on_server
 
 from server import directory
@@ -234,5 +234,127 @@ async def test_a_record_the_pull_cannot_take_is_named_until_it_is_gone(browser: 
     await stays_failing(page, 3)
     db.delete(db[poison["_id"]])
     await bar_says(page, "已同步")
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_a_push_in_flight_is_never_synced_while_a_pull_completes(browser: Browser,
+                                                                       site: Site) -> None:
+    """Both directions caught up once; then the phone sends a record and the server holds its
+    answer while a record of the grid comes down and the pull pauses, caught up. The push is
+    still sending and may still fail: the bar must not say 已同步 nor move 上次同步 until the
+    server has answered the push."""
+    code, name = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+    held: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        held.append(route.request.url)
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/couch/*/_bulk_docs", hold)
+    before = (await phone.status())["lastSync"]
+    # Every text the bar shows from now on, as it changes.
+    await page.evaluate("""() => {
+      const bar = document.getElementById('syncbar');
+      window.barSeen = [];
+      const note = () => window.barSeen.push(
+        (document.getElementById('sync-state') || {}).textContent);
+      window.barWatch = new MutationObserver(note);
+      window.barWatch.observe(bar, { childList: true, subtree: true, characterData: true });
+    }""")
+    mine = visit(code, name, 5)
+    try:
+        await page.evaluate("(doc) => linli.sync.save(doc)", mine)
+        for _ in range(600):
+            if held:
+                break
+            await asyncio.sleep(0.05)
+        assert held, "the push never sent its records"
+        theirs = visit(code, "someone-else", 6)
+        site.db(code).save(theirs)
+        await page.wait_for_function(
+            "(id) => linli.sync.db.get(id).then(() => true, () => false)", arg=theirs["_id"],
+            timeout=60_000)
+        # The pull has written it; give its "paused" the time the bug needs to show, watching.
+        await stays_unsynced(page, 3)
+        seen = await page.evaluate("() => window.barSeen")
+        assert "已同步" not in seen, seen
+        status = await phone.status()
+        assert status["state"] != "idle" and status["lastSync"] == before, status
+        assert status["waiting"] == 1, status
+    finally:
+        release.set()
+    await bar_says(page, "已同步")
+    await wait_on_server(site.db(code), mine["_id"])
+    await phone.wait_waiting(0)
+    assert (await phone.status())["lastSync"] > before
+    await page.unroute("**/couch/*/_bulk_docs", hold)
+    assert phone.problems == []
+    await phone.close()
+
+
+async def stays_unsynced(page: Page, seconds: float) -> None:
+    """For `seconds`, every change of the bar still says it is not in sync."""
+    await page.evaluate("""(ms) => new Promise((resolve, reject) => {
+      const bar = document.getElementById('syncbar');
+      const check = () => {
+        const text = bar.textContent;
+        if (/已同步|Synced/.test(text)) reject(new Error('bar said: ' + text));
+      };
+      const seen = new MutationObserver(check);
+      seen.observe(bar, { childList: true, subtree: true, characterData: true });
+      check();
+      setTimeout(() => { seen.disconnect(); resolve(); }, ms);
+    })""", seconds * 1000)
+
+
+async def test_a_record_the_phone_refused_is_named_until_it_comes_down_taken(
+        browser: Browser, site: Site) -> None:
+    """The phone's own database refuses two pulled records (no record of today's server makes
+    it refuse one, so its database is told to refuse those marked `phone_refuses`, as PouchDB
+    answers a refusal: a per-record `forbidden`). The bar names them until each has come down
+    again and been taken: one corrected on the server, the other deleted; no restart."""
+    code, name = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+    await page.evaluate("""() => {
+      const db = linli.sync.db;
+      const bulkDocs = db.bulkDocs.bind(db);
+      db.bulkDocs = async (req, ...rest) => {
+        // Only what a replication writes (as received, new_edits false); all else as it was.
+        if (!req || !Array.isArray(req.docs) || req.new_edits !== false) {
+          return bulkDocs(req, ...rest);
+        }
+        const bad = req.docs.filter((d) => d.phone_refuses);
+        const taken = await bulkDocs({ ...req, docs: req.docs.filter((d) => !d.phone_refuses) },
+                                     ...rest);
+        return [...taken, ...bad.map((d) => ({ id: d._id, error: true, name: 'forbidden',
+          status: 403, message: 'refused by the phone', reason: 'refused by the phone' }))];
+      };
+    }""")
+    db = site.db(code)
+    fixed, removed = visit(code, name, 7, phone_refuses=True), visit(code, name, 8,
+                                                                      phone_refuses=True)
+    db.save(fixed)
+    db.save(removed)
+    text = await bar_fails_with(page, "document")
+    assert "有一条记录无法同步" in text, text
+    await stays_failing(page, 2)
+    del fixed["phone_refuses"]
+    db.save(fixed)
+    await page.wait_for_function(
+        "(id) => linli.sync.db.get(id).then(() => true, () => false)", arg=fixed["_id"])
+    await page.wait_for_function(  # the other one is still refused, and named
+        "(id) => linli.sync.status().problem?.id === id", arg=removed["_id"])
+    await stays_failing(page, 2)
+    db.delete(db[removed["_id"]])
+    await bar_says(page, "已同步")
+    assert (await phone.status())["problem"] is None
     assert phone.problems == []
     await phone.close()
