@@ -358,3 +358,30 @@ async def test_a_record_the_phone_refused_is_named_until_it_comes_down_taken(
     assert (await phone.status())["problem"] is None
     assert phone.problems == []
     await phone.close()
+
+
+async def test_save_marks_left_by_a_closed_tab_do_not_wait_forever(browser: Browser,
+                                                                  site: Site) -> None:
+    """A save is marked in the outbox ("?") before it is written; a tab closed in between left
+    the mark with no revision, which nothing cleared: 待上传 never reached 0. At the next open
+    the mark becomes the record's revision on the phone (cleared once the server is seen to
+    hold it) or goes, if the record was never written."""
+    code, name = site.worker()
+    phone = await logged_in(browser, site, name)
+    page = phone.page
+    await bar_says(page, "已同步")
+    written = visit(code, name, 9)
+    await page.evaluate("(doc) => linli.sync.save(doc)", written)
+    await wait_on_server(site.db(code), written["_id"])
+    await phone.wait_waiting(0)
+    never = visit(code, name, 10)
+    await page.evaluate("""(ids) => linli.sync.updateOutbox((box) => {
+      for (const id of ids) box.pending[id] = '?';
+    })""", [written["_id"], never["_id"]])
+    await phone.wait_waiting(2)
+    await page.reload()
+    await bar_says(page, "已同步")
+    await phone.wait_waiting(0)
+    assert never["_id"] not in site.db(code)
+    assert phone.problems == []
+    await phone.close()
