@@ -164,3 +164,37 @@ async def test_a_write_failing_during_a_rebuild_keeps_its_sender(couch: CouchCli
     assert {r["user"] for r in receipts} == {"worker7"}
 
 
+
+
+class FailingOnce(Rebuilder):
+    """The real rebuilder, whose first pass meets a surprise (a bug's KeyError, say)."""
+
+    failed = 0
+
+    async def rebuild(self, db: str, received_by: str) -> int:
+        if not self.failed:
+            self.failed += 1
+            raise KeyError("a surprise")
+        return await super().rebuild(db, received_by)
+
+
+async def test_a_surprise_in_a_rebuild_is_logged_and_retried(
+        couch: CouchClient, caplog: pytest.LogCaptureFixture) -> None:
+    db = "grid-surprise"
+    await couch.ensure_db(db)
+    await couch.put(db_path(db, "household_visit:1"), {"type": "household_visit"})
+    rebuilder = FailingOnce(couch, ReceiptLog(couch), RECEIPTS_DESIGN)
+    running = asyncio.create_task(rebuilder.run())
+    try:
+        rebuilder.request([db], "2026-01-01T00:00:00.000+00:00")
+        await asyncio.wait_for(rebuilder.idle.wait(), 30)
+        assert not running.done()  # the task lives on for the next request
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert rebuilder.failed == 1
+    assert [i for r in await stored_receipts(couch) if r["db"] == db
+            for i, _ in r["revs"]] == ["household_visit:1"]
+    assert any("a surprise" in r.getMessage() or r.exc_info for r in caplog.records
+               if r.levelname == "ERROR")
