@@ -385,6 +385,9 @@ export function dashboardView(app, level = "city", code = "") {
       }
       return show(el("p", { class: "empty needs-network" }, t("needs_network")));
     }
+    // Another route has replaced this screen while the figures came: they are no longer the
+    // ones shown, and must not stand as the dashboard's state (linli.dashboard) either.
+    if (!box.isConnected) return;
     if (answer.status === 401) return show(el("p", { class: "empty" }, t("login_again")));
     if (answer.status === 403) return show(el("p", { class: "empty" }, t("dashboard_forbidden")));
     if (answer.status === 404 || answer.status === 400) return show(el("p", { class: "empty" }, t("no_such_area")));
