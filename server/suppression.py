@@ -22,11 +22,14 @@ figures at a time, in the order given:
 4. Complementary, exact: a withheld cell is worked out when the equations (rule 2) combine to
    it alone, i.e. its unit vector lies in their row space; `determined` finds those cells by
    Gaussian elimination. For each such cell the nearest shown cell in the equations around it
-   (the smallest, counts above zero first) is withheld too, and rules 3 and 4 run again.
+   (the smallest, counts above zero first) is withheld too, a partner for every such cell in
+   one round, and rules 3 and 4 run again, at most MAX_ROUNDS times; a group that needs more
+   gets every count above zero withheld.
 5. Beyond protection: a cell that stays worked out when every cell that could hide it is
    withheld follows from figures shown above the grid level (a community with one grid outside
    the scope: its grid's figures are the community's, which the policy shows). Withholding it
-   would only pretend, so it is shown.
+   would only pretend, so it is shown. A grid alone in a set of its own is known at once to be
+   such a grid.
 
 The same withheld cells go to the API and to every export. Rule 4 works modulo the prime
 2**61 - 1: the equations' coefficients are 0 and ±1, and a rank that differs over the rationals
@@ -43,6 +46,10 @@ Equation = tuple[tuple[Cell, int], ...]
 Group = tuple[frozenset[str], list[frozenset[str]]]  # grids protected together, their sets
 
 PRIME = (1 << 61) - 1
+# Rounds of rules 3 and 4 before giving up on precision and withholding every count above zero
+# of the group (safe, and what a group that needs so many rounds nearly comes to anyway): a
+# request must not hold the server for minutes.
+MAX_ROUNDS = 60
 VISITED = ("completed", "moved", "demolished")  # as server/aggregates.py counts visits.covered
 # A total and the prefix of one of its breakdowns: the total is the sum of the breakdown.
 BREAKDOWNS: tuple[tuple[str, str], ...] = (
@@ -207,7 +214,11 @@ def withhold(figures: Mapping[str, Mapping[str, int]], sets: Iterable[frozenset[
             around[cell].append(n)
 
     withheld = {(g, n) for g in grids for n in names if 0 < value((g, n)) < small}
-    shown_anyway: set[Cell] = set()
+    # Rule 5 known at once: a grid alone in a set the user sees totals of has every figure
+    # given by that set (its area's figure less the known grids), whatever is withheld.
+    lone = {(g, n) for s in sets if len(s) == 1 for g in s for n in names}
+    withheld -= lone
+    shown_anyway: set[Cell] = set(lone)
 
     def order(cell: Cell) -> tuple[bool, int, Cell]:
         v = value(cell)
@@ -233,7 +244,7 @@ def withhold(figures: Mapping[str, Mapping[str, int]], sets: Iterable[frozenset[
             layer = following
         return None
 
-    while True:
+    for _ in range(MAX_ROUNDS):
         changed = True
         while changed:  # rule 3
             changed = False
@@ -247,13 +258,17 @@ def withhold(figures: Mapping[str, Mapping[str, int]], sets: Iterable[frozenset[
         given_away = determined(withheld, equations)  # rule 4
         if not given_away:
             break
-        partner = next((p for p in (nearest_free(c) for c in sorted(given_away))
-                        if p is not None), None)
-        if partner is not None:
-            withheld.add(partner)
+        # A partner for every cell given away in one round (one elimination per round, not
+        # per cell: a community of many grids gives away many cells at once).
+        partners = {p for p in (nearest_free(c) for c in sorted(given_away)) if p is not None}
+        if partners:
+            withheld |= partners
         else:  # rule 5
             withheld -= given_away
             shown_anyway |= given_away
+    else:  # out of rounds: withhold every count above zero the user could not see anyway
+        withheld |= {(g, n) for g in grids for n in names
+                     if value((g, n)) > 0 and (g, n) not in shown_anyway}
     out: dict[str, set[str]] = {g: set() for g in grids}
     for g, name in withheld:
         out[g].add(name)
