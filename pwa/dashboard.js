@@ -13,7 +13,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const DAYS_SHOWN = 30;
 const VERDICTS = ["approved", "has_issues", "rejected"];
 const AGE_BANDS = ["0-14", "15-59", "60-79", "80+", "unknown"];
-// The server's histogram of times to review (server/aggregates.py REVIEW_HOURS): upper edges.
+// The server's histogram of times to review (server/sync/aggregates.py REVIEW_HOURS): upper edges.
 const REVIEW_HOURS = [1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440];
 
 // This screen's own words (the shared ones are in i18n.js).

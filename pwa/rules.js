@@ -1,7 +1,7 @@
 // The domain rules a JSON Schema cannot state: the resident identity number (GB 11643-1999), a
 // person's ID number against their sex and birth, and a household's room against its building.
 //
-// A line-by-line port of server/rules.py, so a record the phone accepts offline is not refused at
+// A line-by-line port of server/domain/rules.py, so a record the phone accepts offline is not refused at
 // sync. tests/fixtures/rules_cases.json holds both to the same verdicts and the same messages;
 // change the two files together. Plain ES module: no build step, no dependencies.
 //

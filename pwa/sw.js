@@ -2,7 +2,7 @@
 // from the cache, so the app opens with no network. Replication (/couch/) and the API (/api/)
 // are never touched: they go to the network as if there were no worker. A new release installs
 // beside the old one and waits until the worker chooses to switch (app.js asks).
-// The server fills in the release and the file list (server/shell.py).
+// The server fills in the release and the file list (server/web/shell.py).
 
 const RELEASE = "__LINLI_RELEASE__";
 const SHELL = __LINLI_SHELL__;

@@ -1,7 +1,7 @@
-// Validates a record in the browser exactly as the server does (server/validation.py), so a record
+// Validates a record in the browser exactly as the server does (server/domain/validation.py), so a record
 // the phone accepts offline is not refused at sync: the same JSON Schemas, the same verdicts, the
 // same messages in the same order, then the same person rules (./rules.js, the port of
-// server/rules.py). tests/test_pwa_validator.py runs this file in Chromium against the server on
+// server/domain/rules.py). tests/test_pwa_validator.py runs this file in Chromium against the server on
 // every fixture document; change the two together.
 //
 // An interpreter of the JSON Schema keywords schemas/ uses, not generated code: the PWA's Content
@@ -114,7 +114,7 @@ function pythonRepr(v) {
     .join(", ")}}`;
 }
 
-// server/validation.py _show: a value as JSON, cut to 40 characters.
+// server/domain/validation.py _show: a value as JSON, cut to 40 characters.
 function show(value) {
   const chars = Array.from(pythonJson(value));
   return chars.length <= 40 ? chars.join("") : `${chars.slice(0, 37).join("")}...`;
@@ -165,7 +165,7 @@ function daysInMonth(y, m) {
 
 const DATE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
 // rfc3339-validator's expression. The server upper-cases the text first (so "t" and "z" pass);
-// a trailing newline is refused on both sides (server/validation.py `_format_checker`).
+// a trailing newline is refused on both sides (server/domain/validation.py `_format_checker`).
 const DATE_TIME = new RegExp(
   "^([0-9]{4})-(0[1-9]|1[0-2])-([0-9]{2})[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]" +
   "(?:\\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$");
@@ -184,7 +184,7 @@ const FORMATS = {
 
 // A Python `re` pattern as a JavaScript one with the same matches (re.search: not anchored unless
 // the pattern is). A final "$" is the end of the text on both sides (the server reads it so, see
-// server/validation.py `ecma_pattern`); Python's "." matches any
+// server/domain/validation.py `ecma_pattern`); Python's "." matches any
 // character but "\n" (JavaScript's skips "\r" and U+2028 too) and its "\d" any Unicode digit.
 function pythonPattern(source) {
   let out = "";
@@ -227,7 +227,7 @@ const UNSUPPORTED = new Set([
 
 function resolve(ref, root) {
   if (!ref.startsWith("#")) {
-    throw new Error(`validate.js: ${ref} is not inlined (see inline_refs in server/validation.py)`);
+    throw new Error(`validate.js: ${ref} is not inlined (see inline_refs in server/domain/validation.py)`);
   }
   let target = root;
   for (const part of ref.slice(1).split("/").slice(1)) {
@@ -365,7 +365,7 @@ function errorsOf(value, schema, root) {
 
 const isValid = (value, schema, root) => errorsOf(value, schema, root).length === 0;
 
-// ---- messages: server/validation.py describe() --------------------------------------------
+// ---- messages: server/domain/validation.py describe() --------------------------------------------
 
 const TYPE_NAMES = new Map([
   ["string", ["文字", "text"]], ["integer", ["整数", "a whole number"]],

@@ -18,11 +18,12 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from server import directory, errors, registry_import
+from server import errors
+from server.admin import directory, registry_import
+from server.admin.matching import HouseholdIndex, match
 from server.config import SETTINGS, Config, ConfigError
-from server.matching import HouseholdIndex, match
-from server.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
-from server.seed import seed_city, seed_summary
+from server.demo.seed import seed_city, seed_summary
+from server.domain.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
 
 
 def settings_epilog() -> str:
@@ -174,15 +175,16 @@ class ProblemAccessLogger(AccessLogger):
 
 
 def serve(config: Config) -> int:
-    from server.app import create_app
+    from server.demo.loader import load_demo
+    from server.web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     store = config.couchdb_url.split("@")[-1] if config.couchdb_url else "embedded store"
     print(f"Linli: http://{config.host}:{config.port}/ (CouchDB API at /couch/; data "
           f"{config.data}; {store})", flush=True)
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None,
-                access_log_class=ProblemAccessLogger)
+    web.run_app(create_app(config, load_demo=load_demo), host=config.host, port=config.port,
+                print=None, access_log_class=ProblemAccessLogger)
     return 0
 
 

@@ -13,11 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from server.domain.messages import bilingual
+
 log = logging.getLogger(__name__)
-
-
-def bilingual(zh: str, en: str) -> str:
-    return f"{zh} / {en}"
 
 
 class CouchError(Exception):

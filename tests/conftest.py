@@ -22,12 +22,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, async_playwright
 
-from server import directory
-from server.app import create_app
+from server.admin import directory
 from server.config import Config
-from server.couch import basic_authorization
-from server.scope import grid_db
-from server.store import PROJECT_ROOT, EmbeddedStore
+from server.domain.scope import grid_db
+from server.store.couch import basic_authorization
+from server.store.embedded import PROJECT_ROOT, EmbeddedStore
+from server.web.app import create_app
 
 PASSWORD = "correct-horse-9"
 NODE_CLIENT = PROJECT_ROOT / "tests" / "node" / "pouch_client.mjs"
@@ -102,7 +102,7 @@ async def client(aiohttp_client: Any, config: Config) -> TestClient:
 
 async def wait_for_user(client: TestClient, name: str) -> None:
     """The server learns of new users from the directory's changes feed: wait for it."""
-    from server.keys import DIRECTORY
+    from server.web.keys import DIRECTORY
 
     directory_index = client.app[DIRECTORY]
     for _ in range(200):

@@ -13,8 +13,8 @@ import pytest
 from conftest import PASSWORD
 
 from server import cli
-from server.scope import DIRECTORY_DB, User
-from server.store import EmbeddedStore
+from server.domain.scope import DIRECTORY_DB, User
+from server.store.embedded import EmbeddedStore
 
 Linli = Callable[..., tuple[int, str, str]]
 

@@ -1,4 +1,4 @@
-"""Aggregates (server/aggregates.py, GET /api/aggregates): on grids of the synthetic city after
+"""Aggregates (server/sync/aggregates.py, GET /api/aggregates): on grids of the synthetic city after
 random edits, deletions and conflicts, every figure equals a brute-force count over the raw
 documents, and small counts of grids outside a user's scope are withheld."""
 
@@ -15,11 +15,12 @@ import couchdb
 import pytest
 from conftest import City, basic, wait_for_user
 
-from server import aggregates, directory
-from server.city import iter_grids
-from server.keys import AGGREGATES, COUCH, DIRECTORY
-from server.scope import Directory
-from server.seed import BATCH
+from server.admin import directory
+from server.demo.city import iter_grids
+from server.demo.seed import BATCH
+from server.domain.scope import Directory
+from server.sync import aggregates
+from server.web.keys import AGGREGATES, COUCH, DIRECTORY
 
 STREET = "339999001"
 COMMUNITY = "339999001001"

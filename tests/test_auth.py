@@ -10,10 +10,10 @@ import argon2
 import pytest
 from conftest import PASSWORD, City, basic, wait_for_user
 
-from server import directory
-from server.app import create_app
-from server.auth import PASSWORD_HASHER, FailureCounter
+from server.admin import directory
 from server.config import Config
+from server.web.app import create_app
+from server.web.auth import PASSWORD_HASHER, FailureCounter
 
 
 async def test_session_login_json_and_form(client: Any, city: City) -> None:
@@ -136,7 +136,7 @@ async def test_password_change_ends_sessions(client: Any, city: City) -> None:
 
 
 async def test_tampered_or_expired_cookie_is_anonymous(client: Any, city: City) -> None:
-    from server.keys import AUTH
+    from server.web.keys import AUTH
 
     grid = city.grid()
     worker = city.user(grids=[grid])

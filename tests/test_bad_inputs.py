@@ -15,7 +15,7 @@ import pytest
 import yarl
 from conftest import PASSWORD, TEST_LIMITS, City, basic, visit, wait_for_user
 
-from server.scope import RECEIPTS_DB
+from server.domain.scope import RECEIPTS_DB
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 PWA_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "pwa"
@@ -650,7 +650,7 @@ async def test_decide_refuses_bad_decisions_and_writes_nothing(scene: Scene) -> 
     its resolution as they were."""
     import asyncio
 
-    from server.keys import RECEIPTS, RESOLVER
+    from server.web.keys import RECEIPTS, RESOLVER
 
     grid, db = scene.grid, scene.city.db(scene.grid)
     base = household(grid, scene.w, "c", remarks="旧")

@@ -1,4 +1,4 @@
-"""The synthetic city (server/city.py): deterministic, the requested size, every document valid
+"""The synthetic city (server/demo/city.py): deterministic, the requested size, every document valid
 against the schemas and the domain rules, unique ids, and a consistent hierarchy."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from server import rules
-from server.city import (
+from server.demo.city import (
     BUILDING_AUTHOR,
     CENSUS_CAMPAIGN,
     MAX_GRID,
@@ -29,7 +28,8 @@ from server.city import (
     plan_city,
     worker_name,
 )
-from server.validation import RECORD_ID, SchemaRegistry
+from server.domain import rules
+from server.domain.validation import RECORD_ID, SchemaRegistry
 
 SIZE = 3_000
 GRID_KINDS = ("buildings", "households", "persons", "visits", "census", "screenings")

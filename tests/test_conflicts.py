@@ -1,5 +1,5 @@
-"""Conflicts resolved by the domain's rules, with no edit lost (server/merging.py, the rules;
-server/conflicts.py, the resolver; /api/conflicts, the supervisor's queue).
+"""Conflicts resolved by the domain's rules, with no edit lost (server/domain/merging.py, the rules;
+server/sync/conflicts.py, the resolver; /api/conflicts, the supervisor's queue).
 
 Conflicting revisions reach the server as phones send them: through the gateway, as
 `_bulk_docs` with `new_edits=false` and the revision history, each from its own worker, so the
@@ -17,11 +17,11 @@ import couchdb
 import pytest
 from conftest import City, NodeClient, auth_for, basic, wait_for_user
 
-from server import merging
-from server.conflicts import RESOLVER, Resolver
-from server.keys import COUCH, DIRECTORY, RECEIPTS, SCHEMAS
-from server.keys import RESOLVER as RESOLVER_KEY
-from server.scope import grid_db
+from server.domain import merging
+from server.domain.scope import grid_db
+from server.sync.conflicts import RESOLVER, Resolver
+from server.web.keys import COUCH, DIRECTORY, RECEIPTS, SCHEMAS
+from server.web.keys import RESOLVER as RESOLVER_KEY
 
 
 def rev(generation: int, tag: str) -> str:

@@ -1,4 +1,4 @@
-"""The project's views live in server/designs/ and reach every grid database: at `grid add`, and
+"""The project's views live in store/designs/ and reach every grid database: at `grid add`, and
 at server start for grids whose design documents are missing or old."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Any
 
 from conftest import City, basic, visit, wait_for_user
 
-from server.app import create_app
 from server.config import Config
-from server.designs import design_docs
+from server.store.designs import design_docs
+from server.web.app import create_app
 
 
 async def test_views_count_what_was_synced(client: Any, city: City) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from server.cli import build_parser
 from server.config import SETTINGS
-from server.store import PROJECT_ROOT
+from server.store.embedded import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.validation import SchemaRegistry
+from server.domain.validation import SchemaRegistry
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "documents.json").read_text(
     encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Exports (server/exports.py, GET /api/export): CSV and XLSX that open with openpyxl and match
+"""Exports (server/sync/exports.py, GET /api/export): CSV and XLSX that open with openpyxl and match
 the records they came from, masked unless the exporter asks, and that request audited."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pytest
 from conftest import City, basic, wait_for_user
 from openpyxl import load_workbook
 
-from server import directory, exports
-from server.bulk import save_many
-from server.keys import DIRECTORY
+from server.admin import directory
+from server.store.bulk import save_many
+from server.sync import exports
+from server.web.keys import DIRECTORY
 
 
 def persons(grid: str, count: int) -> list[dict[str, Any]]:
@@ -35,7 +36,7 @@ async def test_exports_match_the_records_and_mask_personal_data(
     await wait_for_user(client, worker)
     docs = persons(grid, exports.PAGE + 7)  # more than one page
     # Not `Database.update`: it matches the store's answers by position, and the store answers
-    # out of order, so `docs[5]` could come back with another person's id (server/bulk.py).
+    # out of order, so `docs[5]` could come back with another person's id (server/store/bulk.py).
     save_many(city.db(grid), docs)
     second = city.grid(community="exportville")  # and the pages of the next grid after them
     city.db(second).update(persons(second, 3))

@@ -42,12 +42,13 @@ from conftest import (
     wait_for_user,
 )
 
-from server import auth, directory
-from server.app import create_app
+from server.admin import directory
 from server.config import Config
-from server.keys import CONFIG, DIRECTORY, RECEIPTS, STORE
-from server.scope import DIRECTORY_DB, RECEIPTS_DB, grid_db
-from server.store import POUCHDB_SERVER_BIN, free_port
+from server.domain.scope import DIRECTORY_DB, RECEIPTS_DB, grid_db
+from server.store.embedded import POUCHDB_SERVER_BIN, free_port
+from server.web import auth
+from server.web.app import create_app
+from server.web.keys import CONFIG, DIRECTORY, RECEIPTS, STORE
 
 REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|COPY) (/\S*) HTTP/1\.[01]\r\n")
 

@@ -1,4 +1,4 @@
-"""Live changes feeds held by the server (server/feeds.py): many phones waiting on one grid hold
+"""Live changes feeds held by the server (sync/feeds.py): many phones waiting on one grid hold
 one store connection between them, a write reaches them all at once, and a phone that waits gets
 heartbeats, an empty page at its timeout, and its waiter released if it hangs up."""
 
@@ -17,9 +17,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import City, basic, visit, wait_for_user
 
-from server.app import create_app
 from server.config import Config
-from server.keys import COUCH, FEEDS_HELD, LIVE_FEEDS
+from server.web.app import create_app
+from server.web.keys import COUCH, FEEDS_HELD, LIVE_FEEDS
 
 PHONES = 200
 

@@ -2,7 +2,7 @@
 batches, ids, paths and query strings, sent by an authenticated worker and supervisor. Whatever
 arrives, the server never answers 5xx, every error keeps CouchDB's `{"error", "reason"}` shape,
 and every document the grid database holds afterwards passes its schema and the domain rules
-(server/validation.py), revisions in conflict included, with attachment names a phone can fetch
+(domain/validation.py), revisions in conflict included, with attachment names a phone can fetch
 and content types its form allows. Attachments are drawn on purpose (test_attachments_as_a_worker):
 mostly a valid photo with a member or two changed or dropped (data that is not base64 text,
 `follows`, stubs with and without a stored match, lengths and digests that lie) under names good
@@ -42,11 +42,7 @@ from conftest import City, basic, visit, wait_for_user
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from server import params as qparams
-from server.conflicts import RESOLVER as RESOLVER_NAME
-from server.keys import RECEIPTS, RESOLVER
-from server.store import EmbeddedStore
-from server.validation import (
+from server.domain.validation import (
     RECORD_ID,
     TOMBSTONE_MEMBERS,
     SchemaRegistry,
@@ -54,6 +50,10 @@ from server.validation import (
     domain_problems,
     md5_digest,
 )
+from server.store.embedded import EmbeddedStore
+from server.sync import params as qparams
+from server.sync.conflicts import RESOLVER as RESOLVER_NAME
+from server.web.keys import RECEIPTS, RESOLVER
 
 REGISTRY = SchemaRegistry()
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, *(

@@ -212,7 +212,7 @@ async def test_live_feeds_are_bounded(aiohttp_client: Any, config: Any, city: Ci
     import asyncio
     import dataclasses
 
-    from server.app import create_app
+    from server.web.app import create_app
     client = await aiohttp_client(create_app(dataclasses.replace(config, max_feeds_per_user=2)))
     grid = city.grid()
     worker = city.user(grids=[grid])

@@ -33,10 +33,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import TEST_LIMITS, City, NodeClient, auth_for, basic, visit, wait_for_user
 
-from server import directory
-from server.app import create_app
+from server.admin import directory
 from server.config import Config
-from server.store import EmbeddedStore
+from server.store.embedded import EmbeddedStore
+from server.web.app import create_app
 
 # Own limits: a per-document total below two single attachments, within one document's size.
 LIMITS = {**TEST_LIMITS, "max_document_bytes": 1_000_000, "max_attachment_bytes": 100_000,

@@ -2,7 +2,7 @@
 
 The cause found: PouchDB Server answers `_bulk_docs` out of input order, and couchdb-python's
 `Database.update` matches answers by position, writing one record's `_id` and `_rev` into
-another's dict (server/bulk.py). Every writer of many documents now matches by id; these tests
+another's dict (server/store/bulk.py). Every writer of many documents now matches by id; these tests
 hold the writers to it and check every row of every export against its own record, with many
 records across page boundaries, ids that are prefixes of each other and the same ids in
 several grids."""
@@ -18,8 +18,9 @@ import pytest
 from conftest import City, basic, wait_for_user
 from openpyxl import load_workbook
 
-from server import exports, seed
-from server.bulk import match_results, save_many
+from server.demo import seed
+from server.store.bulk import match_results, save_many
+from server.sync import exports
 
 # Ids that sort next to each other and are prefixes of one another, in every grid; then many
 # numbered ones, so that every page boundary falls somewhere among them.

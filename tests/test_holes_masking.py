@@ -2,7 +2,7 @@
 
 A supervisor or admin without the `unmask` right reads a grid's records only through `/api/`,
 which masks ID numbers and phones and hides special groups; `/couch/` refuses them a grid's
-records (server/personal.py says why it refuses rather than serving masked copies). The test
+records (server/sync/personal.py says why it refuses rather than serving masked copies). The test
 walks every route of the OpenAPI description (a route without a recipe here fails the test)
 and every `/couch/` read endpoint as such a supervisor and such an admin, over records that
 carry full ID numbers, phones, special groups, a conflict between two phones and a photo, and
@@ -25,8 +25,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from conftest import City, basic, visit, wait_for_user
 
-from server.api import OPENAPI
-from server.scope import grid_db
+from server.domain.scope import grid_db
+from server.web.api import OPENAPI
 
 SPECIAL_TAGS = ("elderly_alone", "hardship", "disability", "health_needs",
                 "独居老人", "困难家庭", "残疾人", "健康需求")

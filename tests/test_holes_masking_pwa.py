@@ -16,8 +16,8 @@ from playwright.async_api import Browser
 from test_pwa import GRID_A, GRID_B, Demo, Phone
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
-from server.couch import basic_authorization
-from server.demo import DEMO_PASSWORD
+from server.demo.loader import DEMO_PASSWORD
+from server.store.couch import basic_authorization
 
 
 def phone_conflict(household: dict[str, Any], provisional: str, other: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from conftest import City, basic, visit, wait_for_user
 
-from server.keys import AGGREGATES, RECEIPTS
-from server.keys import RESOLVER as RESOLVER_KEY
-from server.scope import grid_db
+from server.domain.scope import grid_db
+from server.web.keys import AGGREGATES, RECEIPTS
+from server.web.keys import RESOLVER as RESOLVER_KEY
 
 FUTURE = "2099-12-31T23:59:59+08:00"
 PAST = "1970-01-01T08:00:00+08:00"
@@ -346,7 +346,7 @@ async def test_the_phone_lists_verdicts_in_the_servers_order(browser: Any, live_
 async def test_receipts_found_once_are_not_asked_again(client: Any, city: City) -> None:
     """A review queue read again asks the store only for receipts it has not seen: a
     revision's first receipt never changes once written."""
-    from server.keys import RECEIPT_TIMES
+    from server.web.keys import RECEIPT_TIMES
 
     scene = await Review(client, city).ready(3)
     for record in scene.revs:

@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_inputs import expect_error, household
 
-from server import params as qparams
-from server.keys import LIVE_FEEDS
-from server.store import EmbeddedStore
+from server.store.embedded import EmbeddedStore
+from server.sync import params as qparams
+from server.web.keys import LIVE_FEEDS
 
 # What CouchDB 3 documents for each parameter, written here from its API reference, with values
 # it refuses. Every parameter the gateway forwards must be listed (checked below).

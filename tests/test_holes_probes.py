@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 from conftest import City
 
-from server.couch import DELETED_PROBE_SECONDS, CouchClient, NotFound, db_path
-from server.feeds import LiveFeeds, Watcher
-from server.scope import grid_db
-from server.store import EmbeddedStore, free_port
+from server.domain.scope import grid_db
+from server.store.couch import DELETED_PROBE_SECONDS, CouchClient, NotFound, db_path
+from server.store.embedded import EmbeddedStore, free_port
+from server.sync.feeds import LiveFeeds, Watcher
 
 IDLE_DATABASES = 12
 SLOW_READS = 12

@@ -19,11 +19,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.conflicts import RECEIPTS_DESIGN
-from server.couch import CouchClient, NotFound, StoreUnavailable, db_path
-from server.receipts import Rebuilder, ReceiptLog
-from server.scope import RECEIPTS_DB
-from server.store import EmbeddedStore, free_port
+from server.domain.scope import RECEIPTS_DB
+from server.store.couch import CouchClient, NotFound, StoreUnavailable, db_path
+from server.store.embedded import EmbeddedStore, free_port
+from server.sync.conflicts import RECEIPTS_DESIGN
+from server.sync.receipts import Rebuilder, ReceiptLog
 
 # The store's own refusal of one document with a 5xx (what a full disk mid-batch looks like):
 # a validation that throws something else than {forbidden} or {unauthorized}.

@@ -12,10 +12,10 @@ from typing import Any
 
 from conftest import PASSWORD, City, basic, wait_for_user
 
-from server import directory
-from server.app import create_app
-from server.auth import SESSION_COOKIE
+from server.admin import directory
 from server.config import Config
+from server.web.app import create_app
+from server.web.auth import SESSION_COOKIE
 
 
 async def login(client: Any, name: str, password: str = PASSWORD) -> str:
@@ -77,7 +77,7 @@ async def test_logout_refuses_a_copied_cookie_in_every_server_process(
 
 async def test_a_renewed_cookie_dies_with_its_session(client: Any, city: City) -> None:
     """A renewed cookie is the same session: logging out with either ends both."""
-    from server.keys import AUTH
+    from server.web.keys import AUTH
 
     grid = city.grid()
     worker = city.user(grids=[grid])
@@ -105,7 +105,7 @@ async def test_a_cookie_without_a_session_id_is_refused(client: Any, city: City)
     import json
     import time
 
-    from server.keys import AUTH
+    from server.web.keys import AUTH
 
     grid = city.grid()
     worker = city.user(grids=[grid])
@@ -205,7 +205,7 @@ async def test_lapsed_logouts_are_pruned_at_start(aiohttp_client: Any, config: C
                                                   city: City) -> None:
     import time
 
-    from server.auth import ended_session_doc, new_session_id
+    from server.web.auth import ended_session_doc, new_session_id
 
     directory_db = city.couch["linli-directory"]
     lapsed = ended_session_doc(new_session_id(), "someone", time.time() - 10)

@@ -46,11 +46,11 @@ from test_faults import (
     write_docs,
 )
 
-from server.app import create_app
 from server.config import Config
-from server.keys import LIVE_FEEDS, STORE
-from server.scope import RECEIPTS_DB, grid_db
-from server.store import EmbeddedStore
+from server.domain.scope import RECEIPTS_DB, grid_db
+from server.store.embedded import EmbeddedStore
+from server.web.app import create_app
+from server.web.keys import LIVE_FEEDS, STORE
 
 
 async def receipt_docs(store_url: str, db: str) -> list[dict[str, Any]]:

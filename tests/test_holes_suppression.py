@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 from conftest import City, basic, wait_for_user
 
-from server import aggregates, exports
-from server.bulk import save_many
-from server.keys import AGGREGATES, CONFIG
-from server.suppression import components, equation_sets, withhold
+from server.domain.suppression import components, equation_sets, withhold
+from server.store.bulk import save_many
+from server.sync import aggregates, exports
+from server.web.keys import AGGREGATES, CONFIG
 
 _districts = itertools.count(1)
 
 # Every equality among one area's figures (a total and the prefixes of its breakdowns), written
-# out here from the figures' meaning in server/aggregates.py, not taken from the code tested.
+# out here from the figures' meaning in server/sync/aggregates.py, not taken from the code tested.
 BREAKDOWNS = {
     "households": ["households.status."],
     "visits.households_visited": ["visits.latest."],

@@ -20,11 +20,11 @@ from conftest import PASSWORD, TEST_LIMITS
 from playwright.async_api import Browser, Page, Route
 from test_pwa import Deployment, Phone, wait_on_server
 
-from server import directory
+from server.admin import directory
+from server.admin.directory import DIRECTORY_DB
 from server.config import Config
-from server.directory import DIRECTORY_DB
-from server.scope import grid_db
-from server.store import EmbeddedStore
+from server.domain.scope import grid_db
+from server.store.embedded import EmbeddedStore
 
 FAILING_WORDS = ("在线", "已同步", "Online", "Synced")
 

@@ -16,7 +16,7 @@ import couchdb
 import pytest
 from conftest import City, basic, visit, wait_for_user
 
-from server.store import EmbeddedStore
+from server.store.embedded import EmbeddedStore
 
 HASH = "a" * 32
 

@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 from conftest import City
 
-from server import registry_import
-from server.registry_import import TEMPLATE, import_households, parse_mapping
+from server.admin import registry_import
+from server.admin.registry_import import TEMPLATE, import_households, parse_mapping
 
 HEADERS = list(TEMPLATE)
 

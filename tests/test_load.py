@@ -18,11 +18,11 @@ import pytest
 from conftest import PASSWORD, City, basic, wait_for_user
 from test_aggregates import brute_force, raw_docs, receipts_of
 
-from server import auth
-from server.app import create_app
 from server.config import Config
-from server.keys import DIRECTORY
-from server.store import PROJECT_ROOT
+from server.store.embedded import PROJECT_ROOT
+from server.web import auth
+from server.web.app import create_app
+from server.web.keys import DIRECTORY
 
 LOAD_JS = PROJECT_ROOT / "tests" / "node" / "load.mjs"
 COMMUNITY, STREET = "339999002001", "339999002"

@@ -1,6 +1,6 @@
 """Sign-up matching: address normalisation (every form in DOMAIN.md, "Addresses as people write
-them"), the decision rules of `server.matching`, and a measurement on noisy sign-ups from
-`server.signups` (precision, recall, matches per second)."""
+them"), the decision rules of `server.admin.matching`, and a measurement on noisy sign-ups from
+`server.demo.signups` (precision, recall, matches per second)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.matching import (
+from server.admin.matching import (
     AddressKey,
     HouseholdIndex,
     match,
@@ -22,7 +22,7 @@ from server.matching import (
     normalise_phone,
     one_edit_apart,
 )
-from server.signups import _cn, noisy_signups, noisy_signups_labelled
+from server.demo.signups import _cn, noisy_signups, noisy_signups_labelled
 
 COMPOUNDS = [
     {"type": "compound", "schema_version": 1, "code": "yangguang", "name": "阳光小区",
@@ -393,12 +393,12 @@ def test_precision_and_recall_on_noisy_signups() -> None:
     assert m["recall"] >= 0.97, report("synthetic community", m)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("server.city") is None,
-                    reason="server/city.py is not there yet")
+@pytest.mark.skipif(importlib.util.find_spec("server.demo.city") is None,
+                    reason="server/demo/city.py is not there yet")
 def test_precision_and_recall_on_the_synthetic_city() -> None:
-    """The same measurement on one community of `server.city`'s synthetic city (its compounds
+    """The same measurement on one community of `server.demo.city`'s synthetic city (its compounds
     have numerals and street addresses among their names and aliases)."""
-    from server.city import generate_city
+    from server.demo.city import generate_city
 
     city = generate_city(3000, seed=2020)
     compounds = [d for d in city.directory_docs if d["type"] == "compound"]
@@ -411,6 +411,6 @@ def test_precision_and_recall_on_the_synthetic_city() -> None:
     ids = {h["_id"] for h in homes}
     m = measure(homes, [p for p in persons if p["household"] in ids],
                 [c for c in compounds if c["community"] == community], 3000, seed=5)
-    print("\n" + report(f"server.city community {community}", m))
+    print("\n" + report(f"server.demo.city community {community}", m))
     assert m["precision"] >= 0.995, report("city", m)
     assert m["recall"] >= 0.97, report("city", m)

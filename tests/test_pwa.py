@@ -23,14 +23,15 @@ from aiohttp import web
 from conftest import CHROMIUM, CHROMIUM_ARGS
 from playwright.async_api import Browser, BrowserContext, Page
 
-from server import directory, rules
-from server.app import PWA_DIR, create_app
+from server.admin import directory
 from server.config import Config
-from server.couch import basic_authorization
-from server.demo import DEMO_PASSWORD
-from server.scope import grid_db
-from server.store import EmbeddedStore
-from server.validation import SchemaRegistry
+from server.demo.loader import DEMO_PASSWORD, load_demo
+from server.domain import rules
+from server.domain.scope import grid_db
+from server.domain.validation import SchemaRegistry
+from server.store.couch import basic_authorization
+from server.store.embedded import EmbeddedStore
+from server.web.app import PWA_DIR, create_app
 
 GRID_A, GRID_B = "g330802001001a", "g330802001001b"
 PHONE = {"viewport": {"width": 360, "height": 740}, "locale": "zh-CN"}
@@ -56,7 +57,8 @@ class Deployment:
 
     async def start(self) -> None:
         # Live feeds are held open: a deployment does not wait a minute for them to end.
-        self.runner = web.AppRunner(create_app(self.config, self.pwa_dir), shutdown_timeout=1)
+        app = create_app(self.config, self.pwa_dir, load_demo=load_demo)
+        self.runner = web.AppRunner(app, shutdown_timeout=1)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 

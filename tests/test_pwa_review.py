@@ -15,9 +15,9 @@ from playwright.async_api import Browser, Page
 from test_pwa import GRID_A, Demo, Phone, save_form
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
-from server.couch import basic_authorization
-from server.demo import DEMO_PASSWORD
-from server.scope import grid_db
+from server.demo.loader import DEMO_PASSWORD
+from server.domain.scope import grid_db
+from server.store.couch import basic_authorization
 
 DAY = "2026-11-02"  # the review test's own visits: the demo city's workers are not wang.fang
 

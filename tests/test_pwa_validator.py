@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from playwright.async_api import Browser, Page
 
-from server.validation import SchemaRegistry, describe, domain_problems
+from server.domain.validation import SchemaRegistry, describe, domain_problems
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DOCUMENTS = json.loads((FIXTURES / "documents.json").read_text("utf-8"))["types"]

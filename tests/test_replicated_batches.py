@@ -14,8 +14,8 @@ import pytest
 from conftest import City, basic, wait_for_user
 from test_conflicts import branch, household, rev
 
-from server.keys import RECEIPTS, RESOLVER
-from server.scope import grid_db
+from server.domain.scope import grid_db
+from server.web.keys import RECEIPTS, RESOLVER
 
 
 async def replicate(client: Any, grid: str, user: str, docs: list[dict[str, Any]]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Review (server/review.py, /api/review): states after ODK Central's, verdicts given many at
+"""Review (server/sync/review.py, /api/review): states after ODK Central's, verdicts given many at
 once and checked first, scope, and the worker's edit after "has issues"."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from conftest import City, basic, visit, wait_for_user
 
-from server.scope import grid_db
+from server.domain.scope import grid_db
 
 
 async def states(client: Any, boss: str, grid: str, **query: str) -> dict[str, str]:

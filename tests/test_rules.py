@@ -1,4 +1,4 @@
-"""The domain rules (server/rules.py) against the shared fixtures, and the PWA's port
+"""The domain rules (server/domain/rules.py) against the shared fixtures, and the PWA's port
 (pwa/rules.js, run in node) against the same fixtures, so both give the same verdicts and
 messages. Plus 2,000 random valid ID numbers that both must accept."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.rules import (
+from server.domain.rules import (
     Problem,
     id_birth_date,
     id_check_char,

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import City, basic, visit, wait_for_user
 
-from server import directory
-from server.keys import DIRECTORY
-from server.scope import DIRECTORY_DB, User, grid_db
-from server.validation import SCHEMA_DIR, SchemaRegistry, WriteContext, check_record
+from server.admin import directory
+from server.domain.scope import DIRECTORY_DB, User, grid_db
+from server.domain.validation import SCHEMA_DIR, SchemaRegistry, WriteContext, check_record
+from server.web.keys import DIRECTORY
 
 
 def test_the_newest_version_cannot_be_retired(city: City) -> None:

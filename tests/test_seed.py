@@ -9,9 +9,9 @@ from typing import Any
 from conftest import City, basic, wait_for_user
 
 from server.config import Config
-from server.scope import grid_db
-from server.seed import DEMO_PASSWORD, seed_city
-from server.validation import SchemaRegistry
+from server.demo.seed import DEMO_PASSWORD, seed_city
+from server.domain.scope import grid_db
+from server.domain.validation import SchemaRegistry
 
 
 async def test_seed_city_twice(client: Any, city: City, tmp_path: Path) -> None:

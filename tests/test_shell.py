@@ -1,4 +1,4 @@
-"""The PWA's shell at /app/ (server/shell.py): compressed, revalidated by ETag, the service
+"""The PWA's shell at /app/ (server/web/shell.py): compressed, revalidated by ETag, the service
 worker stamped with the release and the file list, nothing outside pwa/ reachable."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from server.app import PWA_DIR
+from server.web.app import PWA_DIR
 
 
 async def test_the_shell_is_compressed_and_revalidated(client: Any) -> None:
@@ -36,7 +36,7 @@ async def test_the_service_worker_knows_its_release_and_files(client: Any) -> No
 
 
 async def test_nothing_outside_the_shell_is_served(client: Any) -> None:
-    for path in ("/app/../server/app.py", "/app/%2e%2e/server/app.py", "/app/.hidden",
+    for path in ("/app/../server/web/app.py", "/app/%2e%2e/server/web/app.py", "/app/.hidden",
                  "/app/nothing.js"):
         assert (await client.get(path)).status == 404, path
     assert (PWA_DIR / "index.html").exists()

@@ -16,9 +16,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import PASSWORD, TEST_LIMITS, basic, visit
 
-from server.app import create_app
 from server.config import Config
-from server.keys import STORE
+from server.web.app import create_app
+from server.web.keys import STORE
 
 LOOPBACK_HEX = "0100007F"
 

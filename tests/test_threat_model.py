@@ -12,9 +12,9 @@ from typing import Any
 from conftest import City, basic, visit, wait_for_user
 from test_scope import MISSING, endpoints
 
-from server.store import PROJECT_ROOT
+from server.store.embedded import PROJECT_ROOT
 
-OPENAPI = json.loads((PROJECT_ROOT / "server" / "openapi.json").read_text(encoding="utf-8"))
+OPENAPI = json.loads((PROJECT_ROOT / "server" / "web" / "openapi.json").read_text(encoding="utf-8"))
 # The routes anyone may read: who am I, and the API's own description.
 OPEN_ROUTES = {"/api/me", "/api/openapi.json"}
 # Queries an attacker would try on each route: another grid, another household, unmasking.

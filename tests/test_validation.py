@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import visit
 
-from server.scope import User
-from server.validation import (
+from server.domain.scope import User
+from server.domain.validation import (
     SCHEMA_DIR,
     SchemaRegistry,
     WriteContext,

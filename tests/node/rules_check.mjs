@@ -1,5 +1,5 @@
 // Runs rules cases through pwa/rules.js, so tests/test_rules.py can hold the browser's rules to
-// the same fixtures as server/rules.py.
+// the same fixtures as server/domain/rules.py.
 //
 //   node tests/node/rules_check.mjs CASES.json [--helpers]
 //

@@ -1,0 +1,38 @@
+"""The demo city of `linli serve --demo`: the synthetic city of `linli seed-demo` at 1,000
+households (one street (街道), one community (社区), two grids (网格) of 560 and 440 households),
+with a login for each role (listed in the README). Deterministic and idempotent: loading it
+twice changes nothing."""
+
+from __future__ import annotations
+
+import couchdb
+
+from server.admin import directory
+from server.config import Config
+from server.demo.seed import DEMO_PASSWORD, seed_city
+
+DEMO_HOUSEHOLDS = 1000
+DEMO_SEED = 2020
+STREET = "330802001"  # 府山街道
+COMMUNITY = "330802001001"  # 坊门街社区
+# The community's supervisor, who works with the households, may export personal data unmasked;
+# the street's, who watches figures, may not (and is refused when asking).
+USERS = (  # name, role, grids, communities, streets, rights
+    ("admin", "admin", (), (), (), ()),
+    ("wang.fang", "worker", ("g330802001001a",), (), (), ()),
+    ("li.qiang", "worker", ("g330802001001b",), (), (), ()),
+    ("chen.jing", "supervisor", (), (COMMUNITY,), (), ("unmask",)),
+    ("sun.lei", "supervisor", (), (), (STREET,), ()),
+)
+
+__all__ = ["DEMO_PASSWORD", "load_demo"]
+
+
+def load_demo(config: Config, url: str) -> None:
+    server = directory.prepared(couchdb.Server(url))
+    seed_city(server, config, DEMO_HOUSEHOLDS, DEMO_SEED, logins=True, progress=None)
+    existing = {u.name for u in directory.list_users(server)}
+    for name, role, grids, communities, streets, rights in USERS:
+        if name not in existing:
+            directory.add_user(server, name, role, DEMO_PASSWORD, grids=grids,
+                               communities=communities, streets=streets, rights=rights)

@@ -1,0 +1,556 @@
+"""Aggregates (统计): what supervisors count, at every level of the hierarchy (grid → community
+(社区) → street (街道) → district (区) → city).
+
+Each grid's figures come from the CouchDB views in its own database (store/designs/linli.json),
+which the store keeps up to date incrementally; a query never scans documents. The server keeps
+each grid's figures with the database's update sequence they were computed at, recomputes a grid
+only when its sequence moved (the gateway's writes mark it; `refresh` checks them all), and then
+reads again only the views of the record types written since (the ids in the changes feed name
+them), and rolls the figures up the hierarchy by addition. A grid written to all the time is
+refreshed in the background at most every `refresh_seconds`, one refresh of a grid at a time: each
+read makes the embedded store run the view's map function over every new document.
+
+Figures are flat counters with dotted names (`households`, `visits.latest.completed`,
+`persons.age.15-59`...), so rolling up is adding.
+
+Time to review (from a record's first receipt by the server to its first verdict) is a median,
+and medians do not add up. So each grid keeps a histogram with fixed buckets (`review.hours.le_4`
+counts the records reviewed within 4 hours and more than 2, `review.hours.over_1440` those after
+60 days), the histograms roll up by addition like every other counter, and an area's median is
+the bucket that holds it: bounded memory and exact rolling up, at the buckets' resolution. The
+receipt times come from a view of `linli-receipts` (reduced to each record's first receipt),
+queried for the grid's reviewed records only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from server.domain.scope import RECEIPTS_DB, Directory, Grid, User, grid_db
+from server.domain.suppression import Group, components, equation_sets, withhold
+from server.store.couch import (
+    Conflict,
+    CouchClient,
+    CouchFailure,
+    NotFound,
+    StoreUnavailable,
+    db_path,
+)
+from server.sync import ordering
+from server.sync.ordering import ReceiptLookup, Verdict, seq_number
+
+log = logging.getLogger(__name__)
+
+DESIGN = "_design/linli"
+AGE_BANDS = ((0, 14, "0-14"), (15, 59, "15-59"), (60, 79, "60-79"), (80, 200, "80+"))
+VISITED = frozenset({"completed", "moved", "demolished"})
+SMALL = 5  # a count below this is not shown below the community level without the right
+LEVELS = ("city", "district", "street", "community", "grid")
+REVIEW_HOURS = (1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440)  # the buckets' upper edges
+REVIEW_BUCKETS = (*(f"review.hours.le_{h}" for h in REVIEW_HOURS),
+                  f"review.hours.over_{REVIEW_HOURS[-1]}")
+RECEIPTS_DESIGN: dict[str, Any] = {
+    "_id": "_design/aggregates",
+    "language": "javascript",
+    "views": {"first_received": {
+        "map": "function (doc) { if (doc.type === 'receipt' && doc.revs) { "
+               "var t = Date.parse(doc.received_at); if (isNaN(t)) { return; } "
+               "for (var i = 0; i < doc.revs.length; i++) { var id = doc.revs[i][0]; "
+               "if (/^(household_visit|census_household|screening):/.test(id)) { "
+               "emit([doc.db, id], t); } } } }",
+        "reduce": "_stats"}},
+}
+RECEIPT_KEYS = 300  # keys per receipts view query
+WITHHELD_KEPT = 1024  # groups of grids whose withheld figures are kept between queries
+# A grid's median time to review is shown only when its histogram is: a bucket withheld would
+# otherwise be narrowed down by the median.
+REVIEW_HIDDEN = frozenset({*REVIEW_BUCKETS, "review.timed"})
+
+
+def hours_bucket(hours: float) -> str:
+    """The histogram counter a time to review falls in: (previous edge, edge]."""
+    for edge, name in zip(REVIEW_HOURS, REVIEW_BUCKETS, strict=False):
+        if hours <= edge:
+            return name
+    return REVIEW_BUCKETS[-1]
+
+
+def median_bucket(figures: Mapping[str, int]) -> dict[str, Any] | None:
+    """The bucket holding the (lower) median time to review, from a rolled-up histogram:
+    {"records", "from_hours", "to_hours"}; `to_hours` is None for the open last bucket."""
+    counts = [int(figures.get(name, 0)) for name in REVIEW_BUCKETS]
+    total = sum(counts)
+    if not total:
+        return None
+    wanted, seen = (total + 1) // 2, 0
+    for n, count in enumerate(counts):
+        seen += count
+        if seen >= wanted:
+            low = REVIEW_HOURS[n - 1] if n else 0
+            high = REVIEW_HOURS[n] if n < len(REVIEW_HOURS) else None
+            return {"records": total, "from_hours": low, "to_hours": high}
+    return None  # not reached
+
+
+def epoch_ms(stamp: Any) -> float | None:
+    """An ISO time (a server receipt's) in milliseconds, or None when it is not one."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp() * 1000
+
+
+def age_band(birth_year: Any, year: int) -> str:
+    if not isinstance(birth_year, int):
+        return "unknown"
+    age = year - birth_year
+    return next((label for low, high, label in AGE_BANDS if low <= age <= high), "unknown")
+
+
+def district_of(street: str) -> str:
+    return street[:6] if len(street) >= 6 else ""
+
+
+@dataclasses.dataclass
+class Area:
+    level: str
+    code: str
+    grids: list[str]
+
+
+def verdict_row(row: Mapping[str, Any]) -> Verdict:
+    """A `verdicts_latest` row ([rev, decision] by record) as a verdict, not yet receipted."""
+    rev, decision = [*row["value"], ""][:2]
+    return Verdict(id=str(row.get("id", "")), rev=str(rev), record=str(row["key"]),
+                   decision=str(decision))
+
+
+def first_verdicts(verdicts: Iterable[Verdict]) -> dict[str, float]:
+    """Each reviewed record's first verdict time (ms), by the server's receipts: a verdict
+    without one yet is not timed (a phone's clock never is)."""
+    first: dict[str, float] = {}
+    for verdict in verdicts:
+        at = epoch_ms(verdict.received_at)
+        if at is not None and (verdict.record not in first or at < first[verdict.record]):
+            first[verdict.record] = at
+    return first
+
+
+def figures_from(rows: Mapping[str, list[dict[str, Any]]], census_campaign: str,
+                 year: int, received: Mapping[str, float] | None = None) -> Counter[str]:
+    """One grid's figures from its views' rows and its reviewed records' first receipt times
+    (ms, by record id; pure, so a brute-force count can be compared with it field by field)."""
+    out: Counter[str] = Counter()
+    for view in VIEWS:
+        out.update(view_figures(view, rows[view], census_campaign, year, received))
+    return +out  # zero counts dropped
+
+
+def view_figures(view: str, rows: list[dict[str, Any]], census_campaign: str, year: int,
+                 received: Mapping[str, float] | None = None) -> Counter[str]:
+    """The figures one view gives (each view's counters have their own names, so a grid's
+    figures are the sum and a view whose records did not change keeps its part)."""
+    out: Counter[str] = Counter()
+    if view == "households_by_status":
+        for row in rows:
+            out["households"] += row["value"]
+            out[f"households.status.{row['key']}"] += row["value"]
+    elif view == "visits_by_household":
+        latest: dict[str, str] = {}
+        for row in rows:  # sorted by household, then date: the last wins
+            latest[row["key"][0]] = row["value"]
+        out["visits.households_visited"] = len(latest)
+        for outcome in latest.values():
+            out[f"visits.latest.{outcome}"] += 1
+            if outcome in VISITED:
+                out["visits.covered"] += 1
+        out["visits.total"] = len(rows)
+    elif view == "census_by_campaign":
+        for row in rows:
+            if row["key"] == census_campaign:
+                out["census.enumerated"] += row["value"]
+    elif view == "persons_by_sex_birth_status":
+        for row in rows:
+            sex, birth_year, registration = row["key"]
+            n = row["value"]
+            out["persons"] += n
+            out[f"persons.sex.{sex}"] += n
+            out[f"persons.age.{age_band(birth_year, year)}"] += n
+            out[f"persons.registration.{registration or 'unknown'}"] += n
+    elif view == "screenings_by_day":
+        for row in rows:
+            day, result, code, risk = row["key"]
+            n = row["value"]
+            out["screenings"] += n
+            out[f"screenings.day.{day}"] += n
+            out[f"screenings.result.{result or 'unknown'}"] += n
+            out[f"screenings.health_code.{code or 'unknown'}"] += n
+            out[f"screenings.risk.{risk or 'unknown'}"] += n
+    elif view == "verdicts_latest":
+        # Rows come as verdicts with their receipts (Aggregates reads them); bare view rows
+        # are taken as verdicts not yet receipted, ordered by id only.
+        judged = [r if isinstance(r, Verdict) else verdict_row(r) for r in rows]
+        by_record: dict[str, list[Verdict]] = {}
+        for verdict in judged:
+            by_record.setdefault(verdict.record, []).append(verdict)
+        for group in by_record.values():
+            out[f"review.{ordering.latest(group).decision}"] += 1  # received last
+        out["review.reviewed"] = len(by_record)
+        for record, verdict_at in first_verdicts(judged).items():
+            receipt_at = (received or {}).get(record)
+            # A record the server never received (imported, or verdict older than its first
+            # receipt: written before it ever came from a phone) has no time to review.
+            if receipt_at is not None and verdict_at >= receipt_at:
+                out[hours_bucket((verdict_at - receipt_at) / 3_600_000)] += 1
+                out["review.timed"] += 1
+    elif view == "open_conflicts":
+        out["conflicts.open"] = len(rows)
+    return +out
+
+
+VIEWS = ("households_by_status", "visits_by_household", "census_by_campaign",
+         "persons_by_sex_birth_status", "screenings_by_day", "verdicts_latest", "open_conflicts")
+GROUPED = frozenset({"households_by_status", "census_by_campaign", "persons_by_sex_birth_status",
+                     "screenings_by_day"})
+# The record type each view's map function emits for. A record's id starts with its type
+# (validation.py refuses any other), so the ids in the changes feed since a grid's figures were
+# computed tell which views can have changed.
+VIEW_TYPE = {"households_by_status": "household", "visits_by_household": "household_visit",
+             "census_by_campaign": "census_household", "persons_by_sex_birth_status": "person",
+             "screenings_by_day": "screening", "verdicts_latest": "verdict",
+             "open_conflicts": "resolution"}
+CHANGES_LIMIT = 5000  # changes read to find the types written; more: every view is read
+REFRESH_SECONDS = 2.0
+TICK_SECONDS = 0.25
+
+
+def changed_types(ids: Iterable[str]) -> set[str] | None:
+    """The record types among changed ids; None when an id has no type (a design document, or
+    one written straight to the store), which may have changed any view."""
+    types: set[str] = set()
+    for doc_id in ids:
+        kind, colon, _key = doc_id.partition(":")
+        if not colon or doc_id.startswith("_"):
+            return None
+        types.add(kind)
+    return types
+
+
+@dataclasses.dataclass
+class Cached:
+    """A grid's figures, each view's part, and what they were computed at."""
+
+    seq: Any
+    year: int
+    parts: dict[str, Counter[str]]
+    figures: Counter[str]
+
+
+class Aggregates:
+    def __init__(self, couch: CouchClient, directory: Directory, census_campaign: str,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.couch, self.directory = couch, directory
+        self.census_campaign = census_campaign
+        self.refresh_seconds = refresh_seconds
+        self.grids: dict[str, tuple[Any, Counter[str]]] = {}  # code -> (update_seq, figures)
+        self.cached: dict[str, Cached] = {}
+        self.dirty: set[str] = set()
+        self.locks: dict[str, asyncio.Lock] = {}  # one refresh of a grid at a time
+        self.started: dict[str, float] = {}  # loop time the grid's last refresh began
+        self.view_reads = 0  # for tests and benchmarks
+        self.receipts_view_ready = False
+        # The server's receipts of verdicts (the resolver's lookup) and this process's pending
+        # receipts, wired by the app: the latest verdict is the one received last.
+        self.receipts_for: ReceiptLookup | None = None
+        self.flush_receipts: Callable[[], Awaitable[None]] | None = None
+        self._sets: tuple[Any, list[frozenset[str]]] | None = None
+        self._withheld: dict[Any, dict[str, frozenset[str]]] = {}
+
+    def notice(self, grid: str) -> None:
+        self.dirty.add(grid)
+
+    async def grid_figures(self, code: str) -> Counter[str]:
+        """Bring one grid's figures up to date, one refresh of it at a time; a caller that
+        waited for another's refresh and finds the grid no longer noticed still checks its
+        update sequence, which is one cheap request."""
+        lock = self.locks.setdefault(code, asyncio.Lock())
+        async with lock:
+            self.dirty.discard(code)
+            self.started[code] = asyncio.get_running_loop().time()
+            try:
+                return await self._grid_figures(code)
+            except BaseException:
+                self.dirty.add(code)
+                raise
+
+    async def _grid_figures(self, code: str) -> Counter[str]:
+        db = grid_db(code)
+        try:
+            info = await self.couch.get(db_path(db))
+        except NotFound:
+            return Counter()
+        seq, year = info.get("update_seq"), datetime.date.today().year
+        cached = self.cached.get(code)
+        if cached is not None and cached.seq == seq:
+            return cached.figures
+        views = set(VIEWS)
+        if cached is not None and cached.year == year:
+            types = await self.types_since(db, cached.seq, seq)
+            if types is not None:
+                views = {view for view in VIEWS if VIEW_TYPE[view] in types}
+        parts = dict(cached.parts) if cached is not None else {}
+        for view in VIEWS:
+            if view not in views:
+                continue
+            params = {"group": "true"} if view in GROUPED else {}
+            try:
+                answer = await self.couch.get(db_path(db, DESIGN, "_view", view), **params)
+            except NotFound:  # its design document is still being installed
+                return Counter()
+            self.view_reads += 1
+            rows = answer.get("rows", [])
+            received = None
+            if view == "verdicts_latest":
+                rows = await self.receipted(db, rows)
+                received = await self.first_receipts(db, sorted(first_verdicts(rows)))
+            parts[view] = view_figures(view, rows, self.census_campaign, year, received)
+        figures: Counter[str] = Counter()
+        for part in parts.values():
+            figures.update(part)
+        figures = +figures
+        self.cached[code] = Cached(seq, year, parts, figures)
+        self.grids[code] = (seq, figures)
+        return figures
+
+    async def types_since(self, db: str, since: Any, now: Any) -> set[str] | None:
+        """The record types written to `db` since update sequence `since` (ids only, a few
+        bytes a change); None when that cannot be told and every view must be read."""
+        old, new = seq_number(since), seq_number(now)
+        if old is None or new is None or new < old:  # the database was made again
+            return None
+        try:
+            page = await self.couch.get(db_path(db, "_changes"), since=str(since),
+                                        limit=str(CHANGES_LIMIT))
+        except NotFound:
+            return None
+        results = page.get("results") or []
+        if len(results) >= CHANGES_LIMIT:
+            return None
+        return changed_types(str(row.get("id", "")) for row in results)
+
+    async def receipted(self, db: str, rows: list[dict[str, Any]]) -> list[Verdict]:
+        """The verdicts of `verdicts_latest` rows with the server's receipts (this process's
+        pending ones written first), so the latest is the one received last."""
+        if self.flush_receipts is not None:
+            with contextlib.suppress(CouchFailure, StoreUnavailable):
+                await self.flush_receipts()
+        verdicts = [verdict_row(row) for row in rows]
+        try:
+            return await ordering.with_receipts(self.couch, db, verdicts, self.receipts_for)
+        except (NotFound, CouchFailure):
+            return await ordering.with_receipts(self.couch, db, verdicts, None)
+
+    async def install_receipts_view(self) -> None:
+        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
+        try:
+            stored: dict[str, Any] | None = await self.couch.get(path)
+        except NotFound:
+            stored = None
+        if stored is None or stored.get("views") != RECEIPTS_DESIGN["views"]:
+            body = {**RECEIPTS_DESIGN, **({"_rev": stored["_rev"]} if stored else {})}
+            with contextlib.suppress(Conflict):  # another process installed it meanwhile
+                await self.couch.put(path, body)
+        self.receipts_view_ready = True
+
+    async def first_receipts(self, db: str, records: list[str]) -> dict[str, float]:
+        """When the server first received each of `records` (ms), from the receipts view:
+        one reduced row per reviewed record, never the receipts themselves. A verdict is
+        given after its record's receipt is written (the verdicts API flushes the receipt log
+        first), so a grid's cached figures, kept by its update sequence, stay right."""
+        if not records:
+            return {}
+        if not self.receipts_view_ready:
+            await self.install_receipts_view()
+        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"], "_view", "first_received")
+        found: dict[str, float] = {}
+        for start in range(0, len(records), RECEIPT_KEYS):
+            keys = [[db, record] for record in records[start:start + RECEIPT_KEYS]]
+            answer = await self.couch.post(path, {"keys": keys}, group="true")
+            for row in answer.get("rows", []):
+                value = row.get("value")
+                if isinstance(value, dict) and isinstance(value.get("min"), int | float):
+                    found[str(row["key"][1])] = float(value["min"])
+        return found
+
+    async def refresh(self, codes: Iterable[str] | None = None) -> None:
+        """Bring the figures of `codes` (default: every grid) up to date."""
+        wanted = sorted(self.directory.grids if codes is None else codes)
+        semaphore = asyncio.Semaphore(8)
+
+        async def one(code: str) -> None:
+            async with semaphore:
+                await self.grid_figures(code)
+
+        await asyncio.gather(*(one(code) for code in wanted))
+
+    async def refresh_dirty(self, codes: Iterable[str] | None = None) -> None:
+        """Bring the noticed grids among `codes` (default: all noticed) up to date."""
+        wanted = set(self.dirty) if codes is None else self.dirty & set(codes)
+        await self.refresh(wanted)
+
+    async def warm_up(self) -> None:
+        """Read every grid's views once: the store builds a view's index when it is first
+        read, and a dashboard should not wait for it. On the embedded store that is about a
+        minute for the demo's 1,000 households but hours for a city of 164,253 (1.5 ms of store
+        CPU per document per view, scripts/bench-aggregates); Apache CouchDB is far faster."""
+        try:
+            await self.refresh()
+        except (CouchFailure, StoreUnavailable) as exc:
+            log.warning("aggregates not warmed up: %s", exc)
+
+    async def run(self) -> None:
+        """Keep the figures of the grids written to fresh, so a dashboard query only adds
+        numbers up: a grid written to all the time is refreshed once every refresh_seconds,
+        not once a batch, since each refresh makes the store update and read its views."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            now = loop.time()
+            due = [code for code in self.dirty
+                   if now - self.started.get(code, -math.inf) >= self.refresh_seconds]
+            if not due:
+                continue
+            try:
+                await self.refresh_dirty(due)
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("aggregates not refreshed: %s", exc)
+
+    def areas(self, level: str, code: str) -> tuple[Area, list[Area]]:
+        """The area and its children, each with the grids under it."""
+        grids = list(self.directory.grids.values())
+
+        def key(grid: Grid, at: str) -> str:
+            return {"city": "", "district": district_of(grid.street), "street": grid.street,
+                    "community": grid.community, "grid": grid.code}[at]
+
+        inside = [g for g in grids if level == "city" or key(g, level) == code]
+        area = Area(level, code, [g.code for g in inside])
+        if level == "grid":
+            return area, []
+        below = LEVELS[LEVELS.index(level) + 1]
+        children: dict[str, list[str]] = {}
+        for grid in inside:
+            children.setdefault(key(grid, below), []).append(grid.code)
+        return area, [Area(below, c, sorted(codes)) for c, codes in sorted(children.items())]
+
+    def total(self, codes: Iterable[str]) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for code in codes:
+            cached = self.grids.get(code)
+            if cached is not None:
+                out.update(cached[1])
+        return out
+
+    def places(self) -> dict[str, tuple[str, str, str]]:
+        """Each grid's (district, street, community), as `areas` groups them."""
+        return {g.code: (district_of(g.street), g.street, g.community)
+                for g in self.directory.grids.values()}
+
+    def equation_sets(self) -> list[frozenset[str]]:
+        """The areas whose totals are shown (domain/suppression.py), kept while the directory's
+        grids stay where they are."""
+        places = self.places()
+        key = tuple(sorted(places.items()))
+        if self._sets is None or self._sets[0] != key:
+            self._sets = (key, equation_sets(places))
+        return self._sets[1]
+
+    def protection_groups(self, user: User, codes: Iterable[str]) -> list[Group]:
+        """The groups of grids outside `user`'s scope (domain/suppression.py) holding `codes`."""
+        wanted = {c for c in codes if not self.directory.reaches(user, c)}
+        if not wanted:
+            return []
+        unknown = [c for c in self.directory.grids if not self.directory.reaches(user, c)]
+        return [(group, sets) for group, sets in components(unknown, self.equation_sets())
+                if group & wanted]
+
+    def withheld(self, groups: list[Group]) -> dict[str, frozenset[str]]:
+        """The figures withheld of each grid of `groups`, kept while their figures stay."""
+        out: dict[str, frozenset[str]] = {}
+        for group, sets in groups:
+            key = (group, tuple((g, str(self.grids.get(g, (None,))[0])) for g in sorted(group)))
+            found = self._withheld.get(key)
+            if found is None:
+                found = withhold({g: self.grids.get(g, (None, Counter()))[1] for g in group},
+                                 sets, SMALL)
+                if len(self._withheld) >= WITHHELD_KEPT:
+                    self._withheld.pop(next(iter(self._withheld)))
+                self._withheld[key] = found
+            out.update(found)
+        return out
+
+    async def report(self, user: User, level: str, code: str) -> dict[str, Any]:
+        area, children = self.areas(level, code)
+        shown_grids = [a.code for a in (area, *children) if a.level == "grid"]
+        groups = self.protection_groups(user, shown_grids)
+        needed = sorted({*area.grids, *(g for group, _ in groups for g in group)})
+        await self.refresh_dirty(needed)
+        await self.refresh([c for c in needed if c not in self.grids])
+        withheld = self.withheld(groups)
+
+        def shown(a: Area) -> dict[str, Any]:
+            full = self.total(a.grids)
+            figures = dict(full)
+            entry: dict[str, Any] = {"level": a.level, "code": a.code, "grids": len(a.grids)}
+            hidden: frozenset[str] = frozenset()
+            if a.level == "grid" and not self.directory.reaches(user, a.code):
+                # Below the community level, small counts could single out a household; the
+                # cells that would give them back are withheld with them.
+                hidden = withheld.get(a.code, frozenset())
+                figures = {k: v for k, v in figures.items() if k not in hidden}
+                entry["suppressed"] = sorted(hidden)
+            entry["figures"] = figures
+            name = self.directory.area_name(a.level, a.code)
+            if name:
+                entry["name"] = name
+            if "review.timed" in figures and not hidden & REVIEW_HIDDEN:
+                entry["time_to_review"] = median_bucket(full)
+            return entry
+
+        return {**shown(area), "parents": self.parents(area),
+                "children": [shown(c) for c in children]}
+
+    def parents(self, area: Area) -> list[dict[str, str]]:
+        """The areas above `area`, from the city down, each with its name when the directory
+        knows it (for the dashboard's breadcrumbs)."""
+        if area.level == "city":
+            return []
+        grid = self.directory.grids.get(area.grids[0]) if area.grids else None
+        community = area.code if area.level == "community" else (grid.community if grid else "")
+        street = area.code if area.level == "street" else (
+            grid.street if grid and grid.street else community[:9])
+        district = area.code if area.level == "district" else district_of(street)
+        chain = {"district": district, "street": street, "community": community}
+        out = [{"level": "city", "code": ""}]
+        for level in LEVELS[1:LEVELS.index(area.level)]:
+            code = chain.get(level, "")
+            if code:
+                item = {"level": level, "code": code}
+                name = self.directory.area_name(level, code)
+                if name:
+                    item["name"] = name
+                out.append(item)
+        return out

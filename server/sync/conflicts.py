@@ -1,0 +1,519 @@
+"""The conflict resolver (冲突处理). When two phones edit the same record offline, CouchDB keeps
+every leaf revision and picks a winner by its own arbitrary rule. This follower, running inside
+the server, merges them by the domain's rules (server/domain/merging.py) and keeps a trail.
+
+- It reads each grid database's changes feed (`style=all_docs`) from a checkpoint kept in that
+  database (`_local/linli-resolver`, which never replicates), promptly for the grids the gateway
+  has just written a replicated batch to that can make a conflict (one touching a stored record,
+  holding two revisions of one record, or racing another batch for the same record: a reconnect
+  storm of new records wakes nobody), and every `sweep_seconds` for all grids (writes made by
+  another server process, or straight to CouchDB). Only records with more than one leaf are
+  looked at.
+- A conflicted record is resolved with one `_bulk_docs`: the merged revision on the winning
+  branch and the losing leaves deleted (their tombstones marked `resolved_by`). A 409 means
+  someone moved first: the record is read again on the next pass, never forced.
+- Deterministic and idempotent: the merge is a pure function of the revisions, their common
+  ancestor and the server's receipts; a second resolver's write on the same branch is refused by
+  the store (409), and identical contents are only collapsed, never merged again.
+- Every resolution is recorded as a `resolution` document in the grid database (so the worker's
+  phone shows it): the revisions involved, who sent each and when the server received it, and
+  for each field what was chosen and by which rule. Undecided fields keep a provisional value and
+  the resolution stays `open` for a supervisor (`server/web/api.py`).
+- A deletion against an edit: the edit wins (CouchDB's own rule for live against deleted
+  leaves), and the conflict is recorded.
+- A feed or store error restarts the pass with back-off; it never takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from server.domain import merging
+from server.domain.scope import RECEIPTS_DB, Directory, User, grid_db, grid_of_db
+from server.domain.validation import SchemaRegistry, WriteContext, check_record
+from server.store.couch import (
+    Conflict,
+    CouchClient,
+    CouchFailure,
+    NotFound,
+    StoreUnavailable,
+    db_path,
+)
+from server.sync.receipts import ReceiptLog, utc_now
+
+log = logging.getLogger(__name__)
+
+RESOLVER = "linli-resolver"  # the author of resolutions (user names starting linli- are reserved)
+CHECKPOINT = "_local/linli-resolver"
+PAGE = 200
+SWEEP_SECONDS = 30.0
+SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
+MAX_BACKOFF = 60.0
+RECEIPT_KEYS = 300  # keys per receipts view query
+RECEIPT_WAIT = 5.0  # the longest a revision without a receipt holds its page back
+RECEIPTS_DESIGN = {
+    "_id": "_design/receipts",
+    "language": "javascript",
+    "views": {"by_rev": {"map": (
+        "function (doc) { if (doc.type === 'receipt' && doc.revs) { for (var i = 0; "
+        "i < doc.revs.length; i++) { emit([doc.db, doc.revs[i][0], doc.revs[i][1]], "
+        "[doc.user, doc.received_at]); } } }")}},
+}
+
+
+@dataclasses.dataclass
+class ResolverStats:
+    resolved: int = 0
+    collapsed: int = 0
+    opened: int = 0  # resolutions left open for a supervisor
+    deletions_recorded: int = 0
+    retried: int = 0  # 409: someone moved first
+    passes: int = 0
+
+
+@dataclasses.dataclass
+class Plan:
+    """One conflicted record of a page: its leaves and what will be written for it."""
+
+    doc_id: str
+    leaves: list[dict[str, Any]]
+    live: list[dict[str, Any]]
+    winner: dict[str, Any]
+    revisions: list[merging.Revision]
+    receipts: dict[str, tuple[str | None, str | None]]
+    ancestor_rev: str | None
+    identical: bool
+    merged: merging.Merge | None = None
+    trail: dict[str, Any] | None = None
+    result_rev: str | None = None
+
+    @property
+    def doc_type(self) -> str:
+        return str(self.winner.get("type", ""))
+
+    @classmethod
+    def of(cls, doc_id: str, leaves: list[dict[str, Any]],
+           receipts: Mapping[tuple[str, str], tuple[str | None, str | None]]) -> Plan:
+        live = [d for d in leaves if not d.get("_deleted")]
+        own = {str(d["_rev"]): receipts.get((doc_id, str(d["_rev"])), (None, None))
+               for d in leaves}
+        revisions = [merging.Revision(rev=str(d["_rev"]), body=body_of(d),
+                                      by=own[str(d["_rev"])][0],
+                                      received_at=own[str(d["_rev"])][1]) for d in live]
+        return cls(doc_id=doc_id, leaves=leaves, live=live, winner=dict(couch_winner(live)),
+                   revisions=revisions, receipts=own, ancestor_rev=common_ancestor(live),
+                   identical=all(r.body == revisions[0].body for r in revisions))
+
+
+def trail_id(record: str, revs: Iterable[str]) -> str:
+    """The same set of leaves gives the same trail id in every process: recording twice is a
+    409, not a duplicate."""
+    digest = hashlib.sha256("|".join(sorted(revs)).encode()).hexdigest()[:16]
+    return f"resolution:{record}:{digest}"
+
+
+def history(doc: Mapping[str, Any]) -> list[str]:
+    """The revision ids of a leaf, newest first, from its `_revisions`."""
+    revisions = doc.get("_revisions") or {}
+    start, ids = int(revisions.get("start", 0)), revisions.get("ids") or []
+    return [f"{start - i}-{rev_id}" for i, rev_id in enumerate(ids)] or [str(doc["_rev"])]
+
+
+def common_ancestor(leaves: list[Mapping[str, Any]]) -> str | None:
+    shared = set(history(leaves[0]))
+    for leaf in leaves[1:]:
+        shared &= set(history(leaf))
+    if not shared:
+        return None
+    return max(shared, key=lambda rev: (int(rev.split("-", 1)[0]), rev))
+
+
+def couch_winner(leaves: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The leaf CouchDB and PouchDB both pick: the longest branch, then the greatest id."""
+    return max(leaves, key=lambda d: (int(str(d["_rev"]).split("-", 1)[0]), str(d["_rev"])))
+
+
+def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def shown(value: Any) -> dict[str, Any]:
+    return {"missing": True} if value is merging.MISSING else {"value": value}
+
+
+class Resolver:
+    def __init__(self, couch: CouchClient, registry: SchemaRegistry, directory: Directory,
+                 receipts: ReceiptLog | None = None, sweep_seconds: float = SWEEP_SECONDS) -> None:
+        self.couch, self.registry, self.directory = couch, registry, directory
+        self.receipts = receipts
+        self.sweep_seconds = sweep_seconds
+        # Told of every grid the resolver wrote to, so the figures (open conflicts, merged
+        # values) follow its writes as they follow the gateway's.
+        self.on_written: Callable[[str], None] | None = None
+        self.dirty: set[str] = set()
+        self.wake = asyncio.Event()
+        self.stats = ResolverStats()
+        self.idle = asyncio.Event()  # set whenever a pass has ended with nothing noticed since
+        self.view_ready = False
+        self.first_seen: dict[tuple[str, str], float] = {}  # revisions still without receipt
+
+    def notice(self, grid: str) -> None:
+        """The gateway wrote to `grid`: look at it soon."""
+        self.dirty.add(grid)
+        self.idle.clear()
+        self.wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        backoff = 1.0
+        while True:
+            if loop.time() >= next_sweep:
+                grids = set(self.directory.grids)
+                next_sweep = loop.time() + self.sweep_seconds
+            else:
+                grids = set(self.dirty)
+            self.dirty -= grids
+            try:
+                failed = 0
+                for grid in sorted(grids):
+                    try:
+                        await self.process_grid(grid)
+                    except (CouchFailure, Conflict) as exc:  # this grid only: go on
+                        failed += 1
+                        self.dirty.add(grid)
+                        log.warning("conflict resolver: grid %s: %s", grid, exc)
+                backoff = 1.0 if not failed else backoff
+            except asyncio.CancelledError:
+                raise
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("conflict resolver: %s; retrying in %.0f s", exc, backoff)
+                self.dirty |= grids
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            except Exception:
+                log.exception("conflict resolver failed; retrying in %.0f s", backoff)
+                self.dirty |= grids
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            self.stats.passes += 1
+            if not self.dirty:
+                self.idle.set()
+            self.wake.clear()
+            if not self.dirty:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(),
+                                           max(0.0, next_sweep - loop.time()))
+            await asyncio.sleep(SETTLE_SECONDS)
+
+    async def install_receipts_view(self) -> None:
+        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
+        try:
+            stored = await self.couch.get(path)
+        except NotFound:
+            stored = None
+        if stored is None or stored.get("views") != RECEIPTS_DESIGN["views"]:
+            body = dict(RECEIPTS_DESIGN)
+            if stored is not None:
+                body["_rev"] = stored["_rev"]
+            with contextlib.suppress(Conflict):
+                await self.couch.put(path, body)
+        self.view_ready = True
+
+    # -- one grid -------------------------------------------------------------------------------
+
+    async def process_grid(self, grid: str) -> None:
+        db = grid_db(grid)
+        checkpoint = await self.read_checkpoint(db)
+        since = checkpoint.get("since", "0")
+        if self.receipts is not None:
+            await self.receipts.flush()
+        while True:
+            try:
+                page = await self.couch.get(db_path(db, "_changes"), since=str(since),
+                                            limit=str(PAGE), style="all_docs")
+            except NotFound:
+                return  # the grid's database is gone
+            items = [(str(row["id"]), revs) for row in page["results"]
+                     if len(revs := [c["rev"] for c in row.get("changes") or ()]) > 1
+                     and not str(row["id"]).startswith("_design/")]
+            if items and not await self.resolve_many(grid, items):
+                # A revision whose receipt is not written yet: this page again, shortly.
+                self.dirty.add(grid)
+                self.wake.set()
+                return
+            since = page["last_seq"]
+            checkpoint = await self.save_checkpoint(db, checkpoint, since)
+            if len(page["results"]) < PAGE:
+                return
+
+    async def read_checkpoint(self, db: str) -> dict[str, Any]:
+        try:
+            return dict(await self.couch.get(db_path(db, CHECKPOINT)))
+        except NotFound:
+            return {"_id": CHECKPOINT}
+
+    async def save_checkpoint(self, db: str, checkpoint: dict[str, Any],
+                              since: Any) -> dict[str, Any]:
+        body = {**checkpoint, "since": since, "saved_at": utc_now()}
+        try:
+            result = await self.couch.put(db_path(db, CHECKPOINT), body)
+            return {**body, "_rev": result["rev"]}
+        except Conflict:  # another resolver saved one: it has been this far
+            return await self.read_checkpoint(db)
+
+    # -- one record -----------------------------------------------------------------------------
+
+    async def leaf_revs(self, db: str, doc_id: str) -> list[str]:
+        """The leaf revisions of a record, deleted ones included, from the changes feed
+        (`style=all_docs` lists them; PouchDB Server ignores `deleted_conflicts`)."""
+        page = await self.couch.post(db_path(db, "_changes"), {"doc_ids": [doc_id]},
+                                     filter="_doc_ids", style="all_docs")
+        return [c["rev"] for row in page.get("results", []) for c in row.get("changes", [])]
+
+    async def bulk_get(self, db: str,
+                       wanted: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Revisions by (id, rev), with their histories, in one `_bulk_get` (PouchDB Server
+        answers `open_revs` only in multipart). Missing ones are left out."""
+        if not wanted:
+            return {}
+        answer = await self.couch.post(db_path(db, "_bulk_get"),
+                                       {"docs": [{"id": i, "rev": r} for i, r in wanted]},
+                                       revs="true")
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for result in answer.get("results", []):
+            for item in result.get("docs", []):
+                if "ok" in item:
+                    found[(str(item["ok"]["_id"]), str(item["ok"]["_rev"]))] = item["ok"]
+        return found
+
+    async def leaves(self, db: str, doc_id: str,
+                     revs: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every leaf revision of a record, deleted ones included, with its history."""
+        revs = revs if revs is not None else await self.leaf_revs(db, doc_id)
+        found = await self.bulk_get(db, [(doc_id, r) for r in revs])
+        return [found[(doc_id, r)] for r in revs if (doc_id, r) in found]
+
+    async def receipts_for(self, db: str, wanted: list[tuple[str, str]]
+                           ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        """Who sent each revision and when the server first received it, by (id, rev)."""
+        if not self.view_ready:
+            await self.install_receipts_view()
+        found: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        path = db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev")
+        for start in range(0, len(wanted), RECEIPT_KEYS):
+            keys = [[db, i, r] for i, r in wanted[start:start + RECEIPT_KEYS]]
+            answer = await self.couch.post(path, {"keys": keys})
+            for row in answer.get("rows", []):
+                user, received = row["value"]
+                key = (str(row["key"][1]), str(row["key"][2]))
+                if key not in found or (received or "") < (found[key][1] or ""):
+                    found[key] = (user, received)
+        return found
+
+    async def resolve(self, grid: str, doc_id: str, revs: list[str] | None = None) -> bool:
+        revs = revs if revs is not None else await self.leaf_revs(grid_db(grid), doc_id)
+        return await self.resolve_many(grid, [(doc_id, revs)])
+
+    async def resolve_many(self, grid: str, items: list[tuple[str, list[str]]]) -> bool:
+        """Resolve a page of conflicted records: their revisions, receipts and ancestors read
+        in one request each; every record's merged revision, the tombstones of its losing
+        leaves and its trail in one `_bulk_docs`. False, with nothing done, while a live
+        revision has no receipt yet (the gateway writes receipts just after the store
+        acknowledges): its sender and receipt time decide, so the page waits a moment. A
+        revision that never gets one (written straight to the store) waits RECEIPT_WAIT."""
+        db = grid_db(grid)
+        wanted = [(doc_id, rev) for doc_id, revs in items for rev in revs]
+        docs, receipts = await asyncio.gather(self.bulk_get(db, wanted),
+                                              self.receipts_for(db, wanted))
+        now = asyncio.get_running_loop().time()
+        contested = {doc_id for doc_id, revs in items
+                     if sum(1 for r in revs if (doc_id, r) in docs
+                            and not docs[(doc_id, r)].get("_deleted")) > 1}
+        unreceipted = [key for key, doc in docs.items() if key[0] in contested
+                       and not doc.get("_deleted") and key not in receipts]
+        for key in receipts:
+            self.first_seen.pop(key, None)
+        if len(self.first_seen) > 100_000:  # never more than the revisions of a few pages
+            self.first_seen.clear()
+        waiting = [now - self.first_seen.setdefault(key, now) < RECEIPT_WAIT
+                   for key in unreceipted]  # every key registered, so they wait together
+        if any(waiting):
+            return False
+        for key in unreceipted:
+            self.first_seen.pop(key, None)
+        plans: list[Plan] = []
+        lost_deletions: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
+        for doc_id, revs in items:
+            leaves = [docs[(doc_id, r)] for r in revs if (doc_id, r) in docs]
+            live = [d for d in leaves if not d.get("_deleted")]
+            deleted = [d for d in leaves if d.get("_deleted")]
+            if len(live) == 1 and any(d.get("resolved_by") != RESOLVER for d in deleted):
+                lost_deletions.append((doc_id, live[0], leaves))
+            elif len(live) >= 2:
+                plans.append(Plan.of(doc_id, leaves, receipts))
+        ancestors = await self.bulk_get(db, [(p.doc_id, p.ancestor_rev) for p in plans
+                                             if not p.identical and p.ancestor_rev])
+        # First the merged revisions, one per record; then, only for the records whose merge
+        # was accepted, their losing leaves' tombstones and their trails. Never two writes of
+        # one id in a request: PouchDB Server 4.2.0 stores a refused same-id write as an empty
+        # revision, which can win and then crash the store on the next changes feed.
+        merges: list[dict[str, Any]] = []
+        for plan in plans:
+            if plan.identical:
+                continue
+            if plan.ancestor_rev is None:
+                base: dict[str, Any] | None = {}  # created apart on each side
+            else:  # None: compacted away; differing fields wait for a supervisor
+                stored = ancestors.get((plan.doc_id, plan.ancestor_rev))
+                base = None if stored is None or stored.get("_deleted") else body_of(stored)
+            plan.merged = self.valid_or_provisional(
+                grid, merging.merge(plan.doc_type, base, plan.revisions), plan.revisions)
+            trail = self.trail(grid, plan.doc_id, plan.doc_type, plan.leaves, plan.receipts,
+                               plan.ancestor_rev, None, plan.merged, plan.winner)
+            trail["_id"] = trail_id(plan.doc_id, [str(d["_rev"]) for d in plan.leaves])
+            if not self.trail_is_valid(trail):
+                continue  # never a merge without its trail; logged, tried again next pass
+            plan.trail = trail
+            new_body = {**plan.merged.body, "_id": plan.doc_id, "_rev": plan.winner["_rev"]}
+            if "_attachments" in plan.winner:
+                new_body["_attachments"] = plan.winner["_attachments"]
+            merges.append(new_body)
+        merged = await self.write_all(db, merges)
+        accepted: list[Plan] = []
+        for plan in plans:
+            result = merged.get(plan.doc_id)
+            if plan.identical or (result is not None and result.get("ok")):
+                accepted.append(plan)
+                if result is not None:
+                    plan.result_rev = str(result["rev"])
+                    if self.receipts is not None:  # a revision the server received too
+                        self.receipts.record(RESOLVER, db, [[plan.doc_id, plan.result_rev]])
+            elif result is not None:
+                self.stats.retried += 1  # someone moved first: read again on the next pass
+        tombstones = [[{"_id": p.doc_id, "_rev": d["_rev"], "_deleted": True,
+                        "resolved_by": RESOLVER}
+                       for d in p.live if d["_rev"] != p.winner["_rev"]] for p in accepted]
+        trails = [p.trail for p in accepted if p.trail is not None]
+        for doc_id, live, leaves in lost_deletions:
+            deletion = self.deletion_trail(grid, doc_id, live, leaves, receipts)
+            if deletion is not None and self.trail_is_valid(deletion):
+                trails.append(deletion)  # a 409: recorded before
+        for round_ in range(max((len(t) for t in tombstones), default=0)):
+            batch = [t[round_] for t in tombstones if len(t) > round_]
+            if round_ == 0:
+                batch += trails
+            await self.write_all(db, batch)
+        if not tombstones and trails:
+            await self.write_all(db, trails)
+        for plan in accepted:
+            if plan.identical:
+                self.stats.collapsed += 1
+            else:
+                self.stats.resolved += 1
+                if plan.merged is not None and plan.merged.undecided:
+                    self.stats.opened += 1
+        return True
+
+    async def write_all(self, db: str, writes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """`_bulk_docs` of writes with distinct ids (see `resolve_many`), results by id: the
+        embedded store does not always answer in input order."""
+        if not writes:
+            return {}
+        results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": writes})
+        grid = grid_of_db(db)
+        if self.on_written is not None and grid is not None:
+            self.on_written(grid)
+        return {str(r.get("id")): r for r in results}
+
+    def valid_or_provisional(self, grid: str, merged: merging.Merge,
+                             revisions: list[merging.Revision]) -> merging.Merge:
+        """A merge of valid revisions can still break a rule that spans fields (an owned home
+        needs its area): then the last received revision stands whole, and every differing field
+        waits for a supervisor."""
+        ctx = WriteContext(user=User(name=RESOLVER, role="admin"), db=grid_db(grid), grid=grid,
+                           max_document_bytes=1 << 30, max_attachment_bytes=1 << 30)
+        doc = {**merged.body, "_id": f"{merged.body.get('type', '')}:check"}
+        if check_record(doc, ctx, self.registry) is None:
+            return merged
+        fallback = merging.last_received(None, revisions)
+        return merging.Merge(dict(fallback.body), tuple(
+            dataclasses.replace(d, undecided=True, rule="concurrent_edits")
+            for d in fallback.fields))
+
+    def trail(self, grid: str, doc_id: str, doc_type: str, leaves: list[dict[str, Any]],
+              receipts: Mapping[str, tuple[str | None, str | None]], ancestor_rev: str | None,
+              result_rev: str | None, merged: merging.Merge | None,
+              winner: Mapping[str, Any]) -> dict[str, Any]:
+        def revision(d: Mapping[str, Any]) -> dict[str, Any]:
+            rev = str(d["_rev"])
+            by, received = receipts.get(rev, (None, None))
+            outcome = "deleted" if d.get("_deleted") else (
+                "kept" if rev == str(winner["_rev"]) else "merged")
+            device_time = d.get("device_time")
+            return {"rev": rev, "deleted": bool(d.get("_deleted")), "by": by,
+                    "received_at": received,
+                    "device_time": device_time[:40] if isinstance(device_time, str) else None,
+                    "outcome": outcome}
+
+        def choice(r: merging.Revision, value: Any) -> dict[str, Any]:
+            return {"rev": r.rev, "by": r.by, "received_at": r.received_at, **shown(value)}
+
+        fields = [] if merged is None else [
+            {"field": d.field, "rule": d.rule, "undecided": d.undecided,
+             "chosen": choice(d.chosen, d.value),
+             "alternatives": [choice(r, v) for r, v in d.alternatives]}
+            for d in merged.fields]
+        return {"type": "resolution", "schema_version": 1, "grid": grid,
+                "created_by": RESOLVER, "record": doc_id, "record_type": doc_type,
+                "resolved_at": utc_now(), "ancestor_rev": ancestor_rev,
+                "result_rev": result_rev,
+                # the resolver's own old tombstones are not part of this story
+                "revisions": [revision(d) for d in leaves
+                              if d.get("resolved_by") != RESOLVER][:50],
+                "fields": fields,
+                "status": "open" if merged is not None and merged.undecided else "resolved"}
+
+    def trail_is_valid(self, trail: Mapping[str, Any]) -> bool:
+        problems = self.registry.problems(trail)
+        if problems:  # a bug of ours: the record's merge stands; say so loudly
+            log.error("resolution trail %s is invalid: %s", trail.get("_id"), problems)
+        return not problems
+
+    def deletion_trail(self, grid: str, doc_id: str, live: Mapping[str, Any],
+                       leaves: list[dict[str, Any]],
+                       receipts: Mapping[tuple[str, str], tuple[str | None, str | None]]
+                       ) -> dict[str, Any] | None:
+        """A phone deleted the record while another edited it: the edit stands (CouchDB's own
+        rule), and the trail says so. Named by the deletions alone, so later edits of the record
+        do not record them again (the store answers 409)."""
+        user_deletions = [d for d in leaves if d.get("_deleted")
+                          and d.get("resolved_by") != RESOLVER]
+        if not user_deletions:
+            return None
+
+        def by(d: Mapping[str, Any]) -> dict[str, Any]:
+            who, received = receipts.get((doc_id, str(d["_rev"])), (None, None))
+            return {"rev": str(d["_rev"]), "by": who, "received_at": received}
+
+        own = {str(d["_rev"]): receipts.get((doc_id, str(d["_rev"])), (None, None))
+               for d in leaves}
+        trail = self.trail(grid, doc_id, str(live.get("type", "")), leaves, own, None,
+                           str(live["_rev"]), None, live)
+        trail["fields"] = [{"field": "_deleted", "rule": "edit_beats_deletion",
+                            "undecided": False, "chosen": {**by(live), "value": False},
+                            "alternatives": [{**by(d), "value": True} for d in user_deletions]}]
+        self.stats.deletions_recorded += 1
+        return {**trail, "_id": trail_id(doc_id, [str(d["_rev"]) for d in user_deletions])}
+
+    async def until_idle(self, timeout: float = 30.0) -> None:
+        """For tests and benchmarks: wait until a pass has ended with nothing left to look at."""
+        await asyncio.wait_for(self.idle.wait(), timeout)

@@ -1,0 +1,477 @@
+"""The app's own JSON API under `/api/` (CouchDB's API is the gateway's, under `/couch/`): who is
+logged in and which grids they work, and the supervisor's queue of conflicts the resolver could
+not decide (server/sync/conflicts.py), with the decision that settles one."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server import errors
+from server.domain import merging
+from server.domain.scope import User, grid_db
+from server.domain.validation import WriteContext, check_record
+from server.errors import json_response
+from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.sync import exports, personal, review
+from server.sync.aggregates import LEVELS
+from server.sync.receipts import utc_now
+from server.web.gateway import read_object, require_user
+from server.web.keys import (
+    AGGREGATES,
+    CONFIG,
+    COUCH,
+    DIRECTORY,
+    RECEIPT_TIMES,
+    RECEIPTS,
+    SCHEMAS,
+)
+
+API_PREFIX = "/api"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+audit = logging.getLogger("linli.audit")
+
+
+async def me(request: web.Request) -> web.Response:
+    """The logged-in user and the grids they reach, with names, so the phone can label them and
+    know which databases to replicate."""
+    user = require_user(request)
+    directory = request.app[DIRECTORY]
+    grids = [{"code": g.code, "name": g.name, "community": g.community, "street": g.street,
+              "db": grid_db(g.code)}
+             for code, g in sorted(directory.grids.items()) if directory.reaches(user, code)]
+    config = request.app[CONFIG]
+    return json_response({"name": user.name, "role": user.role, "grids": grids,
+                          "rights": sorted(user.rights),
+                          "replicates": personal.sees_grid_unmasked(user),
+                          "campaigns": {"census": config.census_campaign,
+                                        "screening": config.screening_campaign}})
+
+
+def require_supervisor(request: web.Request) -> User:
+    user = require_user(request)
+    if user.role not in ("supervisor", "admin"):
+        raise errors.forbidden("只有督导员可以处理冲突", "Only supervisors settle conflicts.")
+    return user
+
+
+def wants_unmasked(request: web.Request, user: User) -> bool:
+    """Whether the request asks for personal data unmasked (`unmask=1`), which only users given
+    the `unmask` right may do (`linli user grant NAME unmask`); the caller audits it."""
+    if request.query.get("unmask") != "1":
+        return False
+    if not user.may("unmask"):
+        audit.info("%s was refused unmasked data (%s)", user.name, request.path)
+        raise errors.forbidden(
+            "您没有查看完整身份证号、电话和特殊人群信息的权限，请去掉 unmask=1 或请管理员授权",
+            "You do not have the right to see ID numbers, phones and special groups unmasked; "
+            "leave out unmask=1 or ask an admin for the right.")
+    return True
+
+
+def reachable_grid(request: web.Request, user: User, code: Any) -> str:
+    if not isinstance(code, str) or not request.app[DIRECTORY].reaches(user, code):
+        raise errors.CouchError(404, "not_found", errors.bilingual(
+            "没有这个网格，或您无权查看", "No such grid, or it is outside your scope."))
+    return code
+
+
+def scoped_grids(request: web.Request, user: User) -> list[str]:
+    """The grids a list or export covers: `?grid=` (which must be in scope), or every grid in
+    the user's scope, narrowed by `?community=` and `?street=`."""
+    query, directory = request.query, request.app[DIRECTORY]
+    if query.get("grid"):
+        return [reachable_grid(request, user, query["grid"])]
+    return sorted(
+        code for code, grid in directory.grids.items() if directory.reaches(user, code)
+        and (not query.get("community") or grid.community == query["community"])
+        and (not query.get("street") or grid.street == query["street"]))
+
+
+async def conflicts(request: web.Request) -> web.Response:
+    """Open conflicts in the supervisor's grids (or one grid), oldest first. Values may be
+    personal data: masked as everywhere in /api/ unless the user has the `unmask` right (a
+    decision between two phone numbers needs them; without the right a side is chosen by its
+    revision), and every read is written to the audit log."""
+    user = require_supervisor(request)
+    directory, couch = request.app[DIRECTORY], request.app[COUCH]
+    wanted = request.query.get("grid")
+    codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
+        code for code in directory.grids if directory.reaches(user, code))
+    found: list[dict[str, Any]] = []
+    unmasked = user.may(personal.UNMASK)
+    for code in codes:
+        try:
+            rows = await couch.get(
+                db_path(grid_db(code), "_design/linli", "_view", "open_conflicts"),
+                include_docs="true")
+        except NotFound:
+            continue
+        for row in rows.get("rows", []):
+            doc = row.get("doc") or {}
+            undecided = [f for f in doc.get("fields", []) if f.get("undecided")]
+            found.append({"grid": code, "id": doc["_id"], "record": doc["record"],
+                          "record_type": doc["record_type"], "resolved_at": doc["resolved_at"],
+                          "fields": undecided if unmasked
+                          else personal.masked_conflict_fields(undecided)})
+    found.sort(key=lambda c: c["resolved_at"])
+    if unmasked:
+        personal.audit_unmasked(request, user, f"{len(found)} open conflicts in {len(codes)} "
+                                "grid(s) via /api/conflicts")
+    else:
+        audit.info("%s read %d open conflicts in %d grid(s)", user.name, len(found), len(codes))
+    return json_response({"conflicts": found})
+
+
+def server_stamp() -> str:
+    """An edit stamp in the phones' clock format, from the server's clock."""
+    now = datetime.datetime.now(datetime.UTC)
+    return f"{int(now.timestamp() * 1000):013d}-0000"
+
+
+async def decide(request: web.Request) -> web.Response:
+    """A supervisor settles an open conflict: the chosen (or typed) values are written to the
+    record as the supervisor's edit, checked like any write, and the resolution is closed. The
+    new revision replicates to the phones like any other."""
+    user = require_supervisor(request)
+    body = await read_object(request)
+    code = reachable_grid(request, user, body.get("grid"))
+    resolution_id, decisions = body.get("id"), body.get("decisions")
+    if not isinstance(resolution_id, str) or not resolution_id.startswith("resolution:"):
+        raise errors.bad_request("缺少冲突编号 id", "`id` must name a resolution.")
+    if not isinstance(decisions, list) or not decisions or not all(
+            isinstance(d, dict) and isinstance(d.get("field"), str) for d in decisions):
+        raise errors.bad_request("decisions 应为 [{field, value}] 列表",
+                                 "`decisions` must be a list of {field, value}.")
+    couch, db = request.app[COUCH], grid_db(code)
+    try:
+        resolution = await couch.get(db_path(db, resolution_id))
+    except NotFound as exc:
+        raise errors.doc_not_found("没有这条冲突记录 / No such conflict.") from exc
+    if resolution.get("status") != "open":
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            "这个冲突已经处理过了", "This conflict has already been settled."))
+    undecided = {f["field"]: f for f in resolution.get("fields", []) if f.get("undecided")}
+    unknown = [d["field"] for d in decisions if d["field"] not in undecided]
+    if unknown:
+        raise errors.bad_request(f"这些字段不在待决定之列：{', '.join(unknown)}",
+                                 f"Not undecided in this conflict: {', '.join(unknown)}")
+    decisions = [chosen_side(d, undecided[d["field"]]) for d in decisions]
+    try:
+        record = await couch.get(db_path(db, resolution["record"]))
+    except NotFound as exc:
+        raise errors.doc_not_found("记录已不存在 / The record no longer exists.") from exc
+    # The decision settles what the resolver left provisional: if someone has changed one of
+    # these fields since, the supervisor must see that first.
+    changed = [d["field"] for d in decisions
+               if record.get(d["field"], merging.MISSING) != provisional(undecided[d["field"]])]
+    if changed:
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            f"这些字段在冲突处理后又被修改过，请刷新后再决定：{', '.join(changed)}",
+            f"Changed since the conflict was recorded; reload and decide again: "
+            f"{', '.join(changed)}"))
+    for decision in decisions:
+        if "value" in decision:
+            record[decision["field"]] = decision["value"]
+        else:
+            record.pop(decision["field"], None)
+    schema = request.app[SCHEMAS].schemas.get(
+        (str(record.get("type")), record.get("schema_version")), {})
+    decided = {d["field"] for d in decisions}
+    if "edits" in schema.get("properties", {}):  # the supervisor's edit is stamped like a phone's
+        record["edits"] = sorted(
+            [e for e in record.get("edits", []) if e.get("field") not in decided]
+            + [{"field": f, "at": server_stamp(), "by": user.name} for f in sorted(decided)],
+            key=lambda e: str(e.get("field")))
+    config = request.app[CONFIG]
+    ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
+                       max_attachment_bytes=config.max_attachment_bytes,
+                       retired=request.app[DIRECTORY].retired_schemas)
+    refusal = check_record(record, ctx, request.app[SCHEMAS])
+    if refusal is not None:
+        raise errors.CouchError(400, "bad_request", refusal.reason)
+    # The resolution first: its revision is the lock two supervisors deciding at once meet.
+    now = utc_now()
+    before = dict(resolution)
+    by_field = {d["field"]: d for d in decisions}
+    fields = []
+    for field in resolution["fields"]:
+        decision = by_field.get(field["field"])
+        if decision is not None:
+            chosen = {"rev": str(record["_rev"]), "by": user.name, "received_at": now}
+            field = {**field, "undecided": False, "rule": "supervisor",
+                     "chosen": {**chosen, "value": decision["value"]} if "value" in decision
+                     else {**chosen, "missing": True}}
+        fields.append(field)
+    still_open = any(f.get("undecided") for f in fields)
+    resolution = {**resolution, "fields": fields, "decided_by": user.name, "decided_at": now,
+                  "status": "open" if still_open else "decided"}
+    try:
+        settled = await couch.put(db_path(db, resolution_id), resolution)
+    except Conflict as exc:
+        raise errors.CouchError(409, "conflict", errors.bilingual(
+            "这个冲突刚被处理，请刷新", "This conflict was just settled; reload.")) from exc
+    try:
+        written = await couch.put(db_path(db, record["_id"]), record)
+    except BaseException as exc:
+        # The record was not written (it moved meanwhile, or the store failed): the
+        # settlement is undone, so the conflict stays open rather than half-settled.
+        with contextlib.suppress(CouchFailure, StoreUnavailable):
+            await couch.put(db_path(db, resolution_id), {**before, "_rev": settled["rev"]})
+        if isinstance(exc, Conflict):
+            raise errors.CouchError(409, "conflict", errors.bilingual(
+                "记录刚被修改，请刷新后再决定",
+                "The record just changed; reload and decide again.")) from exc
+        raise
+    request.app[RECEIPTS].record(user.name, db, [[record["_id"], str(written["rev"])]])
+    audit.info("%s settled %s in %s (%s)", user.name, resolution_id, code,
+               ", ".join(sorted(by_field)))
+    return json_response({"ok": True, "rev": written["rev"], "status": resolution["status"],
+                          "by": user.name})
+
+
+def chosen_side(decision: Mapping[str, Any], field: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision as `{field, value}` (or `{field}` for "no value"). One that names a side by
+    its revision (`{field, rev}`) takes that side's value: a supervisor without the `unmask`
+    right sees the values masked and so cannot send them back."""
+    if "value" in decision or "rev" not in decision:
+        return {k: v for k, v in decision.items() if k != "rev"}
+    sides = [field.get("chosen"), *(field.get("alternatives") or [])]
+    for side in sides:
+        if isinstance(side, Mapping) and side.get("rev") == decision["rev"]:
+            if side.get("missing") or "value" not in side:
+                return {"field": decision["field"]}
+            return {"field": decision["field"], "value": side["value"]}
+    raise errors.bad_request(f"字段 {decision['field']} 没有版本为 {decision['rev']} 的值",
+                             f"No side of {decision['field']} has revision {decision['rev']}.")
+
+
+def provisional(field: Mapping[str, Any]) -> Any:
+    """The value the resolver left standing for a field of a resolution."""
+    chosen = field.get("chosen") or {}
+    return merging.MISSING if chosen.get("missing") else chosen.get("value")
+
+
+async def aggregates(request: web.Request) -> web.Response:
+    """Figures of an area and of the areas just below it (`?level=city|district|street|
+    community|grid&code=`), for supervisors. Counts of grids outside the user's scope below 5
+    are withheld (listed in `suppressed`)."""
+    user = require_supervisor(request)
+    return json_response(await aggregates_report(request, user))
+
+
+async def aggregates_report(request: web.Request, user: User) -> dict[str, Any]:
+    """The aggregates of `?level=&code=` as the user may see them (for the API and its export,
+    so both withhold the same counts)."""
+    level = request.query.get("level", "city")
+    code = request.query.get("code", "")
+    if level not in LEVELS:
+        raise errors.bad_request(f"level 应为 {', '.join(LEVELS)} 之一",
+                                 f"level must be one of {', '.join(LEVELS)}")
+    if level != "city" and not code:
+        raise errors.bad_request("缺少地区编码 code", "`code` names the area.")
+    report = await request.app[AGGREGATES].report(user, level, code)
+    if level != "city" and not report["grids"]:
+        raise errors.CouchError(404, "not_found", errors.bilingual("没有这个地区",
+                                                                   "No such area."))
+    return report
+
+
+async def review_queue(request: web.Request) -> web.Response:
+    """Records to review in the supervisor's grids, filtered by grid, type, state, worker and
+    date; each with its review state and latest verdict. No personal data is listed."""
+    user = require_supervisor(request)
+    listed = await reviewed_records(request, user, review.MAX_LISTED + 1)
+    return json_response({"records": listed[:review.MAX_LISTED],
+                          "truncated": len(listed) > review.MAX_LISTED})
+
+
+async def reviewed_records(request: web.Request, user: User,
+                           limit: int | None = None) -> list[dict[str, Any]]:
+    """The review queue's records for the request's filters, oldest first; the listing stops
+    past `limit` (an export takes them all)."""
+    query = request.query
+    codes = scoped_grids(request, user)
+    types = tuple(t for t in query.get("type", ",".join(review.REVIEWABLE)).split(",") if t)
+    state = query.get("state") or None
+    bad = [t for t in types if t not in review.REVIEWABLE]
+    if bad or (state is not None and state not in review.STATES):
+        raise errors.bad_request(
+            f"type 应为 {', '.join(review.REVIEWABLE)}；state 应为 {', '.join(review.STATES)}",
+            f"type must be among {', '.join(review.REVIEWABLE)}; state among "
+            f"{', '.join(review.STATES)}")
+    filters = review.Filters(types=types, state=state, worker=query.get("worker") or None,
+                             since=query.get("from") or None, until=query.get("to") or None)
+    with contextlib.suppress(CouchFailure, StoreUnavailable):
+        await request.app[RECEIPTS].flush()  # the verdicts just given, ordered by receipt
+    listed: list[dict[str, Any]] = []
+    for code in codes:
+        listed.extend(await review.queue(request.app[COUCH], code, filters,
+                                         request.app.get(RECEIPT_TIMES)))
+        if limit is not None and len(listed) >= limit:
+            break
+    listed.sort(key=lambda r: (r["date"], r["record"]))
+    return listed
+
+
+async def give_verdicts(request: web.Request) -> web.Response:
+    """Verdicts on many records of one grid at once ("approve all"): every one checked first,
+    and none written if any is wrong. They replicate to the workers' phones."""
+    user = require_supervisor(request)
+    body = await read_object(request)
+    code = reachable_grid(request, user, body.get("grid"))
+    items = body.get("verdicts")
+    if not isinstance(items, list) or not items or len(items) > 500 or not all(
+            isinstance(i, dict) and isinstance(i.get("record"), str)
+            and isinstance(i.get("record_rev"), str) for i in items):
+        raise errors.bad_request("verdicts 应为 1–500 条 {record, record_rev, decision, comment}",
+                                 "`verdicts` must be 1–500 of {record, record_rev, decision, "
+                                 "comment}.")
+    config = request.app[CONFIG]
+    db = grid_db(code)
+    ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
+                       max_attachment_bytes=config.max_attachment_bytes,
+                       retired=request.app[DIRECTORY].retired_schemas)
+    couch = request.app[COUCH]
+    page = await couch.post(db_path(db, "_all_docs"), {"keys": [i["record"] for i in items]})
+    current = {row["key"]: row["value"]["rev"] for row in page.get("rows", [])
+               if "value" in row and not row["value"].get("deleted")}
+    docs, problems = [], []
+    for n, item in enumerate(items):
+        if item["record"] not in current or not item["record"].startswith(
+                tuple(f"{t}:" for t in review.REVIEWABLE)):
+            problems.append(f"#{n + 1} {item['record']}: " + errors.bilingual(
+                "没有这条可审核的记录", "no such record to review"))
+            continue
+        doc = review.verdict_doc(user, code, item)
+        refusal = check_record(doc, ctx, request.app[SCHEMAS])
+        if refusal is not None:
+            problems.append(f"#{n + 1} {item['record']}: {refusal.reason}")
+        docs.append(doc)
+    if problems:
+        raise errors.CouchError(400, "bad_request", "；".join(problems[:20]))
+    with contextlib.suppress(CouchFailure, StoreUnavailable):
+        # The records' receipts stored first: the time to review is read from them when the
+        # verdicts move the grid's figures.
+        await request.app[RECEIPTS].flush()
+    with request.app[RECEIPTS].writing(user.name, db):
+        results = await couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
+        request.app[RECEIPTS].record(user.name, db, [[r["id"], r["rev"]] for r in results
+                                                     if r.get("ok")])
+    request.app[AGGREGATES].notice(code)
+    audit.info("%s gave %d verdicts in %s", user.name, len(docs), code)
+    return json_response({"ok": True, "written": [r.get("id") for r in results if r.get("ok")]})
+
+
+async def review_record(request: web.Request) -> web.Response:
+    """One record (`?grid=&id=`) with its verdicts, its revisions (who sent each, when) and
+    what changed between them. ID and phone numbers masked unless `unmask=1`; every read is
+    audited, since a record is personal data."""
+    user = require_supervisor(request)
+    code = reachable_grid(request, user, request.query.get("grid"))
+    doc_id = request.query.get("id", "")
+    if not doc_id.startswith(tuple(f"{t}:" for t in review.OPENABLE)):
+        raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
+                                                      "No such record to review."))
+    unmasked = wants_unmasked(request, user)
+    with contextlib.suppress(CouchFailure, StoreUnavailable):
+        await request.app[RECEIPTS].flush()  # the latest revision's sender, if just received
+    found = await review.record_history(
+        request.app[COUCH], code, doc_id, unmasked=unmasked,
+        receipts=request.app.get(RECEIPT_TIMES))
+    if found is None:
+        raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
+                                                      "No such record to review."))
+    if unmasked:
+        personal.audit_unmasked(request, user, f"{doc_id} in {code} with "
+                                f"{len(found['revisions'])} revision(s) via /api/review/record")
+    else:
+        audit.info("%s read %s in %s with %d revision(s)", user.name, doc_id, code,
+                   len(found["revisions"]))
+    return json_response(found)
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """Households or persons of the supervisor's grids (or one grid, community or street) as
+    CSV or XLSX, streamed. Masked unless `unmask=1`, which needs the `unmask` right and is
+    audited. `what=aggregates&level=&code=`: the figures of an area and its children, withheld
+    exactly as `/api/aggregates` withholds them."""
+    user = require_supervisor(request)
+    query = request.query
+    what, kind = query.get("what", "households"), query.get("format", "csv")
+    if (what not in exports.COLUMNS and what not in ("aggregates", "review")) \
+            or kind not in ("csv", "xlsx"):
+        raise errors.bad_request(
+            "what 应为 households、persons、review 或 aggregates；format 应为 csv 或 xlsx",
+            "what must be households, persons, review or aggregates; format csv or xlsx")
+    source: AsyncIterator[list[Any]]
+    if what == "review":
+        listed = await reviewed_records(request, user)
+        audit.info("%s exported the review list (%d records) as %s", user.name, len(listed),
+                   kind)
+        source = exports.review_rows(listed)
+        name = f"linli-review.{kind}"
+    elif what == "aggregates":
+        report = await aggregates_report(request, user)
+        audit.info("%s exported the aggregates of %s %s as %s", user.name, report["level"],
+                   report["code"] or "-", kind)
+        source = exports.aggregate_rows(report)
+        name = f"linli-aggregates-{report['level']}{'-' if report['code'] else ''}" \
+            f"{report['code']}.{kind}"
+    else:
+        codes = scoped_grids(request, user)
+        unmasked = wants_unmasked(request, user)
+        if unmasked:
+            personal.audit_unmasked(request, user, f"an export of {what} of {len(codes)} "
+                                    f"grid(s) as {kind}")
+        else:
+            audit.info("%s exported %s of %d grid(s) as %s", user.name, what, len(codes), kind)
+        source = exports.rows(request.app[COUCH], codes, what, unmasked)
+        name = f"linli-{what}.{kind}"
+    response = web.StreamResponse(headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
+    if kind == "csv":
+        response.content_type, response.charset = "text/csv", "utf-8"
+        await response.prepare(request)
+        await response.write(b"\xef\xbb\xbf")  # Excel reads UTF-8 CSV by its BOM
+        lines: list[bytes] = []
+        async for values in source:
+            lines.append(exports.csv_line(values))
+            if len(lines) >= 500:
+                await response.write(b"".join(lines))
+                lines.clear()
+        await response.write(b"".join(lines))
+    else:
+        handle = await exports.xlsx_file(source, what)
+        with handle:
+            response.content_type = (
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            await response.prepare(request)
+            while chunk := handle.read(1 << 16):
+                await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The API described (OpenAPI 3.1); a test holds it to the routes."""
+    return web.Response(body=OPENAPI.read_bytes(), content_type="application/json",
+                        charset="utf-8")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get(API_PREFIX + "/me", me)
+    app.router.add_get(API_PREFIX + "/conflicts", conflicts)
+    app.router.add_post(API_PREFIX + "/conflicts/decide", decide)
+    app.router.add_get(API_PREFIX + "/aggregates", aggregates)
+    app.router.add_get(API_PREFIX + "/review", review_queue)
+    app.router.add_post(API_PREFIX + "/review/verdicts", give_verdicts)
+    app.router.add_get(API_PREFIX + "/review/record", review_record)
+    app.router.add_get(API_PREFIX + "/export", export)
+    app.router.add_get(API_PREFIX + "/openapi.json", openapi)

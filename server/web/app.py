@@ -1,0 +1,295 @@
+"""The application factory: wires routes, middlewares and the resources opened at start and
+closed at shutdown, and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from server import errors
+from server.config import Config
+from server.domain.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
+from server.domain.validation import SchemaRegistry
+from server.store import designs
+from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.store.embedded import EmbeddedStore
+from server.sync.aggregates import Aggregates
+from server.sync.conflicts import RECEIPTS_DESIGN, Resolver
+from server.sync.feeds import MAX_WATCHED_DATABASES, LiveFeeds
+from server.sync.installation import load_installation
+from server.sync.ordering import ReceiptCache
+from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
+from server.sync.replication import FeedLimiter
+from server.web import api, gateway, shell
+from server.web.auth import Authenticator
+from server.web.keys import (
+    AGGREGATES,
+    AUTH,
+    CONFIG,
+    COUCH,
+    DEMO_LOADER,
+    DIRECTORY,
+    FEEDS_HELD,
+    INSTALLATION,
+    LIVE_FEEDS,
+    POUCHDB_BACKEND,
+    RECEIPT_TIMES,
+    RECEIPTS,
+    RESOLVER,
+    SCHEMAS,
+    STORE,
+    DemoLoader,
+)
+
+log = logging.getLogger(__name__)
+
+PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
+OTHER_CONNECTIONS = 100  # for writes and reads (the phones' reads of their changes included)
+# PouchDB Server (node) closes a keep-alive connection idle for 5 s. A pooled connection reused
+# just as it closes fails the request ("Server disconnected", a 503 to the phone), and under load
+# whole bursts did (bench-load): reuse only connections idle for less than this.
+STORE_KEEPALIVE_SECONDS = 2.0
+STARTUP_RETRY_SECONDS = 30.0
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'")
+COUCH_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'"
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer, streamed ones included. What comes from /couch/ is data, never a page:
+    an attachment that claims to be HTML still cannot run in this origin."""
+    policy = COUCH_POLICY if request.path.startswith(gateway.PREFIX) else CONTENT_SECURITY_POLICY
+    response.headers["Content-Security-Policy"] = policy
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Cache-Control", "no-store")
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The HTTP client to CouchDB and, without COUCHDB_URL, the embedded store it talks to."""
+    config = app[CONFIG]
+    url = config.couchdb_url
+    supervisor: asyncio.Task[None] | None = None
+    if config.embedded:
+        store = EmbeddedStore(config.data, config.store_port)
+        await store.start()
+        app[STORE] = store
+        url = store.url
+        supervisor = asyncio.create_task(store.supervise(), name="store-supervisor")
+    # A live feed holds no store connection while it waits: the server holds one longpoll per
+    # database waited on (server/sync/feeds.py), so a connection per watched database, and the rest
+    # for short requests. (It was one per phone: 1,000 phones, 1,100 connections.)
+    watched = min(config.max_live_feeds, MAX_WATCHED_DATABASES)
+    connections = watched + OTHER_CONNECTIONS
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections,
+                                     keepalive_timeout=STORE_KEEPALIVE_SECONDS)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        app[COUCH] = couch = CouchClient(url, http, on_io_error=app[STORE].note_io_error
+                                         if STORE in app else None)
+        app[LIVE_FEEDS] = LiveFeeds(couch, max_watched=watched)
+        try:
+            yield
+        finally:
+            await app[LIVE_FEEDS].close()
+            if supervisor is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+            if STORE in app:
+                await app[STORE].stop()
+
+
+async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The installation record, the demo city if asked for, and the in-memory directory, kept
+    current by following the directory database's changes feed."""
+    config, couch = app[CONFIG], app[COUCH]
+    started = utc_now()  # before this server acknowledged anything: what rebuilt receipts say
+    welcome = await retry_while_starting(lambda: couch.get("/"))
+    app[POUCHDB_BACKEND] = "express-pouchdb" in welcome
+    installation = await retry_while_starting(lambda: load_installation(couch))
+    app[INSTALLATION] = installation
+    if config.demo:
+        if DEMO_LOADER not in app:
+            raise RuntimeError("the demo city was asked for, but create_app had no load_demo")
+        # python-couchdb, so in a thread
+        await asyncio.to_thread(app[DEMO_LOADER], config, config.couchdb_url or app[STORE].url)
+    directory = Directory()
+    since = await load_directory(couch, directory)
+    app[DIRECTORY] = directory
+    app[AUTH] = Authenticator(
+        secret=installation.secret, session_seconds=config.session_hours * 3600,
+        failures_per_account=config.login_failures_per_account,
+        failures_per_address=config.login_failures_per_address,
+        window_seconds=config.login_window_seconds,
+        hash_concurrency=config.password_hash_concurrency,
+        lookup=directory.users.get, ended=directory.ended_sessions)
+    receipts = ReceiptLog(couch)
+    app[RECEIPTS] = receipts
+    rebuilder = Rebuilder(couch, receipts, RECEIPTS_DESIGN)
+    # Receipts a kill of the last server lost (written in batches after the acknowledgement)
+    await retry_while_starting(lambda: rebuilder.starting(
+        [grid_db(code) for code in sorted(directory.grids)], started))
+    resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
+                        sweep_seconds=config.conflict_sweep_seconds)
+    app[RESOLVER] = resolver
+    figures = Aggregates(couch, directory, config.census_campaign,
+                         refresh_seconds=config.aggregates_refresh_seconds)
+    app[AGGREGATES] = figures
+    resolver.on_written = figures.notice
+    app[RECEIPT_TIMES] = ReceiptCache(resolver.receipts_for)
+    figures.receipts_for, figures.flush_receipts = app[RECEIPT_TIMES], receipts.flush
+    tasks = [asyncio.create_task(follow_directory(couch, directory, since),
+                                 name="directory-follower"),
+             asyncio.create_task(receipts.run(), name="receipt-writer"),
+             asyncio.create_task(rebuilder.run(), name="receipt-rebuilder"),
+             asyncio.create_task(resolver.run(), name="conflict-resolver"),
+             asyncio.create_task(figures.run(), name="aggregates"),
+             asyncio.create_task(prune_ended_sessions(couch), name="session-pruner"),
+             asyncio.create_task(install_then_warm(couch, sorted(directory.grids),
+                                                   figures if config.aggregates_warm_up
+                                                   else None),
+                                 name="design-installer")]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.
+    if not receipts.pending() and not rebuilder.wanted and rebuilder.idle.is_set():
+        with contextlib.suppress(CouchFailure, StoreUnavailable):
+            await rebuilder.stopped()
+
+
+async def prune_ended_sessions(couch: CouchClient) -> None:
+    """Forget logouts whose every cookie has lapsed by itself, once at start, so the directory
+    does not grow by one record per logout for ever. Several processes may prune at once: a
+    409 only means another one did it."""
+    try:
+        page = await couch.get(db_path(DIRECTORY_DB, "_all_docs"), include_docs="true",
+                               startkey=json.dumps(f"{ENDED_SESSION}:"),
+                               endkey=json.dumps(f"{ENDED_SESSION}:\ufff0"))
+        now = time.time()
+        lapsed = [{"_id": row["id"], "_rev": row["value"]["rev"], "_deleted": True}
+                  for row in page.get("rows", [])
+                  if isinstance((row.get("doc") or {}).get("expires"), int | float)
+                  and row["doc"]["expires"] < now]
+        if lapsed:
+            await couch.post(db_path(DIRECTORY_DB, "_bulk_docs"), {"docs": lapsed})
+            log.info("forgot %d lapsed logouts", len(lapsed))
+    except (CouchFailure, StoreUnavailable) as exc:
+        log.warning("lapsed logouts not pruned (%s); next start will", exc)
+
+
+async def retry_while_starting(make: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_RETRY_SECONDS
+    while True:
+        try:
+            return await make()
+        except StoreUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def load_directory(couch: CouchClient, directory: Directory) -> str:
+    since = "0"
+    while True:
+        page = await couch.get(db_path(DIRECTORY_DB, "_changes"), since=since, limit="1000",
+                               include_docs="true")
+        for change in page["results"]:
+            if "doc" in change:
+                directory.apply(change["doc"])
+        since = str(page["last_seq"])
+        if not page["results"]:
+            return since
+
+
+async def follow_directory(couch: CouchClient, directory: Directory, since: str) -> None:
+    async for change, _seq in couch.follow(DIRECTORY_DB, since):
+        doc = change.get("doc")
+        if doc is not None:
+            directory.apply(doc)
+        elif change.get("deleted"):
+            directory.apply({"_id": change["id"], "_deleted": True})
+
+
+async def install_then_warm(couch: CouchClient, grids: list[str],
+                            figures: Aggregates | None) -> None:
+    await install_designs(couch, grids)
+    if figures is not None:
+        await figures.warm_up()
+
+
+async def install_designs(couch: CouchClient, grids: list[str]) -> None:
+    """Bring every grid database's design documents up to date, in the background: a city has
+    hundreds of grids, and serving should not wait for them."""
+    wanted_docs = designs.design_docs()
+    for code in grids:
+        for wanted in wanted_docs:
+            path = db_path(grid_db(code), wanted["_id"])
+            try:
+                try:
+                    stored = await couch.get(path)
+                except NotFound:
+                    stored = None
+                if designs.needs_update(stored, wanted):
+                    await couch.put(path, designs.updated(stored, wanted))
+            except (CouchFailure, StoreUnavailable) as exc:
+                log.warning("design %s of grid %s not installed: %s", wanted["_id"], code, exc)
+
+
+def shell_extras(schemas: SchemaRegistry) -> dict[str, bytes]:
+    """Served with the shell: the record schemas, their references inlined as the server
+    validates with them, so the phone builds its forms and checks records offline."""
+    grid_types: dict[str, dict[int, Any]] = {}
+    for (doc_type, version), validator in sorted(schemas.validators.items()):
+        if schemas.schemas[(doc_type, version)].get("x-database") == "grid":
+            grid_types.setdefault(doc_type, {})[version] = validator.schema
+    body = json.dumps({"types": grid_types}, ensure_ascii=False, separators=(",", ":"))
+    return {"schemas.json": body.encode()}
+
+
+async def wake_live_feeds(app: web.Application) -> None:
+    """Waiting longpolls answer at once: shutdown does not wait out their minute."""
+    if LIVE_FEEDS in app:
+        app[LIVE_FEEDS].shutting_down()
+
+
+def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
+               load_demo: DemoLoader | None = None) -> web.Application:
+    """The app; `load_demo` (server.demo.loader.load_demo) writes the demo city when the
+    configuration asks for it, before the directory is read: the web layer does not know the demo
+    city, the command line hands it over."""
+    app = web.Application(
+        client_max_size=config.max_request_bytes,
+        middlewares=[errors.error_middleware, gateway.auth_middleware,
+                     gateway.store_errors_middleware])
+    app[CONFIG] = config
+    if load_demo is not None:
+        app[DEMO_LOADER] = load_demo
+    app[SCHEMAS] = schemas = SchemaRegistry()
+    app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
+    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(gateway.renew_session)
+    app.on_shutdown.append(wake_live_feeds)
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(directory_ctx)
+    gateway.setup_routes(app)
+    api.setup_routes(app)
+    shell.setup_routes(app, pwa_dir, shell_extras(schemas))
+    return app

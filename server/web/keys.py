@@ -1,0 +1,46 @@
+"""Every piece of shared state the app holds, declared in one place (no module singletons)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from server.config import Config
+from server.domain.scope import Directory, User
+from server.domain.validation import SchemaRegistry
+from server.store.couch import CouchClient
+from server.store.embedded import EmbeddedStore
+from server.sync.aggregates import Aggregates
+from server.sync.conflicts import Resolver
+from server.sync.feeds import LiveFeeds
+from server.sync.installation import Installation
+from server.sync.ordering import ReceiptCache
+from server.sync.receipts import ReceiptLog
+from server.sync.replication import FeedLimiter
+from server.web.auth import Authenticator, Session
+
+CONFIG = web.AppKey("config", Config)
+DemoLoader = Callable[[Config, str], None]  # (configuration, store URL): writes the demo city
+DEMO_LOADER = web.AppKey("demo_loader", DemoLoader)
+COUCH = web.AppKey("couch", CouchClient)
+STORE = web.AppKey("store", EmbeddedStore)  # only when running on the embedded store
+INSTALLATION = web.AppKey("installation", Installation)
+# True when the backend is PouchDB Server (embedded or not), whose known crashes we steer around.
+POUCHDB_BACKEND = web.AppKey("pouchdb_backend", bool)
+DIRECTORY = web.AppKey("directory", Directory)
+AUTH = web.AppKey("auth", Authenticator)
+SCHEMAS = web.AppKey("schemas", SchemaRegistry)
+RECEIPTS = web.AppKey("receipts", ReceiptLog)
+RESOLVER = web.AppKey("resolver", Resolver)
+RECEIPT_TIMES = web.AppKey("receipt_times", ReceiptCache)  # receipts by revision, remembered
+AGGREGATES = web.AppKey("aggregates", Aggregates)
+
+FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
+LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
+
+# Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
+# session cookie is due to be renewed on the answer.
+USER: web.RequestKey[User | None] = web.RequestKey("user", User)
+RENEW_SESSION = web.RequestKey("renew_session", bool)
+SESSION = web.RequestKey("session", Session)  # the cookie's session, when a cookie was used

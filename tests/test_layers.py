@@ -1,0 +1,90 @@
+"""The server's layers and the direction of their imports (issue 14): web → sync → domain, and
+web/sync/admin → store. `domain` holds pure rules: it imports no other layer, no HTTP framework
+and no store client, so a rule can be read and tested without a server. A newcomer finds each
+feature's room by the tree; this test keeps the tree honest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SERVER = Path(__file__).resolve().parents[1] / "server"
+LAYERS = ("web", "sync", "domain", "store", "admin", "demo")
+
+# What each part of server/ may import from server/. `config` (settings as data) and `errors`
+# (CouchDB's error shapes) are shared by every layer that answers or configures; `cli` is the
+# command line on top of everything.
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "domain": frozenset({"domain", "config"}),
+    "store": frozenset({"store", "errors"}),
+    "sync": frozenset({"sync", "domain", "store", "config", "errors"}),
+    "web": frozenset({"web", "sync", "domain", "store", "config", "errors"}),
+    "admin": frozenset({"admin", "domain", "store", "config"}),
+    "demo": frozenset({"demo", "admin", "domain", "store", "config"}),
+    "config": frozenset(),
+    "errors": frozenset({"domain"}),
+    "cli": frozenset({*LAYERS, "config", "errors"}),
+    "__main__": frozenset({"cli"}),
+    "__init__": frozenset(),
+}
+# Third-party packages that mean I/O or HTTP: the domain takes plain data and returns plain data.
+DOMAIN_MUST_NOT_IMPORT = ("aiohttp", "couchdb", "openpyxl", "socket", "urllib.request", "asyncio",
+                          "subprocess", "http")
+
+
+def part_of(path: Path) -> str:
+    relative = path.relative_to(SERVER).parts
+    return relative[0] if len(relative) > 1 else path.stem
+
+
+def imported_modules(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "server":
+                found.extend(f"server.{alias.name}" for alias in node.names)
+            else:
+                found.append(node.module)
+    return found
+
+
+MODULES = sorted(SERVER.rglob("*.py"))
+
+
+def test_the_tree_has_its_layers() -> None:
+    for layer in LAYERS:
+        assert (SERVER / layer / "__init__.py").is_file(), f"server/{layer}/ is missing"
+    loose = sorted(p.name for p in SERVER.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "cli.py", "config.py", "errors.py"], loose
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SERVER)))
+def test_imports_go_one_way(path: Path) -> None:
+    part = part_of(path)
+    allowed = MAY_IMPORT[part]
+    wrong = sorted({name for name in imported_modules(path)
+                    if name.startswith("server.") and name.split(".")[1] not in allowed})
+    assert not wrong, f"server/{path.relative_to(SERVER)} ({part}) may not import {wrong}"
+
+
+@pytest.mark.parametrize("path", sorted((SERVER / "domain").rglob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_domain_does_no_io(path: Path) -> None:
+    wrong = sorted({name for name in imported_modules(path)
+                    if any(name == bad or name.startswith(bad + ".")
+                           for bad in DOMAIN_MUST_NOT_IMPORT)})
+    assert not wrong, f"server/domain/{path.name} imports {wrong}: rules take and return data"
+
+
+def test_the_contract_is_not_vacuous() -> None:
+    """A module that imports across the line is caught (the checker itself is tested)."""
+    sample = SERVER / "domain" / "__init__.py"
+    assert part_of(sample) == "domain"
+    assert "server.web" not in MAY_IMPORT["domain"]
+    tree_import = imported_modules(SERVER / "web" / "app.py")
+    assert any(name.startswith("server.sync") for name in tree_import)
