@@ -21,7 +21,7 @@ from aiohttp.web_response import StreamResponse
 from server import errors
 from server.admin import directory, registry_import
 from server.admin.matching import HouseholdIndex, match
-from server.config import SETTINGS, Config, ConfigError
+from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
 from server.domain.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
 
@@ -32,12 +32,49 @@ def settings_epilog() -> str:
     return "\n".join(lines)
 
 
+def shown_default(setting: Setting) -> str:
+    """A default as a reader would write it: 32 MiB rather than 33554432, true rather than True."""
+    value = setting.default
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if setting.name.endswith("_bytes") and value % MiB == 0:
+        return f"{value // MiB} MiB"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`" if value != "" else "(empty)"
+
+
+def table_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, built from SETTINGS so that the page cannot drift from the code
+    (tests/test_docs.py compares the two)."""
+    lines = [
+        "# Settings",
+        "",
+        "Settings are environment variables; `linli --help` prints the same list. This page is",
+        "the output of `.venv/bin/linli settings --markdown` (from `server/config.py`): change a",
+        "setting there, then run that command into this file.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{s.env}` | {shown_default(s)} | {table_cell(s.help)} |" for s in SETTINGS]
+    return "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="linli", description="Linli (邻里): offline-first community platform.",
         epilog=settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="installation folder (LINLI_DATA, default ./var)")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("settings", help="list the settings (environment variables)")
+    listing.add_argument("--markdown", action="store_true",
+                         help="as the table of docs/settings.md")
 
     serve = commands.add_parser("serve", help="run the server (and the embedded store)")
     serve.add_argument("--host", help="listen address (LINLI_HOST, default 127.0.0.1)")
@@ -138,6 +175,9 @@ def read_password(from_stdin: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "settings":
+        print(settings_markdown().rstrip("\n") if args.markdown else settings_epilog())
+        return 0
     data = getattr(args, "serve_data", None) or args.data
     overrides = {"data": data}
     if args.command == "serve":

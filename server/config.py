@@ -36,19 +36,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_document_bytes", 4 * MiB, "Largest single document (JSON, inline attachments "
             "included); a larger one is refused on its own and the rest of its batch is written."),
     Setting("max_attachment_bytes", 2 * MiB, "Largest single attachment (a phone photo after the "
-            "PWA has scaled it)."),
+            "PWA has scaled it). Its name: at most 255 bytes, with no slash, backslash or control "
+            "character, and not starting with an underscore."),
     Setting("max_document_attachments_bytes", 8 * MiB, "Largest total of one document's "
             "attachments, those it keeps from its stored revision (stubs) counted at their "
             "stored size; above it the document is refused on its own. Which content types a "
             "record may carry is its form's `x-attachments` (schemas/)."),
-    Setting("max_batch_docs", 1000, "Most documents in one _bulk_docs, _bulk_get, _revs_diff or "
-            "_all_docs keys request (PouchDB sends 100 by default)."),
+    Setting("max_batch_docs", 1000, "Most items in one `_bulk_docs`, `_bulk_get`, "
+            "`_revs_diff`, `_all_docs` keys or `doc_ids` request, 413 above it (PouchDB sends 100 "
+            "by default)."),
     Setting("max_live_feeds", 1000, "Live changes feeds (longpoll) held open at once (they wait "
             "in the server: the store sees one per grid); one more gets 429 with Retry-After."),
     Setting("max_feeds_per_user", 10, "Live changes feeds one user may hold at once (a phone "
             "holds one per grid)."),
-    Setting("session_hours", 72.0, "How long a login lasts without use; each use renews it. Long, "
-            "because a grid worker may be offline for days between syncs."),
+    Setting("session_hours", 72.0, "How long a login lasts without use; use renews the cookie, "
+            "at most once an hour. Long, because a grid worker may be offline for days between "
+            "syncs."),
     Setting("login_failures_per_account", 10, "Failed logins allowed per account per window "
             "before 429."),
     Setting("login_failures_per_address", 50, "Failed logins allowed per client address per "
