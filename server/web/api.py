@@ -22,7 +22,7 @@ from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailabl
 from server.sync import exports, personal, review
 from server.sync.aggregates import LEVELS
 from server.sync.receipts import utc_now
-from server.web.gateway import read_object, require_user
+from server.web.guard import require_user
 from server.web.keys import (
     AGGREGATES,
     CONFIG,
@@ -32,6 +32,7 @@ from server.web.keys import (
     RECEIPTS,
     SCHEMAS,
 )
+from server.web.parsing import read_object
 
 API_PREFIX = "/api"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"

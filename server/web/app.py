@@ -29,7 +29,7 @@ from server.sync.installation import load_installation
 from server.sync.ordering import ReceiptCache
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
-from server.web import api, gateway, shell
+from server.web import api, guard, routing, shell
 from server.web.auth import Authenticator
 from server.web.keys import (
     AGGREGATES,
@@ -70,7 +70,7 @@ COUCH_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'"
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """On every answer, streamed ones included. What comes from /couch/ is data, never a page:
     an attachment that claims to be HTML still cannot run in this origin."""
-    policy = COUCH_POLICY if request.path.startswith(gateway.PREFIX) else CONTENT_SECURITY_POLICY
+    policy = COUCH_POLICY if request.path.startswith(routing.PREFIX) else CONTENT_SECURITY_POLICY
     response.headers["Content-Security-Policy"] = policy
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -277,19 +277,19 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     city, the command line hands it over."""
     app = web.Application(
         client_max_size=config.max_request_bytes,
-        middlewares=[errors.error_middleware, gateway.auth_middleware,
-                     gateway.store_errors_middleware])
+        middlewares=[errors.error_middleware, guard.guard_middleware,
+                     guard.store_errors_middleware])
     app[CONFIG] = config
     if load_demo is not None:
         app[DEMO_LOADER] = load_demo
     app[SCHEMAS] = schemas = SchemaRegistry()
     app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
     app.on_response_prepare.append(security_headers)
-    app.on_response_prepare.append(gateway.renew_session)
+    app.on_response_prepare.append(guard.renew_session)
     app.on_shutdown.append(wake_live_feeds)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(directory_ctx)
-    gateway.setup_routes(app)
+    routing.setup_routes(app)
     api.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app
