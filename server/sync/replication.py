@@ -1,6 +1,7 @@
 """The replication services behind the gateway's routes: admitting a batch of documents, relaying
 feeds and reads as streams, keeping each user's checkpoints apart, and handing what the server
-accepted to the receipt log. The routes (gateway.py) only parse, authorize and call these."""
+accepted to the receipt log. The routes (web/routing.py, web/gateway.py) only parse, authorize
+and call these."""
 
 from __future__ import annotations
 
