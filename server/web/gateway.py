@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -190,6 +190,24 @@ def changes_doc_ids(request: web.Request, body: Mapping[str, Any]) -> list[str]:
     return doc_ids
 
 
+Recheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+async def changes_filter(request: web.Request, target: Target, name: str | None,
+                         body: Mapping[str, Any]) -> tuple[dict[str, str],
+                                                           dict[str, Any] | None,
+                                                           Recheck | None]:
+    """The filter a feed reads with: the parameters it adds, the body sent to the store, and
+    how a live feed checks it again before each read (feeds.py)."""
+    if name is None:
+        return {}, None, None
+    if name == "_doc_ids":
+        return {"filter": name}, {"doc_ids": changes_doc_ids(request, body)}, None
+    recheck = functools.partial(filters.upstream, request.app[COUCH], target.db, target.user,
+                                name, request.query, body)
+    return await recheck(), None, recheck
+
+
 async def changes(request: web.Request, target: Target) -> web.StreamResponse:
     """The changes feed, normal or longpoll, streamed. A grid database is wholly in its users'
     scope, so nothing is filtered out for their sake and every filter the store can run safely
@@ -204,15 +222,9 @@ async def changes(request: web.Request, target: Target) -> web.StreamResponse:
         params.pop(name, None)
     body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
     live = params.get("feed") == "longpoll"
-    upstream_body: dict[str, Any] | None = None
-    recheck = None  # a live feed checks its filter again before each read (feeds.py)
-    if given and given[0] != "_doc_ids":
-        recheck = functools.partial(filters.upstream, request.app[COUCH], target.db,
-                                    target.user, given[0], request.query, body)
-        params.update(await recheck())
-    elif given:
-        params["filter"] = "_doc_ids"
-        upstream_body = {"doc_ids": changes_doc_ids(request, body)}
+    added, upstream_body, recheck = await changes_filter(request, target,
+                                                         given[0] if given else None, body)
+    params.update(added)
     if request.method == "HEAD":  # headers only: never a wait (the store's would send nothing
         live = False              # until the read timeout, holding its connection)
         for name in ("feed", "heartbeat", "timeout"):
@@ -371,19 +383,26 @@ async def write_document(request: web.Request, target: Target,
 async def delete_document(request: web.Request, target: Target) -> web.Response:
     """`DELETE /db/id?rev=`: the store writes a bare tombstone; who may delete it is checked
     as for a tombstone in a batch (the type's writers, the author)."""
-    couch, db, doc_id = request.app[COUCH], target.db, target.doc_id
-    authors, deleted = await replication.stored_authors(couch, db, [doc_id])
+    db, doc_id = target.db, target.doc_id
+    authors, deleted = await replication.stored_authors(request.app[COUCH], db, [doc_id])
     ctx = dataclasses.replace(write_context(request, target), stored_authors=authors,
                               deleted=deleted)
     refusal = check_id(doc_id, ctx) or check_deletion(doc_id, ctx, request.app[SCHEMAS])
     if refusal is not None:
         raise replication.refusal_error(refusal)
     rev = pick(request.query, qparams.WRITE).get("rev", "")
-    name = target.user.name
-    with request.app[RECEIPTS].writing(name, db):
-        result = await couch.request("DELETE", db_path(db, doc_id), params={"rev": rev})
-        request.app[RECEIPTS].record(name, db, [[doc_id, str(result.get("rev"))]])
-    return json_answer(result)
+    return json_answer(await receipted(request, target, "DELETE", db_path(db, doc_id),
+                                       params={"rev": rev}))
+
+
+async def receipted(request: web.Request, target: Target, method: str, path: str,
+                    **options: Any) -> dict[str, Any]:
+    """A write of one document sent to the store as it is, acknowledged in a receipt."""
+    name, db, receipts = target.user.name, target.db, request.app[RECEIPTS]
+    with receipts.writing(name, db):
+        result: dict[str, Any] = await request.app[COUCH].request(method, path, **options)
+        receipts.record(name, db, [[target.doc_id, str(result.get("rev"))]])
+    return result
 
 
 async def view(request: web.Request, target: Target) -> web.StreamResponse:
@@ -401,33 +420,40 @@ async def read_attachment(request: web.Request, target: Target) -> web.StreamRes
                            params=target.query)
 
 
-async def write_attachment(request: web.Request, target: Target) -> web.Response:
-    """`PUT` or `DELETE` of one attachment, an admin's only."""
-    couch, db, doc_id = request.app[COUCH], target.db, target.doc_id
-    name = target.parts["attachment"]
+def attachment_context(request: web.Request, target: Target) -> WriteContext:
+    """A standalone attachment write is an admin's only, its record's id checked as for any
+    write."""
     ctx = write_context(request, target)
     if not target.user.is_admin:
         raise errors.forbidden("附件请随记录一起保存", "Send attachments inside their document.")
-    refusal = check_id(doc_id, ctx)
-    if refusal is None and request.method == "PUT":
-        content = await request.read()
-        try:  # the record it joins decides which types it may carry, and their total
-            stored: dict[str, Any] | None = await couch.get(db_path(db, doc_id))
-        except NotFound:
-            stored = None
-        refusal = check_attachment_upload(name, request.content_type, len(content), ctx,
-                                          stored, request.app[SCHEMAS])
+    refusal = check_id(target.doc_id, ctx)
     if refusal is not None:
         raise replication.refusal_error(refusal)
-    path, who = db_path(db, doc_id, name), target.user.name
-    with request.app[RECEIPTS].writing(who, db):
-        if request.method == "PUT":
-            result = await couch.request("PUT", path, params=target.query, data=content,
-                                         headers={"Content-Type": request.content_type})
-        else:
-            result = await couch.request("DELETE", path, params=target.query)
-        request.app[RECEIPTS].record(who, db, [[doc_id, str(result.get("rev"))]])
-    return json_answer(result, status=201 if request.method == "PUT" else 200)
+    return ctx
+
+
+async def put_attachment(request: web.Request, target: Target) -> web.Response:
+    ctx = attachment_context(request, target)
+    couch, doc_id, name = request.app[COUCH], target.doc_id, target.parts["attachment"]
+    content = await request.read()
+    try:  # the record it joins decides which types it may carry, and their total
+        stored: dict[str, Any] | None = await couch.get(db_path(target.db, doc_id))
+    except NotFound:
+        stored = None
+    refusal = check_attachment_upload(name, request.content_type, len(content), ctx, stored,
+                                      request.app[SCHEMAS])
+    if refusal is not None:
+        raise replication.refusal_error(refusal)
+    result = await receipted(request, target, "PUT", db_path(target.db, doc_id, name),
+                             params=target.query, data=content,
+                             headers={"Content-Type": request.content_type})
+    return json_answer(result, status=201)
+
+
+async def delete_attachment(request: web.Request, target: Target) -> web.Response:
+    attachment_context(request, target)
+    path = db_path(target.db, target.doc_id, target.parts["attachment"])
+    return json_answer(await receipted(request, target, "DELETE", path, params=target.query))
 
 
 def attachment_query(request: web.Request) -> dict[str, str]:
@@ -470,19 +496,22 @@ async def raw_proxy(request: web.Request, segments: list[str]) -> web.StreamResp
                                  "use a real CouchDB for it.")
     headers = {h: request.headers[h] for h in RAW_REQUEST_HEADERS if h in request.headers}
     data = await request.read() if request.can_read_body else None
-    live = request.query.get("feed") in ("longpoll", "continuous", "eventsource")
-    params: Mapping[str, str] = request.query
-    deadline_s = None
-    if live and request.method != "HEAD":
-        # CouchDB's timeout, which PouchDB Server ignores: the gateway ends the feed then.
-        # The store's heartbeat (6 s unless asked) keeps the read timeout from firing sooner.
-        timeout_ms = request.query.get("timeout", "")
-        asked = int(timeout_ms) if timeout_ms.isdecimal() and len(timeout_ms) < 10 else None
-        deadline_s = min(asked or MAX_FEED_TIMEOUT_MS, MAX_FEED_TIMEOUT_MS) / 1000
-    elif live:
-        params = {k: v for k, v in request.query.items()
-                  if k not in ("feed", "heartbeat", "timeout")}
+    params, deadline_s = raw_feed(request)
     return await replication.relay(request, request.app[COUCH], request.method,
                                    encode_path(segments), params=params, data=data,
                                    headers=headers, read_timeout=READ_TIMEOUT,
                                    deadline_s=deadline_s)
+
+
+def raw_feed(request: web.Request) -> tuple[Mapping[str, str], float | None]:
+    """The parameters relayed as they came, and when the gateway ends a live feed: at CouchDB's
+    timeout, which PouchDB Server ignores (the store's heartbeat, 6 s unless asked, keeps the
+    read timeout from firing sooner). A HEAD never waits."""
+    if request.query.get("feed") not in ("longpoll", "continuous", "eventsource"):
+        return request.query, None
+    if request.method == "HEAD":
+        return {k: v for k, v in request.query.items()
+                if k not in ("feed", "heartbeat", "timeout")}, None
+    timeout_ms = request.query.get("timeout", "")
+    asked = int(timeout_ms) if timeout_ms.isdecimal() and len(timeout_ms) < 10 else None
+    return request.query, min(asked or MAX_FEED_TIMEOUT_MS, MAX_FEED_TIMEOUT_MS) / 1000

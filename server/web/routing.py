@@ -135,7 +135,8 @@ DATABASE_ROUTES: tuple[Route[DatabaseHandler], ...] = (
     Route("{db}/{doc}", DOCUMENT),
     # An attachment: read alone; written inside its record (alone by admins only).
     Route("{db}/{doc}/{attachment}", {**either(*READ, to=db.read_attachment),
-                                      **either("PUT", "DELETE", to=db.write_attachment)},
+                                      "PUT": db.put_attachment,
+                                      "DELETE": db.delete_attachment},
           query=db.attachment_query),
 )
 
