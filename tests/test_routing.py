@@ -185,3 +185,13 @@ async def test_every_write_route_refuses_cross_site_cookie_requests(
         assert (await resp.json())["userCtx"]["name"] == worker
         client.session.cookie_jar.clear()
     assert city.records(grid) == before
+
+
+async def test_couch_is_reached_only_through_the_table(client: Any) -> None:
+    """No other route of the app answers under /couch/: an endpoint added elsewhere would skip
+    the table and what it checks."""
+    couch = [route for route in client.app.router.routes()
+             if route.resource is not None
+             and route.resource.canonical.startswith(routing.PREFIX)]
+    assert len(couch) == 2  # /couch and /couch/{tail}
+    assert all(route.handler is routing.couch_endpoint for route in couch)
