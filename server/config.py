@@ -70,6 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("aggregates_refresh_seconds", 2.0, "How often at most the figures of a grid being "
             "written to are brought up to date in the background (each refresh makes the store "
             "update the grid's views); a dashboard query brings its area up to date itself."),
+    Setting("lagging_seconds", 30.0, "A background task whose oldest work has waited longer than "
+            "this is reported `lagging` in GET /api/health (the figures of a grid written to, a "
+            "receipt not yet written, a live feed whose store longpoll keeps failing)."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -107,6 +110,7 @@ class Config:
     conflict_sweep_seconds: float
     aggregates_warm_up: bool
     aggregates_refresh_seconds: float
+    lagging_seconds: float
     census_campaign: str
     screening_campaign: str
 
@@ -139,8 +143,9 @@ class Config:
                      "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        if self.aggregates_refresh_seconds <= 0:
-            raise ConfigError("aggregates_refresh_seconds must be positive")
+        for name in ("aggregates_refresh_seconds", "lagging_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
         if self.max_document_bytes > self.max_request_bytes:
             raise ConfigError("max_document_bytes cannot exceed max_request_bytes")
         if self.couchdb_url and not self.couchdb_url.startswith(("http://", "https://")):

@@ -158,6 +158,7 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
     return {
         ("get", "/api/me"): [({}, None)],
         ("get", "/api/openapi.json"): [({}, None)],
+        ("get", "/api/health"): [({}, None)],
         ("get", "/api/conflicts"): [({}, None), ({"grid": g}, None)],
         ("get", "/api/aggregates"): [({"level": "city"}, None),
                                      ({"level": "grid", "code": g}, None)],

@@ -6,6 +6,8 @@ feature's room by the tree; this test keeps the tree honest."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,20 @@ def test_the_contract_is_not_vacuous() -> None:
     assert "server.web" not in MAY_IMPORT["domain"]
     tree_import = imported_modules(SERVER / "web" / "app.py")
     assert any(name.startswith("server.sync") for name in tree_import)
+
+
+def test_the_server_loads_no_blocking_couchdb_client() -> None:
+    """The running server talks to the store with its own async client (server/store/couch.py)
+    only: python-couchdb blocks, so inside the event loop it would stall every request. It stays
+    for the command line (admin/, demo/, store/bulk.py), which the server runs in a thread (the
+    demo loader). Checked by what importing every other module really loads, indirect imports
+    included."""
+    modules = [".".join(p.relative_to(SERVER.parent).with_suffix("").parts)
+               for layer in ("web", "sync", "domain", "store")
+               for p in sorted((SERVER / layer).rglob("*.py")) if p.name != "bulk.py"]
+    assert "server.web.app" in modules and "server.sync.receipts" in modules
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(n for n in sys.modules if n == 'couchdb' or n.startswith('couchdb.')))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=SERVER.parent, check=True, timeout=120).stdout.strip()
+    assert found == "[]", f"the server loads python-couchdb: {found}"

@@ -83,6 +83,7 @@ async def test_store_restarted_after_crash_and_nothing_lost(embedded: TestClient
         await asyncio.sleep(0.1)
     assert resp.status == 200
     assert store.restarts == 1
+    assert (await (await embedded.get("/api/health")).json())["tasks"]["store"] == {"status": "ok"}
     assert (await (await embedded.get("/couch/")).json())["uuid"] == uuid_before
 
 
@@ -95,6 +96,8 @@ async def test_store_down_answers_503(embedded: TestClient) -> None:
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "5"
     assert "暂时不可用" in (await resp.json())["reason"]
+    health = await (await embedded.get("/api/health")).json()
+    assert health["tasks"]["store"] == {"status": "failed"} and health["status"] == "failed"
 
 
 async def test_uuid_survives_restarts(tmp_path: Path, aiohttp_client: Any) -> None:

@@ -15,8 +15,8 @@ from test_scope import MISSING, endpoints
 from server.store.embedded import PROJECT_ROOT
 
 OPENAPI = json.loads((PROJECT_ROOT / "server" / "web" / "openapi.json").read_text(encoding="utf-8"))
-# The routes anyone may read: who am I, and the API's own description.
-OPEN_ROUTES = {"/api/me", "/api/openapi.json"}
+# The routes anyone may read: who am I, the API's own description and the server's health.
+OPEN_ROUTES = {"/api/me", "/api/openapi.json", "/api/health"}
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")
@@ -46,13 +46,17 @@ async def answer(client: Any, method: str, path: str, body: Any,
         return resp.status, text
 
 
-async def test_anonymous_reaches_only_the_login_and_the_api_description(client: Any,
-                                                                    city: City) -> None:
+async def test_anonymous_reaches_only_the_login_the_api_description_and_health(
+        client: Any, city: City) -> None:
     grid = city.grid()
     for method, path, body in api_requests(grid):
-        status, _ = await answer(client, method, path, body, {})
+        status, reply = await answer(client, method, path, body, {})
         if path.split("?")[0] == "/api/openapi.json":
             assert status == 200, (method, path, status)
+        elif path.split("?")[0] == "/api/health":  # the status words, and nothing else
+            assert status == 200, (method, path, status)
+            assert set(reply) == {"status", "tasks"}, reply
+            assert all(item.keys() == {"status"} for item in reply["tasks"].values()), reply
         else:
             assert status == 401, (method, path, status)
     for method, path, body in endpoints(grid, "nobody"):

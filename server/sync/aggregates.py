@@ -30,6 +30,7 @@ import dataclasses
 import datetime
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -46,6 +47,7 @@ from server.store.couch import (
 )
 from server.sync import ordering
 from server.sync.ordering import ReceiptLookup, Verdict, seq_number
+from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,7 @@ class Aggregates:
         self.grids: dict[str, tuple[Any, Counter[str]]] = {}  # code -> (update_seq, figures)
         self.cached: dict[str, Cached] = {}
         self.dirty: set[str] = set()
+        self.noticed: dict[str, float] = {}  # monotonic time each dirty grid was first noticed
         self.locks: dict[str, asyncio.Lock] = {}  # one refresh of a grid at a time
         self.started: dict[str, float] = {}  # loop time the grid's last refresh began
         self.view_reads = 0  # for tests and benchmarks
@@ -281,6 +284,13 @@ class Aggregates:
 
     def notice(self, grid: str) -> None:
         self.dirty.add(grid)
+        self.noticed.setdefault(grid, time.monotonic())
+
+    def lag(self) -> Lag:
+        """How long the oldest write not yet counted has waited, and how many grids wait."""
+        waiting = [self.noticed[code] for code in self.dirty if code in self.noticed]
+        return Lag(seconds=time.monotonic() - min(waiting) if waiting else None,
+                   items=len(self.dirty))
 
     async def grid_figures(self, code: str) -> Counter[str]:
         """Bring one grid's figures up to date, one refresh of it at a time; a caller that
@@ -289,11 +299,14 @@ class Aggregates:
         lock = self.locks.setdefault(code, asyncio.Lock())
         async with lock:
             self.dirty.discard(code)
+            noticed = self.noticed.pop(code, None)
             self.started[code] = asyncio.get_running_loop().time()
             try:
                 return await self._grid_figures(code)
             except BaseException:
                 self.dirty.add(code)
+                self.noticed[code] = min(self.noticed.get(code, math.inf),
+                                         noticed or time.monotonic())
                 raise
 
     async def _grid_figures(self, code: str) -> Counter[str]:

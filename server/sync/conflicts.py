@@ -46,6 +46,7 @@ from server.store.couch import (
     db_path,
 )
 from server.sync.receipts import ReceiptLog, utc_now
+from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,10 @@ class Resolver:
         self.dirty.add(grid)
         self.idle.clear()
         self.wake.set()
+
+    def lag(self) -> Lag:
+        """The grids written to and not yet looked at."""
+        return Lag(items=len(self.dirty))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from server import errors
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Watcher:
         self.task: asyncio.Task[None] | None = None
         self.retiring: asyncio.TimerHandle | None = None
         self.wakes = 0  # changes (or failures) seen: for tests and logs
+        self.failing_since: float | None = None  # loop time of the first failure in a row
 
     def wake(self) -> None:
         self.wakes += 1
@@ -99,13 +101,15 @@ class Watcher:
                 continue  # nothing happened (PouchDB Server never answers an idle longpoll)
             except Exception as exc:  # the store's errors, and any surprise: never end
                 if not isinstance(exc, NotFound):  # a deleted database: its waiters learn it
+                    if self.failing_since is None:
+                        self.failing_since = asyncio.get_running_loop().time()
                     log.warning("live feed of %s failed (%r); retrying in %.1fs", self.db, exc,
                                 delay)
                 self.wake()  # each waiter reads again: the error reaches the phone, which retries
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
-            delay = BACKOFF_MIN_S
+            delay, self.failing_since = BACKOFF_MIN_S, None
             page = page if isinstance(page, dict) else {}
             before = self.since
             if page.get("last_seq") is not None:
@@ -136,6 +140,14 @@ class LiveFeeds:
 
     def watching(self) -> int:
         return sum(1 for w in self.watchers.values() if w.task is not None)
+
+    def lag(self) -> Lag:
+        """How long the longest-failing watcher has failed (its phones wait for nothing), and how
+        many databases' watchers fail."""
+        failing = [w.failing_since for w in self.watchers.values()
+                   if w.task is not None and w.failing_since is not None]
+        now = asyncio.get_running_loop().time()
+        return Lag(seconds=now - min(failing) if failing else None, items=len(failing))
 
     def join(self, db: str, waiter: Waiter) -> Watcher:
         watcher = self.watchers.get(db)

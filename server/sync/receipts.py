@@ -26,12 +26,12 @@ import contextlib
 import datetime
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from server.domain.scope import RECEIPTS_DB
-from server.store import bulk
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,44 @@ def transient(result: Any) -> bool:
         or "unknown_error" in name or "internal_server_error" in name
 
 
+class Overlap:
+    """Set when another batch wrote one of the same ids while this one was in flight."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+
+class WritesInFlight:
+    """The ids each replicated batch of this process is looking up and writing. Two phones
+    pushing the same new id at once both find it missing in the store, and the conflict their
+    two writes make would otherwise wait for the resolver's sweep."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], list[Overlap]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, db: str, ids: Sequence[str]) -> Iterator[Overlap]:
+        mark = Overlap()
+        keys = {(db, i) for i in ids}
+        for key in keys:
+            others = self._held.setdefault(key, [])
+            if others:
+                mark.seen = True
+                for other in others:
+                    other.seen = True
+            others.append(mark)
+        try:
+            yield mark
+        finally:
+            for key in keys:
+                others = self._held[key]
+                others.remove(mark)
+                if not others:
+                    del self._held[key]
+
+
 class ReceiptLog:
     def __init__(self, couch: CouchClient) -> None:
         self.couch = couch
@@ -71,6 +109,9 @@ class ReceiptLog:
         self._writing: collections.defaultdict[str, set[asyncio.Event]] = \
             collections.defaultdict(set)
         self.rebuilder: Rebuilder | None = None  # told of writes whose outcome is unknown
+        # The ids of the replicated batches under way (sync/replication.py): one per app, owned
+        # with the receipts, which follow the same writes.
+        self.in_flight = WritesInFlight()
 
     @contextlib.contextmanager
     def writing(self, user: str, db: str, revs: list[list[str]] | None = None) -> Iterator[None]:
@@ -119,6 +160,14 @@ class ReceiptLog:
     def pending(self) -> int:
         return len(self._pending)
 
+    def lag(self) -> Lag:
+        """How long the oldest receipt not yet written has waited, and how many wait."""
+        if not self._pending:
+            return Lag(items=0)
+        oldest = datetime.datetime.fromisoformat(self._pending[0]["received_at"])
+        waited = datetime.datetime.now(datetime.UTC) - oldest
+        return Lag(seconds=max(0.0, waited.total_seconds()), items=len(self._pending))
+
     async def flush(self) -> None:
         async with self._flushing:
             await self._flush()
@@ -144,10 +193,9 @@ class ReceiptLog:
                 if isinstance(results, list) else []
             by_id = {str(a.get("id")): a for a in answers}
             refused: list[tuple[dict[str, Any], Any]] = []
-            for doc, (written, _, _) in zip(batch, bulk.match_results(batch, answers),
-                                            strict=True):
+            for doc in batch:
                 answer = by_id.get(doc["_id"], {"error": "no answer", "status": 500})
-                if not written and answer.get("error") != "conflict":
+                if "error" in answer and answer["error"] != "conflict":
                     refused.append((doc, answer))
             # Only a refusal that may pass later is retried (the store's trouble: 5xx or an
             # I/O error); one that never will (too large, say) would block every flush after it.
@@ -240,6 +288,10 @@ class Rebuilder:
         """Every receipt is written: the next start need not look for lost ones."""
         mark: dict[str, Any] = await self.couch.get(SERVER_MARK)
         await self.couch.put(SERVER_MARK, {**mark, "running": False, "stopped": utc_now()})
+
+    def lag(self) -> Lag:
+        """The databases whose receipts wait to be rebuilt."""
+        return Lag(items=len(self.wanted))
 
     def request(self, dbs: list[str], received_by: str) -> None:
         for db in dbs:

@@ -233,47 +233,6 @@ class BatchOutcome:
     may_conflict: bool = True
 
 
-class Overlap:
-    """Set when another batch wrote one of the same ids while this one was in flight."""
-
-    __slots__ = ("seen",)
-
-    def __init__(self) -> None:
-        self.seen = False
-
-
-class WritesInFlight:
-    """The ids each replicated batch of this process is looking up and writing. Two phones
-    pushing the same new id at once both find it missing in the store, and the conflict their
-    two writes make would otherwise wait for the resolver's sweep."""
-
-    def __init__(self) -> None:
-        self._held: dict[tuple[str, str], list[Overlap]] = {}
-
-    @contextlib.contextmanager
-    def hold(self, db: str, ids: Sequence[str]) -> Iterator[Overlap]:
-        mark = Overlap()
-        keys = {(db, i) for i in ids}
-        for key in keys:
-            others = self._held.setdefault(key, [])
-            if others:
-                mark.seen = True
-                for other in others:
-                    other.seen = True
-            others.append(mark)
-        try:
-            yield mark
-        finally:
-            for key in keys:
-                others = self._held[key]
-                others.remove(mark)
-                if not others:
-                    del self._held[key]
-
-
-IN_FLIGHT = WritesInFlight()  # per process: the event loop's batches share it
-
-
 async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
                       ctx: WriteContext, docs: list[Any], new_edits: bool,
                       raw_body: bytes | None = None) -> BatchOutcome:
@@ -288,7 +247,7 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
     ids = [d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)]
     if new_edits:  # the store refuses a stale edit (409): no conflict to resolve
         return await _write_batch(couch, registry, receipts, ctx, docs, new_edits, raw_body, ids)
-    with IN_FLIGHT.hold(ctx.db, ids) as overlap:
+    with receipts.in_flight.hold(ctx.db, ids) as overlap:
         outcome = await _write_batch(couch, registry, receipts, ctx, docs, new_edits, raw_body,
                                      ids)
     if overlap.seen or len(set(ids)) < len(ids):  # several revisions of one id, or a race

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import time
@@ -29,7 +31,8 @@ from server.sync.installation import load_installation
 from server.sync.ordering import ReceiptCache
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
-from server.web import api, guard, routing, shell
+from server.sync.supervisor import Lag, Supervisor
+from server.web import api, guard, health, routing, shell
 from server.web.auth import Authenticator
 from server.web.keys import (
     AGGREGATES,
@@ -47,6 +50,7 @@ from server.web.keys import (
     RESOLVER,
     SCHEMAS,
     STORE,
+    SUPERVISOR,
     DemoLoader,
 )
 
@@ -59,6 +63,7 @@ OTHER_CONNECTIONS = 100  # for writes and reads (the phones' reads of their chan
 # whole bursts did (bench-load): reuse only connections idle for less than this.
 STORE_KEEPALIVE_SECONDS = 2.0
 STARTUP_RETRY_SECONDS = 30.0
+STORE_PROBE_SECONDS = 2.0  # a health check waits no longer for the store's welcome
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -80,15 +85,14 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The HTTP client to CouchDB and, without COUCHDB_URL, the embedded store it talks to."""
-    config = app[CONFIG]
+    config, supervisor = app[CONFIG], app[SUPERVISOR]
     url = config.couchdb_url
-    supervisor: asyncio.Task[None] | None = None
+    store: EmbeddedStore | None = None
     if config.embedded:
         store = EmbeddedStore(config.data, config.store_port)
         await store.start()
         app[STORE] = store
         url = store.url
-        supervisor = asyncio.create_task(store.supervise(), name="store-supervisor")
     # A live feed holds no store connection while it waits: the server holds one longpoll per
     # database waited on (server/sync/feeds.py), so a connection per watched database, and the rest
     # for short requests. (It was one per phone: 1,000 phones, 1,100 connections.)
@@ -97,19 +101,33 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections,
                                      keepalive_timeout=STORE_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(connector=connector) as http:
-        app[COUCH] = couch = CouchClient(url, http, on_io_error=app[STORE].note_io_error
-                                         if STORE in app else None)
+        app[COUCH] = couch = CouchClient(url, http, on_io_error=store.note_io_error
+                                         if store is not None else None)
         app[LIVE_FEEDS] = LiveFeeds(couch, max_watched=watched)
+        probe = functools.partial(store_lag, couch, store)
+        tasks = [supervisor.start("store", store.supervise, probe=probe) if store is not None
+                 else supervisor.watch("store", probe)]
+        supervisor.watch("feeds", app[LIVE_FEEDS].lag)
         try:
             yield
         finally:
             await app[LIVE_FEEDS].close()
-            if supervisor is not None:
-                supervisor.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await supervisor
-            if STORE in app:
-                await app[STORE].stop()
+            await supervisor.stop(tasks)
+            if store is not None:
+                await store.stop()
+
+
+async def store_lag(couch: CouchClient, store: EmbeddedStore | None) -> Lag:
+    """Failing while the store does not answer its welcome (or the embedded one's process is
+    not running: its supervisor is restarting it)."""
+    if store is not None and (store.process is None or store.process.poll() is not None):
+        return Lag(failing=True)
+    try:
+        async with asyncio.timeout(STORE_PROBE_SECONDS):
+            await couch.request("GET", "/", read_timeout=STORE_PROBE_SECONDS)
+    except (StoreUnavailable, CouchFailure, TimeoutError):
+        return Lag(failing=True)
+    return Lag()
 
 
 async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -151,23 +169,20 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     resolver.on_written = figures.notice
     app[RECEIPT_TIMES] = ReceiptCache(resolver.receipts_for)
     figures.receipts_for, figures.flush_receipts = app[RECEIPT_TIMES], receipts.flush
-    tasks = [asyncio.create_task(follow_directory(couch, directory, since),
-                                 name="directory-follower"),
-             asyncio.create_task(receipts.run(), name="receipt-writer"),
-             asyncio.create_task(rebuilder.run(), name="receipt-rebuilder"),
-             asyncio.create_task(resolver.run(), name="conflict-resolver"),
-             asyncio.create_task(figures.run(), name="aggregates"),
-             asyncio.create_task(prune_ended_sessions(couch), name="session-pruner"),
-             asyncio.create_task(install_then_warm(couch, sorted(directory.grids),
-                                                   figures if config.aggregates_warm_up
-                                                   else None),
-                                 name="design-installer")]
+    supervisor = app[SUPERVISOR]
+    follower = DirectoryFollower(couch, directory, since)
+    warm = figures if config.aggregates_warm_up else None
+    tasks = [supervisor.start("directory", follower.run),
+             supervisor.start("receipts", receipts.run, probe=receipts.lag),
+             supervisor.start("rebuilds", rebuilder.run, probe=rebuilder.lag),
+             supervisor.start("conflicts", resolver.run, probe=resolver.lag),
+             supervisor.start("aggregates", figures.run, probe=figures.lag),
+             supervisor.start("sessions", functools.partial(prune_ended_sessions, couch),
+                              forever=False),
+             supervisor.start("designs", functools.partial(
+                 install_then_warm, couch, sorted(directory.grids), warm), forever=False)]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await supervisor.stop(tasks)
     # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.
     if not receipts.pending() and not rebuilder.wanted and rebuilder.idle.is_set():
         with contextlib.suppress(CouchFailure, StoreUnavailable):
@@ -219,13 +234,23 @@ async def load_directory(couch: CouchClient, directory: Directory) -> str:
             return since
 
 
-async def follow_directory(couch: CouchClient, directory: Directory, since: str) -> None:
-    async for change, _seq in couch.follow(DIRECTORY_DB, since):
-        doc = change.get("doc")
-        if doc is not None:
-            directory.apply(doc)
-        elif change.get("deleted"):
-            directory.apply({"_id": change["id"], "_deleted": True})
+@dataclasses.dataclass
+class DirectoryFollower:
+    """Applies the directory database's changes to the in-memory directory. Restarted after a
+    failure, it reads again from the last change it applied."""
+
+    couch: CouchClient
+    directory: Directory
+    since: str
+
+    async def run(self) -> None:
+        async for change, seq in self.couch.follow(DIRECTORY_DB, self.since):
+            doc = change.get("doc")
+            if doc is not None:
+                self.directory.apply(doc)
+            elif change.get("deleted"):
+                self.directory.apply({"_id": change["id"], "_deleted": True})
+            self.since = seq
 
 
 async def install_then_warm(couch: CouchClient, grids: list[str],
@@ -283,6 +308,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     if load_demo is not None:
         app[DEMO_LOADER] = load_demo
     app[SCHEMAS] = schemas = SchemaRegistry()
+    app[SUPERVISOR] = Supervisor(lagging_s=config.lagging_seconds)
     app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(guard.renew_session)
@@ -291,5 +317,6 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     app.cleanup_ctx.append(directory_ctx)
     routing.setup_routes(app)
     api.setup_routes(app)
+    health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

@@ -18,6 +18,7 @@ from server.sync.installation import Installation
 from server.sync.ordering import ReceiptCache
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
+from server.sync.supervisor import Supervisor
 from server.web.auth import Authenticator, Session
 
 CONFIG = web.AppKey("config", Config)
@@ -35,6 +36,7 @@ RECEIPTS = web.AppKey("receipts", ReceiptLog)
 RESOLVER = web.AppKey("resolver", Resolver)
 RECEIPT_TIMES = web.AppKey("receipt_times", ReceiptCache)  # receipts by revision, remembered
 AGGREGATES = web.AppKey("aggregates", Aggregates)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)  # starts every background task, keeps them up
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
 LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)

@@ -1,0 +1,246 @@
+"""Background work is supervised (issue 14): a task that fails on anything, the store's error or a
+surprise, is logged and started again with a bounded, jittered back-off, and GET /api/health
+shows it `failed` meanwhile, then `ok`; a task that falls behind is shown `lagging` with its lag.
+Failures come through real paths: a design document that makes the aggregates' view rows
+unreadable, a directory record the directory cannot take."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import couchdb
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import TEST_LIMITS, City, basic, visit, wait_for_user
+
+from server.config import Config
+from server.domain.scope import DIRECTORY_DB, grid_db
+from server.store import designs
+from server.sync.supervisor import Supervisor
+from server.web.app import create_app
+from server.web.keys import DIRECTORY, SUPERVISOR
+
+QUICK = {"backoff_min_s": 0.05, "backoff_max_s": 0.4}
+
+
+async def started(aiohttp_client: Any, config: Config, **settings: Any) -> TestClient:
+    """The real app on the session's store, its supervisor's back-off shortened."""
+    values = {"data": config.data, "couchdb_url": config.couchdb_url, **TEST_LIMITS, **settings}
+    app = create_app(Config.from_mapping(values))
+    for name, value in QUICK.items():
+        setattr(app[SUPERVISOR], name, value)
+    return await aiohttp_client(app)
+
+
+async def health(client: TestClient, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    resp = await client.get("/api/health", headers=headers or {})
+    assert resp.status == 200
+    return dict(await resp.json())
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll `check` (a coroutine function) until it answers something true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+async def task_state(client: TestClient, admin: str, name: str) -> dict[str, Any]:
+    return dict((await health(client, basic(admin)))["tasks"][name])
+
+
+async def designs_installed(client: TestClient) -> None:
+    """The start's design installer would undo a design document broken before it is done."""
+    entry = client.app[SUPERVISOR].entries["designs"]
+    await until(lambda: asyncio.sleep(0, entry.done), "designs installed", timeout=120)
+
+
+async def test_a_failing_task_is_logged_restarted_and_shown_failed_then_ok(
+        aiohttp_client: Any, config: Config, city: City, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await started(aiohttp_client, config, aggregates_refresh_seconds=0.1)
+    grid = city.grid()
+    worker, admin = city.user(grids=[grid]), city.user("admin")
+    await wait_for_user(client, worker)
+    await wait_for_user(client, admin)
+    await designs_installed(client)
+    first = await task_state(client, admin, "aggregates")
+    assert first["status"] == "ok" and first["failures"] == 0, first
+
+    # Someone edits the grid's design document: its visits view now emits rows the aggregates
+    # cannot read (a number where the household's key was): a TypeError, not the store's.
+    db = city.db(grid)
+    design = db["_design/linli"]
+    broken = copy.deepcopy(design)
+    broken["views"]["visits_by_household"]["map"] = \
+        "function (doc) { if (doc.type === 'household_visit') { emit(0, 'x'); } }"
+    db.save(broken)
+    caplog.set_level(logging.ERROR, logger="server.sync.supervisor")
+    resp = await client.put(f"/couch/{grid_db(grid)}/household_visit:{grid}-1",
+                            json=visit(grid, worker, 1), headers=basic(worker))
+    assert resp.status == 201, await resp.text()
+
+    failed = await until(lambda: failed_state(client, admin), "aggregates shown failed")
+    assert failed["last_error"] == "TypeError" and "emit" not in str(failed), failed
+
+
+    async def shown_failed() -> dict[str, Any] | None:  # to anyone: the word only
+        report = await health(client)
+        return report if report["tasks"]["aggregates"] == {"status": "failed"} else None
+
+    assert (await until(shown_failed, "failed shown to anyone"))["status"] == "failed"
+    logged = [r for r in caplog.records if "aggregates failed" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+    assert logged[0].exc_info[0] is TypeError
+    # Restarted, failing again while the design stays broken: the back-off grows.
+    again = await until(lambda: restarted_twice(client, admin), "aggregates restarted")
+    assert again["failures"] >= 2, again
+
+    # Mended: the restarted task counts the grid, and the state is ok again.
+    mended = {**designs.design_docs()[0], "_rev": db["_design/linli"]["_rev"]}
+    assert mended["_id"] == "_design/linli"
+    db.save(mended)
+
+    async def healed() -> dict[str, Any] | None:
+        state = await task_state(client, admin, "aggregates")
+        return state if state["status"] == "ok" and state["lag_items"] == 0 else None
+
+    state = await until(healed, "aggregates ok again")
+    assert state["restarts"] >= 1
+    figures = (await (await client.get(f"/api/aggregates?level=grid&code={grid}",
+                                       headers=basic(admin))).json())["figures"]
+    assert figures["visits.total"] == 1
+    assert (await health(client))["tasks"]["aggregates"] == {"status": "ok"}
+
+
+async def failed_state(client: TestClient, admin: str) -> dict[str, Any] | None:
+    state = await task_state(client, admin, "aggregates")
+    return state if state["status"] == "failed" else None
+
+
+async def restarted_twice(client: TestClient, admin: str) -> dict[str, Any] | None:
+    state = await task_state(client, admin, "aggregates")
+    return state if state["restarts"] >= 2 else None
+
+
+async def test_a_poisoned_directory_record_fails_the_follower_until_mended(
+        aiohttp_client: Any, config: Config, city: City, couch: couchdb.Server) -> None:
+    """A user record whose grids are not a list (written straight to the store, as a script
+    might) stops the directory follower, which used to end in silence: no user added after it
+    was ever seen. Restarted from the last change it applied, it takes the mended record."""
+    client = await started(aiohttp_client, config)
+    admin = city.user("admin")
+    await wait_for_user(client, admin)
+    name = f"poison{uuid.uuid4().hex[:8]}"
+    directory_db = couch[DIRECTORY_DB]
+    doc = {"_id": f"user:{name}", "type": "user", "name": name, "role": "worker", "grids": 5}
+    directory_db.save(doc)
+
+    async def directory_failed() -> dict[str, Any] | None:
+        state = await task_state(client, admin, "directory")
+        return state if state["failures"] >= 1 and state["status"] == "failed" else None
+
+    state = await until(directory_failed, "directory shown failed")
+    assert state["last_error"] == "TypeError", state
+    assert name not in client.app[DIRECTORY].users
+    doc["grids"] = [city.grid()]
+    directory_db.save(doc)
+    await wait_for_user(client, name)
+    later = city.user("admin")  # and the follower goes on past it
+    await wait_for_user(client, later)
+    state = await task_state(client, admin, "directory")
+    assert state["status"] == "ok" and state["restarts"] >= 1, state
+
+
+async def test_lag_is_shown_when_the_aggregates_fall_behind(
+        aiohttp_client: Any, config: Config, city: City) -> None:
+    """Writes come faster than the figures' refresh: the aggregates are shown lagging, with how
+    long the oldest write waited and how many grids wait; a dashboard query catches up."""
+    client = await started(aiohttp_client, config, aggregates_refresh_seconds=600,
+                           lagging_seconds=0.3)
+    grid = city.grid()
+    worker, admin = city.user(grids=[grid]), city.user("admin")
+    await wait_for_user(client, worker)
+    await wait_for_user(client, admin)
+    assert (await task_state(client, admin, "aggregates"))["status"] == "ok"
+
+    async def write(n: int) -> None:
+        resp = await client.put(f"/couch/{grid_db(grid)}/household_visit:{grid}-{n}",
+                                json=visit(grid, worker, n), headers=basic(worker))
+        assert resp.status == 201, await resp.text()
+
+    async def counted() -> bool:
+        return (await task_state(client, admin, "aggregates"))["lag_items"] == 0
+
+    await write(0)  # a grid never counted is counted at once; then once every 600 s at most
+    await until(counted, "the first write counted")
+    await write(1)
+
+    async def lagging() -> dict[str, Any] | None:
+        state = await task_state(client, admin, "aggregates")
+        return state if state["status"] == "lagging" else None
+
+    state = await until(lagging, "aggregates shown lagging")
+    assert state["lag_seconds"] > 0.3 and state["lag_items"] == 1, state
+    assert state["failures"] == 0, state  # behind, not broken
+    anonymous = await health(client)
+    assert anonymous["tasks"]["aggregates"] == {"status": "lagging"}
+    assert anonymous["status"] == "lagging"
+
+    resp = await client.get(f"/api/aggregates?level=grid&code={grid}", headers=basic(admin))
+    assert (await resp.json())["figures"]["visits.total"] == 2
+    state = await task_state(client, admin, "aggregates")
+    assert state["status"] == "ok" and state["lag_items"] == 0 and "lag_seconds" not in state
+
+
+async def test_receipts_waiting_are_lag_and_every_part_is_reported(
+        aiohttp_client: Any, config: Config, city: City) -> None:
+    client = await started(aiohttp_client, config)
+    admin = city.user("admin")
+    await wait_for_user(client, admin)
+    report = await health(client, basic(admin))
+    assert set(report["tasks"]) == {"store", "feeds", "directory", "receipts", "rebuilds",
+                                    "conflicts", "aggregates", "sessions", "designs"}
+    assert report["tasks"]["store"] == {"status": "ok"}
+    assert report["tasks"]["receipts"]["lag_items"] == 0
+
+
+async def test_the_back_off_doubles_within_its_bounds_and_is_jittered() -> None:
+    """The supervisor alone, with a real task that fails four times then runs: each wait is
+    between half and all of the doubling back-off, capped, and the waits are not all alike."""
+    attempts: list[float] = []
+    loop = asyncio.get_running_loop()
+    running = asyncio.Event()
+
+    async def flaky() -> None:
+        attempts.append(loop.time())
+        if len(attempts) <= 4:
+            raise ValueError("not yet")
+        running.set()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(lagging_s=1.0, backoff_min_s=0.1, backoff_max_s=0.3)
+    entry = supervisor.start("flaky", flaky)
+    try:
+        await asyncio.wait_for(running.wait(), 10)
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
+        schedule = (0.1, 0.2, 0.3, 0.3)
+        for gap, full in zip(gaps, schedule, strict=True):
+            assert full / 2 - 0.01 <= gap <= full + 0.15, (gaps, full)
+        assert len({round(gap / full, 2) for gap, full in zip(gaps, schedule, strict=True)}) > 1
+        assert entry.failures == 4 and entry.restarts == 4
+        assert (await supervisor.report())["flaky"]["status"] == "ok"
+    finally:
+        await supervisor.close()
+    assert entry.task is not None and entry.task.cancelled()
