@@ -1,5 +1,5 @@
-"""Settings: one list of name, default and help, from which the config, `--help` and the README
-table are all built (a test fails when a setting is undocumented)."""
+"""Settings: one list of name, default and help, from which the config, `--help` and
+docs/settings.md (`linli settings --markdown`) are all built; a test fails when the page differs."""
 
 from __future__ import annotations
 
