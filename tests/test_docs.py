@@ -1,6 +1,7 @@
-"""The docs are a newcomer's path: the README names the two commands, docs/settings.md is the
-output of `linli settings --markdown` (so a setting added to server/config.py and not to the page
-fails here), and every linli command is documented."""
+"""The docs are a newcomer's path. The README names the two commands and stays short; the
+reference is in docs/, every page reachable from the README. docs/settings.md is the output of
+`linli settings --markdown` (a setting added to server/config.py and not to the page fails here).
+Every link and #anchor resolves, and every command shown exists with the options shown."""
 
 from __future__ import annotations
 
@@ -121,6 +122,16 @@ def test_the_reference_is_reachable_from_the_readme() -> None:
     orphans = [p.name for p in DOCS.glob("*.md") if p.name != "README.md"
                and f"]({p.name})" not in index]
     assert not orphans, f"pages missing from docs/README.md: {orphans}"
+
+
+def test_the_readme_stays_the_way_in() -> None:
+    """The README holds what a newcomer needs first; the reference grows in docs/ instead (it
+    was 64 KB, half of it a lab notebook). Every screenshot in docs/screenshots is shown in it."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) < 16_000, "move the reference into docs/"
+    unshown = [png.name for png in (DOCS / "screenshots").glob("*.png")
+               if f"docs/screenshots/{png.name}" not in readme]
+    assert not unshown, f"screenshots the README does not show: {unshown}"
 
 
 def shown_commands(page: Path) -> list[list[str]]:
