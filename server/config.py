@@ -22,6 +22,16 @@ class Setting:
 
 
 MiB = 1024 * 1024
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when run from one
+
+
+def shipped(name: str) -> Path:
+    """The folder `schemas` or `pwa`: inside the installed package when installed from a wheel
+    (setup.py copies them there), else the checkout's own top-level folder (an editable
+    install, or the tests)."""
+    inside = Path(__file__).resolve().parent / name
+    return inside if inside.is_dir() else SOURCE_ROOT / name
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "./var", "Folder of this installation: the embedded store's data, its lock and "
@@ -31,6 +41,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("couchdb_url", "", "Apache CouchDB 3.x to use, as http://user:pass@host:5984 (an admin "
             "account). Empty: start the embedded PouchDB Server on loopback."),
     Setting("store_port", 0, "Loopback port of the embedded store (0 picks a free one)."),
+    Setting("pouchdb_server", "", "PouchDB Server's start script for the embedded store "
+            "(node_modules/pouchdb-server/bin/pouchdb-server). Empty: the one scripts/setup "
+            "installed in the checkout; set it when Linli is installed from a wheel."),
     Setting("max_request_bytes", 32 * MiB, "Largest request body accepted; above it: 413. "
             "Sized for a PouchDB push batch of 100 documents with photos."),
     Setting("max_document_bytes", 4 * MiB, "Largest single document (JSON, inline attachments "
@@ -93,6 +106,7 @@ class Config:
     port: int
     couchdb_url: str
     store_port: int
+    pouchdb_server: str
     max_request_bytes: int
     max_document_bytes: int
     max_attachment_bytes: int
@@ -154,6 +168,11 @@ class Config:
     @property
     def embedded(self) -> bool:
         return not self.couchdb_url
+
+    @property
+    def pouchdb_server_bin(self) -> Path | None:
+        """PouchDB Server's start script when set (None: the checkout's)."""
+        return Path(self.pouchdb_server).expanduser() if self.pouchdb_server else None
 
 
 def _coerce(setting: Setting, raw: Any) -> Any:

@@ -51,7 +51,7 @@ def open_store(config: Config) -> Iterator[couchdb.Server]:
     if url is not None:
         yield prepared(couchdb.Server(url))
         return
-    store = EmbeddedStore(config.data, config.store_port)
+    store = EmbeddedStore(config.data, config.store_port, config.pouchdb_server_bin)
     store.start_sync()
     try:
         yield prepared(couchdb.Server(store.url))

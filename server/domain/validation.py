@@ -22,12 +22,12 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
-from server.config import SETTINGS_BY_NAME
+from server.config import SETTINGS_BY_NAME, shipped
 from server.domain import rules
 from server.domain.messages import bilingual
 from server.domain.scope import User
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = shipped("schemas")
 SCHEMA_FILE = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)\.schema\.json$")
 
 # A grid record's id says what it is: "<type>:<key>", e.g. "household_visit:h0042:7f3a".

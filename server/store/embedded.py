@@ -26,7 +26,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when run from one
+# Where scripts/setup installs PouchDB Server; an installation from a wheel names its own
+# (LINLI_POUCHDB_SERVER, server/config.py).
 POUCHDB_SERVER_BIN = PROJECT_ROOT / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
 STARTUP_SECONDS = 30.0  # a cold start with many databases opens each LevelDB once
 RECYCLE_AFTER_SECONDS = 5.0  # after I/O errors, restart the store at most this often
@@ -93,8 +95,9 @@ def running_store_url(data: Path) -> str | None:
 class EmbeddedStore:
     """One PouchDB Server process bound to loopback, restarted if it dies."""
 
-    def __init__(self, data: Path, port: int = 0) -> None:
+    def __init__(self, data: Path, port: int = 0, server_bin: Path | None = None) -> None:
         self.data = data
+        self.server_bin = server_bin or POUCHDB_SERVER_BIN
         self.dir = data / "store"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -107,10 +110,11 @@ class EmbeddedStore:
 
     def command(self) -> list[str]:
         node = shutil.which("node")
-        if node is None or not POUCHDB_SERVER_BIN.exists():
-            raise StoreError("the embedded store is not installed: run scripts/setup "
-                             "(node and npm packages are missing)")
-        return [node, str(POUCHDB_SERVER_BIN), "--port", str(self.port), "--host", "127.0.0.1",
+        if node is None or not self.server_bin.exists():
+            raise StoreError(f"the embedded store is not installed (no node, or no "
+                             f"{self.server_bin}): run scripts/setup, or set "
+                             f"LINLI_POUCHDB_SERVER")
+        return [node, str(self.server_bin), "--port", str(self.port), "--host", "127.0.0.1",
                 "--dir", str(self.dir), "--config", str(self.dir / "config.json"),
                 "--no-stdout-logs", "--no-color"]
 
@@ -144,7 +148,7 @@ class EmbeddedStore:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, KeyError, TypeError):
             return
-        if str(POUCHDB_SERVER_BIN).encode() not in argv or str(self.dir).encode() not in argv:
+        if str(self.server_bin).encode() not in argv or str(self.dir).encode() not in argv:
             return
         log.warning("ending the store left running by a server that was killed (pid %d)", pid)
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from server import errors
-from server.config import Config
+from server.config import Config, shipped
 from server.domain.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
 from server.domain.validation import SchemaRegistry
 from server.store import designs
@@ -56,7 +56,7 @@ from server.web.keys import (
 
 log = logging.getLogger(__name__)
 
-PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
+PWA_DIR = shipped("pwa")
 OTHER_CONNECTIONS = 100  # for writes and reads (the phones' reads of their changes included)
 # PouchDB Server (node) closes a keep-alive connection idle for 5 s. A pooled connection reused
 # just as it closes fails the request ("Server disconnected", a 503 to the phone), and under load
@@ -89,7 +89,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     url = config.couchdb_url
     store: EmbeddedStore | None = None
     if config.embedded:
-        store = EmbeddedStore(config.data, config.store_port)
+        store = EmbeddedStore(config.data, config.store_port, config.pouchdb_server_bin)
         await store.start()
         app[STORE] = store
         url = store.url
