@@ -28,6 +28,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "config": frozenset(),
     "errors": frozenset({"domain"}),
     "cli": frozenset({*LAYERS, "config", "errors"}),
+    "demo.bench": frozenset({*LAYERS, "config", "errors"}),
     "__main__": frozenset({"cli"}),
     "__init__": frozenset(),
 }
@@ -36,7 +37,13 @@ DOMAIN_MUST_NOT_IMPORT = ("aiohttp", "couchdb", "openpyxl", "socket", "urllib.re
                           "subprocess", "http")
 
 
+# The benchmark harness starts the whole server, as the CLI does; only scripts/bench-* use it.
+HARNESS = SERVER / "demo" / "bench.py"
+
+
 def part_of(path: Path) -> str:
+    if path == HARNESS:
+        return "demo.bench"
     relative = path.relative_to(SERVER).parts
     return relative[0] if len(relative) > 1 else path.stem
 
@@ -107,3 +114,26 @@ def test_the_server_loads_no_blocking_couchdb_client() -> None:
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            cwd=SERVER.parent, check=True, timeout=120).stdout.strip()
     assert found == "[]", f"the server loads python-couchdb: {found}"
+
+
+def imports_the_harness(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+                alias.name.startswith("server.demo.bench") for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = {alias.name for alias in node.names}
+            if (node.module or "").startswith("server.demo.bench") or (
+                    node.module == "server.demo" and "bench" in names):
+                return True
+    return False
+
+
+def test_only_the_benchmarks_use_the_harness() -> None:
+    """server/demo/bench.py may import every layer because nothing of the server outside demo/
+    imports it: the scripts/bench-* do."""
+    users = sorted(str(path.relative_to(SERVER)) for path in MODULES
+                   if part_of(path) not in ("demo", "demo.bench") and imports_the_harness(path))
+    assert not users, f"{users} import the benchmark harness"
+    assert imports_the_harness(SERVER.parent / "scripts" / "bench-sync")

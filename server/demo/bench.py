@@ -1,0 +1,687 @@
+"""The benchmark harness (基准测试): what every `scripts/bench-*` shares, so that each script holds
+only its scenario.
+
+- bootstrap: `scripts/setup`, then the script again under the project's virtualenv;
+- the common options (`--timeout`, `--keep`, `--check`, `--json PATH`) and their checks;
+- timing and process figures: percentiles, CPU seconds and memory from /proc, a sampler;
+- the servers a bench measures: the embedded store and the app in this process, or `linli serve`
+  as a process of its own, on free loopback ports in a temp folder, all ended on the way out;
+- one run loop (timeout, Ctrl-C, clean-up, exit status) and one report: every bench prints the
+  same table (measure | value | unit | baseline | ratio | target | met | note), then its figures
+  as one JSON line, and with `--json PATH` writes them to a file that `python -m
+  server.demo.bench compare OLD NEW` sets side by side.
+
+At import it needs only the standard library (and server.store.embedded, which needs no more):
+a script imports it with the system Python to run the bootstrap before the virtualenv exists.
+Nothing in server/ imports it (tests/test_layers.py); it may import every layer, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from server.store.embedded import free_port
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from server.store.embedded import EmbeddedStore
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+LINLI = ROOT / ".venv" / "bin" / "linli"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MIB = 1024 * 1024
+SAMPLE_SECONDS = 0.05  # the memory sampler's period
+COLUMNS = ("measure", "value", "unit", "baseline", "ratio", "target", "met", "note")
+__all__ = ["ROOT", "BenchError", "Measure", "Report", "Target", "free_port"]
+
+
+class BenchError(RuntimeError):
+    """A run that cannot go on: said in one line, without a traceback."""
+
+
+def log(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
+
+
+# -- bootstrap --------------------------------------------------------------------------------
+
+def ready_flag(prog: str) -> str:
+    """The variable that tells the script it runs again under the virtualenv (a process the
+    bench starts must not inherit it as a LINLI_ setting)."""
+    return f"LINLI_{prog.upper().replace('-', '_')}_READY"
+
+
+def bootstrap(name: str, script: str, *, test: bool = False) -> None:
+    """For a script run as __main__ (`name`): run scripts/setup (--test for a bench that drives
+    the browser), then execute `script` again with the project's virtualenv Python. `--help`
+    needs no set-up once the virtualenv exists."""
+    if name != "__main__":
+        return  # imported (by a test): the importer's Python is the one
+    path = Path(script).resolve()
+    prog = path.name
+    flag = ready_flag(prog)
+    if os.environ.get(flag) == "1":
+        return
+    again = [str(VENV_PYTHON), str(path), *sys.argv[1:]]
+    if any(a in ("-h", "--help") for a in sys.argv[1:]) and VENV_PYTHON.exists():
+        os.environ[flag] = "1"
+        os.execv(again[0], again)
+    setup = [str(ROOT / "scripts" / "setup"), *(["--test"] if test else [])]
+    log(prog, f"{' '.join(['scripts/setup', *setup[1:]])} ...")
+    started = time.monotonic()
+    done = subprocess.run(setup, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        log(prog, f"scripts/setup failed ({done.returncode})")
+        sys.exit(1)
+    log(prog, f"setup ok ({time.monotonic() - started:.1f} s)")
+    os.environ[flag] = "1"
+    os.execv(again[0], again)
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+def parser(prog: str, description: str, *, timeout: float | None = None,
+           keep: str = "the temp folder") -> argparse.ArgumentParser:
+    """The options every bench has; a bench adds its sizes. `timeout` None: no --timeout."""
+    out = argparse.ArgumentParser(prog=f"scripts/{prog}", description=description)
+    if timeout is not None:
+        out.add_argument("--timeout", type=float, default=timeout,
+                         help=f"give up after this many seconds in all ({timeout:.0f})")
+    out.add_argument("--keep", action="store_true",
+                     help=f"keep {keep} and print its path")
+    out.add_argument("--check", action="store_true",
+                     help="exit with 3 when a target or a correctness check is missed")
+    out.add_argument("--json", type=Path, metavar="PATH",
+                     help="also write the measures and every figure to PATH, to compare runs "
+                          "(python -m server.demo.bench compare OLD NEW)")
+    return out
+
+
+def at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, least: int,
+             *names: str) -> None:
+    """A size below `least` is refused with the option's name (exits with argparse's 2)."""
+    for name in names:
+        if getattr(args, name) < least:
+            option = "--" + name.replace("_", "-")
+            parser.error(f"{option} cannot be negative" if least == 0
+                         else f"{option} must be at least {least}")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str],
+          least: dict[str, int]) -> argparse.Namespace:
+    """The arguments, each size in `least` checked against its least value."""
+    args = parser.parse_args(argv)
+    for name, value in least.items():
+        at_least(parser, args, value, name)
+    return args
+
+
+# -- timing and process figures -----------------------------------------------------------------
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of the values at or below it."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def median(values: Iterable[float]) -> float:
+    values = list(values)
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def spread(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> dict[str, float]:
+    """n, p50, p95, max and mean of `values` multiplied by `scale`."""
+    if not values:
+        return {"n": 0, "p50": math.nan, "p95": math.nan, "max": math.nan, "mean": math.nan}
+    return {"n": len(values), "p50": round(percentile(values, 0.5) * scale, digits),
+            "p95": round(percentile(values, 0.95) * scale, digits),
+            "max": round(max(values) * scale, digits),
+            "mean": round(statistics.mean(values) * scale, digits)}
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def read_status(pid: int | None) -> dict[str, int]:
+    """VmRSS and VmHWM of a process in kB ({} once it is gone)."""
+    found: dict[str, int] = {}
+    if pid is None:
+        return found
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    found[key] = int(value.split()[0])
+    except (OSError, ValueError):
+        return {}
+    return found
+
+
+def mb(kb: int) -> float:
+    """kB (as /proc counts) in MiB, one decimal."""
+    return round(kb / 1024, 1)
+
+
+def is_node(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() in ("node", "nodejs")
+    except OSError:
+        return False
+
+
+def children(pid: int) -> list[int]:
+    pids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def load_before() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class MemorySampler(threading.Thread):
+    """Peak VmRSS (kB) of the server and of its store every 50 ms, by phase. Without a store pid
+    the store is looked for among the server's children (the node process it spawns)."""
+
+    def __init__(self, server_pid: int, store_pid: int | None = None) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.server_pid = server_pid
+        self.store_pid = store_pid
+        self.find_store = store_pid is None
+        self.store_pids: set[int] = set()
+        self.phase = "startup"
+        self.server_peaks: dict[str, int] = {}
+        self.store_peaks: dict[str, int] = {}
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def _store(self) -> int | None:
+        if self.find_store and not (self.store_pid is not None and read_status(self.store_pid)):
+            nodes = [p for p in children(self.server_pid) if is_node(p)]
+            self.store_pid = nodes[0] if nodes else None
+        if self.store_pid is not None:
+            self.store_pids.add(self.store_pid)
+        return self.store_pid
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            phase = self.phase
+            server = read_status(self.server_pid).get("VmRSS", 0)
+            self.server_peaks[phase] = max(self.server_peaks.get(phase, 0), server)
+            store_pid = self._store()
+            if store_pid is not None:
+                store = read_status(store_pid).get("VmRSS", 0)
+                self.store_peaks[phase] = max(self.store_peaks.get(phase, 0), store)
+            self.samples += 1
+            self._halt.wait(SAMPLE_SECONDS)
+
+    @property
+    def server_peak(self) -> int:
+        return max(self.server_peaks.values(), default=0)
+
+    @property
+    def store_peak(self) -> int:
+        return max(self.store_peaks.values(), default=0)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=2)
+
+
+# -- the servers a bench measures -------------------------------------------------------------
+
+class LogCollector(logging.Handler):
+    """The server's warnings and errors (it runs in this process), counted, kept off stderr."""
+
+    def __init__(self, width: int | None = None) -> None:
+        super().__init__(logging.WARNING)
+        self.width = width
+        self.messages: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.levelname} {record.name}: {record.getMessage()}"
+        except Exception:
+            text = f"{record.levelname} {record.name}: {record.msg}"
+        text = text[:self.width]
+        self.messages[text] = self.messages.get(text, 0) + 1
+
+
+async def start_store(data: Path) -> EmbeddedStore:
+    """The embedded store on a free loopback port, its files under `data`."""
+    from server.store.embedded import EmbeddedStore
+
+    store = EmbeddedStore(data)
+    await store.start()
+    return store
+
+
+async def serve_app(app: web.Application, port: int | None = None) -> tuple[web.AppRunner, str]:
+    """`app` on 127.0.0.1 (a free port unless given): its runner (clean it up) and URL. Live
+    feeds are held open, so a shutdown does not wait for them."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    port = port or free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def quietly(*closing: Awaitable[Any] | None) -> None:
+    """Await each step of a shutdown in turn: one that fails does not keep the next from
+    running (None: a step with nothing to close)."""
+    for step in closing:
+        if step is not None:
+            with contextlib.suppress(Exception):
+                await step
+
+
+def problem_lines(text: str, words: Sequence[str] = (" WARNING ", " ERROR ", "Traceback")
+                  ) -> list[str]:
+    """The lines of a server log that say something went wrong."""
+    return [line for line in text.splitlines() if any(word in line for word in words)]
+
+
+class ServeProcess:
+    """`linli serve` on a temp folder, in a session of its own (Ctrl-C reaches it only through
+    the bench), with its own embedded store; `env` adds settings to the clean environment."""
+
+    def __init__(self, prog: str, data: Path, env: dict[str, str] | None = None) -> None:
+        self.prog, self.data, self.extra_env = prog, data, dict(env or {})
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data.parent / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.store_pid: int | None = None
+        self.store_url = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self, on_spawn: Callable[[int], None] | None = None, timeout: float = 90) -> None:
+        """Until it answers on /couch/; `on_spawn(pid)` at once, to measure its start too."""
+        env = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"
+               and not k.startswith("LINLI_")}
+        env.update(self.extra_env)
+        self.data.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as out:
+            self.process = subprocess.Popen(
+                [str(LINLI), "serve", "--data", str(self.data), "--port", str(self.port),
+                 "--host", "127.0.0.1"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        if on_spawn is not None:
+            on_spawn(self.process.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"linli serve exited with {self.process.returncode}:\n"
+                                 f"{self.log_tail()}")
+            with (contextlib.suppress(OSError, ValueError),
+                  urllib.request.urlopen(self.url + "/couch/", timeout=1) as resp):
+                if resp.status == 200 and b"couchdb" in resp.read():
+                    break
+            time.sleep(0.1)
+        else:
+            raise BenchError(f"linli serve did not answer within {timeout:.0f} s:\n"
+                             f"{self.log_tail()}")
+        info = json.loads((self.data / "store.json").read_text())
+        self.store_url, self.store_pid = info["url"].rstrip("/"), info.get("pid")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 60, requests: int = 10) -> str:
+        """The server's own messages (errors, tracebacks) and its last requests; then the
+        store's stderr, where a crash of the store leaves its trace."""
+        all_lines = self.log_text().splitlines()
+        access = [line for line in all_lines if " aiohttp.access: " in line]
+        other = [line for line in all_lines if " aiohttp.access: " not in line]
+        parts = ["\n".join(other[-lines:]) or "(no server messages)",
+                 f"-- last {requests} requests:", "\n".join(access[-requests:])]
+        with contextlib.suppress(OSError):
+            store_err = (self.data / "store" / "stderr.log").read_text(errors="replace")
+            if store_err.strip():
+                parts += ["-- store stderr.log:", "\n".join(store_err.splitlines()[-20:])]
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                process.send_signal(sig)
+                try:
+                    process.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    log(self.prog, f"server did not stop on {sig.name}")
+        # The store is the server's child: it stops it on the way out. Only if the server died
+        # without doing so, end that one process (by its pid) so no LevelDB stays open.
+        if self.store_pid is not None and read_status(self.store_pid) and is_node(self.store_pid):
+            log(self.prog, f"the store (pid {self.store_pid}) outlived the server; ending it")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.store_pid, signal.SIGTERM)
+                for _ in range(100):
+                    if not read_status(self.store_pid):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(self.store_pid, signal.SIGKILL)
+
+
+# -- the report -------------------------------------------------------------------------------
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b, "=": lambda a, b: a == b}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A bound on a measure's value, or (`of_ratio`) on its ratio to the baseline."""
+
+    op: str
+    limit: float
+    of_ratio: bool = False
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"unknown comparison {self.op!r}")
+
+    def met(self, value: Any, ratio: float | None) -> bool | None:
+        subject = ratio if self.of_ratio else value
+        if not isinstance(subject, int | float) or math.isnan(subject):
+            return None  # not measured is neither met nor missed here
+        return OPS[self.op](subject, self.limit)
+
+    def text(self, unit: str) -> str:
+        if self.of_ratio:
+            return f"ratio {self.op} {number(self.limit)}"
+        return f"{self.op} {number(self.limit)}{' ' + unit if unit else ''}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Measure:
+    """One row of a bench's table. `value` is a number in `unit` (or a text where a count is
+    not one number); `baseline` is the same quantity measured in the same run without what is
+    benchmarked (the store alone, a bare client), and the ratio is value / baseline. `target`
+    is a bound (met is then computed), or a text such as "all" with `met` given; `met` given
+    always wins (a bench's own check), and None means for information."""
+
+    name: str
+    value: float | int | str | None
+    unit: str = ""
+    baseline: float | None = None
+    target: Target | str | None = None
+    met: bool | None = None
+    note: str = ""  # shown after the value, e.g. "p50 12.1, max 40"
+
+    @property
+    def ratio(self) -> float | None:
+        if (not isinstance(self.value, int | float) or self.baseline is None
+                or not self.baseline or math.isnan(self.baseline) or math.isnan(self.value)):
+            return None
+        return round(self.value / self.baseline, 3)
+
+    @property
+    def verdict(self) -> bool | None:
+        if self.met is not None:
+            return self.met
+        if isinstance(self.target, Target):
+            return self.target.met(self.value, self.ratio)
+        return None
+
+    def row(self) -> dict[str, Any]:
+        target = (self.target.text(self.unit) if isinstance(self.target, Target)
+                  else self.target or "")
+        return {"measure": self.name, "value": significant(self.value), "unit": self.unit,
+                "baseline": significant(self.baseline), "ratio": self.ratio, "target": target,
+                "met": self.verdict, "note": self.note}
+
+
+def significant(x: Any, digits: int = 6) -> Any:
+    """A float as JSON keeps it: six significant digits (a quotient's 1.1513499999999999 is
+    1.15135); anything else as it is."""
+    if isinstance(x, float) and math.isfinite(x) and x:
+        return float(f"{x:.{digits}g}")
+    return x
+
+
+def number(x: Any) -> str:
+    """A figure as the table shows it: thousands separated, at most three significant
+    decimals, no trailing zeros."""
+    if x is None:
+        return ""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return str(x)
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    if isinstance(x, int) or (float(x).is_integer() and abs(x) >= 1000):
+        return f"{int(x):,}"
+    digits = 0 if abs(x) >= 1000 else 1 if abs(x) >= 100 else 2 if abs(x) >= 1 else 3
+    text = f"{x:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def met_text(met: bool | None) -> str:
+    return "" if met is None else "met" if met else "MISSED"
+
+
+@dataclasses.dataclass
+class Report:
+    """What a bench prints: a title, its own detail lines (what was run, where the time went),
+    the table of measures, and closing lines (server log, total time)."""
+
+    title: str
+    measures: list[Measure]
+    details: list[str] = dataclasses.field(default_factory=list)
+    footer: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def missed(self) -> list[str]:
+        return [m.name for m in self.measures if m.verdict is False]
+
+
+def table(measures: Sequence[Measure]) -> str:
+    """The one table shape of every bench."""
+    rows = [COLUMNS] + [
+        (m.name, number(m.value), m.unit, number(m.baseline),
+         "" if m.ratio is None else f"{m.ratio:.2f}x", r["target"], met_text(m.verdict), m.note)
+        for m, r in ((m, m.row()) for m in measures)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    right = {1, 3, 4}  # numbers line up on the right
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [cell.rjust(w) if i in right and n else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def render(report: Report) -> str:
+    return "\n".join(["", report.title, "", *report.details,
+                      *([""] if report.details else []), table(report.measures), "",
+                      *report.footer, ""])
+
+
+def document(prog: str, argv: Sequence[str], args: argparse.Namespace, report: Report,
+             results: dict[str, Any], started: datetime.datetime, load: str) -> dict[str, Any]:
+    """What --json writes: the measures as the table shows them, and every figure."""
+    return {"bench": prog, "argv": list(argv),
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "started": started.isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "load_before": load},
+            "title": report.title, "columns": list(COLUMNS),
+            "measures": [m.row() for m in report.measures], "missed": report.missed,
+            "results": results}
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1, default=str) + "\n",
+                    encoding="utf-8")
+
+
+def compare(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Two --json files of the same bench, measure by measure: value, ratio, and the change."""
+    before = {m["measure"]: m for m in old["measures"]}
+    rows = [("measure", "unit", "old", "new", "change", "old ratio", "new ratio", "met")]
+    for m in new["measures"]:
+        o = before.pop(m["measure"], {})
+        a, b = o.get("value"), m["value"]
+        change = (f"{(b - a) / a:+.0%}" if isinstance(a, int | float) and
+                  isinstance(b, int | float) and a and not math.isnan(a) else "")
+        rows.append((m["measure"], m["unit"], number(a), number(b), change,
+                     number(o.get("ratio")), number(m["ratio"]),
+                     f"{met_text(o.get('met')) or '-'} -> {met_text(m['met']) or '-'}"))
+    rows += [(name, o["unit"], number(o["value"]), "(gone)", "", number(o["ratio"]), "", "")
+             for name, o in before.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+class Bench(Protocol):
+    """A scenario: built from the arguments and a temp folder, run, reported, stopped."""
+
+    async def run(self) -> dict[str, Any]: ...
+
+    def report(self, results: dict[str, Any]) -> Report: ...
+
+    def failed(self) -> list[str]:
+        """Lines to log when the run failed (the server log's last lines)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+def run(prog: str, argv: Sequence[str], parse: Callable[[list[str]], argparse.Namespace],
+        make: Callable[[argparse.Namespace, Path], Bench]) -> int:
+    """One run of a script: its arguments parsed, a temp folder, the bench within --timeout
+    (Ctrl-C and SIGTERM end it cleanly), its table and JSON line on stdout (and --json), every
+    process it started stopped. Exit status: 0 when it ran, 1 on error, 3 with --check when a
+    target or a check is missed (argparse's 2 for bad arguments)."""
+    args = parse(list(argv))
+    return asyncio.run(_run(prog, argv, args, make))
+
+
+async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
+               make: Callable[[argparse.Namespace, Path], Bench]) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix=f"linli-{prog}-"))
+    started, load = datetime.datetime.now(datetime.UTC), load_before()
+    bench = make(args, tmp)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    code, limit = 1, getattr(args, "timeout", None)
+    try:
+        results = await asyncio.wait_for(bench.run(), limit)
+        report = bench.report(results)
+        print(render(report), flush=True)
+        print(json.dumps(results, ensure_ascii=False, default=str), flush=True)
+        if args.json is not None:
+            write_json(args.json, document(prog, argv, args, report, results, started, load))
+        code = 3 if args.check and not results.get("pass", not report.missed) else 0
+    except TimeoutError as exc:
+        log(prog, f"FAILED: global timeout of {limit:.0f} s reached" if limit is not None
+            else f"FAILED: TimeoutError: {exc}")
+    except asyncio.CancelledError:
+        log(prog, "interrupted")
+    except (BenchError, subprocess.TimeoutExpired) as exc:
+        log(prog, f"FAILED: {exc}")
+    except Exception as exc:
+        traceback.print_exc()
+        log(prog, f"FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)  # let the clean-up finish
+        if code == 1:
+            for line in bench.failed():
+                log(prog, line)
+        try:
+            await asyncio.wait_for(bench.stop(), 90)
+        except Exception:
+            traceback.print_exc()
+        if args.keep:
+            log(prog, f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
+def main(argv: Sequence[str]) -> int:
+    """python -m server.demo.bench compare OLD.json NEW.json"""
+    cli = argparse.ArgumentParser(prog="python -m server.demo.bench",
+                                  description="Compare two --json files of one benchmark.")
+    sub = cli.add_subparsers(dest="command", required=True)
+    pair = sub.add_parser("compare", help="the measures of two runs side by side")
+    pair.add_argument("old", type=Path)
+    pair.add_argument("new", type=Path)
+    args = cli.parse_args(argv)
+    old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (args.old, args.new))
+    if old.get("bench") != new.get("bench"):
+        cli.error(f"{args.old} is {old.get('bench')}, {args.new} is {new.get('bench')}")
+    print(compare(old, new))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

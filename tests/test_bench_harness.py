@@ -1,0 +1,255 @@
+"""The benchmark harness (server/demo/bench.py, issue 14): every scripts/bench-* prints one table
+shape (measure | value | unit | baseline | ratio | target | met | note), computes its ratios
+against the baseline measured in the same run, parses the common options the same way, and
+writes --json files that two runs can be compared by. The last test runs the cheapest bench for
+real."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from server.demo import bench
+from server.demo.bench import Measure, Report, Target
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("aggregates", "conflicts", "domain", "load", "pwa", "sync")
+
+
+def script(name: str) -> ModuleType:
+    """scripts/bench-NAME imported as a module (no suffix; its bootstrap does nothing then)."""
+    path = ROOT / "scripts" / f"bench-{name}"
+    loader = importlib.machinery.SourceFileLoader(f"bench_{name}", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclasses look their module up
+    loader.exec_module(module)
+    return module
+
+
+def sample() -> Report:
+    return Report("a sample bench", [
+        Measure("pull through the gateway", 2.5, "s", baseline=2.0,
+                target=Target("<=", 1.3, of_ratio=True), note="400 docs/s"),
+        Measure("push through the gateway", 3.0, "s", baseline=2.0,
+                target=Target("<=", 1.3, of_ratio=True)),
+        Measure("peak memory", 120.0, "MiB", target=Target("<", 150)),
+        Measure("records stored", 240, target="= sum of queues", met=True, note="of 240"),
+        Measure("search p95", 80, "ms", target=Target("<=", 100), met=False),
+        Measure("views from scratch", 12.345, "s"),
+    ], details=["1. the detail"], footer=["total 1 s"])
+
+
+def test_ratio_is_value_over_the_baseline_of_the_same_run() -> None:
+    pull, push, memory, stored, *_ = sample().measures
+    assert pull.ratio == 1.25 and push.ratio == 1.5
+    assert memory.ratio is None and stored.ratio is None  # no baseline: no ratio
+    assert Measure("x", 1.0, baseline=0.0).ratio is None  # never a division by zero
+    assert Measure("x", "not measured", baseline=2.0).ratio is None
+    assert Measure("x", math.nan, baseline=2.0).ratio is None
+
+
+def test_met_comes_from_the_target_unless_the_bench_says() -> None:
+    pull, push, memory, stored, search, views = sample().measures
+    assert pull.verdict is True  # ratio 1.25 <= 1.3
+    assert push.verdict is False  # ratio 1.5 > 1.3
+    assert memory.verdict is True  # 120 < 150
+    assert stored.verdict is True and search.verdict is False  # the bench's own checks win
+    assert views.verdict is None  # information
+    assert Target(">=", 0.995).met(0.99, None) is False
+    assert Target("=", 0).met(0, None) is True
+    assert Target("<=", 5).met("not measured", None) is None
+    assert sample().missed == ["push through the gateway", "search p95"]
+    with pytest.raises(ValueError):
+        Target("~", 1)
+
+
+def cells(header: str, row: str) -> dict[str, str]:
+    """A table row cut where the header's columns start."""
+    starts = [header.index(c) for c in bench.COLUMNS] + [len(row) + 1]
+    return {c: row[starts[n]:starts[n + 1]].strip() for n, c in enumerate(bench.COLUMNS)}
+
+
+def test_every_bench_prints_the_same_table() -> None:
+    text = bench.render(sample())
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("measure"))
+    header = lines[at]
+    assert header.split() == list(bench.COLUMNS)
+    assert set(lines[at + 1]) == {"-"}
+    rows = [cells(header, r) for r in lines[at + 2:at + 2 + len(sample().measures)]]
+    assert rows[0] == {"measure": "pull through the gateway", "value": "2.5", "unit": "s",
+                       "baseline": "2", "ratio": "1.25x", "target": "ratio <= 1.3",
+                       "met": "met", "note": "400 docs/s"}
+    assert rows[1]["ratio"] == "1.50x" and rows[1]["met"] == "MISSED"
+    assert rows[2] | {"note": ""} == {"measure": "peak memory", "value": "120", "unit": "MiB",
+                                      "baseline": "", "ratio": "", "target": "< 150 MiB",
+                                      "met": "met", "note": ""}
+    assert (rows[3]["target"], rows[3]["met"], rows[3]["note"]) == ("= sum of queues", "met",
+                                                                    "of 240")
+    assert rows[4]["met"] == "MISSED" and rows[5]["met"] == "" and rows[5]["value"] == "12.35"
+    # Numbers end where their column ends, so that they line up.
+    ends = {len(r[:header.index("unit")].rstrip()) for r in lines[at + 2:at + 2 + len(rows)]}
+    assert len(ends) == 1
+    assert lines[0] == "" and lines[1] == "a sample bench" and "1. the detail" in lines
+    assert lines[at + 2 + len(rows):] == ["", "total 1 s"]
+
+
+def test_numbers_read_the_same_everywhere() -> None:
+    assert [bench.number(x) for x in (164253, 2738.5, 123.456, 12.345, 0.71649, 5.0, None,
+                                      math.nan, math.inf, "n/a text")] == [
+        "164,253", "2,738", "123.5", "12.35", "0.716", "5", "", "n/a", "inf", "n/a text"]
+
+
+def test_json_holds_the_measures_with_their_ratios(tmp_path: Path) -> None:
+    args = bench.parser("bench-x", "x", timeout=60).parse_args(["--json", str(tmp_path / "a")])
+    results = {"pass": False, "figures": {"p95": 1.5}}
+    doc = bench.document("bench-x", ["--json", "a"], args, sample(), results,
+                         bench.datetime.datetime(2026, 12, 3, tzinfo=bench.datetime.UTC), "1.00")
+    bench.write_json(tmp_path / "out" / "a.json", doc)
+    back = json.loads((tmp_path / "out" / "a.json").read_text(encoding="utf-8"))
+    assert back["bench"] == "bench-x" and back["results"] == results
+    assert back["columns"] == list(bench.COLUMNS)
+    assert back["args"]["json"] == str(tmp_path / "a") and back["args"]["timeout"] == 60
+    pull = back["measures"][0]
+    assert set(bench.COLUMNS) <= set(pull)
+    assert pull == {"measure": "pull through the gateway", "value": 2.5, "unit": "s",
+                    "baseline": 2.0, "ratio": 1.25, "target": "ratio <= 1.3", "met": True,
+                    "note": "400 docs/s"}
+    assert back["missed"] == ["push through the gateway", "search p95"]
+    assert Measure("x", 1.1513499999999999, baseline=0.1 + 0.2).row()["value"] == 1.15135
+    assert Measure("x", 2.0, baseline=0.1 + 0.2).row()["baseline"] == 0.3
+    assert back["machine"]["cpus"] == os.cpu_count()
+
+
+def test_two_runs_compare_measure_by_measure(tmp_path: Path) -> None:
+    old = {"bench": "bench-x", "measures": [m.row() for m in sample().measures]}
+    faster = [dataclass_replace(m, value=m.value / 2) if m.unit == "s" else m
+              for m in sample().measures]
+    new = {"bench": "bench-x", "measures": [m.row() for m in faster[:-1]]}
+    text = bench.compare(old, new)
+    pull = next(line for line in text.splitlines() if line.startswith("pull"))
+    assert "-50%" in pull and "1.25" in pull and "0.625" in pull
+    assert "(gone)" in text.splitlines()[-1]  # a measure the new run lacks is said
+    for path, doc in (("old.json", old), ("new.json", new)):
+        (tmp_path / path).write_text(json.dumps(doc))
+    done = subprocess.run([sys.executable, "-m", "server.demo.bench", "compare",
+                           str(tmp_path / "old.json"), str(tmp_path / "new.json")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and "-50%" in done.stdout
+
+
+def dataclass_replace(m: Measure, **changes: Any) -> Measure:
+    return bench.dataclasses.replace(m, **changes)
+
+
+def test_the_common_options() -> None:
+    parser = bench.parser("bench-x", "x", timeout=900)
+    args = parser.parse_args([])
+    assert (args.timeout, args.keep, args.check, args.json) == (900, False, False, None)
+    args = parser.parse_args(["--json", "out.json", "--check", "--keep", "--timeout", "5"])
+    assert (args.json, args.check, args.keep, args.timeout) == (Path("out.json"), True, True, 5)
+    assert not hasattr(bench.parser("bench-y", "y").parse_args([]), "timeout")
+
+
+@pytest.mark.parametrize(("least", "value", "said"), [
+    (1, "0", "--batch-size must be at least 1"), (0, "-1", "--batch-size cannot be negative"),
+    (10, "9", "--batch-size must be at least 10")])
+def test_a_size_too_small_is_refused_by_name(least: int, value: str, said: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    parser = bench.parser("bench-x", "x")
+    parser.add_argument("--batch-size", type=int, default=100)
+    bench.at_least(parser, parser.parse_args([]), least, "batch_size")  # the default passes
+    with pytest.raises(SystemExit) as exit_:
+        bench.at_least(parser, parser.parse_args(["--batch-size", value]), least, "batch_size")
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_takes_the_common_options(name: str) -> None:
+    """Each script keeps its sizes and gains --json; its checks still refuse a bad size."""
+    module = script(name)
+    args = module.parse_args(["--json", "run.json", "--check"])
+    assert args.json == Path("run.json") and args.check and not args.keep
+    assert f"bench-{name}" == module.PROG and hasattr(module.Bench, "report")
+    with pytest.raises(SystemExit):
+        module.parse_args(["--no-such-option"])
+
+
+def test_the_scripts_sizes_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    for name, argv, said in (("sync", ["--docs", "0"], "--docs must be at least 1"),
+                             ("load", ["--spray", "-1"], "--spray cannot be negative"),
+                             ("conflicts", ["--grids", "100"], "--grids is at most 99"),
+                             ("aggregates", ["--households", "9"],
+                              "--households must be at least 10")):
+        with pytest.raises(SystemExit):
+            script(name).parse_args(argv)
+        assert said in capsys.readouterr().err, name
+
+
+def test_the_memory_sampler_follows_a_process_by_phase() -> None:
+    sampler = bench.MemorySampler(os.getpid(), store_pid=os.getpid())
+    sampler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while sampler.samples < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sampler.phase = "second"
+        seen = sampler.samples
+        while sampler.samples < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sampler.stop()
+    assert set(sampler.server_peaks) == {"startup", "second"} == set(sampler.store_peaks)
+    assert sampler.server_peak == max(sampler.server_peaks.values()) > 0
+    assert sampler.server_peak >= bench.read_status(os.getpid())["VmRSS"] // 2
+    assert bench.cpu_seconds(os.getpid()) > 0 and bench.cpu_seconds(None) == 0.0
+    assert bench.percentile([5, 1, 4, 2, 3], 0.95) == 5 and bench.percentile([], 0.5) != 0
+    assert bench.spread([1.0, 2.0, 3.0], 1000, 1) == {"n": 3, "p50": 2000.0, "p95": 3000.0,
+                                                      "max": 3000.0, "mean": 2000.0}
+
+
+@pytest.mark.slow
+def test_the_conflicts_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
+    """The cheapest real bench, tiny: its own store and app on free ports; the table on stdout,
+    every figure in the JSON line and in --json, and the temp folder removed."""
+    out = tmp_path / "conflicts.json"
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp),
+           bench.ready_flag("bench-conflicts"): "1"}  # the suite's virtualenv is set up
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench-conflicts"), "--conflicts", "12",
+         "--grids", "2", "--latency-conflicts", "3", "--gap-min", "10", "--gap-max", "20",
+         "--timeout", "240", "--check", "--json", str(out)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    figures = json.loads(lines[-1])
+    assert figures["pass"] is True and figures["throughput"]["conflicts"] == 12
+    header = next(line for line in lines if line.startswith("measure"))
+    assert header.split() == list(bench.COLUMNS)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["bench"] == "bench-conflicts" and doc["results"] == figures
+    assert doc["args"]["conflicts"] == 12 and doc["missed"] == []
+    rows = {m["measure"]: m for m in doc["measures"]}
+    resolution = rows["resolution of every conflict"]
+    assert resolution["value"] == figures["throughput"]["seconds"]
+    assert resolution["baseline"] == figures["throughput"]["baseline"]["with_trails"]["seconds"]
+    assert resolution["ratio"] == round(resolution["value"] / resolution["baseline"], 3)
+    assert rows["sync -> resolution p95"]["target"] == "<= 5 s"
+    assert rows["sync -> resolution p95"]["met"] is True
+    assert all(m["measure"] in done.stdout for m in doc["measures"])
+    assert not list(temp.glob("linli-bench-conflicts-*"))  # its temp folder is gone
