@@ -6,7 +6,7 @@
 
 import { el } from "./dom.js";
 import { fieldLabel, formatTime, lang, message, t } from "./i18n.js";
-import { schemaProblems } from "./validate.js";
+import { fieldProblems } from "./validate.js";
 import { latestSchema, valueText } from "./views.js";
 
 const DECIDERS = new Set(["supervisor", "admin"]);
@@ -115,7 +115,7 @@ function fieldChoice(app, conflict, f, key) {
     if (picked.value === OTHER) {
       if (!typed.value.trim()) return { problem: t("type_something") };
       const value = parseTyped(prop, typed.value);
-      const problems = schemaProblems({ [f.field]: value }, { type: "object", properties: { [f.field]: prop } });
+      const problems = fieldProblems(conflict.record_type, f.field, value);
       if (problems.length) return { problem: problems.map((p) => message(p.message)).join("；") };
       return { decision: { field: f.field, value } };
     }

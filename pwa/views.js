@@ -387,7 +387,7 @@ const HIDDEN = {
 
 // Every problem the server would find in `doc`, found on the phone.
 export function problemsOf(app, doc) {
-  const problems = documentProblems(doc, app.schemas.types, today());
+  const problems = documentProblems(doc, today());
   if (problems.length === 0 && doc.type === "household") {
     const building = app.index.buildings.get(`${doc.address.compound}-${doc.address.building}`);
     if (building) {

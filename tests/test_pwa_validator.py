@@ -1,15 +1,18 @@
-"""The PWA's validator (pwa/validate.js), run in a real headless Chromium on a page of the real
-app (under its Content Security Policy, which forbids eval), against the server's own verdict
-(`SchemaRegistry.problems(doc) or domain_problems(doc)`): every fixture document of every type,
-the shared ID-number and person cases as person records, and hand-written edge cases must get the
-same verdict and the same messages, in the same order. The schemas are given to the page exactly
-as the server's validators hold them, with their references inlined."""
+"""The PWA's validator (pwa/validate.js and the Ajv validators scripts/setup generates from
+schemas/), run in a real headless Chromium on a page of the real app (under its Content Security
+Policy, which forbids eval), against the server's own verdict (`SchemaRegistry.problems(doc) or
+domain_problems(doc)`): every fixture document of every type, the shared ID-number and person
+cases as person records, every kind of error of every schema, and hand-written edge cases must get
+the same verdict and the same messages, in the same order."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-from collections.abc import AsyncIterator
+import re
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,21 +21,27 @@ import jsonschema
 import pytest
 from playwright.async_api import Browser, Page
 
-from server.domain.validation import SchemaRegistry, describe, domain_problems
+from server.domain.validation import (
+    SCHEMA_DIR,
+    SCHEMA_FILE,
+    SCHEMA_MESSAGES,
+    SchemaRegistry,
+    describe,
+    domain_problems,
+)
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / "fixtures"
+GENERATED = HERE.parent / "pwa" / "generated" / "validators.js"
 DOCUMENTS = json.loads((FIXTURES / "documents.json").read_text("utf-8"))["types"]
 RULES_CASES = json.loads((FIXTURES / "rules_cases.json").read_text("utf-8"))["cases"]
 REGISTRY = SchemaRegistry()
-# {type: {version: schema}}, each schema the one the server's validator runs (references inlined).
-SCHEMAS = {t: {str(v): REGISTRY.validators[(t, v)].schema for v in REGISTRY.versions(t)}
-           for t in sorted(REGISTRY.types)}
 
-RUN = """async ([docs, schemas, today]) => {
+RUN = """async ([docs, today]) => {
   const { documentProblems } = await import("/app/validate.js");
   return docs.map((doc) => {
     try {
-      return documentProblems(doc, schemas, today);
+      return documentProblems(doc, today);
     } catch (e) {
       return { thrown: String(e) };
     }
@@ -159,7 +168,7 @@ def server_problems(doc: dict[str, Any]) -> list[str]:
 
 async def differences(page: Page, cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The cases where the page and the server disagree: {name: (server, page)}."""
-    got = await page.evaluate(RUN, [list(cases.values()), SCHEMAS, date.today().isoformat()])
+    got = await page.evaluate(RUN, [list(cases.values()), date.today().isoformat()])
     assert len(got) == len(cases)
     wrong = {}
     for (name, doc), problems in zip(cases.items(), got, strict=True):
@@ -176,9 +185,9 @@ async def differences(page: Page, cases: dict[str, dict[str, Any]]) -> dict[str,
 
 
 async def test_the_page_refuses_to_evaluate_strings(page: Page) -> None:
-    """The app's policy forbids turning text into code, which is why validate.js interprets the
-    schemas instead of compiling them. (Code that Playwright itself evaluates is exempt, so the
-    page is made to try: a timer given a string.)"""
+    """The app's policy forbids turning text into code, which is why the validators are compiled
+    from the schemas by scripts/setup, not in the browser. (Code that Playwright itself evaluates
+    is exempt, so the page is made to try: a timer given a string.)"""
     outcome = await page.evaluate("""async () => {
       const violation = new Promise((resolve) => document.addEventListener(
         "securitypolicyviolation", (e) => resolve(e.blockedURI), { once: true }));
@@ -218,7 +227,7 @@ async def test_edge_case_verdicts(page: Page) -> None:
              "an unknown schema_version", "duplicate aliases with quotes and Chinese",
              "a trailing newline after a pattern", "a date-time with a trailing newline"]
     got = dict(zip(names, await page.evaluate(
-        RUN, [[EDGE_CASES[n] for n in names], SCHEMAS, date.today().isoformat()]), strict=True))
+        RUN, [[EDGE_CASES[n] for n in names], date.today().isoformat()]), strict=True))
     assert got["1.0 is an integer"] == []
     assert got["50 emoji fit a 50-character name"] == []
     assert got["2024-02-29 is a date"] == []
@@ -239,19 +248,148 @@ async def test_edge_case_verdicts(page: Page) -> None:
     assert [p["field"] for p in got["a date-time with a trailing newline"]] == ["/device_time"]
 
 
-async def test_schema_problems_resolves_local_references(page: Page) -> None:
-    """schemaProblems takes one schema; a "#/..." reference left in it is resolved against it."""
+def node_schema_problems(schema: dict[str, Any], docs: list[Any], tmp_path: Path) -> list[Any]:
+    """pwa/validate.js `schemaProblems` of each document, by `schema` compiled in node with the
+    options of the phone's validators (tests/node/schema_check.mjs)."""
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps({"schema": schema, "docs": docs}, ensure_ascii=False), "utf-8")
+    done = subprocess.run(["node", str(HERE / "node" / "schema_check.mjs"), str(path)],
+                          capture_output=True, text=True, encoding="utf-8", timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_schema_problems_resolves_local_references(tmp_path: Path) -> None:
+    """schemaProblems takes any validator compiled as the phone's are; a "#/..." reference in
+    its schema is resolved against it, and the message is the server's."""
     schema = {"type": "object", "$defs": {"small": {"title": "小", "x-title-en": "Small",
                                                     "type": "integer", "maximum": 3}},
               "properties": {"n": {"$ref": "#/$defs/small"}}}
-    got = await page.evaluate(
-        """async ([doc, schema]) => {
-          const { schemaProblems } = await import("/app/validate.js");
-          return schemaProblems(doc, schema);
-        }""", [{"n": 4}, schema])
+    [got] = node_schema_problems(schema, [{"n": 4}], tmp_path)
     validator = jsonschema.Draft202012Validator(schema)
     assert [p["message"] for p in got] == [describe(e, schema)
                                           for e in validator.iter_errors({"n": 4})]
     assert got == [{"field": "/n", "zh": "“小”(/n) 不能大于 3，收到 4",
                     "en": "Small (/n) must be at most 3, got 4",
                     "message": "“小”(/n) 不能大于 3，收到 4 / Small (/n) must be at most 3, got 4"}]
+
+
+def test_generated_validators_are_current() -> None:
+    """pwa/generated/ is made by scripts/setup from schemas/ (it is not committed): it says what
+    it was made from, and that is what schemas/ holds now."""
+    hasher = hashlib.sha256()
+    for path in sorted(SCHEMA_DIR.iterdir(), key=lambda p: p.name):
+        if SCHEMA_FILE.match(path.name) or path.name == "rules.json":
+            hasher.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    found = re.search(r'SOURCES_DIGEST = "([0-9a-f]+)"', GENERATED.read_text("utf-8"))
+    assert found is not None and found[1] == hasher.hexdigest()[:16], "run scripts/setup"
+
+
+# A value of another type for each JSON type, for a field that must be of that type.
+OTHER_TYPE = {"string": 12345, "integer": "12", "number": "1.5", "boolean": "yes",
+              "array": "a, b", "object": "x", "null": 0}
+# Keywords that only apply others (their errors are their subschemas').
+APPLICATORS = {"properties", "items", "if", "then", "else", "$ref", "$defs"}
+ANNOTATIONS = {"title", "description", "$schema", "$id", "default"}
+
+
+def breakages(schema: dict[str, Any], value: Any) -> Iterator[tuple[str, Any]]:
+    """(what, value) for each way of breaking one field whose subschema is `schema` and whose
+    valid value is `value`: one value per validating keyword it uses, and inside objects and
+    arrays, each member broken in turn."""
+    types = schema.get("type")
+    first = (types if isinstance(types, list) else [types])[0] if types else None
+    if first:
+        yield "type", OTHER_TYPE[first] if value != OTHER_TYPE[first] else None
+    if "enum" in schema or "const" in schema:
+        yield "enum", "不在列表中"
+    if "const" in schema:  # true is no number in JSON; to Python it is 1 (see EDGE_CASES)
+        yield "const", True
+    if "pattern" in schema:
+        yield "pattern", "!! 不合格式 !!"
+    if "maxLength" in schema:
+        yield "maxLength", "长" * (schema["maxLength"] + 1)
+    if schema.get("minLength", 0) > 0:
+        yield "minLength", ""
+    for bound, step in (("minimum", -1), ("exclusiveMinimum", 0), ("maximum", 1),
+                        ("exclusiveMaximum", 0)):
+        if bound in schema:
+            yield bound, schema[bound] + step
+    if "format" in schema:
+        yield "format", {"date": "2023-02-29", "date-time": "2026-11-20 10:00:00"}.get(
+            schema["format"], "?")
+    if isinstance(value, list):
+        if schema.get("minItems", 0) > 0:
+            yield "minItems", []
+        if "maxItems" in schema and value:
+            yield "maxItems", value * (schema["maxItems"] // len(value) + 1)
+        if schema.get("uniqueItems") and value:
+            yield "uniqueItems", [value[0], *value]
+        if value and isinstance(schema.get("items"), dict):
+            for what, broken in breakages(schema["items"], value[0]):
+                yield f"[0] {what}", [broken, *value[1:]]
+    if isinstance(value, dict) and "properties" in schema:
+        for name in schema.get("required", []):
+            yield f"without {name}", {k: v for k, v in value.items() if k != name}
+        if schema.get("additionalProperties") is False:
+            yield "additionalProperties", {**value, "zz_extra": 1, "aa_extra": [True]}
+        for name, sub in schema["properties"].items():
+            if name in value and isinstance(sub, dict):
+                for what, broken in breakages(sub, value[name]):
+                    yield f"{name}: {what}", {**value, name: broken}
+
+
+def breakage_cases() -> dict[str, dict[str, Any]]:
+    """Every valid fixture document of every type and version, broken every way its schema can
+    be broken, one way at a time."""
+    cases: dict[str, dict[str, Any]] = {}
+    for doc_type, group in DOCUMENTS.items():
+        for doc in group["valid"]:
+            version = doc["schema_version"]
+            schema = REGISTRY.validators[(doc_type, version)].schema
+            for what, broken in breakages(schema, doc):
+                if isinstance(broken, dict):  # a record is an object, however broken
+                    cases[f"{doc_type} v{version} {what}"] = broken
+    return cases
+
+
+def validating_keywords() -> set[str]:
+    """Every keyword the schemas use that can refuse a value."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            found.update(k for k in node if not k.startswith("x-"))
+            for key, value in node.items():
+                if key in ("properties", "$defs"):
+                    for sub in value.values():
+                        walk(sub)
+                elif not key.startswith("x-"):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for schema in REGISTRY.schemas.values():
+        walk(schema)
+    return found - APPLICATORS - ANNOTATIONS
+
+
+def test_every_validating_keyword_has_its_message() -> None:
+    """A keyword a schema starts to use must get its words in rules.json first, on both sides."""
+    shared = {"const", "exclusiveMinimum", "exclusiveMaximum"}
+    assert validating_keywords() - shared <= set(SCHEMA_MESSAGES)
+
+
+async def test_every_kind_of_error_of_every_schema_gets_the_servers_verdict(page: Page) -> None:
+    cases = breakage_cases()
+    kinds = {error.validator for doc in cases.values()
+             if (doc.get("type"), doc.get("schema_version")) in REGISTRY.validators
+             for error in REGISTRY.validators[(doc["type"], doc["schema_version"])]
+             .iter_errors(doc)}
+    # Every keyword that can refuse a value is broken at least once, and every type of record.
+    assert validating_keywords() <= kinds
+    assert {doc.get("type") for doc in cases.values()} >= set(REGISTRY.types)
+    assert len(cases) >= 500
+    assert await differences(page, cases) == {}

@@ -1,11 +1,13 @@
-"""The domain rules (server/domain/rules.py) against the shared fixtures, and the PWA's port
+"""The domain rules (server/domain/rules.py) against the shared fixtures, and the PWA's
 (pwa/rules.js, run in node) against the same fixtures, so both give the same verdicts and
-messages. Plus 2,000 random valid ID numbers that both must accept."""
+messages. Plus 2,000 random valid ID numbers that both must accept, and the rule that what the
+two share is written once, in schemas/rules.json."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from server.domain.rules import (
+    SHARED,
     Problem,
     id_birth_date,
     id_check_char,
@@ -27,6 +30,7 @@ from server.domain.rules import (
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "rules_cases.json"
 NODE_CHECK = HERE / "node" / "rules_check.mjs"
+ROOT = HERE.parent
 CASES: list[dict[str, Any]] = json.loads(FIXTURES.read_text("utf-8"))["cases"]
 CODES = {"id_length", "id_characters", "id_check_digit", "id_birth_date_invalid",
          "id_birth_date_early", "id_birth_date_future", "id_sex_mismatch", "id_birth_mismatch",
@@ -114,3 +118,25 @@ def test_random_valid_ids_agree(tmp_path: Path) -> None:
     assert node(cases, tmp_path) == [[]] * len(ids)
     helpers = node(cases, tmp_path, "--helpers")
     assert helpers == [{"birth_date": born.isoformat(), "sex": sex} for _, born, sex in ids]
+
+
+def test_shared_rules_are_written_once() -> None:
+    """The weights, check characters and every message both sides give are data in
+    schemas/rules.json: none is written again in the code of either side."""
+    sources = {path: (ROOT / path).read_text("utf-8") for path in (
+        "server/domain/rules.py", "server/domain/validation.py", "pwa/rules.js",
+        "pwa/validate.js")}
+    chinese = re.compile("[\u3000-\u9fff\uff00-\uffef“”]")
+    for path in ("server/domain/rules.py", "pwa/rules.js", "pwa/validate.js"):
+        assert chinese.search(sources[path]) is None, path
+    templates = [t for group in ("messages", "schema_messages") for pair in SHARED[group].values()
+                 if isinstance(pair, tuple | list) for t in pair]
+    # The longest run of words between placeholders of each English template.
+    phrases = {max(re.split(r"\{\w+\}", t), key=len).strip() for t in templates
+               if t.isascii()}
+    phrases = {p for p in phrases if len(p) >= 22}  # long enough not to be said of another thing
+    assert len(phrases) >= 12
+    assert {(path, p) for path, text in sources.items() for p in phrases if p in text} == set()
+    for text in sources.values():
+        assert SHARED["id_number"]["check_chars"] not in text
+        assert "7, 9, 10, 5" not in text

@@ -1,9 +1,10 @@
 """The domain rules a JSON Schema cannot state: the resident identity number (GB 11643-1999), a
 person's ID number against their sex and birth, and a household's room against its building.
 
-`pwa/rules.js` is a line-by-line port for the phone, so a record the PWA accepts offline is not
-refused at sync. `tests/fixtures/rules_cases.json` holds both to the same verdicts and the same
-messages; change the two files together.
+What the phone must check alike is data, kept once in `schemas/rules.json` (weights, check
+characters, patterns, messages): this module reads it, and `scripts/setup` generates it into the
+PWA for `pwa/rules.js`. `tests/fixtures/rules_cases.json` holds both sides to the same verdicts
+and the same messages.
 
 A problem names the field (a JSON Pointer into the checked document), a stable code for programs,
 and a message a grid worker can act on, in zh-CN and English. Messages never repeat an ID number:
@@ -12,29 +13,56 @@ reasons travel back to phones and into logs.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from server.domain.messages import bilingual
 
 Sex = Literal["1", "2"]
 
-# ISO 7064 MOD 11-2, as GB 11643-1999 applies it to the first 17 digits.
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-CHECK_CHARS = "10X98765432"
-EARLIEST_BIRTH = date(1900, 1, 1)
+RULES_FILE = Path(__file__).resolve().parents[2] / "schemas" / "rules.json"
+# Read-only: every object of the file is a mapping proxy.
+SHARED: Mapping[str, Any] = json.loads(RULES_FILE.read_text("utf-8"),
+                                       object_hook=MappingProxyType)
+_ID_RULES = SHARED["id_number"]
 
-# An explicit set, not \s: Python's and JavaScript's ideas of whitespace differ, and after NFKC
-# every Unicode space the phone keyboards produce (U+3000, U+00A0, ...) is a plain space.
-_SPACES = re.compile(r"[ \t\n\r\f\v]")
-_ID_FORM = re.compile(r"[0-9]{17}[0-9X]")
-_DIGITS = "0123456789"
-# floor * 100 + index, with no leading zero: "301", "1202".
-_ROOM = re.compile(r"[1-9][0-9]{2,}")
+# ISO 7064 MOD 11-2, as GB 11643-1999 applies it to the first 17 digits.
+WEIGHTS: tuple[int, ...] = tuple(_ID_RULES["weights"])
+CHECK_CHARS: str = _ID_RULES["check_chars"]
+EARLIEST_BIRTH = date.fromisoformat(_ID_RULES["earliest_birth"])
+
+_SPACES = re.compile(_ID_RULES["spaces"])
+_ID_FORM = re.compile(_ID_RULES["form"])
+_DIGITS: str = _ID_RULES["digits"]
+_ROOM = re.compile(SHARED["room"]["pattern"])
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(template: str, values: Mapping[str, Any]) -> str:
+    """A message template of rules.json with its {name}s filled in (pwa/rules.js `fill`)."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]), template)
+
+
+def fill_both(templates: Sequence[str], values: Mapping[str, Any]) -> tuple[str, str]:
+    """(zh, en) of a [zh, en] template pair of rules.json; a value given as a (zh, en) pair is
+    taken in each language (pwa/rules.js `fillBoth`)."""
+    zh, en = (fill(template, {k: v[i] if isinstance(v, tuple) else v for k, v in values.items()})
+              for i, template in enumerate(templates))
+    return zh, en
+
+
+def listed(items: Sequence[str], empty: Sequence[str] = ("", "")) -> tuple[str, str]:
+    """(zh, en) of a list joined as each language writes one, or `empty` when there is none."""
+    zh, en = (joiner.join(items) or nothing
+              for joiner, nothing in zip(SHARED["lists"]["joiners"], empty, strict=True))
+    return zh, en
 
 
 @dataclass(frozen=True)
@@ -89,8 +117,9 @@ def id_sex(id_number: str) -> Sex | None:
     return "1" if int(n[16]) % 2 else "2"
 
 
-def _id(code: str, zh: str, en: str) -> Problem:
-    return Problem("/id_number", code, f"身份证号{zh}", f"ID number: {en}")
+def _problem(field: str, code: str, name: str | None = None, **values: Any) -> Problem:
+    """A problem whose message is rules.json's `name` (by default its code)."""
+    return Problem(field, code, *fill_both(SHARED["messages"][name or code], values))
 
 
 def id_number_problems(id_number: str, today: date | None = None) -> list[Problem]:
@@ -100,34 +129,25 @@ def id_number_problems(id_number: str, today: date | None = None) -> list[Proble
     today = today or date.today()
     n = normalise_id_number(id_number)
     if len(n) != 18:
-        return [_id("id_length", f"应为 18 位，现为 {len(n)} 位",
-                    f"must be 18 characters, not {len(n)}")]
+        return [_problem("/id_number", "id_length", length=len(n))]
     for i, c in enumerate(n, 1):
         if c not in _DIGITS and not (i == 18 and c == "X"):
-            return [_id("id_characters",
-                        f"第 {i} 位“{c}”无效：前 17 位应为数字，第 18 位为数字或 X",
-                        f'character {i} "{c}" is not allowed; the first 17 must be digits '
-                        "and the 18th a digit or X")]
+            return [_problem("/id_number", "id_characters", position=i, char=c)]
     problems = []
     expected = id_check_char(n[:17])
     if n[17] != expected:
         # A wrong check character usually means a wrong digit elsewhere: say so, or the worker
         # "fixes" the last character and stores a valid number of somebody else.
-        problems.append(_id("id_check_digit",
-                            f"校验位错误，应为 {expected}：请对照证件逐位核对，不要只改最后一位",
-                            f"wrong check character, expected {expected}; check every digit "
-                            "against the card, not just the last"))
+        problems.append(_problem("/id_number", "id_check_digit", expected=expected))
     born = _birth(n)
     shown = f"{n[6:10]}-{n[10:12]}-{n[12:14]}"
     if born is None:
-        problems.append(_id("id_birth_date_invalid", f"中的出生日期 {shown} 不存在",
-                            f"birth date {shown} does not exist"))
+        problems.append(_problem("/id_number", "id_birth_date_invalid", shown=shown))
     elif born < EARLIEST_BIRTH:
-        problems.append(_id("id_birth_date_early", f"中的出生日期 {shown} 早于 1900-01-01",
-                            f"birth date {shown} is before 1900-01-01"))
+        problems.append(_problem("/id_number", "id_birth_date_early", shown=shown,
+                                 earliest=EARLIEST_BIRTH.isoformat()))
     elif born > today:
-        problems.append(_id("id_birth_date_future", f"中的出生日期 {shown} 晚于今天",
-                            f"birth date {shown} is in the future"))
+        problems.append(_problem("/id_number", "id_birth_date_future", shown=shown))
     return problems
 
 
@@ -140,10 +160,6 @@ def _integer(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
-
-
-_SEX_ZH = {"1": "男", "2": "女"}
-_SEX_EN = {"1": "male", "2": "female"}
 
 
 def person_problems(person: Mapping[str, Any], today: date | None = None) -> list[Problem]:
@@ -164,27 +180,20 @@ def person_problems(person: Mapping[str, Any], today: date | None = None) -> lis
         born, encoded = id_birth_date(id_number), id_sex(id_number)
         if not id_problems and born is not None and encoded is not None:
             if sex in ("1", "2") and sex != encoded:
-                problems.append(Problem(
-                    "/sex", "id_sex_mismatch",
-                    f"性别填写为{_SEX_ZH[sex]}，身份证号显示为{_SEX_ZH[encoded]}",
-                    f"Sex is {_SEX_EN[sex]} but the ID number says {_SEX_EN[encoded]}"))
+                problems.append(_problem("/sex", "id_sex_mismatch", sex=tuple(SHARED["sex"][sex]),
+                                         encoded=tuple(SHARED["sex"][encoded])))
             if year is not None and year != born.year:
-                problems.append(Problem(
-                    "/birth_year", "id_birth_mismatch",
-                    f"出生年份 {year} 与身份证号中的 {born.year} 不符",
-                    f"Birth year {year} does not match the ID number ({born.year})"))
+                problems.append(_problem("/birth_year", "id_birth_mismatch",
+                                         "id_birth_year_mismatch", year=year, born=born.year))
             if month is not None and month != born.month:
-                problems.append(Problem(
-                    "/birth_month", "id_birth_mismatch",
-                    f"出生月份 {month} 与身份证号中的 {born.month} 不符",
-                    f"Birth month {month} does not match the ID number ({born.month})"))
+                problems.append(_problem("/birth_month", "id_birth_mismatch",
+                                         "id_birth_month_mismatch", month=month, born=born.month))
     if year is not None and year > today.year:
-        problems.append(Problem("/birth_year", "birth_in_future", f"出生年份 {year} 晚于今年",
-                                f"Birth year {year} is in the future"))
+        problems.append(_problem("/birth_year", "birth_in_future", "birth_year_in_future",
+                                 year=year))
     elif year == today.year and month is not None and month > today.month:
-        shown = f"{year}-{month:02d}"
-        problems.append(Problem("/birth_month", "birth_in_future", f"出生年月 {shown} 晚于本月",
-                                f"Birth year and month {shown} are in the future"))
+        problems.append(_problem("/birth_month", "birth_in_future", "birth_month_in_future",
+                                 shown=f"{year}-{month:02d}"))
     return problems
 
 
@@ -195,7 +204,7 @@ def room_problems(address: Mapping[str, Any], building: Mapping[str, Any] | None
     number = address.get("building")
     b = "" if number is None else str(number)
     if building is None:
-        return [Problem("/building", "building_missing", f"找不到{b}幢", f"Building {b} not found")]
+        return [_problem("/building", "building_missing", building=b)]
     units: list[Mapping[str, Any]] = list(building.get("units") or [])
     label = address.get("unit")
     labels = [str(u.get("label")) for u in units]
@@ -205,31 +214,20 @@ def room_problems(address: Mapping[str, Any], building: Mapping[str, Any] | None
         unit = next((u for u in units if u.get("label") == label), None)
     if unit is None:
         if label is None:
-            return [Problem("/unit", "unit_missing",
-                            f"{b}幢有 {len(units)} 个单元（{'、'.join(labels)}），请填写单元",
-                            f"Building {b} has {len(units)} units ({', '.join(labels)}); "
-                            "say which")]
-        return [Problem("/unit", "unit_missing",
-                        f"{b}幢没有{label}单元，现有：{'、'.join(labels) or '无'}",
-                        f'Building {b} has no unit "{label}"; it has: '
-                        f"{', '.join(labels) or 'none'}")]
+            return [_problem("/unit", "unit_missing", "unit_unnamed", building=b,
+                             count=len(units), labels=listed(labels))]
+        return [_problem("/unit", "unit_missing", building=b, unit=label,
+                         labels=listed(labels, SHARED["lists"]["none"]))]
     room = address.get("room")
     if not isinstance(room, str):
         return []
-    where_zh, where_en = f"{b}幢{label}单元", f"Building {b}, unit {label}"
+    where = {"building": b, "unit": label, "room": room}
     floor, index = divmod(int(room), 100) if _ROOM.fullmatch(room) else (0, 0)
     if floor < 1 or index < 1:
-        return [Problem("/room", "room_missing",
-                        f"{where_zh}没有{room}室：房号应为楼层×100+本层序号，如 301",
-                        f"{where_en} has no room {room}: rooms are numbered floor × 100 + "
-                        "number on the floor, e.g. 301")]
+        return [_problem("/room", "room_missing", "room_form", **where)]
     if floor > unit["floors"]:
-        return [Problem("/room", "room_missing",
-                        f"{where_zh}只有 {unit['floors']} 层，没有{room}室",
-                        f"{where_en} has only {unit['floors']} floors, so no room {room}")]
+        return [_problem("/room", "room_missing", "room_floor", floors=unit["floors"], **where)]
     if index > unit["rooms_per_floor"]:
-        return [Problem("/room", "room_missing",
-                        f"{where_zh}每层只有 {unit['rooms_per_floor']} 户，没有{room}室",
-                        f"{where_en} has only {unit['rooms_per_floor']} rooms per floor, "
-                        f"so no room {room}")]
+        return [_problem("/room", "room_missing", "room_index",
+                         rooms_per_floor=unit["rooms_per_floor"], **where)]
     return []

@@ -115,17 +115,12 @@ class SchemaRegistry:
         body = {k: v for k, v in doc.items() if not k.startswith("_")}
         doc_type, version = body.get("type"), body.get("schema_version")
         if not isinstance(doc_type, str) or doc_type not in self.types:
-            known = "、".join(sorted(self.types))
-            return [bilingual(f"字段 type：未知的记录类型 {_show(doc_type)}，应为 {known} 之一",
-                              f"type: unknown record type {_show(doc_type)}; expected one of "
-                              f"{', '.join(sorted(self.types))}")]
+            return [schema_message("unknown_type", value=_show(doc_type),
+                                   known=rules.listed(sorted(self.types)))]
         validator = self.validators.get((doc_type, version)) if isinstance(version, int) else None
         if validator is None:
-            versions = ", ".join(map(str, self.versions(doc_type)))
-            return [bilingual(f"字段 schema_version：{doc_type} 没有版本 {_show(version)}，"
-                              f"可用版本 {versions}",
-                              f"schema_version: {doc_type} has no version {_show(version)}; "
-                              f"known versions {versions}")]
+            return [schema_message("unknown_version", type=doc_type, value=_show(version),
+                                   known=", ".join(map(str, self.versions(doc_type))))]
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
         return [describe(error, validator.schema) for error in errors]
 
@@ -242,58 +237,40 @@ def _label(schema: Mapping[str, Any], name: str | None = None) -> tuple[str, str
     return str(zh), str(en)
 
 
+SCHEMA_MESSAGES: Mapping[str, Any] = rules.SHARED["schema_messages"]
+# The keywords that share another's message.
+_TEMPLATE_OF = {"const": "enum", "exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
+
+
+def schema_message(name: str, **values: Any) -> str:
+    """A message of rules.json's `schema_messages`, which pwa/validate.js fills in alike."""
+    return bilingual(*rules.fill_both(SCHEMA_MESSAGES[name], values))
+
+
 def describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
     """One schema violation as 'field (JSON Pointer): what was expected', in zh-CN and English."""
     pointer = _pointer(error.absolute_path)
     kind, expected = error.validator, error.validator_value
-    zh_label, en_label = _label(error.schema if isinstance(error.schema, Mapping) else {})
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
-        parent = error.schema if isinstance(error.schema, Mapping) else {}
-        zh, en = _label(parent, missing)
         where = _pointer([*error.absolute_path, missing])
-        return bilingual(f"缺少必填项“{zh}”({where})", f"{en} ({where}) is required")
+        return schema_message("required", label=_label(schema, missing), pointer=where)
     if kind == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        names = ", ".join(extra)
-        return bilingual(f"{pointer}：不允许的字段 {names}",
-                         f"{pointer}: field(s) not allowed: {names}")
-    field_zh = f"“{zh_label}”({pointer})" if zh_label else pointer
-    field_en = f"{en_label} ({pointer})" if en_label else pointer
-    value = _show(error.instance)
-    if kind in ("enum", "const"):
-        options = expected if kind == "enum" else [expected]
-        shown = ", ".join(_show(o) for o in options)
-        return bilingual(f"{field_zh} 的值 {value} 无效，应为 {shown} 之一",
-                         f"{field_en}: {value} is not one of {shown}")
-    if kind == "type":
-        names = {"string": ("文字", "text"), "integer": ("整数", "a whole number"),
-                 "number": ("数字", "a number"), "boolean": ("是/否", "yes/no"),
-                 "object": ("对象", "an object"), "array": ("列表", "a list"),
-                 "null": ("空值", "null")}
-        wanted = expected if isinstance(expected, list) else [expected]
-        zh_t = "或".join(names.get(t, (t, t))[0] for t in wanted)
-        en_t = " or ".join(names.get(t, (t, t))[1] for t in wanted)
-        return bilingual(f"{field_zh} 应为{zh_t}，收到 {value}",
-                         f"{field_en} must be {en_t}, got {value}")
-    if kind == "format":
-        return bilingual(f"{field_zh} 格式错误，应为 {expected} 格式，收到 {value}",
-                         f"{field_en} is not a valid {expected}: {value}")
-    if kind == "pattern":
-        return bilingual(f"{field_zh} 格式错误：{value}", f"{field_en} has the wrong form: {value}")
-    if kind in ("minimum", "exclusiveMinimum"):
-        return bilingual(f"{field_zh} 不能小于 {expected}，收到 {value}",
-                         f"{field_en} must be at least {expected}, got {value}")
-    if kind in ("maximum", "exclusiveMaximum"):
-        return bilingual(f"{field_zh} 不能大于 {expected}，收到 {value}",
-                         f"{field_en} must be at most {expected}, got {value}")
-    if kind == "maxLength":
-        return bilingual(f"{field_zh} 太长，最多 {expected} 个字",
-                         f"{field_en} is too long (at most {expected} characters)")
-    if kind == "minLength":
-        return bilingual(f"{field_zh} 太短，至少 {expected} 个字",
-                         f"{field_en} is too short (at least {expected} characters)")
-    return bilingual(f"{field_zh} 无效：{error.message}", f"{field_en} is invalid: {error.message}")
+        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
+        return schema_message("additionalProperties", pointer=pointer, names=", ".join(extra))
+    field = tuple(rules.fill(template, {"label": text, "pointer": pointer}) if text else pointer
+                  for template, text in zip(SCHEMA_MESSAGES["field"], _label(schema),
+                                            strict=True))
+    wanted = expected if isinstance(expected, list) else [expected]
+    names = SCHEMA_MESSAGES["type_names"]
+    types = tuple(joiner.join(names[t][i] if t in names else str(t) for t in wanted)
+                  for i, joiner in enumerate(SCHEMA_MESSAGES["type_joiners"]))
+    name = _TEMPLATE_OF.get(str(kind), str(kind))
+    options = [expected] if kind == "const" else wanted
+    return schema_message(name if name in SCHEMA_MESSAGES else "other", field=field,
+                          value=_show(error.instance), expected=expected, types=types,
+                          options=", ".join(_show(o) for o in options), reason=error.message)
 
 
 Stamp = tuple[str, str, str]
