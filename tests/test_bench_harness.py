@@ -221,6 +221,80 @@ def test_the_memory_sampler_follows_a_process_by_phase() -> None:
                                                       "max": 3000.0, "mean": 2000.0}
 
 
+class Scenario:
+    """The smallest scenario the harness runs: it says what happened to it, so that a test sees
+    the run loop's side (exit status, output, clean-up), with the harness itself real."""
+
+    def __init__(self, args: Any, tmp: Path, *, outcome: str, passed: bool = True) -> None:
+        self.args, self.tmp, self.outcome, self.passed = args, tmp, outcome, passed
+        self.stopped = False
+        SCENARIOS.append(self)
+
+    async def run(self) -> dict[str, Any]:
+        (self.tmp / "work").write_text("made by the run")
+        if self.outcome == "error":
+            raise bench.BenchError("the store did not answer")
+        if self.outcome == "slow":
+            await bench.asyncio.sleep(30)
+        return {"pass": self.passed, "seconds": 1.5, "store_seconds": 1.0}
+
+    def report(self, r: dict[str, Any]) -> Report:
+        return Report("a scenario", [Measure("through the gateway", r["seconds"], "s",
+                                             baseline=r["store_seconds"],
+                                             target=Target("<=", 1.3, of_ratio=True),
+                                             met=r["pass"])])
+
+    def failed(self) -> list[str]:
+        return ["server log (last lines): the store refused"]
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def run_scenario(argv: list[str], **how: Any) -> tuple[int, Scenario]:
+    parser = bench.parser("bench-scenario", "a scenario", timeout=60)
+    code = bench.run("bench-scenario", argv, parser.parse_args,
+                     lambda args, tmp: Scenario(args, tmp, **how))
+    return code, SCENARIOS.pop()
+
+
+def test_a_run_prints_its_table_and_figures_and_cleans_up(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, scenario = run_scenario(["--json", str(tmp_path / "run.json")], outcome="ok",
+                                  passed=False)
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0  # a missed target is a result, not an error, without --check
+    assert json.loads(out[-1]) == {"pass": False, "seconds": 1.5, "store_seconds": 1.0}
+    assert any(line.startswith("through the gateway") and "1.50x" in line for line in out)
+    doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert doc["measures"][0]["ratio"] == 1.5 and doc["missed"] == ["through the gateway"]
+    assert scenario.stopped and not scenario.tmp.exists()  # stopped, its temp folder gone
+    code, scenario = run_scenario(["--check", "--keep"], outcome="ok", passed=False)
+    assert code == 3 and scenario.stopped and (scenario.tmp / "work").exists()
+    bench.shutil.rmtree(scenario.tmp)
+    assert run_scenario(["--check"], outcome="ok")[0] == 0
+
+
+def test_a_failed_run_says_why_and_still_stops(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, scenario = run_scenario(["--json", str(tmp_path / "run.json")], outcome="error")
+    err = capsys.readouterr().err
+    assert code == 1 and scenario.stopped and not scenario.tmp.exists()
+    assert "bench-scenario: FAILED: the store did not answer" in err
+    assert "the store refused" in err  # the scenario's own account of the failure
+    assert not (tmp_path / "run.json").exists()
+    handlers = [bench.signal.getsignal(s) for s in (bench.signal.SIGINT, bench.signal.SIGTERM)]
+    code, scenario = run_scenario(["--timeout", "0.5"], outcome="slow")
+    assert code == 1 and scenario.stopped
+    assert "global timeout of 0 s reached" in capsys.readouterr().err
+    # The run's signal handlers (Ctrl-C cancels it) are the caller's again afterwards.
+    assert handlers == [bench.signal.getsignal(s)
+                        for s in (bench.signal.SIGINT, bench.signal.SIGTERM)]
+
+
 @pytest.mark.slow
 def test_the_conflicts_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     """The cheapest real bench, tiny: its own store and app on free ports; the table on stdout,

@@ -628,7 +628,8 @@ async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
         loop.add_signal_handler(sig, task.cancel)
     code, limit = 1, getattr(args, "timeout", None)
     try:
@@ -664,6 +665,8 @@ async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
             log(prog, f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     return code
 
 
