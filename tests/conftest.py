@@ -42,7 +42,27 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
+# A test using one of these is slow (a real browser, the app served for one, `linli serve` in its
+# own process): it must carry @pytest.mark.slow, so that `scripts/test --fast` cannot silently grow
+# (tests/test_markers.py). Hypothesis' generated inputs count too (tests/test_fuzz.py).
+SLOW_FIXTURES = frozenset({"browser", "live_server", "served"})
 _codes = itertools.count(1)
+
+
+def slow_but_unmarked(items: list[pytest.Item]) -> list[str]:
+    """The tests that use a slow fixture or generated inputs without the `slow` marker."""
+    return [item.nodeid for item in items
+            if (SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                or getattr(getattr(item, "obj", None), "is_hypothesis_test", False))
+            and item.get_closest_marker("slow") is None]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if unmarked := slow_but_unmarked(items):
+        raise pytest.UsageError("these tests are slow (a browser, a served process or "
+                                "generated inputs) but not marked @pytest.mark.slow: "
+                                + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,8 @@ from server.sync import params as qparams
 from server.sync.conflicts import RESOLVER as RESOLVER_NAME
 from server.web.keys import RECEIPTS, RESOLVER
 
+pytestmark = pytest.mark.slow  # generated inputs, thousands per property
+
 REGISTRY = SchemaRegistry()
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, *(
     [] if os.environ.get("LINLI_FUZZ_NO_SHRINK") else [Phase.shrink])]

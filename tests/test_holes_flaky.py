@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from playwright.async_api import Browser, Route
 from test_pwa import Demo, Phone
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
+
+pytestmark = pytest.mark.slow  # a real Chromium
 
 DISTRICT = "330802"
 

@@ -12,12 +12,15 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 from playwright.async_api import Browser
 from test_pwa import GRID_A, GRID_B, Demo, Phone
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
 from server.demo.loader import DEMO_PASSWORD
 from server.store.couch import basic_authorization
+
+pytestmark = pytest.mark.slow  # a real Chromium
 
 
 def phone_conflict(household: dict[str, Any], provisional: str, other: str) -> dict[str, Any]:

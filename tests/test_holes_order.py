@@ -293,6 +293,7 @@ PHONE_INDEX = """async ([grid, record, worker, password, step]) => {
 }"""
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_the_phone_lists_verdicts_in_the_servers_order(browser: Any, live_server: str,
                                                               city: City) -> None:
     """The worker's phone lists a record's verdicts newest first: in the order the server

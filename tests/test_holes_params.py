@@ -534,6 +534,7 @@ MEANINGFUL = st.deferred(lambda: st.one_of(
     st.builds(lambda part: {"$not": part}, MEANINGFUL)))
 
 
+@pytest.mark.slow  # generated inputs, 150 selectors
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(selector=MEANINGFUL)

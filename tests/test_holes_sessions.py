@@ -10,6 +10,7 @@ import dataclasses
 import re
 from typing import Any
 
+import pytest
 from conftest import PASSWORD, City, basic, wait_for_user
 
 from server.admin import directory
@@ -221,6 +222,7 @@ async def test_lapsed_logouts_are_pruned_at_start(aiohttp_client: Any, config: C
     assert live["_id"] in directory_db
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_the_login_screen_says_until_when_it_is_locked(browser: Any, config: Config,
                                                              city: City) -> None:
     import datetime

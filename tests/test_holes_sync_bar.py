@@ -26,6 +26,8 @@ from server.config import Config
 from server.domain.scope import grid_db
 from server.store.embedded import EmbeddedStore
 
+pytestmark = pytest.mark.slow  # a real Chromium
+
 FAILING_WORDS = ("在线", "已同步", "Online", "Synced")
 
 

@@ -33,6 +33,8 @@ from server.store.couch import basic_authorization
 from server.store.embedded import EmbeddedStore
 from server.web.app import PWA_DIR, create_app
 
+pytestmark = pytest.mark.slow  # a real Chromium
+
 GRID_A, GRID_B = "g330802001001a", "g330802001001b"
 PHONE = {"viewport": {"width": 360, "height": 740}, "locale": "zh-CN"}
 

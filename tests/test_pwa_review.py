@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import pytest
 from playwright.async_api import Browser, Page
 from test_pwa import GRID_A, Demo, Phone, save_form
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
@@ -18,6 +19,8 @@ from test_pwa import demo as demo  # the demo city's fixture (one per module)
 from server.demo.loader import DEMO_PASSWORD
 from server.domain.scope import grid_db
 from server.store.couch import basic_authorization
+
+pytestmark = pytest.mark.slow  # a real Chromium
 
 DAY = "2026-11-02"  # the review test's own visits: the demo city's workers are not wang.fang
 

@@ -184,6 +184,7 @@ async def differences(page: Page, cases: dict[str, dict[str, Any]]) -> dict[str,
     return wrong
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_the_page_refuses_to_evaluate_strings(page: Page) -> None:
     """The app's policy forbids turning text into code, which is why the validators are compiled
     from the schemas by scripts/setup, not in the browser. (Code that Playwright itself evaluates
@@ -199,12 +200,14 @@ async def test_the_page_refuses_to_evaluate_strings(page: Page) -> None:
     assert outcome == ["eval", False]
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_fixture_documents_get_the_servers_verdict(page: Page) -> None:
     cases = fixture_cases()
     assert len(cases) == sum(len(g["valid"]) + len(g["invalid"]) for g in DOCUMENTS.values())
     assert await differences(page, cases) == {}
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_id_number_and_person_cases_get_the_servers_verdict(page: Page) -> None:
     cases = rules_cases()
     assert len(cases) >= 30
@@ -214,10 +217,12 @@ async def test_id_number_and_person_cases_get_the_servers_verdict(page: Page) ->
     assert await differences(page, cases) == {}
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_edge_cases_get_the_servers_verdict(page: Page) -> None:
     assert await differences(page, EDGE_CASES) == {}
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_edge_case_verdicts(page: Page) -> None:
     """What the edge cases are for, stated outright (the server agreeing is the test above)."""
     names = ["1.0 is an integer", "50 emoji fit a 50-character name", "2024-02-29 is a date",
@@ -382,6 +387,7 @@ def test_every_validating_keyword_has_its_message() -> None:
     assert validating_keywords() - shared <= set(SCHEMA_MESSAGES)
 
 
+@pytest.mark.slow  # a real Chromium
 async def test_every_kind_of_error_of_every_schema_gets_the_servers_verdict(page: Page) -> None:
     cases = breakage_cases()
     kinds = {error.validator for doc in cases.values()

@@ -1,0 +1,62 @@
+"""`scripts/test --fast` leaves out the tests marked `slow`; it stays fast only if every test that
+needs a browser, a served process or generated inputs carries that marker. The project's
+conftest stops any run that collects such a test unmarked: shown here on a small project that
+uses it, in its own pytest process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+TESTS = Path(__file__).resolve().parent
+
+# A conftest that is the project's own (loaded by path: the name `conftest` is the small
+# project's), so the small project's tests get its hooks and fixtures.
+USES_THE_PROJECTS_CONFTEST = f"""
+import importlib.util
+import sys
+
+sys.path.insert(0, {str(TESTS)!r})
+_spec = importlib.util.spec_from_file_location("linli_conftest", {str(TESTS / "conftest.py")!r})
+_project = importlib.util.module_from_spec(_spec)
+sys.modules["linli_conftest"] = _project
+_spec.loader.exec_module(_project)
+pytest_collection_modifyitems = _project.pytest_collection_modifyitems
+browser = _project.browser
+"""
+
+EXAMPLES = {
+    "test_browser_unmarked": """
+async def test_opens_a_page(browser):
+    pass
+""",
+    "test_browser_marked": """
+import pytest
+
+@pytest.mark.slow
+async def test_opens_a_page(browser):
+    pass
+""",
+    "test_generated_unmarked": """
+from hypothesis import given, strategies as st
+
+@given(st.integers())
+def test_any_number(n):
+    pass
+""",
+}
+
+
+def test_a_slow_test_without_the_marker_stops_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(USES_THE_PROJECTS_CONFTEST)
+    pytester.makepyfile(**EXAMPLES)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.outlines + result.errlines
+    stopped = "\n".join(result.errlines)
+    assert "not marked @pytest.mark.slow" in stopped
+    assert "test_browser_unmarked.py::test_opens_a_page" in stopped
+    assert "test_generated_unmarked.py::test_any_number" in stopped
+    assert "test_browser_marked.py" not in stopped  # marked: collected as usual
