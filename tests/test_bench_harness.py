@@ -151,6 +151,29 @@ def test_two_runs_compare_measure_by_measure(tmp_path: Path) -> None:
     assert done.returncode == 0 and "-50%" in done.stdout
 
 
+def test_the_docs_table_comes_from_the_json_files(tmp_path: Path) -> None:
+    args = bench.parser("bench-x", "x").parse_args(["--json", "a.json"])
+    doc = bench.document("bench-x", ["--docs", "500", "--json", "a.json"], args, sample(),
+                         {}, bench.datetime.datetime.now(bench.datetime.UTC), "1.00")
+    text = bench.summary([doc])
+    header, rule, row = text.splitlines()
+    assert header == "| benchmark | command | measured | target |" and rule == "|---|---|---|---|"
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:2] == ["a sample bench", "`scripts/bench-x --docs 500`"]  # no --json
+    measured, targets = cells[2].split("; "), cells[3].split("; ")
+    assert measured[:3] == ["pull through the gateway **2.5 s** (1.25×)",
+                            "push through the gateway **3 s** (1.5×)", "peak memory **120 MiB**"]
+    assert targets[:3] == ["ratio <= 1.3", "ratio <= 1.3 (missed)", "< 150 MiB"]
+    # A check stated in words ("all", "= sum of queues") is counted, not listed.
+    assert measured[-1] == "checks met 1 of 1" and targets[-1] == "every check"
+    assert len(measured) == len(targets) and not any("views" in m for m in measured)
+    (tmp_path / "a.json").write_text(json.dumps(doc, default=str))
+    done = subprocess.run([sys.executable, "-m", "server.demo.bench", "summary",
+                           str(tmp_path / "a.json")], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == text
+
+
 def dataclass_replace(m: Measure, **changes: Any) -> Measure:
     return bench.dataclasses.replace(m, **changes)
 

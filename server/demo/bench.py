@@ -9,7 +9,8 @@ only its scenario.
 - one run loop (timeout, Ctrl-C, clean-up, exit status) and one report: every bench prints the
   same table (measure | value | unit | baseline | ratio | target | met | note), then its figures
   as one JSON line, and with `--json PATH` writes them to a file that `python -m
-  server.demo.bench compare OLD NEW` sets side by side.
+  server.demo.bench compare OLD NEW` sets side by side (and `summary RUN...` turns into the
+  docs' table of results).
 
 At import it needs only the standard library (and server.store.embedded, which needs no more):
 a script imports it with the system Python to run the bootstrap before the virtualenv exists.
@@ -27,6 +28,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -594,6 +596,35 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> str:
                      for row in rows)
 
 
+BOUND = re.compile(r"^(ratio )?[<>=]+ [\d.,]+")  # a target that is a number, not "all"
+
+
+def summary(runs: Sequence[dict[str, Any]]) -> str:
+    """The docs' one table of results, from --json files: per run, its command, each measure
+    with a numeric target or a baseline (value, ratio), and how many of its checks were met."""
+    lines = ["| benchmark | command | measured | target |", "|---|---|---|---|"]
+    for run in runs:
+        shown = [m for m in run["measures"]
+                 if m["ratio"] is not None or BOUND.match(m["target"] or "")]
+        checks = [m for m in run["measures"] if m not in shown and m["met"] is not None]
+        measured = [f"{m['measure'].strip()} **{number(m['value'])}"
+                    f"{' ' + m['unit'] if m['unit'] else ''}**"
+                    + (f" ({number(m['ratio'])}×)" if m["ratio"] is not None else "")
+                    for m in shown]
+        targets = [(m["target"] or "—") + (" (missed)" if m["met"] is False else "")
+                   for m in shown]
+        if checks:
+            met = sum(1 for m in checks if m["met"])
+            measured.append(f"checks met {met} of {len(checks)}")
+            targets.append("every check")
+        argv = [a for n, a in enumerate(run["argv"]) if not a.startswith("--json")
+                and (n == 0 or run["argv"][n - 1] != "--json")]
+        command = " ".join(["scripts/" + run["bench"], *argv])
+        lines.append(f"| {run['title'].split(':')[0]} | `{command}` | {'; '.join(measured)} | "
+                     f"{'; '.join(targets)} |")
+    return "\n".join(lines)
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 class Bench(Protocol):
@@ -671,14 +702,19 @@ async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
 
 
 def main(argv: Sequence[str]) -> int:
-    """python -m server.demo.bench compare OLD.json NEW.json"""
+    """python -m server.demo.bench compare OLD.json NEW.json | summary RUN.json..."""
     cli = argparse.ArgumentParser(prog="python -m server.demo.bench",
-                                  description="Compare two --json files of one benchmark.")
+                                  description="What --json files of the benchmarks hold.")
     sub = cli.add_subparsers(dest="command", required=True)
-    pair = sub.add_parser("compare", help="the measures of two runs side by side")
+    pair = sub.add_parser("compare", help="the measures of two runs of one bench side by side")
     pair.add_argument("old", type=Path)
     pair.add_argument("new", type=Path)
+    table_of = sub.add_parser("summary", help="one Markdown table of runs, as the docs show them")
+    table_of.add_argument("runs", type=Path, nargs="+")
     args = cli.parse_args(argv)
+    if args.command == "summary":
+        print(summary([json.loads(p.read_text(encoding="utf-8")) for p in args.runs]))
+        return 0
     old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (args.old, args.new))
     if old.get("bench") != new.get("bench"):
         cli.error(f"{args.old} is {old.get('bench')}, {args.new} is {new.get('bench')}")
