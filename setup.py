@@ -13,6 +13,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 SHIPPED = ("schemas", "pwa")
+# What scripts/setup generates into the PWA from schemas/ (not committed; the app needs it).
+GENERATED = Path("pwa", "generated", "validators.js")
 
 
 class BuildPyWithData(build_py):
@@ -20,6 +22,8 @@ class BuildPyWithData(build_py):
         super().run()
         if self.editable_mode:
             return
+        if not GENERATED.is_file():
+            raise SystemExit(f"{GENERATED} is missing: run scripts/setup before building a wheel")
         for name in SHIPPED:
             self.copy_tree(name, str(Path(self.build_lib) / "server" / name))
 

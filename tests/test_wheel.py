@@ -28,14 +28,17 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh virtual environment holding the wheel built from a clean copy of the checkout
-    (its tracked and new files: no build/ left over from an earlier build). The wheel's
+    (its tracked and new files, and what scripts/setup generated into pwa/generated/: no build/
+    left over from an earlier build). The wheel's
     dependencies are the test's own environment's, reached through a .pth file: offline, and
     seconds instead of a download. The checkout is not on its path."""
     work = tmp_path_factory.mktemp("wheel")
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
     source = work / "source"
-    for name in filter(None, listed.decode().split("\0")):
+    generated = [p.relative_to(PROJECT_ROOT).as_posix()
+                 for p in (PROJECT_ROOT / "pwa" / "generated").iterdir()]
+    for name in [*filter(None, listed.decode().split("\0")), *generated]:
         if (PROJECT_ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT_ROOT / name, source / name)
@@ -117,6 +120,10 @@ async def test_linli_serve_from_the_wheel_serves_the_app_and_validates(
         async with session.get("/app/app.css") as resp:
             assert resp.status == 200
             assert await resp.read() == (PROJECT_ROOT / "pwa" / "app.css").read_bytes()
+        async with session.get("/app/generated/validators.js") as resp:  # the phone's checks
+            assert resp.status == 200
+            assert await resp.read() == (
+                PROJECT_ROOT / "pwa" / "generated" / "validators.js").read_bytes()
         async with session.get("/app/schemas.json") as resp:
             assert resp.status == 200
             assert "household_visit" in (await resp.json())["types"]

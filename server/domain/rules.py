@@ -19,15 +19,15 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from server.config import shipped
 from server.domain.messages import bilingual
 
 Sex = Literal["1", "2"]
 
-RULES_FILE = Path(__file__).resolve().parents[2] / "schemas" / "rules.json"
+RULES_FILE = shipped("schemas") / "rules.json"
 # Read-only: every object of the file is a mapping proxy.
 SHARED: Mapping[str, Any] = json.loads(RULES_FILE.read_text("utf-8"),
                                        object_hook=MappingProxyType)
