@@ -251,7 +251,6 @@ class Scenario:
     def __init__(self, args: Any, tmp: Path, *, outcome: str, passed: bool = True) -> None:
         self.args, self.tmp, self.outcome, self.passed = args, tmp, outcome, passed
         self.stopped = False
-        SCENARIOS.append(self)
 
     async def run(self) -> dict[str, Any]:
         (self.tmp / "work").write_text("made by the run")
@@ -274,14 +273,16 @@ class Scenario:
         self.stopped = True
 
 
-SCENARIOS: list[Scenario] = []
-
-
 def run_scenario(argv: list[str], **how: Any) -> tuple[int, Scenario]:
     parser = bench.parser("bench-scenario", "a scenario", timeout=60)
-    code = bench.run("bench-scenario", argv, parser.parse_args,
-                     lambda args, tmp: Scenario(args, tmp, **how))
-    return code, SCENARIOS.pop()
+    made: list[Scenario] = []
+
+    def make(args: Any, tmp: Path) -> Scenario:
+        made.append(Scenario(args, tmp, **how))
+        return made[-1]
+
+    code = bench.run("bench-scenario", argv, parser.parse_args, make)
+    return code, made[0]
 
 
 def test_a_run_prints_its_table_and_figures_and_cleans_up(
