@@ -287,6 +287,7 @@ def test_generated_validators_are_current() -> None:
     for path in sorted(SCHEMA_DIR.iterdir(), key=lambda p: p.name):
         if SCHEMA_FILE.match(path.name) or path.name == "rules.json":
             hasher.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    assert GENERATED.is_file(), "run scripts/setup"
     found = re.search(r'SOURCES_DIGEST = "([0-9a-f]+)"', GENERATED.read_text("utf-8"))
     assert found is not None and found[1] == hasher.hexdigest()[:16], "run scripts/setup"
 
