@@ -4,9 +4,14 @@ worker stamped with the release and the file list, nothing outside pwa/ reachabl
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from server.web.app import PWA_DIR
+from server.web.shell import Shell
 
 
 async def test_the_shell_is_compressed_and_revalidated(client: Any) -> None:
@@ -29,6 +34,8 @@ async def test_the_service_worker_knows_its_release_and_files(client: Any) -> No
     shell = json.loads(text.split("const SHELL = ", 1)[1].split(";", 1)[0])
     assert "./" in shell and "schemas.json" in shell and "index.html" not in shell
     assert "vendor/pouchdb-9.0.0.min.js" in shell and "sw.js" not in shell
+    # What scripts/setup generated from schemas/ is cached too: the phone checks records offline.
+    assert {"generated/validators.js", "generated/rules.js", "validate.js"} <= set(shell)
     for name in shell:
         assert (await client.get(f"/app/{name}")).status == 200, name
     schemas = await (await client.get("/app/schemas.json")).json()
@@ -42,3 +49,12 @@ async def test_nothing_outside_the_shell_is_served(client: Any) -> None:
     assert (PWA_DIR / "index.html").exists()
     resp = await client.get("/", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/app/"
+
+
+def test_an_app_without_its_generated_checks_is_not_served(tmp_path: Path) -> None:
+    """pwa/generated/ is made by scripts/setup, not committed: a checkout that skipped it must
+    not serve an app that cannot check a record."""
+    shutil.copytree(PWA_DIR, tmp_path / "pwa", ignore=shutil.ignore_patterns("generated"))
+    with pytest.raises(FileNotFoundError, match="run scripts/setup"):
+        Shell(tmp_path / "pwa")
+    assert Shell(PWA_DIR).assets["generated/validators.js"].content_type == "text/javascript"

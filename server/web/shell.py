@@ -20,6 +20,9 @@ SHELL_SUFFIXES = (".html", ".js", ".css", ".json", ".webmanifest", ".png", ".svg
 TYPES = {".js": "text/javascript", ".webmanifest": "application/manifest+json",
          ".svg": "image/svg+xml", ".html": "text/html", ".css": "text/css"}
 COMPRESSIBLE = (".html", ".js", ".css", ".webmanifest", ".svg", ".json")
+# What scripts/setup generates into the PWA from schemas/ (scripts/generate-pwa.mjs; not
+# committed): without it the app cannot check a record, so it is not served at all.
+GENERATED = ("generated/rules.js", "generated/validators.js")
 RELEASE_MARK = "__LINLI_RELEASE__"
 SHELL_MARK = "__LINLI_SHELL__"
 
@@ -40,6 +43,9 @@ class Shell:
                  for p in sorted(folder.rglob("*")) if p.is_file()
                  and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
         files.update(extra or {})
+        missing = [name for name in GENERATED if name not in files]
+        if missing:
+            raise FileNotFoundError(f"{folder / missing[0]} is missing: run scripts/setup")
         digest = hashlib.sha256()
         for name, body in sorted(files.items()):
             digest.update(name.encode() + b"\0" + body + b"\0")
