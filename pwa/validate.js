@@ -117,7 +117,8 @@ function pointer(path) {
 function keywordOrder(schemaPath, root) {
   const order = [];
   let schema = root;
-  const parts = schemaPath.split("/").slice(1).map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const parts = schemaPath.split("/").slice(1)
+    .map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"));
   for (let i = 0; i < parts.length && isObject(schema); i++) {
     const keyword = parts[i];
     const keys = Object.keys(schema);
@@ -153,9 +154,6 @@ function label(schema, name = null) {
   return [String(schema.title || name || ""), String(schema["x-title-en"] || name || "")];
 }
 
-// The template of a keyword: the bounds share theirs.
-const TEMPLATE_OF = { const: "enum", exclusiveMinimum: "minimum", exclusiveMaximum: "maximum" };
-
 // server/domain/validation.py describe(): one error (for additionalProperties, the extra fields of
 // one object together) as a problem.
 function describe({ error, path, extras }) {
@@ -183,7 +181,7 @@ function describe({ error, path, extras }) {
       .join(MESSAGES.type_joiners[i])),
     reason: error.message,
   };
-  const name = TEMPLATE_OF[keyword] ?? keyword;
+  const name = MESSAGES.same_as[keyword] ?? keyword;
   return problem(at, MESSAGES[hasOwn(MESSAGES, name) ? name : "other"], values);
 }
 

@@ -238,8 +238,6 @@ def _label(schema: Mapping[str, Any], name: str | None = None) -> tuple[str, str
 
 
 SCHEMA_MESSAGES: Mapping[str, Any] = rules.SHARED["schema_messages"]
-# The keywords that share another's message.
-_TEMPLATE_OF = {"const": "enum", "exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
 
 
 def schema_message(name: str, **values: Any) -> str:
@@ -266,7 +264,7 @@ def describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
     names = SCHEMA_MESSAGES["type_names"]
     types = tuple(joiner.join(names[t][i] if t in names else str(t) for t in wanted)
                   for i, joiner in enumerate(SCHEMA_MESSAGES["type_joiners"]))
-    name = _TEMPLATE_OF.get(str(kind), str(kind))
+    name = SCHEMA_MESSAGES["same_as"].get(str(kind), str(kind))
     options = [expected] if kind == "const" else wanted
     return schema_message(name if name in SCHEMA_MESSAGES else "other", field=field,
                           value=_show(error.instance), expected=expected, types=types,
