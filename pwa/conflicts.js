@@ -4,53 +4,21 @@
 // server (`GET /api/conflicts`, `POST /api/conflicts/decide`) and spans the supervisor's grids,
 // so this screen needs the network; it says so when there is none.
 
+import { callApi } from "./api.js";
 import { el } from "./dom.js";
-import { fieldLabel, formatTime, lang, message, t } from "./i18n.js";
+import { fieldLabel, formatTime, message, t } from "./i18n.js";
 import { fieldProblems } from "./validate.js";
-import { latestSchema, valueText } from "./views.js";
+import { gridName, latestSchema, typeLabel, valueText } from "./views.js";
 
 const DECIDERS = new Set(["supervisor", "admin"]);
-const TIMEOUT_MS = 20_000;
 const OTHER = "other";
 
 export function canDecide(me) {
   return Boolean(me) && DECIDERS.has(me.role);
 }
 
-class Unreachable extends Error {}
-
-async function api(path, options = {}) {
-  if (!navigator.onLine) throw new Unreachable();
-  let response;
-  try {
-    response = await fetch(path, {
-      credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
-      ...options, headers: { "Content-Type": "application/json", Accept: "application/json", ...(options.headers || {}) },
-    });
-  } catch {
-    throw new Unreachable();
-  }
-  let body = {};
-  try {
-    body = await response.json();
-  } catch {
-    // not JSON: the status says enough
-  }
-  return { status: response.status, ok: response.ok, body };
-}
-
 function propOf(schemas, type, field) {
   return ((latestSchema(schemas, type).schema || {}).properties || {})[field] || {};
-}
-
-function typeLabel(schemas, type) {
-  const schema = latestSchema(schemas, type).schema;
-  if (!schema) return type;
-  return lang() === "en" ? schema["x-title-en"] || schema.title : schema.title;
-}
-
-function gridName(app, code) {
-  return (app.me.grids.find((g) => g.code === code) || {}).name || code;
 }
 
 function receivedText(iso) {
@@ -153,7 +121,7 @@ function conflictCard(app, conflict, n, reload) {
     status.textContent = t("deciding");
     let answer;
     try {
-      answer = await api("/api/conflicts/decide", { method: "POST",
+      answer = await callApi("/api/conflicts/decide", { method: "POST",
         body: JSON.stringify({ grid: conflict.grid, id: conflict.id, decisions }) });
     } catch {
       status.textContent = t("needs_network");
@@ -196,7 +164,7 @@ export function conflictsView(app) {
     notice.textContent = note;
     let answer;
     try {
-      answer = await api("/api/conflicts", { method: "GET" });
+      answer = await callApi("/api/conflicts");
     } catch {
       show(el("p", { class: "empty needs-network" }, t("needs_network")));
       return;

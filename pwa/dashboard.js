@@ -4,6 +4,7 @@
 // followed by a table with its numbers, so nothing is only in the picture. The figures live on
 // the server, so this screen needs the network; it says so when there is none. It prints.
 
+import { TooSlow, callApi } from "./api.js";
 import { el } from "./dom.js";
 import { lang, message, pick, t, tf } from "./i18n.js";
 
@@ -13,8 +14,6 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const DAYS_SHOWN = 30;
 const VERDICTS = ["approved", "has_issues", "rejected"];
 const AGE_BANDS = ["0-14", "15-59", "60-79", "80+", "unknown"];
-// The server's histogram of times to review (server/sync/aggregates.py REVIEW_HOURS): upper edges.
-const REVIEW_HOURS = [1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440];
 
 // This screen's own words (the shared ones are in i18n.js).
 const WORDS = {
@@ -42,29 +41,10 @@ const WORDS = {
 const w = (key) => pick(WORDS[key]);
 const wf = (key, values) => w(key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 
-class Unreachable extends Error {}
-class TooSlow extends Error {}
-
 async function fetchAggregates(level, code) {
-  if (!navigator.onLine) throw new Unreachable();
   const query = new URLSearchParams({ level });
   if (level !== "city") query.set("code", code);
-  let response;
-  try {
-    response = await fetch(`/api/aggregates?${query}`, {
-      credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
-      headers: { Accept: "application/json" },
-    });
-  } catch (err) {
-    throw err?.name === "TimeoutError" ? new TooSlow() : new Unreachable();
-  }
-  let body = {};
-  try {
-    body = await response.json();
-  } catch {
-    // not JSON: the status says enough
-  }
-  return { status: response.status, ok: response.ok, body };
+  return callApi(`/api/aggregates?${query}`, {}, TIMEOUT_MS);
 }
 
 // --- figures ---------------------------------------------------------------------------------
@@ -251,7 +231,8 @@ function breakdownSection(report, kind, prefix, labels, order = Object.keys(labe
 function reviewTimeSection(report) {
   const kind = "review_time";
   const title = w("chart_review_time");
-  const names = REVIEW_HOURS.map((h) => `review.hours.le_${h}`).concat(`review.hours.over_${REVIEW_HOURS.at(-1)}`);
+  const edges = report.review_hours || []; // the upper edges of the server's histogram, in hours
+  const names = edges.map((h) => `review.hours.le_${h}`).concat(`review.hours.over_${edges.at(-1)}`);
   const counted = names.map((name, i) => ({ name, i, f: figure(report, name) }));
   const used = counted.filter((r) => r.f.hidden || r.f.value);
   if (!used.length) {
@@ -259,7 +240,7 @@ function reviewTimeSection(report) {
       el("h3", {}, title), el("p", { class: "empty" }, w("no_figures")));
   }
   const rows = counted.slice(used[0].i, used.at(-1).i + 1).map((r) => ({ ...r,
-    label: reviewTimeText({ from_hours: r.i ? REVIEW_HOURS[r.i - 1] : 0, to_hours: REVIEW_HOURS[r.i] ?? null }) }));
+    label: reviewTimeText({ from_hours: r.i ? edges[r.i - 1] : 0, to_hours: edges[r.i] ?? null }) }));
   const median = reviewTimeText(report.time_to_review);
   const label = `${title}（${w("fig_time_to_review")} ${median}）：` + rows.map((r) => `${r.label} ${figureText(r.f)}`)
     .join(lang() === "en" ? ", " : "，");

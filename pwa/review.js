@@ -6,10 +6,11 @@
 // revisions. Verdicts are documents in the grid's database, so they reach the worker's phone by
 // replication. All of it lives on the server, so this screen needs the network and says so.
 
+import { TooSlow, callApi } from "./api.js";
 import { canDecide } from "./conflicts.js";
 import { el } from "./dom.js";
-import { fieldLabel, formatTime, lang, message, pick, t, tf } from "./i18n.js";
-import { addressText, latestSchema, valueText } from "./views.js";
+import { fieldLabel, formatTime, message, pick, t, tf } from "./i18n.js";
+import { addressText, gridName, latestSchema, typeLabel, valueText } from "./views.js";
 
 const TIMEOUT_MS = 120_000; // a grid's first review query waits while the store builds its views
 const TYPES = ["household_visit", "census_household", "screening"];
@@ -21,29 +22,6 @@ const FILTERS_KEY = "linli.review.filters";
 const FILTERS = ["grid", "type", "state", "worker", "from", "to"];
 // The existing chip colours: green for approved, red for what needs the worker, blue for edited.
 const STATE_CHIP = { approved: "visited", has_issues: "refused", rejected: "refused", edited: "waiting" };
-
-class Unreachable extends Error {}
-class TooSlow extends Error {}
-
-async function call(path, options = {}) {
-  if (!navigator.onLine) throw new Unreachable();
-  let response;
-  try {
-    response = await fetch(path, {
-      credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
-      ...options, headers: { "Content-Type": "application/json", Accept: "application/json" },
-    });
-  } catch (err) {
-    throw err?.name === "TimeoutError" ? new TooSlow() : new Unreachable();
-  }
-  let body = {};
-  try {
-    body = await response.json();
-  } catch {
-    // not JSON: the status says enough
-  }
-  return { status: response.status, ok: response.ok, body };
-}
 
 // No answer: no network, or a server too slow this time (a retry button).
 function unanswered(err, retry) {
@@ -63,19 +41,9 @@ function failure(answer) {
 
 // --- words -----------------------------------------------------------------------------------
 
-function typeLabel(schemas, type) {
-  const schema = latestSchema(schemas, type).schema;
-  if (!schema) return type;
-  return lang() === "en" ? schema["x-title-en"] || schema.title : schema.title;
-}
-
 function decisionLabel(schemas, decision) {
   const prop = latestSchema(schemas, "verdict").schema?.properties?.decision || {};
   return pick((prop["x-enum-labels"] || {})[decision] || decision);
-}
-
-function gridName(app, code) {
-  return (app.me.grids.find((g) => g.code === code) || {}).name || code;
 }
 
 function timeText(iso) {
@@ -200,7 +168,7 @@ function verdictPanel(app, key, items, done) {
     const problems = [];
     try {
       for (const [grid, verdicts] of byGrid) {
-        const answer = await call("/api/review/verdicts", { method: "POST", body: JSON.stringify({ grid, verdicts }) });
+        const answer = await callApi("/api/review/verdicts", { method: "POST", body: JSON.stringify({ grid, verdicts }) }, TIMEOUT_MS);
         if (answer.ok) written += (answer.body.written || []).length;
         else problems.push(failure(answer));
       }
@@ -297,7 +265,7 @@ export function reviewView(app) {
     const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
     let answer;
     try {
-      answer = await call(`/api/review?${query}`, { method: "GET" });
+      answer = await callApi(`/api/review?${query}`, {}, TIMEOUT_MS);
     } catch (err) {
       if (mine === asked) show(unanswered(err, () => load()));
       return;
@@ -427,7 +395,7 @@ export function reviewRecordView(app, grid, id) {
     if (unmask) query.set("unmask", "1");
     let answer;
     try {
-      answer = await call(`/api/review/record?${query}`, { method: "GET" });
+      answer = await callApi(`/api/review/record?${query}`, {}, TIMEOUT_MS);
     } catch (err) {
       if (mine === asked) show(unanswered(err, () => load(unmask)));
       return;

@@ -18,6 +18,18 @@ export function latestSchema(schemas, type) {
   return { version: latest, schema: versions[latest] };
 }
 
+// A record type's name in the language shown, from its latest schema's title.
+export function typeLabel(schemas, type) {
+  const schema = latestSchema(schemas, type).schema;
+  if (!schema) return type;
+  return lang() === "en" ? schema["x-title-en"] || schema.title : schema.title;
+}
+
+// A grid's name among the user's grids, or its code.
+export function gridName(app, code) {
+  return (app.me.grids.find((g) => g.code === code) || {}).name || code;
+}
+
 function schemaFor(schemas, doc) {
   return (schemas.types[doc.type] || {})[doc.schema_version] || latestSchema(schemas, doc.type).schema;
 }

@@ -9,6 +9,7 @@ import datetime
 import random
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import couchdb
@@ -368,6 +369,11 @@ async def test_time_to_review_through_the_gateway_and_the_verdicts_api(client: A
     assert report["figures"]["review.timed"] == 1
     assert report["figures"]["review.hours.le_1"] == 1
     assert report["time_to_review"] == {"records": 1, "from_hours": 0, "to_hours": 1}
+    # The histogram's edges go with the figures: the dashboard draws its buckets from them and
+    # holds no copy of its own (one constant, server/sync/aggregates.py).
+    assert report["review_hours"] == list(aggregates.REVIEW_HOURS)
+    dashboard = (Path(__file__).resolve().parents[1] / "pwa" / "dashboard.js").read_text()
+    assert "1440" not in dashboard and "review_hours" in dashboard
 
 
 def test_the_median_bucket_of_a_histogram() -> None:

@@ -22,7 +22,6 @@ from aiohttp import web
 from server.domain.scope import RECEIPTS_DB
 from server.store.couch import CouchClient, NotFound, StoreUnavailable, db_path
 from server.store.embedded import EmbeddedStore, free_port
-from server.sync.conflicts import RECEIPTS_DESIGN
 from server.sync.receipts import Rebuilder, ReceiptLog
 
 # The store's own refusal of one document with a 5xx (what a full disk mid-batch looks like):
@@ -147,7 +146,7 @@ async def test_a_write_failing_during_a_rebuild_keeps_its_sender(couch: CouchCli
     db = "grid-rebuilt"
     await couch.ensure_db(db)
     log = WatchedLog(couch)
-    rebuilder = Rebuilder(couch, log, RECEIPTS_DESIGN)
+    rebuilder = Rebuilder(couch, log)
     revs = [[f"household_visit:{n}", f"1-{n:032x}"] for n in range(5)]
     with pytest.raises(StoreUnavailable), log.writing("worker7", db, revs):
         passing = asyncio.create_task(rebuilder.rebuild(db, "2026-01-01T00:00:00.000+00:00"))
@@ -183,7 +182,7 @@ async def test_a_surprise_in_a_rebuild_is_logged_and_retried(
     db = "grid-surprise"
     await couch.ensure_db(db)
     await couch.put(db_path(db, "household_visit:1"), {"type": "household_visit"})
-    rebuilder = FailingOnce(couch, ReceiptLog(couch), RECEIPTS_DESIGN)
+    rebuilder = FailingOnce(couch, ReceiptLog(couch))
     running = asyncio.create_task(rebuilder.run())
     try:
         rebuilder.request([db], "2026-01-01T00:00:00.000+00:00")

@@ -94,7 +94,7 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
     if db not in server:
         with contextlib.suppress(couchdb.PreconditionFailed):
             server.create(db)
-    install_designs(server[db])
+    designs.install_blocking(server.resource.url, db, designs.GRID, server.resource.credentials)
     directory.save(doc)
     return Grid.from_doc(doc)
 
@@ -121,13 +121,6 @@ def add_area(server: couchdb.Server, level: str, code: str, name: str, parent: s
     if problems:
         raise DirectoryError("；".join(problems))
     directory.save(doc)
-
-
-def install_designs(db: couchdb.Database) -> None:
-    for wanted in designs.design_docs():
-        stored = db.get(wanted["_id"])
-        if designs.needs_update(stored, wanted):
-            db.save(designs.updated(stored, wanted))
 
 
 def list_grids(server: couchdb.Server) -> list[Grid]:

@@ -755,6 +755,16 @@ class _Grid:
                 add(rel, "2" if female else "1", mother if female else father,
                     self.surname() if female else surname, "4")
 
+        def nuclear(mother_from: float, mother_to: float, children: int,
+                    parents: int = 0) -> None:
+            """A couple, the wife aged mother_from-mother_to, their children and, if asked,
+            one or two of their parents."""
+            mother = rng.uniform(mother_from, mother_to)
+            kids = add_couple(*self.couple(mother + rng.triangular(-3, 8, 2)))
+            add_children(children, mother, kids)
+            if parents:
+                add_parents(parents, members[0].born, in_law=rng.random() < 0.3)
+
         def three_generations(grandchildren: int) -> None:
             """An older couple (the head), their married son or daughter and grandchildren."""
             g = rng.uniform(0.1, 14)
@@ -822,37 +832,22 @@ class _Grid:
                 add_children(2, mother, other_surname if rng.random() < 0.6 else head_surname)
         elif size == 4:
             if r < 0.5:
-                mother = rng.uniform(30, 52)
-                kids = add_couple(*self.couple(mother + rng.triangular(-3, 8, 2)))
-                add_children(2, mother, kids)
+                nuclear(30, 52, children=2)
             elif r < 0.85:
-                mother = rng.uniform(26, 50)
-                kids = add_couple(*self.couple(mother + rng.triangular(-3, 8, 2)))
-                add_children(1, mother, kids)
-                add_parents(1, members[0].born, in_law=rng.random() < 0.3)
+                nuclear(26, 50, children=1, parents=1)
             else:
                 three_generations(0)
         elif size == 5:
             if r < 0.45:
-                mother = rng.uniform(26, 45)
-                kids = add_couple(*self.couple(mother + rng.triangular(-3, 8, 2)))
-                add_children(1, mother, kids)
-                add_parents(2, members[0].born, in_law=rng.random() < 0.3)
+                nuclear(26, 45, children=1, parents=2)
             elif r < 0.75:
-                mother = rng.uniform(30, 48)
-                kids = add_couple(*self.couple(mother + rng.triangular(-3, 8, 2)))
-                add_children(2, mother, kids)
-                add_parents(1, members[0].born, in_law=rng.random() < 0.3)
+                nuclear(30, 48, children=2, parents=1)
             else:
                 three_generations(1)
+        elif r < 0.5:
+            nuclear(30, 45, children=2, parents=2)
         else:
-            if r < 0.5:
-                mother = rng.uniform(30, 45)
-                kids = add_couple(*self.couple(mother + rng.triangular(-3, 8, 2)))
-                add_children(2, mother, kids)
-                add_parents(2, members[0].born, in_law=rng.random() < 0.3)
-            else:
-                three_generations(2)
+            three_generations(2)
         return members
 
     def collective(self, size: int) -> list[_Member]:

@@ -35,10 +35,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from server.domain.scope import RECEIPTS_DB, Directory, Grid, User, grid_db
+from server.domain.scope import Directory, Grid, User, grid_db
 from server.domain.suppression import Group, components, equation_sets, withhold
 from server.store.couch import (
-    Conflict,
     CouchClient,
     CouchFailure,
     NotFound,
@@ -47,6 +46,7 @@ from server.store.couch import (
 )
 from server.sync import ordering
 from server.sync.ordering import ReceiptLookup, Verdict, seq_number
+from server.sync.receipts import FIRST_RECEIVED, ReceiptViews
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
@@ -59,18 +59,6 @@ LEVELS = ("city", "district", "street", "community", "grid")
 REVIEW_HOURS = (1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440)  # the buckets' upper edges
 REVIEW_BUCKETS = (*(f"review.hours.le_{h}" for h in REVIEW_HOURS),
                   f"review.hours.over_{REVIEW_HOURS[-1]}")
-RECEIPTS_DESIGN: dict[str, Any] = {
-    "_id": "_design/aggregates",
-    "language": "javascript",
-    "views": {"first_received": {
-        "map": "function (doc) { if (doc.type === 'receipt' && doc.revs) { "
-               "var t = Date.parse(doc.received_at); if (isNaN(t)) { return; } "
-               "for (var i = 0; i < doc.revs.length; i++) { var id = doc.revs[i][0]; "
-               "if (/^(household_visit|census_household|screening):/.test(id)) { "
-               "emit([doc.db, id], t); } } } }",
-        "reduce": "_stats"}},
-}
-RECEIPT_KEYS = 300  # keys per receipts view query
 WITHHELD_KEPT = 1024  # groups of grids whose withheld figures are kept between queries
 # A grid's median time to review is shown only when its histogram is: a bucket withheld would
 # otherwise be narrowed down by the median.
@@ -274,7 +262,7 @@ class Aggregates:
         self.locks: dict[str, asyncio.Lock] = {}  # one refresh of a grid at a time
         self.started: dict[str, float] = {}  # loop time the grid's last refresh began
         self.view_reads = 0  # for tests and benchmarks
-        self.receipts_view_ready = False
+        self.receipt_views = ReceiptViews(couch)
         # The server's receipts of verdicts (the resolver's lookup) and this process's pending
         # receipts, wired by the app: the latest verdict is the one received last.
         self.receipts_for: ReceiptLookup | None = None
@@ -376,18 +364,6 @@ class Aggregates:
         except (NotFound, CouchFailure):
             return await ordering.with_receipts(self.couch, db, verdicts, None)
 
-    async def install_receipts_view(self) -> None:
-        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
-        try:
-            stored: dict[str, Any] | None = await self.couch.get(path)
-        except NotFound:
-            stored = None
-        if stored is None or stored.get("views") != RECEIPTS_DESIGN["views"]:
-            body = {**RECEIPTS_DESIGN, **({"_rev": stored["_rev"]} if stored else {})}
-            with contextlib.suppress(Conflict):  # another process installed it meanwhile
-                await self.couch.put(path, body)
-        self.receipts_view_ready = True
-
     async def first_receipts(self, db: str, records: list[str]) -> dict[str, float]:
         """When the server first received each of `records` (ms), from the receipts view:
         one reduced row per reviewed record, never the receipts themselves. A verdict is
@@ -395,17 +371,12 @@ class Aggregates:
         first), so a grid's cached figures, kept by its update sequence, stay right."""
         if not records:
             return {}
-        if not self.receipts_view_ready:
-            await self.install_receipts_view()
-        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"], "_view", "first_received")
         found: dict[str, float] = {}
-        for start in range(0, len(records), RECEIPT_KEYS):
-            keys = [[db, record] for record in records[start:start + RECEIPT_KEYS]]
-            answer = await self.couch.post(path, {"keys": keys}, group="true")
-            for row in answer.get("rows", []):
-                value = row.get("value")
-                if isinstance(value, dict) and isinstance(value.get("min"), int | float):
-                    found[str(row["key"][1])] = float(value["min"])
+        for row in await self.receipt_views.rows(
+                FIRST_RECEIVED, [[db, record] for record in records], group="true"):
+            value = row.get("value")
+            if isinstance(value, dict) and isinstance(value.get("min"), int | float):
+                found[str(row["key"][1])] = float(value["min"])
         return found
 
     async def refresh(self, codes: Iterable[str] | None = None) -> None:
@@ -544,7 +515,7 @@ class Aggregates:
             return entry
 
         return {**shown(area), "parents": self.parents(area),
-                "children": [shown(c) for c in children]}
+                "children": [shown(c) for c in children], "review_hours": list(REVIEW_HOURS)}
 
     def parents(self, area: Area) -> list[dict[str, str]]:
         """The areas above `area`, from the city down, each with its name when the directory

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from server.domain import merging
-from server.domain.scope import RECEIPTS_DB, Directory, User, grid_db, grid_of_db
+from server.domain.scope import Directory, User, grid_db, grid_of_db
 from server.domain.validation import SchemaRegistry, WriteContext, check_record
 from server.store.couch import (
     Conflict,
@@ -45,7 +45,7 @@ from server.store.couch import (
     StoreUnavailable,
     db_path,
 )
-from server.sync.receipts import ReceiptLog, utc_now
+from server.sync.receipts import ReceiptLog, ReceiptViews, Received, utc_now
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,7 @@ PAGE = 200
 SWEEP_SECONDS = 30.0
 SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
 MAX_BACKOFF = 60.0
-RECEIPT_KEYS = 300  # keys per receipts view query
 RECEIPT_WAIT = 5.0  # the longest a revision without a receipt holds its page back
-RECEIPTS_DESIGN = {
-    "_id": "_design/receipts",
-    "language": "javascript",
-    "views": {"by_rev": {"map": (
-        "function (doc) { if (doc.type === 'receipt' && doc.revs) { for (var i = 0; "
-        "i < doc.revs.length; i++) { emit([doc.db, doc.revs[i][0], doc.revs[i][1]], "
-        "[doc.user, doc.received_at]); } } }")}},
-}
 
 
 @dataclasses.dataclass
@@ -161,7 +152,7 @@ class Resolver:
         self.wake = asyncio.Event()
         self.stats = ResolverStats()
         self.idle = asyncio.Event()  # set whenever a pass has ended with nothing noticed since
-        self.view_ready = False
+        self.receipt_views = ReceiptViews(couch)
         self.first_seen: dict[tuple[str, str], float] = {}  # revisions still without receipt
 
     def notice(self, grid: str) -> None:
@@ -218,20 +209,6 @@ class Resolver:
                     await asyncio.wait_for(self.wake.wait(),
                                            max(0.0, next_sweep - loop.time()))
             await asyncio.sleep(SETTLE_SECONDS)
-
-    async def install_receipts_view(self) -> None:
-        path = db_path(RECEIPTS_DB, RECEIPTS_DESIGN["_id"])
-        try:
-            stored = await self.couch.get(path)
-        except NotFound:
-            stored = None
-        if stored is None or stored.get("views") != RECEIPTS_DESIGN["views"]:
-            body = dict(RECEIPTS_DESIGN)
-            if stored is not None:
-                body["_rev"] = stored["_rev"]
-            with contextlib.suppress(Conflict):
-                await self.couch.put(path, body)
-        self.view_ready = True
 
     # -- one grid -------------------------------------------------------------------------------
 
@@ -308,21 +285,9 @@ class Resolver:
         return [found[(doc_id, r)] for r in revs if (doc_id, r) in found]
 
     async def receipts_for(self, db: str, wanted: list[tuple[str, str]]
-                           ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+                           ) -> dict[tuple[str, str], Received]:
         """Who sent each revision and when the server first received it, by (id, rev)."""
-        if not self.view_ready:
-            await self.install_receipts_view()
-        found: dict[tuple[str, str], tuple[str | None, str | None]] = {}
-        path = db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev")
-        for start in range(0, len(wanted), RECEIPT_KEYS):
-            keys = [[db, i, r] for i, r in wanted[start:start + RECEIPT_KEYS]]
-            answer = await self.couch.post(path, {"keys": keys})
-            for row in answer.get("rows", []):
-                user, received = row["value"]
-                key = (str(row["key"][1]), str(row["key"][2]))
-                if key not in found or (received or "") < (found[key][1] or ""):
-                    found[key] = (user, received)
-        return found
+        return await self.receipt_views.by_rev(db, wanted)
 
     async def resolve(self, grid: str, doc_id: str, revs: list[str] | None = None) -> bool:
         revs = revs if revs is not None else await self.leaf_revs(grid_db(grid), doc_id)

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from server.domain.scope import RECEIPTS_DB
+from server.store import designs
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync.supervisor import Lag
 
@@ -228,15 +229,56 @@ class ReceiptLog:
                 log.error("%d receipts lost at shutdown", len(self._pending))
 
 
+# -- the receipts' views ------------------------------------------------------------------------
+
+VIEW_KEYS = 300  # keys per receipts view query
+BY_REV = db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev")  # designs/receipts.json
+FIRST_RECEIVED = db_path(RECEIPTS_DB, "_design/aggregates", "_view", "first_received")
+
+Received = tuple[str | None, str | None]  # who sent a revision, when the server received it
+
+
+class ReceiptViews:
+    """The views of the receipts database (server/store/designs/, installed before the first
+    query), read a page of keys at a time. The resolver, the rebuilder and the aggregates each
+    hold one."""
+
+    def __init__(self, couch: CouchClient) -> None:
+        self.couch = couch
+        self.installed = False
+
+    async def rows(self, path: str, keys: list[list[str]],
+                   **params: str) -> list[dict[str, Any]]:
+        if not self.installed:
+            await designs.install(self.couch, RECEIPTS_DB, designs.RECEIPTS)
+            self.installed = True
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(keys), VIEW_KEYS):
+            answer = await self.couch.post(path, {"keys": keys[start:start + VIEW_KEYS]},
+                                           **params)
+            rows += answer.get("rows", [])
+        return rows
+
+    async def by_rev(self, db: str, wanted: list[tuple[str, str]]
+                     ) -> dict[tuple[str, str], Received]:
+        """Who sent each revision of `db` and when the server first received it, by (id, rev);
+        a revision without a receipt is left out."""
+        found: dict[tuple[str, str], Received] = {}
+        for row in await self.rows(BY_REV, [[db, i, r] for i, r in wanted]):
+            user, received = row["value"]
+            key = (str(row["key"][1]), str(row["key"][2]))
+            if key not in found or (received or "") < (found[key][1] or ""):
+                found[key] = (user, received)
+        return found
+
+
 # -- rebuilding receipts from the store ---------------------------------------------------------
 
 REBUILD_PAGE = 500  # changes read at once
-REBUILD_KEYS = 300  # keys per receipts view query
 REBUILD_RETRY_SECONDS = 1.0  # while the store is down
 REBUILD_DELAY_SECONDS = 0.5  # after a failed write: its store is likely restarting
 CHECKPOINT_PREFIX = "_local/receipts~"  # one per grid database, in the receipts database
 SERVER_MARK = db_path(RECEIPTS_DB, "_local/receipts-server")  # did the last server stop cleanly?
-BY_REV = "by_rev"  # the receipts view by [db, id, rev] (server/sync/conflicts.py installs it too)
 
 
 def seq_number(seq: Any) -> int:
@@ -253,16 +295,15 @@ class Rebuilder:
     then has ended and its receipts are flushed (so a receipt still on its way is never taken
     for a lost one), and writes the missing receipts, then the checkpoint."""
 
-    def __init__(self, couch: CouchClient, receipts: ReceiptLog,
-                 design: dict[str, Any]) -> None:
-        self.couch, self.receipts, self.design = couch, receipts, design
+    def __init__(self, couch: CouchClient, receipts: ReceiptLog) -> None:
+        self.couch, self.receipts = couch, receipts
+        self.views = ReceiptViews(couch)
         receipts.rebuilder = self
         self.wanted: dict[str, str] = {}  # db -> the latest "received by" moment to rebuild with
         self.known: dict[tuple[str, str, str], tuple[str, str]] = {}  # (db, id, rev) -> who, when
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()
         self.rebuilt = 0  # receipts written by rebuilds: for tests and logs
-        self._view_ready = False
 
     def uncertain(self, db: str, user: str, arrived: str, revs: list[list[str]]) -> None:
         """A write to `db` failed in the store: it may be stored unacknowledged."""
@@ -321,27 +362,12 @@ class Rebuilder:
                     self.wanted[db] = max(self.wanted.get(db, ""), received_by)
                     await asyncio.sleep(REBUILD_RETRY_SECONDS)
 
-    async def ensure_view(self) -> None:
-        if self._view_ready:
-            return
-        path = db_path(RECEIPTS_DB, self.design["_id"])
-        try:
-            stored: dict[str, Any] | None = await self.couch.get(path)
-        except NotFound:
-            stored = None
-        if stored is None or stored.get("views") != self.design["views"]:
-            body = {**self.design, **({"_rev": stored["_rev"]} if stored else {})}
-            with contextlib.suppress(CouchFailure):  # installed by another meanwhile
-                await self.couch.put(path, body)
-        self._view_ready = True
-
     async def rebuild(self, db: str, received_by: str) -> int:
         """One pass over `db`; the number of receipts written."""
         # What was remembered when the pass began, and only that, is forgotten after it: a write
         # failing during the pass may be stored after the pass read past it, and the next pass
         # must still credit it to its sender.
         remembered = {k: v for k, v in self.known.items() if k[0] == db}
-        await self.ensure_view()
         checkpoint_path = db_path(RECEIPTS_DB, CHECKPOINT_PREFIX + db)
         try:
             checkpoint: dict[str, Any] = await self.couch.get(checkpoint_path)
@@ -383,13 +409,7 @@ class Rebuilder:
 
     async def without_receipt(self, db: str, wanted: list[tuple[str, str]]
                               ) -> list[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        path = db_path(RECEIPTS_DB, self.design["_id"], "_view", BY_REV)
-        for start in range(0, len(wanted), REBUILD_KEYS):
-            keys = [[db, i, r] for i, r in wanted[start:start + REBUILD_KEYS]]
-            answer = await self.couch.post(path, {"keys": keys})
-            found.update((str(row["key"][1]), str(row["key"][2]))
-                         for row in answer.get("rows", []) if "key" in row)
+        found = await self.views.by_rev(db, wanted)
         return [pair for pair in wanted if pair not in found]
 
     async def write(self, db: str, missing: list[tuple[str, str]], received_by: str) -> int:

@@ -22,10 +22,10 @@ from server.config import Config, shipped
 from server.domain.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
 from server.domain.validation import SchemaRegistry
 from server.store import designs
-from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.store.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
 from server.store.embedded import EmbeddedStore
 from server.sync.aggregates import Aggregates
-from server.sync.conflicts import RECEIPTS_DESIGN, Resolver
+from server.sync.conflicts import Resolver
 from server.sync.feeds import MAX_WATCHED_DATABASES, LiveFeeds
 from server.sync.installation import load_installation
 from server.sync.ordering import ReceiptCache
@@ -156,7 +156,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         lookup=directory.users.get, ended=directory.ended_sessions)
     receipts = ReceiptLog(couch)
     app[RECEIPTS] = receipts
-    rebuilder = Rebuilder(couch, receipts, RECEIPTS_DESIGN)
+    rebuilder = Rebuilder(couch, receipts)
     # Receipts a kill of the last server lost (written in batches after the acknowledgement)
     await retry_while_starting(lambda: rebuilder.starting(
         [grid_db(code) for code in sorted(directory.grids)], started))
@@ -263,19 +263,11 @@ async def install_then_warm(couch: CouchClient, grids: list[str],
 async def install_designs(couch: CouchClient, grids: list[str]) -> None:
     """Bring every grid database's design documents up to date, in the background: a city has
     hundreds of grids, and serving should not wait for them."""
-    wanted_docs = designs.design_docs()
     for code in grids:
-        for wanted in wanted_docs:
-            path = db_path(grid_db(code), wanted["_id"])
-            try:
-                try:
-                    stored = await couch.get(path)
-                except NotFound:
-                    stored = None
-                if designs.needs_update(stored, wanted):
-                    await couch.put(path, designs.updated(stored, wanted))
-            except (CouchFailure, StoreUnavailable) as exc:
-                log.warning("design %s of grid %s not installed: %s", wanted["_id"], code, exc)
+        try:
+            await designs.install(couch, grid_db(code), designs.GRID)
+        except (CouchFailure, StoreUnavailable) as exc:
+            log.warning("designs of grid %s not installed: %s", code, exc)
 
 
 def shell_extras(schemas: SchemaRegistry) -> dict[str, bytes]:
