@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
 
+from server.domain.scope import Directory
+
 MISSING = {"error": "not_found", "reason": "Database does not exist."}
 
 
@@ -126,3 +128,20 @@ async def test_worker_sees_grid_assignment_changes(client: Any, city: City) -> N
         import asyncio
         await asyncio.sleep(0.05)
     assert resp.status == 404
+
+
+def test_the_directory_keeps_readable_users_and_grids_and_drops_the_rest() -> None:
+    """A user or grid document is taken in when it can be read, and gone when it is deleted or
+    cannot be read (a bad record must not stop the directory follower, nor keep an old entry)."""
+    directory = Directory()
+    directory.apply({"_id": "user:ann", "name": "ann", "role": "worker", "grids": ["g1"]})
+    directory.apply({"_id": "grid:g1", "code": "g1", "name": "一网格"})
+    assert directory.users["ann"].grids == {"g1"} and directory.grids["g1"].name == "一网格"
+    directory.apply({"_id": "user:ann", "name": "ann", "role": "mayor"})  # unknown role
+    directory.apply({"_id": "grid:g1", "name": "no code"})
+    assert "ann" not in directory.users and "g1" not in directory.grids
+    directory.apply({"_id": "user:bob", "name": "bob", "role": "admin"})
+    directory.apply({"_id": "grid:g2", "code": "g2"})
+    directory.apply({"_id": "user:bob", "_deleted": True})
+    directory.apply({"_id": "grid:g2", "_deleted": True})
+    assert directory.users == {} and directory.grids == {}

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar
 
 GRID_DB_PREFIX = "grid-"
 DIRECTORY_DB = "linli-directory"
@@ -36,6 +36,7 @@ RIGHTS = ("unmask",)  # per-user rights beyond the role: `unmask` sees personal 
 ENDED_SESSION = "ended_session"  # directory ids `ended_session:<session id>`: logged out
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
 RETIRED_KEY = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$")
+T = TypeVar("T")  # what a directory document is parsed into
 
 
 def retired_key(key: str) -> tuple[str, int] | None:
@@ -79,6 +80,20 @@ class Grid:
     def from_doc(cls, doc: Mapping[str, Any]) -> Grid:
         return cls(code=str(doc["code"]), name=str(doc.get("name", "")),
                    community=str(doc.get("community") or ""), street=str(doc.get("street") or ""))
+
+
+def keep(table: dict[str, T], key: str, doc: Mapping[str, Any] | None,
+         parse: Callable[[Mapping[str, Any]], T]) -> None:
+    """A directory document's entry in `table`: parsed from `doc`, or gone when the document is
+    deleted (None) or cannot be read (one bad record must not stop the directory)."""
+    try:
+        parsed = parse(doc) if doc is not None else None
+    except (KeyError, ValueError):
+        parsed = None
+    if parsed is None:
+        table.pop(key, None)
+    else:
+        table[key] = parsed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,17 +160,12 @@ class Directory:
         """Session id -> until when (epoch seconds) its cookies must be refused: logged out."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
+        """Take one directory document (or its deletion) into account."""
         doc_id = str(doc.get("_id", ""))
         kind, _, key = doc_id.partition(":")
         deleted = bool(doc.get("_deleted"))
         if kind == "user":
-            if deleted:
-                self.users.pop(key, None)
-            else:
-                try:
-                    self.users[key] = User.from_doc(doc)
-                except (KeyError, ValueError):
-                    self.users.pop(key, None)
+            keep(self.users, key, None if deleted else doc, User.from_doc)
         elif kind == ENDED_SESSION:
             if deleted:
                 self.ended_sessions.pop(key, None)
@@ -175,13 +185,7 @@ class Directory:
             else:
                 self.area_names[(kind, key)] = name
         elif kind == "grid":
-            if deleted:
-                self.grids.pop(key, None)
-            else:
-                try:
-                    self.grids[key] = Grid.from_doc(doc)
-                except KeyError:
-                    self.grids.pop(key, None)
+            keep(self.grids, key, None if deleted else doc, Grid.from_doc)
 
     def area_name(self, level: str, code: str) -> str:
         """The name of an area, or "" when the directory does not know it."""
