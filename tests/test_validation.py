@@ -56,9 +56,11 @@ def test_every_schema_is_closed_and_labelled() -> None:
         schema = validator.schema  # with the shared definitions inlined
         assert schema["$id"] == f"urn:linli:schema:{doc_type}:v{version}"
         assert schema["additionalProperties"] is False
-        assert schema["x-database"] in ("grid", "directory")
+        assert schema["x-database"] in ("grid", "directory", "residents")
         if schema["x-database"] == "grid":
             assert {"type", "schema_version", "grid", "created_by"} <= set(schema["required"])
+        if schema["x-database"] == "residents":  # what residents write, and notices to them
+            assert {"type", "schema_version", "created_by"} <= set(schema["required"])
         for where, prop in labelled_fields(schema):
             assert prop.get("title") and prop.get("x-title-en"), (doc_type, where)
             assert prop.get("x-sensitivity") in SENSITIVITY, (doc_type, where)

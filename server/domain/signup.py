@@ -1,0 +1,176 @@
+"""A resident's sign-up (居民注册): what they type, what the server answers, and when the
+household is theirs at once.
+
+Rules, in the order a sign-up meets them:
+
+1. Phone (手机号): a mainland mobile number, 11 digits starting 13–19. People type it with
+   spaces or dashes, on a Chinese keyboard in full-width digits (１３８－００００－００００), or
+   with +86 / 0086 in front; all of that is accepted and stored as the 11 ASCII digits. Anything
+   else (a letter, a landline, 10 or 12 digits, Arabic-Indic digits, a JSON number) is refused.
+2. Name (姓名), community (社区) and address as written (住址): plain text (server/domain/text.py);
+   the community is a code from the list the PWA offers. No other field is taken: a forged
+   `household`, `status` or `role` is refused, never ignored.
+3. No oracle (不泄露): the answer to a valid sign-up is the same, byte for byte, whether the
+   registry matched one household, several, or none, and whether it was activated at once.
+   Otherwise sign-up is a free lookup service for "does 王伟 live at 3-2-301?". What happened is
+   told to the account holder only, after login (`public_answer`).
+4. Automatic activation (自动激活): only when the matching (server/admin/matching.py) answers
+   "matched" with exactly one household, AND the name typed equals the name of a present member
+   of that household (or its head). The matcher also matches on the phone alone (a relative on
+   the household's number); that goes to the grid worker, never straight in (`decide`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from server.domain.messages import bilingual
+from server.domain.rules import Problem
+from server.domain.text import Label, text_problem, unknown_fields
+
+# The fields of a sign-up, with the labels the schema gives them (schemas/signup.v1.schema.json;
+# tests/test_residents_domain.py holds the two together).
+LABELS: dict[str, Label] = {
+    "phone": ("手机号", "Mobile phone"),
+    "name": ("姓名", "Name"),
+    "community": ("社区", "Community"),
+    "address": ("住址（按您的写法）", "Address as written"),
+}
+MAX_NAME_CHARS = 50
+MAX_ADDRESS_CHARS = 100
+COMMUNITY_CODE = re.compile(r"[0-9a-z_]{1,32}")
+
+# What may be typed in a phone number, before anything else is looked at: ASCII and full-width
+# digits and plus signs, spaces (also the ideographic and no-break ones), dashes of every
+# width, dots and brackets. An explicit list, not str.isdigit(), which takes "١٣٨" and "①".
+_PHONE_CHARS = re.compile("[0-9\uff10-\uff19+\uff0b \u00a0\u3000\\-\u2010-\u2015\u2212\uff0d"
+                          ".\uff0e()\uff08\uff09]*")
+_PHONE_SEPARATORS = re.compile(r"[ \-.()\u2010-\u2015\u2212]")
+MOBILE = re.compile(r"1[3-9][0-9]{9}")
+MAX_PHONE_INPUT = 32  # "+86 (138) 0000-0000" with room to spare
+
+
+def normalise_phone(value: Any) -> str | None:
+    """The 11 digits of a mainland mobile number as typed (rule 1), or None when it is not
+    one. The one form stored, compared and rate-limited on."""
+    if not isinstance(value, str) or len(value) > MAX_PHONE_INPUT:
+        return None
+    if _PHONE_CHARS.fullmatch(value) is None:
+        return None
+    text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value).replace("\u00a0", " "))
+    for prefix in ("+86", "0086", "86"):
+        if text.startswith(prefix) and len(text) == len(prefix) + 11:
+            text = text[len(prefix):]
+            break
+    return text if MOBILE.fullmatch(text) else None
+
+
+def phone_problem(value: Any, pointer: str = "/phone") -> Problem | None:
+    if normalise_phone(value) is not None:
+        return None
+    zh, en = LABELS["phone"]
+    return Problem(pointer, "phone", f"“{zh}”应为 11 位手机号码，例如 138 0000 0000",
+                   f"{en} must be an 11-digit mainland mobile number, e.g. 138 0000 0000")
+
+
+def signup_problems(body: Any) -> list[Problem]:
+    """Everything wrong with a sign-up as sent (rules 1 and 2); [] when it may be processed.
+    Each problem names its field by its label, zh-CN first."""
+    if not isinstance(body, Mapping):
+        return [Problem("/", "signup_type", "注册信息应为 JSON 对象",
+                        "The sign-up must be a JSON object")]
+    problems = unknown_fields(body, frozenset(LABELS))
+    phone = phone_problem(body.get("phone"))
+    if phone is not None:
+        problems.append(phone)
+    for name, limit in (("name", MAX_NAME_CHARS), ("address", MAX_ADDRESS_CHARS)):
+        problem = text_problem(body.get(name), f"/{name}", LABELS[name], max_chars=limit)
+        if problem is not None:
+            problems.append(problem)
+    community = body.get("community")
+    if not isinstance(community, str) or COMMUNITY_CODE.fullmatch(community) is None:
+        zh, en = LABELS["community"]
+        problems.append(Problem("/community", "community", f"请从列表中选择“{zh}”",
+                                f"Choose the {en.lower()} from the list"))
+    return problems
+
+
+def cleaned_signup(body: Mapping[str, Any]) -> dict[str, str]:
+    """A sign-up without problems as it is kept: the phone as 11 digits, the rest as typed
+    (the address is kept as written: the matcher and the worker read the original)."""
+    phone = normalise_phone(body["phone"])
+    if phone is None:
+        raise ValueError("cleaned_signup takes a sign-up without problems")
+    return {"phone": phone, "name": str(body["name"]).strip(),
+            "community": str(body["community"]), "address": str(body["address"]).strip()}
+
+
+Outcome = Literal["activated", "queued_ambiguous", "queued_unmatched"]
+"""What the server did with a valid sign-up; known to the server and the grid worker only."""
+
+PUBLIC_ANSWER: dict[str, Any] = {
+    "ok": True,
+    "status": "received",
+    "message": bilingual("已收到您的注册申请。登录后可查看进度：核实后即可查看您的住户信息。",
+                         "Your sign-up has been received. Log in to follow it: once it is "
+                         "confirmed you will see your household."),
+}
+
+
+def public_answer(outcome: Outcome) -> dict[str, Any]:
+    """The answer to a valid sign-up (rule 3): the outcome is taken so the caller cannot forget
+    to hide it, and deliberately not used. The web layer must also spend the same work on a
+    match and a miss (it runs the matcher every time), so timing tells no more than the body."""
+    del outcome
+    return dict(PUBLIC_ANSWER)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a valid sign-up, from the matcher's result."""
+
+    outcome: Outcome
+    household: str | None
+    candidates: tuple[str, ...]
+    """For the worker's queue: the households a person should look at (may be empty)."""
+
+
+def _name_key(name: Any) -> str:
+    """A name compared as people mean it: NFKC (full-width letters of 维吾尔族 names), no spaces,
+    every middle-dot variant the same (阿依古丽·买买提)."""
+    if not isinstance(name, str):
+        return ""
+    text = "".join(unicodedata.normalize("NFKC", name).split())
+    return re.sub("[.•・‧∙⋅]", "·", text)
+
+
+def decide(match: Mapping[str, Any], name: str, household: Mapping[str, Any] | None,
+           members: Iterable[Mapping[str, Any]]) -> Decision:
+    """Rule 4. `match` is the matcher's result as plain data (`status`, `household`,
+    `candidates`: dataclasses.asdict of server.admin.matching.MatchResult); `household` and
+    `members` are the stored household the match names and its person records."""
+    candidates = tuple(str(c) for c in match.get("candidates") or ())
+    chosen = match.get("household")
+    if match.get("status") == "matched" and isinstance(chosen, str) and candidates == (chosen,):
+        if household is not None and household.get("_id") == chosen and _name_agrees(
+                name, household, members, chosen):
+            return Decision("activated", chosen, candidates)
+        return Decision("queued_ambiguous", None, candidates)
+    if candidates:
+        return Decision("queued_ambiguous", None, candidates)
+    return Decision("queued_unmatched", None, ())
+
+
+def _name_agrees(name: str, household: Mapping[str, Any], members: Iterable[Mapping[str, Any]],
+                 household_id: str) -> bool:
+    wanted = _name_key(name)
+    if not wanted or household.get("status") not in (None, "active"):
+        return False
+    names = {_name_key(household.get("head_name"))}
+    names.update(_name_key(m.get("name")) for m in members
+                 if m.get("household") == household_id and m.get("status") in (None, "present"))
+    return wanted in names

@@ -1,0 +1,47 @@
+"""The residents' record types at the gateway as it stands, before any resident route exists:
+each keeps to its database and its writers (`x-database`, `x-writers`), so adding the schemas
+opened nothing. Notices, receipts and data requests live in the residents database and are
+refused in a grid database; a sign-up is the server's, a receipt the resident's; a grid worker
+may make an activation code for a household of their grid."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import City, basic, wait_for_user
+
+DOCUMENTS = json.loads((Path(__file__).parent / "fixtures" / "documents.json").read_text(
+    encoding="utf-8"))["types"]
+
+
+def fixture(doc_type: str, grid: str, author: str) -> dict[str, Any]:
+    doc = copy.deepcopy(DOCUMENTS[doc_type]["valid"][0])
+    doc.update(created_by=author, **({"grid": grid} if "grid" in doc else {}))
+    doc.pop("used_by", None)
+    return doc
+
+
+async def test_resident_types_keep_to_their_database_and_writers(client: Any,
+                                                                  city: City) -> None:
+    grid = city.grid(community="c_res")
+    worker = city.user(grids=[grid])
+    await wait_for_user(client, worker)
+    expected = {
+        "notice": (403, "不保存在网格数据库中"),
+        "notice_receipt": (403, "not kept in a grid database"),
+        "data_request": (403, "not kept in a grid database"),
+        "signup": (403, "Only admin may write a signup"),
+        "activation_code": (201, ""),
+        "resident": (201, ""),
+        "correction_request": (201, ""),
+    }
+    for doc_type, (status, words) in expected.items():
+        doc = fixture(doc_type, grid, worker)
+        resp = await client.put(f"/couch/grid-{grid}/{doc['_id']}", json=doc,
+                                headers=basic(worker))
+        body = await resp.json()
+        assert resp.status == status, (doc_type, body)
+        assert words in body.get("reason", ""), (doc_type, body)
