@@ -28,7 +28,7 @@ from server.sync.aggregates import Aggregates
 from server.sync.conflicts import Resolver
 from server.sync.feeds import MAX_WATCHED_DATABASES, LiveFeeds
 from server.sync.installation import load_installation
-from server.sync.ordering import ReceiptCache
+from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
 from server.sync.supervisor import Lag, Supervisor
@@ -172,7 +172,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     supervisor = app[SUPERVISOR]
     follower = DirectoryFollower(couch, directory, since)
     warm = figures if config.aggregates_warm_up else None
-    tasks = [supervisor.start("directory", follower.run),
+    tasks = [supervisor.start("directory", follower.run, probe=follower.lag),
              supervisor.start("receipts", receipts.run, probe=receipts.lag),
              supervisor.start("rebuilds", rebuilder.run, probe=rebuilder.lag),
              supervisor.start("conflicts", resolver.run, probe=resolver.lag),
@@ -251,6 +251,16 @@ class DirectoryFollower:
             elif change.get("deleted"):
                 self.directory.apply({"_id": change["id"], "_deleted": True})
             self.since = seq
+
+    async def lag(self) -> Lag:
+        """How many changes of the directory are not applied yet: the store's update sequence
+        against the last change applied (unknown while the store does not answer)."""
+        try:
+            info = await self.couch.get(db_path(DIRECTORY_DB))
+        except (CouchFailure, StoreUnavailable):
+            return Lag()
+        now, done = seq_number(info.get("update_seq")), seq_number(self.since)
+        return Lag(items=max(0, now - done) if now is not None and done is not None else None)
 
 
 async def install_then_warm(couch: CouchClient, grids: list[str],
