@@ -319,6 +319,18 @@ def test_a_failed_run_says_why_and_still_stops(
                         for s in (bench.signal.SIGINT, bench.signal.SIGTERM)]
 
 
+def test_the_rss_sampler_sees_a_peak_already_gone() -> None:
+    """A peak during the block counts even when it has been freed before the block ends."""
+    with bench.RssSampler(os.getpid()) as rss:
+        held = b"x" * (64 * bench.MIB)  # written, so resident
+        time.sleep(0.1)
+        del held
+    figures = rss.figures()
+    assert figures["growth_mib"] >= 48, figures
+    assert figures["peak_mib"] - figures["before_mib"] == pytest.approx(figures["growth_mib"],
+                                                                         abs=0.11)
+
+
 @pytest.mark.slow
 def test_the_conflicts_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     """The cheapest real bench, tiny: its own store and app on free ports; the table on stdout,

@@ -273,6 +273,53 @@ class MemorySampler(threading.Thread):
             self.join(timeout=2)
 
 
+def proc_status(pid: int, field: str) -> int:
+    """A `/proc/PID/status` size field (VmRSS, VmHWM) in bytes; 0 once the process is gone."""
+    return read_status(pid).get(field, 0) * 1024
+
+
+class RssSampler:
+    """The peak RSS of a process during a `with` block: sampled every `every` seconds in a
+    thread, and its VmHWM (reset at the start through /proc/PID/clear_refs where the kernel
+    allows it), so a peak shorter than a sample is still seen."""
+
+    def __init__(self, pid: int, every: float = 0.02) -> None:
+        self.pid, self.every = pid, every
+        self.before = self.peak = 0
+        self.hwm_reset = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self.before = self.peak = proc_status(self.pid, "VmRSS")
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+                f.write("5")
+            self.hwm_reset = True
+        except OSError:
+            self.hwm_reset = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, proc_status(self.pid, "VmRSS"))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, proc_status(self.pid, "VmRSS"))
+        if self.hwm_reset:
+            self.peak = max(self.peak, proc_status(self.pid, "VmHWM"))
+
+    def figures(self) -> dict[str, Any]:
+        return {"before_mib": round(self.before / MIB, 1), "peak_mib": round(self.peak / MIB, 1),
+                "growth_mib": round((self.peak - self.before) / MIB, 1),
+                "hwm_reset": self.hwm_reset}
+
+
 # -- the servers a bench measures -------------------------------------------------------------
 
 class LogCollector(logging.Handler):
