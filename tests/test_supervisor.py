@@ -22,7 +22,7 @@ from conftest import TEST_LIMITS, City, basic, visit, wait_for_user
 from server.config import Config
 from server.domain.scope import DIRECTORY_DB, grid_db
 from server.store import designs
-from server.sync.supervisor import Supervisor
+from server.sync.supervisor import Lag, Supervisor
 from server.web.app import create_app
 from server.web.keys import DIRECTORY, SUPERVISOR
 
@@ -251,3 +251,19 @@ async def test_the_back_off_doubles_within_its_bounds_and_is_jittered() -> None:
     finally:
         await supervisor.close()
     assert entry.task is not None and entry.task.cancelled()
+
+
+async def test_a_probe_that_hangs_does_not_hang_the_health_check() -> None:
+    """A probe asks the store (the directory's sequence): a store that never answers leaves
+    that part's lag unknown, and the answer comes in time."""
+    never = asyncio.Event()
+
+    async def hangs() -> Lag:
+        await never.wait()
+        return Lag(items=1)
+
+    supervisor = Supervisor(lagging_s=1.0)
+    supervisor.probe_s = 0.2
+    supervisor.watch("slow", hangs)
+    report = await asyncio.wait_for(supervisor.report(), 2)
+    assert report == {"slow": {"status": "ok"}}

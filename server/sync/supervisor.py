@@ -30,6 +30,7 @@ STATUSES: tuple[Status, ...] = ("ok", "lagging", "failed")  # from best to worst
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0  # bounded: a task down for long is still tried twice a minute
 HEALTHY_AFTER_S = 60.0  # a task that ran this long before failing starts its back-off over
+PROBE_SECONDS = 3.0  # a health check waits no longer for a probe that asks the store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Supervisor:
         self.lagging_s = lagging_s
         self.backoff_min_s, self.backoff_max_s = backoff_min_s, backoff_max_s  # tests shorten
         self.healthy_after_s = healthy_after_s
+        self.probe_s = PROBE_SECONDS
         self.jitter = jitter
         self.entries: dict[str, Supervised] = {}
 
@@ -135,7 +137,12 @@ class Supervisor:
             return Lag()
         try:
             found = entry.probe()
-            return await found if isinstance(found, Awaitable) else found
+            if not isinstance(found, Awaitable):
+                return found
+            async with asyncio.timeout(self.probe_s):
+                return await found
+        except TimeoutError:
+            return Lag()  # it cannot tell in time; whether it works is told by its task
         except Exception:
             log.exception("health probe of %s failed", entry.name)
             return Lag(failing=True)
