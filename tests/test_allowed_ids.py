@@ -93,6 +93,17 @@ def test_own_submissions_follow_the_household() -> None:
     assert index.allowed("r.wang") == {RESIDENTS: {"data_request:1"}}  # owed to the person
 
 
+def test_a_submission_naming_another_household_reaches_no_one() -> None:
+    """A forged `household` (refused at the gate by server/domain/resident_writes.py) would
+    still show nothing: not to its author, whose household it is not, nor to the household's
+    resident, whose submission it is not."""
+    index = building_of_two()
+    index.apply({"_id": "correction_request:9", "created_by": "r.li",
+                 "household": "household:h1"}, G1)
+    assert "correction_request:9" not in index.allowed("r.li")[G1]
+    assert "correction_request:9" not in index.allowed("r.wang")[G1]
+
+
 def test_moving_out_purges_the_household_from_the_phone() -> None:
     index = building_of_two()
     index.apply(notice("c1", "community", ["c1"]), RESIDENTS)

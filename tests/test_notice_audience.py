@@ -102,7 +102,8 @@ NOTICE = {"title": "停水通知", "body": "明天 8:00–12:00 停水。\n\n请
 def test_a_plain_notice_passes() -> None:
     assert notice_problems(NOTICE) == []
     assert paragraphs(NOTICE["body"]) == ["明天 8:00–12:00 停水。", "请提前储水。3 < 5，A&B 照常。"]
-    assert paragraphs("a\r\n\r\nb\n \n\nc\n") == ["a", "b", "c"]
+    assert paragraphs("a\n\nb\n \u3000\n\nc\n") == ["a", "b", "c"]
+    assert paragraphs("one\nparagraph") == ["one\nparagraph"]
 
 
 @pytest.mark.parametrize(("change", "field", "code"), [

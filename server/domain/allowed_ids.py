@@ -217,6 +217,11 @@ class AllowedIds:
         return tuple(home for home in (self._links[link][1] for link in self._accounts.get(
             account, ())) if self._households[home].active)
 
+    def homes(self, account: str) -> dict[str, str]:
+        """The account's active households and their grids: what its writes may name
+        (server/domain/resident_writes.py)."""
+        return {home: self._households[home].grid for home in self.households(account)}
+
     def place(self, household_id: str) -> Place | None:
         household = self._households.get(household_id)
         if household is None or not household.active or not household.building:

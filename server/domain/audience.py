@@ -163,7 +163,7 @@ def body_problems(notice: Mapping[str, Any]) -> list[Problem]:
 
 def paragraphs(body: str) -> list[str]:
     """The paragraphs of a body as the PWA shows them: split at blank lines, each trimmed."""
-    return [p.strip() for p in _PARAGRAPH_BREAK.split(body.replace("\r\n", "\n")) if p.strip()]
+    return [p.strip() for p in _PARAGRAPH_BREAK.split(body) if p.strip()]
 
 
 def image_problems(attachments: Any) -> list[Problem]:

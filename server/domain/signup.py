@@ -33,7 +33,7 @@ from server.domain.rules import Problem
 from server.domain.text import Label, text_problem, unknown_fields
 
 # The fields of a sign-up, with the labels the schema gives them (schemas/signup.v1.schema.json;
-# tests/test_residents_domain.py holds the two together).
+# tests/test_signup_rules.py holds the two together).
 LABELS: dict[str, Label] = {
     "phone": ("手机号", "Mobile phone"),
     "name": ("姓名", "Name"),
