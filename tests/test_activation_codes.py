@@ -18,6 +18,7 @@ from server.domain.activation import (
     new_code,
     normalise_code,
     pause_problem,
+    redeem,
     shown,
     verdict,
     verdict_problem,
@@ -152,3 +153,24 @@ def test_the_schema_takes_exactly_the_codes_made() -> None:
         "pattern"]
     symbols = {chr(c) for c in range(33, 127) if re.fullmatch(pattern, chr(c) * CODE_LENGTH)}
     assert symbols == set(ALPHABET)
+
+
+def test_a_valid_code_makes_the_link_and_is_spent() -> None:
+    """The resident link and the spent code are made together, and both pass their schemas; the
+    spent code then opens nothing."""
+    registry = SchemaRegistry()
+    stored = {"_id": "activation_code:h2-1", "type": "activation_code", "schema_version": 1,
+              "grid": "g330802001001a", "created_by": "wang.fang",
+              "household": "household:330802001001010002", "code": "K7MQ2XWD",
+              "role": "tenant", "created_at": T0.isoformat(), "status": "active"}
+    link, used = redeem(stored, "r.wangwei", "resident:r.wangwei-1", T0 + timedelta(days=1))
+    assert registry.problems(link) == [] and registry.problems(used) == []
+    assert (link["household"], link["role"], link["status"]) == (stored["household"], "tenant",
+                                                                 "active")
+    assert verdict(used, T0 + timedelta(days=1)) == "used"
+    assert stored.get("used_by") is None  # the stored code is not changed in place
+    for later in (used, {**stored, "status": "revoked"}):
+        with pytest.raises(ValueError):
+            redeem(later, "r.other", "resident:r.other-1", T0 + timedelta(days=1))
+    with pytest.raises(ValueError):
+        redeem(stored, "r.late", "resident:r.late-1", T0 + timedelta(days=8))

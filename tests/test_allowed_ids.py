@@ -173,6 +173,16 @@ def test_changes_before_their_household_arrive_in_any_order() -> None:
     assert index.allowed("r.wang")[RESIDENTS] == {"notice:c1"}
 
 
+def test_the_follow_up_is_fed_by_the_index() -> None:
+    index = building_of_two()
+    index.apply(household("h4"), G1)  # nobody has signed up for it
+    places = index.places()
+    assert set(places) == {"household:h1", "household:h2", "household:h3", "household:h4"}
+    assert places["household:h1"].community == "c1" and "elderly_alone" in places[
+        "household:h1"].tags
+    assert index.with_residents() == {"household:h1", "household:h2", "household:h3"}
+
+
 def test_feed_keys_wake_only_the_phones_concerned() -> None:
     index = building_of_two()
     touched = index.apply(notice("g2", "grid", ["g2"]), RESIDENTS)

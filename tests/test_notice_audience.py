@@ -14,10 +14,12 @@ from server.domain.audience import (
     MAX_IMAGE_BYTES,
     MAX_TITLE_CHARS,
     TAGS,
+    FollowUp,
     Place,
     audience_keys,
     audience_problems,
     body_problems,
+    follow_up,
     household_tags,
     image_problems,
     includes,
@@ -194,3 +196,27 @@ def test_the_schema_and_the_rules_agree() -> None:
     assert registry.attachment_types[("notice", 1)] == {"image/jpeg", "image/png", "image/webp"}
     assert registry.problems({"type": "notice", "schema_version": 1, "created_by": "chen.jing",
                               **NOTICE, "status": "draft"}) == []
+
+
+def test_the_follow_up_lists_whom_to_visit_by_grid() -> None:
+    places = {f"household:{n}": Place("s1", "c1", grid, "fmj-3") for n, grid in
+              (("a", "g1"), ("b", "g1"), ("c", "g1"), ("d", "g1"), ("e", "g2"))}
+    places["household:x"] = Place("s1", "c9", "g9", "zz-1")  # outside the audience
+    notice = {"_id": "notice:water", "needs_confirmation": True,
+              "audience": {"level": "community", "codes": ["c1"]}}
+    receipts = [
+        {"notice": "notice:water", "household": "household:a", "confirmed_at": "2026-12-03"},
+        {"notice": "notice:water", "household": "household:b"},
+        {"notice": "notice:other", "household": "household:c", "confirmed_at": "2026-12-03"},
+    ]
+    residents = ["household:a", "household:b", "household:c", "household:e"]
+    result = follow_up(notice, places, residents, receipts)
+    assert result == {
+        "g1": FollowUp(unread=("household:c",), unconfirmed=("household:b",),
+                       without_account=("household:d",), done=1),
+        "g2": FollowUp(unread=("household:e",)),
+    }
+    read_only = follow_up({**notice, "needs_confirmation": False}, places, residents, receipts)
+    assert read_only["g1"] == FollowUp(unread=("household:c",),
+                                       without_account=("household:d",), done=2)
+    assert follow_up({"_id": "notice:water"}, places, residents, receipts) == {}

@@ -17,6 +17,8 @@ Rules:
    code typed then opens nothing and costs nothing. `Attempts` is the state of one key (the
    web layer keeps one per account and one per client address); the machine takes the time as
    an argument and holds no clock.
+5. A valid code redeemed makes the resident's link (active, "by code", with the role the worker
+   chose) and spends the code, the two written together (`redeem`).
 """
 
 from __future__ import annotations
@@ -162,3 +164,20 @@ def pause_problem(wait: timedelta, pointer: str = "/code") -> Problem:
     return Problem(pointer, "code_paused",
                    f"“{zh}”错误次数过多，请 {minutes} 分钟后再试",
                    f"Too many wrong tries of the {en.lower()}; try again in {minutes} minutes")
+
+
+def redeem(stored: Mapping[str, Any], account: str, link_id: str,
+           now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A valid code used by `account`: the resident link it makes (active, by code, with the
+    code's role, in the code's grid; `link_id` is the caller's, e.g. `resident:<account>-<key>`)
+    and the code marked used, to be written together. Raises ValueError for a code that is not
+    valid now: the caller answers with `verdict_problem` first."""
+    if verdict(stored, now) != "valid":
+        raise ValueError("only a valid code is redeemed")
+    stamp = now.isoformat(timespec="seconds")
+    link = {"_id": link_id, "type": "resident", "schema_version": 1, "grid": stored["grid"],
+            "created_by": account, "account": account, "household": stored["household"],
+            "role": stored.get("role", "family"), "status": "active", "activation": "code",
+            "activated_at": stamp}
+    used = {**stored, "used_by": account, "used_at": stamp}
+    return link, used

@@ -229,6 +229,15 @@ class AllowedIds:
         community, street = self._areas.get(household.grid, ("", ""))
         return Place(street, community, household.grid, household.building, household.tags)
 
+    def places(self) -> dict[str, Place]:
+        """Every active household's place, for a notice's follow-up (audience.follow_up)."""
+        found = ((home, self.place(home)) for home in self._households)
+        return {home: place for home, place in found if place is not None}
+
+    def with_residents(self) -> frozenset[str]:
+        """The households with at least one active resident."""
+        return frozenset(household for _, household in self._links.values())
+
     def allowed(self, account: str) -> Allowed:
         """Every id the account's phone may hold, by database."""
         out: dict[str, set[str]] = {}

@@ -16,6 +16,12 @@ markup: anything that looks like an HTML tag, comment or entity (`<b>`, `</p>`, 
 supervisor's paste from a web page carries a script; "3 < 5" and "A&B" are fine. Title ≤ 60
 characters on one line, body ≤ 5,000 characters in at most 50 paragraphs.
 
+Follow-up (催办). For a notice that asks to be confirmed (须确认), the supervisor and the grid
+worker see, per grid, the households of its audience still to visit: those with residents of
+whom none has read it, those read but not confirmed, and those without an active resident,
+whom only a knock on the door reaches. A household counts as confirmed when any of its
+residents confirmed (`follow_up`).
+
 Images (图片): at most 3, JPEG, PNG or WebP, each at most 512 KB. A notice to a city goes to every
 resident's phone (160,000 of them), so an image costs 160,000 downloads: the PWA scales photos
 before upload. Bytes sent inline must start as their declared type does (an SVG or an HTML page
@@ -239,3 +245,48 @@ def audience_keys(audience: Mapping[str, Any]) -> Iterable[str]:
 
 def place_keys(place: Place) -> tuple[str, ...]:
     return tuple(f"{level}:{place.code(level)}" for level in LEVELS)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One grid's households still to visit for a notice, each list sorted."""
+
+    unread: tuple[str, ...] = ()
+    unconfirmed: tuple[str, ...] = ()
+    without_account: tuple[str, ...] = ()
+    done: int = 0
+    """Households that read it (confirmed it, for a notice that asks)."""
+
+
+def follow_up(notice: Mapping[str, Any], places: Mapping[str, Place],
+              with_residents: Iterable[str],
+              receipts: Iterable[Mapping[str, Any]]) -> dict[str, FollowUp]:
+    """The follow-up of `notice` by grid: `places` are the households to consider (id to
+    place; those outside the audience are skipped), `with_residents` the households that have
+    an active resident, `receipts` the notice's receipts."""
+    audience = notice.get("audience")
+    if not isinstance(audience, Mapping):
+        return {}
+    needs = notice.get("needs_confirmation") is True
+    read, confirmed = set(), set()
+    for receipt in receipts:
+        if receipt.get("notice") == notice.get("_id"):
+            read.add(receipt.get("household"))
+            if receipt.get("confirmed_at"):
+                confirmed.add(receipt.get("household"))
+    accounts = set(with_residents)
+    lists: dict[str, tuple[list[str], list[str], list[str], list[int]]] = {}
+    for household, place in sorted(places.items()):
+        if not includes(audience, place):
+            continue
+        unread, unconfirmed, without, done = lists.setdefault(place.grid, ([], [], [], [0]))
+        if household in (confirmed if needs else read):
+            done[0] += 1
+        elif household in read:
+            unconfirmed.append(household)
+        elif household in accounts:
+            unread.append(household)
+        else:
+            without.append(household)
+    return {grid: FollowUp(tuple(a), tuple(b), tuple(c), d[0])
+            for grid, (a, b, c, d) in sorted(lists.items())}
