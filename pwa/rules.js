@@ -79,7 +79,8 @@ function birth(n) {
 
 // The schemas' formats as the server's format checker reads them (rules.json "formats"): the
 // text has the form, and its date exists in the calendar. The phone's schema validators
-// (./generated/validators.js, made by Ajv) call these.
+// (./generated/validators.js, made by Ajv) call these, not ajv-formats', which take a space for
+// the T, an offset without its colon, a leap second and year 0, all refused by the server.
 export const FORMATS = Object.fromEntries(Object.entries(SHARED.formats)
   .filter(([name]) => name !== "description")
   .map(([name, pattern]) => {

@@ -117,6 +117,12 @@ EDGE_CASES: dict[str, dict[str, Any]] = {
     "a date-time with a trailing newline": valid("household_visit",
                                                  device_time="2026-11-20T10:00:00Z\n"),
     "a date is not a number": valid("household_visit", visited_on=20261120),
+    # What ajv-formats would take and the server refuses (so the phone uses rules.json's formats).
+    "year 0": valid("household_visit", visited_on="0000-01-01"),
+    "a space for the T": valid("household_visit", device_time="2026-11-20 10:00:00Z"),
+    "an offset without its colon": valid("household_visit",
+                                         device_time="2026-11-20T10:00:00+0800"),
+    "a leap second": valid("household_visit", device_time="2016-12-31T23:59:60Z"),
     "an extra field": valid("person", surprise=1),
     "two extra fields, sorted": valid("person", zz=1, aa=2, **{"_rev": "1-a"}),
     "missing required fields, in the schema's order": valid("person", status=None, name=None,
@@ -230,7 +236,8 @@ async def test_edge_case_verdicts(page: Page) -> None:
              "2023-02-29 is not a date", "an extra field",
              "missing required fields, in the schema's order", "a wrong const",
              "an unknown schema_version", "duplicate aliases with quotes and Chinese",
-             "a trailing newline after a pattern", "a date-time with a trailing newline"]
+             "a trailing newline after a pattern", "a date-time with a trailing newline",
+             "year 0", "a space for the T", "an offset without its colon", "a leap second"]
     got = dict(zip(names, await page.evaluate(
         RUN, [[EDGE_CASES[n] for n in names], date.today().isoformat()]), strict=True))
     assert got["1.0 is an integer"] == []
@@ -251,6 +258,9 @@ async def test_edge_case_verdicts(page: Page) -> None:
     # A final "$" is the end of the text, not "before a final newline" as in Python's re.
     assert [p["field"] for p in got["a trailing newline after a pattern"]] == ["/phone"]
     assert [p["field"] for p in got["a date-time with a trailing newline"]] == ["/device_time"]
+    assert [p["field"] for p in got["year 0"]] == ["/visited_on"]
+    for name in ("a space for the T", "an offset without its colon", "a leap second"):
+        assert [p["field"] for p in got[name]] == ["/device_time"], name
 
 
 def node_schema_problems(schema: dict[str, Any], docs: list[Any], tmp_path: Path) -> list[Any]:
