@@ -13,11 +13,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from server.domain.rules import (
     SHARED,
     Problem,
+    conforms,
     id_birth_date,
     id_check_char,
     id_number_problems,
@@ -140,3 +142,31 @@ def test_shared_rules_are_written_once() -> None:
     for text in sources.values():
         assert SHARED["id_number"]["check_chars"] not in text
         assert "7, 9, 10, 5" not in text
+
+
+FORMAT_VALUES = [
+    "2026-11-20T10:00:00Z", "2026-11-20t10:00:00z", "2026-11-20T10:00:00.5+08:00",
+    "2024-02-29T00:00:00-23:59", "2026-11-20T10:00:00", "2026-11-20 10:00:00Z",
+    "2026-11-20T10:00:00+0800", "2016-12-31T23:59:60Z", "2026-02-30T10:00:00Z",
+    "0000-01-01T00:00:00Z", "2026-11-20T24:00:00Z", "2024-02-29", "2023-02-29", "0000-01-01",
+    "2026-1-01", "2026-13-01", "２０２６-01-01", "2026-01-01T00:00:00Z",
+]
+
+
+def test_formats_read_as_jsonschema_reads_them(tmp_path: Path) -> None:
+    """rules.json's date formats, which server and phone both check, say what jsonschema's
+    checker (rfc3339-validator for date-time) says, but that a trailing newline is refused; and
+    the phone's (pwa/rules.js FORMATS, run in node) say the same."""
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    values = [*FORMAT_VALUES, "2026-11-20T10:00:00Z\n", "2026-11-20\n"]
+    cases = [{"input": {"format": name, "value": v}} for name in ("date", "date-time")
+             for v in values]
+    python = [conforms(c["input"]["format"], c["input"]["value"]) for c in cases]
+    assert node(cases, tmp_path, "--formats") == python
+    assert True in python and False in python
+    for name in ("date", "date-time"):
+        assert {v: conforms(name, v) for v in FORMAT_VALUES} == {
+            v: checker.conforms(v, name) for v in FORMAT_VALUES}
+    assert checker.conforms("2026-11-20T10:00:00Z\n", "date-time")
+    assert not conforms("date-time", "2026-11-20T10:00:00Z\n")
+    assert conforms("date", 20261120)  # a format says nothing of what is not text

@@ -42,6 +42,8 @@ _SPACES = re.compile(_ID_RULES["spaces"])
 _ID_FORM = re.compile(_ID_RULES["form"])
 _DIGITS: str = _ID_RULES["digits"]
 _ROOM = re.compile(SHARED["room"]["pattern"])
+_FORMATS = {name: re.compile(pattern) for name, pattern in SHARED["formats"].items()
+            if name != "description"}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -92,6 +94,18 @@ def normalise_id_number(s: str) -> str:
 def id_check_char(first17: str) -> str:
     """The check character the first 17 digits call for."""
     return CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
+
+
+def conforms(format_name: str, value: Any) -> bool:
+    """Whether `value` has a JSON Schema format of rules.json ("date", "date-time"): the text has
+    the form and its date exists (pwa/rules.js `FORMATS`). What is not text has every format."""
+    if not isinstance(value, str):
+        return True
+    match = _FORMATS[format_name].fullmatch(value)
+    try:
+        return match is not None and bool(date(*map(int, match.groups()[:3])))
+    except ValueError:
+        return False
 
 
 def _birth(n: str) -> date | None:

@@ -1,16 +1,17 @@
 // Runs rules cases through pwa/rules.js, so tests/test_rules.py can hold the browser's rules to
 // the same fixtures as server/domain/rules.py.
 //
-//   node tests/node/rules_check.mjs CASES.json [--helpers]
+//   node tests/node/rules_check.mjs CASES.json [--helpers | --formats]
 //
 // CASES.json is {"cases": [{"fn": "id_number" | "person" | "room", "input", "today"}, ...]}, as in
 // tests/fixtures/rules_cases.json. Prints one JSON list with an entry per case: its problems as
-// [{field, code, message}], or with --helpers (id_number cases) {birth_date, sex}.
+// [{field, code, message}], or with --helpers (id_number cases) {birth_date, sex}, or with
+// --formats (cases {"input": {"format", "value"}}) whether the value has the format.
 
 import { readFileSync } from "node:fs";
 
 import {
-  idBirthDate, idNumberProblems, idSex, personProblems, roomProblems,
+  FORMATS, idBirthDate, idNumberProblems, idSex, personProblems, roomProblems,
 } from "../../pwa/rules.js";
 
 const [file, mode] = process.argv.slice(2);
@@ -29,6 +30,9 @@ function check(c) {
   });
 }
 
-const helpers = (c) => ({ birth_date: idBirthDate(c.input), sex: idSex(c.input) });
+const MODES = {
+  "--helpers": (c) => ({ birth_date: idBirthDate(c.input), sex: idSex(c.input) }),
+  "--formats": (c) => FORMATS[c.input.format](c.input.value),
+};
 
-process.stdout.write(JSON.stringify(cases.map(mode === "--helpers" ? helpers : check)));
+process.stdout.write(JSON.stringify(cases.map(MODES[mode] ?? check)));
