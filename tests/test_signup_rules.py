@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,11 +14,16 @@ from server.admin.matching import HouseholdIndex, match
 from server.domain.signup import (
     LABELS,
     PUBLIC_ANSWER,
+    SIGNUP_AUTHOR,
+    automatic_link,
     cleaned_signup,
     decide,
     normalise_phone,
     public_answer,
+    queue_grid,
+    registry_role,
     signup_problems,
+    signup_record,
 )
 from server.domain.validation import SchemaRegistry
 
@@ -203,3 +209,50 @@ def test_the_real_matchers_result_is_taken_as_plain_data() -> None:
     assert by_name.status == "matched"
     assert decide(dataclasses.asdict(by_name), "王伟", HOUSEHOLD, MEMBERS).household == \
         HOUSEHOLD["_id"]
+
+
+# -- what is kept ----------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("name", "household", "role"), [
+    ("王建国", {**HOUSEHOLD, "tenure": "owned"}, "owner"),
+    ("王建国", {**HOUSEHOLD, "tenure": "rented"}, "tenant"),
+    ("王建国", HOUSEHOLD, "family"),  # tenure unknown
+    ("王伟", {**HOUSEHOLD, "tenure": "owned"}, "family"),
+    ("", {**HOUSEHOLD, "head_name": "", "tenure": "owned"}, "family"),
+])
+def test_the_role_comes_from_the_registry(name: str, household: dict[str, Any],
+                                          role: str) -> None:
+    assert registry_role(name, household) == role
+
+
+def test_a_signup_and_its_link_pass_their_schemas() -> None:
+    registry = SchemaRegistry()
+    decision = decide(matched(), "王伟", HOUSEHOLD, MEMBERS)
+    cleaned = cleaned_signup(VALID)
+    record = signup_record("signup:r.wangwei-1", cleaned, "r.wangwei", "g1", matched(),
+                           decision, NOW)
+    link = automatic_link("resident:r.wangwei-1", decision, "r.wangwei", "王伟", HOUSEHOLD, NOW)
+    assert registry.problems(record) == [] and registry.problems(link) == []
+    assert (record["status"], record["household"], record["phone"]) == (
+        "activated", HOUSEHOLD["_id"], "13800138000")
+    assert (link["activation"], link["role"], link["created_by"]) == (
+        "automatic", "family", SIGNUP_AUTHOR)
+    queued = decide({"status": "ambiguous", "household": None,
+                     "candidates": [f"household:{n}" for n in range(30)],
+                     "reason": "x" * 500}, "王伟", None, [])
+    record = signup_record("signup:r.wangwei-2", cleaned, "r.wangwei", "g1",
+                           {"status": "ambiguous", "reason": "x" * 500}, queued, NOW)
+    assert registry.problems(record) == [] and record["status"] == "pending"
+    assert "household" not in record
+    with pytest.raises(ValueError):
+        automatic_link("resident:r.wangwei-2", queued, "r.wangwei", "王伟", HOUSEHOLD, NOW)
+
+
+def test_one_grid_queues_each_signup() -> None:
+    assert queue_grid(["g2", "g1", "g2"], ["g3"], ["g0"]) == "g1"
+    assert queue_grid([], ["g3", "g4"], ["g0"]) == "g3"
+    assert queue_grid([], [], ["g5", "g0"]) == "g0"
+    assert queue_grid([], [], []) is None

@@ -175,9 +175,17 @@ def redeem(stored: Mapping[str, Any], account: str, link_id: str,
     if verdict(stored, now) != "valid":
         raise ValueError("only a valid code is redeemed")
     stamp = now.isoformat(timespec="seconds")
-    link = {"_id": link_id, "type": "resident", "schema_version": 1, "grid": stored["grid"],
-            "created_by": account, "account": account, "household": stored["household"],
-            "role": stored.get("role", "family"), "status": "active", "activation": "code",
-            "activated_at": stamp}
+    link = resident_link(link_id, str(stored["grid"]), account, str(stored["household"]),
+                         str(stored.get("role", "family")), "code", account, now)
     used = {**stored, "used_by": account, "used_at": stamp}
     return link, used
+
+
+def resident_link(link_id: str, grid: str, account: str, household: str, role: str,
+                  activation: str, author: str, now: datetime) -> dict[str, Any]:
+    """An active resident link (schemas/resident.v1.schema.json), however it was activated:
+    automatically, at the door, or by code."""
+    return {"_id": link_id, "type": "resident", "schema_version": 1, "grid": grid,
+            "created_by": author, "account": account, "household": household, "role": role,
+            "status": "active", "activation": activation,
+            "activated_at": now.isoformat(timespec="seconds")}

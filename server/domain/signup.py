@@ -18,6 +18,12 @@ Rules, in the order a sign-up meets them:
    "matched" with exactly one household, AND the name typed equals the name of a present member
    of that household (or its head). The matcher also matches on the phone alone (a relative on
    the household's number); that goes to the grid worker, never straight in (`decide`).
+   The role comes from the registry: the head of an owned household is its owner, of a rented
+   one its tenant, anyone else a family member (`registry_role`); the worker corrects it.
+5. The worker's queue (待核实队列): a sign-up not activated waits in one grid's database, so
+   exactly one worker's phone lists it: the grid of its candidate households (the first in
+   code order when they span grids), else the grid whose buildings the written compound is
+   in, else the community's first grid, where its supervisor sees it too (`queue_grid`).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
+from server.domain.activation import resident_link
 from server.domain.messages import bilingual
 from server.domain.rules import Problem
 from server.domain.text import Label, text_problem, unknown_fields
@@ -52,6 +60,9 @@ _PHONE_CHARS = re.compile("[0-9\uff10-\uff19+\uff0b \u00a0\u3000\\-\u2010-\u2015
 _PHONE_SEPARATORS = re.compile(r"[ \-.()\u2010-\u2015\u2212]")
 MOBILE = re.compile(r"1[3-9][0-9]{9}")
 MAX_PHONE_INPUT = 32  # "+86 (138) 0000-0000" with room to spare
+# The author of sign-ups and automatic activations: the server, under a reserved name (user
+# names starting linli- are never given to people; server/sync/conflicts.py's resolver too).
+SIGNUP_AUTHOR = "linli-signup"
 
 
 def normalise_phone(value: Any) -> str | None:
@@ -174,3 +185,48 @@ def _name_agrees(name: str, household: Mapping[str, Any], members: Iterable[Mapp
     names.update(_name_key(m.get("name")) for m in members
                  if m.get("household") == household_id and m.get("status") in (None, "present"))
     return wanted in names
+
+
+def registry_role(name: str, household: Mapping[str, Any]) -> str:
+    """Rule 4's role: owner or tenant for the head of an owned or rented household, family
+    for anyone else."""
+    if _name_key(name) and _name_key(name) == _name_key(household.get("head_name")):
+        return {"owned": "owner", "rented": "tenant"}.get(str(household.get("tenure")), "family")
+    return "family"
+
+
+def automatic_link(link_id: str, decision: Decision, account: str, name: str,
+                   household: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The resident link of an automatic activation, written by the server."""
+    if decision.outcome != "activated" or decision.household != household.get("_id"):
+        raise ValueError("only an automatic activation makes a link here")
+    return resident_link(link_id, str(household["grid"]), account, str(decision.household),
+                         registry_role(name, household), "automatic", SIGNUP_AUTHOR, now)
+
+
+def queue_grid(candidate_grids: Iterable[str], compound_grids: Iterable[str],
+               community_grids: Iterable[str]) -> str | None:
+    """Rule 5: the grid whose worker handles a sign-up (None: the community has no grid)."""
+    for grids in (candidate_grids, compound_grids, community_grids):
+        ordered = sorted(set(grids))
+        if ordered:
+            return ordered[0]
+    return None
+
+
+def signup_record(doc_id: str, cleaned: Mapping[str, str], account: str, grid: str,
+                  match: Mapping[str, Any], decision: Decision,
+                  now: datetime) -> dict[str, Any]:
+    """The sign-up as kept (schemas/signup.v1.schema.json): what was typed (cleaned), what
+    the matcher found, and the outcome, for the worker's queue and the record."""
+    status = "activated" if decision.outcome == "activated" else "pending"
+    found = {"status": match.get("status"), "candidates": list(decision.candidates)[:20],
+             "reason": str(match.get("reason") or "")[:300]}
+    doc: dict[str, Any] = {
+        "_id": doc_id, "type": "signup", "schema_version": 1, "grid": grid,
+        "created_by": SIGNUP_AUTHOR, "account": account, **cleaned, "status": status,
+        "received_at": now.isoformat(timespec="seconds"), "match": found}
+    if decision.household is not None:
+        doc.update(household=decision.household, decided_by=SIGNUP_AUTHOR,
+                   decided_at=doc["received_at"])
+    return doc
