@@ -129,7 +129,7 @@ class LiveFeeds:
         self.max_watched = max_watched
         self.cutoff_s, self.linger_s = WATCH_CUTOFF_S, LINGER_SECONDS  # tests shorten them
         self.watchers: dict[str, Watcher] = {}
-        self.sweeper: asyncio.Task[None] | None = None
+        self.someone_waits = asyncio.Event()  # wakes the sweep
         self.reads: dict[Any, tuple[int, asyncio.Future[Read | None]]] = {}
         self.serial = itertools.count()  # orders wake-up marks and reads sent
         self.closing = False
@@ -157,8 +157,7 @@ class LiveFeeds:
             watcher.retiring.cancel()
             watcher.retiring = None
         watcher.waiters.add(waiter)
-        if self.sweeper is None:
-            self.sweeper = asyncio.create_task(self.sweep(), name="live-feeds-sweep")
+        self.someone_waits.set()
         return watcher
 
     def leave(self, watcher: Watcher, waiter: Waiter) -> None:
@@ -198,26 +197,34 @@ class LiveFeeds:
         return True
 
     async def sweep(self) -> None:
-        """aiohttp does not cancel a handler whose client hung up: look for them. And look for
-        watched databases that were deleted."""
+        """Run for ever by the supervisor (server/sync/supervisor.py): aiohttp does not cancel a
+        handler whose client hung up, so while phones wait, look for those that did, and for
+        watched databases that were deleted. A failure of either ends the sweep, and the
+        supervisor logs it and starts it again."""
         loop = asyncio.get_running_loop()
         check_at = loop.time() + DELETED_CHECK_SECONDS
         checking: asyncio.Task[None] | None = None
         try:
-            while any(w.waiters for w in self.watchers.values()):
+            while True:
+                if not any(w.waiters for w in self.watchers.values()):
+                    self.someone_waits.clear()
+                    await self.someone_waits.wait()
+                    check_at = loop.time() + DELETED_CHECK_SECONDS
                 await asyncio.sleep(SWEEP_SECONDS)
                 for watcher in list(self.watchers.values()):
                     for waiter in list(watcher.waiters):
                         if not waiter.connected():
                             waiter.gone = True
                             waiter.woken.set()
-                if loop.time() >= check_at and (checking is None or checking.done()):
+                if checking is not None and checking.done():
+                    checking, done = None, checking
+                    done.result()  # its failure is the sweep's
+                if loop.time() >= check_at and checking is None:
                     check_at = loop.time() + DELETED_CHECK_SECONDS
                     checking = asyncio.create_task(self.end_deleted(), name="live-feeds-dbs")
         finally:
             if checking is not None:
                 checking.cancel()
-            self.sweeper = None
 
     async def end_deleted(self) -> None:
         """Stop the watchers of databases that no longer exist (their store longpolls would
@@ -249,7 +256,6 @@ class LiveFeeds:
     async def close(self) -> None:
         self.shutting_down()
         tasks = [w.task for w in self.watchers.values() if w.task is not None]
-        tasks += [self.sweeper] if self.sweeper is not None else []
         for watcher in list(self.watchers.values()):
             if watcher.retiring is not None:
                 watcher.retiring.cancel()

@@ -107,7 +107,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         probe = functools.partial(store_lag, couch, store)
         tasks = [supervisor.start("store", store.supervise, probe=probe) if store is not None
                  else supervisor.watch("store", probe)]
-        supervisor.watch("feeds", app[LIVE_FEEDS].lag)
+        tasks.append(supervisor.start("feeds", app[LIVE_FEEDS].sweep, probe=app[LIVE_FEEDS].lag))
         try:
             yield
         finally:
