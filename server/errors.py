@@ -13,20 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from server.domain.messages import bilingual
+from server.domain.messages import Refused, bilingual
 
 log = logging.getLogger(__name__)
 
 
-class CouchError(Exception):
+class CouchError(Refused):
     """An answer in CouchDB's error shape; raised anywhere, rendered by the error middleware."""
 
     def __init__(self, status: int, error: str, reason: str,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.error = error
-        self.reason = reason
+        super().__init__(status, error, reason)
         self.headers = headers or {}
 
     def response(self) -> web.Response:
@@ -120,6 +117,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return await handler(request)
     except CouchError as exc:
         return exc.response()
+    except Refused as exc:  # a domain rule's refusal (server/domain/messages.py)
+        return CouchError(exc.status, exc.error, exc.reason).response()
     except web.HTTPRequestEntityTooLarge:
         return too_large("请求内容过大", "The request body is too large.").response()
     except web.HTTPException as exc:

@@ -19,6 +19,14 @@ from conftest import City, basic, wait_for_user
 from server.admin import directory
 from server.demo.city import iter_grids
 from server.demo.seed import BATCH
+from server.domain.figures import (
+    REVIEW_HOURS,
+    SMALL,
+    VISITED,
+    age_band,
+    hours_bucket,
+    median_bucket,
+)
 from server.domain.scope import Directory
 from server.sync import aggregates
 from server.web.keys import AGGREGATES, COUCH, DIRECTORY
@@ -57,8 +65,8 @@ def brute_force(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]] =
     """The figures counted straight from the documents, without any view."""
     out: Counter[str] = Counter()
     for hours in hours_to_review(docs, receipts, db):
-        bucket = next((f"review.hours.le_{edge}" for edge in aggregates.REVIEW_HOURS
-                       if hours <= edge), f"review.hours.over_{aggregates.REVIEW_HOURS[-1]}")
+        bucket = next((f"review.hours.le_{edge}" for edge in REVIEW_HOURS
+                       if hours <= edge), f"review.hours.over_{REVIEW_HOURS[-1]}")
         out[bucket] += 1
         out["review.timed"] += 1
     year = datetime.date.today().year
@@ -81,7 +89,7 @@ def brute_force(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]] =
         elif kind == "person" and doc.get("status") == "present":
             out["persons"] += 1
             out[f"persons.sex.{doc['sex']}"] += 1
-            out[f"persons.age.{aggregates.age_band(doc['birth_year'], year)}"] += 1
+            out[f"persons.age.{age_band(doc['birth_year'], year)}"] += 1
             out[f"persons.registration.{doc.get('residence_status') or 'unknown'}"] += 1
         elif kind == "screening":
             out["screenings"] += 1
@@ -98,7 +106,7 @@ def brute_force(docs: list[dict[str, Any]], receipts: Sequence[dict[str, Any]] =
     out["visits.households_visited"] = len(visits)
     for _order, outcome in visits.values():
         out[f"visits.latest.{outcome}"] += 1
-        if outcome in aggregates.VISITED:
+        if outcome in VISITED:
             out["visits.covered"] += 1
     for _stamp, decision in verdicts.values():
         out[f"review.{decision}"] += 1
@@ -237,12 +245,12 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     seen = await resp.json()
     assert seen["figures"] == dict(expected_total)  # community level: shown
     for child in seen["children"]:
-        assert all(v >= aggregates.SMALL for v in child["figures"].values())
+        assert all(v >= SMALL for v in child["figures"].values())
         full = children[child["code"]]["figures"]
         # The small counts and the cells that would give them back (tests/
         # test_holes_suppression.py checks that none can be worked out).
         hidden = set(child["suppressed"])
-        assert hidden >= {k for k, v in full.items() if v < aggregates.SMALL}
+        assert hidden >= {k for k, v in full.items() if v < SMALL}
         assert child["figures"] == {k: v for k, v in full.items() if k not in hidden}
     assert any(child["suppressed"] for child in seen["children"])
 
@@ -377,13 +385,13 @@ async def test_time_to_review_through_the_gateway_and_the_verdicts_api(client: A
 
 
 def test_the_median_bucket_of_a_histogram() -> None:
-    assert aggregates.median_bucket({}) is None
+    assert median_bucket({}) is None
     late = {"review.hours.le_1": 1, "review.hours.over_1440": 2}
-    assert aggregates.median_bucket(late) == {"records": 3, "from_hours": 1440, "to_hours": None}
+    assert median_bucket(late) == {"records": 3, "from_hours": 1440, "to_hours": None}
     even = {"review.hours.le_2": 2, "review.hours.le_24": 2}  # the lower median
-    assert aggregates.median_bucket(even) == {"records": 4, "from_hours": 1, "to_hours": 2}
-    assert aggregates.hours_bucket(4) == "review.hours.le_4"
-    assert aggregates.hours_bucket(4.01) == "review.hours.le_8"
+    assert median_bucket(even) == {"records": 4, "from_hours": 1, "to_hours": 2}
+    assert hours_bucket(4) == "review.hours.le_4"
+    assert hours_bucket(4.01) == "review.hours.le_8"
 
 
 class CountingStore:

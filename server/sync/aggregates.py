@@ -32,9 +32,24 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from server.domain.figures import (
+    GROUPED,
+    LEVELS,
+    REVIEW_HIDDEN,
+    REVIEW_HOURS,
+    SMALL,
+    VIEW_TYPE,
+    VIEWS,
+    changed_types,
+    district_of,
+    first_verdicts,
+    median_bucket,
+    verdict_row,
+    view_figures,
+)
 from server.domain.scope import Directory, Grid, User, grid_db
 from server.domain.suppression import Group, components, equation_sets, withhold
 from server.store.couch import (
@@ -52,68 +67,7 @@ from server.sync.supervisor import Lag
 log = logging.getLogger(__name__)
 
 DESIGN = "_design/linli"
-AGE_BANDS = ((0, 14, "0-14"), (15, 59, "15-59"), (60, 79, "60-79"), (80, 200, "80+"))
-VISITED = frozenset({"completed", "moved", "demolished"})
-SMALL = 5  # a count below this is not shown below the community level without the right
-LEVELS = ("city", "district", "street", "community", "grid")
-REVIEW_HOURS = (1, 2, 4, 8, 12, 24, 48, 72, 120, 168, 336, 720, 1440)  # the buckets' upper edges
-REVIEW_BUCKETS = (*(f"review.hours.le_{h}" for h in REVIEW_HOURS),
-                  f"review.hours.over_{REVIEW_HOURS[-1]}")
 WITHHELD_KEPT = 1024  # groups of grids whose withheld figures are kept between queries
-# A grid's median time to review is shown only when its histogram is: a bucket withheld would
-# otherwise be narrowed down by the median.
-REVIEW_HIDDEN = frozenset({*REVIEW_BUCKETS, "review.timed"})
-
-
-def hours_bucket(hours: float) -> str:
-    """The histogram counter a time to review falls in: (previous edge, edge]."""
-    for edge, name in zip(REVIEW_HOURS, REVIEW_BUCKETS, strict=False):
-        if hours <= edge:
-            return name
-    return REVIEW_BUCKETS[-1]
-
-
-def median_bucket(figures: Mapping[str, int]) -> dict[str, Any] | None:
-    """The bucket holding the (lower) median time to review, from a rolled-up histogram:
-    {"records", "from_hours", "to_hours"}; `to_hours` is None for the open last bucket."""
-    counts = [int(figures.get(name, 0)) for name in REVIEW_BUCKETS]
-    total = sum(counts)
-    if not total:
-        return None
-    wanted, seen = (total + 1) // 2, 0
-    for n, count in enumerate(counts):
-        seen += count
-        if seen >= wanted:
-            low = REVIEW_HOURS[n - 1] if n else 0
-            high = REVIEW_HOURS[n] if n < len(REVIEW_HOURS) else None
-            return {"records": total, "from_hours": low, "to_hours": high}
-    return None  # not reached
-
-
-def epoch_ms(stamp: Any) -> float | None:
-    """An ISO time (a server receipt's) in milliseconds, or None when it is not one."""
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp() * 1000
-
-
-def age_band(birth_year: Any, year: int) -> str:
-    if not isinstance(birth_year, int):
-        return "unknown"
-    age = year - birth_year
-    return next((label for low, high, label in AGE_BANDS if low <= age <= high), "unknown")
-
-
-def district_of(street: str) -> str:
-    return street[:6] if len(street) >= 6 else ""
-
-
 @dataclasses.dataclass
 class Area:
     level: str
@@ -121,122 +75,9 @@ class Area:
     grids: list[str]
 
 
-def verdict_row(row: Mapping[str, Any]) -> Verdict:
-    """A `verdicts_latest` row ([rev, decision] by record) as a verdict, not yet receipted."""
-    rev, decision = [*row["value"], ""][:2]
-    return Verdict(id=str(row.get("id", "")), rev=str(rev), record=str(row["key"]),
-                   decision=str(decision))
-
-
-def first_verdicts(verdicts: Iterable[Verdict]) -> dict[str, float]:
-    """Each reviewed record's first verdict time (ms), by the server's receipts: a verdict
-    without one yet is not timed (a phone's clock never is)."""
-    first: dict[str, float] = {}
-    for verdict in verdicts:
-        at = epoch_ms(verdict.received_at)
-        if at is not None and (verdict.record not in first or at < first[verdict.record]):
-            first[verdict.record] = at
-    return first
-
-
-def figures_from(rows: Mapping[str, list[dict[str, Any]]], census_campaign: str,
-                 year: int, received: Mapping[str, float] | None = None) -> Counter[str]:
-    """One grid's figures from its views' rows and its reviewed records' first receipt times
-    (ms, by record id; pure, so a brute-force count can be compared with it field by field)."""
-    out: Counter[str] = Counter()
-    for view in VIEWS:
-        out.update(view_figures(view, rows[view], census_campaign, year, received))
-    return +out  # zero counts dropped
-
-
-def view_figures(view: str, rows: list[dict[str, Any]], census_campaign: str, year: int,
-                 received: Mapping[str, float] | None = None) -> Counter[str]:
-    """The figures one view gives (each view's counters have their own names, so a grid's
-    figures are the sum and a view whose records did not change keeps its part)."""
-    out: Counter[str] = Counter()
-    if view == "households_by_status":
-        for row in rows:
-            out["households"] += row["value"]
-            out[f"households.status.{row['key']}"] += row["value"]
-    elif view == "visits_by_household":
-        latest: dict[str, str] = {}
-        for row in rows:  # sorted by household, then date: the last wins
-            latest[row["key"][0]] = row["value"]
-        out["visits.households_visited"] = len(latest)
-        for outcome in latest.values():
-            out[f"visits.latest.{outcome}"] += 1
-            if outcome in VISITED:
-                out["visits.covered"] += 1
-        out["visits.total"] = len(rows)
-    elif view == "census_by_campaign":
-        for row in rows:
-            if row["key"] == census_campaign:
-                out["census.enumerated"] += row["value"]
-    elif view == "persons_by_sex_birth_status":
-        for row in rows:
-            sex, birth_year, registration = row["key"]
-            n = row["value"]
-            out["persons"] += n
-            out[f"persons.sex.{sex}"] += n
-            out[f"persons.age.{age_band(birth_year, year)}"] += n
-            out[f"persons.registration.{registration or 'unknown'}"] += n
-    elif view == "screenings_by_day":
-        for row in rows:
-            day, result, code, risk = row["key"]
-            n = row["value"]
-            out["screenings"] += n
-            out[f"screenings.day.{day}"] += n
-            out[f"screenings.result.{result or 'unknown'}"] += n
-            out[f"screenings.health_code.{code or 'unknown'}"] += n
-            out[f"screenings.risk.{risk or 'unknown'}"] += n
-    elif view == "verdicts_latest":
-        # Rows come as verdicts with their receipts (Aggregates reads them); bare view rows
-        # are taken as verdicts not yet receipted, ordered by id only.
-        judged = [r if isinstance(r, Verdict) else verdict_row(r) for r in rows]
-        by_record: dict[str, list[Verdict]] = {}
-        for verdict in judged:
-            by_record.setdefault(verdict.record, []).append(verdict)
-        for group in by_record.values():
-            out[f"review.{ordering.latest(group).decision}"] += 1  # received last
-        out["review.reviewed"] = len(by_record)
-        for record, verdict_at in first_verdicts(judged).items():
-            receipt_at = (received or {}).get(record)
-            # A record the server never received (imported, or verdict older than its first
-            # receipt: written before it ever came from a phone) has no time to review.
-            if receipt_at is not None and verdict_at >= receipt_at:
-                out[hours_bucket((verdict_at - receipt_at) / 3_600_000)] += 1
-                out["review.timed"] += 1
-    elif view == "open_conflicts":
-        out["conflicts.open"] = len(rows)
-    return +out
-
-
-VIEWS = ("households_by_status", "visits_by_household", "census_by_campaign",
-         "persons_by_sex_birth_status", "screenings_by_day", "verdicts_latest", "open_conflicts")
-GROUPED = frozenset({"households_by_status", "census_by_campaign", "persons_by_sex_birth_status",
-                     "screenings_by_day"})
-# The record type each view's map function emits for. A record's id starts with its type
-# (validation.py refuses any other), so the ids in the changes feed since a grid's figures were
-# computed tell which views can have changed.
-VIEW_TYPE = {"households_by_status": "household", "visits_by_household": "household_visit",
-             "census_by_campaign": "census_household", "persons_by_sex_birth_status": "person",
-             "screenings_by_day": "screening", "verdicts_latest": "verdict",
-             "open_conflicts": "resolution"}
 CHANGES_LIMIT = 5000  # changes read to find the types written; more: every view is read
 REFRESH_SECONDS = 2.0
 TICK_SECONDS = 0.25
-
-
-def changed_types(ids: Iterable[str]) -> set[str] | None:
-    """The record types among changed ids; None when an id has no type (a design document, or
-    one written straight to the store), which may have changed any view."""
-    types: set[str] = set()
-    for doc_id in ids:
-        kind, colon, _key = doc_id.partition(":")
-        if not colon or doc_id.startswith("_"):
-            return None
-        types.add(kind)
-    return types
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ from typing import Any
 
 from server.domain import merging
 from server.domain.scope import Directory, User, grid_db, grid_of_db
-from server.domain.validation import SchemaRegistry, WriteContext, check_record
+from server.domain.validation import Limits, SchemaRegistry, check_record, write_context
 from server.store.couch import (
     Conflict,
     CouchClient,
@@ -57,6 +57,8 @@ SWEEP_SECONDS = 30.0
 SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
 MAX_BACKOFF = 60.0
 RECEIPT_WAIT = 5.0  # the longest a revision without a receipt holds its page back
+# A merge of revisions whose sizes were checked on their way in is not refused for its size.
+UNLIMITED = Limits(1 << 30, 1 << 30, 1 << 30)
 
 
 @dataclasses.dataclass
@@ -409,8 +411,7 @@ class Resolver:
         """A merge of valid revisions can still break a rule that spans fields (an owned home
         needs its area): then the last received revision stands whole, and every differing field
         waits for a supervisor."""
-        ctx = WriteContext(user=User(name=RESOLVER, role="admin"), db=grid_db(grid), grid=grid,
-                           max_document_bytes=1 << 30, max_attachment_bytes=1 << 30)
+        ctx = write_context(User(name=RESOLVER, role="admin"), grid, UNLIMITED)
         doc = {**merged.body, "_id": f"{merged.body.get('type', '')}:check"}
         if check_record(doc, ctx, self.registry) is None:
             return merged

@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from server import errors
+from server.domain.masking import sees_grid_unmasked
 from server.domain.scope import User
 from server.store import designs
 from server.store.couch import CouchClient, NotFound, db_path
-from server.sync import params, personal
+from server.sync import params
 
 MAX_FILTER_PARAM_CHARS = 200
 # Query parameters Linli's own filters read, by (design document, filter): forwarded with them.
@@ -49,7 +50,7 @@ def shipped(ddoc_id: str, section: str, name: str) -> Any:
 def may_select(user: User) -> bool:
     """Those who see a grid's records unmasked anyway (server/sync/personal.py); an admin without
     the `unmask` right is masked too."""
-    return personal.sees_grid_unmasked(user)
+    return sees_grid_unmasked(user)
 
 
 async def _stored_function(couch: CouchClient, db: str, ddoc_id: str, section: str,

@@ -9,11 +9,11 @@ grid database is replicated, unmasked, only to those whose work needs it:
 - a supervisor or admin given the `unmask` right (`linli user grant NAME unmask`).
 
 Supervisors and admins without the right read records only through `/api/`, which masks them
-(ID numbers `330***********005X`, phones `139****1234`, special groups hidden); their `/couch/`
-requests to a grid database that could return a record answer `403`; the database's info,
-writes (answered with ids and revisions), `_revs_diff`, `_changes` and `_all_docs` without
-documents and their own checkpoints still work, and
-admins keep the maintenance calls (`_security`, `_compact`, design documents...).
+(server/domain/masking.py: ID numbers `330***********005X`, phones `139****1234`, special groups
+hidden); their `/couch/` requests to a grid database that could return a record answer `403`;
+the database's info, writes (answered with ids and revisions), `_revs_diff`, `_changes` and
+`_all_docs` without documents and their own checkpoints still work, and admins keep the
+maintenance calls (`_security`, `_compact`, design documents...).
 
 Every read that can return a record's body, through `/couch/` or `/api/`, is written to the
 `linli.audit` log: who, what, and why (the ground the server let it through on, and the
@@ -23,21 +23,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import web
 
 from server import errors
+from server.domain.masking import UNMASK, sees_grid_unmasked
 from server.domain.scope import DbAccess, User
-from server.sync import exports, review
 
 audit = logging.getLogger("linli.audit")
 
-UNMASK = "unmask"
-# The fields /api/ masks (sync/review.py, sync/exports.py): what "personal data unmasked"
-# means in this file.
-MASKED_FIELDS = ("id_number", "phone", "special_groups")
 PURPOSE_HEADER = "X-Linli-Purpose"
 MAX_PURPOSE_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -48,12 +42,6 @@ MASKLESS_ADMIN_CALLS = frozenset({"_security", "_compact", "_view_cleanup", "_re
                                   "_ensure_full_commit", "_index"})
 # No record body comes back from these (writes answer ids and revisions only).
 NO_BODY_ENDPOINTS = frozenset({"_local", "_revs_diff", "_bulk_docs", "_missing_revs"})
-
-
-def sees_grid_unmasked(user: User) -> bool:
-    """Whether the user's replication of a grid in their scope may carry its records unmasked:
-    a worker's (their work needs it, offline) or a holder of the `unmask` right."""
-    return user.role == "worker" or user.may(UNMASK)
 
 
 def ground(user: User) -> str:
@@ -163,39 +151,3 @@ def audit_grid_read(request: web.Request, user: User, access: DbAccess,
     what = record_read(request, rest)
     if what is not None:
         audit_unmasked(request, user, f"{what} in {access.db} via /couch/")
-
-
-def mask_value(field: str, value: Any) -> Any:
-    """A field's value as /api/ shows it to someone without the right."""
-    if field == "id_number":
-        return exports.mask_id_number(value)
-    if field == "phone":
-        return exports.mask_phone(value)
-    if field == "special_groups":
-        return review.HIDDEN
-    return value
-
-
-def masked_side(field: str, side: Mapping[str, Any]) -> dict[str, Any]:
-    """One side of a conflict (chosen or alternative) with its value masked when personal; the
-    supervisor still chooses it, by its revision (`/api/conflicts/decide` takes `rev`)."""
-    shown = dict(side)
-    if field in MASKED_FIELDS and "value" in shown:
-        shown["value"] = mask_value(field, shown["value"])
-        shown["masked"] = True
-    return shown
-
-
-def masked_conflict_fields(fields: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The undecided fields of a conflict as someone without the right may see them."""
-    shown = []
-    for field in fields:
-        name = str(field.get("field"))
-        entry = dict(field)
-        if isinstance(entry.get("chosen"), Mapping):
-            entry["chosen"] = masked_side(name, entry["chosen"])
-        if isinstance(entry.get("alternatives"), list):
-            entry["alternatives"] = [masked_side(name, s) if isinstance(s, Mapping) else s
-                                     for s in entry["alternatives"]]
-        shown.append(entry)
-    return shown

@@ -1,33 +1,22 @@
-"""Review (审核) of what grid workers synced: each survey, census and screening record has a review
-state, kept in supervisor-owned verdict documents (so a verdict never collides with the
-worker's edit), after ODK Central's review states:
-
-    received → approved
-    received → has_issues (with a comment) → edited (the worker changed the record since) → …
-    received → rejected
-
-The state of a record is its latest verdict, the one the server received last (sync/ordering.py:
-its receipt, never the phone's `device_time`), and `edited` when that verdict asked for changes
-and the record has moved past the revision it judged.
-"""
+"""Review (审核) as the store holds it: the queue of a grid's reviewable records with their
+states, and one record's history, read from the views and the receipts. The rules (states,
+verdicts, what a supervisor sees) are server/domain/review.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from server.domain.scope import User, grid_db
+from server.domain.masking import masked
+from server.domain.ordering import Verdict
+from server.domain.review import REVIEWABLE, differences, state_of
+from server.domain.scope import grid_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, db_path
-from server.sync import exports, ordering
-from server.sync.ordering import ReceiptLookup, Verdict
-from server.sync.receipts import utc_now
+from server.sync import ordering
+from server.sync.ordering import ReceiptLookup
 
-REVIEWABLE = ("household_visit", "census_household", "screening")
-STATES = ("received", "approved", "has_issues", "edited", "rejected")
-DECISIONS = ("approved", "has_issues", "rejected")
 MAX_LISTED = 2000
 
 
@@ -38,16 +27,6 @@ class Filters:
     worker: str | None = None
     since: str | None = None  # the record's own date (visit, enumeration, screening), inclusive
     until: str | None = None
-
-
-def state_of(rev: str, verdicts: list[Verdict]) -> tuple[str, dict[str, Any] | None]:
-    """The review state of a record at `rev`, from its verdicts (with their receipts)."""
-    if not verdicts:
-        return "received", None
-    last = ordering.latest(verdicts)
-    if last.decision == "has_issues" and last.record_rev != rev:
-        return "edited", last.shown()
-    return last.decision, last.shown()
 
 
 def verdict_of(row: Mapping[str, Any]) -> Verdict:
@@ -98,62 +77,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def verdict_doc(user: User, grid: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    """A verdict as the supervisor gives it; checked by the caller like any write."""
-    doc: dict[str, Any] = {
-        "_id": f"verdict:{item['record']}:{uuid.uuid4().hex[:12]}", "type": "verdict",
-        "schema_version": 1, "grid": grid, "created_by": user.name,
-        "record": item["record"], "record_rev": item["record_rev"],
-        "decision": item.get("decision"), "device_time": utc_now()}
-    if item.get("comment"):
-        doc["comment"] = item["comment"]
-    return doc
-
-
-# --- one record, its history and the differences between its revisions ---------------------
-
-# Records a supervisor may open: the reviewable ones and the profiles they are about.
-OPENABLE = (*REVIEWABLE, "household", "person")
-MAX_REVISIONS = 50  # the newest ones; older ones are only counted
-HIDDEN = "(已隐藏 hidden)"
-_ABSENT = object()
-# Bookkeeping, not content: left out of the differences (the stamps say who changed a field).
-NOT_COMPARED = frozenset({"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted",
-                          "edits"})
-
-
-def masked(doc: Mapping[str, Any], unmasked: bool) -> dict[str, Any]:
-    """A record as a supervisor may see it without asking: ID and phone numbers masked and
-    special groups hidden, as exports show them (server/sync/exports.py), unless `unmasked`."""
-    shown = {k: v for k, v in doc.items() if k not in ("_revisions", "_revs_info")}
-    if unmasked:
-        return shown
-    for field, mask in (("id_number", exports.mask_id_number), ("phone", exports.mask_phone)):
-        if field in shown:
-            shown[field] = mask(shown[field])
-    if "special_groups" in shown:
-        shown["special_groups"] = HIDDEN
-    return shown
-
-
-def differences(before: Mapping[str, Any], after: Mapping[str, Any],
-                unmasked: bool) -> list[dict[str, Any]]:
-    """Field by field, what changed from one revision to the next, compared on the real values
-    and shown masked: a changed phone number reads as changed even when its masks look alike."""
-    shown_before, shown_after = masked(before, unmasked), masked(after, unmasked)
-    changes = []
-    for field in sorted((set(before) | set(after)) - NOT_COMPARED):
-        if before.get(field, _ABSENT) == after.get(field, _ABSENT):
-            continue
-        change: dict[str, Any] = {"field": field}
-        if field in before:
-            change["from"] = shown_before[field]
-        if field in after:
-            change["to"] = shown_after[field]
-        change["kind"] = ("added" if field not in before else "removed" if field not in after
-                          else "changed")
-        changes.append(change)
-    return changes
+MAX_REVISIONS = 50  # of one record's history, the newest ones; older ones are only counted
 
 
 async def _ordered(couch: CouchClient, db: str, verdicts: list[Verdict],

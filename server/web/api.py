@@ -7,20 +7,24 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from server import errors
-from server.domain import merging
+from server.domain import exports as sheets
+from server.domain import review as rules
+from server.domain.figures import LEVELS
+from server.domain.masking import UNMASK, masked_conflict_fields, sees_grid_unmasked
 from server.domain.scope import User, grid_db
-from server.domain.validation import WriteContext, check_record
+from server.domain.settlement import settle
+from server.domain.validation import WriteContext, write_context
 from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync import exports, personal, review
-from server.sync.aggregates import LEVELS
 from server.sync.receipts import utc_now
 from server.web.guard import require_user
 from server.web.keys import (
@@ -50,16 +54,22 @@ async def me(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     return json_response({"name": user.name, "role": user.role, "grids": grids,
                           "rights": sorted(user.rights),
-                          "replicates": personal.sees_grid_unmasked(user),
+                          "replicates": sees_grid_unmasked(user),
                           "campaigns": {"census": config.census_campaign,
                                         "screening": config.screening_campaign}})
 
 
 def require_supervisor(request: web.Request) -> User:
     user = require_user(request)
-    if user.role not in ("supervisor", "admin"):
+    if not rules.may_review(user):
         raise errors.forbidden("只有督导员可以处理冲突", "Only supervisors settle conflicts.")
     return user
+
+
+def grid_write_context(request: web.Request, user: User, grid: str) -> WriteContext:
+    """What a write of `user` to `grid` through the API is checked against: the settings and
+    the forms retired, as for a phone's write through the gateway."""
+    return write_context(user, grid, request.app[CONFIG], request.app[DIRECTORY].retired_schemas)
 
 
 def wants_unmasked(request: web.Request, user: User) -> bool:
@@ -106,7 +116,7 @@ async def conflicts(request: web.Request) -> web.Response:
     codes = [reachable_grid(request, user, wanted)] if wanted else sorted(
         code for code in directory.grids if directory.reaches(user, code))
     found: list[dict[str, Any]] = []
-    unmasked = user.may(personal.UNMASK)
+    unmasked = user.may(UNMASK)
     for code in codes:
         try:
             rows = await couch.get(
@@ -120,7 +130,7 @@ async def conflicts(request: web.Request) -> web.Response:
             found.append({"grid": code, "id": doc["_id"], "record": doc["record"],
                           "record_type": doc["record_type"], "resolved_at": doc["resolved_at"],
                           "fields": undecided if unmasked
-                          else personal.masked_conflict_fields(undecided)})
+                          else masked_conflict_fields(undecided)})
     found.sort(key=lambda c: c["resolved_at"])
     if unmasked:
         personal.audit_unmasked(request, user, f"{len(found)} open conflicts in {len(codes)} "
@@ -138,8 +148,8 @@ def server_stamp() -> str:
 
 async def decide(request: web.Request) -> web.Response:
     """A supervisor settles an open conflict: the chosen (or typed) values are written to the
-    record as the supervisor's edit, checked like any write, and the resolution is closed. The
-    new revision replicates to the phones like any other."""
+    record as the supervisor's edit, checked like any write, and the resolution is closed
+    (server/domain/settlement.py has the rules). The new revision replicates to the phones."""
     user = require_supervisor(request)
     body = await read_object(request)
     code = reachable_grid(request, user, body.get("grid"))
@@ -155,108 +165,33 @@ async def decide(request: web.Request) -> web.Response:
         resolution = await couch.get(db_path(db, resolution_id))
     except NotFound as exc:
         raise errors.doc_not_found("没有这条冲突记录 / No such conflict.") from exc
-    if resolution.get("status") != "open":
-        raise errors.CouchError(409, "conflict", errors.bilingual(
-            "这个冲突已经处理过了", "This conflict has already been settled."))
-    undecided = {f["field"]: f for f in resolution.get("fields", []) if f.get("undecided")}
-    unknown = [d["field"] for d in decisions if d["field"] not in undecided]
-    if unknown:
-        raise errors.bad_request(f"这些字段不在待决定之列：{', '.join(unknown)}",
-                                 f"Not undecided in this conflict: {', '.join(unknown)}")
-    decisions = [chosen_side(d, undecided[d["field"]]) for d in decisions]
-    try:
+    record = None
+    with contextlib.suppress(NotFound):
         record = await couch.get(db_path(db, resolution["record"]))
-    except NotFound as exc:
-        raise errors.doc_not_found("记录已不存在 / The record no longer exists.") from exc
-    # The decision settles what the resolver left provisional: if someone has changed one of
-    # these fields since, the supervisor must see that first.
-    changed = [d["field"] for d in decisions
-               if record.get(d["field"], merging.MISSING) != provisional(undecided[d["field"]])]
-    if changed:
-        raise errors.CouchError(409, "conflict", errors.bilingual(
-            f"这些字段在冲突处理后又被修改过，请刷新后再决定：{', '.join(changed)}",
-            f"Changed since the conflict was recorded; reload and decide again: "
-            f"{', '.join(changed)}"))
-    for decision in decisions:
-        if "value" in decision:
-            record[decision["field"]] = decision["value"]
-        else:
-            record.pop(decision["field"], None)
-    schema = request.app[SCHEMAS].schemas.get(
-        (str(record.get("type")), record.get("schema_version")), {})
-    decided = {d["field"] for d in decisions}
-    if "edits" in schema.get("properties", {}):  # the supervisor's edit is stamped like a phone's
-        record["edits"] = sorted(
-            [e for e in record.get("edits", []) if e.get("field") not in decided]
-            + [{"field": f, "at": server_stamp(), "by": user.name} for f in sorted(decided)],
-            key=lambda e: str(e.get("field")))
-    config = request.app[CONFIG]
-    ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
-                       max_attachment_bytes=config.max_attachment_bytes,
-                       retired=request.app[DIRECTORY].retired_schemas)
-    refusal = check_record(record, ctx, request.app[SCHEMAS])
-    if refusal is not None:
-        raise errors.CouchError(400, "bad_request", refusal.reason)
-    # The resolution first: its revision is the lock two supervisors deciding at once meet.
-    now = utc_now()
-    before = dict(resolution)
-    by_field = {d["field"]: d for d in decisions}
-    fields = []
-    for field in resolution["fields"]:
-        decision = by_field.get(field["field"])
-        if decision is not None:
-            chosen = {"rev": str(record["_rev"]), "by": user.name, "received_at": now}
-            field = {**field, "undecided": False, "rule": "supervisor",
-                     "chosen": {**chosen, "value": decision["value"]} if "value" in decision
-                     else {**chosen, "missing": True}}
-        fields.append(field)
-    still_open = any(f.get("undecided") for f in fields)
-    resolution = {**resolution, "fields": fields, "decided_by": user.name, "decided_at": now,
-                  "status": "open" if still_open else "decided"}
+    settled = settle(resolution, record, decisions, grid_write_context(request, user, code),
+                     request.app[SCHEMAS], at=utc_now(), stamp=server_stamp())
     try:
-        settled = await couch.put(db_path(db, resolution_id), resolution)
+        locked = await couch.put(db_path(db, resolution_id), settled.resolution)
     except Conflict as exc:
         raise errors.CouchError(409, "conflict", errors.bilingual(
             "这个冲突刚被处理，请刷新", "This conflict was just settled; reload.")) from exc
     try:
-        written = await couch.put(db_path(db, record["_id"]), record)
+        written = await couch.put(db_path(db, settled.record["_id"]), settled.record)
     except BaseException as exc:
         # The record was not written (it moved meanwhile, or the store failed): the
         # settlement is undone, so the conflict stays open rather than half-settled.
         with contextlib.suppress(CouchFailure, StoreUnavailable):
-            await couch.put(db_path(db, resolution_id), {**before, "_rev": settled["rev"]})
+            await couch.put(db_path(db, resolution_id), {**resolution, "_rev": locked["rev"]})
         if isinstance(exc, Conflict):
             raise errors.CouchError(409, "conflict", errors.bilingual(
                 "记录刚被修改，请刷新后再决定",
                 "The record just changed; reload and decide again.")) from exc
         raise
-    request.app[RECEIPTS].record(user.name, db, [[record["_id"], str(written["rev"])]])
+    request.app[RECEIPTS].record(user.name, db, [[settled.record["_id"], str(written["rev"])]])
     audit.info("%s settled %s in %s (%s)", user.name, resolution_id, code,
-               ", ".join(sorted(by_field)))
-    return json_response({"ok": True, "rev": written["rev"], "status": resolution["status"],
+               ", ".join(settled.fields))
+    return json_response({"ok": True, "rev": written["rev"], "status": settled.status,
                           "by": user.name})
-
-
-def chosen_side(decision: Mapping[str, Any], field: Mapping[str, Any]) -> dict[str, Any]:
-    """A decision as `{field, value}` (or `{field}` for "no value"). One that names a side by
-    its revision (`{field, rev}`) takes that side's value: a supervisor without the `unmask`
-    right sees the values masked and so cannot send them back."""
-    if "value" in decision or "rev" not in decision:
-        return {k: v for k, v in decision.items() if k != "rev"}
-    sides = [field.get("chosen"), *(field.get("alternatives") or [])]
-    for side in sides:
-        if isinstance(side, Mapping) and side.get("rev") == decision["rev"]:
-            if side.get("missing") or "value" not in side:
-                return {"field": decision["field"]}
-            return {"field": decision["field"], "value": side["value"]}
-    raise errors.bad_request(f"字段 {decision['field']} 没有版本为 {decision['rev']} 的值",
-                             f"No side of {decision['field']} has revision {decision['rev']}.")
-
-
-def provisional(field: Mapping[str, Any]) -> Any:
-    """The value the resolver left standing for a field of a resolution."""
-    chosen = field.get("chosen") or {}
-    return merging.MISSING if chosen.get("missing") else chosen.get("value")
 
 
 async def aggregates(request: web.Request) -> web.Response:
@@ -299,14 +234,14 @@ async def reviewed_records(request: web.Request, user: User,
     past `limit` (an export takes them all)."""
     query = request.query
     codes = scoped_grids(request, user)
-    types = tuple(t for t in query.get("type", ",".join(review.REVIEWABLE)).split(",") if t)
+    types = tuple(t for t in query.get("type", ",".join(rules.REVIEWABLE)).split(",") if t)
     state = query.get("state") or None
-    bad = [t for t in types if t not in review.REVIEWABLE]
-    if bad or (state is not None and state not in review.STATES):
+    bad = [t for t in types if t not in rules.REVIEWABLE]
+    if bad or (state is not None and state not in rules.STATES):
         raise errors.bad_request(
-            f"type 应为 {', '.join(review.REVIEWABLE)}；state 应为 {', '.join(review.STATES)}",
-            f"type must be among {', '.join(review.REVIEWABLE)}; state among "
-            f"{', '.join(review.STATES)}")
+            f"type 应为 {', '.join(rules.REVIEWABLE)}；state 应为 {', '.join(rules.STATES)}",
+            f"type must be among {', '.join(rules.REVIEWABLE)}; state among "
+            f"{', '.join(rules.STATES)}")
     filters = review.Filters(types=types, state=state, worker=query.get("worker") or None,
                              since=query.get("from") or None, until=query.get("to") or None)
     with contextlib.suppress(CouchFailure, StoreUnavailable):
@@ -323,40 +258,25 @@ async def reviewed_records(request: web.Request, user: User,
 
 async def give_verdicts(request: web.Request) -> web.Response:
     """Verdicts on many records of one grid at once ("approve all"): every one checked first,
-    and none written if any is wrong. They replicate to the workers' phones."""
+    and none written if any is wrong (server/domain/review.py). They replicate to the
+    workers' phones."""
     user = require_supervisor(request)
     body = await read_object(request)
     code = reachable_grid(request, user, body.get("grid"))
     items = body.get("verdicts")
-    if not isinstance(items, list) or not items or len(items) > 500 or not all(
+    if not isinstance(items, list) or not items or len(items) > rules.MAX_VERDICTS or not all(
             isinstance(i, dict) and isinstance(i.get("record"), str)
             and isinstance(i.get("record_rev"), str) for i in items):
         raise errors.bad_request("verdicts 应为 1–500 条 {record, record_rev, decision, comment}",
                                  "`verdicts` must be 1–500 of {record, record_rev, decision, "
                                  "comment}.")
-    config = request.app[CONFIG]
-    db = grid_db(code)
-    ctx = WriteContext(user=user, db=db, grid=code, max_document_bytes=config.max_document_bytes,
-                       max_attachment_bytes=config.max_attachment_bytes,
-                       retired=request.app[DIRECTORY].retired_schemas)
-    couch = request.app[COUCH]
+    db, couch = grid_db(code), request.app[COUCH]
     page = await couch.post(db_path(db, "_all_docs"), {"keys": [i["record"] for i in items]})
-    current = {row["key"]: row["value"]["rev"] for row in page.get("rows", [])
-               if "value" in row and not row["value"].get("deleted")}
-    docs, problems = [], []
-    for n, item in enumerate(items):
-        if item["record"] not in current or not item["record"].startswith(
-                tuple(f"{t}:" for t in review.REVIEWABLE)):
-            problems.append(f"#{n + 1} {item['record']}: " + errors.bilingual(
-                "没有这条可审核的记录", "no such record to review"))
-            continue
-        doc = review.verdict_doc(user, code, item)
-        refusal = check_record(doc, ctx, request.app[SCHEMAS])
-        if refusal is not None:
-            problems.append(f"#{n + 1} {item['record']}: {refusal.reason}")
-        docs.append(doc)
-    if problems:
-        raise errors.CouchError(400, "bad_request", "；".join(problems[:20]))
+    live = {row["key"] for row in page.get("rows", [])
+            if "value" in row and not row["value"].get("deleted")}
+    docs = rules.verdict_docs(items, live, grid_write_context(request, user, code),
+                              request.app[SCHEMAS], at=utc_now(),
+                              keys=[uuid.uuid4().hex[:12] for _ in items])
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         # The records' receipts stored first: the time to review is read from them when the
         # verdicts move the grid's figures.
@@ -377,7 +297,7 @@ async def review_record(request: web.Request) -> web.Response:
     user = require_supervisor(request)
     code = reachable_grid(request, user, request.query.get("grid"))
     doc_id = request.query.get("id", "")
-    if not doc_id.startswith(tuple(f"{t}:" for t in review.OPENABLE)):
+    if not rules.openable(doc_id):
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))
     unmasked = wants_unmasked(request, user)
@@ -402,29 +322,25 @@ async def export(request: web.Request) -> web.StreamResponse:
     """Households or persons of the supervisor's grids (or one grid, community or street) as
     CSV or XLSX, streamed. Masked unless `unmask=1`, which needs the `unmask` right and is
     audited. `what=aggregates&level=&code=`: the figures of an area and its children, withheld
-    exactly as `/api/aggregates` withholds them."""
+    exactly as `/api/aggregates` withholds them. The rows are server/domain/exports.py's."""
     user = require_supervisor(request)
-    query = request.query
-    what, kind = query.get("what", "households"), query.get("format", "csv")
-    if (what not in exports.COLUMNS and what not in ("aggregates", "review")) \
-            or kind not in ("csv", "xlsx"):
+    what, kind = request.query.get("what", "households"), request.query.get("format", "csv")
+    if what not in sheets.WHAT or kind not in sheets.FORMATS:
         raise errors.bad_request(
             "what 应为 households、persons、review 或 aggregates；format 应为 csv 或 xlsx",
             "what must be households, persons, review or aggregates; format csv or xlsx")
     source: AsyncIterator[list[Any]]
+    report = None
     if what == "review":
         listed = await reviewed_records(request, user)
         audit.info("%s exported the review list (%d records) as %s", user.name, len(listed),
                    kind)
-        source = exports.review_rows(listed)
-        name = f"linli-review.{kind}"
+        source = exports.streamed(sheets.review_rows(listed))
     elif what == "aggregates":
         report = await aggregates_report(request, user)
         audit.info("%s exported the aggregates of %s %s as %s", user.name, report["level"],
                    report["code"] or "-", kind)
-        source = exports.aggregate_rows(report)
-        name = f"linli-aggregates-{report['level']}{'-' if report['code'] else ''}" \
-            f"{report['code']}.{kind}"
+        source = exports.streamed(sheets.aggregate_rows(report))
     else:
         codes = scoped_grids(request, user)
         unmasked = wants_unmasked(request, user)
@@ -434,7 +350,13 @@ async def export(request: web.Request) -> web.StreamResponse:
         else:
             audit.info("%s exported %s of %d grid(s) as %s", user.name, what, len(codes), kind)
         source = exports.rows(request.app[COUCH], codes, what, unmasked)
-        name = f"linli-{what}.{kind}"
+    return await send_sheet(request, source, kind, sheets.file_name(what, kind, report), what)
+
+
+async def send_sheet(request: web.Request, source: AsyncIterator[list[Any]], kind: str,
+                     name: str, title: str) -> web.StreamResponse:
+    """Rows streamed to the client as a CSV (written as they come, 500 lines at a time) or an
+    XLSX file (built on disk first: a workbook is a zip)."""
     response = web.StreamResponse(headers={
         "Content-Disposition": f'attachment; filename="{name}"'})
     if kind == "csv":
@@ -449,7 +371,7 @@ async def export(request: web.Request) -> web.StreamResponse:
                 lines.clear()
         await response.write(b"".join(lines))
     else:
-        handle = await exports.xlsx_file(source, what)
+        handle = await exports.xlsx_file(source, title)
         with handle:
             response.content_type = (
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from server import errors
+from server.domain import validation
 from server.domain.scope import DbAccess, User, grid_of_db, is_linli_name
 from server.domain.validation import (
     WriteContext,
@@ -90,13 +91,9 @@ def method_not_allowed(allowed: str) -> errors.CouchError:
 
 
 def write_context(request: web.Request, target: Target) -> WriteContext:
-    config, access = request.app[CONFIG], target.access
-    assert access.grid is not None
-    return WriteContext(user=target.user, db=access.db, grid=access.grid,
-                        max_document_bytes=config.max_document_bytes,
-                        max_attachment_bytes=config.max_attachment_bytes,
-                        max_document_attachments_bytes=config.max_document_attachments_bytes,
-                        retired=request.app[DIRECTORY].retired_schemas)
+    assert target.access.grid is not None
+    return validation.write_context(target.user, target.access.grid, request.app[CONFIG],
+                                    request.app[DIRECTORY].retired_schemas)
 
 
 def refuse_local_ids(ids: Any) -> None:

@@ -1,0 +1,121 @@
+"""Review (审核) of what grid workers synced: each survey, census and screening record has a review
+state, kept in supervisor-owned verdict documents (so a verdict never collides with the
+worker's edit), after ODK Central's review states:
+
+    received → approved
+    received → has_issues (with a comment) → edited (the worker changed the record since) → …
+    received → rejected
+
+Any state can take any verdict again (a rejected record approved after a phone call): the state
+is always the latest verdict, the one the server received last (domain/ordering.py: its
+receipt, never the phone's `device_time`), and `edited` when that verdict asked for changes and
+the record has moved past the revision it judged. Supervisors (督导员) and admins give verdicts;
+the verdict's schema (`schemas/verdict.v1.schema.json`) names its writers and decisions.
+The store's side (the queue, a record's history) is server/sync/review.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from server.domain.masking import masked
+from server.domain.messages import Refused, bilingual
+from server.domain.ordering import Verdict, latest
+from server.domain.scope import User
+from server.domain.validation import SchemaRegistry, WriteContext, check_record
+
+REVIEWABLE = ("household_visit", "census_household", "screening")
+STATES = ("received", "approved", "has_issues", "edited", "rejected")
+DECISIONS = ("approved", "has_issues", "rejected")
+REVIEWERS = ("supervisor", "admin")  # who reviews records and settles conflicts
+# Records a supervisor may open: the reviewable ones and the profiles they are about.
+OPENABLE = (*REVIEWABLE, "household", "person")
+MAX_VERDICTS = 500  # verdicts given in one request ("approve all" of a page)
+MAX_PROBLEMS = 20  # problems named when a request's verdicts are refused
+_ABSENT = object()
+# Bookkeeping, not content: left out of the differences (the stamps say who changed a field).
+NOT_COMPARED = frozenset({"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted",
+                          "edits"})
+
+
+def may_review(user: User) -> bool:
+    """Whether the user reviews records and settles conflicts: supervisors and admins."""
+    return user.role in REVIEWERS
+
+
+def reviewable(record_id: str) -> bool:
+    """Whether a record, by its id (`<type>:<key>`), takes verdicts."""
+    return record_id.startswith(tuple(f"{t}:" for t in REVIEWABLE))
+
+
+def openable(record_id: str) -> bool:
+    """Whether a supervisor may open a record, by its id."""
+    return record_id.startswith(tuple(f"{t}:" for t in OPENABLE))
+
+
+def state_of(rev: str, verdicts: Sequence[Verdict]) -> tuple[str, dict[str, Any] | None]:
+    """The review state of a record at `rev`, from its verdicts (with their receipts), and the
+    latest verdict as shown."""
+    if not verdicts:
+        return "received", None
+    last = latest(verdicts)
+    if last.decision == "has_issues" and last.record_rev != rev:
+        return "edited", last.shown()
+    return last.decision, last.shown()
+
+
+def verdict_doc(by: str, grid: str, item: Mapping[str, Any], *, at: str,
+                key: str) -> dict[str, Any]:
+    """A verdict as a supervisor gives it (`item`: {record, record_rev, decision, comment}),
+    under an id made unique by `key`; checked by `verdict_docs` like any write."""
+    doc: dict[str, Any] = {
+        "_id": f"verdict:{item['record']}:{key}", "type": "verdict",
+        "schema_version": 1, "grid": grid, "created_by": by,
+        "record": item["record"], "record_rev": item["record_rev"],
+        "decision": item.get("decision"), "device_time": at}
+    if item.get("comment"):
+        doc["comment"] = item["comment"]
+    return doc
+
+
+def verdict_docs(items: Sequence[Mapping[str, Any]], live: Collection[str], ctx: WriteContext,
+                 registry: SchemaRegistry, *, at: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The verdicts of one request, on records of `ctx.grid` (`live`: the ids stored there and
+    not deleted), each with its own `key`: every one checked first, and all refused (400, the
+    first problems named) if any is wrong, so "approve all" never half-happens."""
+    docs, problems = [], []
+    for n, (item, key) in enumerate(zip(items, keys, strict=True)):
+        record = str(item["record"])
+        if record not in live or not reviewable(record):
+            problems.append(f"#{n + 1} {record}: " + bilingual(
+                "没有这条可审核的记录", "no such record to review"))
+            continue
+        doc = verdict_doc(ctx.user.name, ctx.grid, item, at=at, key=key)
+        refusal = check_record(doc, ctx, registry)
+        if refusal is not None:
+            problems.append(f"#{n + 1} {record}: {refusal.reason}")
+        docs.append(doc)
+    if problems:
+        raise Refused(400, "bad_request", "；".join(problems[:MAX_PROBLEMS]))
+    return docs
+
+
+def differences(before: Mapping[str, Any], after: Mapping[str, Any],
+                unmasked: bool) -> list[dict[str, Any]]:
+    """Field by field, what changed from one revision to the next, compared on the real values
+    and shown masked: a changed phone number reads as changed even when its masks look alike."""
+    shown_before, shown_after = masked(before, unmasked), masked(after, unmasked)
+    changes = []
+    for field in sorted((set(before) | set(after)) - NOT_COMPARED):
+        if before.get(field, _ABSENT) == after.get(field, _ABSENT):
+            continue
+        change: dict[str, Any] = {"field": field}
+        if field in before:
+            change["from"] = shown_before[field]
+        if field in after:
+            change["to"] = shown_after[field]
+        change["kind"] = ("added" if field not in before else "removed" if field not in after
+                          else "changed")
+        changes.append(change)
+    return changes

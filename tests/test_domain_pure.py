@@ -1,0 +1,385 @@
+"""The domain's rules on plain data, with no store and no server (issue 14, "controllers are
+thin"): review states and verdicts, a supervisor's decision on a conflict, masking, and the rows
+of every export. Each expectation is worked out from the rule as its module states it, not read
+back from the code."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from typing import Any
+
+import pytest
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+from server.config import Config
+from server.domain import exports, figures, masking, review, settlement
+from server.domain.messages import Refused
+from server.domain.ordering import Verdict
+from server.domain.scope import User
+from server.domain.validation import DEFAULT_LIMITS, Limits, shared_registry, write_context
+
+REGISTRY = shared_registry()
+BOSS = User(name="boss", role="supervisor", communities=frozenset({"c1"}))
+ADMIN = User(name="root", role="admin")
+WORKER = User(name="w.one", role="worker", grids=frozenset({"g1"}))
+RESIDENT = User(name="r.one", role="resident")
+RIGHTFUL = User(name="boss2", role="supervisor", rights=frozenset({"unmask"}))
+ID_NUMBER = "33010219800101005X"
+PHONE = "13912341234"
+
+
+def verdict(n: int, decision: str, judged: str, received: str | None, *, seq: int = 0,
+            device_time: str = "") -> Verdict:
+    return Verdict(id=f"verdict:v{n}", rev=f"1-{n}", record="household_visit:g1-1",
+                   decision=decision, record_rev=judged, by="boss", received_at=received,
+                   seq=seq or None, device_time=device_time)
+
+
+# --- review states and verdicts --------------------------------------------------------------
+
+def test_a_record_without_verdicts_is_received() -> None:
+    assert review.state_of("1-a", []) == ("received", None)
+
+
+@pytest.mark.parametrize("before", review.DECISIONS)
+@pytest.mark.parametrize("after", review.DECISIONS)
+def test_any_state_takes_any_verdict_and_the_last_received_decides(before: str,
+                                                                     after: str) -> None:
+    first = verdict(1, before, "1-a", "2026-11-20T08:00:00.000+00:00")
+    second = verdict(2, after, "1-a", "2026-11-20T09:00:00.000+00:00")
+    state, shown = review.state_of("1-a", [second, first])
+    assert state == after
+    assert shown is not None and shown["decision"] == after and shown["by"] == "boss"
+    assert shown["at"] == "2026-11-20T09:00:00.000+00:00"
+
+
+def test_has_issues_becomes_edited_when_the_record_moves_on() -> None:
+    asked = verdict(1, "has_issues", "1-a", "2026-11-20T08:00:00.000+00:00")
+    assert review.state_of("1-a", [asked])[0] == "has_issues"
+    assert review.state_of("2-b", [asked])[0] == "edited"
+    # Only a request for changes is overtaken by an edit: approval and rejection stand.
+    for decision in ("approved", "rejected"):
+        judged = verdict(1, decision, "1-a", "2026-11-20T08:00:00.000+00:00")
+        assert review.state_of("2-b", [judged])[0] == decision
+    # Approved after the edit: approved again.
+    again = verdict(2, "approved", "2-b", "2026-11-20T10:00:00.000+00:00")
+    assert review.state_of("2-b", [asked, again])[0] == "approved"
+    assert set(review.DECISIONS) | {"received", "edited"} == set(review.STATES)
+
+
+def test_the_server_orders_verdicts_never_the_phone() -> None:
+    early = verdict(1, "rejected", "1-a", "2026-11-20T08:00:00.000+00:00",
+                    device_time="2099-01-01T00:00:00.000Z")
+    late = verdict(2, "approved", "1-a", "2026-11-20T09:00:00.000+00:00",
+                   device_time="1970-01-01T00:00:00.000Z")
+    assert review.state_of("1-a", [early, late])[0] == "approved"
+    # A verdict not yet receipted was received after every receipted one.
+    pending = verdict(3, "has_issues", "1-a", None)
+    assert review.state_of("1-a", [pending, early, late])[0] == "has_issues"
+    # Two with one receipt time (one request): the store's sequence orders them.
+    same = "2026-11-20T09:00:00.000+00:00"
+    a, b = verdict(4, "approved", "1-a", same, seq=7), verdict(5, "rejected", "1-a", same, seq=3)
+    assert review.state_of("1-a", [a, b])[0] == "approved"
+
+
+def test_supervisors_and_admins_review_nobody_else() -> None:
+    assert review.may_review(BOSS) and review.may_review(ADMIN)
+    assert not review.may_review(WORKER) and not review.may_review(RESIDENT)
+
+
+def ctx_of(user: User, grid: str = "g1") -> Any:
+    return write_context(user, grid, DEFAULT_LIMITS)
+
+
+def give(items: list[dict[str, Any]], live: set[str], user: User = BOSS) -> list[dict[str, Any]]:
+    return review.verdict_docs(items, live, ctx_of(user), REGISTRY, at="2026-11-20T09:00:00Z",
+                               keys=[f"k{n}" for n in range(len(items))])
+
+
+def test_verdicts_are_made_for_the_giver_and_the_grid() -> None:
+    items = [{"record": "household_visit:g1-1", "record_rev": "1-a", "decision": "approved"},
+             {"record": "screening:g1-2", "record_rev": "2-b", "decision": "has_issues",
+              "comment": "请补充体温"}]
+    docs = give(items, {"household_visit:g1-1", "screening:g1-2"})
+    assert [d["_id"] for d in docs] == ["verdict:household_visit:g1-1:k0",
+                                        "verdict:screening:g1-2:k1"]
+    for doc, item in zip(docs, items, strict=True):
+        assert doc["type"] == "verdict" and doc["grid"] == "g1" and doc["created_by"] == "boss"
+        assert doc["record_rev"] == item["record_rev"] and doc["decision"] == item["decision"]
+        assert doc["device_time"] == "2026-11-20T09:00:00Z"
+    assert "comment" not in docs[0] and docs[1]["comment"] == "请补充体温"
+
+
+def refusal_of(items: list[dict[str, Any]], live: set[str], user: User = BOSS) -> Refused:
+    with pytest.raises(Refused) as caught:
+        give(items, live, user)
+    assert caught.value.status == 400 and caught.value.error == "bad_request"
+    return caught.value
+
+
+def test_verdicts_are_all_or_nothing() -> None:
+    good = {"record": "household_visit:g1-1", "record_rev": "1-a", "decision": "approved"}
+    gone = {"record": "household_visit:g1-9", "record_rev": "1-a", "decision": "approved"}
+    profile = {"record": "household:g1-0001", "record_rev": "1-a", "decision": "approved"}
+    odd = {"record": "household_visit:g1-1", "record_rev": "1-a", "decision": "maybe"}
+    live = {"household_visit:g1-1", "household:g1-0001"}
+    reason = refusal_of([good, gone, profile, odd], live).reason
+    assert "#1" not in reason
+    assert "#2 household_visit:g1-9" in reason and "#3 household:g1-0001" in reason
+    assert "#4 household_visit:g1-1" in reason and "no such record to review" in reason
+    many = [gone] * (review.MAX_PROBLEMS + 5)
+    assert refusal_of(many, live).reason.count("no such record") == review.MAX_PROBLEMS
+
+
+def test_only_supervisors_and_admins_may_give_a_verdict() -> None:
+    item = {"record": "household_visit:g1-1", "record_rev": "1-a", "decision": "approved"}
+    assert give([item], {"household_visit:g1-1"}, ADMIN)[0]["created_by"] == "root"
+    assert "supervisor" in refusal_of([item], {"household_visit:g1-1"}, WORKER).reason
+
+
+# --- a supervisor's decision on a conflict -------------------------------------------------------
+
+STAMP = "1764000000000-0000"
+
+
+def household(**fields: Any) -> dict[str, Any]:
+    doc = {"_id": "household:g1-0001", "_rev": "3-abc", "type": "household", "schema_version": 2,
+           "grid": "g1", "created_by": "w.one", "registry": {"source": "grid_survey"},
+           "address": {"compound": "fangmenjie_gongyu", "compound_name": "坊门街公寓",
+                       "building": "1", "unit": "1", "room": "101"},
+           "head_name": "严福根", "phone": "13905700000", "household_type": "family",
+           "tenure": "rented", "status": "active",
+           "edits": [{"field": "head_name", "at": "1763000000000-0000", "by": "w.one"},
+                     {"field": "phone", "at": "1763000000000-0001", "by": "w.one"}]}
+    doc.update(fields)
+    return doc
+
+
+def side(rev: str, **value: Any) -> dict[str, Any]:
+    return {"rev": rev, "by": "w.one", "received_at": "2026-11-20T08:00:00.000+00:00", **value}
+
+
+def resolution(status: str = "open") -> dict[str, Any]:
+    return {"_id": "resolution:household:g1-0001:abc", "_rev": "1-r", "type": "resolution",
+            "status": status, "record": "household:g1-0001",
+            "fields": [
+                {"field": "phone", "rule": "concurrent_edits", "undecided": True,
+                 "chosen": side("2-a", value="13905700000"),
+                 "alternatives": [side("2-b", value="13905711111")]},
+                {"field": "remarks", "rule": "concurrent_edits", "undecided": True,
+                 "chosen": side("2-a", missing=True),
+                 "alternatives": [side("2-b", value="新来的")]},
+                {"field": "tenure", "rule": "one_side_changed", "undecided": False,
+                 "chosen": side("2-a", value="rented"), "alternatives": []}]}
+
+
+def settle(decisions: list[dict[str, Any]], record: dict[str, Any] | None = None,
+           resolved: dict[str, Any] | None = None, user: User = BOSS) -> settlement.Settlement:
+    return settlement.settle(resolved or resolution(), household() if record is None else record,
+                             decisions, ctx_of(user), REGISTRY, at="2026-11-21T10:00:00Z",
+                             stamp=STAMP)
+
+
+def refused_with(status: int, decisions: list[dict[str, Any]], **kwargs: Any) -> str:
+    with pytest.raises(Refused) as caught:
+        settle(decisions, **kwargs)
+    assert caught.value.status == status, caught.value.reason
+    return caught.value.reason
+
+
+def test_a_decision_writes_the_value_stamped_and_closes_the_field() -> None:
+    record, resolved = household(), resolution()
+    before = copy.deepcopy((record, resolved))
+    done = settle([{"field": "phone", "value": "13905799999"}, {"field": "remarks"}],
+                  record, resolved)
+    assert (record, resolved) == before  # plain data in, new data out
+    assert done.record["phone"] == "13905799999" and "remarks" not in done.record
+    assert done.record["_rev"] == "3-abc" and done.fields == ("phone", "remarks")
+    edits = {e["field"]: e for e in done.record["edits"]}
+    assert edits["phone"] == {"field": "phone", "at": STAMP, "by": "boss"}
+    assert edits["remarks"] == {"field": "remarks", "at": STAMP, "by": "boss"}
+    assert edits["head_name"]["by"] == "w.one"  # another field's stamp is kept
+    fields = {f["field"]: f for f in done.resolution["fields"]}
+    assert fields["phone"]["rule"] == "supervisor" and not fields["phone"]["undecided"]
+    assert fields["phone"]["chosen"] == {"rev": "3-abc", "by": "boss",
+                                         "received_at": "2026-11-21T10:00:00Z",
+                                         "value": "13905799999"}
+    assert fields["remarks"]["chosen"]["missing"] is True
+    assert fields["tenure"] == resolved["fields"][2]
+    assert done.status == "decided" and done.resolution["decided_by"] == "boss"
+
+
+def test_a_side_named_by_its_revision_gives_its_value() -> None:
+    done = settle([{"field": "phone", "rev": "2-b"}, {"field": "remarks", "rev": "2-a"}])
+    assert done.record["phone"] == "13905711111" and "remarks" not in done.record
+    assert "no side of phone has revision 9-z" in refused_with(
+        400, [{"field": "phone", "rev": "9-z"}]).lower()
+
+
+def test_a_field_left_undecided_keeps_the_resolution_open() -> None:
+    done = settle([{"field": "phone", "rev": "2-a"}])
+    assert done.status == "open"
+    assert [f["field"] for f in done.resolution["fields"] if f["undecided"]] == ["remarks"]
+
+
+def test_only_an_open_conflict_and_its_undecided_fields_take_decisions() -> None:
+    reason = refused_with(409, [{"field": "phone", "value": "x"}],
+                          resolved=resolution("decided"))
+    assert "already been settled" in reason
+    assert "tenure" in refused_with(400, [{"field": "tenure", "value": "owned"}])
+    assert "no_such" in refused_with(400, [{"field": "no_such", "value": 1}])
+
+
+def test_a_record_gone_or_changed_since_is_not_decided_over() -> None:
+    with pytest.raises(Refused) as caught:
+        settlement.settle(resolution(), None, [{"field": "phone", "rev": "2-a"}], ctx_of(BOSS),
+                          REGISTRY, at="2026-11-21T10:00:00Z", stamp=STAMP)
+    assert caught.value.status == 404 and "no longer exists" in caught.value.reason
+    # The resolution's state is told first: a settled conflict is settled, record or not.
+    with pytest.raises(Refused) as caught:
+        settlement.settle(resolution("decided"), None, [{"field": "phone", "rev": "2-a"}],
+                          ctx_of(BOSS), REGISTRY, at="2026-11-21T10:00:00Z", stamp=STAMP)
+    assert caught.value.status == 409
+    moved = household(phone="13905722222")
+    assert "phone" in refused_with(409, [{"field": "phone", "rev": "2-b"}], record=moved)
+    added = household(remarks="后来加的")
+    assert "remarks" in refused_with(409, [{"field": "remarks"}], record=added)
+
+
+def test_a_decision_is_checked_like_any_write() -> None:
+    reason = refused_with(400, [{"field": "phone", "value": "not a phone"}])
+    assert "phone" in reason.lower()
+    # The record's grid must be the context's, as for any write.
+    assert refused_with(400, [{"field": "phone", "rev": "2-b"}], record=household(grid="g2"))
+
+
+# --- masking ------------------------------------------------------------------------------------
+
+def test_values_are_masked_to_their_ends() -> None:
+    assert masking.mask_id_number(ID_NUMBER) == "330" + "*" * 11 + "005X"
+    assert masking.mask_phone(PHONE) == "139****1234"
+    assert masking.mask_id_number("1234567") == "*******"  # too short to show any of it
+    assert masking.mask_phone("1234567890") == "**********"
+    assert masking.mask_phone(None) == "" and masking.mask_id_number("") == ""
+    assert masking.mask_value("special_groups", ["disabled"]) == masking.HIDDEN
+    assert masking.mask_value("head_name", "严福根") == "严福根"
+
+
+def test_a_record_is_masked_unless_asked_and_allowed() -> None:
+    doc = {"_id": "person:g1-1", "_revisions": {"start": 1, "ids": ["a"]}, "name": "严福根",
+           "id_number": ID_NUMBER, "phone": PHONE, "special_groups": ["disabled"]}
+    shown = masking.masked(doc, unmasked=False)
+    assert shown == {"_id": "person:g1-1", "name": "严福根", "id_number": "330***********005X",
+                     "phone": "139****1234", "special_groups": masking.HIDDEN}
+    assert masking.masked(doc, unmasked=True) == {k: v for k, v in doc.items()
+                                                  if k != "_revisions"}
+    assert masking.sees_grid_unmasked(WORKER) and masking.sees_grid_unmasked(RIGHTFUL)
+    assert not masking.sees_grid_unmasked(BOSS) and not masking.sees_grid_unmasked(ADMIN)
+
+
+def test_a_conflicts_sides_are_masked_but_still_chosen_by_revision() -> None:
+    fields = resolution()["fields"][:2]
+    shown = masking.masked_conflict_fields(fields)
+    phone = shown[0]
+    assert phone["chosen"] == {**fields[0]["chosen"], "value": "139****0000", "masked": True}
+    assert phone["alternatives"][0]["value"] == "139****1111"
+    assert phone["alternatives"][0]["rev"] == "2-b"
+    assert shown[1] == fields[1]  # remarks are not personal data
+
+
+def test_differences_compare_real_values_and_show_masks() -> None:
+    before = {"_id": "person:g1-1", "_rev": "1-a", "phone": "13900001234", "name": "甲",
+              "edits": [], "special_groups": ["disabled"]}
+    after = {"_id": "person:g1-1", "_rev": "2-b", "phone": "13911111234", "name": "甲",
+             "edits": [{"field": "phone"}], "remarks": "新"}
+    changes = review.differences(before, after, unmasked=False)
+    assert changes == [
+        {"field": "phone", "from": "139****1234", "to": "139****1234", "kind": "changed"},
+        {"field": "remarks", "to": "新", "kind": "added"},
+        {"field": "special_groups", "from": masking.HIDDEN, "kind": "removed"}]
+    assert review.differences(before, after, unmasked=True)[0]["to"] == "13911111234"
+
+
+# --- export rows -------------------------------------------------------------------------------
+
+def test_export_rows_are_masked_unless_unmasked() -> None:
+    home = household(special_groups=["elderly_alone", "hardship"], phone=PHONE, area_m2=61.5)
+    header = exports.header("households")
+    masked = dict(zip(header, exports.record_row("households", home, False), strict=True))
+    assert masked["联系电话 phone"] == "139****1234"
+    assert masked["特殊人群 special_groups"] == masking.HIDDEN
+    assert masked["地址 address"] == "坊门街公寓1幢1单元101室"
+    assert masked["面积 area_m2"] == 61.5
+    full = dict(zip(header, exports.record_row("households", home, True), strict=True))
+    assert full["联系电话 phone"] == PHONE
+    assert full["特殊人群 special_groups"] == "elderly_alone,hardship"
+    person = {"_id": "person:g1-1", "id_number": ID_NUMBER, "phone": PHONE, "name": "严福根"}
+    row = dict(zip(exports.header("persons"), exports.record_row("persons", person, False),
+                   strict=True))
+    assert row["身份证号 id_number"] == "330***********005X" and row["姓名 name"] == "严福根"
+    assert ID_NUMBER not in row.values() and PHONE not in row.values()
+
+
+def test_no_cell_becomes_a_formula() -> None:
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", " =1", "\t=1"):
+        assert exports.safe_cell(text) == "'" + text
+    assert exports.safe_cell("a\x01b") == "a\ufffdb" and exports.safe_cell(None) == ""
+    assert exports.safe_cell(3) == 3 and exports.safe_cell(["=x"]) == '["=x"]'
+    # The domain keeps its own copy of what XLSX cannot hold; it must stay openpyxl's.
+    assert exports.ILLEGAL_CHARACTERS.pattern == ILLEGAL_CHARACTERS_RE.pattern
+
+
+def test_review_rows_list_the_queue_without_personal_data() -> None:
+    listed = [{"grid": "g1", "record": "household_visit:g1-1", "record_type": "household_visit",
+               "date": "2026-11-20", "worker": "w.one", "household": "household:g1-0001",
+               "state": "has_issues", "verdict": {"by": "boss", "at": "2026-11-21T10:00:00Z",
+                                                  "comment": "补充"}},
+              {"grid": "g1", "record": "screening:g1-2", "record_type": "screening",
+               "date": "2026-11-21", "state": "received", "verdict": None}]
+    rows = list(exports.review_rows(listed))
+    assert len(rows) == 3 and rows[0][0] == "网格 grid"
+    assert rows[1][-4:] == ["has_issues", "boss", "2026-11-21T10:00:00Z", "补充"]
+    assert rows[2][4:] == ["", "", "received", "", "", ""]
+
+
+def test_aggregate_rows_write_withheld_never_the_value() -> None:
+    report = {"level": "community", "code": "c1", "name": "坊门社区", "grids": 2,
+              "figures": {"households": 12, "persons": 30},
+              "children": [
+                  {"level": "grid", "code": "g1", "grids": 1,
+                   "figures": {"households": 9, "persons": 27}, "suppressed": []},
+                  {"level": "grid", "code": "g2", "grids": 1, "figures": {"persons": 3},
+                   "suppressed": ["households"]}]}
+    rows = {row[0]: row for row in exports.aggregate_rows(report)}
+    assert rows["households"][2:] == [12, 9, exports.WITHHELD]
+    assert rows["persons"][2:] == [30, 27, 3]
+    assert rows["指标 figure"][2:] == ["坊门社区 c1", "grid g1", "grid g2"]
+    assert exports.file_name("aggregates", "xlsx", report) == "linli-aggregates-community-c1.xlsx"
+    city = {**report, "level": "city", "code": ""}
+    assert exports.file_name("aggregates", "csv", city) == "linli-aggregates-city.csv"
+    assert exports.file_name("persons", "csv") == "linli-persons.csv"
+
+
+# --- figures and the write context -------------------------------------------------------------
+
+def test_the_latest_verdict_received_is_the_one_counted() -> None:
+    judged = [verdict(1, "approved", "1-a", "2026-11-20T09:00:00.000+00:00"),
+              verdict(2, "rejected", "1-a", "2026-11-20T08:00:00.000+00:00")]
+    received = {"household_visit:g1-1": figures.epoch_ms("2026-11-20T05:30:00+00:00") or 0.0}
+    rows: list[Any] = judged  # rows read with their receipts are verdicts
+    out = figures.view_figures("verdicts_latest", rows, "census", 2026, received)
+    # The first verdict (08:00) came 2.5 hours after the record's receipt: the (2, 4] bucket.
+    assert out == Counter({"review.approved": 1, "review.reviewed": 1, "review.timed": 1,
+                           "review.hours.le_4": 1})
+
+
+def test_one_write_context_from_the_settings() -> None:
+    config = Config.from_mapping({"max_document_bytes": 5000, "max_attachment_bytes": 700,
+                                  "max_document_attachments_bytes": 900})
+    ctx = write_context(WORKER, "g1", config, frozenset({("household", 1)}))
+    assert (ctx.db, ctx.grid, ctx.user) == ("grid-g1", "g1", WORKER)
+    assert (ctx.max_document_bytes, ctx.max_attachment_bytes,
+            ctx.max_document_attachments_bytes) == (5000, 700, 900)
+    assert ctx.retired == {("household", 1)} and not ctx.stored_authors
+    assert write_context(ADMIN, "g2", Limits(1, 2, 3)).max_attachment_bytes == 2
