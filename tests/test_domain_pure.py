@@ -13,7 +13,7 @@ import pytest
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from server.config import Config
-from server.domain import exports, figures, masking, review, settlement
+from server.domain import exports, figures, masking, merging, resolution, review, settlement
 from server.domain.messages import Refused
 from server.domain.ordering import Verdict
 from server.domain.scope import User
@@ -160,7 +160,7 @@ def side(rev: str, **value: Any) -> dict[str, Any]:
     return {"rev": rev, "by": "w.one", "received_at": "2026-11-20T08:00:00.000+00:00", **value}
 
 
-def resolution(status: str = "open") -> dict[str, Any]:
+def open_conflict(status: str = "open") -> dict[str, Any]:
     return {"_id": "resolution:household:g1-0001:abc", "_rev": "1-r", "type": "resolution",
             "status": status, "record": "household:g1-0001",
             "fields": [
@@ -176,7 +176,7 @@ def resolution(status: str = "open") -> dict[str, Any]:
 
 def settle(decisions: list[dict[str, Any]], record: dict[str, Any] | None = None,
            resolved: dict[str, Any] | None = None, user: User = BOSS) -> settlement.Settlement:
-    return settlement.settle(resolved or resolution(), household() if record is None else record,
+    return settlement.settle(resolved or open_conflict(), household() if record is None else record,
                              decisions, ctx_of(user), REGISTRY, at="2026-11-21T10:00:00Z",
                              stamp=STAMP)
 
@@ -189,7 +189,7 @@ def refused_with(status: int, decisions: list[dict[str, Any]], **kwargs: Any) ->
 
 
 def test_a_decision_writes_the_value_stamped_and_closes_the_field() -> None:
-    record, resolved = household(), resolution()
+    record, resolved = household(), open_conflict()
     before = copy.deepcopy((record, resolved))
     done = settle([{"field": "phone", "value": "13905799999"}, {"field": "remarks"}],
                   record, resolved)
@@ -225,7 +225,7 @@ def test_a_field_left_undecided_keeps_the_resolution_open() -> None:
 
 def test_only_an_open_conflict_and_its_undecided_fields_take_decisions() -> None:
     reason = refused_with(409, [{"field": "phone", "value": "x"}],
-                          resolved=resolution("decided"))
+                          resolved=open_conflict("decided"))
     assert "already been settled" in reason
     assert "tenure" in refused_with(400, [{"field": "tenure", "value": "owned"}])
     assert "no_such" in refused_with(400, [{"field": "no_such", "value": 1}])
@@ -233,12 +233,12 @@ def test_only_an_open_conflict_and_its_undecided_fields_take_decisions() -> None
 
 def test_a_record_gone_or_changed_since_is_not_decided_over() -> None:
     with pytest.raises(Refused) as caught:
-        settlement.settle(resolution(), None, [{"field": "phone", "rev": "2-a"}], ctx_of(BOSS),
+        settlement.settle(open_conflict(), None, [{"field": "phone", "rev": "2-a"}], ctx_of(BOSS),
                           REGISTRY, at="2026-11-21T10:00:00Z", stamp=STAMP)
     assert caught.value.status == 404 and "no longer exists" in caught.value.reason
     # The resolution's state is told first: a settled conflict is settled, record or not.
     with pytest.raises(Refused) as caught:
-        settlement.settle(resolution("decided"), None, [{"field": "phone", "rev": "2-a"}],
+        settlement.settle(open_conflict("decided"), None, [{"field": "phone", "rev": "2-a"}],
                           ctx_of(BOSS), REGISTRY, at="2026-11-21T10:00:00Z", stamp=STAMP)
     assert caught.value.status == 409
     moved = household(phone="13905722222")
@@ -279,7 +279,7 @@ def test_a_record_is_masked_unless_asked_and_allowed() -> None:
 
 
 def test_a_conflicts_sides_are_masked_but_still_chosen_by_revision() -> None:
-    fields = resolution()["fields"][:2]
+    fields = open_conflict()["fields"][:2]
     shown = masking.masked_conflict_fields(fields)
     phone = shown[0]
     assert phone["chosen"] == {**fields[0]["chosen"], "value": "139****0000", "masked": True}
@@ -383,3 +383,64 @@ def test_one_write_context_from_the_settings() -> None:
             ctx.max_document_attachments_bytes) == (5000, 700, 900)
     assert ctx.retired == {("household", 1)} and not ctx.stored_authors
     assert write_context(ADMIN, "g2", Limits(1, 2, 3)).max_attachment_bytes == 2
+
+
+# --- the trail of a resolved conflict ----------------------------------------------------------
+
+def leaf(rev: str, ancestors: list[str], **body: Any) -> dict[str, Any]:
+    start, own = rev.split("-")
+    return {"_id": "household:g1-0001", "_rev": rev, **body,
+            "_revisions": {"start": int(start), "ids": [own, *ancestors]}}
+
+
+def test_leaves_meet_at_their_newest_shared_revision_and_couchs_winner_is_kept() -> None:
+    a = leaf("3-aaa", ["x2", "x1"], phone="1")
+    b = leaf("4-bbb", ["y3", "x2", "x1"], phone="2")
+    c = leaf("3-ccc", ["x2", "x1"], phone="3")
+    assert resolution.history(b) == ["4-bbb", "3-y3", "2-x2", "1-x1"]
+    assert resolution.common_ancestor([a, b, c]) == "2-x2"
+    assert resolution.common_ancestor([leaf("1-p", []), leaf("1-q", [])]) is None
+    assert resolution.couch_winner([a, b, c]) is b  # the longest branch
+    assert resolution.couch_winner([a, c]) is c  # then the greatest revision id
+    assert resolution.body_of(a) == {"phone": "1"}
+    # One name for one set of leaves, in whatever order they come.
+    assert resolution.trail_id("household:g1-0001", ["3-aaa", "4-bbb"]) == \
+        resolution.trail_id("household:g1-0001", ["4-bbb", "3-aaa"]) != \
+        resolution.trail_id("household:g1-0001", ["3-aaa", "3-ccc"])
+
+
+def test_a_merge_that_breaks_a_rule_across_fields_waits_for_a_supervisor() -> None:
+    ok = household(tenure="rented")
+    owned = {**ok, "tenure": "owned"}  # an owned home needs its area: breaks a rule
+    older = merging.Revision(rev="2-a", body=resolution.body_of(ok), by="w.one",
+                             received_at="2026-11-20T08:00:00.000+00:00")
+    newer = merging.Revision(rev="2-b", body=resolution.body_of(owned), by="w.two",
+                             received_at="2026-11-20T09:00:00.000+00:00")
+    fine = merging.Merge(resolution.body_of(ok), ())
+    assert resolution.valid_or_provisional("g1", fine, [older, newer], REGISTRY) is fine
+    broken = merging.Merge(resolution.body_of(owned), ())
+    fallback = resolution.valid_or_provisional("g1", broken, [older, newer], REGISTRY)
+    assert fallback.body["tenure"] == "owned"  # the revision received last stands whole
+    assert fallback.undecided and all(d.rule == "concurrent_edits" for d in fallback.fields)
+
+
+def test_a_deletion_against_an_edit_is_recorded_and_the_edit_stands() -> None:
+    live = leaf("3-aaa", ["x2"], type="household")
+    gone = {**leaf("3-bbb", ["x2"]), "_deleted": True}
+    own = {**leaf("3-ccc", ["x2"]), "_deleted": True, "resolved_by": resolution.RESOLVER}
+    receipts = {("household:g1-0001", "3-aaa"): ("w.one", "2026-11-20T08:00:00.000+00:00"),
+                ("household:g1-0001", "3-bbb"): ("w.two", "2026-11-20T09:00:00.000+00:00")}
+    found = resolution.deletion_trail("g1", "household:g1-0001", live, [live, gone, own],
+                                      receipts, at="2026-11-21T10:00:00Z")
+    assert found is not None and REGISTRY.problems(found) == []
+    assert found["_id"] == resolution.trail_id("household:g1-0001", ["3-bbb"])
+    assert found["created_by"] == resolution.RESOLVER and found["status"] == "resolved"
+    assert found["resolved_at"] == "2026-11-21T10:00:00Z" and found["result_rev"] == "3-aaa"
+    [field] = found["fields"]
+    assert field["rule"] == "edit_beats_deletion" and field["chosen"]["value"] is False
+    assert field["chosen"]["by"] == "w.one"
+    assert [s["by"] for s in field["alternatives"]] == ["w.two"]  # not the resolver's own
+    assert [r["rev"] for r in found["revisions"]] == ["3-aaa", "3-bbb"]
+    # Only the resolver's own tombstones: nothing a phone did to record.
+    assert resolution.deletion_trail("g1", "household:g1-0001", live, [live, own], receipts,
+                                     at="2026-11-21T10:00:00Z") is None

@@ -29,14 +29,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from server.domain import merging
-from server.domain.scope import Directory, User, grid_db, grid_of_db
-from server.domain.validation import Limits, SchemaRegistry, check_record, write_context
+from server.domain import merging, resolution
+from server.domain.resolution import (
+    RESOLVER,
+    body_of,
+    common_ancestor,
+    couch_winner,
+    deletion_trail,
+    trail_id,
+    valid_or_provisional,
+)
+from server.domain.scope import Directory, grid_db, grid_of_db
+from server.domain.validation import SchemaRegistry
 from server.store.couch import (
     Conflict,
     CouchClient,
@@ -50,15 +58,12 @@ from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
-RESOLVER = "linli-resolver"  # the author of resolutions (user names starting linli- are reserved)
 CHECKPOINT = "_local/linli-resolver"
 PAGE = 200
 SWEEP_SECONDS = 30.0
 SETTLE_SECONDS = 0.3  # after a write is noticed, so its receipt is flushed first
 MAX_BACKOFF = 60.0
 RECEIPT_WAIT = 5.0  # the longest a revision without a receipt holds its page back
-# A merge of revisions whose sizes were checked on their way in is not refused for its size.
-UNLIMITED = Limits(1 << 30, 1 << 30, 1 << 30)
 
 
 @dataclasses.dataclass
@@ -103,42 +108,6 @@ class Plan:
         return cls(doc_id=doc_id, leaves=leaves, live=live, winner=dict(couch_winner(live)),
                    revisions=revisions, receipts=own, ancestor_rev=common_ancestor(live),
                    identical=all(r.body == revisions[0].body for r in revisions))
-
-
-def trail_id(record: str, revs: Iterable[str]) -> str:
-    """The same set of leaves gives the same trail id in every process: recording twice is a
-    409, not a duplicate."""
-    digest = hashlib.sha256("|".join(sorted(revs)).encode()).hexdigest()[:16]
-    return f"resolution:{record}:{digest}"
-
-
-def history(doc: Mapping[str, Any]) -> list[str]:
-    """The revision ids of a leaf, newest first, from its `_revisions`."""
-    revisions = doc.get("_revisions") or {}
-    start, ids = int(revisions.get("start", 0)), revisions.get("ids") or []
-    return [f"{start - i}-{rev_id}" for i, rev_id in enumerate(ids)] or [str(doc["_rev"])]
-
-
-def common_ancestor(leaves: list[Mapping[str, Any]]) -> str | None:
-    shared = set(history(leaves[0]))
-    for leaf in leaves[1:]:
-        shared &= set(history(leaf))
-    if not shared:
-        return None
-    return max(shared, key=lambda rev: (int(rev.split("-", 1)[0]), rev))
-
-
-def couch_winner(leaves: list[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The leaf CouchDB and PouchDB both pick: the longest branch, then the greatest id."""
-    return max(leaves, key=lambda d: (int(str(d["_rev"]).split("-", 1)[0]), str(d["_rev"])))
-
-
-def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
-
-
-def shown(value: Any) -> dict[str, Any]:
-    return {"missing": True} if value is merging.MISSING else {"value": value}
 
 
 class Resolver:
@@ -347,10 +316,12 @@ class Resolver:
             else:  # None: compacted away; differing fields wait for a supervisor
                 stored = ancestors.get((plan.doc_id, plan.ancestor_rev))
                 base = None if stored is None or stored.get("_deleted") else body_of(stored)
-            plan.merged = self.valid_or_provisional(
-                grid, merging.merge(plan.doc_type, base, plan.revisions), plan.revisions)
-            trail = self.trail(grid, plan.doc_id, plan.doc_type, plan.leaves, plan.receipts,
-                               plan.ancestor_rev, None, plan.merged, plan.winner)
+            plan.merged = valid_or_provisional(
+                grid, merging.merge(plan.doc_type, base, plan.revisions), plan.revisions,
+                self.registry)
+            trail = resolution.trail(grid, plan.doc_id, plan.doc_type, plan.leaves,
+                                     plan.receipts, plan.ancestor_rev, None, plan.merged,
+                                     plan.winner, at=utc_now())
             trail["_id"] = trail_id(plan.doc_id, [str(d["_rev"]) for d in plan.leaves])
             if not self.trail_is_valid(trail):
                 continue  # never a merge without its trail; logged, tried again next pass
@@ -376,7 +347,9 @@ class Resolver:
                        for d in p.live if d["_rev"] != p.winner["_rev"]] for p in accepted]
         trails = [p.trail for p in accepted if p.trail is not None]
         for doc_id, live, leaves in lost_deletions:
-            deletion = self.deletion_trail(grid, doc_id, live, leaves, receipts)
+            deletion = deletion_trail(grid, doc_id, live, leaves, receipts, at=utc_now())
+            if deletion is not None:
+                self.stats.deletions_recorded += 1
             if deletion is not None and self.trail_is_valid(deletion):
                 trails.append(deletion)  # a 409: recorded before
         for round_ in range(max((len(t) for t in tombstones), default=0)):
@@ -406,84 +379,11 @@ class Resolver:
             self.on_written(grid)
         return {str(r.get("id")): r for r in results}
 
-    def valid_or_provisional(self, grid: str, merged: merging.Merge,
-                             revisions: list[merging.Revision]) -> merging.Merge:
-        """A merge of valid revisions can still break a rule that spans fields (an owned home
-        needs its area): then the last received revision stands whole, and every differing field
-        waits for a supervisor."""
-        ctx = write_context(User(name=RESOLVER, role="admin"), grid, UNLIMITED)
-        doc = {**merged.body, "_id": f"{merged.body.get('type', '')}:check"}
-        if check_record(doc, ctx, self.registry) is None:
-            return merged
-        fallback = merging.last_received(None, revisions)
-        return merging.Merge(dict(fallback.body), tuple(
-            dataclasses.replace(d, undecided=True, rule="concurrent_edits")
-            for d in fallback.fields))
-
-    def trail(self, grid: str, doc_id: str, doc_type: str, leaves: list[dict[str, Any]],
-              receipts: Mapping[str, tuple[str | None, str | None]], ancestor_rev: str | None,
-              result_rev: str | None, merged: merging.Merge | None,
-              winner: Mapping[str, Any]) -> dict[str, Any]:
-        def revision(d: Mapping[str, Any]) -> dict[str, Any]:
-            rev = str(d["_rev"])
-            by, received = receipts.get(rev, (None, None))
-            outcome = "deleted" if d.get("_deleted") else (
-                "kept" if rev == str(winner["_rev"]) else "merged")
-            device_time = d.get("device_time")
-            return {"rev": rev, "deleted": bool(d.get("_deleted")), "by": by,
-                    "received_at": received,
-                    "device_time": device_time[:40] if isinstance(device_time, str) else None,
-                    "outcome": outcome}
-
-        def choice(r: merging.Revision, value: Any) -> dict[str, Any]:
-            return {"rev": r.rev, "by": r.by, "received_at": r.received_at, **shown(value)}
-
-        fields = [] if merged is None else [
-            {"field": d.field, "rule": d.rule, "undecided": d.undecided,
-             "chosen": choice(d.chosen, d.value),
-             "alternatives": [choice(r, v) for r, v in d.alternatives]}
-            for d in merged.fields]
-        return {"type": "resolution", "schema_version": 1, "grid": grid,
-                "created_by": RESOLVER, "record": doc_id, "record_type": doc_type,
-                "resolved_at": utc_now(), "ancestor_rev": ancestor_rev,
-                "result_rev": result_rev,
-                # the resolver's own old tombstones are not part of this story
-                "revisions": [revision(d) for d in leaves
-                              if d.get("resolved_by") != RESOLVER][:50],
-                "fields": fields,
-                "status": "open" if merged is not None and merged.undecided else "resolved"}
-
     def trail_is_valid(self, trail: Mapping[str, Any]) -> bool:
         problems = self.registry.problems(trail)
         if problems:  # a bug of ours: the record's merge stands; say so loudly
             log.error("resolution trail %s is invalid: %s", trail.get("_id"), problems)
         return not problems
-
-    def deletion_trail(self, grid: str, doc_id: str, live: Mapping[str, Any],
-                       leaves: list[dict[str, Any]],
-                       receipts: Mapping[tuple[str, str], tuple[str | None, str | None]]
-                       ) -> dict[str, Any] | None:
-        """A phone deleted the record while another edited it: the edit stands (CouchDB's own
-        rule), and the trail says so. Named by the deletions alone, so later edits of the record
-        do not record them again (the store answers 409)."""
-        user_deletions = [d for d in leaves if d.get("_deleted")
-                          and d.get("resolved_by") != RESOLVER]
-        if not user_deletions:
-            return None
-
-        def by(d: Mapping[str, Any]) -> dict[str, Any]:
-            who, received = receipts.get((doc_id, str(d["_rev"])), (None, None))
-            return {"rev": str(d["_rev"]), "by": who, "received_at": received}
-
-        own = {str(d["_rev"]): receipts.get((doc_id, str(d["_rev"])), (None, None))
-               for d in leaves}
-        trail = self.trail(grid, doc_id, str(live.get("type", "")), leaves, own, None,
-                           str(live["_rev"]), None, live)
-        trail["fields"] = [{"field": "_deleted", "rule": "edit_beats_deletion",
-                            "undecided": False, "chosen": {**by(live), "value": False},
-                            "alternatives": [{**by(d), "value": True} for d in user_deletions]}]
-        self.stats.deletions_recorded += 1
-        return {**trail, "_id": trail_id(doc_id, [str(d["_rev"]) for d in user_deletions])}
 
     async def until_idle(self, timeout: float = 30.0) -> None:
         """For tests and benchmarks: wait until a pass has ended with nothing left to look at."""
