@@ -5,8 +5,10 @@ back from the code."""
 
 from __future__ import annotations
 
+import ast
 import copy
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -444,3 +446,16 @@ def test_a_deletion_against_an_edit_is_recorded_and_the_edit_stands() -> None:
     # Only the resolver's own tombstones: nothing a phone did to record.
     assert resolution.deletion_trail("g1", "household:g1-0001", live, [live, own], receipts,
                                      at="2026-11-21T10:00:00Z") is None
+
+
+def test_one_place_builds_a_write_context() -> None:
+    """Every write is checked against a context made by `validation.write_context`, so the
+    API's writes and the gateway's cannot drift apart (one took the settings' attachment
+    limit, the other a default)."""
+    server = Path(__file__).resolve().parents[1] / "server"
+    builders = []
+    for path in sorted(server.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "WriteContext":
+                builders.append(str(path.relative_to(server)))
+    assert builders == ["domain/validation.py"]

@@ -50,7 +50,7 @@ PRIME = (1 << 61) - 1
 # of the group (safe, and what a group that needs so many rounds nearly comes to anyway): a
 # request must not hold the server for minutes.
 MAX_ROUNDS = 60
-VISITED = ("completed", "moved", "demolished")  # as server/sync/aggregates.py counts visits.covered
+VISITED = ("completed", "moved", "demolished")  # as server/domain/figures.py counts visits.covered
 # A total and the prefix of one of its breakdowns: the total is the sum of the breakdown.
 BREAKDOWNS: tuple[tuple[str, str], ...] = (
     ("households", "households.status."),
