@@ -72,7 +72,7 @@ def normalise_phone(value: Any) -> str | None:
         return None
     if _PHONE_CHARS.fullmatch(value) is None:
         return None
-    text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value).replace("\u00a0", " "))
+    text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
     for prefix in ("+86", "0086", "86"):
         if text.startswith(prefix) and len(text) == len(prefix) + 11:
             text = text[len(prefix):]
@@ -164,7 +164,9 @@ def decide(match: Mapping[str, Any], name: str, household: Mapping[str, Any] | N
     """Rule 4. `match` is the matcher's result as plain data (`status`, `household`,
     `candidates`: dataclasses.asdict of server.admin.matching.MatchResult); `household` and
     `members` are the stored household the match names and its person records."""
-    candidates = tuple(str(c) for c in match.get("candidates") or ())
+    listed = match.get("candidates")
+    candidates = tuple(c for c in listed if isinstance(c, str)) if isinstance(
+        listed, (list, tuple)) else ()
     chosen = match.get("household")
     if match.get("status") == "matched" and isinstance(chosen, str) and candidates == (chosen,):
         if household is not None and household.get("_id") == chosen and _name_agrees(
