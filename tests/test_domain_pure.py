@@ -18,7 +18,7 @@ from server.config import Config
 from server.domain import exports, figures, masking, merging, resolution, review, settlement
 from server.domain.messages import Refused
 from server.domain.ordering import Verdict
-from server.domain.scope import User
+from server.domain.scope import Directory, Grid, User
 from server.domain.validation import DEFAULT_LIMITS, Limits, shared_registry, write_context
 
 REGISTRY = shared_registry()
@@ -459,3 +459,51 @@ def test_one_place_builds_a_write_context() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "WriteContext":
                 builders.append(str(path.relative_to(server)))
     assert builders == ["domain/validation.py"]
+
+
+# --- areas and what a user sees of their figures -------------------------------------------------
+
+def small_city() -> Directory:
+    directory = Directory()
+    streets = {"g1": ("330102001", "330102001001"), "g2": ("330102001", "330102001001"),
+               "g3": ("330102001", "330102001002"), "g4": ("330105002", "330105002001")}
+    directory.grids = {code: Grid(code=code, name=f"网格{code}", community=community,
+                                  street=street) for code, (street, community) in streets.items()}
+    directory.area_names = {("street", "330102001"): "坊门街道",
+                            ("community", "330102001001"): "坊门社区"}
+    return directory
+
+
+def test_areas_group_the_grids_one_level_down() -> None:
+    city = small_city()
+    area, children = figures.areas(city, "city", "")
+    assert sorted(area.grids) == ["g1", "g2", "g3", "g4"]
+    assert [(c.level, c.code, c.grids) for c in children] == [
+        ("district", "330102", ["g1", "g2", "g3"]), ("district", "330105", ["g4"])]
+    area, children = figures.areas(city, "street", "330102001")
+    assert [(c.code, c.grids) for c in children] == [("330102001001", ["g1", "g2"]),
+                                                     ("330102001002", ["g3"])]
+    area, children = figures.areas(city, "grid", "g3")
+    assert area.grids == ["g3"] and children == []
+    assert figures.places(city)["g4"] == ("330105", "330105002", "330105002001")
+    # The breadcrumbs from the city down, named where the directory knows the name.
+    assert figures.parents(city, figures.areas(city, "grid", "g1")[0]) == [
+        {"level": "city", "code": ""}, {"level": "district", "code": "330102"},
+        {"level": "street", "code": "330102001", "name": "坊门街道"},
+        {"level": "community", "code": "330102001001", "name": "坊门社区"}]
+    assert figures.parents(city, figures.areas(city, "city", "")[0]) == []
+
+
+def test_a_grid_outside_the_scope_shows_all_but_its_withheld_figures() -> None:
+    area = figures.Area("grid", "g1", ["g1"])
+    full = {"households": 9, "persons": 3, "review.timed": 2, "review.hours.le_4": 2}
+    mine = figures.area_entry(area, full, "网格g1", None)
+    assert mine["figures"] == full and "suppressed" not in mine and mine["name"] == "网格g1"
+    assert mine["time_to_review"] == {"records": 2, "from_hours": 2, "to_hours": 4}
+    other = figures.area_entry(area, full, "", frozenset({"persons"}))
+    assert other["figures"] == {"households": 9, "review.timed": 2, "review.hours.le_4": 2}
+    assert other["suppressed"] == ["persons"] and "name" not in other
+    assert "time_to_review" in other  # its histogram is shown whole
+    # A withheld bucket would be narrowed down by the median: it goes with it.
+    hidden = figures.area_entry(area, full, "", frozenset({"review.hours.le_4"}))
+    assert "time_to_review" not in hidden and "review.hours.le_4" not in hidden["figures"]

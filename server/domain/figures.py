@@ -12,6 +12,7 @@ server/sync/aggregates.py; which small counts are withheld, server/domain/suppre
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,7 @@ from typing import Any
 
 from server.domain import ordering
 from server.domain.ordering import Verdict
+from server.domain.scope import Directory, Grid
 
 AGE_BANDS = ((0, 14, "0-14"), (15, 59, "15-59"), (60, 79, "60-79"), (80, 200, "80+"))
 VISITED = frozenset({"completed", "moved", "demolished"})
@@ -194,3 +196,84 @@ def changed_types(ids: Iterable[str]) -> set[str] | None:
             return None
         types.add(kind)
     return types
+
+
+# --- areas: the hierarchy above the grids, and what a user sees of each --------------------------
+
+@dataclasses.dataclass
+class Area:
+    """An area of the hierarchy (a grid, community, street, district or the city) and the grids
+    under it."""
+
+    level: str
+    code: str
+    grids: list[str]
+
+
+def area_of(grid: Grid, level: str) -> str:
+    """The code of the area at `level` that holds `grid` (a district is its street's first six
+    digits)."""
+    return {"city": "", "district": district_of(grid.street), "street": grid.street,
+            "community": grid.community, "grid": grid.code}[level]
+
+
+def areas(directory: Directory, level: str, code: str) -> tuple[Area, list[Area]]:
+    """The area and its children, each with the grids under it."""
+    inside = [g for g in directory.grids.values() if level == "city" or area_of(g, level) == code]
+    area = Area(level, code, [g.code for g in inside])
+    if level == "grid":
+        return area, []
+    below = LEVELS[LEVELS.index(level) + 1]
+    children: dict[str, list[str]] = {}
+    for grid in inside:
+        children.setdefault(area_of(grid, below), []).append(grid.code)
+    return area, [Area(below, c, sorted(codes)) for c, codes in sorted(children.items())]
+
+
+def places(directory: Directory) -> dict[str, tuple[str, str, str]]:
+    """Each grid's (district, street, community), as `areas` groups them."""
+    return {g.code: (district_of(g.street), g.street, g.community)
+            for g in directory.grids.values()}
+
+
+def area_entry(area: Area, full: Mapping[str, int], name: str,
+               hidden: frozenset[str] | None) -> dict[str, Any]:
+    """An area's figures as a user sees them: all of them, or, for a grid outside the user's
+    scope (`hidden` given), all but the withheld ones, which are listed in `suppressed` (below
+    the community level a small count could single out a household, and the cells that would
+    give it back are withheld with it). The median time to review is shown only with its
+    histogram."""
+    entry: dict[str, Any] = {"level": area.level, "code": area.code, "grids": len(area.grids)}
+    shown = dict(full)
+    if hidden is not None:
+        shown = {k: v for k, v in shown.items() if k not in hidden}
+        entry["suppressed"] = sorted(hidden)
+    entry["figures"] = shown
+    if name:
+        entry["name"] = name
+    if "review.timed" in shown and not (hidden or frozenset()) & REVIEW_HIDDEN:
+        entry["time_to_review"] = median_bucket(full)
+    return entry
+
+
+def parents(directory: Directory, area: Area) -> list[dict[str, str]]:
+    """The areas above `area`, from the city down, each with its name when the directory
+    knows it (for the dashboard's breadcrumbs)."""
+    if area.level == "city":
+        return []
+    grid = directory.grids.get(area.grids[0]) if area.grids else None
+    community = area.code if area.level == "community" else (grid.community if grid else "")
+    street = area.code if area.level == "street" else (
+        grid.street if grid and grid.street else community[:9])
+    district = area.code if area.level == "district" else district_of(street)
+    chain = {"district": district, "street": street, "community": community}
+    out = [{"level": "city", "code": ""}]
+    for level in LEVELS[1:LEVELS.index(area.level)]:
+        code = chain.get(level, "")
+        if code:
+            item = {"level": level, "code": code}
+            name = directory.area_name(level, code)
+            if name:
+                item["name"] = name
+            out.append(item)
+    return out

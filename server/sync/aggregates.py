@@ -37,20 +37,21 @@ from typing import Any
 
 from server.domain.figures import (
     GROUPED,
-    LEVELS,
-    REVIEW_HIDDEN,
     REVIEW_HOURS,
     SMALL,
     VIEW_TYPE,
     VIEWS,
+    Area,
+    area_entry,
+    areas,
     changed_types,
-    district_of,
     first_verdicts,
-    median_bucket,
+    parents,
+    places,
     verdict_row,
     view_figures,
 )
-from server.domain.scope import Directory, Grid, User, grid_db
+from server.domain.scope import Directory, User, grid_db
 from server.domain.suppression import Group, components, equation_sets, withhold
 from server.store.couch import (
     CouchClient,
@@ -68,13 +69,6 @@ log = logging.getLogger(__name__)
 
 DESIGN = "_design/linli"
 WITHHELD_KEPT = 1024  # groups of grids whose withheld figures are kept between queries
-@dataclasses.dataclass
-class Area:
-    level: str
-    code: str
-    grids: list[str]
-
-
 CHANGES_LIMIT = 5000  # changes read to find the types written; more: every view is read
 REFRESH_SECONDS = 2.0
 TICK_SECONDS = 0.25
@@ -263,24 +257,6 @@ class Aggregates:
             except (CouchFailure, StoreUnavailable) as exc:
                 log.warning("aggregates not refreshed: %s", exc)
 
-    def areas(self, level: str, code: str) -> tuple[Area, list[Area]]:
-        """The area and its children, each with the grids under it."""
-        grids = list(self.directory.grids.values())
-
-        def key(grid: Grid, at: str) -> str:
-            return {"city": "", "district": district_of(grid.street), "street": grid.street,
-                    "community": grid.community, "grid": grid.code}[at]
-
-        inside = [g for g in grids if level == "city" or key(g, level) == code]
-        area = Area(level, code, [g.code for g in inside])
-        if level == "grid":
-            return area, []
-        below = LEVELS[LEVELS.index(level) + 1]
-        children: dict[str, list[str]] = {}
-        for grid in inside:
-            children.setdefault(key(grid, below), []).append(grid.code)
-        return area, [Area(below, c, sorted(codes)) for c, codes in sorted(children.items())]
-
     def total(self, codes: Iterable[str]) -> Counter[str]:
         out: Counter[str] = Counter()
         for code in codes:
@@ -289,18 +265,13 @@ class Aggregates:
                 out.update(cached[1])
         return out
 
-    def places(self) -> dict[str, tuple[str, str, str]]:
-        """Each grid's (district, street, community), as `areas` groups them."""
-        return {g.code: (district_of(g.street), g.street, g.community)
-                for g in self.directory.grids.values()}
-
     def equation_sets(self) -> list[frozenset[str]]:
         """The areas whose totals are shown (domain/suppression.py), kept while the directory's
         grids stay where they are."""
-        places = self.places()
-        key = tuple(sorted(places.items()))
+        grid_places = places(self.directory)
+        key = tuple(sorted(grid_places.items()))
         if self._sets is None or self._sets[0] != key:
-            self._sets = (key, equation_sets(places))
+            self._sets = (key, equation_sets(grid_places))
         return self._sets[1]
 
     def protection_groups(self, user: User, codes: Iterable[str]) -> list[Group]:
@@ -328,7 +299,7 @@ class Aggregates:
         return out
 
     async def report(self, user: User, level: str, code: str) -> dict[str, Any]:
-        area, children = self.areas(level, code)
+        area, children = areas(self.directory, level, code)
         shown_grids = [a.code for a in (area, *children) if a.level == "grid"]
         groups = self.protection_groups(user, shown_grids)
         needed = sorted({*area.grids, *(g for group, _ in groups for g in group)})
@@ -337,45 +308,9 @@ class Aggregates:
         withheld = self.withheld(groups)
 
         def shown(a: Area) -> dict[str, Any]:
-            full = self.total(a.grids)
-            figures = dict(full)
-            entry: dict[str, Any] = {"level": a.level, "code": a.code, "grids": len(a.grids)}
-            hidden: frozenset[str] = frozenset()
-            if a.level == "grid" and not self.directory.reaches(user, a.code):
-                # Below the community level, small counts could single out a household; the
-                # cells that would give them back are withheld with them.
-                hidden = withheld.get(a.code, frozenset())
-                figures = {k: v for k, v in figures.items() if k not in hidden}
-                entry["suppressed"] = sorted(hidden)
-            entry["figures"] = figures
-            name = self.directory.area_name(a.level, a.code)
-            if name:
-                entry["name"] = name
-            if "review.timed" in figures and not hidden & REVIEW_HIDDEN:
-                entry["time_to_review"] = median_bucket(full)
-            return entry
+            outside = a.level == "grid" and not self.directory.reaches(user, a.code)
+            return area_entry(a, self.total(a.grids), self.directory.area_name(a.level, a.code),
+                              withheld.get(a.code, frozenset()) if outside else None)
 
-        return {**shown(area), "parents": self.parents(area),
+        return {**shown(area), "parents": parents(self.directory, area),
                 "children": [shown(c) for c in children], "review_hours": list(REVIEW_HOURS)}
-
-    def parents(self, area: Area) -> list[dict[str, str]]:
-        """The areas above `area`, from the city down, each with its name when the directory
-        knows it (for the dashboard's breadcrumbs)."""
-        if area.level == "city":
-            return []
-        grid = self.directory.grids.get(area.grids[0]) if area.grids else None
-        community = area.code if area.level == "community" else (grid.community if grid else "")
-        street = area.code if area.level == "street" else (
-            grid.street if grid and grid.street else community[:9])
-        district = area.code if area.level == "district" else district_of(street)
-        chain = {"district": district, "street": street, "community": community}
-        out = [{"level": "city", "code": ""}]
-        for level in LEVELS[1:LEVELS.index(area.level)]:
-            code = chain.get(level, "")
-            if code:
-                item = {"level": level, "code": code}
-                name = self.directory.area_name(level, code)
-                if name:
-                    item["name"] = name
-                out.append(item)
-        return out
