@@ -1,5 +1,5 @@
 """Sign-up matching: address normalisation (every form in DOMAIN.md, "Addresses as people write
-them"), the decision rules of `server.admin.matching`, and a measurement on noisy sign-ups from
+them"), the decision rules of `server.domain.matching`, and a measurement on noisy sign-ups from
 `server.demo.signups` (precision, recall, matches per second)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.admin.matching import (
+from server.domain.matching import (
     AddressKey,
     HouseholdIndex,
     match,

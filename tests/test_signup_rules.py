@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.admin.matching import HouseholdIndex, match
+from server.domain.matching import HouseholdIndex, match
 from server.domain.signup import (
     LABELS,
     PUBLIC_ANSWER,
@@ -196,7 +196,7 @@ def test_anything_less_goes_to_the_grid_worker(result: dict[str, Any], name: str
 
 
 def test_the_real_matchers_result_is_taken_as_plain_data() -> None:
-    """The matcher's result (server/admin/matching.py), as dataclasses.asdict gives it: a match
+    """The matcher's result (server/domain/matching.py), as dataclasses.asdict gives it: a match
     on the phone alone is not activated, one with the member's name is."""
     persons = [{**m, "type": "person", "grid": "g1"} for m in MEMBERS]
     index = HouseholdIndex.build([HOUSEHOLD], persons, [])

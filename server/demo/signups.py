@@ -1,4 +1,4 @@
-"""Noisy resident sign-ups with their ground truth, to measure `server.admin.matching` against.
+"""Noisy resident sign-ups with their ground truth, to measure `server.domain.matching` against.
 
 `noisy_signups(households, persons, compounds, n, seed)` draws n sign-ups `{"name", "phone",
 "address"}` from a registry (the household, person and compound documents of one community), each

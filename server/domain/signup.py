@@ -14,7 +14,7 @@ Rules, in the order a sign-up meets them:
    registry matched one household, several, or none, and whether it was activated at once.
    Otherwise sign-up is a free lookup service for "does 王伟 live at 3-2-301?". What happened is
    told to the account holder only, after login (`public_answer`).
-4. Automatic activation (自动激活): only when the matching (server/admin/matching.py) answers
+4. Automatic activation (自动激活): only when the matching (server/domain/matching.py) answers
    "matched" with exactly one household, AND the name typed equals the name of a present member
    of that household (or its head). The matcher also matches on the phone alone (a relative on
    the household's number); that goes to the grid worker, never straight in (`decide`).
@@ -162,7 +162,7 @@ def _name_key(name: Any) -> str:
 def decide(match: Mapping[str, Any], name: str, household: Mapping[str, Any] | None,
            members: Iterable[Mapping[str, Any]]) -> Decision:
     """Rule 4. `match` is the matcher's result as plain data (`status`, `household`,
-    `candidates`: dataclasses.asdict of server.admin.matching.MatchResult); `household` and
+    `candidates`: dataclasses.asdict of server.domain.matching.MatchResult); `household` and
     `members` are the stored household the match names and its person records."""
     listed = match.get("candidates")
     candidates = tuple(c for c in listed if isinstance(c, str)) if isinstance(
