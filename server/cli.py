@@ -20,9 +20,9 @@ from aiohttp.web_response import StreamResponse
 
 from server import errors
 from server.admin import directory, registry_import
-from server.domain.matching import HouseholdIndex, match
 from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
+from server.domain.matching import HouseholdIndex, match
 from server.domain.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from server.demo.signups import _cn, noisy_signups, noisy_signups_labelled
 from server.domain.matching import (
     AddressKey,
     HouseholdIndex,
@@ -22,7 +23,6 @@ from server.domain.matching import (
     normalise_phone,
     one_edit_apart,
 )
-from server.demo.signups import _cn, noisy_signups, noisy_signups_labelled
 
 COMPOUNDS = [
     {"type": "compound", "schema_version": 1, "code": "yangguang", "name": "阳光小区",
