@@ -16,11 +16,12 @@ The store's side (the queue, a record's history) is server/sync/review.py.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from server.domain.masking import masked
-from server.domain.messages import Refused, bilingual
+from server.domain.messages import Refused, bilingual, refused
 from server.domain.ordering import Verdict, latest
 from server.domain.scope import User
 from server.domain.validation import SchemaRegistry, WriteContext, check_record
@@ -37,6 +38,34 @@ _ABSENT = object()
 # Bookkeeping, not content: left out of the differences (the stamps say who changed a field).
 NOT_COMPARED = frozenset({"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted",
                           "edits"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """What a review queue lists: record types, a state, a worker, and the records' own dates
+    (visit, enumeration, screening), inclusive."""
+
+    types: tuple[str, ...] = REVIEWABLE
+    state: str | None = None
+    worker: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+def review_filters(types: str | None = None, state: str | None = None,
+                   worker: str | None = None, since: str | None = None,
+                   until: str | None = None) -> Filters:
+    """The filters of a queue as a request gives them (`types` comma-separated, every
+    reviewable type when not given); refused (400) when a type is not reviewable or the state
+    is not a state."""
+    wanted = tuple(t for t in (",".join(REVIEWABLE) if types is None else types).split(",") if t)
+    if any(t not in REVIEWABLE for t in wanted) or (state and state not in STATES):
+        raise refused(400, "bad_request",
+                      f"type 应为 {', '.join(REVIEWABLE)}；state 应为 {', '.join(STATES)}",
+                      f"type must be among {', '.join(REVIEWABLE)}; state among "
+                      f"{', '.join(STATES)}")
+    return Filters(types=wanted, state=state or None, worker=worker or None,
+                   since=since or None, until=until or None)
 
 
 def may_review(user: User) -> bool:

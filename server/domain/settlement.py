@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.domain import merging
+from server.domain.masking import masked_conflict_fields
 from server.domain.messages import Refused, refused
 from server.domain.validation import SchemaRegistry, WriteContext, check_record
 
@@ -36,6 +37,15 @@ class Settlement:
     @property
     def status(self) -> str:
         return str(self.resolution["status"])
+
+
+def open_conflict(grid: str, resolution: Mapping[str, Any], unmasked: bool) -> dict[str, Any]:
+    """An open conflict as the supervisors' queue lists it: the fields still to decide, their
+    values masked unless `unmasked` (a side is then chosen by its revision)."""
+    undecided = [f for f in resolution.get("fields", []) if f.get("undecided")]
+    return {"grid": grid, "id": resolution["_id"], "record": resolution["record"],
+            "record_type": resolution["record_type"], "resolved_at": resolution["resolved_at"],
+            "fields": undecided if unmasked else masked_conflict_fields(undecided)}
 
 
 def chosen_side(decision: Mapping[str, Any], field: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,29 +4,19 @@ verdicts, what a supervisor sees) are server/domain/review.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from server.domain.masking import masked
 from server.domain.ordering import Verdict
-from server.domain.review import REVIEWABLE, differences, state_of
+from server.domain.review import REVIEWABLE, Filters, differences, state_of
 from server.domain.scope import grid_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, db_path
 from server.sync import ordering
 from server.sync.ordering import ReceiptLookup
 
 MAX_LISTED = 2000
-
-
-@dataclasses.dataclass(frozen=True)
-class Filters:
-    types: tuple[str, ...] = REVIEWABLE
-    state: str | None = None
-    worker: str | None = None
-    since: str | None = None  # the record's own date (visit, enumeration, screening), inclusive
-    until: str | None = None
 
 
 def verdict_of(row: Mapping[str, Any]) -> Verdict:

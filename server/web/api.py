@@ -18,9 +18,9 @@ from server import errors
 from server.domain import exports as sheets
 from server.domain import review as rules
 from server.domain.figures import LEVELS
-from server.domain.masking import UNMASK, masked_conflict_fields, sees_grid_unmasked
+from server.domain.masking import UNMASK, sees_grid_unmasked
 from server.domain.scope import User, grid_db
-from server.domain.settlement import settle
+from server.domain.settlement import open_conflict, settle
 from server.domain.validation import WriteContext, write_context
 from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
@@ -124,13 +124,8 @@ async def conflicts(request: web.Request) -> web.Response:
                 include_docs="true")
         except NotFound:
             continue
-        for row in rows.get("rows", []):
-            doc = row.get("doc") or {}
-            undecided = [f for f in doc.get("fields", []) if f.get("undecided")]
-            found.append({"grid": code, "id": doc["_id"], "record": doc["record"],
-                          "record_type": doc["record_type"], "resolved_at": doc["resolved_at"],
-                          "fields": undecided if unmasked
-                          else masked_conflict_fields(undecided)})
+        found.extend(open_conflict(code, row.get("doc") or {}, unmasked)
+                     for row in rows.get("rows", []))
     found.sort(key=lambda c: c["resolved_at"])
     if unmasked:
         personal.audit_unmasked(request, user, f"{len(found)} open conflicts in {len(codes)} "
@@ -234,16 +229,8 @@ async def reviewed_records(request: web.Request, user: User,
     past `limit` (an export takes them all)."""
     query = request.query
     codes = scoped_grids(request, user)
-    types = tuple(t for t in query.get("type", ",".join(rules.REVIEWABLE)).split(",") if t)
-    state = query.get("state") or None
-    bad = [t for t in types if t not in rules.REVIEWABLE]
-    if bad or (state is not None and state not in rules.STATES):
-        raise errors.bad_request(
-            f"type 应为 {', '.join(rules.REVIEWABLE)}；state 应为 {', '.join(rules.STATES)}",
-            f"type must be among {', '.join(rules.REVIEWABLE)}; state among "
-            f"{', '.join(rules.STATES)}")
-    filters = review.Filters(types=types, state=state, worker=query.get("worker") or None,
-                             since=query.get("from") or None, until=query.get("to") or None)
+    filters = rules.review_filters(query.get("type"), query.get("state"), query.get("worker"),
+                                   query.get("from"), query.get("to"))
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         await request.app[RECEIPTS].flush()  # the verdicts just given, ordered by receipt
     listed: list[dict[str, Any]] = []
