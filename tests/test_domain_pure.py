@@ -545,3 +545,37 @@ def test_api_controllers_stay_thin() -> None:
             and (n.end_lineno or 0) - n.lineno + 1 > 50]
     assert not long, long
     assert "check_record" not in source
+
+
+def test_a_records_history_compares_each_kept_revision_with_the_one_before() -> None:
+    infos = [{"rev": "4-d", "status": "available"}, {"rev": "3-c", "status": "missing"},
+             {"rev": "2-b", "status": "available"}, {"rev": "1-a", "status": "available"}]
+    bodies = {"1-a": {"_rev": "1-a", "phone": PHONE},
+              "2-b": {"_rev": "2-b", "phone": "13900000000"},
+              "4-d": {"_rev": "4-d", "phone": "13900000000", "name": "甲"}}
+    sent = {"4-d": ("w.one", "2026-11-20T10:00:00Z"), "1-a": ("w.two", "2026-11-20T08:00:00Z")}
+    newest, gone, second, first = review.history(infos, bodies, sent, unmasked=False)
+    assert first == {"rev": "1-a", "kept": True, "deleted": False, "by": "w.two",
+                     "received_at": "2026-11-20T08:00:00Z", "compared_with": None,
+                     "changes": [{"field": "phone", "to": "139****1234", "kind": "added"}]}
+    assert second["compared_with"] == "1-a" and second["by"] is None
+    assert second["changes"] == [{"field": "phone", "from": "139****1234",
+                                  "to": "139****0000", "kind": "changed"}]
+    assert gone == {"rev": "3-c", "kept": False, "deleted": False, "by": None,
+                    "received_at": None}
+    # A body the store no longer keeps is skipped: the next is compared with the last kept.
+    assert newest["compared_with"] == "2-b"
+    assert newest["changes"] == [{"field": "name", "to": "甲", "kind": "added"}]
+
+
+def test_a_record_opened_shows_its_state_only_when_reviewable() -> None:
+    judged = [verdict(1, "has_issues", "1-a", "2026-11-20T08:00:00.000+00:00")]
+    visit = {"_id": "household_visit:g1-1", "_rev": "2-b", "type": "household_visit",
+             "_conflicts": ["2-x"], "phone": PHONE}
+    view = review.record_view("g1", visit, [], judged, False, older_revisions=3)
+    assert view["state"] == "edited" and view["verdict"]["decision"] == "has_issues"
+    assert view["record"] == {"_id": "household_visit:g1-1", "_rev": "2-b",
+                              "type": "household_visit", "phone": "139****1234"}
+    assert view["masked"] and view["conflicts"] == ["2-x"] and view["older_revisions"] == 3
+    profile = {**visit, "_id": "household:g1-1", "type": "household"}
+    assert review.record_view("g1", profile, [], [], True, older_revisions=0)["state"] is None

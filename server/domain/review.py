@@ -148,3 +148,45 @@ def differences(before: Mapping[str, Any], after: Mapping[str, Any],
                           else "changed")
         changes.append(change)
     return changes
+
+
+def history(infos: Sequence[Mapping[str, Any]], bodies: Mapping[str, Mapping[str, Any]],
+            sent: Mapping[str, tuple[str | None, str | None]],
+            unmasked: bool) -> list[dict[str, Any]]:
+    """A record's revisions, newest first (`infos`: the store's `_revs_info`, newest first):
+    each with who sent it and when (`sent`, by revision), whether the store still keeps its body
+    (`bodies`, until a compaction it does), and what changed from the kept revision before it,
+    shown masked unless `unmasked`."""
+    revisions: list[dict[str, Any]] = []
+    older: Mapping[str, Any] | None = None
+    for info in reversed(infos):  # oldest first, so each is compared with the one before
+        rev = info["rev"]
+        by, received_at = sent.get(rev, (None, None))
+        body = bodies.get(rev)
+        entry: dict[str, Any] = {"rev": rev, "kept": body is not None,
+                                 "deleted": info.get("status") == "deleted" or bool(
+                                     body and body.get("_deleted")),
+                                 "by": by, "received_at": received_at}
+        if body is not None:
+            entry["compared_with"] = None if older is None else older["_rev"]
+            entry["changes"] = differences(older or {}, body, unmasked)
+            older = body
+        revisions.append(entry)
+    revisions.reverse()
+    return revisions
+
+
+def record_view(grid: str, current: Mapping[str, Any], revisions: list[dict[str, Any]],
+                judged: Sequence[Verdict], unmasked: bool, *,
+                older_revisions: int) -> dict[str, Any]:
+    """One record as a supervisor opens it: masked unless `unmasked`, with its review state
+    (for a reviewable record), its verdicts oldest first and its revisions."""
+    state, latest = state_of(str(current["_rev"]), judged)
+    return {"grid": grid, "id": current["_id"], "record_type": current.get("type"),
+            "rev": current["_rev"], "record": masked(
+                {k: v for k, v in current.items() if k != "_conflicts"}, unmasked),
+            "masked": not unmasked, "state": state if current.get("type") in REVIEWABLE
+            else None, "verdict": latest,
+            "verdicts": [v.shown() for v in sorted(judged, key=lambda v: v.order)],
+            "revisions": revisions, "older_revisions": older_revisions,
+            "conflicts": current.get("_conflicts", [])}

@@ -8,9 +8,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from server.domain.masking import masked
 from server.domain.ordering import Verdict
-from server.domain.review import REVIEWABLE, Filters, differences, state_of
+from server.domain.review import Filters, history, record_view, state_of
 from server.domain.scope import grid_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, db_path
 from server.sync import ordering
@@ -115,38 +114,12 @@ async def record_history(couch: CouchClient, grid: str, doc_id: str, *, unmasked
                 if "ok" in item:
                     bodies[str(item["ok"]["_rev"])] = item["ok"]
     sent = await _receipts(receipts, db, [(doc_id, i["rev"]) for i in listed])
-    revisions: list[dict[str, Any]] = []
-    older: dict[str, Any] | None = None
-    for info in reversed(listed):  # oldest first, so each is compared with the one before
-        rev = info["rev"]
-        by, received_at = sent.get((doc_id, rev), (None, None))
-        body = bodies.get(rev)
-        entry: dict[str, Any] = {"rev": rev, "kept": body is not None,
-                                 "deleted": info.get("status") == "deleted" or bool(
-                                     body and body.get("_deleted")),
-                                 "by": by, "received_at": received_at}
-        if body is not None and older is not None:
-            entry["compared_with"] = older["_rev"]
-            entry["changes"] = differences(older, body, unmasked)
-        elif body is not None:
-            entry["compared_with"] = None
-            entry["changes"] = differences({}, body, unmasked)
-        if body is not None:
-            older = body
-        revisions.append(entry)
-    revisions.reverse()
     try:
         rows = (await couch.get(db_path(db, "_design/linli", "_view", "verdicts_by_record"),
                                 key=_json(doc_id)))["rows"]
     except NotFound:
         rows = []
     judged = await _ordered(couch, db, [verdict_of(row) for row in rows], receipts)
-    state, latest = state_of(str(current["_rev"]), judged)
-    verdicts = [v.shown() for v in sorted(judged, key=lambda v: v.order)]  # oldest first
-    return {"grid": grid, "id": doc_id, "record_type": current.get("type"),
-            "rev": current["_rev"], "record": masked(
-                {k: v for k, v in current.items() if k != "_conflicts"}, unmasked),
-            "masked": not unmasked, "state": state if current.get("type") in REVIEWABLE
-            else None, "verdict": latest, "verdicts": verdicts, "revisions": revisions,
-            "older_revisions": max(0, len(infos) - len(listed)),
-            "conflicts": current.get("_conflicts", [])}
+    return record_view(grid, current, history(listed, bodies, {
+        rev: who for (_, rev), who in sent.items()}, unmasked), judged, unmasked,
+        older_revisions=max(0, len(infos) - len(listed)))
