@@ -145,32 +145,54 @@ function comparePart(x, y) {
   return typeof x === "number" ? -1 : 1;
 }
 
-// (zh, en) label of a field from its schema's title and x-title-en.
-function label(schema, name = null) {
-  if (name !== null) {
-    const properties = isObject(schema.properties) ? schema.properties : {};
-    schema = hasOwn(properties, name) && isObject(properties[name]) ? properties[name] : {};
+// (zh, en) label of one field from its schema's title and x-title-en, else its name.
+function title(schema, name) {
+  const s = isObject(schema) ? schema : {};
+  return [String(s.title || name), String(s["x-title-en"] || name)];
+}
+
+// server/domain/validation.py _labels: the field at `path` named as a person reads it ("Address
+// · Building"), never a JSON Pointer; `leaf` is the field's own schema where the error names it.
+function labels(root, path, leaf = null) {
+  const parts = [];
+  let schema = root;
+  for (const step of path) {
+    const node = isObject(schema) ? schema : {};
+    if (typeof step === "number") {
+      schema = node.items ?? {};
+      parts.push(fillBoth(MESSAGES.item, { n: step + 1 }));
+    } else {
+      const properties = isObject(node.properties) ? node.properties : {};
+      schema = hasOwn(properties, step) ? properties[step] : {};
+      parts.push(title(schema, step));
+    }
   }
-  return [String(schema.title || name || ""), String(schema["x-title-en"] || name || "")];
+  if (isObject(leaf) && leaf.title && path.length && typeof path.at(-1) !== "number") {
+    parts[parts.length - 1] = title(leaf, path.at(-1));
+  }
+  return [0, 1].map((i) => parts.map((p) => p[i]).join(MESSAGES.label_joiner));
 }
 
 // server/domain/validation.py describe(): one error (for additionalProperties, the extra fields of
 // one object together) as a problem.
-function describe({ error, path, extras }) {
+function describe({ error, path, extras, root }) {
   const at = pointer(path);
   const schema = isObject(error.parentSchema) ? error.parentSchema : {};
   const { keyword, params } = error;
   if (keyword === "required") {
-    const where = pointer([...path, params.missingProperty]);
-    return problem(where, MESSAGES.required,
-      { label: label(schema, params.missingProperty), pointer: where });
+    const missing = params.missingProperty;
+    const properties = isObject(schema.properties) ? schema.properties : {};
+    const leaf = hasOwn(properties, missing) && isObject(properties[missing]) ? properties[missing] : null;
+    return problem(pointer([...path, missing]), MESSAGES.required,
+      { label: labels(root, [...path, missing], leaf) });
   }
+  const quoted = labels(root, path, schema).map((text, i) =>
+    (text ? fill(MESSAGES.field[i], { label: text }) : MESSAGES.record[i]));
   if (keyword === "additionalProperties") {
     return problem(at, MESSAGES.additionalProperties,
-      { pointer: at, names: extras.sort(compareStrings).join(", ") });
+      { place: quoted, names: extras.sort(compareStrings).join(", ") });
   }
-  const field = label(schema).map((text, i) =>
-    (text ? fill(MESSAGES.field[i], { label: text, pointer: at }) : at));
+  const field = quoted;
   const wanted = [error.schema].flat();
   const values = {
     field,
@@ -200,7 +222,7 @@ function problemsOf(doc, validate) {
       if (group) { group.push(error.params.additionalProperty); continue; }
       extraOf.set(error.instancePath, [error.params.additionalProperty]);
     }
-    errors.push({ error, path, extras: extraOf.get(error.instancePath),
+    errors.push({ error, path, extras: extraOf.get(error.instancePath), root: validate.schema,
       order: keywordOrder(error.schemaPath, validate.schema) });
   }
   errors.sort((a, b) => compareLists(a.path, b.path, comparePart) ||
@@ -257,5 +279,5 @@ export function documentProblems(doc, today = undefined) {
   const problems = problemsOf(body, versions[String(key)]);
   if (problems.length || type !== "person") return problems;
   return personProblems(sent, today).map((p) =>
-    ({ field: p.field, zh: p.zh, en: p.en, message: `${p.field}: ${p.message}` }));
+    ({ field: p.field, zh: p.zh, en: p.en, message: p.message }));
 }

@@ -200,21 +200,21 @@ async def test_attachments_too_large_or_of_a_refused_type(scene: Scene) -> None:
 
 # -- schema and domain rules ------------------------------------------------------------------
 
-async def test_schema_violations_name_the_field_by_its_pointer(scene: Scene) -> None:
+async def test_schema_violations_name_the_field_by_its_label(scene: Scene) -> None:
     grid, w = scene.grid, scene.w
     no_unit_room = household(grid, w, "a1")
     del no_unit_room["address"]["room"]
     cases = [
-        (person(grid, w, 1, birth_year="1949"), ["/birth_year", "出生年", "whole number"]),
-        (person(grid, w, 2, sex="F"), ["/sex", "性别", '"F"']),
-        (no_unit_room, ["/address/room", "缺少必填项", "required"]),
+        (person(grid, w, 1, birth_year="1949"), ["Year of birth", "出生年", "whole number"]),
+        (person(grid, w, 2, sex="F"), ["Sex", "性别", '"F"']),
+        (no_unit_room, ["Address · Room", "缺少必填项", "required"]),
         (household(grid, w, "a2", address={**household(grid, w, 0)["address"],
-                                           "building": ""}), ["/address/building", "太短"]),
+                                           "building": ""}), ["Address · Building", "太短"]),
         (household(grid, w, "a3", special_groups=["elderly_alone", "vip"]),
-         ["/special_groups/1", '"vip"']),
-        (visit(grid, w, "v1", persons_present=-1), ["/persons_present", "at least 0"]),
-        (visit(grid, w, "v2", visited_on="2026-02-30"), ["/visited_on", "date"]),
-        (visit(grid, w, "v3", notes="很" * 2001), ["/notes", "太长", "2000"]),
+         ["Special groups · item 2", '"vip"']),
+        (visit(grid, w, "v1", persons_present=-1), ["Persons present", "at least 0"]),
+        (visit(grid, w, "v2", visited_on="2026-02-30"), ["Visit date", "date"]),
+        (visit(grid, w, "v3", notes="很" * 2001), ["Notes", "太长", "2000"]),
         (visit(grid, w, "v4", type=["household_visit"]), ["type", "未知的记录类型"]),  # was a 500
         (visit(grid, w, "v5", schema_version={"v": 1}), ["schema_version", "known versions"]),
     ]
@@ -225,13 +225,13 @@ async def test_schema_violations_name_the_field_by_its_pointer(scene: Scene) -> 
 
 
 ID_CASES = [
-    ("110105194912310021", {}, ["/id_number", "X"]),  # the check character is X
-    ("110105194902300016", {"birth_month": 2}, ["/id_number"]),  # 30 February
-    ("110105189912310010", {}, ["/id_number"]),  # born before 1900
-    ("11010519491231002Y", {}, ["/id_number", "身份证号"]),  # not the form at all
-    ("110105194912310\u200b02X", {}, ["/id_number"]),  # a zero-width space pasted in
-    ("11010519491231002X", {"sex": "1"}, ["/sex"]),  # the ID says female
-    ("11010519491231002X", {"birth_year": 1950}, ["/birth_year"]),  # the ID says 1949
+    ("110105194912310021", {}, ["ID number", "X"]),  # the check character is X
+    ("110105194902300016", {"birth_month": 2}, ["ID number"]),  # 30 February
+    ("110105189912310010", {}, ["ID number"]),  # born before 1900
+    ("11010519491231002Y", {}, ["ID number", "身份证号"]),  # not the form at all
+    ("110105194912310\u200b02X", {}, ["ID number"]),  # a zero-width space pasted in
+    ("11010519491231002X", {"sex": "1"}, ["Sex"]),  # the ID says female
+    ("11010519491231002X", {"birth_year": 1950}, ["Birth year"]),  # the ID says 1949
 ]
 
 
@@ -399,7 +399,7 @@ async def test_text_is_stored_exactly_as_typed(scene: Scene) -> None:
         assert stored[field] == doc[field], (doc[field], stored[field])
     # 51 characters of 𠮷 are 51 (not 102, as UTF-16 would count them): too long.
     [result] = await scene.bulk(w, [person(grid, w, "jia2", name="𠮷" * 51)])
-    refused(result, "/name", "50")
+    refused(result, "Name", "50")
     # The escaped pair of 𠮷 is the same character, stored as such.
     raw = json.dumps({"docs": [visit(grid, w, "esc", notes="PAIR")]}).replace(
         "PAIR", "\\ud842\\udfb7")
@@ -576,13 +576,13 @@ async def test_verdicts_refuse_wrong_shapes_and_write_nothing(scene: Scene) -> N
         ({"grid": scene.grid, "verdicts": [{"record": 5, "record_rev": rev}]}, ["verdicts"]),
         ({"grid": scene.grid, "verdicts": [{"record": record, "record_rev": rev,
                                             "decision": "approved"}] * 501}, ["500"]),
-        (one(decision="approve"), ["/decision", '"approve"']),
-        (one(decision=None), ["/decision"]),
-        (one(decision=["approved"]), ["/decision"]),
-        (one(decision="has_issues"), ["/comment", "required"]),
-        (one(decision="has_issues", comment=5), ["/comment", "文字"]),
-        (one(decision="has_issues", comment="很" * 1001), ["/comment", "1000"]),
-        (one(record_rev=""), ["/record_rev"]),
+        (one(decision="approve"), ["Decision", '"approve"']),
+        (one(decision=None), ["Decision"]),
+        (one(decision=["approved"]), ["Decision"]),
+        (one(decision="has_issues"), ["Comment", "required"]),
+        (one(decision="has_issues", comment=5), ["Comment", "文字"]),
+        (one(decision="has_issues", comment="很" * 1001), ["Comment", "1000"]),
+        (one(record_rev=""), ["Record revision"]),
         (one(record=other), ["没有这条可审核的记录"]),
         (one(record=f"person:{scene.grid}-1"), ["没有这条可审核的记录"]),
         (one(record="_design/linli"), ["没有这条可审核的记录"]),
@@ -592,11 +592,11 @@ async def test_verdicts_refuse_wrong_shapes_and_write_nothing(scene: Scene) -> N
         await expect_error(await post_api(scene, path, scene.boss, body), 400, *words)
     missing = one()
     del missing["verdicts"][0]["decision"]
-    await expect_error(await post_api(scene, path, scene.boss, missing), 400, "/decision")
+    await expect_error(await post_api(scene, path, scene.boss, missing), 400, "Decision")
     # Every verdict is checked first: one bad one and nothing is written.
     mixed = one()
     mixed["verdicts"].append({"record": record, "record_rev": rev, "decision": "nope"})
-    await expect_error(await post_api(scene, path, scene.boss, mixed), 400, "#2", "/decision")
+    await expect_error(await post_api(scene, path, scene.boss, mixed), 400, "#2", "Decision")
     # A lone surrogate in a comment (was a 500).
     raw = json.dumps(one(decision="has_issues", comment="LONE")).replace("LONE", "\\ud83d")
     await expect_error(await post_api(scene, path, scene.boss, raw=raw.encode()), 400,
@@ -691,12 +691,12 @@ async def test_decide_refuses_bad_decisions_and_writes_nothing(scene: Scene) -> 
         (body({"field": "_deleted", "value": True}), 400, ["_deleted"]),
         (body({"field": "grid", "value": scene.other_grid}), 400, ["grid"]),
         (body({"field": "role", "value": "admin"}), 400, ["role"]),
-        (body({"field": "phone", "value": 13905700003}), 400, ["/phone", "文字"]),
-        (body({"field": "phone", "value": "139 0570 0003"}), 400, ["/phone"]),
-        (body({"field": "remarks", "value": {"$gt": ""}}), 400, ["/remarks"]),
-        (body({"field": "remarks", "value": "很" * 5000}), 400, ["/remarks"]),
+        (body({"field": "phone", "value": 13905700003}), 400, ["Phone", "文字"]),
+        (body({"field": "phone", "value": "139 0570 0003"}), 400, ["Phone"]),
+        (body({"field": "remarks", "value": {"$gt": ""}}), 400, ["Notes"]),
+        (body({"field": "remarks", "value": "很" * 5000}), 400, ["Notes"]),
         (body({"field": "phone", "value": "13905700003"}, {"field": "remarks", "value": 5}),
-         400, ["/remarks"]),
+         400, ["Notes"]),
     ]
     for payload, status, words in cases:
         await expect_error(await post_api(scene, path, scene.boss, payload), status, *words)

@@ -321,8 +321,7 @@ class _Writer:
             if building is not None:
                 problems = room_problems(address, building)
                 if problems:
-                    self.refuse(number, row, "；".join(f"/address{p.field}: {p.message}"
-                                                      for p in problems))
+                    self.refuse(number, row, "；".join(p.message for p in problems))
                     continue
             old = stored.get(doc["_id"])
             if old is None:

@@ -222,18 +222,34 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
-    return "/" + "/".join(parts) if parts else "/"
+def _title(schema: Any, name: str) -> tuple[str, str]:
+    """(zh, en) label of one field from its schema's `title` and `x-title-en`, else its name."""
+    schema = schema if isinstance(schema, Mapping) else {}
+    return str(schema.get("title") or name), str(schema.get("x-title-en") or name)
 
 
-def _label(schema: Mapping[str, Any], name: str | None = None) -> tuple[str, str]:
-    """(zh, en) label of a field from its schema's `title` and `x-title-en`."""
-    if name is not None:
-        schema = schema.get("properties", {}).get(name, {})
-    zh = schema.get("title") or name or ""
-    en = schema.get("x-title-en") or name or ""
-    return str(zh), str(en)
+def _labels(root: Mapping[str, Any], path: Iterable[Any],
+            leaf: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """(zh, en) name of the field at `path` as a person reads it ("地址 · 幢", "Address ·
+    Building"), never a JSON Pointer: the labels of the fields on the way, an array's element as
+    "第 2 项" / "item 2". `leaf` is the field's own schema where the error names it (its title
+    wins over the root's, which an if/then may not list). '' for the record itself."""
+    steps = list(path)
+    parts: list[tuple[str, str]] = []
+    schema: Any = root
+    for step in steps:
+        node = schema if isinstance(schema, Mapping) else {}
+        if isinstance(step, int):
+            schema = node.get("items", {})
+            parts.append(rules.fill_both(SCHEMA_MESSAGES["item"], {"n": step + 1}))
+        else:
+            properties = node.get("properties", {})
+            schema = properties.get(step, {}) if isinstance(properties, Mapping) else {}
+            parts.append(_title(schema, str(step)))
+    if leaf is not None and leaf.get("title") and steps and not isinstance(steps[-1], int):
+        parts[-1] = _title(leaf, str(steps[-1]))
+    joiner = SCHEMA_MESSAGES["label_joiner"]
+    return joiner.join(p[0] for p in parts), joiner.join(p[1] for p in parts)
 
 
 SCHEMA_MESSAGES: Mapping[str, Any] = rules.SHARED["schema_messages"]
@@ -245,20 +261,25 @@ def schema_message(name: str, **values: Any) -> str:
 
 
 def describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
-    """One schema violation as 'field (JSON Pointer): what was expected', in zh-CN and English."""
-    pointer = _pointer(error.absolute_path)
+    """One schema violation as 'field: what was expected', in zh-CN and English, the field named
+    by its labels."""
+    path = list(error.absolute_path)
     kind, expected = error.validator, error.validator_value
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
-        where = _pointer([*error.absolute_path, missing])
-        return schema_message("required", label=_label(schema, missing), pointer=where)
+        properties = schema.get("properties", {})
+        label = _labels(root, [*path, missing], properties.get(missing) if isinstance(
+            properties, Mapping) and isinstance(properties.get(missing), Mapping) else None)
+        return schema_message("required", label=label)
+    labels = _labels(root, path, schema)
+    quoted = tuple(rules.fill(template, {"label": text}) if text else record
+                   for template, text, record in zip(SCHEMA_MESSAGES["field"], labels,
+                                                     SCHEMA_MESSAGES["record"], strict=True))
     if kind == "additionalProperties":
         extra = sorted(set(error.instance) - set(schema.get("properties", {})))
-        return schema_message("additionalProperties", pointer=pointer, names=", ".join(extra))
-    field = tuple(rules.fill(template, {"label": text, "pointer": pointer}) if text else pointer
-                  for template, text in zip(SCHEMA_MESSAGES["field"], _label(schema),
-                                            strict=True))
+        return schema_message("additionalProperties", place=quoted, names=", ".join(extra))
+    field = quoted
     wanted = expected if isinstance(expected, list) else [expected]
     names = SCHEMA_MESSAGES["type_names"]
     types = tuple(joiner.join(names[t][i] if t in names else str(t) for t in wanted)
@@ -701,7 +722,7 @@ def domain_problems(doc: Mapping[str, Any]) -> list[str]:
     pwa/rules.js): the ID number's check character, its birth date and sex against the
     person's, a birth not in the future."""
     if doc.get("type") == "person":
-        return [f"{p.field}: {p.message}" for p in rules.person_problems(doc)]
+        return [p.message for p in rules.person_problems(doc)]
     return []
 
 
@@ -724,7 +745,7 @@ def check_room(doc: Mapping[str, Any], ctx: WriteContext) -> Refusal | None:
     problems = rules.room_problems(doc["address"], building)
     if not problems:
         return None
-    return Refusal("；".join(f"/address{p.field}: {p.message}" for p in problems))
+    return Refusal("；".join(p.message for p in problems))
 
 
 def check_authorship(doc: Mapping[str, Any], ctx: WriteContext,
