@@ -72,6 +72,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_window_seconds", 900, "Window of the login failure counters."),
     Setting("password_hash_concurrency", 2, "Password hashes computed at once; each takes 19 MiB, "
             "so this bounds the memory a login storm can take."),
+    Setting("verification_sender", "log", "Who delivers a resident's sign-up verification code: "
+            "`log` (development: the code is written to the server log, logger "
+            "linli.verification, never to the answer). A real SMS provider is added as in "
+            "docs/residents.md."),
+    Setting("signups_per_phone", 3, "Sign-ups (each sends a code) allowed per phone number per "
+            "window before 429."),
+    Setting("signups_per_address", 20, "Sign-ups allowed per client address per window before "
+            "429."),
+    Setting("signup_window_seconds", 3600, "Window of the sign-up counters."),
     Setting("trust_proxy", False, "Trust X-Forwarded-For/-Proto from a reverse proxy (for the "
             "client address and the Secure cookie flag). Only behind a proxy you run."),
     Setting("demo", False, "Load the demo city (grids and logins) at start."),
@@ -93,6 +102,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+# The verification senders server/sync/verification.py ships (a test holds the two together).
+VERIFICATION_SENDERS = ("log",)
 
 
 class ConfigError(ValueError):
@@ -119,6 +130,10 @@ class Config:
     login_failures_per_address: int
     login_window_seconds: int
     password_hash_concurrency: int
+    verification_sender: str
+    signups_per_phone: int
+    signups_per_address: int
+    signup_window_seconds: int
     trust_proxy: bool
     demo: bool
     conflict_sweep_seconds: float
@@ -154,7 +169,8 @@ class Config:
     def _check(self) -> None:
         for name in ("max_request_bytes", "max_document_bytes", "max_attachment_bytes",
                      "max_document_attachments_bytes", "max_batch_docs", "max_live_feeds",
-                     "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds"):
+                     "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds",
+                     "signups_per_phone", "signups_per_address", "signup_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("aggregates_refresh_seconds", "lagging_seconds"):
@@ -162,6 +178,9 @@ class Config:
                 raise ConfigError(f"{name} must be positive")
         if self.max_document_bytes > self.max_request_bytes:
             raise ConfigError("max_document_bytes cannot exceed max_request_bytes")
+        if self.verification_sender not in VERIFICATION_SENDERS:
+            raise ConfigError(f"verification_sender must be one of "
+                              f"{', '.join(VERIFICATION_SENDERS)}")
         if self.couchdb_url and not self.couchdb_url.startswith(("http://", "https://")):
             raise ConfigError("COUCHDB_URL must start with http:// or https://")
 

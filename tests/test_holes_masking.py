@@ -171,6 +171,13 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
             {"record": visit_id, "record_rev": scene.revs[visit_id], "decision": "approved"}]})],
         ("post", "/api/conflicts/decide"): [({}, {"grid": g, "id": scene.resolution["_id"],
                                                   "decisions": [{"field": "phone"}]})],
+        ("get", "/api/residents/communities"): [({}, None)],
+        ("post", "/api/residents/signup"): [({}, {"phone": "13905779999", "name": "王伟",
+                                                  "community": scene.community,
+                                                  "address": "3幢2单元301"})],
+        ("post", "/api/residents/verify"): [({}, {"phone": "13905779999", "code": "000000",
+                                                  "password": "long-enough-1"})],
+        ("post", "/api/residents/activate"): [({}, {"code": "ABCDEFGH"})],
     }
 
 

@@ -16,7 +16,9 @@ from server.store.embedded import PROJECT_ROOT
 
 OPENAPI = json.loads((PROJECT_ROOT / "server" / "web" / "openapi.json").read_text(encoding="utf-8"))
 # The routes anyone may read: who am I, the API's own description and the server's health.
-OPEN_ROUTES = {"/api/me", "/api/openapi.json", "/api/health"}
+OPEN_ROUTES = {"/api/me", "/api/openapi.json", "/api/health", "/api/residents/communities"}
+# Open to anyone too, for a resident who has no account yet: a probe is no sign-up (400).
+SIGNUP_ROUTES = {"/api/residents/signup", "/api/residents/verify"}
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")
@@ -46,7 +48,7 @@ async def answer(client: Any, method: str, path: str, body: Any,
         return resp.status, text
 
 
-async def test_anonymous_reaches_only_the_login_the_api_description_and_health(
+async def test_anonymous_reaches_only_the_login_the_api_description_health_and_sign_up(
         client: Any, city: City) -> None:
     grid = city.grid()
     for method, path, body in api_requests(grid):
@@ -57,6 +59,11 @@ async def test_anonymous_reaches_only_the_login_the_api_description_and_health(
             assert status == 200, (method, path, status)
             assert set(reply) == {"status", "tasks"}, reply
             assert all(item.keys() == {"status"} for item in reply["tasks"].values()), reply
+        elif path.split("?")[0] == "/api/residents/communities":  # names, no grid, no one
+            assert status == 200 and grid not in json.dumps(reply), (method, path, reply)
+        elif path.split("?")[0] in SIGNUP_ROUTES:
+            assert status == 400 and set(reply) == {"error", "reason"}, (method, path, reply)
+            assert grid not in json.dumps(reply), reply
         else:
             assert status == 401, (method, path, status)
     for method, path, body in endpoints(grid, "nobody"):

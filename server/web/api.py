@@ -26,6 +26,7 @@ from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync import exports, personal, review
 from server.sync.receipts import utc_now
+from server.web import residents
 from server.web.guard import require_user
 from server.web.keys import (
     AGGREGATES,
@@ -52,11 +53,13 @@ async def me(request: web.Request) -> web.Response:
               "db": grid_db(g.code)}
              for code, g in sorted(directory.grids.items()) if directory.reaches(user, code)]
     config = request.app[CONFIG]
-    return json_response({"name": user.name, "role": user.role, "grids": grids,
-                          "rights": sorted(user.rights),
-                          "replicates": sees_grid_unmasked(user),
-                          "campaigns": {"census": config.census_campaign,
-                                        "screening": config.screening_campaign}})
+    found = {"name": user.name, "role": user.role, "grids": grids, "rights": sorted(user.rights),
+             "replicates": sees_grid_unmasked(user),
+             "campaigns": {"census": config.census_campaign,
+                           "screening": config.screening_campaign}}
+    if user.role == "resident":  # their activation and their own household only
+        found["resident"] = await residents.resident_state(request, user)
+    return json_response(found)
 
 
 def require_supervisor(request: web.Request) -> User:

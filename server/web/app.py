@@ -32,7 +32,7 @@ from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
 from server.sync.supervisor import Lag, Supervisor
-from server.web import api, guard, health, routing, shell
+from server.web import api, guard, health, residents, routing, shell
 from server.web.auth import Authenticator
 from server.web.keys import (
     AGGREGATES,
@@ -319,6 +319,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     app.cleanup_ctx.append(directory_ctx)
     routing.setup_routes(app)
     api.setup_routes(app)
+    residents.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

@@ -18,8 +18,11 @@ from server.sync.installation import Installation
 from server.sync.ordering import ReceiptCache
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
+from server.sync.residents import Residents
 from server.sync.supervisor import Supervisor
+from server.sync.verification import Verification
 from server.web.auth import Authenticator, Session
+from server.web.limits import SignupLimits
 
 CONFIG = web.AppKey("config", Config)
 DemoLoader = Callable[[Config, str], None]  # (configuration, store URL): writes the demo city
@@ -40,6 +43,10 @@ SUPERVISOR = web.AppKey("supervisor", Supervisor)  # starts every background tas
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
 LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
+# Residents (居民): their records in the store, the verification codes sent, how often they try.
+RESIDENTS = web.AppKey("residents", Residents)
+VERIFICATION = web.AppKey("verification", Verification)
+SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.

@@ -1,0 +1,46 @@
+"""How often residents may try (尝试限制): sign-ups per phone and per client address, and
+activation codes per account and per client address (server/domain/activation.py's rule 4,
+whose state this keeps in memory, one per key, bounded like the login counters)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+
+from server.config import Config
+from server.domain.activation import Attempts
+from server.web.auth import RATE_KEYS_MAX, FailureCounter
+
+
+class SignupLimits:
+    def __init__(self, config: Config) -> None:
+        window = config.signup_window_seconds
+        self.by_phone = FailureCounter(config.signups_per_phone, window)
+        self.by_address = FailureCounter(config.signups_per_address, window)
+        self.hashing = asyncio.Semaphore(config.password_hash_concurrency)
+        self._attempts: collections.OrderedDict[str, Attempts] = collections.OrderedDict()
+
+    def signup_wait(self, phone: str, address: str) -> int:
+        """Seconds until this phone and address may sign up again; 0: now (and counted)."""
+        wait = max(self.by_phone.retry_after(phone), self.by_address.retry_after(address))
+        if not wait:
+            self.by_phone.record(phone)
+            self.by_address.record(address)
+        return wait
+
+    def code_wait(self, keys: tuple[str, ...], now: datetime.datetime) -> datetime.timedelta:
+        return max((self._attempts.get(k, Attempts()).wait(now) for k in keys),
+                   default=datetime.timedelta(0))
+
+    def wrong_code(self, keys: tuple[str, ...], now: datetime.datetime) -> None:
+        for key in keys:
+            state = self._attempts.get(key, Attempts())
+            if not state.wait(now):  # a pause begun meanwhile by a racing try stays as it is
+                self._attempts[key] = state.after_wrong(now)
+                self._attempts.move_to_end(key)
+        while len(self._attempts) > RATE_KEYS_MAX:
+            self._attempts.popitem(last=False)
+
+    def right_code(self, key: str) -> None:
+        self._attempts.pop(key, None)

@@ -1,0 +1,390 @@
+"""Residents join (issue 15): sign-up, the verification code from the development sender's
+log, the verify that makes the account, automatic activation of an exact match, activation by
+a worker's code, and `/api/me` showing the resident their own household only. The real app
+on the real embedded store; the worker's records are written to the store as a phone's sync
+would leave them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import itertools
+import json
+import logging
+import os
+import statistics
+import time
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import City, basic, wait_for_user
+
+from server.config import VERIFICATION_SENDERS, Config, ConfigError
+from server.domain.scope import DIRECTORY_DB
+from server.domain.signup import PUBLIC_ANSWER
+from server.sync.verification import SENDERS
+from server.web.app import create_app
+
+PASSWORD = "resident-pass-7"
+_phones = itertools.count(1)
+_communities = itertools.count(1)
+
+
+def new_phone() -> str:
+    return f"139{os.getpid() % 10000:04d}{next(_phones):04d}"
+
+
+@dataclasses.dataclass
+class Community:
+    code: str
+    grid: str
+    worker: str
+
+    def household(self, n: int) -> str:
+        return f"household:{self.grid}-{n:04d}"
+
+
+async def a_community(client: TestClient, city: City) -> Community:
+    """One community, one grid, two households in one building: 王伟 (owner) at 3-2-301 with
+    王芳, and 李娜 (tenant) at 3-2-302."""
+    code = f"t{os.getpid()}c{next(_communities)}"
+    grid = city.grid(community=code)
+    worker = city.user(grids=[grid])
+    place = Community(code, grid, worker)
+    db = city.db(grid)
+    for n, (room, head, phone, tenure) in enumerate(
+            (("301", "王伟", "13900000001", "owned"), ("302", "李娜", "13900000002", "rented")),
+            start=1):
+        db.save({"_id": place.household(n), "type": "household", "schema_version": 1,
+                 "grid": grid, "created_by": worker, "head_name": head, "phone": phone,
+                 "tenure": tenure, "status": "active",
+                 "address": {"compound": "c1", "compound_name": "坊门小区", "building": "3",
+                             "unit": "2", "room": room}})
+    db.save({"_id": f"person:{grid}-1", "type": "person", "schema_version": 1, "grid": grid,
+             "created_by": worker, "household": place.household(1), "name": "王芳",
+             "status": "present"})
+    await wait_for_user(client, worker)  # made after the grid: the server knows both
+    return place
+
+
+def a_code(place: Community, household: int, code: str, *, role: str = "tenant",
+           age: datetime.timedelta = datetime.timedelta(hours=1), **extra: Any) -> dict[str, Any]:
+    made = datetime.datetime.now(datetime.UTC) - age
+    return {"_id": f"activation_code:{place.grid}-{code}", "type": "activation_code",
+            "schema_version": 1, "grid": place.grid, "created_by": place.worker,
+            "household": place.household(household), "code": code, "role": role,
+            "created_at": made.isoformat(timespec="seconds"), **extra}
+
+
+def signup_body(place: Community, phone: str, name: str = "赵六",
+                address: str = "9幢9单元909") -> dict[str, Any]:
+    return {"phone": phone, "name": name, "community": place.code, "address": address}
+
+
+def code_in_log(caplog: pytest.LogCaptureFixture, phone: str) -> str:
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "linli.verification" and phone in r.getMessage()]
+    assert lines, "the development sender logged no code"
+    return lines[-1].split(": ")[1].split(" ")[0]
+
+
+async def signed_up(client: TestClient, caplog: pytest.LogCaptureFixture, body: dict[str, Any]
+                    ) -> str:
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        resp = await client.post("/api/residents/signup", json=body)
+        text = await resp.text()
+    assert resp.status == 200, text
+    code = code_in_log(caplog, body["phone"].replace(" ", ""))
+    assert code not in text  # the code goes to the phone, never to the answer
+    return code
+
+
+async def joined(client: TestClient, caplog: pytest.LogCaptureFixture, body: dict[str, Any]
+                 ) -> tuple[int, bytes]:
+    code = await signed_up(client, caplog, body)
+    resp = await client.post("/api/residents/verify", json={
+        "phone": body["phone"], "code": code, "password": PASSWORD})
+    raw = await resp.read()
+    if resp.status == 200:
+        await wait_for_user(client, body["phone"])
+    return resp.status, raw
+
+
+async def me(client: TestClient, phone: str) -> dict[str, Any]:
+    resp = await client.get("/api/me", headers=basic(phone, PASSWORD))
+    assert resp.status == 200, await resp.text()
+    found: dict[str, Any] = (await resp.json())["resident"]
+    return found
+
+
+async def test_sign_up_verify_log_in_and_activate_by_a_workers_code(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    place, phone = await a_community(client, city), new_phone()
+    status, raw = await joined(client, caplog, signup_body(place, phone))
+    assert status == 200 and json.loads(raw) == PUBLIC_ANSWER
+    pending = await me(client, phone)
+    assert pending == {"state": "pending", "signup": "pending", "households": []}
+    queued = city.db(place.grid)[f"signup:{phone}"]
+    assert (queued["status"], queued["match"]["status"], queued["grid"]) == (
+        "pending", "not_found", place.grid)
+
+    city.db(place.grid).save(a_code(place, 2, "ABCDEFGH"))
+    resp = await client.post("/api/residents/activate", json={"code": "abcd-efgh"},
+                             headers=basic(phone, PASSWORD))
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {"ok": True, "household": place.household(2), "role": "tenant",
+                                 "status": "active"}
+    active = await me(client, phone)
+    assert active["state"] == "active"
+    [link] = active["households"]
+    assert (link["household"], link["role"], link["activation"]) == (
+        place.household(2), "tenant", "code")
+    assert link["record"]["head_name"] == "李娜" and "edits" not in link["record"]
+    spent = city.db(place.grid)[f"activation_code:{place.grid}-ABCDEFGH"]
+    assert spent["used_by"] == phone and spent["used_at"]
+    stored = city.db(place.grid)[f"resident:{phone}-{place.grid}-0002"]
+    assert (stored["status"], stored["created_by"], stored["account"]) == (
+        "active", phone, phone)
+    # The same code again, by the same resident: used.
+    resp = await client.post("/api/residents/activate", json={"code": "ABCDEFGH"},
+                             headers=basic(phone, PASSWORD))
+    assert resp.status == 400 and "已经使用" in (await resp.json())["reason"]
+
+
+async def test_an_exact_match_is_activated_at_once(client: TestClient, city: City,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    place, phone = await a_community(client, city), new_phone()
+    status, _ = await joined(client, caplog, signup_body(place, phone, "王伟", "三幢二单元301室"))
+    assert status == 200
+    found = await me(client, phone)
+    assert found["state"] == "active" and found["signup"] == "activated"
+    [link] = found["households"]
+    assert (link["household"], link["role"], link["activation"]) == (
+        place.household(1), "owner", "automatic")
+    # A family member by name, on another phone: also at once, as family.
+    other = new_phone()
+    status, _ = await joined(client, caplog, signup_body(place, other, "王芳", "3-2-301"))
+    assert status == 200
+    [link] = (await me(client, other))["households"]
+    assert (link["household"], link["role"]) == (place.household(1), "family")
+
+
+async def test_the_answer_is_the_same_for_a_match_and_a_miss(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Same status, same bytes, and the same order of time: the matcher runs for both and
+    both write one batch, so timing tells no more than the body."""
+    place = await a_community(client, city)
+    answers: dict[str, set[tuple[int, bytes]]] = {"match": set(), "miss": set()}
+    took: dict[str, list[float]] = {"match": [], "miss": []}
+    for _ in range(3):
+        for kind, name in (("match", "李娜"), ("miss", "钱七")):
+            body = signup_body(place, new_phone(), name, "3幢2单元302")
+            code = await signed_up(client, caplog, body)
+            started = time.perf_counter()
+            resp = await client.post("/api/residents/verify", json={
+                "phone": body["phone"], "code": code, "password": PASSWORD})
+            answers[kind].add((resp.status, await resp.read()))
+            took[kind].append(time.perf_counter() - started)
+            if kind == "match":
+                await wait_for_user(client, body["phone"])
+                assert (await me(client, body["phone"]))["state"] == "active"
+    assert answers["match"] == answers["miss"] and len(answers["match"]) == 1
+    match, miss = statistics.median(took["match"]), statistics.median(took["miss"])
+    assert max(match, miss) < 4 * min(match, miss), took
+    # And a sign-up's own answer is one text for a registered phone and a new one.
+    first = await client.post("/api/residents/signup", json=signup_body(place, "13900000001"))
+    second = await client.post("/api/residents/signup", json=signup_body(place, new_phone()))
+    assert (first.status, await first.read()) == (second.status, await second.read())
+
+
+BAD_SIGNUPS: list[tuple[str, Any, str]] = [
+    ("phone of 10 digits", {"phone": "1390000000"}, "手机号"),
+    ("phone of 12 digits", {"phone": "139000000001"}, "手机号"),
+    ("phone as a number", {"phone": 13900000000}, "手机号"),
+    ("landline", {"phone": "0570-1234567"}, "手机号"),
+    ("name a number", {"name": 42}, "姓名"),
+    ("name empty", {"name": "  "}, "姓名"),
+    ("address oversized", {"address": "坊" * 101}, "住址"),
+    ("control character", {"name": "王\u0007伟"}, "姓名"),
+    ("lone surrogate", {"name": "王\ud800"}, "姓名"),
+    ("forged role", {"role": "admin"}, "role"),
+    ("forged household", {"household": "household:x-0001"}, "household"),
+    ("forged status", {"status": "activated"}, "status"),
+    ("unknown community", {"community": "nowhere0"}, "社区"),
+    ("community not a code", {"community": "<script>"}, "社区"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "label"), BAD_SIGNUPS, ids=[c[0] for c in BAD_SIGNUPS])
+async def test_a_bad_sign_up_is_refused_by_its_label_and_sends_nothing(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture, case: str,
+        change: dict[str, Any], label: str) -> None:
+    place = await a_community(client, city)
+    body = {**signup_body(place, new_phone()), **change}
+    raw = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        resp = await client.post("/api/residents/signup", data=raw,
+                                 headers={"Content-Type": "application/json"})
+    reply = await resp.json()
+    assert resp.status == 400, (case, reply)
+    assert set(reply) == {"error", "reason"} and label in reply["reason"], reply
+    zh, _, en = reply["reason"].partition(" / ")
+    assert any("\u4e00" <= c <= "\u9fff" for c in zh) and en, reply  # zh-CN first
+    assert not [r for r in caplog.records if r.name == "linli.verification"]
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"not json", b'"13900000000"', b"{}"])
+async def test_a_sign_up_that_is_not_an_object_is_refused(client: TestClient, raw: bytes) -> None:
+    resp = await client.post("/api/residents/signup", data=raw,
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 400 and set(await resp.json()) == {"error", "reason"}
+
+
+async def test_a_wrong_code_and_a_replayed_verify_make_nothing(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    place, phone = await a_community(client, city), new_phone()
+    code = await signed_up(client, caplog, signup_body(place, phone))
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    bad = [{"phone": phone, "code": wrong, "password": PASSWORD},
+           {"phone": phone, "code": code, "password": "short"},
+           {"phone": phone, "code": code, "password": PASSWORD, "role": "admin"},
+           {"phone": phone, "code": int(code), "password": PASSWORD}]
+    for body in bad:
+        resp = await client.post("/api/residents/verify", json=body)
+        assert resp.status == 400, body
+    assert f"user:{phone}" not in city.couch[DIRECTORY_DB]
+    verify = {"phone": phone, "code": code, "password": PASSWORD}
+    assert (await client.post("/api/residents/verify", json=verify)).status == 200
+    again = await client.post("/api/residents/verify", json=verify)
+    assert again.status == 400 and "验证码" in (await again.json())["reason"]
+
+
+async def test_five_wrong_verification_codes_kill_the_code(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    place, phone = await a_community(client, city), new_phone()
+    code = await signed_up(client, caplog, signup_body(place, phone))
+    for n in range(5):
+        wrong = f"{(int(code) + 1 + n) % 10**6:06d}"
+        resp = await client.post("/api/residents/verify", json={
+            "phone": phone, "code": wrong, "password": PASSWORD})
+        assert resp.status == 400
+    resp = await client.post("/api/residents/verify", json={
+        "phone": phone, "code": code, "password": PASSWORD})
+    assert resp.status == 400  # the right one, too late
+
+
+async def test_two_racing_verifies_make_one_account(client: TestClient, city: City,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    place, phone = await a_community(client, city), new_phone()
+    code = await signed_up(client, caplog, signup_body(place, phone, "王伟", "3幢2单元301"))
+    verify = {"phone": phone, "code": code, "password": PASSWORD}
+    replies = await asyncio.gather(*(client.post("/api/residents/verify", json=verify)
+                                     for _ in range(2)))
+    assert sorted(r.status for r in replies) == [200, 400]
+    assert f"user:{phone}" in city.couch[DIRECTORY_DB]
+    links = [row.id for row in city.db(place.grid).view("_all_docs")
+             if row.id.startswith(f"resident:{phone}-")]
+    assert links == [f"resident:{phone}-{place.grid}-0001"]
+    # Signed up again and verified: the account exists; the store keeps one.
+    code = await signed_up(client, caplog, signup_body(place, phone))
+    resp = await client.post("/api/residents/verify", json={**verify, "code": code})
+    assert resp.status == 409 and "已经注册" in (await resp.json())["reason"]
+
+
+async def test_sign_ups_are_limited_by_phone_and_by_address(
+        aiohttp_client: Any, config: Config, city: City,
+        caplog: pytest.LogCaptureFixture) -> None:
+    client = await aiohttp_client(create_app(dataclasses.replace(
+        config, signups_per_phone=2, signups_per_address=4)))
+    place, phone = await a_community(client, city), new_phone()
+    for _ in range(2):
+        await signed_up(client, caplog, signup_body(place, phone))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        resp = await client.post("/api/residents/signup", json=signup_body(place, phone))
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+    assert "尝试次数过多" in (await resp.json())["reason"]
+    assert not [r for r in caplog.records if r.name == "linli.verification"]
+    for _ in range(2):  # the address has 2 of its 4 left
+        await signed_up(client, caplog, signup_body(place, new_phone()))
+    resp = await client.post("/api/residents/signup", json=signup_body(place, new_phone()))
+    assert resp.status == 429
+
+
+async def test_wrong_used_and_expired_codes_then_a_pause(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    place, phone = await a_community(client, city), new_phone()
+    assert (await joined(client, caplog, signup_body(place, phone)))[0] == 200
+    db = city.db(place.grid)
+    db.save(a_code(place, 2, "USEDUSED", used_by="someone1", used_at="2026-01-01T00:00:00+00:00"))
+    db.save(a_code(place, 2, "XPRDXPRD", age=datetime.timedelta(days=8)))
+    db.save(a_code(place, 2, "RVKDRVKD", status="revoked"))
+    db.save(a_code(place, 2, "GXXDGXXD"))
+    headers = basic(phone, PASSWORD)
+    for typed, said in (("WRNGWRNG", "不正确"), ("USEDUSED", "已经使用"), ("XPRDXPRD", "已过期"),
+                        ("RVKDRVKD", "已作废")):
+        resp = await client.post("/api/residents/activate", json={"code": typed},
+                                 headers=headers)
+        assert resp.status == 400 and said in (await resp.json())["reason"], typed
+    for typed in ("ab", "ABCDEFG0", 12345678):  # not a code: refused, not counted
+        resp = await client.post("/api/residents/activate", json={"code": typed},
+                                 headers=headers)
+        assert resp.status == 400 and "激活码" in (await resp.json())["reason"]
+    resp = await client.post("/api/residents/activate", json={"code": "WRNGWRN2"},
+                             headers=headers)
+    assert resp.status == 400  # the fifth wrong one
+    resp = await client.post("/api/residents/activate", json={"code": "GXXDGXXD"},
+                             headers=headers)
+    assert resp.status == 429 and "15 分钟" in (await resp.json())["reason"]
+    assert "used_by" not in db[f"activation_code:{place.grid}-GXXDGXXD"]
+    assert (await me(client, phone))["state"] == "pending"
+
+
+async def test_activation_is_for_residents_logged_in(client: TestClient, city: City) -> None:
+    place = await a_community(client, city)
+    resp = await client.post("/api/residents/activate", json={"code": "ABCDEFGH"})
+    assert resp.status == 401
+    resp = await client.post("/api/residents/activate", json={"code": "ABCDEFGH"},
+                             headers=basic(place.worker))
+    assert resp.status == 403
+
+
+async def test_a_resident_never_sees_another_household(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Two residents of one building, one activated at once and one by code: each one's
+    answers name their own household and nothing of the other's."""
+    place = await a_community(client, city)
+    owner, tenant = new_phone(), new_phone()
+    await joined(client, caplog, signup_body(place, owner, "王伟", "3幢2单元301"))
+    await joined(client, caplog, signup_body(place, tenant, "李娜", "3幢2单元302"))
+    mine = {owner: (place.household(1), "王伟"), tenant: (place.household(2), "李娜")}
+    for phone, (household, head) in mine.items():
+        other_household, other_head = next(v for k, v in mine.items() if k != phone)
+        for path in ("/api/me", "/api/residents/communities"):
+            resp = await client.get(path, headers=basic(phone, PASSWORD))
+            text = await resp.text()
+            assert resp.status == 200
+            assert other_household not in text and other_head not in text, (path, text)
+        shown = json.dumps(await me(client, phone), ensure_ascii=False)
+        assert household in shown and head in shown
+    # A code made for the other household opens it for nobody but the one it is given to:
+    # that is the worker's decision at the door, not something a resident can ask for.
+    resp = await client.post("/api/residents/activate", json={"code": "NKNWNKNW"},
+                             headers=basic(owner, PASSWORD))
+    assert resp.status == 400
+
+
+async def test_the_community_list_names_communities_with_a_grid(client: TestClient,
+                                                                city: City) -> None:
+    place = await a_community(client, city)
+    resp = await client.get("/api/residents/communities")
+    listed = {c["code"] for c in (await resp.json())["communities"]}
+    assert resp.status == 200 and place.code in listed
+
+
+def test_the_verification_sender_is_a_setting(config: Config) -> None:
+    assert set(VERIFICATION_SENDERS) == set(SENDERS)
+    with pytest.raises(ConfigError):
+        Config.from_mapping({"verification_sender": "nowhere"})
