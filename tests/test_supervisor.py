@@ -268,3 +268,33 @@ async def test_a_probe_that_hangs_does_not_hang_the_health_check() -> None:
     supervisor.watch("slow", hangs)
     report = await asyncio.wait_for(supervisor.report(), 2)
     assert report == {"slow": {"status": "ok"}}
+
+
+async def test_finished_waits_for_a_one_shot_task_through_its_failures() -> None:
+    """What waits on the figures being ready (a test's fixture, a warm-up) waits on the one-shot
+    task's success: through a failure and its retry, and not before; a task kept running forever
+    has no such moment, and asking is an error, not a wait without end."""
+    release, retried, attempts = asyncio.Event(), asyncio.Event(), []
+
+    async def once() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("the store is starting")
+        retried.set()
+        await release.wait()
+
+    supervisor = Supervisor(lagging_s=1.0, backoff_min_s=0.05, backoff_max_s=0.05)
+    entry = supervisor.start("once", once, forever=False)
+    forever = supervisor.start("forever", asyncio.Event().wait)
+    try:
+        waiting = asyncio.create_task(supervisor.finished("once"))
+        await asyncio.wait_for(retried.wait(), 5)  # the retry after the failure has begun
+        assert not waiting.done() and not entry.done
+        release.set()
+        await asyncio.wait_for(waiting, 5)
+        assert entry.done and entry.failures == 1
+        with pytest.raises(ValueError, match="one-shot"):
+            await supervisor.finished("forever")
+        assert forever.task is not None and not forever.task.done()
+    finally:
+        await supervisor.close()

@@ -81,6 +81,14 @@ class Supervisor:
         entry.task = asyncio.create_task(self._keep(entry), name=name)
         return entry
 
+    async def finished(self, name: str) -> None:
+        """Wait until the one-shot task `name` has done its work (it is retried until it has):
+        e.g. the figures are ready once "designs" has installed and warmed the views."""
+        entry = self.entries[name]
+        if entry.forever or entry.task is None:
+            raise ValueError(f"{name} is not a one-shot task")
+        await asyncio.shield(entry.task)
+
     def watch(self, name: str, probe: Probe | None) -> Supervised:
         """Report on `name` through `probe` alone (a part of the server without a task)."""
         if name in self.entries:
