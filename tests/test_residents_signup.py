@@ -26,6 +26,7 @@ from server.domain.scope import DIRECTORY_DB
 from server.domain.signup import PUBLIC_ANSWER
 from server.sync.verification import SENDERS
 from server.web.app import create_app
+from server.web.keys import DIRECTORY
 
 PASSWORD = "resident-pass-7"
 _phones = itertools.count(1)
@@ -108,8 +109,19 @@ async def joined(client: TestClient, caplog: pytest.LogCaptureFixture, body: dic
         "phone": body["phone"], "code": code, "password": PASSWORD})
     raw = await resp.read()
     if resp.status == 200:
-        await wait_for_user(client, body["phone"])
+        await account_of(client, body["phone"])
     return resp.status, raw
+
+
+async def account_of(client: TestClient, phone: str) -> str:
+    """The user name of the account whose login is `phone`, once the server has seen it."""
+    directory = client.app[DIRECTORY]
+    for _ in range(200):
+        user = directory.user(phone)
+        if user is not None:
+            return user.name
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the server never saw the account of {phone}")
 
 
 async def me(client: TestClient, phone: str) -> dict[str, Any]:
@@ -126,7 +138,10 @@ async def test_sign_up_verify_log_in_and_activate_by_a_workers_code(
     assert status == 200 and json.loads(raw) == PUBLIC_ANSWER
     pending = await me(client, phone)
     assert pending == {"state": "pending", "signup": "pending", "households": []}
-    queued = city.db(place.grid)[f"signup:{phone}"]
+    account = await account_of(client, phone)
+    assert phone not in account  # a user name is shown as a record's author: never the phone
+    queued = city.db(place.grid)[f"signup:{account}"]
+    assert queued["phone"] == phone and queued["account"] == account
     assert (queued["status"], queued["match"]["status"], queued["grid"]) == (
         "pending", "not_found", place.grid)
 
@@ -143,10 +158,10 @@ async def test_sign_up_verify_log_in_and_activate_by_a_workers_code(
         place.household(2), "tenant", "code")
     assert link["record"]["head_name"] == "李娜" and "edits" not in link["record"]
     spent = city.db(place.grid)[f"activation_code:{place.grid}-ABCDEFGH"]
-    assert spent["used_by"] == phone and spent["used_at"]
-    stored = city.db(place.grid)[f"resident:{phone}-{place.grid}-0002"]
+    assert spent["used_by"] == account and spent["used_at"]
+    stored = city.db(place.grid)[f"resident:{account}-{place.grid}-0002"]
     assert (stored["status"], stored["created_by"], stored["account"]) == (
-        "active", phone, phone)
+        "active", account, account)
     # The same code again, by the same resident: used.
     resp = await client.post("/api/residents/activate", json={"code": "ABCDEFGH"},
                              headers=basic(phone, PASSWORD))
@@ -188,7 +203,7 @@ async def test_the_answer_is_the_same_for_a_match_and_a_miss(
             answers[kind].add((resp.status, await resp.read()))
             took[kind].append(time.perf_counter() - started)
             if kind == "match":
-                await wait_for_user(client, body["phone"])
+                await account_of(client, body["phone"])
                 assert (await me(client, body["phone"]))["state"] == "active"
     assert answers["match"] == answers["miss"] and len(answers["match"]) == 1
     match, miss = statistics.median(took["match"]), statistics.median(took["miss"])
@@ -254,7 +269,7 @@ async def test_a_wrong_code_and_a_replayed_verify_make_nothing(
     for body in bad:
         resp = await client.post("/api/residents/verify", json=body)
         assert resp.status == 400, body
-    assert f"user:{phone}" not in city.couch[DIRECTORY_DB]
+    assert f"login:{phone}" not in city.couch[DIRECTORY_DB]
     verify = {"phone": phone, "code": code, "password": PASSWORD}
     assert (await client.post("/api/residents/verify", json=verify)).status == 200
     again = await client.post("/api/residents/verify", json=verify)
@@ -283,14 +298,19 @@ async def test_two_racing_verifies_make_one_account(client: TestClient, city: Ci
     replies = await asyncio.gather(*(client.post("/api/residents/verify", json=verify)
                                      for _ in range(2)))
     assert sorted(r.status for r in replies) == [200, 400]
-    assert f"user:{phone}" in city.couch[DIRECTORY_DB]
+    account = await account_of(client, phone)
     links = [row.id for row in city.db(place.grid).view("_all_docs")
-             if row.id.startswith(f"resident:{phone}-")]
-    assert links == [f"resident:{phone}-{place.grid}-0001"]
+             if row.id.startswith("resident:") and row.id.endswith(f"{place.grid}-0001")]
+    assert links == [f"resident:{account}-{place.grid}-0001"]
     # Signed up again and verified: the account exists; the store keeps one.
     code = await signed_up(client, caplog, signup_body(place, phone))
     resp = await client.post("/api/residents/verify", json={**verify, "code": code})
     assert resp.status == 409 and "已经注册" in (await resp.json())["reason"]
+    users = [row.id for row in city.couch[DIRECTORY_DB].view("_all_docs")
+             if row.id.startswith("user:r")]
+    assert f"user:{account}" in users
+    assert sum(1 for u in users if city.couch[DIRECTORY_DB][u].get("resident", {}).get(
+        "grids") == [place.grid]) == 1  # the second verify made no account
 
 
 async def test_sign_ups_are_limited_by_phone_and_by_address(

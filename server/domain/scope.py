@@ -35,6 +35,10 @@ RIGHTS = ("unmask",)  # per-user rights beyond the role: `unmask` sees personal 
 
 ENDED_SESSION = "ended_session"  # directory ids `ended_session:<session id>`: logged out
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
+# Directory ids `login:<phone>` -> {"account": <user name>}: the login a resident types (their
+# phone), claimed once in the store, for an account whose name is not their phone: a user name
+# is shown wherever a record says who wrote it, a phone number must not be.
+LOGIN = "login"
 RETIRED_KEY = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$")
 T = TypeVar("T")  # what a directory document is parsed into
 
@@ -158,6 +162,8 @@ class Directory:
         """(level, code) -> name of the districts, streets and communities above the grids."""
         self.ended_sessions: dict[str, float] = {}
         """Session id -> until when (epoch seconds) its cookies must be refused: logged out."""
+        self.logins: dict[str, str] = {}
+        """A login other than a user name (a resident's phone) -> the user name."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         """Take one directory document (or its deletion) into account."""
@@ -173,6 +179,12 @@ class Directory:
                 expires = doc.get("expires")
                 self.ended_sessions[key] = float(expires) if isinstance(
                     expires, int | float) else float("inf")
+        elif kind == LOGIN:
+            account = doc.get("account")
+            if deleted or not isinstance(account, str):
+                self.logins.pop(key, None)
+            else:
+                self.logins[key] = account
         elif kind == RETIRED_SCHEMA:
             retired = retired_key(key)
             if retired is not None:
@@ -186,6 +198,13 @@ class Directory:
                 self.area_names[(kind, key)] = name
         elif kind == "grid":
             keep(self.grids, key, None if deleted else doc, Grid.from_doc)
+
+    def user(self, login: str) -> User | None:
+        """Who logs in as `login`: a user name, else a login given to a user (a phone)."""
+        found = self.users.get(login)
+        if found is None and login in self.logins:
+            found = self.users.get(self.logins[login])
+        return found
 
     def area_name(self, level: str, code: str) -> str:
         """The name of an area, or "" when the directory does not know it."""

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from server.domain import activation, signup
 from server.domain.household_view import resident_view
 from server.domain.matching import HouseholdIndex, match, normalise_address
-from server.domain.scope import DIRECTORY_DB, Directory, User, grid_db
+from server.domain.scope import DIRECTORY_DB, LOGIN, Directory, User, grid_db
 from server.domain.validation import SchemaRegistry, WriteLimits, check_document, write_context
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.receipts import ReceiptLog
@@ -185,20 +186,24 @@ class Residents:
             docs.append({**link, "signup": record["_id"]})
         return Registration(grid, decision.outcome, docs)
 
-    async def create_account(self, account: str, password_hash: str, salt: str,
+    async def create_account(self, account: str, phone: str, password_hash: str, salt: str,
                              community: str, grid: str, now: datetime.datetime) -> None:
         """The resident's account in the directory, shaped as `linli user add` makes one, with
-        where their records are. Raises AlreadyRegistered when the name is taken (two verifies
-        racing for one phone: the store lets one through)."""
+        where their records are, under a name of its own; the phone is its login, claimed
+        first (`login:<phone>`), so the store lets one account per phone through, however
+        many verifies race on however many server processes (AlreadyRegistered)."""
+        stamp = now.isoformat(timespec="seconds")
+        try:
+            await self.couch.put(db_path(DIRECTORY_DB, f"{LOGIN}:{phone}"), {
+                "_id": f"{LOGIN}:{phone}", "type": LOGIN, "account": account,
+                "created_at": stamp})
+        except Conflict:
+            raise AlreadyRegistered(phone) from None
         doc = {"_id": f"user:{account}", "type": "user", "name": account, "role": "resident",
                "grids": [], "communities": [], "streets": [], "password": password_hash,
-               "session_salt": salt, "disabled": False,
-               "created_at": now.isoformat(timespec="seconds"),
+               "session_salt": salt, "disabled": False, "created_at": stamp,
                "resident": {"community": community, "grids": [grid]}}
-        try:
-            await self.couch.put(db_path(DIRECTORY_DB, doc["_id"]), doc)
-        except Conflict:
-            raise AlreadyRegistered(account) from None
+        await self.couch.put(db_path(DIRECTORY_DB, doc["_id"]), doc)
 
     async def write(self, grid: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Server records checked as any grid write is, written together, and receipted."""
@@ -312,6 +317,11 @@ class Residents:
             except NotFound:
                 shown["record"] = None
         return shown
+
+
+def new_account() -> str:
+    """A resident's user name: random, so the records that name their author name no phone."""
+    return f"r{secrets.token_hex(6)}"
 
 
 def link_id(account: str, household: str) -> str:

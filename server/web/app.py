@@ -153,7 +153,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         failures_per_address=config.login_failures_per_address,
         window_seconds=config.login_window_seconds,
         hash_concurrency=config.password_hash_concurrency,
-        lookup=directory.users.get, ended=directory.ended_sessions)
+        lookup=directory.user, ended=directory.ended_sessions)
     receipts = ReceiptLog(couch)
     app[RECEIPTS] = receipts
     rebuilder = Rebuilder(couch, receipts)

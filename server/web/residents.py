@@ -24,7 +24,7 @@ from server.domain.rules import Problem
 from server.domain.scope import User
 from server.domain.text import unknown_fields
 from server.errors import json_response
-from server.sync.residents import AlreadyRegistered, Residents, utc_now
+from server.sync.residents import AlreadyRegistered, Residents, new_account, utc_now
 from server.sync.verification import CODE_DIGITS, PendingCodes, Verification, sender_for
 from server.web.guard import client_address, require_user
 from server.web.keys import (
@@ -61,6 +61,12 @@ def refuse(problems: Sequence[Problem]) -> errors.CouchError:
                               "; ".join(p.en for p in problems))
 
 
+def unknown_community() -> errors.CouchError:
+    zh, en = signup.LABELS["community"]
+    return errors.bad_request(f"没有这个“{zh}”，请从列表中选择",
+                              f"No such {en.lower()}; choose it from the list")
+
+
 async def communities(request: web.Request) -> web.Response:
     """The communities a resident may sign up in (those with a grid), with their street, for
     the sign-up's searchable list. Names only: nothing of who lives there."""
@@ -80,9 +86,7 @@ async def signup_route(request: web.Request) -> web.Response:
         raise refuse(problems)
     cleaned = signup.cleaned_signup(body)
     if not await request.app[RESIDENTS].known_community(cleaned["community"]):
-        zh, en = signup.LABELS["community"]
-        raise errors.bad_request(f"没有这个“{zh}”，请从列表中选择",
-                                 f"No such {en.lower()}; choose it from the list")
+        raise unknown_community()
     wait = request.app[SIGNUP_LIMITS].signup_wait(cleaned["phone"], client_address(request))
     if wait:
         raise errors.too_many_requests(wait)
@@ -135,21 +139,19 @@ async def verify(request: web.Request) -> web.Response:
     residents, limits = request.app[RESIDENTS], request.app[SIGNUP_LIMITS]
     async with limits.hashing:
         hashed = await asyncio.to_thread(hash_password, body["password"])
-    now = utc_now()
-    registration = await residents.registration(cleaned, phone, now)
+    now, account = utc_now(), new_account()
+    registration = await residents.registration(cleaned, account, now)
     if registration is None:
-        zh, en = signup.LABELS["community"]
-        raise errors.bad_request(f"没有这个“{zh}”，请从列表中选择",
-                                 f"No such {en.lower()}; choose it from the list")
+        raise unknown_community()
     try:
-        await residents.create_account(phone, hashed, new_session_salt(), cleaned["community"],
-                                       registration.grid, now)
+        await residents.create_account(account, phone, hashed, new_session_salt(),
+                                       cleaned["community"], registration.grid, now)
     except AlreadyRegistered:
         raise errors.CouchError(409, "conflict", bilingual(
             "这个手机号已经注册，请直接登录", "This phone number is registered already; log "
             "in.")) from None
     await residents.write(registration.grid, registration.docs)
-    audit.info("resident %s signed up in %s: %s", phone, registration.grid,
+    audit.info("resident %s signed up in %s: %s", account, registration.grid,
                registration.outcome)
     return json_response(signup.public_answer(registration.outcome))
 
