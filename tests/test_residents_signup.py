@@ -186,6 +186,20 @@ async def test_an_exact_match_is_activated_at_once(client: TestClient, city: Cit
     assert (link["household"], link["role"]) == (place.household(1), "family")
 
 
+async def test_a_typo_waits_for_the_worker_with_its_candidate(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """One character off the head's name, no phone to confirm it: ambiguous, queued in the
+    candidate's grid with the candidate listed, and nothing activated."""
+    place, phone = await a_community(client, city), new_phone()
+    status, raw = await joined(client, caplog, signup_body(place, phone, "王玮", "3幢2单元301"))
+    assert status == 200 and json.loads(raw) == PUBLIC_ANSWER
+    queued = city.db(place.grid)[f"signup:{await account_of(client, phone)}"]
+    assert (queued["status"], queued["match"]["status"], queued["match"]["candidates"]) == (
+        "pending", "ambiguous", [place.household(1)])
+    assert "household" not in queued
+    assert (await me(client, phone))["households"] == []
+
+
 async def test_the_answer_is_the_same_for_a_match_and_a_miss(
         client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
     """Same status, same bytes, and the same order of time: the matcher runs for both and
