@@ -106,7 +106,7 @@ class RegistryIndexes:
             return None
         building = self._built.get(community)
         if building is not None and (not building.done() or (
-                building.exception() is None
+                not building.cancelled() and building.exception() is None
                 and time.monotonic() - building.result().built < INDEX_SECONDS)):
             return await asyncio.shield(building)
         building = asyncio.ensure_future(self._build(community))
