@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import datetime
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -579,3 +581,11 @@ def test_a_record_opened_shows_its_state_only_when_reviewable() -> None:
     assert view["masked"] and view["conflicts"] == ["2-x"] and view["older_revisions"] == 3
     profile = {**visit, "_id": "household:g1-1", "type": "household"}
     assert review.record_view("g1", profile, [], [], True, older_revisions=0)["state"] is None
+
+
+def test_a_supervisors_edit_is_stamped_in_the_phones_clock_format() -> None:
+    moment = datetime.datetime(2026, 11, 21, 10, 0, 0, 123000, tzinfo=datetime.UTC)
+    stamp = settlement.edit_stamp(moment)
+    assert stamp == f"{int(moment.timestamp()) * 1000 + 123:013d}-0000"
+    pattern = REGISTRY.schemas[("household", 2)]["properties"]["edits"]["items"]["properties"]
+    assert re.fullmatch(pattern["at"]["pattern"], stamp)

@@ -16,6 +16,7 @@ The resolution then records, for each decided field, the supervisor's choice (ru
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,12 @@ def open_conflict(grid: str, resolution: Mapping[str, Any], unmasked: bool) -> d
     return {"grid": grid, "id": resolution["_id"], "record": resolution["record"],
             "record_type": resolution["record_type"], "resolved_at": resolution["resolved_at"],
             "fields": undecided if unmasked else masked_conflict_fields(undecided)}
+
+
+def edit_stamp(moment: datetime.datetime) -> str:
+    """The stamp a supervisor's edit carries, in the phones' edit-clock format (milliseconds,
+    13 digits, then a 4-digit counter), from the server's clock at `moment`."""
+    return f"{int(moment.timestamp() * 1000):013d}-0000"
 
 
 def chosen_side(decision: Mapping[str, Any], field: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from server.domain import review as rules
 from server.domain.figures import LEVELS
 from server.domain.masking import UNMASK, sees_grid_unmasked
 from server.domain.scope import User, grid_db
-from server.domain.settlement import open_conflict, settle
+from server.domain.settlement import edit_stamp, open_conflict, settle
 from server.domain.validation import WriteContext, write_context
 from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
@@ -138,12 +138,6 @@ async def conflicts(request: web.Request) -> web.Response:
     return json_response({"conflicts": found})
 
 
-def server_stamp() -> str:
-    """An edit stamp in the phones' clock format, from the server's clock."""
-    now = datetime.datetime.now(datetime.UTC)
-    return f"{int(now.timestamp() * 1000):013d}-0000"
-
-
 async def decide(request: web.Request) -> web.Response:
     """A supervisor settles an open conflict: the chosen (or typed) values are written to the
     record as the supervisor's edit, checked like any write, and the resolution is closed
@@ -167,7 +161,8 @@ async def decide(request: web.Request) -> web.Response:
     with contextlib.suppress(NotFound):
         record = await couch.get(db_path(db, resolution["record"]))
     settled = settle(resolution, record, decisions, grid_write_context(request, user, code),
-                     request.app[SCHEMAS], at=utc_now(), stamp=server_stamp())
+                     request.app[SCHEMAS], at=utc_now(),
+                     stamp=edit_stamp(datetime.datetime.now(datetime.UTC)))
     try:
         locked = await couch.put(db_path(db, resolution_id), settled.resolution)
     except Conflict as exc:
