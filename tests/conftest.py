@@ -6,14 +6,19 @@ port with a real headless Chromium (Debian's, driven by Playwright) for the PWA'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
+import inspect
 import itertools
 import json
 import os
+import re
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import couchdb
@@ -47,6 +52,54 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # (tests/test_markers.py). Hypothesis' generated inputs count too (tests/test_fuzz.py).
 SLOW_FIXTURES = frozenset({"browser", "live_server", "served"})
 _codes = itertools.count(1)
+T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every python-couchdb request checks that it is not made on a running event loop's thread:
+    a blocking call there stalls the server under test and every client sharing its loop."""
+    request = couchdb.http.Session.request
+    if getattr(request, "checks_the_loop", False):
+        return
+
+    @functools.wraps(request)
+    def off_the_loop(self: couchdb.http.Session, method: str, url: str, *args: Any,
+                     **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs on this thread
+            return request(self, method, url, *args, **kwargs)
+        raise AssertionError(f"python-couchdb's {method} {url} was called on the event loop: "
+                             "use `await city.run(...)` (a thread) or the async client")
+
+    off_the_loop.checks_the_loop = True  # type: ignore[attr-defined]
+    couchdb.http.Session.request = off_the_loop
+
+
+async def eventually(check: Callable[[], T | Awaitable[T]], seconds: float = 10,
+                     every: float = 0.05, what: str = "") -> T:
+    """Wait for an event the test cannot await directly (the server following the directory, a
+    receipt written in the background): `check()` until it returns something true, which is
+    returned; after `seconds`, the test fails. `check` may be a coroutine function."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in {seconds} s: {what or check}; last: {found!r}")
+        await asyncio.sleep(every)
+
+
+async def a_later_millisecond() -> None:
+    """Until the clock has moved on from this millisecond: the server stamps receipts to the
+    millisecond, so a write after this one gets a later receipt than a write before."""
+    from server.sync.receipts import utc_now
+
+    start = utc_now()
+    await eventually(lambda: utc_now() > start, every=0.001)
 
 
 def slow_but_unmarked(items: list[pytest.Item]) -> list[str]:
@@ -63,6 +116,122 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError("these tests are slow (a browser, a served process or "
                                 "generated inputs) but not marked @pytest.mark.slow: "
                                 + ", ".join(unmarked))
+
+
+# A request's first line, as a proxy sees it go by.
+REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|COPY) (/\S*) HTTP/1\.[01]\r\n")
+
+
+@dataclasses.dataclass
+class Proxy:
+    """A TCP proxy on a free loopback port in front of a server (the app or the store), which
+    notes each request line it carries, for a test to cut, hold or count at the worst moment.
+    Each hook is given the request's method and path:
+    - `hold`: seconds to wait before the request goes on (a store slow to answer);
+    - `on_request`: runs once the request's first bytes have been handed on;
+    - `drop_answer`: if true, the answer is dropped with the connection as soon as the server
+      starts sending it: the server did the work, the client never hears of it;
+    - `on_answer`: runs once the answer's first bytes have been passed back.
+    `cut_bulk_docs` drops the answers of these `POST .../_bulk_docs` (1-based, over all
+    connections), as `drop_answer` would."""
+
+    upstream_port: int
+    cut_bulk_docs: set[int] = dataclasses.field(default_factory=set)
+    hold: Callable[[str, str], float] | None = None
+    on_request: Callable[[str, str], None] | None = None
+    drop_answer: Callable[[str, str], bool] | None = None
+    on_answer: Callable[[str, str], None] | None = None
+    requests: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    bulk_docs_seen: int = 0
+    cuts: int = 0
+    port: int = 0
+    _server: asyncio.Server | None = None
+
+    async def start(self) -> Proxy:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def paths(self, method: str | None = None) -> list[str]:
+        """The paths asked for so far, without their query, in order."""
+        return [path.split("?")[0] for m, path in self.requests if method in (None, m)]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        asked: list[tuple[str, str]] = []
+        cut = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                seen = [(m[1].decode(), m[2].decode()) for m in REQUEST_LINE.finditer(data)]
+                for method, path in seen:
+                    self.requests.append((method, path))
+                    asked.append((method, path))
+                    if method == "POST" and path.split("?")[0].endswith("/_bulk_docs"):
+                        self.bulk_docs_seen += 1
+                        if self.bulk_docs_seen in self.cut_bulk_docs:
+                            cut.set()
+                    if self.hold is not None and (delay := self.hold(method, path)):
+                        await asyncio.sleep(delay)  # the slow server this proxy plays
+                up_writer.write(data)
+                await up_writer.drain()
+                for method, path in seen:
+                    if self.on_request is not None:
+                        self.on_request(method, path)
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                answer = asked[-1] if asked and data.startswith(b"HTTP/1.") else None
+                if cut.is_set() or (answer and self.drop_answer is not None
+                                    and self.drop_answer(*answer)):
+                    self.cuts += 1  # the server answers: it has done the work
+                    return
+                writer.write(data)
+                await writer.drain()
+                if answer and self.on_answer is not None:
+                    self.on_answer(*answer)
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.transport.abort()
+            up_writer.transport.abort()
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[Callable[..., Awaitable[Proxy]]]:
+    """Makes started Proxy objects (`await proxies(port, **hooks)`), closed after the test."""
+    made: list[Proxy] = []
+
+    async def make(upstream_port: int, **options: Any) -> Proxy:
+        made.append(Proxy(upstream_port, **options))
+        return await made[-1].start()
+
+    try:
+        yield make
+    finally:
+        for proxy in made:
+            await proxy.close()
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +254,10 @@ def config(store: EmbeddedStore, tmp_path_factory: pytest.TempPathFactory) -> Co
 
 
 @dataclasses.dataclass
-class City:
-    """Grids and users made on demand, each with a unique code so tests never share data."""
+class BlockingCity:
+    """The test city's grids and users, made with the `linli` directory functions: python-couchdb,
+    whose calls block, so only for synchronous code (a sync test or fixture, a thread). Async
+    code goes through `City`."""
 
     couch: couchdb.Server
 
@@ -102,7 +273,8 @@ class City:
         return name
 
     def db(self, code: str) -> couchdb.Database:
-        return self.couch[grid_db(code)]
+        """A grid's database, without asking the store anything yet."""
+        return couchdb.Database(self.couch.resource(grid_db(code)), grid_db(code))
 
     def records(self, code: str) -> int:
         """Documents in a grid's database other than its design documents (the views)."""
@@ -110,9 +282,48 @@ class City:
                    if not row.id.startswith("_design/"))
 
 
+@dataclasses.dataclass
+class City:
+    """Grids and users made on demand, each with a unique code so tests never share data. For async
+    tests: each call runs python-couchdb in a thread, never on the event loop (which a blocking
+    call would stall, with every server and client of the test on it)."""
+
+    blocking: BlockingCity
+
+    @property
+    def couch(self) -> couchdb.Server:
+        return self.blocking.couch
+
+    def db(self, code: str) -> couchdb.Database:
+        """A grid's database, to hand its methods to `run` (`await city.run(db.save, doc)`)."""
+        return self.blocking.db(code)
+
+    async def grid(self, community: str = "", street: str = "") -> str:
+        return await self.run(self.blocking.grid, community, street)
+
+    async def user(self, role: str = "worker", **scope: Any) -> str:
+        return await self.run(self.blocking.user, role, **scope)
+
+    async def records(self, code: str) -> int:
+        return await self.run(self.blocking.records, code)
+
+    async def get(self, code: str, doc_id: str, **options: Any) -> Any:
+        """A document of a grid's database as the store holds it, None if it has none."""
+        return await self.run(self.db(code).get, doc_id, **options)
+
+    async def save(self, code: str, doc: dict[str, Any]) -> tuple[str, str]:
+        """Written straight to the store (as an import would), bypassing the server."""
+        return await self.run(self.db(code).save, doc)
+
+    @staticmethod
+    async def run(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call(...)` in a worker thread: python-couchdb (or any blocking call) off the loop."""
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def city(couch: couchdb.Server) -> City:
-    return City(couch)
+    return City(BlockingCity(couch))
 
 
 @pytest.fixture
@@ -124,12 +335,17 @@ async def wait_for_user(client: TestClient, name: str) -> None:
     """The server learns of new users from the directory's changes feed: wait for it."""
     from server.web.keys import DIRECTORY
 
-    directory_index = client.app[DIRECTORY]
-    for _ in range(200):
-        if name in directory_index.users:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the server never saw user {name}")
+    index = client.app[DIRECTORY]
+    await eventually(lambda: name in index.users, every=0.02, what=f"the server sees {name}")
+
+
+async def designs_installed(client: TestClient) -> None:
+    """The app's design installer, a task at start, has been through every grid (until then it
+    may still write a grid's design documents, undoing a test's own edit of them)."""
+    from server.web.keys import SUPERVISOR
+
+    entry = client.app[SUPERVISOR].entries["designs"]
+    await eventually(lambda: entry.done, 120, what="designs installed")
 
 
 def basic(name: str, password: str = PASSWORD) -> dict[str, str]:

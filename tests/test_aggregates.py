@@ -14,7 +14,7 @@ from typing import Any
 
 import couchdb
 import pytest
-from conftest import City, basic, wait_for_user
+from conftest import City, basic, eventually, wait_for_user
 
 from server.admin import directory
 from server.demo.city import iter_grids
@@ -185,10 +185,12 @@ def receipts_of(couch: couchdb.Server) -> list[dict[str, Any]]:
             if row.doc.get("type") == "receipt"]
 
 
+@pytest.mark.slow  # 2,700 households counted twice
 async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> None:
     rng = random.Random(2026)
-    codes = [city.grid(community=COMMUNITY, street=STREET) for _ in range(3)]
-    for n, (code, generated) in enumerate(zip(codes, iter_grids(900, 11), strict=False)):
+    codes = [await city.grid(community=COMMUNITY, street=STREET) for _ in range(3)]
+
+    def load(code: str, generated: Any) -> None:
         db = city.db(code)
         docs = [{**d, "grid": code} for d in (
             generated.buildings + generated.households + generated.persons + generated.visits
@@ -196,9 +198,12 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
         for start in range(0, len(docs), BATCH):
             db.update(docs[start:start + BATCH])
         scramble(db, rng, code, city.couch["linli-receipts"])
+
+    for n, (code, generated) in enumerate(zip(codes, iter_grids(900, 11), strict=False)):
+        await city.run(load, code, generated)
         assert n < 3
-    boss = city.user("supervisor", communities=[COMMUNITY])
-    stranger = city.user("supervisor", communities=["339999001002"])
+    boss = await city.user("supervisor", communities=[COMMUNITY])
+    stranger = await city.user("supervisor", communities=["339999001002"])
     await wait_for_user(client, boss)
     await wait_for_user(client, stranger)
     await client.app[AGGREGATES].refresh(codes)
@@ -210,11 +215,12 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     expected_total: Counter[str] = Counter()
     children = {c["code"]: c for c in report["children"]}
     assert set(children) == set(codes)
-    receipts = receipts_of(city.couch)
+    receipts = await city.run(receipts_of, city.couch)
+    raw = {code: await city.run(raw_docs, city.db(code)) for code in codes}
     hours: list[float] = []
     for code in codes:
-        expected = brute_force(raw_docs(city.db(code)), receipts, f"grid-{code}")
-        hours += hours_to_review(raw_docs(city.db(code)), receipts, f"grid-{code}")
+        expected = brute_force(raw[code], receipts, f"grid-{code}")
+        hours += hours_to_review(raw[code], receipts, f"grid-{code}")
         expected_total.update(expected)
         assert children[code]["figures"] == dict(expected), code
         assert "suppressed" not in children[code]
@@ -228,7 +234,7 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     assert bucket["from_hours"] < median and (bucket["to_hours"] is None
                                               or median <= bucket["to_hours"]), (median, bucket)
     for code in codes:
-        mine = sorted(hours_to_review(raw_docs(city.db(code)), receipts, f"grid-{code}"))
+        mine = sorted(hours_to_review(raw[code], receipts, f"grid-{code}"))
         if mine:
             m = mine[(len(mine) + 1) // 2 - 1]
             got = children[code]["time_to_review"]
@@ -255,7 +261,7 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     assert any(child["suppressed"] for child in seen["children"])
 
     # A new record appears in the figures once written through the gateway.
-    worker = city.user("worker", grids=[codes[0]])
+    worker = await city.user("worker", grids=[codes[0]])
     await wait_for_user(client, worker)
     visit = {"_id": f"household_visit:{codes[0]}-new", "type": "household_visit",
              "schema_version": 1, "grid": codes[0], "created_by": worker,
@@ -277,16 +283,16 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     assert resp.status == 201
     await kept.refresh([codes[0]])
     assert kept.view_reads == reads + 1
-    expected = brute_force(raw_docs(city.db(codes[0])), receipts_of(city.couch),
-                           f"grid-{codes[0]}")
+    expected = brute_force(await city.run(raw_docs, city.db(codes[0])),
+                           await city.run(receipts_of, city.couch), f"grid-{codes[0]}")
     assert dict(kept.grids[codes[0]][1]) == dict(expected)
 
 
 async def test_aggregates_are_for_supervisors_and_say_what_is_wrong(client: Any,
                                                                     city: City) -> None:
-    code = city.grid(community=COMMUNITY, street=STREET)
-    worker = city.user("worker", grids=[code])
-    boss = city.user("supervisor", communities=[COMMUNITY])
+    code = await city.grid(community=COMMUNITY, street=STREET)
+    worker = await city.user("worker", grids=[code])
+    boss = await city.user("supervisor", communities=[COMMUNITY])
     await wait_for_user(client, worker)
     await wait_for_user(client, boss)
     assert (await client.get("/api/aggregates", headers=basic(worker))).status == 403
@@ -314,17 +320,14 @@ async def test_the_api_is_described_by_the_openapi_document(client: Any) -> None
 
 async def test_areas_have_their_names_and_parents(client: Any, city: City) -> None:
     street, community = "339998001", "339998001001"
-    directory.add_area(city.couch, "district", "339998", "测试区")
-    directory.add_area(city.couch, "street", street, "测试街道")
-    directory.add_area(city.couch, "community", community, "测试社区")
-    code = city.grid(community=community, street=street)
-    boss = city.user("supervisor", streets=[street])
+    for level, area, name in [("district", "339998", "测试区"), ("street", street, "测试街道"),
+                              ("community", community, "测试社区")]:
+        await city.run(directory.add_area, city.couch, level, area, name)
+    code = await city.grid(community=community, street=street)
+    boss = await city.user("supervisor", streets=[street])
     await wait_for_user(client, boss)
     names = client.app[DIRECTORY].area_names
-    for _ in range(200):
-        if names.get(("community", community)) == "测试社区":
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: names.get(("community", community)) == "测试社区")
 
     resp = await client.get("/api/aggregates?level=district&code=339998", headers=basic(boss))
     report = await resp.json()
@@ -341,24 +344,21 @@ async def test_areas_have_their_names_and_parents(client: Any, city: City) -> No
         {"level": "street", "code": street, "name": "测试街道"},
         {"level": "community", "code": community, "name": "测试社区"}]
     # A renamed community is renamed in the figures at once (the directory is followed).
-    directory.add_area(city.couch, "community", community, "新名社区")
-    for _ in range(200):
-        if names.get(("community", community)) == "新名社区":
-            break
-        await asyncio.sleep(0.05)
+    await city.run(directory.add_area, city.couch, "community", community, "新名社区")
+    await eventually(lambda: names.get(("community", community)) == "新名社区")
     resp = await client.get(f"/api/aggregates?level=community&code={community}",
                             headers=basic(boss))
     assert (await resp.json())["name"] == "新名社区"
     with pytest.raises(directory.DirectoryError):
-        directory.add_area(city.couch, "planet", "1", "地球")
+        await city.run(directory.add_area, city.couch, "planet", "1", "地球")
 
 
 async def test_time_to_review_through_the_gateway_and_the_verdicts_api(client: Any,
                                                                         city: City) -> None:
     """A record a phone sent, then judged through the API: timed from its receipt."""
-    code = city.grid(community="339996001001", street="339996001")
-    worker = city.user("worker", grids=[code])
-    boss = city.user("supervisor", communities=["339996001001"])
+    code = await city.grid(community="339996001001", street="339996001")
+    worker = await city.user("worker", grids=[code])
+    boss = await city.user("supervisor", communities=["339996001001"])
     await wait_for_user(client, worker)
     await wait_for_user(client, boss)
     record = {"_id": f"household_visit:{code}-1", "type": "household_visit",
@@ -419,7 +419,7 @@ class CountingStore:
 
 async def test_refreshes_are_coalesced_and_never_run_twice_at_once(client: Any,
                                                                    city: City) -> None:
-    code = city.grid()
+    code = await city.grid()
     store = CountingStore(client.app[COUCH])
     kept = aggregates.Aggregates(store, Directory(), CAMPAIGN,  # type: ignore[arg-type]
                                  refresh_seconds=0.5)
@@ -429,13 +429,15 @@ async def test_refreshes_are_coalesced_and_never_run_twice_at_once(client: Any,
     try:
         store.infos = 0
         for n in range(30):  # a record written and noticed every 50 ms for 1.5 s
-            city.db(code).save({"_id": f"household_visit:{code}-{n}", "type": "household_visit",
-                                "schema_version": 1, "grid": code, "created_by": "w",
-                                "household": f"household:{code}-1", "visited_on": "2026-11-26",
-                                "outcome": "completed"})
+            await city.run(city.db(code).save, {
+                "_id": f"household_visit:{code}-{n}", "type": "household_visit",
+                "schema_version": 1, "grid": code, "created_by": "w",
+                "household": f"household:{code}-1", "visited_on": "2026-11-26",
+                "outcome": "completed"})
             kept.notice(code)
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.6)
+            await asyncio.sleep(0.05)  # the pace of the writes, not a wait
+        # the last refresh, due refresh_seconds after the last notice
+        await eventually(lambda: code not in kept.dirty and store.running == 0)
     finally:
         runner.cancel()
     assert 2 <= store.infos <= 5 and store.most == 1

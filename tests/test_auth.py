@@ -3,12 +3,11 @@ limits per account and per address, Argon2id hashes, and a password change endin
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import argon2
 import pytest
-from conftest import PASSWORD, City, basic, wait_for_user
+from conftest import PASSWORD, City, basic, eventually, wait_for_user
 
 from server.admin import directory
 from server.config import Config
@@ -17,8 +16,8 @@ from server.web.auth import PASSWORD_HASHER, FailureCounter
 
 
 async def test_session_login_json_and_form(client: Any, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     resp = await client.post("/couch/_session", json={"name": worker, "password": PASSWORD})
     assert resp.status == 200
@@ -43,7 +42,7 @@ async def test_secure_cookie_behind_https_proxy(aiohttp_client: Any, config: Con
     import dataclasses
 
     client = await aiohttp_client(create_app(dataclasses.replace(config, trust_proxy=True)))
-    worker = city.user(grids=[city.grid()])
+    worker = await city.user(grids=[await city.grid()])
     await wait_for_user(client, worker)
     resp = await client.post("/couch/_session", json={"name": worker, "password": PASSWORD},
                              headers={"X-Forwarded-Proto": "https"})
@@ -51,7 +50,7 @@ async def test_secure_cookie_behind_https_proxy(aiohttp_client: Any, config: Con
 
 
 async def test_wrong_password_and_unknown_user(client: Any, city: City) -> None:
-    worker = city.user(grids=[city.grid()])
+    worker = await city.user(grids=[await city.grid()])
     await wait_for_user(client, worker)
     for name, password in ((worker, "wrong-password"), ("nobody-here", PASSWORD)):
         resp = await client.post("/couch/_session", json={"name": name, "password": password})
@@ -65,7 +64,7 @@ async def test_wrong_password_and_unknown_user(client: Any, city: City) -> None:
 
 async def test_failed_logins_are_limited_per_account(client: Any, city: City,
                                                      config: Config) -> None:
-    worker = city.user(grids=[city.grid()])
+    worker = await city.user(grids=[await city.grid()])
     await wait_for_user(client, worker)
     for _ in range(config.login_failures_per_account):
         resp = await client.post("/couch/_session", json={"name": worker, "password": "nope-nope"})
@@ -108,7 +107,7 @@ async def test_failed_logins_are_limited_per_address(aiohttp_client: Any, config
 
 
 def test_passwords_are_argon2id_at_owasp_parameters(city: City) -> None:
-    name = city.user(grids=[city.grid()])
+    name = city.blocking.user(grids=[city.blocking.grid()])
     stored = city.couch["linli-directory"][f"user:{name}"]["password"]
     params = argon2.extract_parameters(stored)
     assert params.type is argon2.Type.ID
@@ -118,18 +117,18 @@ def test_passwords_are_argon2id_at_owasp_parameters(city: City) -> None:
 
 
 async def test_password_change_ends_sessions(client: Any, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     resp = await client.post("/couch/_session", json={"name": worker, "password": PASSWORD})
     assert resp.status == 200
     assert (await client.get(f"/couch/grid-{grid}")).status == 200
-    directory.set_password(city.couch, worker, "a-new-password-2")
-    for _ in range(100):
-        if (await client.get(f"/couch/grid-{grid}")).status == 401:
-            break
-        await asyncio.sleep(0.05)
-    assert (await client.get(f"/couch/grid-{grid}")).status == 401
+    await city.run(directory.set_password, city.couch, worker, "a-new-password-2")
+
+    async def refused() -> bool:
+        return (await client.get(f"/couch/grid-{grid}")).status == 401
+
+    await eventually(refused, 5)
     assert (await client.get("/couch/_all_dbs", headers=basic(worker))).status == 401
     ok = await client.get("/couch/_all_dbs", headers=basic(worker, "a-new-password-2"))
     assert ok.status == 200
@@ -138,8 +137,8 @@ async def test_password_change_ends_sessions(client: Any, city: City) -> None:
 async def test_tampered_or_expired_cookie_is_anonymous(client: Any, city: City) -> None:
     from server.web.keys import AUTH
 
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     auth = client.app[AUTH]
     user = auth.lookup(worker)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yarl
-from conftest import PASSWORD, TEST_LIMITS, City, basic, visit, wait_for_user
+from conftest import PASSWORD, TEST_LIMITS, City, a_later_millisecond, basic, visit, wait_for_user
 
 from server.domain.scope import RECEIPTS_DB
 
@@ -52,13 +52,13 @@ class Scene:
     def __init__(self, client: Any, city: City) -> None:
         self.client, self.city = client, city
         self.community = f"bad{next(_serial)}"
-        self.grid = city.grid(community=self.community)
-        self.other_grid = city.grid(community=self.community + "x")
-        self.w = city.user(grids=[self.grid])
-        self.w2 = city.user(grids=[self.grid])
-        self.boss = city.user("supervisor", communities=[self.community])
-        self.outsider = city.user("supervisor", communities=[self.community + "x"])
-        self.admin = city.user("admin")
+        self.grid = city.blocking.grid(community=self.community)
+        self.other_grid = city.blocking.grid(community=self.community + "x")
+        self.w = city.blocking.user(grids=[self.grid])
+        self.w2 = city.blocking.user(grids=[self.grid])
+        self.boss = city.blocking.user("supervisor", communities=[self.community])
+        self.outsider = city.blocking.user("supervisor", communities=[self.community + "x"])
+        self.admin = city.blocking.user("admin")
         self.base = f"/couch/grid-{self.grid}"
 
     async def ready(self) -> Scene:
@@ -66,9 +66,9 @@ class Scene:
             await wait_for_user(self.client, name)
         return self
 
-    def ids(self) -> set[str]:
-        return {row.id for row in self.city.db(self.grid).view("_all_docs")
-                if not row.id.startswith("_design/")}
+    async def ids(self) -> set[str]:
+        return await self.city.run(lambda: {row.id for row in self.city.db(self.grid).view(
+            "_all_docs") if not row.id.startswith("_design/")})
 
     async def bulk(self, who: str, docs: list[Any], **extra: Any) -> list[dict[str, Any]]:
         resp = await self.client.post(f"{self.base}/_bulk_docs", json={"docs": docs, **extra},
@@ -90,7 +90,7 @@ _serial = iter(range(1, 1_000_000))
 
 @pytest.fixture
 async def scene(client: Any, city: City) -> Scene:
-    return await Scene(client, city).ready()
+    return await (await city.run(Scene, client, city)).ready()
 
 
 def person(grid: str, author: str, n: int | str, **fields: Any) -> dict[str, Any]:
@@ -136,7 +136,7 @@ async def test_malformed_json_on_every_endpoint(scene: Scene) -> None:
             await expect_error(await scene.raw(method, path, body), 400, "JSON")
         resp = await scene.raw(method, path, b'{"a": 1}', content_type="text/plain")
         await expect_error(resp, 415, "application/json")
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
     assert (await scene.client.get("/couch/_up")).status == 200
 
 
@@ -150,11 +150,11 @@ async def test_a_document_over_the_limit_is_refused_alone(scene: Scene) -> None:
     results = await scene.bulk(scene.w, docs)
     assert results[0].get("ok") and results[2].get("ok"), results
     refused(results[1], "记录太大", "too large", f"{limit_kb} KB")
-    assert scene.ids() == {docs[0]["_id"], docs[2]["_id"]}
+    assert await scene.ids() == {docs[0]["_id"], docs[2]["_id"]}
     # Alone, the same document is a 413 with the same words.
     resp = await scene.client.put(f"{scene.base}/{big['_id']}", json=big, headers=basic(scene.w))
     await expect_error(resp, 413, "记录太大", f"{limit_kb} KB")
-    assert big["_id"] not in scene.ids()
+    assert big["_id"] not in await scene.ids()
 
 
 def with_attachment(doc: dict[str, Any], content_type: str, content: bytes | str,
@@ -187,7 +187,7 @@ async def test_attachments_too_large_or_of_a_refused_type(scene: Scene) -> None:
         refused(result, "不允许", "not accepted", kind, "image/jpeg")
     refused(results[6], "base64")
     refused(results[7], "附件", "malformed")
-    assert scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
+    assert await scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
     # A single PUT answers with the status of the problem.
     resp = await scene.client.put(f"{scene.base}/{docs[1]['_id']}", json=docs[1],
                                   headers=basic(w))
@@ -195,7 +195,7 @@ async def test_attachments_too_large_or_of_a_refused_type(scene: Scene) -> None:
     resp = await scene.client.put(f"{scene.base}/{docs[2]['_id']}", json=docs[2],
                                   headers=basic(w))
     await expect_error(resp, 415, "text/html")
-    assert scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
+    assert await scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
 
 
 # -- schema and domain rules ------------------------------------------------------------------
@@ -221,7 +221,7 @@ async def test_schema_violations_name_the_field_by_its_label(scene: Scene) -> No
     results = await scene.bulk(w, [doc for doc, _ in cases])
     for result, (_, words) in zip(results, cases, strict=True):
         refused(result, *words)
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 ID_CASES = [
@@ -247,7 +247,7 @@ async def test_id_numbers_that_cannot_be_right(scene: Scene) -> None:
         resp = await scene.client.put(f"{scene.base}/{doc['_id']}", json=doc,
                                       headers=basic(scene.w))
         await expect_error(resp, 403, *words)
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 async def test_a_future_birth_is_refused(scene: Scene) -> None:
@@ -255,7 +255,7 @@ async def test_a_future_birth_is_refused(scene: Scene) -> None:
                                                  id_number="")])
     assert result.get("error") == "forbidden" and "/" in result["reason"]
     actionable(result["reason"])
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 # -- forged ownership and receipts ------------------------------------------------------------
@@ -282,7 +282,7 @@ async def test_receipt_times_cannot_be_forged(scene: Scene) -> None:
     replicated = {**forged[0], "_rev": "1-" + "a" * 32}
     [result] = await scene.bulk(w, [replicated], new_edits=False)
     refused(result, "received_at")
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
     # The receipt database is the server's alone, for every role.
     for who in (w, scene.boss, scene.admin):
         resp = await scene.client.post(f"/couch/{RECEIPTS_DB}/_bulk_docs", headers=basic(who),
@@ -311,7 +311,7 @@ async def test_security_objects_are_for_admins(scene: Scene) -> None:
     actionable(refused_reason, "underscore")
     after = json.loads(await (await scene.client.get(path, headers=basic(scene.admin))).text())
     assert after == before
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 # -- document ids -----------------------------------------------------------------------------
@@ -345,10 +345,10 @@ async def test_bad_ids_in_a_batch_are_refused_one_by_one(scene: Scene) -> None:
     assert results[0].get("ok") and results[-1].get("ok"), results
     for result, (doc_id, word) in zip(results[1:-2], BAD_IDS, strict=True):
         refused(result, word)
-        assert doc_id not in scene.ids()
+        assert doc_id not in await scene.ids()
     # No id at all: the store would make one up, and the record would escape its naming.
     refused(results[-2], "_id")
-    assert scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
+    assert await scene.ids() == {docs[0]["_id"], docs[-1]["_id"]}
 
 
 PATH_IDS = [
@@ -367,7 +367,7 @@ async def test_bad_ids_in_the_path(scene: Scene) -> None:
         url = yarl.URL(f"{scene.base}/{raw_id}", encoded=True)
         resp = await scene.client.put(url, json=doc, headers=basic(scene.w))
         await expect_error(resp, status, word)
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 # -- text: every character kept as typed; broken ones refused ---------------------------------
@@ -405,7 +405,7 @@ async def test_text_is_stored_exactly_as_typed(scene: Scene) -> None:
         "PAIR", "\\ud842\\udfb7")
     resp = await scene.raw("POST", f"{scene.base}/_bulk_docs", raw.encode())
     assert resp.status == 201 and (await resp.json())[0].get("ok")
-    assert scene.city.db(grid)[f"household_visit:{grid}-esc"]["notes"] == "𠮷"
+    assert (await scene.city.get(grid, f"household_visit:{grid}-esc"))["notes"] == "𠮷"
 
 
 LONE = {"high": "\\ud842", "low": "\\udfb7", "reversed pair": "\\udfb7\\ud842",
@@ -415,7 +415,7 @@ LONE = {"high": "\\ud842", "low": "\\udfb7", "reversed pair": "\\udfb7\\ud842",
 async def test_lone_surrogates_are_refused_everywhere(scene: Scene) -> None:
     for lone in LONE.values():
         await lone_surrogate_everywhere(scene, lone)
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 async def lone_surrogate_everywhere(scene: Scene, lone: str) -> None:
@@ -482,7 +482,7 @@ async def test_smuggled_privileges_are_refused(scene: Scene) -> None:
     refused(results[3], "resolved_by", "not allowed")
     refused(results[4], "type", "user")
     refused(results[5], "_admin")
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
     # The directory and CouchDB's users database are out of reach, for admins too.
     for path in ("/couch/linli-directory/user:x", "/couch/_users/org.couchdb.user:x"):
         for who in (w, scene.admin):
@@ -511,14 +511,14 @@ async def smuggle_deleted(scene: Scene, flag: Any, key: str) -> None:
     resp = await scene.client.put(f"{scene.base}/{theirs['_id']}", json=smuggled,
                                   headers=basic(scene.w))
     await expect_error(resp, 400, "_deleted")
-    stored = scene.city.db(scene.grid)[theirs["_id"]]
+    stored = await scene.city.get(scene.grid, theirs["_id"])
     assert stored["_rev"] == created["rev"] and stored["created_by"] == scene.w2
     # A real deletion (a bare tombstone) of someone else's record is refused by the deletion
     # rule, with its author.
     [result] = await scene.bulk(scene.w, [{"_id": theirs["_id"], "_rev": created["rev"],
                                            "_deleted": True}])
     refused(result, scene.w2)
-    assert theirs["_id"] in scene.ids()
+    assert theirs["_id"] in await scene.ids()
 
 
 # -- /api/ ------------------------------------------------------------------------------------
@@ -549,7 +549,7 @@ async def test_api_posts_refuse_malformed_bodies(scene: Scene) -> None:
         for grid in (scene.other_grid, 5, None, ["x"], "../" + scene.grid):
             resp = await post_api(scene, path, scene.boss, {"grid": grid})
             await expect_error(resp, 404, "网格")
-    assert scene.ids() == set()
+    assert await scene.ids() == set()
 
 
 async def reviewable(scene: Scene) -> tuple[str, str]:
@@ -601,18 +601,18 @@ async def test_verdicts_refuse_wrong_shapes_and_write_nothing(scene: Scene) -> N
     raw = json.dumps(one(decision="has_issues", comment="LONE")).replace("LONE", "\\ud83d")
     await expect_error(await post_api(scene, path, scene.boss, raw=raw.encode()), 400,
                        "broken character")
-    assert scene.ids() == {record}
+    assert await scene.ids() == {record}
     # Fields smuggled into an item are not the writer's to set: the verdict is the boss's.
     smuggled = one(created_by=scene.w, grid=scene.other_grid, _id="verdict:mine",
                    by=scene.w, device_time="1970-01-01T00:00:00Z", _deleted=True)
     resp = await post_api(scene, path, scene.boss, smuggled)
     assert resp.status == 200, await resp.text()
     [written] = (await resp.json())["written"]
-    stored = scene.city.db(scene.grid)[written]
+    stored = await scene.city.get(scene.grid, written)
     assert written.startswith(f"verdict:{record}:") and not stored.get("_deleted")
     assert stored["created_by"] == scene.boss and stored["grid"] == scene.grid
     assert stored["device_time"] > "2000"
-    assert scene.ids() == {record, written}
+    assert await scene.ids() == {record, written}
 
 
 async def test_get_endpoints_refuse_bad_queries(scene: Scene) -> None:
@@ -648,7 +648,6 @@ async def test_get_endpoints_refuse_bad_queries(scene: Scene) -> None:
 async def test_decide_refuses_bad_decisions_and_writes_nothing(scene: Scene) -> None:
     """A real open conflict on `phone` and `remarks`; every bad decision leaves the record and
     its resolution as they were."""
-    import asyncio
 
     from server.web.keys import RECEIPTS, RESOLVER
 
@@ -663,15 +662,21 @@ async def test_decide_refuses_bad_decisions_and_writes_nothing(scene: Scene) -> 
     await scene.bulk(scene.w, [branch(base, r1)], new_edits=False)
     await scene.bulk(scene.w, [branch({**base, "phone": "13905700001", "remarks": "甲"}, ra,
                                       r1)], new_edits=False)
-    await asyncio.sleep(0.01)
+    await a_later_millisecond()
     await scene.bulk(scene.w2, [branch({**base, "phone": "13905700002", "remarks": "乙"}, rb,
                                        r1)], new_edits=False)
     await scene.client.app[RECEIPTS].flush()
     await scene.client.app[RESOLVER].process_grid(grid)
-    [conflict] = [row.id for row in db.view("_all_docs", startkey=f"resolution:{base['_id']}:",
-                                            endkey=f"resolution:{base['_id']}:\ufff0")]
-    assert db[conflict]["status"] == "open"
-    before_record, before_conflict = db[base["_id"]]["_rev"], db[conflict]["_rev"]
+    [conflict] = await scene.city.run(lambda: [row.id for row in db.view(
+        "_all_docs", startkey=f"resolution:{base['_id']}:",
+        endkey=f"resolution:{base['_id']}:\ufff0")])
+    async def stored() -> tuple[dict[str, Any], dict[str, Any]]:
+        """The record and its resolution as the store holds them."""
+        return await scene.city.get(grid, base["_id"]), await scene.city.get(grid, conflict)
+
+    record, resolution = await stored()
+    assert resolution["status"] == "open"
+    before_record, before_conflict = record["_rev"], resolution["_rev"]
     path = "/api/conflicts/decide"
 
     def body(*decisions: Any, **extra: Any) -> dict[str, Any]:
@@ -707,13 +712,15 @@ async def test_decide_refuses_bad_decisions_and_writes_nothing(scene: Scene) -> 
         {"field": "phone", "value": "13905700003"})), 403)
     await expect_error(await post_api(scene, path, scene.outsider, body(
         {"field": "phone", "value": "13905700003"})), 404)
-    assert db[base["_id"]]["_rev"] == before_record
-    assert db[conflict]["_rev"] == before_conflict and db[conflict]["status"] == "open"
+    record, resolution = await stored()
+    assert record["_rev"] == before_record
+    assert resolution["_rev"] == before_conflict and resolution["status"] == "open"
     # A good decision still goes through afterwards.
     resp = await post_api(scene, path, scene.boss, body(
         {"field": "phone", "value": "13905700003"}, {"field": "remarks", "value": "𠮷 <b>丙</b>"}))
     assert resp.status == 200, await resp.text()
-    assert db[base["_id"]]["remarks"] == "𠮷 <b>丙</b>" and db[conflict]["status"] == "decided"
+    record, resolution = await stored()
+    assert record["remarks"] == "𠮷 <b>丙</b>" and resolution["status"] == "decided"
 
 
 async def test_an_empty_bulk_get_is_answered_at_once(scene: Scene) -> None:

@@ -8,14 +8,14 @@ import base64
 from typing import Any
 
 import couchdb
-from conftest import PASSWORD, City, NodeClient, auth_for, basic, visit, wait_for_user
+from conftest import PASSWORD, City, NodeClient, auth_for, basic, eventually, visit, wait_for_user
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
 
 
 async def test_python_couchdb_through_the_gateway(client: Any, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     url = str(client.make_url("/couch/")).replace("http://", f"http://{worker}:{PASSWORD}@")
 
@@ -42,8 +42,8 @@ async def test_python_couchdb_through_the_gateway(client: Any, city: City) -> No
 
 
 async def test_attachments_round_trip(client: Any, city: City, node: NodeClient) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     base = f"/couch/grid-{grid}"
     # Inline, as PouchDB pushes them.
@@ -60,7 +60,7 @@ async def test_attachments_round_trip(client: Any, city: City, node: NodeClient)
     resp = await client.put(f"{base}/{doc['_id']}/second.jpg?rev={info['_rev']}", data=JPEG,
                             headers={**basic(worker), "Content-Type": "image/jpeg"})
     assert resp.status == 403
-    admin = city.user("admin")
+    admin = await city.user("admin")
     await wait_for_user(client, admin)
     resp = await client.put(f"{base}/{doc['_id']}/second.jpg?rev={info['_rev']}", data=JPEG,
                             headers={**basic(admin), "Content-Type": "image/jpeg"})
@@ -81,30 +81,34 @@ async def test_attachments_round_trip(client: Any, city: City, node: NodeClient)
 
 async def test_every_accepted_write_is_receipted(client: Any, city: City,
                                                  node: NodeClient) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     docs = [visit(grid, worker, i) for i in range(30)] + [visit(grid, worker, "x", outcome="?")]
     result = await node.run({"op": "push", "remote": str(client.make_url(f"/couch/grid-{grid}")),
                              "local": node.local("r"), "auth": auth_for(worker), "docs": docs})
     assert result["docs_written"] == 30
-    stored = {row.id: row.value["rev"] for row in city.db(grid).view("_all_docs")
-              if not row.id.startswith("_design/")}
-    for _ in range(100):  # receipts are written by a background task within a quarter second
-        receipts = [row.doc for row in city.couch["linli-receipts"].view("_all_docs",
-                                                                         include_docs=True)
-                    if row.doc.get("db") == f"grid-{grid}"]
-        receipted = {rev[0]: rev[1] for r in receipts for rev in r["revs"]}
-        if receipted == stored:
-            break
-        await asyncio.sleep(0.05)
-    assert receipted == stored
+    stored = await city.run(lambda: {row.id: row.value["rev"] for row in city.db(grid).view(
+        "_all_docs") if not row.id.startswith("_design/")})
+
+    def receipts_of_the_grid() -> list[dict[str, Any]]:
+        return [row.doc for row in city.couch["linli-receipts"].view("_all_docs",
+                                                                     include_docs=True)
+                if row.doc.get("db") == f"grid-{grid}"]
+
+    async def all_receipted() -> list[dict[str, Any]] | None:
+        receipts = await city.run(receipts_of_the_grid)
+        return receipts if {rev[0]: rev[1] for r in receipts for rev in r["revs"]} == stored \
+            else None
+
+    # receipts are written by a background task within a quarter second
+    receipts = await eventually(all_receipted, 5, what="every record receipted")
     assert all(r["user"] == worker and r["received_at"].endswith("+00:00") for r in receipts)
 
 
 async def test_head_answers_without_a_body(client: Any, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     for _ in range(3):  # on one keep-alive connection: a stray body would break the next answer
         resp = await client.head(f"/couch/grid-{grid}", headers=basic(worker))

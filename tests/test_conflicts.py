@@ -15,7 +15,15 @@ from typing import Any
 
 import couchdb
 import pytest
-from conftest import City, NodeClient, auth_for, basic, wait_for_user
+from conftest import (
+    City,
+    NodeClient,
+    a_later_millisecond,
+    auth_for,
+    basic,
+    eventually,
+    wait_for_user,
+)
 
 from server.domain import merging
 from server.domain.scope import grid_db
@@ -63,10 +71,10 @@ class Scene:
 
     def __init__(self, client: Any, city: City) -> None:
         self.client, self.city = client, city
-        self.grid = city.grid(community="conflictville")
-        self.a = city.user("worker", grids=[self.grid])
-        self.b = city.user("worker", grids=[self.grid])
-        self.boss = city.user("supervisor", communities=["conflictville"])
+        self.grid = city.blocking.grid(community="conflictville")
+        self.a = city.blocking.user("worker", grids=[self.grid])
+        self.b = city.blocking.user("worker", grids=[self.grid])
+        self.boss = city.blocking.user("supervisor", communities=["conflictville"])
 
     @property
     def resolver(self) -> Resolver:
@@ -88,7 +96,7 @@ class Scene:
         r1, ra, rb = rev(1, tag), rev(2, tag + "a"), rev(2, tag + "b")
         await push(self.client, self.grid, self.a, [branch(base, r1)])
         await push(self.client, self.grid, self.a, [branch(left, ra, r1)])
-        await asyncio.sleep(0.01)  # a later receipt for b
+        await a_later_millisecond()  # a later receipt for b
         await push(self.client, self.grid, self.b, [branch(right, rb, r1)])
         return r1, ra, rb
 
@@ -96,22 +104,25 @@ class Scene:
         await self.client.app[RECEIPTS].flush()
         await self.resolver.process_grid(self.grid)
 
-    def leaves(self, doc_id: str) -> list[dict[str, Any]]:
+    async def leaves(self, doc_id: str) -> list[dict[str, Any]]:
         """The live leaf revisions (CouchDB's winner first)."""
-        head = self.db.get(doc_id, conflicts=True)
-        if head is None:
-            return []
-        return [head, *(self.db.get(doc_id, rev=r) for r in head.get("_conflicts", []))]
+        def read() -> list[dict[str, Any]]:
+            head = self.db.get(doc_id, conflicts=True)
+            if head is None:
+                return []
+            return [head, *(self.db.get(doc_id, rev=r) for r in head.get("_conflicts", []))]
 
-    def trail(self, doc_id: str) -> list[dict[str, Any]]:
-        return [row.doc for row in self.db.view("_all_docs", startkey=f"resolution:{doc_id}:",
-                                                endkey=f"resolution:{doc_id}:\ufff0",
-                                                include_docs=True)]
+        return await self.city.run(read)
+
+    async def trail(self, doc_id: str) -> list[dict[str, Any]]:
+        return await self.city.run(lambda: [row.doc for row in self.db.view(
+            "_all_docs", startkey=f"resolution:{doc_id}:", endkey=f"resolution:{doc_id}:\ufff0",
+            include_docs=True)])
 
 
 @pytest.fixture
 async def scene(client: Any, city: City) -> AsyncIterator[Scene]:
-    yield await Scene(client, city).ready()
+    yield await (await city.run(Scene, client, city)).ready()
 
 
 def fields_of(trail: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -125,12 +136,12 @@ async def test_edits_of_different_fields_both_survive(scene: Scene) -> None:
                                 "device_time": "2026-11-26T09:00:00+08:00"},
                          {**base, "remarks": "独居老人，子女在外地",
                           "device_time": "2026-11-26T09:05:00+08:00"}, "diff")
-    assert len(scene.leaves(base["_id"])) == 2
+    assert len(await scene.leaves(base["_id"])) == 2
     await scene.resolve()
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await scene.leaves(base["_id"])
     assert merged["phone"] == "13905700001" and merged["remarks"] == "独居老人，子女在外地"
     assert merged["_rev"].startswith("3-")
-    [trail] = scene.trail(base["_id"])
+    [trail] = await scene.trail(base["_id"])
     assert trail["status"] == "resolved" and trail["created_by"] == RESOLVER
     fields = fields_of(trail)
     assert fields["phone"]["rule"] == "one_side_changed"
@@ -150,9 +161,9 @@ async def test_the_same_field_is_kept_both_ways_and_queued(scene: Scene) -> None
                          {**base, "phone": "13905700002",
                           "device_time": "2026-11-23T10:00:00+08:00"}, "same")
     await scene.resolve()
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await scene.leaves(base["_id"])
     assert merged["phone"] == "13905700002"  # provisional: the one the server received last
-    [trail] = scene.trail(base["_id"])
+    [trail] = await scene.trail(base["_id"])
     assert trail["status"] == "open"
     phone = fields_of(trail)["phone"]
     assert phone["undecided"] and phone["rule"] == "concurrent_edits"
@@ -168,11 +179,11 @@ async def test_device_clocks_do_not_decide(scene: Scene) -> None:
     await push(scene.client, scene.grid, scene.a, [branch(base, r1)])
     await push(scene.client, scene.grid, scene.b, [branch(
         {**base, "phone": "13905700002", "device_time": "2027-11-26T10:00:00+08:00"}, rb, r1)])
-    await asyncio.sleep(0.01)
+    await a_later_millisecond()
     await push(scene.client, scene.grid, scene.a, [branch(
         {**base, "phone": "13905700001", "device_time": "1970-01-01T08:00:00+08:00"}, ra, r1)])
     await scene.resolve()
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await scene.leaves(base["_id"])
     assert merged["phone"] == "13905700001"
 
 
@@ -182,9 +193,9 @@ async def test_special_groups_merge_as_a_set_and_keep_removals(scene: Scene) -> 
                          {**base, "special_groups": ["elderly_alone", "hardship", "disability"]},
                          "set")
     await scene.resolve()
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await scene.leaves(base["_id"])
     assert merged["special_groups"] == ["elderly_alone", "disability"]
-    assert fields_of(scene.trail(base["_id"])[0])["special_groups"]["rule"] == "set_union"
+    assert fields_of((await scene.trail(base["_id"]))[0])["special_groups"]["rule"] == "set_union"
 
 
 async def test_an_edit_beats_a_deletion_and_it_is_recorded(scene: Scene) -> None:
@@ -197,14 +208,14 @@ async def test_an_edit_beats_a_deletion_and_it_is_recorded(scene: Scene) -> None
     await push(scene.client, scene.grid, scene.b, [branch({**base, "phone": "13905700009"},
                                                           rb, r1)])
     await scene.resolve()
-    doc = scene.db[base["_id"]]
+    doc = await scene.city.get(scene.grid, base["_id"])
     assert doc["phone"] == "13905700009"
-    [trail] = scene.trail(base["_id"])
+    [trail] = await scene.trail(base["_id"])
     [deletion] = trail["fields"]
     assert deletion["rule"] == "edit_beats_deletion"
     assert deletion["alternatives"][0]["by"] == scene.a
     await scene.resolve()
-    assert len(scene.trail(base["_id"])) == 1  # recorded once
+    assert len(await scene.trail(base["_id"])) == 1  # recorded once
 
 
 async def test_identical_edits_are_collapsed_without_a_merge(scene: Scene) -> None:
@@ -212,9 +223,9 @@ async def test_identical_edits_are_collapsed_without_a_merge(scene: Scene) -> No
     await scene.conflict(base, {**base, "phone": "13905700003"},
                          {**base, "phone": "13905700003"}, "twin")
     await scene.resolve()
-    [doc] = scene.leaves(base["_id"])
+    [doc] = await scene.leaves(base["_id"])
     assert doc["_rev"].startswith("2-")  # no merge revision: nothing to merge
-    assert scene.trail(base["_id"]) == []
+    assert await scene.trail(base["_id"]) == []
     assert scene.resolver.stats.collapsed >= 1
 
 
@@ -227,13 +238,13 @@ async def test_a_verdict_conflict_takes_the_last_received(scene: Scene) -> None:
     await push(scene.client, scene.grid, scene.boss, [branch(verdict, r1)])
     await push(scene.client, scene.grid, scene.boss, [branch(
         {**verdict, "decision": "has_issues", "comment": "身份证号有误"}, ra, r1)])
-    await asyncio.sleep(0.01)
+    await a_later_millisecond()
     await push(scene.client, scene.grid, scene.boss, [branch(
         {**verdict, "decision": "rejected", "comment": "不是本户"}, rb, r1)])
     await scene.resolve()
-    [doc] = scene.leaves(verdict["_id"])
+    [doc] = await scene.leaves(verdict["_id"])
     assert (doc["decision"], doc["comment"]) == ("rejected", "不是本户")
-    [trail] = scene.trail(verdict["_id"])
+    [trail] = await scene.trail(verdict["_id"])
     assert trail["status"] == "resolved"
     assert {f["rule"] for f in trail["fields"]} == {"last_received"}
 
@@ -275,9 +286,9 @@ async def test_two_resolvers_converge_and_a_second_pass_does_nothing(scene: Scen
     await asyncio.gather(one.resolve(scene.grid, base["_id"]),
                          two.resolve(scene.grid, base["_id"]))
     await asyncio.gather(one.process_grid(scene.grid), two.process_grid(scene.grid))
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await scene.leaves(base["_id"])
     assert merged["phone"] == "13905700021" and merged["remarks"] == "两个处理器"
-    assert len(scene.trail(base["_id"])) == 1
+    assert len(await scene.trail(base["_id"])) == 1
     assert one.stats.resolved + two.stats.resolved <= 1  # the app's own may have been first
     fresh = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
     await fresh.process_grid(scene.grid)  # from the checkpoint: nothing left to do
@@ -297,19 +308,19 @@ async def test_the_supervisor_settles_an_open_conflict(scene: Scene, city: City)
     client = scene.client
     resp = await client.get("/api/conflicts", headers=basic(scene.a))
     assert resp.status == 403
-    outsider = city.user("supervisor", communities=["elsewhere"])
+    outsider = await city.user("supervisor", communities=["elsewhere"])
     await wait_for_user(client, outsider)
     resp = await client.get("/api/conflicts", headers=basic(outsider))
     assert [c for c in (await resp.json())["conflicts"] if c["grid"] == scene.grid] == []
     resp = await client.get(f"/api/conflicts?grid={scene.grid}", headers=basic(outsider))
     assert resp.status == 404
-    for _ in range(50):  # the view catches up with the resolution just written
+
+    async def listed() -> list[dict[str, Any]]:
         resp = await client.get(f"/api/conflicts?grid={scene.grid}", headers=basic(scene.boss))
-        listed = [c for c in (await resp.json())["conflicts"] if c["record"] == base["_id"]]
-        if listed:
-            break
-        await asyncio.sleep(0.1)
-    [conflict] = listed
+        return [c for c in (await resp.json())["conflicts"] if c["record"] == base["_id"]]
+
+    # the view catches up with the resolution just written
+    [conflict] = await eventually(listed, 5, every=0.1)
     assert [f["field"] for f in conflict["fields"]] == ["phone"]
     resp = await client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
         "grid": scene.grid, "id": conflict["id"],
@@ -323,10 +334,10 @@ async def test_the_supervisor_settles_an_open_conflict(scene: Scene, city: City)
         "grid": scene.grid, "id": conflict["id"],
         "decisions": [{"field": "phone", "value": "13905700033"}]})
     assert resp.status == 200, await resp.text()
-    doc = scene.db[base["_id"]]
+    doc = await scene.city.get(scene.grid, base["_id"])
     assert doc["phone"] == "13905700033" and doc["created_by"] == scene.a
     assert [e["by"] for e in doc["edits"] if e["field"] == "phone"] == [scene.boss]
-    settled = scene.db[conflict["id"]]
+    settled = await scene.city.get(scene.grid, conflict["id"])
     assert settled["status"] == "decided" and settled["decided_by"] == scene.boss
     assert fields_of(settled)["phone"]["rule"] == "supervisor"
     resp = await client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
@@ -335,6 +346,7 @@ async def test_the_supervisor_settles_an_open_conflict(scene: Scene, city: City)
     assert resp.status == 409
 
 
+@pytest.mark.slow  # two real PouchDB clients
 async def test_two_pouchdb_clients_offline_then_sync(scene: Scene, node: NodeClient,
                                                      client: Any) -> None:
     """Real PouchDB 9 clients: both pull, edit different fields offline, push; after the
@@ -355,13 +367,19 @@ async def test_two_pouchdb_clients_offline_then_sync(scene: Scene, node: NodeCli
                                  "auth": auth_for(getattr(scene, who)),
                                  "docs": [{**stored, **change}]})
         assert result["ok"] and result["docs_written"] == 1, result
-    assert len(scene.leaves(base["_id"])) == 2
+    assert len(await scene.leaves(base["_id"])) == 2
     await scene.resolve()
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await scene.leaves(base["_id"])
     assert (merged["phone"], merged["remarks"]) == ("13905700041", "两台手机")
     result = await node.run({"op": "pull", "remote": remote, "local": node.local("a"),
                              "auth": auth_for(scene.a)})
     assert result["ok"] and result["docs_written"] >= 1, result
+
+
+async def one_leaf(scene: Scene, doc_id: str) -> list[dict[str, Any]] | None:
+    """The record's leaves once the resolver has left it one."""
+    leaves = await scene.leaves(doc_id)
+    return leaves if len(leaves) == 1 else None
 
 
 async def test_the_resolver_runs_by_itself_after_a_push(scene: Scene) -> None:
@@ -369,11 +387,7 @@ async def test_the_resolver_runs_by_itself_after_a_push(scene: Scene) -> None:
     base = household(scene.grid, scene.a, "auto")
     await scene.conflict(base, {**base, "phone": "13905700051"},
                          {**base, "remarks": "自动"}, "auto")
-    for _ in range(100):
-        if len(scene.leaves(base["_id"])) == 1:
-            break
-        await asyncio.sleep(0.1)
-    [merged] = scene.leaves(base["_id"])
+    [merged] = await eventually(lambda: one_leaf(scene, base["_id"]))
     assert (merged["phone"], merged["remarks"]) == ("13905700051", "自动")
 
 
@@ -405,11 +419,7 @@ async def test_only_batches_that_can_conflict_wake_the_resolver(scene: Scene,
     monkeypatch.undo()
     scene.resolver.notice(scene.grid)
     for doc_id in (base["_id"], twins["_id"], race["_id"]):
-        for _ in range(100):
-            if len(scene.leaves(doc_id)) == 1:
-                break
-            await asyncio.sleep(0.1)
-        assert len(scene.leaves(doc_id)) == 1, doc_id
+        await eventually(lambda doc_id=doc_id: one_leaf(scene, doc_id), what=doc_id)
 
 
 async def make_conflicts(client: Any, grid: str, a: str, b: str, count: int,
@@ -437,8 +447,8 @@ async def test_a_thousand_conflicts_across_ten_grids(client: Any, city: City) ->
     """All resolved, none lost, and the queue holds exactly the undecidable ones."""
     grids = []
     for _ in range(10):
-        grid = city.grid(community="thousand")
-        a, b = city.user("worker", grids=[grid]), city.user("worker", grids=[grid])
+        grid = await city.grid(community="thousand")
+        a, b = await city.user("worker", grids=[grid]), await city.user("worker", grids=[grid])
         await wait_for_user(client, a)
         await wait_for_user(client, b)
         grids.append((grid, a, b, await make_conflicts(client, grid, a, b, 100,
@@ -447,15 +457,14 @@ async def test_a_thousand_conflicts_across_ten_grids(client: Any, city: City) ->
     resolver = client.app[RESOLVER_KEY]
     for grid, *_ in grids:
         await resolver.process_grid(grid)
-    boss = city.user("supervisor", communities=["thousand"])
+    boss = await city.user("supervisor", communities=["thousand"])
     await wait_for_user(client, boss)
     resp = await client.get("/api/conflicts", headers=basic(boss))
     queued = {c["record"] for c in (await resp.json())["conflicts"]}
     expected_open = set()
     for grid, _a, _b, ids in grids:
-        db = city.db(grid)
         for n, doc_id in enumerate(ids):
-            doc = db.get(doc_id, conflicts=True)
+            doc = await city.get(grid, doc_id, conflicts=True)
             assert "_conflicts" not in doc, doc_id  # resolved
             if n % 4 == 0:
                 expected_open.add(doc_id)
@@ -467,8 +476,8 @@ async def test_a_thousand_conflicts_across_ten_grids(client: Any, city: City) ->
 
 async def test_a_resolver_killed_mid_batch_resumes_without_double_work(client: Any,
                                                                        city: City) -> None:
-    grid = city.grid()
-    a, b = city.user("worker", grids=[grid]), city.user("worker", grids=[grid])
+    grid = await city.grid()
+    a, b = await city.user("worker", grids=[grid]), await city.user("worker", grids=[grid])
     await wait_for_user(client, a)
     await wait_for_user(client, b)
     ids = await make_conflicts(client, grid, a, b, 60)
@@ -494,10 +503,9 @@ async def test_a_resolver_killed_mid_batch_resumes_without_double_work(client: A
     second = Resolver(app[COUCH], app[SCHEMAS], app[DIRECTORY], app[RECEIPTS])
     await second.process_grid(grid)
     assert second.stats.resolved == 0  # nothing done twice
-    db = city.db(grid)
-    assert all("_conflicts" not in db.get(i, conflicts=True) for i in ids)
-    trails = [row.id for row in db.view("_all_docs", startkey="resolution:",
-                                        endkey="resolution:\ufff0")]
+    assert all(["_conflicts" not in await city.get(grid, i, conflicts=True) for i in ids])
+    trails = await city.run(lambda: [row.id for row in city.db(grid).view(
+        "_all_docs", startkey="resolution:", endkey="resolution:\ufff0")])
     assert len(trails) == len(ids)  # one trail per record: none resolved twice
 
 
@@ -526,16 +534,16 @@ async def test_a_decision_on_a_field_changed_since_is_refused(scene: Scene) -> N
     await scene.conflict(base, {**base, "phone": "13905700071"},
                          {**base, "phone": "13905700072"}, "since")
     await scene.resolve()
-    [trail] = scene.trail(base["_id"])
-    doc = scene.db[base["_id"]]
+    [trail] = await scene.trail(base["_id"])
+    doc = await scene.city.get(scene.grid, base["_id"])
     doc["phone"] = "13905700079"  # a worker's later edit
-    scene.db.save(doc)
+    await scene.city.save(scene.grid, doc)
     resp = await scene.client.post("/api/conflicts/decide", headers=basic(scene.boss), json={
         "grid": scene.grid, "id": trail["_id"],
         "decisions": [{"field": "phone", "value": "13905700071"}]})
     assert resp.status == 409 and "phone" in (await resp.json())["reason"]
-    assert scene.db[base["_id"]]["phone"] == "13905700079"
-    assert scene.db[trail["_id"]]["status"] == "open"
+    assert (await scene.city.get(scene.grid, base["_id"]))["phone"] == "13905700079"
+    assert (await scene.city.get(scene.grid, trail["_id"]))["status"] == "open"
 
 
 async def test_a_deleted_record_can_be_made_again_by_someone_else(scene: Scene) -> None:
@@ -557,7 +565,7 @@ async def test_a_deleted_record_can_be_made_again_by_someone_else(scene: Scene) 
     [result] = await (await scene.client.post(url, json={"docs": [again]},
                                               headers=basic(scene.b))).json()
     assert result.get("ok"), result
-    assert scene.db[census["_id"]]["created_by"] == scene.b
+    assert (await scene.city.get(scene.grid, census["_id"]))["created_by"] == scene.b
     # A live record cannot be taken over the same way.
     [taken] = await (await scene.client.post(url, json={"docs": [
         {**again, "created_by": scene.a, "persons_registered": 4}]},

@@ -4,14 +4,13 @@ are missing or old, and before the first query of the receipts' views."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import City, basic, visit, wait_for_user
+from conftest import City, basic, designs_installed, visit, wait_for_user
 
 from server.config import Config
 from server.store import designs
@@ -24,8 +23,8 @@ SERVER = Path(__file__).resolve().parents[1] / "server"
 
 
 async def test_views_count_what_was_synced(client: Any, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     docs = [visit(grid, worker, i, outcome=("completed", "refused")[i % 2]) for i in range(9)]
     resp = await client.post(f"/couch/grid-{grid}/_bulk_docs", json={"docs": docs},
@@ -39,22 +38,17 @@ async def test_views_count_what_was_synced(client: Any, city: City) -> None:
 
 async def test_server_installs_missing_or_old_designs(aiohttp_client: Any, config: Config,
                                                      city: City) -> None:
-    grid = city.grid()
-    db = city.db(grid)
-    stale = db["_design/linli"]
+    grid = await city.grid()
+    stale = await city.get(grid, "_design/linli")
     stale["views"] = {"old": {"map": "function (doc) {}"}}
-    db.save(stale)
-    await aiohttp_client(create_app(config))
+    await city.save(grid, stale)
+    await designs_installed(await aiohttp_client(create_app(config)))
     wanted = design_docs()[0]
-    for _ in range(100):
-        if db["_design/linli"]["views"] == wanted["views"]:
-            break
-        await asyncio.sleep(0.05)
-    assert db["_design/linli"]["views"] == wanted["views"]
-    rev = db["_design/linli"]["_rev"]
-    await aiohttp_client(create_app(config))  # unchanged content is not rewritten
-    await asyncio.sleep(0.5)
-    assert db["_design/linli"]["_rev"] == rev
+    assert (await city.get(grid, "_design/linli"))["views"] == wanted["views"]
+    rev = (await city.get(grid, "_design/linli"))["_rev"]
+    # unchanged content is not rewritten
+    await designs_installed(await aiohttp_client(create_app(config)))
+    assert (await city.get(grid, "_design/linli"))["_rev"] == rev
 
 
 @pytest.fixture
@@ -133,7 +127,7 @@ async def test_the_installer_updates_a_changed_document_and_only_that(
 
 def test_grid_add_installs_through_the_same_installer(city: City) -> None:
     """`linli grid add` runs on python-couchdb; the installer it runs is the async one."""
-    code = city.grid()
+    code = city.blocking.grid()
     stored = {doc["_id"]: doc for doc in (city.db(code)[d["_id"]] for d in design_docs())}
     assert {k: without_rev(dict(v)) for k, v in stored.items()} == {
         d["_id"]: d for d in design_docs()}

@@ -3,14 +3,13 @@ the records they came from, masked unless the exporter asks, and that request au
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
 from typing import Any
 
 import pytest
-from conftest import City, basic, wait_for_user
+from conftest import City, basic, eventually, wait_for_user
 from openpyxl import load_workbook
 
 from server.admin import directory
@@ -30,17 +29,17 @@ def persons(grid: str, count: int) -> list[dict[str, Any]]:
 
 async def test_exports_match_the_records_and_mask_personal_data(
         client: Any, city: City, caplog: pytest.LogCaptureFixture) -> None:
-    grid = city.grid(community="exportville")
-    boss = city.user("supervisor", communities=["exportville"], rights=["unmask"])
-    worker = city.user("worker", grids=[grid])
+    grid = await city.grid(community="exportville")
+    boss = await city.user("supervisor", communities=["exportville"], rights=["unmask"])
+    worker = await city.user("worker", grids=[grid])
     await wait_for_user(client, boss)
     await wait_for_user(client, worker)
     docs = persons(grid, exports.PAGE + 7)  # more than one page
     # Not `Database.update`: it matches the store's answers by position, and the store answers
     # out of order, so `docs[5]` could come back with another person's id (server/store/bulk.py).
-    save_many(city.db(grid), docs)
-    second = city.grid(community="exportville")  # and the pages of the next grid after them
-    city.db(second).update(persons(second, 3))
+    await city.run(save_many, city.db(grid), docs)
+    second = await city.grid(community="exportville")  # and the pages of the next grid after them
+    await city.run(city.db(second).update, persons(second, 3))
 
     resp = await client.get("/api/export?what=persons&format=csv&community=exportville",
                             headers=basic(boss))
@@ -78,10 +77,10 @@ async def test_exports_match_the_records_and_mask_personal_data(
 
 async def test_only_users_with_the_right_may_unmask(
         client: Any, city: City, caplog: pytest.LogCaptureFixture) -> None:
-    grid = city.grid(community="maskville")
-    boss = city.user("supervisor", communities=["maskville"])
+    grid = await city.grid(community="maskville")
+    boss = await city.user("supervisor", communities=["maskville"])
     await wait_for_user(client, boss)
-    city.db(grid).update(persons(grid, 3))
+    await city.run(city.db(grid).update, persons(grid, 3))
     with caplog.at_level(logging.INFO, logger="linli.audit"):
         resp = await client.get(f"/api/export?what=persons&grid={grid}&unmask=1",
                                 headers=basic(boss))
@@ -94,28 +93,22 @@ async def test_only_users_with_the_right_may_unmask(
     # Masked, it is allowed; given the right (followed from the directory at once), unmasked.
     resp = await client.get(f"/api/export?what=persons&grid={grid}", headers=basic(boss))
     assert resp.status == 200
-    directory.set_rights(city.couch, boss, grant=["unmask"])
+    await city.run(directory.set_rights, city.couch, boss, grant=["unmask"])
     users = client.app[DIRECTORY].users
-    for _ in range(200):
-        if users[boss].may("unmask"):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: users[boss].may("unmask"))
     resp = await client.get(f"/api/export?what=persons&grid={grid}&unmask=1",
                             headers=basic(boss))
     assert resp.status == 200 and "3308021970010" in (await resp.read()).decode("utf-8-sig")
     # The app learns the right from /api/me, to offer "show in full" only to those who may.
     resp = await client.get("/api/me", headers=basic(boss))
     assert (await resp.json())["rights"] == ["unmask"]
-    directory.set_rights(city.couch, boss, revoke=["unmask"])
-    for _ in range(200):
-        if not users[boss].may("unmask"):
-            break
-        await asyncio.sleep(0.05)
+    await city.run(directory.set_rights, city.couch, boss, revoke=["unmask"])
+    await eventually(lambda: not users[boss].may("unmask"))
     resp = await client.get(f"/api/export?what=persons&grid={grid}&unmask=1",
                             headers=basic(boss))
     assert resp.status == 403
     with pytest.raises(directory.DirectoryError):
-        directory.set_rights(city.couch, boss, grant=["everything"])
+        await city.run(directory.set_rights, city.couch, boss, grant=["everything"])
 
 
 def sheet_columns(rows: list[list[Any]]) -> list[dict[str, Any]]:
@@ -127,11 +120,11 @@ def sheet_columns(rows: list[list[Any]]) -> list[dict[str, Any]]:
 
 async def test_aggregates_export_matches_the_api(client: Any, city: City) -> None:
     community = "339997001001"
-    grids = [city.grid(community=community, street="339997001") for _ in range(2)]
+    grids = [await city.grid(community=community, street="339997001") for _ in range(2)]
     for n, grid in enumerate(grids):
         docs = persons(grid, 4 + 30 * n)  # the first grid's counts are small
-        city.db(grid).update(docs)
-    stranger = city.user("supervisor", communities=["339997001002"])
+        await city.run(city.db(grid).update, docs)
+    stranger = await city.user("supervisor", communities=["339997001002"])
     await wait_for_user(client, stranger)
     query = f"level=community&code={community}"
     api = await (await client.get(f"/api/aggregates?{query}", headers=basic(stranger))).json()

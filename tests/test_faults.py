@@ -17,7 +17,6 @@ import datetime
 import errno
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from conftest import (
     TEST_LIMITS,
     City,
     NodeClient,
+    Proxy,
     auth_for,
     basic,
     visit,
@@ -50,8 +50,7 @@ from server.web import auth
 from server.web.app import create_app
 from server.web.keys import CONFIG, DIRECTORY, RECEIPTS, STORE
 
-REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|COPY) (/\S*) HTTP/1\.[01]\r\n")
-
+pytestmark = pytest.mark.slow  # faults: servers and stores killed, connections cut, disk full
 
 # -- a real `linli serve` in its own process ----------------------------------------------------
 
@@ -160,100 +159,6 @@ async def served(tmp_path: Path) -> AsyncIterator[ServerProcess]:
         server.stop()
 
 
-# -- a TCP proxy between the client and the server, to cut or kill at the worst moment ----------
-
-@dataclasses.dataclass
-class Proxy:
-    """Forwards every connection to the server and notes each request line it carries.
-    `cut_bulk_docs`: the n-th `POST .../_bulk_docs` (1-based) is forwarded, and its answer is
-    dropped with the connection as soon as the server starts sending it, so the server has
-    stored the batch and the client never hears of it. `on_request(method, path)` runs once the
-    request's first bytes have been handed to the server."""
-
-    upstream_port: int
-    cut_bulk_docs: set[int] = dataclasses.field(default_factory=set)
-    on_request: Callable[[str, str], None] | None = None
-    requests: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    cuts: int = 0
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _bulk_docs_seen: int = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        cut = asyncio.Event()
-
-        async def upstream() -> None:
-            while data := await reader.read(65536):
-                seen = [(m[1].decode(), m[2].decode()) for m in REQUEST_LINE.finditer(data)]
-                for method, path in seen:
-                    self.requests.append((method, path))
-                    if method == "POST" and path.split("?")[0].endswith("/_bulk_docs"):
-                        self._bulk_docs_seen += 1
-                        if self._bulk_docs_seen in self.cut_bulk_docs:
-                            cut.set()
-                up_writer.write(data)
-                await up_writer.drain()
-                for method, path in seen:
-                    if self.on_request is not None:
-                        self.on_request(method, path)
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                if cut.is_set():  # the server answers: it has stored the batch
-                    self.cuts += 1
-                    return
-                writer.write(data)
-                await writer.drain()
-
-        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.transport.abort()
-            up_writer.transport.abort()
-
-
-@pytest.fixture
-async def proxies() -> AsyncIterator[Callable[..., Any]]:
-    made: list[Proxy] = []
-
-    async def make(upstream_port: int, **options: Any) -> Proxy:
-        proxy = Proxy(upstream_port, **options)
-        await proxy.start()
-        made.append(proxy)
-        return proxy
-
-    try:
-        yield make
-    finally:
-        for proxy in made:
-            await proxy.close()
-
-
 # -- what the server holds ----------------------------------------------------------------------
 
 def visits(grid: str, worker: str, count: int, tag: str = "") -> list[dict[str, Any]]:
@@ -322,7 +227,7 @@ async def test_server_killed_mid_bulk_docs(served: ServerProcess, node: NodeClie
     proxy: Proxy = await proxies(served.port)
 
     def kill_on_third_batch(method: str, path: str) -> None:
-        if path.endswith("/_bulk_docs") and proxy._bulk_docs_seen == 3 and served.process \
+        if path.endswith("/_bulk_docs") and proxy.bulk_docs_seen == 3 and served.process \
                 and served.process.poll() is None:
             served.kill9()
 
@@ -513,8 +418,8 @@ async def test_connection_cut_after_the_batch_was_stored(
         proxies: Callable[..., Any]) -> None:
     """The connection drops after the server stored a batch and before its answer reached the
     phone: the retry asks `_revs_diff`, which says the batch is there, so nothing is sent twice."""
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     docs = visits(grid, worker, 150)
     proxy: Proxy = await proxies(client.server.port, cut_bulk_docs={2})
@@ -523,7 +428,7 @@ async def test_connection_cut_after_the_batch_was_stored(
                        docs_file=write_docs(node, "docs", docs))
     assert not first["ok"] and proxy.cuts == 1, first
     assert len(first["acked"]) == 50  # the second batch was stored, but never acknowledged
-    assert await asyncio.to_thread(city.records, grid) == 100
+    assert await city.records(grid) == 100
     proxy.requests.clear()
     retry = await push(node, remote, "phone", worker, batch_size=50)
     assert retry["ok"], retry
@@ -587,8 +492,8 @@ async def test_session_expires_mid_sync(client: TestClient, store: Any, city: Ci
     of the records are in): the push stops on 401, and after a new login it resumes and stores
     each record once. The browser's version, with the app's login prompt, is
     tests/test_pwa.py::test_expired_login_asks_again_and_keeps_the_queue."""
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     docs = visits(grid, worker, 300)
     remote = str(client.make_url(f"/couch/{grid_db(grid)}"))
@@ -615,8 +520,8 @@ async def test_worker_moved_to_another_grid_while_offline(
     """A worker synced grid A, went offline, and was moved to grid B meanwhile. The records made
     for A stay on the phone: A now answers as a missing database (the push stops, nothing is
     deleted anywhere), and sent to B each record is refused on its own with the reason."""
-    grid_a, grid_b = city.grid(), city.grid()
-    worker = city.user(grids=[grid_a])
+    grid_a, grid_b = await city.grid(), await city.grid()
+    worker = await city.user(grids=[grid_a])
     await wait_for_user(client, worker)
     synced = visits(grid_a, worker, 5, "s")
     remote_a = str(client.make_url(f"/couch/{grid_db(grid_a)}"))
@@ -641,7 +546,7 @@ async def test_worker_moved_to_another_grid_while_offline(
                       docs_file=write_docs(node, "o", offline))
     assert not to_a["ok"] and to_a["error"]["status"] == 404, to_a
     assert to_a["local_doc_count"] == 15
-    assert await asyncio.to_thread(city.records, grid_a) == 5  # nothing deleted on the server
+    assert await city.records(grid_a) == 5  # nothing deleted on the server
 
     remote_b = str(client.make_url(f"/couch/{grid_db(grid_b)}"))
     to_b = await push(node, remote_b, "phone", worker)
@@ -649,7 +554,7 @@ async def test_worker_moved_to_another_grid_while_offline(
     assert {d["id"] for d in to_b["denied"]} == {d["_id"] for d in synced + offline}
     assert all(d["error"] == "forbidden" and grid_b in d["reason"] and "grid" in d["reason"]
                for d in to_b["denied"]), to_b["denied"]
-    assert await asyncio.to_thread(city.records, grid_b) == 0
+    assert await city.records(grid_b) == 0
     kept = await node.run({"op": "count", "local": node.local("phone"), "with_ids": True})
     assert kept["ids"] == sorted(d["_id"] for d in synced + offline)
 
@@ -668,8 +573,8 @@ async def test_device_clocks_do_not_set_the_servers_times(
     is stamped by the server's clock, the phone's `device_time` is kept as sent and used for
     nothing, and the cut-off of "born in the future" is the server's today, not the phone's.
     (Conflict order by receipt time: tests/test_conflicts.py.)"""
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     utc = datetime.UTC
     now = datetime.datetime.now(utc)
@@ -694,15 +599,14 @@ async def test_device_clocks_do_not_set_the_servers_times(
     assert sorted(result["acked"]) == sorted(d["_id"] for d in [*docs, born])
 
     await client.app[RECEIPTS].flush()
-    receipts = city.couch[RECEIPTS_DB]
     received: dict[str, str] = {}
-    for row in receipts.view("_all_docs", include_docs=True):
+    for row in await city.run(lambda: list(city.couch[RECEIPTS_DB].view("_all_docs",
+                                                                      include_docs=True))):
         if row.doc.get("db") == grid_db(grid):
             received.update({doc_id: row.doc["received_at"] for doc_id, _ in row.doc["revs"]})
     assert set(received) == {d["_id"] for d in [*docs, born]}
     for doc_id, stamp in received.items():
         at = datetime.datetime.fromisoformat(stamp)
         assert before - datetime.timedelta(seconds=1) <= at <= after, (doc_id, stamp)
-    db = city.db(grid)
-    for doc in docs:
-        assert db[doc["_id"]]["device_time"] == doc["device_time"]  # kept, never rewritten
+    for doc in docs:  # kept, never rewritten
+        assert (await city.get(grid, doc["_id"]))["device_time"] == doc["device_time"]

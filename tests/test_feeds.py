@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, visit, wait_for_user
+from conftest import City, basic, eventually, visit, wait_for_user
 
 from server.config import Config
 from server.web.app import create_app
@@ -37,8 +37,8 @@ async def phones() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def grid_with_two_workers(client: TestClient, city: City) -> tuple[str, str, str]:
-    grid = city.grid()
-    worker, other = city.user(grids=[grid]), city.user(grids=[grid])
+    grid = await city.grid()
+    worker, other = await city.user(grids=[grid]), await city.user(grids=[grid])
     await wait_for_user(client, worker)
     await wait_for_user(client, other)
     return grid, worker, other
@@ -72,14 +72,6 @@ def store_connections(store_url: str) -> int:
     return count
 
 
-async def wait_until(predicate: Any, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_many_longpolls_share_one_store_connection(
         feeds_client: TestClient, phones: aiohttp.ClientSession, city: City,
         config: Config) -> None:
@@ -97,12 +89,12 @@ async def test_many_longpolls_share_one_store_connection(
 
     feeds = client.app[LIVE_FEEDS]
     waiting = [asyncio.create_task(phone()) for _ in range(PHONES)]
-    await wait_until(lambda: feeds.waiting() == PHONES, 30)
+    await eventually(lambda: feeds.waiting() == PHONES, 30)
     connector = client.app[COUCH].session.connector
     assert connector is not None
     # The phones' first reads came all at once; the pool closes those idle connections after
     # its keep-alive (2 s, checked every 2 s). What stays open is what the waits hold.
-    await wait_until(lambda: store_connections(config.couchdb_url or "") <= 3, 15)
+    await eventually(lambda: store_connections(config.couchdb_url or "") <= 3, 15)
     assert len(connector._acquired) <= 2  # the pool's own count: the watcher's
     assert feeds.watching() == 1
     assert not any(task.done() for task in waiting)
@@ -117,7 +109,7 @@ async def test_many_longpolls_share_one_store_connection(
         assert [change["id"] for change in page["results"]] == [doc["_id"]]
         assert page["last_seq"] == page["results"][0]["seq"]
     assert latencies[-1] < 3.0, latencies[-10:]  # every one of the 200, at once
-    await wait_until(lambda: feeds.waiting() == 0)
+    await eventually(lambda: feeds.waiting() == 0)
     assert client.app[FEEDS_HELD].held == {}
 
 
@@ -179,7 +171,7 @@ async def test_doc_ids_longpoll_wakes_only_for_its_documents(feeds_client: TestC
         params={"feed": "longpoll", "since": json.dumps(seq), "filter": "_doc_ids",
                 "timeout": "20000"}))
     feeds = client.app[LIVE_FEEDS]
-    await wait_until(lambda: feeds.waiting() == 1)
+    await eventually(lambda: feeds.waiting() == 1)
     assert (await client.put(f"/couch/grid-{grid}/{elsewhere['_id']}", json=elsewhere,
                              headers=basic(other))).status == 201
     await asyncio.sleep(1.0)
@@ -201,17 +193,18 @@ async def test_a_phone_that_hangs_up_releases_its_waiter(
     async with aiohttp.ClientSession() as session:
         pending = asyncio.ensure_future(session.get(url, headers=basic(worker), params={
             "feed": "longpoll", "since": "now", "timeout": "60000"}))
-        await wait_until(lambda: feeds.waiting() == 1 and feeds.watching() == 1)
+        await eventually(lambda: feeds.waiting() == 1 and feeds.watching() == 1)
         pending.cancel()
     with pytest.raises(asyncio.CancelledError):
         await pending
     # No heartbeat to fail on: the sweep finds it.
-    await wait_until(lambda: feeds.waiting() == 0, 5)
-    await wait_until(lambda: not feeds.watchers, 5)  # its watcher stopped after lingering
+    await eventually(lambda: feeds.waiting() == 0, 5)
+    await eventually(lambda: not feeds.watchers, 5)  # its watcher stopped after lingering
     assert client.app[FEEDS_HELD].held == {}
     assert not [r for r in caplog.records if r.levelname == "ERROR"]  # a hang-up is no error
 
 
+@pytest.mark.slow  # waits out the store's linger
 async def test_a_deleted_database_ends_the_waits(feeds_client: TestClient, city: City) -> None:
     client = feeds_client
     feeds = client.app[LIVE_FEEDS]
@@ -220,11 +213,11 @@ async def test_a_deleted_database_ends_the_waits(feeds_client: TestClient, city:
     waiting = [asyncio.ensure_future(client.get(
         f"/couch/grid-{grid}/_changes", headers=basic(worker),
         params={"feed": "longpoll", "since": "now", "timeout": "60000"})) for _ in range(3)]
-    await wait_until(lambda: feeds.waiting() == 3)
+    await eventually(lambda: feeds.waiting() == 3)
     started = time.monotonic()
-    city.couch.delete(f"grid-{grid}")
+    await city.run(city.couch.delete, f"grid-{grid}")
     for resp in await asyncio.wait_for(asyncio.gather(*waiting), 15):
         assert resp.status == 404
         assert (await resp.json())["error"] == "not_found"
     assert time.monotonic() - started < 10
-    await wait_until(lambda: not feeds.watchers, 5)
+    await eventually(lambda: not feeds.watchers, 5)

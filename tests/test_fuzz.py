@@ -29,7 +29,6 @@ locally: LINLI_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/test_fuzz.py
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -38,7 +37,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import yarl
-from conftest import City, basic, visit, wait_for_user
+from conftest import City, a_later_millisecond, basic, visit, wait_for_user
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
@@ -78,10 +77,10 @@ class Scene:
     def __init__(self, client: Any, city: City) -> None:
         self.client, self.city = client, city
         self.community = f"fz{os.getpid()}{id(self) % 100000}"
-        self.grid = city.grid(community=self.community)
-        self.other_grid = city.grid(community=self.community + "x")
-        self.worker = city.user(grids=[self.grid])
-        self.boss = city.user("supervisor", communities=[self.community])
+        self.grid = city.blocking.grid(community=self.community)
+        self.other_grid = city.blocking.grid(community=self.community + "x")
+        self.worker = city.blocking.user(grids=[self.grid])
+        self.boss = city.blocking.user("supervisor", communities=[self.community])
         self.record = self.record_rev = self.conflict = ""
         self.since: Any = 0  # how far check_leaves has read the grid's changes
 
@@ -99,7 +98,7 @@ class Scene:
     async def open_conflict(self) -> None:
         """Two workers' concurrent edits of a household's phone and remarks, resolved by the
         app's resolver into an open conflict for the supervisor."""
-        other = self.city.user(grids=[self.grid])
+        other = await self.city.user(grids=[self.grid])
         await wait_for_user(self.client, other)
         base = household(self.grid, self.worker, "conflict")
         revs = {"1": "1-" + "1" * 32, "a": "2-" + "a" * 32, "b": "2-" + "b" * 32}
@@ -116,12 +115,12 @@ class Scene:
             resp = await self.client.post(f"/couch/grid-{self.grid}/_bulk_docs", headers=basic(
                 who), json={"docs": [doc], "new_edits": False})
             assert resp.status == 201 and await resp.json() == []
-            await asyncio.sleep(0.01)
+            await a_later_millisecond()
         await self.client.app[RECEIPTS].flush()
         await self.client.app[RESOLVER].process_grid(self.grid)
-        rows = self.city.db(self.grid).view("_all_docs", startkey=f"resolution:{base['_id']}:",
-                                            endkey=f"resolution:{base['_id']}:\ufff0")
-        [self.conflict] = [row.id for row in rows]
+        [self.conflict] = await self.city.run(lambda: [row.id for row in self.city.db(
+            self.grid).view("_all_docs", startkey=f"resolution:{base['_id']}:",
+                            endkey=f"resolution:{base['_id']}:\ufff0")])
 
     def check_grid(self) -> int:
         """Every live document and every revision in conflict of the grid passes its schema
@@ -175,7 +174,7 @@ class Scene:
 
 @pytest.fixture
 async def scene(client: Any, city: City) -> Scene:
-    return await Scene(client, city).ready()
+    return await (await city.run(Scene, client, city)).ready()
 
 
 def household(grid: str, author: str, key: str, **fields: Any) -> dict[str, Any]:
@@ -458,7 +457,7 @@ async def test_couch_as_a_worker(scene: Scene, data: st.DataObject) -> None:
     batch = data.draw(st.lists(couch_requests(scene, scene.worker), min_size=1, max_size=3))
     for method, path, body in batch:
         await send(scene, scene.worker, method, path, body)
-    scene.check_grid()
+    await scene.city.run(scene.check_grid)
 
 
 @fuzz(80)
@@ -466,7 +465,7 @@ async def test_couch_as_a_worker(scene: Scene, data: st.DataObject) -> None:
 async def test_couch_as_a_supervisor(scene: Scene, data: st.DataObject) -> None:
     method, path, body = data.draw(couch_requests(scene, scene.boss))
     await send(scene, scene.boss, method, path, body)
-    scene.check_grid()
+    await scene.city.run(scene.check_grid)
 
 
 SEED_REV = "seed-rev:now"
@@ -514,10 +513,10 @@ async def test_attachments_as_a_worker(scene: Scene, data: st.DataObject) -> Non
     never fails (a dead store answers 503), and what is stored has names a phone can fetch
     and types its form allows."""
     method, path, body = data.draw(attachment_writes(scene))
-    seed_rev = scene.city.db(scene.grid)[scene.record]["_rev"]
+    seed_rev = (await scene.city.get(scene.grid, scene.record))["_rev"]
     await send(scene, scene.worker, method, path,
                body.replace(json.dumps(SEED_REV).encode(), json.dumps(seed_rev).encode()))
-    scene.check_grid()
+    await scene.city.run(scene.check_grid)
 
 
 # -- deletions, histories and checkpoints ----------------------------------------------------
@@ -688,7 +687,7 @@ async def test_deletions_histories_and_checkpoints(scene: Scene, data: st.DataOb
             stored = await resp.json()
             assert stored["_rev"].startswith("0-"), stored
             assert "_attachments" not in stored, stored
-    scene.check_grid()
+    await scene.city.run(scene.check_grid)
 
 
 def api_queries() -> st.SearchStrategy[dict[str, str]]:
@@ -751,7 +750,7 @@ async def test_api_as_a_supervisor_and_a_worker(scene: Scene, data: st.DataObjec
     if who == scene.worker and path.split("?")[0] not in (
             "/api/me", "/api/openapi.json", "/api/residents/communities", "/api/health"):
         assert status in (0, 400, 403, 415), (path, status)  # the supervisors' API, refused
-    scene.check_grid()
+    await scene.city.run(scene.check_grid)
 
 
 # -- query parameters of every kind, and _changes filters (issue 13, items 9 and 12) ----------
@@ -829,8 +828,8 @@ async def test_query_parameters_and_filters(scene: Scene, store: EmbeddedStore,
                                             data: st.DataObject) -> None:
     """Whatever the parameters and filters, never a 5xx (the store's 500s and its crashes on
     a filter included): the store is the same process after every request."""
-    if "_design/admin" not in scene.city.db(scene.grid):  # an admin's filter that throws
-        scene.city.db(scene.grid).save({
+    if await scene.city.get(scene.grid, "_design/admin") is None:  # a filter that throws
+        await scene.city.save(scene.grid, {
             "_id": "_design/admin",
             "filters": {"throws": "function (doc) { return doc.address.compound === 'x'; }"},
             "views": {"throws": {"map": "function (doc) { emit(doc.address.room); }"}}})
@@ -840,7 +839,7 @@ async def test_query_parameters_and_filters(scene: Scene, store: EmbeddedStore,
     await send(scene, who, method, path, body)
     assert store.process is not None and store.process.poll() is None
     assert store.process.pid == pid, (method, path, body)
-    scene.check_grid()
+    await scene.city.run(scene.check_grid)
 
 
 SMALL_JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5),

@@ -7,13 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, TEST_LIMITS, City, basic, visit, wait_for_user
+from conftest import PASSWORD, TEST_LIMITS, City, basic, eventually, visit, wait_for_user
 
 
 @pytest.fixture
 async def grid_worker(client: Any, city: City) -> tuple[str, str]:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     return grid, worker
 
@@ -64,7 +64,7 @@ async def test_bad_bodies_are_refused_and_nothing_is_written(
                                         headers=auth), 413, "too large")
     await expect_error(await client.get(f"/couch/grid-{grid}/_all_docs?limit=ten",
                                         headers=auth), 400, "limit")
-    assert city.records(grid) == 0
+    assert await city.records(grid) == 0
 
 
 @pytest.mark.parametrize(("doc_id", "status", "word"), [
@@ -82,7 +82,7 @@ async def test_odd_document_ids(client: Any, city: City, grid_worker: tuple[str,
     doc.pop("_id")
     resp = await client.put(f"/couch/grid-{grid}/{doc_id}", json=doc, headers=basic(worker))
     await expect_error(resp, status, word)
-    assert city.records(grid) == 0
+    assert await city.records(grid) == 0
 
 
 async def test_slash_in_path_is_not_a_different_document(
@@ -95,7 +95,7 @@ async def test_slash_in_path_is_not_a_different_document(
     resp = await client.put(f"/couch/grid-{grid}/not-a-record/p.png", data=b"\x89PNG",
                             headers={**basic(worker), "Content-Type": "image/png"})
     await expect_error(resp, 403, "attachments")
-    assert city.records(grid) == 0
+    assert await city.records(grid) == 0
 
 
 @pytest.mark.parametrize("path", [
@@ -105,8 +105,8 @@ async def test_slash_in_path_is_not_a_different_document(
 async def test_dot_segments_never_climb_out(client: Any, city: City,
                                             grid_worker: tuple[str, str], path: str) -> None:
     grid, worker = grid_worker
-    other = city.grid()
-    admin = city.user("admin")
+    other = await city.grid()
+    admin = await city.user("admin")
     await wait_for_user(client, admin)
     url = "/couch/" + path.format(db=f"grid-{grid}", other=f"grid-{other}")
     import yarl
@@ -115,8 +115,8 @@ async def test_dot_segments_never_climb_out(client: Any, city: City,
             resp = await client.request(method, yarl.URL(url, encoded=True), headers=basic(who),
                                         json={"type": "x"} if method == "PUT" else None)
             assert resp.status == 400, (who, method, url, resp.status)
-    assert f"grid-{other}" in city.couch and "linli-directory" in city.couch
-    assert city.records(grid) == 0
+    assert await city.run(lambda: f"grid-{other}" in city.couch and "linli-directory" in city.couch)
+    assert await city.records(grid) == 0
 
 
 async def test_literal_dot_segments_sent_as_is(client: Any, city: City,
@@ -133,13 +133,13 @@ async def test_literal_dot_segments_sent_as_is(client: Any, city: City,
         status_line = (await reader.readline()).decode()
         writer.close()
         assert status_line.split()[1] in ("400", "404"), (path, status_line)
-    assert "linli-directory" in city.couch
+    assert await city.run(city.couch.__contains__, "linli-directory")
 
 
 async def test_replicated_revisions_cannot_take_over_records(
         client: Any, city: City, grid_worker: tuple[str, str]) -> None:
     grid, worker = grid_worker
-    other = city.user(grids=[grid])
+    other = await city.user(grids=[grid])
     await wait_for_user(client, other)
     theirs = visit(grid, other, "theirs")
     resp = await client.put(f"/couch/grid-{grid}/{theirs['_id']}", json=theirs,
@@ -153,8 +153,8 @@ async def test_replicated_revisions_cannot_take_over_records(
                                  headers=basic(worker))
         [result] = await resp.json()
         assert result["error"] == "forbidden", result
-    assert city.db(grid)[theirs["_id"]]["outcome"] == "completed"
-    assert "_conflicts" not in city.db(grid).get(theirs["_id"], conflicts=True)
+    stored = await city.get(grid, theirs["_id"], conflicts=True)
+    assert stored["outcome"] == "completed" and "_conflicts" not in stored
 
 
 async def test_stub_attachments_cannot_change_type(client: Any, city: City,
@@ -176,7 +176,7 @@ async def test_stub_attachments_cannot_change_type(client: Any, city: City,
 async def test_checkpoints_are_not_reachable_in_bulk(client: Any, city: City,
                                                      grid_worker: tuple[str, str]) -> None:
     grid, worker = grid_worker
-    other = city.user(grids=[grid])
+    other = await city.user(grids=[grid])
     await wait_for_user(client, other)
     resp = await client.put(f"/couch/grid-{grid}/_local/ck", json={"last_seq": 5},
                             headers=basic(other))
@@ -205,7 +205,7 @@ async def test_broken_characters_are_refused_per_document(
     assert resp.status == 201
     results = await resp.json()
     assert "error" not in results[0] and results[1]["error"] == "forbidden"
-    assert city.records(grid) == 1
+    assert await city.records(grid) == 1
 
 
 async def test_live_feeds_are_bounded(aiohttp_client: Any, config: Any, city: City) -> None:
@@ -213,13 +213,15 @@ async def test_live_feeds_are_bounded(aiohttp_client: Any, config: Any, city: Ci
     import dataclasses
 
     from server.web.app import create_app
+    from server.web.keys import LIVE_FEEDS
     client = await aiohttp_client(create_app(dataclasses.replace(config, max_feeds_per_user=2)))
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     url = f"/couch/grid-{grid}/_changes?feed=longpoll&since=now&timeout=3000"
     held = [asyncio.ensure_future(client.get(url, headers=basic(worker))) for _ in range(2)]
-    await asyncio.sleep(0.5)
+    feeds = client.app[LIVE_FEEDS]
+    await eventually(lambda: feeds.waiting() == 2)  # both wait in the server
     resp = await client.get(url, headers=basic(worker))
     await expect_error(resp, 429)
     assert resp.headers["Retry-After"]
@@ -232,7 +234,7 @@ async def test_live_feeds_are_bounded(aiohttp_client: Any, config: Any, city: Ci
 async def test_forged_owner_fields(client: Any, city: City,
                                    grid_worker: tuple[str, str]) -> None:
     grid, worker = grid_worker
-    other = city.user(grids=[grid])
+    other = await city.user(grids=[grid])
     await wait_for_user(client, other)
     base = f"/couch/grid-{grid}"
     forged_author = visit(grid, "someone.else", "f1")
@@ -262,18 +264,18 @@ async def test_forged_owner_fields(client: Any, city: City,
     resp = await client.post(f"{base}/_bulk_docs", headers=basic(worker), json={
         "docs": [rev2], "new_edits": False})
     assert all("error" not in r for r in await resp.json())
-    assert city.db(grid)[own["_id"]]["notes"] == "改过"
+    assert (await city.get(grid, own["_id"]))["notes"] == "改过"
     edit["_rev"] = rev2["_rev"]
     # ...and a worker may not delete it.
     resp = await client.delete(f"{base}/{own['_id']}?rev={edit['_rev']}", headers=basic(worker))
     await expect_error(resp, 403, other)
-    assert city.records(grid) == 1
+    assert await city.records(grid) == 1
 
 
 async def test_design_documents_are_for_admins(client: Any, city: City,
                                                grid_worker: tuple[str, str]) -> None:
     grid, worker = grid_worker
-    admin = city.user("admin")
+    admin = await city.user("admin")
     await wait_for_user(client, admin)
     ddoc = {"views": {"all": {"map": "function (doc) { emit(doc._id); }"}}}
     resp = await client.put(f"/couch/grid-{grid}/_design/x", json=ddoc, headers=basic(worker))
@@ -283,7 +285,7 @@ async def test_design_documents_are_for_admins(client: Any, city: City,
     assert resp.status == 201
     [result] = await resp.json()
     assert result["error"] == "forbidden" and "design" in result["reason"]
-    assert "_design/x" not in city.db(grid) and "_design/y" not in city.db(grid)
+    assert await city.get(grid, "_design/x") is None and await city.get(grid, "_design/y") is None
     resp = await client.put(f"/couch/grid-{grid}/_design/x", json=ddoc, headers=basic(admin))
     assert resp.status == 201, await resp.text()
     resp = await client.get(f"/couch/grid-{grid}/_design/x/_view/all", headers=basic(worker))
@@ -324,13 +326,13 @@ async def test_cross_site_cookie_requests_are_refused(client: Any, city: City,
     resp = await client.post("/couch/_session", data={"name": worker, "password": "x"},
                              headers={"Origin": "https://evil.example"})
     await expect_error(resp, 403)
-    assert city.records(grid) == 0
+    assert await city.records(grid) == 0
 
 
 async def test_raw_databases_behave_like_couchdb_for_admins_only(
         client: Any, city: City, grid_worker: tuple[str, str]) -> None:
     _grid, worker = grid_worker
-    admin = city.user("admin")
+    admin = await city.user("admin")
     await wait_for_user(client, admin)
     name = f"scratch{admin[-6:]}"
     resp = await client.put(f"/couch/{name}", headers=basic(admin))
@@ -359,9 +361,9 @@ async def test_raw_databases_behave_like_couchdb_for_admins_only(
 
 
 async def test_types_keep_to_their_database_and_writers(client: Any, city: City) -> None:
-    grid = city.grid(community="c_rev")
-    worker = city.user(grids=[grid])
-    supervisor = city.user("supervisor", communities=["c_rev"])
+    grid = await city.grid(community="c_rev")
+    worker = await city.user(grids=[grid])
+    supervisor = await city.user("supervisor", communities=["c_rev"])
     await wait_for_user(client, worker)
     await wait_for_user(client, supervisor)
     record = visit(grid, worker, "reviewed")
@@ -396,9 +398,9 @@ async def test_types_keep_to_their_database_and_writers(client: Any, city: City)
 async def test_household_rooms_must_exist_in_known_buildings(
         client: Any, city: City, grid_worker: tuple[str, str]) -> None:
     grid, worker = grid_worker
-    city.db(grid).save({"_id": "building:yuan-3", "type": "building", "schema_version": 1,
-                        "grid": grid, "created_by": "admin", "compound": "yuan", "number": "3",
-                        "units": [{"label": "1", "floors": 6, "rooms_per_floor": 2}]})
+    await city.save(grid, {"_id": "building:yuan-3", "type": "building", "schema_version": 1,
+                           "grid": grid, "created_by": "admin", "compound": "yuan", "number": "3",
+                           "units": [{"label": "1", "floors": 6, "rooms_per_floor": 2}]})
 
     def household(n: int, building: str, room: str) -> dict[str, Any]:
         return {"_id": f"household:{grid}-{n}", "type": "household", "schema_version": 1,

@@ -31,7 +31,16 @@ from urllib.parse import quote
 import couchdb
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import TEST_LIMITS, City, NodeClient, auth_for, basic, visit, wait_for_user
+from conftest import (
+    TEST_LIMITS,
+    BlockingCity,
+    City,
+    NodeClient,
+    auth_for,
+    basic,
+    visit,
+    wait_for_user,
+)
 
 from server.admin import directory
 from server.config import Config
@@ -66,7 +75,7 @@ def own_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStor
 
 @pytest.fixture(scope="module")
 def own_city(own_store: EmbeddedStore) -> City:
-    return City(directory.prepared(couchdb.Server(own_store.url)))
+    return City(BlockingCity(directory.prepared(couchdb.Server(own_store.url))))
 
 
 @pytest.fixture
@@ -82,10 +91,10 @@ class Scene:
 
     def __init__(self, client: TestClient, city: City, store: EmbeddedStore) -> None:
         self.client, self.city, self.store = client, city, store
-        self.grid, self.other = city.grid(), city.grid()
-        self.worker = city.user(grids=[self.grid])
-        self.bystander = city.user(grids=[self.other])
-        self.admin = city.user("admin")
+        self.grid, self.other = city.blocking.grid(), city.blocking.grid()
+        self.worker = city.blocking.user(grids=[self.grid])
+        self.bystander = city.blocking.user(grids=[self.other])
+        self.admin = city.blocking.user("admin")
         self.base = f"/couch/grid-{self.grid}"
         self.pid = store.process.pid if store.process else 0
 
@@ -111,8 +120,8 @@ class Scene:
         assert resp.status == 200, (resp.status, await resp.text())
         assert time.monotonic() - started < 2.0
 
-    def stored(self, doc_id: str) -> dict[str, Any] | None:
-        return self.city.db(self.grid).get(doc_id)
+    async def stored(self, doc_id: str) -> dict[str, Any] | None:
+        return await self.city.get(self.grid, doc_id)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -120,7 +129,7 @@ async def scene(own_client: TestClient, own_city: City, own_store: EmbeddedStore
     if own_store.process is None or own_store.process.poll() is not None:
         own_store.stop_sync()  # killed by an earlier test (a build without the fix): start anew
         own_store.start_sync()
-    return await Scene(own_client, own_city, own_store).ready()
+    return await (await own_city.run(Scene, own_client, own_city, own_store)).ready()
 
 
 def refused(result: dict[str, Any], doc_id: str, *words: str) -> None:
@@ -184,6 +193,7 @@ def bad_attachments(stored_digest: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # 39 bad stubs, the store checked after each
 async def test_bad_attachments_are_refused_one_by_one_and_the_store_lives(scene: Scene) -> None:
     """Every class, each in its own `_bulk_docs` beside a good document with a photo (new_edits
     true, and false as in a phone's push), then alone in a `PUT` and a `POST`: each refused
@@ -205,8 +215,8 @@ async def test_bad_attachments_are_refused_one_by_one_and_the_store_lives(scene:
             await scene.store_is_alive()
             refused(results[bad["_id"]], bad["_id"])
             assert "error" not in results.get(ok["_id"], {}), (label, results)
-            assert scene.stored(bad["_id"]) is None, label
-            assert scene.stored(ok["_id"]) is not None, label
+            assert await scene.stored(bad["_id"]) is None, label
+            assert await scene.stored(ok["_id"]) is not None, label
     for label, attachments in cases.items():
         doc = visit(scene.grid, scene.worker, f"put-{label}", _attachments=attachments)
         resp = await scene.client.put(f"{scene.base}/{doc['_id']}", json=doc,
@@ -217,7 +227,8 @@ async def test_bad_attachments_are_refused_one_by_one_and_the_store_lives(scene:
         resp = await scene.client.post(scene.base, json={**doc, "_id": doc["_id"] + "-post"},
                                        headers=basic(scene.worker))
         assert resp.status in (400, 413, 415), (label, resp.status, await resp.text())
-        assert scene.stored(doc["_id"]) is None and scene.stored(doc["_id"] + "-post") is None
+        assert await scene.stored(doc["_id"]) is None
+        assert await scene.stored(doc["_id"] + "-post") is None
         await scene.store_is_alive()
 
 
@@ -270,7 +281,7 @@ async def test_stubs_keep_what_is_stored_and_nothing_else(scene: Scene) -> None:
     grid, w = scene.grid, scene.worker
     [first] = await scene.bulk([visit(grid, w, "kept", _attachments={
         "a.jpg": photo(BIG, "image/jpeg")})])
-    stored = scene.stored(first["id"])
+    stored = await scene.stored(first["id"])
     assert stored is not None
     stub = dict(stored["_attachments"]["a.jpg"])
     assert stub.get("stub") is True
@@ -279,7 +290,7 @@ async def test_stubs_keep_what_is_stored_and_nothing_else(scene: Scene) -> None:
     ]
     [ok] = await scene.bulk(edits)
     assert ok.get("ok"), ok
-    stored = scene.stored(first["id"])
+    stored = await scene.stored(first["id"])
     assert stored is not None and stored["notes"] == "一"
     stub = dict(stored["_attachments"]["a.jpg"])
     cases = {
@@ -292,7 +303,7 @@ async def test_stubs_keep_what_is_stored_and_nothing_else(scene: Scene) -> None:
         [result] = await scene.bulk([{**stored, "notes": label, "_attachments": attachments}])
         refused(result, first["id"])
         await scene.store_is_alive()
-    current = scene.stored(first["id"])
+    current = await scene.stored(first["id"])
     assert current is not None and current["_rev"] == stored["_rev"]
 
 
@@ -316,10 +327,10 @@ async def test_poisoned_attachment_names_are_refused_on_every_write_path(scene: 
         for doc, name in zip(docs, NAMES_REFUSED + NAMES_ACCEPTED, strict=True):
             if name in NAMES_REFUSED:
                 refused(results[doc["_id"]], doc["_id"], "附件名称")
-                assert scene.stored(doc["_id"]) is None, name
+                assert await scene.stored(doc["_id"]) is None, name
             else:
                 assert "error" not in results.get(doc["_id"], {}), (name, results[doc["_id"]])
-                stored = scene.stored(doc["_id"])
+                stored = await scene.stored(doc["_id"])
                 assert stored is not None and list(stored["_attachments"]) == [name]
     # A lone surrogate (half an emoji) as it travels from a broken client: JSON's escape.
     raw = json.dumps({"docs": [visit(grid, w, "surrogate",
@@ -367,11 +378,12 @@ async def test_an_admins_standalone_attachment_is_held_to_the_same_rules(scene: 
     resp = await scene.client.put(f"{scene.base}/household_visit:{grid}-none/x.png", data=PNG,
                                   headers={**basic(admin), "Content-Type": "image/png"})
     assert resp.status == 400, await resp.text()
-    stored = scene.stored(doc_id)
+    stored = await scene.stored(doc_id)
     assert stored is not None and list(stored["_attachments"]) == ["a.jpg"]
     await scene.store_is_alive()
 
 
+@pytest.mark.slow  # a real PouchDB client
 async def test_a_phones_pull_is_not_stopped_by_attachment_names(scene: Scene,
                                                                  node: NodeClient) -> None:
     """A worker's batch holds records with poisoned attachment names among good ones; then a

@@ -54,15 +54,17 @@ def texts(table: list[list[str]]) -> set[str]:
     return {cell for row in table for cell in row}
 
 
+@pytest.mark.slow  # every export, per payload
 @pytest.mark.parametrize("payload", PAYLOADS)
 async def test_text_from_a_phone_is_written_as_text_in_every_export(
         client: Any, city: City, payload: str) -> None:
     community = f"formula{PAYLOADS.index(payload)}"
-    grid = city.grid(community=community)
-    directory.add_grid(city.couch, grid, payload, community=community)  # an admin's name
-    worker = city.user("worker", grids=[grid])
-    boss = city.user("supervisor", communities=[community], rights=["unmask"])
-    stranger = city.user("supervisor", communities=[community + "x"])
+    grid = await city.grid(community=community)
+    await city.run(directory.add_grid, city.couch, grid, payload,  # an admin's name
+                   community=community)
+    worker = await city.user("worker", grids=[grid])
+    boss = await city.user("supervisor", communities=[community], rights=["unmask"])
+    stranger = await city.user("supervisor", communities=[community + "x"])
     for name in (worker, boss, stranger):
         await wait_for_user(client, name)
     household = {"_id": f"household:{grid}-1", "type": "household", "schema_version": 1,

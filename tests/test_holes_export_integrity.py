@@ -54,11 +54,12 @@ def household(grid: str, key: str, n: int) -> dict[str, Any]:
             "status": ["active", "vacant"][n % 2]}
 
 
+@pytest.mark.slow  # 2,500 records
 def test_bulk_answers_go_to_their_own_documents(city: City) -> None:
     """Written in batches as the seeder and the importer write: each answer is its own
     document's, and the caller's documents are left exactly as they were (couchdb-python's
     update stamped `_rev`, and another record's `_id` when the store answered out of order)."""
-    grid = city.grid()
+    grid = city.blocking.grid()
     db = city.db(grid)
     docs = [person(grid, key, n) for n, key in enumerate(keys(2500))]
     sent = copy.deepcopy(docs)
@@ -114,6 +115,7 @@ def expected_household(doc: dict[str, Any]) -> dict[str, str]:
             "状态 status": doc["status"]}
 
 
+@pytest.mark.slow  # hundreds of records, every export
 @pytest.mark.parametrize("page", [1, 7, 50])
 async def test_no_export_row_mixes_two_records(
         client: Any, city: City, monkeypatch: pytest.MonkeyPatch, page: int) -> None:
@@ -122,10 +124,12 @@ async def test_no_export_row_mixes_two_records(
     every export (CSV and XLSX, masked and not) is exactly its own record, each record once."""
     monkeypatch.setattr(exports, "PAGE", page)
     community = f"integrity{page}"
-    grids = [city.grid(community=community) for _ in range(3)]
-    boss = city.user("supervisor", communities=[community], rights=["unmask"])
+    grids = [await city.grid(community=community) for _ in range(3)]
+    boss = await city.user("supervisor", communities=[community], rights=["unmask"])
     records: dict[tuple[str, str], dict[str, Any]] = {}
-    for g, grid in enumerate(grids):
+
+    def write(g: int, grid: str) -> None:
+        """Each grid's records written, some edited and some deleted after, as an import would."""
         db = city.db(grid)
         docs = [make(grid, key, n + 1000 * g) for n, key in enumerate(keys(60 + 45 * g))
                 for make in (person, household)]
@@ -140,6 +144,9 @@ async def test_no_export_row_mixes_two_records(
         for doc in [*docs, *edited]:
             if doc["_id"] not in gone:
                 records[(grid, doc["_id"])] = doc
+
+    for g, grid in enumerate(grids):
+        await city.run(write, g, grid)
     await wait_for_user(client, boss)
 
     for what, expected in (("persons", expected_person), ("households", expected_household)):

@@ -58,12 +58,13 @@ class Scene:
     def __init__(self, client: Any, city: City) -> None:
         self.client, self.city = client, city
         self.community = f"maskville{uuid.uuid4().hex[:6]}"
-        self.grid = city.grid(community=self.community)
+        self.grid = city.blocking.grid(community=self.community)
         self.db = f"/couch/{grid_db(self.grid)}"
-        self.worker = city.user("worker", grids=[self.grid])
-        self.masked = city.user("supervisor", communities=[self.community])
-        self.trusted = city.user("supervisor", communities=[self.community], rights=["unmask"])
-        self.admin = city.user("admin")
+        self.worker = city.blocking.user("worker", grids=[self.grid])
+        self.masked = city.blocking.user("supervisor", communities=[self.community])
+        self.trusted = city.blocking.user("supervisor", communities=[self.community],
+                                          rights=["unmask"])
+        self.admin = city.blocking.user("admin")
         self.secrets: list[str] = []
         self.ids: list[str] = []
         self.revs: dict[str, str] = {}
@@ -122,14 +123,14 @@ class Scene:
                                           "received_at": "2026-11-26T10:00:02+00:00",
                                           "value": other}]}],
             "status": "open"}
-        self.city.db(g).save(dict(self.resolution))
+        await self.city.save(g, dict(self.resolution))
         self.ids.append(self.resolution["_id"])
         return self
 
 
 @pytest.fixture
 async def scene(client: Any, city: City) -> Scene:
-    return await Scene(client, city).seed()
+    return await (await city.run(Scene, client, city)).seed()
 
 
 def readable(body: bytes) -> str:
@@ -235,6 +236,7 @@ async def fetch(scene: Scene, user: str, method: str, url: str, body: Any = None
     return resp.status, readable(await resp.read())
 
 
+@pytest.mark.slow  # every route and read form walked
 async def test_no_path_shows_personal_data_without_the_right(scene: Scene) -> None:
     with open(OPENAPI, encoding="utf-8") as handle:
         described = {(m, p) for p, item in json.load(handle)["paths"].items() for m in item}
@@ -342,7 +344,7 @@ async def test_a_supervisor_without_the_right_decides_by_revision(scene: Scene) 
         "decisions": [{"field": "phone", "rev": other["rev"]}]})
     assert status == 200, text
     assert scene.secrets[-1] not in text
-    stored = scene.city.db(scene.grid)[f"household:{scene.grid}-0"]
+    stored = await scene.city.get(scene.grid, f"household:{scene.grid}-0")
     assert stored["phone"] == "13905779999"
     status, text = await fetch(scene, scene.masked, "POST", "/api/conflicts/decide", {
         "grid": scene.grid, "id": conflict["id"],

@@ -43,7 +43,7 @@ def phone_conflict(household: dict[str, Any], provisional: str, other: str) -> d
 async def test_a_supervisor_without_the_right_works_masked_and_online(
         browser: Browser, demo: Demo) -> None:
     db = demo.db(GRID_A)
-    household_id = demo.quiet_household(GRID_A, skip=40)
+    household_id = await demo.quiet_household(GRID_A, skip=40)
     household = dict(await asyncio.to_thread(db.get, household_id))
     provisional, other = "13800004444", "13900005555"
     household["phone"] = provisional

@@ -6,7 +6,6 @@ merges. `device_time` is shown as what the phone said, never used to order."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime
 import hashlib
@@ -15,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import City, basic, visit, wait_for_user
+from conftest import City, a_later_millisecond, basic, eventually, visit, wait_for_user
 
 from server.domain.scope import grid_db
 from server.web.keys import AGGREGATES, RECEIPTS
@@ -36,9 +35,9 @@ class Review:
     def __init__(self, client: Any, city: City) -> None:
         self.client, self.city = client, city
         self.community = f"order{uuid.uuid4().hex[:6]}"
-        self.grid = city.grid(community=self.community)
-        self.worker = city.user("worker", grids=[self.grid])
-        self.boss = city.user("supervisor", communities=[self.community])
+        self.grid = city.blocking.grid(community=self.community)
+        self.worker = city.blocking.user("worker", grids=[self.grid])
+        self.boss = city.blocking.user("supervisor", communities=[self.community])
         self.revs: dict[str, str] = {}
 
     async def ready(self, records: int) -> Review:
@@ -98,12 +97,12 @@ class Review:
     async def receipted_queue(self) -> dict[str, dict[str, Any]]:
         """The queue once every verdict shows its receipt: the server writes receipts a
         moment after it acknowledges (on a loaded machine, a flush can be retried)."""
-        for _ in range(100):
+        async def receipted() -> dict[str, dict[str, Any]] | None:
             listed = await self.queue()
-            if all(r["verdict"]["at"] for r in listed.values() if r["verdict"]):
-                return listed
-            await asyncio.sleep(0.05)
-        raise AssertionError(listed)
+            return listed if all(r["verdict"]["at"] for r in listed.values()
+                                 if r["verdict"]) else None
+
+        return await eventually(receipted, 5, what="every verdict receipted")
 
     async def record(self, record: str) -> dict[str, Any]:
         resp = await self.client.get(f"/api/review/record?grid={self.grid}&id={record}",
@@ -149,11 +148,11 @@ CASES = [
 async def test_the_verdict_received_last_stands(client: Any, city: City, first_how: str,
                                                 first_time: str | None, later_how: str,
                                                 later_time: str | None) -> None:
-    scene = await Review(client, city).ready(2)
+    scene = await (await city.run(Review, client, city)).ready(2)
     judged, other = sorted(scene.revs)
     started = datetime.datetime.now(datetime.UTC)
     await scene.send(first_how, scene.verdict(judged, "rejected", first_time))
-    await asyncio.sleep(0.01)  # a later receipt, by the server's clock
+    await a_later_millisecond()  # a later receipt, by the server's clock
     await scene.send(later_how, scene.verdict(judged, "approved", later_time))
     # Another record judged once only, with a lying clock: its time is the server's too.
     await scene.send(first_how, scene.verdict(other, "has_issues", FUTURE))
@@ -194,7 +193,7 @@ async def test_a_verdict_not_yet_receipted_is_the_latest(client: Any, city: City
     receipt is not written yet (or was written by another process not yet flushed) was received
     after every verdict that has one, and among such verdicts the store's update sequence (the
     order the store took them in) decides; a phone's clock never does."""
-    scene = await Review(client, city).ready(1)
+    scene = await (await city.run(Review, client, city)).ready(1)
     [judged] = scene.revs
     await scene.send("bulk", scene.verdict(judged, "rejected", NOW_ISH))
     await client.app[RECEIPTS].flush()
@@ -226,9 +225,9 @@ async def test_conflicting_revisions_follow_the_servers_receipt(client: Any,
     """Two phones edit one field offline; the first to reach the server says 2099. The value
     left standing (provisionally, for a supervisor to confirm) is the one received last, and
     a verdict edited on two phones keeps the one received last."""
-    scene = await Review(client, city).ready(1)
-    a = city.user("worker", grids=[scene.grid])
-    b = city.user("worker", grids=[scene.grid])
+    scene = await (await city.run(Review, client, city)).ready(1)
+    a = await city.user("worker", grids=[scene.grid])
+    b = await city.user("worker", grids=[scene.grid])
     for name in (a, b):
         await wait_for_user(client, name)
     db = f"/couch/{grid_db(scene.grid)}"
@@ -244,7 +243,7 @@ async def test_conflicting_revisions_follow_the_servers_receipt(client: Any,
     r1, ra, rb = rev(1, base["_id"]), rev(2, base["_id"] + "a"), rev(2, base["_id"] + "b")
     await push(a, base, r1)
     await push(a, {**base, "persons_present": 2, "device_time": FUTURE}, ra, r1)
-    await asyncio.sleep(0.01)
+    await a_later_millisecond()
     await push(b, {**base, "persons_present": 3, "device_time": NOW_ISH}, rb, r1)
 
     verdict = scene.verdict(next(iter(scene.revs)), "approved", None)
@@ -252,15 +251,14 @@ async def test_conflicting_revisions_follow_the_servers_receipt(client: Any,
     await push(scene.boss, verdict, v1)
     await push(scene.boss, {**verdict, "decision": "rejected", "comment": "不对",
                             "device_time": FUTURE}, va, v1)
-    await asyncio.sleep(0.01)
+    await a_later_millisecond()
     await push(scene.boss, {**verdict, "decision": "approved", "device_time": PAST}, vb, v1)
 
     await client.app[RECEIPTS].flush()
     await client.app[RESOLVER_KEY].process_grid(scene.grid)
-    store = city.db(scene.grid)
-    merged = store.get(base["_id"], conflicts=True)
+    merged = await city.get(scene.grid, base["_id"], conflicts=True)
     assert merged["persons_present"] == 3 and "_conflicts" not in merged
-    settled = store.get(verdict["_id"], conflicts=True)
+    settled = await city.get(scene.grid, verdict["_id"], conflicts=True)
     assert settled["decision"] == "approved" and "_conflicts" not in settled
     found = await scene.record(verdict["record"])
     assert found["verdict"]["decision"] == "approved"
@@ -302,16 +300,16 @@ async def test_the_phone_lists_verdicts_in_the_servers_order(browser: Any, live_
     from conftest import PASSWORD
 
     community = f"order{uuid.uuid4().hex[:6]}"
-    grid = city.grid(community=community)
-    worker = city.user("worker", grids=[grid])
-    boss = city.user("supervisor", communities=[community])
+    grid = await city.grid(community=community)
+    worker = await city.user("worker", grids=[grid])
+    boss = await city.user("supervisor", communities=[community])
     db = f"{live_server}/couch/{grid_db(grid)}"
     async with aiohttp.ClientSession() as session:
-        for _ in range(100):
+        async def known() -> bool:  # the server has followed the directory to the new user
             async with session.get(f"{live_server}/api/me", headers=basic(boss)) as resp:
-                if resp.status == 200:
-                    break
-            await asyncio.sleep(0.05)
+                return resp.status == 200
+
+        await eventually(known, 5)
         doc = visit(grid, worker, 1)
         async with session.put(f"{db}/{doc['_id']}", json=doc, headers=basic(worker)) as resp:
             assert resp.status == 201, await resp.text()
@@ -349,7 +347,7 @@ async def test_receipts_found_once_are_not_asked_again(client: Any, city: City) 
     revision's first receipt never changes once written."""
     from server.web.keys import RECEIPT_TIMES
 
-    scene = await Review(client, city).ready(3)
+    scene = await (await city.run(Review, client, city)).ready(3)
     for record in scene.revs:
         await scene.send("api", scene.verdict(record, "approved", None))
     cache = client.app[RECEIPT_TIMES]

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
+from conftest import City, NodeClient, auth_for, basic, eventually, visit, wait_for_user
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_inputs import expect_error, household
@@ -67,12 +67,12 @@ class Scene:
     def __init__(self, client: Any, city: City, store: EmbeddedStore) -> None:
         self.client, self.city, self.store = client, city, store
         self.community = f"qp{next(_serial)}"
-        self.grid = city.grid(community=self.community)
-        self.other_grid = city.grid()
-        self.worker = city.user(grids=[self.grid])
-        self.other_worker = city.user(grids=[self.other_grid])
-        self.boss = city.user("supervisor", communities=[self.community])
-        self.admin = city.user("admin")
+        self.grid = city.blocking.grid(community=self.community)
+        self.other_grid = city.blocking.grid()
+        self.worker = city.blocking.user(grids=[self.grid])
+        self.other_worker = city.blocking.user(grids=[self.other_grid])
+        self.boss = city.blocking.user("supervisor", communities=[self.community])
+        self.admin = city.blocking.user("admin")
         self.base = f"/couch/grid-{self.grid}"
         self.pid = store.process.pid if store.process else None
         self.docs: list[dict[str, Any]] = []
@@ -91,7 +91,7 @@ class Scene:
         assert resp.status == 201 and all("ok" in r for r in results), results
         self.docs = visits + homes
         # An admin's own design document: a filter that throws, a view that throws.
-        self.city.db(self.grid).save({
+        await self.city.save(self.grid, {
             "_id": "_design/admin",
             "filters": {"throws": "function (doc) { return doc.address.compound === 'x'; }"},
             "views": {"throws": {"map": "function (doc) { emit(doc.address.room); }"}}})
@@ -118,7 +118,7 @@ class Scene:
 
 @pytest.fixture
 async def scene(client: Any, city: City, store: EmbeddedStore) -> Scene:
-    return await Scene(client, city, store).ready()
+    return await (await city.run(Scene, client, city, store)).ready()
 
 
 def endpoints(scene: Scene) -> list[tuple[str, str, frozenset[str], Any]]:
@@ -237,6 +237,7 @@ async def pull_ids(scene: Scene, node: NodeClient, **options: Any) -> list[str]:
     return list(counted["ids"])
 
 
+@pytest.mark.slow  # a real PouchDB client per filter
 async def test_a_real_pouchdb_client_pulls_through_each_kind_of_filter(
         scene: Scene, node: NodeClient) -> None:
     by_type = await pull_ids(scene, node, filter="linli/by_type",
@@ -356,8 +357,7 @@ async def test_a_live_longpoll_honours_its_filter(scene: Scene) -> None:
         f"{scene.base}/_changes?feed=longpoll&since={since}&timeout=30000&filter=_selector",
         headers=basic(scene.worker), json={"selector": {"type": "household"}}))
     feeds = scene.client.app[LIVE_FEEDS]
-    while not feed.done() and feeds.waiting() == 0:  # until the feed waits in the server
-        await asyncio.sleep(0.01)
+    await eventually(lambda: feed.done() or feeds.waiting(), every=0.01)  # it waits in the server
     first, second = visit(scene.grid, scene.worker, "late"), household(scene.grid, scene.worker,
                                                                        "0099")
     for doc in (first, second):  # the first wakes the feed, which must not answer with it
@@ -381,10 +381,9 @@ async def test_a_filter_gone_while_a_longpoll_waits_ends_the_feed_not_the_store(
         f"{scene.base}/_changes?feed=longpoll&since={since}&timeout=30000"
         "&filter=linli/by_type&record_type=household", headers=basic(scene.worker)))
     feeds = scene.client.app[LIVE_FEEDS]
-    while not feed.done() and feeds.waiting() == 0:  # until the feed waits in the server
-        await asyncio.sleep(0.01)
+    await eventually(lambda: feed.done() or feeds.waiting(), every=0.01)  # it waits in the server
     db = scene.city.db(scene.grid)
-    db.delete(db["_design/linli"])
+    await scene.city.run(lambda: db.delete(db["_design/linli"]))
     doc = household(scene.grid, scene.worker, "0098")
     put = await scene.client.put(f"{scene.base}/{doc['_id']}", json=doc,
                                  headers=basic(scene.worker))
@@ -547,5 +546,6 @@ async def test_a_selector_means_what_it_means_in_couchdb(scene: Scene, selector:
         return  # deeper than MAX_SELECTOR_DEPTH: refused, the only refusal here
     assert resp.status == 200, (selector, page)
     got = sorted(r["id"] for r in page["results"])
-    docs = [row.doc for row in scene.city.db(scene.grid).view("_all_docs", include_docs=True)]
+    docs = await scene.city.run(lambda: [row.doc for row in scene.city.db(scene.grid).view(
+        "_all_docs", include_docs=True)])
     assert got == sorted(d["_id"] for d in docs if matches(selector, d)), selector

@@ -9,17 +9,17 @@ tests count the `_all_dbs` reaching the store through a proxy.
 from __future__ import annotations
 
 import asyncio
-import collections
-from collections.abc import AsyncIterator
+import dataclasses
+import urllib.parse
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
-from aiohttp import web
-from conftest import City
+from conftest import City, Proxy, eventually
 
 from server.domain.scope import grid_db
 from server.store.couch import DELETED_PROBE_SECONDS, CouchClient, NotFound, db_path
-from server.store.embedded import EmbeddedStore, free_port
+from server.store.embedded import EmbeddedStore
 from server.sync.feeds import LiveFeeds, Watcher
 
 IDLE_DATABASES = 12
@@ -27,78 +27,71 @@ SLOW_READS = 12
 HELD_SECONDS = 3 * DELETED_PROBE_SECONDS + 0.5  # each read held: three probes apiece before
 
 
-class Counting:
-    """A proxy to the store counting the requests by path; `_changes` reads without `feed` to
-    databases named in `held` are answered only after HELD_SECONDS (a store slow to answer)."""
+@dataclasses.dataclass
+class SlowStore:
+    """The store behind a proxy: `_changes` reads without `feed` of the databases in `held`
+    are answered only after HELD_SECONDS (a store slow to answer)."""
 
-    def __init__(self, store_url: str) -> None:
-        self.store_url = store_url
-        self.seen: collections.Counter[str] = collections.Counter()
-        self.held: set[str] = set()
+    proxy: Proxy
+    held: set[str]
 
-    async def relay(self, request: web.Request) -> web.StreamResponse:
-        self.seen[request.path] += 1
-        db = request.path.lstrip("/").split("/", 1)[0]
-        if db in self.held and request.path.endswith("/_changes") \
-                and "feed" not in request.query:
-            await asyncio.sleep(HELD_SECONDS)
-        async with aiohttp.ClientSession() as session, session.request(
-                request.method, self.store_url + request.path_qs, data=await request.read(),
-                headers={"Content-Type": "application/json"}) as resp:
-            return web.Response(body=await resp.read(), status=resp.status,
-                                content_type="application/json")
+    def seen(self, path: str) -> int:
+        return self.proxy.paths().count(path)
 
 
 @pytest.fixture
-async def proxy(store: EmbeddedStore) -> AsyncIterator[tuple[str, Counting]]:
-    counting = Counting(store.url)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", counting.relay)
-    runner = web.AppRunner(app, shutdown_timeout=1.0)  # the store never ends idle longpolls
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", counting
-    await runner.cleanup()
+async def slow_store(store: EmbeddedStore, proxies: Callable[..., Awaitable[Proxy]]
+                     ) -> SlowStore:
+    held: set[str] = set()
+
+    def hold(method: str, path: str) -> float:
+        where, _, query = path.partition("?")
+        return HELD_SECONDS if (where.lstrip("/").split("/", 1)[0] in held
+                                and where.endswith("/_changes")
+                                and "feed" not in urllib.parse.parse_qs(query)) else 0
+
+    return SlowStore(await proxies(int(store.url.rsplit(":", 1)[1]), hold=hold), held)
 
 
 async def test_idle_live_feeds_do_not_ask_for_the_databases(
-        proxy: tuple[str, Counting], city: City) -> None:
-    url, counting = proxy
-    dbs = [grid_db(city.grid()) for _ in range(IDLE_DATABASES)]
+        slow_store: SlowStore, city: City) -> None:
+    dbs = [grid_db(await city.grid()) for _ in range(IDLE_DATABASES)]
     async with aiohttp.ClientSession() as session:
-        feeds = LiveFeeds(CouchClient(url, session))
+        feeds = LiveFeeds(CouchClient(slow_store.proxy.url(), session))
         watchers = [Watcher(feeds, db) for db in dbs]
         for watcher in watchers:
             watcher.task = asyncio.create_task(watcher.run())
         try:
-            await asyncio.sleep(HELD_SECONDS)  # the window measured: every longpoll idle
-            watching = sum(1 for p in list(counting.seen) if p.endswith("/_changes"))
-            assert watching == IDLE_DATABASES  # each watcher's longpoll reached the store
-            assert counting.seen["/_all_dbs"] == 0
+            def watching() -> int:  # each watcher's longpoll reached the store
+                return len({p for p in slow_store.proxy.paths() if p.endswith("/_changes")})
+
+            await eventually(lambda: watching() == IDLE_DATABASES)
+            await asyncio.sleep(HELD_SECONDS)  # the window observed: every longpoll idle
+            assert watching() == IDLE_DATABASES
+            assert slow_store.seen("/_all_dbs") == 0
         finally:
             for watcher in watchers:
                 assert watcher.task is not None
                 watcher.task.cancel()
             await asyncio.gather(*(w.task for w in watchers if w.task), return_exceptions=True)
     for db in dbs:
-        del city.couch[db]
+        await city.run(city.couch.delete, db)
 
 
 async def test_slow_reads_share_one_list_of_databases(
-        proxy: tuple[str, Counting], city: City) -> None:
-    url, counting = proxy
-    db = grid_db(city.grid())
-    counting.held.add(db)
+        slow_store: SlowStore, city: City) -> None:
+    db = grid_db(await city.grid())
+    slow_store.held.add(db)
     async with aiohttp.ClientSession() as session:
-        couch = CouchClient(url, session)
+        couch = CouchClient(slow_store.proxy.url(), session)
         pages = await asyncio.gather(*(couch.get(db_path(db, "_changes"))
                                        for _ in range(SLOW_READS)))
         assert all(isinstance(page["results"], list) for page in pages)
         # Each read probed every DELETED_PROBE_SECONDS; one list serves every probe meanwhile.
-        assert counting.seen["/_all_dbs"] <= HELD_SECONDS // DELETED_PROBE_SECONDS + 1
+        assert slow_store.seen("/_all_dbs") <= HELD_SECONDS // DELETED_PROBE_SECONDS + 1
 
-        del city.couch[db]  # a read of a deleted database still ends in a 404, at once
+        # a read of a deleted database still ends in a 404, at once
+        await city.run(city.couch.delete, db)
         started = asyncio.get_running_loop().time()
         with pytest.raises(NotFound):
             await couch.get(db_path(db, "_changes"))

@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from conftest import Proxy
 
 from server.domain.scope import RECEIPTS_DB
 from server.store.couch import CouchClient, NotFound, StoreUnavailable, db_path
-from server.store.embedded import EmbeddedStore, free_port
+from server.store.embedded import EmbeddedStore
 from server.sync.receipts import Rebuilder, ReceiptLog
 
 # The store's own refusal of one document with a 5xx (what a full disk mid-batch looks like):
@@ -83,47 +83,18 @@ async def test_a_partly_refused_batch_retries_exactly_the_refused_receipts(
     assert per_rev(await stored_receipts(couch)) == expected
 
 
-@pytest.fixture
-async def answer_lost(own_store: EmbeddedStore) -> AsyncIterator[tuple[str, list[int]]]:
-    """A proxy to the store that hangs up, once, after the store took a `_bulk_docs`: the
-    answer is lost on the way back. Yields its URL and the count of hang-ups left."""
-    left = [1]
-    session = aiohttp.ClientSession()
-
-    async def relay(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        async with session.request(request.method, own_store.url + request.path_qs, data=body,
-                                   headers={"Content-Type": "application/json"}) as resp:
-            payload = await resp.read()
-            status = resp.status
-        if request.path.endswith("/_bulk_docs") and left[0] > 0:
-            left[0] -= 1
-            assert request.transport is not None
-            request.transport.close()
-        return web.Response(body=payload, status=status, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", relay)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield f"http://127.0.0.1:{port}", left
-    await runner.cleanup()
-    await session.close()
-
-
 async def test_a_batch_whose_answer_was_lost_is_not_written_twice(
-        couch: CouchClient, answer_lost: tuple[str, list[int]]) -> None:
-    url, left = answer_lost
+        couch: CouchClient, own_store: EmbeddedStore,
+        proxies: Callable[..., Awaitable[Proxy]]) -> None:
+    # The store's answer to the first batch is lost on the way back, after it took the batch.
+    answer_lost = await proxies(int(own_store.url.rsplit(":", 1)[1]), cut_bulk_docs={1})
     async with aiohttp.ClientSession() as session:
-        log = ReceiptLog(CouchClient(url, session))
+        log = ReceiptLog(CouchClient(answer_lost.url(), session))
         for n in range(50):
             log.record("w", "grid", [[f"doc{n}", f"1-{n}"]])
         with pytest.raises(StoreUnavailable):
             await log.flush()
-        assert left == [0]
+        assert answer_lost.cuts == 1
         await log.flush()  # the retry: the store has them already
         assert log.pending() == 0
     assert per_rev(await stored_receipts(couch)) == {("grid", f"doc{n}", f"1-{n}"): 1

@@ -5,13 +5,12 @@ counts Basic and cookie logins alike and says when to try again."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, City, basic, wait_for_user
+from conftest import PASSWORD, City, basic, eventually, wait_for_user
 
 from server.admin import directory
 from server.config import Config
@@ -31,20 +30,19 @@ async def status_with(client: Any, path: str, cookie: str) -> int:
     return int(resp.status)
 
 
-async def eventually_refused(client: Any, path: str, cookie: str, seconds: float = 5) -> int:
-    """The status a copied cookie gets once the process has followed the directory."""
-    for _ in range(int(seconds / 0.05)):
-        status = await status_with(client, path, cookie)
-        if status == 401:
-            return status
-        await asyncio.sleep(0.05)
-    return await status_with(client, path, cookie)
+async def eventually_refused(client: Any, path: str, cookie: str, seconds: float = 5) -> None:
+    """A copied cookie is refused (401) once the process has followed the directory."""
+    async def refused() -> bool:
+        return await status_with(client, path, cookie) == 401
+
+    await eventually(refused, seconds, what=f"{path} refused with that cookie")
 
 
+@pytest.mark.slow  # several apps
 async def test_logout_refuses_a_copied_cookie_in_every_server_process(
         aiohttp_client: Any, config: Config, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     one = await aiohttp_client(create_app(config))
     two = await aiohttp_client(create_app(config))  # another process on the same store
     await wait_for_user(one, worker)
@@ -58,7 +56,7 @@ async def test_logout_refuses_a_copied_cookie_in_every_server_process(
     assert resp.status == 200
     # Refused at once by the process that logged out, and soon by every other one.
     assert await status_with(one, path, stolen) == 401
-    assert await eventually_refused(two, path, stolen) == 401
+    await eventually_refused(two, path, stolen)
     # A third process started afterwards reads the revocation from the store.
     three = await aiohttp_client(create_app(config))
     await wait_for_user(three, worker)
@@ -80,8 +78,8 @@ async def test_a_renewed_cookie_dies_with_its_session(client: Any, city: City) -
     """A renewed cookie is the same session: logging out with either ends both."""
     from server.web.keys import AUTH
 
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     auth = client.app[AUTH]
     old = auth.issue(auth.lookup(worker), now=__import__("time").time() - 7200)
@@ -108,8 +106,8 @@ async def test_a_cookie_without_a_session_id_is_refused(client: Any, city: City)
 
     from server.web.keys import AUTH
 
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     auth = client.app[AUTH]
     user = auth.lookup(worker)
@@ -119,10 +117,11 @@ async def test_a_cookie_without_a_session_id_is_refused(client: Any, city: City)
     assert await status_with(client, f"/couch/grid-{grid}", legacy) == 401
 
 
+@pytest.mark.slow  # several apps
 async def test_password_change_ends_every_session_in_every_process(
         aiohttp_client: Any, config: Config, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     one = await aiohttp_client(create_app(config))
     two = await aiohttp_client(create_app(config))
     await wait_for_user(one, worker)
@@ -131,10 +130,10 @@ async def test_password_change_ends_every_session_in_every_process(
     phone_a, phone_b = await login(one, worker), await login(two, worker)
     one.session.cookie_jar.clear()
     assert (await one.get(path, headers=basic(worker))).status == 200  # Basic, cached now
-    directory.set_password(city.couch, worker, "a-new-password-3")
+    await city.run(directory.set_password, city.couch, worker, "a-new-password-3")
     for client in (one, two):
         for cookie in (phone_a, phone_b):
-            assert await eventually_refused(client, path, cookie) == 401
+            await eventually_refused(client, path, cookie)
         client.session.cookie_jar.clear()
         assert (await client.get(path, headers=basic(worker))).status == 401
         assert (await client.get(path, headers=basic(worker, "a-new-password-3"))).status == 200
@@ -156,8 +155,8 @@ async def locked_out(aiohttp_client: Any, config: Config, city: City, fail_with:
                      ) -> tuple[Any, str, str]:
     client = await aiohttp_client(create_app(dataclasses.replace(
         config, login_failures_per_account=3)))
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     path = f"/couch/grid-{grid}"
     client.session.cookie_jar.clear()
@@ -172,6 +171,7 @@ async def locked_out(aiohttp_client: Any, config: Config, city: City, fail_with:
     return client, worker, path
 
 
+@pytest.mark.slow  # a lockout, with Argon2 per attempt
 async def test_basic_and_cookie_logins_share_one_lockout(aiohttp_client: Any, config: Config,
                                                           city: City) -> None:
     for fail_with in ("basic", "cookie"):
@@ -192,8 +192,8 @@ async def test_a_session_made_before_the_lockout_keeps_working(aiohttp_client: A
     """The lockout stops guessing, not the phone already logged in."""
     client = await aiohttp_client(create_app(dataclasses.replace(
         config, login_failures_per_account=3)))
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     cookie = await login(client, worker)
     client.session.cookie_jar.clear()
@@ -208,18 +208,14 @@ async def test_lapsed_logouts_are_pruned_at_start(aiohttp_client: Any, config: C
 
     from server.web.auth import ended_session_doc, new_session_id
 
-    directory_db = city.couch["linli-directory"]
+    directory_db = await city.run(city.couch.__getitem__, "linli-directory")
     lapsed = ended_session_doc(new_session_id(), "someone", time.time() - 10)
     live = ended_session_doc(new_session_id(), "someone", time.time() + 3600)
-    directory_db.save(lapsed)
-    directory_db.save(live)
+    await city.run(directory_db.save, lapsed)
+    await city.run(directory_db.save, live)
     await aiohttp_client(create_app(config))
-    for _ in range(100):
-        if lapsed["_id"] not in directory_db:
-            break
-        await asyncio.sleep(0.05)
-    assert lapsed["_id"] not in directory_db
-    assert live["_id"] in directory_db
+    await eventually(lambda: city.run(lambda: lapsed["_id"] not in directory_db), 5)
+    assert await city.run(directory_db.__contains__, live["_id"])
 
 
 @pytest.mark.slow  # a real Chromium
@@ -238,16 +234,16 @@ async def test_the_login_screen_says_until_when_it_is_locked(browser: Any, confi
     await site.start()
     host, port = runner.addresses[0][:2]
     base = f"http://{host}:{port}"
-    worker = city.user(grids=[city.grid()])
+    worker = await city.user(grids=[await city.grid()])
     context = None
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):  # the server learns of the user from the directory
+            async def logged_in() -> bool:  # the server learns of the user from the directory
                 async with session.post(f"{base}/couch/_session",
                                         json={"name": worker, "password": PASSWORD}) as resp:
-                    if resp.status == 200:
-                        break
-                await asyncio.sleep(0.05)
+                    return resp.status == 200
+
+            await eventually(logged_in, 5)
             for n in range(3):
                 async with session.post(f"{base}/couch/_session",
                                         json={"name": worker, "password": f"guess-{n}"}) as resp:

@@ -22,17 +22,14 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, NodeClient, basic, visit, wait_for_user
+from conftest import City, NodeClient, Proxy, basic, eventually, visit, wait_for_user
 from test_faults import (
-    REQUEST_LINE,
-    Proxy,
     ServerProcess,
     add_worker_in,
     each_once,
@@ -70,68 +67,16 @@ def receipts_by_rev(docs: list[dict[str, Any]]) -> dict[tuple[str, str], list[di
 async def every_revision_has_one_receipt(store_url: str, db: str, seconds: float = 60
                                          ) -> dict[tuple[str, str], dict[str, Any]]:
     """Wait until each stored revision of `db` has a receipt; each has exactly one."""
-    deadline = time.monotonic() + seconds
-    while True:
+    async def all_receipted() -> dict[tuple[str, str], list[dict[str, Any]]] | None:
         records = await stored(store_url, db)
         revs = {(doc_id, doc["_rev"]) for doc_id, doc in records.items()}
         by_rev = receipts_by_rev(await receipt_docs(store_url, db))
-        if revs <= by_rev.keys():
-            break
-        assert time.monotonic() < deadline, f"{len(revs - by_rev.keys())} without a receipt"
-        await asyncio.sleep(0.2)
+        return by_rev if revs <= by_rev.keys() else None
+
+    by_rev = await eventually(all_receipted, seconds, every=0.2, what="every revision receipted")
     twice = {key: docs for key, docs in by_rev.items() if len(docs) > 1}
     assert not twice, list(twice.items())[:3]
     return {key: docs[0] for key, docs in by_rev.items()}
-
-
-class AnswerProxy(Proxy):
-    """A Proxy that also calls `on_answer(method, path)` once the server's answer to a request
-    has been passed on to the client (the first bytes of it)."""
-
-    on_answer: Callable[[str, str], None] | None = None
-    drop_answer: Callable[[str, str], bool] | None = None  # True: the connection dies instead
-
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        asked: list[tuple[str, str]] = []
-
-        async def upstream() -> None:
-            while data := await reader.read(65536):
-                for m in REQUEST_LINE.finditer(data):
-                    asked.append((m[1].decode(), m[2].decode()))
-                    self.requests.append(asked[-1])
-                    if asked[-1][1].split("?")[0].endswith("/_bulk_docs"):
-                        self._bulk_docs_seen += 1
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                if (data.startswith(b"HTTP/1.1 ") and asked and self.drop_answer is not None
-                        and self.drop_answer(*asked[-1])):
-                    self.cuts += 1
-                    return
-                writer.write(data)
-                await writer.drain()
-                if data.startswith(b"HTTP/1.1 ") and asked and self.on_answer is not None:
-                    self.on_answer(*asked[-1])
-
-        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.transport.abort()
-            up_writer.transport.abort()
 
 
 def utc(text: str) -> datetime.datetime:
@@ -148,12 +93,11 @@ async def test_server_killed_mid_push_receipts_rebuilt(served: ServerProcess,  #
     db = grid_db(grid)
     worker = await served.add_worker([grid])
     docs = visits(grid, worker, 300)
-    proxy = AnswerProxy(served.port)
-    await proxy.start()
+    proxy = await Proxy(served.port).start()
     killed_at: list[datetime.datetime] = []
 
     def kill_once_the_third_batch_is_answered(method: str, path: str) -> None:
-        if (path.split("?")[0].endswith("/_bulk_docs") and proxy._bulk_docs_seen == 3
+        if (path.split("?")[0].endswith("/_bulk_docs") and proxy.bulk_docs_seen == 3
                 and served.process is not None and served.process.poll() is None):
             served.kill9()
             killed_at.append(datetime.datetime.now(datetime.UTC))
@@ -217,9 +161,11 @@ async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -
         remote = str(client.make_url(f"/couch/{db}"))
         pushing = asyncio.ensure_future(push(node, remote, "phone", worker, batch_size=100,
                                              docs_file=write_docs(node, "docs", docs)))
-        while len(await stored_ids(store.url, db)) < 700:
+        async def well_under_way() -> bool:
             assert not pushing.done(), pushing.result()
-            await asyncio.sleep(0.02)
+            return len(await stored_ids(store.url, db)) >= 700
+
+        await eventually(well_under_way, 120, every=0.02)
         # Phones waiting on a grid's live feed, without heartbeats: nothing sent yet.
         waiting: list[asyncio.Future[tuple[int, str, float]]] = []
 
@@ -230,7 +176,8 @@ async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -
             return resp.status, resp.headers.get("Retry-After", ""), time.monotonic()
 
         waiting = [asyncio.ensure_future(wait_on_feed()) for _ in range(3)]
-        await asyncio.sleep(0.3)
+        feeds = client.app[LIVE_FEEDS]
+        await eventually(lambda: feeds.waiting() == 3)  # all three wait in the server
         pid = store.process.pid
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -240,13 +187,11 @@ async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -
         first = await asyncio.wait_for(pushing, 120)
         assert not first["ok"] and first["error"]["status"] == 503, first
         assert first["local_doc_count"] == len(docs)
-        for _ in range(600):  # the supervisor starts it again
-            if store.restarts == 1 and store.process.pid != pid:
-                resp = await client.get(f"/couch/{db}", headers=basic(worker))
-                if resp.status == 200:
-                    break
-            await asyncio.sleep(0.05)
-        assert store.restarts == 1
+        async def restarted() -> bool:  # by the supervisor
+            return (store.restarts == 1 and store.process.pid != pid and (await client.get(
+                f"/couch/{db}", headers=basic(worker))).status == 200)
+
+        await eventually(restarted, 30)
         before_retry = await stored_ids(store.url, db)
         assert set(first["acked"]) <= before_retry
         retry = await push(node, remote, "phone", worker, batch_size=100)
@@ -260,6 +205,7 @@ async def test_store_killed_mid_push_of_2000(tmp_path: Path, node: NodeClient) -
         await client.close()
 
 
+@pytest.mark.slow  # a fault: the store's answer lost
 async def test_a_batch_stored_as_the_store_failed_gets_its_receipt(
         aiohttp_client: Any, config: Config, store: EmbeddedStore, city: City,
         node: NodeClient) -> None:
@@ -267,8 +213,7 @@ async def test_a_batch_stored_as_the_store_failed_gets_its_receipt(
     (a store dying at that moment): the phone gets 503 and its retry finds the records there
     (`_revs_diff`), so nothing would ever carry a receipt for them. The server rebuilds those
     receipts, with the sender and the moment the batch arrived, since it still knows them."""
-    to_store = AnswerProxy(int(store.url.rsplit(":", 1)[1]))
-    await to_store.start()
+    to_store = await Proxy(int(store.url.rsplit(":", 1)[1])).start()
     batches: list[str] = []
 
     def second_batch_of_the_grid(method: str, path: str) -> bool:
@@ -278,10 +223,10 @@ async def test_a_batch_stored_as_the_store_failed_gets_its_receipt(
         return False
 
     to_store.drop_answer = second_batch_of_the_grid
-    grid = city.grid()
+    grid = await city.grid()
     client = await aiohttp_client(create_app(dataclasses.replace(
         config, couchdb_url=to_store.url(""))))
-    worker = city.user(grids=[grid])
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     db = grid_db(grid)
     docs = visits(grid, worker, 150)
@@ -311,13 +256,7 @@ async def feeds_client(aiohttp_client: Any, config: Config) -> TestClient:
     return await aiohttp_client(create_app(dataclasses.replace(config, max_feeds_per_user=100)))
 
 
-async def wait_until(predicate: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
+@pytest.mark.slow  # waits out heartbeats, three times
 @pytest.mark.parametrize("attempt", range(3))  # the store's hang came one time in three
 async def test_a_deleted_database_ends_its_live_feeds_at_once(
         feeds_client: TestClient, city: City, attempt: int) -> None:
@@ -328,8 +267,8 @@ async def test_a_deleted_database_ends_its_live_feeds_at_once(
     for the read timeout (90 s) and answered 503."""
     client = feeds_client
     feeds = client.app[LIVE_FEEDS]
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     db = grid_db(grid)
 
@@ -344,14 +283,14 @@ async def test_a_deleted_database_ends_its_live_feeds_at_once(
 
     waiting = [asyncio.ensure_future(wait_on_feed(timeout="60000")) for _ in range(3)]
     waiting.append(asyncio.ensure_future(wait_on_feed(heartbeat="1000")))
-    await wait_until(lambda: feeds.waiting() == 4 and feeds.watching() == 1)
+    await eventually(lambda: feeds.waiting() == 4 and feeds.watching() == 1)
     await asyncio.sleep(1.5)  # a heartbeat went out
     deleted = time.monotonic()
     await asyncio.to_thread(city.couch.delete, db)
     ended = await asyncio.wait_for(asyncio.gather(*waiting), 60)
     assert [status for status, _ in ended] == [404, 404, 404, 0], ended
     assert max(at for _, at in ended) - deleted < 5.0, [at - deleted for _, at in ended]
-    await wait_until(lambda: not feeds.watchers, 15)  # its store longpoll closed
+    await eventually(lambda: not feeds.watchers, 15)  # its store longpoll closed
     for method, path, params in [
             ("GET", "", {}), ("HEAD", "/_changes", {"feed": "longpoll", "since": "now"}),
             ("GET", "/_changes", {"feed": "longpoll", "since": "now", "timeout": "60000"}),
@@ -370,7 +309,7 @@ async def raw_database(city: City) -> tuple[str, str]:
     admin."""
     name = f"plain{os.getpid()}x{os.urandom(3).hex()}"
     await asyncio.to_thread(city.couch.create, name)
-    return name, city.user("admin")
+    return name, await city.user("admin")
 
 
 async def test_a_relayed_live_feed_ends_at_its_timeout_and_when_its_client_goes(
@@ -403,7 +342,7 @@ async def test_a_relayed_live_feed_ends_at_its_timeout_and_when_its_client_goes(
         return [r for r in caplog.records if "went away" in r.getMessage()
                 and "_changes" in r.getMessage()]
 
-    await wait_until(lambda: bool(noticed()), 10)
+    await eventually(lambda: bool(noticed()), 10)
     assert time.monotonic() - hung_up < 4.0
     assert len(noticed()) == 1 and noticed()[0].levelno == logging.INFO
 
@@ -421,14 +360,15 @@ async def reset_after(port: int, request: bytes, read_bytes: int) -> None:
     writer.transport.abort()
 
 
+@pytest.mark.slow  # faults: 20 connections reset
 async def test_a_client_resetting_its_connection_is_one_info_line(
         feeds_client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
     """Resets at every stage of an answer (before it, in a long streamed one, while a live
     feed waits with heartbeats): never a traceback or an error, at most one INFO line each."""
     client = feeds_client
     caplog.set_level(logging.INFO)
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     db = grid_db(grid)
     docs = [visit(grid, worker, f"{i:04d}", notes="x" * 2000) for i in range(300)]
@@ -449,8 +389,9 @@ async def test_a_client_resetting_its_connection_is_one_info_line(
     for request, read_bytes in cases * 4:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             await reset_after(port, request, read_bytes)
-    await asyncio.sleep(3.0)  # the sweep finds the waiting feeds' clients gone
-    await wait_until(lambda: client.app[LIVE_FEEDS].waiting() == 0, 10)
+    # the sweep finds the waiting feeds' clients gone, and says so
+    await eventually(lambda: client.app[LIVE_FEEDS].waiting() == 0 and len(
+        [r for r in caplog.records if "went away" in r.getMessage()]) >= 8, 15)
     bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
            or ("went away" in r.getMessage() and r.levelno > logging.INFO)]
     assert not bad, [(r.name, r.getMessage()) for r in bad][:5]

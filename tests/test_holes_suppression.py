@@ -134,6 +134,7 @@ def export_columns(text: str) -> dict[tuple[str, str], dict[str, str]]:
     return out
 
 
+@pytest.mark.slow  # a district of grids solved
 async def test_no_withheld_figure_can_be_worked_out_at_any_level(client: Any,
                                                                  city: City) -> None:
     rng = random.Random(13)
@@ -145,14 +146,14 @@ async def test_no_withheld_figure_can_be_worked_out_at_any_level(client: Any,
     campaign = client.app[CONFIG].census_campaign
     grids: dict[str, list[str]] = {}
     for community, count in plan.items():
-        grids[community] = [city.grid(community=community, street=community[:9])
+        grids[community] = [await city.grid(community=community, street=community[:9])
                             for _ in range(count)]
         for grid in grids[community]:
-            assert all(ok for ok, _, _ in save_many(city.db(grid),
-                                                    grid_records(grid, rng, campaign)))
+            assert all(ok for ok, _, _ in await city.run(save_many, city.db(grid),
+                                                         grid_records(grid, rng, campaign)))
     own = next(iter(plan))
-    boss = city.user("supervisor", communities=[own])
-    admin = city.user("admin")
+    boss = await city.user("supervisor", communities=[own])
+    admin = await city.user("admin")
     await wait_for_user(client, boss)
     await wait_for_user(client, admin)
     every_grid = [g for gs in grids.values() for g in gs]
@@ -251,6 +252,23 @@ async def test_no_withheld_figure_can_be_worked_out_at_any_level(client: Any,
                 assert small <= seen[key]["suppressed"], (grid, small - seen[key]["suppressed"])
 
 
+def withheld_cells_worked_out(members: list[str], hidden: dict[str, set[str]],
+                              names: set[str]) -> set[tuple[str, str]]:
+    """The withheld cells (grid, figure) of one community's grids that its published sums fix:
+    each figure's total over the grids (the community's, shown) and, within a grid, each total
+    as the sum of its breakdown."""
+    unknowns = sorted((g, n) for g in members for n in hidden[g])
+    equations = [{(g, name): 1 for g in members if name in hidden[g]} for name in names]
+    for g in members:
+        for total, parts in area_relations(names):
+            eq: dict[tuple[str, str], int] = defaultdict(int)
+            for name, sign in [(total, 1), *((p, -1) for p in parts)]:
+                if name in hidden[g]:
+                    eq[(g, name)] += sign
+            equations.append(dict(eq))
+    return determined(unknowns, equations)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_withheld_cells_cannot_be_worked_out_from_random_tables(seed: int) -> None:
     """The rule alone on random communities of 1-6 grids with random small counts: whatever
@@ -285,18 +303,7 @@ def test_withheld_cells_cannot_be_worked_out_from_random_tables(seed: int) -> No
     for community, members in groups.items():
         mine = [s for s in sets if set(s) <= set(members)]
         hidden = withhold({g: figures[g] for g in members}, mine, SMALL)
-        unknowns = sorted((g, n) for g in members for n in hidden[g])
-        equations: list[dict[tuple[str, str], int]] = []
-        for name in names:
-            equations.append({(g, name): 1 for g in members if name in hidden[g]})
-        for g in members:
-            for total, parts in area_relations(names):
-                eq: dict[tuple[str, str], int] = defaultdict(int)
-                for name, sign in [(total, 1), *((p, -1) for p in parts)]:
-                    if name in hidden[g]:
-                        eq[(g, name)] += sign
-                equations.append(dict(eq))
-        assert not determined(unknowns, equations), (seed, community)
+        assert not withheld_cells_worked_out(members, hidden, names), (seed, community)
         if len(members) > 1:
             for g in members:
                 assert {k for k, v in figures[g].items() if v < SMALL} <= hidden[g]
@@ -335,15 +342,6 @@ def test_a_crowded_district_is_protected_in_a_moment() -> None:
     for code, members in communities.items():
         if not code or len(members) < 2:
             continue
-        unknowns = sorted((g, n) for g in members for n in hidden[g])
-        equations = [{(g, name): 1 for g in members if name in hidden[g]} for name in names]
-        for g in members:
-            for total, parts in area_relations(names):
-                eq: dict[tuple[str, str], int] = defaultdict(int)
-                for name, sign in [(total, 1), *((p, -1) for p in parts)]:
-                    if name in hidden[g]:
-                        eq[(g, name)] += sign
-                equations.append(dict(eq))
-        assert not determined(unknowns, equations)
+        assert not withheld_cells_worked_out(members, hidden, names), code
         for g in members:
             assert {k for k, v in figures[g].items() if v < SMALL} <= hidden[g]

@@ -8,7 +8,6 @@ the fault is gone."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +15,13 @@ from typing import Any
 import aiohttp
 import couchdb
 import pytest
-from conftest import PASSWORD, TEST_LIMITS
+from conftest import PASSWORD, TEST_LIMITS, BlockingCity, City, eventually
 from playwright.async_api import Browser, Page, Route
-from test_pwa import Deployment, Phone, wait_on_server
+from test_pwa import Deployment, Phone, page_says, wait_on_server
 
 from server.admin import directory
 from server.admin.directory import DIRECTORY_DB
 from server.config import Config
-from server.domain.scope import grid_db
 from server.store.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.slow  # a real Chromium
@@ -34,19 +32,13 @@ FAILING_WORDS = ("在线", "已同步", "Online", "Synced")
 @dataclass
 class Site:
     store: EmbeddedStore
-    couch: couchdb.Server
+    city: City  # in the site's own store
     app: Deployment
 
-    def worker(self) -> tuple[str, str]:
+    async def worker(self) -> tuple[str, str]:
         """A new grid with a worker of it: (grid code, user name)."""
-        code = f"s{uuid.uuid4().hex[:10]}"
-        directory.add_grid(self.couch, code, f"同步测试网格 {code}")
-        name = f"wor{uuid.uuid4().hex[:10]}"
-        directory.add_user(self.couch, name, "worker", PASSWORD, grids=[code])
-        return code, name
-
-    def db(self, code: str) -> couchdb.Database:
-        return self.couch[grid_db(code)]
+        code = await self.city.grid()
+        return code, await self.city.user(grids=[code])
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +51,8 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     app = Deployment(config)
     await app.start()
     try:
-        yield Site(store, directory.prepared(couchdb.Server(store.url)), app)
+        couch = await asyncio.to_thread(directory.prepared, couchdb.Server(store.url))
+        yield Site(store, City(BlockingCity(couch)), app)
     finally:
         await app.stop()
         await store.stop()
@@ -68,15 +61,20 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
 async def logged_in(browser: Browser, site: Site, name: str) -> Phone:
     """A phone with `name` logged in, once the server has seen the new user."""
     async with aiohttp.ClientSession() as session:
-        for _ in range(100):
+        async def known() -> bool:
             async with session.post(f"{site.app.url}/couch/_session",
                                     json={"name": name, "password": PASSWORD}) as resp:
-                if resp.status == 200:
-                    break
-            await asyncio.sleep(0.1)
+                return resp.status == 200
+
+        await eventually(known, 10, every=0.1)
     phone = await Phone.open(browser, site.app.url)
     await phone.login(name, PASSWORD)
     return phone
+
+
+async def removed_from_the_store(site: Site, code: str, doc_id: str) -> None:
+    db = site.city.db(code)
+    await site.city.run(lambda: db.delete(db[doc_id]))
 
 
 async def bar_says(page: Page, word: str, timeout: float = 60_000) -> None:
@@ -127,7 +125,7 @@ def visit(code: str, name: str, n: int, **fields: Any) -> dict[str, Any]:
 
 async def test_a_stopped_server_and_a_stopped_store_are_named_until_they_are_back(
         browser: Browser, site: Site) -> None:
-    code, name = site.worker()
+    code, name = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
@@ -145,7 +143,7 @@ async def test_a_stopped_server_and_a_stopped_store_are_named_until_they_are_bac
     finally:
         await site.app.start()
     await bar_says(page, "已同步")
-    await wait_on_server(site.db(code), saved["_id"])
+    await wait_on_server(site.city.db(code), saved["_id"])
     await phone.wait_waiting(0)
 
     # The store stops behind a running gateway: 503 with Retry-After, named as such, in both
@@ -172,32 +170,33 @@ async def test_a_grid_taken_from_the_worker_is_named_and_retried(browser: Browse
                                                                  site: Site) -> None:
     """The worker is moved to another grid while the phone syncs: the gateway answers 404 for
     the old grid. The phone says so and what to do, and syncs again once the grid is back."""
-    code, name = site.worker()
-    other, _ = site.worker()
+    code, name = await site.worker()
+    other, _ = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
-    users = site.couch[DIRECTORY_DB]
-    user = users[f"user:{name}"]
-    user["grids"] = [other]  # moved to another grid while the phone is open
-    users.save(user)
+    def move(grid: str) -> None:
+        users = site.city.couch[DIRECTORY_DB]
+        user = users[f"user:{name}"]
+        user["grids"] = [grid]
+        users.save(user)
+
+    await site.city.run(move, other)  # moved to another grid while the phone is open
     try:
         await page.evaluate("(doc) => linli.sync.save(doc)", visit(code, name, 2))
         text = await bar_fails_with(page, "missing")
         assert "服务器上没有您的这个网格" in text and "404" in text and "管理员" in text, text
         await stays_failing(page, 3)
     finally:
-        user = users[f"user:{name}"]
-        user["grids"] = [code]
-        users.save(user)
+        await site.city.run(move, code)
     await bar_says(page, "已同步")
-    await wait_on_server(site.db(code), visit(code, name, 2)["_id"])
+    await wait_on_server(site.city.db(code), visit(code, name, 2)["_id"])
     assert phone.problems == []
     await phone.close()
 
 
 async def test_a_record_the_server_refuses_is_never_synced(browser: Browser, site: Site) -> None:
-    code, name = site.worker()
+    code, name = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
@@ -212,7 +211,7 @@ async def test_a_record_the_server_refuses_is_never_synced(browser: Browser, sit
     fixed = await page.evaluate("(id) => linli.sync.db.get(id)", bad["_id"])
     fixed["outcome"] = "completed"
     await page.evaluate("(doc) => linli.sync.save(doc)", fixed)
-    await wait_on_server(site.db(code), bad["_id"])
+    await wait_on_server(site.city.db(code), bad["_id"])
     await bar_says(page, "已同步")
     assert phone.problems == []
     await phone.close()
@@ -223,18 +222,17 @@ async def test_a_record_the_pull_cannot_take_is_named_until_it_is_gone(browser: 
     """A record already in the store (written before the gateway refused such names) whose
     attachment name the phone cannot take: the pull stops at it. The bar names it and the
     record, and says 已同步 again once an administrator has removed it."""
-    code, name = site.worker()
+    code, name = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
-    db = site.db(code)
     poison = visit(code, name, 4, _attachments={"../../x.png": {
         "content_type": "image/png", "data": "iVBORw0KGgo="}})
-    db.save(poison)
+    await site.city.save(code, poison)
     text = await bar_fails_with(page, "document")
     assert "有一条记录无法同步" in text and "管理员" in text, text
     await stays_failing(page, 3)
-    db.delete(db[poison["_id"]])
+    await removed_from_the_store(site, code, poison["_id"])
     await bar_says(page, "已同步")
     assert phone.problems == []
     await phone.close()
@@ -246,7 +244,7 @@ async def test_a_push_in_flight_is_never_synced_while_a_pull_completes(browser: 
     answer while a record of the grid comes down and the pull pauses, caught up. The push is
     still sending and may still fail: the bar must not say 已同步 nor move 上次同步 until the
     server has answered the push."""
-    code, name = site.worker()
+    code, name = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
@@ -272,16 +270,11 @@ async def test_a_push_in_flight_is_never_synced_while_a_pull_completes(browser: 
     mine = visit(code, name, 5)
     try:
         await page.evaluate("(doc) => linli.sync.save(doc)", mine)
-        for _ in range(600):
-            if held:
-                break
-            await asyncio.sleep(0.05)
-        assert held, "the push never sent its records"
+        await eventually(lambda: held, 30, what="the push sent its records")
         theirs = visit(code, "someone-else", 6)
-        site.db(code).save(theirs)
-        await page.wait_for_function(
-            "(id) => linli.sync.db.get(id).then(() => true, () => false)", arg=theirs["_id"],
-            timeout=60_000)
+        await site.city.save(code, theirs)
+        await page_says(page, "(id) => linli.sync.db.get(id).then(() => true, () => false)",
+                        theirs["_id"])
         # The pull has written it; give its "paused" the time the bug needs to show, watching.
         await stays_unsynced(page, 3)
         seen = await page.evaluate("() => window.barSeen")
@@ -292,7 +285,7 @@ async def test_a_push_in_flight_is_never_synced_while_a_pull_completes(browser: 
     finally:
         release.set()
     await bar_says(page, "已同步")
-    await wait_on_server(site.db(code), mine["_id"])
+    await wait_on_server(site.city.db(code), mine["_id"])
     await phone.wait_waiting(0)
     assert (await phone.status())["lastSync"] > before
     await page.unroute("**/couch/*/_bulk_docs", hold)
@@ -321,7 +314,7 @@ async def test_a_record_the_phone_refused_is_named_until_it_comes_down_taken(
     it refuse one, so its database is told to refuse those marked `phone_refuses`, as PouchDB
     answers a refusal: a per-record `forbidden`). The bar names them until each has come down
     again and been taken: one corrected on the server, the other deleted; no restart."""
-    code, name = site.worker()
+    code, name = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
@@ -340,22 +333,21 @@ async def test_a_record_the_phone_refused_is_named_until_it_comes_down_taken(
           status: 403, message: 'refused by the phone', reason: 'refused by the phone' }))];
       };
     }""")
-    db = site.db(code)
     fixed, removed = visit(code, name, 7, phone_refuses=True), visit(code, name, 8,
                                                                       phone_refuses=True)
-    db.save(fixed)
-    db.save(removed)
+    await site.city.save(code, fixed)
+    await site.city.save(code, removed)
     text = await bar_fails_with(page, "document")
     assert "有一条记录无法同步" in text, text
     await stays_failing(page, 2)
     del fixed["phone_refuses"]
-    db.save(fixed)
-    await page.wait_for_function(
-        "(id) => linli.sync.db.get(id).then(() => true, () => false)", arg=fixed["_id"])
+    await site.city.save(code, fixed)
+    await page_says(page, "(id) => linli.sync.db.get(id).then(() => true, () => false)",
+                    fixed["_id"])
     await page.wait_for_function(  # the other one is still refused, and named
         "(id) => linli.sync.status().problem?.id === id", arg=removed["_id"])
     await stays_failing(page, 2)
-    db.delete(db[removed["_id"]])
+    await removed_from_the_store(site, code, removed["_id"])
     await bar_says(page, "已同步")
     assert (await phone.status())["problem"] is None
     assert phone.problems == []
@@ -368,13 +360,13 @@ async def test_save_marks_left_by_a_closed_tab_do_not_wait_forever(browser: Brow
     the mark with no revision, which nothing cleared: 待上传 never reached 0. At the next open
     the mark becomes the record's revision on the phone (cleared once the server is seen to
     hold it) or goes, if the record was never written."""
-    code, name = site.worker()
+    code, name = await site.worker()
     phone = await logged_in(browser, site, name)
     page = phone.page
     await bar_says(page, "已同步")
     written = visit(code, name, 9)
     await page.evaluate("(doc) => linli.sync.save(doc)", written)
-    await wait_on_server(site.db(code), written["_id"])
+    await wait_on_server(site.city.db(code), written["_id"])
     await phone.wait_waiting(0)
     never = visit(code, name, 10)
     await page.evaluate("""(ids) => linli.sync.updateOutbox((box) => {
@@ -384,6 +376,6 @@ async def test_save_marks_left_by_a_closed_tab_do_not_wait_forever(browser: Brow
     await page.reload()
     await bar_says(page, "已同步")
     await phone.wait_waiting(0)
-    assert never["_id"] not in site.db(code)
+    assert await site.city.get(code, never["_id"]) is None
     assert phone.problems == []
     await phone.close()

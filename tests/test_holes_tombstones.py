@@ -27,9 +27,10 @@ class Scene:
     def __init__(self, client: Any, city: City) -> None:
         self.client, self.city = client, city
         community = f"tomb{id(self) % 1_000_000}"
-        self.grid, self.other_grid = city.grid(community=community), city.grid()
-        self.w, self.w2 = city.user(grids=[self.grid]), city.user(grids=[self.grid])
-        self.boss = city.user("supervisor", communities=[community])
+        self.grid, self.other_grid = city.blocking.grid(community=community), city.blocking.grid()
+        self.w = city.blocking.user(grids=[self.grid])
+        self.w2 = city.blocking.user(grids=[self.grid])
+        self.boss = city.blocking.user("supervisor", communities=[community])
         self.base = f"/couch/grid-{self.grid}"
 
     async def ready(self) -> Scene:
@@ -53,28 +54,34 @@ class Scene:
         rev: str = (await resp.json())["rev"]
         return rev
 
-    def stored(self, doc_id: str, **params: Any) -> Any:
+    async def stored(self, doc_id: str, **params: Any) -> Any:
         """The document as the store holds it (None: no such document, deleted or not)."""
-        db = self.city.db(self.grid)
-        rows = list(db.view("_all_docs", keys=[doc_id]))
-        value = rows[0].value if rows else None
-        if not value or "error" in value or value.get("deleted"):
-            return None
-        return db.get(doc_id, rev=rows[0].value["rev"], **params)
+        def read() -> Any:
+            db = self.city.db(self.grid)
+            rows = list(db.view("_all_docs", keys=[doc_id]))
+            value = rows[0].value if rows else None
+            if not value or "error" in value or value.get("deleted"):
+                return None
+            return db.get(doc_id, rev=rows[0].value["rev"], **params)
 
-    def leaves(self, doc_id: str) -> list[dict[str, Any]]:
+        return await self.city.run(read)
+
+    async def leaves(self, doc_id: str) -> list[dict[str, Any]]:
         """Every leaf revision of `doc_id` in the store, deleted ones included."""
-        resource = self.city.db(self.grid).resource(doc_id)
-        try:
-            _, _, body = resource.get_json(open_revs="all")
-        except couchdb.http.ResourceNotFound:
-            return []
-        return [item["ok"] for item in body if "ok" in item]
+        def read() -> list[dict[str, Any]]:
+            resource = self.city.db(self.grid).resource(doc_id)
+            try:
+                _, _, body = resource.get_json(open_revs="all")
+            except couchdb.http.ResourceNotFound:
+                return []
+            return [item["ok"] for item in body if "ok" in item]
+
+        return await self.city.run(read)
 
 
 @pytest.fixture
 async def scene(client: Any, city: City) -> Scene:
-    return await Scene(client, city).ready()
+    return await (await city.run(Scene, client, city)).ready()
 
 
 def refused(result: dict[str, Any], *words: str) -> None:
@@ -146,8 +153,8 @@ async def test_a_deletion_carries_no_body(scene: Scene) -> None:
         assert resp.status in (400, 403), await resp.text()
         body = await resp.json()
         assert set(body) == {"error", "reason"} and "删除" in body["reason"], body
-        assert scene.stored(doc["_id"])["_rev"] == rev
-        assert len(scene.leaves(doc["_id"])) == 1
+        assert (await scene.stored(doc["_id"]))["_rev"] == rev
+        assert len(await scene.leaves(doc["_id"])) == 1
     # The same deletions without a body pass, each way.
     for n, way in enumerate(["bulk", "replicated", "put", "delete"]):
         doc = visit(scene.grid, scene.w, f"plain{n}")
@@ -164,8 +171,8 @@ async def test_a_deletion_carries_no_body(scene: Scene) -> None:
                                            headers=basic(scene.w)) if way == "put"
                           else scene.client.delete(url, headers=basic(scene.w)))
             assert resp.status in (200, 201), await resp.text()
-        assert scene.stored(doc["_id"]) is None
-        [gone] = scene.leaves(doc["_id"])
+        assert await scene.stored(doc["_id"]) is None
+        [gone] = await scene.leaves(doc["_id"])
         assert gone["_deleted"] is True
         assert set(gone) <= {"_id", "_rev", "_deleted", "_revisions"}, gone
 
@@ -192,7 +199,7 @@ async def test_the_huge_deep_tombstone_of_another_grids_record(scene: Scene) -> 
         if resp.status == 201:
             [result] = await resp.json()
             refused(result)
-        assert scene.leaves(other_record) == [], what
+        assert await scene.leaves(other_record) == [], what
 
 
 async def test_a_worker_deletes_only_what_they_may_write(scene: Scene) -> None:
@@ -205,7 +212,7 @@ async def test_a_worker_deletes_only_what_they_may_write(scene: Scene) -> None:
     # A record without an author (written before authors were checked): supervisors only.
     anonymous = visit(scene.grid, scene.w, "anon")
     del anonymous["created_by"]
-    anonymous_rev = scene.city.db(scene.grid).save(anonymous)[1]
+    anonymous_rev = (await scene.city.save(scene.grid, anonymous))[1]
     own = visit(scene.grid, scene.w, "own")
     own_rev = await scene.create(scene.w, own)
     for doc_id, rev, words in [(boss_building["_id"], boss_rev, ["building"]),
@@ -218,8 +225,8 @@ async def test_a_worker_deletes_only_what_they_may_write(scene: Scene) -> None:
         resp = await scene.client.delete(f"{scene.base}/{doc_id}?rev={rev}",
                                          headers=basic(scene.w))
         assert resp.status == 403, await resp.text()
-        assert scene.stored(doc_id)["_rev"] == rev
-        assert all(not leaf.get("_deleted") for leaf in scene.leaves(doc_id))
+        assert (await scene.stored(doc_id))["_rev"] == rev
+        assert all(not leaf.get("_deleted") for leaf in await scene.leaves(doc_id))
     # Tombstones of ids this grid never held: only of types the worker may write.
     for doc_id in ["building:never", "verdict:household_visit:x-1:2", "resolution:x:1",
                    "nosuchtype:1"]:
@@ -228,12 +235,12 @@ async def test_a_worker_deletes_only_what_they_may_write(scene: Scene) -> None:
         refused(result)
         [result] = await scene.bulk(scene.w, [tombstone(doc_id)])
         refused(result)
-        assert scene.leaves(doc_id) == []
+        assert await scene.leaves(doc_id) == []
     # A record made and deleted on a phone before it ever synced arrives as a bare tombstone.
     offline = f"household_visit:{scene.grid}-offline"
     assert await scene.bulk(scene.w, [replicated(tombstone(offline), "2-" + HASH,
                                                  "1-" + "b" * 32)], new_edits=False) == []
-    assert [leaf["_deleted"] for leaf in scene.leaves(offline)] == [True]
+    assert [leaf["_deleted"] for leaf in await scene.leaves(offline)] == [True]
     # What they may write, they may delete; a supervisor deletes the building.
     [result] = await scene.bulk(scene.w, [tombstone(own["_id"], own_rev)])
     assert result.get("ok"), result
@@ -275,8 +282,8 @@ async def test_a_replicated_history_must_agree_with_its_revision(scene: Scene) -
         assert len(results) == 1, (what, results)
         refused(results[0], "_revisions")
         assert results[0]["id"] == bad["_id"]
-        assert scene.leaves(bad["_id"]) == [], what
-        assert scene.stored(good["_id"])["_rev"] == good["_rev"], what
+        assert await scene.leaves(bad["_id"]) == [], what
+        assert (await scene.stored(good["_id"]))["_rev"] == good["_rev"], what
 
 
 # -- broken characters ------------------------------------------------------------------------
@@ -319,15 +326,15 @@ async def test_lone_surrogates_are_refused_per_document(scene: Scene, lone: str,
         results = await scene.bulk(scene.w, [], raw=raw)
         bad_result = next(r for r in results if r.get("id") == doc["_id"])
         refused(bad_result, "字符", "character")
-        assert scene.leaves(doc["_id"]) == []
-    assert scene.stored(good["_id"]) is not None
+        assert await scene.leaves(doc["_id"]) == []
+    assert await scene.stored(good["_id"]) is not None
     # A single PUT: the same reason, as a 400.
     raw = json.dumps(doc).encode().replace(mark.encode(), LONE_SURROGATES[lone])
     resp = await scene.client.put(f"{scene.base}/{doc['_id']}", data=raw, headers={
         **basic(scene.w), "Content-Type": "application/json"})
     assert resp.status == 400, await resp.text()
     assert "character" in (await resp.json())["reason"]
-    assert scene.leaves(doc["_id"]) == []
+    assert await scene.leaves(doc["_id"]) == []
 
 
 async def test_no_replacement_character_reaches_the_store(scene: Scene) -> None:
@@ -360,7 +367,7 @@ async def test_edits_name_their_real_author(scene: Scene) -> None:
     resp = await scene.client.put(f"{scene.base}/{forged['_id']}", json=forged,
                                   headers=basic(w))
     assert resp.status == 403
-    assert scene.leaves(forged["_id"]) == []
+    assert await scene.leaves(forged["_id"]) == []
     # Its own stamps pass.
     mine = household2(scene.grid, w, "h2", edits=[stamp("status", w)])
     rev = await scene.create(w, mine)
@@ -385,7 +392,7 @@ async def test_edits_name_their_real_author(scene: Scene) -> None:
                "edits": [stamp("status", w), stamp("phone", w2, "1764806600000-0000")]}
     assert await scene.bulk(w2, [replicated(offline, "2-" + "c" * 32, rev)],
                             new_edits=False) == []
-    assert scene.stored(mine["_id"])["_rev"] in (rev2, "2-" + "c" * 32)
+    assert (await scene.stored(mine["_id"]))["_rev"] in (rev2, "2-" + "c" * 32)
 
 
 # -- _local documents -------------------------------------------------------------------------
@@ -412,6 +419,7 @@ LOCAL_STEPS: list[tuple[str, str, Any]] = [
 ]
 
 
+@pytest.mark.slow  # 18 steps against the store
 async def test_local_documents_behave_as_in_the_store(scene: Scene, store: EmbeddedStore,
                                                       store_session: aiohttp.ClientSession
                                                       ) -> None:
@@ -464,7 +472,7 @@ async def test_members_the_store_hides_keep_their_shape(scene: Scene) -> None:
         doc = {**visit(scene.grid, scene.w, f"hidden{n}"), member: junk}
         [result] = await scene.bulk(scene.w, [doc])
         refused(result, member)
-        assert scene.leaves(doc["_id"]) == []
+        assert await scene.leaves(doc["_id"]) == []
     # What a CouchDB read gives back may be written back, as CouchDB allows.
     doc = visit(scene.grid, scene.w, "readback")
     rev = await scene.create(scene.w, doc)

@@ -78,7 +78,7 @@ def write_csv(path: Path, rows: list[dict[str, str]], headers: list[str] = HEADE
 
 @pytest.fixture
 def grids(city: City) -> tuple[str, str]:
-    grid, other = city.grid(), city.grid()
+    grid, other = city.blocking.grid(), city.blocking.grid()
     city.db(grid).save({"_id": "building:hehua1-3", "type": "building", "schema_version": 1,
                         "grid": grid, "created_by": "registry", "compound": "hehua1",
                         "number": "3", "units": [{"label": "1", "floors": 6,

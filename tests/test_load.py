@@ -84,9 +84,9 @@ async def test_reconnect_storm_loses_and_duplicates_nothing(live_server: str, ci
     """40 devices (10 in each of 4 node processes) across 4 grids reconnect at once; each pushes
     its 50 queued visits and then pulls its grid. Every device finishes, every record is stored
     exactly once, and any 429 or 503 carried Retry-After."""
-    grids = [city.grid() for _ in range(4)]
+    grids = [await city.grid() for _ in range(4)]
     devices_per_grid, records = 10, 50
-    names = [city.user(grids=[grids[i % 4]]) for i in range(4 * devices_per_grid)]
+    names = [await city.user(grids=[grids[i % 4]]) for i in range(4 * devices_per_grid)]
     async with aiohttp.ClientSession() as session:
         deadline = asyncio.get_running_loop().time() + 20
         while True:  # the live server learns of new users from the directory's feed
@@ -126,9 +126,9 @@ async def test_reconnect_storm_loses_and_duplicates_nothing(live_server: str, ci
     for f in finals:
         assert f["http"]["missing_retry_after"] == 0 and f["http"]["other_5xx"] == 0, f["http"]
     for code in grids:
-        assert city.records(code) == devices_per_grid * records
-        ids = [row.id for row in city.db(code).view("_all_docs")
-               if row.id.startswith("household_visit:")]
+        assert await city.records(code) == devices_per_grid * records
+        ids = await city.run(lambda code=code: [row.id for row in city.db(code).view(
+            "_all_docs") if row.id.startswith("household_visit:")])
         assert len(ids) == len(set(ids)) == devices_per_grid * records
 
 
@@ -166,8 +166,8 @@ async def test_credential_stuffing_is_stopped_and_hashing_capped(
     window = 3
     client = await aiohttp_client(create_app(dataclasses.replace(
         config, trust_proxy=True, login_window_seconds=window)))
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     resp = await client.post("/couch/_session", json={"name": worker, "password": PASSWORD},
                              headers={"X-Forwarded-For": "10.0.0.1"})
@@ -222,9 +222,9 @@ async def test_aggregates_during_continuous_sync_equal_a_recount(live_server: st
     earlier ones and delete some; a supervisor polls the figures all along. Each answer is
     whole, visits only grow as the phones add them, and once the phones are done the figures
     the server kept up to date by itself equal a brute-force count of the stored documents."""
-    grids = [city.grid(community=COMMUNITY, street=STREET) for _ in range(2)]
-    names = [city.user(grids=[grids[i % 2]]) for i in range(8)]
-    boss = city.user("supervisor", communities=[COMMUNITY])
+    grids = [await city.grid(community=COMMUNITY, street=STREET) for _ in range(2)]
+    names = [await city.user(grids=[grids[i % 2]]) for i in range(8)]
+    boss = await city.user("supervisor", communities=[COMMUNITY])
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             async with session.get(f"{live_server}/couch/_all_dbs",
@@ -272,9 +272,10 @@ async def test_aggregates_during_continuous_sync_equal_a_recount(live_server: st
         couch = city.couch
         expected: dict[str, dict[str, int]] = {}
         for code in grids:
-            docs = raw_docs(city.db(code))
+            docs = await city.run(raw_docs, city.db(code))
             assert sum(1 for d in docs if d["type"] == "household_visit") == written[code]
-            expected[code] = dict(brute_force(docs, receipts_of(couch), f"grid-{code}"))
+            expected[code] = dict(brute_force(docs, await city.run(receipts_of, couch),
+                                              f"grid-{code}"))
         figures: dict[str, dict[str, int]] = {}
         for _ in range(100):  # kept up to date in the background: about a second behind
             figures = {code: await poll(code) for code in grids}

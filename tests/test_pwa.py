@@ -20,7 +20,7 @@ import aiohttp
 import couchdb
 import pytest
 from aiohttp import web
-from conftest import CHROMIUM, CHROMIUM_ARGS
+from conftest import CHROMIUM, CHROMIUM_ARGS, BlockingCity, City, eventually
 from playwright.async_api import Browser, BrowserContext, Page
 
 from server.admin import directory
@@ -77,30 +77,33 @@ class Deployment:
 
 
 class Demo:
-    def __init__(self, store: EmbeddedStore, config: Config, app: Deployment) -> None:
+    def __init__(self, store: EmbeddedStore, config: Config, app: Deployment,
+                 couch: couchdb.Server) -> None:
         self.store, self.config, self.app = store, config, app
-        self.couch = directory.prepared(couchdb.Server(store.url))
+        self.city = City(BlockingCity(couch))  # the demo city's store, off the event loop
+        self.couch = couch
 
     @property
     def url(self) -> str:
         return self.app.url
 
     def db(self, grid: str) -> couchdb.Database:
-        return self.couch[grid_db(grid)]
+        return self.city.db(grid)
 
-    def records(self, grid: str) -> int:
-        return sum(1 for row in self.db(grid).view("_all_docs")
-                   if not row.id.startswith("_design/"))
+    async def records(self, grid: str) -> int:
+        return await self.city.records(grid)
 
-    def quiet_household(self, grid: str, skip: int = 0) -> str:
+    async def quiet_household(self, grid: str, skip: int = 0) -> str:
         """A household of `grid` with no visit recorded yet."""
-        db = self.db(grid)
-        visited = {row.doc["household"] for row in db.view("_all_docs", include_docs=True)
-                   if row.id.startswith("household_visit:")}
-        free = [row.id for row in db.view("_all_docs", startkey="household:",
-                                          endkey="household:\ufff0")
-                if row.id not in visited]
-        return free[skip]
+        def free() -> list[str]:
+            db = self.db(grid)
+            visited = {row.doc["household"] for row in db.view("_all_docs", include_docs=True)
+                       if row.id.startswith("household_visit:")}
+            return [row.id for row in db.view("_all_docs", startkey="household:",
+                                              endkey="household:\ufff0")
+                    if row.id not in visited]
+
+        return (await self.city.run(free))[skip]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,8 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
     app = Deployment(config)
     await app.start()  # loads the demo city: 1,000 households in two grids
     try:
-        yield Demo(store, config, app)
+        couch = await asyncio.to_thread(directory.prepared, couchdb.Server(store.url))
+        yield Demo(store, config, app, couch)
     finally:
         await app.stop()
         await store.stop()
@@ -206,17 +210,18 @@ def wrong_check(number: str) -> str:
     return number[:17] + ("1" if number[17] != "1" else "2")
 
 
+async def page_says(page: Page, predicate: str, arg: Any = None, seconds: float = 60) -> Any:
+    """Until the page's `predicate(arg)` gives something true, which is returned. For a predicate
+    that returns a promise: `wait_for_function` takes the promise itself for true."""
+    return await eventually(lambda: page.evaluate(predicate, arg), seconds, every=0.1)
+
+
 async def field_error(page: Page, pointer: str) -> str:
     return (await page.locator(f'[data-pointer="{pointer}"] > .error').text_content()) or ""
 
 
 async def wait_on_server(db: couchdb.Database, doc_id: str, timeout: float = 20) -> dict[str, Any]:
-    for _ in range(int(timeout / 0.2)):
-        doc = await asyncio.to_thread(db.get, doc_id)
-        if doc is not None:
-            return dict(doc)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{doc_id} never reached the server")
+    return await wait_for_rev(db, doc_id, None, timeout)
 
 
 async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> None:
@@ -224,7 +229,7 @@ async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> No
     profile = tmp_path / "phone"
     phone = await Phone.open(browser, demo.url, profile)
     await phone.login("wang.fang")
-    total = demo.records(GRID_A)
+    total = await demo.records(GRID_A)
     assert total > 2500  # the 560-household demo grid
     await phone.wait_for_records(total)
     await phone.wait_controlled()
@@ -241,7 +246,7 @@ async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> No
     assert not await page.is_visible("#login[open]")
 
     # A visit: first missing its outcome and with a count that is not a number.
-    household = demo.quiet_household(GRID_A)
+    household = await demo.quiet_household(GRID_A)
     await phone.show(f"#/h/{quote(household, safe='')}")
     await page.click(f'a[href="#/new/household_visit/{quote(household, safe="")}"]')
     await page.wait_for_selector("form.record-form")
@@ -281,7 +286,11 @@ async def test_a_day_offline(browser: Browser, demo: Demo, tmp_path: Path) -> No
     assert (await phone.status())["waiting"] == 1
     # A draft survives a reload.
     await page.fill('[name="id_number"]', good_id)
-    await page.wait_for_timeout(600)
+    await page_says(page, """async (number) => {  // the form keeps it as a draft
+      const [name, a, b] = location.hash.replace(/^#\\/?/, "").split("/").map(decodeURIComponent);
+      const draft = await linli.sync.loadDraft(`${name}~${a}~${b}`);
+      return draft !== null && draft.id_number === number;
+    }""", good_id)
     await page.reload()
     await page.wait_for_selector("form.record-form")
     assert await page.input_value('[name="id_number"]') == good_id
@@ -334,9 +343,9 @@ async def test_refused_record_is_kept_and_goes_through_corrected(browser: Browse
                                                                   demo: Demo) -> None:
     phone = await Phone.open(browser, demo.url)
     await phone.login("wang.fang")
-    await phone.wait_for_records(demo.records(GRID_A))
+    await phone.wait_for_records(await demo.records(GRID_A))
     page = phone.page
-    household = demo.quiet_household(GRID_A, skip=1)
+    household = await demo.quiet_household(GRID_A, skip=1)
     good_id = id_number("1985-02-03", "013")  # odd: a man
     person = {"_id": f"person:{household[len('household:'):]}-refusal", "type": "person",
               "schema_version": 1, "grid": GRID_A, "created_by": "wang.fang",
@@ -372,8 +381,8 @@ async def test_refused_record_is_kept_and_goes_through_corrected(browser: Browse
 async def test_workers_see_their_grid_and_only_theirs(browser: Browser, demo: Demo) -> None:
     first = await Phone.open(browser, demo.url)
     await first.login("wang.fang")
-    await first.wait_for_records(demo.records(GRID_A))
-    household = demo.quiet_household(GRID_A, skip=2)
+    await first.wait_for_records(await demo.records(GRID_A))
+    household = await demo.quiet_household(GRID_A, skip=2)
     visit = wang_fang_visit(household, "shared", "2026-11-20", "nobody_home")
     assert await first.page.evaluate(
         "(doc) => linli.sync.save(doc).then(() => true)", visit)
@@ -381,12 +390,12 @@ async def test_workers_see_their_grid_and_only_theirs(browser: Browser, demo: De
 
     second = await Phone.open(browser, demo.url)
     await second.login(f"w_{GRID_A}")
-    await second.wait_for_records(demo.records(GRID_A))
+    await second.wait_for_records(await demo.records(GRID_A))
     assert (await second.local(visit["_id"]) or {}).get("outcome") == "nobody_home"
 
     other = await Phone.open(browser, demo.url)
     await other.login("li.qiang")
-    await other.wait_for_records(demo.records(GRID_B))
+    await other.wait_for_records(await demo.records(GRID_B))
     grids = await other.page.evaluate(
         "() => [...new Set([...linli.index.docs.values()].map((d) => d.grid))]")
     assert grids == [GRID_B]
@@ -402,10 +411,10 @@ async def test_workers_see_their_grid_and_only_theirs(browser: Browser, demo: De
 async def test_expired_login_asks_again_and_keeps_the_queue(browser: Browser, demo: Demo) -> None:
     phone = await Phone.open(browser, demo.url)
     await phone.login("wang.fang")
-    await phone.wait_for_records(demo.records(GRID_A))
+    await phone.wait_for_records(await demo.records(GRID_A))
     page = phone.page
     await phone.context.set_offline(True)
-    household = demo.quiet_household(GRID_A, skip=3)
+    household = await demo.quiet_household(GRID_A, skip=3)
     visit = wang_fang_visit(household, "relogin", "2026-11-21", "refused")
     await page.evaluate("(doc) => linli.sync.save(doc)", visit)
     await phone.wait_waiting(1)
@@ -453,13 +462,13 @@ async def test_update_keeps_unsynced_records(browser: Browser, demo: Demo,
     try:
         phone = await Phone.open(browser, app.url)
         await phone.login("wang.fang")
-        await phone.wait_for_records(demo.records(GRID_A))
+        await phone.wait_for_records(await demo.records(GRID_A))
         await phone.wait_controlled()
         page = phone.page
         old_release = await page.evaluate("() => caches.keys()")
 
         await phone.context.set_offline(True)
-        household = demo.quiet_household(GRID_A, skip=4)
+        household = await demo.quiet_household(GRID_A, skip=4)
         visit = wang_fang_visit(household, "update", "2026-11-22", "completed")
         await page.evaluate("(doc) => linli.sync.save(doc)", visit)
         await phone.wait_waiting(1)
@@ -549,14 +558,14 @@ async def test_clock_stamps_after_everything_it_issued_or_saw(browser: Browser,
     await phone.close()
 
 
-async def wait_for_rev(db: couchdb.Database, doc_id: str, rev: str,
+async def wait_for_rev(db: couchdb.Database, doc_id: str, rev: str | None,
                        timeout: float = 20) -> dict[str, Any]:
-    for _ in range(int(timeout / 0.2)):
+    """The record once it has reached the server (at revision `rev`, if given)."""
+    async def arrived() -> dict[str, Any] | None:
         doc = await asyncio.to_thread(db.get, doc_id)
-        if doc is not None and doc["_rev"] == rev:
-            return dict(doc)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{doc_id} {rev} never reached the server")
+        return dict(doc) if doc is not None and rev in (None, doc["_rev"]) else None
+
+    return await eventually(arrived, timeout, every=0.2, what=f"{doc_id} {rev or ''} stored")
 
 
 async def save_form(phone: Phone, back: str) -> None:
@@ -567,8 +576,8 @@ async def save_form(phone: Phone, back: str) -> None:
 async def test_a_saved_edit_is_stamped_per_field(browser: Browser, demo: Demo) -> None:
     registry = SchemaRegistry()
     db = demo.db(GRID_A)
-    plain_id = demo.quiet_household(GRID_A, skip=5)
-    stamped_id = demo.quiet_household(GRID_A, skip=6)
+    plain_id = await demo.quiet_household(GRID_A, skip=5)
+    stamped_id = await demo.quiet_household(GRID_A, skip=6)
     # A household another phone already edited (version 2), stamped ten minutes ahead of this
     # phone's clock: once seen, this phone must stamp after it.
     ahead = f"{int(time.time() * 1000) + 600_000:013d}-0007"
@@ -581,7 +590,7 @@ async def test_a_saved_edit_is_stamped_per_field(browser: Browser, demo: Demo) -
 
     phone = await Phone.open(browser, demo.url)
     await phone.login("wang.fang")
-    await phone.wait_for_records(demo.records(GRID_A))
+    await phone.wait_for_records(await demo.records(GRID_A))
     page = phone.page
     await page.wait_for_function("(id) => linli.index.get(id)?.schema_version === 2",
                                  arg=stamped_id)
@@ -668,11 +677,11 @@ def side(by: str, value: Any, digit: str = "1") -> dict[str, Any]:
 async def test_a_merge_is_shown_to_the_worker(browser: Browser, demo: Demo) -> None:
     registry = SchemaRegistry()
     db = demo.db(GRID_A)
-    household_id = demo.quiet_household(GRID_A, skip=7)
+    household_id = await demo.quiet_household(GRID_A, skip=7)
     household = dict(await asyncio.to_thread(db.get, household_id))
     phone = await Phone.open(browser, demo.url)
     await phone.login("wang.fang")
-    await phone.wait_for_records(demo.records(GRID_A))
+    await phone.wait_for_records(await demo.records(GRID_A))
     page = phone.page
     other = f"w_{GRID_A}"
     member = await page.evaluate("(h) => linli.index.membersOf(h)[0]", household_id)
@@ -757,7 +766,8 @@ PARSE_TYPED = """async () => {
 async def test_the_supervisor_decides_conflicts(browser: Browser, demo: Demo) -> None:
     registry = SchemaRegistry()
     db = demo.db(GRID_B)
-    first_id, second_id = demo.quiet_household(GRID_B, 0), demo.quiet_household(GRID_B, 1)
+    first_id = await demo.quiet_household(GRID_B, 0)
+    second_id = await demo.quiet_household(GRID_B, 1)
     phone = await Phone.open(browser, demo.url)
     page = phone.page
     await phone.login("chen.jing")  # a supervisor of the community: both demo grids
@@ -840,12 +850,12 @@ async def test_two_phones_edit_one_household_offline(browser: Browser, demo: Dem
     """Two workers of the grid edit the same household offline (one its phone, the other its
     remarks and, both, its special groups), then sync: the server's resolver merges them, the
     record and its trail say so field by field, and both phones end with the merged record."""
-    household = demo.quiet_household(GRID_A, skip=9)
+    household = await demo.quiet_household(GRID_A, skip=9)
     first = await Phone.open(browser, demo.url)
     await first.login("wang.fang")
     second = await Phone.open(browser, demo.url)
     await second.login(f"w_{GRID_A}")
-    total = demo.records(GRID_A)
+    total = await demo.records(GRID_A)
     for phone in (first, second):
         await phone.wait_for_records(total)
         await phone.context.set_offline(True)
@@ -868,12 +878,13 @@ async def test_two_phones_edit_one_household_offline(browser: Browser, demo: Dem
     await second.wait_waiting(0)
 
     db = demo.db(GRID_A)
-    for _ in range(150):
+
+    async def merged() -> dict[str, Any] | None:
         doc = await asyncio.to_thread(db.get, household, conflicts=True)
-        if doc and "_conflicts" not in doc and doc.get("remarks") and doc.get("phone") == \
-                "13905709901":
-            break
-        await asyncio.sleep(0.2)
+        return doc if doc and "_conflicts" not in doc and doc.get("remarks") and doc.get(
+            "phone") == "13905709901" else None
+
+    doc = await eventually(merged, 30, every=0.2, what="the merge on the server")
     assert "_conflicts" not in doc, doc
     assert (doc["phone"], doc["remarks"]) == ("13905709901", "两部手机同时修改")
     assert {"hardship", "disability"} <= set(doc.get("special_groups", []))

@@ -81,7 +81,7 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
     # The store builds a grid's views the first time they are asked for, which on a fresh demo
     # city takes a while: ask once before the phone does.
     await api(demo, "GET", "/api/review?worker=nobody")
-    households = [demo.quiet_household(GRID_A, skip=20 + n) for n in range(4)]
+    households = [await demo.quiet_household(GRID_A, skip=20 + n) for n in range(4)]
     revs = await send(demo, [visit(h, "rv", persons_present=2) for h in households])
     ids = list(revs)
     flagged = ids[3]
@@ -200,11 +200,11 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
 
 
 async def test_a_verdict_reaches_the_workers_phone(browser: Browser, demo: Demo) -> None:
-    household = demo.quiet_household(GRID_A, skip=30)
+    household = await demo.quiet_household(GRID_A, skip=30)
     phone = await Phone.open(browser, demo.url)
     page = phone.page
     await phone.login("wang.fang")
-    await phone.wait_for_records(demo.records(GRID_A))
+    await phone.wait_for_records(await demo.records(GRID_A))
     (record, rev), = (await send(demo, [visit(household, "vd")])).items()
     await page.wait_for_function("(id) => linli.index.get(id)", arg=record, timeout=30_000)
 

@@ -47,8 +47,8 @@ async def store_still_answers(client: Any, grid: str, user: str) -> list[dict[st
                                    "deleted_beside_live", "reversed_chain"])
 async def test_several_revisions_of_one_record_in_one_batch(client: Any, city: City,
                                                             shape: str) -> None:
-    grid = city.grid()
-    worker = city.user("worker", grids=[grid])
+    grid = await city.grid()
+    worker = await city.user("worker", grids=[grid])
     await wait_for_user(client, worker)
     base = household(grid, worker, shape)
     r1, r2a, r2b, r3 = (rev(1, shape), rev(2, shape + "a"), rev(2, shape + "b"),
@@ -84,8 +84,8 @@ async def test_several_revisions_of_one_record_in_one_batch(client: Any, city: C
 async def test_a_forged_revision_in_a_batch_is_refused_alone(client: Any, city: City) -> None:
     """A worker's replicated batch mixing a colleague's record with their own: the takeover
     is refused per document, the rest of the batch commits, and the store keeps answering."""
-    grid = city.grid()
-    owner, other = city.user("worker", grids=[grid]), city.user("worker", grids=[grid])
+    grid = await city.grid()
+    owner, other = await city.user("worker", grids=[grid]), await city.user("worker", grids=[grid])
     for name in (owner, other):
         await wait_for_user(client, name)
     theirs = household(grid, owner, "theirs")

@@ -8,18 +8,20 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
 
 
 async def seeded_grid(city: City, client: Any, count: int) -> tuple[str, str]:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     docs = [visit(grid, worker, f"{i:05d}", persons_present=i % 7) for i in range(count)]
-    city.db(grid).update(docs)
+    await city.run(city.db(grid).update, docs)
     await wait_for_user(client, worker)
     return grid, worker
 
 
+@pytest.mark.slow  # a thousand records
 async def test_pull_thousand_records(client: Any, city: City, node: NodeClient) -> None:
     grid, worker = await seeded_grid(city, client, 1000)
     result = await node.run({"op": "pull", "remote": str(client.make_url(f"/couch/grid-{grid}")),
@@ -74,8 +76,8 @@ def invalid_visits(grid: str, worker: str) -> list[tuple[dict[str, Any], str]]:
 
 async def test_push_denies_invalid_records_one_by_one(client: Any, city: City,
                                                       node: NodeClient) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     good = [visit(grid, worker, f"ok{i:03d}", notes=f"第 {i} 户") for i in range(180)]
     cases = invalid_visits(grid, worker)
@@ -95,8 +97,8 @@ async def test_push_denies_invalid_records_one_by_one(client: Any, city: City,
         assert entry["error"] == "forbidden"
         assert word in entry["reason"], (doc["_id"], entry["reason"])
         assert " / " in entry["reason"]  # zh-CN, then English
-    stored = city.db(grid)
-    ids = {row.id for row in stored.view("_all_docs") if not row.id.startswith("_design/")}
+    ids = await city.run(lambda: {row.id for row in city.db(grid).view("_all_docs")
+                                  if not row.id.startswith("_design/")})
     assert ids == {d["_id"] for d in good}
 
     again = await node.run({"op": "push", "remote": remote, "local": local,
@@ -107,7 +109,7 @@ async def test_push_denies_invalid_records_one_by_one(client: Any, city: City,
 async def test_live_replication_delivers_another_clients_change(
         client: Any, city: City, node: NodeClient) -> None:
     grid, worker = await seeded_grid(city, client, 20)
-    other = city.user(grids=[grid])
+    other = await city.user(grids=[grid])
     await wait_for_user(client, other)
     remote = str(client.make_url(f"/couch/grid-{grid}"))
     target = f"household_visit:{grid}-live"
@@ -127,6 +129,7 @@ async def test_live_replication_delivers_another_clients_change(
     assert result["latency_ms"] < 5000
 
 
+@pytest.mark.slow  # a real PouchDB client cut off
 async def test_interrupted_pull_resumes_from_checkpoint(client: Any, city: City,
                                                         node: NodeClient) -> None:
     grid, worker = await seeded_grid(city, client, 1000)
@@ -144,8 +147,8 @@ async def test_interrupted_pull_resumes_from_checkpoint(client: Any, city: City,
 
 
 async def test_checkpoints_are_kept_apart_per_user(client: Any, city: City) -> None:
-    grid = city.grid()
-    alice, bob = city.user(grids=[grid]), city.user(grids=[grid])
+    grid = await city.grid()
+    alice, bob = await city.user(grids=[grid]), await city.user(grids=[grid])
     await wait_for_user(client, alice)
     await wait_for_user(client, bob)
     path = f"/couch/grid-{grid}/_local/replication-id-1"

@@ -26,8 +26,8 @@ def fixture(doc_type: str, grid: str, author: str) -> dict[str, Any]:
 
 async def test_resident_types_keep_to_their_database_and_writers(client: Any,
                                                                   city: City) -> None:
-    grid = city.grid(community="c_res")
-    worker = city.user(grids=[grid])
+    grid = await city.grid(community="c_res")
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     expected = {
         "notice": (403, "不保存在网格数据库中"),

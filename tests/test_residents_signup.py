@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, wait_for_user
+from conftest import City, basic, eventually, wait_for_user
 
 from server.config import VERIFICATION_SENDERS, Config, ConfigError
 from server.domain.scope import DIRECTORY_DB
@@ -51,21 +51,20 @@ async def a_community(client: TestClient, city: City) -> Community:
     """One community, one grid, two households in one building: 王伟 (owner) at 3-2-301 with
     王芳, and 李娜 (tenant) at 3-2-302."""
     code = f"t{os.getpid()}c{next(_communities)}"
-    grid = city.grid(community=code)
-    worker = city.user(grids=[grid])
+    grid = await city.grid(community=code)
+    worker = await city.user(grids=[grid])
     place = Community(code, grid, worker)
-    db = city.db(grid)
     for n, (room, head, phone, tenure) in enumerate(
             (("301", "王伟", "13900000001", "owned"), ("302", "李娜", "13900000002", "rented")),
             start=1):
-        db.save({"_id": place.household(n), "type": "household", "schema_version": 1,
+        await city.save(grid, {"_id": place.household(n), "type": "household", "schema_version": 1,
                  "grid": grid, "created_by": worker, "head_name": head, "phone": phone,
                  "tenure": tenure, "status": "active",
                  "address": {"compound": "c1", "compound_name": "坊门小区", "building": "3",
                              "unit": "2", "room": room}})
-    db.save({"_id": f"person:{grid}-1", "type": "person", "schema_version": 1, "grid": grid,
-             "created_by": worker, "household": place.household(1), "name": "王芳",
-             "status": "present"})
+    await city.save(grid, {"_id": f"person:{grid}-1", "type": "person", "schema_version": 1,
+                           "grid": grid, "created_by": worker, "household": place.household(1),
+                           "name": "王芳", "status": "present"})
     await wait_for_user(client, worker)  # made after the grid: the server knows both
     return place
 
@@ -116,12 +115,9 @@ async def joined(client: TestClient, caplog: pytest.LogCaptureFixture, body: dic
 async def account_of(client: TestClient, phone: str) -> str:
     """The user name of the account whose login is `phone`, once the server has seen it."""
     directory = client.app[DIRECTORY]
-    for _ in range(200):
-        user = directory.user(phone)
-        if user is not None:
-            return user.name
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the server never saw the account of {phone}")
+    user = await eventually(lambda: directory.user(phone), every=0.02,
+                            what=f"the server sees the account of {phone}")
+    return str(user.name)
 
 
 async def me(client: TestClient, phone: str) -> dict[str, Any]:
@@ -140,12 +136,12 @@ async def test_sign_up_verify_log_in_and_activate_by_a_workers_code(
     assert pending == {"state": "pending", "signup": "pending", "households": []}
     account = await account_of(client, phone)
     assert phone not in account  # a user name is shown as a record's author: never the phone
-    queued = city.db(place.grid)[f"signup:{account}"]
+    queued = await city.get(place.grid, f"signup:{account}")
     assert queued["phone"] == phone and queued["account"] == account
     assert (queued["status"], queued["match"]["status"], queued["grid"]) == (
         "pending", "not_found", place.grid)
 
-    city.db(place.grid).save(a_code(place, 2, "ABCDEFGH"))
+    await city.save(place.grid, a_code(place, 2, "ABCDEFGH"))
     resp = await client.post("/api/residents/activate", json={"code": "abcd-efgh"},
                              headers=basic(phone, PASSWORD))
     assert resp.status == 200, await resp.text()
@@ -157,9 +153,9 @@ async def test_sign_up_verify_log_in_and_activate_by_a_workers_code(
     assert (link["household"], link["role"], link["activation"]) == (
         place.household(2), "tenant", "code")
     assert link["record"]["head_name"] == "李娜" and "edits" not in link["record"]
-    spent = city.db(place.grid)[f"activation_code:{place.grid}-ABCDEFGH"]
+    spent = await city.get(place.grid, f"activation_code:{place.grid}-ABCDEFGH")
     assert spent["used_by"] == account and spent["used_at"]
-    stored = city.db(place.grid)[f"resident:{account}-{place.grid}-0002"]
+    stored = await city.get(place.grid, f"resident:{account}-{place.grid}-0002")
     assert (stored["status"], stored["created_by"], stored["account"]) == (
         "active", account, account)
     # The same code again, by the same resident: used.
@@ -193,7 +189,7 @@ async def test_a_typo_waits_for_the_worker_with_its_candidate(
     place, phone = await a_community(client, city), new_phone()
     status, raw = await joined(client, caplog, signup_body(place, phone, "王玮", "3幢2单元301"))
     assert status == 200 and json.loads(raw) == PUBLIC_ANSWER
-    queued = city.db(place.grid)[f"signup:{await account_of(client, phone)}"]
+    queued = await city.get(place.grid, f"signup:{await account_of(client, phone)}")
     assert (queued["status"], queued["match"]["status"], queued["match"]["candidates"]) == (
         "pending", "ambiguous", [place.household(1)])
     assert "household" not in queued
@@ -283,7 +279,7 @@ async def test_a_wrong_code_and_a_replayed_verify_make_nothing(
     for body in bad:
         resp = await client.post("/api/residents/verify", json=body)
         assert resp.status == 400, body
-    assert f"login:{phone}" not in city.couch[DIRECTORY_DB]
+    assert not await city.run(lambda: f"login:{phone}" in city.couch[DIRECTORY_DB])
     verify = {"phone": phone, "code": code, "password": PASSWORD}
     assert (await client.post("/api/residents/verify", json=verify)).status == 200
     again = await client.post("/api/residents/verify", json=verify)
@@ -313,17 +309,22 @@ async def test_two_racing_verifies_make_one_account(client: TestClient, city: Ci
                                      for _ in range(2)))
     assert sorted(r.status for r in replies) == [200, 400]
     account = await account_of(client, phone)
-    links = [row.id for row in city.db(place.grid).view("_all_docs")
-             if row.id.startswith("resident:") and row.id.endswith(f"{place.grid}-0001")]
+    links = await city.run(lambda: [
+        row.id for row in city.db(place.grid).view("_all_docs")
+        if row.id.startswith("resident:") and row.id.endswith(f"{place.grid}-0001")])
     assert links == [f"resident:{account}-{place.grid}-0001"]
     # Signed up again and verified: the account exists; the store keeps one.
     code = await signed_up(client, caplog, signup_body(place, phone))
     resp = await client.post("/api/residents/verify", json={**verify, "code": code})
     assert resp.status == 409 and "已经注册" in (await resp.json())["reason"]
-    users = [row.id for row in city.couch[DIRECTORY_DB].view("_all_docs")
-             if row.id.startswith("user:r")]
-    assert f"user:{account}" in users
-    assert sum(1 for u in users if city.couch[DIRECTORY_DB][u].get("resident", {}).get(
+
+    def residents() -> list[dict[str, Any]]:
+        users = city.couch[DIRECTORY_DB]
+        return [users[row.id] for row in users.view("_all_docs") if row.id.startswith("user:r")]
+
+    users = await city.run(residents)
+    assert f"user:{account}" in [u["_id"] for u in users]
+    assert sum(1 for u in users if u.get("resident", {}).get(
         "grids") == [place.grid]) == 1  # the second verify made no account
 
 
@@ -351,11 +352,11 @@ async def test_wrong_used_and_expired_codes_then_a_pause(
         client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
     place, phone = await a_community(client, city), new_phone()
     assert (await joined(client, caplog, signup_body(place, phone)))[0] == 200
-    db = city.db(place.grid)
-    db.save(a_code(place, 2, "USEDUSED", used_by="someone1", used_at="2026-01-01T00:00:00+00:00"))
-    db.save(a_code(place, 2, "XPRDXPRD", age=datetime.timedelta(days=8)))
-    db.save(a_code(place, 2, "RVKDRVKD", status="revoked"))
-    db.save(a_code(place, 2, "GXXDGXXD"))
+    for made in (a_code(place, 2, "USEDUSED", used_by="someone1",
+                        used_at="2026-01-01T00:00:00+00:00"),
+                 a_code(place, 2, "XPRDXPRD", age=datetime.timedelta(days=8)),
+                 a_code(place, 2, "RVKDRVKD", status="revoked"), a_code(place, 2, "GXXDGXXD")):
+        await city.save(place.grid, made)
     headers = basic(phone, PASSWORD)
     for typed, said in (("WRNGWRNG", "不正确"), ("USEDUSED", "已经使用"), ("XPRDXPRD", "已过期"),
                         ("RVKDRVKD", "已作废")):
@@ -372,7 +373,7 @@ async def test_wrong_used_and_expired_codes_then_a_pause(
     resp = await client.post("/api/residents/activate", json={"code": "GXXDGXXD"},
                              headers=headers)
     assert resp.status == 429 and "15 分钟" in (await resp.json())["reason"]
-    assert "used_by" not in db[f"activation_code:{place.grid}-GXXDGXXD"]
+    assert "used_by" not in await city.get(place.grid, f"activation_code:{place.grid}-GXXDGXXD")
     assert (await me(client, phone))["state"] == "pending"
 
 

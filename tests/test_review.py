@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import openpyxl
 import pytest
-from conftest import City, basic, visit, wait_for_user
+from conftest import City, basic, eventually, visit, wait_for_user
 
 from server.domain.scope import grid_db
 
@@ -26,10 +26,10 @@ async def states(client: Any, boss: str, grid: str, **query: str) -> dict[str, s
 
 
 async def test_review_states_and_verdicts(client: Any, city: City) -> None:
-    grid = city.grid(community="reviewville")
-    worker = city.user("worker", grids=[grid])
-    boss = city.user("supervisor", communities=["reviewville"])
-    outsider = city.user("supervisor", communities=["elsewhere"])
+    grid = await city.grid(community="reviewville")
+    worker = await city.user("worker", grids=[grid])
+    boss = await city.user("supervisor", communities=["reviewville"])
+    outsider = await city.user("supervisor", communities=["elsewhere"])
     for name in (worker, boss, outsider):
         await wait_for_user(client, name)
     docs = [visit(grid, worker, n, visited_on=f"2026-11-{10 + n}") for n in range(6)]
@@ -122,10 +122,10 @@ async def history(client: Any, boss: str, grid: str, doc_id: str,
 
 async def test_a_record_with_its_history_and_differences(
         client: Any, city: City, caplog: pytest.LogCaptureFixture) -> None:
-    grid = city.grid(community="historyville")
-    worker = city.user("worker", grids=[grid])
-    boss = city.user("supervisor", communities=["historyville"], rights=["unmask"])
-    outsider = city.user("supervisor", communities=["elsewhere"])
+    grid = await city.grid(community="historyville")
+    worker = await city.user("worker", grids=[grid])
+    boss = await city.user("supervisor", communities=["historyville"], rights=["unmask"])
+    outsider = await city.user("supervisor", communities=["elsewhere"])
     for name in (worker, boss, outsider):
         await wait_for_user(client, name)
     db = f"/couch/{grid_db(grid)}"
@@ -197,11 +197,12 @@ async def test_a_record_with_its_history_and_differences(
     # but who sent them and when is still known.
     database = city.db(grid)
     await asyncio.to_thread(database.compact)
-    for _ in range(100):
+
+    async def compacted() -> dict[str, Any] | None:
         found = await history(client, boss, grid, doc["_id"])
-        if not any(r["kept"] for r in found["revisions"][1:]):
-            break
-        await asyncio.sleep(0.1)
+        return None if any(r["kept"] for r in found["revisions"][1:]) else found
+
+    found = await eventually(compacted, 10, every=0.1, what="the compaction done")
     revisions = found["revisions"]
     assert [r["kept"] for r in revisions] == [True, False, False]
     assert "changes" not in revisions[1] and revisions[1]["by"] == worker

@@ -80,8 +80,8 @@ async def expect_error(resp: Any, status: int, error: str, reason: str) -> None:
 
 @pytest.fixture
 async def grid_worker(client: Any, city: City) -> tuple[str, str, str]:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     doc = visit(grid, worker, "routed")
     resp = await client.put(f"/couch/grid-{grid}/{doc['_id']}", json=doc, headers=basic(worker))
@@ -121,7 +121,7 @@ def test_paths_find_their_route(segments: list[str], name: str | None,
 async def test_methods_not_in_the_table_are_refused(
         client: Any, city: City, grid_worker: tuple[str, str, str]) -> None:
     grid, worker, doc_id = grid_worker
-    before = city.records(grid)
+    before = await city.records(grid)
     for name, methods in TABLE.items():
         if name == "/":
             continue  # the welcome answers any method, as it always did here
@@ -129,7 +129,7 @@ async def test_methods_not_in_the_table_are_refused(
             resp = await client.request(method, path_of(name, grid, doc_id), json={},
                                         headers=basic(worker))
             await expect_error(resp, *REFUSALS[name])
-    assert city.records(grid) == before
+    assert await city.records(grid) == before
 
 
 @pytest.mark.parametrize(("path", "worker_answer", "stranger_status"), [
@@ -164,7 +164,7 @@ async def test_every_write_route_refuses_cross_site_cookie_requests(
     """A page of another site cannot act with the phone's cookie on any route, nor log the
     phone into its own account (a login sets the cookie)."""
     grid, worker, doc_id = grid_worker
-    before = city.records(grid)
+    before = await city.records(grid)
     own = str(client.make_url("/")).rstrip("/")
     for foreign in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
         await expect_error(await client.post("/couch/_session", headers=foreign,
@@ -184,7 +184,7 @@ async def test_every_write_route_refuses_cross_site_cookie_requests(
         resp = await client.get("/couch/_session")  # the cookie still works: no logout either
         assert (await resp.json())["userCtx"]["name"] == worker
         client.session.cookie_jar.clear()
-    assert city.records(grid) == before
+    assert await city.records(grid) == before
 
 
 async def test_couch_is_reached_only_through_the_table(client: Any) -> None:

@@ -4,14 +4,13 @@ be retired; a restored version is accepted again."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import City, basic, visit, wait_for_user
+from conftest import City, basic, eventually, visit, wait_for_user
 
 from server.admin import directory
 from server.domain.scope import DIRECTORY_DB, User, grid_db
@@ -51,30 +50,24 @@ def test_a_retired_version_is_refused_and_the_current_one_named(tmp_path: Path) 
 
 async def test_the_gateway_refuses_a_retired_form_until_restored(client: Any,
                                                                  city: City) -> None:
-    code = city.grid()
-    worker = city.user("worker", grids=[code])
+    code = await city.grid()
+    worker = await city.user("worker", grids=[code])
     await wait_for_user(client, worker)
     known = client.app[DIRECTORY]
     # As `linli schema retire` records it once a version 2 is published (none is, yet).
     marker = {"_id": "retired_schema:household_visit.v1", "retired_at": "2026-11-26T00:00:00Z"}
-    store = city.couch[DIRECTORY_DB]
-    store.save(marker)
+    store = await city.run(city.couch.__getitem__, DIRECTORY_DB)
+    await city.run(store.save, marker)
     try:
-        for _ in range(200):
-            if ("household_visit", 1) in known.retired_schemas:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: ("household_visit", 1) in known.retired_schemas, every=0.02)
         resp = await client.post(f"/couch/{grid_db(code)}/_bulk_docs",
                                  json={"docs": [visit(code, worker, 1)]}, headers=basic(worker))
         [result] = await resp.json()
         assert result["error"] == "forbidden" and "已停用" in result["reason"]
         assert "update the app" in result["reason"]
     finally:
-        store.delete(store[marker["_id"]])
-    for _ in range(200):
-        if ("household_visit", 1) not in known.retired_schemas:
-            break
-        await asyncio.sleep(0.02)
+        await city.run(lambda: store.delete(store[marker["_id"]]))
+    await eventually(lambda: ("household_visit", 1) not in known.retired_schemas, every=0.02)
     resp = await client.post(f"/couch/{grid_db(code)}/_bulk_docs",
                              json={"docs": [visit(code, worker, 1)]}, headers=basic(worker))
     [result] = await resp.json()

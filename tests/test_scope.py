@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
+from conftest import City, NodeClient, auth_for, basic, eventually, visit, wait_for_user
 
 from server.domain.scope import Directory
 
@@ -15,9 +15,9 @@ MISSING = {"error": "not_found", "reason": "Database does not exist."}
 
 @pytest.fixture
 async def two_grids(client: Any, city: City) -> dict[str, str]:
-    a, b = city.grid(), city.grid()
-    worker_a, worker_b = city.user(grids=[a]), city.user(grids=[b])
-    city.db(b).save(visit(b, worker_b, "secret", notes="B 的记录"))
+    a, b = await city.grid(), await city.grid()
+    worker_a, worker_b = await city.user(grids=[a]), await city.user(grids=[b])
+    await city.save(b, visit(b, worker_b, "secret", notes="B 的记录"))
     await wait_for_user(client, worker_a)
     await wait_for_user(client, worker_b)
     return {"a": a, "b": b, "worker_a": worker_a, "worker_b": worker_b}
@@ -55,13 +55,13 @@ def endpoints(grid: str, worker: str) -> list[tuple[str, str, Any]]:
 async def test_worker_cannot_reach_another_grid(client: Any, city: City,
                                                 two_grids: dict[str, str]) -> None:
     b, worker_a = two_grids["b"], two_grids["worker_a"]
-    before = city.records(b)
+    before = await city.records(b)
     for method, path, body in endpoints(b, two_grids["worker_b"]):
         resp = await client.request(method, path, json=body, headers=basic(worker_a))
         assert resp.status == 404, (method, path, resp.status, await resp.text())
         if method != "HEAD":
             assert await resp.json() == MISSING, (method, path)
-    assert city.records(b) == before
+    assert await city.records(b) == before
     # The same database answers exactly like one that does not exist at all.
     resp = await client.get("/couch/grid-doesnotexist", headers=basic(worker_a))
     assert resp.status == 404 and await resp.json() == MISSING
@@ -83,10 +83,11 @@ async def test_all_dbs_lists_only_reachable_grids(client: Any, city: City,
 
 
 async def test_supervisor_sees_grids_of_their_community(client: Any, city: City) -> None:
-    mine = [city.grid(community="c_north", street="s_1"), city.grid(community="c_north")]
-    other = city.grid(community="c_south", street="s_2")
-    supervisor = city.user("supervisor", communities=["c_north"])
-    street_supervisor = city.user("supervisor", streets=["s_2"])
+    mine = [await city.grid(community="c_north", street="s_1"),
+            await city.grid(community="c_north")]
+    other = await city.grid(community="c_south", street="s_2")
+    supervisor = await city.user("supervisor", communities=["c_north"])
+    street_supervisor = await city.user("supervisor", streets=["s_2"])
     await wait_for_user(client, supervisor)
     await wait_for_user(client, street_supervisor)
     listed = await (await client.get("/couch/_all_dbs", headers=basic(supervisor))).json()
@@ -109,25 +110,27 @@ async def test_pouchdb_cannot_pull_or_push_another_grid(client: Any, city: City,
                              "auth": auth_for(worker_a),
                              "docs": [visit(b, worker_a, "pushed")]})
     assert not pushed["ok"]
-    assert f"household_visit:{b}-pushed" not in city.db(b)
+    assert await city.get(b, f"household_visit:{b}-pushed") is None
 
 
 async def test_worker_sees_grid_assignment_changes(client: Any, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
     assert (await client.get(f"/couch/grid-{grid}", headers=basic(worker))).status == 200
-    directory_db = city.couch["linli-directory"]
-    doc = directory_db[f"user:{worker}"]
-    doc["grids"] = []
-    directory_db.save(doc)
-    for _ in range(100):
-        resp = await client.get(f"/couch/grid-{grid}", headers=basic(worker))
-        if resp.status == 404:
-            break
-        import asyncio
-        await asyncio.sleep(0.05)
-    assert resp.status == 404
+
+    def unassign() -> None:
+        directory_db = city.couch["linli-directory"]
+        doc = directory_db[f"user:{worker}"]
+        doc["grids"] = []
+        directory_db.save(doc)
+
+    await city.run(unassign)
+
+    async def gone() -> bool:
+        return (await client.get(f"/couch/grid-{grid}", headers=basic(worker))).status == 404
+
+    await eventually(gone, 5, what="the grid gone for the worker")
 
 
 def test_the_directory_keeps_readable_users_and_grids_and_drops_the_rest() -> None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import City, basic, wait_for_user
 
 from server.config import Config
 from server.demo.seed import DEMO_PASSWORD, seed_city
-from server.domain.scope import grid_db
 from server.domain.validation import SchemaRegistry
 
 
+@pytest.mark.slow  # a city of 900 households, seeded twice
 async def test_seed_city_twice(client: Any, city: City, tmp_path: Path) -> None:
     import asyncio
 
@@ -27,10 +28,10 @@ async def test_seed_city_twice(client: Any, city: City, tmp_path: Path) -> None:
     assert (again["records_written"], again["logins"]) == (0, 0)
 
     registry = SchemaRegistry()
-    grid = sorted(g for g in city.couch if g.startswith("grid-g"))[0][len("grid-"):]
-    db = city.couch[grid_db(grid)]
-    docs = [row.doc for row in db.view("_all_docs", include_docs=True)
-            if not row.id.startswith("_design/")]
+    grid = sorted(g for g in await city.run(list, city.couch)
+                  if g.startswith("grid-g"))[0][len("grid-"):]
+    docs = await city.run(lambda: [row.doc for row in city.db(grid).view(
+        "_all_docs", include_docs=True) if not row.id.startswith("_design/")])
     assert {d["type"] for d in docs} >= {"building", "household", "person", "household_visit"}
     assert all(registry.problems(d) == [] for d in docs)
     worker = f"w_{grid}"

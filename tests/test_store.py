@@ -20,6 +20,8 @@ from server.config import Config
 from server.web.app import create_app
 from server.web.keys import STORE
 
+pytestmark = pytest.mark.slow  # each test starts a store of its own, and kills or stops it
+
 LOOPBACK_HEX = "0100007F"
 
 

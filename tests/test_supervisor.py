@@ -11,13 +11,12 @@ import copy
 import itertools
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import couchdb
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import TEST_LIMITS, City, basic, visit, wait_for_user
+from conftest import TEST_LIMITS, City, basic, designs_installed, eventually, visit, wait_for_user
 
 from server.config import Config
 from server.domain.scope import DIRECTORY_DB, grid_db
@@ -44,34 +43,16 @@ async def health(client: TestClient, headers: dict[str, str] | None = None) -> d
     return dict(await resp.json())
 
 
-async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll `check` (a coroutine function) until it answers something true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
-
-
 async def task_state(client: TestClient, admin: str, name: str) -> dict[str, Any]:
     return dict((await health(client, basic(admin)))["tasks"][name])
-
-
-async def designs_installed(client: TestClient) -> None:
-    """The start's design installer would undo a design document broken before it is done."""
-    entry = client.app[SUPERVISOR].entries["designs"]
-    await until(lambda: asyncio.sleep(0, entry.done), "designs installed", timeout=120)
 
 
 async def test_a_failing_task_is_logged_restarted_and_shown_failed_then_ok(
         aiohttp_client: Any, config: Config, city: City, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await started(aiohttp_client, config, aggregates_refresh_seconds=0.1)
-    grid = city.grid()
-    worker, admin = city.user(grids=[grid]), city.user("admin")
+    grid = await city.grid()
+    worker, admin = await city.user(grids=[grid]), await city.user("admin")
     await wait_for_user(client, worker)
     await wait_for_user(client, admin)
     await designs_installed(client)
@@ -80,18 +61,18 @@ async def test_a_failing_task_is_logged_restarted_and_shown_failed_then_ok(
 
     # Someone edits the grid's design document: its visits view now emits rows the aggregates
     # cannot read (a number where the household's key was): a TypeError, not the store's.
-    db = city.db(grid)
-    design = db["_design/linli"]
+    design = await city.get(grid, "_design/linli")
     broken = copy.deepcopy(design)
     broken["views"]["visits_by_household"]["map"] = \
         "function (doc) { if (doc.type === 'household_visit') { emit(0, 'x'); } }"
-    db.save(broken)
+    await city.save(grid, broken)
     caplog.set_level(logging.ERROR, logger="server.sync.supervisor")
     resp = await client.put(f"/couch/{grid_db(grid)}/household_visit:{grid}-1",
                             json=visit(grid, worker, 1), headers=basic(worker))
     assert resp.status == 201, await resp.text()
 
-    failed = await until(lambda: failed_state(client, admin), "aggregates shown failed")
+    failed = await eventually(lambda: failed_state(client, admin), 30,
+                              what="aggregates shown failed")
     assert failed["last_error"] == "TypeError" and "emit" not in str(failed), failed
 
 
@@ -99,24 +80,26 @@ async def test_a_failing_task_is_logged_restarted_and_shown_failed_then_ok(
         report = await health(client)
         return report if report["tasks"]["aggregates"] == {"status": "failed"} else None
 
-    assert (await until(shown_failed, "failed shown to anyone"))["status"] == "failed"
+    assert (await eventually(shown_failed, 30, what="failed shown to anyone"))["status"] == "failed"
     logged = [r for r in caplog.records if "aggregates failed" in r.getMessage()]
     assert logged and logged[0].exc_info is not None
     assert logged[0].exc_info[0] is TypeError
     # Restarted, failing again while the design stays broken: the back-off grows.
-    again = await until(lambda: restarted_twice(client, admin), "aggregates restarted")
+    again = await eventually(lambda: restarted_twice(client, admin), 30,
+                             what="aggregates restarted")
     assert again["failures"] >= 2, again
 
     # Mended: the restarted task counts the grid, and the state is ok again.
-    mended = {**designs.design_docs()[0], "_rev": db["_design/linli"]["_rev"]}
+    mended = {**designs.design_docs()[0],
+              "_rev": (await city.get(grid, "_design/linli"))["_rev"]}
     assert mended["_id"] == "_design/linli"
-    db.save(mended)
+    await city.save(grid, mended)
 
     async def healed() -> dict[str, Any] | None:
         state = await task_state(client, admin, "aggregates")
         return state if state["status"] == "ok" and state["lag_items"] == 0 else None
 
-    state = await until(healed, "aggregates ok again")
+    state = await eventually(healed, 30, what="aggregates ok again")
     assert state["restarts"] >= 1
     figures = (await (await client.get(f"/api/aggregates?level=grid&code={grid}",
                                        headers=basic(admin))).json())["figures"]
@@ -140,25 +123,25 @@ async def test_a_poisoned_directory_record_fails_the_follower_until_mended(
     might) stops the directory follower, which used to end in silence: no user added after it
     was ever seen. Restarted from the last change it applied, it takes the mended record."""
     client = await started(aiohttp_client, config)
-    admin = city.user("admin")
+    admin = await city.user("admin")
     await wait_for_user(client, admin)
     name = f"poison{uuid.uuid4().hex[:8]}"
-    directory_db = couch[DIRECTORY_DB]
+    directory_db = await city.run(couch.__getitem__, DIRECTORY_DB)
     doc = {"_id": f"user:{name}", "type": "user", "name": name, "role": "worker", "grids": 5}
-    directory_db.save(doc)
+    await city.run(directory_db.save, doc)
 
     async def directory_failed() -> dict[str, Any] | None:
         state = await task_state(client, admin, "directory")
         return state if state["failures"] >= 1 and state["status"] == "failed" else None
 
-    state = await until(directory_failed, "directory shown failed")
+    state = await eventually(directory_failed, 30, what="directory shown failed")
     assert state["last_error"] == "TypeError", state
     assert state["lag_items"] >= 1, state  # the poisoned change, not applied
     assert name not in client.app[DIRECTORY].users
-    doc["grids"] = [city.grid()]
-    directory_db.save(doc)
+    doc["grids"] = [await city.grid()]
+    await city.run(directory_db.save, doc)
     await wait_for_user(client, name)
-    later = city.user("admin")  # and the follower goes on past it
+    later = await city.user("admin")  # and the follower goes on past it
     await wait_for_user(client, later)
     state = await task_state(client, admin, "directory")
     assert state["status"] == "ok" and state["restarts"] >= 1, state
@@ -171,8 +154,8 @@ async def test_lag_is_shown_when_the_aggregates_fall_behind(
     long the oldest write waited and how many grids wait; a dashboard query catches up."""
     client = await started(aiohttp_client, config, aggregates_refresh_seconds=600,
                            lagging_seconds=0.3)
-    grid = city.grid()
-    worker, admin = city.user(grids=[grid]), city.user("admin")
+    grid = await city.grid()
+    worker, admin = await city.user(grids=[grid]), await city.user("admin")
     await wait_for_user(client, worker)
     await wait_for_user(client, admin)
     assert (await task_state(client, admin, "aggregates"))["status"] == "ok"
@@ -186,14 +169,14 @@ async def test_lag_is_shown_when_the_aggregates_fall_behind(
         return (await task_state(client, admin, "aggregates"))["lag_items"] == 0
 
     await write(0)  # a grid never counted is counted at once; then once every 600 s at most
-    await until(counted, "the first write counted")
+    await eventually(counted, 30, what="the first write counted")
     await write(1)
 
     async def lagging() -> dict[str, Any] | None:
         state = await task_state(client, admin, "aggregates")
         return state if state["status"] == "lagging" else None
 
-    state = await until(lagging, "aggregates shown lagging")
+    state = await eventually(lagging, 30, what="aggregates shown lagging")
     assert state["lag_seconds"] > 0.3 and state["lag_items"] == 1, state
     assert state["failures"] == 0, state  # behind, not broken
     anonymous = await health(client)
@@ -209,7 +192,7 @@ async def test_lag_is_shown_when_the_aggregates_fall_behind(
 async def test_every_part_is_reported_with_the_lag_it_can_tell(
         aiohttp_client: Any, config: Config, city: City) -> None:
     client = await started(aiohttp_client, config)
-    admin = city.user("admin")
+    admin = await city.user("admin")
     await wait_for_user(client, admin)
     tasks = (await health(client, basic(admin)))["tasks"]
     assert set(tasks) == {"store", "feeds", "directory", "receipts", "rebuilds", "conflicts",

@@ -50,7 +50,7 @@ async def answer(client: Any, method: str, path: str, body: Any,
 
 async def test_anonymous_reaches_only_the_login_the_api_description_health_and_sign_up(
         client: Any, city: City) -> None:
-    grid = city.grid()
+    grid = await city.grid()
     for method, path, body in api_requests(grid):
         status, reply = await answer(client, method, path, body, {})
         if path.split("?")[0] == "/api/openapi.json":
@@ -75,34 +75,34 @@ async def test_a_resident_reaches_no_grid_and_cannot_tell_one_that_exists(client
                                                                           city: City) -> None:
     """The resident's own grid, a grid full of records and a grid that was never made answer
     the same, byte for byte: a resident learns nothing about who lives where."""
-    lived_in, busy = city.grid(), city.grid()
-    worker = city.user(grids=[busy])
+    lived_in, busy = await city.grid(), await city.grid()
+    worker = await city.user(grids=[busy])
     for n in range(3):
-        city.db(busy).save(visit(busy, worker, f"r{n}", notes="邻居的记录"))
-    resident = city.user("resident", grids=[lived_in])
+        await city.save(busy, visit(busy, worker, f"r{n}", notes="邻居的记录"))
+    resident = await city.user("resident", grids=[lived_in])
     await wait_for_user(client, resident)
     headers = basic(resident)
 
     status, dbs = await answer(client, "GET", "/couch/_all_dbs", None, headers)
     assert (status, dbs) == (200, [])
-    before = {g: city.records(g) for g in (lived_in, busy)}
+    before = {g: await city.records(g) for g in (lived_in, busy)}
     for grid in (lived_in, busy, "never0made"):
         for method, path, body in endpoints(grid, resident):
             status, reply = await answer(client, method, path, body, headers)
             assert status == 404, (method, path, status)
             if method != "HEAD":
                 assert reply == MISSING, (method, path, reply)
-    assert {g: city.records(g) for g in (lived_in, busy)} == before
+    assert {g: await city.records(g) for g in (lived_in, busy)} == before
 
 
 async def test_a_resident_gets_no_supervisor_route_whatever_it_asks(client: Any,
                                                                     city: City) -> None:
     """Every route of the API description but the open ones is refused alike for a resident,
     whatever grid or household the query names, so the refusal itself says nothing."""
-    busy = city.grid()
-    worker = city.user(grids=[busy])
-    city.db(busy).save(visit(busy, worker, "r0", notes="邻居的记录"))
-    resident = city.user("resident")
+    busy = await city.grid()
+    worker = await city.user(grids=[busy])
+    await city.save(busy, visit(busy, worker, "r0", notes="邻居的记录"))
+    resident = await city.user("resident")
     await wait_for_user(client, resident)
     headers = basic(resident)
 

@@ -111,8 +111,8 @@ async def served(wheel_venv: Path, store: EmbeddedStore,
 
 async def test_linli_serve_from_the_wheel_serves_the_app_and_validates(
         served: str, city: City) -> None:
-    grid = city.grid()
-    worker = city.user(grids=[grid])
+    grid = await city.grid()
+    worker = await city.user(grids=[grid])
     async with aiohttp.ClientSession(base_url=served) as session:
         async with session.get("/app/") as resp:
             assert resp.status == 200
@@ -141,4 +141,4 @@ async def test_linli_serve_from_the_wheel_serves_the_app_and_validates(
             assert resp.status == 403, await resp.text()
             refusal = await resp.json()
         assert refusal["error"] == "forbidden" and "outcome" in refusal["reason"], refusal
-    assert city.records(grid) == 1
+    assert await city.records(grid) == 1
