@@ -20,7 +20,7 @@ from aiohttp import web
 from server import errors
 from server.config import Config, shipped
 from server.domain.scope import DIRECTORY_DB, ENDED_SESSION, Directory, grid_db
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import SchemaRegistry, shared_registry
 from server.store import designs
 from server.store.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
 from server.store.embedded import EmbeddedStore
@@ -309,7 +309,9 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     app[CONFIG] = config
     if load_demo is not None:
         app[DEMO_LOADER] = load_demo
-    app[SCHEMAS] = schemas = SchemaRegistry()
+    # The schemas are the package's files, read and checked once per process (a deployment
+    # is a restart): every app of a process shares them.
+    app[SCHEMAS] = schemas = shared_registry()
     app[SUPERVISOR] = Supervisor(lagging_s=config.lagging_seconds)
     app[FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_live_feeds)
     app.on_response_prepare.append(security_headers)
