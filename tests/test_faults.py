@@ -595,7 +595,7 @@ async def test_device_clocks_do_not_set_the_servers_times(
     after = datetime.datetime.now(utc)
     assert result["ok"], result
     assert [d["id"] for d in result["denied"]] == [unborn["_id"]]
-    assert "birth_year" in result["denied"][0]["reason"]
+    assert "Birth year" in result["denied"][0]["reason"]
     assert sorted(result["acked"]) == sorted(d["_id"] for d in [*docs, born])
 
     await client.app[RECEIPTS].flush()

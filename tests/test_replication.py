@@ -46,12 +46,12 @@ def invalid_visits(grid: str, worker: str) -> list[tuple[dict[str, Any], str]]:
     image = base64.b64encode(b"\xff\xd8" + b"x" * 120_000).decode()
     small_image = base64.b64encode(b"\xff\xd8" + b"y" * 60_000).decode()
     cases: list[tuple[dict[str, Any], str]] = [
-        (bad(1, outcome=None), "/outcome"),
-        (bad(2, outcome="gone"), "/outcome"),
-        (bad(3, visited_on="2026-13-40"), "/visited_on"),
-        (bad(4, persons_present=-1), "/persons_present"),
-        (bad(5, persons_present="three"), "/persons_present"),
-        (bad(6, notes="长" * 2001), "/notes"),
+        (bad(1, outcome=None), "Outcome"),
+        (bad(2, outcome="gone"), "Outcome"),
+        (bad(3, visited_on="2026-13-40"), "Visit date"),
+        (bad(4, persons_present=-1), "Persons present"),
+        (bad(5, persons_present="three"), "Persons present"),
+        (bad(6, notes="长" * 2001), "Notes"),
         (bad(7, secret_field=1), "secret_field"),
         (bad(8, grid="othergrid"), "grid"),
         (bad(9, created_by="someone.else"), "created_by"),
@@ -59,7 +59,7 @@ def invalid_visits(grid: str, worker: str) -> list[tuple[dict[str, Any], str]]:
         (bad(11, schema_version=99), "schema_version"),
         ({**visit(grid, worker, "x"), "_id": f"household:{grid}-bad12"}, "household_visit:"),
         ({**visit(grid, worker, "x"), "_id": "household_visit:张三"}, "_id"[1:]),
-        (bad(14, household="not-a-household"), "/household"),
+        (bad(14, household="not-a-household"), "Household"),
         (bad(15, type=None), "type"),
         ({"_id": "_design/evil", "views": {}}, "design"),
         (bad(17, _attachments={"a.html": {"content_type": "text/html",
@@ -69,7 +69,7 @@ def invalid_visits(grid: str, worker: str) -> list[tuple[dict[str, Any], str]]:
          "too large"),
         (bad(19, _attachments={f"p{i}.jpg": {"content_type": "image/jpeg", "data": small_image}
                                for i in range(3)}), "document is too large"),
-        (bad(20, device_time="yesterday"), "/device_time"),
+        (bad(20, device_time="yesterday"), "Device time"),
     ]
     return cases
 

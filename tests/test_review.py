@@ -44,7 +44,7 @@ async def test_review_states_and_verdicts(client: Any, city: City) -> None:
             *({"record": i, "record_rev": revs[i], "decision": "approved"} for i in ids[:3]),
             {"record": ids[3], "record_rev": revs[ids[3]], "decision": "has_issues"}]})
     assert resp.status == 400  # has_issues needs a comment: nothing written
-    assert "comment" in (await resp.json())["reason"]
+    assert "Comment" in (await resp.json())["reason"]
     assert set((await states(client, boss, grid)).values()) == {"received"}
 
     resp = await client.post("/api/review/verdicts", headers=basic(boss), json={

@@ -140,5 +140,5 @@ async def test_linli_serve_from_the_wheel_serves_the_app_and_validates(
         async with session.put(url + "2", json=wrong, headers=basic(worker)) as resp:
             assert resp.status == 403, await resp.text()
             refusal = await resp.json()
-        assert refusal["error"] == "forbidden" and "outcome" in refusal["reason"], refusal
+        assert refusal["error"] == "forbidden" and "Outcome" in refusal["reason"], refusal
     assert await city.records(grid) == 1
