@@ -15,6 +15,7 @@ import { buildingView, formView, gridView, householdView, newRecord, refusedView
 const GRID_KEY = "linli.grid";
 const view = document.getElementById("view");
 const syncBar = document.getElementById("syncbar");
+const serverNav = document.getElementById("serverlinks");
 const loginDialog = document.getElementById("login");
 const updateBar = document.getElementById("update");
 const flashBox = document.getElementById("flash");
@@ -91,9 +92,23 @@ function serverLinks() {
   ];
 }
 
+// The supervisors' links stand in a bar of their own, made again only when the user or the
+// language changes: inside the sync bar, remade at every status, they moved under a finger (or
+// a test's click) while the phone synced, and a live region read them out at each change.
+let serverLinksFor = null;
+
+function renderServerLinks() {
+  const key = `${app.me?.name}|${app.me?.role}|${document.documentElement.lang}`;
+  if (key === serverLinksFor) return;
+  serverLinksFor = key;
+  serverNav.setAttribute("aria-label", t("server_links"));
+  serverNav.replaceChildren(...serverLinks());
+}
+
 function renderSyncBar() {
+  renderServerLinks();
   if (!app.sync) {
-    syncBar.replaceChildren(...(app.me && !replicates(app.me) ? serverLinks() : []));
+    syncBar.replaceChildren();
     return;
   }
   const status = app.sync.status();
@@ -119,7 +134,6 @@ function renderSyncBar() {
     parts.push(el("a", { href: "#/sync", id: "sync-refused", class: "refused-link",
       "data-count": String(status.refused.length) }, `${t("refused")}：${status.refused.length}`));
   }
-  parts.push(...serverLinks());
   if (app.storage.low) parts.push(el("span", { class: "warn", role: "alert" }, t("storage_low")));
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
   syncBar.replaceChildren(...parts);

@@ -129,6 +129,7 @@ const WORDS = {
   value_absent: ["（空）", "(empty)"],
   // the supervisor's queue of conflicts
   conflict_queue: ["待决定的冲突", "Conflicts to decide"],
+  server_links: ["管理", "Supervision"],
   conflicts_help: ["两人同时修改了同一字段。请为每个字段选定一个值，或另填一个值。",
     "Two people changed the same field at the same time. Choose a value for each field, or type one."],
   no_conflicts: ["没有待决定的冲突", "No conflicts to decide"],
