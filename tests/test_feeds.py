@@ -223,8 +223,11 @@ async def test_a_deleted_database_ends_the_waits(feeds_client: TestClient, city:
     await eventually(lambda: feeds.waiting() == 3)
     started = time.monotonic()
     await city.run(city.couch.delete, f"grid-{grid}")
-    for resp in await asyncio.wait_for(asyncio.gather(*waiting), 15):
+    # Within a few seconds when the machine is idle (the cut-off and the two-second check of
+    # `_all_dbs`); the bound says "long before the phone's own 60 s", which is what a phone feels,
+    # and holds on two cores that are also driving browsers (it was 10 s and once missed there).
+    for resp in await asyncio.wait_for(asyncio.gather(*waiting), 40):
         assert resp.status == 404
         assert (await resp.json())["error"] == "not_found"
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
     await eventually(lambda: not feeds.watchers, 5)
