@@ -13,6 +13,8 @@ from typing import Any
 
 from conftest import City, basic, wait_for_user
 
+from server.domain.scope import RESIDENTS_DB
+
 DOCUMENTS = json.loads((Path(__file__).parent / "fixtures" / "documents.json").read_text(
     encoding="utf-8"))["types"]
 
@@ -45,3 +47,18 @@ async def test_resident_types_keep_to_their_database_and_writers(client: Any,
         body = await resp.json()
         assert resp.status == status, (doc_type, body)
         assert words in body.get("reason", ""), (doc_type, body)
+
+
+async def test_the_residents_database_is_made_at_start_and_internal(client: Any,
+                                                                     city: City) -> None:
+    """Notices, receipts and data requests need their database from the first start on; like
+    the directory it is the server's: no one, an admin neither, reaches it through /couch/."""
+    assert RESIDENTS_DB in await city.run(lambda: list(city.couch))
+    admin = await city.user(role="admin")
+    await wait_for_user(client, admin)
+    for method, path in (("GET", f"/couch/{RESIDENTS_DB}/_all_docs"),
+                         ("GET", f"/couch/{RESIDENTS_DB}/_changes"),
+                         ("PUT", f"/couch/{RESIDENTS_DB}/data_request:x")):
+        resp = await client.request(method, path, headers=basic(admin),
+                                    json={"type": "data_request"})
+        assert resp.status in (403, 404), (method, path, resp.status)

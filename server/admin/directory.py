@@ -18,7 +18,7 @@ from server.domain.scope import (
     AREA_LEVELS,
     DIRECTORY_DB,
     GRID_CODE,
-    RECEIPTS_DB,
+    INTERNAL_DBS,
     RETIRED_SCHEMA,
     RIGHTS,
     ROLES,
@@ -63,7 +63,7 @@ RESERVED_USER_PREFIX = "linli-"  # the server's own writers, e.g. the conflict r
 
 
 def prepared(server: couchdb.Server) -> couchdb.Server:
-    for name in (DIRECTORY_DB, RECEIPTS_DB):
+    for name in INTERNAL_DBS:
         if name not in server:
             with contextlib.suppress(couchdb.PreconditionFailed):
                 server.create(name)

@@ -19,6 +19,10 @@ from typing import Any, Literal, TypeVar
 GRID_DB_PREFIX = "grid-"
 DIRECTORY_DB = "linli-directory"
 RECEIPTS_DB = "linli-receipts"
+# The residents database (居民库): what crosses grids or is a resident's own (notices, receipts,
+# data requests). Internal like the directory: residents reach it only through their routes.
+RESIDENTS_DB = "linli-residents"
+INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB)  # made at start when missing
 INTERNAL_PREFIXES = ("linli-", "_")
 
 ROLES = ("admin", "supervisor", "worker", "resident")

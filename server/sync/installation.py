@@ -9,7 +9,7 @@ import dataclasses
 import secrets
 import uuid
 
-from server.domain.scope import DIRECTORY_DB, RECEIPTS_DB
+from server.domain.scope import DIRECTORY_DB, INTERNAL_DBS
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 
 INSTALLATION_DOC = "_local/installation"
@@ -28,7 +28,7 @@ def new_installation_doc() -> dict[str, str]:
 async def load_installation(couch: CouchClient) -> Installation:
     """Create the internal databases and the installation record if missing; two processes
     starting at once converge on one record (the loser of the write reads the winner's)."""
-    for db in (DIRECTORY_DB, RECEIPTS_DB):
+    for db in INTERNAL_DBS:
         await couch.ensure_db(db)
     path = db_path(DIRECTORY_DB, INSTALLATION_DOC)
     try:
