@@ -1,6 +1,7 @@
 // The one way a screen asks the server's API (/api/): with the session cookie, never from the
 // HTTP cache (the answers are live: a review queue, conflicts, figures), within a time limit, and
-// answered as {status, ok, body} whatever the status, the body {} when it is not JSON.
+// answered as {status, ok, body, retryAfter} whatever the status, the body {} when it is not
+// JSON, retryAfter the seconds of a Retry-After (0 without one).
 // Throws Unreachable when there is no network, TooSlow when no answer came in time (a retry may
 // do). Screens that use it need the network, and say so.
 
@@ -25,5 +26,6 @@ export async function callApi(path, options = {}, timeoutMs = 20_000) {
   } catch {
     // not JSON: the status says enough
   }
-  return { status: response.status, ok: response.ok, body };
+  const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10) || 0;
+  return { status: response.status, ok: response.ok, body, retryAfter };
 }

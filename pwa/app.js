@@ -1,12 +1,15 @@
 // The grid worker's app: starts from what the phone remembers (so it opens with no network),
 // asks for a login only when there is nobody to work as or the server wants a new one, keeps the
-// grid replicating in the background, and routes between the screens of views.js.
+// grid replicating in the background, and routes between the screens of views.js. A resident's
+// login starts the resident's app instead (pwa/resident/), and sign-up needs no login.
 
 import { canDecide, conflictsView } from "./conflicts.js";
 import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { GridIndex } from "./records.js";
+import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
+import { signupView } from "./resident/signup.js";
 import { reviewRecordView, reviewView } from "./review.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, forgetGrids, storageReport } from "./sync.js";
@@ -35,6 +38,7 @@ const app = {
     this.flashTimer = setTimeout(() => { flashBox.hidden = true; }, 4000);
   },
 };
+app.restart = (me) => start(me);
 app.switchGrid = async (code) => {
   localStorage.setItem(GRID_KEY, code);
   app.query = "";
@@ -61,6 +65,7 @@ function renderChrome() {
   document.getElementById("login-name-label").textContent = t("user_name");
   document.getElementById("login-password-label").textContent = t("password");
   document.getElementById("login-submit").textContent = t("log_in");
+  document.getElementById("login-signup").textContent = t("r_signup_link");
   document.getElementById("update-text").textContent = t("update_ready");
   document.getElementById("update-now").textContent = t("update_now");
   const out = document.getElementById("logout");
@@ -107,6 +112,10 @@ function renderServerLinks() {
 
 function renderSyncBar() {
   renderServerLinks();
+  if (app.resident) {
+    renderStatus(app);
+    return;
+  }
   if (!app.sync) {
     syncBar.replaceChildren();
     return;
@@ -160,6 +169,16 @@ function askLogin(reason = "") {
   if (!loginDialog.open) loginDialog.showModal();
   (name.value ? document.getElementById("login-password") : name).focus();
 }
+
+app.askLogin = askLogin;
+
+// A resident without an account yet: from the login to the sign-up, and back.
+function showSignup() {
+  if (loginDialog.open) loginDialog.close();
+  if (location.hash !== "#/signup") location.hash = "#/signup";
+  else route();
+}
+document.getElementById("login-signup").addEventListener("click", showSignup);
 
 loginDialog.addEventListener("cancel", (event) => {
   if (!app.me) event.preventDefault(); // nothing to work with until someone logs in
@@ -215,6 +234,7 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
 
 document.getElementById("logout").addEventListener("click", async () => {
   if (app.sync) app.sync.stop();
+  stopResident(app);
   await logOut();
   location.hash = "#/";
   location.reload();
@@ -247,11 +267,19 @@ function rerender() {
 async function start(me) {
   if (app.sync) app.sync.stop();
   if (app.changes) app.changes.cancel();
+  stopResident(app);
   app.me = me;
   app.sync = null;
   app.index = null;
   app.changes = null;
   renderChrome();
+  if (me.role === "resident") { // the role chooses the app: the resident's screens
+    app.schemas = app.schemas || await loadSchemas();
+    if (location.hash === "#/signup") location.hash = "#/";
+    renderServerLinks();
+    await startResident(app, me, view);
+    return;
+  }
   if (!replicates(me)) {
     app.grid = null;
     app.schemas = app.schemas || await loadSchemas();
@@ -315,6 +343,13 @@ function serverRoute(name, a, b) {
 }
 
 async function route() {
+  if (app.resident) return residentRoute(app, view);
+  if (!app.me && location.hash === "#/signup") {
+    view.replaceChildren(...signupView(app, start));
+    view.dataset.route = "signup";
+    view.querySelector(".view-title")?.focus({ preventScroll: true });
+    return;
+  }
   if (!app.index) {
     if (app.me && !replicates(app.me) && app.schemas) {
       const [name, a, b] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -419,4 +454,5 @@ if (remembered) start(remembered).then(() => recheckRights(remembered)).catch((e
   console.error(err);
   view.replaceChildren(el("p", { class: "error", role: "alert" }, String(err)));
 });
+else if (location.hash === "#/signup") route();
 else askLogin();

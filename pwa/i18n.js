@@ -1,14 +1,18 @@
 // The app's words in zh-CN (the default) and English. Field and code labels come from the
-// schemas (`title` / `x-title-en`, `x-enum-labels`); everything else the app says is here.
+// schemas (`title` / `x-title-en`, `x-enum-labels`); everything else the app says is here, the
+// resident's screens' words in their own file.
+
+import { RESIDENT_WORDS } from "./resident/words.js";
 
 const WORDS = {
+  ...RESIDENT_WORDS,
   app_name: ["邻里", "Linli"],
   switch_language: ["English", "中文"],
   switch_language_label: ["Switch to English", "切换到中文"],
   login_title: ["登录", "Log in"],
   login_again: ["登录已过期，请重新登录。未同步的记录仍保存在手机上。",
     "Your login has expired; please log in again. Unsynced records stay on this phone."],
-  user_name: ["用户名", "User name"],
+  user_name: ["用户名或手机号", "User name or phone"],
   password: ["密码", "Password"],
   log_in: ["登录", "Log in"],
   log_out: ["退出登录", "Log out"],
@@ -318,6 +322,17 @@ export function formatTime(ms) {
   const d = new Date(ms);
   return d.toLocaleString(current === "en" ? "en-GB" : "zh-CN", {
     month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+// The city's time (Asia/Shanghai, 北京时间) whatever the phone's zone, for what the server
+// decides: a pause after wrong codes, a notice's dates, when a request was answered.
+export function cityTime(ms, { date = false, seconds = false } = {}) {
+  if (!ms) return t("never");
+  return new Date(ms).toLocaleString(current === "en" ? "en-GB" : "zh-CN", {
+    timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    ...(seconds ? { second: "2-digit" } : {}),
+    ...(date ? { year: "numeric", month: "2-digit", day: "2-digit" } : {}),
   });
 }
 

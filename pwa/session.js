@@ -41,7 +41,24 @@ export async function fetchMe() {
   return me;
 }
 
-export async function logIn(name, password) {
+// A resident logs in with their phone number, typed as they like ("138 0000-0000", full-width
+// digits, +86): the 11 digits the server knows it by, as server/domain/signup.py reads them.
+// A user name is left as typed.
+export function loginName(typed) {
+  const text = String(typed).normalize("NFKC").trim();
+  if (!/^[0-9+\s().\-\u2010-\u2015\u2212]+$/.test(text)) return text;
+  let digits = text.replace(/[\s().\-\u2010-\u2015\u2212]/g, "");
+  for (const prefix of ["+86", "0086", "86"]) {
+    if (digits.startsWith(prefix) && digits.length === prefix.length + 11) {
+      digits = digits.slice(prefix.length);
+      break;
+    }
+  }
+  return /^1[3-9][0-9]{9}$/.test(digits) ? digits : text;
+}
+
+export async function logIn(typedName, password) {
+  const name = loginName(typedName);
   let response;
   try {
     response = await fetch("/couch/_session", {

@@ -1,0 +1,130 @@
+// The resident's app (居民端): the same PWA as the worker's, chosen by role after login
+// (app.js calls `startResident` for a `resident`). A small router over the resident's screens,
+// each in its own module of this folder; every screen reads the phone's own copy first
+// (store.js), so it opens offline, and the status line says what is and is not up to date.
+
+import { el } from "../dom.js";
+import { cityTime, t, tf } from "../i18n.js";
+import { addressText } from "../views.js";
+import { activateView } from "./activation.js";
+import { correctionView, householdView } from "./household.js";
+import { myDataView } from "./mydata.js";
+import { noticeView, noticesView } from "./notices.js";
+import { ResidentStore } from "./store.js";
+import { ResidentSync } from "./sync.js";
+import { codeLabel, heading } from "./ui.js";
+
+// --- the status line -------------------------------------------------------------------------
+
+// Never "up to date" unless it is: offline or failing comes first, and says since when the
+// phone's copy is.
+export function renderStatus(app) {
+  const bar = document.getElementById("syncbar");
+  const sync = app.resident?.sync;
+  if (!sync) {
+    bar.replaceChildren();
+    return;
+  }
+  const status = sync.status();
+  let state = status.state;
+  if (!navigator.onLine) state = "offline";
+  else if (state === "idle" && status.waiting) state = "waiting";
+  const word = { offline: "offline", login: "need_login", error: "sync_failing", syncing: "syncing",
+    waiting: "r_not_sent", idle: "r_up_to_date" }[state] || "syncing";
+  const parts = [el("span", { class: `state state-${state}`, id: "sync-state" }, t(word))];
+  if (state === "error" && status.problem) {
+    parts.push(el("span", { class: "sync-problem", id: "sync-problem" }, status.problem));
+  }
+  parts.push(el("span", { id: "sync-last" }, `${t("r_copy_of")}：${cityTime(status.lastSync, { date: true })}`));
+  parts.push(el("span", { id: "sync-waiting", "data-count": String(status.waiting) }, `${t("waiting")}：${status.waiting}`));
+  bar.replaceChildren(...parts);
+  bar.dataset.state = state;
+}
+
+// --- home ------------------------------------------------------------------------------------
+
+function stateCard(app) {
+  const { me, store } = app.resident;
+  const resident = me.resident || {};
+  const homes = store.households();
+  if (homes.length) {
+    return el("section", { class: "card", id: "r-state", "data-state": "active", "aria-label": t("r_my_household") },
+      el("h3", {}, t("r_my_household")),
+      homes.map(({ link, record }) => el("p", { class: "main" },
+        record?.address ? addressText(record.address) : t("r_household_unknown"),
+        el("span", { class: "chip" }, codeLabel(app.schemas, "resident", "role", link.role)))));
+  }
+  const declined = resident.signup === "declined";
+  return el("section", { class: "card", id: "r-state", "data-state": declined ? "declined" : "pending" },
+    el("h3", {}, t(declined ? "r_declined_title" : "r_pending_title")),
+    el("p", {}, t(declined ? "r_declined_help" : "r_pending_help")),
+    el("p", { class: "actions" }, el("a", { href: "#/activate", id: "r-activate-link" }, t("r_enter_code"))));
+}
+
+function homeView(app) {
+  const { store } = app.resident;
+  const unread = store.unread();
+  const active = store.households().length > 0;
+  const tile = (href, id, label, extra = null) => el("li", {}, el("a", { href, id },
+    el("span", { class: "main" }, label), extra));
+  return [
+    heading(t("r_home_title")),
+    stateCard(app),
+    el("nav", { "aria-label": t("r_menu") }, el("ul", { class: "list tiles" },
+      active ? tile("#/household", "r-household-link", t("r_my_household")) : null,
+      tile("#/notices", "r-notices-link", t("r_notices"),
+        el("span", { class: `chip${unread ? " chip-unread" : ""}`, id: "r-unread", "data-count": String(unread) },
+          unread ? tf("r_unread_n", { n: unread }) : t("r_all_read"))),
+      tile("#/mydata", "r-mydata-link", t("r_my_data")),
+      active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
+  ];
+}
+
+// --- routes ----------------------------------------------------------------------------------
+
+export async function residentRoute(app, view) {
+  const [name, a] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  let nodes;
+  if (name === "activate") nodes = activateView(app);
+  else if (name === "household") nodes = householdView(app);
+  else if (name === "correct") nodes = correctionView(app, a);
+  else if (name === "notices") nodes = noticesView(app);
+  else if (name === "notice") nodes = await noticeView(app, a);
+  else if (name === "mydata") nodes = myDataView(app);
+  else nodes = homeView(app);
+  view.replaceChildren(...nodes.filter(Boolean));
+  view.dataset.route = `r-${name || "home"}`;
+  const title = view.querySelector(".view-title");
+  if (title) title.focus({ preventScroll: true });
+}
+
+// A screen with a form is not redrawn under the resident's fingers.
+export function rerenderResident(app, view) {
+  if (view.querySelector("form")) return;
+  residentRoute(app, view);
+}
+
+export async function startResident(app, me, view) {
+  const store = await new ResidentStore(me).load();
+  const sync = new ResidentSync(me, store);
+  app.resident = { me, store, sync };
+  let timer = null;
+  sync.onChange(() => renderStatus(app));
+  sync.onData(() => {
+    clearTimeout(timer);
+    timer = setTimeout(() => rerenderResident(app, view), 200);
+  });
+  sync.onMe((fresh) => {
+    app.me = fresh;
+    app.resident.me = fresh;
+    store.me = fresh;
+  });
+  renderStatus(app);
+  await residentRoute(app, view);
+  sync.start();
+}
+
+export function stopResident(app) {
+  if (app.resident) app.resident.sync.stop();
+  app.resident = null;
+}

@@ -1,0 +1,326 @@
+"""The resident's PWA (issue 15) in real headless Chromium against the real server and the
+embedded store, on a 360 px phone: sign-up with its errors at the fields, the account made and
+logged in with the phone number, the resident's app chosen by role, activation by a worker's
+code typed loosely, and the pause after 5 wrong codes said in Beijing time. Every screen is
+checked for controls without a label, targets under 44 px and anything wider than the phone.
+
+Each phone comes from its own client address (X-Forwarded-For, the app trusting its proxy), as
+residents do: the server's limits per address are not shared between the tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import logging
+import os
+import zoneinfo
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import City, eventually
+from playwright.async_api import Browser, BrowserContext, Page
+
+from server.admin import directory
+from server.config import Config
+from server.web.app import create_app
+
+pytestmark = pytest.mark.slow  # a real Chromium
+
+# The phone's own zone is not Beijing's: what the server decides is said in Beijing time.
+PHONE = {"viewport": {"width": 360, "height": 740}, "locale": "zh-CN",
+         "timezone_id": "Europe/Berlin"}
+PASSWORD = "resident-pass-7"
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+_numbers = itertools.count(1)
+
+# What a screen must not have: a control without a name, a target a thumb misses, a page wider
+# than the phone.
+CHECK_SCREEN = """() => {
+  const shown = (e) => e.offsetParent !== null || e.getClientRects().length > 0;
+  const controls = [...document.querySelectorAll('main input, main select, main textarea')]
+    .filter(shown);
+  const unlabelled = controls.filter((e) => e.type !== 'hidden' && e.labels.length === 0 &&
+    !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')).map((e) => e.outerHTML);
+  const targets = [...document.querySelectorAll(
+    'main a, main button, main select, main input:not([type=radio]):not([type=checkbox]), ' +
+    'main label.choice, dialog button')]
+    .filter(shown).filter((e) => e.getBoundingClientRect().height < 44)
+    .map((e) => `${Math.round(e.getBoundingClientRect().height)}px ${e.outerHTML.slice(0, 120)}`);
+  return { unlabelled, targets, width: document.documentElement.scrollWidth };
+}"""
+
+
+@dataclasses.dataclass
+class Place:
+    code: str
+    name: str
+    grid: str
+    worker: str
+
+    def household(self, n: int) -> str:
+        return f"household:{self.grid}-{n:04d}"
+
+
+@dataclasses.dataclass
+class Server:
+    url: str
+    city: City
+
+
+@pytest.fixture(scope="module")
+async def server(config: Config, city: City) -> AsyncIterator[Server]:
+    """The app on a free loopback port, trusting X-Forwarded-For so each phone has its own
+    client address."""
+    runner = web.AppRunner(create_app(dataclasses.replace(config, trust_proxy=True)),
+                           shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield Server(f"http://{host}:{port}", city)
+    finally:
+        await runner.cleanup()
+
+
+async def a_community(server: Server) -> Place:
+    """A named community with one grid: 王伟 (owner) at 坊门小区 3-2-301 with 王芳, and 李娜
+    (tenant) at 3-2-302."""
+    n = next(_numbers)
+    code, name = f"t{os.getpid()}r{n}", f"坊门{os.getpid() % 1000}号{n}社区"
+    city = server.city
+    await city.run(directory.add_area, city.couch, "community", code, name, "330802001")
+    grid = await city.grid(community=code)
+    worker = await city.user(grids=[grid])
+    place = Place(code, name, grid, worker)
+    for i, (room, head, tenure) in enumerate((("301", "王伟", "owned"), ("302", "李娜", "rented")),
+                                             start=1):
+        await city.save(grid, {
+            "_id": place.household(i), "type": "household", "schema_version": 1, "grid": grid,
+            "created_by": worker, "head_name": head, "phone": f"1390000000{i}", "tenure": tenure,
+            "status": "active", "address": {"compound": "c1", "compound_name": "坊门小区",
+                                            "building": "3", "unit": "2", "room": room}})
+    await city.save(grid, {"_id": f"person:{grid}-1", "type": "person", "schema_version": 1,
+                           "grid": grid, "created_by": worker, "household": place.household(1),
+                           "name": "王芳", "status": "present",
+                           "id_number": "33080219900517002X"})
+
+    async def listed() -> bool:
+        async with aiohttp.ClientSession() as session, session.get(
+                server.url + "/api/residents/communities") as resp:
+            found = (await resp.json())["communities"]
+        return any(c["code"] == code and c["name"] == name for c in found)
+
+    await eventually(listed, 20, every=0.1, what="the server lists the community by name")
+    return place
+
+
+def activation_code(place: Place, household: int, code: str, role: str = "tenant"
+                    ) -> dict[str, Any]:
+    """A code as the worker's phone makes it, an hour ago."""
+    made = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    return {"_id": f"activation_code:{place.grid}-{code}", "type": "activation_code",
+            "schema_version": 1, "grid": place.grid, "created_by": place.worker,
+            "household": place.household(household), "code": code, "role": role,
+            "created_at": made.isoformat(timespec="seconds")}
+
+
+def new_phone() -> str:
+    return f"137{os.getpid() % 10000:04d}{next(_numbers):04d}"
+
+
+class Phone:
+    def __init__(self, context: BrowserContext, page: Page) -> None:
+        self.context, self.page = context, page
+        self.problems: list[str] = []
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("console", lambda msg: self.problems.append(msg.text)
+                if "Content Security Policy" in msg.text else None)
+
+    @classmethod
+    async def open(cls, browser: Browser, url: str, address: str) -> Phone:
+        context = await browser.new_context(**PHONE, extra_http_headers={
+            "X-Forwarded-For": address})
+        page = await context.new_page()
+        await page.goto(url + "/app/")
+        return cls(context, page)
+
+    async def check_screen(self, what: str) -> None:
+        found = await self.page.evaluate(CHECK_SCREEN)
+        assert found["unlabelled"] == [], (what, found["unlabelled"])
+        assert found["targets"] == [], (what, found["targets"])
+        assert found["width"] <= 360, (what, found["width"])
+
+    async def error_at(self, field: str) -> str:
+        return (await self.page.text_content(f"#{field}-error")) or ""
+
+
+def code_in_log(caplog: pytest.LogCaptureFixture, phone: str) -> str:
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "linli.verification" and phone in r.getMessage()]
+    assert lines, "the development sender logged no code"
+    return lines[-1].split(": ")[1].split(" ")[0]
+
+
+async def sign_up(phone: Phone, place: Place, number: str, caplog: pytest.LogCaptureFixture,
+                  name: str = "赵六", address: str = "9幢9单元909") -> None:
+    """Through the sign-up screen, from the login dialog to the resident's home."""
+    page = phone.page
+    await page.wait_for_selector("#login[open]")
+    await page.click("#login-signup")
+    await page.wait_for_selector("#signup-form")
+    await page.fill("#su-phone", number)
+    await page.fill("#su-name", name)
+    await page.fill("#su-community-search", place.name[:-2])
+    await page.check(f"#su-c-{place.code}")
+    await page.fill("#su-address", address)
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        await page.click("#su-send")
+        await page.wait_for_selector("#verify-form:not([hidden])")
+    code = code_in_log(caplog, number.replace(" ", ""))
+    await page.fill("#su-code", code)
+    await page.fill("#su-password", PASSWORD)
+    await page.click("#su-join")
+    await page.wait_for_selector("#r-state")
+
+
+async def test_sign_up_then_activation_by_code(browser: Browser, server: Server,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    place = await a_community(server)
+    phone = await Phone.open(browser, server.url, "10.15.0.1")
+    page = phone.page
+    await page.wait_for_selector("#login[open]")
+    await phone.check_screen("login")
+    await page.click("#login-signup")
+    await page.wait_for_selector("#signup-form")
+    assert not await page.is_visible("#login[open]")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#su-community-list input').length > 0")
+
+    # The community is found by part of its name, and chosen by tapping it.
+    await page.fill("#su-community-search", place.name[2:-2])
+    await page.wait_for_selector(f"#su-c-{place.code}")
+    await page.check(f"#su-c-{place.code}")
+    await phone.check_screen("sign-up")
+
+    # A phone number of 10 digits: refused at the field, by its label, zh-CN; nothing sent.
+    number = new_phone()
+    await page.fill("#su-phone", number[:-1])
+    await page.fill("#su-name", "赵六")
+    await page.fill("#su-address", "9幢9单元909")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        await page.click("#su-send")
+        await page.wait_for_function("() => document.getElementById('su-phone-error').textContent")
+    assert "手机号" in await phone.error_at("su-phone") and "11" in await phone.error_at("su-phone")
+    assert await page.get_attribute("#su-phone", "aria-invalid") == "true"
+    assert await page.evaluate("() => document.activeElement.id") == "su-phone"
+    assert await page.is_hidden("#verify-form")
+    assert not [r for r in caplog.records if r.name == "linli.verification"]
+
+    # Typed with spaces, as people do: accepted, and the code goes to the phone.
+    spaced = f"{number[:3]} {number[3:7]} {number[7:]}"
+    await page.fill("#su-phone", spaced)
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        await page.click("#su-send")
+        await page.wait_for_selector("#verify-form:not([hidden])")
+    assert await phone.error_at("su-phone") == ""
+    assert await page.get_attribute("#su-phone", "aria-invalid") is None
+    code = code_in_log(caplog, number)
+    await phone.check_screen("verify")
+
+    # A wrong code, then a short password: each at its own field, in English when asked.
+    await page.click("#lang")
+    await page.fill("#su-code", f"{(int(code) + 1) % 10**6:06d}")
+    await page.fill("#su-password", PASSWORD)
+    await page.click("#su-join")
+    await page.wait_for_function("() => document.getElementById('su-code-error').textContent")
+    assert "Verification code" in await phone.error_at("su-code")
+    await page.click("#lang")
+    await page.fill("#su-code", code)
+    await page.fill("#su-password", "short")
+    await page.click("#su-join")
+    await page.wait_for_function("() => document.getElementById('su-password-error').textContent")
+    assert "密码" in await phone.error_at("su-password") and await phone.error_at("su-code") == ""
+
+    # The right code and a password: the account is made, the phone logs in with the number,
+    # and the role chooses the resident's app, waiting for the worker (no such household).
+    await page.fill("#su-password", PASSWORD)
+    await page.click("#su-join")
+    await page.wait_for_selector("#r-state")
+    assert await page.get_attribute("#r-state", "data-state") == "pending"
+    assert "您没有分配网格" not in await page.text_content("main")
+    assert await page.text_content("#r-unread") == "没有未读"
+    await page.wait_for_selector("#sync-state.state-idle")
+    await phone.check_screen("home, pending")
+
+    # The worker makes a code for 302; the resident types a wrong one first, then the right
+    # one loosely: lower case, a space, a full-width letter.
+    await server.city.save(place.grid, activation_code(place, 2, "K7PX3MWR"))
+    await page.click("#r-activate-link")
+    await page.wait_for_selector("#activate-form")
+    await phone.check_screen("activation")
+    await page.fill("#r-code", "wrng-wrng")
+    assert await page.text_content("#r-code-reading") == "读作：WRNG-WRNG"
+    await page.click("#r-code-submit")
+    await page.wait_for_function("() => document.getElementById('r-code-error').textContent")
+    assert "激活码" in await phone.error_at("r-code") and "不正确" in await phone.error_at("r-code")
+    await page.fill("#r-code", "k7px 3ｍwr")
+    assert await page.text_content("#r-code-reading") == "读作：K7PX-3MWR"
+    await page.click("#r-code-submit")
+    await page.wait_for_selector("section.household")
+    assert await page.evaluate("() => location.hash") == "#/household"
+    text = await page.text_content("section.household")
+    assert "坊门小区 3幢2单元302室" in text and "租户" in text and "李娜" in text
+    assert "tenant" not in text and "rented" not in text  # labels, not codes
+    assert "139****0002" in text  # the phone masked
+    await phone.check_screen("household")
+
+    # Offline, after a reload: the household is still there, and the status says offline.
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                                 timeout=20_000)
+    await phone.context.set_offline(True)
+    await page.reload()
+    await page.wait_for_selector("section.household")
+    assert "坊门小区 3幢2单元302室" in await page.text_content("section.household")
+    assert await page.text_content("#sync-state") == "离线"
+    await page.click("nav.crumbs a.back")
+    await page.wait_for_selector("#r-state[data-state=active]")
+    assert phone.problems == []
+    await phone.context.close()
+
+
+async def test_five_wrong_codes_pause_until_a_beijing_time(
+        browser: Browser, server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    place = await a_community(server)
+    phone = await Phone.open(browser, server.url, "10.15.0.2")
+    page = phone.page
+    await sign_up(phone, place, new_phone(), caplog)
+    await page.click("#r-activate-link")
+    await page.wait_for_selector("#activate-form")
+    for n in range(5):
+        await page.fill("#r-code", f"WRNG{n + 2}WRN")
+        await page.click("#r-code-submit")
+        await page.wait_for_function("() => document.getElementById('r-code-error').textContent"
+                                     " && !document.getElementById('r-code-submit').disabled")
+        assert "不正确" in await phone.error_at("r-code")
+    await page.fill("#r-code", "K7PX3MWR")
+    await page.click("#r-code-submit")
+    await page.wait_for_selector("#r-code-general[data-paused-until]")
+    said = await page.text_content("#r-code-general")
+    # The phone's own zone is Berlin's; the time said is Beijing's, 15 minutes on.
+    soon = datetime.datetime.now(SHANGHAI) + datetime.timedelta(minutes=15)
+    times = {(soon + datetime.timedelta(minutes=d)).strftime("%H:%M") for d in (-1, 0, 1)}
+    assert "北京时间" in said and any(t in said for t in times), (said, times)
+    assert "15 分钟" in said
+    assert await page.is_disabled("#r-code-submit")
+    # A reload keeps the button off: the pause is the server's, and the phone remembers it.
+    await page.reload()
+    await page.wait_for_selector("#r-code-general[data-paused-until]")
+    assert await page.is_disabled("#r-code-submit")
+    assert phone.problems == []
+    await phone.context.close()
