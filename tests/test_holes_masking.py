@@ -179,6 +179,15 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/residents/verify"): [({}, {"phone": "13905779999", "code": "000000",
                                                   "password": "long-enough-1"})],
         ("post", "/api/residents/activate"): [({}, {"code": "ABCDEFGH"})],
+        ("get", "/api/residents/my-data"): [({}, None)],
+        ("get", "/api/residents/my-data/export"): [({}, None), ({"format": "csv"}, None)],
+        ("get", "/api/residents/data-requests"): [({}, None)],
+        ("post", "/api/residents/data-requests"): [({}, {"kind": "access"})],
+        ("get", "/api/data-requests"): [({"status": "all"}, None),
+                                        ({"community": scene.community}, None)],
+        ("post", "/api/data-requests/answer"): [({}, {
+            "id": f"data_request:{scene.community}:r0:20261203:1", "rev": "1-x",
+            "status": "done", "answer": "ok"})],
     }
 
 

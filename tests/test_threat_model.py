@@ -19,6 +19,9 @@ OPENAPI = json.loads((PROJECT_ROOT / "server" / "web" / "openapi.json").read_tex
 OPEN_ROUTES = {"/api/me", "/api/openapi.json", "/api/health", "/api/residents/communities"}
 # Open to anyone too, for a resident who has no account yet: a probe is no sign-up (400).
 SIGNUP_ROUTES = {"/api/residents/signup", "/api/residents/verify"}
+# A resident's own data (server/web/mydata.py): open to a resident, about themself only.
+RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
+                   "/api/residents/data-requests"}
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")
@@ -116,6 +119,11 @@ async def test_a_resident_gets_no_supervisor_route_whatever_it_asks(client: Any,
             if route in OPEN_ROUTES:
                 continue
             status, reply = await answer(client, method, path, body, headers)
+            if route in RESIDENT_ROUTES:  # their own (here: an account and nothing else)
+                assert status in (200, 400), (method, path, status, reply)
+                assert "邻居" not in json.dumps(reply, ensure_ascii=False)
+                assert busy not in json.dumps(reply), (method, path, reply)
+                continue
             assert status in (400, 403), (method, path, status, reply)
             assert isinstance(reply, dict) and set(reply) == {"error", "reason"}, reply
             assert "邻居" not in json.dumps(reply, ensure_ascii=False)

@@ -15,6 +15,7 @@ from server.sync.aggregates import Aggregates
 from server.sync.conflicts import Resolver
 from server.sync.feeds import LiveFeeds
 from server.sync.installation import Installation
+from server.sync.mydata import MyData
 from server.sync.ordering import ReceiptCache
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
@@ -47,6 +48,7 @@ LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
 RESIDENTS = web.AppKey("residents", Residents)
 VERIFICATION = web.AppKey("verification", Verification)
 SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
+MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their data requests
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.

@@ -156,11 +156,12 @@ async def verify(request: web.Request) -> web.Response:
     return json_response(signup.public_answer(registration.outcome))
 
 
-def require_resident(request: web.Request) -> User:
+def require_resident(request: web.Request,
+                     what: tuple[str, str] = ("用激活码", "uses an activation code")) -> User:
+    """The logged-in resident; anyone else is refused with what only a resident does."""
     user = require_user(request)
     if user.role != "resident":
-        raise errors.forbidden("只有居民账号可以用激活码", "Only a resident account uses an "
-                               "activation code.")
+        raise errors.forbidden(f"只有居民账号可以{what[0]}", f"Only a resident account {what[1]}.")
     return user
 
 
