@@ -23,8 +23,11 @@ import couchdb
 from server.admin import directory
 from server.admin.registry_import import TEMPLATE, ImportSummary, import_households
 from server.config import Config
-from server.demo.city import GridDocs, iter_grids, plan_city
+from server.demo.city import City, GridDocs, iter_grids, plan_city
+from server.demo.residents import plan_residents
+from server.domain.accounts import hash_password
 from server.domain.scope import DIRECTORY_DB, User, grid_db
+from server.domain.signup import SIGNUP_AUTHOR
 from server.domain.validation import (
     DEFAULT_LIMITS,
     SchemaRegistry,
@@ -36,6 +39,7 @@ from server.store.bulk import save_many
 
 BATCH = 1000
 DEMO_PASSWORD = "linli-demo-2026"  # of every demo login
+SIGNUP_SERVER = User(name=SIGNUP_AUTHOR, role="admin")  # who writes sign-ups and their links
 
 
 def household_row(doc: dict[str, Any]) -> list[str]:
@@ -162,6 +166,27 @@ def seed_city(server: couchdb.Server, config: Config, households: int, seed: int
             "households_unchanged": imported.unchanged, "records_written": collected,
             "logins": users, "seconds": round(time.monotonic() - started, 1),
             "registry_file": str(registry_file)}
+
+
+def seed_residents(server: couchdb.Server, city: City, community: str, seed: int
+                   ) -> dict[str, int]:
+    """The residents of demo/residents.py: each grid's records checked as the server's own
+    writes of sign-up and activation are (server/sync/residents.py), and accounts made where
+    missing (a password hash is new each time it is made, so an account is never rewritten)."""
+    directory_db = server[DIRECTORY_DB]
+    found = plan_residents(city, community, hash_password(DEMO_PASSWORD), seed)
+    registry = SchemaRegistry()
+    for grid, docs in sorted(found.grids.items()):
+        ctx = write_context(SIGNUP_SERVER, grid, DEFAULT_LIMITS)
+        for doc in docs:
+            refusal = check_document(doc, ctx, registry, 0)
+            if refusal is not None:
+                raise ValueError(f"{doc['_id']}: {refusal.reason}")
+        save_all(server[grid_db(grid)], docs)
+    ids = [d["_id"] for d in found.directory]
+    stored = {row.id for row in directory_db.view("_all_docs", keys=ids) if "value" in row}
+    save_all(directory_db, [d for d in found.directory if d["_id"] not in stored])
+    return found.outcomes
 
 
 def seed_summary(result: dict[str, Any]) -> Iterable[str]:

@@ -189,3 +189,9 @@ def resident_link(link_id: str, grid: str, account: str, household: str, role: s
             "created_by": author, "account": account, "household": household, "role": role,
             "status": "active", "activation": activation,
             "activated_at": now.isoformat(timespec="seconds")}
+
+
+def link_id(account: str, household: str) -> str:
+    """A resident link's id: one per account and household, so a second activation of the
+    same is a conflict in the store."""
+    return f"resident:{account}-{household.partition(':')[2] or household}"

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from server.domain import activation, signup
+from server.domain.activation import link_id
 from server.domain.household_view import resident_view
 from server.domain.matching import HouseholdIndex, match, normalise_address
 from server.domain.scope import DIRECTORY_DB, LOGIN, Directory, User, grid_db
@@ -322,8 +323,3 @@ class Residents:
 def new_account() -> str:
     """A resident's user name: random, so the records that name their author name no phone."""
     return f"r{secrets.token_hex(6)}"
-
-
-def link_id(account: str, household: str) -> str:
-    """One link per account and household: a second activation of the same is a conflict."""
-    return f"resident:{account}-{household.partition(':')[2] or household}"

@@ -1,0 +1,149 @@
+"""The demo city's residents (server/demo/residents.py, seed.seed_residents): sign-ups gone the
+way the server takes them (most activated at once, some by a worker's code, some waiting in a
+grid's queue), every record valid as the server's own write, deterministic; and once stored,
+the demo resident logs in by phone and sees their household, the pending one sees none."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+from typing import Any
+
+import couchdb
+import pytest
+from conftest import basic, eventually
+
+from server.config import Config
+from server.demo.city import City, generate_city
+from server.demo.loader import load_demo
+from server.demo.residents import DEMO_PENDING, DEMO_RESIDENT, plan_residents
+from server.demo.seed import DEMO_PASSWORD, SIGNUP_SERVER
+from server.domain import signup
+from server.domain.validation import DEFAULT_LIMITS, SchemaRegistry, check_document, write_context
+from server.store.embedded import EmbeddedStore
+from server.web.app import create_app
+from server.web.keys import DIRECTORY
+
+HOUSEHOLDS, SEED = 1000, 2020
+COMMUNITY = "330802001001"
+
+
+@pytest.fixture(scope="module")
+def town() -> City:
+    return generate_city(HOUSEHOLDS, SEED)
+
+
+def by_type(plan: Any) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for docs in plan.grids.values():
+        for doc in docs:
+            found[doc["type"]].append(doc)
+    return found
+
+
+def test_the_same_seed_gives_the_same_residents(town: City) -> None:
+    one, two = (plan_residents(town, COMMUNITY, "hash", SEED) for _ in range(2))
+    assert (one.grids, one.directory) == (two.grids, two.directory)
+    assert plan_residents(town, COMMUNITY, "hash", SEED + 1).directory != one.directory
+
+
+def test_every_way_a_sign_up_goes_is_there(town: City) -> None:
+    plan = plan_residents(town, COMMUNITY, "hash", SEED)
+    assert plan.outcomes["activated"] >= 30
+    assert plan.outcomes["by_code"] >= 3
+    assert plan.outcomes.get("queued_ambiguous", 0) + plan.outcomes.get(
+        "queued_unmatched", 0) >= 5
+    docs = by_type(plan)
+    accounts = [d for d in plan.directory if d["type"] == "user"]
+    assert len(accounts) == len(docs["signup"]) == sum(plan.outcomes.values())
+    logins = [d for d in plan.directory if d["type"] == "login"]
+    assert len({d["_id"] for d in logins}) == len(accounts)  # one account per phone
+    assert all(a["role"] == "resident" and a["password"] == "hash" for a in accounts)
+
+
+def test_every_record_passes_the_servers_checks_and_names_what_exists(town: City) -> None:
+    plan = plan_residents(town, COMMUNITY, "hash", SEED)
+    registry = SchemaRegistry()
+    households = {h["_id"]: h for g in town.grids.values() for h in g.households}
+    for grid, docs in plan.grids.items():
+        ctx = write_context(SIGNUP_SERVER, grid, DEFAULT_LIMITS)
+        for doc in docs:
+            assert check_document(doc, ctx, registry, 0) is None, doc["_id"]
+            if doc["type"] in ("resident", "activation_code"):
+                assert households[doc["household"]]["grid"] == grid
+    docs = by_type(plan)
+    signups = {d["account"]: d for d in docs["signup"]}
+    for link in docs["resident"]:
+        assert link["status"] == "active"
+        if link["activation"] == "automatic":  # rule 4 of domain/signup.py held
+            home = households[link["household"]]
+            assert signups[link["account"]]["status"] == "activated"
+            assert signup.registry_role(signups[link["account"]]["name"], home) == link["role"]
+    codes = {d["used_by"]: d for d in docs["activation_code"]}
+    by_code = [link for link in docs["resident"] if link["activation"] == "code"]
+    assert len(by_code) == len(codes) and all(
+        codes[link["account"]]["household"] == link["household"] for link in by_code)
+    accounts = {d["name"]: d for d in plan.directory if d["type"] == "user"}
+    for link in docs["resident"]:
+        assert link["grid"] in accounts[link["account"]]["resident"]["grids"]
+
+
+def test_the_demo_logins_are_one_activated_and_one_waiting(town: City) -> None:
+    plan = plan_residents(town, COMMUNITY, "hash", SEED)
+    logins = {d["_id"]: d["account"] for d in plan.directory if d["type"] == "login"}
+    docs = by_type(plan)
+    signups = {d["account"]: d for d in docs["signup"]}
+    links = {d["account"]: d for d in docs["resident"]}
+    resident, pending = logins[f"login:{DEMO_RESIDENT}"], logins[f"login:{DEMO_PENDING}"]
+    assert signups[resident]["status"] == "activated" and links[resident]["role"] == "owner"
+    assert signups[pending]["status"] == "pending" and pending not in links
+    assert signups[pending]["grid"] == "g330802001001a"  # the community's first grid's queue
+
+
+@pytest.mark.slow  # the demo city of scripts/serve loaded on a store of its own, then again
+async def test_served_the_demo_resident_logs_in_and_sees_their_household(
+        aiohttp_client: Any, tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store")
+    await store.start()
+    try:
+        config = Config.from_mapping({"data": tmp_path, "couchdb_url": store.url, "demo": True,
+                                      "aggregates_warm_up": False})
+        client = await aiohttp_client(create_app(config, load_demo=load_demo))
+        couch = couchdb.Server(store.url)
+
+        def seqs() -> list[Any]:
+            """The grids' update sequences and the residents' accounts' revisions (the grid
+            documents of the directory are `linli grid add`'s, rewritten by every seed)."""
+            accounts = [row.value["rev"] for row in couch["linli-directory"].view(
+                "_all_docs", startkey="login:", endkey="login:\ufff0")]
+            accounts += [row.value["rev"] for row in couch["linli-directory"].view(
+                "_all_docs", startkey="user:r", endkey="user:r\ufff0")]
+            return [len(accounts), accounts, *(couch[db].info()["update_seq"] for db in (
+                "grid-g330802001001a", "grid-g330802001001b"))]
+
+        before = await asyncio.to_thread(seqs)
+        await asyncio.to_thread(load_demo, config, store.url)
+        assert await asyncio.to_thread(seqs) == before  # loading it again rewrites nothing
+        await signed_in(client)
+    finally:
+        await store.stop()
+
+
+async def signed_in(client: Any) -> None:
+    """The demo resident is active in their household and has it in my data; the pending one
+    has none."""
+    directory = client.app[DIRECTORY]
+    await eventually(lambda: directory.user(DEMO_RESIDENT), what="the demo resident")
+    resp = await client.get("/api/me", headers=basic(DEMO_RESIDENT, DEMO_PASSWORD))
+    me = (await resp.json())["resident"]
+    assert me["state"] == "active"
+    [link] = me["households"]
+    assert link["record"]["head_name"] and link["role"] == "owner"
+    mine = await client.get("/api/residents/my-data", headers=basic(DEMO_RESIDENT,
+                                                                   DEMO_PASSWORD))
+    assert (await mine.json())["households"] == [link["household"]]
+    await eventually(lambda: directory.user(DEMO_PENDING), what="the pending resident")
+    resp = await client.get("/api/me", headers=basic(DEMO_PENDING, DEMO_PASSWORD))
+    assert (await resp.json())["resident"] == {"state": "pending", "signup": "pending",
+                                               "households": []}
