@@ -188,6 +188,9 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/data-requests/answer"): [({}, {
             "id": f"data_request:{scene.community}:r0:20261203:1", "rev": "1-x",
             "status": "done", "answer": "ok"})],
+        ("post", "/api/residents/corrections"): [({}, {"changes": [
+            {"record": f"household:{g}-0001", "field": "/phone", "proposed": "1"}]})],
+        ("post", "/api/residents/id-number"): [({}, {"password": "long-enough-1"})],
     }
 
 

@@ -1,8 +1,9 @@
 """The residents' record types at the gateway as it stands, before any resident route exists:
 each keeps to its database and its writers (`x-database`, `x-writers`), so adding the schemas
 opened nothing. Notices, receipts and data requests live in the residents database and are
-refused in a grid database; a sign-up is the server's, a receipt the resident's; a grid worker
-may make an activation code for a household of their grid."""
+refused in a grid database; a sign-up, a resident link and a correction request are never made
+by a worker's phone (server/domain/resident_queue.py), a receipt is the resident's; a grid
+worker may make an activation code for a household of their grid."""
 
 from __future__ import annotations
 
@@ -31,14 +32,17 @@ async def test_resident_types_keep_to_their_database_and_writers(client: Any,
     grid = await city.grid(community="c_res")
     worker = await city.user(grids=[grid])
     await wait_for_user(client, worker)
+    # A code is made for a household the grid holds (the fixtures' household).
+    await city.save(grid, {"_id": DOCUMENTS["activation_code"]["valid"][0]["household"],
+                           "type": "household", "grid": grid})
     expected = {
         "notice": (403, "不保存在网格数据库中"),
         "notice_receipt": (403, "not kept in a grid database"),
         "data_request": (403, "not kept in a grid database"),
-        "signup": (403, "Only admin may write a signup"),
+        "signup": (403, "Sign-ups are made by residents"),
         "activation_code": (201, ""),
-        "resident": (201, ""),
-        "correction_request": (201, ""),
+        "resident": (403, "Resident links are made by the server"),
+        "correction_request": (403, "Requests are made by residents"),
     }
     for doc_type, (status, words) in expected.items():
         doc = fixture(doc_type, grid, worker)

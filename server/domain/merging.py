@@ -199,21 +199,35 @@ def _ordered(body: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return dict(sorted(body.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
-def last_received(ancestor: Mapping[str, Any] | None, revisions: Sequence[Revision]) -> Merge:
-    """A verdict is a supervisor's decision at a moment: the one the server received last
-    stands, whole; the others are kept in the trail."""
-    chosen = latest(revisions)
+def _whole(rule: str, chosen: Revision, revisions: Sequence[Revision]) -> Merge:
+    """One revision stands, whole; the fields the others held differently are kept in the
+    trail under `rule`."""
     others = [r for r in revisions if r is not chosen]
     names: list[str] = []
     for revision in revisions:
         names.extend(n for n in revision.body if n not in names)
     decisions = tuple(
-        FieldDecision(name, "last_received", chosen, _value(chosen.body, name),
+        FieldDecision(name, rule, chosen, _value(chosen.body, name),
                       tuple((r, _value(r.body, name)) for r in others))
         for name in names
         if name not in IDENTITY and name not in ("edits", "schema_version")
         and any(_value(r.body, name) != _value(chosen.body, name) for r in others))
     return Merge(dict(chosen.body), decisions)
+
+
+def last_received(ancestor: Mapping[str, Any] | None, revisions: Sequence[Revision]) -> Merge:
+    """A verdict is a supervisor's decision at a moment: the one the server received last
+    stands, whole; the others are kept in the trail."""
+    return _whole("last_received", latest(revisions), revisions)
+
+
+def first_received(ancestor: Mapping[str, Any] | None, revisions: Sequence[Revision]) -> Merge:
+    """A decision on something limited (a sign-up confirmed at the door, a code spent, a
+    resident removed, a correction answered) is taken once: the revision the server received
+    first stands, whole, and the later ones are kept in the trail, so two phones that decided
+    offline end with the decision that reached the server first
+    (server/domain/resident_queue.py)."""
+    return _whole("first_received", min(revisions, key=lambda r: r.order), revisions)
 
 
 RULES: dict[str, Callable[[Mapping[str, Any] | None, Sequence[Revision]], Merge]] = {
@@ -225,6 +239,10 @@ RULES: dict[str, Callable[[Mapping[str, Any] | None, Sequence[Revision]], Merge]
     "building": merge_fields("building"),
     "verdict": last_received,
     "resolution": last_received,
+    "signup": first_received,
+    "resident": first_received,
+    "activation_code": first_received,
+    "correction_request": first_received,
 }
 """The rule of each record type. A type not listed is merged field by field."""
 

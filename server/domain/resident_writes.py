@@ -59,9 +59,14 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-def _field(name: str, code: str, zh: str, en: str) -> Problem:
-    label_zh, label_en = LABELS.get(name, (name, name))
+def field_problem(name: str, code: str, zh: str, en: str,
+                  labels: Mapping[str, tuple[str, str]] = LABELS) -> Problem:
+    """A problem with the field `name`, named by its label (zh-CN first)."""
+    label_zh, label_en = labels.get(name, (name, name))
     return Problem(f"/{name}", code, f"“{label_zh}”{zh}", f"{label_en}: {en}")
+
+
+_field = field_problem
 
 
 def resident_write_problem(doc: Mapping[str, Any], stored: Mapping[str, Any] | None,

@@ -40,6 +40,7 @@ from server.domain.validation import (
 )
 from server.store.couch import READ_TIMEOUT, CouchClient, NotFound, StoreUnavailable, db_path
 from server.sync.receipts import ReceiptLog
+from server.sync.resident_queue import staff_refusals
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,7 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
     refusals = [r or check_authorship(d, ctx, registry) or check_room(d, ctx)
                 or check_stubs(d, ctx)
                 for d, r in zip(docs, refusals, strict=True)]
+    refusals = await staff_refusals(couch, ctx, docs, refusals, new_edits)
     if new_edits:  # one edit of a record per batch: two could race each other in the store
         seen: set[str] = set()
         for i, doc in enumerate(docs):

@@ -206,17 +206,19 @@ class Residents:
                "resident": {"community": community, "grids": [grid]}}
         await self.couch.put(db_path(DIRECTORY_DB, doc["_id"]), doc)
 
-    async def write(self, grid: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Server records checked as any grid write is, written together, and receipted."""
-        ctx = write_context(SERVER, grid, self.limits, self.directory.retired_schemas)
+    async def write(self, grid: str, docs: list[dict[str, Any]],
+                    writer: User = SERVER) -> list[dict[str, Any]]:
+        """Records checked as any grid write is, written together, and receipted: the
+        server's, or a resident's own request (`writer`) made by a resident route."""
+        ctx = write_context(writer, grid, self.limits, self.directory.retired_schemas)
         for doc in docs:
             refusal = check_document(doc, ctx, self.schemas, encoded_size(doc))
             if refusal is not None:
                 raise Unwritable(f"{doc.get('_id')}: {refusal.reason}")
         db = grid_db(grid)
-        with self.receipts.writing(SERVER.name, db):
+        with self.receipts.writing(writer.name, db):
             results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
-            self.receipts.record(SERVER.name, db, [[r["id"], r["rev"]] for r in results
+            self.receipts.record(writer.name, db, [[r["id"], r["rev"]] for r in results
                                                    if r.get("ok")])
         return list(results)
 

@@ -35,11 +35,13 @@ from server.domain.validation import (
 from server.store.couch import READ_TIMEOUT, NotFound, db_path
 from server.sync import filters, replication
 from server.sync import params as qparams
+from server.sync.resident_queue import log_staff_writes
 from server.web.keys import (
     AGGREGATES,
     CONFIG,
     COUCH,
     DIRECTORY,
+    DOOR_LINKS,
     FEEDS_HELD,
     LIVE_FEEDS,
     POUCHDB_BACKEND,
@@ -111,11 +113,14 @@ def checked_ids(request: web.Request, ids: Any, what: str) -> None:
 
 
 def notice_writes(request: web.Request, target: Target, outcome: replication.BatchOutcome,
-                  new_edits: bool) -> None:
-    """The figures of the grid are out of date; a replicated write may have made a conflict."""
+                  new_edits: bool, docs: list[Any]) -> None:
+    """The figures of the grid are out of date; a replicated write may have made a conflict;
+    a staff member's resident work is logged, and a sign-up decided may be due its link."""
     grid = target.access.grid
     if grid is not None:
         request.app[AGGREGATES].notice(grid)
+        if log_staff_writes(target.user, grid, docs, outcome.refusals):
+            request.app[DOOR_LINKS].notice(grid)
         if not new_edits and outcome.may_conflict:  # only there can a conflict arise
             request.app[RESOLVER].notice(grid)
 
@@ -254,7 +259,7 @@ async def bulk_docs(request: web.Request, target: Target) -> web.Response:
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
         write_context(request, target), docs, new_edits,
         raw_body=raw if set(body) <= {"docs", "new_edits"} else None)
-    notice_writes(request, target, outcome, new_edits)
+    notice_writes(request, target, outcome, new_edits, docs)
     return json_answer(outcome.results, status=201)
 
 
@@ -366,7 +371,7 @@ async def write_document(request: web.Request, target: Target,
     outcome = await replication.write_batch(
         request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
         write_context(request, target), [doc], new_edits)
-    notice_writes(request, target, outcome, new_edits)
+    notice_writes(request, target, outcome, new_edits, [doc])
     [refusal], [result] = outcome.refusals, outcome.results or [{"id": doc["_id"]}]
     if refusal is not None:
         raise replication.refusal_error(refusal)

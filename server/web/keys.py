@@ -13,6 +13,7 @@ from server.store.couch import CouchClient
 from server.store.embedded import EmbeddedStore
 from server.sync.aggregates import Aggregates
 from server.sync.conflicts import Resolver
+from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
 from server.sync.installation import Installation
 from server.sync.mydata import MyData
@@ -49,6 +50,7 @@ RESIDENTS = web.AppKey("residents", Residents)
 VERIFICATION = web.AppKey("verification", Verification)
 SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
 MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their data requests
+DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at the door
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.
