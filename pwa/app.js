@@ -11,6 +11,7 @@ import { GridIndex } from "./records.js";
 import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
 import { signupView } from "./resident/signup.js";
 import { reviewRecordView, reviewView } from "./review.js";
+import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, forgetGrids, storageReport } from "./sync.js";
 import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
@@ -342,6 +343,10 @@ function serverRoute(name, a, b) {
   view.dataset.route = SERVER_SCREENS.has(name) ? name : "grid";
 }
 
+// The grid worker's resident work (pwa/worker/residents.js), each screen by its route name.
+const RESIDENT_WORK = { residents: queueView, decide: decideView, code: codeView, newcode: newCodeView,
+  "resident-remove": removeResidentView, correction: correctionView };
+
 async function route() {
   if (app.resident) return residentRoute(app, view);
   if (!app.me && location.hash === "#/signup") {
@@ -365,6 +370,7 @@ async function route() {
   } else if (name === "b") nodes = buildingView(app, a);
   else if (name === "h") nodes = householdView(app, a);
   else if (name === "sync") nodes = refusedView(app);
+  else if (RESIDENT_WORK[name]) nodes = RESIDENT_WORK[name](app, a);
   else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);

@@ -7,6 +7,7 @@ import { withEdits } from "./edits.js";
 import { SYSTEM, buildForm } from "./forms.js";
 import { fieldLabel, formatTime, lang, message, pick, t, tf } from "./i18n.js";
 import { householdKey, naturalCompare } from "./records.js";
+import { queueLink, residentsSection } from "./worker/residents.js";
 import { roomProblems } from "./rules.js";
 import { documentProblems } from "./validate.js";
 
@@ -136,6 +137,7 @@ export function gridView(app) {
       progressCard(t("progress_census"), [[t("enumerated"), progress.census.done]], progress.census.total),
       progressCard(t("progress_screening"), [[t("screened"), progress.screening.done]], progress.screening.total))
       : el("p", { class: "cards empty", "aria-busy": "true" }, t("loading")),
+    queueLink(app),
     el("div", { class: "search" }, search),
     results,
     el("h3", {}, t("buildings")),
@@ -214,6 +216,7 @@ export function householdView(app, id) {
       link(`#/edit/${hh}`, t("edit_household")),
       link(census ? `#/edit/${encodeURIComponent(census._id)}` : `#/new/census_household/${hh}`, t("census_form")),
       link(`#/new/person/${hh}`, t("add_member"))),
+    residentsSection(app, id),
     el("section", {},
       el("h3", {}, t("members")),
       members.length ? el("ul", { class: "list members" }, members.map((p) => memberItem(app, p)))
