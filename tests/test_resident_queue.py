@@ -219,6 +219,14 @@ async def test_two_phones_deciding_offline_end_with_the_first_received(
     await settled(client)
     assert await link_of(city, place, account, 2) is not None
     assert await link_of(city, place, account, 1) is None
+    # b's phone sends its decision again (a replay after a lost answer): nothing changes.
+    assert await push(client, place.grid, b, [second]) == []
+    await client.app[RECEIPTS].flush()
+    await client.app[RESOLVER].process_grid(place.grid)
+    await settled(client)
+    again = await city.get(place.grid, f"signup:{account}", conflicts=True)
+    assert "_conflicts" not in again and again["household"] == place.household(2)
+    assert await link_of(city, place, account, 1) is None
     trail = await city.run(lambda: [row.doc for row in city.db(place.grid).view(
         "_all_docs", startkey=f"resolution:signup:{account}:",
         endkey=f"resolution:signup:{account}:\ufff0", include_docs=True)])
@@ -298,10 +306,13 @@ async def test_a_removal_is_the_workers_logged_and_ends_the_link(
     made.pop("_rev")
     status, body = await put(client, place.grid, place.worker, made)
     assert status == 403 and "由系统建立" in body["reason"]
+    # A supervisor of the community removes as a worker does, and the act names them.
+    boss = await city.user("supervisor", communities=[place.code])
+    await wait_for_user(client, boss)
     with caplog.at_level(logging.INFO, logger="linli.audit"):
-        status, body = await put(client, place.grid, place.worker, removal)
+        status, body = await put(client, place.grid, boss, removal)
     assert status == 201, body
-    assert any(f"removed resident {account}" in r.getMessage() for r in caplog.records)
+    assert any(f"{boss} removed resident {account}" in r.getMessage() for r in caplog.records)
     assert (await me(client, phone))["households"] == []
     status, body = await put(client, place.grid, place.worker,
                              {**removal, "_rev": body["rev"], "status": "active"})
