@@ -317,6 +317,20 @@ async def test_a_removal_is_the_workers_logged_and_ends_the_link(
     status, body = await put(client, place.grid, place.worker,
                              {**removal, "_rev": body["rev"], "status": "active"})
     assert status == 403 and "已移除" in body["reason"]
+    # Nor is the act deleted, by a tombstone in a batch or a DELETE, by worker or supervisor.
+    stored = await link_of(city, place, account, 2)
+    for user in (place.worker, boss):
+        resp = await client.post(f"/couch/{grid_db(place.grid)}/_bulk_docs", json={"docs": [
+            {"_id": stored["_id"], "_rev": stored["_rev"], "_deleted": True}]},
+            headers=basic(user))
+        [result] = await resp.json()
+        # A worker deletes only their own records anyway; a supervisor any but these.
+        words = "不能删除" if user == boss else "删除"
+        assert result["error"] == "forbidden" and words in result["reason"], result
+        resp = await client.delete(f"/couch/{grid_db(place.grid)}/{stored['_id']}",
+                                   params={"rev": stored["_rev"]}, headers=basic(user))
+        assert resp.status == 403, await resp.text()
+    assert (await link_of(city, place, account, 2))["_rev"] == stored["_rev"]
 
 
 # -- corrections ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from server.domain.resident_queue import (
     apply_change,
     change_problems,
     code_problem,
+    deletion_problem,
     door_link,
     removal_problem,
     signup_problem,
@@ -181,3 +182,11 @@ def test_an_accepted_change_is_placed_as_the_field_wants_it() -> None:
     assert apply_change(record, "/name", "", schema)["name"] == ""  # required: the check says
     assert apply_change(record, "/birth_year", "x", schema)["birth_year"] == "x"
     assert record == {"name": "王芳", "phone": "13900000001"}  # the record itself untouched
+
+
+def test_the_acts_are_never_deleted_by_staff() -> None:
+    for doc_id in ("signup:r1", "resident:r1-g1-2", "activation_code:g1-K",
+                   "correction_request:r1-1"):
+        problem = deletion_problem(doc_id)
+        assert problem is not None and problem.code == "kept"
+    assert deletion_problem("household:g1-2") is None

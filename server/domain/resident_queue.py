@@ -23,6 +23,7 @@ every staff write of these types (`staff_problem`); the server's own writes are 
    may ask to correct (`CORRECTABLE`): named fields of their household and its members, never
    the worker's bookkeeping; an accepted change is made on the record by the answering phone
    (`apply_change`), through the same validation as any edit of the record.
+6. None of these is deleted by staff once the server holds it: the acts stay on record.
 """
 
 from __future__ import annotations
@@ -92,6 +93,16 @@ def _changed(doc: Mapping[str, Any], stored: Mapping[str, Any],
 
 def _blank(value: Any) -> bool:
     return not isinstance(value, str) or not unicodedata.normalize("NFKC", value).strip()
+
+
+def deletion_problem(doc_id: str) -> Problem | None:
+    """Rule 6: what residents' records hold is never deleted by staff once the server has it
+    (a removal, a decline, a revoked code or an answer keeps the act on record)."""
+    if doc_id.partition(":")[0] not in QUEUE_TYPES:
+        return None
+    return _refusal("kept", "居民的记录不能删除：请移除、不通过、作废或答复",
+                    "Residents' records are not deleted: remove, decline, withdraw or answer "
+                    "instead")
 
 
 def staff_problem(doc: Mapping[str, Any], stored: Mapping[str, Any] | None, writer: str,

@@ -5,7 +5,7 @@ When a grid is written to with a decided sign-up (by the gateway, or by the conf
 which settles competing decisions: the first received stands), `DoorLinks` reads the grid's
 sign-ups and writes the link of each one decided at the door, without conflicting revisions,
 whose link is missing. The link's id is fixed by the account and household, so a second writer
-(another server process) finds it written; a restart looks at every grid once."""
+(another server process) finds it written; every grid is looked at once after a start."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
 PAGE = 500
 RETRY_SECONDS = 1.0
+START_SWEEP_SECONDS = 30.0
 
 
 class DoorLinks:
@@ -33,13 +34,15 @@ class DoorLinks:
     server/domain/resident_queue.py), for the grids it is told were written to, and for every
     grid once at start (a decision stored just before a restart). Owned by the app."""
 
-    def __init__(self, residents: Residents, grids: Sequence[str]) -> None:
+    def __init__(self, residents: Residents, grids: Sequence[str],
+                 start_sweep_seconds: float = START_SWEEP_SECONDS) -> None:
         self.residents = residents
-        self.dirty: set[str] = set(grids)
+        self.at_start = list(grids)
+        self.start_sweep_seconds = start_sweep_seconds
+        self.dirty: set[str] = set()
         self.settling = 0  # grids being read now
         self.written = 0
         self.wake = asyncio.Event()
-        self.wake.set()
 
     def notice(self, grid: str) -> None:
         """`grid` was written to with a decided sign-up, or its conflicts were settled."""
@@ -54,6 +57,16 @@ class DoorLinks:
         return not self.dirty and not self.settling
 
     async def run(self) -> None:
+        # Every grid once, a little after start: a server restarting does not read a city's
+        # sign-ups while it is busiest, and a decision written meanwhile is noticed anyway.
+        sweep = asyncio.get_running_loop().call_later(
+            self.start_sweep_seconds, lambda: [self.notice(g) for g in self.at_start])
+        try:
+            await self._settle_noticed()
+        finally:
+            sweep.cancel()
+
+    async def _settle_noticed(self) -> None:
         while True:
             await self.wake.wait()
             self.wake.clear()

@@ -60,22 +60,33 @@ async def _households(couch: CouchClient, db: str, ids: Sequence[str]) -> frozen
                      if "error" not in row and not (row.get("value") or {}).get("deleted"))
 
 
+def staff_deletion(ctx: WriteContext, doc_id: str) -> Refusal | None:
+    """Rule 6 for a deletion by staff (a tombstone in a batch, or `DELETE`) of a record the
+    server holds (`ctx.stored_authors` read for it)."""
+    if ctx.user.role not in resident_queue.STAFF_ROLES or doc_id not in ctx.stored_authors:
+        return None
+    problem = resident_queue.deletion_problem(doc_id)
+    return Refusal(problem.message) if problem is not None else None
+
+
 async def staff_refusals(couch: CouchClient, ctx: WriteContext, docs: Sequence[Any],
                          refusals: list[Refusal | None], new_edits: bool) -> list[Refusal | None]:
     """The refusals of a batch with the queue rules applied to a worker's or supervisor's
     writes of the queue types (admins, the server among them, are not held to them)."""
     if ctx.user.role not in resident_queue.STAFF_ROLES:
         return refusals
-    picked = [i for i, d in enumerate(docs) if refusals[i] is None and isinstance(d, Mapping)
+    out = [r or (staff_deletion(ctx, str(d["_id"])) if isinstance(d, Mapping)
+                 and d.get("_deleted") is True else None)
+           for d, r in zip(docs, refusals, strict=True)]
+    picked = [i for i, d in enumerate(docs) if out[i] is None and isinstance(d, Mapping)
               and not d.get("_deleted") and d.get("type") in resident_queue.QUEUE_TYPES]
     if not picked:
-        return refusals
+        return out
     named = [str(docs[i].get("household")) for i in picked]
     parents, households = await asyncio.gather(
         asyncio.gather(*(_parent(couch, ctx.db, docs[i], new_edits) for i in picked)),
         _households(couch, ctx.db, named))
     now = datetime.datetime.now(datetime.UTC)
-    out = list(refusals)
     for i, stored in zip(picked, parents, strict=True):
         problem = resident_queue.staff_problem(docs[i], stored, ctx.user.name, households, now)
         if problem is not None:

@@ -35,7 +35,7 @@ from server.domain.validation import (
 from server.store.couch import READ_TIMEOUT, NotFound, db_path
 from server.sync import filters, replication
 from server.sync import params as qparams
-from server.sync.resident_queue import log_staff_writes
+from server.sync.resident_queue import log_staff_writes, staff_deletion
 from server.web.keys import (
     AGGREGATES,
     CONFIG,
@@ -389,7 +389,8 @@ async def delete_document(request: web.Request, target: Target) -> web.Response:
     authors, deleted = await replication.stored_authors(request.app[COUCH], db, [doc_id])
     ctx = dataclasses.replace(write_context(request, target), stored_authors=authors,
                               deleted=deleted)
-    refusal = check_id(doc_id, ctx) or check_deletion(doc_id, ctx, request.app[SCHEMAS])
+    refusal = (check_id(doc_id, ctx) or check_deletion(doc_id, ctx, request.app[SCHEMAS])
+               or staff_deletion(ctx, doc_id))
     if refusal is not None:
         raise replication.refusal_error(refusal)
     rev = pick(request.query, qparams.WRITE).get("rev", "")
