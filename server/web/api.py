@@ -26,7 +26,7 @@ from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync import exports, personal, review
 from server.sync.receipts import utc_now
-from server.web import mydata, residents
+from server.web import mydata, resident_queue, residents
 from server.web.guard import require_user
 from server.web.keys import (
     AGGREGATES,
@@ -384,3 +384,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/export", export)
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
     mydata.setup(app)  # a resident's own data, and the answers to their requests
+    resident_queue.setup(app)  # corrections, the full ID number, the links made at the door

@@ -27,12 +27,15 @@ from server.domain.text import text_problem, unknown_fields
 from server.errors import json_response
 from server.store.couch import CouchClient, NotFound, db_path
 from server.sync.door_links import DoorLinks
+from server.sync.residents import Residents
 from server.web.guard import client_address
 from server.web.keys import (
     AUTH,
+    CONFIG,
     COUCH,
     DIRECTORY,
     DOOR_LINKS,
+    RECEIPTS,
     RESIDENTS,
     RESOLVER,
     SCHEMAS,
@@ -204,8 +207,10 @@ async def id_number(request: web.Request) -> web.Response:
 
 
 async def door_links_ctx(app: web.Application) -> AsyncIterator[None]:
-    """After the residents' context: links for decisions the gateway or the resolver wrote."""
-    links = DoorLinks(app[RESIDENTS], sorted(app[DIRECTORY].grids))
+    """After the store's and the directory's contexts (cleanup contexts run in order); the
+    links are written through a `Residents` of their own, so this needs nothing made later."""
+    residents = Residents(app[COUCH], app[DIRECTORY], app[SCHEMAS], app[CONFIG], app[RECEIPTS])
+    links = DoorLinks(residents, sorted(app[DIRECTORY].grids))
     app[DOOR_LINKS] = links
     resolver = app[RESOLVER]
     before = resolver.on_written
