@@ -86,6 +86,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("demo", False, "Load the demo city (grids and logins) at start."),
     Setting("conflict_sweep_seconds", 30.0, "How often the conflict resolver looks at every grid "
             "(writes through this server are looked at at once; this catches the others)."),
+    Setting("grid_passes_at_start", True, "At start, go through every grid once: bring its "
+            "design documents up to date, look for conflicts written while no server ran, and "
+            "(after a server was killed) rebuild lost receipts. Off only where hundreds of servers "
+            "start one after another on one store (the test suite), each test turning it on for "
+            "what it checks."),
     Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "
             "(the store builds a view's index when it is first read), so the first dashboard "
             "query does not wait for it. On the embedded store a full city takes hours."),
@@ -137,6 +142,7 @@ class Config:
     trust_proxy: bool
     demo: bool
     conflict_sweep_seconds: float
+    grid_passes_at_start: bool
     aggregates_warm_up: bool
     aggregates_refresh_seconds: float
     lagging_seconds: float

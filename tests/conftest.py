@@ -39,7 +39,10 @@ NODE_CLIENT = PROJECT_ROOT / "tests" / "node" / "pouch_client.mjs"
 TEST_LIMITS = {"max_document_bytes": 200_000, "max_attachment_bytes": 100_000,
                "max_request_bytes": 2_000_000, "max_batch_docs": 500,
                # hundreds of test grids: each app would build every grid's view indexes
-               "aggregates_warm_up": False}
+               "aggregates_warm_up": False,
+               # and go through every one of them, all through each test, slowing every other
+               # request (store CPU > test CPU); tests of these passes turn them on
+               "grid_passes_at_start": False}
 # Debian's build: Playwright's own browser download is not reachable (scripts/setup installs it).
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium calls Google's hosts, which on a closed

@@ -4,6 +4,7 @@ are missing or old, and before the first query of the receipts' views."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ async def test_server_installs_missing_or_old_designs(aiohttp_client: Any, confi
     stale = await city.get(grid, "_design/linli")
     stale["views"] = {"old": {"map": "function (doc) {}"}}
     await city.save(grid, stale)
+    config = dataclasses.replace(config, grid_passes_at_start=True)
     await designs_installed(await aiohttp_client(create_app(config)))
     wanted = design_docs()[0]
     assert (await city.get(grid, "_design/linli"))["views"] == wanted["views"]
@@ -49,6 +51,19 @@ async def test_server_installs_missing_or_old_designs(aiohttp_client: Any, confi
     # unchanged content is not rewritten
     await designs_installed(await aiohttp_client(create_app(config)))
     assert (await city.get(grid, "_design/linli"))["_rev"] == rev
+
+
+async def test_the_passes_at_start_can_be_left_out(aiohttp_client: Any, config: Config,
+                                                  city: City) -> None:
+    """`grid_passes_at_start` off (the suite's setting: hundreds of servers start on one store)
+    leaves every grid alone at start; the default goes through them (the test above)."""
+    assert not config.grid_passes_at_start and Config.from_mapping({}).grid_passes_at_start
+    grid = await city.grid()
+    stale = await city.get(grid, "_design/linli")
+    stale["views"] = {"old": {"map": "function (doc) {}"}}
+    await city.save(grid, stale)
+    await designs_installed(await aiohttp_client(create_app(config)))
+    assert (await city.get(grid, "_design/linli"))["views"] == stale["views"]
 
 
 @pytest.fixture

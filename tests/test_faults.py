@@ -254,8 +254,10 @@ async def test_server_killed_mid_bulk_docs(served: ServerProcess, node: NodeClie
 
 async def own_app(data: Path, **settings: Any) -> TestClient:
     """The real app with its own embedded store (supervised, so it can be killed), on a
-    loopback port a node client can reach."""
-    config = Config.from_mapping({"data": data, **TEST_LIMITS, **settings})
+    loopback port a node client can reach. A store of its own, with few grids: it goes through
+    them at start as a restarted server does."""
+    config = Config.from_mapping({"data": data, **TEST_LIMITS, "grid_passes_at_start": True,
+                                  **settings})
     client = TestClient(TestServer(create_app(config), host="127.0.0.1"))
     await client.start_server()
     return client

@@ -112,10 +112,12 @@ class Plan:
 
 class Resolver:
     def __init__(self, couch: CouchClient, registry: SchemaRegistry, directory: Directory,
-                 receipts: ReceiptLog | None = None, sweep_seconds: float = SWEEP_SECONDS) -> None:
+                 receipts: ReceiptLog | None = None, sweep_seconds: float = SWEEP_SECONDS,
+                 sweep_at_start: bool = True) -> None:
         self.couch, self.registry, self.directory = couch, registry, directory
         self.receipts = receipts
         self.sweep_seconds = sweep_seconds
+        self.sweep_at_start = sweep_at_start  # else the first sweep is sweep_seconds later
         # Told of every grid the resolver wrote to, so the figures (open conflicts, merged
         # values) follow its writes as they follow the gateway's.
         self.on_written: Callable[[str], None] | None = None
@@ -138,7 +140,7 @@ class Resolver:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
+        next_sweep = loop.time() + (0.0 if self.sweep_at_start else self.sweep_seconds)
         backoff = 1.0
         while True:
             if loop.time() >= next_sweep:
@@ -203,8 +205,10 @@ class Resolver:
                 self.dirty.add(grid)
                 self.wake.set()
                 return
-            since = page["last_seq"]
-            checkpoint = await self.save_checkpoint(db, checkpoint, since)
+            # A sweep of an unchanged grid writes nothing (it was a write per grid per sweep).
+            if page["last_seq"] != since:
+                since = page["last_seq"]
+                checkpoint = await self.save_checkpoint(db, checkpoint, since)
             if len(page["results"]) < PAGE:
                 return
 

@@ -158,10 +158,12 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RECEIPTS] = receipts
     rebuilder = Rebuilder(couch, receipts)
     # Receipts a kill of the last server lost (written in batches after the acknowledgement)
+    passes = config.grid_passes_at_start
+    grids = sorted(directory.grids) if passes else []
     await retry_while_starting(lambda: rebuilder.starting(
-        [grid_db(code) for code in sorted(directory.grids)], started))
+        [grid_db(code) for code in grids], started))
     resolver = Resolver(couch, app[SCHEMAS], directory, receipts,
-                        sweep_seconds=config.conflict_sweep_seconds)
+                        sweep_seconds=config.conflict_sweep_seconds, sweep_at_start=passes)
     app[RESOLVER] = resolver
     figures = Aggregates(couch, directory, config.census_campaign,
                          refresh_seconds=config.aggregates_refresh_seconds)
@@ -180,7 +182,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
              supervisor.start("sessions", functools.partial(prune_ended_sessions, couch),
                               forever=False),
              supervisor.start("designs", functools.partial(
-                 install_then_warm, couch, sorted(directory.grids), warm), forever=False)]
+                 install_then_warm, couch, grids, warm), forever=False)]
     yield
     await supervisor.stop(tasks)
     # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.
