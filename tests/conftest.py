@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import argon2
 import couchdb
 import pytest
 from aiohttp import web
@@ -54,6 +55,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # own process): it must carry @pytest.mark.slow, so that `scripts/test --fast` cannot silently grow
 # (tests/test_markers.py). Hypothesis' generated inputs count too (tests/test_fuzz.py).
 SLOW_FIXTURES = frozenset({"browser", "live_server", "served"})
+# The test accounts' one password, hashed once with argon2id at the least work: thousands of test
+# accounts each hashed at 19 MiB, then verified at every app's first login, were a third of the
+# suite's CPU. Every other password (the command line's, residents' sign-ups, the OWASP check in
+# test_auth.py) is hashed as in production; verifying still runs argon2 on a real hash.
+TEST_ACCOUNT_HASH = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1,
+                                          type=argon2.Type.ID).hash(PASSWORD)
 _codes = itertools.count(1)
 T = TypeVar("T")
 
@@ -61,6 +68,14 @@ T = TypeVar("T")
 def pytest_configure(config: pytest.Config) -> None:
     """Every python-couchdb request checks that it is not made on a running event loop's thread:
     a blocking call there stalls the server under test and every client sharing its loop."""
+    if not getattr(directory.hash_password, "for_test_accounts", False):
+        hash_password = directory.hash_password
+
+        def test_accounts_hashed_once(password: str) -> str:
+            return TEST_ACCOUNT_HASH if password == PASSWORD else hash_password(password)
+
+        test_accounts_hashed_once.for_test_accounts = True  # type: ignore[attr-defined]
+        directory.hash_password = test_accounts_hashed_once
     request = couchdb.http.Session.request
     if getattr(request, "checks_the_loop", False):
         return

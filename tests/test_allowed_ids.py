@@ -9,6 +9,8 @@ import tracemalloc
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import pytest
+
 from server.domain.allowed_ids import RESIDENTS, AllowedIds
 
 G1, G2 = "grid:g1", "grid:g2"
@@ -239,6 +241,7 @@ def build(changes: Iterable[tuple[dict[str, Any], str]]) -> AllowedIds:
     return index
 
 
+@pytest.mark.slow  # ten thousand residents: a measurement
 def test_the_index_for_a_city_fits_its_budget() -> None:
     """Measured: tracemalloc on 10,000 residents (9,090 households, 27,270 members, 800
     notices), scaled to 160,000 residents; the budget is issue 15's (≤ 300 MB, built ≤ 60 s).

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import PASSWORD, TEST_LIMITS, basic, visit
+from conftest import PASSWORD, TEST_LIMITS, City, basic, visit
 
+from server.admin import directory
 from server.config import Config
+from server.domain.scope import DIRECTORY_DB
 from server.web.app import create_app
 from server.web.keys import STORE
 
@@ -135,3 +137,15 @@ async def test_cli_while_server_runs(embedded: TestClient) -> None:
     weak = await asyncio.to_thread(linli, data, "user", "passwd", "w.two", "--password-stdin",
                                    password="short")
     assert weak.returncode == 1 and "8" in weak.stderr
+
+
+def test_a_user_names_only_grids_that_exist(city: City) -> None:
+    """`linli user add` looks up the grids it names, not the whole list: an unknown, a
+    mistyped or a deleted grid is refused, each named."""
+    known, gone = city.blocking.grid(), city.blocking.grid()
+    directory_db = city.couch[DIRECTORY_DB]
+    directory_db.delete(directory_db[f"grid:{gone}"])
+    assert directory.unknown_grids(city.couch, [known, "nope", gone]) == ["nope", gone]
+    with pytest.raises(directory.DirectoryError, match="nope"):
+        directory.add_user(city.couch, "w.nope", "worker", PASSWORD, grids=[known, "nope"])
+    assert city.blocking.user(grids=[known])

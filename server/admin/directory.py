@@ -129,6 +129,17 @@ def list_grids(server: couchdb.Server) -> list[Grid]:
     return [Grid.from_doc(row.doc) for row in rows]
 
 
+def unknown_grids(server: couchdb.Server, codes: list[str]) -> list[str]:
+    """The codes no grid bears: their records only, not every grid's (a city has thousands, and
+    an import adds users by the thousand)."""
+    if not codes:
+        return []
+    rows = server[DIRECTORY_DB].view("_all_docs", keys=[f"grid:{code}" for code in codes])
+    known = {row.key for row in rows
+             if "error" not in row and not (row.value or {}).get("deleted")}
+    return [code for code in codes if f"grid:{code}" not in known]
+
+
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise DirectoryError(f"密码至少 {MIN_PASSWORD_LENGTH} 位 / the password needs at least "
@@ -154,8 +165,7 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
     if role == "supervisor" and not (communities or streets):
         raise DirectoryError("督导员要指定 --community 或 --street / a supervisor needs "
                              "--community or --street")
-    known = {g.code for g in list_grids(server)}
-    unknown = [g for g in grids if g not in known]
+    unknown = unknown_grids(server, grids)
     if unknown:
         raise DirectoryError(f"没有这些网格：{', '.join(unknown)} / unknown grid(s)")
     directory = server[DIRECTORY_DB]
