@@ -191,6 +191,15 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/residents/corrections"): [({}, {"changes": [
             {"record": f"household:{g}-0001", "field": "/phone", "proposed": "1"}]})],
         ("post", "/api/residents/id-number"): [({}, {"password": "long-enough-1"})],
+        ("get", "/api/notices"): [({}, None)],
+        ("post", "/api/notices"): [({}, {"title": "通知", "body": "正文", "audience": {
+            "level": "grid", "codes": [g]}, "needs_confirmation": True})],
+        ("get", "/api/notices/areas"): [({}, None), ({"grid": g}, None)],
+        ("get", "/api/notices/to-visit"): [({}, None)],
+        ("get", "/api/notices/{notice}"): [({}, None)],
+        ("get", "/api/notices/{notice}/follow-up"): [({}, None)],
+        ("post", "/api/notices/{notice}/withdraw"): [({}, None)],
+        ("post", "/api/notices/{notice}/receipt"): [({}, {})],
     }
 
 

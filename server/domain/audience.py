@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.domain.rules import Problem
-from server.domain.text import text_problem
+from server.domain.text import shown_name, text_problem
 from server.domain.validation import attachment_name_problem
 
 LEVELS = ("city", "street", "community", "grid", "building")
@@ -186,9 +186,15 @@ def image_problems(attachments: Any) -> list[Problem]:
                         f"at most {MAX_IMAGES} {en.lower()}, got {len(attachments)}")]
     problems = []
     for name, att in attachments.items():
-        refusal = attachment_name_problem(name)
-        if refusal is not None:
-            problems.append(Problem("/_attachments", "image_name", *refusal.reason.split(" / ", 1)))
+        if attachment_name_problem(name) is not None:
+            # Named by the label here: the store's reason names " / " itself, so it cannot be
+            # split back into its two languages.
+            shown = shown_name(name)
+            problems.append(Problem(
+                "/_attachments", "image_name",
+                f"“{zh}”的文件名 {shown} 无效：不能含斜杠、控制字符，不能以 _ 开头，最长 255 "
+                "字节", f"{en}: the file name {shown} is not valid: no slash or control "
+                "characters, not starting with _, at most 255 bytes"))
             continue
         problem = one_image_problem(str(name), att)
         if problem is not None:

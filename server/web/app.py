@@ -32,7 +32,7 @@ from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
 from server.sync.supervisor import Lag, Supervisor
-from server.web import api, guard, health, residents, routing, shell
+from server.web import api, guard, health, notices, residents, routing, shell
 from server.web.auth import Authenticator
 from server.web.keys import (
     AGGREGATES,
@@ -324,6 +324,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     routing.setup_routes(app)
     api.setup_routes(app)
     residents.setup(app)
+    notices.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

@@ -17,6 +17,7 @@ from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
 from server.sync.installation import Installation
 from server.sync.mydata import MyData
+from server.sync.notices import Notices
 from server.sync.ordering import ReceiptCache
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
@@ -51,6 +52,7 @@ VERIFICATION = web.AppKey("verification", Verification)
 SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
 MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their data requests
 DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at the door
+NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.
