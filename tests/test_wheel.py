@@ -5,7 +5,6 @@ checkout (`parents[2]`), and the wheel held neither, nor the server's layers."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import City, basic, visit
+from conftest import City, basic, eventually, visit
 
 from server.domain.scope import grid_db
 from server.store.embedded import PROJECT_ROOT, EmbeddedStore, free_port
@@ -92,17 +91,16 @@ async def served(wheel_venv: Path, store: EmbeddedStore,
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(600):
+
+            async def answers() -> bool:
                 assert process.poll() is None, (tmp_path / "serve.log").read_text()
                 try:
                     async with session.get(base + "/api/health") as resp:
-                        if resp.status == 200:
-                            break
+                        return resp.status == 200
                 except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("linli serve never answered")
+                    return False
+
+            await eventually(answers, 60, every=0.1, what="linli serve answers")
         yield base
     finally:
         process.terminate()
@@ -127,11 +125,11 @@ async def test_linli_serve_from_the_wheel_serves_the_app_and_validates(
         async with session.get("/app/schemas.json") as resp:
             assert resp.status == 200
             assert "household_visit" in (await resp.json())["types"]
-        for _ in range(300):  # the server learns of the new user from the directory's feed
+        async def knows_the_worker() -> bool:  # from the directory's feed
             async with session.get("/api/me", headers=basic(worker)) as resp:
-                if resp.status == 200:
-                    break
-            await asyncio.sleep(0.1)
+                return resp.status == 200
+
+        await eventually(knows_the_worker, 30, every=0.1, what="the server knows the worker")
         url = f"/couch/{grid_db(grid)}/household_visit:{grid}-"
         async with session.put(url + "1", json=visit(grid, worker, 1),
                                headers=basic(worker)) as resp:
