@@ -24,7 +24,7 @@ from server.demo import bench
 from server.demo.bench import Measure, Report, Target
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("aggregates", "conflicts", "domain", "load", "pwa", "sync")
+SCRIPTS = ("aggregates", "conflicts", "domain", "load", "pwa", "residents", "sync")
 
 
 def script(name: str) -> ModuleType:
@@ -216,7 +216,10 @@ def test_the_scripts_sizes_are_checked(capsys: pytest.CaptureFixture[str]) -> No
                              ("load", ["--spray", "-1"], "--spray cannot be negative"),
                              ("conflicts", ["--grids", "100"], "--grids is at most 99"),
                              ("aggregates", ["--households", "9"],
-                              "--households must be at least 10")):
+                              "--households must be at least 10"),
+                             ("residents", ["--clients", "0"], "--clients must be at least 1"),
+                             ("residents", ["--receipts", "-1"],
+                              "--receipts cannot be negative")):
         with pytest.raises(SystemExit):
             script(name).parse_args(argv)
         assert said in capsys.readouterr().err, name
@@ -363,3 +366,30 @@ def test_the_conflicts_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert rows["sync -> resolution p95"]["met"] is True
     assert all(m["measure"] in done.stdout for m in doc["measures"])
     assert not list(temp.glob("linli-bench-conflicts-*"))  # its temp folder is gone
+
+
+@pytest.mark.slow
+def test_the_residents_bench_runs_quick(tmp_path: Path) -> None:
+    """scripts/bench-residents --quick: its own server on a free loopback port, every resident
+    signed up and activated through it, the index built; its figures in the table, the JSON
+    line and --json, and its temp folder removed."""
+    out, temp = tmp_path / "residents.json", tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), bench.ready_flag("bench-residents"): "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench-residents"), "--quick", "--timeout",
+         "240", "--json", str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
+        timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.splitlines()[-1])
+    assert figures["signups"] == figures["activated"] == script("residents").QUICK["signups"]
+    assert figures["index_sizes"]["accounts"] == figures["residents"]
+    assert figures["hash_per_second"] > 0 and figures["signups_per_second"] > 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    rows = {m["measure"]: m for m in doc["measures"]}
+    signups = rows["sign-up + automatic activation"]
+    assert signups["baseline"] == figures["hash_per_second"]
+    assert signups["ratio"] == round(figures["signups_per_second"] / figures["hash_per_second"],
+                                     3)
+    assert rows["  activated at once"]["met"] is True
+    assert not list(temp.glob("linli-bench-residents-*"))
