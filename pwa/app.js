@@ -7,6 +7,7 @@ import { canDecide, conflictsView } from "./conflicts.js";
 import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
+import { noticesLink, noticesView, refreshVisits } from "./notices.js";
 import { GridIndex } from "./records.js";
 import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
 import { signupView } from "./resident/signup.js";
@@ -90,8 +91,9 @@ function replicates(me) {
 }
 
 function serverLinks() {
-  if (!canDecide(app.me)) return [];
-  return [
+  const notices = noticesLink(app.me);
+  if (!canDecide(app.me)) return notices ? [notices] : [];
+  return [notices,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -251,7 +253,7 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review"]);
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -311,6 +313,7 @@ async function start(me) {
   });
   route();
   app.sync.start();
+  refreshVisits(app).catch(() => {}); // the worker's follow-up list, on the phone before going out
   await app.index.loadRest(app.sync.db);
   scheduleVerdictOrder();
   rerender();
@@ -338,6 +341,7 @@ function serverRoute(name, a, b) {
   if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
+  else if (name === "notices") nodes = noticesView(app, a, b);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = SERVER_SCREENS.has(name) ? name : "grid";
@@ -374,6 +378,7 @@ async function route() {
   else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
+  else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;
