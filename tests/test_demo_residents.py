@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from server.demo.loader import load_demo
 from server.demo.residents import DEMO_PENDING, DEMO_RESIDENT, plan_residents
 from server.demo.seed import DEMO_PASSWORD, SIGNUP_SERVER
 from server.domain import signup
+from server.domain.audience import includes, place_of
+from server.domain.notices import draft_problems
+from server.domain.resident_writes import resident_write_problem
 from server.domain.validation import DEFAULT_LIMITS, SchemaRegistry, check_document, write_context
 from server.store.embedded import EmbeddedStore
 from server.web.app import create_app
@@ -101,6 +105,43 @@ def test_the_demo_logins_are_one_activated_and_one_waiting(town: City) -> None:
     assert signups[pending]["grid"] == "g330802001001a"  # the community's first grid's queue
 
 
+def test_notices_are_as_the_route_makes_them_and_receipts_are_their_readers(
+        town: City) -> None:
+    """Each notice passes the checks of POST /api/notices; each receipt passes a resident's
+    write rules (their own household, a notice they can see); some read, some confirmed, and
+    in each audience some not: the follow-up has households to visit."""
+    plan = plan_residents(town, COMMUNITY, "hash", SEED)
+    registry = SchemaRegistry()
+    notices = {d["_id"]: d for d in plan.notices if d["type"] == "notice"}
+    assert len(notices) == 4 and any(n["audience"].get("tags") for n in notices.values())
+    for notice in notices.values():
+        draft = {k: notice[k] for k in ("title", "body", "audience", "pinned",
+                                        "needs_confirmation")}
+        published = datetime.datetime.fromisoformat(notice["published_at"])
+        assert draft_problems(draft, published) == [] and registry.problems(notice) == []
+    households = {h["_id"]: h for g in town.grids.values() for h in g.households}
+    grids = {d["code"]: d for d in town.directory_docs if d["type"] == "grid"}
+    links = [d for d in by_type(plan)["resident"] if d["status"] == "active"]
+    receipts = [d for d in plan.notices if d["type"] == "notice_receipt"]
+    for receipt in receipts:
+        homes = {link["household"]: link["grid"] for link in links
+                 if link["account"] == receipt["created_by"]}
+        home = households[receipt["household"]]
+        grid = grids[home["grid"]]
+        place = place_of(home, grid["community"], grid["street"])
+        assert place is not None
+        visible = frozenset(n for n, doc in notices.items() if includes(doc["audience"], place))
+        assert resident_write_problem(receipt, None, receipt["created_by"], homes,
+                                      visible) is None, receipt["_id"]
+        assert registry.problems(receipt) == []
+    asked = [n for n, d in notices.items() if d["needs_confirmation"]]
+    confirmed = [r for r in receipts if r["notice"] in asked and r.get("confirmed_at")]
+    unconfirmed = [r for r in receipts if r["notice"] in asked and not r.get("confirmed_at")]
+    assert confirmed and unconfirmed
+    water = next(n for n, d in notices.items() if d["title"].endswith("停水通知"))
+    assert 0 < sum(r["notice"] == water for r in receipts) < len(links)
+
+
 @pytest.mark.slow  # the demo city of scripts/serve loaded on a store of its own, then again
 async def test_served_the_demo_resident_logs_in_and_sees_their_household(
         aiohttp_client: Any, tmp_path: Path) -> None:
@@ -143,6 +184,18 @@ async def signed_in(client: Any) -> None:
     mine = await client.get("/api/residents/my-data", headers=basic(DEMO_RESIDENT,
                                                                    DEMO_PASSWORD))
     assert (await mine.json())["households"] == [link["household"]]
+    # The community's supervisor follows the water notice up: some households done, some to
+    # visit (its receipts came from the demo's residents).
+    await eventually(lambda: directory.user("chen.jing"), what="the supervisor")
+    listed = await client.get("/api/notices", headers=basic("chen.jing", DEMO_PASSWORD))
+    assert listed.status == 200, await listed.text()
+    found = await listed.json()
+    water = next(n for n in found["notices"] if n["title"].endswith("停水通知"))
+    resp = await client.get(f"/api/notices/{water['_id']}/follow-up",
+                            headers=basic("chen.jing", DEMO_PASSWORD))
+    counts = [g["counts"] for g in (await resp.json())["grids"]]
+    assert sum(c["done"] for c in counts) > 0 and sum(c["unconfirmed"] + c["unread"]
+                                                      for c in counts) > 0
     await eventually(lambda: directory.user(DEMO_PENDING), what="the pending resident")
     resp = await client.get("/api/me", headers=basic(DEMO_PENDING, DEMO_PASSWORD))
     assert (await resp.json())["resident"] == {"state": "pending", "signup": "pending",

@@ -8,6 +8,10 @@ sign-up that is not activated waits in one grid's queue (`signup.queue_grid`), a
 that belong to a registered household every other one was activated since by a worker's code
 (`activation.redeem`): the code, spent, and its link. The rest wait for the worker.
 
+The community's supervisor and the street's have published notices (one to the elderly living
+alone, two asking for confirmation); most activated residents in each audience have read
+them, and most of those asked have confirmed: the rest is the follow-up the worker walks.
+
 Two accounts are the demo's own, with the demo password and a phone easy to type (README):
 DEMO_RESIDENT, the head of a household, activated at once; DEMO_PENDING, a sign-up at an
 address that names no household, waiting in the queue (the worker may make them a code).
@@ -28,7 +32,9 @@ from server.demo.city import City, worker_name
 from server.demo.signups import COMMON_GIVEN, COMMON_SURNAMES, FALLBACK, SIMILAR, noisy_signups
 from server.domain import activation, signup
 from server.domain.activation import link_id
+from server.domain.audience import includes, place_of
 from server.domain.matching import HouseholdIndex, match, normalise_address
+from server.domain.notices import notice_doc
 from server.domain.scope import LOGIN
 
 Doc = dict[str, Any]
@@ -45,6 +51,8 @@ class Residents:
 
     directory: list[Doc] = dataclasses.field(default_factory=list)
     grids: dict[str, list[Doc]] = dataclasses.field(default_factory=dict)
+    notices: list[Doc] = dataclasses.field(default_factory=list)
+    """For the residents database: the notices, then the residents' receipts."""
     outcomes: dict[str, int] = dataclasses.field(default_factory=dict)
     """How many sign-ups went which way: activated, by_code, queued_ambiguous,
     queued_unmatched."""
@@ -122,7 +130,66 @@ def plan_residents(city: City, community: str, password_hash: str, seed: int,
             plan.count(decision.outcome)
         plan.directory.extend(account_docs(account, cleaned["phone"], password_hash, community,
                                            sorted(held), now, rng))
+    _notices(plan, rng, city, community, by_id)
     return plan
+
+
+# Notices of the community's supervisor (chen.jing) and the street's (sun.lei), as they would
+# write them: (author, days after the sign-ups began, level, tags, pinned, asks to confirm,
+# title, body). Each is made by domain/notices.py's notice_doc, as the route makes it.
+NOTICES: tuple[tuple[str, int, str, tuple[str, ...], bool, bool, str, str], ...] = (
+    ("chen.jing", 2, "community", (), True, True, "12月5日停水通知",
+     "因供水管网检修，12月5日8:00至18:00坊门街社区停水。\n\n请提前储水，关好水龙头。"
+     "看到通知请点“确认”。"),
+    ("chen.jing", 3, "community", ("elderly_alone",), False, True, "寒潮天气提醒",
+     "本周有寒潮，请注意保暖，出门防滑。\n\n网格员会上门看望，如需帮助请联系社区。"),
+    ("chen.jing", 4, "grid", (), False, False, "垃圾分类宣传",
+     "每周六上午社区广场有垃圾分类宣传活动，欢迎参加。"),
+    ("sun.lei", 1, "street", (), False, False, "防范电信诈骗",
+     "不轻信陌生来电，不点击不明链接，不向陌生账户转账。\n\n如遇可疑情况请拨打96110。"),
+)
+
+
+def _notices(plan: Residents, rng: random.Random, city: City, community: str,
+             households: Mapping[str, Doc]) -> None:
+    """The notices, and a receipt from most activated residents in each audience: read some
+    hours later, a notice that asks confirmed by most who read it; the rest is the follow-up
+    the worker walks."""
+    places = {g["code"]: (str(g["street"]), str(g["community"])) for g in city.directory_docs
+              if g.get("type") == "grid" and g.get("community") == community}
+    links = [d for docs in plan.grids.values() for d in docs
+             if d["type"] == "resident" and d["status"] == "active"]
+    for author, day, level, tags, pinned, confirm, title, body in NOTICES:
+        published = SIGNED_UP + datetime.timedelta(days=day, hours=1)
+        street, _ = next(iter(places.values()))
+        codes = {"street": [street], "community": [community],
+                 "grid": [sorted(places)[0]]}[level]
+        draft = {"title": title, "body": body, "pinned": pinned, "needs_confirmation": confirm,
+                 "audience": {"level": level, "codes": codes, **({"tags": list(tags)}
+                                                                if tags else {})}}
+        notice = notice_doc(draft, author, f"notice:{rng.getrandbits(64):016x}", published)
+        plan.notices.append(notice)
+        for link in links:
+            household = households[link["household"]]
+            street, _ = places[str(household["grid"])]
+            place = place_of(household, community, street)
+            if place is None or not includes(notice["audience"], place) or rng.random() < 0.3:
+                continue
+            read = published + datetime.timedelta(minutes=rng.randint(20, 3000))
+            receipt = {"_id": receipt_id(notice["_id"], link["account"]),
+                       "type": "notice_receipt", "schema_version": 1,
+                       "created_by": link["account"], "notice": notice["_id"],
+                       "household": link["household"], "grid": link["grid"],
+                       "read_at": read.isoformat(timespec="seconds")}
+            if confirm and rng.random() < 0.7:
+                receipt["confirmed_at"] = (read + datetime.timedelta(minutes=2)).isoformat(
+                    timespec="seconds")
+            plan.notices.append(receipt)
+
+
+def receipt_id(notice: str, account: str) -> str:
+    """As server/sync/notices.py names a receipt: one per notice and resident."""
+    return f"notice_receipt:{notice.removeprefix('notice:')}:{account}"
 
 
 def _hard(rng: random.Random, households: list[Doc]) -> list[tuple[dict[str, str], str]]:

@@ -26,7 +26,7 @@ from server.config import Config
 from server.demo.city import City, GridDocs, iter_grids, plan_city
 from server.demo.residents import plan_residents
 from server.domain.accounts import hash_password
-from server.domain.scope import DIRECTORY_DB, User, grid_db
+from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, User, grid_db
 from server.domain.signup import SIGNUP_AUTHOR
 from server.domain.validation import (
     DEFAULT_LIMITS,
@@ -171,8 +171,9 @@ def seed_city(server: couchdb.Server, config: Config, households: int, seed: int
 def seed_residents(server: couchdb.Server, city: City, community: str, seed: int
                    ) -> dict[str, int]:
     """The residents of demo/residents.py: each grid's records checked as the server's own
-    writes of sign-up and activation are (server/sync/residents.py), and accounts made where
-    missing (a password hash is new each time it is made, so an account is never rewritten)."""
+    writes of sign-up and activation are (server/sync/residents.py), the notices and receipts
+    by their schemas, and accounts made where missing (a password hash is new each time it is
+    made, so an account is never rewritten)."""
     directory_db = server[DIRECTORY_DB]
     found = plan_residents(city, community, hash_password(DEMO_PASSWORD), seed)
     registry = SchemaRegistry()
@@ -183,6 +184,11 @@ def seed_residents(server: couchdb.Server, city: City, community: str, seed: int
             if refusal is not None:
                 raise ValueError(f"{doc['_id']}: {refusal.reason}")
         save_all(server[grid_db(grid)], docs)
+    for doc in found.notices:  # the residents database's: checked by their schemas
+        problems = registry.problems(doc)
+        if problems:
+            raise ValueError(f"{doc['_id']}: {problems}")
+    save_all(server[RESIDENTS_DB], found.notices)
     ids = [d["_id"] for d in found.directory]
     stored = {row.id for row in directory_db.view("_all_docs", keys=ids) if "value" in row}
     save_all(directory_db, [d for d in found.directory if d["_id"] not in stored])
