@@ -8,7 +8,7 @@ sign-up that is not activated waits in one grid's queue (`signup.queue_grid`), a
 that belong to a registered household every other one was activated since by a worker's code
 (`activation.redeem`): the code, spent, and its link. The rest wait for the worker.
 
-The community's supervisor and the street's have published notices (one to the elderly living
+The community's supervisor and the city's admin have published notices (one to the elderly living
 alone, two asking for confirmation); most activated residents in each audience have read
 them, and most of those asked have confirmed: the rest is the follow-up the worker walks.
 
@@ -134,9 +134,10 @@ def plan_residents(city: City, community: str, password_hash: str, seed: int,
     return plan
 
 
-# Notices of the community's supervisor (chen.jing) and the street's (sun.lei), as they would
-# write them: (author, days after the sign-ups began, level, tags, pinned, asks to confirm,
-# title, body). Each is made by domain/notices.py's notice_doc, as the route makes it.
+# Notices of the community's supervisor (chen.jing) and the city's admin (the street's
+# supervisor, sun.lei, has none yet: the PWA's tests write his first), as they would write
+# them: (author, days after the sign-ups began, level, tags, pinned, asks to confirm, title,
+# body). Each is made by domain/notices.py's notice_doc, as the route makes it.
 NOTICES: tuple[tuple[str, int, str, tuple[str, ...], bool, bool, str, str], ...] = (
     ("chen.jing", 2, "community", (), True, True, "12月5日停水通知",
      "因供水管网检修，12月5日8:00至18:00坊门街社区停水。\n\n请提前储水，关好水龙头。"
@@ -145,7 +146,7 @@ NOTICES: tuple[tuple[str, int, str, tuple[str, ...], bool, bool, str, str], ...]
      "本周有寒潮，请注意保暖，出门防滑。\n\n网格员会上门看望，如需帮助请联系社区。"),
     ("chen.jing", 4, "grid", (), False, False, "垃圾分类宣传",
      "每周六上午社区广场有垃圾分类宣传活动，欢迎参加。"),
-    ("sun.lei", 1, "street", (), False, False, "防范电信诈骗",
+    ("admin", 1, "street", (), False, False, "防范电信诈骗",
      "不轻信陌生来电，不点击不明链接，不向陌生账户转账。\n\n如遇可疑情况请拨打96110。"),
 )
 
