@@ -200,6 +200,7 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/notices/{notice}/follow-up"): [({}, None)],
         ("post", "/api/notices/{notice}/withdraw"): [({}, None)],
         ("post", "/api/notices/{notice}/receipt"): [({}, {})],
+        ("post", "/api/residents/purge"): [({}, {"held": scene.ids})],
     }
 
 

@@ -8,7 +8,10 @@ A resident's phone is read-only but for three types, each checked here after its
    a household the account is an active resident of, and `grid` that household's grid. A
    receipt is for a notice the resident can see, one per resident and notice
    (`notice_receipt:<notice key>:<account>`), so receipts cannot be forged for a neighbour,
-   counted twice, or probe which notices exist.
+   counted twice, or probe which notices exist. A correction request's id is the writer's
+   too (`correction_request:<account>-<any>`), so no id a resident may send names anyone
+   else's record, and whether it exists tells them nothing of anyone else (a data request's
+   id is a numbered slot of the day, server/domain/mydata.py).
 3. Once sent, a request is the staff's to answer: the resident changes nothing of a stored
    correction or data request. A receipt may gain `confirmed_at` (read today, confirmed
    tomorrow) and nothing else; a confirmation is never taken back.
@@ -83,6 +86,11 @@ def resident_write_problem(doc: Mapping[str, Any], stored: Mapping[str, Any] | N
     if doc.get("created_by") != account:
         return _field("created_by", "not_own", f"应为当前登录的居民 {account}",
                       f"must be the logged-in resident {account!r}")
+    own = f"{doc_type}:{account}-"
+    if doc_type == "correction_request" and not (str(doc.get("_id")).startswith(own)
+                                                 and len(str(doc.get("_id"))) > len(own)):
+        return Problem("/_id", "request_id", f"编号应以 {own} 开头", f"The id must start with "
+                       f"{own!r}")
     household = doc.get("household")
     if household is not None or doc_type != "data_request":
         if household not in homes:

@@ -6,7 +6,8 @@ Roles:
 - admin (管理员): every grid, plus databases created outside Linli's naming scheme (raw CouchDB);
 - supervisor (社区/街道工作人员): the grids of their communities or streets;
 - worker (网格员): the grids they are assigned;
-- resident (居民): nothing through replication yet; they will see a filtered slice of their grid.
+- resident (居民): no database; the ids their phone may hold, through one resident endpoint
+  (server/sync/allowed.py, server/web/resident_sync.py).
 """
 
 from __future__ import annotations

@@ -133,6 +133,10 @@ class LiveFeeds:
         self.reads: dict[Any, tuple[int, asyncio.Future[Read | None]]] = {}
         self.serial = itertools.count()  # orders wake-up marks and reads sent
         self.closing = False
+        # Residents' feeds wait on keys, not databases (server/sync/allowed.py): a change wakes
+        # the waiters of the keys it touches (`household:<id>`, `community:<code>`...).
+        self.keyed: dict[str, set[Waiter]] = {}
+        self.by_key: set[Waiter] = set()
 
     # -- bookkeeping --------------------------------------------------------------------------
     def waiting(self) -> int:
@@ -148,6 +152,26 @@ class LiveFeeds:
                    if w.task is not None and w.failing_since is not None]
         now = asyncio.get_running_loop().time()
         return Lag(seconds=now - min(failing) if failing else None, items=len(failing))
+
+    def join_keys(self, keys: frozenset[str], waiter: Waiter) -> None:
+        for key in keys:
+            self.keyed.setdefault(key, set()).add(waiter)
+        self.by_key.add(waiter)
+        self.someone_waits.set()
+
+    def leave_keys(self, keys: frozenset[str], waiter: Waiter) -> None:
+        self.by_key.discard(waiter)
+        for key in keys:
+            held = self.keyed.get(key)
+            if held is not None:
+                held.discard(waiter)
+                if not held:
+                    del self.keyed[key]
+
+    def wake_keys(self, keys: frozenset[str]) -> None:
+        for key in keys:
+            for waiter in self.keyed.get(key, ()):
+                waiter.woken.set()
 
     def join(self, db: str, waiter: Waiter) -> Watcher:
         watcher = self.watchers.get(db)
@@ -206,16 +230,16 @@ class LiveFeeds:
         checking: asyncio.Task[None] | None = None
         try:
             while True:
-                if not any(w.waiters for w in self.watchers.values()):
+                if not self.by_key and not any(w.waiters for w in self.watchers.values()):
                     self.someone_waits.clear()
                     await self.someone_waits.wait()
                     check_at = loop.time() + DELETED_CHECK_SECONDS
                 await asyncio.sleep(SWEEP_SECONDS)
-                for watcher in list(self.watchers.values()):
-                    for waiter in list(watcher.waiters):
-                        if not waiter.connected():
-                            waiter.gone = True
-                            waiter.woken.set()
+                held = [w for watcher in self.watchers.values() for w in watcher.waiters]
+                for waiter in [*held, *self.by_key]:
+                    if not waiter.connected():
+                        waiter.gone = True
+                        waiter.woken.set()
                 if checking is not None and checking.done():
                     checking, done = None, checking
                     done.result()  # its failure is the sweep's
@@ -252,6 +276,8 @@ class LiveFeeds:
         self.closing = True
         for watcher in self.watchers.values():
             watcher.wake()
+        for waiter in self.by_key:
+            waiter.woken.set()
 
     async def close(self) -> None:
         self.shutting_down()

@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from server.domain import activation, signup
@@ -160,6 +160,8 @@ class Residents:
         self.limits = limits
         self.receipts = receipts
         self.indexes = RegistryIndexes(couch, directory)
+        # Told of each database written, so the residents' sync index reads it at once.
+        self.on_written: Callable[[str], None] | None = None
 
     async def known_community(self, community: str) -> bool:
         return bool(self.indexes.grids_of(community))
@@ -220,6 +222,8 @@ class Residents:
             results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
             self.receipts.record(writer.name, db, [[r["id"], r["rev"]] for r in results
                                                    if r.get("ok")])
+        if self.on_written is not None:
+            self.on_written(db)
         return list(results)
 
     async def account_doc(self, account: str) -> dict[str, Any] | None:

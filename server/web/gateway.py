@@ -46,6 +46,7 @@ from server.web.keys import (
     LIVE_FEEDS,
     POUCHDB_BACKEND,
     RECEIPTS,
+    RESIDENT_INDEX,
     RESOLVER,
     SCHEMAS,
 )
@@ -121,6 +122,7 @@ def notice_writes(request: web.Request, target: Target, outcome: replication.Bat
         request.app[AGGREGATES].notice(grid)
         if log_staff_writes(target.user, grid, docs, outcome.refusals):
             request.app[DOOR_LINKS].notice(grid)
+        request.app[RESIDENT_INDEX].notice(target.db)
         if not new_edits and outcome.may_conflict:  # only there can a conflict arise
             request.app[RESOLVER].notice(grid)
 

@@ -12,6 +12,7 @@ from server.domain.validation import SchemaRegistry
 from server.store.couch import CouchClient
 from server.store.embedded import EmbeddedStore
 from server.sync.aggregates import Aggregates
+from server.sync.allowed import ResidentIndex
 from server.sync.conflicts import Resolver
 from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
@@ -53,6 +54,8 @@ SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
 MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their data requests
 DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at the door
 NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
+# The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
+RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.

@@ -32,6 +32,7 @@ from server.web.keys import (
     COUCH,
     DIRECTORY,
     RECEIPTS,
+    RESIDENT_INDEX,
     RESIDENTS,
     SCHEMAS,
     SIGNUP_LIMITS,
@@ -213,6 +214,8 @@ async def residents_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open (cleanup contexts run in order)."""
     app[RESIDENTS] = Residents(app[COUCH], app[DIRECTORY], app[SCHEMAS], app[CONFIG],
                                app[RECEIPTS])
+    if RESIDENT_INDEX in app:  # what it writes, the residents' sync index reads at once
+        app[RESIDENTS].on_written = app[RESIDENT_INDEX].notice
     yield
 
 

@@ -24,14 +24,17 @@ from server import errors
 from server.sync import personal
 from server.web import couch_server as server
 from server.web import gateway as db
+from server.web import resident_sync as phone
 from server.web.gateway import Target
 from server.web.guard import require_user
 from server.web.keys import DIRECTORY
 from server.web.parsing import PREFIX, path_segments
+from server.web.resident_sync import RESIDENT_DB, Phone
 
 ServerHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DatabaseHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
-H = TypeVar("H", ServerHandler, DatabaseHandler)
+ResidentHandler = Callable[[web.Request, Phone], Awaitable[web.StreamResponse]]
+H = TypeVar("H", ServerHandler, DatabaseHandler, ResidentHandler)
 
 # What a placeholder in a route's name matches: one segment of the path, decoded. A database's
 # or a document's name never starts with "_" (such names are CouchDB's own endpoints). An
@@ -141,6 +144,26 @@ DATABASE_ROUTES: tuple[Route[DatabaseHandler], ...] = (
 )
 
 
+# The resident's one database (居民同步, resident_sync.py): the ids their account may hold, from
+# whichever grid or residents database, households and persons as the resident view. Read-only
+# (a push is denied document by document); any other endpoint is refused alike.
+RESIDENT_ROUTES: tuple[Route[ResidentHandler], ...] = (
+    Route("{db}", {**either(*READ, to=phone.info), "PUT": phone.database_exists},
+          otherwise=phone.refused),
+    Route("{db}/_changes", either(*READ, "POST", to=phone.changes), allow="GET,POST"),
+    Route("{db}/_revs_diff", {"POST": phone.revs_diff}),
+    Route("{db}/_bulk_get", {"POST": phone.bulk_get}),
+    Route("{db}/_all_docs", {**either(*READ, "POST", to=phone.all_docs)},
+          query=phone.all_docs_query),
+    Route("{db}/_bulk_docs", {"POST": phone.bulk_docs}),
+    Route("{db}/_local/{id}", {**either(*READ, to=phone.read_local), "PUT": phone.put_local,
+                               "DELETE": phone.delete_local}),
+    Route("{db}/{doc}", either(*READ, to=phone.read_document), otherwise=phone.refused),
+    Route("{db}/{doc}/{attachment}", either(*READ, to=phone.read_attachment),
+          otherwise=phone.refused),
+)
+
+
 def find(routes: tuple[Route[H], ...],
          segments: list[str]) -> tuple[Route[H], dict[str, str]] | None:
     """The first route of `routes` the path is, and the parts it names."""
@@ -169,6 +192,8 @@ async def server_endpoint(request: web.Request, segments: list[str]) -> web.Stre
 
 async def database_endpoint(request: web.Request, segments: list[str]) -> web.StreamResponse:
     user = require_user(request)
+    if segments[0] == RESIDENT_DB and user.role == "resident":
+        return await resident_endpoint(request, segments)
     access = request.app[DIRECTORY].access(user, segments[0])
     if access is None:
         return db.database_out_of_scope(request, user, segments[0], segments[1:])
@@ -187,6 +212,19 @@ async def database_endpoint(request: web.Request, segments: list[str]) -> web.St
                                                                 parts, query))
 
 
+async def resident_endpoint(request: web.Request, segments: list[str]) -> web.StreamResponse:
+    """A resident's only database; to anyone else it is one of Linli's reserved names."""
+    user = phone.require_resident(request)
+    found = find(RESIDENT_ROUTES, segments)
+    if found is None:
+        return await phone.refused(request, Phone(user, tuple(segments), {}, {}))
+    route, parts = found
+    query = route.query(request) if route.query is not None else {}
+    return await route.handler(request.method)(request, Phone(user, tuple(segments), parts,
+                                                               query))
+
+
 def setup_routes(app: web.Application) -> None:
+    phone.setup(app)  # the resident endpoint's index, opened after the store and directory
     app.router.add_route("*", PREFIX, couch_endpoint)
     app.router.add_route("*", PREFIX + "/{tail:.*}", couch_endpoint)

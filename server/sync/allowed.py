@@ -1,0 +1,357 @@
+"""The residents' allowed-ids index kept current from the changes feeds (居民同步索引), and the
+changes a resident's phone is owed, answered from memory.
+
+No database per resident (CHT's shape): one `AllowedIds` (server/domain/allowed_ids.py) for
+the whole city, built once at start from the grid databases, the residents database and the
+directory's grids, then fed every change: the residents database is followed by one longpoll,
+a grid database is read at once when this server wrote to it (`notice`) and every
+SWEEP_SECONDS in any case (writes by another process, an import, the command line). Each
+applied change wakes the held resident feeds whose keys it touches (`AllowedIds.apply/keys`),
+through the live-feeds machinery (server/sync/feeds.py), never every feed.
+
+A resident's changes feed is computed here, not read from the store per phone: 3,000 phones
+woken by one community notice cost 3,000 set unions, not 3,000 store reads. Its seq
+(`ResidentSeq`) is this process's own counter of applied changes:
+- a notice's change is remembered with its revision (`notices`), so a phone behind is sent the
+  notices changed since its seq;
+- any other change a resident may hold (their household, its members, their link, their own
+  submissions, their grid's place in the directory) stamps the key it touches (`stamps`); a
+  phone whose household or account was stamped after its seq is sent every id it may hold
+  (a "resend", with the revisions read from the store in one `_all_docs` per database). PouchDB
+  then asks its own database which revisions it lacks and fetches only those, so a resend of
+  ~50 ids costs the phone one round trip, and it is what makes a newly allowed document (a
+  household activated, a member moved in, a notice newly matching a changed address) arrive
+  although its own change is older than the phone's checkpoint.
+- A seq of another process (or of before a restart) cannot be compared: the phone gets a resend.
+What a phone may no longer hold is never sent as a change: `purge` lists it (the PWA removes
+it locally, the embedded store having no `_purge`), and a held feed whose allowed set changed
+without any row to send answers the constant `linli-sync` document, so a live replication
+passes a batch and the PWA asks for its purge list (docs/residents.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from server.domain.allowed_ids import DIRECTORY, RESIDENTS, Allowed, AllowedIds
+from server.domain.scope import RESIDENTS_DB, Directory, grid_db, grid_of_db
+from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.sync.supervisor import Lag
+
+log = logging.getLogger(__name__)
+
+PAGE = "1000"  # changes read at once while building or catching up
+# How often every grid database's changes are read: writes through this server are read at
+# once (`notice`), the residents database is followed live; this catches the others (another
+# server process, an import, the command line) within seconds, at one small request per grid.
+SWEEP_SECONDS = 10.0
+SYNC_ID = "linli-sync"  # the constant document every resident's phone holds (a doorbell)
+SYNC_DOC: dict[str, Any] = {"_id": SYNC_ID, "type": "sync",
+                            "purge": "/api/residents/purge"}
+SYNC_DOC["_rev"] = "1-" + hashlib.md5(json.dumps(SYNC_DOC, sort_keys=True).encode(),
+                                      usedforsecurity=False).hexdigest()
+VIRTUAL = "virtual"  # the database label of SYNC_ID
+EPOCH_CHARS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidentSeq:
+    """A resident feed's seq: everything changed up to `counter` of process `epoch` is on the
+    phone, but for a resend in progress (`after`: the ids up to it, in order, are sent).
+    Written `<counter>-<epoch><after as base64url>` so it reads as a CouchDB 3 seq."""
+
+    counter: int
+    epoch: str
+    after: str = ""
+
+    def __str__(self) -> str:
+        tail = base64.urlsafe_b64encode(self.after.encode()).decode().rstrip("=")
+        return f"{self.counter}-{self.epoch}{tail}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> ResidentSeq | None:
+        """None for anything but a seq this kind of server wrote (0, now, garbage): a resend."""
+        if raw is None:
+            return None
+        counter, _, rest = raw.partition("-")
+        if not counter.isdecimal() or len(counter) > 18 or len(rest) < EPOCH_CHARS:
+            return None
+        tail = rest[EPOCH_CHARS:]
+        try:
+            after = base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        return cls(int(counter), rest[:EPOCH_CHARS], after)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of a resident's changes feed: the document, its revision and where it lives."""
+
+    id: str
+    rev: str
+    db: str  # the store database, or VIRTUAL
+    seq: ResidentSeq
+
+
+def store_db(label: str) -> str:
+    """The store database of an `AllowedIds` label (`grid:<code>`, `residents`)."""
+    return RESIDENTS_DB if label == RESIDENTS else grid_db(label.removeprefix("grid:"))
+
+
+def source_of(db: str) -> str:
+    grid = grid_of_db(db)
+    return f"grid:{grid}" if grid is not None else RESIDENTS
+
+
+class ResidentIndex:
+    """The index, the notices' revisions and the stamps, fed from the feeds; asked by the
+    resident endpoint (server/web/resident_sync.py)."""
+
+    def __init__(self, couch: CouchClient, directory: Directory, *,
+                 sweep_seconds: float = SWEEP_SECONDS,
+                 wake: Callable[[frozenset[str]], None] | None = None) -> None:
+        self.couch = couch
+        self.directory = directory
+        self.sweep_seconds = sweep_seconds
+        self.wake = wake  # the live feeds' `wake_keys`
+        self.ids = AllowedIds()
+        self.epoch = secrets.token_hex(EPOCH_CHARS // 2)
+        self.counter = 0
+        self.stamps: dict[str, int] = {}  # reset key -> counter of its last change
+        self.notices: dict[str, tuple[int, str]] = {}  # notice id -> (counter, rev)
+        self.since: dict[str, str] = {}  # store database -> the last seq applied
+        self.grids: dict[str, tuple[str, str]] = {}  # the directory's grids as applied
+        self.wanted: set[str] = set()
+        self.nudge = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.pending_since: float | None = None
+
+    # -- feeding -------------------------------------------------------------------------------
+
+    def notice(self, db: str) -> None:
+        """This server wrote to `db`: read its changes now rather than at the next sweep."""
+        if db == RESIDENTS_DB or grid_of_db(db) is not None:
+            self.wanted.add(db)
+            if self.pending_since is None:
+                self.pending_since = asyncio.get_running_loop().time()
+            self.nudge.set()
+
+    def apply(self, change: Mapping[str, Any], source: str) -> None:
+        """One change of a feed (`include_docs`), or a directory grid, into the index."""
+        doc = change.get("doc")
+        if not isinstance(doc, Mapping):
+            if not change.get("deleted") or not isinstance(change.get("id"), str):
+                return
+            doc = {"_id": change["id"], "_deleted": True}
+        self.counter += 1
+        touched = self.ids.apply(doc, source)
+        doc_id = str(doc.get("_id"))
+        if doc_id.startswith("notice:") and source == RESIDENTS:
+            if doc.get("_deleted") is True:
+                self.notices.pop(doc_id, None)
+            else:
+                self.notices[doc_id] = (self.counter, str(doc.get("_rev")))
+        for key in touched:
+            if source == DIRECTORY:
+                self.stamps[f"reset:{key}"] = self.counter
+            elif key.startswith(("household:", "account:")):
+                self.stamps[key] = self.counter
+        if touched and self.wake is not None:
+            self.wake(touched)
+
+    def sync_grids(self) -> None:
+        """The directory's grids (their community and street) as the index knows them."""
+        for code, grid in list(self.directory.grids.items()):
+            area = (grid.community, grid.street)
+            if self.grids.get(code) != area:
+                self.grids[code] = area
+                self.apply({"doc": {"_id": f"grid:{code}", "code": code,
+                                    "community": grid.community, "street": grid.street}},
+                           DIRECTORY)
+
+    async def catch_up(self, db: str) -> int:
+        """Apply every change of `db` after the last one applied; how many there were."""
+        seen = 0
+        since = self.since.get(db, "0")
+        source = source_of(db)
+        while True:
+            try:
+                page = await self.couch.get(db_path(db, "_changes"), since=since, limit=PAGE,
+                                            include_docs="true")
+            except NotFound:
+                return seen  # a grid listed before its database exists
+            for change in page.get("results", []):
+                self.apply(change, source)
+            seen += len(page.get("results", []))
+            since = str(page.get("last_seq", since))
+            self.since[db] = since
+            if len(page.get("results", [])) < int(PAGE):
+                return seen
+            await asyncio.sleep(0)  # a city's build must not hold the loop for seconds
+
+    def databases(self) -> list[str]:
+        return [RESIDENTS_DB, *(grid_db(code) for code in sorted(self.directory.grids))]
+
+    async def build(self) -> None:
+        await self.couch.ensure_db(RESIDENTS_DB)
+        self.sync_grids()
+        for db in self.databases():
+            await self.catch_up(db)
+        self.ready.set()
+        log.info("resident index built: %s", self.ids.sizes())
+
+    async def run(self) -> None:
+        """Supervised (server/web/resident_sync.py): build once, then follow for ever."""
+        if not self.ready.is_set():
+            await self.build()
+        follower = asyncio.create_task(self.follow_residents(), name="resident-notices")
+        try:
+            await self.sweep()
+        finally:
+            follower.cancel()
+
+    async def follow_residents(self) -> None:
+        async for change, seq in self.couch.follow(RESIDENTS_DB,
+                                                   self.since.get(RESIDENTS_DB, "0")):
+            self.apply(change, RESIDENTS)
+            self.since[RESIDENTS_DB] = seq
+
+    async def sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.sweep_seconds
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, next_sweep - loop.time())):
+                    await self.nudge.wait()
+            except TimeoutError:
+                pass
+            self.nudge.clear()
+            self.sync_grids()
+            if loop.time() >= next_sweep:
+                wanted = set(self.databases()) - {RESIDENTS_DB}
+                next_sweep = loop.time() + self.sweep_seconds
+            else:
+                wanted = self.wanted - {RESIDENTS_DB}
+            self.wanted.clear()
+            self.pending_since = None
+            for db in sorted(wanted):
+                try:
+                    await self.catch_up(db)
+                except (StoreUnavailable, CouchFailure) as exc:
+                    log.warning("resident index: %s not read (%s)", db, exc)
+                    self.wanted.add(db)
+
+    def lag(self) -> Lag:
+        if not self.ready.is_set():
+            return Lag(seconds=None, items=None)
+        if self.pending_since is None:
+            return Lag()
+        return Lag(seconds=asyncio.get_running_loop().time() - self.pending_since,
+                   items=len(self.wanted))
+
+    # -- asking --------------------------------------------------------------------------------
+
+    def allowed(self, account: str) -> Allowed:
+        """The ids the account's phone may hold by label, the constant `linli-sync` among
+        them."""
+        return {**self.ids.allowed(account), VIRTUAL: frozenset({SYNC_ID})}
+
+    def reset_at(self, account: str) -> int:
+        """The counter of the last change that may have given the account an id older than
+        its phone's seq: its account, a household of it, the place of that household's grid."""
+        keys = [f"account:{account}"]
+        for home, grid in self.ids.homes(account).items():
+            keys += [f"household:{home}", f"reset:grid:{grid}"]
+        return max((self.stamps.get(key, 0) for key in keys), default=0)
+
+    def fingerprint(self, account: str) -> int:
+        """Changes when the account's allowed ids do: a held feed compares it to know that
+        something left the phone's set although no row is due."""
+        return hash(frozenset().union(*self.allowed(account).values()))
+
+    def candidates(self, account: str, since: ResidentSeq | None,
+                   doc_ids: frozenset[str] | None) -> tuple[list[tuple[str, str, ResidentSeq]],
+                                                           ResidentSeq]:
+        """The rows due (id, label, seq), in feed order, and the seq after the last of them:
+        a resend of every allowed id when the phone's seq cannot be trusted for this account,
+        then the notices changed since."""
+        now = self.counter
+        allowed = self.allowed(account)
+        label_of = {i: label for label, ids in allowed.items() for i in ids}
+        if since is None or since.epoch != self.epoch or since.counter > now:
+            resend: ResidentSeq | None = ResidentSeq(now, self.epoch)
+        elif self.reset_at(account) > since.counter:
+            resend = ResidentSeq(now, self.epoch)
+        elif since.after:
+            resend = since
+        else:
+            resend = None
+        rows: list[tuple[str, str, ResidentSeq]] = []
+        base = since.counter if since is not None and resend is None else now
+        if resend is not None:
+            base = resend.counter
+            rows += [(i, label_of[i], ResidentSeq(resend.counter, self.epoch, i))
+                     for i in sorted(label_of) if i > resend.after]
+        notices = allowed.get(RESIDENTS, frozenset())
+        later = sorted((self.notices[n][0], n) for n in notices
+                       if n in self.notices and self.notices[n][0] > base)
+        rows += [(n, RESIDENTS, ResidentSeq(counter, self.epoch)) for counter, n in later]
+        if doc_ids is not None:
+            rows = [row for row in rows if row[0] in doc_ids]
+        return rows, ResidentSeq(now, self.epoch)
+
+    async def revisions(self, candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """The current revision of each (id, label), the notices' from memory, the others from
+        the store in one `_all_docs` per database; a deleted or missing one is left out."""
+        found: dict[str, str] = {}
+        asked: dict[str, list[str]] = {}
+        for doc_id, label in candidates:
+            if label == VIRTUAL:
+                found[doc_id] = SYNC_DOC["_rev"]
+            elif doc_id in self.notices and label == RESIDENTS:
+                found[doc_id] = self.notices[doc_id][1]
+            else:
+                asked.setdefault(store_db(label), []).append(doc_id)
+        for db, ids in asked.items():
+            try:
+                page = await self.couch.post(db_path(db, "_all_docs"), {"keys": ids})
+            except NotFound:
+                continue
+            for row in page.get("rows", []):
+                value = row.get("value")
+                if isinstance(value, Mapping) and not value.get("deleted") and "id" in row:
+                    found[str(row["id"])] = str(value.get("rev"))
+        return found
+
+    async def changes(self, account: str, since: ResidentSeq | None, limit: int | None,
+                      doc_ids: frozenset[str] | None = None) -> tuple[list[Row], ResidentSeq]:
+        """The rows of the account's feed after `since` (at most `limit`) and its last seq."""
+        due, last = self.candidates(account, since, doc_ids)
+        revs = await self.revisions((doc_id, label) for doc_id, label, _ in due)
+        rows = [Row(doc_id, revs[doc_id], VIRTUAL if label == VIRTUAL else store_db(label), seq)
+                for doc_id, label, seq in due if doc_id in revs]
+        if limit is not None and len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1].seq
+        return rows, last
+
+    def located(self, account: str, ids: Iterable[str]) -> dict[str, str]:
+        """Of `ids`, those the account may hold, with their store database (or VIRTUAL)."""
+        label_of = {i: label for label, held in self.allowed(account).items() for i in held}
+        return {i: (VIRTUAL if label_of[i] == VIRTUAL else store_db(label_of[i]))
+                for i in ids if i in label_of}
+
+    def purge(self, account: str, held: Iterable[str]) -> list[str]:
+        """What a phone holds that it may no longer (server/domain/allowed_ids.py)."""
+        keep = frozenset().union(*self.allowed(account).values())
+        return sorted({i for i in held if not i.startswith("_") and i not in keep})

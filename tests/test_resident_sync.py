@@ -1,0 +1,247 @@
+"""The resident's sync endpoint (issue 15): `/couch/linli-resident` holds exactly the ids the
+account may hold (server/sync/allowed.py), households and persons as the resident view, and
+answers an id that is not the resident's exactly as a missing one. The real app on the real
+embedded store; residents made by the real sign-up and verify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import City, NodeClient, basic, eventually
+from test_residents_signup import (
+    PASSWORD,
+    Community,
+    a_community,
+    account_of,
+    new_phone,
+    signup_body,
+)
+from test_residents_signup import joined as signed_up_and_verified
+
+from server.sync.allowed import SYNC_ID, ResidentSeq
+from server.web.keys import RESIDENT_INDEX
+
+DB = "/couch/linli-resident"
+
+
+async def two_neighbours(client: TestClient, city: City,
+                         caplog: pytest.LogCaptureFixture) -> tuple[Community, str, str]:
+    """王伟 at 3-2-301 and 李娜 at 3-2-302, each activated at once: their phones."""
+    place = await a_community(client, city)
+    phones = []
+    for name, address in (("王伟", "三幢二单元301室"), ("李娜", "3幢2单元302")):
+        phone = new_phone()
+        status, _ = await signed_up_and_verified(client, caplog,
+                                                 signup_body(place, phone, name, address))
+        assert status == 200
+        phones.append(phone)
+    index = client.app[RESIDENT_INDEX]
+    for phone in phones:
+        account = await account_of(client, phone)
+        await eventually(lambda a=account: index.ids.households(a), what="the link indexed")
+    return place, phones[0], phones[1]
+
+
+async def feed(client: TestClient, phone: str, **params: str) -> dict[str, Any]:
+    resp = await client.get(f"{DB}/_changes", params=params, headers=basic(phone, PASSWORD))
+    assert resp.status == 200, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def test_first_sync_holds_the_household_masked_and_nothing_of_the_neighbours(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    place, wang, li = await two_neighbours(client, city, caplog)
+    account = await account_of(client, wang)
+    page = await feed(client, wang, style="all_docs", since="0", include_docs="true")
+    ids = {row["id"] for row in page["results"]}
+    assert ids == {SYNC_ID, place.household(1), f"person:{place.grid}-1",
+                   f"resident:{account}-{place.grid}-0001"}
+    docs = {row["id"]: row["doc"] for row in page["results"]}
+    household = docs[place.household(1)]
+    assert household["head_name"] == "王伟" and household["phone"] == "139****0001"
+    assert "edits" not in household and "_revisions" not in household
+    # Nothing of the neighbour's, on any reading path, answered as for a missing id.
+    other, nowhere = place.household(2), f"household:{place.grid}-9999"
+    auth = basic(wang, PASSWORD)
+    for doc_id in (other, nowhere):
+        resp = await client.get(f"{DB}/{doc_id}", headers=auth)
+        assert (resp.status, await resp.json()) == (404, {"error": "not_found",
+                                                          "reason": "missing"})
+    answers = []
+    for doc_id in (other, nowhere):
+        got = []
+        for method, path, body in (
+                ("POST", "_bulk_get", {"docs": [{"id": doc_id}]}),
+                ("POST", "_all_docs", {"keys": [doc_id]}),
+                ("POST", "_revs_diff", {doc_id: ["1-abc"]})):
+            resp = await client.request(method, f"{DB}/{path}", json=body, headers=auth)
+            got.append((resp.status, (await resp.text()).replace(doc_id, "ID")))
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert "李娜" not in json.dumps(page, ensure_ascii=False)
+    # The neighbour's phone: their own household, not his.
+    theirs = await feed(client, li, since="0")
+    assert place.household(2) in {r["id"] for r in theirs["results"]}
+    assert place.household(1) not in {r["id"] for r in theirs["results"]}
+
+
+async def test_a_change_to_the_household_arrives_live_a_neighbours_never(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    place, wang, li = await two_neighbours(client, city, caplog)
+    last = (await feed(client, wang, since="0"))["last_seq"]
+    theirs = (await feed(client, li, since="0"))["last_seq"]
+    waiting = asyncio.ensure_future(feed(client, wang, since=last, feed="longpoll",
+                                         timeout="10000"))
+    neighbour = asyncio.ensure_future(feed(client, li, since=theirs, feed="longpoll",
+                                           timeout="3000"))
+    await asyncio.sleep(0.3)
+    stored = await city.get(place.grid, place.household(1))
+    await city.save(place.grid, {**stored, "head_name": "王伟伟"})
+    client.app[RESIDENT_INDEX].notice(f"grid-{place.grid}")
+    page = await asyncio.wait_for(waiting, 10)
+    assert place.household(1) in {r["id"] for r in page["results"]}
+    assert (await neighbour)["results"] == []
+    assert ResidentSeq.parse(page["last_seq"]) is not None
+
+
+def person(place: Community, n: int, household: int, name: str) -> dict[str, Any]:
+    return {"_id": f"person:{place.grid}-{n}", "type": "person", "schema_version": 1,
+            "grid": place.grid, "created_by": place.worker, "household": place.household(
+                household), "name": name, "status": "present", "relationship": "2", "sex": "2",
+            "birth_year": 1980, "birth_month": 1, "id_number": "330802198001010024"}
+
+
+async def test_a_pouchdb_phone_replicates_its_household_live_and_purges_on_moving_out(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture,
+        node: NodeClient) -> None:
+    """A real PouchDB client replicating as the resident: the first pull brings exactly the
+    allowed ids; a member added to the household arrives live, one added next door never;
+    when the link is removed (moved out) the purge list names everything the phone held."""
+    place, wang, _ = await two_neighbours(client, city, caplog)
+    account = await account_of(client, wang)
+    remote, local = str(client.make_url(DB)), node.local("phone")
+    auth = {"username": wang, "password": PASSWORD}
+    pulled = await node.run({"op": "pull", "remote": remote, "local": local, "auth": auth})
+    assert pulled["ok"] and pulled["status"] == "complete", pulled
+    held = await node.run({"op": "count", "local": local, "with_ids": True})
+    link = f"resident:{account}-{place.grid}-0001"
+    assert set(held["ids"]) == {SYNC_ID, place.household(1), f"person:{place.grid}-1", link}
+
+    for target, household, arrives in ((f"person:{place.grid}-2", 1, True),
+                                       (f"person:{place.grid}-3", 2, False)):
+        watcher = await node.start({"op": "live_wait", "remote": remote, "local": local,
+                                    "auth": auth, "wait_for_id": target, "timeout_ms": 4000})
+        assert watcher.stdout is not None
+        ready = json.loads(await asyncio.wait_for(watcher.stdout.readline(), 60))
+        assert ready == {"ready": True}
+        resp = await client.put(f"/couch/grid-{place.grid}/{target}",
+                                json=person(place, int(target[-1]), household, "新成员"),
+                                headers=basic(place.worker))
+        assert resp.status == 201, await resp.text()
+        result = json.loads(await asyncio.wait_for(watcher.stdout.readline(), 30))
+        await watcher.wait()
+        assert result["found"] is arrives, (target, result)
+    held = await node.run({"op": "count", "local": local, "with_ids": True})
+    assert f"person:{place.grid}-2" in held["ids"]
+    assert f"person:{place.grid}-3" not in held["ids"]
+
+    stored = await city.get(place.grid, link)
+    await city.save(place.grid, {**stored, "status": "removed"})
+    client.app[RESIDENT_INDEX].notice(f"grid-{place.grid}")
+    index = client.app[RESIDENT_INDEX]
+    await eventually(lambda: not index.ids.households(account), what="the move indexed")
+    resp = await client.post("/api/residents/purge", json={"held": held["ids"]},
+                             headers=basic(wang, PASSWORD))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["purge"] == sorted(set(held["ids"]) - {SYNC_ID})
+    again = await node.run({"op": "pull", "remote": remote, "local": node.local("fresh"),
+                            "auth": auth})
+    assert again["ok"] and again["local_doc_count"] == 1, again  # the doorbell alone
+
+
+def a_notice(place: Community, n: int, **fields: Any) -> dict[str, Any]:
+    return {"_id": f"notice:{place.grid}-{n}", "type": "notice", "schema_version": 1,
+            "created_by": "chen.jing", "title": "停水通知", "body": "12月5日停水检修。",
+            "audience": {"level": "community", "codes": [place.code]}, "status": "published",
+            "needs_confirmation": True, "published_at": "2026-12-03T09:00:00+08:00", **fields}
+
+
+async def save_notice(city: City, doc: dict[str, Any]) -> None:
+    await city.run(lambda: city.couch["linli-residents"].save(doc))
+
+
+async def test_a_push_stores_nothing_and_the_routes_writes_come_back(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture,
+        node: NodeClient) -> None:
+    """A PouchDB push as the resident: a household edited, a receipt, a correction and a data
+    request, forged or not, each denied naming the route of its kind, bilingual, and none of
+    it stored. A receipt made by its route comes back to the phone on the next pull, and the
+    notice of another community never does."""
+    place, wang, li = await two_neighbours(client, city, caplog)
+    me, neighbour = await account_of(client, wang), await account_of(client, li)
+    await save_notice(city, a_notice(place, 1))
+    await save_notice(city, a_notice(place, 2, audience={"level": "community",
+                                                         "codes": ["elsewhere"]}))
+    index = client.app[RESIDENT_INDEX]
+    await eventually(lambda: f"notice:{place.grid}-1" in index.allowed(me).get(
+        "residents", ()), what="the notice indexed")
+    home, grid = place.household(1), place.grid
+    receipt = {"_id": f"notice_receipt:{grid}-1:{me}", "type": "notice_receipt",
+               "schema_version": 1, "created_by": me, "notice": f"notice:{grid}-1",
+               "household": home, "grid": grid, "read_at": "2026-12-03T10:00:00+08:00"}
+    household = {k: v for k, v in (await city.get(grid, home)).items() if k != "_rev"}
+    pushed = {
+        "household_edit": ({**household, "head_name": "冒名"}, "只能读取"),
+        "receipt": (receipt, "/api/notices/<id>/receipt"),
+        "as_neighbour": ({**receipt, "_id": f"notice_receipt:{grid}-1:{neighbour}",
+                          "created_by": neighbour, "household": place.household(2)},
+                         "/api/notices/<id>/receipt"),
+        "correction": ({"_id": f"correction_request:{me}-1", "type": "correction_request",
+                        "schema_version": 1, "grid": grid, "created_by": me, "household": home,
+                        "changes": [{"record": home, "field": "/phone",
+                                     "proposed": "13800138000"}], "status": "open"},
+                       "/api/residents/corrections"),
+        "data_request": ({"_id": f"data_request:{place.code}:{me}:20261203:1",
+                          "type": "data_request", "schema_version": 1, "created_by": me,
+                          "kind": "access", "status": "open",
+                          "requested_at": "2026-12-03T10:00:00+08:00"},
+                         "/api/residents/data-requests"),
+    }
+    remote = str(client.make_url(DB))
+    auth = {"username": wang, "password": PASSWORD}
+    result = await node.run({"op": "push", "remote": remote, "local": node.local("push"),
+                             "auth": auth, "docs": [d for d, _ in pushed.values()]})
+    assert result["ok"] and result["docs_written"] == 0, result
+    denied = {d["id"]: d for d in result["denied"]}
+    assert len(denied) == len(pushed), denied
+    for doc, word in pushed.values():
+        entry = denied[doc["_id"]]
+        assert entry["error"] == "forbidden" and word in entry["reason"], (doc["_id"], entry)
+        assert " / " in entry["reason"]  # zh-CN, then English
+    residents = await city.run(city.couch.__getitem__, "linli-residents")
+    for doc, _ in pushed.values():
+        if doc["_id"] != home:
+            assert await city.get(grid, doc["_id"]) is None, doc["_id"]
+            assert await city.run(residents.get, doc["_id"]) is None, doc["_id"]
+    assert (await city.get(grid, home))["head_name"] == "王伟"
+    for method in ("PUT", "DELETE"):
+        resp = await client.request(method, f"{DB}/{receipt['_id']}", json=receipt,
+                                    headers=basic(wang, PASSWORD))
+        assert resp.status == 403 and "只能读取" in (await resp.json())["reason"]
+    # The receipt made by its route comes back to the phone.
+    resp = await client.post(f"/api/notices/notice:{grid}-1/receipt", json={},
+                             headers=basic(wang, PASSWORD))
+    assert resp.status == 200, await resp.text()
+    await eventually(lambda: receipt["_id"] in index.allowed(me).get("residents", ()),
+                     what="the receipt indexed")
+    local = node.local("pull")
+    pulled = await node.run({"op": "pull", "remote": remote, "local": local, "auth": auth})
+    assert pulled["ok"], pulled
+    held = await node.run({"op": "count", "local": local, "with_ids": True})
+    assert {receipt["_id"], f"notice:{grid}-1"} <= set(held["ids"])
+    assert f"notice:{grid}-2" not in held["ids"]
