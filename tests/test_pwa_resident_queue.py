@@ -138,6 +138,21 @@ async def test_a_sign_up_confirmed_at_the_door_offline(browser: Browser, demo: D
     assert phone.problems == []
     await phone.close()
 
+    # The QR opens the resident's activation screen with the code typed: the demo resident
+    # waiting in this grid's queue sends it and has the household.
+    resident = await Phone.open(browser, demo.url)
+    await resident.login("13800000002")
+    await resident.show(f"#/activate/{shown.replace('-', '')}")
+    await resident.page.wait_for_selector("#activate-form")
+    assert await resident.page.input_value("#r-code") == shown.replace("-", "")
+    await resident.page.click("#r-code-submit")
+    await resident.page.wait_for_selector("section.household")
+    assert second["head_name"] in await resident.page.text_content("section.household")
+    spent = await wait_on_server(demo.db(GRID_A), code_id, 60)
+    assert spent.get("used_by")
+    assert resident.problems == []
+    await resident.close()
+
 
 async def test_a_correction_answered_on_the_phone(browser: Browser, demo: Demo) -> None:
     [household] = await households(demo, 1)

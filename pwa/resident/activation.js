@@ -37,6 +37,13 @@ export function activateView(app) {
     const code = readCode(input.value);
     reading.textContent = code.text ? tf(code.valid ? "r_code_reads" : "r_code_reads_partial", { code: code.shown, n: code.text.length }) : "";
   });
+  // A code scanned from the worker's QR opens #/activate/<CODE> (pwa/worker/residents.js): it
+  // stands typed, for the resident to send.
+  const scanned = location.hash.split("/")[2];
+  if (scanned) {
+    input.value = decodeURIComponent(scanned).slice(0, 24);
+    input.dispatchEvent(new Event("input"));
+  }
 
   const pausedUntil = Number(localStorage.getItem(PAUSE_KEY) || 0);
   const lock = (until, text) => {
