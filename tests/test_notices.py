@@ -466,3 +466,33 @@ async def test_the_picker_names_the_areas_of_the_authors_scope(client: TestClien
     assert resp.status == 404
     resp = await client.get("/api/notices/areas", headers=basic(town.admin))
     assert (await resp.json())["city"] is True
+
+
+async def test_names_in_full_only_with_the_right_asked_for(client: TestClient, town: Town,
+                                                           city: City) -> None:
+    """`?unmask=1` shows the heads' names in full to a holder of the right (audited), and is
+    refused to anyone else; without it, names stay masked for everyone."""
+    notice = await published(client, town.sup1, draft({"level": "grid", "codes": [town.g1]}))
+    holder = await city.user("supervisor", communities=[town.c1], rights=["unmask"])
+    await wait_for_user(client, holder)
+    path = f"/api/notices/{notice}/follow-up"
+    refused = await client.get(path, params={"unmask": "1"}, headers=basic(town.sup1))
+    assert refused.status == 403
+    for who, query, heads in ((holder, {"unmask": "1"}, {"王伟", "李娜", "张三"}),
+                              (holder, {}, {"王*", "李*", "张*"})):
+        resp = await client.get(path, params=query, headers=basic(who))
+        grids = (await resp.json())["grids"]
+        assert {h["head_name"] for h in grids[0]["households"]} == heads
+
+
+async def test_an_expired_notice_takes_no_receipt(client: TestClient, town: Town) -> None:
+    notice = f"notice:expired{os.getpid()}"
+    await client.app[COUCH].put(db_path(RESIDENTS_DB, notice), {
+        **draft({"level": "grid", "codes": [town.g1]}), "_id": notice, "type": "notice",
+        "schema_version": 1, "created_by": town.sup1, "status": "published",
+        "published_at": "2026-01-01T00:00:00+08:00", "expires_at": "2026-01-02T00:00:00+08:00",
+        "needs_confirmation": True})
+    resp = await client.post(f"/api/notices/{notice}/receipt", headers=basic(town.ra), json={})
+    assert resp.status == 404
+    resp = await client.get("/api/notices/to-visit", headers=basic(town.worker1))
+    assert notice not in {n["notice"]["_id"] for n in (await resp.json())["notices"]}

@@ -10,6 +10,7 @@ let it add, so any number of replays or racing phones leave one receipt."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import logging
@@ -36,6 +37,15 @@ def refused(problems: list[Problem]) -> Refused:
     """A 400 naming every field wrong by its label, each "zh / en" (never a JSON pointer),
     joined by "；" as the schema's problems are, so the PWA shows one language."""
     return Refused(400, "bad_request", "；".join(bilingual(p.zh, p.en) for p in problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class GridHouseholds:
+    """A grid's households as the follow-up reads them (网格住户)."""
+
+    households: dict[str, dict[str, Any]]
+    places: dict[str, audience.Place]
+    with_residents: frozenset[str]
 
 
 def new_notice_id() -> str:
@@ -264,22 +274,30 @@ class Notices:
         return found
 
     async def follow_up(self, notice: Mapping[str, Any], grids: Iterable[str],
-                        unmasked: Mapping[str, bool]) -> list[dict[str, Any]]:
+                        unmasked: Mapping[str, bool],
+                        held: dict[str, GridHouseholds] | None = None) -> list[dict[str, Any]]:
         """The follow-up of `notice` in `grids` (those its audience reaches among them): per
-        grid its counts and the households to visit, names masked unless `unmasked[grid]`."""
+        grid its counts and the households to visit, names masked unless `unmasked[grid]`.
+        `held`: grids already read, filled as more are (a worker's list reads each once for
+        all notices); a notice none of whose households is in its audience reads no receipt."""
         wanted = notice.get("audience")
         if not isinstance(wanted, Mapping):
             return []
+        held = {} if held is None else held
         codes = self.grids_reached(wanted, grids)
-        receipts, loaded = await asyncio.gather(
-            self.receipts(str(notice["_id"])),
-            asyncio.gather(*(self.grid_households(code) for code in codes)))
+        missing = [code for code in codes if code not in held]
+        for code, found in zip(missing, await asyncio.gather(
+                *(self.grid_households(code) for code in missing)), strict=True):
+            held[code] = found
+        if not any(audience.includes(wanted, place) for code in codes
+                   for place in held[code].places.values()):
+            return []
+        receipts = await self.receipts(str(notice["_id"]))
         shown = []
-        for code, (households, with_residents) in zip(codes, loaded, strict=True):
-            grid = self.directory.grids[code]
-            places = {hid: place for hid, doc in households.items() if (
-                place := audience.place_of(doc, grid.community, grid.street)) is not None}
-            lists = audience.follow_up(notice, places, with_residents, receipts).get(code)
+        for code in codes:
+            grid, households = self.directory.grids[code], held[code].households
+            lists = audience.follow_up(notice, held[code].places, held[code].with_residents,
+                                       receipts).get(code)
             if lists is None:
                 continue
             sees = unmasked.get(code, False)
@@ -297,13 +315,16 @@ class Notices:
                           "listed": notices.lists_households(notice, sees)})
         return shown
 
-    async def grid_households(self, grid: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        """A grid's households in use (not moved out, vacant or deleted), and those of them
-        with an active resident."""
+    async def grid_households(self, grid: str) -> GridHouseholds:
+        """A grid's households in use (not moved out, vacant or deleted), their places, and
+        those of them with an active resident."""
         db = grid_db(grid)
         households, links = await asyncio.gather(all_of_type(self.couch, db, "household"),
                                                  all_of_type(self.couch, db, "resident"))
         found = {str(h["_id"]): h for h in households
                  if h.get("status") in (None, "active") and h.get("grid") == grid}
         active = {str(link.get("household")) for link in links if link.get("status") == "active"}
-        return found, active & set(found)
+        area = self.directory.grids[grid]
+        places = {hid: place for hid, doc in found.items() if (
+            place := audience.place_of(doc, area.community, area.street)) is not None}
+        return GridHouseholds(found, places, frozenset(active & set(found)))

@@ -22,7 +22,7 @@ from server.domain.scope import User
 from server.domain.text import unknown_fields
 from server.errors import json_response
 from server.sync import personal
-from server.sync.notices import Notices, refused
+from server.sync.notices import GridHouseholds, Notices, refused
 from server.sync.residents import utc_now
 from server.web.api import wants_unmasked
 from server.web.guard import require_user
@@ -145,11 +145,12 @@ async def to_visit(request: web.Request) -> web.Response:
     store = request.app[NOTICES]
     now = utc_now()
     grids = store.reachable(user)
-    found = []
+    found: list[dict[str, Any]] = []
+    held: dict[str, GridHouseholds] = {}  # each grid read once for all the notices
     for doc in await store.all_notices():
         if not rules.is_live(doc, now) or doc.get("needs_confirmation") is not True:
             continue
-        by_grid = await store.follow_up(doc, grids, dict.fromkeys(grids, True))
+        by_grid = await store.follow_up(doc, grids, dict.fromkeys(grids, True), held)
         if by_grid:
             found.append({"notice": shown(doc), "grids": by_grid})
     found.sort(key=lambda n: str(n["notice"].get("published_at", "")), reverse=True)
