@@ -6,6 +6,7 @@ embedded store; residents made by the real sign-up and verify."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -22,7 +23,9 @@ from test_residents_signup import (
 )
 from test_residents_signup import joined as signed_up_and_verified
 
+from server.config import Config
 from server.sync.allowed import SYNC_ID, ResidentSeq
+from server.web.app import create_app
 from server.web.keys import RESIDENT_INDEX
 
 DB = "/couch/linli-resident"
@@ -245,3 +248,24 @@ async def test_a_push_stores_nothing_and_the_routes_writes_come_back(
     held = await node.run({"op": "count", "local": local, "with_ids": True})
     assert {receipt["_id"], f"notice:{grid}-1"} <= set(held["ids"])
     assert f"notice:{grid}-2" not in held["ids"]
+
+
+async def test_a_server_started_later_knows_every_resident_and_reads_other_writers(
+        aiohttp_client: Any, client: TestClient, city: City, config: Config,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The index of a server started after the residents joined is built from every grid at
+    start (the default), and a write it did not make (another process, an import) reaches it
+    at its sweep. The suite's own setting reads a grid from this server's first write on."""
+    place, wang, _ = await two_neighbours(client, city, caplog)
+    account = await account_of(client, wang)
+    later = await aiohttp_client(create_app(dataclasses.replace(
+        config, grid_passes_at_start=True)))
+    index = later.app[RESIDENT_INDEX]
+    index.sweep_seconds = 0.2
+    await asyncio.wait_for(index.ready.wait(), 60)
+    assert index.allowed(account)[f"grid:{place.grid}"] == {
+        place.household(1), f"person:{place.grid}-1", f"resident:{account}-{place.grid}-0001"}
+    await city.save(place.grid, person(place, 7, 1, "新成员"))
+    await eventually(lambda: f"person:{place.grid}-7" in index.allowed(account).get(
+        f"grid:{place.grid}", ()), what="the sweep reads the import")
+    assert not client.app[RESIDENT_INDEX].every_grid
