@@ -282,6 +282,13 @@ async def test_a_code_redeemed_twice_at_once_is_spent_once(
 
 # -- removing a resident -------------------------------------------------------------------------
 
+async def purged(client: TestClient, phone: str, held: list[str]) -> bool:
+    resp = await client.post("/api/residents/purge", json={"held": held},
+                             headers=basic(phone, PASSWORD))
+    assert resp.status == 200, await resp.text()
+    return bool((await resp.json())["purge"] == held)
+
+
 async def test_a_removal_is_the_workers_logged_and_ends_the_link(
         client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
     place = await a_community(client, city)
@@ -291,6 +298,8 @@ async def test_a_removal_is_the_workers_logged_and_ends_the_link(
                           decided(signup, place.worker, household=place.household(2)))
     assert status == 201
     link = await eventually(lambda: link_of(city, place, account, 2), what="the link")
+    # Linked: the household is the phone's to hold (nothing to purge), told at once.
+    assert not await purged(client, phone, [place.household(2)])
     removal = {**link, "status": "removed", "removed_at": now(), "removed_reason": "已迁出"}
     for what, doc, words in [
             ("no reason", {k: v for k, v in removal.items() if k != "removed_reason"}, "移除原因"),
@@ -314,6 +323,9 @@ async def test_a_removal_is_the_workers_logged_and_ends_the_link(
     assert status == 201, body
     assert any(f"{boss} removed resident {account}" in r.getMessage() for r in caplog.records)
     assert (await me(client, phone))["households"] == []
+    # The resident's phone is told to drop the household (the sync index follows the link).
+    held = [place.household(2)]
+    await eventually(lambda: purged(client, phone, held), what="the purge list")
     status, body = await put(client, place.grid, place.worker,
                              {**removal, "_rev": body["rev"], "status": "active"})
     assert status == 403 and "已移除" in body["reason"]

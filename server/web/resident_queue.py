@@ -36,6 +36,7 @@ from server.web.keys import (
     DIRECTORY,
     DOOR_LINKS,
     RECEIPTS,
+    RESIDENT_INDEX,
     RESIDENTS,
     RESOLVER,
     SCHEMAS,
@@ -210,6 +211,8 @@ async def door_links_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store's and the directory's contexts (cleanup contexts run in order); the
     links are written through a `Residents` of their own, so this needs nothing made later."""
     residents = Residents(app[COUCH], app[DIRECTORY], app[SCHEMAS], app[CONFIG], app[RECEIPTS])
+    if RESIDENT_INDEX in app:  # a link written is in the residents' sync index at once
+        residents.on_written = app[RESIDENT_INDEX].notice
     links = DoorLinks(residents, sorted(app[DIRECTORY].grids))
     app[DOOR_LINKS] = links
     resolver = app[RESOLVER]
