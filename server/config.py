@@ -87,8 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("conflict_sweep_seconds", 30.0, "How often the conflict resolver looks at every grid "
             "(writes through this server are looked at at once; this catches the others)."),
     Setting("grid_passes_at_start", True, "At start, go through every grid once: bring its "
-            "design documents up to date, look for conflicts written while no server ran, and "
-            "(after a server was killed) rebuild lost receipts. Off only where hundreds of servers "
+            "design documents up to date, look for conflicts written while no server ran, "
+            "write the resident links of sign-ups decided at the door meanwhile, and (after a "
+            "server was killed) rebuild lost receipts. Off only where hundreds of servers "
             "start one after another on one store (the test suite), each test turning it on for "
             "what it checks."),
     Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "

@@ -9,6 +9,7 @@ person themself after their password. The real app on the real embedded store.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -30,7 +31,8 @@ from test_residents_signup import (
 )
 
 from server.domain.scope import grid_db
-from server.web.keys import DOOR_LINKS, RECEIPTS, RESOLVER
+from server.sync.door_links import DoorLinks
+from server.web.keys import DOOR_LINKS, RECEIPTS, RESIDENTS, RESOLVER
 
 ID_NUMBER = "11010519491231002X"
 
@@ -104,6 +106,27 @@ async def test_confirmed_at_the_door_the_resident_is_linked_once(
     # The links are the server's: a second pass, or another server process, writes no other.
     await client.app[DOOR_LINKS].settle(place.grid)
     assert (await link_of(city, place, account, 2))["_rev"] == link["_rev"]
+
+
+async def test_a_decision_stored_while_no_server_ran_is_linked_after_a_start(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Written straight to the store (another process, a restore): nobody noticed it, so the
+    pass over every grid after a start writes its link."""
+    place = await a_community(client, city)
+    _, account = await waiting(client, city, caplog, place)
+    signup = await city.get(place.grid, f"signup:{account}")
+    await city.save(place.grid, decided(signup, place.worker, household=place.household(1)))
+    await settled(client)
+    assert await link_of(city, place, account, 1) is None
+    links = DoorLinks(client.app[RESIDENTS], [place.grid], start_sweep_seconds=0)
+    task = asyncio.create_task(links.run())
+    try:
+        link = await eventually(lambda: link_of(city, place, account, 1), what="the link")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert (link["activation"], link["signup"]) == ("door_to_door", f"signup:{account}")
 
 
 async def test_declined_with_a_reason_links_nothing(

@@ -213,7 +213,10 @@ async def door_links_ctx(app: web.Application) -> AsyncIterator[None]:
     residents = Residents(app[COUCH], app[DIRECTORY], app[SCHEMAS], app[CONFIG], app[RECEIPTS])
     if RESIDENT_INDEX in app:  # a link written is in the residents' sync index at once
         residents.on_written = app[RESIDENT_INDEX].notice
-    links = DoorLinks(residents, sorted(app[DIRECTORY].grids))
+    # Every grid once after a start, unless the passes at start are off (many short-lived
+    # servers on one store: the test suite).
+    grids = sorted(app[DIRECTORY].grids) if app[CONFIG].grid_passes_at_start else []
+    links = DoorLinks(residents, grids)
     app[DOOR_LINKS] = links
     resolver = app[RESOLVER]
     before = resolver.on_written
