@@ -269,3 +269,34 @@ async def test_a_server_started_later_knows_every_resident_and_reads_other_write
     await eventually(lambda: f"person:{place.grid}-7" in index.allowed(account).get(
         f"grid:{place.grid}", ()), what="the sweep reads the import")
     assert not client.app[RESIDENT_INDEX].every_grid
+
+
+async def test_a_held_feed_rings_when_ids_leave_and_a_stale_seq_gets_a_resend(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """A live phone whose ids shrink with no row to send (its notice withdrawn) gets the
+    constant linli-sync row at once, so its replication passes a batch and asks for its purge
+    list; a seq from another process (or before a restart) gets every allowed id again."""
+    place, wang, _ = await two_neighbours(client, city, caplog)
+    account = await account_of(client, wang)
+    notice = a_notice(place, 1)
+    await save_notice(city, notice)
+    index = client.app[RESIDENT_INDEX]
+    await eventually(lambda: notice["_id"] in index.allowed(account).get("residents", ()),
+                     what="the notice indexed")
+    first = await feed(client, wang, since="0")
+    held = {r["id"] for r in first["results"]}
+    assert notice["_id"] in held
+    waiting = asyncio.ensure_future(feed(client, wang, since=first["last_seq"],
+                                         feed="longpoll", timeout="10000"))
+    await asyncio.sleep(0.3)
+    residents = await city.run(city.couch.__getitem__, "linli-residents")
+    stored = await city.run(residents.get, notice["_id"])
+    await city.run(residents.save, {**stored, "status": "withdrawn"})
+    page = await asyncio.wait_for(waiting, 10)
+    assert [r["id"] for r in page["results"]] == [SYNC_ID]
+    resp = await client.post("/api/residents/purge", json={"held": sorted(held)},
+                             headers=basic(wang, PASSWORD))
+    assert (await resp.json())["purge"] == [notice["_id"]]
+    stale = str(ResidentSeq(10**9, "ffffffff"))
+    again = await feed(client, wang, since=stale)
+    assert {r["id"] for r in again["results"]} == held - {notice["_id"]}
