@@ -496,3 +496,27 @@ async def test_an_expired_notice_takes_no_receipt(client: TestClient, town: Town
     assert resp.status == 404
     resp = await client.get("/api/notices/to-visit", headers=basic(town.worker1))
     assert notice not in {n["notice"]["_id"] for n in (await resp.json())["notices"]}
+
+
+async def test_a_city_notice_is_followed_up_by_each_supervisor_in_their_grids(
+        client: TestClient, town: Town, city: City) -> None:
+    """The admin writes to the city; each supervisor follows it up in their own grids only.
+    A community's notice stays out of another community's supervisor's sight."""
+    notice = await published(client, town.admin, draft({"level": "city"},
+                                                       needs_confirmation=True))
+    own = await published(client, town.sup1, draft({"level": "community", "codes": [town.c1]}))
+    sup2 = await city.user("supervisor", communities=[town.c2])
+    await wait_for_user(client, sup2)
+    for who, grids in ((town.sup1, [town.g1]), (sup2, [town.g3]),
+                       (town.street_sup, [town.g1, town.g3])):
+        resp = await client.get(f"/api/notices/{notice}/follow-up", headers=basic(who))
+        assert resp.status == 200, await resp.text()
+        assert [g["grid"] for g in (await resp.json())["grids"]] == grids
+        listed = await client.get("/api/notices", headers=basic(who))
+        assert notice in {n["_id"] for n in (await listed.json())["notices"]}
+    resp = await client.get(f"/api/notices/{own}/follow-up", headers=basic(sup2))
+    assert resp.status == 404
+    listed = await client.get("/api/notices", headers=basic(sup2))
+    assert own not in {n["_id"] for n in (await listed.json())["notices"]}
+    resp = await client.post(f"/api/notices/{notice}/withdraw", headers=basic(town.sup1))
+    assert resp.status == 404  # only its author or an admin withdraws it

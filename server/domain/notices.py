@@ -15,6 +15,8 @@ may write one, to whom, and how its answers come back.
    stored when any is refused. An expiry, when given, is a date-time in the future.
 3. Withdrawal (撤回) is the author's or an admin's; the notice stays, `withdrawn`, so that
    the resident endpoint can tell each phone to remove it (server/domain/allowed_ids.py).
+   A supervisor lists and follows up, in their own grids, every notice that reaches into
+   their scope, a city notice or a street supervisor's included (`overlaps`).
 4. Receipts (`merged_receipt`): one per resident and notice, its id fixed by the two
    (server/domain/resident_writes.py). The first to arrive makes it; a later one may only add
    `confirmed_at` to it (read today, confirmed tomorrow); anything else, a replay included,
@@ -31,12 +33,12 @@ may write one, to whom, and how its answers come back.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from server.domain import audience as rules
 from server.domain.rules import Problem, conforms
-from server.domain.scope import Directory, User
+from server.domain.scope import Directory, Grid, User
 from server.domain.text import shown_name, unknown_fields
 
 AUTHOR_ROLES = ("supervisor", "admin")
@@ -91,6 +93,17 @@ def scope_problems(audience: Mapping[str, Any], user: User, directory: Directory
     }
     outside = [c for c in audience["codes"] if not reached[level](c)]
     return [_out_of_scope(outside)] if outside else []
+
+
+def overlaps(audience: Mapping[str, Any], mine: Iterable[Grid]) -> bool:
+    """Whether an audience reaches into a supervisor's grids (`mine`): at least one of them
+    may hold households of it. A building is judged by its grids, which only the store
+    knows, so another author's building notice is not listed."""
+    level, codes = audience.get("level"), audience.get("codes")
+    wanted = set(codes) if isinstance(codes, list) else set()
+    return any(level == "city" or (level == "street" and g.street in wanted)
+               or (level == "community" and g.community in wanted)
+               or (level == "grid" and g.code in wanted) for g in mine)
 
 
 def draft_problems(draft: Mapping[str, Any], now: datetime.datetime) -> list[Problem]:

@@ -22,7 +22,7 @@ from server.domain import audience, notices
 from server.domain.messages import Refused, bilingual
 from server.domain.resident_writes import resident_write_problem
 from server.domain.rules import Problem
-from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, User, grid_db
+from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, Grid, User, grid_db
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.residents import all_of_type
@@ -219,16 +219,19 @@ class Notices:
     async def all_notices(self) -> list[dict[str, Any]]:
         return await all_of_type(self.couch, RESIDENTS_DB, "notice")
 
-    def sees(self, user: User, notice: Mapping[str, Any]) -> bool:
-        """A notice an author lists: their own, or (admin) any; a supervisor also sees those
-        of others addressed within their scope, buildings by their grids' names excepted."""
+    def sees(self, user: User, notice: Mapping[str, Any],
+             mine: Iterable[Grid] | None = None) -> bool:
+        """A notice a supervisor lists and follows up (in their own grids): their own, any
+        for an admin, and another author's that reaches into their grids (`mine`, read from
+        the directory when not given), a city notice too: its follow-up there is theirs."""
         if user.is_admin or notice.get("created_by") == user.name:
             return True
         wanted = notice.get("audience")
-        if not notices.may_author(user) or not isinstance(wanted, Mapping) or wanted.get(
-                "level") in ("city", "building"):
+        if not notices.may_author(user) or not isinstance(wanted, Mapping):
             return False
-        return not notices.scope_problems(wanted, user, self.directory, lambda _: frozenset())
+        grids = self.directory.grids
+        return notices.overlaps(wanted, mine if mine is not None else (
+            grids[code] for code in self.reachable(user)))
 
     async def notice(self, user: User, notice_id: str) -> dict[str, Any] | None:
         if not notice_id.startswith("notice:"):

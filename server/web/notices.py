@@ -90,12 +90,14 @@ async def publish(request: web.Request) -> web.Response:
 
 
 async def listing(request: web.Request) -> web.Response:
-    """The author's notices (an admin's: all), newest first, with their receipt counts."""
+    """The notices a supervisor follows up (their own, and others' reaching into their grids;
+    an admin's: all), newest first, with their receipt counts."""
     user = require_author(request)
     store = request.app[NOTICES]
     found = []
+    mine = [request.app[DIRECTORY].grids[code] for code in store.reachable(user)]
     for doc in await store.all_notices():
-        if store.sees(user, doc):
+        if store.sees(user, doc, mine):
             receipts = await store.receipts(str(doc["_id"]))
             found.append({**shown(doc), "read": len(receipts),
                           "confirmed": sum(1 for r in receipts if r.get("confirmed_at"))})
