@@ -316,6 +316,9 @@ async def test_bad_drafts_are_refused_by_label_and_store_nothing(
     b'{"title": "\\ud800", "body": "x", "audience": {"level": "grid", "codes": ["G"]}}',
     b'{"title": "t", "body": "a\\udfffb", "audience": {"level": "grid", "codes": ["G"]}}',
     b'[1, 2]', b'"text"', b'{"title": ', b'\xff\xfe',
+    b'{"title": ' + b'[' * 100_000 + b']' * 100_000 + b'}',  # nesting deeper than Python's stack
+    b'{"title": "t", "body": "b", "audience": {"level": "grid", "codes": ["G"]}, "images": ['
+    + b'{"a": ' * 5_000 + b'1' + b'}' * 5_000 + b']}',
 ])
 async def test_broken_bodies_are_refused(client: TestClient, town: Town, raw: bytes) -> None:
     before = await notice_ids(client)
@@ -520,3 +523,17 @@ async def test_a_city_notice_is_followed_up_by_each_supervisor_in_their_grids(
     assert own not in {n["_id"] for n in (await listed.json())["notices"]}
     resp = await client.post(f"/api/notices/{notice}/withdraw", headers=basic(town.sup1))
     assert resp.status == 404  # only its author or an admin withdraws it
+
+
+@pytest.mark.parametrize("query", [
+    "grid=OTHER", "grid=nowhere", "grid=..%2F..%2Flinli-directory", "grid=%00", "grid=%ED%A0%80",
+    "grid=G&grid=G", "grid=" + "g" * 5000])
+async def test_the_picker_answers_a_probe_as_an_unknown_grid(client: TestClient, town: Town,
+                                                              query: str) -> None:
+    """Another community's grid, one that does not exist, a path, a control character, a
+    broken encoding, a repeated or huge parameter: a 4xx in CouchDB's shape, nothing named."""
+    resp = await client.get("/api/notices/areas?" + query.replace("OTHER", town.g3).replace(
+        "G", town.g1), headers=basic(town.sup1))
+    body = await resp.json()
+    assert resp.status in (400, 404) and set(body) == {"error", "reason"}, body
+    assert town.g3 not in body["reason"] and "坊门" not in body["reason"]
