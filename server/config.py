@@ -92,6 +92,10 @@ SETTINGS: tuple[Setting, ...] = (
             "server was killed) rebuild lost receipts. Off only where hundreds of servers "
             "start one after another on one store (the test suite), each test turning it on for "
             "what it checks."),
+    Setting("resident_sweep_seconds", 10.0, "How often the residents' sync index reads every "
+            "grid database's changes (writes through this server are read at once and the "
+            "residents database is followed live; this catches the others: another server "
+            "process, an import), at one small request per grid."),
     Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "
             "(the store builds a view's index when it is first read), so the first dashboard "
             "query does not wait for it. On the embedded store a full city takes hours."),
@@ -143,6 +147,7 @@ class Config:
     trust_proxy: bool
     demo: bool
     conflict_sweep_seconds: float
+    resident_sweep_seconds: float
     grid_passes_at_start: bool
     aggregates_warm_up: bool
     aggregates_refresh_seconds: float
@@ -180,7 +185,7 @@ class Config:
                      "signups_per_phone", "signups_per_address", "signup_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        for name in ("aggregates_refresh_seconds", "lagging_seconds"):
+        for name in ("aggregates_refresh_seconds", "lagging_seconds", "resident_sweep_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.max_document_bytes > self.max_request_bytes:

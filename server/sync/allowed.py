@@ -5,9 +5,10 @@ No database per resident (CHT's shape): one `AllowedIds` (server/domain/allowed_
 the whole city, built once at start from the grid databases, the residents database and the
 directory's grids, then fed every change: the residents database is followed by one longpoll,
 a grid database is read at once when this server wrote to it (`notice`) and every
-SWEEP_SECONDS in any case (writes by another process, an import, the command line). Each
-applied change wakes the held resident feeds whose keys it touches (`AllowedIds.apply/keys`),
-through the live-feeds machinery (server/sync/feeds.py), never every feed.
+`resident_sweep_seconds` (server/config.py) in any case (writes by another process, an
+import, the command line). Each applied change wakes the held resident feeds whose keys it
+touches (`AllowedIds.apply/keys`), through the live-feeds machinery (server/sync/feeds.py),
+never every feed.
 
 A resident's changes feed is computed here, not read from the store per phone: 3,000 phones
 woken by one community notice cost 3,000 set unions, not 3,000 store reads. Its seq
@@ -50,10 +51,7 @@ from server.sync.supervisor import Lag
 log = logging.getLogger(__name__)
 
 PAGE = "1000"  # changes read at once while building or catching up
-# How often every grid database's changes are read: writes through this server are read at
-# once (`notice`), the residents database is followed live; this catches the others (another
-# server process, an import, the command line) within seconds, at one small request per grid.
-SWEEP_SECONDS = 10.0
+SWEEP_SECONDS = 10.0  # the setting `resident_sweep_seconds`' default
 SYNC_ID = "linli-sync"  # the constant document every resident's phone holds (a doorbell)
 SYNC_DOC: dict[str, Any] = {"_id": SYNC_ID, "type": "sync",
                             "purge": "/api/residents/purge"}

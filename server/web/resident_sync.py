@@ -539,8 +539,10 @@ async def purge(request: web.Request) -> web.Response:
 async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open (cleanup contexts run in order); the
     residents' records, opened next, tell it what they write (web/residents.py)."""
+    config = app[CONFIG]
     index = ResidentIndex(app[COUCH], app[DIRECTORY], wake=app[LIVE_FEEDS].wake_keys,
-                          every_grid=app[CONFIG].grid_passes_at_start)
+                          sweep_seconds=config.resident_sweep_seconds,
+                          every_grid=config.grid_passes_at_start)
     app[RESIDENT_INDEX] = index
     task = app[SUPERVISOR].start("residents-index", index.run, probe=index.lag)
     yield
