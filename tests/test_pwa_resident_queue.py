@@ -16,7 +16,7 @@ import couchdb
 import pytest
 from conftest import eventually
 from playwright.async_api import Browser, Page
-from test_pwa import GRID_A, Demo, Phone, wait_on_server
+from test_pwa import GRID_A, Demo, Phone, resolution, side, wait_on_server
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
 pytestmark = pytest.mark.slow  # a real Chromium
@@ -189,6 +189,37 @@ async def test_a_correction_answered_on_the_phone(browser: Browser, demo: Demo) 
             "phone") == "13905770222" and doc)
     assert {"field": "phone", "by": "wang.fang"}.items() <= next(
         e for e in corrected["edits"] if e["field"] == "phone").items()
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_a_worker_overruled_offline_is_told(browser: Browser, demo: Demo) -> None:
+    """wang.fang confirmed a sign-up offline; another phone's decision reached the server first
+    and stands. Her phone shows the decision that stands and says whose it is."""
+    first, second = await households(demo, 2)
+    account = "rq0000000003"
+    signup = {"_id": f"signup:{account}", "type": "signup", "schema_version": 1,
+              "grid": GRID_A, "created_by": "linli-signup", "account": account,
+              "phone": "13905770003", "name": "祁三", "community": "330802001001",
+              "address": "5幢101", "status": "activated", "household": first["_id"],
+              "role": "owner", "decided_by": "li.worker", "decided_at": "2026-12-01T10:00:00+08:00",
+              "received_at": "2026-12-01T09:00:00+08:00", "match": {"status": "not_found"}}
+    await demo.city.save(GRID_A, signup)
+    trail = resolution(signup, [{"field": "household", "rule": "first_received",
+                                 "undecided": False, "chosen": side("li.worker", first["_id"]),
+                                 "alternatives": [side("wang.fang", second["_id"], "2")]}],
+                       resolved_at="2026-12-01T10:00:05+00:00", status="resolved")
+    await demo.city.save(GRID_A, trail)
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    await phone.login("wang.fang")
+    await wait_for_doc(phone, trail["_id"])
+    await phone.show(f"#/decide/{quote(signup['_id'], safe='')}")
+    await page.wait_for_selector("#overruled")
+    said = await page.inner_text("#overruled")
+    assert "li.worker" in said and "先收到" in said
+    assert first["head_name"] in await view_text(page)  # the decision that stands
+    assert not MACHINE_WORDS.search(await view_text(page)), await view_text(page)
     assert phone.problems == []
     await phone.close()
 

@@ -63,6 +63,8 @@ const WORDS = {
   answer_needed: ["请填写答复", "Write an answer"],
   empty_value: ["（空）", "(empty)"],
   back: ["返回", "Back"],
+  overruled: ["您在离线时的处理与 {who} 的不同；服务器先收到的是 {who} 的处理，以此为准。",
+    "You decided this offline differently from {who}; the server received {who}'s decision first, and it stands."],
 };
 
 function w(key) {
@@ -238,7 +240,7 @@ export function decideView(app, id) {
   if (s.status !== "pending") {
     const decided = s.status === "activated" ? householdText(app, s.household) : s.decline_reason || "";
     return [...top, el("p", { class: "decided", role: "status" },
-      `${label(app, "signup", "status", s.status)}${decided ? `：${decided}` : ""}`)];
+      `${label(app, "signup", "status", s.status)}${decided ? `：${decided}` : ""}`), overruled(app, id)];
   }
   const candidates = ((s.match || {}).candidates || []).filter((c) => app.index.get(c));
   const choices = el("div", { class: "choices", id: "household-choices" },
@@ -295,6 +297,21 @@ export function decideView(app, id) {
         field("decline-reason", w("decline_reason"), reason, declineError),
         el("div", { class: "form-actions" }, decline))),
   ];
+}
+
+// Two phones decided this record offline and the server kept the one it received first: the
+// worker whose decision was not kept is told so, and by whom (resolution records).
+function overruled(app, id) {
+  const mine = app.index.resolutionsOn(id).some((r) => (r.fields || []).some((f) =>
+    f.rule === "first_received" && (f.alternatives || []).some((a) => a.by === app.me.name)));
+  if (!mine) return null;
+  const doc = app.index.get(id) || {};
+  return el("p", { class: "warn overruled", id: "overruled", role: "status" },
+    tfw("overruled", { who: doc.decided_by || doc.answered_by || "" }));
+}
+
+function tfw(key, values) {
+  return w(key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
 // --- activation codes --------------------------------------------------------------------------
@@ -448,7 +465,8 @@ export function correctionView(app, id) {
         el("td", {}, change.proposed || w("empty_value")))))),
     c.note ? el("p", { class: "note" }, `${w("resident_note")}：${c.note}`) : null];
   if (c.status !== "open") {
-    return [...top, el("p", { class: "decided", role: "status" }, `${label(app, "correction_request", "status", c.status)}：${c.answer || ""}`)];
+    return [...top, el("p", { class: "decided", role: "status" }, `${label(app, "correction_request", "status", c.status)}：${c.answer || ""}`),
+      overruled(app, id)];
   }
   const answer = el("textarea", { id: "correction-answer", rows: "2", maxlength: "1000" });
   const error = el("p", { class: "error", id: "correction-error", role: "alert" });
