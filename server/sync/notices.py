@@ -24,6 +24,7 @@ from server.domain.resident_writes import resident_write_problem
 from server.domain.rules import Problem
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, Grid, User, grid_db
 from server.domain.validation import SchemaRegistry
+from server.store import designs
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.residents import all_of_type
 
@@ -64,6 +65,7 @@ class Notices:
         self.couch = couch
         self.directory = directory
         self.schemas = schemas
+        self._installed = False  # the residents database's design, before its first query
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -242,6 +244,24 @@ class Notices:
             return None
         return doc if isinstance(doc, dict) and doc.get("type") == "notice" and self.sees(
             user, doc) else None
+
+    async def receipt_counts(self) -> dict[str, dict[str, int]]:
+        """How many residents read each notice, and how many confirmed it, in one read of the
+        residents database's view (designs/residents.json), not one per notice."""
+        if not self._installed:
+            await designs.install(self.couch, RESIDENTS_DB, designs.RESIDENTS)
+            self._installed = True
+        rows = await self.couch.get(
+            db_path(RESIDENTS_DB, "_design/residents", "_view", "receipts_by_notice"),
+            group_level="2")
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows.get("rows", []):
+            notice, state = row["key"]
+            found = counts.setdefault(str(notice), {"read": 0, "confirmed": 0})
+            found["read"] += int(row["value"])
+            if state == "confirmed":
+                found["confirmed"] += int(row["value"])
+        return counts
 
     async def receipts(self, notice_id: str) -> list[dict[str, Any]]:
         """Every receipt of a notice: their ids start with the notice's key."""

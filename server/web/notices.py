@@ -96,11 +96,11 @@ async def listing(request: web.Request) -> web.Response:
     store = request.app[NOTICES]
     found = []
     mine = [request.app[DIRECTORY].grids[code] for code in store.reachable(user)]
+    counts = await store.receipt_counts()
     for doc in await store.all_notices():
         if store.sees(user, doc, mine):
-            receipts = await store.receipts(str(doc["_id"]))
-            found.append({**shown(doc), "read": len(receipts),
-                          "confirmed": sum(1 for r in receipts if r.get("confirmed_at"))})
+            found.append({**shown(doc), **counts.get(str(doc["_id"]), {"read": 0,
+                                                                       "confirmed": 0})})
     found.sort(key=lambda n: (str(n.get("published_at", "")), n["_id"]), reverse=True)
     return json_response({"notices": found})
 
