@@ -9,6 +9,7 @@ import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { noticesLink, noticesView, refreshVisits } from "./notices.js";
 import { GridIndex } from "./records.js";
+import { keepActivationCode } from "./resident/activation.js";
 import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
 import { signupView } from "./resident/signup.js";
 import { reviewRecordView, reviewView } from "./review.js";
@@ -465,5 +466,8 @@ if (remembered) start(remembered).then(() => recheckRights(remembered)).catch((e
   console.error(err);
   view.replaceChildren(el("p", { class: "error", role: "alert" }, String(err)));
 });
-else if (location.hash === "#/signup") route();
-else askLogin();
+else {
+  keepActivationCode(); // a worker's QR opened on a phone with no account yet
+  if (location.hash === "#/signup") route();
+  else askLogin();
+}

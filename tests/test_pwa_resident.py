@@ -12,20 +12,25 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import itertools
+import json
 import logging
 import os
 import zoneinfo
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import City, eventually
+from conftest import City, basic, eventually
 from playwright.async_api import Browser, BrowserContext, Page
 
 from server.admin import directory
 from server.config import Config
+from server.domain import rules
+from server.domain.scope import RESIDENTS_DB
 from server.web.app import create_app
 
 pytestmark = pytest.mark.slow  # a real Chromium
@@ -88,8 +93,8 @@ async def server(config: Config, city: City) -> AsyncIterator[Server]:
 
 
 async def a_community(server: Server) -> Place:
-    """A named community with one grid: 王伟 (owner) at 坊门小区 3-2-301 with 王芳, and 李娜
-    (tenant) at 3-2-302."""
+    """A named community with one grid: 王伟 (owner) at 坊门小区 3-2-301, with 王芳 and himself
+    as members, and 李娜 (tenant) at 3-2-302."""
     n = next(_numbers)
     code, name = f"t{os.getpid()}r{n}", f"坊门{os.getpid() % 1000}号{n}社区"
     city = server.city
@@ -104,10 +109,12 @@ async def a_community(server: Server) -> Place:
             "created_by": worker, "head_name": head, "phone": f"1390000000{i}", "tenure": tenure,
             "status": "active", "address": {"compound": "c1", "compound_name": "坊门小区",
                                             "building": "3", "unit": "2", "room": room}})
-    await city.save(grid, {"_id": f"person:{grid}-1", "type": "person", "schema_version": 1,
-                           "grid": grid, "created_by": worker, "household": place.household(1),
-                           "name": "王芳", "status": "present",
-                           "id_number": "33080219900517002X"})
+    for i, (member, number) in enumerate((("王芳", "33080219900517002X"),
+                                           ("王伟", id_number("1980-03-02", "011"))), start=1):
+        await city.save(grid, {"_id": f"person:{grid}-{i}", "type": "person",
+                               "schema_version": 1, "grid": grid, "created_by": worker,
+                               "household": place.household(1), "name": member,
+                               "status": "present", "id_number": number})
 
     async def listed() -> bool:
         async with aiohttp.ClientSession() as session, session.get(
@@ -117,6 +124,11 @@ async def a_community(server: Server) -> Place:
 
     await eventually(listed, 20, every=0.1, what="the server lists the community by name")
     return place
+
+
+def id_number(birth: str, sequence: str) -> str:
+    first17 = "330802" + birth.replace("-", "") + sequence
+    return first17 + rules.id_check_char(first17)
 
 
 def activation_code(place: Place, household: int, code: str, role: str = "tenant"
@@ -155,6 +167,9 @@ class Phone:
         assert found["targets"] == [], (what, found["targets"])
         assert found["width"] <= 360, (what, found["width"])
 
+    async def show(self, hash_route: str) -> None:
+        await self.page.evaluate("(h) => { location.hash = h; }", hash_route)
+
     async def error_at(self, field: str) -> str:
         return (await self.page.text_content(f"#{field}-error")) or ""
 
@@ -185,7 +200,7 @@ async def sign_up(phone: Phone, place: Place, number: str, caplog: pytest.LogCap
     await page.fill("#su-code", code)
     await page.fill("#su-password", PASSWORD)
     await page.click("#su-join")
-    await page.wait_for_selector("#r-state")
+    await page.wait_for_selector("#view[data-route^='r-']")
 
 
 async def test_sign_up_then_activation_by_code(browser: Browser, server: Server,
@@ -279,6 +294,11 @@ async def test_sign_up_then_activation_by_code(browser: Browser, server: Server,
     assert "tenant" not in text and "rented" not in text  # labels, not codes
     assert "139****0002" in text  # the phone masked
     await phone.check_screen("household")
+    await page.click("#lang")  # in English: the labels too, and still no wider than the phone
+    await page.wait_for_selector("text=My household")
+    assert "Tenant" in await page.text_content("section.household")
+    await phone.check_screen("household, English")
+    await page.click("#lang")
 
     # Offline, after a reload: the household is still there, and the status says offline.
     await page.wait_for_function("() => navigator.serviceWorker.controller !== null",
@@ -292,6 +312,28 @@ async def test_sign_up_then_activation_by_code(browser: Browser, server: Server,
     await page.wait_for_selector("#r-state[data-state=active]")
     assert phone.problems == []
     await phone.context.close()
+
+
+async def test_a_workers_qr_opened_before_signing_up(
+        browser: Browser, server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """The worker's QR is the app's `#/activate/<code>`: opened on a phone with no account, the
+    code waits through the sign-up and is there, filled in, once the resident is in."""
+    place = await a_community(server)
+    await server.city.save(place.grid, activation_code(place, 2, "QRCD7XYZ"))
+    context = await browser.new_context(**PHONE, extra_http_headers={
+        "X-Forwarded-For": "10.15.0.6"})
+    page = await context.new_page()
+    await page.goto(server.url + "/app/#/activate/QRCD7XYZ")
+    phone = Phone(context, page)
+    await sign_up(phone, place, new_phone(), caplog)
+    await page.wait_for_selector("#activate-form")
+    assert await page.input_value("#r-code") == "QRCD7XYZ"
+    assert await page.text_content("#r-code-reading") == "读作：QRCD-7XYZ"
+    await page.click("#r-code-submit")
+    await page.wait_for_selector("section.household")
+    assert "坊门小区 3幢2单元302室" in await page.text_content("section.household")
+    assert phone.problems == []
+    await context.close()
 
 
 async def test_five_wrong_codes_pause_until_a_beijing_time(
@@ -322,5 +364,208 @@ async def test_five_wrong_codes_pause_until_a_beijing_time(
     await page.reload()
     await page.wait_for_selector("#r-code-general[data-paused-until]")
     assert await page.is_disabled("#r-code-submit")
+    assert phone.problems == []
+    await phone.context.close()
+
+
+async def staff(server: Server, role: str, **scope: Any) -> str:
+    """A member of staff the server already knows (it learns of users from a feed)."""
+    name = await server.city.user(role, **scope)
+
+    async def known() -> bool:
+        async with aiohttp.ClientSession() as session, session.get(
+                server.url + "/api/me", headers=basic(name)) as resp:
+            return resp.status == 200
+
+    await eventually(known, 20, every=0.1, what=f"the server knows {name}")
+    return name
+
+
+async def publish(server: Server, author: str, **notice: Any) -> str:
+    async with aiohttp.ClientSession() as session, session.post(
+            server.url + "/api/notices", json=notice, headers=basic(author)) as resp:
+        answer = await resp.json()
+        assert resp.status == 201, answer
+    return str(answer["notice"]["_id"])
+
+
+async def owner_of_301(browser: Browser, server: Server, caplog: pytest.LogCaptureFixture,
+                       address: str, place: Place | None = None) -> tuple[Phone, Place, str]:
+    """王伟 signs up at his own address and is activated at once, as the owner: his phone on
+    the home screen, his community and his account."""
+    place = place or await a_community(server)
+    phone = await Phone.open(browser, server.url, address)
+    await sign_up(phone, place, new_phone(), caplog, name="王伟", address="三幢二单元301室")
+    await phone.page.wait_for_selector("#r-state[data-state=active]")
+    return phone, place, await phone.page.evaluate("() => linli.me.name")
+
+
+async def test_the_household_its_full_number_and_a_correction(
+        browser: Browser, server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    phone, place, account = await owner_of_301(browser, server, caplog, "10.15.0.3")
+    page = phone.page
+    await phone.check_screen("home, active")
+
+    # The household with its members, their ID numbers down to their last four.
+    await page.click("#r-household-link")
+    await page.wait_for_selector("ul.members li >> nth=1")
+    members = await page.text_content("ul.members")
+    assert "王芳" in members and "**************002X" in members and "19900517" not in members
+    await phone.check_screen("household, members")
+
+    # His own full number, after his password: on this screen only; a wrong password first.
+    await page.fill("#r-full-password", "not-my-password")
+    await page.click("#r-full-submit")
+    await page.wait_for_function(
+        "() => document.getElementById('r-full-password-error').textContent")
+    assert "密码" in await phone.error_at("r-full-password")
+    assert await page.text_content("#r-full-number") == ""
+    await page.fill("#r-full-password", PASSWORD)
+    await page.click("#r-full-submit")
+    await page.wait_for_function("() => document.getElementById('r-full-number').textContent")
+    assert await page.text_content("#r-full-number") == f"王伟：{id_number('1980-03-02', '011')}"
+    assert await page.input_value("#r-full-password") == ""
+
+    # Something is wrong: the head's name, online; the request comes back through the sync.
+    await page.click("#r-wrong")
+    await page.wait_for_selector("#correction-form")
+    await phone.check_screen("correction")
+    await page.select_option("#r-fix-field", "head_name")
+    assert "王伟" in await page.text_content("#r-fix-now")
+    await page.fill("#r-fix-proposed", "王炜")
+    await page.fill("#r-fix-note", "身份证上是“炜”")
+    await page.click("#r-fix-submit")
+    await page.wait_for_selector("li.correction[data-status=open]")
+    assert "户主姓名 → 王炜" in await page.text_content("li.correction")
+    stored = await eventually(lambda: server.city.run(lambda: [
+        row.doc for row in server.city.db(place.grid).view("_all_docs", include_docs=True)
+        if row.id.startswith(f"correction_request:{account}-")]), 10)
+    assert [(s["changes"][0]["proposed"], s["note"]) for s in stored] == [
+        ("王炜", "身份证上是“炜”")]
+
+    # Offline, a second one: it waits on the phone, and goes by itself once online.
+    await phone.context.set_offline(True)
+    await page.click("#r-wrong")
+    await page.wait_for_selector("#correction-form")
+    await page.select_option("#r-fix-record", f"person:{place.grid}-1")
+    await page.select_option("#r-fix-field", "sex")
+    await page.select_option("#r-fix-proposed", "2")  # chosen by its label, sent as its code
+    await page.click("#r-fix-submit")
+    await page.wait_for_selector("li.correction[data-status=waiting]")
+    assert "性别 → 女" in await page.text_content("li.correction[data-status=waiting]")
+    assert await page.get_attribute("#sync-waiting", "data-count") == "1"
+    await phone.context.set_offline(False)
+    await page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    await page.wait_for_selector("#sync-waiting[data-count='0']", timeout=30_000)
+    await page.wait_for_function(
+        "() => document.querySelectorAll('li.correction[data-status=open]').length === 2")
+    assert phone.problems == []
+    await phone.context.close()
+
+
+async def test_notices_read_offline_and_confirmed(
+        browser: Browser, server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    place = await a_community(server)
+    supervisor = await staff(server, "supervisor", communities=[place.code])
+    audience = {"level": "community", "codes": [place.code]}
+    water = await publish(server, supervisor, title="停水通知", audience=audience,
+                          body="明天 8:00–12:00 停水。\n\n请提前储水。", needs_confirmation=True)
+    leaflet = await publish(server, supervisor, title="垃圾分类宣传周", audience=audience,
+                            body="本周六上午在小区广场。")
+    phone, place, account = await owner_of_301(browser, server, caplog, "10.15.0.4", place)
+    page = phone.page
+    await page.wait_for_selector("#r-unread[data-count='2']")
+
+    # Offline, after a reload: the notices are on the phone; reading one and confirming it
+    # wait there, and the screen says so.
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                                 timeout=20_000)
+    await phone.context.set_offline(True)
+    await page.goto(server.url + "/app/#/notices")
+    await page.wait_for_selector("#r-notices li")
+    assert await page.text_content("#sync-state") == "离线"
+    titles = await page.locator("#r-notices li .main").all_text_contents()
+    assert sorted(titles) == sorted(["垃圾分类宣传周", "停水通知"])
+    await phone.check_screen("notices")
+    await page.click(f'li[data-id="{water}"] a')
+    await page.wait_for_selector("#r-confirm")
+    assert "社区" in await page.text_content("#view > p.meta")  # the audience by its label
+    paragraphs = await page.locator(".notice-body p").all_text_contents()
+    assert paragraphs == ["明天 8:00–12:00 停水。", "请提前储水。"]
+    assert "回执联网后发送" in await page.text_content("#r-receipt")
+    await phone.check_screen("notice")
+    await page.click("#r-confirm")
+    await page.wait_for_function(
+        "() => document.getElementById('r-receipt').textContent.includes('确认还在本机')")
+    assert await page.is_hidden("#r-confirm")
+    assert await page.get_attribute("#sync-waiting", "data-count") == "1"
+
+    # Online again: the confirmation reaches the server, and the phone says it is sent.
+    await phone.context.set_offline(False)
+    await page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    await page.wait_for_selector("#sync-waiting[data-count='0']", timeout=30_000)
+    key = water.removeprefix("notice:")
+    receipt = await eventually(lambda: server.city.run(
+        lambda: server.city.couch[RESIDENTS_DB].get(f"notice_receipt:{key}:{account}")), 10)
+    assert receipt["confirmed_at"] and receipt["created_by"] == account
+    await page.wait_for_function(
+        "() => /您已于 .* 确认$/.test(document.getElementById('r-receipt').textContent)")
+    await phone.show("#/")
+    await page.wait_for_selector("#r-unread[data-count='1']")
+
+    # A notice withdrawn leaves the phone (the purge list).
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{server.url}/api/notices/{quote(leaflet, safe='')}/withdraw",
+            headers=basic(supervisor)) as resp:
+        assert resp.status == 200, await resp.text()
+    await phone.show("#/notices")
+    await page.wait_for_function(
+        "(id) => !linli.resident.store.docs.has(id) && document.querySelectorAll("
+        "'#r-notices li').length === 1", arg=leaflet, timeout=30_000)
+    assert phone.problems == []
+    await phone.context.close()
+
+
+async def test_my_data_its_export_a_request_and_moving_out(
+        browser: Browser, server: Server, caplog: pytest.LogCaptureFixture,
+        tmp_path: Path) -> None:
+    phone, place, account = await owner_of_301(browser, server, caplog, "10.15.0.5")
+    page = phone.page
+    await page.wait_for_function("() => linli.resident.store.members("
+                                 f"'{place.household(1)}').length === 2")
+
+    # Everything the server holds about the household, and the export as a file.
+    await page.click("#r-mydata-link")
+    await page.wait_for_selector('#r-mydata[aria-busy="false"] .mydata-section[data-key=members]')
+    assert "王芳" in await page.text_content(".mydata-section[data-key=members]")
+    await phone.check_screen("my data")
+    async with page.expect_download() as download_info:
+        await page.click("#r-export-json")
+    download = await download_info.value
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    assert saved.name.startswith("linli-my-data-") and saved.suffix == ".json"
+    exported = json.loads(saved.read_text("utf-8"))
+    assert exported["account"] == account
+    assert place.household(1) in exported["households"]
+    assert "19900517" not in saved.read_text("utf-8")
+    # And asks for a deletion, which is tracked to an answer.
+    await page.select_option("#r-request-kind", "deletion")
+    await page.fill("#r-request-details", "请删除我家的车辆信息")
+    await page.click("#r-request-submit")
+    await page.wait_for_selector("li.data-request[data-status=open]")
+    assert "删除" in await page.text_content("li.data-request")
+    await phone.check_screen("my data, a request")
+
+    # The worker records that 王伟 moved out: his household leaves the phone (the purge
+    # list), and the home screen is a waiting one again.
+    link_id = f"resident:{account}-{place.household(1).removeprefix('household:')}"
+    link = await server.city.get(place.grid, link_id)
+    await server.city.save(place.grid, {**link, "status": "removed", "removed_reason": "搬走",
+                                        "removed_at": "2026-12-01T10:00:00+08:00"})
+    await phone.show("#/")
+    await page.wait_for_selector("#r-state[data-state=pending]", timeout=40_000)
+    held = await page.evaluate("() => [...linli.resident.store.docs.keys()]")
+    assert not [i for i in held if i.startswith(("household:", "person:"))], held
     assert phone.problems == []
     await phone.context.close()

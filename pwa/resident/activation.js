@@ -15,6 +15,20 @@ import { backLink, heading } from "./ui.js";
 const LABELS = { "r-code": "激活码" };
 const ALPHABET = /^[2-9A-HJKMNP-Z]{8}$/; // the server's: no 0/O/1/I/L
 const PAUSE_KEY = "linli.activation-paused-until";
+const KEPT_CODE = "linli.activation-code";
+
+// A worker's QR (`#/activate/<code>`) opened before any login: the code is kept for this tab
+// through the sign-up, and offered once the resident is in (`keptActivationCode`).
+export function keepActivationCode() {
+  const found = location.hash.match(/^#\/activate\/([^/]+)$/);
+  if (found) sessionStorage.setItem(KEPT_CODE, decodeURIComponent(found[1]));
+}
+
+export function keptActivationCode() {
+  const code = sessionStorage.getItem(KEPT_CODE);
+  sessionStorage.removeItem(KEPT_CODE);
+  return code;
+}
 
 // How the server will read what was typed: full-width to half-width, separators dropped, upper
 // case; grouped as on the worker's phone (ABCD-EFGH).
@@ -23,27 +37,25 @@ export function readCode(typed) {
   return { text, valid: ALPHABET.test(text), shown: text.length === 8 ? `${text.slice(0, 4)}-${text.slice(4)}` : text };
 }
 
-export function activateView(app) {
+// `prefill`: the code of the worker's QR (`#/activate/<code>`, pwa/worker/residents.js), which
+// stands typed for the resident to send.
+export function activateView(app, prefill = "") {
   const general = el("p", { class: "error", id: "r-code-general", role: "alert" });
   const submit = el("button", { type: "submit", class: "primary", id: "r-code-submit" }, t("r_activate"));
   const reading = el("p", { class: "hint", id: "r-code-reading", "aria-live": "polite" });
-  const form = el("form", { id: "activate-form", class: "record-form", novalidate: true },
+  const form = el("form", { id: "activate-form", class: "record-form", novalidate: true, "data-keep": true },
     field("r-code", t("r_code_label"), { autocomplete: "off", autocapitalize: "characters", spellcheck: "false",
       maxlength: "24", required: true }, t("r_code_label_hint")),
     reading, general, submit);
   const input = form.querySelector("#r-code");
+  if (prefill) input.value = prefill.slice(0, 24); // as the QR gave it; the reading says how it reads
   input.setAttribute("aria-describedby", `${input.getAttribute("aria-describedby")} r-code-reading`);
-  input.addEventListener("input", () => {
+  const showReading = () => {
     const code = readCode(input.value);
     reading.textContent = code.text ? tf(code.valid ? "r_code_reads" : "r_code_reads_partial", { code: code.shown, n: code.text.length }) : "";
-  });
-  // A code scanned from the worker's QR opens #/activate/<CODE> (pwa/worker/residents.js): it
-  // stands typed, for the resident to send.
-  const scanned = location.hash.split("/")[2];
-  if (scanned) {
-    input.value = decodeURIComponent(scanned).slice(0, 24);
-    input.dispatchEvent(new Event("input"));
-  }
+  };
+  input.addEventListener("input", showReading);
+  showReading();
 
   const pausedUntil = Number(localStorage.getItem(PAUSE_KEY) || 0);
   const lock = (until, text) => {

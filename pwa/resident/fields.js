@@ -71,6 +71,23 @@ export function pauseText(key, seconds) {
   return { until, text: tf(key, { time: cityTime(until, { seconds: seconds < 120 }), wait }) };
 }
 
+// Sends a form's call: its button off and "sending…" while it goes, the reply ({status, ok,
+// body, retryAfter}) to `answered`, and no network or no answer said in words.
+export async function sendForm(form, submit, general, call, answered) {
+  clearErrors(form);
+  submit.disabled = true;
+  general.textContent = t("r_sending");
+  try {
+    const reply = await call();
+    general.textContent = "";
+    await answered(reply);
+  } catch (err) {
+    general.textContent = callProblem(err);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
 // What a failed call says when no field is at fault: no network, too slow, or the server's word.
 export function callProblem(err) {
   return err instanceof TooSlow ? t("r_too_slow") : t("r_needs_network");

@@ -6,7 +6,7 @@
 import { el } from "../dom.js";
 import { cityTime, t, tf } from "../i18n.js";
 import { addressText } from "../views.js";
-import { activateView } from "./activation.js";
+import { activateView, keptActivationCode } from "./activation.js";
 import { correctionView, householdView } from "./household.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
@@ -28,7 +28,7 @@ export function renderStatus(app) {
   const status = sync.status();
   let state = status.state;
   if (!navigator.onLine) state = "offline";
-  else if (state === "idle" && status.waiting) state = "waiting";
+  else if (state === "idle" && (status.waiting || status.refused)) state = "waiting";
   const word = { offline: "offline", login: "need_login", error: "sync_failing", syncing: "syncing",
     waiting: "r_not_sent", idle: "r_up_to_date" }[state] || "syncing";
   const parts = [el("span", { class: `state state-${state}`, id: "sync-state" }, t(word))];
@@ -37,6 +37,10 @@ export function renderStatus(app) {
   }
   parts.push(el("span", { id: "sync-last" }, `${t("r_copy_of")}：${cityTime(status.lastSync, { date: true })}`));
   parts.push(el("span", { id: "sync-waiting", "data-count": String(status.waiting) }, `${t("waiting")}：${status.waiting}`));
+  if (status.refused) {
+    parts.push(el("span", { id: "sync-refused", class: "refused-link", "data-count": String(status.refused) },
+      `${t("r_not_taken")}：${status.refused}`));
+  }
   bar.replaceChildren(...parts);
   bar.dataset.state = state;
 }
@@ -82,10 +86,10 @@ function homeView(app) {
 
 // --- routes ----------------------------------------------------------------------------------
 
-export async function residentRoute(app, view) {
+export async function residentRoute(app, view, { redraw = false } = {}) {
   const [name, a] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   let nodes;
-  if (name === "activate") nodes = activateView(app);
+  if (name === "activate") nodes = activateView(app, a);
   else if (name === "household") nodes = householdView(app);
   else if (name === "correct") nodes = correctionView(app, a);
   else if (name === "notices") nodes = noticesView(app);
@@ -95,13 +99,23 @@ export async function residentRoute(app, view) {
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;
   const title = view.querySelector(".view-title");
-  if (title) title.focus({ preventScroll: true });
+  if (title && !redraw) title.focus({ preventScroll: true });
 }
 
-// A screen with a form is not redrawn under the resident's fingers.
+// Whether the resident is filling a form: one has the focus, or something typed in it.
+function filling(view) {
+  const active = document.activeElement;
+  if (active && view.contains(active) && active.closest("form")) return true;
+  return [...view.querySelectorAll("form input, form textarea")]
+    .some((input) => input.type !== "radio" && input.type !== "checkbox" && input.value);
+}
+
+// A screen is redrawn where it stands (the focus stays) when what it shows changed, but not
+// under the resident's fingers, nor a form that is the screen (`data-keep`: a correction, a
+// code), nor one read from the server (my data).
 export function rerenderResident(app, view) {
-  if (view.querySelector("form")) return;
-  residentRoute(app, view);
+  if (filling(view) || view.querySelector("form[data-keep]") || view.dataset.route === "r-mydata") return;
+  residentRoute(app, view, { redraw: true });
 }
 
 export async function startResident(app, me, view) {
@@ -109,7 +123,10 @@ export async function startResident(app, me, view) {
   const sync = new ResidentSync(me, store);
   app.resident = { me, store, sync };
   let timer = null;
-  sync.onChange(() => renderStatus(app));
+  sync.onChange((status) => {
+    renderStatus(app);
+    if (status.state === "login") app.askLogin(t("login_again"));
+  });
   sync.onData(() => {
     clearTimeout(timer);
     timer = setTimeout(() => rerenderResident(app, view), 200);
@@ -120,6 +137,8 @@ export async function startResident(app, me, view) {
     store.me = fresh;
   });
   renderStatus(app);
+  const code = keptActivationCode();
+  if (code && !store.households().length) location.hash = `#/activate/${encodeURIComponent(code)}`;
   await residentRoute(app, view);
   sync.start();
 }

@@ -5,7 +5,7 @@
 // given. Receipts wait on the phone until the server has them, and the screen says so.
 
 import { el } from "../dom.js";
-import { cityTime, pick, t, tf } from "../i18n.js";
+import { cityTime, message, pick, t, tf } from "../i18n.js";
 import { backLink, heading, latestOf } from "./ui.js";
 
 function levelLabel(schemas, level) {
@@ -77,20 +77,29 @@ async function images(app, notice) {
   return shown;
 }
 
+// A read or a confirmation, for the server's receipt route; one per notice on the phone, a
+// confirmation taking the place of a read not yet sent.
+function receiptItem(notice, confirmed) {
+  const now = new Date().toISOString();
+  return { kind: "receipt", key: `receipt:${notice._id}`, replaces: confirmed,
+    path: `/api/notices/${encodeURIComponent(notice._id)}/receipt`, body: confirmed ? { confirmed: true } : {},
+    shown: { read_at: now, confirmed_at: confirmed ? now : undefined } };
+}
+
 export async function noticeView(app, id) {
   const { store, sync } = app.resident;
   const notice = store.docs.get(id);
   if (!notice || notice.type !== "notice") return [backLink("#/notices"), heading(t("not_found"))];
+  if (!store.receipt(id)) await sync.send(receiptItem(notice, false));
   let receipt = store.receipt(id);
-  if (!receipt) {
-    receipt = await store.markRead(notice);
-    if (receipt) sync.wrote(receipt);
-  }
-  const status = el("p", { class: "hint", id: "r-receipt", role: "status" });
+  const status = el("p", { class: "hint", id: "r-receipt", role: "status", "data-waiting": receipt?.waiting ? "1" : null });
   const confirmBox = el("div", { class: "actions" });
   const showReceipt = () => {
-    const waiting = receipt && sync.pending[receipt._id];
-    if (notice.needs_confirmation && receipt?.confirmed_at) {
+    const waiting = Boolean(receipt?.waiting);
+    status.dataset.waiting = waiting ? "1" : "";
+    if (receipt?.refused) {
+      status.textContent = `${t("r_receipt_refused")}：${message(receipt.refused.reason)}`;
+    } else if (notice.needs_confirmation && receipt?.confirmed_at) {
       status.textContent = tf(waiting ? "r_confirmed_waiting" : "r_confirmed_at", { time: when(receipt.confirmed_at) });
       confirmBox.replaceChildren();
     } else {
@@ -101,10 +110,9 @@ export async function noticeView(app, id) {
     const button = el("button", { type: "button", class: "primary", id: "r-confirm" }, t("r_confirm"));
     button.addEventListener("click", async () => {
       button.disabled = true;
-      receipt = await store.markRead(notice, { confirm: true });
-      if (receipt) await sync.wrote(receipt);
+      await sync.send(receiptItem(notice, true));
+      receipt = store.receipt(id);
       showReceipt();
-      status.focus?.();
     });
     confirmBox.append(button);
   }

@@ -1,13 +1,15 @@
 // What a resident's phone holds (居民端本地数据): one PouchDB database per account (IndexedDB),
-// read by every resident screen, so the household and the notices open with no network. It
-// holds what the server lets this account hold (their household and its present members, their
-// link, the notices for them) and what the resident writes (receipts, correction requests),
-// which wait on the phone until the server has them.
+// read by every resident screen, so the household and the notices open with no network. It is
+// a copy of what the server lets this account hold (`/couch/linli-resident`: their household
+// and its present members, their link, the notices for them, their receipts and requests),
+// pulled by sync.js, and what the resident did on the phone and the server has not taken yet
+// (outbox.js), which the screens show as such.
 //
-// Until the first sync, the household comes from `/api/me` as remembered at the last login
-// (the household record only; its members come with the sync).
+// Before the first pull, the household comes from `/api/me` as remembered at the last login.
 
 /* global PouchDB */
+
+import { Outbox } from "./outbox.js";
 
 export function residentDbName(user) {
   return `linli-${user}-resident`;
@@ -15,47 +17,36 @@ export function residentDbName(user) {
 
 const PRESENT = new Set([undefined, null, "present"]);
 
-function newKey() {
-  const bytes = crypto.getRandomValues(new Uint8Array(4));
-  return Date.now().toString(36) + [...bytes].map((b) => b.toString(36).padStart(2, "0")).join("");
-}
-
-// The phone's clock with its offset, as the schemas' date-time wants it (the server stamps its
-// own receipt time; this one is the resident's).
-export function deviceTime(date = new Date()) {
-  const pad = (n) => String(n).padStart(2, "0");
-  const offset = -date.getTimezoneOffset();
-  const abs = Math.abs(offset);
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:` +
-    `${pad(date.getMinutes())}:${pad(date.getSeconds())}${offset >= 0 ? "+" : "-"}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
-}
-
 export class ResidentStore {
   constructor(me) {
     this.me = me;
     this.db = new PouchDB(residentDbName(me.name));
     this.docs = new Map();
+    this.outbox = new Outbox(this.db);
   }
 
   async load() {
     const all = await this.db.allDocs({ include_docs: true });
-    for (const row of all.rows) if (!row.id.startsWith("_")) this.docs.set(row.id, row.doc);
+    for (const row of all.rows) this.apply(row.doc);
+    await this.outbox.load();
     return this;
   }
 
+  // A record as the pull wrote it; the endpoint's doorbell (`linli-sync`) is no record.
   apply(doc) {
+    if (!doc || doc._id.startsWith("_") || doc.type === "sync") return;
     if (doc._deleted) this.docs.delete(doc._id);
     else this.docs.set(doc._id, doc);
   }
 
   // The active links of the account, each with its household as the phone holds it: the
-  // synced record if there is one, else the one `/api/me` gave at login.
+  // pulled record if there is one, else the one `/api/me` gave.
   households() {
     const links = (this.me.resident?.households || []).filter((l) => l.status === "active");
-    const synced = [...this.docs.values()].filter((d) => d.type === "resident" && d.account === this.me.name);
     const byHousehold = new Map(links.map((l) => [l.household, l]));
-    for (const link of synced) {
-      if (link.status === "active" && !byHousehold.has(link.household)) byHousehold.set(link.household, link);
+    for (const link of this.docs.values()) {
+      if (link.type === "resident" && link.account === this.me.name && link.status === "active" &&
+        !byHousehold.has(link.household)) byHousehold.set(link.household, link);
     }
     return [...byHousehold.values()].map((link) => ({
       link, record: this.docs.get(link.household) || link.record || null }));
@@ -75,58 +66,29 @@ export class ResidentStore {
         String(b.published_at || "").localeCompare(String(a.published_at || "")));
   }
 
-  receiptId(noticeId) {
-    return `notice_receipt:${noticeId.slice("notice:".length)}:${this.me.name}`;
-  }
-
+  // The resident's receipt of a notice: the server's, or the one waiting on the phone
+  // (`waiting: true`), a confirmation waiting over a read the server has.
   receipt(noticeId) {
-    return this.docs.get(this.receiptId(noticeId)) || null;
+    const stored = this.docs.get(`notice_receipt:${noticeId.slice("notice:".length)}:${this.me.name}`);
+    const queued = this.outbox.items.find((i) => i.key === `receipt:${noticeId}`);
+    if (!queued) return stored || null;
+    if (stored?.confirmed_at || (stored && !queued.body.confirmed)) return stored;
+    return { ...(stored || {}), read_at: stored?.read_at || queued.shown.read_at,
+      confirmed_at: queued.body.confirmed ? queued.shown.confirmed_at : undefined, waiting: true,
+      refused: queued.refused };
   }
 
   unread() {
     return this.notices().filter((n) => !this.receipt(n._id)).length;
   }
 
+  // The household's correction requests: the server's, then those waiting on the phone.
   corrections(household) {
-    return [...this.docs.values()]
+    const stored = [...this.docs.values()]
       .filter((d) => d.type === "correction_request" && d.household === household)
-      .sort((a, b) => String(b.device_time || "").localeCompare(String(a.device_time || "")));
-  }
-
-  // The household a receipt is written for: the first active one (a receipt counts a household).
-  home() {
-    return this.households()[0]?.link || null;
-  }
-
-  async put(doc) {
-    const res = await this.db.put(doc);
-    const saved = { ...doc, _rev: res.rev };
-    this.apply(saved);
-    return saved;
-  }
-
-  // Read (and, for a notice that asks for it, confirmed): one receipt per notice and account,
-  // which gains `confirmed_at` once and never loses it.
-  async markRead(notice, { confirm = false } = {}) {
-    const home = this.home();
-    if (!home) return null;
-    const existing = this.receipt(notice._id);
-    if (existing && (!confirm || existing.confirmed_at)) return existing;
-    const now = deviceTime();
-    const doc = existing ? { ...existing } : {
-      _id: this.receiptId(notice._id), type: "notice_receipt", schema_version: 1,
-      created_by: this.me.name, notice: notice._id, household: home.household, grid: home.grid,
-      read_at: now, device_time: now,
-    };
-    if (confirm) doc.confirmed_at = now;
-    return this.put(doc);
-  }
-
-  async requestCorrection(household, grid, changes, note) {
-    const doc = { _id: `correction_request:${this.me.name}-${newKey()}`, type: "correction_request",
-      schema_version: 1, grid, created_by: this.me.name, household, changes, status: "open",
-      device_time: deviceTime() };
-    if (note) doc.note = note;
-    return this.put(doc);
+      .sort((a, b) => String(b._id).localeCompare(String(a._id)));
+    const queued = this.outbox.items.filter((i) => i.kind === "correction" && i.shown.household === household)
+      .map((i) => ({ ...i.shown, waiting: !i.refused, refused: i.refused }));
+    return [...queued, ...stored];
   }
 }

@@ -1,33 +1,59 @@
 // Bringing the resident's copy up to date (居民端同步), and saying honestly how up to date it is.
-// On start and whenever the network comes back: `/api/me` (the account's state and links), then
-// the replication of what the server allows this account, which also sends what the resident
-// wrote. `status()` is what the status line shows: never "up to date" while offline, failing,
-// or with records the server does not have yet.
+// On start and whenever the network comes back: `/api/me` (the account's state and links), the
+// outbox sent (outbox.js), and a live pull of `/couch/linli-resident`, the one database the
+// server makes of what this account may hold (docs/residents.md). After every pass of the pull
+// the phone asks what it holds and may no longer (`POST /api/residents/purge`: moved out, a
+// notice withdrawn) and removes it; a household gone means the whole copy goes, and is pulled
+// again. `status()` is what the status line shows: never "up to date" while offline, failing,
+// or with something the server does not have yet.
 
-import { LoginError, fetchMe } from "../session.js";
+/* global PouchDB */
+
+import { callApi } from "../api.js";
 import { message } from "../i18n.js";
+import { LoginError, fetchMe } from "../session.js";
+import { residentDbName } from "./store.js";
 
-const OUTBOX = "_local/linli-resident-outbox";
+const REMOTE = "/couch/linli-resident";
+const PULL_BATCH = 100;
+const PURGE_BATCH = 200; // ids a purge request asks about, under the server's max_batch_docs
 const RETRY_FIRST_MS = 2000;
 const RETRY_MOST_MS = 60000;
+
+function nextDelay(delay) {
+  return delay ? Math.min(delay * 2, RETRY_MOST_MS) : RETRY_FIRST_MS;
+}
+
+function problemOf(err) {
+  if (err?.status === 404) return message("服务器暂不提供居民同步 / The server does not offer residents' sync yet");
+  return message(err?.reason || err?.message || String(err));
+}
 
 export class ResidentSync {
   constructor(me, store) {
     this.me = me;
     this.store = store;
+    this.remote = new PouchDB(new URL(REMOTE, location.origin).href, {
+      skip_setup: true,
+      fetch: (url, opts) => PouchDB.fetch(url, { ...opts, credentials: "same-origin" }),
+    });
     this.state = navigator.onLine ? "syncing" : "offline";
-    this.problem = null;
-    this.lastSync = 0;
-    this.pending = {};
+    this.problems = {}; // by where: me, outbox, pull, purge
     this.listeners = new Set();
     this.meListeners = new Set();
     this.dataListeners = new Set();
-    this.retryDelay = 0;
+    this.pull = null;
+    this.pullDelay = 0;
+    this.flushDelay = 0;
+    this.flushTimer = null;
+    this.passes = Promise.resolve(); // the work after each pass of the pull, one at a time
     this.timer = null;
     this.running = false;
     this.stopped = false;
     this.online = () => this.start();
     this.offline = () => this.emit();
+    window.addEventListener("online", this.online);
+    window.addEventListener("offline", this.offline);
   }
 
   onChange(listener) {
@@ -38,74 +64,46 @@ export class ResidentSync {
     this.meListeners.add(listener);
   }
 
-  // Called when what the screens show changed (the account's state, records pulled or purged),
-  // not for every status: a screen is redrawn only when there is something new on it.
+  // Called when what the screens show changed (the account, records pulled or purged, the
+  // outbox), not for every status: a screen is redrawn only when there is something new.
   onData(listener) {
     this.dataListeners.add(listener);
-  }
-
-  dataChanged() {
-    for (const listener of this.dataListeners) listener();
   }
 
   emit() {
     for (const listener of this.listeners) listener(this.status());
   }
 
+  dataChanged() {
+    for (const listener of this.dataListeners) listener();
+  }
+
   status() {
-    const waiting = Object.keys(this.pending).length;
+    const { outbox } = this.store;
+    const problem = Object.values(this.problems).find(Boolean) || null;
     let state = this.state;
+    if (state === "idle" && problem) state = "error";
     if (!navigator.onLine && state !== "login") state = "offline";
-    return { state, problem: this.problem, lastSync: this.lastSync, waiting };
+    return { state, problem, lastSync: outbox.lastSync, waiting: outbox.waiting().length,
+      refused: outbox.refused().length };
   }
 
-  async loadOutbox() {
-    try {
-      const box = await this.store.db.get(OUTBOX);
-      this.pending = box.pending || {};
-      this.lastSync = box.last_sync || 0;
-      this.outboxRev = box._rev;
-    } catch (err) {
-      if (err.status !== 404) throw err;
-    }
-  }
-
-  async saveOutbox() {
-    for (;;) {
-      try {
-        const res = await this.store.db.put({ _id: OUTBOX, _rev: this.outboxRev, pending: this.pending,
-          last_sync: this.lastSync });
-        this.outboxRev = res.rev;
-        return;
-      } catch (err) {
-        if (err.status !== 409) throw err;
-        this.outboxRev = (await this.store.db.get(OUTBOX))._rev;
-      }
-    }
-  }
-
-  // A record the resident wrote: waiting until the server has it.
-  async wrote(doc) {
-    this.pending[doc._id] = doc._rev;
-    await this.saveOutbox();
+  // Something the resident did, for the server: kept on the phone and sent when it can be.
+  async send(item) {
+    await this.store.outbox.add(item);
+    this.dataChanged();
     this.emit();
-    this.start();
+    this.flush();
   }
 
   async start() {
-    if (this.stopped) return;
-    if (!this.outboxLoaded) {
-      this.outboxLoaded = true;
-      await this.loadOutbox();
-      window.addEventListener("online", this.online);
-      window.addEventListener("offline", this.offline);
-    }
-    if (this.running || !navigator.onLine) {
+    if (this.stopped || !navigator.onLine) {
       this.emit();
       return;
     }
-    clearTimeout(this.timer);
+    if (this.running) return;
     this.running = true;
+    clearTimeout(this.timer);
     this.state = "syncing";
     this.emit();
     try {
@@ -114,35 +112,198 @@ export class ResidentSync {
       this.me = fresh;
       for (const listener of this.meListeners) listener(fresh);
       if (changed) this.dataChanged();
-      await this.replicate();
-      this.problem = null;
-      this.retryDelay = 0;
-      this.state = "idle";
-      this.lastSync = Date.now();
-      await this.saveOutbox();
+      delete this.problems.me;
+      await this.flush();
+      this.startPull();
     } catch (err) {
-      if (err instanceof LoginError && err.status === 401) {
-        this.state = "login";
-        this.problem = null;
-      } else {
-        this.state = navigator.onLine ? "error" : "offline";
-        this.problem = message(err?.message || String(err));
-        this.retryDelay = Math.min(this.retryDelay ? this.retryDelay * 2 : RETRY_FIRST_MS, RETRY_MOST_MS);
-        this.timer = setTimeout(() => this.start(), this.retryDelay);
-      }
+      if (err instanceof LoginError && err.status === 401) this.needLogin();
+      else this.failed("me", problemOf(err));
     } finally {
       this.running = false;
       this.emit();
     }
   }
 
-  // The replication of the account's allowed records: still to come from the server (the
-  // resident sync endpoint); until then the phone holds what `/api/me` gives.
-  async replicate() {}
+  failed(where, text) {
+    this.problems[where] = text;
+    this.state = navigator.onLine ? "error" : "offline";
+    this.pullDelay = nextDelay(this.pullDelay);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.start(), this.pullDelay);
+    this.emit();
+  }
+
+  needLogin() {
+    this.stopPull();
+    this.state = "login";
+    this.problems = {};
+    this.emit();
+  }
+
+  async flush() {
+    if (this.flushing || !navigator.onLine) return;
+    this.flushing = true;
+    try {
+      const { outbox } = this.store;
+      const before = outbox.items.length;
+      const failure = await outbox.flush((path, body) => callApi(path, { method: "POST", body: JSON.stringify(body) })
+        .catch(() => ({ status: 0, ok: false, body: {} })), (item, reply) => this.taken(item, reply));
+      clearTimeout(this.flushTimer);
+      if (failure?.status === 401) this.needLogin();
+      else if (failure) {
+        // The network or the server failed, or asked to wait: tried again by itself.
+        this.problems.outbox = message(failure.body.reason || "") || `${failure.status || "?"}`;
+        this.flushDelay = Math.max(nextDelay(this.flushDelay), (failure.retryAfter || 0) * 1000);
+        this.flushTimer = setTimeout(() => this.flush(), this.flushDelay);
+      } else {
+        delete this.problems.outbox;
+        this.flushDelay = 0;
+      }
+      if (outbox.items.length !== before || outbox.refused().length) this.dataChanged();
+    } finally {
+      this.flushing = false;
+      this.emit();
+    }
+  }
+
+  // What the server just took, shown as its record until the pull brings the record itself
+  // (in memory only: the phone's database holds only what the pull wrote).
+  taken(item, reply) {
+    const { store } = this;
+    if (item.kind === "receipt" && reply.body.receipt?._id) {
+      const before = store.docs.get(reply.body.receipt._id) || {};
+      store.apply({ ...before, ...reply.body.receipt, type: "notice_receipt", created_by: this.me.name });
+    } else if (item.kind === "correction" && reply.body.id && !store.docs.has(reply.body.id)) {
+      store.apply({ ...item.shown, _id: reply.body.id, type: "correction_request", status: reply.body.status || "open" });
+    }
+  }
+
+  startPull() {
+    if (this.pull) return;
+    const pull = this.store.db.replicate.from(this.remote, {
+      live: true, retry: true, batch_size: PULL_BATCH,
+      back_off_function: (delay) => nextDelay(delay),
+    });
+    this.pull = pull;
+    const current = () => this.pull === pull;
+    pull.on("change", (info) => {
+      if (!current()) return;
+      for (const doc of info.docs || []) this.store.apply(doc);
+      this.dataChanged();
+    });
+    pull.on("active", () => {
+      if (!current()) return;
+      this.state = "syncing";
+      this.emit();
+    });
+    pull.on("paused", async (err) => {
+      if (!current()) return;
+      if (err) {
+        this.problems.pull = problemOf(err);
+        this.state = navigator.onLine ? "error" : "offline";
+        this.emit();
+        return;
+      }
+      delete this.problems.pull;
+      this.passes = this.passes.then(() => this.passDone(current)).catch((failure) => {
+        this.problems.purge = problemOf(failure);
+        this.emit();
+      });
+    });
+    pull.on("error", (err) => {
+      // Ended by itself: a 401 (log in again) or a 403/404 (not a resident's database).
+      if (!current()) return;
+      this.pull = null;
+      if (err?.status === 401 || err?.name === "unauthorized") return this.needLogin();
+      this.failed("pull", problemOf(err));
+    });
+  }
+
+  // A pass of the pull caught up: what may no longer be held goes, what waits is sent, and
+  // only then is the copy up to date.
+  async passDone(current) {
+    if (!current()) return;
+    await this.purge();
+    await this.flush();
+    if (!current()) return;
+    this.pullDelay = 0;
+    this.state = "idle";
+    if (!Object.values(this.problems).some(Boolean)) await this.store.outbox.synced();
+    this.emit();
+  }
+
+  // What the phone holds and may no longer, removed; the whole copy when a household went.
+  async purge() {
+    const held = [...this.store.docs.keys()];
+    const gone = [];
+    try {
+      for (let i = 0; i < held.length; i += PURGE_BATCH) {
+        const reply = await callApi("/api/residents/purge", { method: "POST",
+          body: JSON.stringify({ held: held.slice(i, i + PURGE_BATCH) }) });
+        if (reply.status === 401) return this.needLogin();
+        if (!reply.ok) throw new Error(reply.body.reason || String(reply.status));
+        gone.push(...(reply.body.purge || []));
+      }
+      delete this.problems.purge;
+    } catch (err) {
+      this.problems.purge = problemOf(err);
+      return;
+    }
+    if (!gone.length) return;
+    if (gone.some((id) => this.store.docs.get(id)?.type === "household")) {
+      await this.startOver();
+      return;
+    }
+    for (const id of gone) {
+      const doc = this.store.docs.get(id);
+      if (!doc) continue;
+      try {
+        await this.store.db.remove(id, doc._rev);
+      } catch (err) {
+        if (err.status !== 404 && err.status !== 409) throw err;
+      }
+      this.store.docs.delete(id);
+    }
+    await this.store.db.compact();
+    this.dataChanged();
+  }
+
+  // A household left (moved out): the copy is destroyed and pulled again from nothing, so a
+  // household given back later comes back; what waits in the outbox stays.
+  async startOver() {
+    this.stopPull();
+    const { outbox } = this.store;
+    const items = outbox.items;
+    await this.store.db.destroy();
+    this.store.db = new PouchDB(residentDbName(this.me.name));
+    this.store.docs.clear();
+    outbox.db = this.store.db;
+    outbox.rev = undefined;
+    await outbox.change((box) => { box.items = items; });
+    try {
+      const fresh = await fetchMe(); // the link is gone from the account's state too
+      this.me = fresh;
+      for (const listener of this.meListeners) listener(fresh);
+    } catch (err) {
+      if (err instanceof LoginError && err.status === 401) return this.needLogin();
+    }
+    this.dataChanged();
+    this.startPull();
+  }
+
+  stopPull() {
+    if (this.pull) {
+      const pull = this.pull;
+      this.pull = null;
+      pull.cancel();
+    }
+  }
 
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.flushTimer);
+    this.stopPull();
     window.removeEventListener("online", this.online);
     window.removeEventListener("offline", this.offline);
   }

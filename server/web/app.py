@@ -284,10 +284,11 @@ async def install_designs(couch: CouchClient, grids: list[str]) -> None:
 
 def shell_extras(schemas: SchemaRegistry) -> dict[str, bytes]:
     """Served with the shell: the record schemas, their references inlined as the server
-    validates with them, so the phone builds its forms and checks records offline."""
+    validates with them, so the phone builds its forms and checks records offline, and labels
+    a resident's notices and requests (the residents database's types) offline too."""
     grid_types: dict[str, dict[int, Any]] = {}
     for (doc_type, version), validator in sorted(schemas.validators.items()):
-        if schemas.schemas[(doc_type, version)].get("x-database") == "grid":
+        if schemas.schemas[(doc_type, version)].get("x-database") in ("grid", "residents"):
             grid_types.setdefault(doc_type, {})[version] = validator.schema
     body = json.dumps({"types": grid_types}, ensure_ascii=False, separators=(",", ":"))
     return {"schemas.json": body.encode()}
