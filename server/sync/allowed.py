@@ -40,17 +40,20 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from server.domain.allowed_ids import DIRECTORY, RESIDENTS, Allowed, AllowedIds
 from server.domain.scope import RESIDENTS_DB, Directory, grid_db, grid_of_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
+from server.sync.feeds import json_seq
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
-PAGE = "1000"  # changes read at once while building or catching up
+PAGE = "1000"  # changes (or documents) read at once while building or catching up
+KEPT = ("correction_request", "household", "person", "resident")  # what a grid gives the index
 SWEEP_SECONDS = 10.0  # the setting `resident_sweep_seconds`' default
 SYNC_ID = "linli-sync"  # the constant document every resident's phone holds (a doorbell)
 SYNC_DOC: dict[str, Any] = {"_id": SYNC_ID, "type": "sync",
@@ -180,9 +183,39 @@ class ResidentIndex:
                                     "community": grid.community, "street": grid.street}},
                            DIRECTORY)
 
+    async def load(self, db: str) -> str | None:
+        """A grid's first read: only the kinds the index keeps, by id range (its visits and
+        screenings, most of a grid, are never read), from the seq noted first, so a change
+        made meanwhile is read again by `catch_up` (applying a document twice changes
+        nothing). None when the database does not exist (yet)."""
+        try:
+            info = await self.couch.get(db_path(db))
+        except NotFound:
+            return None
+        source = source_of(db)
+        for kind in KEPT:
+            start = json.dumps(f"{kind}:")
+            while True:
+                page = await self.couch.get(db_path(db, "_all_docs"), include_docs="true",
+                                            startkey=start, endkey=json.dumps(f"{kind}:\ufff0"),
+                                            limit=str(int(PAGE) + 1))
+                rows = [r for r in page.get("rows", []) if isinstance(r.get("doc"), dict)]
+                for row in rows[:int(PAGE)]:
+                    self.apply({"doc": row["doc"]}, source)
+                if len(rows) <= int(PAGE):
+                    break
+                start = json.dumps(rows[int(PAGE)]["id"])
+                await asyncio.sleep(0)  # a city's build must not hold the loop for seconds
+        return json_seq(info.get("update_seq", 0))
+
     async def catch_up(self, db: str) -> int:
         """Apply every change of `db` after the last one applied; how many there were."""
         seen = 0
+        if db not in self.since and grid_of_db(db) is not None:
+            loaded = await self.load(db)
+            if loaded is None:
+                return 0  # a grid listed before its database exists
+            self.since[db] = loaded
         since = self.since.get(db, "0")
         source = source_of(db)
         while True:
@@ -207,12 +240,14 @@ class ResidentIndex:
         return [RESIDENTS_DB, *(grid_db(code) for code in sorted(self.directory.grids))]
 
     async def build(self) -> None:
+        began = time.monotonic()
         await self.couch.ensure_db(RESIDENTS_DB)
         self.sync_grids()
         for db in self.databases():
             await self.catch_up(db)
         self.ready.set()
-        log.info("resident index built: %s", self.ids.sizes())
+        log.info("resident index built in %.1f s: %s", time.monotonic() - began,
+                 self.ids.sizes())
 
     async def run(self) -> None:
         """Supervised (server/web/resident_sync.py): build once, then follow for ever."""
