@@ -130,6 +130,17 @@ async def test_a_supervisor_writes_previews_and_follows_up_a_notice(
     heads = await page.locator("#notice-follow-up .visit span:nth-child(2)").all_text_contents()
     assert heads and all("*" in h for h in heads[:20]), heads[:5]
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    # The list: counts, withdrawal, every target big enough; and all of it in English too.
+    await phone.show("#/notices")
+    await settled(page, "notice-list")
+    row = page.locator(f'#notice-list li[data-notice="{mine[0]["_id"]}"]')
+    assert "已读 0 人，已确认 0 人" in (await row.text_content() or "")
+    assert await page.evaluate(SMALL_TARGETS) == []
+    await page.click("#lang")
+    await settled(page, "notice-list")
+    assert "read by 0, confirmed by 0" in (await row.text_content() or "")
+    assert await row.locator("button.withdraw").text_content() == "Withdraw"
+    await page.click("#lang")
     await phone.close()
 
 
