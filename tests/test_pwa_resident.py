@@ -493,8 +493,15 @@ async def test_notices_read_offline_and_confirmed(
                                    "data": base64.b64encode(a_png()).decode()}])
     leaflet = await publish(server, supervisor, title="垃圾分类宣传周", audience=audience,
                             body="本周六上午在小区广场。")
+    soon = datetime.datetime.now(SHANGHAI) + datetime.timedelta(seconds=3)
+    await publish(server, supervisor, title="周末义诊", audience=audience, body="周六上午。",
+                  expires_at=soon.isoformat(timespec="seconds"))
+    await eventually(lambda: datetime.datetime.now(SHANGHAI) > soon, 10, every=0.2,
+                     what="the notice's expiry passes")
     phone, place, account = await owner_of_301(browser, server, caplog, "10.15.0.4", place)
     page = phone.page
+    # Expired by now: listed apart, not counted unread.
+    await page.wait_for_function("() => linli.resident.store.notices().length === 3")
     await page.wait_for_selector("#r-unread[data-count='2']")
 
     # Offline, after a reload: the notices are on the phone; reading one and confirming it
@@ -507,6 +514,7 @@ async def test_notices_read_offline_and_confirmed(
     assert await page.text_content("#sync-state") == "离线"
     titles = await page.locator("#r-notices li .main").all_text_contents()
     assert sorted(titles) == sorted(["垃圾分类宣传周", "停水通知"])
+    assert await page.locator("ul.expired li .main").all_text_contents() == ["周末义诊"]
     await phone.check_screen("notices")
     await page.click(f'li[data-id="{water}"] a')
     await page.wait_for_selector("#r-confirm")

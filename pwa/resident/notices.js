@@ -6,15 +6,12 @@
 
 import { el } from "../dom.js";
 import { cityTime, message, pick, t, tf } from "../i18n.js";
+import { expired } from "./store.js";
 import { backLink, heading, latestOf } from "./ui.js";
 
 function levelLabel(schemas, level) {
   const prop = latestOf(schemas, "notice").properties?.audience?.properties?.level || {};
   return pick((prop["x-enum-labels"] || {})[level] || level);
-}
-
-function expired(notice) {
-  return Boolean(notice.expires_at) && Date.parse(notice.expires_at) < Date.now();
 }
 
 function when(value) {
@@ -27,7 +24,7 @@ function noticeItem(app, notice) {
   const receipt = store.receipt(notice._id);
   const chips = [
     notice.pinned ? el("span", { class: "chip chip-pinned" }, t("r_pinned")) : null,
-    receipt ? null : el("span", { class: "chip chip-unread" }, t("r_unread")),
+    receipt || expired(notice) ? null : el("span", { class: "chip chip-unread" }, t("r_unread")),
     notice.needs_confirmation ? el("span", { class: `chip ${receipt?.confirmed_at ? "chip-visited" : "chip-waiting"}` },
       t(receipt?.confirmed_at ? "r_confirmed" : "r_please_confirm")) : null,
   ];
@@ -40,7 +37,7 @@ function noticeItem(app, notice) {
 export function noticesView(app) {
   const notices = app.resident.store.notices();
   const current = notices.filter((n) => !expired(n));
-  const past = notices.filter(expired);
+  const past = notices.filter((n) => expired(n));
   const unread = app.resident.store.unread();
   return [
     backLink("#/"),
@@ -90,7 +87,8 @@ export async function noticeView(app, id) {
   const { store, sync } = app.resident;
   const notice = store.docs.get(id);
   if (!notice || notice.type !== "notice") return [backLink("#/notices"), heading(t("not_found"))];
-  if (!store.receipt(id)) await sync.send(receiptItem(notice, false));
+  const past = expired(notice);
+  if (!store.receipt(id) && !past) await sync.send(receiptItem(notice, false));
   let receipt = store.receipt(id);
   const status = el("p", { class: "hint", id: "r-receipt", role: "status", "data-waiting": receipt?.waiting ? "1" : null });
   const confirmBox = el("div", { class: "actions" });
@@ -106,7 +104,7 @@ export async function noticeView(app, id) {
       status.textContent = receipt ? t(waiting ? "r_read_waiting" : "r_read") : "";
     }
   };
-  if (notice.needs_confirmation && !receipt?.confirmed_at) {
+  if (notice.needs_confirmation && !receipt?.confirmed_at && !past) {
     const button = el("button", { type: "button", class: "primary", id: "r-confirm" }, t("r_confirm"));
     button.addEventListener("click", async () => {
       button.disabled = true;

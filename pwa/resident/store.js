@@ -17,6 +17,12 @@ export function residentDbName(user) {
 
 const PRESENT = new Set([undefined, null, "present"]);
 
+// A notice past its expiry: still readable, no longer counted nor answered (the server takes
+// no receipt for it).
+export function expired(notice, now = Date.now()) {
+  return Boolean(notice.expires_at) && Date.parse(notice.expires_at) < now;
+}
+
 export class ResidentStore {
   constructor(me) {
     this.me = me;
@@ -78,8 +84,9 @@ export class ResidentStore {
       refused: queued.refused };
   }
 
-  unread() {
-    return this.notices().filter((n) => !this.receipt(n._id)).length;
+  // Unread: the notices still in force that the resident has not opened.
+  unread(now = Date.now()) {
+    return this.notices().filter((n) => !expired(n, now) && !this.receipt(n._id)).length;
   }
 
   // The household's correction requests: the server's, then those waiting on the phone.
