@@ -81,6 +81,8 @@ class Place:
 class Server:
     url: str
     city: City
+    signups_per_phone: int
+    signup_window_seconds: int
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,8 @@ async def server(config: Config, city: City) -> AsyncIterator[Server]:
     await site.start()
     host, port = runner.addresses[0][:2]
     try:
-        yield Server(f"http://{host}:{port}", city)
+        yield Server(f"http://{host}:{port}", city, config.signups_per_phone,
+                     config.signup_window_seconds)
     finally:
         await runner.cleanup()
 
@@ -317,6 +320,40 @@ async def test_sign_up_then_activation_by_code(browser: Browser, server: Server,
     assert await page.text_content("#sync-state") == "离线"
     await page.click("nav.crumbs a.back")
     await page.wait_for_selector("#r-state[data-state=active]")
+    assert phone.problems == []
+    await phone.context.close()
+
+
+async def test_too_many_sign_ups_pause_until_a_beijing_time(
+        browser: Browser, server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """A phone number asks for a code at most `signups_per_phone` times a window; the next is
+    refused with when to try again, in Beijing time, and no code is sent."""
+    place = await a_community(server)
+    phone = await Phone.open(browser, server.url, "10.15.0.7")
+    page = phone.page
+    await page.wait_for_selector("#login[open]")
+    await page.click("#login-signup")
+    await page.fill("#su-phone", new_phone())
+    await page.fill("#su-name", "赵六")
+    await page.fill("#su-community-search", place.name)
+    await page.check(f"#su-c-{place.code}")
+    await page.fill("#su-address", "9幢9单元909")
+    for _ in range(server.signups_per_phone):
+        await page.click("#su-send")
+        await page.wait_for_function("() => document.getElementById('su-sent').textContent"
+                                     " && !document.getElementById('su-send').disabled")
+        await page.evaluate("() => { document.getElementById('su-sent').textContent = ''; }")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="linli.verification"):
+        await page.click("#su-send")
+        await page.wait_for_function(
+            "() => document.getElementById('su-general').textContent.includes('北京时间')")
+    said = await page.text_content("#su-general")
+    window = datetime.timedelta(seconds=server.signup_window_seconds)
+    latest = datetime.datetime.now(SHANGHAI) + window
+    times = {(latest - datetime.timedelta(minutes=m)).strftime("%H:%M") for m in range(3)}
+    assert "尝试次数过多" in said and any(t in said for t in times), (said, times)
+    assert not [r for r in caplog.records if r.name == "linli.verification"]
     assert phone.problems == []
     await phone.context.close()
 
