@@ -373,17 +373,26 @@ function gridSection(g) {
     g.listed === false ? el("p", { class: "meta" }, t("not_listed")) : householdRows(g.households));
 }
 
-function followUpView(app, id) {
+// Names as the server masks them; a holder of the unmask right may ask for them in full,
+// which the server writes to the audit log.
+function followUpView(app, id, unmask = false) {
   return [el("p", { class: "crumbs" }, el("a", { href: "#/notices", class: "back" }, t("notices"))),
     title(t("follow_up")),
     loading("notice-follow-up", async (box) => {
-      const answer = await callApi(`/api/notices/${encodeURIComponent(id)}/follow-up`);
+      const query = unmask ? "?unmask=1" : "";
+      const answer = await callApi(`/api/notices/${encodeURIComponent(id)}/follow-up${query}`);
       if (!answer.ok) throw new Error(reasonOf(answer));
       const { notice, grids } = answer.body;
+      const mayUnmask = !unmask && (app.me.rights || []).includes("unmask");
+      const unmaskButton = mayUnmask ? el("button", { type: "button", id: "follow-unmask" }, t("show_unmasked")) : null;
+      unmaskButton?.addEventListener("click", () => {
+        document.getElementById("view").replaceChildren(...followUpView(app, id, true));
+      });
       box.replaceChildren(
         el("h3", { id: "follow-title" }, notice.title),
         el("p", { class: "meta" }, [notice.status === "withdrawn" && t("withdrawn"),
           notice.needs_confirmation ? t("needs_confirmation") : t("read_only_notice")].filter(Boolean).join(" · ")),
+        unmaskButton ? el("div", { class: "actions" }, unmaskButton) : null,
         grids.length ? el("div", { class: "follow-grids" }, grids.map(gridSection))
           : el("p", { class: "empty" }, t("no_households")));
     })];

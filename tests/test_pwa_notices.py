@@ -129,6 +129,7 @@ async def test_a_supervisor_writes_previews_and_follows_up_a_notice(
     assert await grids.count() >= 1
     heads = await page.locator("#notice-follow-up .visit span:nth-child(2)").all_text_contents()
     assert heads and all("*" in h for h in heads[:20]), heads[:5]
+    assert await page.locator("#follow-unmask").count() == 0  # sun.lei has no unmask right
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
     # The list: counts, withdrawal, every target big enough; and all of it in English too.
     await phone.show("#/notices")
@@ -171,4 +172,25 @@ async def test_the_workers_phone_lists_households_to_visit_offline(browser: Brow
     offline = await section.locator(".visit span:nth-child(2)").all_text_contents()
     assert offline == heads
     await phone.context.set_offline(False)
+    await phone.close()
+
+
+async def test_a_supervisor_with_the_right_asks_for_names_in_full(browser: Browser,
+                                                                   demo: Demo) -> None:
+    """Names are masked until a holder of the unmask right asks (the server audits it)."""
+    created = await api(demo, "POST", "/api/notices", "chen.jing", {
+        "title": "电梯检修", "body": "周五电梯检修。", "needs_confirmation": True,
+        "audience": {"level": "grid", "codes": [GRID_A]}})
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    await phone.login("chen.jing")
+    await phone.show(f"#/notices/follow/{created['notice']['_id']}")
+    await settled(page, "notice-follow-up")
+    heads = page.locator("#notice-follow-up .visit span:nth-child(2)")
+    assert all("*" in h for h in (await heads.all_text_contents())[:20])
+    await page.click("#follow-unmask")
+    await settled(page, "notice-follow-up")
+    full = await heads.all_text_contents()
+    assert full and not any("*" in h for h in full[:20]), full[:5]
+    assert await page.locator("#follow-unmask").count() == 0
     await phone.close()
