@@ -55,6 +55,26 @@ def building_of_two() -> AllowedIds:
     return index
 
 
+def test_a_record_stored_under_the_same_id_in_another_grid_changes_nothing() -> None:
+    """A worker of grid g2 stores a household, a member and a link under the ids of g1's
+    records (ids are the registry's codes, not the grid's): g1's resident keeps their own
+    household and members, and a resident linked in g2 holds g2's copy only, never g1's."""
+    index = building_of_two()
+    before = index.allowed("r.wang")
+    index.apply(household("h1", "g2", head_name="伪造户主", status="moved_out"), G2)
+    index.apply(person("h1", 1, status="moved_out"), G2)
+    index.apply(person("h1", 9), G2)
+    index.apply(link("r.wang", "h1", status="removed"), G2)
+    assert index.allowed("r.wang") == before
+    assert index.homes("r.wang") == {"household:h1": "g1"}
+    index.apply(household("h1", "g2"), G2)
+    index.apply(link("r.intruder", "h1"), G2)
+    assert index.allowed("r.intruder")[G2] == {"resident:r.intruder-h1", "household:h1",
+                                               "person:h1-9"}
+    assert G1 not in index.allowed("r.intruder")
+    assert index.allowed("r.wang") == before
+
+
 def test_a_resident_holds_their_household_and_its_members_only() -> None:
     index = building_of_two()
     assert index.allowed("r.wang") == {G1: {"household:h1", "person:h1-1", "person:h1-2",

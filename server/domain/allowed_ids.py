@@ -27,6 +27,12 @@ documents locally. `apply()` answers the feed keys a change touches (`household:
 The index takes documents as the changes feeds give them, with the database they came from
 (`grid:<code>`, `residents`, `directory`); deletions carry only their id, whose prefix names
 the type (`household:...`), as every record id does (server/domain/validation.py).
+
+A household, a member and a link are filed under their grid and their id together: an id is
+the registry's code, not the grid's, so a worker of another grid can store a record under the
+same id in their own grid; filed by id alone it would take the place of the real one (the
+residents' view, their purge) or hand its members to the wrong phone. A link reaches only the
+household of its own grid's database.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ PRESENT_PERSON = (None, "present")
 
 Allowed = dict[str, frozenset[str]]
 """Doc ids by database label (`grid:<code>` or `residents`)."""
+Filed = tuple[str, str]
+"""A grid record as the index files it: (grid code, id)."""
 
 
 def _i(value: Any) -> str:
@@ -78,10 +86,11 @@ class AllowedIds:
 
     def __init__(self) -> None:
         self._areas: dict[str, tuple[str, str]] = {}  # grid -> (community, street)
-        self._households: dict[str, _Household] = {}
-        self._member_of: dict[str, str] = {}  # person id -> household id
-        self._links: dict[str, tuple[str, str]] = {}  # resident link id -> (account, household)
-        self._accounts: dict[str, tuple[str, ...]] = {}  # account -> active link ids
+        self._households: dict[Filed, _Household] = {}  # (grid, household id)
+        self._member_of: dict[Filed, Filed] = {}  # (grid, person id) -> (grid, household id)
+        # (grid, resident link id) -> (account, (grid, household id))
+        self._links: dict[Filed, tuple[str, Filed]] = {}
+        self._accounts: dict[str, tuple[Filed, ...]] = {}  # account -> active links
         self._notices: dict[str, _Notice] = {}
         self._by_key: dict[str, set[str]] = {}  # audience key -> published notice ids
         # account -> {submission id: (database, household or "")}
@@ -116,13 +125,13 @@ class AllowedIds:
     def _household(self, doc_id: str, doc: Mapping[str, Any] | None,
                    source: str) -> frozenset[str]:
         touched = frozenset({f"household:{doc_id}"})
+        filed = (_grid_of(source), doc_id)
         if doc is None or doc.get("status") not in ACTIVE_HOUSEHOLD:
-            household = self._households.get(doc_id)
+            household = self._households.get(filed)
             if household is not None:  # its members stay filed, to come back with it
                 household.active = False
             return touched
-        household = self._households.setdefault(doc_id, _Household(_grid_of(source)))
-        household.grid = _grid_of(source)
+        household = self._households.setdefault(filed, _Household(filed[0]))
         address = doc.get("address")
         if isinstance(address, Mapping):
             household.building = _i(f"{address.get('compound')}-{address.get('building')}")
@@ -134,36 +143,39 @@ class AllowedIds:
     def _person(self, doc_id: str, doc: Mapping[str, Any] | None,
                 source: str) -> frozenset[str]:
         touched: set[str] = set()
-        before = self._member_of.pop(doc_id, None)
+        grid = _grid_of(source)
+        before = self._member_of.pop((grid, doc_id), None)
         if before is not None and before in self._households:
             self._households[before].ids.discard(doc_id)
-            touched.add(f"household:{before}")
+            touched.add(f"household:{before[1]}")
         after = doc.get("household") if doc is not None else None
         if isinstance(after, str) and doc is not None and doc.get("status") in PRESENT_PERSON:
-            after = _i(after)
-            self._member_of[doc_id] = after
-            self._households.setdefault(after, _Household(_grid_of(source))).ids.add(doc_id)
-            touched.add(f"household:{after}")
+            home = (grid, _i(after))
+            self._member_of[(grid, doc_id)] = home
+            self._households.setdefault(home, _Household(grid)).ids.add(doc_id)
+            touched.add(f"household:{home[1]}")
         return frozenset(touched)
 
     def _link(self, doc_id: str, doc: Mapping[str, Any] | None, source: str) -> frozenset[str]:
         touched: set[str] = set()
-        before = self._links.pop(doc_id, None)
+        grid = _grid_of(source)
+        filed = (grid, doc_id)
+        before = self._links.pop(filed, None)
         if before is not None:
             account = before[0]
-            kept = tuple(link for link in self._accounts.get(account, ()) if link != doc_id)
+            kept = tuple(link for link in self._accounts.get(account, ()) if link != filed)
             self._set_links(account, kept)
             touched.add(f"account:{account}")
         if doc is not None and doc.get("status") == "active" and isinstance(
                 doc.get("account"), str) and isinstance(doc.get("household"), str):
-            account, household = _i(doc["account"]), _i(doc["household"])
-            self._links[doc_id] = (account, household)
-            self._set_links(account, (*self._accounts.get(account, ()), doc_id))
-            self._households.setdefault(household, _Household(_grid_of(source)))
+            account, home = _i(doc["account"]), (grid, _i(doc["household"]))
+            self._links[filed] = (account, home)
+            self._set_links(account, (*self._accounts.get(account, ()), filed))
+            self._households.setdefault(home, _Household(grid))
             touched.add(f"account:{account}")
         return frozenset(touched)
 
-    def _set_links(self, account: str, links: tuple[str, ...]) -> None:
+    def _set_links(self, account: str, links: tuple[Filed, ...]) -> None:
         if links:
             self._accounts[account] = links
         else:
@@ -212,18 +224,21 @@ class AllowedIds:
 
     # -- asking ----------------------------------------------------------------------------
 
-    def households(self, account: str) -> tuple[str, ...]:
-        """The active households an account is an active resident of (usually one)."""
+    def _homes(self, account: str) -> tuple[Filed, ...]:
         return tuple(home for home in (self._links[link][1] for link in self._accounts.get(
             account, ())) if self._households[home].active)
+
+    def households(self, account: str) -> tuple[str, ...]:
+        """The active households an account is an active resident of (usually one)."""
+        return tuple(home for _, home in self._homes(account))
 
     def homes(self, account: str) -> dict[str, str]:
         """The account's active households and their grids: what its writes may name
         (server/domain/resident_writes.py)."""
-        return {home: self._households[home].grid for home in self.households(account)}
+        return {home: grid for grid, home in self._homes(account)}
 
-    def place(self, household_id: str) -> Place | None:
-        household = self._households.get(household_id)
+    def _place(self, filed: Filed) -> Place | None:
+        household = self._households.get(filed)
         if household is None or not household.active or not household.building:
             return None
         community, street = self._areas.get(household.grid, ("", ""))
@@ -231,25 +246,26 @@ class AllowedIds:
 
     def places(self) -> dict[str, Place]:
         """Every active household's place, for a notice's follow-up (audience.follow_up)."""
-        found = ((home, self.place(home)) for home in self._households)
-        return {home: place for home, place in found if place is not None}
+        found = ((home, self._place(home)) for home in self._households)
+        return {home[1]: place for home, place in found if place is not None}
 
     def with_residents(self) -> frozenset[str]:
         """The households with at least one active resident."""
-        return frozenset(household for _, household in self._links.values())
+        return frozenset(household for _, (_, household) in self._links.values())
 
     def allowed(self, account: str) -> Allowed:
         """Every id the account's phone may hold, by database."""
         out: dict[str, set[str]] = {}
-        homes = self.households(account)
+        filed_homes = self._homes(account)
+        homes = {home for _, home in filed_homes}
         for link in self._accounts.get(account, ()):
             household = self._households[self._links[link][1]]
             if not household.active:
                 continue
-            out.setdefault(f"grid:{household.grid}", set()).update((link, *household.ids))
+            out.setdefault(f"grid:{household.grid}", set()).update((link[1], *household.ids))
         notices = out.setdefault(RESIDENTS, set())
-        for home in homes:
-            place = self.place(home)
+        for home in filed_homes:
+            place = self._place(home)
             if place is None:
                 continue
             for key in ("city:", *place_keys(place)):
@@ -276,9 +292,9 @@ class AllowedIds:
         """The feed keys whose changes concern the account (`apply`'s answer is matched
         against them), so a held connection wakes for its own changes only."""
         keys = {f"account:{account}", "city:"}
-        for home in self.households(account):
-            keys.add(f"household:{home}")
-            place = self.place(home)
+        for home in self._homes(account):
+            keys.add(f"household:{home[1]}")
+            place = self._place(home)
             if place is not None:
                 keys.update(place_keys(place))
         return frozenset(keys)
