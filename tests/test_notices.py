@@ -560,3 +560,15 @@ async def test_two_server_processes_keep_one_receipt(client: TestClient, town: T
         conflicts="true")
     assert "_conflicts" not in stored and stored["confirmed_at"]
     assert int(stored["_rev"].split("-")[0]) <= 2  # made once, confirmed once
+
+
+@pytest.mark.parametrize("audience", [
+    {"level": "community", "codes": ["nowhere"]}, {"level": "street", "codes": ["nowhere"]},
+    {"level": "grid", "codes": ["nowhere"]}])
+async def test_an_admins_codes_must_exist(client: TestClient, town: Town,
+                                          audience: dict[str, Any]) -> None:
+    """The admin addresses anywhere, but somewhere: a typo would reach no one."""
+    before = await notice_ids(client)
+    status, answer = await publish(client, town.admin, draft(audience))
+    assert status == 400 and "发布范围" in answer["reason"], answer
+    assert await notice_ids(client) == before

@@ -7,7 +7,9 @@ may write one, to whom, and how its answers come back.
    (`scope_problems`): an admin anything, the city included; a supervisor the streets they
    hold, the communities they hold or that lie in their streets, the grids they reach, and
    the buildings of those grids. A code outside the scope and a code that does not exist get
-   the same answer, so the check is no oracle of another community's codes.
+   the same answer, so the check is no oracle of another community's codes. An admin's codes
+   must exist (streets, communities and grids the directory knows; a building is taken as
+   given, as only every grid's households could say).
 2. What is sent (`draft_problems`): only the fields of a draft (FIELDS), each checked by its
    rule; `created_by`, `status`, `published_at` and the id are the server's (a forged author
    is refused by name, never taken). Images come as a list of {name, content_type, data} and
@@ -76,9 +78,17 @@ def scope_problems(audience: Mapping[str, Any], user: User, directory: Directory
                    building_grids: Callable[[str], frozenset[str]]) -> list[Problem]:
     """Rule 1 for an audience whose shape is right (audience.audience_problems found nothing).
     `building_grids(code)`: the grids whose households are in that building."""
-    if user.is_admin:
-        return []
     level = audience["level"]
+    if user.is_admin:  # anywhere, but somewhere: a typo must not make a notice for no one
+        known: dict[str, Callable[[str], bool]] = {
+            "street": lambda code: any(g.street == code for g in directory.grids.values()),
+            "community": lambda code: any(g.community == code
+                                          for g in directory.grids.values()),
+            "grid": lambda code: code in directory.grids,
+        }
+        unknown = [c for c in audience.get("codes") or () if level in known
+                   and not known[level](c)]
+        return [_out_of_scope(unknown)] if unknown else []
     if level == "city" or user.role != "supervisor":
         zh, en = LABELS["audience"]
         return [Problem("/audience/level", "audience_city", f"“{zh}”：只有市级管理员可以向全市发布",

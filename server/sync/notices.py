@@ -93,17 +93,31 @@ class Notices:
 
     async def building_grids(self, user: User,
                              wanted: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-        """For a building audience: each building code's grids among those the user reaches
-        (a building is where the households of a grid say they live)."""
-        if wanted.get("level") != "building":
+        """For a supervisor's building audience: each building code's grids among those they
+        reach (a building is where a grid's households say they live), one key lookup per
+        grid and building in the grids' address view. An admin's building is not looked up."""
+        if wanted.get("level") != "building" or user.is_admin:
             return {}
-        codes = set(wanted.get("codes") or ())
+        codes = sorted(set(wanted.get("codes") or ()))
+        pairs = [(grid, code) for grid in self.reachable(user) for code in codes]
         found: dict[str, set[str]] = {}
-        for grid in self.reachable(user):
-            for code in await self.buildings(grid):
-                if code["code"] in codes:
-                    found.setdefault(code["code"], set()).add(grid)
+        for (grid, code), there in zip(pairs, await asyncio.gather(
+                *(self.lives_in(grid, code) for grid, code in pairs)), strict=True):
+            if there:
+                found.setdefault(code, set()).add(grid)
         return {code: frozenset(grids) for code, grids in found.items()}
+
+    async def lives_in(self, grid: str, building: str) -> bool:
+        """Whether a household of `grid` says it lives in `building` (`<compound>-<number>`)."""
+        compound, _, number = building.partition("-")
+        try:
+            rows = await self.couch.get(
+                db_path(grid_db(grid), "_design/linli", "_view", "households_by_address"),
+                startkey=json.dumps([compound, number]),
+                endkey=json.dumps([compound, number, {}]), limit="1")
+        except NotFound:
+            return False
+        return bool(rows.get("rows"))
 
     async def withdraw(self, user: User, notice_id: str,
                        now: datetime.datetime) -> dict[str, Any] | None:
