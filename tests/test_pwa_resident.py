@@ -515,6 +515,19 @@ async def test_the_household_its_full_number_and_a_correction(
     await page.wait_for_selector("#sync-waiting[data-count='0']", timeout=30_000)
     await page.wait_for_function(
         "() => document.querySelectorAll('li.correction[data-status=open]').length === 2")
+
+    # The status line never says synced while the server fails: a 503 is named, with what
+    # to do, and the line comes back by itself once the server does.
+    await page.wait_for_selector("#sync-state.state-idle")
+    await page.route("**/api/me", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"error": "service_unavailable", "reason": "暂不可用 / Unavailable"}'))
+    await page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    await page.wait_for_selector("#sync-state.state-error")
+    assert await page.text_content("#sync-state") == "同步失败"
+    assert await page.text_content("#sync-problem") == "暂不可用"
+    await page.unroute("**/api/me")
+    await page.wait_for_selector("#sync-state.state-idle", timeout=30_000)
     assert phone.problems == []
     await phone.context.close()
 

@@ -43,6 +43,7 @@ export class ResidentSync {
     this.meListeners = new Set();
     this.dataListeners = new Set();
     this.pull = null;
+    this.caughtUp = false; // the pull's last pass ended with nothing left and no error
     this.pullDelay = 0;
     this.flushDelay = 0;
     this.flushTimer = null;
@@ -114,7 +115,11 @@ export class ResidentSync {
       if (changed) this.dataChanged();
       delete this.problems.me;
       await this.flush();
-      this.startPull();
+      // A pull already caught up sends no new "paused": this start's pass is done here.
+      if (this.pull && this.caughtUp) {
+        const pull = this.pull;
+        await this.passDone(() => this.pull === pull);
+      } else this.startPull();
     } catch (err) {
       if (err instanceof LoginError && err.status === 401) this.needLogin();
       else this.failed("me", problemOf(err));
@@ -193,11 +198,13 @@ export class ResidentSync {
     });
     pull.on("active", () => {
       if (!current()) return;
+      this.caughtUp = false;
       this.state = "syncing";
       this.emit();
     });
     pull.on("paused", async (err) => {
       if (!current()) return;
+      this.caughtUp = !err;
       if (err) {
         this.problems.pull = problemOf(err);
         this.state = navigator.onLine ? "error" : "offline";
@@ -292,6 +299,7 @@ export class ResidentSync {
   }
 
   stopPull() {
+    this.caughtUp = false;
     if (this.pull) {
       const pull = this.pull;
       this.pull = null;
