@@ -60,6 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
             "by default)."),
     Setting("max_live_feeds", 1000, "Live changes feeds (longpoll) held open at once (they wait "
             "in the server: the store sees one per grid); one more gets 429 with Retry-After."),
+    Setting("max_resident_feeds", 10000, "Residents' live feeds held open at once, apart from "
+            "the staff's (each waits in the server on its account's keys, about 15 KB, no store "
+            "connection); one more gets 429 with Retry-After."),
     Setting("max_feeds_per_user", 10, "Live changes feeds one user may hold at once (a phone "
             "holds one per grid)."),
     Setting("session_hours", 72.0, "How long a login lasts without use; use renews the cookie, "
@@ -134,6 +137,7 @@ class Config:
     max_document_attachments_bytes: int
     max_batch_docs: int
     max_live_feeds: int
+    max_resident_feeds: int
     max_feeds_per_user: int
     session_hours: float
     login_failures_per_account: int
@@ -181,6 +185,7 @@ class Config:
     def _check(self) -> None:
         for name in ("max_request_bytes", "max_document_bytes", "max_attachment_bytes",
                      "max_document_attachments_bytes", "max_batch_docs", "max_live_feeds",
+                     "max_resident_feeds",
                      "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds",
                      "signups_per_phone", "signups_per_address", "signup_window_seconds"):
             if getattr(self, name) <= 0:

@@ -26,7 +26,7 @@ from test_residents_signup import joined as signed_up_and_verified
 from server.config import Config
 from server.sync.allowed import SYNC_ID, ResidentSeq
 from server.web.app import create_app
-from server.web.keys import RESIDENT_INDEX
+from server.web.keys import DIRECTORY, RESIDENT_FEEDS_HELD, RESIDENT_INDEX
 
 DB = "/couch/linli-resident"
 
@@ -300,3 +300,33 @@ async def test_a_held_feed_rings_when_ids_leave_and_a_stale_seq_gets_a_resend(
     stale = str(ResidentSeq(10**9, "ffffffff"))
     again = await feed(client, wang, since=stale)
     assert {r["id"] for r in again["results"]} == held - {notice["_id"]}
+
+
+async def test_residents_live_feeds_are_counted_apart_from_the_staffs(
+        aiohttp_client: Any, client: TestClient, city: City, config: Config,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A resident's held feed costs no store connection: residents have their own count
+    (`max_resident_feeds`), so a full staff count does not refuse them, and theirs refuses
+    the one too many with 429 and Retry-After."""
+    place, wang, li = await two_neighbours(client, city, caplog)
+    small = await aiohttp_client(create_app(dataclasses.replace(
+        config, max_live_feeds=1, max_resident_feeds=1)))
+    await eventually(lambda: small.app[RESIDENT_INDEX].ready.is_set(), what="index ready")
+    small.app[RESIDENT_INDEX].notice(f"grid-{place.grid}")
+    first = await feed(small, wang, since="now")
+    held = asyncio.ensure_future(feed(small, wang, since=first["last_seq"], feed="longpoll",
+                                      timeout="3000"))
+    staff = asyncio.ensure_future(small.get(
+        f"/couch/grid-{place.grid}/_changes", params={"feed": "longpoll", "timeout": "3000"},
+        headers=basic(place.worker)))
+    await eventually(lambda: small.app[RESIDENT_FEEDS_HELD].held[
+        account_name(small, wang)] == 1, what="the resident's feed held")
+    resp = await small.get(f"{DB}/_changes", params={"feed": "longpoll", "since": "now"},
+                           headers=basic(li, PASSWORD))
+    assert resp.status == 429 and resp.headers["Retry-After"]
+    assert (await held)["results"] == [] and (await staff).status == 200
+
+
+def account_name(client: TestClient, phone: str) -> str:
+    user = client.app[DIRECTORY].user(phone)
+    return user.name if user is not None else ""

@@ -56,6 +56,7 @@ DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at
 NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
+RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # residents' own count
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their
 # session cookie is due to be renewed on the answer.

@@ -35,14 +35,15 @@ from server.sync import params as qparams
 from server.sync import replication
 from server.sync.allowed import SYNC_DOC, SYNC_ID, VIRTUAL, ResidentIndex, ResidentSeq, Row
 from server.sync.feeds import Waiter, finish, hung_up
+from server.sync.replication import FeedLimiter
 from server.web import residents
 from server.web.guard import require_user
 from server.web.keys import (
     CONFIG,
     COUCH,
     DIRECTORY,
-    FEEDS_HELD,
     LIVE_FEEDS,
+    RESIDENT_FEEDS_HELD,
     RESIDENT_INDEX,
     SUPERVISOR,
 )
@@ -266,7 +267,7 @@ async def changes(request: web.Request, phone: Phone) -> web.StreamResponse:
     include_docs = params.get("include_docs") == "true"
     live = params.get("feed") == "longpoll" and request.method != "HEAD"
     account = phone.user.name
-    with request.app[FEEDS_HELD].hold(account, live):
+    with request.app[RESIDENT_FEEDS_HELD].hold(account, live):
         if not live:
             rows, last = await index.changes(account, since, limit, doc_ids)
             return web.Response(body=await rendered(request, phone, rows, last, include_docs),
@@ -550,6 +551,10 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
-    """With the `/couch/` routes (routing.setup_routes): the index and the purge route."""
+    """With the `/couch/` routes (routing.setup_routes): the index, the count of residents'
+    live feeds (apart from the staff's: a resident's costs no store connection) and the purge
+    route."""
+    config = app[CONFIG]
+    app[RESIDENT_FEEDS_HELD] = FeedLimiter(config.max_feeds_per_user, config.max_resident_feeds)
     app.cleanup_ctx.append(index_ctx)
     app.router.add_post("/api/residents/purge", purge)
