@@ -1,5 +1,5 @@
 """server/domain/household_view.py: a resident's phone gets their household with ID numbers
-down to the last four characters, phones masked, and the worker's bookkeeping left out."""
+down to the last two characters, phones masked, and the worker's bookkeeping left out."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ DOCUMENTS = json.loads((Path(__file__).parent / "fixtures" / "documents.json").r
 
 
 def test_an_id_number_keeps_its_last_four_only() -> None:
-    assert mask_id_number_for_resident("11010519491231002X") == "*" * 14 + "002X"
-    assert mask_id_number_for_resident("002X") == "****"
+    assert mask_id_number_for_resident("11010519491231002X") == "*" * 16 + "2X"
+    assert mask_id_number_for_resident("2X") == "**"
     assert mask_id_number_for_resident(None) == ""
 
 
@@ -28,7 +28,7 @@ def test_a_member_is_shown_without_the_number_and_the_notes() -> None:
     person.update(phone="13912341234", remarks="独居，需每周探访")
     view = resident_view(person)
     number = str(person["id_number"])
-    assert view["id_number"] == "*" * 14 + number[-4:]
+    assert view["id_number"] == "*" * 16 + number[-2:]
     assert mask_id_number(number)[:3] == number[:3] != view["id_number"][:3]
     assert view["phone"] == "139****1234"
     assert "edits" not in view and "remarks" not in view

@@ -379,7 +379,7 @@ async def active_resident(client: TestClient, city: City, caplog: pytest.LogCapt
     """王芳, family member of household 1, activated at once; her record has an ID number."""
     person = await city.get(place.grid, f"person:{place.grid}-1")
     await city.save(place.grid, {**person, "id_number": ID_NUMBER})
-    phone = new_phone()
+    phone = place.phones["王芳"]  # her own phone, on record: activated at once
     status, _ = await joined(client, caplog, signup_body(place, phone, "王芳", "3幢2单元301"))
     assert status == 200
     assert (await me(client, phone))["state"] == "active"
@@ -529,6 +529,17 @@ async def test_the_full_id_number_only_to_the_person_after_the_password(
                              headers=basic(other, PASSWORD))
     assert resp.status == 200
     resp = await client.post(url, json={"password": PASSWORD}, headers=basic(other, PASSWORD))
+    assert resp.status == 404 and ID_NUMBER not in await resp.text()
+    # Nor one who typed her name on another phone and was let in by a code: a housemate, or
+    # anyone given a code at the door, could have typed it.
+    namesake, _ = await waiting(client, city, caplog, place, "王芳")
+    status, body = await put(client, place.grid, place.worker,
+                             a_code(place, 1, "HJKMNPQS", age=datetime.timedelta(0)))
+    assert status == 201, body
+    resp = await client.post("/api/residents/activate", json={"code": "HJKMNPQS"},
+                             headers=basic(namesake, PASSWORD))
+    assert resp.status == 200
+    resp = await client.post(url, json={"password": PASSWORD}, headers=basic(namesake, PASSWORD))
     assert resp.status == 404 and ID_NUMBER not in await resp.text()
     resp = await client.post(url, json={"password": PASSWORD}, headers=basic(place.worker))
     assert resp.status == 403

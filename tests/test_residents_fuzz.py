@@ -66,7 +66,7 @@ def test_signups_and_notices_are_answered(body: Any) -> None:
         readable(notice_problems(body))
         assert includes(body, Place("s", "c", "g", "b")) in (True, False)
         verdict(body, T0)
-        decide(body, "王伟", body, [body])
+        decide(body, "王伟", body, body, [body])
 
 
 @FUZZ

@@ -42,6 +42,9 @@ class Community:
     code: str
     grid: str
     worker: str
+    # The phones the registry holds, by name: a sign-up is activated at once only from one
+    # of them (server/domain/signup.py, rule 4)
+    phones: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def household(self, n: int) -> str:
         return f"household:{self.grid}-{n:04d}"
@@ -53,10 +56,11 @@ async def a_community(client: TestClient, city: City) -> Community:
     code = f"t{os.getpid()}c{next(_communities)}"
     grid = await city.grid(community=code)
     worker = await city.user(grids=[grid])
-    place = Community(code, grid, worker)
-    for n, (room, head, phone, tenure) in enumerate(
-            (("301", "王伟", "13900000001", "owned"), ("302", "李娜", "13900000002", "rented")),
-            start=1):
+    place = Community(code, grid, worker, {"王伟": new_phone(), "李娜": new_phone(),
+                                           "王芳": new_phone()})
+    for n, (room, head, tenure) in enumerate((("301", "王伟", "owned"), ("302", "李娜", "rented")),
+                                             start=1):
+        phone = place.phones[head]
         await city.save(grid, {"_id": place.household(n), "type": "household", "schema_version": 1,
                  "grid": grid, "created_by": worker, "head_name": head, "phone": phone,
                  "tenure": tenure, "status": "active",
@@ -64,7 +68,7 @@ async def a_community(client: TestClient, city: City) -> Community:
                              "unit": "2", "room": room}})
     await city.save(grid, {"_id": f"person:{grid}-1", "type": "person", "schema_version": 1,
                            "grid": grid, "created_by": worker, "household": place.household(1),
-                           "name": "王芳", "status": "present"})
+                           "name": "王芳", "status": "present", "phone": place.phones["王芳"]})
     await wait_for_user(client, worker)  # made after the grid: the server knows both
     return place
 
@@ -166,7 +170,15 @@ async def test_sign_up_verify_log_in_and_activate_by_a_workers_code(
 
 async def test_an_exact_match_is_activated_at_once(client: TestClient, city: City,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    place, phone = await a_community(client, city), new_phone()
+    place = await a_community(client, city)
+    # A neighbour who knows the name and the door, on their own phone: the worker decides.
+    neighbour = new_phone()
+    status, _ = await joined(client, caplog, signup_body(place, neighbour, "王芳", "3-2-301"))
+    assert status == 200
+    found = await me(client, neighbour)
+    assert found["state"] == "pending" and found["households"] == []
+    # The head, on the household's phone: at once, as its owner.
+    phone = place.phones["王伟"]
     status, _ = await joined(client, caplog, signup_body(place, phone, "王伟", "三幢二单元301室"))
     assert status == 200
     found = await me(client, phone)
@@ -174,8 +186,8 @@ async def test_an_exact_match_is_activated_at_once(client: TestClient, city: Cit
     [link] = found["households"]
     assert (link["household"], link["role"], link["activation"]) == (
         place.household(1), "owner", "automatic")
-    # A family member by name, on another phone: also at once, as family.
-    other = new_phone()
+    # A family member by name, on her own phone on record: also at once, as family.
+    other = place.phones["王芳"]
     status, _ = await joined(client, caplog, signup_body(place, other, "王芳", "3-2-301"))
     assert status == 200
     [link] = (await me(client, other))["households"]
@@ -201,11 +213,18 @@ async def test_the_answer_is_the_same_for_a_match_and_a_miss(
     """Same status, same bytes, and the same order of time: the matcher runs for both and
     both write one batch, so timing tells no more than the body."""
     place = await a_community(client, city)
+    on_record = [new_phone() for _ in range(3)]  # three of the family on their own phones
+    for n, phone in enumerate(on_record, start=2):
+        await city.save(place.grid, {
+            "_id": f"person:{place.grid}-2-{n}", "type": "person", "schema_version": 1,
+            "grid": place.grid, "created_by": place.worker, "household": place.household(2),
+            "name": "李娜", "status": "present", "phone": phone})
     answers: dict[str, set[tuple[int, bytes]]] = {"match": set(), "miss": set()}
     took: dict[str, list[float]] = {"match": [], "miss": []}
-    for _ in range(3):
+    for attempt in range(3):
         for kind, name in (("match", "李娜"), ("miss", "钱七")):
-            body = signup_body(place, new_phone(), name, "3幢2单元302")
+            phone = on_record[attempt] if kind == "match" else new_phone()
+            body = signup_body(place, phone, name, "3幢2单元302")
             code = await signed_up(client, caplog, body)
             started = time.perf_counter()
             resp = await client.post("/api/residents/verify", json={
@@ -219,7 +238,7 @@ async def test_the_answer_is_the_same_for_a_match_and_a_miss(
     match, miss = statistics.median(took["match"]), statistics.median(took["miss"])
     assert max(match, miss) < 4 * min(match, miss), took
     # And a sign-up's own answer is one text for a registered phone and a new one.
-    first = await client.post("/api/residents/signup", json=signup_body(place, "13900000001"))
+    first = await client.post("/api/residents/signup", json=signup_body(place, on_record[0]))
     second = await client.post("/api/residents/signup", json=signup_body(place, new_phone()))
     assert (first.status, await first.read()) == (second.status, await second.read())
 
@@ -302,7 +321,8 @@ async def test_five_wrong_verification_codes_kill_the_code(
 
 async def test_two_racing_verifies_make_one_account(client: TestClient, city: City,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    place, phone = await a_community(client, city), new_phone()
+    place = await a_community(client, city)
+    phone = place.phones["王伟"]
     code = await signed_up(client, caplog, signup_body(place, phone, "王伟", "3幢2单元301"))
     verify = {"phone": phone, "code": code, "password": PASSWORD}
     replies = await asyncio.gather(*(client.post("/api/residents/verify", json=verify)
@@ -391,7 +411,7 @@ async def test_a_resident_never_sees_another_household(
     """Two residents of one building, one activated at once and one by code: each one's
     answers name their own household and nothing of the other's."""
     place = await a_community(client, city)
-    owner, tenant = new_phone(), new_phone()
+    owner, tenant = place.phones["王伟"], place.phones["李娜"]
     await joined(client, caplog, signup_body(place, owner, "王伟", "3幢2单元301"))
     await joined(client, caplog, signup_body(place, tenant, "李娜", "3幢2单元302"))
     mine = {owner: (place.household(1), "王伟"), tenant: (place.household(2), "李娜")}

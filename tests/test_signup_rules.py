@@ -18,6 +18,7 @@ from server.domain.signup import (
     automatic_link,
     cleaned_signup,
     decide,
+    is_the_person,
     normalise_phone,
     public_answer,
     queue_grid,
@@ -149,8 +150,11 @@ MEMBERS = [
     {"_id": "person:330802001001010001-2", "household": HOUSEHOLD["_id"], "name": "王伟",
      "status": "present"},
     {"_id": "person:330802001001010001-3", "household": HOUSEHOLD["_id"], "name": "李娟",
-     "status": "moved_out"},
+     "status": "moved_out", "phone": "13600000003"},
+    {"_id": "person:330802001001010001-4", "household": HOUSEHOLD["_id"], "name": "王芳",
+     "status": "present", "phone": "138-0000-0004"},
 ]
+ON_RECORD = "13900000000"  # the household's phone
 
 
 def matched(household: str = HOUSEHOLD["_id"]) -> dict[str, Any]:
@@ -158,10 +162,26 @@ def matched(household: str = HOUSEHOLD["_id"]) -> dict[str, Any]:
 
 
 def test_one_household_and_a_member_named_activates() -> None:
-    decision = decide(matched(), "王伟", HOUSEHOLD, MEMBERS)
+    decision = decide(matched(), "王伟", ON_RECORD, HOUSEHOLD, MEMBERS)
     assert (decision.outcome, decision.household) == ("activated", HOUSEHOLD["_id"])
-    assert decide(matched(), "王建国", HOUSEHOLD, []).outcome == "activated"  # the head
-    assert decide(matched(), "王 伟", HOUSEHOLD, MEMBERS).outcome == "activated"
+    assert decide(matched(), "王建国", ON_RECORD, HOUSEHOLD, []).outcome == "activated"  # head
+    assert decide(matched(), "王 伟", ON_RECORD, HOUSEHOLD, MEMBERS).outcome == "activated"
+    # a present member's own phone, however the registry wrote it
+    assert decide(matched(), "王芳", "13800000004", HOUSEHOLD, MEMBERS).outcome == "activated"
+
+
+@pytest.mark.parametrize("phone", [
+    "13700000000",  # a neighbour who knows the name and the door, on their own phone
+    "13600000003",  # the phone of a member who moved out
+    "",             # none
+    "1390000000",   # not a phone
+])
+def test_a_name_and_a_door_without_a_phone_on_record_go_to_the_worker(phone: str) -> None:
+    """What any neighbour knows (a member's name and the door) does not open a household:
+    the verified phone must be one the registry holds for it."""
+    decision = decide(matched(), "王伟", phone, HOUSEHOLD, MEMBERS)
+    assert decision.outcome == "queued_ambiguous" and decision.household is None
+    assert decision.candidates == (HOUSEHOLD["_id"],)  # the worker sees which one
 
 
 @pytest.mark.parametrize(("result", "name", "household", "outcome"), [
@@ -191,23 +211,27 @@ def test_one_household_and_a_member_named_activates() -> None:
 def test_anything_less_goes_to_the_grid_worker(result: dict[str, Any], name: str,
                                                 household: dict[str, Any] | None,
                                                 outcome: str) -> None:
-    decision = decide(result, name, household, MEMBERS)
+    decision = decide(result, name, ON_RECORD, household, MEMBERS)
     assert decision.outcome == outcome and decision.household is None
 
 
 def test_the_real_matchers_result_is_taken_as_plain_data() -> None:
     """The matcher's result (server/domain/matching.py), as dataclasses.asdict gives it: a match
-    on the phone alone is not activated, one with the member's name is."""
+    on the phone alone is not activated, nor one on the name with a changed phone; the name
+    and the phone on record together are."""
     persons = [{**m, "type": "person", "grid": "g1"} for m in MEMBERS]
     index = HouseholdIndex.build([HOUSEHOLD], persons, [])
     by_phone = match({"name": "王小明", "phone": "13900000000",
                       "address": "坊门街3幢2单元301室"}, index)
     assert by_phone.status == "matched"
-    assert decide(dataclasses.asdict(by_phone), "王小明", HOUSEHOLD, MEMBERS).outcome == \
-        "queued_ambiguous"
+    assert decide(dataclasses.asdict(by_phone), "王小明", ON_RECORD, HOUSEHOLD, MEMBERS
+                  ).outcome == "queued_ambiguous"
     by_name = match({"name": "王伟", "phone": "13700000000", "address": "三幢二单元301"}, index)
     assert by_name.status == "matched"
-    assert decide(dataclasses.asdict(by_name), "王伟", HOUSEHOLD, MEMBERS).household == \
+    assert decide(dataclasses.asdict(by_name), "王伟", "13700000000", HOUSEHOLD, MEMBERS
+                  ).outcome == "queued_ambiguous"
+    both = match({"name": "王伟", "phone": ON_RECORD, "address": "三幢二单元301"}, index)
+    assert decide(dataclasses.asdict(both), "王伟", ON_RECORD, HOUSEHOLD, MEMBERS).household == \
         HOUSEHOLD["_id"]
 
 
@@ -230,7 +254,7 @@ def test_the_role_comes_from_the_registry(name: str, household: dict[str, Any],
 
 def test_a_signup_and_its_link_pass_their_schemas() -> None:
     registry = SchemaRegistry()
-    decision = decide(matched(), "王伟", HOUSEHOLD, MEMBERS)
+    decision = decide(matched(), "王伟", ON_RECORD, HOUSEHOLD, MEMBERS)
     cleaned = cleaned_signup(VALID)
     record = signup_record("signup:r.wangwei-1", cleaned, "r.wangwei", "g1", matched(),
                            decision, NOW)
@@ -242,7 +266,7 @@ def test_a_signup_and_its_link_pass_their_schemas() -> None:
         "automatic", "family", SIGNUP_AUTHOR)
     queued = decide({"status": "ambiguous", "household": None,
                      "candidates": [f"household:{n}" for n in range(30)],
-                     "reason": "x" * 500}, "王伟", None, [])
+                     "reason": "x" * 500}, "王伟", ON_RECORD, None, [])
     record = signup_record("signup:r.wangwei-2", cleaned, "r.wangwei", "g1",
                            {"status": "ambiguous", "reason": "x" * 500}, queued, NOW)
     assert registry.problems(record) == [] and record["status"] == "pending"
@@ -256,3 +280,15 @@ def test_one_grid_queues_each_signup() -> None:
     assert queue_grid([], ["g3", "g4"], ["g0"]) == "g3"
     assert queue_grid([], [], ["g5", "g0"]) == "g0"
     assert queue_grid([], [], []) is None
+
+
+def test_the_person_themself_is_their_name_and_their_phone_on_record() -> None:
+    """What only the person may see (their full ID number) needs more than a name a
+    housemate or a neighbour could type: the verified phone must be theirs on record."""
+    head, wang_wei, wang_fang = MEMBERS[0], MEMBERS[1], MEMBERS[3]
+    assert is_the_person(wang_fang, HOUSEHOLD, "王芳", "13800000004")
+    assert is_the_person(head, HOUSEHOLD, "王建国", ON_RECORD)  # the household's, for its head
+    assert not is_the_person(wang_fang, HOUSEHOLD, "王芳", "13700000000")  # a namesake
+    assert not is_the_person(wang_wei, HOUSEHOLD, "王伟", ON_RECORD)  # the head's phone
+    assert not is_the_person(wang_fang, HOUSEHOLD, "王伟", "13800000004")  # another name
+    assert not is_the_person(wang_fang, HOUSEHOLD, "王芳", None)

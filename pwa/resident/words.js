@@ -68,8 +68,8 @@ export const RESIDENT_WORDS = {
   r_activated: ["已激活，欢迎！", "Activated. Welcome!"],
   // household
   r_members_after_sync: ["家庭成员将在首次同步后显示", "Members show after the first sync"],
-  r_masked_note: ["为保护隐私，身份证号只显示后四位，电话号码部分隐藏。",
-    "To protect privacy, ID numbers show their last four characters and phone numbers are partly hidden."],
+  r_masked_note: ["为保护隐私，身份证号只显示最后两位，电话号码部分隐藏。",
+    "To protect privacy, ID numbers show their last two characters and phone numbers are partly hidden."],
   r_show_full_number: ["查看我本人的完整身份证号", "Show my own full ID number"],
   r_full_number_hint: ["请再输入一次登录密码；完整号码只显示在本页，不保存在手机上。",
     "Type your password again; the full number shows on this screen only and is not kept on the phone."],

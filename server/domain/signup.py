@@ -16,8 +16,13 @@ Rules, in the order a sign-up meets them:
    told to the account holder only, after login (`public_answer`).
 4. Automatic activation (自动激活): only when the matching (server/domain/matching.py) answers
    "matched" with exactly one household, AND the name typed equals the name of a present member
-   of that household (or its head). The matcher also matches on the phone alone (a relative on
-   the household's number); that goes to the grid worker, never straight in (`decide`).
+   of that household (or its head), AND the phone just verified by its code is one the
+   registry holds for that household (the household's, or a present member's). A name and a
+   door are what any neighbour knows: without the phone they would open the household and its
+   members to whoever typed them. The matcher also matches on the exact name with a changed
+   phone, or on the phone alone (a relative on the household's number); both go to the grid
+   worker, never straight in (`decide`). What only the person may see (their full ID number)
+   needs the phone to be theirs (`is_the_person`).
    The role comes from the registry: the head of an owned household is its owner, of a rented
    one its tenant, anyone else a family member (`registry_role`); the worker corrects it.
 5. The worker's queue (待核实队列): a sign-up not activated waits in one grid's database, so
@@ -159,18 +164,22 @@ def _name_key(name: Any) -> str:
     return re.sub("[.•・‧∙⋅]", "·", text)
 
 
-def decide(match: Mapping[str, Any], name: str, household: Mapping[str, Any] | None,
+def decide(match: Mapping[str, Any], name: str, phone: str,
+           household: Mapping[str, Any] | None,
            members: Iterable[Mapping[str, Any]]) -> Decision:
     """Rule 4. `match` is the matcher's result as plain data (`status`, `household`,
-    `candidates`: dataclasses.asdict of server.domain.matching.MatchResult); `household` and
-    `members` are the stored household the match names and its person records."""
+    `candidates`: dataclasses.asdict of server.domain.matching.MatchResult); `phone` the
+    verified phone (11 digits); `household` and `members` are the stored household the match
+    names and its person records."""
+    members = list(members)
     listed = match.get("candidates")
     candidates = tuple(c for c in listed if isinstance(c, str)) if isinstance(
         listed, (list, tuple)) else ()
     chosen = match.get("household")
     if match.get("status") == "matched" and isinstance(chosen, str) and candidates == (chosen,):
         if household is not None and household.get("_id") == chosen and _name_agrees(
-                name, household, members, chosen):
+                name, household, members, chosen) and _phone_on_record(
+                phone, household, members, chosen):
             return Decision("activated", chosen, candidates)
         return Decision("queued_ambiguous", None, candidates)
     if candidates:
@@ -187,6 +196,31 @@ def _name_agrees(name: str, household: Mapping[str, Any], members: Iterable[Mapp
     names.update(_name_key(m.get("name")) for m in members
                  if m.get("household") == household_id and m.get("status") in (None, "present"))
     return wanted in names
+
+
+def _phone_on_record(phone: str, household: Mapping[str, Any],
+                     members: Iterable[Mapping[str, Any]], household_id: str) -> bool:
+    if normalise_phone(phone) is None:
+        return False
+    held = [household.get("phone")]
+    held.extend(m.get("phone") for m in members
+                if m.get("household") == household_id and m.get("status") in (None, "present"))
+    return any(isinstance(p, str) and normalise_phone(p) == phone for p in held)
+
+
+def is_the_person(person: Mapping[str, Any], household: Mapping[str, Any], name: Any,
+                  phone: Any) -> bool:
+    """Whether a member is the account holder, for what only the person themself may see (their
+    full ID number): the name they signed up with AND the phone they verified are this
+    member's (the household's phone counts for its head)."""
+    if not isinstance(phone, str) or normalise_phone(phone) is None:
+        return False
+    if not _name_key(name) or _name_key(name) != _name_key(person.get("name")):
+        return False
+    held = [person.get("phone")]
+    if _name_key(name) == _name_key(household.get("head_name")):
+        held.append(household.get("phone"))
+    return any(isinstance(p, str) and normalise_phone(p) == normalise_phone(phone) for p in held)
 
 
 def registry_role(name: str, household: Mapping[str, Any]) -> str:

@@ -175,7 +175,7 @@ class Residents:
             return None
         found = dataclasses.asdict(match(cleaned, registry.index))
         household = registry.households.get(str(found.get("household")))
-        decision = signup.decide(found, cleaned["name"], household,
+        decision = signup.decide(found, cleaned["name"], cleaned["phone"], household,
                                  registry.members.get(str(found.get("household")), ()))
         grid = registry.queue_grid(decision.candidates, cleaned["address"])
         if grid is None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from server import errors
-from server.domain import resident_queue
+from server.domain import resident_queue, signup
 from server.domain.messages import bilingual
 from server.domain.resident_writes import resident_write_problem
 from server.domain.rules import Problem
@@ -167,16 +166,12 @@ def proposed_problems(request: web.Request, records: Mapping[str, Mapping[str, A
     return found
 
 
-def same_name(a: Any, b: Any) -> bool:
-    def norm(text: Any) -> str:
-        return "".join(unicodedata.normalize("NFKC", str(text or "")).split())
-    return bool(norm(a)) and norm(a) == norm(b)
-
-
 async def id_number(request: web.Request) -> web.Response:
-    """The full ID number of the person themself (the member of their household bearing the
-    name they signed up with), after the password is typed again; counted as a login try
-    (so guessed passwords lock as a login would) and logged."""
+    """The full ID number of the person themself, after the password is typed again; counted
+    as a login try (so guessed passwords lock as a login would) and logged. The person is the
+    member of their household bearing the name they signed up with AND whose phone on record
+    is the one they verified (`signup.is_the_person`): a name alone is what any housemate, or
+    anyone let in at the door, could have typed."""
     user = require_resident(request)
     body = await read_object(request)
     problems = unknown_fields(body, frozenset({"password"}))
@@ -189,22 +184,26 @@ async def id_number(request: web.Request) -> web.Response:
     if not own:
         raise not_active()
     couch = request.app[COUCH]
-    name = None
+    signed: dict[str, Any] = {}
     for grid in sorted(set(own.values())):
         try:
-            name = (await couch.get(db_path(grid_db(grid), f"signup:{user.name}"))).get("name")
+            signed = await couch.get(db_path(grid_db(grid), f"signup:{user.name}"))
             break
         except NotFound:
             continue
     for household, grid in sorted(own.items()):
-        for doc in (await members(couch, grid, household)).values():
-            if doc.get("type") == "person" and same_name(doc.get("name"), name):
+        found = await members(couch, grid, household)
+        head = found.get(household, {})
+        for doc in found.values():
+            if doc.get("type") == "person" and signup.is_the_person(
+                    doc, head, signed.get("name"), signed.get("phone")):
                 audit.info("resident %s saw the full ID number of %s", user.name, doc["_id"])
                 return json_response({"person": doc["_id"], "name": doc.get("name"),
                                       "id_number": doc.get("id_number")}, headers=NO_STORE)
     raise errors.CouchError(404, "not_found", bilingual(
-        "您的住户中没有与您注册姓名一致的成员，请联系网格员",
-        "No member of your household bears the name you signed up with; ask your grid worker"))
+        "您的住户中没有与您注册姓名和手机号一致的成员，请联系网格员核实登记",
+        "No member of your household bears the name and phone you signed up with; ask your "
+        "grid worker to check the record"))
 
 
 async def door_links_ctx(app: web.Application) -> AsyncIterator[None]:
