@@ -329,3 +329,38 @@ async def test_residents_live_feeds_are_counted_apart_from_the_staffs(
 def account_name(client: TestClient, phone: str) -> str:
     user = client.app[DIRECTORY].user(phone)
     return user.name if user is not None else ""
+
+
+async def test_a_notice_is_read_from_the_store_once_per_revision_for_every_phone(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Every phone of a community fetches a new notice at once: one store read of it is
+    shared by all, until the notice changes; each phone gets it whole."""
+    place, wang, li = await two_neighbours(client, city, caplog)
+    notice = a_notice(place, 1)
+    await save_notice(city, notice)
+    index = client.app[RESIDENT_INDEX]
+    account = await account_of(client, li)
+    await eventually(lambda: notice["_id"] in index.allowed(account).get("residents", ()),
+                     what="the notice indexed")
+    asked = {"docs": [{"id": notice["_id"]}]}
+    answers = await asyncio.gather(*(client.post(
+        f"{DB}/_bulk_get?revs=true", json=asked, headers=basic(phone, PASSWORD))
+        for phone in (wang, li, wang, li)))
+    bodies = [await resp.json() for resp in answers]
+    assert all(b == bodies[0] for b in bodies)
+    [[got]] = [[d["ok"] for d in r["docs"]] for r in bodies[0]["results"]]
+    assert got["title"] == "停水通知" and got["_revisions"]["start"] == 1
+    rev, shared = index.notice_reads[notice["_id"]]
+    assert rev == got["_rev"]
+    await client.post(f"{DB}/_bulk_get", json=asked, headers=basic(wang, PASSWORD))
+    assert index.notice_reads[notice["_id"]][1] is shared  # no new read
+    residents = await city.run(city.couch.__getitem__, "linli-residents")
+    stored = await city.run(residents.get, notice["_id"])
+    await city.run(residents.save, {**stored, "title": "停水通知（更正）"})
+    await eventually(lambda: index.notices[notice["_id"]][1] != rev, what="the edit indexed")
+    resp = await client.post(f"{DB}/_bulk_get?revs=true", json=asked,
+                             headers=basic(wang, PASSWORD))
+    [result] = (await resp.json())["results"]
+    assert result["docs"][0]["ok"]["title"] == "停水通知（更正）"
+    assert result["docs"][0]["ok"]["_revisions"]["start"] == 2
+    assert index.notice_reads[notice["_id"]][1] is not shared

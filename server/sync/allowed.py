@@ -130,6 +130,8 @@ class ResidentIndex:
         self.counter = 0
         self.stamps: dict[str, int] = {}  # reset key -> counter of its last change
         self.notices: dict[str, tuple[int, str]] = {}  # notice id -> (counter, rev)
+        # notice id -> (rev, its shared read by the phones: server/web/resident_sync.py)
+        self.notice_reads: dict[str, tuple[str, asyncio.Future[dict[str, Any] | None]]] = {}
         self.since: dict[str, str] = {}  # store database -> the last seq applied
         self.grids: dict[str, tuple[str, str]] = {}  # the directory's grids as applied
         # False (`grid_passes_at_start` off: the test suite, where hundreds of servers start on
@@ -163,6 +165,7 @@ class ResidentIndex:
         if doc_id.startswith("notice:") and source == RESIDENTS:
             if doc.get("_deleted") is True:
                 self.notices.pop(doc_id, None)
+                self.notice_reads.pop(doc_id, None)
             else:
                 self.notices[doc_id] = (self.counter, str(doc.get("_rev")))
         for key in touched:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from server import errors
 from server.domain.household_view import VIEWED_TYPES, resident_view
 from server.domain.messages import bilingual
 from server.domain.scope import RESIDENTS_DB, User
-from server.store.couch import NotFound, db_path
+from server.store.couch import CouchClient, NotFound, db_path
 from server.sync import params as qparams
 from server.sync import replication
 from server.sync.allowed import SYNC_DOC, SYNC_ID, VIRTUAL, ResidentIndex, ResidentSeq, Row
@@ -119,7 +120,9 @@ def in_history(rev: str | None, doc: Mapping[str, Any]) -> bool:
 async def winners(request: web.Request, located: Mapping[str, str],
                   attachments: bool) -> dict[str, dict[str, Any]]:
     """The winning revision (with its history) of each located id, read from the store in one
-    `_bulk_get` per database; a deleted or missing one is left out."""
+    `_bulk_get` per database (a notice's once per revision for every phone: `shared_notices`);
+    a deleted or missing one is left out."""
+    index, couch = request.app[RESIDENT_INDEX], request.app[COUCH]
     by_db: dict[str, list[str]] = {}
     for doc_id, db in located.items():
         by_db.setdefault(db, []).append(doc_id)
@@ -128,18 +131,74 @@ async def winners(request: web.Request, located: Mapping[str, str],
         if db == VIRTUAL:
             found.update({i: dict(SYNC_DOC) for i in ids})
             continue
-        params = {"revs": "true", **({"attachments": "true"} if attachments else {})}
-        try:
-            page = await request.app[COUCH].post(db_path(db, "_bulk_get"),
-                                                 {"docs": [{"id": i} for i in ids]}, **params)
-        except NotFound:
-            continue
-        for result in page.get("results", []):
-            for item in result.get("docs", []):
-                doc = item.get("ok") if isinstance(item, Mapping) else None
-                if isinstance(doc, dict) and not doc.get("_deleted") and doc.get("_id") in ids:
-                    found[doc["_id"]] = doc
+        if db == RESIDENTS_DB and not attachments:
+            found.update(await shared_notices(couch, index, [i for i in ids
+                                                             if i in index.notices]))
+            ids = [i for i in ids if i not in index.notices]
+        found.update(await read_winners(couch, db, ids, attachments))
     return found
+
+
+async def read_winners(couch: CouchClient, db: str, ids: list[str],
+                       attachments: bool) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    params = {"revs": "true", **({"attachments": "true"} if attachments else {})}
+    try:
+        page = await couch.post(db_path(db, "_bulk_get"), {"docs": [{"id": i} for i in ids]},
+                                **params)
+    except NotFound:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for result in page.get("results", []):
+        for item in result.get("docs", []):
+            doc = item.get("ok") if isinstance(item, Mapping) else None
+            if isinstance(doc, dict) and not doc.get("_deleted") and doc.get("_id") in ids:
+                found[doc["_id"]] = doc
+    return found
+
+
+async def shared_notices(couch: CouchClient, index: ResidentIndex,
+                         ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Notices as the store holds them, read once per revision however many phones ask: a
+    community notice brings its thousands of woken phones to `_bulk_get` at once, which would
+    be as many store reads of one document. The read is shared (`index.notice_reads`, one
+    entry per notice, its current revision's) and never changed by those who share it."""
+    loop = asyncio.get_running_loop()
+    mine: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+    waiting: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+    for doc_id in ids:
+        rev = index.notices[doc_id][1]
+        held = index.notice_reads.get(doc_id)
+        if held is None or held[0] != rev or (held[1].done() and (
+                held[1].cancelled() or held[1].exception() is not None)):
+            held = (rev, loop.create_future())
+            index.notice_reads[doc_id] = held
+            mine[doc_id] = held[1]
+        waiting[doc_id] = held[1]
+    if mine:  # a task of its own: the phone that started it may hang up, the others wait
+        reading = asyncio.ensure_future(read_winners(couch, RESIDENTS_DB, list(mine), False))
+        reading.add_done_callback(functools.partial(settle, mine))
+    found = {}
+    for doc_id, future in waiting.items():
+        doc = await asyncio.shield(future)
+        if doc is not None:
+            found[doc_id] = doc
+    return found
+
+
+def settle(futures: Mapping[str, asyncio.Future[dict[str, Any] | None]],
+           reading: asyncio.Future[dict[str, dict[str, Any]]]) -> None:
+    """Hand a shared read's outcome to each notice's waiters (an error to all of them)."""
+    failure = None if reading.cancelled() else reading.exception()
+    for doc_id, future in futures.items():
+        if reading.cancelled():
+            future.cancel()
+        elif failure is not None:
+            future.set_exception(failure)
+            future.exception()  # retrieved, whether anyone waits or not
+        else:
+            future.set_result(reading.result().get(doc_id))
 
 
 def answered(doc: Mapping[str, Any], revs: bool) -> dict[str, Any]:
