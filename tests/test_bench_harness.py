@@ -371,8 +371,8 @@ def test_the_conflicts_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_residents_bench_runs_quick(tmp_path: Path) -> None:
     """scripts/bench-residents --quick: its own server on a free loopback port, every resident
-    signed up and activated through it, the index built; its figures in the table, the JSON
-    line and --json, and its temp folder removed."""
+    signed up and activated through it, the index built, first syncs and held feeds; its
+    figures in the table, the JSON line and --json, and its temp folder removed."""
     out, temp = tmp_path / "residents.json", tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), bench.ready_flag("bench-residents"): "1"}
@@ -392,4 +392,11 @@ def test_the_residents_bench_runs_quick(tmp_path: Path) -> None:
     assert signups["ratio"] == round(figures["signups_per_second"] / figures["hash_per_second"],
                                      3)
     assert rows["  activated at once"]["met"] is True
+    # A resident's phone: its first sync through the gateway, and a community notice reaching
+    # every held feed of the community and none of the other's.
+    assert figures["first_sync_ms"]["n"] == script("residents").QUICK["first_syncs"]
+    assert figures["first_sync_docs"] >= 5 + script("residents").QUICK["notices"]
+    assert figures["notice_reached"] == figures["notice_feeds"] > 0
+    assert figures["woken_elsewhere"] == 0 and figures["held_feeds"] > figures["notice_feeds"]
+    assert rows["first sync p95"]["baseline"] == figures["first_sync_store_ms"]["p95"]
     assert not list(temp.glob("linli-bench-residents-*"))
