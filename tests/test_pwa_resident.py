@@ -466,11 +466,11 @@ async def test_the_household_its_full_number_and_a_correction(
     page = phone.page
     await phone.check_screen("home, active")
 
-    # The household with its members, their ID numbers down to their last four.
+    # The household with its members, their ID numbers down to their last two.
     await page.click("#r-household-link")
     await page.wait_for_selector("ul.members li >> nth=1")
     members = await page.text_content("ul.members")
-    assert "王芳" in members and "**************002X" in members and "19900517" not in members
+    assert "王芳" in members and "****************2X" in members and "19900517" not in members
     await phone.check_screen("household, members")
 
     # His own full number, after his password: on this screen only; a wrong password first.
