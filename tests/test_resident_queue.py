@@ -305,6 +305,41 @@ async def test_a_code_redeemed_twice_at_once_is_spent_once(
     assert sorted(states) == ["active", "pending"]
 
 
+async def test_moved_out_and_back_a_new_code_links_again(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Removed from household 2, the resident returns: a new code makes a new link beside the
+    removed one, which stays on record; a code for a household already theirs is not spent."""
+    place = await a_community(client, city)
+    phone, account = await waiting(client, city, caplog, place)
+    for n, code in enumerate(("ABCD2345", "EFGH6789"), start=1):
+        status, body = await put(client, place.grid, place.worker,
+                                 a_code(place, 2, code, age=datetime.timedelta(0)))
+        assert status == 201, body
+        resp = await client.post("/api/residents/activate", json={"code": code},
+                                 headers=basic(phone, PASSWORD))
+        assert resp.status == 200, await resp.text()
+        link = await city.get(place.grid, f"resident:{account}-{place.grid}-0002"
+                              + ("" if n == 1 else f"-{n}"))
+        assert link["status"] == "active"
+        status, body = await put(client, place.grid, place.worker, {
+            **link, "status": "removed", "removed_at": now(), "removed_reason": "已迁出"})
+        assert status == 201, body
+    assert (await me(client, phone))["households"] == []
+    # Back once more, then a second code for the same household: it stays unspent.
+    for code in ("JKMN2345", "PQRS6789"):
+        status, body = await put(client, place.grid, place.worker,
+                                 a_code(place, 2, code, age=datetime.timedelta(0)))
+        resp = await client.post("/api/residents/activate", json={"code": code},
+                                 headers=basic(phone, PASSWORD))
+        assert resp.status == 200, await resp.text()
+    spare = await city.get(place.grid, f"activation_code:{place.grid}-PQRS6789")
+    assert "used_by" not in spare
+    shown = (await me(client, phone))["households"]
+    assert [(h["household"], h["status"]) for h in shown] == [(place.household(2), "active")]
+    removed = await city.get(place.grid, f"resident:{account}-{place.grid}-0002")
+    assert removed["status"] == "removed"  # the act stays on record
+
+
 # -- removing a resident -------------------------------------------------------------------------
 
 async def purged(client: TestClient, phone: str, held: list[str], expected: list[str]) -> bool:

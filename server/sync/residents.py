@@ -34,6 +34,7 @@ audit = logging.getLogger("linli.audit")
 INDEX_SECONDS = 60.0  # a community's index is rebuilt when older: new households are matched
 SERVER = User(name=signup.SIGNUP_AUTHOR, role="admin")
 PAGE = 2000
+MAX_LINKS = 20  # links of one account to one household: moved out and back, 19 times
 
 
 class AlreadyRegistered(Exception):
@@ -253,10 +254,15 @@ class Residents:
     async def redeem(self, stored: Mapping[str, Any], account: str,
                      now: datetime.datetime) -> dict[str, Any] | None:
         """A valid code spent by `account`: the code first (a code spent meanwhile is a
-        conflict: None), then the link, then the account told where its records are."""
-        link, used = activation.redeem(stored, account, link_id(account, str(
-            stored["household"])), now)
+        conflict: None), then the link, then the account told where its records are. An
+        account already active in the household keeps its link and leaves the code unspent;
+        one removed from it (moved out, back again) gets a new link beside the removed one,
+        which stays on record."""
         grid = str(stored["grid"])
+        new_id, live = await self.free_link_id(grid, account, str(stored["household"]))
+        if live is not None:
+            return live
+        link, used = activation.redeem(stored, account, new_id, now)
         spent = await self.write(grid, [used])
         if not spent or not spent[0].get("ok"):
             return None
@@ -269,6 +275,20 @@ class Residents:
         audit.info("%s activated household %s by code %s", account, stored["household"],
                    stored["_id"])
         return link
+
+    async def free_link_id(self, grid: str, account: str,
+                           household: str) -> tuple[str, dict[str, Any] | None]:
+        """The id a new link of `account` to `household` takes, or the live link it has."""
+        base = link_id(account, household)
+        for n in range(1, MAX_LINKS + 1):
+            candidate = base if n == 1 else f"{base}-{n}"
+            try:
+                found = await self.couch.get(db_path(grid_db(grid), candidate))
+            except NotFound:
+                return candidate, None
+            if found.get("status") != "removed":
+                return candidate, dict(found)
+        raise Unwritable(f"{base}: {MAX_LINKS} links already")
 
     async def add_grid(self, account: str, grid: str) -> None:
         for _ in range(3):
