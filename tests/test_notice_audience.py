@@ -45,6 +45,11 @@ HOME = Place(street="330802001", community="330802001001", grid="g1", building="
     ({"level": "grid", "codes": ["g2"]}, False),
     ({"level": "building", "codes": ["fmj-3"]}, True),
     ({"level": "building", "codes": ["fmj-4"]}, False),
+    # A supervisor's building notice holds the grids it was addressed in: the same compound
+    # code and number in another community's grid is another building.
+    ({"level": "building", "codes": ["fmj-3"], "grids": ["g1", "g7"]}, True),
+    ({"level": "building", "codes": ["fmj-3"], "grids": ["g7"]}, False),
+    ({"level": "building", "codes": ["fmj-3"], "grids": "g1"}, False),
     ({"level": "community", "codes": ["330802001001"], "tags": ["elderly_alone"]}, True),
     ({"level": "community", "codes": ["330802001001"], "tags": ["hardship", "owner"]}, True),
     ({"level": "community", "codes": ["330802001001"], "tags": ["tenant"]}, False),

@@ -236,6 +236,23 @@ async def test_an_author_addresses_only_their_scope(client: TestClient, town: To
     assert await notice_ids(client) == before
 
 
+async def test_a_building_notice_holds_the_grids_it_was_addressed_in(client: TestClient,
+                                                                     town: Town) -> None:
+    """A building's code is its compound's and its number, which repeat across communities:
+    the server pins a supervisor's building notice to the grids of their reach where the
+    building was found, so it never reaches a namesake building elsewhere. The author cannot
+    say which grids."""
+    status, answer = await publish(client, town.sup1, draft({"level": "building",
+                                                             "codes": ["c1-3"]}))
+    assert status == 201, answer
+    assert answer["notice"]["audience"]["grids"] == [town.g1]
+    before = await notice_ids(client)
+    status, answer = await publish(client, town.sup1, draft(
+        {"level": "building", "codes": ["c1-3"], "grids": [town.g3]}))
+    assert status == 400 and "发布范围" in answer["reason"], answer
+    assert await notice_ids(client) == before
+
+
 async def test_outside_the_scope_and_nonexistent_answer_alike(client: TestClient,
                                                                town: Town) -> None:
     """No oracle of another community's codes: its code and a made-up one answer the same."""

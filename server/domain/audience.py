@@ -115,6 +115,12 @@ def includes(audience: Mapping[str, Any], place: Place) -> bool:
     codes = audience.get("codes")
     if level != "city" and (not isinstance(codes, list) or place.code(level) not in codes):
         return False
+    # A building's code is its compound's and its number, and compound codes repeat across
+    # communities: a supervisor's building notice holds the grids it was addressed in.
+    grids = audience.get("grids")
+    if level == "building" and grids is not None and (
+            not isinstance(grids, list) or place.grid not in grids):
+        return False
     tags = audience.get("tags") or []
     if not isinstance(tags, list):
         return False

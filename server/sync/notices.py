@@ -82,6 +82,8 @@ class Notices:
         if problems:
             raise refused(problems)
         doc = notices.notice_doc(draft, user.name, new_notice_id(), now)
+        if grids_of:  # a supervisor's buildings: only where they were found in their reach
+            doc["audience"]["grids"] = sorted(set().union(*grids_of.values()))
         stated = self.schemas.problems(doc)
         if stated:
             raise Refused(400, "bad_request", "；".join(stated))
