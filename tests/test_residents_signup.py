@@ -26,7 +26,7 @@ from server.domain.scope import DIRECTORY_DB
 from server.domain.signup import PUBLIC_ANSWER
 from server.sync.verification import SENDERS
 from server.web.app import create_app
-from server.web.keys import DIRECTORY
+from server.web.keys import DIRECTORY, SIGNUP_LIMITS
 
 PASSWORD = "resident-pass-7"
 _phones = itertools.count(1)
@@ -395,6 +395,30 @@ async def test_wrong_used_and_expired_codes_then_a_pause(
     assert resp.status == 429 and "15 分钟" in (await resp.json())["reason"]
     assert "used_by" not in await city.get(place.grid, f"activation_code:{place.grid}-GXXDGXXD")
     assert (await me(client, phone))["state"] == "pending"
+
+
+async def test_codes_sent_all_at_once_are_counted_in_the_order_they_arrive(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty wrong codes at once: each try is counted as it arrives, before the store is
+    read, so five are compared and the rest wait; and a right code counts against nobody."""
+    place, phone = await a_community(client, city), new_phone()
+    assert (await joined(client, caplog, signup_body(place, phone)))[0] == 200
+    headers = basic(phone, PASSWORD)
+
+    async def attempt(n: int) -> int:
+        typed = "WRNGWR" + "ABCDEFGHJKMNPQRSTUVW"[n] * 2  # codes, each a wrong one
+        resp = await client.post("/api/residents/activate", json={"code": typed},
+                                 headers=headers)
+        await resp.read()
+        return resp.status
+
+    statuses = await asyncio.gather(*(attempt(n) for n in range(20)))
+    assert sorted(statuses) == [400] * 5 + [429] * 15, statuses
+    limits = client.app[SIGNUP_LIMITS]
+    other = (f"account:{await account_of(client, phone)}x", "address:10.8.8.8")
+    counted = limits.try_code(other, datetime.datetime.now(datetime.UTC))
+    limits.right_code(other[0], counted)  # a right code: the address's try is taken back
+    assert not {"address:10.8.8.8", other[0]} & set(limits._attempts)
 
 
 async def test_activation_is_for_residents_logged_in(client: TestClient, city: City) -> None:

@@ -12,6 +12,9 @@ from server.config import Config
 from server.domain.activation import Attempts
 from server.web.auth import RATE_KEYS_MAX, FailureCounter
 
+Counted = dict[str, tuple[Attempts | None, Attempts | None]]
+"""A try's keys, each with its state before and after the try was counted."""
+
 
 class SignupLimits:
     def __init__(self, config: Config) -> None:
@@ -42,5 +45,22 @@ class SignupLimits:
         while len(self._attempts) > RATE_KEYS_MAX:
             self._attempts.popitem(last=False)
 
-    def right_code(self, key: str) -> None:
-        self._attempts.pop(key, None)
+    def try_code(self, keys: tuple[str, ...], now: datetime.datetime) -> Counted:
+        """Count a try as it arrives, as a wrong one until the code proves right (as logins
+        are counted before hashing): tries sent all at once, each reading the store before it
+        knew, would otherwise all be compared before the first was counted. What it replaced,
+        for `right_code`."""
+        before = {key: self._attempts.get(key) for key in keys}
+        self.wrong_code(keys, now)
+        return {key: (before[key], self._attempts.get(key)) for key in keys}
+
+    def right_code(self, account: str, counted: Counted) -> None:
+        """A right code: the account starts afresh; an address's try is taken back, unless
+        another try has counted there since."""
+        self._attempts.pop(account, None)
+        for key, (before, after) in counted.items():
+            if key != account and after is not None and self._attempts.get(key) is after:
+                if before is None:
+                    self._attempts.pop(key, None)
+                else:
+                    self._attempts[key] = before

@@ -187,12 +187,12 @@ async def activate(request: web.Request) -> web.Response:
     if wait:
         raise errors.CouchError(429, "too_many_requests", activation.pause_problem(
             wait).message, headers={"Retry-After": str(int(wait.total_seconds()) + 1)})
+    counted = limits.try_code(keys, now)  # before any await: racing tries count in order
     account = await residents.account_doc(user.name) or {}
     community = str((account.get("resident") or {}).get("community") or "")
     stored = await residents.find_code(community, code) if community else None
     problem = activation.verdict_problem(activation.verdict(stored, now))
     if problem is not None:
-        limits.wrong_code(keys, now)
         raise refuse([problem])
     assert stored is not None
     link = await residents.redeem(stored, user.name, now)
@@ -200,7 +200,7 @@ async def activate(request: web.Request) -> web.Response:
         used = activation.verdict_problem("used")
         assert used is not None
         raise errors.CouchError(409, "conflict", used.message)
-    limits.right_code(keys[0])
+    limits.right_code(keys[0], counted)
     return json_response({"ok": True, "household": link["household"], "role": link["role"],
                           "status": link["status"]})
 
