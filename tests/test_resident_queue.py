@@ -427,6 +427,29 @@ async def ask(client: TestClient, phone: str, body: Any) -> tuple[int, Any]:
     return resp.status, await resp.json()
 
 
+async def test_corrections_sent_all_at_once_keep_to_five_open(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty at once: each numbered by what was read, so two that read alike take one id
+    and the store writes one of them; never more than five open, the rest told to retry or
+    to wait, and each stored request is whole."""
+    place = await a_community(client, city)
+    phone, account = await active_resident(client, city, caplog, place)
+    body = {"changes": [{"record": place.household(1), "field": "/head_name",
+                         "proposed": "王伟强"}]}
+    answers = await asyncio.gather(*(ask(client, phone, body) for _ in range(20)))
+    statuses = [status for status, _ in answers]
+    assert 1 <= statuses.count(201) <= 5 and set(statuses) <= {201, 409, 429}, statuses
+    stored = await city.run(lambda: [row.doc for row in city.db(place.grid).view(
+        "_all_docs", startkey=f"correction_request:{account}-",
+        endkey=f"correction_request:{account}-\ufff0", include_docs=True)])
+    assert len(stored) == statuses.count(201)
+    assert all(doc["status"] == "open" and doc["created_by"] == account for doc in stored)
+    while statuses.count(201) < 5:  # one at a time, the rest are taken until five are open
+        status, _ = await ask(client, phone, body)
+        statuses.append(status)
+    assert (await ask(client, phone, body))[0] == 429
+
+
 async def test_a_correction_goes_to_the_worker_and_an_accepted_one_changes_the_record(
         client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
     place = await a_community(client, city)

@@ -10,7 +10,6 @@ Thin controllers: the rules are server/domain/resident_queue.py and resident_wri
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -95,12 +94,15 @@ async def members(couch: CouchClient, grid: str, household: str) -> dict[str, di
     return found
 
 
-async def open_requests(couch: CouchClient, grid: str, account: str) -> int:
+async def own_requests(couch: CouchClient, grid: str, account: str) -> tuple[int, int]:
+    """The account's correction requests in the grid: (how many, how many open), read at
+    once. The next one is numbered by the first: two sent at once take the same id, which the
+    store lets only one of them write, so the open ones never pass MAX_OPEN."""
     page = await couch.get(db_path(grid_db(grid), "_all_docs"), include_docs="true",
                            startkey=f'"correction_request:{account}-"',
                            endkey=f'"correction_request:{account}-\ufff0"')
-    return sum(1 for row in page.get("rows", [])
-               if (row.get("doc") or {}).get("status") == "open")
+    rows = page.get("rows", [])
+    return len(rows), sum(1 for row in rows if (row.get("doc") or {}).get("status") == "open")
 
 
 async def corrections(request: web.Request) -> web.Response:
@@ -128,13 +130,14 @@ async def corrections(request: web.Request) -> web.Response:
     problems = proposed_problems(request, records, body["changes"])
     if problems:
         raise refuse(problems)
-    if await open_requests(couch, grid, user.name) >= MAX_OPEN:
+    sent, still_open = await own_requests(couch, grid, user.name)
+    if still_open >= MAX_OPEN:
         raise errors.CouchError(429, "too_many_requests", bilingual(
             f"您已有 {MAX_OPEN} 份更正申请待处理，请等网格员答复后再提交",
             f"You have {MAX_OPEN} correction requests waiting; wait for the grid worker's "
             "answer first"))
     doc = resident_queue.correction_request(
-        f"correction_request:{user.name}-{secrets.token_hex(6)}", user.name, household, grid,
+        f"correction_request:{user.name}-{sent + 1:04d}", user.name, household, grid,
         body["changes"], note)
     problem = resident_write_problem(doc, None, user.name, own, frozenset())
     if problem is not None:
