@@ -161,4 +161,7 @@ async def test_a_resident_sees_nothing_of_another_household_on_any_route(
 def normal(answer: tuple[int, str], doc_id: str) -> tuple[int, str]:
     status, text = answer
     text = text.replace(json.dumps(doc_id)[1:-1], "ID").replace(quote(doc_id, safe=""), "ID")
+    # A message repeats a field name sent (an id as a key) cut to its first 40 characters
+    # (server/domain/text.py, shown_name): what was sent, not what is stored.
+    text = text.replace(doc_id[:40], "ID")
     return status, NOW.sub('"T"', UUID.sub('"U"', SEQ.sub(r'"\1":"S"', text)))
