@@ -25,7 +25,7 @@ from test_residents_signup import joined as signed_up_and_verified
 from server.config import Config
 from server.sync.allowed import SYNC_ID, ResidentSeq
 from server.web.app import create_app
-from server.web.keys import DIRECTORY, RESIDENT_FEEDS_HELD, RESIDENT_INDEX
+from server.web.keys import DIRECTORY, LIVE_FEEDS, RESIDENT_FEEDS_HELD, RESIDENT_INDEX
 
 DB = "/couch/linli-resident"
 
@@ -101,7 +101,8 @@ async def test_a_change_to_the_household_arrives_live_a_neighbours_never(
                                          timeout="10000"))
     neighbour = asyncio.ensure_future(feed(client, li, since=theirs, feed="longpoll",
                                            timeout="3000"))
-    await asyncio.sleep(0.3)
+    feeds = client.app[LIVE_FEEDS]
+    await eventually(lambda: len(feeds.by_key) == 2, what="both phones wait in the server")
     stored = await city.get(place.grid, place.household(1))
     await city.save(place.grid, {**stored, "head_name": "王伟伟"})
     client.app[RESIDENT_INDEX].notice(f"grid-{place.grid}")
@@ -287,7 +288,8 @@ async def test_a_held_feed_rings_when_ids_leave_and_a_stale_seq_gets_a_resend(
     assert notice["_id"] in held
     waiting = asyncio.ensure_future(feed(client, wang, since=first["last_seq"],
                                          feed="longpoll", timeout="10000"))
-    await asyncio.sleep(0.3)
+    feeds = client.app[LIVE_FEEDS]
+    await eventually(lambda: len(feeds.by_key) == 1, what="the phone waits in the server")
     residents = await city.run(city.couch.__getitem__, "linli-residents")
     stored = await city.run(residents.get, notice["_id"])
     await city.run(residents.save, {**stored, "status": "withdrawn"})
