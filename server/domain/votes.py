@@ -1,0 +1,386 @@
+"""Owners' joint decisions (业主共同决定事项) and their count: pure rules, exact arithmetic.
+
+The law, as these functions read it:
+- PRC Civil Code (民法典) art. 278, para. 1: the nine matters owners decide together (MATTERS).
+- Art. 278, para. 2: owners holding at least two thirds (三分之二以上, "以上" includes the
+  boundary, Civil Code art. 1259) of the exclusive-part area AND at least two thirds of all
+  owners by headcount take part (`quorum_met`). Matters 6-8 need at least three quarters of
+  the participating area AND of the participating owners (`approved_special`); the others
+  more than half (过半数, the boundary excluded) of each (`approved_ordinary`).
+- 《最高人民法院关于审理建筑物区分所有权纠纷案件适用法律若干问题的解释》(法释〔2009〕7号,
+  amended by 法释〔2020〕17号), art. 8: the area of an exclusive part (专有部分面积) is the
+  area in the property register (不动产登记簿); not yet registered, the surveyed area; not yet
+  surveyed, the area in the sale contract (the register import says which, `area_source`).
+  Art. 9: owners are counted by exclusive parts, one part one person (一个专有部分按一人计算),
+  except that the developer's unsold parts and parts sold but not yet delivered (建设单位尚未
+  出售和虽已出售但尚未交付的部分) count as one, and a buyer of more than one part (同一买受人
+  拥有一个以上专有部分) counts as one (`holder`).
+
+Linli's readings where the texts are silent (docs/votes.md says why):
+- Co-owners (共有人) of one part are one buyer: they cast one ballot together and count once.
+  A buyer is the exact set of owners on the register: A alone and A with B are two buyers.
+- A buyer of several parts counts once in headcount, but casts a ballot per part (the area is
+  per part). Their headcount goes with the last ballot the server received among their parts.
+- Order is the server's order of receipt, never a phone's clock: a unit's last ballot received
+  before the close counts, earlier ones are replaced, later ones are late (kept, not counted).
+- Elections (选举业主委员会, matter 3): 5-11 seats, odd (住房和城乡建设部《业主大会和业主
+  委员会指导规则》2009, art. 31); a ballot names at most `seats` distinct candidates; a
+  candidate approved by more than half of the participating area and owners may take a seat;
+  seats go by headcount of votes; a tie across the last seats is reported, and those seats stay
+  open for the committee to decide: never broken here, silently or otherwise.
+
+Areas are integers of square centimetres; shares are `fractions.Fraction`; no float anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+CM2_PER_M2 = 10_000
+MAX_AREA_CM2 = 100_000 * CM2_PER_M2  # 100,000 m²: no exclusive part is larger; a typo is
+DEVELOPER = "developer"  # the holder of every unsold or undelivered part, counted once
+CHOICES = ("yes", "no", "abstain")  # 同意 / 不同意 / 弃权 (abstaining still takes part)
+MIN_SEATS, MAX_SEATS = 5, 11
+
+
+@dataclasses.dataclass(frozen=True)
+class Matter:
+    """One of art. 278's nine matters and the approval rule it takes."""
+
+    number: int
+    code: str
+    zh: str
+    en: str
+    special: bool  # matters 6-8: three quarters
+
+
+MATTERS: dict[str, Matter] = {m.code: m for m in (
+    Matter(1, "procedure_rules", "制定和修改业主大会议事规则",
+           "Rules of procedure of the owners' assembly", False),
+    Matter(2, "covenant", "制定和修改管理规约", "The management covenant", False),
+    Matter(3, "committee", "选举业主委员会或者更换业主委员会成员",
+           "Electing or replacing the owners' committee", False),
+    Matter(4, "manager", "选聘和解聘物业服务企业或者其他管理人",
+           "Hiring or dismissing the property company or other manager", False),
+    Matter(5, "fund_use", "使用建筑物及其附属设施的维修资金", "Using the maintenance fund",
+           False),
+    Matter(6, "fund_raise", "筹集建筑物及其附属设施的维修资金", "Raising the maintenance fund",
+           True),
+    Matter(7, "rebuild", "改建、重建建筑物及其附属设施", "Rebuilding", True),
+    Matter(8, "common_use", "改变共有部分的用途或者利用共有部分从事经营活动",
+           "Changing the use of common parts or running a business in them", True),
+    Matter(9, "other", "有关共有和共同管理权利的其他重大事项", "Other major matters", False),
+)}
+
+
+# --- the thresholds: one rule each --------------------------------------------------------
+
+def share(part: int, whole: int) -> Fraction:
+    """part/whole exactly; an empty whole is a share of nothing (no vote passes on it)."""
+    return Fraction(part, whole) if whole > 0 else Fraction(0)
+
+
+def quorum_met(area: Fraction, owners: Fraction) -> bool:
+    """Civil Code art. 278 para. 2: 专有部分面积占比三分之二以上的业主且人数占比三分之二以上
+    的业主参与表决 (at least 2/3 of the area AND at least 2/3 of the owners take part)."""
+    return area >= Fraction(2, 3) and owners >= Fraction(2, 3)
+
+
+def approved_special(area: Fraction, owners: Fraction) -> bool:
+    """Civil Code art. 278 para. 3, matters 6-8: 参与表决专有部分面积四分之三以上的业主且参与
+    表决人数四分之三以上的业主同意 (at least 3/4 of the participating area AND owners)."""
+    return area >= Fraction(3, 4) and owners >= Fraction(3, 4)
+
+
+def approved_ordinary(area: Fraction, owners: Fraction) -> bool:
+    """Civil Code art. 278 para. 3, other matters: 参与表决专有部分面积过半数的业主且参与表决
+    人数过半数的业主同意 (more than 1/2 of the participating area AND owners)."""
+    return area > Fraction(1, 2) and owners > Fraction(1, 2)
+
+
+def approval_rule(matter: Matter) -> Callable[[Fraction, Fraction], bool]:
+    return approved_special if matter.special else approved_ordinary
+
+
+def threshold_text(matter: Matter) -> str:
+    return ">=3/4" if matter.special else ">1/2"
+
+
+# --- areas and owners ----------------------------------------------------------------------
+
+def area_cm2(value: Any) -> int:
+    """Square metres as registered (a decimal string, a Decimal or an int) to whole square
+    centimetres (司法解释 art. 8: the register's area). Floats are refused: 89.1 as a float is
+    not 89.1, and a count must not depend on it. Raises ValueError."""
+    if isinstance(value, (bool, float)):
+        raise ValueError("area must be a decimal string, not a float")
+    try:
+        exact = Decimal(str(value).strip()) * CM2_PER_M2
+    except InvalidOperation as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not exact.is_finite() or exact != exact.to_integral_value():
+        raise ValueError(f"more than four decimals of m²: {value!r}")
+    cm2 = int(exact)
+    if not 0 < cm2 <= MAX_AREA_CM2:
+        raise ValueError(f"area out of range: {value!r}")
+    return cm2
+
+
+def shown_m2(cm2: int) -> str:
+    """Whole cm² back to m², exactly: 895000 → "89.5"."""
+    text = format(Decimal(cm2) / CM2_PER_M2, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """An exclusive part (专有部分): its register area and who holds it."""
+
+    id: str
+    area_cm2: int
+    owners: frozenset[str]
+    developer_held: bool = False  # unsold, or sold and not delivered (司法解释 art. 9)
+
+
+def holder(unit: Unit) -> str:
+    """Who the part counts for in headcount (司法解释 art. 9): the developer once for all its
+    unsold and undelivered parts; otherwise the buyer, the exact set of co-owners, once however
+    many parts they hold."""
+    if unit.developer_held or not unit.owners:
+        return DEVELOPER
+    return "owners:" + "\x1f".join(sorted(unit.owners))
+
+
+@dataclasses.dataclass(frozen=True)
+class Electorate:
+    """The units of a compound as the register stood when the motion opened."""
+
+    units: Mapping[str, Unit]
+
+    @classmethod
+    def of(cls, units: Iterable[Unit]) -> Electorate:
+        return cls({u.id: u for u in units})
+
+    @property
+    def area_cm2(self) -> int:
+        return sum(u.area_cm2 for u in self.units.values())
+
+    @property
+    def headcount(self) -> int:
+        return len({holder(u) for u in self.units.values()})
+
+    def may_vote(self, unit_id: str, owner: str) -> bool:
+        """An owner on the register of that unit (tenants are not owners)."""
+        unit = self.units.get(unit_id)
+        return unit is not None and owner in unit.owners
+
+
+def owned_units(electorate: Electorate, owner: str) -> list[str]:
+    return sorted(u.id for u in electorate.units.values() if owner in u.owners)
+
+
+# --- motions and elections -----------------------------------------------------------------
+
+def seats_problem(seats: Any) -> str | None:
+    """An owners' committee has 5 to 11 members, an odd number (指导规则 art. 31)."""
+    if not isinstance(seats, int) or isinstance(seats, bool):
+        return "seats must be a whole number"
+    if not MIN_SEATS <= seats <= MAX_SEATS or seats % 2 == 0:
+        return "seats must be odd, from 5 to 11"
+    return None
+
+
+def choice_problem(choice: Any, candidates: Sequence[str] | None, seats: int | None) -> str | None:
+    """What a ballot may say: yes/no/abstain on a motion; on an election a list of at most
+    `seats` distinct candidates (an empty list takes part and approves no one)."""
+    if candidates is None:
+        return None if isinstance(choice, str) and choice in CHOICES else (
+            "choice must be yes, no or abstain")
+    if not isinstance(choice, list) or not all(isinstance(c, str) for c in choice):
+        return "choice must be a list of candidates"
+    if len(set(choice)) != len(choice):
+        return "a candidate is named twice"
+    if seats is not None and len(choice) > seats:
+        return f"at most {seats} candidates"
+    if any(c not in candidates for c in choice):
+        return "not a candidate of this election"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RawBallot:
+    """A ballot as the server stored it; `late` when received after the close."""
+
+    id: str
+    unit: str
+    choice: Any
+    by: str
+    late: bool = False
+    paper: bool = False
+
+
+def receipt(ballot: RawBallot) -> str:
+    """What an owner keeps to check their ballot was counted as cast: a digest of the ballot's
+    id, unit and choice (a choice changed in the store changes it)."""
+    body = json.dumps([ballot.id, ballot.unit, ballot.choice], ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:20]
+
+
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """Which ballot counts for each unit, in receipt order, and what became of the rest."""
+
+    counted: dict[str, RawBallot]  # unit → its last on-time ballot
+    status: dict[str, str]  # ballot id → counted | replaced | late | not_on_register
+    clashes: list[tuple[str, str]]  # (replaced, counted) ballots of different co-owners
+
+
+def tally(electorate: Electorate, ballots: Iterable[RawBallot]) -> Tally:
+    """`ballots` in the server's order of receipt. The last on-time ballot of a unit counts;
+    a replaced ballot of another co-owner with another choice is a clash both are told of."""
+    counted: dict[str, RawBallot] = {}
+    status: dict[str, str] = {}
+    clashes: list[tuple[str, str]] = []
+    replaced_by: dict[str, list[RawBallot]] = {}
+    for ballot in ballots:
+        if ballot.unit not in electorate.units:
+            status[ballot.id] = "not_on_register"
+            continue
+        if ballot.late:
+            status[ballot.id] = "late"
+            continue
+        earlier = counted.get(ballot.unit)
+        if earlier is not None:
+            status[earlier.id] = "replaced"
+            replaced_by.setdefault(ballot.unit, []).append(earlier)
+        counted[ballot.unit] = ballot
+        status[ballot.id] = "counted"
+    for unit, earlier_ones in replaced_by.items():
+        last = counted[unit]
+        clashes += [(b.id, last.id) for b in earlier_ones
+                    if b.by != last.by and b.choice != last.choice]
+    return Tally(counted, status, clashes)
+
+
+def _heads(electorate: Electorate, counted: Mapping[str, RawBallot],
+           order: Mapping[str, int]) -> dict[str, RawBallot]:
+    """Holder → the ballot their headcount goes with: the last received among their parts."""
+    by_holder: dict[str, RawBallot] = {}
+    for unit, ballot in counted.items():
+        key = holder(electorate.units[unit])
+        if key not in by_holder or order[ballot.id] > order[by_holder[key].id]:
+            by_holder[key] = ballot
+    return by_holder
+
+
+def _fraction(value: Fraction) -> dict[str, Any]:
+    """A share as the result states it: exact, and as a percentage to two places (rounded
+    down, so 66.67 % is never shown for a share just below 2/3)."""
+    hundredths = value.numerator * 10_000 // value.denominator
+    return {"exact": f"{value.numerator}/{value.denominator}",
+            "percent": f"{hundredths // 100}.{hundredths % 100:02d}"}
+
+
+def _part(area: int, of_area: int, heads: int, of_heads: int) -> dict[str, Any]:
+    return {"area_cm2": area, "area_m2": shown_m2(area), "area_share": _fraction(
+        share(area, of_area)), "owners": heads, "owners_share": _fraction(share(heads, of_heads))}
+
+
+@dataclasses.dataclass(frozen=True)
+class Motion:
+    """What the count needs of a motion: its matter and, for an election, seats and
+    candidates (ids in the order shown)."""
+
+    id: str
+    matter: Matter
+    seats: int | None = None
+    candidates: tuple[str, ...] | None = None
+
+
+def count(motion: Motion, electorate: Electorate, ballots: Sequence[RawBallot]) -> dict[str, Any]:
+    """The result of a closed vote from its raw ballots in receipt order (a plain dict, the
+    same for the same input: `canonical` makes it bytes)."""
+    result_tally = tally(electorate, ballots)
+    order = {b.id: i for i, b in enumerate(ballots)}
+    counted = result_tally.counted
+    heads = _heads(electorate, counted, order)
+    total_area, total_heads = electorate.area_cm2, electorate.headcount
+    part_area = sum(electorate.units[u].area_cm2 for u in counted)
+    part_heads = len(heads)
+    area_share, heads_share = share(part_area, total_area), share(part_heads, total_heads)
+    quorum = quorum_met(area_share, heads_share)
+    rule = approval_rule(motion.matter)
+
+    def support(approves: Callable[[Any], bool]) -> dict[str, Any]:
+        area = sum(electorate.units[u].area_cm2 for u, b in counted.items() if approves(b.choice))
+        owners = sum(1 for b in heads.values() if approves(b.choice))
+        met = rule(share(area, part_area), share(owners, part_heads))
+        return {**_part(area, part_area, owners, part_heads), "met": met}
+
+    result: dict[str, Any] = {
+        "motion": motion.id, "matter": motion.matter.number, "matter_code": motion.matter.code,
+        "electorate": {"units": len(electorate.units), "area_cm2": total_area,
+                       "area_m2": shown_m2(total_area), "owners": total_heads},
+        "participation": {**_part(part_area, total_area, part_heads, total_heads),
+                          "units": len(counted), "threshold": ">=2/3", "met": quorum},
+        "approval_threshold": threshold_text(motion.matter),
+        "ballots": {s: sum(1 for v in result_tally.status.values() if v == s)
+                    for s in ("counted", "replaced", "late", "not_on_register")},
+        "receipts": sorted([receipt(b), result_tally.status[b.id]] for b in ballots),
+        "clashes": len(result_tally.clashes),
+    }
+    if motion.candidates is None:
+        approval = support(lambda choice: choice == "yes")
+        result["approval"] = approval
+        result["passed"] = quorum and approval["met"]
+        return result
+    candidates = {c: support(lambda choice, c=c: isinstance(choice, list) and c in choice)
+                  for c in motion.candidates}
+    result["candidates"] = [{"id": c, **candidates[c]} for c in motion.candidates]
+    result.update(seat(motion.seats or 0, candidates, quorum))
+    result["passed"] = quorum and bool(result["elected"])
+    return result
+
+
+def seat(seats: int, candidates: Mapping[str, Mapping[str, Any]], quorum: bool) -> dict[str, Any]:
+    """Seats to the approved candidates with the most owners' votes; a group tied across the
+    last seats is reported and their seats left open (never broken here)."""
+    if not quorum:
+        return {"elected": [], "tied": [], "open_seats": seats}
+    approved = sorted((c for c, s in candidates.items() if s["met"]),
+                      key=lambda c: (-candidates[c]["owners"], c))
+    elected: list[str] = []
+    tied: list[str] = []
+    position = 0
+    while position < len(approved) and len(elected) < seats:
+        votes = candidates[approved[position]]["owners"]
+        group = [c for c in approved if candidates[c]["owners"] == votes]
+        if len(elected) + len(group) <= seats:
+            elected += group
+        else:
+            tied = group
+            break
+        position += len(group)
+    return {"elected": elected, "tied": tied, "open_seats": seats - len(elected)}
+
+
+def canonical(result: Mapping[str, Any]) -> bytes:
+    """The published bytes: sorted keys, no spaces, UTF-8; a recount must give the same."""
+    return json.dumps(result, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+
+
+def participation(electorate: Electorate, voted_units: Iterable[str]) -> dict[str, Any]:
+    """While a vote is open only this is shown: how much of the compound has voted."""
+    units = {u for u in voted_units if u in electorate.units}
+    area = sum(electorate.units[u].area_cm2 for u in units)
+    heads = len({holder(electorate.units[u]) for u in units})
+    return {**_part(area, electorate.area_cm2, heads, electorate.headcount),
+            "units": len(units)}
