@@ -56,10 +56,10 @@ def test_every_schema_is_closed_and_labelled() -> None:
         schema = validator.schema  # with the shared definitions inlined
         assert schema["$id"] == f"urn:linli:schema:{doc_type}:v{version}"
         assert schema["additionalProperties"] is False
-        assert schema["x-database"] in ("grid", "directory", "residents")
+        assert schema["x-database"] in ("grid", "directory", "residents", "claims")
         if schema["x-database"] == "grid":
             assert {"type", "schema_version", "grid", "created_by"} <= set(schema["required"])
-        if schema["x-database"] == "residents":  # what residents write, and notices to them
+        if schema["x-database"] in ("residents", "claims"):  # residents' acts, notices to them
             assert {"type", "schema_version", "created_by"} <= set(schema["required"])
         for where, prop in labelled_fields(schema):
             assert prop.get("title") and prop.get("x-title-en"), (doc_type, where)
