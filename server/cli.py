@@ -19,7 +19,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from server import errors
-from server.admin import directory, registry_import
+from server.admin import directory, property_register, registry_import
 from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
 from server.domain.matching import HouseholdIndex, match
@@ -161,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default FILE.errors.csv)")
     households.add_argument("--template", action="store_true",
                             help="write the template to FILE instead of importing")
+    units = imports.add_parser(
+        "units", help="import the property register (units, areas, owners) for owners' votes")
+    units.add_argument("file", type=Path)
+    units.add_argument("--dry-run", action="store_true",
+                       help="check every row and report; write nothing")
+    units.add_argument("--errors", type=Path, help="where refused rows go "
+                       "(default FILE.errors.csv)")
+    units.add_argument("--template", action="store_true",
+                       help="write the template to FILE instead of importing")
     return parser
 
 
@@ -190,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(config)
     if args.command == "import" and args.template:
-        registry_import.write_template(args.file)
+        (property_register if args.action == "units" else registry_import).write_template(
+            args.file)
         print(f"template written to {args.file}")
         return 0
     try:
@@ -276,6 +286,11 @@ def administer(args: argparse.Namespace, config: Config) -> int:
             summary = registry_import.import_households(
                 server, args.file, dry_run=args.dry_run,
                 mapping=registry_import.parse_mapping(args.map), error_file=args.errors)
+            print(summary.text(args.dry_run))
+            return 1 if summary.refused else 0
+        elif args.command == "import" and args.action == "units":
+            summary = property_register.import_units(server, args.file, dry_run=args.dry_run,
+                                                     error_file=args.errors)
             print(summary.text(args.dry_run))
             return 1 if summary.refused else 0
         elif args.command == "seed-demo":

@@ -23,7 +23,10 @@ RECEIPTS_DB = "linli-receipts"
 # The residents database (居民库): what crosses grids or is a resident's own (notices, receipts,
 # data requests). Internal like the directory: residents reach it only through their routes.
 RESIDENTS_DB = "linli-residents"
-INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB)  # made at start when missing
+# Owners' votes (业主表决): the property register's units and the motions; each motion's ballots
+# are in a database of their own (`linli-vote-<key>`), whose order of receipt is the count's.
+VOTES_DB = "linli-votes"
+INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB)  # made at start when missing
 INTERNAL_PREFIXES = ("linli-", "_")
 
 ROLES = ("admin", "supervisor", "worker", "resident")
