@@ -201,6 +201,14 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/notices/{notice}/withdraw"): [({}, None)],
         ("post", "/api/notices/{notice}/receipt"): [({}, {})],
         ("post", "/api/residents/purge"): [({}, {"held": scene.ids})],
+        ("get", "/api/volunteer/tasks"): [({}, None)],
+        ("post", "/api/volunteer/tasks"): [({}, {
+            "title": "清扫", "description": "打扫", "place": "3幢", "community": scene.community,
+            "starts_at": "2030-01-01T09:00:00+08:00", "ends_at": "2030-01-01T10:00:00+08:00",
+            "places": 2})],
+        ("get", "/api/volunteer/tasks/{task}/allocation"): [({}, None)],
+        ("post", "/api/volunteer/tasks/{task}/claim"): [({}, {"claim_id": "abcdefgh"})],
+        ("post", "/api/volunteer/tasks/{task}/cancel"): [({}, {"claim_id": "abcdefgh"})],
     }
 
 

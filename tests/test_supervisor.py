@@ -196,7 +196,7 @@ async def test_every_part_is_reported_with_the_lag_it_can_tell(
     await wait_for_user(client, admin)
     tasks = (await health(client, basic(admin)))["tasks"]
     assert set(tasks) == {"store", "feeds", "directory", "receipts", "rebuilds", "conflicts",
-                          "aggregates", "sessions", "designs", "door_links",
+                          "aggregates", "sessions", "designs", "door_links", "allocation",
                           "residents-index"}
     assert tasks["store"] == {"status": "ok"}  # a probe alone, on Apache CouchDB's URL
     for name in ("directory", "receipts", "conflicts", "aggregates"):

@@ -7,7 +7,10 @@ A resident may hold, per database:
   deceased person's record is somebody else's now), their own link (`resident`) and their own
   submissions about that household (correction requests);
 - in the residents database: the published notices whose audience includes their household
-  (server/domain/audience.py), and their own receipts and data requests.
+  (server/domain/audience.py), and their own receipts and data requests;
+- the same way, the published volunteer tasks of their community (filed by their audience as
+  notices are), and what the server allocated them (`allocation`, by its `claimant`) and
+  entered in their ledgers (`ledger_entry`, by its `account`), which stay with the account.
 A link that is not active (pending, removed: moved out) gives nothing, nor does a household
 moved out, vacant or deleted; a notice withdrawn or deleted reaches no one; a submission about
 a household they no longer belong to leaves too, but a data request stays with the account
@@ -46,6 +49,10 @@ from server.domain.audience import Place, audience_keys, household_tags, include
 RESIDENTS = "residents"
 DIRECTORY = "directory"
 SUBMISSIONS = frozenset({"correction_request", "notice_receipt", "data_request"})
+# The server's answers to an account, filed by the field naming it; like a data request they
+# stay with the account wherever it lives (a volunteer's hours are theirs).
+OWNED_BY = {"allocation": "claimant", "ledger_entry": "account"}
+SHARED = ("notice", "volunteer_task")  # filed once under their audience's keys
 ACTIVE_HOUSEHOLD = (None, "active")
 PRESENT_PERSON = (None, "present")
 
@@ -109,10 +116,11 @@ class AllowedIds:
         if source == DIRECTORY:
             return self._grid(doc) if kind == "grid" and not deleted else frozenset()
         handler = {"household": self._household, "person": self._person,
-                   "resident": self._link, "notice": self._notice}.get(kind)
+                   "resident": self._link, "notice": self._notice,
+                   "volunteer_task": self._notice}.get(kind)
         if handler is not None:
             return handler(_i(doc_id), None if deleted else doc, source)
-        if kind in SUBMISSIONS:
+        if kind in SUBMISSIONS or kind in OWNED_BY:
             return self._submission(_i(doc_id), None if deleted else doc, source)
         return frozenset()
 
@@ -211,11 +219,13 @@ class AllowedIds:
             if not own:
                 self._own.pop(before, None)
             touched.add(f"account:{before}")
-        author = doc.get("created_by") if doc is not None else None
+        kind = doc_id.split(":", 1)[0]
+        author = doc.get(OWNED_BY.get(kind, "created_by")) if doc is not None else None
         if doc is not None and isinstance(author, str):
             author = _i(author)
             # A data request is the person's own (PIPL arts. 45-47): it stays with the account.
-            household = None if doc_id.startswith("data_request:") else doc.get("household")
+            household = None if kind == "data_request" or kind in OWNED_BY else doc.get(
+                "household")
             self._author[doc_id] = author
             self._own.setdefault(author, {})[doc_id] = (
                 _i(source), _i(household) if isinstance(household, str) else "")

@@ -26,6 +26,9 @@ RESIDENTS_DB = "linli-residents"
 # Owners' votes (业主表决): the property register's units and the motions; each motion's ballots
 # are in a database of their own (`linli-vote-<key>`), whose order of receipt is the count's.
 VOTES_DB = "linli-votes"
+# The claims database (名额申请库): every claim on something limited, written once, in the order
+# received (server/domain/allocation.py). Internal: written by the server's routes only.
+CLAIMS_DB = "linli-claims"
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB)  # made at start when missing
 INTERNAL_PREFIXES = ("linli-", "_")
 

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from server.domain.allowed_ids import DIRECTORY, RESIDENTS, Allowed, AllowedIds
+from server.domain.allowed_ids import DIRECTORY, RESIDENTS, SHARED, Allowed, AllowedIds
 from server.domain.scope import RESIDENTS_DB, Directory, grid_db, grid_of_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync.feeds import json_seq
@@ -162,7 +162,7 @@ class ResidentIndex:
         self.counter += 1
         touched = self.ids.apply(doc, source)
         doc_id = str(doc.get("_id"))
-        if doc_id.startswith("notice:") and source == RESIDENTS:
+        if doc_id.split(":", 1)[0] in SHARED and source == RESIDENTS:
             if doc.get("_deleted") is True:
                 self.notices.pop(doc_id, None)
                 self.notice_reads.pop(doc_id, None)

@@ -32,7 +32,7 @@ from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
 from server.sync.supervisor import Lag, Supervisor
-from server.web import api, guard, health, notices, residents, routing, shell
+from server.web import api, guard, health, notices, residents, routing, shell, volunteering
 from server.web.auth import Authenticator
 from server.web.keys import (
     AGGREGATES,
@@ -326,6 +326,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     api.setup_routes(app)
     residents.setup(app)
     notices.setup(app)
+    volunteering.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

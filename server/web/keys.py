@@ -12,6 +12,7 @@ from server.domain.validation import SchemaRegistry
 from server.store.couch import CouchClient
 from server.store.embedded import EmbeddedStore
 from server.sync.aggregates import Aggregates
+from server.sync.allocation import Allocator
 from server.sync.allowed import ResidentIndex
 from server.sync.conflicts import Resolver
 from server.sync.door_links import DoorLinks
@@ -25,6 +26,7 @@ from server.sync.replication import FeedLimiter
 from server.sync.residents import Residents
 from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
+from server.sync.volunteering import Volunteering
 from server.web.auth import Authenticator, Session
 from server.web.limits import SignupLimits
 
@@ -54,6 +56,8 @@ SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
 MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their data requests
 DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at the door
 NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
+VOLUNTEERING = web.AppKey("volunteering", Volunteering)  # volunteer tasks (任务抢单)
+ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
 RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # residents' own count

@@ -254,7 +254,8 @@ async def refused(request: web.Request, phone: Phone) -> web.Response:
 # a day) in the order they arrive and from who the resident is: a push would skip all that.
 ROUTES = {"notice_receipt": "POST /api/notices/<id>/receipt",
           "correction_request": "POST /api/residents/corrections",
-          "data_request": "POST /api/residents/data-requests"}
+          "data_request": "POST /api/residents/data-requests",
+          "claim": "POST /api/volunteer/tasks/<id>/claim"}
 
 
 def refusal(doc: Any) -> dict[str, Any]:

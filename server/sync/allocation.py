@@ -1,0 +1,227 @@
+"""Limited places in the store (名额分配): claims written once to the claims database, whose
+update sequence is the order received, and the outcome each claimant's phone pulls written to
+the residents database. The rule is server/domain/allocation.py; docs/allocation.md says how a
+feature (volunteer tasks now; rides, slots, stock, votes later) plugs in.
+
+Why it is exact whatever happens:
+- A claim's id is made from its subject, its claimant, its act and the phone's own id for it
+  (`event_id`), and it is written without a revision: a retry, a duplicate sent by two
+  clients, a replay after a server died before answering all meet the stored one (a
+  conflict) and are the same event. Nothing ever changes a stored claim.
+- The order is the store's: `settle` reads the claims database's changes in sequence and
+  appends each new claim to its subject's events; neither a phone's clock nor the order in
+  which this process's requests happened to run decides anything.
+- The outcome is recomputed from all of a subject's events (`allocation.allocate`, pure) and
+  only what differs from what is stored is written; outcome documents hold no time, so two
+  server processes, or one restarted after `kill -9`, compute and write the same documents.
+  After a crash, the next start reads every claim from the first (`run`) and writes what the
+  dead process had not."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from server.domain.allocation import ACTS, Event, Outcome, Terms, allocate
+from server.domain.scope import CLAIMS_DB, RESIDENTS_DB
+from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.sync.supervisor import Lag
+
+log = logging.getLogger(__name__)
+
+AUTHOR = "linli-allocation"  # the outcomes' `created_by`: the server's, not a person's
+PAGE = 1000  # claims read at once
+POLL_SECONDS = 1.0  # how soon claims stored by another server process are allocated
+WRITE_TRIES = 5
+
+TermsOf = Callable[[str], Awaitable[Terms | None]]
+"""A feature's terms for one of its subjects (None: no such subject, its claims wait)."""
+
+
+def subject_key(subject: str) -> str:
+    """A subject (`volunteer_task:ab12`) as it stands inside other ids (`volunteer_task.ab12`)."""
+    return subject.replace(":", ".")
+
+
+def event_id(subject: str, claimant: str, act: str, claim_id: str) -> str:
+    return f"claim:{subject_key(subject)}:{claimant}:{act}:{claim_id}"
+
+
+def outcome_id(subject: str, claimant: str) -> str:
+    return f"allocation:{subject_key(subject)}:{claimant}"
+
+
+def outcome_doc(subject: str, claimant: str, outcome: Outcome) -> dict[str, Any]:
+    """What the claimant's phone receives; no time in it, so every process writes the same."""
+    return {"_id": outcome_id(subject, claimant), "type": "allocation", "schema_version": 1,
+            "created_by": AUTHOR, "subject": subject, "claimant": claimant,
+            "status": outcome.status, "claim": outcome.claim, "promoted": outcome.promoted,
+            "line": outcome.line}
+
+
+def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_") or k == "_id"}
+
+
+class Allocator:
+    """The store's side of allocation; one per app, shared by every feature with places."""
+
+    def __init__(self, couch: CouchClient, terms: Mapping[str, TermsOf],
+                 poll_seconds: float = POLL_SECONDS) -> None:
+        self.couch = couch
+        self.terms = terms  # by the subject's kind (`volunteer_task`)
+        self.poll_seconds = poll_seconds
+        self.since = "0"
+        self.events: dict[str, list[Event]] = {}  # subject -> events in the order received
+        self.outcomes: dict[str, dict[str, Outcome]] = {}
+        self.stored: dict[str, tuple[str, dict[str, Any]]] = {}  # outcome id -> (rev, body)
+        self.read_subjects: set[str] = set()  # whose stored outcomes were read once
+        self.unsettled: set[str] = set()  # subjects whose outcomes are not all written
+        self.lock = asyncio.Lock()
+        self.ready = asyncio.Event()
+        self.nudge = asyncio.Event()
+
+    # -- writing claims --------------------------------------------------------------------
+
+    async def record(self, claim: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Store a claim once: (the stored claim, whether this call stored it). A retry, or
+        the loser of two racing copies, gets the one stored first."""
+        path = db_path(CLAIMS_DB, str(claim["_id"]))
+        try:
+            await self.couch.put(path, dict(claim))
+            return dict(claim), True
+        except Conflict:
+            return dict(await self.couch.get(path)), False
+
+    async def stored_claim(self, claim_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self.couch.get(db_path(CLAIMS_DB, claim_id)))
+        except NotFound:
+            return None
+
+    # -- allocating ------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Read the claims stored since the last read, in the store's order, and write the
+        outcomes they change. One at a time: each reads everything new, so racing callers
+        after a batch of claims mostly find nothing left to do."""
+        async with self.lock:
+            touched = set(self.unsettled)
+            while True:
+                page = await self.couch.get(db_path(CLAIMS_DB, "_changes"), since=self.since,
+                                            include_docs="true", limit=str(PAGE))
+                for change in page.get("results", []):
+                    event = self.event_of(change.get("doc"))
+                    if event is not None:
+                        subject, found = event
+                        self.events.setdefault(subject, []).append(found)
+                        touched.add(subject)
+                self.since = str(page.get("last_seq", self.since))
+                if len(page.get("results", [])) < PAGE:
+                    break
+            self.unsettled = set(touched)
+            for subject in sorted(touched):
+                if await self.allocate(subject):
+                    self.unsettled.discard(subject)
+
+    def event_of(self, doc: Any) -> tuple[str, Event] | None:
+        """A stored claim as an event of its subject; anything else in the database, none."""
+        if not isinstance(doc, Mapping) or doc.get("type") != "claim" or doc.get(
+                "act") not in ACTS:
+            return None
+        try:
+            received = datetime.datetime.fromisoformat(str(doc.get("received_at")))
+        except ValueError:
+            return None
+        return str(doc["subject"]), Event(str(doc["_id"]), doc["act"], str(doc["claimant"]),
+                                          received)
+
+    async def allocate(self, subject: str) -> bool:
+        """Recompute one subject and write what changed; False when its terms are not known
+        yet (its claims are kept and allocated at the next settle)."""
+        terms_of = self.terms.get(subject.split(":", 1)[0])
+        terms = await terms_of(subject) if terms_of is not None else None
+        if terms is None:
+            return False
+        outcomes = allocate(terms, self.events.get(subject, []))
+        self.outcomes[subject] = outcomes
+        await self.write(subject, outcomes)
+        return True
+
+    async def write(self, subject: str, outcomes: Mapping[str, Outcome]) -> None:
+        if subject not in self.read_subjects:
+            await self.read_stored(subject)
+            self.read_subjects.add(subject)
+        wanted = {doc["_id"]: doc for doc in (outcome_doc(subject, who, outcome)
+                                              for who, outcome in outcomes.items())}
+        for _ in range(WRITE_TRIES):
+            due = [{**doc, **({"_rev": self.stored[i][0]} if i in self.stored else {})}
+                   for i, doc in wanted.items() if self.stored.get(i, ("", None))[1] != doc]
+            if not due:
+                return
+            results = await self.couch.post(db_path(RESIDENTS_DB, "_bulk_docs"), {"docs": due})
+            stale = []
+            for result in results:
+                doc_id = str(result.get("id"))
+                if result.get("ok"):
+                    self.stored[doc_id] = (str(result["rev"]), wanted[doc_id])
+                else:
+                    stale.append(doc_id)  # another process wrote it: read, compare, go on
+            for doc_id in stale:
+                await self.read_one(doc_id)
+        raise Conflict(409, {"error": "conflict", "reason": f"outcomes of {subject} kept "
+                                                            "changing"})
+
+    async def read_stored(self, subject: str) -> None:
+        prefix = outcome_id(subject, "")
+        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
+                                    startkey=f'"{prefix}"', endkey=f'"{prefix}\ufff0"')
+        for row in page.get("rows", []):
+            doc = row.get("doc")
+            if isinstance(doc, Mapping) and str(doc.get("_id", "")).startswith(prefix):
+                self.stored[str(doc["_id"])] = (str(doc["_rev"]), body_of(doc))
+
+    async def read_one(self, doc_id: str) -> None:
+        try:
+            doc = await self.couch.get(db_path(RESIDENTS_DB, doc_id))
+        except NotFound:
+            self.stored.pop(doc_id, None)
+            return
+        self.stored[doc_id] = (str(doc["_rev"]), body_of(doc))
+
+    def outcome(self, subject: str, claimant: str) -> Outcome | None:
+        return self.outcomes.get(subject, {}).get(claimant)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Supervised: every claim from the first (a restart recomputes everything, so what a
+        killed process left unwritten is written now), then claims stored by another process
+        every `poll_seconds`, or at once when nudged."""
+        await self.couch.ensure_db(CLAIMS_DB)
+        await self.settle()
+        self.ready.set()
+        while True:
+            try:
+                async with asyncio.timeout(self.poll_seconds):
+                    await self.nudge.wait()
+            except TimeoutError:
+                pass
+            self.nudge.clear()
+            await self.settle()
+
+    async def wait_ready(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self.ready.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def lag(self) -> Lag:
+        if not self.ready.is_set():
+            return Lag(seconds=None, items=None)
+        return Lag(items=len(self.unsettled))

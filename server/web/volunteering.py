@@ -1,0 +1,148 @@
+"""The volunteering routes (志愿服务): a supervisor publishes a task and follows its places; a
+resident claims and cancels (the PWA queues both offline and sends them with the phone's own
+claim id, so a retry is the same claim). Thin controllers: the rules are
+server/domain/volunteering.py and allocation.py, the store's side server/sync/volunteering.py
+and allocation.py. What a resident's phone shows comes back through the resident sync: the
+task, and the `allocation` document the server writes for them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from server import errors
+from server.domain import volunteering as rules
+from server.domain.allocation import LABELS, counts
+from server.domain.scope import User
+from server.errors import json_response
+from server.sync.allocation import Allocator
+from server.sync.notices import refused
+from server.sync.residents import utc_now
+from server.sync.volunteering import KIND, Volunteering, no_such_task
+from server.web.guard import require_user
+from server.web.keys import ALLOCATOR, COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOLUNTEERING
+from server.web.parsing import read_object
+from server.web.resident_sync import index_of
+from server.web.residents import require_resident
+
+PREFIX = "/api/volunteer/tasks"
+SHOWN = ("_id", "title", "description", "place", "community", "starts_at", "ends_at",
+         "deadline", "places", "open_to", "branch", "needs_approval", "status",
+         "published_at", "created_by")
+READY_SECONDS = 10.0  # a claim waits this long for the first allocation after a start
+
+
+def require_publisher(request: web.Request) -> User:
+    user = require_user(request)
+    if user.role not in rules.PUBLISHER_ROLES or user.disabled:
+        raise errors.forbidden("只有社区、街道工作人员或市级管理员可以发布志愿任务",
+                               "Only community or street supervisors and the city admin "
+                               "publish volunteer tasks.")
+    return user
+
+
+def shown(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in SHOWN if k in doc}
+
+
+async def publish(request: web.Request) -> web.Response:
+    user = require_publisher(request)
+    draft = await read_object(request)
+    doc = await request.app[VOLUNTEERING].publish(user, draft, utc_now())
+    return json_response({"ok": True, "task": shown(doc)}, status=201)
+
+
+async def allocator_of(request: web.Request) -> Allocator:
+    allocator = request.app[ALLOCATOR]
+    if not await allocator.wait_ready(READY_SECONDS):
+        raise errors.store_unavailable()
+    return allocator
+
+
+async def listing(request: web.Request) -> web.Response:
+    """The tasks of the supervisor's communities (an admin's: all), newest first, with how
+    many claimants stand in each status."""
+    user = require_publisher(request)
+    store, directory = request.app[VOLUNTEERING], request.app[DIRECTORY]
+    allocator = await allocator_of(request)
+    found = [{**shown(doc), "counts": counts(allocator.outcomes.get(str(doc["_id"]), {}))}
+             for doc in await store.tasks()
+             if rules.may_publish(user, str(doc.get("community")), directory)]
+    found.sort(key=lambda t: (str(t.get("published_at", "")), t["_id"]), reverse=True)
+    return json_response({"tasks": found})
+
+
+async def allocation(request: web.Request) -> web.Response:
+    """One task's places as allocated: each claimant's status, place holders first, then the
+    waiting line in order (accounts, not names: the organiser reaches volunteers through the
+    community's own records)."""
+    user = require_publisher(request)
+    store = request.app[VOLUNTEERING]
+    doc = await store.task(request.match_info["task"])
+    if doc is None or not rules.may_publish(user, str(doc.get("community")),
+                                            request.app[DIRECTORY]):
+        raise no_such_task()
+    allocator = await allocator_of(request)
+    await allocator.settle()
+    outcomes = allocator.outcomes.get(str(doc["_id"]), {})
+    order = {"confirmed": 0, "awaiting_approval": 0, "waiting": 1}
+    listed = sorted(outcomes.items(), key=lambda item: (order.get(item[1].status, 2),
+                                                        item[1].line, item[1].claim))
+    return json_response({"task": shown(doc), "counts": counts(outcomes), "claimants": [
+        {"claimant": who, "status": o.status, "promoted": o.promoted, "line": o.line}
+        for who, o in listed]})
+
+
+async def resident_act(request: web.Request, act: str) -> web.Response:
+    """A resident's claim or cancellation, `{claim_id}`: stored once, allocated in the order
+    the server received it; the answer says where they stand now (also synced to their
+    phone as their `allocation` document)."""
+    user = require_resident(request, ("报名志愿任务", "claims volunteer tasks"))
+    body = await read_object(request)
+    problems = rules.claim_body_problems(body)
+    if problems:
+        raise refused(problems)
+    task_id = request.match_info["task"]
+    if not task_id.startswith(f"{KIND}:"):
+        raise no_such_task()
+    index = await index_of(request)
+    allocator = await allocator_of(request)
+    outcome, created = await request.app[VOLUNTEERING].act(
+        allocator, index, user.name, task_id, act, body["claim_id"], utc_now())
+    status = outcome.status if outcome is not None else "pending"
+    zh, en = LABELS[status]
+    return json_response({"ok": True, "repeated": not created, "task": task_id,
+                          "status": status, "promoted": bool(outcome and outcome.promoted),
+                          "line": outcome.line if outcome is not None else 0,
+                          "message": errors.bilingual(zh, en)},
+                         status=201 if created else 200)
+
+
+async def claim(request: web.Request) -> web.Response:
+    return await resident_act(request, "claim")
+
+
+async def cancel(request: web.Request) -> web.Response:
+    return await resident_act(request, "cancel")
+
+
+async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the store, the directory and the residents' index are open."""
+    store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS])
+    app[VOLUNTEERING] = store
+    app[ALLOCATOR] = allocator = Allocator(app[COUCH], {KIND: store.terms})
+    task = app[SUPERVISOR].start("allocation", allocator.run, probe=allocator.lag)
+    yield
+    await app[SUPERVISOR].stop([task])
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(volunteering_ctx)
+    one = PREFIX + "/{task:[^/]+}"
+    for method, path, handler in (
+            ("GET", PREFIX, listing), ("POST", PREFIX, publish),
+            ("GET", one + "/allocation", allocation),
+            ("POST", one + "/claim", claim), ("POST", one + "/cancel", cancel)):
+        app.router.add_route(method, path, handler)
