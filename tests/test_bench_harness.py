@@ -248,26 +248,39 @@ def test_the_memory_sampler_follows_a_process_by_phase() -> None:
 
 
 class Scenario:
-    """The smallest scenario the harness runs: it says what happened to it, so that a test sees
-    the run loop's side (exit status, output, clean-up), with the harness itself real."""
+    """The smallest scenario the harness runs, in two steps: it says what happened to it, so
+    that a test sees the run loop's side (exit status, output, clean-up), with the harness
+    itself real. `outcome`: ok, error (a BenchError of two lines), crash (a bug: KeyError),
+    slow (past any timeout), lost (a record missing: a correctness check missed)."""
 
     def __init__(self, args: Any, tmp: Path, *, outcome: str, passed: bool = True) -> None:
         self.args, self.tmp, self.outcome, self.passed = args, tmp, outcome, passed
         self.stopped = False
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self, step: bench.Steps) -> dict[str, Any]:
+        await step("prepare", self.prepare)
+        return await step("measure", self.measure)
+
+    def prepare(self) -> None:
         (self.tmp / "work").write_text("made by the run")
+
+    async def measure(self) -> dict[str, Any]:
         if self.outcome == "error":
-            raise bench.BenchError("the store did not answer")
+            raise bench.BenchError("the store did not answer\n(its log: connection refused)")
+        if self.outcome == "crash":
+            return {}["seconds"]  # type: ignore[no-any-return]
         if self.outcome == "slow":
             await bench.asyncio.sleep(30)
-        return {"pass": self.passed, "seconds": 1.5, "store_seconds": 1.0}
+        return {"pass": self.passed, "seconds": 1.5, "store_seconds": 1.0,
+                "stored": 4 if self.outcome == "lost" else 5}
 
     def report(self, r: dict[str, Any]) -> Report:
         return Report("a scenario", [Measure("through the gateway", r["seconds"], "s",
                                              baseline=r["store_seconds"],
                                              target=Target("<=", 1.3, of_ratio=True),
-                                             met=r["pass"])])
+                                             met=r["pass"]),
+                                     bench.check("records stored", r["stored"],
+                                                 r["stored"] == 5, note="of 5")])
 
     def failed(self) -> list[str]:
         return ["server log (last lines): the store refused"]
@@ -278,13 +291,16 @@ class Scenario:
 
 def run_scenario(argv: list[str], **how: Any) -> tuple[int, Scenario]:
     parser = bench.parser("bench-scenario", "a scenario", timeout=60)
+    parser.add_argument("--records", type=int, default=5000)
     made: list[Scenario] = []
 
     def make(args: Any, tmp: Path) -> Scenario:
         made.append(Scenario(args, tmp, **how))
         return made[-1]
 
-    code = bench.run("bench-scenario", argv, parser.parse_args, make)
+    code = bench.run("bench-scenario", argv,
+                     lambda a: bench.parse(parser, a, {"records": 1}, smoke={"records": 5}),
+                     make)
     return code, made[0]
 
 
@@ -294,7 +310,8 @@ def test_a_run_prints_its_table_and_figures_and_cleans_up(
                                   passed=False)
     out = capsys.readouterr().out.splitlines()
     assert code == 0  # a missed target is a result, not an error, without --check
-    assert json.loads(out[-1]) == {"pass": False, "seconds": 1.5, "store_seconds": 1.0}
+    assert json.loads(out[-1]) == {"pass": False, "seconds": 1.5, "store_seconds": 1.0,
+                                   "stored": 5}
     assert any(line.startswith("through the gateway") and "1.50x" in line for line in out)
     doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
     assert doc["measures"][0]["ratio"] == 1.5 and doc["missed"] == ["through the gateway"]
@@ -310,13 +327,15 @@ def test_a_failed_run_says_why_and_still_stops(
     code, scenario = run_scenario(["--json", str(tmp_path / "run.json")], outcome="error")
     err = capsys.readouterr().err
     assert code == 1 and scenario.stopped and not scenario.tmp.exists()
-    assert "bench-scenario: FAILED: the store did not answer" in err
+    assert err.splitlines()[-1] == ("bench-scenario: step measure failed: the store did not "
+                                    "answer")
     assert "the store refused" in err  # the scenario's own account of the failure
     assert not (tmp_path / "run.json").exists()
     handlers = [bench.signal.getsignal(s) for s in (bench.signal.SIGINT, bench.signal.SIGTERM)]
     code, scenario = run_scenario(["--timeout", "0.5"], outcome="slow")
     assert code == 1 and scenario.stopped
-    assert "global timeout of 0 s reached" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "bench-scenario: step measure failed: global timeout of 0 s reached")
     # The run's signal handlers (Ctrl-C cancels it) are the caller's again afterwards.
     assert handlers == [bench.signal.getsignal(s)
                         for s in (bench.signal.SIGINT, bench.signal.SIGTERM)]
@@ -332,6 +351,47 @@ def test_the_rss_sampler_sees_a_peak_already_gone() -> None:
     assert figures["growth_mib"] >= 48, figures
     assert figures["peak_mib"] - figures["before_mib"] == pytest.approx(figures["growth_mib"],
                                                                          abs=0.11)
+
+
+@pytest.mark.parametrize(("outcome", "last"), [
+    ("error", "step measure failed: the store did not answer"),
+    ("crash", "step measure failed: KeyError: 'seconds'"),
+    ("lost", "step checks failed: records stored 4, expected all (of 5)")])
+def test_a_failing_step_says_which_and_why_in_one_line(
+        outcome: str, last: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever fails (the bench's own error, a bug, a record lost), the run exits with 1 and
+    its last line on stderr names the step and the reason, once; a reason's further lines and
+    a bug's traceback come before it. A missed check fails the run without --check."""
+    code, scenario = run_scenario([], outcome=outcome)
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 1 and scenario.stopped, err
+    assert lines[-1] == f"bench-scenario: {last}"
+    assert sum("failed:" in line for line in lines) == 1
+    assert "step prepare done in" in err  # the steps before it went through
+    if outcome == "error":
+        assert "bench-scenario:   (its log: connection refused)" in lines[:-1]
+    assert ("Traceback" in err) == (outcome == "crash")  # only a bug is worth a traceback
+    # A check is read from the report: the table is printed, then the run fails.
+    assert ("records stored" in out) == (outcome == "lost")
+
+
+def test_smoke_takes_every_check_and_no_target(capsys: pytest.CaptureFixture[str]) -> None:
+    """--smoke: the bench's smoke sizes (a size given still wins), its targets left out (a
+    missed one is no failure), its checks kept (a missed one is), and no --check."""
+    code, scenario = run_scenario(["--smoke"], outcome="ok", passed=False)
+    out = capsys.readouterr().out
+    assert code == 0 and scenario.args.records == 5
+    assert scenario.args.timeout == bench.SMOKE_TIMEOUT  # not the full run's 60
+    assert "MISSED" not in out and "ratio <= 1.3" not in out and "[--smoke" in out
+    assert run_scenario(["--smoke", "--records", "7"], outcome="ok")[1].args.records == 7
+    assert run_scenario(["--smoke"], outcome="lost")[0] == 1
+    assert "step checks failed: records stored 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        run_scenario(["--smoke", "--check"], outcome="ok")
+    assert refused.value.code == 2 and "--smoke has no targets" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="does not have"):
+        bench.parse(bench.parser("bench-y", "y"), [], {}, smoke={"dcos": 1})
 
 
 @pytest.mark.slow
@@ -369,20 +429,20 @@ def test_the_conflicts_bench_runs_and_writes_its_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_residents_bench_runs_quick(tmp_path: Path) -> None:
-    """scripts/bench-residents --quick: its own server on a free loopback port, every resident
+def test_the_residents_bench_runs_smoke(tmp_path: Path) -> None:
+    """scripts/bench-residents --smoke: its own server on a free loopback port, every resident
     signed up and activated through it, the index built, first syncs and held feeds; its
     figures in the table, the JSON line and --json, and its temp folder removed."""
     out, temp = tmp_path / "residents.json", tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), bench.ready_flag("bench-residents"): "1"}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench-residents"), "--quick", "--timeout",
+        [sys.executable, str(ROOT / "scripts" / "bench-residents"), "--smoke", "--timeout",
          "240", "--json", str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
         timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads(done.stdout.splitlines()[-1])
-    assert figures["signups"] == figures["activated"] == script("residents").QUICK["signups"]
+    assert figures["signups"] == figures["activated"] == script("residents").SMOKE["signups"]
     assert figures["index_sizes"]["accounts"] == figures["residents"]
     assert figures["hash_per_second"] > 0 and figures["signups_per_second"] > 0
     doc = json.loads(out.read_text(encoding="utf-8"))
@@ -394,8 +454,8 @@ def test_the_residents_bench_runs_quick(tmp_path: Path) -> None:
     assert rows["  activated at once"]["met"] is True
     # A resident's phone: its first sync through the gateway, and a community notice reaching
     # every held feed of the community and none of the other's.
-    assert figures["first_sync_ms"]["n"] == script("residents").QUICK["first_syncs"]
-    assert figures["first_sync_docs"] >= 5 + script("residents").QUICK["notices"]
+    assert figures["first_sync_ms"]["n"] == script("residents").SMOKE["first_syncs"]
+    assert figures["first_sync_docs"] >= 5 + script("residents").SMOKE["notices"]
     assert figures["notice_reached"] == figures["notice_feeds"] > 0
     assert figures["woken_elsewhere"] == 0 and figures["held_feeds"] > figures["notice_feeds"]
     assert rows["first sync p95"]["baseline"] == figures["first_sync_store_ms"]["p95"]

@@ -2,7 +2,10 @@
 only its scenario.
 
 - bootstrap: `scripts/setup`, then the script again under the project's virtualenv;
-- the common options (`--timeout`, `--keep`, `--check`, `--json PATH`) and their checks;
+- the common options (`--smoke`, `--timeout`, `--keep`, `--check`, `--json PATH`) and their
+  checks; `parse` needs the bench's smoke sizes, so no bench is without `--smoke`;
+- the steps of a run (`Steps`): each named, timed and logged, so that a failure is said in one
+  line, `bench-x: step seed failed: why`, and the run exits with 1;
 - timing and process figures: percentiles, CPU seconds and memory from /proc, a sampler;
 - the servers a bench measures: the embedded store and the app in this process, or `linli serve`
   as a process of its own, on free loopback ports in a temp folder, all ended on the way out;
@@ -10,7 +13,14 @@ only its scenario.
   same table (measure | value | unit | baseline | ratio | target | met | note), then its figures
   as one JSON line, and with `--json PATH` writes them to a file that `python -m
   server.demo.bench compare OLD NEW` sets side by side (and `summary RUN...` turns into the
-  docs' table of results).
+  docs' table of results). A measure that is a correctness check (`check=True`: counts equal,
+  nothing lost) fails the run when it is missed, smoke or not; a missed target is a result,
+  which only --check turns into exit status 3.
+
+A new bench, in short: `parser(PROG, ...)`, its sizes, `parse(parser, argv, least, smoke=...)`;
+a class whose `run(step)` calls `await step("name", self.method)` for each step and returns
+its figures, with `report`, `failed` and `stop`; then `sys.exit(run(PROG, argv, parse_args,
+Bench))`. scripts/bench-domain is the shortest example.
 
 At import it needs only the standard library (and server.store.embedded, which needs no more):
 a script imports it with the system Python to run the bootstrap before the virtualenv exists.
@@ -24,6 +34,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import inspect
 import json
 import logging
 import math
@@ -57,7 +68,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 SAMPLE_SECONDS = 0.05  # the memory sampler's period
 COLUMNS = ("measure", "value", "unit", "baseline", "ratio", "target", "met", "note")
-__all__ = ["ROOT", "BenchError", "Measure", "Report", "Target", "free_port"]
+SMOKE_TIMEOUT = 240.0  # seconds a --smoke run may take in all: CI runs every bench's smoke
+REASON_CHARS = 400  # the one line that says why a run failed is cut here (the rest is logged)
+__all__ = ["ROOT", "BenchError", "Measure", "Report", "Steps", "Target",
+           "free_port"]
 
 
 class BenchError(RuntimeError):
@@ -113,10 +127,15 @@ def parser(prog: str, description: str, *, timeout: float | None = None,
     if timeout is not None:
         out.add_argument("--timeout", type=float, default=timeout,
                          help=f"give up after this many seconds in all ({timeout:.0f})")
+    out.add_argument("--smoke", action="store_true",
+                     help="the smallest sizes that still go through every step (seconds): "
+                          "every correctness check, no target; what CI runs (sizes given "
+                          "as well win)")
     out.add_argument("--keep", action="store_true",
                      help=f"keep {keep} and print its path")
     out.add_argument("--check", action="store_true",
-                     help="exit with 3 when a target or a correctness check is missed")
+                     help="exit with 3 when a target is missed (a missed correctness check "
+                          "fails the run with 1 in any case)")
     out.add_argument("--json", type=Path, metavar="PATH",
                      help="also write the measures and every figure to PATH, to compare runs "
                           "(python -m server.demo.bench compare OLD NEW)")
@@ -133,10 +152,25 @@ def at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, least: i
                          else f"{option} must be at least {least}")
 
 
-def parse(parser: argparse.ArgumentParser, argv: Sequence[str],
-          least: dict[str, int]) -> argparse.Namespace:
-    """The arguments, each size in `least` checked against its least value."""
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str], least: dict[str, int], *,
+          smoke: dict[str, Any]) -> argparse.Namespace:
+    """The arguments, each size in `least` checked against its least value. `smoke` is the
+    bench's --smoke: the sizes (by option's dest) that take every step in seconds; required,
+    so that a bench cannot be written without one. With --smoke they replace the defaults
+    (a size given on the command line still wins), --check is refused (no targets), and the
+    run is bounded by SMOKE_TIMEOUT unless the bench's smoke says otherwise."""
     args = parser.parse_args(argv)
+    unknown = sorted(set(smoke) - set(vars(args)))
+    if unknown:
+        raise ValueError(f"{parser.prog}: smoke sizes for options it does not have: {unknown}")
+    if args.smoke:
+        if args.check:
+            parser.error("--smoke has no targets to --check: run the full sizes with --check")
+        defaults = dict(smoke)
+        if "timeout" in vars(args):
+            defaults.setdefault("timeout", SMOKE_TIMEOUT)
+        parser.set_defaults(**defaults)
+        args = parser.parse_args(argv)
     for name, value in least.items():
         at_least(parser, args, value, name)
     return args
@@ -504,7 +538,9 @@ class Measure:
     not one number); `baseline` is the same quantity measured in the same run without what is
     benchmarked (the store alone, a bare client), and the ratio is value / baseline. `target`
     is a bound (met is then computed), or a text such as "all" with `met` given; `met` given
-    always wins (a bench's own check), and None means for information."""
+    always wins (a bench's own check), and None means for information. `check`: a correctness
+    check (counts equal, nothing lost, figures equal a recount), which must hold at any size:
+    missed, it fails the run; kept in a --smoke run, where the targets are left out."""
 
     name: str
     value: float | int | str | None
@@ -513,6 +549,7 @@ class Measure:
     target: Target | str | None = None
     met: bool | None = None
     note: str = ""  # shown after the value, e.g. "p50 12.1, max 40"
+    check: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -535,6 +572,13 @@ class Measure:
         return {"measure": self.name, "value": significant(self.value), "unit": self.unit,
                 "baseline": significant(self.baseline), "ratio": self.ratio, "target": target,
                 "met": self.verdict, "note": self.note}
+
+
+def check(name: str, value: Any, met: bool, expected: str = "all",
+          note: str = "") -> Measure:
+    """A correctness check's row: `value` counted, `expected` in words ("all", "= sum of
+    queues"), `met` the bench's verdict. Missed, it fails the run, smoke or not."""
+    return Measure(name, value, target=expected, met=bool(met), note=note, check=True)
 
 
 def significant(x: Any, digits: int = 6) -> Any:
@@ -580,6 +624,20 @@ class Report:
     @property
     def missed(self) -> list[str]:
         return [m.name for m in self.measures if m.verdict is False]
+
+    @property
+    def wrong(self) -> list[Measure]:
+        """The correctness checks missed: the run failed, whatever its timings."""
+        return [m for m in self.measures if m.check and m.verdict is False]
+
+    def smoke(self) -> Report:
+        """The report of a --smoke run: its sizes say nothing of speed, so only the checks keep
+        their target."""
+        return dataclasses.replace(
+            self, title=f"{self.title} [--smoke: every step and check at the smallest sizes; "
+                        f"no targets]",
+            measures=[m if m.check else dataclasses.replace(m, target=None, met=None)
+                      for m in self.measures])
 
 
 def table(measures: Sequence[Measure]) -> str:
@@ -674,10 +732,45 @@ def summary(runs: Sequence[dict[str, Any]]) -> str:
 
 # -- the run ----------------------------------------------------------------------------------
 
-class Bench(Protocol):
-    """A scenario: built from the arguments and a temp folder, run, reported, stopped."""
+class Steps:
+    """The steps of one run, in order: each named, timed and logged as it ends, so that a run
+    that fails says in which step (`bench-x: step seed failed: why`). A bench's `run` is given
+    one and calls `await step("seed", self.seed, ...)` for each of its steps."""
 
-    async def run(self) -> dict[str, Any]: ...
+    def __init__(self, prog: str) -> None:
+        self.prog = prog
+        self.current = "start"  # the step under way, or the last one begun
+        self.took: dict[str, float] = {}  # seconds, by step (a step run twice adds up)
+
+    async def __call__(self, name: str, do: Callable[..., Any], *args: Any) -> Any:
+        """`do(*args)`, awaited when it is a coroutine function, else in a thread (a blocking
+        step still leaves the run's timeout and Ctrl-C their loop); its value is returned."""
+        self.current = name
+        started = time.monotonic()
+        if inspect.iscoroutinefunction(do):
+            value = await do(*args)
+        else:
+            value = await asyncio.to_thread(do, *args)
+        took = time.monotonic() - started
+        self.took[name] = round(self.took.get(name, 0.0) + took, 2)
+        log(self.prog, f"step {name} done in {took:.1f} s")
+        return value
+
+    def failed(self, reason: str) -> str:
+        """The one line that says what failed: the step and the first line of the reason."""
+        first = (reason.strip().splitlines() or ["(no reason given)"])[0]
+        if len(first) > REASON_CHARS:
+            first = first[:REASON_CHARS] + " ..."
+        return f"step {self.current} failed: {first}"
+
+
+class Bench(Protocol):
+    """A scenario: built from the arguments and a temp folder, run step by step, reported,
+    stopped."""
+
+    async def run(self, step: Steps) -> dict[str, Any]:
+        """Every step through `step`; the figures, with "pass" when the bench decides it."""
+        ...
 
     def report(self, results: dict[str, Any]) -> Report: ...
 
@@ -692,16 +785,38 @@ def run(prog: str, argv: Sequence[str], parse: Callable[[list[str]], argparse.Na
         make: Callable[[argparse.Namespace, Path], Bench]) -> int:
     """One run of a script: its arguments parsed, a temp folder, the bench within --timeout
     (Ctrl-C and SIGTERM end it cleanly), its table and JSON line on stdout (and --json), every
-    process it started stopped. Exit status: 0 when it ran, 1 on error, 3 with --check when a
-    target or a check is missed (argparse's 2 for bad arguments)."""
+    process it started stopped. Exit status: 0 when it ran and every check held; 1 when a step
+    failed or a correctness check was missed, said last on stderr in one line; 3 with --check
+    when a target is missed (argparse's 2 for bad arguments)."""
     args = parse(list(argv))
     return asyncio.run(_run(prog, argv, args, make))
+
+
+def why(exc: BaseException, limit: float | None) -> str:
+    """What went wrong, for the one line: a bench's own errors as they say it, anything else
+    with its type (its traceback is printed before)."""
+    if isinstance(exc, TimeoutError):
+        return (f"global timeout of {limit:.0f} s reached" if limit is not None
+                else f"TimeoutError: {exc}")
+    if isinstance(exc, BenchError | subprocess.TimeoutExpired):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def checked(report: Report) -> None:
+    """Every correctness check held, or the run fails naming each one missed."""
+    wrong = report.wrong
+    if wrong:
+        raise BenchError("; ".join(
+            f"{m.name.strip()} {number(m.value)}, expected {m.target or 'met'}"
+            + (f" ({m.note})" if m.note else "") for m in wrong))
 
 
 async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
                make: Callable[[argparse.Namespace, Path], Bench]) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f"linli-{prog}-"))
     started, load = datetime.datetime.now(datetime.UTC), load_before()
+    step = Steps(prog)
     bench = make(args, tmp)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -709,25 +824,32 @@ async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in before:
         loop.add_signal_handler(sig, task.cancel)
-    code, limit = 1, getattr(args, "timeout", None)
+    smoke = getattr(args, "smoke", False)
+    limit = getattr(args, "timeout", SMOKE_TIMEOUT if smoke else None)
+    failure = ""
+    code = 1
     try:
-        results = await asyncio.wait_for(bench.run(), limit)
+        results = await asyncio.wait_for(bench.run(step), limit)
+        step.current = "report"
         report = bench.report(results)
+        if smoke:
+            report = report.smoke()
         print(render(report), flush=True)
         print(json.dumps(results, ensure_ascii=False, default=str), flush=True)
         if args.json is not None:
             write_json(args.json, document(prog, argv, args, report, results, started, load))
+        step.current = "checks"
+        checked(report)
         code = 3 if args.check and not results.get("pass", not report.missed) else 0
-    except TimeoutError as exc:
-        log(prog, f"FAILED: global timeout of {limit:.0f} s reached" if limit is not None
-            else f"FAILED: TimeoutError: {exc}")
     except asyncio.CancelledError:
-        log(prog, "interrupted")
-    except (BenchError, subprocess.TimeoutExpired) as exc:
-        log(prog, f"FAILED: {exc}")
+        failure = f"step {step.current} interrupted"
     except Exception as exc:
-        traceback.print_exc()
-        log(prog, f"FAILED: {type(exc).__name__}: {exc}")
+        if not isinstance(exc, BenchError | TimeoutError | subprocess.TimeoutExpired):
+            traceback.print_exc()
+        reason = why(exc, limit)
+        for line in reason.strip().splitlines()[1:]:
+            log(prog, f"  {line}")  # the rest of a long reason (a server's output), before
+        failure = step.failed(reason)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -745,6 +867,8 @@ async def _run(prog: str, argv: Sequence[str], args: argparse.Namespace,
             shutil.rmtree(tmp, ignore_errors=True)
         for sig, handler in before.items():
             signal.signal(sig, handler)
+        if failure:
+            log(prog, failure)  # last, in one line: what CI shows
     return code
 
 
