@@ -13,9 +13,9 @@ only its scenario.
   same table (measure | value | unit | baseline | ratio | target | met | note), then its figures
   as one JSON line, and with `--json PATH` writes them to a file that `python -m
   server.demo.bench compare OLD NEW` sets side by side (and `summary RUN...` turns into the
-  docs' table of results). A measure that is a correctness check (`check=True`: counts equal,
-  nothing lost) fails the run when it is missed, smoke or not; a missed target is a result,
-  which only --check turns into exit status 3.
+  docs' table of results). A correctness check (a `check(...)` row: counts equal, nothing
+  lost, figures equal a recount) fails the run when it is missed, smoke or not; a missed target
+  is a result, which only --check turns into exit status 3.
 
 A new bench, in short: `parser(PROG, ...)`, its sizes, `parse(parser, argv, least, smoke=...)`;
 a class whose `run(step)` calls `await step("name", self.method)` for each step and returns
@@ -70,8 +70,7 @@ SAMPLE_SECONDS = 0.05  # the memory sampler's period
 COLUMNS = ("measure", "value", "unit", "baseline", "ratio", "target", "met", "note")
 SMOKE_TIMEOUT = 240.0  # seconds a --smoke run may take in all: CI runs every bench's smoke
 REASON_CHARS = 400  # the one line that says why a run failed is cut here (the rest is logged)
-__all__ = ["ROOT", "BenchError", "Measure", "Report", "Steps", "Target",
-           "free_port"]
+__all__ = ["ROOT", "BenchError", "Measure", "Report", "Steps", "Target", "free_port"]
 
 
 class BenchError(RuntimeError):
@@ -740,7 +739,6 @@ class Steps:
     def __init__(self, prog: str) -> None:
         self.prog = prog
         self.current = "start"  # the step under way, or the last one begun
-        self.took: dict[str, float] = {}  # seconds, by step (a step run twice adds up)
 
     async def __call__(self, name: str, do: Callable[..., Any], *args: Any) -> Any:
         """`do(*args)`, awaited when it is a coroutine function, else in a thread (a blocking
@@ -751,9 +749,7 @@ class Steps:
             value = await do(*args)
         else:
             value = await asyncio.to_thread(do, *args)
-        took = time.monotonic() - started
-        self.took[name] = round(self.took.get(name, 0.0) + took, 2)
-        log(self.prog, f"step {name} done in {took:.1f} s")
+        log(self.prog, f"step {name} done in {time.monotonic() - started:.1f} s")
         return value
 
     def failed(self, reason: str) -> str:
