@@ -20,6 +20,7 @@ from aiohttp.web_response import StreamResponse
 
 from server import errors
 from server.admin import directory, property_register, registry_import
+from server.admin import votes as vote_admin
 from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
 from server.domain.matching import HouseholdIndex, match
@@ -170,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default FILE.errors.csv)")
     units.add_argument("--template", action="store_true",
                        help="write the template to FILE instead of importing")
+    vote = commands.add_parser("vote", help="owners' votes").add_subparsers(
+        dest="action", required=True)
+    recount = vote.add_parser("recount", help="count a closed vote again from its raw ballots "
+                              "and compare it with the published result, byte for byte")
+    recount.add_argument("vote", help="the vote's id (16 hex digits, or motion:<id>)")
     return parser
 
 
@@ -205,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return administer(args, config)
-    except (directory.DirectoryError, registry_import.ImportError_) as exc:
+    except (directory.DirectoryError, registry_import.ImportError_,
+            vote_admin.RecountError) as exc:
         print(f"linli: {exc}", file=sys.stderr)
         return 1
 
@@ -293,6 +300,13 @@ def administer(args: argparse.Namespace, config: Config) -> int:
                                                      error_file=args.errors)
             print(summary.text(args.dry_run))
             return 1 if summary.refused else 0
+        elif args.command == "vote" and args.action == "recount":
+            again = vote_admin.recount(server, args.vote)
+            sys.stdout.buffer.write(again.body + b"\n")
+            print("与公布结果逐字节相同 / identical to the published result, byte for byte"
+                  if again.identical else "与公布结果不同！/ DIFFERS from the published result!",
+                  file=sys.stderr)
+            return 0 if again.identical else 4
         elif args.command == "seed-demo":
             if args.households < 1:
                 raise directory.DirectoryError("--households 至少为 1 / must be at least 1")

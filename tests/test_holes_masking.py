@@ -209,6 +209,13 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/volunteer/tasks/{task}/allocation"): [({}, None)],
         ("post", "/api/volunteer/tasks/{task}/claim"): [({}, {"claim_id": "abcdefgh"})],
         ("post", "/api/volunteer/tasks/{task}/cancel"): [({}, {"claim_id": "abcdefgh"})],
+        ("get", "/api/votes"): [({}, None)],
+        ("post", "/api/votes"): [({}, {"compound": "x", "matter": "other", "title": "t",
+                                       "closes_at": "2099-01-01T00:00:00+08:00"})],
+        ("get", "/api/votes/{vote}"): [({}, None)],
+        ("get", "/api/votes/{vote}/result"): [({}, None)],
+        ("post", "/api/votes/{vote}/ballot"): [({}, {"request": "abcdefgh", "choice": "yes"})],
+        ("post", "/api/votes/{vote}/paper"): [({}, {"request": "abcdefgh", "choice": "yes"})],
     }
 
 

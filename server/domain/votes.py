@@ -35,12 +35,18 @@ Areas are integers of square centimetres; shares are `fractions.Fraction`; no fl
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
+
+from server.domain.rules import Problem
+from server.domain.text import shown_name, text_problem, unknown_fields
 
 CM2_PER_M2 = 10_000
 MAX_AREA_CM2 = 100_000 * CM2_PER_M2  # 100,000 m²: no exclusive part is larger; a typo is
@@ -332,7 +338,7 @@ def count(motion: Motion, electorate: Electorate, ballots: Sequence[RawBallot]) 
                           "units": len(counted), "threshold": ">=2/3", "met": quorum},
         "approval_threshold": threshold_text(motion.matter),
         "ballots": {s: sum(1 for v in result_tally.status.values() if v == s)
-                    for s in ("counted", "replaced", "late", "not_on_register")},
+                    for s in ("counted", "replaced", "not_on_register")},
         "receipts": sorted([receipt(b), result_tally.status[b.id]] for b in ballots),
         "clashes": len(result_tally.clashes),
     }
@@ -384,3 +390,291 @@ def participation(electorate: Electorate, voted_units: Iterable[str]) -> dict[st
     heads = len({holder(electorate.units[u]) for u in units})
     return {**_part(area, electorate.area_cm2, heads, electorate.headcount),
             "units": len(units)}
+
+
+# --- what a request may say (the routes' rules; docs/votes.md) ----------------------------
+
+MOTION_FIELDS = frozenset({"compound", "matter", "title", "body", "opens_at", "closes_at",
+                           "secret", "seats", "candidates"})
+BALLOT_FIELDS = frozenset({"request", "unit", "choice", "picks", "secret_key"})
+PAPER_FIELDS = frozenset({"request", "unit", "choice", "picks", "photo"})
+SERVER_FIELDS = frozenset({"created_by", "received_at", "channel", "by", "late", "status",
+                           "_id", "_rev", "type", "schema_version", "motion", "opened_at",
+                           "ballots", "sealed", "_attachments"})
+MAX_TITLE_CHARS, MAX_BODY_CHARS, MAX_CANDIDATES = 120, 5_000, 60
+MAX_DAYS_OPEN = 90  # a written vote longer than a quarter is a typo of its closing date
+REQUEST = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the phone's own id for the ballot it queued
+SECRET_KEY = re.compile(r"^[a-f0-9]{64}$")
+COMPOUND = re.compile(r"^[a-z0-9][a-z0-9_]{0,40}$")  # as the compound schema says
+LABELS: dict[str, tuple[str, str]] = {
+    "compound": ("小区", "Compound"), "matter": ("表决事项类别", "Matter"),
+    "title": ("标题", "Title"), "body": ("说明", "Description"),
+    "opens_at": ("开始时间", "Opens at"), "closes_at": ("截止时间", "Closes at"),
+    "secret": ("不记名投票", "Secret ballot"), "seats": ("席位", "Seats"),
+    "candidates": ("候选人", "Candidates"), "request": ("请求编号", "Request id"),
+    "unit": ("房屋", "Unit"), "choice": ("表决意见", "Choice"),
+    "picks": ("选择的候选人", "Candidates chosen"), "secret_key": ("不记名凭据", "Secret key"),
+    "photo": ("纸质票照片", "Photo of the paper ballot"),
+}
+
+
+def _problem(field: str, code: str, zh: str, en: str) -> Problem:
+    label_zh, label_en = LABELS.get(field, (field, field))
+    return Problem(f"/{field}", code, f"“{label_zh}”{zh}", f"{label_en} {en}")
+
+
+def forged(body: Mapping[str, Any]) -> list[Problem]:
+    """The server's fields, sent: refused by name, never taken (who, when, how received)."""
+    named = sorted(shown_name(k) for k in body if k in SERVER_FIELDS)
+    return [Problem("/", "server_field", f"这些字段由服务器填写：{', '.join(named)}",
+                    f"the server fills these fields: {', '.join(named)}")] if named else []
+
+
+def when(value: Any) -> datetime.datetime | None:
+    """A date-time with its zone (ISO 8601), or None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def motion_problems(draft: Mapping[str, Any], now: datetime.datetime) -> list[Problem]:
+    """A motion as a supervisor sends it: its matter, plain-text title and description, times
+    (closing in the future, after opening, within MAX_DAYS_OPEN), and an election's seats and
+    candidates (only for matter 3)."""
+    problems = forged(draft) or unknown_fields(draft, MOTION_FIELDS)
+    if problems:
+        return problems
+    if not isinstance(draft.get("compound"), str) or not COMPOUND.match(draft["compound"]):
+        problems.append(_problem("compound", "format", "应为小区编码", "must be a compound code"))
+    if not isinstance(draft.get("matter"), str) or draft["matter"] not in MATTERS:
+        problems.append(_problem("matter", "enum", "应为民法典第二百七十八条的九类事项之一",
+                                 "must be one of the nine matters of art. 278"))
+    for field, limit, required in (("title", MAX_TITLE_CHARS, True),
+                                   ("body", MAX_BODY_CHARS, False)):
+        if field in draft or required:
+            found = text_problem(draft.get(field), f"/{field}", LABELS[field],
+                                 max_chars=limit, paragraphs=field == "body",
+                                 min_chars=1 if required else 0)
+            if found is not None:
+                problems.append(found)
+    opens = when(draft["opens_at"]) if "opens_at" in draft else now
+    closes = when(draft.get("closes_at"))
+    if opens is None:
+        problems.append(_problem("opens_at", "format", "应为带时区的日期时间",
+                                 "must be a date-time with its zone"))
+    if closes is None:
+        problems.append(_problem("closes_at", "format", "应为带时区的日期时间",
+                                 "must be a date-time with its zone"))
+    elif opens is not None and not (max(opens, now) < closes <= now + datetime.timedelta(
+            days=MAX_DAYS_OPEN)):
+        problems.append(_problem("closes_at", "range",
+                                 f"应晚于开始时间和现在，且在 {MAX_DAYS_OPEN} 天之内",
+                                 f"must be after the opening and now, within {MAX_DAYS_OPEN} "
+                                 "days"))
+    if "secret" in draft and not isinstance(draft["secret"], bool):
+        problems.append(_problem("secret", "boolean", "应为是或否", "must be yes or no"))
+    if "seats" in draft or "candidates" in draft:
+        problems += _election_problems(draft)
+    return problems
+
+
+def _election_problems(draft: Mapping[str, Any]) -> list[Problem]:
+    if draft.get("matter") != "committee":
+        return [_problem("seats", "election", "只用于选举业主委员会",
+                         "only for electing the owners' committee")]
+    problems = []
+    seats = draft.get("seats")
+    if seats_problem(seats) is not None:
+        problems.append(_problem("seats", "seats", "应为 5 到 11 之间的奇数",
+                                 "must be odd, from 5 to 11"))
+    names = draft.get("candidates")
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_CANDIDATES:
+        return [*problems, _problem("candidates", "count", f"应为 1 到 {MAX_CANDIDATES} 个姓名",
+                                    f"must be 1 to {MAX_CANDIDATES} names")]
+    for name in names:
+        found = text_problem(name, "/candidates", LABELS["candidates"], max_chars=50)
+        if found is not None:
+            return [*problems, found]
+    if len({unicodedata.normalize("NFKC", n).strip() for n in names}) != len(names):
+        problems.append(_problem("candidates", "unique", "有重名", "name someone twice"))
+    return problems
+
+
+def motion_doc(draft: Mapping[str, Any], author: str, key: str,
+               now: datetime.datetime) -> dict[str, Any]:
+    """The stored motion; candidates get ids c1, c2... in the order given."""
+    stamp = now.isoformat(timespec="seconds")
+    doc: dict[str, Any] = {
+        "_id": f"motion:{key}", "type": "motion", "schema_version": 1, "created_by": author,
+        "compound": draft["compound"], "matter": draft["matter"],
+        "title": unicodedata.normalize("NFKC", draft["title"]).strip(),
+        "opens_at": draft.get("opens_at", stamp), "closes_at": draft["closes_at"],
+        "secret": bool(draft.get("secret", False)), "ballots": f"linli-vote-{key}",
+        "opened_at": stamp}
+    if draft.get("body"):
+        doc["body"] = draft["body"]
+    if "seats" in draft:
+        doc["seats"] = draft["seats"]
+        doc["candidates"] = [{"id": f"c{i}", "name": unicodedata.normalize("NFKC", n).strip()}
+                             for i, n in enumerate(draft["candidates"], start=1)]
+    return doc
+
+
+def motion_of(doc: Mapping[str, Any]) -> Motion:
+    candidates = doc.get("candidates")
+    return Motion(str(doc["_id"]), MATTERS[doc["matter"]], doc.get("seats"),
+                  tuple(c["id"] for c in candidates) if candidates else None)
+
+
+def ballot_problems(body: Mapping[str, Any], motion: Mapping[str, Any], *,
+                    paper: bool) -> list[Problem]:
+    """A ballot as a phone (or a worker's, for paper) sends it: its request id, `choice` on a
+    motion or `picks` in an election, a secret key in a secret vote sent from a phone."""
+    problems = forged(body) or unknown_fields(body, PAPER_FIELDS if paper else BALLOT_FIELDS)
+    if problems:
+        return problems
+    if not isinstance(body.get("request"), str) or not REQUEST.match(body["request"]):
+        problems.append(_problem("request", "format", "应为 8 到 64 个字母、数字、-或_",
+                                 "must be 8 to 64 letters, digits, - or _"))
+    if "unit" in body and not isinstance(body["unit"], str):
+        problems.append(_problem("unit", "type", "应为文字", "must be text"))
+    election = motion.get("candidates")
+    ids = [c["id"] for c in election] if election else None
+    field = "picks" if ids is not None else "choice"
+    other = "choice" if field == "picks" else "picks"
+    if other in body:
+        zh, en = LABELS[field]
+        problems.append(_problem(other, "unexpected", f"不适用于本次表决，请填“{zh}”",
+                                 f"is not for this vote: send {en}"))
+    elif choice_problem(body.get(field), ids, motion.get("seats")) is not None:
+        problems.append(_problem(
+            field, "choice", "应为 同意/不同意/弃权" if ids is None else
+            f"应为不超过 {motion.get('seats')} 名不重复的候选人",
+            "must be yes, no or abstain" if ids is None else
+            f"must name at most {motion.get('seats')} distinct candidates"))
+    if motion.get("secret") and not paper and not (
+            isinstance(body.get("secret_key"), str) and SECRET_KEY.match(body["secret_key"])):
+        problems.append(_problem("secret_key", "format", "不记名投票须附 64 位十六进制凭据",
+                                 "a secret vote takes a key of 64 hex digits"))
+    elif not motion.get("secret") and "secret_key" in body:
+        problems.append(_problem("secret_key", "unexpected", "仅用于不记名投票",
+                                 "is for secret votes only"))
+    return problems
+
+
+def sealed(secret_key: str, side: str) -> str:
+    """Who (`side` "who") and how ("how") of a secret ballot, each a digest of the voter's key:
+    neither can be computed from the other without the key, which the server never stores."""
+    return hashlib.sha256(f"{side}:{secret_key}".encode()).hexdigest()
+
+
+def head_share(electorate: Electorate, unit_id: str) -> Fraction:
+    """In a secret vote, each part of a buyer carries an equal share of their one head: the
+    server cannot tell which of their ballots came last without joining who and how."""
+    key = holder(electorate.units[unit_id])
+    return Fraction(1, sum(1 for u in electorate.units.values() if holder(u) == key))
+
+
+def count_secret(motion: Motion, electorate: Electorate, on_time: Sequence[str],
+                 hows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The result of a secret vote: participation from who voted (units, on time), approval
+    from how (each choice with its area and head share); receipts are the hows' ids."""
+    part = participation(electorate, on_time)
+    quorum = quorum_met(share(part["area_cm2"], electorate.area_cm2),
+                        share(part["owners"], electorate.headcount))
+    rule = approval_rule(motion.matter)
+
+    def support(approves: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any]:
+        chosen = [h for h in hows if approves(h)]
+        area = sum(int(h["area_cm2"]) for h in chosen)
+        heads = sum((Fraction(h["head"]) for h in chosen), Fraction(0))
+        owners_share = heads / part["owners"] if part["owners"] else Fraction(0)
+        met = rule(share(area, part["area_cm2"]), owners_share)
+        return {"area_cm2": area, "area_m2": shown_m2(area),
+                "area_share": _fraction(share(area, part["area_cm2"])),
+                "owners": f"{heads.numerator}/{heads.denominator}",
+                "owners_share": _fraction(owners_share), "met": met}
+
+    result: dict[str, Any] = {
+        "motion": motion.id, "matter": motion.matter.number, "matter_code": motion.matter.code,
+        "secret": True,
+        "electorate": {"units": len(electorate.units), "area_cm2": electorate.area_cm2,
+                       "area_m2": shown_m2(electorate.area_cm2),
+                       "owners": electorate.headcount},
+        "participation": {**part, "threshold": ">=2/3", "met": quorum},
+        "approval_threshold": threshold_text(motion.matter),
+        "ballots": {"counted": len(hows), "voted": len(on_time)},
+        "receipts": sorted([str(h["_id"]).removeprefix("ballot_choice:")[:20], "counted"]
+                           for h in hows),
+    }
+    if motion.candidates is None:
+        result["approval"] = support(lambda h: h.get("choice") == "yes")
+        result["passed"] = quorum and result["approval"]["met"]
+        return result
+    candidates = {c: support(lambda h, c=c: c in (h.get("picks") or ()))
+                  for c in motion.candidates}
+    ranked = {c: {**s, "owners": Fraction(s["owners"])} for c, s in candidates.items()}
+    result["candidates"] = [{"id": c, **candidates[c]} for c in motion.candidates]
+    result.update(seat(motion.seats or 0, ranked, quorum))
+    result["passed"] = quorum and bool(result["elected"])
+    return result
+
+
+# --- a motion's database, read as rows of its changes feed (docs/votes.md) -----------------
+
+def seq_of(seq: Any) -> int | None:
+    """The number an update sequence starts with (PouchDB's is a number, CouchDB 3's 'N-...')."""
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        return seq
+    head = str(seq).split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def electorate_doc(units: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The register of a compound frozen for one vote: each unit's area, owners' keys (their
+    phone, or the unit and place for an owner registered without one: paper only) and whether
+    the developer holds it."""
+    rows = []
+    for unit in sorted(units, key=lambda u: str(u["_id"])):
+        owners = [o.get("phone") or f"{unit['_id']}#{i}" for i, o in enumerate(unit["owners"])]
+        rows.append([unit["_id"], unit["area_cm2"], bool(unit["developer_held"]), owners])
+    return {"_id": "electorate", "units": rows}
+
+
+def electorate_of(doc: Mapping[str, Any]) -> Electorate:
+    return Electorate.of(Unit(uid, area, frozenset(owners), held)
+                         for uid, area, held, owners in doc["units"])
+
+
+def raw_ballots(rows: list[Mapping[str, Any]]) -> tuple[list[RawBallot], int | None]:
+    """The ballots of a motion's feed in receipt order, late ones marked (after `close`)."""
+    closed_at: int | None = None
+    found: list[tuple[int, dict[str, Any]]] = []
+    for row in rows:
+        doc, seq = row.get("doc") or {}, seq_of(row.get("seq"))
+        if row.get("id") == "close":
+            closed_at = seq
+        elif str(row.get("id", "")).startswith(("ballot:", "voted:")) and seq is not None:
+            found.append((seq, doc))
+    found.sort(key=lambda pair: pair[0])
+    return [RawBallot(str(d["_id"]), str(d["unit"]), d.get("picks", d.get("choice")),
+                      str(d.get("created_by")), late=closed_at is not None and seq > closed_at,
+                      paper=d.get("channel") == "paper")
+            for seq, d in found], closed_at
+
+
+def count_from(motion_doc: Mapping[str, Any], rows: list[Mapping[str, Any]],
+               hows: list[Mapping[str, Any]] | None) -> bytes:
+    """The canonical result of a motion from its feed (and a secret vote's box)."""
+    electorate = next(electorate_of(r["doc"]) for r in rows if r.get("id") == "electorate")
+    ballots = [b for b in raw_ballots(rows)[0] if not b.late]  # fixed at the close: a late
+    motion = motion_of(motion_doc)  # ballot, kept and marked, changes no published byte
+    if motion_doc.get("secret"):
+        result = count_secret(motion, electorate, [b.unit for b in ballots], hows or [])
+    else:
+        result = count(motion, electorate, ballots)
+    return canonical(result)

@@ -32,7 +32,17 @@ from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
 from server.sync.supervisor import Lag, Supervisor
-from server.web import api, guard, health, notices, residents, routing, shell, volunteering
+from server.web import (
+    api,
+    guard,
+    health,
+    notices,
+    residents,
+    routing,
+    shell,
+    volunteering,
+    votes,
+)
 from server.web.auth import Authenticator
 from server.web.keys import (
     AGGREGATES,
@@ -327,6 +337,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     residents.setup(app)
     notices.setup(app)
     volunteering.setup(app)
+    votes.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

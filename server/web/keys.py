@@ -27,6 +27,7 @@ from server.sync.residents import Residents
 from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
 from server.sync.volunteering import Volunteering
+from server.sync.votes import Votes
 from server.web.auth import Authenticator, Session
 from server.web.limits import SignupLimits
 
@@ -58,6 +59,7 @@ DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at
 NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
 VOLUNTEERING = web.AppKey("volunteering", Volunteering)  # volunteer tasks (任务抢单)
 ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
+VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
 RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # residents' own count

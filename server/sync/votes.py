@@ -1,0 +1,437 @@
+"""Owners' votes in the store (业主表决): motions in `linli-votes` beside the property register,
+and each motion's ballots in a database of its own (`linli-vote-<key>`), so that the order of
+receipt is that database's update sequence: the store's, never a phone's clock, the same for
+every server process. The rules are server/domain/votes.py; this module reads and writes.
+
+A motion's database holds, in the order written: `electorate` (the register of the compound as
+it stood at the opening), the ballots (`ballot:<digest of account and request>`, never changed:
+a retry of the phone's queued request is the same document), `close` (written once, by the
+first request at or after the closing time: a ballot written after it is late), and `result`
+(the canonical bytes of the count). The count reads the raw ballots from the changes feed, so a
+server killed between `close` and `result` counts the same ballots again at the next request,
+and `linli vote recount` (server/admin/votes.py) reproduces the bytes from the same feed.
+
+A secret vote writes who voted (`voted:<unit>`, with a digest of the voter's key) in the
+motion's database and how (`ballot_choice:<another digest of the key>`, area and a share of a
+head, no unit) in `linli-vote-<key>-box`; docs/votes.md says what this protects and what not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from server.domain import audience, votes
+from server.domain.messages import Refused, bilingual
+from server.domain.rules import Problem
+from server.domain.scope import DIRECTORY_DB, VOTES_DB, Directory, User
+from server.domain.validation import SchemaRegistry
+from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.sync.ordering import seq_number
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("linli.audit")
+
+PARTICIPATION_TTL = 2.0  # seconds a motion's live participation is served before re-reading
+CHANGES_PAGE = 5000
+Clock = Callable[[], datetime.datetime]
+
+
+def refused(problems: list[Problem]) -> Refused:
+    return Refused(400, "bad_request", "；".join(bilingual(p.zh, p.en) for p in problems))
+
+
+def no_such_motion() -> Refused:
+    return Refused(404, "not_found", bilingual("没有这项表决，或您不在其范围内",
+                                               "No such vote, or it is not yours to see."))
+
+
+def box_db(ballots_db: str) -> str:
+    return f"{ballots_db}-box"
+
+
+def ballot_id(account: str, request: str) -> str:
+    """One id per account and request: a retry is the same ballot, and no one else's request
+    id can take it."""
+    return "ballot:" + hashlib.sha256(f"{account}\x1f{request}".encode()).hexdigest()[:32]
+
+
+async def changes(couch: CouchClient, db: str, since: str = "0") -> tuple[list[dict[str, Any]],
+                                                                            str]:
+    """Every change of `db` after `since` with its document, in the store's order."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = await couch.get(db_path(db, "_changes"), since=since, include_docs="true",
+                               limit=str(CHANGES_PAGE))
+        rows += page.get("results", [])
+        since = str(page.get("last_seq", since))
+        if len(page.get("results", [])) < CHANGES_PAGE:
+            return rows, since
+
+
+@dataclasses.dataclass
+class MotionState:
+    """A motion as this process holds it: the document, its electorate, the owners' units,
+    and its live participation (re-read after PARTICIPATION_TTL)."""
+
+    doc: dict[str, Any]
+    electorate: votes.Electorate
+    owner_units: dict[str, list[str]]
+    community: str
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # its feed so far
+    since: str = "0"
+    read_at: float = -1e9
+    result: bytes | None = None
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    closing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+    @property
+    def key(self) -> str:
+        return str(self.doc["_id"]).removeprefix("motion:")
+
+    @property
+    def db(self) -> str:
+        return str(self.doc["ballots"])
+
+
+class Votes:
+    """The store's side of owners' votes; one per app. `clock` is the server's time (tests
+    set it); order among ballots is the store's, whatever the clock says."""
+
+    def __init__(self, couch: CouchClient, directory: Directory, schemas: SchemaRegistry,
+                 clock: Clock) -> None:
+        self.couch, self.directory, self.schemas, self.clock = couch, directory, schemas, clock
+        self.motions: dict[str, MotionState] = {}
+        self.listed_since = "0"
+        self._phones: tuple[int, dict[str, set[str]]] = (-1, {})
+
+    # -- who is who ---------------------------------------------------------------------------
+
+    def phones(self, account: str) -> set[str]:
+        """The phones an account logs in with (its owner keys on the register)."""
+        size, index = self._phones
+        if size != len(self.directory.logins):
+            index = {}
+            for phone, owner in self.directory.logins.items():
+                index.setdefault(owner, set()).add(phone)
+            self._phones = (len(self.directory.logins), index)
+        return index.get(account, set())
+
+    def units_of(self, state: MotionState, account: str) -> list[str]:
+        return sorted({u for p in self.phones(account) for u in state.owner_units.get(p, ())})
+
+    def sees(self, user: User, state: MotionState) -> bool:
+        if user.disabled:
+            return False
+        if user.role == "resident":
+            return bool(self.units_of(state, user.name))
+        if user.is_admin:
+            return True
+        return any(g.community == state.community and self.directory.reaches(user, g.code)
+                   for g in self.directory.grids.values())
+
+    async def community_of(self, compound: str) -> str | None:
+        try:
+            doc = await self.couch.get(db_path(DIRECTORY_DB, f"compound:{compound}"))
+        except NotFound:
+            return None
+        return str(doc.get("community") or "") or None
+
+    # -- motions ------------------------------------------------------------------------------
+
+    async def open_motion(self, user: User, draft: Mapping[str, Any]) -> dict[str, Any]:
+        """A motion checked, its electorate frozen from the register, its database made; the
+        motion document is written last, so a motion seen has its ballots' database."""
+        now = self.clock()
+        problems = votes.motion_problems(draft, now)
+        if problems:
+            raise refused(problems)
+        community = await self.community_of(draft["compound"])
+        reach = community is not None and (user.is_admin or any(
+            g.community == community and self.directory.reaches(user, g.code)
+            for g in self.directory.grids.values()))
+        if not reach:
+            raise refused([Problem("/compound", "scope", "“小区”不在您的管辖范围内（或不存在）",
+                                   "Compound is outside your area (or does not exist)")])
+        prefix = f"property_unit:{draft['compound']}:"
+        page = await self.couch.get(db_path(VOTES_DB, "_all_docs"), include_docs="true",
+                                    startkey=json.dumps(prefix),
+                                    endkey=json.dumps(prefix + "\ufff0"))
+        units = [row["doc"] for row in page.get("rows", []) if row.get("doc")]
+        if not units:
+            raise refused([Problem("/compound", "register", "“小区”在产权登记中没有房屋",
+                                   "Compound has no units on the property register")])
+        key = secrets.token_hex(8)
+        doc = votes.motion_doc(draft, user.name, key, now)
+        stated = self.schemas.problems(doc)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        await self.couch.ensure_db(doc["ballots"])
+        if doc["secret"]:
+            await self.couch.ensure_db(box_db(doc["ballots"]))
+        await self.couch.put(db_path(doc["ballots"], "electorate"), votes.electorate_doc(units))
+        await self.couch.put(db_path(VOTES_DB, doc["_id"]), doc)
+        audit.info("%s opened %s (%s) in %s", user.name, doc["_id"], doc["matter"],
+                   doc["compound"])
+        return doc
+
+    async def refresh_list(self) -> None:
+        """Motions opened since the last look (by any process), from linli-votes' feed."""
+        rows, since = await changes(self.couch, VOTES_DB, self.listed_since)
+        for row in rows:
+            if str(row.get("id", "")).startswith("motion:") and row.get("doc"):
+                key = row["id"].removeprefix("motion:")
+                if key not in self.motions:
+                    await self.load(row["doc"])
+        self.listed_since = since
+
+    async def load(self, doc: dict[str, Any]) -> MotionState:
+        key = str(doc["_id"]).removeprefix("motion:")
+        electorate_raw = await self.couch.get(db_path(doc["ballots"], "electorate"))
+        electorate = votes.electorate_of(electorate_raw)
+        owners: dict[str, list[str]] = {}
+        for unit in electorate.units.values():
+            for owner in unit.owners:
+                owners.setdefault(owner, []).append(unit.id)
+        state = MotionState(doc, electorate, owners,
+                            await self.community_of(doc["compound"]) or "")
+        self.motions[key] = state
+        return state
+
+    async def state(self, user: User, key: str) -> MotionState:
+        """A motion the user may see; any other answers as one that does not exist."""
+        if key not in self.motions:
+            await self.refresh_list()
+        state = self.motions.get(key)
+        if state is None or not self.sees(user, state):
+            raise no_such_motion()
+        return state
+
+    def is_open(self, state: MotionState, now: datetime.datetime) -> bool:
+        closes = votes.when(state.doc["closes_at"])
+        return closes is not None and now < closes
+
+    async def catch_up(self, state: MotionState, ttl: float = 0.0) -> list[dict[str, Any]]:
+        """The motion's feed, read on from where this process last read it (a ballot's own
+        write is in it once written); with `ttl`, not re-read within that many seconds."""
+        loop = asyncio.get_running_loop()
+        if ttl and loop.time() - state.read_at < ttl:
+            return state.rows
+        async with state.lock:
+            started = loop.time()
+            rows, since = await changes(self.couch, state.db, state.since)
+            state.rows += [{"id": r.get("id"), "seq": r.get("seq"), "doc": {
+                k: v for k, v in (r.get("doc") or {}).items() if k != "_attachments"}}
+                for r in rows]
+            state.since, state.read_at = since, started
+        return state.rows
+
+    async def participation(self, state: MotionState) -> dict[str, Any]:
+        """Live while open: the units that voted so far (re-read after PARTICIPATION_TTL)."""
+        rows = await self.catch_up(state, PARTICIPATION_TTL)
+        return votes.participation(state.electorate, {
+            str(r["doc"].get("unit")) for r in rows
+            if str(r.get("id", "")).startswith(("ballot:", "voted:"))})
+
+    # -- closing and the count ----------------------------------------------------------------
+
+    async def ensure_closed(self, state: MotionState) -> bytes | None:
+        """Closed at or after its time: the close marker written once, then the count from the
+        raw ballots stored as `result` (any process, any number of times: the same bytes).
+        None while the vote is open."""
+        if state.result is not None:
+            return state.result
+        if self.is_open(state, self.clock()):
+            return None
+        async with state.closing:
+            if state.result is not None:
+                return state.result
+            try:
+                stored = await self.couch.get(db_path(state.db, "result"))
+                state.result = str(stored["canonical"]).encode()
+                return state.result
+            except NotFound:
+                pass
+            with contextlib.suppress(Conflict):  # closed before a restart, or by another process
+                await self.couch.put(db_path(state.db, "close"), {
+                    "closed_at": self.clock().isoformat(timespec="seconds")})
+            body, box_seq = await self.recount(state.doc)
+            result = {"canonical": body.decode(), "sha256": hashlib.sha256(body).hexdigest()}
+            if box_seq is not None:
+                result["box_seq"] = box_seq
+            try:
+                await self.couch.put(db_path(state.db, "result"), result)
+            except Conflict:  # another process counted first: its bytes are the published ones
+                body = str((await self.couch.get(db_path(state.db, "result")))[
+                    "canonical"]).encode()
+            state.result = body
+            audit.info("%s closed and counted", state.doc["_id"])
+            return body
+
+    async def recount(self, motion_doc: Mapping[str, Any],
+                      box_seq: int | None = None) -> tuple[bytes, int | None]:
+        """The count from the raw ballots; a secret vote's box up to `box_seq` (the count's
+        cut, recorded with the result: a how written later, by the retry of a ballot cut off
+        by a crash, is not in the published count and so not in its recount)."""
+        rows, _ = await changes(self.couch, str(motion_doc["ballots"]))
+        if not motion_doc.get("secret"):
+            return votes.count_from(motion_doc, rows, None), None
+        box, last = await changes(self.couch, box_db(str(motion_doc["ballots"])))
+        cut = box_seq if box_seq is not None else seq_number(last) or 0
+        hows = [r["doc"] for r in box if r.get("doc") and (seq_number(r.get("seq")) or 0) <= cut]
+        return votes.count_from(motion_doc, rows, hows), cut
+
+    # -- ballots ------------------------------------------------------------------------------
+
+    async def cast(self, user: User, key: str, body: Mapping[str, Any], *,
+                   photo: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A ballot from an owner's phone (or, with `photo`, a worker's record of a paper
+        ballot), stored in the order received; the answer says whether it counts for now, is
+        late, or replaced a co-owner's."""
+        state = await self.state(user, key)
+        problems = votes.ballot_problems(body, state.doc, paper=photo is not None)
+        if problems:
+            raise refused(problems)
+        unit = self.ballot_unit(user, state, body)
+        if photo is not None:
+            image = audience.one_image_problem("photo", photo)
+            if image is not None:
+                raise refused([Problem("/photo", image.code,
+                                       image.zh.replace("图片", "纸质票照片"), image.en)])
+        now = self.clock()
+        opens = votes.when(state.doc["opens_at"])
+        if opens is not None and now < opens:
+            raise Refused(409, "not_open", bilingual("表决尚未开始", "This vote has not opened."))
+        if not self.is_open(state, now):
+            await self.ensure_closed(state)
+        doc: dict[str, Any] = {
+            "_id": ballot_id(user.name, body["request"]), "type": "ballot", "schema_version": 1,
+            "created_by": user.name, "motion": state.doc["_id"], "unit": unit,
+            "channel": "paper" if photo is not None else "online",
+            "received_at": now.isoformat(timespec="milliseconds"), "request": body["request"]}
+        if state.doc.get("secret"):
+            return await self.cast_secret(state, doc, body, photo)
+        field = "picks" if state.doc.get("candidates") else "choice"
+        doc[field] = body[field]
+        if photo is not None:
+            doc["_attachments"] = {"photo": {"content_type": photo["content_type"],
+                                             "data": photo["data"]}}
+        stated = self.schemas.problems(doc)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        try:
+            await self.couch.put(db_path(state.db, doc["_id"]), doc)
+        except Conflict:
+            stored = await self.couch.get(db_path(state.db, doc["_id"]))
+            if stored.get("unit") != unit or stored.get(field) != doc[field]:
+                raise Refused(409, "conflict", bilingual(
+                    "这个请求编号已用于另一张选票", "This request id was used for another "
+                    "ballot.")) from None
+            doc = stored
+        return await self.answer(state, doc)
+
+    def ballot_unit(self, user: User, state: MotionState, body: Mapping[str, Any]) -> str:
+        """The unit a ballot is for: an owner's own (named, or their only one); for a worker's
+        paper ballot, any unit of the compound. One answer for a unit that is not theirs and
+        one that does not exist."""
+        if user.role == "worker":
+            mine = sorted(state.electorate.units)
+        else:
+            mine = self.units_of(state, user.name)
+        wanted = body.get("unit")
+        if wanted is None and len(mine) == 1:
+            return mine[0]
+        if wanted is None:
+            raise refused([Problem("/unit", "choose", "“房屋”：您有多处房屋，请选择一处",
+                                   "Unit: you own several; choose one")])
+        if wanted not in mine:
+            raise Refused(403, "forbidden", bilingual(
+                "您不是该房屋登记的产权人", "You are not a registered owner of that unit."))
+        return str(wanted)
+
+    async def answer(self, state: MotionState, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a stored ballot stands: its receipt, late or not (its place against `close`),
+        and, read from the feed so far, whether it counts now or a co-owner's came later."""
+        ballots, _ = votes.raw_ballots(await self.catch_up(state))
+        mine = next(b for b in ballots if b.id == doc["_id"])
+        tally = votes.tally(state.electorate, ballots)
+        status = tally.status.get(mine.id, "counted")
+        later = tally.counted.get(mine.unit)
+        answer: dict[str, Any] = {
+            "id": mine.id, "unit": mine.unit, "receipt": votes.receipt(mine),
+            "received_at": doc.get("received_at"), "status": status}
+        if status == "late":
+            answer["told"] = bilingual("表决已截止，您的选票已保存但不计入结果",
+                                       "The vote had closed: your ballot is kept, not counted.")
+        clashed = [c for c in tally.clashes if mine.id in c]
+        if clashed and later is not None and later.id == mine.id:
+            answer["told"] = bilingual("共有人此前投了不同的票；以服务器后收到的您这张为准，"
+                                       "共有人也会收到通知",
+                                       "A co-owner voted otherwise earlier; yours, received "
+                                       "later, counts, and they are told.")
+        elif clashed:
+            answer["told"] = bilingual("共有人后来投了不同的票，以其为准",
+                                       "A co-owner voted otherwise later; theirs counts.")
+        return answer
+
+    async def my_ballots(self, user: User, state: MotionState) -> list[dict[str, Any]]:
+        """The account's units' ballots and where each stands (a co-owner told of a clash)."""
+        if state.doc.get("secret"):
+            return []
+        units = set(self.units_of(state, user.name))
+        ballots, _ = votes.raw_ballots(await self.catch_up(state))
+        tally = votes.tally(state.electorate, ballots)
+        clashed = {i for pair in tally.clashes for i in pair}
+        return [{"id": b.id, "unit": b.unit, "choice": b.choice, "receipt": votes.receipt(b),
+                 "status": tally.status[b.id], "mine": b.by == user.name,
+                 "clash": b.id in clashed} for b in ballots if b.unit in units]
+
+    async def cast_secret(self, state: MotionState, who: dict[str, Any],
+                          body: Mapping[str, Any],
+                          photo: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Who in the motion's database (`voted:<unit>`, once: a secret ballot cannot be
+        changed), then how in the box under a digest of the voter's key. A retry with the
+        same key finds its who and writes a missing how (a server killed between the two)."""
+        key = body.get("secret_key") or secrets.token_hex(32)  # paper: a key for this ballot
+        who = {**who, "_id": f"voted:{who['unit']}", "sealed": votes.sealed(key, "who")}
+        if photo is not None:
+            who["_attachments"] = {"photo": {"content_type": photo["content_type"],
+                                             "data": photo["data"]}}
+        stated = self.schemas.problems(who)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        try:
+            await self.couch.put(db_path(state.db, who["_id"]), who)
+        except Conflict:
+            stored = await self.couch.get(db_path(state.db, who["_id"]))
+            if stored.get("sealed") != who["sealed"]:
+                raise Refused(409, "conflict", bilingual(
+                    "该房屋已投票；不记名投票不能更改", "This unit has voted; a secret ballot "
+                    "cannot be changed.")) from None
+        rows = await self.catch_up(state)
+        mine = next(b for b in votes.raw_ballots(rows)[0] if b.id == who["_id"])
+        answer: dict[str, Any] = {"id": who["_id"], "unit": who["unit"], "status": "late"
+                                  if mine.late else "counted",
+                                  "receipt": votes.sealed(key, "how")[:20]}
+        if mine.late:
+            answer["told"] = bilingual("表决已截止，您的投票已记录但不计入结果",
+                                       "The vote had closed: your vote is recorded, not counted.")
+            return answer
+        field = "picks" if state.doc.get("candidates") else "choice"
+        how = {"_id": f"ballot_choice:{votes.sealed(key, 'how')}", "type": "ballot_choice",
+               "schema_version": 1, "created_by": "votes", "motion": state.doc["_id"],
+               field: body[field], "area_cm2": state.electorate.units[who["unit"]].area_cm2,
+               "head": str(votes.head_share(state.electorate, who["unit"]))}
+        if how["head"] == "1":
+            how["head"] = "1/1"
+        with contextlib.suppress(Conflict):  # the retry of a ballot whose how was written
+            await self.couch.put(db_path(box_db(state.db), how["_id"]), how)
+        return answer

@@ -1,0 +1,166 @@
+"""The owners' vote routes (业主表决). Thin controllers: the rules are server/domain/votes.py,
+the store's side server/sync/votes.py, the design docs/votes.md.
+
+- `GET /api/votes`: the votes a user may see (a resident: those of compounds where the register
+  names them an owner; staff: their scope's), each with live participation, or its outcome once
+  closed.
+- `POST /api/votes`: a community supervisor (or the city admin) opens a motion in a compound of
+  their scope.
+- `GET /api/votes/{id}`: one vote, its participation; a resident's own ballots and where each
+  stands; once closed, the result.
+- `GET /api/votes/{id}/result`: the published bytes, only once closed (409 before: participation
+  is all that is shown while a vote is open).
+- `POST /api/votes/{id}/ballot`: an owner's ballot (the PWA queues it offline and sends it
+  again until answered: the request id makes a retry the same ballot).
+- `POST /api/votes/{id}/paper`: a grid worker records a signed paper ballot, with its photo.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from server import errors
+from server.domain import votes as rules
+from server.domain.scope import User
+from server.errors import json_response
+from server.sync.residents import utc_now
+from server.sync.votes import MotionState, Votes, no_such_motion
+from server.web.guard import require_user
+from server.web.keys import COUCH, DIRECTORY, SCHEMAS, VOTES
+from server.web.parsing import read_object
+
+PREFIX = "/api/votes"
+SHOWN = ("title", "body", "compound", "matter", "opens_at", "closes_at", "secret", "seats",
+         "candidates", "created_by", "opened_at")
+
+
+def key_of(request: web.Request) -> str:
+    key = request.match_info["vote"]
+    if len(key) != 16 or any(c not in "0123456789abcdef" for c in key):
+        raise errors.CouchError(404, "not_found", no_such_motion().reason)
+    return key
+
+
+def shown(state: MotionState) -> dict[str, Any]:
+    doc = state.doc
+    matter = rules.MATTERS[doc["matter"]]
+    return {"id": state.key, **{k: doc[k] for k in SHOWN if k in doc},
+            "matter_number": matter.number, "matter_label": [matter.zh, matter.en],
+            "threshold": rules.threshold_text(matter)}
+
+
+async def summary(store: Votes, state: MotionState) -> dict[str, Any]:
+    """A vote as a list shows it: open with its live participation, or closed with its outcome."""
+    found = shown(state)
+    result = await store.ensure_closed(state)
+    if result is None:
+        found["state"] = "open"
+        found["participation"] = await store.participation(state)
+        return found
+    counted = json.loads(result)
+    found["state"] = "closed"
+    found["participation"] = counted["participation"]
+    found["passed"] = counted["passed"]
+    if "elected" in counted:
+        found.update({k: counted[k] for k in ("elected", "tied", "open_seats")})
+    return found
+
+
+async def listing(request: web.Request) -> web.Response:
+    user = require_user(request)
+    store = request.app[VOTES]
+    await store.refresh_list()
+    seen = [s for s in store.motions.values() if store.sees(user, s)]
+    found = [await summary(store, s) for s in seen]
+    found.sort(key=lambda v: (v["state"] != "open", v["closes_at"]), reverse=False)
+    return json_response({"votes": found})
+
+
+def require_opener(request: web.Request) -> User:
+    user = require_user(request)
+    if user.role not in ("supervisor", "admin") or user.disabled:
+        raise errors.forbidden("只有社区工作人员或市级管理员可以发起表决",
+                               "Only community supervisors and the city admin open votes.")
+    return user
+
+
+async def open_motion(request: web.Request) -> web.Response:
+    user = require_opener(request)
+    draft = await read_object(request)
+    doc = await request.app[VOTES].open_motion(user, draft)
+    state = await request.app[VOTES].load(doc)
+    return json_response({"ok": True, "vote": shown(state)}, status=201)
+
+
+async def one(request: web.Request) -> web.Response:
+    user = require_user(request)
+    store = request.app[VOTES]
+    state = await store.state(user, key_of(request))
+    found = await summary(store, state)
+    if user.role == "resident":
+        found["my_units"] = store.units_of(state, user.name)
+        found["my_ballots"] = await store.my_ballots(user, state)
+    if state.result is not None:
+        found["result"] = json.loads(state.result)
+    return json_response({"vote": found})
+
+
+async def result(request: web.Request) -> web.Response:
+    """The published bytes as stored: hash them, compare them with `linli vote recount`."""
+    user = require_user(request)
+    store = request.app[VOTES]
+    state = await store.state(user, key_of(request))
+    body = await store.ensure_closed(state)
+    if body is None:
+        raise errors.CouchError(409, "not_closed", errors.bilingual(
+            "表决尚未截止：截止前只公布参与情况", "The vote is open: until it closes only "
+            "participation is shown."))
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+async def ballot(request: web.Request) -> web.Response:
+    user = require_user(request)
+    if user.role != "resident":
+        raise errors.forbidden("只有业主本人可以在线投票", "Only owners vote online.")
+    key = key_of(request)
+    body = await read_object(request)
+    answer = await request.app[VOTES].cast(user, key, body)
+    return json_response({"ok": True, "ballot": answer},
+                         status=202 if answer["status"] == "late" else 201)
+
+
+async def paper(request: web.Request) -> web.Response:
+    """A worker's record of a signed paper ballot: never without its photo (an image, checked
+    by its bytes)."""
+    user = require_user(request)
+    if user.role != "worker":
+        raise errors.forbidden("纸质票由网格员录入", "Paper ballots are recorded by grid workers.")
+    key = key_of(request)
+    body = await read_object(request)
+    photo = body.get("photo")
+    if not isinstance(photo, dict) or not isinstance(photo.get("data"), str):
+        raise errors.bad_request("“纸质票照片”必填：没有照片不能录入纸质票",
+                                 "Photo of the paper ballot is required: no photo, no record.")
+    answer = await request.app[VOTES].cast(user, key, body, photo=photo)
+    return json_response({"ok": True, "ballot": answer},
+                         status=202 if answer["status"] == "late" else 201)
+
+
+async def votes_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the store and the directory are open (cleanup contexts run in order)."""
+    app[VOTES] = Votes(app[COUCH], app[DIRECTORY], app[SCHEMAS], utc_now)
+    yield
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(votes_ctx)
+    one_vote = PREFIX + "/{vote:[^/]+}"
+    for method, path, handler in (
+            ("GET", PREFIX, listing), ("POST", PREFIX, open_motion), ("GET", one_vote, one),
+            ("GET", one_vote + "/result", result), ("POST", one_vote + "/ballot", ballot),
+            ("POST", one_vote + "/paper", paper)):
+        app.router.add_route(method, path, handler)
