@@ -321,6 +321,19 @@ class Votes:
             return await self.cast_secret(state, doc, body, photo)
         field = "picks" if state.doc.get("candidates") else "choice"
         doc[field] = body[field]
+        stored = await self.write_once(state.db, doc, photo)
+        if stored is not None:
+            if stored.get("unit") != unit or stored.get(field) != doc[field]:
+                raise Refused(409, "conflict", bilingual(
+                    "这个请求编号已用于另一张选票", "This request id was used for another "
+                    "ballot."))
+            doc = stored
+        return await self.answer(state, doc)
+
+    async def write_once(self, db: str, doc: dict[str, Any],
+                         photo: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A ballot checked by its schema and written without a revision, with the paper's
+        photo: None when written, the stored one when its id was taken (a retry, or not)."""
         if photo is not None:
             doc["_attachments"] = {"photo": {"content_type": photo["content_type"],
                                              "data": photo["data"]}}
@@ -328,15 +341,11 @@ class Votes:
         if stated:
             raise Refused(400, "bad_request", "；".join(stated))
         try:
-            await self.couch.put(db_path(state.db, doc["_id"]), doc)
+            await self.couch.put(db_path(db, doc["_id"]), doc)
         except Conflict:
-            stored = await self.couch.get(db_path(state.db, doc["_id"]))
-            if stored.get("unit") != unit or stored.get(field) != doc[field]:
-                raise Refused(409, "conflict", bilingual(
-                    "这个请求编号已用于另一张选票", "This request id was used for another "
-                    "ballot.")) from None
-            doc = stored
-        return await self.answer(state, doc)
+            stored: dict[str, Any] = await self.couch.get(db_path(db, doc["_id"]))
+            return stored
+        return None
 
     def ballot_unit(self, user: User, state: MotionState, body: Mapping[str, Any]) -> str:
         """The unit a ballot is for: an owner's own (named, or their only one); for a worker's
@@ -402,20 +411,11 @@ class Votes:
         same key finds its who and writes a missing how (a server killed between the two)."""
         key = body.get("secret_key") or secrets.token_hex(32)  # paper: a key for this ballot
         who = {**who, "_id": f"voted:{who['unit']}", "sealed": votes.sealed(key, "who")}
-        if photo is not None:
-            who["_attachments"] = {"photo": {"content_type": photo["content_type"],
-                                             "data": photo["data"]}}
-        stated = self.schemas.problems(who)
-        if stated:
-            raise Refused(400, "bad_request", "；".join(stated))
-        try:
-            await self.couch.put(db_path(state.db, who["_id"]), who)
-        except Conflict:
-            stored = await self.couch.get(db_path(state.db, who["_id"]))
-            if stored.get("sealed") != who["sealed"]:
-                raise Refused(409, "conflict", bilingual(
-                    "该房屋已投票；不记名投票不能更改", "This unit has voted; a secret ballot "
-                    "cannot be changed.")) from None
+        stored = await self.write_once(state.db, who, photo)
+        if stored is not None and stored.get("sealed") != who["sealed"]:
+            raise Refused(409, "conflict", bilingual(
+                "该房屋已投票；不记名投票不能更改", "This unit has voted; a secret ballot "
+                "cannot be changed."))
         rows = await self.catch_up(state)
         mine = next(b for b in votes.raw_ballots(rows)[0] if b.id == who["_id"])
         answer: dict[str, Any] = {"id": who["_id"], "unit": who["unit"], "status": "late"
