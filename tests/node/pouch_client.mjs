@@ -205,6 +205,10 @@ async function opCount(cmd) {
       const all = await local.allDocs();
       out.ids = all.rows.map((row) => row.id).filter((id) => !id.startsWith('_design/')).sort();
     }
+    if (cmd.with_docs) {  // the documents as the phone holds them, by id
+      const all = await local.allDocs({ include_docs: true });
+      out.docs = Object.fromEntries(all.rows.map((row) => [row.id, row.doc]));
+    }
     return out;
   } finally {
     await closeAll(local);
