@@ -63,6 +63,7 @@ TEST_ACCOUNT_HASH = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelis
                                           type=argon2.Type.ID).hash(PASSWORD)
 _codes = itertools.count(1)
 T = TypeVar("T")
+SESSION_STORE = pytest.StashKey[EmbeddedStore]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,6 +135,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError("these tests are slow (a browser, a served process or "
                                 "generated inputs) but not marked @pytest.mark.slow: "
                                 + ", ".join(unmarked))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """The session's store dying fails the test it died in, with its exit code and last words,
+    and is started again on the same port: not restarted behind the tests' back (that would
+    hide the crash), nor left dead (every later test of the worker would fail instead of the
+    one that killed it, and its trace would be lost)."""
+    outcome = yield
+    store = item.config.stash.get(SESSION_STORE, None)
+    if store is None or store.process is None or store.process.poll() is None:
+        return
+    report: pytest.TestReport = outcome.get_result()
+    words = (f"the embedded store died during this test's {call.when} (exit code "
+             f"{store.process.returncode}); its last words:\n{store.last_words()}")
+    if report.failed:
+        report.sections.append(("embedded store died", words))
+    else:
+        report.outcome, report.longrepr = "failed", words
+    store.stop_sync()
+    store.start_sync()
 
 
 # A request's first line, as a proxy sees it go by.
@@ -253,9 +275,11 @@ async def proxies() -> AsyncIterator[Callable[..., Awaitable[Proxy]]]:
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+def store(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
     store = EmbeddedStore(tmp_path_factory.mktemp("store"))
     store.start_sync()
+    request.config.stash[SESSION_STORE] = store  # watched after each test (above)
     yield store
     store.stop_sync()
 

@@ -4,7 +4,7 @@ installation: `linli serve`, or a `linli` command when no server is running.
 It listens on 127.0.0.1 only and runs in "admin party" mode, so nothing but this machine's own
 processes may reach it; clients only ever talk to the gateway. It crashes on some requests (a bad
 `_changes` filter, an anonymous database creation once an admin exists): the gateway never forwards
-those, and the supervisor restarts it anyway if it dies.
+those, and the supervisor restarts it anyway if it dies, logging its last words.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ POUCHDB_SERVER_BIN = PROJECT_ROOT / "node_modules" / "pouchdb-server" / "bin" / 
 STARTUP_SECONDS = 30.0  # a cold start with many databases opens each LevelDB once
 RECYCLE_AFTER_SECONDS = 5.0  # after I/O errors, restart the store at most this often
 RECYCLE_FREE_BYTES = 16 * 1024 * 1024  # ... and only once its disk has this much room again
+LAST_WORDS_CHARS = 4000  # of a dead store's output, logged (and shown in a failing test)
 
 
 class StoreError(RuntimeError):
@@ -107,6 +108,7 @@ class EmbeddedStore:
         self._stopping = False
         self._io_error = False
         self._started_at = 0.0
+        self._output_from = 0  # where this process's output starts in stderr.log
 
     def command(self) -> list[str]:
         node = shutil.which("node")
@@ -129,8 +131,8 @@ class EmbeddedStore:
         while not store_answers(self.url, timeout=0.5):
             if self.process is not None and self.process.poll() is not None:
                 self._lock.release()
-                raise StoreError(f"the embedded store exited with {self.process.returncode}; "
-                                 f"see {self.dir / 'log.txt'}")
+                raise StoreError(f"the embedded store exited with {self.process.returncode}: "
+                                 f"{self.last_words()}")
             if time.monotonic() > deadline:
                 self.stop_sync()
                 raise StoreError("the embedded store did not answer in time")
@@ -165,13 +167,26 @@ class EmbeddedStore:
 
     def _spawn(self) -> None:
         # Its own process group and cwd (it writes log.txt and its _all_dbs folder there);
-        # stdout/stderr to a file so a crash leaves its trace.
-        errlog = open(self.dir / "stderr.log", "ab")  # noqa: SIM115 - handed to the child
+        # stdout/stderr to a file so a crash leaves its trace (last_words).
+        errlog = open(self.output_file(), "ab")  # noqa: SIM115 - handed to the child
+        self._output_from = errlog.tell()
         self.process = subprocess.Popen(
             self.command(), cwd=self.dir, stdout=errlog, stderr=errlog,
             stdin=subprocess.DEVNULL, start_new_session=True)
         errlog.close()
         self._started_at = time.monotonic()
+
+    def output_file(self) -> Path:
+        return self.dir / "stderr.log"
+
+    def last_words(self, chars: int = LAST_WORDS_CHARS) -> str:
+        """The end of what the current (or last) store process wrote: when it died, why."""
+        try:
+            with open(self.output_file(), "rb") as output:
+                output.seek(max(self._output_from, output.seek(0, os.SEEK_END) - chars))
+                return output.read().decode(errors="replace").strip() or "(nothing)"
+        except OSError as exc:
+            return f"(its output is unreadable: {exc})"
 
     async def start(self) -> None:
         await asyncio.to_thread(self.start_sync)
@@ -192,7 +207,8 @@ class EmbeddedStore:
                     log.warning("restarting the embedded store after I/O errors (disk full?), "
                                 "now that its disk has room again")
                     await asyncio.to_thread(self._end, process)
-            log.error("embedded store exited with %s; restarting", process.returncode)
+            log.error("embedded store exited with %s; restarting. Its last words:\n%s",
+                      process.returncode, self.last_words())
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
             self._spawn()
