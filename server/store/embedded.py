@@ -5,6 +5,16 @@ It listens on 127.0.0.1 only and runs in "admin party" mode, so nothing but this
 processes may reach it; clients only ever talk to the gateway. It crashes on some requests (a bad
 `_changes` filter, an anonymous database creation once an admin exists): the gateway never forwards
 those, and the supervisor restarts it anyway if it dies, logging its last words.
+
+Most of those crashes are one promise nobody waits on: a `_changes` whose filter fails (its design
+document deleted or changed after the gateway checked it, a filter that throws) is answered with
+its error, and then PouchDB Server's changes wrapper (pouchdb-changeslike-wrapper) re-emits the
+error on an emitter without listeners, inside a promise. PouchDB Server 4.2.0 was written for
+Node.js before 15, where an unhandled rejection was a warning; since Node.js 15 it ends the
+process, and with it every grid's requests. So the store runs with `--unhandled-rejections=warn`,
+as it was built to: the request has its answer, and the warning is in stderr.log. No check in the
+gateway could close that window (an admin may delete a design document between the gateway's
+look and the store's), and uncaught exceptions stay fatal.
 """
 
 from __future__ import annotations
@@ -116,7 +126,8 @@ class EmbeddedStore:
             raise StoreError(f"the embedded store is not installed (no node, or no "
                              f"{self.server_bin}): run scripts/setup, or set "
                              f"LINLI_POUCHDB_SERVER")
-        return [node, str(self.server_bin), "--port", str(self.port), "--host", "127.0.0.1",
+        return [node, "--unhandled-rejections=warn", str(self.server_bin),  # module docstring
+                "--port", str(self.port), "--host", "127.0.0.1",
                 "--dir", str(self.dir), "--config", str(self.dir / "config.json"),
                 "--no-stdout-logs", "--no-color"]
 
