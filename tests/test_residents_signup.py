@@ -15,15 +15,18 @@ import logging
 import os
 import statistics
 import time
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, eventually, wait_for_user
+from conftest import City, Proxy, basic, eventually, wait_for_user
 
 from server.config import VERIFICATION_SENDERS, Config, ConfigError
 from server.domain.scope import DIRECTORY_DB
 from server.domain.signup import PUBLIC_ANSWER
+from server.store.embedded import EmbeddedStore
 from server.sync.verification import SENDERS
 from server.web.app import create_app
 from server.web.keys import DIRECTORY, SIGNUP_LIMITS
@@ -346,6 +349,46 @@ async def test_two_racing_verifies_make_one_account(client: TestClient, city: Ci
     assert f"user:{account}" in [u["_id"] for u in users]
     assert sum(1 for u in users if u.get("resident", {}).get(
         "grids") == [place.grid]) == 1  # the second verify made no account
+
+
+async def test_the_claim_and_the_account_are_one_write_or_none(
+        aiohttp_client: Any, config: Config, city: City, store: EmbeddedStore,
+        proxies: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    """A verify writes the phone's claim and its account in one `_bulk_docs` (a crash
+    between two writes would leave the phone claimed with no account, for ever); a claim the
+    store refuses (another server process took the phone) takes the account back with it."""
+    proxy: Proxy = await proxies(urllib.parse.urlsplit(store.url).port)
+    client = await aiohttp_client(create_app(dataclasses.replace(
+        config, couchdb_url=proxy.url())))
+    place = await a_community(client, city)
+    phone = place.phones["王伟"]
+    code = await signed_up(client, caplog, signup_body(place, phone, "王伟", "3幢2单元301"))
+    before = len(proxy.requests)
+    resp = await client.post("/api/residents/verify", json={
+        "phone": phone, "code": code, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    assert [(m, p.split("?")[0]) for m, p in proxy.requests[before:]
+            if p.startswith(f"/{DIRECTORY_DB}/") and m in ("PUT", "POST")] == [
+        ("POST", f"/{DIRECTORY_DB}/_bulk_docs")]
+    assert (await account_of(client, phone)).startswith("r")
+
+    other = place.phones["李娜"]
+    await city.run(lambda: city.couch[DIRECTORY_DB].save(
+        {"_id": f"login:{other}", "type": "login", "account": "r-another-process"}))
+    code = await signed_up(client, caplog, signup_body(place, other, "李娜", "3幢2单元302"))
+    resp = await client.post("/api/residents/verify", json={
+        "phone": other, "code": code, "password": PASSWORD})
+    assert resp.status == 409 and "已经注册" in (await resp.json())["reason"]
+
+    def accounts_of_the_community() -> list[str]:
+        users = city.couch[DIRECTORY_DB]
+        return [row.id for row in users.view("_all_docs", startkey="user:r",
+                                             endkey="user:r\ufff0", include_docs=True)
+                if (row.doc.get("resident") or {}).get("community") == place.code]
+
+    assert len(await city.run(accounts_of_the_community)) == 1  # 王伟's; none for 李娜
+    claim = await city.get(place.grid, f"signup:{(await account_of(client, phone))}")
+    assert claim["status"] == "activated"
 
 
 async def test_sign_ups_are_limited_by_phone_and_by_address(

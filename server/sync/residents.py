@@ -24,7 +24,7 @@ from server.domain.household_view import resident_view
 from server.domain.matching import HouseholdIndex, match, normalise_address
 from server.domain.scope import DIRECTORY_DB, LOGIN, Directory, User, grid_db
 from server.domain.validation import SchemaRegistry, WriteLimits, check_document, write_context
-from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.store.couch import Conflict, CouchClient, NotFound, StoreUnavailable, db_path
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import encoded_size
 
@@ -193,21 +193,33 @@ class Residents:
     async def create_account(self, account: str, phone: str, password_hash: str, salt: str,
                              community: str, grid: str, now: datetime.datetime) -> None:
         """The resident's account in the directory, shaped as `linli user add` makes one, with
-        where their records are, under a name of its own; the phone is its login, claimed
-        first (`login:<phone>`), so the store lets one account per phone through, however
-        many verifies race on however many server processes (AlreadyRegistered)."""
+        where their records are, under a name of its own, and the phone's claim on it as its
+        login (`login:<phone>`): the store lets one claim per phone through, however many
+        verifies race on however many server processes (AlreadyRegistered).
+
+        Both in one `_bulk_docs`, all or nothing: one round trip, not two, and no phone
+        claimed without an account (the embedded store writes a batch at once; a store that
+        takes half of it, CouchDB with a full disk, has the half taken back here)."""
         stamp = now.isoformat(timespec="seconds")
-        try:
-            await self.couch.put(db_path(DIRECTORY_DB, f"{LOGIN}:{phone}"), {
-                "_id": f"{LOGIN}:{phone}", "type": LOGIN, "account": account,
-                "created_at": stamp})
-        except Conflict:
-            raise AlreadyRegistered(phone) from None
-        doc = {"_id": f"user:{account}", "type": "user", "name": account, "role": "resident",
-               "grids": [], "communities": [], "streets": [], "password": password_hash,
-               "session_salt": salt, "disabled": False, "created_at": stamp,
-               "resident": {"community": community, "grids": [grid]}}
-        await self.couch.put(db_path(DIRECTORY_DB, doc["_id"]), doc)
+        login = {"_id": f"{LOGIN}:{phone}", "type": LOGIN, "account": account,
+                 "created_at": stamp}
+        user = {"_id": f"user:{account}", "type": "user", "name": account, "role": "resident",
+                "grids": [], "communities": [], "streets": [], "password": password_hash,
+                "session_salt": salt, "disabled": False, "created_at": stamp,
+                "resident": {"community": community, "grids": [grid]}}
+        answers = await self.couch.post(db_path(DIRECTORY_DB, "_bulk_docs"),
+                                        {"docs": [login, user]})
+        by_id = {str(a.get("id")): a for a in answers if isinstance(a, dict)}
+        taken = {i: str(a["rev"]) for i, a in by_id.items()
+                 if "error" not in a and i in (login["_id"], user["_id"])}
+        if len(taken) == 2:
+            return
+        if taken:  # half written: taken back, so a retry finds the phone free
+            await self.couch.post(db_path(DIRECTORY_DB, "_bulk_docs"), {"docs": [
+                {"_id": i, "_rev": rev, "_deleted": True} for i, rev in taken.items()]})
+        if by_id.get(login["_id"], {}).get("error") == "conflict":
+            raise AlreadyRegistered(phone)
+        raise StoreUnavailable(f"account {account} not written: {answers}")
 
     async def write(self, grid: str, docs: list[dict[str, Any]],
                     writer: User = SERVER) -> list[dict[str, Any]]:
