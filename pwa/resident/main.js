@@ -11,6 +11,7 @@ import { correctionView, householdView } from "./household.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { ResidentStore } from "./store.js";
+import { taskView, volunteerView } from "./volunteer.js";
 import { ResidentSync } from "./sync.js";
 import { codeLabel, heading } from "./ui.js";
 
@@ -79,6 +80,7 @@ function homeView(app) {
       tile("#/notices", "r-notices-link", t("r_notices"),
         el("span", { class: `chip${unread ? " chip-unread" : ""}`, id: "r-unread", "data-count": String(unread) },
           unread ? tf("r_unread_n", { n: unread }) : t("r_all_read"))),
+      active ? tile("#/volunteer", "r-volunteer-link", t("v_tasks")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -95,6 +97,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "notices") nodes = noticesView(app);
   else if (name === "notice") nodes = await noticeView(app, a);
   else if (name === "mydata") nodes = myDataView(app);
+  else if (name === "volunteer") nodes = volunteerView(app);
+  else if (name === "task") nodes = taskView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;

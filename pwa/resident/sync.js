@@ -180,6 +180,11 @@ export class ResidentSync {
       store.apply({ ...before, ...reply.body.receipt, type: "notice_receipt", created_by: this.me.name });
     } else if (item.kind === "correction" && reply.body.id && !store.docs.has(reply.body.id)) {
       store.apply({ ...item.shown, _id: reply.body.id, type: "correction_request", status: reply.body.status || "open" });
+    } else if (item.kind === "volunteer" && reply.body.status && reply.body.status !== "pending") {
+      // The server's answer until the pull brings its allocation document (the same).
+      const id = `allocation:${item.shown.task.replace(":", ".")}:${this.me.name}`;
+      store.apply({ ...(store.docs.get(id) || {}), _id: id, type: "allocation", claimant: this.me.name,
+        status: reply.body.status, line: reply.body.line, promoted: reply.body.promoted });
     }
   }
 
