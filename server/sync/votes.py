@@ -220,12 +220,17 @@ class Votes:
         return closes is not None and now < closes
 
     async def catch_up(self, state: MotionState, ttl: float = 0.0) -> list[dict[str, Any]]:
-        """The motion's feed, read on from where this process last read it (a ballot's own
-        write is in it once written); with `ttl`, not re-read within that many seconds."""
+        """The motion's feed, read on from where this process last read it; with `ttl`, not
+        re-read within that many seconds. A read that started after the caller's write ended
+        holds that write: callers waiting together share one read (a flood of ballots costs
+        a read per wave, not per ballot)."""
         loop = asyncio.get_running_loop()
-        if ttl and loop.time() - state.read_at < ttl:
+        asked = loop.time()
+        if ttl and asked - state.read_at < ttl:
             return state.rows
         async with state.lock:
+            if state.read_at >= asked:  # another caller's read began after this one asked
+                return state.rows
             started = loop.time()
             rows, since = await changes(self.couch, state.db, state.since)
             state.rows += [{"id": r.get("id"), "seq": r.get("seq"), "doc": {
