@@ -225,6 +225,23 @@ def test_the_scripts_sizes_are_checked(capsys: pytest.CaptureFixture[str]) -> No
         assert said in capsys.readouterr().err, name
 
 
+def test_the_residents_bench_runs_one_part(tmp_path: Path) -> None:
+    """--only picks the parts (the phones need residents signed up first); a part alone is
+    reported alone: here the index, which needs no server."""
+    module = script("residents")
+    assert module.parse_args(["--only", "phones"]).only == ("signup", "phones")
+    assert module.parse_args([]).only is None
+    env = {**os.environ, "TMPDIR": str(tmp_path), bench.ready_flag("bench-residents"): "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench-residents"), "--smoke", "--only",
+         "index", "--timeout", "120"], capture_output=True, text=True, cwd=ROOT, env=env,
+        timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.splitlines()[-1])
+    assert figures["parts"] == ["index"] and figures["index_sizes"]["accounts"] == 300
+    assert "allowed-id index built" in done.stdout and "sign-up +" not in done.stdout
+
+
 def test_the_memory_sampler_follows_a_process_by_phase() -> None:
     sampler = bench.MemorySampler(os.getpid(), store_pid=os.getpid())
     sampler.start()
@@ -452,6 +469,9 @@ def test_the_residents_bench_runs_smoke(tmp_path: Path) -> None:
     assert signups["ratio"] == round(figures["signups_per_second"] / figures["hash_per_second"],
                                      3)
     assert rows["  activated at once"]["met"] is True
+    cpu = rows["  CPU a sign-up, all processes"]
+    assert cpu["value"] == figures["signup_cpu_ms"]["all"] > 0
+    assert cpu["baseline"] == figures["hash_cpu_ms"] > 0
     # A resident's phone: its first sync through the gateway, and a community notice reaching
     # every held feed of the community and none of the other's.
     assert figures["first_sync_ms"]["n"] == script("residents").SMOKE["first_syncs"]
