@@ -21,7 +21,7 @@ OPEN_ROUTES = {"/api/me", "/api/openapi.json", "/api/health", "/api/residents/co
 SIGNUP_ROUTES = {"/api/residents/signup", "/api/residents/verify"}
 # A resident's own data (server/web/mydata.py): open to a resident, about themself only.
 RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
-                   "/api/residents/data-requests"}
+                   "/api/residents/data-requests", "/api/volunteer/ledger"}
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")

@@ -153,15 +153,19 @@ def test_the_check_in_code_names_its_window_not_the_phones_clock() -> None:
     window = v.window_of(starts + datetime.timedelta(minutes=7))
     code = v.checkin_code(SECRET, t["_id"], window)
     assert len(code) == 6 and code.isdigit()
-    when = v.code_window(SECRET, t, code)
+    later = starts + datetime.timedelta(hours=5)
+    when = v.code_window(SECRET, t, code, later)
     assert when is not None and v.window_of(when) <= window  # the earliest window it matches
+    # A window not begun when the server receives the code counts for nothing.
+    assert v.code_window(SECRET, t, code, starts) is None or v.window_of(when) <= v.window_of(
+        starts)
     # Outside the span (an hour before the start) no code counts; nor a wrong secret or task.
     early = v.checkin_code(SECRET, t["_id"], v.window_of(starts - datetime.timedelta(hours=1)))
-    assert v.code_window(SECRET, t, early) is None or early == code
-    assert v.code_window(b"x" * 32, t, code) is None or v.checkin_code(
+    assert v.code_window(SECRET, t, early, later) is None or early == code
+    assert v.code_window(b"x" * 32, t, code, later) is None or v.checkin_code(
         b"x" * 32, t["_id"], window) == code
     for bad in (None, 123456, "12345", "1234567", "１２３４５６", "abcdef"):
-        assert v.code_window(SECRET, t, bad) is None
+        assert v.code_window(SECRET, t, bad, later) is None
 
 
 def test_hours_are_within_the_span_and_confirmed_by_the_organiser_only() -> None:

@@ -55,6 +55,7 @@ WINDOW_SECONDS = 300  # a check-in code lives 5 minutes on the organiser's scree
 LEAD = datetime.timedelta(minutes=30)  # check in this long before the start, out after the end
 CODE_DIGITS = 6
 POINTS_PER_HOUR = 10
+MAX_CORRECTION = 100_000  # minutes or points, as the schema's amount
 FIELDS = frozenset({"title", "description", "place", "starts_at", "ends_at", "places",
                     "deadline", "open_to", "branch", "needs_approval", "community"})
 SERVER_FIELDS = ("created_by", "status", "published_at", "_id", "_rev", "type",
@@ -70,6 +71,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "secret": ("签到密钥", "Check-in secret"), "claimant": ("报名人", "Claimant"),
     "account": ("账号", "Account"), "claim_id": ("报名编号", "Claim number"),
     "code": ("签到码", "Check-in code"), "minutes": ("时长（分钟）", "Minutes"),
+    "amount": ("数量", "Amount"), "reason": ("事由", "Reason"),
+    "volunteer": ("志愿者", "Volunteer"),
+    "direction": ("签到/签退", "Check in or out"), "entry": ("台账记录", "Ledger entry"),
 }
 
 
@@ -233,14 +237,17 @@ def checkin_code(secret: bytes, task_id: str, window: int) -> str:
     return str(int.from_bytes(digest[:8], "big") % 10 ** CODE_DIGITS).zfill(CODE_DIGITS)
 
 
-def code_window(secret: bytes, task: Mapping[str, Any], code: Any) -> datetime.datetime | None:
+def code_window(secret: bytes, task: Mapping[str, Any], code: Any,
+                now: datetime.datetime) -> datetime.datetime | None:
     """The start of the window of the task's span whose code `code` is (the earliest), or None.
-    The time recorded is the code's, whatever the phone's clock said."""
+    The time recorded is the code's, whatever the phone's clock said; a window not yet begun
+    when the server receives the code counts for nothing (a code can only have been shown)."""
     starts, ends = parse_time(task.get("starts_at")), parse_time(task.get("ends_at"))
     if not isinstance(code, str) or not code.isascii() or not code.isdigit() or len(
             code) != CODE_DIGITS or starts is None or ends is None:
         return None
-    for window in range(window_of(starts - LEAD), window_of(ends + LEAD) + 1):
+    last = min(window_of(ends + LEAD), window_of(now))
+    for window in range(window_of(starts - LEAD), last + 1):
         if hmac.compare_digest(checkin_code(secret, str(task["_id"]), window), code):
             return datetime.datetime.fromtimestamp(window * WINDOW_SECONDS, datetime.UTC)
     return None
@@ -275,6 +282,20 @@ def confirm_problem(task: Mapping[str, Any], user: User, volunteer: str,
 
 # -- the ledgers (rule 6) -----------------------------------------------------------------------
 
+def correction_problems(amount: Any, reason: Any) -> list[Problem]:
+    """A correction as the organiser sends it: a whole amount, not zero, and its reason."""
+    found = []
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(
+            amount) > MAX_CORRECTION:
+        found.append(problem("amount", "amount", f"应为非零整数，绝对值不超过 {MAX_CORRECTION}",
+                             f"must be a whole number, not zero, at most {MAX_CORRECTION} "
+                             "either way"))
+    bad = text_problem(reason, "/reason", LABELS["reason"], max_chars=120)
+    if bad is not None:
+        found.append(bad)
+    return found
+
+
 def points_for(minutes: int) -> int:
     return minutes * POINTS_PER_HOUR // 60
 
@@ -284,9 +305,10 @@ def ledger_entry(kind: str, account: str, amount: int, reason: str, source: str,
                  corrects: str | None = None) -> dict[str, Any]:
     """One entry, its id made from its kind, account and source: written twice, it is one."""
     doc: dict[str, Any] = {
-        "_id": f"ledger:{kind}:{account}:{source}", "type": "ledger_entry", "schema_version": 1,
-        "created_by": author, "kind": kind, "account": account, "amount": amount,
-        "reason": reason, "source": source, "recorded_at": now.isoformat(timespec="seconds")}
+        "_id": f"ledger_entry:{kind}:{account}:{source}", "type": "ledger_entry",
+        "schema_version": 1, "created_by": author, "kind": kind, "account": account,
+        "amount": amount, "reason": reason, "source": source,
+        "recorded_at": now.isoformat(timespec="seconds")}
     if corrects is not None:
         doc["corrects"] = corrects
     return doc

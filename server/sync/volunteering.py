@@ -17,10 +17,10 @@ from typing import Any
 from server.domain import volunteering as rules
 from server.domain.allocation import Outcome, Terms
 from server.domain.messages import Refused, bilingual
-from server.domain.scope import RESIDENTS_DB, Directory, User
+from server.domain.scope import CLAIMS_DB, RESIDENTS_DB, Directory, User
 from server.domain.validation import SchemaRegistry
-from server.store.couch import CouchClient, NotFound, db_path
-from server.sync.allocation import Allocator, event_id
+from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.sync.allocation import Allocator, event_id, subject_key
 from server.sync.allowed import ResidentIndex
 from server.sync.notices import refused
 
@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
 
 KIND = "volunteer_task"
+MAX_WRONG_CODES = 10  # per volunteer and task, then 429: six digits are not guessed in ten
+
+
+def secret_id(task_id: str) -> str:
+    """The check-in secret's id, in the claims database (internal: it never reaches a phone
+    but the organiser's, through their route)."""
+    return f"task_secret:{subject_key(task_id)}"
+
+
+def ledger_id(kind: str, account: str, source: str) -> str:
+    return f"ledger_entry:{kind}:{account}:{subject_key(source)}"
 
 
 def no_such_task() -> Refused:
@@ -44,6 +55,8 @@ class Volunteering:
     schemas: SchemaRegistry
     # A task's terms never change once published: read once per process.
     terms_held: dict[str, Terms] = dataclasses.field(default_factory=dict)
+    # Wrong check-in codes by (account, task), this process's count.
+    wrong_codes: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
     async def publish(self, user: User, draft: Mapping[str, Any],
                       now: datetime.datetime) -> dict[str, Any]:
@@ -59,6 +72,9 @@ class Volunteering:
         stated = self.schemas.problems(doc)
         if stated:
             raise Refused(400, "bad_request", "；".join(stated))
+        await self.couch.ensure_db(CLAIMS_DB)
+        await self.couch.put(db_path(CLAIMS_DB, secret_id(doc["_id"])),
+                             {"secret": secrets.token_hex(32)})
         await self.couch.put(db_path(RESIDENTS_DB, doc["_id"]), doc)
         audit.info("%s published %s in %s (%d places)", user.name, doc["_id"],
                    doc["community"], doc["places"])
@@ -132,3 +148,154 @@ class Volunteering:
                                     endkey=json.dumps(f"{KIND}:\ufff0"))
         return [row["doc"] for row in page.get("rows", [])
                 if isinstance(row.get("doc"), dict) and row["doc"].get("type") == KIND]
+
+    # -- check-in, hours and the ledgers ---------------------------------------------------
+
+    async def secret(self, task_id: str) -> bytes:
+        doc = await self.couch.get(db_path(CLAIMS_DB, secret_id(task_id)))
+        return bytes.fromhex(str(doc["secret"]))
+
+    async def organised(self, user: User, task_id: str) -> dict[str, Any]:
+        """A task the user organises (its author, or an admin), or 404 as for none."""
+        doc = await self.task(task_id)
+        if doc is None or user.disabled or not (
+                user.is_admin or doc.get("created_by") == user.name):
+            raise no_such_task()
+        return doc
+
+    async def check(self, allocator: Allocator, index: ResidentIndex, account: str,
+                    task_id: str, direction: str, code: Any,
+                    now: datetime.datetime) -> tuple[dict[str, Any], bool]:
+        """Rule 4: a confirmed volunteer's check-in or check-out by the organiser's code, once
+        each (a retry, or a second code, answers the one stored); the time is the code's."""
+        doc = await self.task(task_id)
+        who = self.claimant(account, index)
+        if doc is None or doc.get("community") not in who.communities:
+            raise no_such_task()
+        await allocator.settle()
+        placed = allocator.outcome(task_id, account)
+        if placed is None or placed.status != "confirmed":
+            raise Refused(403, "forbidden", bilingual("您没有这个任务的名额，不能签到",
+                                                      "You hold no place on this task."))
+        base = f"checkin:{subject_key(task_id)}:{account}"
+        path = db_path(RESIDENTS_DB, f"{base}:{direction}")
+        try:
+            return dict(await self.couch.get(path)), False
+        except NotFound:
+            pass
+        tries = self.wrong_codes.get((account, task_id), 0)
+        if tries >= MAX_WRONG_CODES:
+            raise Refused(429, "too_many_requests", bilingual(
+                "签到码错误次数过多，请让组织者帮您签到",
+                "Too many wrong codes; ask the organiser."))
+        at = rules.code_window(await self.secret(task_id), doc, code, now)
+        if at is None:
+            self.wrong_codes[(account, task_id)] = tries + 1
+            raise refused([rules.problem("code", "code", "不对，或不是本任务此时的签到码",
+                                         "is not this task's code for now")])
+        if direction == "out":
+            try:
+                began = await self.couch.get(db_path(RESIDENTS_DB, f"{base}:in"))
+            except NotFound:
+                raise Refused(409, "conflict", bilingual("请先签到再签退",
+                                                         "Check in before checking out.")) from None
+            at = max(at, datetime.datetime.fromisoformat(str(began["at"])))
+        record = {"_id": f"{base}:{direction}", "type": "checkin", "schema_version": 1,
+                  "created_by": account, "task": task_id, "direction": direction,
+                  "at": at.isoformat(timespec="seconds"),
+                  "received_at": now.isoformat(timespec="seconds")}
+        stated = self.schemas.problems(record)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        try:
+            await self.couch.put(path, record)
+        except Conflict:
+            return dict(await self.couch.get(path)), False
+        return record, True
+
+    async def confirm_hours(self, allocator: Allocator, user: User, task_id: str,
+                            volunteer: str, minutes: Any,
+                            now: datetime.datetime) -> tuple[list[dict[str, Any]], bool]:
+        """Rule 5: the organiser confirms a confirmed volunteer's hours (by default the minutes
+        between their check-in and check-out); they enter both ledgers once (rule 6)."""
+        doc = await self.organised(user, task_id)
+        await allocator.settle()
+        placed = allocator.outcome(task_id, volunteer)
+        if placed is None or placed.status != "confirmed":
+            raise refused([rules.problem("volunteer", "volunteer", "不是本任务已确认的志愿者",
+                                         "is not a confirmed volunteer of this task")])
+        ids = [ledger_id(kind, volunteer, task_id) for kind in ("hours", "points")]
+        held = await self.couch.post(db_path(RESIDENTS_DB, "_all_docs"), {"keys": ids},
+                                     include_docs="true")
+        stored = [row["doc"] for row in held.get("rows", []) if isinstance(row.get("doc"), dict)]
+        if stored:
+            return stored, False
+        if minutes is None:
+            minutes = await self.checked_minutes(doc, volunteer)
+        problem = rules.confirm_problem(doc, user, volunteer, minutes)
+        if problem is not None:
+            raise Refused(403 if problem.code in ("own_hours", "not_organiser") else 400,
+                          "forbidden" if problem.code != "minutes" else "bad_request",
+                          problem.message)
+        reason = f"志愿服务：{doc['title']}"
+        entries = [rules.ledger_entry("hours", volunteer, minutes, reason, task_id, user.name,
+                                      now),
+                   rules.ledger_entry("points", volunteer, rules.points_for(minutes), reason,
+                                      task_id, user.name, now)]
+        for entry in entries:
+            entry["_id"] = ledger_id(entry["kind"], volunteer, task_id)
+        written = await self.couch.post(db_path(RESIDENTS_DB, "_bulk_docs"), {"docs": entries})
+        if not all(r.get("ok") for r in written):  # another confirmation came first
+            return await self.confirm_hours(allocator, user, task_id, volunteer, minutes, now)
+        audit.info("%s confirmed %d minutes of %s on %s", user.name, minutes, volunteer,
+                   task_id)
+        return entries, True
+
+    async def checked_minutes(self, task: Mapping[str, Any], volunteer: str) -> int | None:
+        base = f"checkin:{subject_key(str(task['_id']))}:{volunteer}"
+        held = await self.couch.post(db_path(RESIDENTS_DB, "_all_docs"),
+                                     {"keys": [f"{base}:in", f"{base}:out"]}, include_docs="true")
+        docs = [row.get("doc") for row in held.get("rows", [])]
+        if not all(isinstance(d, dict) for d in docs):
+            return None
+        return rules.hours_minutes(task, datetime.datetime.fromisoformat(docs[0]["at"]),
+                                   datetime.datetime.fromisoformat(docs[1]["at"])) or None
+
+    async def entries(self, account: str) -> list[dict[str, Any]]:
+        """An account's ledger entries, both kinds."""
+        found: list[dict[str, Any]] = []
+        for kind in ("hours", "points"):
+            prefix = f"ledger_entry:{kind}:{account}:"
+            page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
+                                        startkey=json.dumps(prefix),
+                                        endkey=json.dumps(prefix + "\ufff0"))
+            found += [row["doc"] for row in page.get("rows", [])
+                      if isinstance(row.get("doc"), dict)
+                      and row["doc"].get("type") == "ledger_entry"]
+        return found
+
+    async def correct(self, user: User, entry_id: str, amount: Any, reason: Any,
+                      now: datetime.datetime) -> dict[str, Any]:
+        """Rule 6: a correction is a new entry naming the one it corrects, by the organiser
+        of the entry's task (or an admin); the entry itself is never changed."""
+        try:
+            entry = await self.couch.get(db_path(RESIDENTS_DB, entry_id))
+        except NotFound:
+            entry = None
+        if not isinstance(entry, dict) or entry.get("type") != "ledger_entry" or entry.get(
+                "corrects"):
+            raise Refused(404, "not_found", bilingual("没有这条台账记录", "No such ledger entry."))
+        await self.organised(user, str(entry["source"]))
+        problems = rules.correction_problems(amount, reason)
+        if problems:
+            raise refused(problems)
+        fix = rules.ledger_entry(entry["kind"], entry["account"], amount, reason,
+                                 f"{entry['source']}.fix.{secrets.token_hex(4)}", user.name,
+                                 now, corrects=entry_id)
+        fix["_id"] = ledger_id(fix["kind"], fix["account"], fix["source"])
+        stated = self.schemas.problems(fix)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        await self.couch.put(db_path(RESIDENTS_DB, fix["_id"]), fix)
+        audit.info("%s corrected %s by %d", user.name, entry_id, amount)
+        return fix

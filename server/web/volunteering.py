@@ -16,6 +16,7 @@ from server import errors
 from server.domain import volunteering as rules
 from server.domain.allocation import LABELS, counts
 from server.domain.scope import User
+from server.domain.text import unknown_fields
 from server.errors import json_response
 from server.sync.allocation import Allocator
 from server.sync.notices import refused
@@ -128,6 +129,93 @@ async def cancel(request: web.Request) -> web.Response:
     return await resident_act(request, "cancel")
 
 
+CHECK_FIELDS = frozenset({"direction", "code"})
+HOURS_FIELDS = frozenset({"volunteer", "minutes"})
+CORRECTION_FIELDS = frozenset({"entry", "amount", "reason"})
+
+
+def fields_problems(body: dict[str, Any], allowed: frozenset[str],
+                    texts: tuple[str, ...]) -> None:
+    """A 400 naming by label a field not asked for, or one of `texts` that is no short text."""
+    problems = unknown_fields(body, allowed)
+    for name in texts:
+        if not isinstance(body.get(name), str) or not 0 < len(body[name]) <= 400:
+            problems.append(rules.problem(name, "text_type", "应为文字", "must be text"))
+    if problems:
+        raise refused(problems)
+
+
+async def checkin_key(request: web.Request) -> web.Response:
+    """The organiser's phone makes the check-in codes offline from this (rule 4), and shows
+    the current one; a volunteer's phone never has it."""
+    user = require_publisher(request)
+    store = request.app[VOLUNTEERING]
+    doc = await store.organised(user, request.match_info["task"])
+    secret = await store.secret(str(doc["_id"]))
+    now = utc_now()
+    return json_response({"task": doc["_id"], "secret": secret.hex(),
+                          "window_seconds": rules.WINDOW_SECONDS, "digits": rules.CODE_DIGITS,
+                          "code": rules.checkin_code(secret, str(doc["_id"]),
+                                                     rules.window_of(now))},
+                         headers={"Cache-Control": "no-store"})
+
+
+async def check(request: web.Request) -> web.Response:
+    """A confirmed volunteer checks in or out with the code the organiser shows
+    (`{direction: in|out, code}`), queued offline by the phone; once each."""
+    user = require_resident(request, ("签到", "checks in"))
+    body = await read_object(request)
+    fields_problems(body, CHECK_FIELDS, ("code",))
+    if body.get("direction") not in ("in", "out"):
+        raise refused([rules.problem("direction", "direction", "应为签到或签退",
+                                     "must be in or out")])
+    index = await index_of(request)
+    allocator = await allocator_of(request)
+    record, created = await request.app[VOLUNTEERING].check(
+        allocator, index, user.name, request.match_info["task"], body["direction"],
+        body["code"], utc_now())
+    return json_response({"ok": True, "repeated": not created, "checkin": {
+        k: record[k] for k in ("_id", "task", "direction", "at")}},
+        status=201 if created else 200)
+
+
+async def hours(request: web.Request) -> web.Response:
+    """The organiser confirms a volunteer's hours (`{volunteer, minutes?}`): both ledgers."""
+    user = require_publisher(request)
+    body = await read_object(request)
+    fields_problems(body, HOURS_FIELDS, ("volunteer",))
+    allocator = await allocator_of(request)
+    entries, created = await request.app[VOLUNTEERING].confirm_hours(
+        allocator, user, request.match_info["task"], body["volunteer"], body.get("minutes"),
+        utc_now())
+    return json_response({"ok": True, "repeated": not created, "entries": [
+        {k: e.get(k) for k in ("_id", "kind", "account", "amount", "reason", "source")}
+        for e in entries]}, status=201 if created else 200)
+
+
+async def correction(request: web.Request) -> web.Response:
+    """A correction of a ledger entry, as a new entry (`{entry, amount, reason}`)."""
+    user = require_publisher(request)
+    body = await read_object(request)
+    fields_problems(body, CORRECTION_FIELDS, ("entry",))
+    fix = await request.app[VOLUNTEERING].correct(user, body["entry"], body.get("amount"),
+                                                  body.get("reason"), utc_now())
+    return json_response({"ok": True, "entry": fix}, status=201)
+
+
+async def ledger(request: web.Request) -> web.Response:
+    """A resident's own ledgers: each entry, and the balances summed from them."""
+    user = require_resident(request, ("查看志愿时长", "has volunteer hours"))
+    entries = await request.app[VOLUNTEERING].entries(user.name)
+    totals = rules.balances(rules.Entry(user.name, str(e["kind"]), int(e["amount"]))
+                            for e in entries)
+    return json_response({"hours_minutes": totals.get((user.name, "hours"), 0),
+                          "points": totals.get((user.name, "points"), 0),
+                          "entries": [{k: e.get(k) for k in (
+                              "_id", "kind", "amount", "reason", "source", "corrects",
+                              "recorded_at")} for e in entries]})
+
+
 async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store, the directory and the residents' index are open."""
     store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS])
@@ -144,5 +232,9 @@ def setup(app: web.Application) -> None:
     for method, path, handler in (
             ("GET", PREFIX, listing), ("POST", PREFIX, publish),
             ("GET", one + "/allocation", allocation),
-            ("POST", one + "/claim", claim), ("POST", one + "/cancel", cancel)):
+            ("POST", one + "/claim", claim), ("POST", one + "/cancel", cancel),
+            ("GET", one + "/checkin-key", checkin_key), ("POST", one + "/check", check),
+            ("POST", one + "/hours", hours),
+            ("POST", "/api/volunteer/ledger/corrections", correction),
+            ("GET", "/api/volunteer/ledger", ledger)):
         app.router.add_route(method, path, handler)
