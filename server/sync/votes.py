@@ -40,7 +40,12 @@ from server.sync.ordering import seq_number
 log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
 
-PARTICIPATION_TTL = 2.0  # seconds a motion's live participation is served before re-reading
+# Seconds a vote's participation is served before it is read again, in the background, for
+# ballots another server process took (this process's own are in it at once), and how many
+# such reads run at once: a city-wide list must not wait for a read per vote.
+PARTICIPATION_TTL = 10.0
+LIST_TTL = 1.0  # seconds a list trusts its motions before asking the store for new ones
+BACKGROUND_READS = 4
 CHANGES_PAGE = 5000
 Clock = Callable[[], datetime.datetime]
 
@@ -77,6 +82,12 @@ async def changes(couch: CouchClient, db: str, since: str = "0") -> tuple[list[d
             return rows, since
 
 
+def log_failure(task: asyncio.Future[Any]) -> None:
+    """A background read that failed is logged; the next look reads again."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("participation not read: %s", task.exception())
+
+
 @dataclasses.dataclass
 class MotionState:
     """A motion as this process holds it: the document, its electorate, the owners' units,
@@ -92,6 +103,9 @@ class MotionState:
     result: bytes | None = None
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     closing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    refreshing: asyncio.Future[Any] | None = None  # the background read of participation
+    shown: tuple[int, dict[str, Any]] = (-1, {})  # participation, for rows read so far
+    outcome: dict[str, Any] | None = None  # the published result, parsed once
 
     @property
     def key(self) -> str:
@@ -111,7 +125,9 @@ class Votes:
         self.couch, self.directory, self.schemas, self.clock = couch, directory, schemas, clock
         self.motions: dict[str, MotionState] = {}
         self.listed_since = "0"
+        self.listed_at = -1e9
         self._phones: tuple[int, dict[str, set[str]]] = (-1, {})
+        self.background = asyncio.Semaphore(BACKGROUND_READS)
 
     # -- who is who ---------------------------------------------------------------------------
 
@@ -183,8 +199,23 @@ class Votes:
                    doc["compound"])
         return doc
 
-    async def refresh_list(self) -> None:
-        """Motions opened since the last look (by any process), from linli-votes' feed."""
+    async def refresh_list(self, ttl: float = 0.0) -> None:
+        """Motions opened since the last look (by any process), from linli-votes' feed; with
+        `ttl`, not looked for again within that many seconds (this process's own are known
+        at once)."""
+        now = asyncio.get_running_loop().time()
+        if ttl and now - self.listed_at < ttl:
+            return
+        self.listed_at = now
+        if self.listed_since == "0":  # the first look: the motions by their ids, not the
+            info = await self.couch.get(db_path(VOTES_DB))  # register's feed of every unit
+            page = await self.couch.get(db_path(VOTES_DB, "_all_docs"), include_docs="true",
+                                        startkey=json.dumps("motion:"),
+                                        endkey=json.dumps("motion:\ufff0"))
+            for row in page.get("rows", []):
+                if row.get("doc") and row["id"].removeprefix("motion:") not in self.motions:
+                    await self.load(row["doc"])
+            self.listed_since = str(info.get("update_seq", "0"))
         rows, since = await changes(self.couch, VOTES_DB, self.listed_since)
         for row in rows:
             if str(row.get("id", "")).startswith("motion:") and row.get("doc"):
@@ -203,6 +234,7 @@ class Votes:
                 owners.setdefault(owner, []).append(unit.id)
         state = MotionState(doc, electorate, owners,
                             await self.community_of(doc["compound"]) or "")
+        await self.catch_up(state)  # read once when loaded: a list never waits for it
         self.motions[key] = state
         return state
 
@@ -239,12 +271,25 @@ class Votes:
             state.since, state.read_at = since, started
         return state.rows
 
+    async def refresh(self, state: MotionState) -> None:
+        async with self.background:
+            await self.catch_up(state, PARTICIPATION_TTL)
+
     async def participation(self, state: MotionState) -> dict[str, Any]:
-        """Live while open: the units that voted so far (re-read after PARTICIPATION_TTL)."""
-        rows = await self.catch_up(state, PARTICIPATION_TTL)
-        return votes.participation(state.electorate, {
-            str(r["doc"].get("unit")) for r in rows
-            if str(r.get("id", "")).startswith(("ballot:", "voted:"))})
+        """Live while open: the units that voted so far. Read once, then served from memory
+        and read on in the background after PARTICIPATION_TTL (a city-wide list does not wait
+        for a read per vote)."""
+        if state.read_at < 0:
+            await self.catch_up(state)
+        elif asyncio.get_running_loop().time() - state.read_at >= PARTICIPATION_TTL and (
+                state.refreshing is None or state.refreshing.done()):
+            state.refreshing = asyncio.ensure_future(self.refresh(state))
+            state.refreshing.add_done_callback(log_failure)
+        if state.shown[0] != len(state.rows):  # computed again only when ballots came
+            state.shown = (len(state.rows), votes.participation(state.electorate, {
+                str(r["doc"].get("unit")) for r in state.rows
+                if str(r.get("id", "")).startswith(("ballot:", "voted:"))}))
+        return state.shown[1]
 
     # -- closing and the count ----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ the store's side server/sync/votes.py, the design docs/votes.md.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +29,7 @@ from server.domain import votes as rules
 from server.domain.scope import User
 from server.errors import json_response
 from server.sync.residents import utc_now
-from server.sync.votes import MotionState, Votes, no_such_motion
+from server.sync.votes import LIST_TTL, MotionState, Votes, no_such_motion
 from server.web.guard import require_user
 from server.web.keys import COUCH, DIRECTORY, SCHEMAS, VOTES
 from server.web.parsing import read_object
@@ -61,7 +62,9 @@ async def summary(store: Votes, state: MotionState) -> dict[str, Any]:
         found["state"] = "open"
         found["participation"] = await store.participation(state)
         return found
-    counted = json.loads(result)
+    if state.outcome is None:
+        state.outcome = json.loads(result)
+    counted = state.outcome
     found["state"] = "closed"
     found["participation"] = counted["participation"]
     found["passed"] = counted["passed"]
@@ -73,9 +76,9 @@ async def summary(store: Votes, state: MotionState) -> dict[str, Any]:
 async def listing(request: web.Request) -> web.Response:
     user = require_user(request)
     store = request.app[VOTES]
-    await store.refresh_list()
+    await store.refresh_list(LIST_TTL)
     seen = [s for s in store.motions.values() if store.sees(user, s)]
-    found = [await summary(store, s) for s in seen]
+    found = list(await asyncio.gather(*(summary(store, s) for s in seen)))
     found.sort(key=lambda v: (v["state"] != "open", v["closes_at"]), reverse=False)
     return json_response({"votes": found})
 
@@ -104,8 +107,8 @@ async def one(request: web.Request) -> web.Response:
     if user.role == "resident":
         found["my_units"] = store.units_of(state, user.name)
         found["my_ballots"] = await store.my_ballots(user, state)
-    if state.result is not None:
-        found["result"] = json.loads(state.result)
+    if state.outcome is not None:
+        found["result"] = state.outcome
     return json_response({"vote": found})
 
 
