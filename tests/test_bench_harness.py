@@ -264,6 +264,20 @@ def test_the_memory_sampler_follows_a_process_by_phase() -> None:
                                                       "max": 3000.0, "mean": 2000.0}
 
 
+def test_wait_idle_waits_out_background_work() -> None:
+    """A process still busy (what a run set going: views being built) is waited for, up to the
+    limit, and its CPU seconds meanwhile are counted; a quiet one is waited for one second."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        waited = bench.wait_idle([busy.pid, None], limit=2.5, quiet=0.01)  # a busy machine
+    finally:
+        busy.kill()
+        busy.wait()
+    assert waited["seconds"] >= 2.5 and waited["cpu_s"] >= 0.03, waited
+    quiet = bench.wait_idle([busy.pid], limit=10)  # gone: no CPU at all
+    assert quiet == {"seconds": pytest.approx(1.0, abs=0.5), "cpu_s": 0.0}
+
+
 class Scenario:
     """The smallest scenario the harness runs, in two steps: it says what happened to it, so
     that a test sees the run loop's side (exit status, output, clean-up), with the harness

@@ -252,6 +252,24 @@ def children(pid: int) -> list[int]:
     return pids
 
 
+def wait_idle(pids: Iterable[int | None], limit: float = 90,
+              quiet: float = 0.08) -> dict[str, float]:
+    """Blocks until the processes (a server, its store) spend less than `quiet` CPU seconds in
+    a second, or `limit` seconds have passed: what one phase set going in the background (the
+    figures' views being built, receipts) must not be paid by the next. The seconds waited and
+    the CPU seconds they spent meanwhile."""
+    watched = list(pids)
+    started, spent = time.monotonic(), 0.0
+    while time.monotonic() - started < limit:
+        before = sum(cpu_seconds(pid) for pid in watched)
+        time.sleep(1.0)
+        used = sum(cpu_seconds(pid) for pid in watched) - before
+        spent += used
+        if used < quiet:
+            break
+    return {"seconds": round(time.monotonic() - started, 1), "cpu_s": round(spent, 2)}
+
+
 def load_before() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
