@@ -9,16 +9,22 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import PASSWORD, TEST_LIMITS, City, basic, visit
+from conftest import PASSWORD, TEST_LIMITS, City, Proxy, basic, eventually, visit
 
 from server.admin import directory
 from server.config import Config
 from server.domain.scope import DIRECTORY_DB
+from server.store.couch import CouchClient, db_path
+from server.store.embedded import EmbeddedStore
 from server.web.app import create_app
 from server.web.keys import STORE
 
@@ -153,3 +159,37 @@ def test_a_user_names_only_grids_that_exist(city: City) -> None:
     with pytest.raises(directory.DirectoryError, match="nope"):
         directory.add_user(city.couch, "w.nope", "worker", PASSWORD, grids=[known, "nope"])
     assert city.blocking.user(grids=[known])
+
+
+async def test_a_settled_feed_reads_a_stream_of_writes_a_page_at_a_time(
+        store: EmbeddedStore, store_session: aiohttp.ClientSession,
+        proxies: Callable[..., Any]) -> None:
+    """`follow(settle=...)` (the directory's follower): the first change after a quiet spell
+    is read by the longpoll already waiting; the writes made while the follower settles are
+    read together, not with one `_changes` each (each is a few ms of the store's one core)."""
+    proxy: Proxy = await proxies(urllib.parse.urlsplit(store.url).port)
+    couch, direct = CouchClient(proxy.url(), store_session), CouchClient(store.url,
+                                                                          store_session)
+    db = f"settle-{uuid.uuid4().hex[:10]}"
+    await direct.put(db_path(db), None)
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for change, _ in couch.follow(db, settle=2.0):
+            seen.append(change["id"])
+
+    following = asyncio.ensure_future(follow())
+    try:
+        await eventually(lambda: proxy.paths("GET") == [f"/{db}/_changes"], what="a longpoll")
+        await direct.put(db_path(db, "first"), {})
+        await eventually(lambda: seen == ["first"], what="the first change")
+        reads = len(proxy.paths("GET"))
+        for n in range(10):
+            await direct.put(db_path(db, f"then-{n}"), {})
+        await eventually(lambda: len(seen) == 11, what="the ten writes", seconds=20)
+        assert seen[1:] == [f"then-{n}" for n in range(10)]
+        assert len(proxy.paths("GET")) - reads <= 2  # one read of the ten, and the next wait
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        await direct.request("DELETE", db_path(db))

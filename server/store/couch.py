@@ -232,9 +232,13 @@ class CouchClient:
             raise
 
     async def follow(self, db: str, since: str = "0", *, include_docs: bool = True,
-                     heartbeat_ms: int = 10_000) -> AsyncIterator[tuple[dict[str, Any], str]]:
+                     heartbeat_ms: int = 10_000, settle: float = 0.0
+                     ) -> AsyncIterator[tuple[dict[str, Any], str]]:
         """Yield (change, seq) for every change of `db` after `since`, for ever. A failure of the
-        store restarts the feed from the last seq with back-off; it never ends the server."""
+        store restarts the feed from the last seq with back-off; it never ends the server.
+        `settle`: seconds to wait after a page of changes before asking again, so that a
+        stream of writes is read a page at a time, not one request (and one of the store's
+        own) a write; the first change after a quiet spell still comes at once."""
         delay = 0.5
         while True:
             try:
@@ -249,6 +253,8 @@ class CouchClient:
                     since = str(change.get("seq", since))
                     yield change, since
                 since = str(page.get("last_seq", since))
+                if settle and page.get("results"):
+                    await asyncio.sleep(settle)
             except asyncio.CancelledError:
                 raise
             except (StoreUnavailable, CouchFailure) as exc:
