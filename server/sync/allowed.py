@@ -141,6 +141,9 @@ class ResidentIndex:
         self.nudge = asyncio.Event()
         self.ready = asyncio.Event()
         self.pending_since: float | None = None
+        self.reading: set[str] = set()  # the databases whose changes are being read
+        # database -> {id: rev} applied as written, not yet read back (`written`)
+        self.told: dict[str, dict[str, str]] = {}
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -151,6 +154,33 @@ class ResidentIndex:
             if self.pending_since is None:
                 self.pending_since = asyncio.get_running_loop().time()
             self.nudge.set()
+
+    def written(self, db: str, docs: Iterable[Mapping[str, Any]]) -> None:
+        """This server wrote `docs` (with their new revisions) to `db`: into the index at
+        once, not read back (reading a grid's changes after each sign-up was a fifth of the
+        store's work for it). A database the index has not read yet is read instead; the
+        sweep reads these again, and applying a document twice changes nothing. While the
+        database is being read, a page read before the write may be applied after it: read
+        again then, after that page."""
+        if db not in self.since or db in self.reading:
+            self.notice(db)
+            return
+        told = self.told.setdefault(db, {})
+        for doc in docs:
+            told[str(doc.get("_id"))] = str(doc.get("_rev"))
+            self.apply({"doc": doc}, source_of(db))
+
+    def already_told(self, db: str, change: Mapping[str, Any]) -> bool:
+        """A change this server wrote and `written` applied: applied again, it would stamp
+        its household anew and every phone of it would be sent the household again."""
+        told = self.told.get(db)
+        doc = change.get("doc")
+        if not told or not isinstance(doc, Mapping):
+            return False
+        rev = told.pop(str(change.get("id")), None)
+        if not told:
+            del self.told[db]
+        return rev is not None and rev == doc.get("_rev")
 
     def apply(self, change: Mapping[str, Any], source: str) -> None:
         """One change of a feed (`include_docs`), or a directory grid, into the index."""
@@ -221,20 +251,25 @@ class ResidentIndex:
             self.since[db] = loaded
         since = self.since.get(db, "0")
         source = source_of(db)
-        while True:
-            try:
-                page = await self.couch.get(db_path(db, "_changes"), since=since, limit=PAGE,
-                                            include_docs="true")
-            except NotFound:
-                return seen  # a grid listed before its database exists
-            for change in page.get("results", []):
-                self.apply(change, source)
-            seen += len(page.get("results", []))
-            since = str(page.get("last_seq", since))
-            self.since[db] = since
-            if len(page.get("results", [])) < int(PAGE):
-                return seen
-            await asyncio.sleep(0)  # a city's build must not hold the loop for seconds
+        self.reading.add(db)
+        try:
+            while True:
+                try:
+                    page = await self.couch.get(db_path(db, "_changes"), since=since,
+                                                limit=PAGE, include_docs="true")
+                except NotFound:
+                    return seen  # a grid listed before its database exists
+                for change in page.get("results", []):
+                    if not self.already_told(db, change):
+                        self.apply(change, source)
+                seen += len(page.get("results", []))
+                since = str(page.get("last_seq", since))
+                self.since[db] = since
+                if len(page.get("results", [])) < int(PAGE):
+                    return seen
+                await asyncio.sleep(0)  # a city's build must not hold the loop for seconds
+        finally:
+            self.reading.discard(db)
 
     def databases(self) -> list[str]:
         """The databases read at start and at each sweep."""

@@ -161,8 +161,9 @@ class Residents:
         self.limits = limits
         self.receipts = receipts
         self.indexes = RegistryIndexes(couch, directory)
-        # Told of each database written, so the residents' sync index reads it at once.
-        self.on_written: Callable[[str], None] | None = None
+        # Told of each database written and what was, so the residents' sync index has it
+        # at once.
+        self.on_written: Callable[[str, list[dict[str, Any]]], None] | None = None
 
     async def known_community(self, community: str) -> bool:
         return bool(self.indexes.grids_of(community))
@@ -235,8 +236,10 @@ class Residents:
             results = await self.couch.post(db_path(db, "_bulk_docs"), {"docs": docs})
             self.receipts.record(writer.name, db, [[r["id"], r["rev"]] for r in results
                                                    if r.get("ok")])
-        if self.on_written is not None:
-            self.on_written(db)
+        if self.on_written is not None:  # answers matched by id: the store's order is its own
+            revs = {str(r["id"]): r["rev"] for r in results if r.get("ok")}
+            self.on_written(db, [{**doc, "_rev": revs[doc["_id"]]} for doc in docs
+                                 if doc.get("_id") in revs])
         return list(results)
 
     async def account_doc(self, account: str) -> dict[str, Any] | None:

@@ -214,7 +214,7 @@ async def door_links_ctx(app: web.Application) -> AsyncIterator[None]:
     links are written through a `Residents` of their own, so this needs nothing made later."""
     residents = Residents(app[COUCH], app[DIRECTORY], app[SCHEMAS], app[CONFIG], app[RECEIPTS])
     if RESIDENT_INDEX in app:  # a link written is in the residents' sync index at once
-        residents.on_written = app[RESIDENT_INDEX].notice
+        residents.on_written = app[RESIDENT_INDEX].written
     # Every grid once after a start, unless the passes at start are off (many short-lived
     # servers on one store: the test suite).
     grids = sorted(app[DIRECTORY].grids) if app[CONFIG].grid_passes_at_start else []

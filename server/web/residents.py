@@ -215,7 +215,7 @@ async def residents_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RESIDENTS] = Residents(app[COUCH], app[DIRECTORY], app[SCHEMAS], app[CONFIG],
                                app[RECEIPTS])
     if RESIDENT_INDEX in app:  # what it writes, the residents' sync index reads at once
-        app[RESIDENTS].on_written = app[RESIDENT_INDEX].notice
+        app[RESIDENTS].on_written = app[RESIDENT_INDEX].written
     yield
 
 
