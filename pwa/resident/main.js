@@ -12,6 +12,7 @@ import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { ResidentStore } from "./store.js";
 import { taskView, volunteerView } from "./volunteer.js";
+import { voteView, votesView } from "./votes.js";
 import { ResidentSync } from "./sync.js";
 import { codeLabel, heading } from "./ui.js";
 
@@ -81,6 +82,7 @@ function homeView(app) {
         el("span", { class: `chip${unread ? " chip-unread" : ""}`, id: "r-unread", "data-count": String(unread) },
           unread ? tf("r_unread_n", { n: unread }) : t("r_all_read"))),
       active ? tile("#/volunteer", "r-volunteer-link", t("v_tasks")) : null,
+      tile("#/votes", "r-votes-link", t("vt_votes")),
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -99,6 +101,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "mydata") nodes = myDataView(app);
   else if (name === "volunteer") nodes = volunteerView(app);
   else if (name === "task") nodes = taskView(app, a);
+  else if (name === "votes") nodes = await votesView(app);
+  else if (name === "vote") nodes = await voteView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;
