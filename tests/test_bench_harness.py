@@ -24,7 +24,7 @@ from server.demo import bench
 from server.demo.bench import Measure, Report, Target
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("aggregates", "conflicts", "domain", "load", "pwa", "residents", "sync")
+SCRIPTS = ("aggregates", "conflicts", "domain", "load", "pwa", "residents", "sync", "volunteer")
 
 
 def script(name: str) -> ModuleType:

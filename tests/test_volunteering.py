@@ -185,6 +185,9 @@ async def test_the_deadline_is_the_servers_and_a_retry_after_it_still_answers(
         city.couch[RESIDENTS_DB].save(doc)
 
     await city.run(close)
+    rev = await city.run(lambda: city.couch[RESIDENTS_DB][task]["_rev"])
+    index = client.app[RESIDENT_INDEX]
+    await eventually(lambda: index.notices[task][1] == rev, what="the change seen")
     got, late = await act(client, town.rb, task, "rb-after-close")
     assert got == 403 and "报名截止" in late["reason"] and "claims are closed" in late["reason"]
     got, again = await act(client, town.ra, task, "ra-before-close")  # a retry still answers

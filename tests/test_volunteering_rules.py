@@ -5,6 +5,7 @@ the check-in code's window, who confirms hours, and the ledgers as sums of entri
 from __future__ import annotations
 
 import datetime
+import random
 from typing import Any
 
 import pytest
@@ -205,3 +206,20 @@ def test_the_ledgers_are_sums_and_a_correction_is_a_new_entry() -> None:
                      frozenset({"r2"})) == [("", 90), ("r2", 60)]
     assert v.ranking(entries, "hours", "c1", "2026-12-06", "2027-01-01", frozenset()) == [
         ("", -30)]
+
+
+def test_the_kept_sums_are_the_recount() -> None:
+    rng = random.Random(3)
+    entries = [v.Entry(f"r{rng.randint(0, 30)}", rng.choice(["hours", "points"]),
+                       rng.randint(-50, 300), f"c{rng.randint(0, 2)}",
+                       f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+               for _ in range(2000)]
+    kept = v.Sums()
+    for entry in entries:
+        kept.add(entry)
+    assert kept.balance == v.balances(entries)
+    for community in ("c0", "c1", "c9"):
+        assert kept.ranking("hours", community, "2026-03", "2026-07", frozenset({"r1"})) == (
+            v.ranking(entries, "hours", community, "2026-03", "2026-07", frozenset({"r1"})))
+        assert kept.community_total(community, "points", "2026-01", "2027-01") == sum(
+            e.amount for e in entries if e.community == community and e.kind == "points")

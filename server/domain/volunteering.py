@@ -345,3 +345,36 @@ def ranking(entries: Iterable[Entry], kind: str, community: str, since: str, unt
             sums[entry.account] = sums.get(entry.account, 0) + entry.amount
     best = sorted(sums.items(), key=lambda item: (-item[1], item[0]))[:top]
     return [(account if account in shown else "", total) for account, total in best]
+
+
+class Sums:
+    """The ledgers' sums kept as entries are appended (rule 6), so a city's summary reads
+    sums, not a million entries: each account's balance by kind, and by community, kind and
+    month (`recorded_at`'s first 7 characters) each account's sum for the rankings. An entry
+    is never changed, so adding is all there is; a correction is one more entry."""
+
+    def __init__(self) -> None:
+        self.balance: dict[tuple[str, str], int] = {}
+        self.months: dict[tuple[str, str, str], dict[str, int]] = {}
+
+    def add(self, entry: Entry) -> None:
+        key = (entry.account, entry.kind)
+        self.balance[key] = self.balance.get(key, 0) + entry.amount
+        month = self.months.setdefault((entry.community, entry.kind, entry.recorded_at[:7]), {})
+        month[entry.account] = month.get(entry.account, 0) + entry.amount
+
+    def community_total(self, community: str, kind: str, since: str, until: str) -> int:
+        """A community's sum of a kind over the months in [since, until) (`yyyy-mm`)."""
+        return sum(sum(by_account.values()) for (c, k, m), by_account in self.months.items()
+                   if c == community and k == kind and since <= m < until)
+
+    def ranking(self, kind: str, community: str, since: str, until: str, shown: frozenset[str],
+                top: int = 20) -> list[tuple[str, int]]:
+        """As `ranking`, from the kept sums: months in [since, until) (`yyyy-mm`)."""
+        sums: dict[str, int] = {}
+        for (c, k, m), by_account in self.months.items():
+            if c == community and k == kind and since <= m < until:
+                for account, amount in by_account.items():
+                    sums[account] = sums.get(account, 0) + amount
+        best = sorted(sums.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return [(account if account in shown else "", total) for account, total in best]

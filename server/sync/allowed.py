@@ -44,7 +44,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from server.domain.allowed_ids import DIRECTORY, RESIDENTS, SHARED, Allowed, AllowedIds
+from server.domain.allowed_ids import (
+    DIRECTORY,
+    OWNED_BY,
+    RESIDENTS,
+    SHARED,
+    Allowed,
+    AllowedIds,
+)
 from server.domain.scope import RESIDENTS_DB, Directory, grid_db, grid_of_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync.feeds import json_seq
@@ -130,6 +137,7 @@ class ResidentIndex:
         self.counter = 0
         self.stamps: dict[str, int] = {}  # reset key -> counter of its last change
         self.notices: dict[str, tuple[int, str]] = {}  # notice id -> (counter, rev)
+        self.owned: dict[str, tuple[int, str]] = {}  # an account's allocation... -> (counter, rev)
         # notice id -> (rev, its shared read by the phones: server/web/resident_sync.py)
         self.notice_reads: dict[str, tuple[str, asyncio.Future[dict[str, Any] | None]]] = {}
         self.since: dict[str, str] = {}  # store database -> the last seq applied
@@ -192,16 +200,24 @@ class ResidentIndex:
         self.counter += 1
         touched = self.ids.apply(doc, source)
         doc_id = str(doc.get("_id"))
-        if doc_id.split(":", 1)[0] in SHARED and source == RESIDENTS:
+        kind = doc_id.split(":", 1)[0]
+        if kind in SHARED and source == RESIDENTS:
             if doc.get("_deleted") is True:
                 self.notices.pop(doc_id, None)
                 self.notice_reads.pop(doc_id, None)
             else:
                 self.notices[doc_id] = (self.counter, str(doc.get("_rev")))
+        # The server's answers to one account (an allocation, a ledger entry) are allowed from
+        # their first revision on: sent as changes, like notices, never by a resend of all.
+        owned = kind in OWNED_BY and source == RESIDENTS and doc.get("_deleted") is not True
+        if owned:
+            self.owned[doc_id] = (self.counter, str(doc.get("_rev")))
+        elif kind in OWNED_BY:
+            self.owned.pop(doc_id, None)
         for key in touched:
             if source == DIRECTORY:
                 self.stamps[f"reset:{key}"] = self.counter
-            elif key.startswith(("household:", "account:")):
+            elif key.startswith(("household:", "account:")) and not owned:
                 self.stamps[key] = self.counter
         if touched and self.wake is not None:
             self.wake(touched)
@@ -380,8 +396,8 @@ class ResidentIndex:
             rows += [(i, label_of[i], ResidentSeq(resend.counter, self.epoch, i))
                      for i in sorted(label_of) if i > resend.after]
         notices = allowed.get(RESIDENTS, frozenset())
-        later = sorted((self.notices[n][0], n) for n in notices
-                       if n in self.notices and self.notices[n][0] > base)
+        changed = {n: (self.notices.get(n) or self.owned.get(n) or (0, ""))[0] for n in notices}
+        later = sorted((counter, n) for n, counter in changed.items() if counter > base)
         rows += [(n, RESIDENTS, ResidentSeq(counter, self.epoch)) for counter, n in later]
         if doc_ids is not None:
             rows = [row for row in rows if row[0] in doc_ids]
@@ -397,6 +413,8 @@ class ResidentIndex:
                 found[doc_id] = SYNC_DOC["_rev"]
             elif doc_id in self.notices and label == RESIDENTS:
                 found[doc_id] = self.notices[doc_id][1]
+            elif doc_id in self.owned and label == RESIDENTS:
+                found[doc_id] = self.owned[doc_id][1]
             else:
                 asked.setdefault(store_db(label), []).append(doc_id)
         for db, ids in asked.items():

@@ -55,6 +55,7 @@ class Volunteering:
     schemas: SchemaRegistry
     # A task's terms never change once published: read once per process.
     terms_held: dict[str, Terms] = dataclasses.field(default_factory=dict)
+    tasks_held: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     # Wrong check-in codes by (account, task), this process's count.
     wrong_codes: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
@@ -89,6 +90,18 @@ class Volunteering:
             return None
         return doc if isinstance(doc, dict) and doc.get("type") == KIND else None
 
+    async def task_held(self, task_id: str, index: ResidentIndex) -> dict[str, Any] | None:
+        """The task as stored, read again only when the residents' index has seen it change
+        (a claim flood reads it once, not once a claim)."""
+        seen = index.notices.get(task_id)
+        held = self.tasks_held.get(task_id)
+        if seen is not None and held is not None and held.get("_rev") == seen[1]:
+            return held
+        doc = await self.task(task_id)
+        if doc is not None:
+            self.tasks_held[task_id] = doc
+        return doc
+
     async def terms(self, subject: str) -> Terms | None:
         """The allocator's terms of a task (places, deadline, approval)."""
         held = self.terms_held.get(subject)
@@ -117,18 +130,17 @@ class Volunteering:
         outcome, or None when not yet allocated; whether this call stored it). A task they
         may not see answers as one that does not exist; a retry of a stored claim answers
         what it stands for, whatever the deadline since."""
-        doc = await self.task(task_id)
+        doc = await self.task_held(task_id, index)
         who = self.claimant(account, index)
         if doc is None or doc.get("community") not in who.communities:
             raise no_such_task()
         claim_doc_id = event_id(task_id, account, act, claim_id)
-        stored = await allocator.stored_claim(claim_doc_id)
+        problem = rules.claim_problem(doc, who, now) if act == "claim" else None
         created = False
-        if stored is None:
-            if act == "claim":
-                problem = rules.claim_problem(doc, who, now)
-                if problem is not None:
-                    raise Refused(403, "forbidden", problem.message)
+        if problem is not None:  # a retry of a claim stored in time still answers
+            if await allocator.stored_claim(claim_doc_id) is None:
+                raise Refused(403, "forbidden", problem.message)
+        else:  # stored once: a retry meets the stored one (one store request either way)
             claim = {"_id": claim_doc_id, "type": "claim", "schema_version": 1,
                      "created_by": account, "subject": task_id, "act": act,
                      "claimant": account, "claim_id": claim_id,
@@ -136,7 +148,7 @@ class Volunteering:
             stated = self.schemas.problems(claim)
             if stated:
                 raise Refused(400, "bad_request", "；".join(stated))
-            _, created = await allocator.record(claim)
+            created = await allocator.record(claim)
             if created:
                 audit.info("%s %s %s (%s)", account, act, task_id, claim_id)
         await allocator.settle()
