@@ -365,3 +365,50 @@ async def test_a_secret_ballot_keeps_who_apart_from_how(client: TestClient, city
     assert result["approval"]["area_share"]["exact"] == "1/1" and result["passed"] is True
     again = await city.run(vote_admin.recount, city.couch, vote)
     assert again.identical
+
+
+async def test_a_secret_ballot_cut_off_by_a_crash_is_healed_by_the_phones_retry(
+        client: TestClient, city: City, estate: Estate) -> None:
+    """Killed between who and how: the who is stored, the how is not. The phone, unanswered,
+    sends the same request with the same key again: the how is written, once."""
+    from server.domain import votes as rules
+
+    vote = await open_vote(client, estate, secret=True)
+    key = os.urandom(32).hex()
+    request = "crash-cut-1"
+    account = estate.people["A"]
+    await city.run(lambda: city.couch[f"linli-vote-{vote}"].save({
+        "_id": f"voted:{estate.unit(1)}", "type": "ballot", "schema_version": 1,
+        "created_by": account, "motion": f"motion:{vote}", "unit": estate.unit(1),
+        "channel": "online", "received_at": "2026-12-01T08:00:00.000+00:00",
+        "request": request, "sealed": rules.sealed(key, "who")}))
+    assert await all_docs(city, f"linli-vote-{vote}-box") == []
+    for _ in range(2):
+        status, answer = await cast(client, estate, "A", vote, choice="no", secret_key=key,
+                                    request=request)
+        assert status == 201 and answer["ballot"]["status"] == "counted"
+    [how] = await all_docs(city, f"linli-vote-{vote}-box")
+    assert how["_id"] == f"ballot_choice:{rules.sealed(key, 'how')}" and how["choice"] == "no"
+
+
+async def test_bodies_of_every_shape_are_refused_and_store_nothing(
+        client: TestClient, city: City, estate: Estate) -> None:
+    vote = await open_vote(client, estate)
+    url = f"/api/votes/{vote}/ballot"
+    for raw in (b"", b"[]", b"null", b'"yes"', b"{", b'{"choice": "\\ud800"}',
+                b'{"request": {"$gt": ""}, "choice": "yes"}',
+                b'{"request": "abcdefgh", "choice": ["yes"]}',
+                b'{"request": "abcdefgh", "choice": "yes", "unit": ["x"]}',
+                b'{"request": "abcdefgh\\u0000", "choice": "yes"}',
+                b'{"request": "abcdefgh", "choice": "yes", "picks": "' + b"x" * 5000 + b'"}',
+                "标题".encode("gbk")):
+        resp = await client.post(url, data=raw, headers={
+            **basic(estate.people["A"]), "Content-Type": "application/json"})
+        assert resp.status in (400, 415), (raw[:40], resp.status)
+        assert " / " in (await resp.json())["reason"]
+    for path in (f"/api/votes/{vote[:-1]}/ballot", "/api/votes/..%2f..%2fx/ballot",
+                 f"/api/votes/{vote.upper()}/ballot", "/api/votes/{vote}/ballot"):
+        resp = await client.post(path, json={"request": "abcdefgh", "choice": "yes"},
+                                 headers=basic(estate.people["A"]))
+        assert resp.status == 404, path
+    assert [d for d in await motion_docs(city, vote) if d["_id"].startswith("ballot:")] == []
