@@ -412,3 +412,18 @@ async def test_bodies_of_every_shape_are_refused_and_store_nothing(
                                  headers=basic(estate.people["A"]))
         assert resp.status == 404, path
     assert [d for d in await motion_docs(city, vote) if d["_id"].startswith("ballot:")] == []
+
+
+async def test_a_vote_past_its_close_is_counted_without_anyone_asking(
+        client: TestClient, city: City, estate: Estate) -> None:
+    vote = await open_vote(client, estate)
+    status, _ = await cast(client, estate, "A", vote, choice="yes")
+    assert status == 201
+    estate.clock.now = T0 + datetime.timedelta(days=7)
+
+    async def counted() -> bool:
+        return any(d["_id"] == "result" for d in await motion_docs(city, vote))
+
+    await eventually(counted, seconds=30, what="the supervised task closing the vote")
+    again = await city.run(vote_admin.recount, city.couch, vote)
+    assert again.identical

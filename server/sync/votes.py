@@ -36,6 +36,7 @@ from server.domain.scope import DIRECTORY_DB, VOTES_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.ordering import seq_number
+from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
@@ -44,6 +45,7 @@ audit = logging.getLogger("linli.audit")
 # ballots another server process took (this process's own are in it at once), and how many
 # such reads run at once: a city-wide list must not wait for a read per vote.
 PARTICIPATION_TTL = 10.0
+CLOSE_SWEEP_SECONDS = 5.0  # how often the supervised task looks for votes past their close
 LIST_TTL = 1.0  # seconds a list trusts its motions before asking the store for new ones
 BACKGROUND_READS = 4
 CHANGES_PAGE = 5000
@@ -292,6 +294,23 @@ class Votes:
         return state.shown[1]
 
     # -- closing and the count ----------------------------------------------------------------
+
+    def due(self) -> list[MotionState]:
+        now = self.clock()
+        return [s for s in self.motions.values() if s.result is None and not self.is_open(s, now)]
+
+    async def close_due(self) -> None:
+        """The supervised task `votes`: a vote past its closing time is closed and counted
+        even when nobody asks (a request after the close does the same, whichever is first)."""
+        while True:
+            await self.refresh_list(LIST_TTL)
+            for state in self.due():
+                await self.ensure_closed(state)
+            await asyncio.sleep(CLOSE_SWEEP_SECONDS)
+
+    def lag(self) -> Lag:
+        """Votes past their closing time not counted yet."""
+        return Lag(items=len(self.due()))
 
     async def ensure_closed(self, state: MotionState) -> bytes | None:
         """Closed at or after its time: the close marker written once, then the count from the

@@ -31,7 +31,7 @@ from server.errors import json_response
 from server.sync.residents import utc_now
 from server.sync.votes import LIST_TTL, MotionState, Votes, no_such_motion
 from server.web.guard import require_user
-from server.web.keys import COUCH, DIRECTORY, SCHEMAS, VOTES
+from server.web.keys import COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOTES
 from server.web.parsing import read_object
 
 PREFIX = "/api/votes"
@@ -155,8 +155,10 @@ async def paper(request: web.Request) -> web.Response:
 
 async def votes_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open (cleanup contexts run in order)."""
-    app[VOTES] = Votes(app[COUCH], app[DIRECTORY], app[SCHEMAS], utc_now)
+    app[VOTES] = store = Votes(app[COUCH], app[DIRECTORY], app[SCHEMAS], utc_now)
+    task = app[SUPERVISOR].start("votes", store.close_due, probe=store.lag)
     yield
+    await app[SUPERVISOR].stop([task])
 
 
 def setup(app: web.Application) -> None:
