@@ -2,8 +2,9 @@
 households (one street (街道), one community (社区), two grids (网格) of 560 and 440 households),
 with a login for each role (listed in the README), and residents of the community
 (demo/residents.py: most activated, some by a worker's code, some waiting in the workers'
-queue), two of them with demo logins; and the owners' votes of the demo resident's compound
-(demo/votes.py: one open, one closed election). Deterministic and idempotent: loading it
+queue), two of them with demo logins; the owners' votes of the demo resident's compound
+(demo/votes.py: one open, one closed election); and volunteer tasks open, full and past
+(demo/volunteering.py). Deterministic and idempotent: loading it
 twice changes nothing."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from server.config import Config
 from server.demo.city import generate_city
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD, seed_city, seed_residents
+from server.demo.volunteering import seed_volunteering
 from server.demo.votes import seed_votes
 
 DEMO_HOUSEHOLDS = 1000
@@ -40,6 +42,7 @@ def load_demo(config: Config, url: str) -> None:
     city = generate_city(DEMO_HOUSEHOLDS, DEMO_SEED)
     seed_residents(server, city, COMMUNITY, DEMO_SEED)
     seed_votes(server, city, DEMO_RESIDENT)
+    seed_volunteering(server, COMMUNITY, DEMO_RESIDENT)
     existing = {u.name for u in directory.list_users(server)}
     for name, role, grids, communities, streets, rights in USERS:
         if name not in existing:

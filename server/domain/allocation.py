@@ -51,6 +51,20 @@ LABELS: dict[str, tuple[str, str]] = {  # what the phone says of each status
 }
 
 
+def subject_key(subject: str) -> str:
+    """A subject (`volunteer_task:ab12`) as it stands inside other ids (`volunteer_task.ab12`)."""
+    return subject.replace(":", ".")
+
+
+def event_id(subject: str, claimant: str, act: str, claim_id: str) -> str:
+    """Rule 1's id of an event: the same for a retry of the same act under the phone's id."""
+    return f"claim:{subject_key(subject)}:{claimant}:{act}:{claim_id}"
+
+
+def outcome_id(subject: str, claimant: str) -> str:
+    return f"allocation:{subject_key(subject)}:{claimant}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     """One act as the server received it (rule 1). `event_id` is the stored id (the same for a

@@ -25,12 +25,22 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from server.domain.allocation import ACTS, Event, Outcome, Terms, allocate
+from server.domain.allocation import (
+    ACTS,
+    Event,
+    Outcome,
+    Terms,
+    allocate,
+    event_id,
+    outcome_id,
+    subject_key,
+)
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
+__all__ = ["Allocator", "event_id", "outcome_id", "subject_key"]  # the ids, for features
 
 AUTHOR = "linli-allocation"  # the outcomes' `created_by`: the server's, not a person's
 PAGE = 1000  # claims read at once
@@ -39,19 +49,6 @@ WRITE_TRIES = 5
 
 TermsOf = Callable[[str], Awaitable[Terms | None]]
 """A feature's terms for one of its subjects (None: no such subject, its claims wait)."""
-
-
-def subject_key(subject: str) -> str:
-    """A subject (`volunteer_task:ab12`) as it stands inside other ids (`volunteer_task.ab12`)."""
-    return subject.replace(":", ".")
-
-
-def event_id(subject: str, claimant: str, act: str, claim_id: str) -> str:
-    return f"claim:{subject_key(subject)}:{claimant}:{act}:{claim_id}"
-
-
-def outcome_id(subject: str, claimant: str) -> str:
-    return f"allocation:{subject_key(subject)}:{claimant}"
 
 
 def outcome_doc(subject: str, claimant: str, outcome: Outcome) -> dict[str, Any]:
