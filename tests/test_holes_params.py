@@ -425,6 +425,28 @@ async def test_an_admins_raw_database_checks_parameters_and_never_runs_a_filter(
     await scene.store_survived()
 
 
+async def test_an_admins_quiet_raw_feed_ends_as_couchdbs_does(scene: Scene) -> None:
+    """A live feed of a raw database with nothing to send ends at its `timeout` with CouchDB's
+    answer (200, no results, `last_seq`), not a cut connection: PouchDB Server sends no
+    headers until a change or its 6 s heartbeat, so an empty database's feed had nothing to
+    relay when the gateway's deadline came."""
+    name = f"quiet{scene.admin[-8:]}"
+    auth = basic(scene.admin)
+    assert (await scene.client.put(f"/couch/{name}", headers=auth)).status == 201
+    resp = await scene.client.get(f"/couch/{name}/_changes?feed=continuous&timeout=100",
+                                  headers=auth)
+    assert resp.status == 200, await resp.text()
+    assert json.loads((await resp.text()).strip().splitlines()[-1])["last_seq"] == 0
+    resp = await scene.client.put(f"/couch/{name}/d", json={"n": 1}, headers=auth)
+    assert resp.status == 201, await resp.text()
+    for query in ("since=now", "since=1"):
+        resp = await scene.client.get(
+            f"/couch/{name}/_changes?feed=longpoll&timeout=100&{query}", headers=auth)
+        assert resp.status == 200, await resp.text()
+        assert json.loads(await resp.text()) == {"results": [], "last_seq": 1}
+    await scene.store_survived()
+
+
 # -- the selector's meaning, kept through the rewrite -------------------------------------------
 
 MISSING = object()

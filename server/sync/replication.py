@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -371,13 +371,17 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
                 params: Mapping[str, str] | None = None, body: Any = None,
                 data: Any = None, headers: Mapping[str, str] | None = None,
                 read_timeout: float = READ_TIMEOUT,
-                deadline_s: float | None = None) -> web.StreamResponse:
+                deadline_s: float | None = None,
+                quiet: Callable[[bytes], Awaitable[bytes | None]] | None = None,
+                ) -> web.StreamResponse:
     """Stream the store's answer to the client chunk by chunk: a feed or a big `_all_docs` is
     never held whole in memory. The store's errors pass through in CouchDB's shape. A slow
     phone may take as long as it needs; only a silent store times out. A client that hangs up
     is noticed within HANGUP_CHECK_SECONDS even while the store says nothing (a live feed),
     and its store request is closed then; a live feed ends at `deadline_s` (CouchDB's
-    `timeout`, which PouchDB Server ignores)."""
+    `timeout`, which PouchDB Server ignores). A feed that has relayed no change by then ends
+    with `quiet(sent)`, the rest of CouchDB's body for a wait that saw nothing after the bytes
+    `sent` (None: cut it), if one is given."""
     loop = asyncio.get_running_loop()
     deadline = None if deadline_s is None else loop.time() + deadline_s
     upstream = await while_connected(request, couch.open(
@@ -387,6 +391,9 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
         unsent = web.Response(status=errors.CLIENT_CLOSED)
         if client_gone(request):
             return went_away(request, unsent)
+        body = None if quiet is None else await quiet(b"")
+        if body is not None:
+            return web.Response(body=body, content_type="application/json")
         return cut_client(request, unsent)
     if upstream.status >= 500:  # an error's few bytes: read, so a full disk answers 503
         async with upstream:
@@ -404,6 +411,7 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
             await response.prepare(request)
             if request.method == "HEAD":
                 return response
+            sent: bytearray | None = bytearray()  # the answer's start, while it is short
             while True:
                 try:
                     chunk = await next_chunk(request, upstream.content, deadline)
@@ -416,9 +424,16 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
                 if chunk is None:  # the client hung up, or the feed's time is up
                     if client_gone(request):
                         return went_away(request, response)
-                    return cut_client(request, response)
+                    rest = None if quiet is None or sent is None else await quiet(bytes(sent))
+                    if rest is None:
+                        return cut_client(request, response)
+                    await response.write(rest)
+                    break
                 if not chunk:
                     break
+                if sent is not None:
+                    sent += chunk
+                    sent = sent if len(sent) <= QUIET_PREFIX else None
                 await response.write(chunk)
             await response.write_eof()
         except ConnectionResetError:
@@ -428,6 +443,7 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
         upstream.release()
 
 
+QUIET_PREFIX = 256  # bytes of a feed's start kept for `quiet`: an opening and heartbeats
 HANGUP_CHECK_SECONDS = 1.0  # while the store is silent, how often the client is looked at
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -502,10 +503,33 @@ async def raw_proxy(request: web.Request, segments: list[str]) -> web.StreamResp
     headers = {h: request.headers[h] for h in RAW_REQUEST_HEADERS if h in request.headers}
     data = await request.read() if request.can_read_body else None
     params, deadline_s = raw_feed(request)
+    quiet = None
+    if request.query.get("feed") in ("longpoll", "continuous") and segments[-1:] == ["_changes"]:
+        quiet = functools.partial(quiet_feed, request, segments[0])
     return await replication.relay(request, request.app[COUCH], request.method,
                                    encode_path(segments), params=params, data=data,
                                    headers=headers, read_timeout=READ_TIMEOUT,
-                                   deadline_s=deadline_s)
+                                   deadline_s=deadline_s, quiet=quiet)
+
+
+async def quiet_feed(request: web.Request, db: str, sent: bytes) -> bytes | None:
+    """The rest of CouchDB's body for a live feed whose `timeout` passed with no change to send
+    after `sent` (heartbeats, a longpoll's opening): no results and the `since` it was given
+    (the database's seq for `now`). PouchDB Server ignores `timeout`, so without this a short
+    one ended in a cut connection where CouchDB answers 200. None when a change was sent."""
+    opened = b"".join(sent.split())
+    longpoll = request.query.get("feed") == "longpoll"
+    if opened not in ((b"", b'{"results":[') if longpoll else (b"",)):
+        return None
+    since: Any = request.query.get("since", "0")
+    if since == "now":
+        since = (await request.app[COUCH].get(encode_path([db])))["update_seq"]
+    elif since.isdecimal() and len(since) < 16:
+        since = int(since)
+    if not longpoll:
+        return json.dumps({"last_seq": since, "pending": 0}).encode() + b"\n"
+    whole = json.dumps({"results": [], "last_seq": since}, separators=(",", ":")).encode()
+    return whole[len(opened):] + b"\n"
 
 
 def raw_feed(request: web.Request) -> tuple[Mapping[str, str], float | None]:
