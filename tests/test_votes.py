@@ -365,6 +365,13 @@ async def test_a_secret_ballot_keeps_who_apart_from_how(client: TestClient, city
     assert result["approval"]["area_share"]["exact"] == "1/1" and result["passed"] is True
     again = await city.run(vote_admin.recount, city.couch, vote)
     assert again.identical
+    # Sealed at the close: the hows copied in one batch, the box (and with it the order
+    # they came in) gone.
+    names = await city.run(lambda: list(city.couch))
+    assert f"linli-vote-{vote}-box" not in names
+    sealed = await all_docs(city, f"linli-vote-{vote}-sealed")
+    assert [{k: v for k, v in d.items() if k != "_rev"} for d in sealed] == [
+        {k: v for k, v in d.items() if k != "_rev"} for d in how_docs]
 
 
 async def test_a_secret_ballot_cut_off_by_a_crash_is_healed_by_the_phones_retry(

@@ -50,9 +50,7 @@ def recount(server: couchdb.Server, motion: str) -> Recount:
         raise RecountError(f"表决 {key} 尚未截止 / vote {key} has not closed")
     stored = ballots.get("result")
     hows = None
-    if doc.get("secret"):
-        cut = (stored or {}).get("box_seq")
-        hows = [r["doc"] for r in feed(server[f"{doc['ballots']}-box"])
-                if r.get("doc") and (cut is None or (votes.seq_of(r.get("seq")) or 0) <= cut)]
+    if doc.get("secret"):  # the hows as sealed at the close, in the order of their ids
+        hows = [r["doc"] for r in feed(server[f"{doc['ballots']}-sealed"]) if r.get("doc")]
     published = str(stored["canonical"]).encode() if stored else None
     return Recount(votes.count_from(dict(doc), rows, hows), published)

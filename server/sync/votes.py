@@ -13,7 +13,9 @@ and `linli vote recount` (server/admin/votes.py) reproduces the bytes from the s
 
 A secret vote writes who voted (`voted:<unit>`, with a digest of the voter's key) in the
 motion's database and how (`ballot_choice:<another digest of the key>`, area and a share of a
-head, no unit) in `linli-vote-<key>-box`; docs/votes.md says what this protects and what not.
+head, no unit) in `linli-vote-<key>-box`, copied at the close in one batch into
+`linli-vote-<key>-sealed` and the box dropped; docs/votes.md says what this protects and what
+not.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from server.domain.rules import Problem
 from server.domain.scope import DIRECTORY_DB, VOTES_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
-from server.sync.ordering import seq_number
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ def no_such_motion() -> Refused:
 
 def box_db(ballots_db: str) -> str:
     return f"{ballots_db}-box"
+
+
+def sealed_db(ballots_db: str) -> str:
+    """A closed secret vote's hows, copied in the order of their ids (`Votes.seal`)."""
+    return f"{ballots_db}-sealed"
 
 
 def ballot_id(account: str, request: str) -> str:
@@ -325,6 +331,8 @@ class Votes:
                 return state.result
             try:
                 stored = await self.couch.get(db_path(state.db, "result"))
+                if state.doc.get("secret"):
+                    await self.drop(box_db(state.db))  # a crash after the result kept it
                 state.result = str(stored["canonical"]).encode()
                 return state.result
             except NotFound:
@@ -332,31 +340,45 @@ class Votes:
             with contextlib.suppress(Conflict):  # closed before a restart, or by another process
                 await self.couch.put(db_path(state.db, "close"), {
                     "closed_at": self.clock().isoformat(timespec="seconds")})
-            body, box_seq = await self.recount(state.doc)
+            if state.doc.get("secret"):
+                await self.seal(state.db)
+            body = await self.recount(state.doc)
             result = {"canonical": body.decode(), "sha256": hashlib.sha256(body).hexdigest()}
-            if box_seq is not None:
-                result["box_seq"] = box_seq
             try:
                 await self.couch.put(db_path(state.db, "result"), result)
             except Conflict:  # another process counted first: its bytes are the published ones
                 body = str((await self.couch.get(db_path(state.db, "result")))[
                     "canonical"]).encode()
+            if state.doc.get("secret"):
+                await self.drop(box_db(state.db))  # with it, the order the hows came in
             state.result = body
             audit.info("%s closed and counted", state.doc["_id"])
             return body
 
-    async def recount(self, motion_doc: Mapping[str, Any],
-                      box_seq: int | None = None) -> tuple[bytes, int | None]:
-        """The count from the raw ballots; a secret vote's box up to `box_seq` (the count's
-        cut, recorded with the result: a how written later, by the retry of a ballot cut off
-        by a crash, is not in the published count and so not in its recount)."""
+    async def drop(self, db: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self.couch.request("DELETE", db_path(db))
+
+    async def seal(self, ballots: str) -> None:
+        """A secret vote at its close: the hows of its box copied into a new database in one
+        batch, sorted by id (the store orders a batch as it likes: either way, not as they
+        came in), so that no order of receipt is left to pair them with who voted; the box is
+        dropped once the result is stored. A copy half made by a crash is made again."""
+        await self.drop(sealed_db(ballots))
+        rows, _ = await changes(self.couch, box_db(ballots))
+        hows = sorted(({k: v for k, v in r["doc"].items() if k != "_rev"} for r in rows
+                       if r.get("doc") and not r.get("deleted")), key=lambda d: str(d["_id"]))
+        await self.couch.ensure_db(sealed_db(ballots))
+        if hows:
+            await self.couch.post(db_path(sealed_db(ballots), "_bulk_docs"), {"docs": hows})
+
+    async def recount(self, motion_doc: Mapping[str, Any]) -> bytes:
+        """The count from the raw ballots (a secret vote's hows from its sealed copy)."""
         rows, _ = await changes(self.couch, str(motion_doc["ballots"]))
         if not motion_doc.get("secret"):
-            return votes.count_from(motion_doc, rows, None), None
-        box, last = await changes(self.couch, box_db(str(motion_doc["ballots"])))
-        cut = box_seq if box_seq is not None else seq_number(last) or 0
-        hows = [r["doc"] for r in box if r.get("doc") and (seq_number(r.get("seq")) or 0) <= cut]
-        return votes.count_from(motion_doc, rows, hows), cut
+            return votes.count_from(motion_doc, rows, None)
+        box, _ = await changes(self.couch, sealed_db(str(motion_doc["ballots"])))
+        return votes.count_from(motion_doc, rows, [r["doc"] for r in box if r.get("doc")])
 
     # -- ballots ------------------------------------------------------------------------------
 
@@ -501,6 +523,8 @@ class Votes:
                "head": str(votes.head_share(state.electorate, who["unit"]))}
         if how["head"] == "1":
             how["head"] = "1/1"
-        with contextlib.suppress(Conflict):  # the retry of a ballot whose how was written
+        # Conflict: the retry of a ballot whose how was written; NotFound: the vote closed and
+        # its box was sealed meanwhile (a retry after a crash): not in the published count.
+        with contextlib.suppress(Conflict, NotFound):
             await self.couch.put(db_path(box_db(state.db), how["_id"]), how)
         return answer
