@@ -74,6 +74,10 @@ async def test_a_claim_made_offline_is_pending_then_waiting_then_promoted(
     page = phone.page
     await page.click("#r-volunteer-link")
     await page.wait_for_selector(f"#v-tasks li[data-id='{task}']", timeout=30_000)
+    # The demo's full task: the demo resident is second on its waiting list.
+    full = "volunteer_task:d000000000000002"
+    await page.wait_for_selector(f"#v-tasks li[data-id='{full}'] [data-status=waiting]")
+    assert await page.text_content(f"#v-tasks li[data-id='{full}'] .chip") == "候补第 2 位"
     await page.click(f"#v-tasks li[data-id='{task}'] a")
     await page.wait_for_selector("#v-claim")
     await check_screen(page, "a task")

@@ -218,3 +218,54 @@ async def test_anonymous_and_staff_cannot_claim(client: TestClient, city: City,
     for user in (town.sup1, town.worker1, town.admin):
         got, body = await act(client, user, task, "abcdefgh", what)
         assert got == 403 and "只有居民账号" in body["reason"], (user, body)
+
+
+async def test_the_organiser_approves_and_a_rejection_promotes(client: TestClient,
+                                                               city: City) -> None:
+    town = await ready_town(client, city)
+    got, answer = await publish(client, town.sup1, draft(town, places=1, needs_approval=True))
+    task = answer["task"]["_id"]
+    _, first = await act(client, town.ra, task, "ra-claim-1")
+    assert first["status"] == "awaiting_approval" and first["message"].startswith("已占名额")
+    _, second = await act(client, town.rb, task, "rb-claim-1")
+    assert (second["status"], second["line"]) == ("waiting", 1)
+    decide = f"{PREFIX}/{task}/decide"
+
+    async def decision(user: str, body: Any) -> tuple[int, dict[str, Any]]:
+        resp = await client.post(decide, json=body, headers=basic(user))
+        return resp.status, await resp.json()
+
+    for user, status in ((town.ra, 403), (town.worker1, 403), (town.street_sup, 404)):
+        got, _ = await decision(user, {"claimant": town.ra, "approve": True,
+                                       "claim_id": "decision-1"})
+        assert got == status, user
+    for body, words in (({"claimant": town.ra, "approve": "yes", "claim_id": "decision-1"},
+                         "“通过”应为是或否"),
+                        ({"claimant": town.ra, "approve": True, "claim_id": "x"}, "报名编号"),
+                        ({"claimant": town.rc, "approve": True, "claim_id": "decision-1"},
+                         "没有报名此任务"),
+                        ({"claimant": town.ra, "approve": True}, "报名编号"),
+                        ({"claimant": town.ra, "approve": True, "claim_id": "decision-1",
+                          "status": "confirmed"}, "不允许的字段 status")):
+        got, answer = await decision(town.sup1, body)
+        assert got == 400 and words in answer["reason"], (body, answer)
+    got, rejected = await decision(town.sup1, {"claimant": town.ra, "approve": False,
+                                               "claim_id": "decision-1"})
+    assert got == 201 and rejected["status"] == "rejected"
+    got, again = await decision(town.sup1, {"claimant": town.ra, "approve": False,
+                                            "claim_id": "decision-1"})
+    assert got == 200 and again["repeated"]
+    got, approved = await decision(town.sup1, {"claimant": town.rb, "approve": True,
+                                               "claim_id": "decision-2"})
+    assert got == 201 and approved["status"] == "confirmed"  # promoted, then approved
+    held = await eventually(lambda: phone_outcome(client, town.rb, task), what="rb told")
+    assert held["status"] == "confirmed"
+    # A task without approval takes no decisions.
+    _, plain = await publish(client, town.sup1, draft(town))
+    got, answer = await decision(town.sup1, {"claimant": town.ra, "approve": True,
+                                             "claim_id": "decision-3"})
+    assert got == 400 and "没有报名此任务" in answer["reason"]  # rejected: no claim stands
+    resp = await client.post(f"{PREFIX}/{plain['task']['_id']}/decide",
+                             headers=basic(town.sup1), json={"claimant": town.ra, "approve": True,
+                                   "claim_id": "decision-4"})
+    assert resp.status == 400 and "此任务无须审核" in (await resp.json())["reason"]

@@ -74,6 +74,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "amount": ("数量", "Amount"), "reason": ("事由", "Reason"),
     "volunteer": ("志愿者", "Volunteer"),
     "direction": ("签到/签退", "Check in or out"), "entry": ("台账记录", "Ledger entry"),
+    "approve": ("通过", "Approve"),
 }
 
 

@@ -134,25 +134,56 @@ class Volunteering:
         who = self.claimant(account, index)
         if doc is None or doc.get("community") not in who.communities:
             raise no_such_task()
-        claim_doc_id = event_id(task_id, account, act, claim_id)
         problem = rules.claim_problem(doc, who, now) if act == "claim" else None
         created = False
         if problem is not None:  # a retry of a claim stored in time still answers
-            if await allocator.stored_claim(claim_doc_id) is None:
+            if await allocator.stored_claim(event_id(task_id, account, act, claim_id)) is None:
                 raise Refused(403, "forbidden", problem.message)
         else:  # stored once: a retry meets the stored one (one store request either way)
-            claim = {"_id": claim_doc_id, "type": "claim", "schema_version": 1,
-                     "created_by": account, "subject": task_id, "act": act,
-                     "claimant": account, "claim_id": claim_id,
-                     "received_at": now.isoformat(timespec="microseconds")}
-            stated = self.schemas.problems(claim)
-            if stated:
-                raise Refused(400, "bad_request", "；".join(stated))
-            created = await allocator.record(claim)
-            if created:
-                audit.info("%s %s %s (%s)", account, act, task_id, claim_id)
+            created = await self.store_event(allocator, account, task_id, account, act,
+                                             claim_id, now)
         await allocator.settle()
         return allocator.outcome(task_id, account), created
+
+    async def store_event(self, allocator: Allocator, author: str, task_id: str,
+                          claimant: str, act: str, claim_id: str,
+                          now: datetime.datetime) -> bool:
+        """A claim, cancellation or decision as the claims database keeps it, stored once."""
+        event = {"_id": event_id(task_id, claimant, act, claim_id), "type": "claim",
+                 "schema_version": 1, "created_by": author, "subject": task_id, "act": act,
+                 "claimant": claimant, "claim_id": claim_id,
+                 "received_at": now.isoformat(timespec="microseconds")}
+        stated = self.schemas.problems(event)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        created = await allocator.record(event)
+        if created:
+            audit.info("%s: %s %s on %s (%s)", author, act, claimant, task_id, claim_id)
+        return created
+
+    async def decide(self, allocator: Allocator, user: User, task_id: str, claimant: str,
+                     approve: bool, decision_id: str,
+                     now: datetime.datetime) -> tuple[Outcome | None, bool]:
+        """The organiser approves or rejects a claimant of a task that needs approval: an
+        event like a claim (the organiser's id for it makes a retry the same), taken in the
+        order received; a rejection frees the place for the first waiting."""
+        doc = await self.organised(user, task_id)
+        if doc.get("needs_approval") is not True:
+            raise refused([rules.problem("needs_approval", "no_approval",
+                                         "：此任务无须审核", "this task takes no approvals")])
+        await allocator.settle()
+        act = "approve" if approve else "reject"
+        if await allocator.stored_claim(event_id(task_id, claimant, act, decision_id)):
+            return allocator.outcome(task_id, claimant), False  # a retry of this decision
+        standing = allocator.outcome(task_id, claimant)
+        if standing is None or standing.status not in ("awaiting_approval", "waiting",
+                                                       "confirmed"):
+            raise refused([rules.problem("claimant", "no_claim", "没有报名此任务",
+                                         "has no claim on this task")])
+        created = await self.store_event(allocator, user.name, task_id, claimant, act,
+                                         decision_id, now)
+        await allocator.settle()
+        return allocator.outcome(task_id, claimant), created
 
     async def tasks(self) -> list[dict[str, Any]]:
         page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",

@@ -216,6 +216,30 @@ async def ledger(request: web.Request) -> web.Response:
                               "recorded_at")} for e in entries]})
 
 
+DECIDE_FIELDS = frozenset({"claimant", "approve", "claim_id"})
+
+
+async def decide(request: web.Request) -> web.Response:
+    """The organiser approves or rejects a claimant (`{claimant, approve, claim_id}`; the
+    claim id is the organiser's phone's for this decision, so a retry is the same)."""
+    user = require_publisher(request)
+    body = await read_object(request)
+    fields_problems(body, DECIDE_FIELDS, ("claimant",))
+    problems = rules.claim_body_problems({"claim_id": body.get("claim_id")})
+    if not isinstance(body.get("approve"), bool):
+        problems.append(rules.problem("approve", "boolean", "应为是或否", "must be yes or no"))
+    if problems:
+        raise refused(problems)
+    allocator = await allocator_of(request)
+    outcome, created = await request.app[VOLUNTEERING].decide(
+        allocator, user, request.match_info["task"], body["claimant"], body["approve"],
+        body["claim_id"], utc_now())
+    return json_response({"ok": True, "repeated": not created, "claimant": body["claimant"],
+                          "status": outcome.status if outcome is not None else "pending",
+                          "line": outcome.line if outcome is not None else 0},
+                         status=201 if created else 200)
+
+
 async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store, the directory and the residents' index are open."""
     store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS])
@@ -234,7 +258,7 @@ def setup(app: web.Application) -> None:
             ("GET", one + "/allocation", allocation),
             ("POST", one + "/claim", claim), ("POST", one + "/cancel", cancel),
             ("GET", one + "/checkin-key", checkin_key), ("POST", one + "/check", check),
-            ("POST", one + "/hours", hours),
+            ("POST", one + "/hours", hours), ("POST", one + "/decide", decide),
             ("POST", "/api/volunteer/ledger/corrections", correction),
             ("GET", "/api/volunteer/ledger", ledger)):
         app.router.add_route(method, path, handler)
