@@ -126,27 +126,28 @@ async def test_check_in_out_hours_and_ledgers(client: TestClient, city: City) ->
     # A correction is a new entry; the entry stays as it was; balances are sums.
     entry = next(e["_id"] for e in answer["entries"] if e["kind"] == "hours")
     fixes = f"{PREFIX.removesuffix('/tasks')}/ledger/corrections"
-    for body, words in (({"entry": entry, "amount": 0, "reason": "更正"}, "数量"),
-                        ({"entry": entry, "amount": "3", "reason": "更正"}, "数量"),
-                        ({"entry": entry, "amount": True, "reason": "更正"}, "数量"),
-                        ({"entry": entry, "amount": -3, "reason": ""}, "事由"),
-                        ({"entry": entry, "amount": -3, "reason": "a\u202eb"}, "事由"),
-                        ({"entry": entry, "amount": -3, "reason": "x", "account": "r"},
+    K = "fix-key-0001"  # the organiser's phone's key for the correction
+    for body, words in (({"entry": entry, "amount": 0, "reason": "更正", "key": K}, "数量"),
+                        ({"entry": entry, "amount": "3", "reason": "更正", "key": K}, "数量"),
+                        ({"entry": entry, "amount": True, "reason": "更正", "key": K}, "数量"),
+                        ({"entry": entry, "amount": -3, "reason": "", "key": K}, "事由"),
+                        ({"entry": entry, "amount": -3, "reason": "a\u202eb", "key": K}, "事由"),
+                        ({"entry": entry, "amount": -3, "reason": "x", "account": "r", "key": K},
                          "不允许的字段 account")):
         got, bad = await call(client, "POST", fixes, town.sup1, body)
         assert got == 400 and words in bad["reason"], (body, bad)
     got, _ = await call(client, "POST", fixes, town.ra, {"entry": entry, "amount": 60,
-                                                         "reason": "多记一些"})
+                                                         "reason": "多记一些", "key": K})
     assert got == 403  # never one's own hours
     got, _ = await call(client, "POST", fixes, town.street_sup, {"entry": entry, "amount": -1,
-                                                                 "reason": "x"})
+                                                                 "reason": "x", "key": K})
     assert got == 404
     got, fixed = await call(client, "POST", fixes, town.sup1, {"entry": entry, "amount": -3,
-                                                               "reason": "提前离开"})
+                                                               "reason": "提前离开", "key": K})
     assert got == 201 and fixed["entry"]["corrects"] == entry
     got, _ = await call(client, "POST", fixes, town.sup1, {"entry": fixed["entry"]["_id"],
-                                                           "amount": 1, "reason": "x"})
-    assert got == 404  # a correction is corrected by another entry about the first
+                                                           "amount": 1, "reason": "x", "key": K})
+    assert got == 400  # a correction is corrected by another entry about the first
     got, mine = await call(client, "GET", f"{PREFIX.removesuffix('/tasks')}/ledger", town.ra)
     assert mine["hours_minutes"] == minutes - 3
     assert mine["points"] == minutes * 10 // 60

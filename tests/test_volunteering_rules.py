@@ -154,9 +154,14 @@ def test_the_check_in_code_names_its_window_not_the_phones_clock() -> None:
     window = v.window_of(starts + datetime.timedelta(minutes=7))
     code = v.checkin_code(SECRET, t["_id"], window)
     assert len(code) == 6 and code.isdigit()
-    later = starts + datetime.timedelta(hours=5)
+    later = starts + datetime.timedelta(hours=1)  # an offline phone's queue, within the bound
     when = v.code_window(SECRET, t, code, later)
     assert when is not None and v.window_of(when) <= window  # the earliest window it matches
+    # Received long after its window (a photo passed on, a queue older than the bound): none.
+    stale = starts + datetime.timedelta(minutes=7) + v.QUEUE_ALLOWANCE + datetime.timedelta(
+        seconds=v.WINDOW_SECONDS)
+    assert v.code_window(SECRET, t, code, stale) is None or v.window_of(
+        v.code_window(SECRET, t, code, stale) or starts) > window
     # A window not begun when the server receives the code counts for nothing.
     assert v.code_window(SECRET, t, code, starts) is None or v.window_of(when) <= v.window_of(
         starts)

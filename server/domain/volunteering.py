@@ -21,6 +21,10 @@ this module says who may do what, and what a task, a claim and a ledger entry ho
    bank's token); the volunteer's phone keeps the code typed and sends it when online. The
    server finds the window of the task's span (less LEAD before the start, plus LEAD after
    the end) whose code it is: that window's start is the time recorded, not the phone's.
+   Only windows of the last QUEUE_ALLOWANCE before the server receives the code count (an
+   offline phone's queue, bounded): a photo of the morning's code is worth nothing by the
+   afternoon, and a guess matches one of a few dozen windows, not thousands. Wrong codes
+   are counted in the store per account and day, across tasks (MAX_WRONG_CODES).
 5. Hours (`hours_minutes`, `confirm_problem`): the minutes between check-in and check-out,
    within the task's span; confirmed by the task's organiser (or an admin), never by the
    volunteer themself, at most the span. Confirmed hours enter the ledgers.
@@ -28,7 +32,11 @@ this module says who may do what, and what a task, a claim and a ledger entry ho
    POINTS_PER_HOUR for an hour, pro rata), append-only: each entry has its reason and its
    source document, its id is made from the source (a replay is the same entry), and no entry
    is ever changed: a correction is a new entry with a negative or positive amount naming the
-   entry it corrects. Balances and rankings are sums over the entries.
+   entry it corrects. Balances and rankings are sums over the entries. An entry and its
+   corrections always sum within what the task could give (`correction_bound`): [0, span]
+   minutes, [0, points_for(span)] points; each correction carries the organiser's phone's
+   key (`CLAIM_ID`'s shape), so a retry is the same correction; the entry corrected is named
+   by its id (`LEDGER_ENTRY`), never by a store path.
 """
 
 from __future__ import annotations
@@ -56,6 +64,15 @@ LEAD = datetime.timedelta(minutes=30)  # check in this long before the start, ou
 CODE_DIGITS = 6
 POINTS_PER_HOUR = 10
 MAX_CORRECTION = 100_000  # minutes or points, as the schema's amount
+MAX_CORRECTIONS = 50  # per entry: a mistake is fixed in a few, never in a stream
+# An offline volunteer's phone sends the code it queued when it is online again: only codes of
+# the last two hours count when the server receives them (a task site without signal, the
+# way home), so a code passed on later, or guessed, is worth that little.
+QUEUE_ALLOWANCE = datetime.timedelta(hours=2)
+MAX_WRONG_CODES = 10  # per account and day, across tasks; a day's guesses barely scratch 10^6
+# An original entry's id (`ledger_entry:<kind>:<account>:<task key>`); never a store path.
+LEDGER_ENTRY = re.compile(r"^ledger_entry:(hours|points):[a-z0-9][a-z0-9_.-]{1,63}:"
+                          r"volunteer_task\.[0-9a-f]{16}$")
 FIELDS = frozenset({"title", "description", "place", "starts_at", "ends_at", "places",
                     "deadline", "open_to", "branch", "needs_approval", "community"})
 SERVER_FIELDS = ("created_by", "status", "published_at", "_id", "_rev", "type",
@@ -74,7 +91,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "amount": ("数量", "Amount"), "reason": ("事由", "Reason"),
     "volunteer": ("志愿者", "Volunteer"),
     "direction": ("签到/签退", "Check in or out"), "entry": ("台账记录", "Ledger entry"),
-    "approve": ("通过", "Approve"),
+    "approve": ("通过", "Approve"), "key": ("更正编号", "Correction number"),
 }
 
 
@@ -248,7 +265,8 @@ def code_window(secret: bytes, task: Mapping[str, Any], code: Any,
             code) != CODE_DIGITS or starts is None or ends is None:
         return None
     last = min(window_of(ends + LEAD), window_of(now))
-    for window in range(window_of(starts - LEAD), last + 1):
+    first = max(window_of(starts - LEAD), window_of(now - QUEUE_ALLOWANCE))
+    for window in range(first, last + 1):
         if hmac.compare_digest(checkin_code(secret, str(task["_id"]), window), code):
             return datetime.datetime.fromtimestamp(window * WINDOW_SECONDS, datetime.UTC)
     return None
@@ -273,19 +291,31 @@ def confirm_problem(task: Mapping[str, Any], user: User, volunteer: str,
     if user.disabled or not (user.is_admin or task.get("created_by") == user.name):
         return problem("created_by", "not_organiser", "：只有任务的组织者可以确认时长",
                        "only the task's organiser confirms hours")
-    starts, ends = parse_time(task.get("starts_at")), parse_time(task.get("ends_at"))
-    span = int((ends - starts).total_seconds()) // 60 if starts and ends else 0
+    span = span_minutes(task)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 < minutes <= span:
         return problem("minutes", "minutes", f"应为 1 到 {span} 的整数",
                        f"must be a whole number from 1 to {span}")
     return None
 
 
+def span_minutes(task: Mapping[str, Any]) -> int:
+    """The task's span in minutes: the most hours it gives anyone."""
+    starts, ends = parse_time(task.get("starts_at")), parse_time(task.get("ends_at"))
+    return int((ends - starts).total_seconds()) // 60 if starts and ends else 0
+
+
 # -- the ledgers (rule 6) -----------------------------------------------------------------------
 
-def correction_problems(amount: Any, reason: Any) -> list[Problem]:
-    """A correction as the organiser sends it: a whole amount, not zero, and its reason."""
+def correction_problems(entry: Any, amount: Any, reason: Any, key: Any) -> list[Problem]:
+    """A correction as the organiser sends it: an original entry's id, a whole amount, not
+    zero, its reason and its key."""
     found = []
+    if not isinstance(entry, str) or not LEDGER_ENTRY.match(entry):
+        found.append(problem("entry", "entry", "应为一条志愿时长或积分台账记录的编号",
+                             "must be the id of an hours or points entry"))
+    if not isinstance(key, str) or not CLAIM_ID.match(key):
+        found.append(problem("key", "key", "应为 8 到 64 位字母、数字、- 或 _",
+                             "must be 8 to 64 letters, digits, - or _"))
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(
             amount) > MAX_CORRECTION:
         found.append(problem("amount", "amount", f"应为非零整数，绝对值不超过 {MAX_CORRECTION}",
@@ -299,6 +329,22 @@ def correction_problems(amount: Any, reason: Any) -> list[Problem]:
 
 def points_for(minutes: int) -> int:
     return minutes * POINTS_PER_HOUR // 60
+
+
+def correction_bound(task: Mapping[str, Any], kind: str, entry: int,
+                     corrections: Iterable[int], amount: int) -> Problem | None:
+    """Rule 6: the entry and all its corrections, this one included, within [0, the most the
+    task gives]: its span in minutes, or the points of its span; and few corrections."""
+    cap = span_minutes(task) if kind == "hours" else points_for(span_minutes(task))
+    made = list(corrections)
+    now = entry + sum(made)
+    if len(made) >= MAX_CORRECTIONS:
+        return problem("entry", "corrections", f"已更正 {len(made)} 次，不能再更正",
+                       f"was corrected {len(made)} times already; no more")
+    if not 0 <= now + amount <= cap:
+        return problem("amount", "bound", f"更正后应在 0 到 {cap} 之间（现为 {now}）",
+                       f"must leave the entry between 0 and {cap} (it is {now})")
+    return None
 
 
 def ledger_entry(kind: str, account: str, amount: int, reason: str, source: str,

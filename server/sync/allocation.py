@@ -12,7 +12,9 @@ Why it is exact whatever happens:
   appends each new claim to its subject's events; neither a phone's clock nor the order in
   which this process's requests happened to run decides anything.
 - The outcome is recomputed from all of a subject's events (`allocation.allocate`, pure) and
-  only what differs from what is stored is written; outcome documents hold no time, so two
+  only what differs from what is stored is written (`changed`: a waiting claimant's `line`
+  alone moving up is not a change, so one cancellation rewrites the canceller's and the
+  promoted one's documents, not the whole line's); outcome documents hold no time, so two
   server processes, or one restarted after `kill -9`, compute and write the same documents.
   After a crash, the next start reads every claim from the first (`run`) and writes what the
   dead process had not."""
@@ -57,6 +59,18 @@ def outcome_doc(subject: str, claimant: str, outcome: Outcome) -> dict[str, Any]
             "created_by": AUTHOR, "subject": subject, "claimant": claimant,
             "status": outcome.status, "claim": outcome.claim, "promoted": outcome.promoted,
             "line": outcome.line}
+
+
+def changed(held: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether a stored outcome must be rewritten. A waiting claimant's document keeps the
+    line it was written with: the line only moves up while they wait (later claims join
+    behind them), so it is an honest "at most", and a cancellation ahead does not rewrite
+    every waiting claimant's document and wake every phone in the line."""
+    if held is None:
+        return True
+    if wanted.get("status") == "waiting" and held.get("status") == "waiting":
+        return any(held.get(k) != v for k, v in wanted.items() if k != "line")
+    return dict(held) != dict(wanted)
 
 
 def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,7 +210,7 @@ class Allocator:
                                               for who, outcome in outcomes.items())}
         for _ in range(WRITE_TRIES):
             due = [{**doc, **({"_rev": self.stored[i][0]} if i in self.stored else {})}
-                   for i, doc in wanted.items() if self.stored.get(i, ("", None))[1] != doc]
+                   for i, doc in wanted.items() if changed(self.stored.get(i, ("", None))[1], doc)]
             if not due:
                 return
             results = await self.couch.post(db_path(RESIDENTS_DB, "_bulk_docs"), {"docs": due})

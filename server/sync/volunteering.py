@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
 
 KIND = "volunteer_task"
-MAX_WRONG_CODES = 10  # per volunteer and task, then 429: six digits are not guessed in ten
+MAX_WRONG_CODES = rules.MAX_WRONG_CODES
+STANDING = ("confirmed", "awaiting_approval", "waiting")  # a claim one may still cancel
 
 
 def secret_id(task_id: str) -> str:
@@ -39,6 +40,11 @@ def secret_id(task_id: str) -> str:
 
 def ledger_id(kind: str, account: str, source: str) -> str:
     return f"ledger_entry:{kind}:{account}:{subject_key(source)}"
+
+
+def wrong_codes_id(account: str, now: datetime.datetime) -> str:
+    """The day's count of an account's wrong check-in codes, whatever the task."""
+    return f"wrong_codes:{account}:{now.date().isoformat()}"
 
 
 def no_such_task() -> Refused:
@@ -56,8 +62,6 @@ class Volunteering:
     # A task's terms never change once published: read once per process.
     terms_held: dict[str, Terms] = dataclasses.field(default_factory=dict)
     tasks_held: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    # Wrong check-in codes by (account, task), this process's count.
-    wrong_codes: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
     async def publish(self, user: User, draft: Mapping[str, Any],
                       now: datetime.datetime) -> dict[str, Any]:
@@ -132,7 +136,8 @@ class Volunteering:
         what it stands for, whatever the deadline since."""
         doc = await self.task_held(task_id, index)
         who = self.claimant(account, index)
-        if doc is None or doc.get("community") not in who.communities:
+        if doc is None or (doc.get("community") not in who.communities
+                           and not await self.standing(allocator, task_id, account, act)):
             raise no_such_task()
         problem = rules.claim_problem(doc, who, now) if act == "claim" else None
         created = False
@@ -144,6 +149,16 @@ class Volunteering:
                                              claim_id, now)
         await allocator.settle()
         return allocator.outcome(task_id, account), created
+
+    @staticmethod
+    async def standing(allocator: Allocator, task_id: str, account: str, act: str) -> bool:
+        """Whether `act` is a cancellation of a claim of theirs that still stands: one may
+        always give up a place, even after moving out of the task's community."""
+        if act != "cancel":
+            return False
+        await allocator.settle()
+        placed = allocator.outcome(task_id, account)
+        return placed is not None and placed.status in STANDING
 
     async def store_event(self, allocator: Allocator, author: str, task_id: str,
                           claimant: str, act: str, claim_id: str,
@@ -164,11 +179,12 @@ class Volunteering:
     async def decide(self, allocator: Allocator, user: User, task_id: str, claimant: str,
                      approve: bool, decision_id: str,
                      now: datetime.datetime) -> tuple[Outcome | None, bool]:
-        """The organiser approves or rejects a claimant of a task that needs approval: an
-        event like a claim (the organiser's id for it makes a retry the same), taken in the
-        order received; a rejection frees the place for the first waiting."""
+        """The organiser approves a claimant of a task that needs approval, or rejects the
+        standing claim of any task's claimant: an event like a claim (the organiser's id for
+        it makes a retry the same), taken in the order received; a rejection frees the place
+        for the first waiting (a place is never held for someone who may not come)."""
         doc = await self.organised(user, task_id)
-        if doc.get("needs_approval") is not True:
+        if approve and doc.get("needs_approval") is not True:
             raise refused([rules.problem("needs_approval", "no_approval",
                                          "：此任务无须审核", "this task takes no approvals")])
         await allocator.settle()
@@ -176,8 +192,7 @@ class Volunteering:
         if await allocator.stored_claim(event_id(task_id, claimant, act, decision_id)):
             return allocator.outcome(task_id, claimant), False  # a retry of this decision
         standing = allocator.outcome(task_id, claimant)
-        if standing is None or standing.status not in ("awaiting_approval", "waiting",
-                                                       "confirmed"):
+        if standing is None or standing.status not in STANDING:
             raise refused([rules.problem("claimant", "no_claim", "没有报名此任务",
                                          "has no claim on this task")])
         created = await self.store_event(allocator, user.name, task_id, claimant, act,
@@ -226,14 +241,15 @@ class Volunteering:
             return dict(await self.couch.get(path)), False
         except NotFound:
             pass
-        tries = self.wrong_codes.get((account, task_id), 0)
-        if tries >= MAX_WRONG_CODES:
+        counter = wrong_codes_id(account, now)
+        if await self.count(counter, +1, MAX_WRONG_CODES) > MAX_WRONG_CODES:
             raise Refused(429, "too_many_requests", bilingual(
                 "签到码错误次数过多，请让组织者帮您签到",
                 "Too many wrong codes; ask the organiser."))
         at = rules.code_window(await self.secret(task_id), doc, code, now)
-        if at is None:
-            self.wrong_codes[(account, task_id)] = tries + 1
+        if at is not None:
+            await self.count(counter, -1)  # counted as wrong until it proved right
+        else:
             raise refused([rules.problem("code", "code", "不对，或不是本任务此时的签到码",
                                          "is not this task's code for now")])
         if direction == "out":
@@ -255,6 +271,26 @@ class Volunteering:
         except Conflict:
             return dict(await self.couch.get(path)), False
         return record, True
+
+    async def count(self, counter: str, step: int, most: int | None = None) -> int:
+        """Add `step` to a counter in the claims database (internal), with its revision, so
+        racing tries and server processes each count once; none is added past `most` (the
+        answer is then most + 1). A try is counted before its code is compared, as logins
+        are: tries sent at once cannot all be compared before the first was counted."""
+        path = db_path(CLAIMS_DB, counter)
+        while True:
+            try:
+                held = dict(await self.couch.get(path))
+            except NotFound:
+                held = {"type": "wrong_codes", "count": 0}
+            if most is not None and int(held["count"]) + step > most:
+                return most + 1
+            held["count"] = max(0, int(held["count"]) + step)
+            try:
+                await self.couch.put(path, held)
+            except Conflict:
+                continue
+            return int(held["count"])
 
     async def confirm_hours(self, allocator: Allocator, user: User, task_id: str,
                             volunteer: str, minutes: Any,
@@ -317,10 +353,16 @@ class Volunteering:
                       and row["doc"].get("type") == "ledger_entry"]
         return found
 
-    async def correct(self, user: User, entry_id: str, amount: Any, reason: Any,
-                      now: datetime.datetime) -> dict[str, Any]:
+    async def correct(self, user: User, entry_id: Any, amount: Any, reason: Any, key: Any,
+                      now: datetime.datetime) -> tuple[dict[str, Any], bool]:
         """Rule 6: a correction is a new entry naming the one it corrects, by the organiser
-        of the entry's task (or an admin); the entry itself is never changed."""
+        of the entry's task (or an admin); the entry itself is never changed. Corrections are
+        numbered (`.fix.<n>`) and written without a revision: two racing ones meet at the
+        same number and the loser checks the bound again with the winner counted. A retry
+        under the same key answers the stored one (whether this call stored it)."""
+        problems = rules.correction_problems(entry_id, amount, reason, key)
+        if problems:
+            raise refused(problems)
         try:
             entry = await self.couch.get(db_path(RESIDENTS_DB, entry_id))
         except NotFound:
@@ -328,17 +370,36 @@ class Volunteering:
         if not isinstance(entry, dict) or entry.get("type") != "ledger_entry" or entry.get(
                 "corrects"):
             raise Refused(404, "not_found", bilingual("没有这条台账记录", "No such ledger entry."))
-        await self.organised(user, str(entry["source"]))
-        problems = rules.correction_problems(amount, reason)
-        if problems:
-            raise refused(problems)
-        fix = rules.ledger_entry(entry["kind"], entry["account"], amount, reason,
-                                 f"{entry['source']}.fix.{secrets.token_hex(4)}", user.name,
-                                 now, corrects=entry_id)
-        fix["_id"] = ledger_id(fix["kind"], fix["account"], fix["source"])
-        stated = self.schemas.problems(fix)
-        if stated:
-            raise Refused(400, "bad_request", "；".join(stated))
-        await self.couch.put(db_path(RESIDENTS_DB, fix["_id"]), fix)
-        audit.info("%s corrected %s by %d", user.name, entry_id, amount)
-        return fix
+        task = await self.organised(user, str(entry["source"]))
+        while True:
+            made = await self.corrections(entry)
+            same = [fix for fix in made if fix.get("key") == key]
+            if same:
+                return same[0], False
+            bound = rules.correction_bound(task, str(entry["kind"]), int(entry["amount"]),
+                                           (int(fix["amount"]) for fix in made), amount)
+            if bound is not None:
+                raise refused([bound])
+            fix = rules.ledger_entry(entry["kind"], entry["account"], amount, reason,
+                                     f"{entry['source']}.fix.{len(made) + 1:03d}", user.name,
+                                     now, corrects=entry_id)
+            fix["_id"] = ledger_id(fix["kind"], fix["account"], fix["source"])
+            fix["key"] = key
+            stated = self.schemas.problems(fix)
+            if stated:
+                raise Refused(400, "bad_request", "；".join(stated))
+            try:
+                await self.couch.put(db_path(RESIDENTS_DB, fix["_id"]), fix)
+            except Conflict:
+                continue  # another correction took this number: count it, check again
+            audit.info("%s corrected %s by %d (%s)", user.name, entry_id, amount, key)
+            return fix, True
+
+    async def corrections(self, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The corrections of an entry, in the order they were numbered."""
+        prefix = f"{entry['_id']}.fix."
+        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
+                                    startkey=json.dumps(prefix),
+                                    endkey=json.dumps(prefix + "\ufff0"))
+        return [row["doc"] for row in page.get("rows", []) if isinstance(row.get("doc"), dict)
+                and row["doc"].get("corrects") == entry["_id"]]

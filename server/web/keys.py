@@ -29,7 +29,7 @@ from server.sync.verification import Verification
 from server.sync.volunteering import Volunteering
 from server.sync.votes import Votes
 from server.web.auth import Authenticator, Session
-from server.web.limits import SignupLimits
+from server.web.limits import ActLimits, SignupLimits
 
 CONFIG = web.AppKey("config", Config)
 DemoLoader = Callable[[Config, str], None]  # (configuration, store URL): writes the demo city
@@ -58,6 +58,7 @@ MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their 
 DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at the door
 NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
 VOLUNTEERING = web.AppKey("volunteering", Volunteering)  # volunteer tasks (任务抢单)
+VOLUNTEER_LIMITS = web.AppKey("volunteer_limits", ActLimits)  # claims per account and task
 ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).

@@ -64,3 +64,37 @@ class SignupLimits:
                     self._attempts.pop(key, None)
                 else:
                     self._attempts[key] = before
+
+
+ACTS_PER_TASK = 6  # claims and cancellations per account and task a day: claim, cancel, claim
+# again twice over; each new one is a permanent claim document and may move others' places
+ACTS_PER_ACCOUNT = 60  # per account a day over all tasks: a keen volunteer's day is far fewer
+ACTS_WINDOW = 24 * 3600.0
+
+
+class ActLimits:
+    """How often a resident claims and cancels volunteer places (报名/取消频率). Counted as
+    a try arrives, before it is stored, so tries sent at once cannot all pass; a retry of an
+    act already stored is not a new act and is given back (`give_back`)."""
+
+    def __init__(self) -> None:
+        self.by_task = FailureCounter(ACTS_PER_TASK, ACTS_WINDOW)
+        self.by_account = FailureCounter(ACTS_PER_ACCOUNT, ACTS_WINDOW)
+
+    @staticmethod
+    def keys(account: str, task: str) -> tuple[str, str]:
+        return f"{account}|{task}", account
+
+    def take(self, account: str, task: str) -> int:
+        """Seconds until the account may act on the task again; 0: now, and counted."""
+        on_task, anywhere = self.keys(account, task)
+        wait = max(self.by_task.retry_after(on_task), self.by_account.retry_after(anywhere))
+        if not wait:
+            self.by_task.record(on_task)
+            self.by_account.record(anywhere)
+        return wait
+
+    def give_back(self, account: str, task: str) -> None:
+        on_task, anywhere = self.keys(account, task)
+        self.by_task.forget_one(on_task)
+        self.by_account.forget_one(anywhere)

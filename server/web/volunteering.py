@@ -14,16 +14,25 @@ from aiohttp import web
 
 from server import errors
 from server.domain import volunteering as rules
-from server.domain.allocation import LABELS, counts
+from server.domain.allocation import LABELS, Outcome, counts
 from server.domain.scope import User
 from server.domain.text import unknown_fields
 from server.errors import json_response
-from server.sync.allocation import Allocator
+from server.sync.allocation import Allocator, event_id
 from server.sync.notices import refused
 from server.sync.residents import utc_now
 from server.sync.volunteering import KIND, Volunteering, no_such_task
 from server.web.guard import require_user
-from server.web.keys import ALLOCATOR, COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOLUNTEERING
+from server.web.keys import (
+    ALLOCATOR,
+    COUCH,
+    DIRECTORY,
+    SCHEMAS,
+    SUPERVISOR,
+    VOLUNTEER_LIMITS,
+    VOLUNTEERING,
+)
+from server.web.limits import ActLimits
 from server.web.parsing import read_object
 from server.web.resident_sync import index_of
 from server.web.residents import require_resident
@@ -110,8 +119,23 @@ async def resident_act(request: web.Request, act: str) -> web.Response:
         raise no_such_task()
     index = await index_of(request)
     allocator = await allocator_of(request)
-    outcome, created = await request.app[VOLUNTEERING].act(
-        allocator, index, user.name, task_id, act, body["claim_id"], utc_now())
+    limits = request.app[VOLUNTEER_LIMITS]
+    wait = limits.take(user.name, task_id)
+    if wait and await allocator.stored_claim(
+            event_id(task_id, user.name, act, body["claim_id"])) is None:
+        raise errors.too_many_requests(wait)  # a retry of a stored act still answers
+    created = False
+    try:
+        outcome, created = await request.app[VOLUNTEERING].act(
+            allocator, index, user.name, task_id, act, body["claim_id"], utc_now())
+    finally:
+        if not wait and not created:  # refused, or a retry: no new act was stored
+            limits.give_back(user.name, task_id)
+    return placed(task_id, outcome, created)
+
+
+def placed(task_id: str, outcome: Outcome | None, created: bool) -> web.Response:
+    """Where a claimant stands after an act: 201 when this request stored it."""
     status = outcome.status if outcome is not None else "pending"
     zh, en = LABELS[status]
     return json_response({"ok": True, "repeated": not created, "task": task_id,
@@ -131,7 +155,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 CHECK_FIELDS = frozenset({"direction", "code"})
 HOURS_FIELDS = frozenset({"volunteer", "minutes"})
-CORRECTION_FIELDS = frozenset({"entry", "amount", "reason"})
+CORRECTION_FIELDS = frozenset({"entry", "amount", "reason", "key"})
 
 
 def fields_problems(body: dict[str, Any], allowed: frozenset[str],
@@ -194,13 +218,16 @@ async def hours(request: web.Request) -> web.Response:
 
 
 async def correction(request: web.Request) -> web.Response:
-    """A correction of a ledger entry, as a new entry (`{entry, amount, reason}`)."""
+    """A correction of a ledger entry, as a new entry (`{entry, amount, reason, key}`; the
+    key is the organiser's phone's for it, so a retry is the same correction)."""
     user = require_publisher(request)
     body = await read_object(request)
-    fields_problems(body, CORRECTION_FIELDS, ("entry",))
-    fix = await request.app[VOLUNTEERING].correct(user, body["entry"], body.get("amount"),
-                                                  body.get("reason"), utc_now())
-    return json_response({"ok": True, "entry": fix}, status=201)
+    fields_problems(body, CORRECTION_FIELDS, ())
+    fix, created = await request.app[VOLUNTEERING].correct(
+        user, body.get("entry"), body.get("amount"), body.get("reason"), body.get("key"),
+        utc_now())
+    return json_response({"ok": True, "repeated": not created, "entry": fix},
+                         status=201 if created else 200)
 
 
 async def ledger(request: web.Request) -> web.Response:
@@ -244,6 +271,7 @@ async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store, the directory and the residents' index are open."""
     store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS])
     app[VOLUNTEERING] = store
+    app[VOLUNTEER_LIMITS] = ActLimits()
     app[ALLOCATOR] = allocator = Allocator(app[COUCH], {KIND: store.terms})
     task = app[SUPERVISOR].start("allocation", allocator.run, probe=allocator.lag)
     yield
