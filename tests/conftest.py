@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import inspect
 import itertools
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -282,6 +284,36 @@ def store(request: pytest.FixtureRequest,
     request.config.stash[SESSION_STORE] = store  # watched after each test (above)
     yield store
     store.stop_sync()
+
+
+@dataclasses.dataclass
+class Templates:
+    """Folders made once for the whole run (all workers) and copied for each module that asks:
+    a store with the demo city loaded and its views built costs a minute of CPU to make, and a
+    copy of its files a fraction of a second. `make(folder)` fills an empty folder, and leaves
+    no process running on it."""
+
+    root: Path
+
+    async def copy(self, name: str, make: Callable[[Path], Awaitable[None]], into: Path) -> Path:
+        made = self.root / name
+        with (self.root / f"{name}.lock").open("w") as lock:
+            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)  # one worker makes it
+            if not made.exists():
+                building = self.root / f"{name}.building"
+                shutil.rmtree(building, ignore_errors=True)
+                building.mkdir()
+                await make(building)
+                building.rename(made)
+        shutil.copytree(made, into, dirs_exist_ok=True)
+        return into
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Templates:
+    # the parent of a worker's temporary folder is shared by all the run's workers
+    base = tmp_path_factory.getbasetemp()
+    return Templates(base if worker_id == "master" else base.parent)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import aiohttp
 import couchdb
 import pytest
 from aiohttp import web
-from conftest import CHROMIUM, CHROMIUM_ARGS, BlockingCity, City, eventually
+from conftest import CHROMIUM, CHROMIUM_ARGS, BlockingCity, City, Templates, eventually
 from playwright.async_api import Browser, BrowserContext, Page
 
 from server.admin import directory
@@ -106,14 +106,31 @@ class Demo:
         return (await self.city.run(free))[skip]
 
 
+async def load_demo_city(data: Path) -> None:
+    """The demo city (1,000 households in two grids) in a store of its own in `data`, its views
+    built; both stopped after."""
+    store = EmbeddedStore(data / "store")
+    await store.start()
+    try:
+        app = Deployment(Config.from_mapping({"data": data, "couchdb_url": store.url,
+                                              "demo": True}))
+        await app.start()
+        await app.stop()
+    finally:
+        await store.stop()
+
+
 @pytest.fixture(scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    data = tmp_path_factory.mktemp("pwa")
+async def demo(tmp_path_factory: pytest.TempPathFactory, templates: Templates
+               ) -> AsyncIterator[Demo]:
+    """The demo city for this module alone: the run loads it once, and each module starts its
+    own store and app on a copy (the app loads the city again, which changes nothing)."""
+    data = await templates.copy("demo-city", load_demo_city, tmp_path_factory.mktemp("pwa"))
     store = EmbeddedStore(data / "store")
     await store.start()
     config = Config.from_mapping({"data": data, "couchdb_url": store.url, "demo": True})
     app = Deployment(config)
-    await app.start()  # loads the demo city: 1,000 households in two grids
+    await app.start()
     try:
         couch = await asyncio.to_thread(directory.prepared, couchdb.Server(store.url))
         yield Demo(store, config, app, couch)
