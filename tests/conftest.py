@@ -137,6 +137,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError("these tests are slow (a browser, a served process or "
                                 "generated inputs) but not marked @pytest.mark.slow: "
                                 + ", ".join(unmarked))
+    items[:] = costly_modules_first(items)
+
+
+def costly_modules_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The modules with slow tests first, in their own order otherwise, each module's tests kept
+    together and in order. xdist (loadscope, without its reordering) hands modules out in this
+    order: a browser module of several minutes left to the end of a run kept one worker busy
+    while the other stood idle."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    return sorted(items, key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -60,3 +60,25 @@ def test_a_slow_test_without_the_marker_stops_the_run(pytester: pytest.Pytester)
     assert "test_browser_unmarked.py::test_opens_a_page" in stopped
     assert "test_generated_unmarked.py::test_any_number" in stopped
     assert "test_browser_marked.py" not in stopped  # marked: collected as usual
+
+
+ORDERED = {
+    "test_a_fast": "def test_one():\n    pass\n\ndef test_two():\n    pass\n",
+    "test_b_mixed": ("import pytest\n\ndef test_first():\n    pass\n\n"
+                     "@pytest.mark.slow\ndef test_second():\n    pass\n"),
+    "test_c_fast": "def test_three():\n    pass\n",
+}
+
+
+def test_slow_modules_are_collected_first_each_in_its_own_order(
+        pytester: pytest.Pytester) -> None:
+    """xdist hands modules out in collection order (scripts/test): a module with a slow test
+    comes first, whole and in its own order; the others follow in theirs."""
+    pytester.makeconftest(USES_THE_PROJECTS_CONFTEST)
+    pytester.makepyfile(**ORDERED)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
+    result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.outlines + result.errlines
+    assert [line for line in result.outlines if "::" in line] == [
+        "test_b_mixed.py::test_first", "test_b_mixed.py::test_second",
+        "test_a_fast.py::test_one", "test_a_fast.py::test_two", "test_c_fast.py::test_three"]
