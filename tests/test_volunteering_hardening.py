@@ -254,3 +254,6 @@ async def test_the_organiser_rejects_a_place_holder_of_any_task(
     assert got == 200 and again["repeated"], again
     got, answer = await act(client, town.rb, task, "rb-claim-0001")
     assert answer["status"] == "confirmed" and answer["promoted"], answer
+    # A rejection is final: claiming again does not put them back in the queue.
+    got, answer = await act(client, town.ra, task, "ra-claim-0002")
+    assert answer["status"] == "rejected", answer

@@ -19,7 +19,9 @@ The rule, for one subject (a task, a ride...) with `places` places:
    the first `places` of them hold the places, the rest wait (`waiting`, with their place in
    the line). Without approval a place holder is `confirmed`; with approval, `confirmed` once
    the organiser approved them and `awaiting_approval` until then (the place is kept for
-   them: first come, first served, the organiser may only refuse).
+   them: first come, first served, the organiser may only refuse). A refusal is final: a
+   later claim of the rejected claimant changes nothing (else a rejection were undone by
+   claiming again).
 5. Promotion. A cancellation or a rejection frees a place, which goes to the first waiting:
    they are `confirmed` (or `awaiting_approval`) and `promoted`, which the phone tells them.
 6. Never more than `places` hold a place, whatever the events; the outcome is a function of
@@ -111,8 +113,8 @@ def allocate(terms: Terms, events: Iterable[Event],
         seen.add(event.event_id)
         who = event.claimant
         if event.act == "claim":
-            if who in queue:
-                continue  # rule 2
+            if who in queue or (who in ended and ended[who].status == "rejected"):
+                continue  # rule 2; rule 4: the organiser's refusal is final
             if terms.deadline is not None and event.received_at > terms.deadline:
                 ended.setdefault(who, Outcome("late", event.event_id))
                 continue
