@@ -216,6 +216,7 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/volunteer/ledger/corrections"): [({}, {"entry": "x", "amount": 1,
                                                                "reason": "x"})],
         ("get", "/api/volunteer/ledger"): [({}, None)],
+        ("post", "/api/volunteer/register"): [({}, {})],
         ("post", "/api/volunteer/tasks/{task}/decide"): [({}, {"claimant": "r0", "approve": True,
                                                                "claim_id": "abcdefgh"})],
         ("get", "/api/votes"): [({}, None)],

@@ -269,3 +269,28 @@ async def test_the_organiser_approves_and_a_rejection_promotes(client: TestClien
                              headers=basic(town.sup1), json={"claimant": town.ra, "approve": True,
                                    "claim_id": "decision-4"})
     assert resp.status == 400 and "此任务无须审核" in (await resp.json())["reason"]
+
+
+async def test_a_task_open_to_volunteers_takes_registered_volunteers(client: TestClient,
+                                                                     city: City) -> None:
+    town = await ready_town(client, city)
+    _, answer = await publish(client, town.sup1, draft(town, open_to="volunteers"))
+    task = answer["task"]["_id"]
+    got, refused = await act(client, town.ra, task, "ra-claim-1")
+    assert got == 403 and "此任务不对您开放报名" in refused["reason"]
+    for body in ({"community": town.c2}, {"created_by": town.rb}, [1]):
+        resp = await client.post("/api/volunteer/register", json=body, headers=basic(town.ra))
+        assert resp.status == 400, body
+    resp = await client.post("/api/volunteer/register", headers=basic(town.worker1))
+    assert resp.status == 403
+    resp = await client.post("/api/volunteer/register", headers=basic(town.ra))
+    assert resp.status == 201 and (await resp.json())["volunteer"]["community"] == town.c1
+    resp = await client.post("/api/volunteer/register", json={}, headers=basic(town.ra))
+    assert resp.status == 200 and (await resp.json())["repeated"]
+    index = client.app[RESIDENT_INDEX]
+    await eventually(lambda: f"volunteer:{town.ra}" in index.allowed(town.ra)["residents"],
+                     what="the registration indexed")
+    got, claimed = await act(client, town.ra, task, "ra-claim-2")
+    assert got == 201 and claimed["status"] == "confirmed"
+    got, _ = await act(client, town.rb, task, "rb-claim-1")  # rb never registered
+    assert got == 403

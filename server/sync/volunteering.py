@@ -16,6 +16,7 @@ from typing import Any
 
 from server.domain import volunteering as rules
 from server.domain.allocation import Outcome, Terms
+from server.domain.allowed_ids import RESIDENTS as RESIDENTS_LABEL
 from server.domain.messages import Refused, bilingual
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB, Directory, User
 from server.domain.validation import SchemaRegistry
@@ -120,12 +121,35 @@ class Volunteering:
         return held
 
     def claimant(self, account: str, index: ResidentIndex) -> rules.Claimant:
-        """Who a resident is, from the index: the communities of their active households.
-        Volunteer registration and party branches are still to come (docs/volunteering.md)."""
+        """Who a resident is, from the index: the communities of their active households, and
+        whether they registered as a volunteer (their `volunteer:` record, which the index
+        files under them). Party branches are still to come (docs/volunteering.md)."""
         grids = self.directory.grids
+        held = index.allowed(account).get(RESIDENTS_LABEL, frozenset())
         return rules.Claimant(account, frozenset(
             grids[grid].community for grid in index.ids.homes(account).values()
-            if grid in grids))
+            if grid in grids), volunteer=f"volunteer:{account}" in held)
+
+    async def register(self, account: str, index: ResidentIndex,
+                       now: datetime.datetime) -> tuple[dict[str, Any], bool]:
+        """A resident registers as a volunteer of their community, once (志愿者注册)."""
+        who = self.claimant(account, index)
+        if not who.communities:
+            raise Refused(403, "forbidden", bilingual("请先激活您的住户，再注册志愿者",
+                                                      "Activate your household first."))
+        doc = {"_id": f"volunteer:{account}", "type": "volunteer", "schema_version": 1,
+               "created_by": account, "community": sorted(who.communities)[0],
+               "registered_at": now.isoformat(timespec="seconds")}
+        stated = self.schemas.problems(doc)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        path = db_path(RESIDENTS_DB, doc["_id"])
+        try:
+            await self.couch.put(path, doc)
+        except Conflict:
+            return dict(await self.couch.get(path)), False
+        audit.info("%s registered as a volunteer", account)
+        return doc, True
 
     async def act(self, allocator: Allocator, index: ResidentIndex, account: str,
                   task_id: str, act: str, claim_id: str,

@@ -243,6 +243,17 @@ async def ledger(request: web.Request) -> web.Response:
                               "recorded_at")} for e in entries]})
 
 
+async def register(request: web.Request) -> web.Response:
+    """A resident registers as a volunteer of their community (`{}`), once."""
+    user = require_resident(request, ("注册志愿者", "registers as a volunteer"))
+    fields_problems(await read_object(request, allow_empty=True), frozenset(), ())
+    doc, created = await request.app[VOLUNTEERING].register(user.name,
+                                                          await index_of(request), utc_now())
+    return json_response({"ok": True, "repeated": not created, "volunteer": {
+        k: doc[k] for k in ("_id", "community", "registered_at")}},
+        status=201 if created else 200)
+
+
 DECIDE_FIELDS = frozenset({"claimant", "approve", "claim_id"})
 
 
@@ -288,5 +299,6 @@ def setup(app: web.Application) -> None:
             ("GET", one + "/checkin-key", checkin_key), ("POST", one + "/check", check),
             ("POST", one + "/hours", hours), ("POST", one + "/decide", decide),
             ("POST", "/api/volunteer/ledger/corrections", correction),
-            ("GET", "/api/volunteer/ledger", ledger)):
+            ("GET", "/api/volunteer/ledger", ledger),
+            ("POST", "/api/volunteer/register", register)):
         app.router.add_route(method, path, handler)
