@@ -64,7 +64,7 @@ export const RESIDENT_WORDS = {
   v_confirmed: ["成功", "Confirmed"],
   v_promoted: ["成功（候补转正）", "Confirmed (from the waiting list)"],
   v_awaiting_approval: ["已占名额，待组织者审核", "Place kept, awaiting the organiser"],
-  v_waiting_line: ["候补第 {n} 位", "Waiting list: number {n}"],
+  v_waiting_line: ["候补第 {n} 位以内", "Waiting list: number {n} or nearer"],
   v_cancelled: ["已取消", "Cancelled"],
   v_rejected: ["未通过审核", "Not approved"],
   v_late: ["报名已截止", "Too late: claims had closed"],
