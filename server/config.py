@@ -108,6 +108,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lagging_seconds", 30.0, "A background task whose oldest work has waited longer than "
             "this is reported `lagging` in GET /api/health (the figures of a grid written to, a "
             "receipt not yet written, a live feed whose store longpoll keeps failing)."),
+    Setting("deliberation_support_threshold", 20, "Support (附议) a compound's topic needs to "
+            "reach the red council's agenda (红色议事会), where the compound's staff have not set "
+            "their own; frozen in each topic when it is raised."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -156,6 +159,7 @@ class Config:
     aggregates_warm_up: bool
     aggregates_refresh_seconds: float
     lagging_seconds: float
+    deliberation_support_threshold: int
     census_campaign: str
     screening_campaign: str
 

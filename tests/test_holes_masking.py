@@ -226,6 +226,18 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/votes/{vote}/result"): [({}, None)],
         ("post", "/api/votes/{vote}/ballot"): [({}, {"request": "abcdefgh", "choice": "yes"})],
         ("post", "/api/votes/{vote}/paper"): [({}, {"request": "abcdefgh", "choice": "yes"})],
+        ("get", "/api/deliberation/topics"): [({}, None)],
+        ("post", "/api/deliberation/topics"): [({}, {"request": "abcdefgh", "title": "t",
+                                                     "body": "b"})],
+        ("get", "/api/deliberation/topics/{topic}"): [({}, None)],
+        ("post", "/api/deliberation/topics/{topic}/support"): [({}, {})],
+        ("post", "/api/deliberation/topics/{topic}/comments"): [({}, {"request": "abcdefgh",
+                                                                      "body": "b"})],
+        ("post", "/api/deliberation/topics/{topic}/comments/{comment}/hide"): [
+            ({}, {"reason": "r"})],
+        ("post", "/api/deliberation/topics/{topic}/council"): [({}, {"minutes": "m",
+                                                                     "outcome": "adopted"})],
+        ("put", "/api/deliberation/threshold/{community}/{compound}"): [({}, {"support": 5})],
     }
 
 

@@ -248,6 +248,11 @@ class AllowedIds:
         (server/domain/resident_writes.py)."""
         return {home: grid for grid, home in self._homes(account)}
 
+    def places_of(self, account: str) -> dict[str, Place]:
+        """The places of the account's active households that name a building."""
+        return {home[1]: place for home in self._homes(account)
+                if (place := self._place(home)) is not None}
+
     def _place(self, filed: Filed) -> Place | None:
         household = self._households.get(filed)
         if household is None or not household.active or not household.building:

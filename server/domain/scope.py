@@ -29,6 +29,8 @@ VOTES_DB = "linli-votes"
 # The claims database (名额申请库): every claim on something limited, written once, in the order
 # received (server/domain/allocation.py). Internal: written by the server's routes only.
 CLAIMS_DB = "linli-claims"
+# Deliberation (议事协商): topics, comments, support. Internal: reached through its routes only.
+DELIBERATION_DB = "linli-deliberation"
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB)  # made at start when missing
 INTERNAL_PREFIXES = ("linli-", "_")
 

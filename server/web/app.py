@@ -34,6 +34,7 @@ from server.sync.replication import FeedLimiter
 from server.sync.supervisor import Lag, Supervisor
 from server.web import (
     api,
+    deliberation,
     guard,
     health,
     notices,
@@ -344,6 +345,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     notices.setup(app)
     volunteering.setup(app)
     votes.setup(app)
+    deliberation.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

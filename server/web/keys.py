@@ -15,6 +15,7 @@ from server.sync.aggregates import Aggregates
 from server.sync.allocation import Allocator
 from server.sync.allowed import ResidentIndex
 from server.sync.conflicts import Resolver
+from server.sync.deliberation import Deliberation
 from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
 from server.sync.installation import Installation
@@ -61,6 +62,7 @@ VOLUNTEERING = web.AppKey("volunteering", Volunteering)  # volunteer tasks (ä»»å
 VOLUNTEER_LIMITS = web.AppKey("volunteer_limits", ActLimits)  # claims per account and task
 ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
+DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
 RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # residents' own count
