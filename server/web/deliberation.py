@@ -32,7 +32,7 @@ from server.web.guard import require_user
 from server.web.keys import CONFIG, COUCH, DELIBERATION, DIRECTORY, SCHEMAS
 from server.web.parsing import read_object
 from server.web.resident_sync import index_of
-from server.web.residents import require_resident
+from server.web.residents import require_resident, require_staff
 
 PREFIX = "/api/deliberation"
 SHOWN = ("title", "body", "kind", "community", "compound", "status", "threshold", "created_at",
@@ -99,7 +99,7 @@ async def comment(request: web.Request) -> web.Response:
 
 
 async def hide(request: web.Request) -> web.Response:
-    user = require_user(request)
+    user = require_staff(request, ("隐藏评论", "hide comments"))
     body = await read_object(request)
     problems = rules.hide_problems(body)
     if problems:
@@ -111,7 +111,7 @@ async def hide(request: web.Request) -> web.Response:
 
 
 async def council(request: web.Request) -> web.Response:
-    user = require_user(request)
+    user = require_staff(request, ("记录议事会结果", "record the council's outcome"))
     body = await read_object(request)
     doc = await request.app[DELIBERATION].decide(
         user, request.match_info["topic"], body, await index_of(request), utc_now())
@@ -119,7 +119,7 @@ async def council(request: web.Request) -> web.Response:
 
 
 async def threshold(request: web.Request) -> web.Response:
-    user = require_user(request)
+    user = require_staff(request, ("设置附议门槛", "set the support threshold"))
     body = await read_object(request)
     problems = unknown_fields(body, frozenset({"support"}))
     if problems:

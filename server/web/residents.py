@@ -166,6 +166,15 @@ def require_resident(request: web.Request,
     return user
 
 
+def require_staff(request: web.Request, what: tuple[str, str]) -> User:
+    """The logged-in worker, supervisor or admin; a resident is refused before anything is
+    looked up, so a staff route answers every resident alike, whatever id it names."""
+    user = require_user(request)
+    if user.role == "resident":
+        raise errors.forbidden(f"只有工作人员可以{what[0]}", f"Only staff {what[1]}.")
+    return user
+
+
 async def activate(request: web.Request) -> web.Response:
     """A logged-in resident types the 8-character code a worker made: 5 wrong tries (per
     account and per address) then a pause; a valid code makes the link and is spent."""
