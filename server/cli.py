@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check every row and report; write nothing")
     units.add_argument("--errors", type=Path, help="where refused rows go "
                        "(default FILE.errors.csv)")
+    units.add_argument("--replace", action="store_true",
+                       help="the file is each named compound's whole register: remove the "
+                       "units it no longer lists (listed by --dry-run first)")
     units.add_argument("--template", action="store_true",
                        help="write the template to FILE instead of importing")
     vote = commands.add_parser("vote", help="owners' votes").add_subparsers(
@@ -297,7 +300,8 @@ def administer(args: argparse.Namespace, config: Config) -> int:
             return 1 if summary.refused else 0
         elif args.command == "import" and args.action == "units":
             summary = property_register.import_units(server, args.file, dry_run=args.dry_run,
-                                                     error_file=args.errors)
+                                                     error_file=args.errors,
+                                                     replace=args.replace)
             print(summary.text(args.dry_run))
             return 1 if summary.refused else 0
         elif args.command == "vote" and args.action == "recount":

@@ -19,6 +19,7 @@ import couchdb
 
 from server.admin.registry_import import REASON_COLUMN, ImportError_, ImportSummary, read_rows
 from server.domain import votes
+from server.domain.exports import safe_row
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
 from server.domain.text import text_problem
 from server.domain.validation import SchemaRegistry
@@ -96,9 +97,12 @@ def write_template(path: Path) -> None:
 
 
 def import_units(server: couchdb.Server, path: Path, *, dry_run: bool = False,
-                 error_file: Path | None = None,
-                 registry: SchemaRegistry | None = None) -> ImportSummary:
-    """Import the units of `path`; see the module's docstring."""
+                 error_file: Path | None = None, registry: SchemaRegistry | None = None,
+                 replace: bool = False) -> ImportSummary:
+    """Import the units of `path`; see the module's docstring. With `replace`, the file is the
+    whole register of each compound it names: a unit of those compounds it no longer lists is
+    removed (named in the summary, in a dry run too, before anything is removed), unless a row
+    was refused: a unit whose row is wrong is not a unit sold off the register."""
     registry = registry or SchemaRegistry()
     headers, rows = read_rows(path)
     missing = [h for h in REQUIRED if h not in headers]
@@ -144,10 +148,16 @@ def import_units(server: couchdb.Server, path: Path, *, dry_run: bool = False,
         else:
             summary.updated += 1
             writes.append({**doc, "_rev": old["_rev"]})
+    if replace and not refused:  # a unit whose row was refused is not a unit removed
+        summary.removed = sorted(set(stored) - set(wanted))
+        writes += [{"_id": doc_id, "_rev": stored[doc_id]["_rev"], "_deleted": True}
+                   for doc_id in summary.removed]
     if writes and db is not None and not dry_run:
         for start in range(0, len(writes), BATCH):
             for ok, doc_id, err in save_many(db, writes[start:start + BATCH]):
-                if not ok:
+                if not ok and doc_id not in wanted:  # a removal: the unit stays
+                    summary.removed.remove(doc_id)
+                elif not ok:
                     number, row, _ = wanted[doc_id]
                     refused.append([number, *(row.get(h, "") for h in headers),
                                     f"写入失败 / not written: {err}"])
@@ -159,6 +169,7 @@ def import_units(server: couchdb.Server, path: Path, *, dry_run: bool = False,
         with error_file.open("w", encoding="utf-8-sig", newline="") as out:
             errors_out = csv.writer(out)
             errors_out.writerow(["行号", *headers, REASON_COLUMN])
-            errors_out.writerows(sorted(refused, key=lambda r: r[0]))
+            errors_out.writerows(safe_row(r)  # a cell is text, never a formula
+                                 for r in sorted(refused, key=lambda r: r[0]))
         summary.error_file = error_file
     return summary

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import couchdb
 
+from server.domain.exports import safe_row
 from server.domain.rules import room_problems
 from server.domain.scope import DIRECTORY_DB, GRID_CODE, grid_db
 from server.domain.validation import SchemaRegistry
@@ -72,6 +73,7 @@ class ImportSummary:
     unchanged: int = 0
     refused: int = 0
     error_file: Path | None = None
+    removed: list[str] = dataclasses.field(default_factory=list)  # a register's replace
 
     def text(self, dry_run: bool) -> str:
         head = ("试运行（未写入）/ dry run (nothing written)" if dry_run
@@ -82,6 +84,9 @@ class ImportSummary:
                  f"  更新 updated: {self.updated}",
                  f"  未变 unchanged: {self.unchanged}",
                  f"  出错 refused: {self.refused}"]
+        if self.removed:
+            lines.append(f"  删除 removed: {len(self.removed)}")
+            lines += [f"    {doc_id}" for doc_id in self.removed]
         if self.error_file is not None:
             lines.append(f"  出错的行见 rows refused are in: {self.error_file}")
         return "\n".join(lines)
@@ -409,7 +414,8 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
             with error_file.open("w", encoding="utf-8-sig", newline="") as out:
                 errors_out = csv.writer(out)
                 errors_out.writerow(["行号", *headers, REASON_COLUMN])
-                errors_out.writerows(sorted(refused, key=lambda r: r[0]))
+                errors_out.writerows(safe_row(r)  # a cell is text, never a formula
+                                     for r in sorted(refused, key=lambda r: r[0]))
     if progress is not None:
         progress.write("\r" + " " * 40 + "\r")
     summary.error_file = error_file if summary.refused else None
