@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, eventually, wait_for_user
+from conftest import City, basic, designs_installed, eventually, wait_for_user
 
 from server.admin import votes as vote_admin
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
@@ -269,8 +269,12 @@ async def test_paper_ballots_only_with_their_photo(client: TestClient, city: Cit
                                                    estate: Estate) -> None:
     vote = await open_vote(client, estate)
     url = f"/api/votes/{vote}/paper"
-    body = {"request": "paper-0001", "unit": estate.unit(5), "choice": "no"}
+    body = {"request": "paper-0001", "unit": estate.unit(3), "choice": "no", "signed_by": "丁"}
     photo = {"content_type": "image/png", "data": base64.b64encode(PNG).decode()}
+    await designs_installed(client)  # a household of the worker's grid lives in building 1
+    await city.save(sorted(client.app[DIRECTORY].users[estate.worker].grids)[0], {
+        "_id": "household:h1", "type": "household",
+        "address": {"compound": estate.compound, "building": "1", "room": "303"}})
     for bad, word in ((body, "Photo"), ({**body, "photo": "x"}, "Photo"),
                       ({**body, "photo": {"content_type": "image/png",
                                           "data": base64.b64encode(b"%PDF-1.4").decode()}},
@@ -333,6 +337,7 @@ async def test_closing_late_ballots_and_the_recount(client: TestClient, city: Ci
 
 async def test_a_secret_ballot_keeps_who_apart_from_how(client: TestClient, city: City,
                                                         estate: Estate) -> None:
+    client.app[VOTES].box_batch = 1  # each how into the box at once (test_votes_holes: more)
     vote = await open_vote(client, estate, secret=True)
     key = os.urandom(32).hex()
     status, answer = await cast(client, estate, "A", vote, choice="yes", secret_key=key,
@@ -380,6 +385,7 @@ async def test_a_secret_ballot_cut_off_by_a_crash_is_healed_by_the_phones_retry(
     sends the same request with the same key again: the how is written, once."""
     from server.domain import votes as rules
 
+    client.app[VOTES].box_batch = 1
     vote = await open_vote(client, estate, secret=True)
     key = os.urandom(32).hex()
     request = "crash-cut-1"

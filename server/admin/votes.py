@@ -51,6 +51,6 @@ def recount(server: couchdb.Server, motion: str) -> Recount:
     stored = ballots.get("result")
     hows = None
     if doc.get("secret"):  # the hows as sealed at the close, in the order of their ids
-        hows = [r["doc"] for r in feed(server[f"{doc['ballots']}-sealed"]) if r.get("doc")]
+        hows = votes.box_hows(feed(server[f"{doc['ballots']}-sealed"]))
     published = str(stored["canonical"]).encode() if stored else None
     return Recount(votes.count_from(dict(doc), rows, hows), published)

@@ -177,6 +177,8 @@ class Directory:
         """Session id -> until when (epoch seconds) its cookies must be refused: logged out."""
         self.logins: dict[str, str] = {}
         """A login other than a user name (a resident's phone) -> the user name."""
+        self.logins_changed = 0
+        """Counts the login documents taken: an index of `logins` is stale when it moved."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         """Take one directory document (or its deletion) into account."""
@@ -193,6 +195,7 @@ class Directory:
                 self.ended_sessions[key] = float(expires) if isinstance(
                     expires, int | float) else float("inf")
         elif kind == LOGIN:
+            self.logins_changed += 1
             account = doc.get("account")
             if deleted or not isinstance(account, str):
                 self.logins.pop(key, None)

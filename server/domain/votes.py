@@ -49,6 +49,7 @@ from server.domain.rules import Problem
 from server.domain.text import shown_name, text_problem, unknown_fields
 
 CM2_PER_M2 = 10_000
+PLAIN_DECIMAL = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")  # as a register writes an area
 MAX_AREA_CM2 = 100_000 * CM2_PER_M2  # 100,000 m²: no exclusive part is larger; a typo is
 DEVELOPER = "developer"  # the holder of every unsold or undelivered part, counted once
 CHOICES = ("yes", "no", "abstain")  # 同意 / 不同意 / 弃权 (abstaining still takes part)
@@ -126,6 +127,8 @@ def area_cm2(value: Any) -> int:
     not 89.1, and a count must not depend on it. Raises ValueError."""
     if isinstance(value, (bool, float)):
         raise ValueError("area must be a decimal string, not a float")
+    if isinstance(value, str) and not PLAIN_DECIMAL.match(value):  # Decimal() takes "1_000",
+        raise ValueError(f"not a plain decimal: {value!r}")  # "１０" and "1e3"; no register
     try:
         exact = Decimal(str(value).strip()) * CM2_PER_M2
     except InvalidOperation as exc:
@@ -229,6 +232,7 @@ class RawBallot:
     by: str
     late: bool = False
     paper: bool = False
+    signed_by: str | None = None  # a paper ballot's signing owner
 
 
 def receipt(ballot: RawBallot) -> str:
@@ -244,13 +248,15 @@ class Tally:
     """Which ballot counts for each unit, in receipt order, and what became of the rest."""
 
     counted: dict[str, RawBallot]  # unit → its last on-time ballot
-    status: dict[str, str]  # ballot id → counted | replaced | late | not_on_register
+    status: dict[str, str]  # ballot id → counted | replaced | outranked | late | not_on_register
     clashes: list[tuple[str, str]]  # (replaced, counted) ballots of different co-owners
 
 
 def tally(electorate: Electorate, ballots: Iterable[RawBallot]) -> Tally:
     """`ballots` in the server's order of receipt. The last on-time ballot of a unit counts;
-    a replaced ballot of another co-owner with another choice is a clash both are told of."""
+    a replaced ballot of another co-owner with another choice is a clash both are told of. A
+    paper ballot (recorded by a grid worker) never replaces an owner's own online one: received
+    after it, it is `outranked` and does not count (an owner's online ballot does replace it)."""
     counted: dict[str, RawBallot] = {}
     status: dict[str, str] = {}
     clashes: list[tuple[str, str]] = []
@@ -263,6 +269,9 @@ def tally(electorate: Electorate, ballots: Iterable[RawBallot]) -> Tally:
             status[ballot.id] = "late"
             continue
         earlier = counted.get(ballot.unit)
+        if ballot.paper and earlier is not None and not earlier.paper:
+            status[ballot.id] = "outranked"
+            continue
         if earlier is not None:
             status[earlier.id] = "replaced"
             replaced_by.setdefault(ballot.unit, []).append(earlier)
@@ -397,11 +406,12 @@ def participation(electorate: Electorate, voted_units: Iterable[str]) -> dict[st
 MOTION_FIELDS = frozenset({"compound", "matter", "title", "body", "opens_at", "closes_at",
                            "secret", "seats", "candidates"})
 BALLOT_FIELDS = frozenset({"request", "unit", "choice", "picks", "secret_key"})
-PAPER_FIELDS = frozenset({"request", "unit", "choice", "picks", "photo"})
+PAPER_FIELDS = frozenset({"request", "unit", "choice", "picks", "photo", "signed_by"})
 SERVER_FIELDS = frozenset({"created_by", "received_at", "channel", "by", "late", "status",
                            "_id", "_rev", "type", "schema_version", "motion", "opened_at",
                            "ballots", "sealed", "_attachments"})
 MAX_TITLE_CHARS, MAX_BODY_CHARS, MAX_CANDIDATES = 120, 5_000, 60
+MAX_NAME_CHARS = 50  # an owner's name as the register spells it
 MAX_DAYS_OPEN = 90  # a written vote longer than a quarter is a typo of its closing date
 REQUEST = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the phone's own id for the ballot it queued
 SECRET_KEY = re.compile(r"^[a-f0-9]{64}$")
@@ -415,6 +425,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "unit": ("房屋", "Unit"), "choice": ("表决意见", "Choice"),
     "picks": ("选择的候选人", "Candidates chosen"), "secret_key": ("不记名凭据", "Secret key"),
     "photo": ("纸质票照片", "Photo of the paper ballot"),
+    "signed_by": ("签名业主", "Signed by"),
 }
 
 
@@ -556,6 +567,10 @@ def ballot_problems(body: Mapping[str, Any], motion: Mapping[str, Any], *,
             f"应为不超过 {motion.get('seats')} 名不重复的候选人",
             "must be yes, no or abstain" if ids is None else
             f"must name at most {motion.get('seats')} distinct candidates"))
+    if paper and not (isinstance(body.get("signed_by"), str)
+                      and 0 < len(body["signed_by"].strip()) <= MAX_NAME_CHARS):
+        problems.append(_problem("signed_by", "required", "必填：纸质票上签名的登记业主姓名",
+                                 "is required: the registered owner who signed the paper"))
     if motion.get("secret") and not paper and not (
             isinstance(body.get("secret_key"), str) and SECRET_KEY.match(body["secret_key"])):
         problems.append(_problem("secret_key", "format", "不记名投票须附 64 位十六进制凭据",
@@ -582,7 +597,8 @@ def head_share(electorate: Electorate, unit_id: str) -> Fraction:
 def count_secret(motion: Motion, electorate: Electorate, on_time: Sequence[str],
                  hows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The result of a secret vote: participation from who voted (units, on time), approval
-    from how (each choice with its area and head share); receipts are the hows' ids."""
+    from how (each choice with its area and head share); receipts are the hows' own (a digest
+    of the voter's key apart from the how's id)."""
     part = participation(electorate, on_time)
     quorum = quorum_met(share(part["area_cm2"], electorate.area_cm2),
                         share(part["owners"], electorate.headcount))
@@ -608,8 +624,7 @@ def count_secret(motion: Motion, electorate: Electorate, on_time: Sequence[str],
         "participation": {**part, "threshold": ">=2/3", "met": quorum},
         "approval_threshold": threshold_text(motion.matter),
         "ballots": {"counted": len(hows), "voted": len(on_time)},
-        "receipts": sorted([str(h["_id"]).removeprefix("ballot_choice:")[:20], "counted"]
-                           for h in hows),
+        "receipts": sorted([str(h["receipt"]), "counted"] for h in hows),
     }
     if motion.candidates is None:
         result["approval"] = support(lambda h: h.get("choice") == "yes")
@@ -663,8 +678,15 @@ def raw_ballots(rows: list[Mapping[str, Any]]) -> tuple[list[RawBallot], int | N
     found.sort(key=lambda pair: pair[0])
     return [RawBallot(str(d["_id"]), str(d["unit"]), d.get("picks", d.get("choice")),
                       str(d.get("created_by")), late=closed_at is not None and seq > closed_at,
-                      paper=d.get("channel") == "paper")
+                      paper=d.get("channel") == "paper", signed_by=d.get("signed_by"))
             for seq, d in found], closed_at
+
+
+def box_hows(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A secret vote's hows from a feed of its box (or of its sealed copy): the ballot_choice
+    documents, not the pending entries waiting for a batch nor their deletions."""
+    return [dict(r["doc"]) for r in rows if str(r.get("id", "")).startswith("ballot_choice:")
+            and r.get("doc") and not r.get("deleted")]
 
 
 def count_from(motion_doc: Mapping[str, Any], rows: list[Mapping[str, Any]],

@@ -40,6 +40,18 @@ def refused(problems: list[Problem]) -> Refused:
     return Refused(400, "bad_request", "；".join(bilingual(p.zh, p.en) for p in problems))
 
 
+async def household_in(couch: CouchClient, grid: str, compound: str, building: str) -> bool:
+    """Whether a household of `grid` says it lives in that building of the compound."""
+    try:
+        rows = await couch.get(
+            db_path(grid_db(grid), "_design/linli", "_view", "households_by_address"),
+            startkey=json.dumps([compound, building]),
+            endkey=json.dumps([compound, building, {}]), limit="1")
+    except NotFound:
+        return False
+    return bool(rows.get("rows"))
+
+
 @dataclasses.dataclass(frozen=True)
 class GridHouseholds:
     """A grid's households as the follow-up reads them (网格住户)."""
@@ -112,14 +124,7 @@ class Notices:
     async def lives_in(self, grid: str, building: str) -> bool:
         """Whether a household of `grid` says it lives in `building` (`<compound>-<number>`)."""
         compound, _, number = building.partition("-")
-        try:
-            rows = await self.couch.get(
-                db_path(grid_db(grid), "_design/linli", "_view", "households_by_address"),
-                startkey=json.dumps([compound, number]),
-                endkey=json.dumps([compound, number, {}]), limit="1")
-        except NotFound:
-            return False
-        return bool(rows.get("rows"))
+        return await household_in(self.couch, grid, compound, number)
 
     async def withdraw(self, user: User, notice_id: str,
                        now: datetime.datetime) -> dict[str, Any] | None:

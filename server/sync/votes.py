@@ -37,6 +37,7 @@ from server.domain.rules import Problem
 from server.domain.scope import DIRECTORY_DB, VOTES_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.sync.notices import household_in
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,12 @@ CLOSE_SWEEP_SECONDS = 5.0  # how often the supervised task looks for votes past 
 LIST_TTL = 1.0  # seconds a list trusts its motions before asking the store for new ones
 BACKGROUND_READS = 4
 CHANGES_PAGE = 5000
+# A secret vote's hows wait, pending, until this many can go into the box together in a
+# shuffled order: the box's order then says nothing of who voted first within a batch of them.
+BOX_BATCH = 10
+# Ballots a unit takes in one vote (changes of mind, co-owners' and paper together): each is
+# kept for good, and a unit that changed its mind twenty times has made it up.
+MAX_BALLOTS_PER_UNIT = 20
 Clock = Callable[[], datetime.datetime]
 
 
@@ -111,6 +118,7 @@ class MotionState:
     result: bytes | None = None
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     closing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    boxing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # a secret flush
     refreshing: asyncio.Future[Any] | None = None  # the background read of participation
     shown: tuple[int, dict[str, Any]] = (-1, {})  # participation, for rows read so far
     outcome: dict[str, Any] | None = None  # the published result, parsed once
@@ -136,17 +144,18 @@ class Votes:
         self.listed_at = -1e9
         self._phones: tuple[int, dict[str, set[str]]] = (-1, {})
         self.background = asyncio.Semaphore(BACKGROUND_READS)
+        self.box_batch = BOX_BATCH
 
     # -- who is who ---------------------------------------------------------------------------
 
     def phones(self, account: str) -> set[str]:
         """The phones an account logs in with (its owner keys on the register)."""
-        size, index = self._phones
-        if size != len(self.directory.logins):
+        seen, index = self._phones
+        if seen != self.directory.logins_changed:  # a phone moved to another account too
             index = {}
             for phone, owner in self.directory.logins.items():
                 index.setdefault(owner, set()).add(phone)
-            self._phones = (len(self.directory.logins), index)
+            self._phones = (self.directory.logins_changed, index)
         return index.get(account, set())
 
     def units_of(self, state: MotionState, account: str) -> list[str]:
@@ -341,6 +350,7 @@ class Votes:
                 await self.couch.put(db_path(state.db, "close"), {
                     "closed_at": self.clock().isoformat(timespec="seconds")})
             if state.doc.get("secret"):
+                await self.flush_box(state, 1)  # the last hows, however few
                 await self.seal(state.db)
             body = await self.recount(state.doc)
             result = {"canonical": body.decode(), "sha256": hashlib.sha256(body).hexdigest()}
@@ -366,8 +376,8 @@ class Votes:
         dropped once the result is stored. A copy half made by a crash is made again."""
         await self.drop(sealed_db(ballots))
         rows, _ = await changes(self.couch, box_db(ballots))
-        hows = sorted(({k: v for k, v in r["doc"].items() if k != "_rev"} for r in rows
-                       if r.get("doc") and not r.get("deleted")), key=lambda d: str(d["_id"]))
+        hows = sorted(({k: v for k, v in doc.items() if k != "_rev"}
+                       for doc in votes.box_hows(rows)), key=lambda d: str(d["_id"]))
         await self.couch.ensure_db(sealed_db(ballots))
         if hows:
             await self.couch.post(db_path(sealed_db(ballots), "_bulk_docs"), {"docs": hows})
@@ -378,7 +388,7 @@ class Votes:
         if not motion_doc.get("secret"):
             return votes.count_from(motion_doc, rows, None)
         box, _ = await changes(self.couch, sealed_db(str(motion_doc["ballots"])))
-        return votes.count_from(motion_doc, rows, [r["doc"] for r in box if r.get("doc")])
+        return votes.count_from(motion_doc, rows, votes.box_hows(box))
 
     # -- ballots ------------------------------------------------------------------------------
 
@@ -397,6 +407,7 @@ class Votes:
             if image is not None:
                 raise refused([Problem("/photo", image.code,
                                        image.zh.replace("图片", "纸质票照片"), image.en)])
+            await self.paper_allowed(user, state, unit, str(body["signed_by"]).strip())
         now = self.clock()
         opens = votes.when(state.doc["opens_at"])
         if opens is not None and now < opens:
@@ -408,10 +419,22 @@ class Votes:
             "created_by": user.name, "motion": state.doc["_id"], "unit": unit,
             "channel": "paper" if photo is not None else "online",
             "received_at": now.isoformat(timespec="milliseconds"), "request": body["request"]}
+        if photo is not None:
+            doc["signed_by"] = str(body["signed_by"]).strip()
+            audit.info("%s recorded a paper ballot for %s in %s, signed by %s", user.name, unit,
+                       state.doc["_id"], doc["signed_by"])
         if state.doc.get("secret"):
             return await self.cast_secret(state, doc, body, photo)
         field = "picks" if state.doc.get("candidates") else "choice"
         doc[field] = body[field]
+        rows = state.rows if state.read_at >= 0 else await self.catch_up(state)
+        if doc["_id"] not in {r.get("id") for r in rows} and sum(
+                1 for r in rows if (r.get("doc") or {}).get("unit") == unit
+                and str(r.get("id", "")).startswith("ballot:")) >= MAX_BALLOTS_PER_UNIT:
+            raise Refused(429, "too_many_requests", bilingual(
+                f"该房屋在本次表决中已投 {MAX_BALLOTS_PER_UNIT} 次，不能再更改",
+                f"This unit has cast {MAX_BALLOTS_PER_UNIT} ballots in this vote: no more "
+                "changes."))
         stored = await self.write_once(state.db, doc, photo)
         if stored is not None:
             if stored.get("unit") != unit or stored.get(field) != doc[field]:
@@ -438,10 +461,45 @@ class Votes:
             return stored
         return None
 
+    async def paper_allowed(self, user: User, state: MotionState, unit: str,
+                            signer: str) -> None:
+        """A worker records a paper ballot only for a unit where a household of their own
+        grids lives (door to door in their grid), never for the developer's units (its named
+        representative votes), signed by an owner on the register, and never over the unit's
+        owner's own online ballot; in a secret vote, only for a unit none of whose owners has a
+        phone on the register (one voted:<unit> per unit: paper must not lock them out)."""
+        try:
+            doc = await self.couch.get(db_path(VOTES_DB, unit))
+        except NotFound:
+            doc = {}
+        if doc.get("developer_held") or not doc.get("owners"):
+            raise Refused(403, "forbidden", bilingual(
+                "开发商的房屋由其指定代表投票，网格员不能录入纸质票",
+                "The developer's units vote through its named representative, not on paper."))
+        if not any([await household_in(self.couch, grid, state.doc["compound"],
+                                       str(doc.get("building"))) for grid in sorted(user.grids)]):
+            raise Refused(403, "forbidden", bilingual(
+                "该房屋不在您负责的网格内", "That unit is not in a grid of yours."))
+        owners = doc.get("owners") or []
+        if signer not in {str(o.get("name")) for o in owners}:
+            raise refused([Problem("/signed_by", "owner", "“签名业主”不是该房屋登记的产权人",
+                                   "Signed by: not a registered owner of that unit")])
+        if state.doc.get("secret") and any(o.get("phone") in self.directory.logins
+                                           for o in owners):
+            raise Refused(409, "conflict", bilingual(
+                "该房屋的业主有手机账号，不记名投票须本人在线投票",
+                "An owner of that unit has a phone account: in a secret vote they vote "
+                "themselves."))
+        ballots, _ = votes.raw_ballots(await self.catch_up(state))
+        if any(b.unit == unit and not b.paper and not b.late for b in ballots):
+            raise Refused(409, "conflict", bilingual(
+                "业主本人已在线投票，纸质票不能替代", "The owner voted online: a paper ballot "
+                "cannot replace it."))
+
     def ballot_unit(self, user: User, state: MotionState, body: Mapping[str, Any]) -> str:
         """The unit a ballot is for: an owner's own (named, or their only one); for a worker's
-        paper ballot, any unit of the compound. One answer for a unit that is not theirs and
-        one that does not exist."""
+        paper ballot, a unit of the compound (paper_allowed says which). One answer for a unit
+        that is not theirs and one that does not exist."""
         if user.role == "worker":
             mine = sorted(state.electorate.units)
         else:
@@ -492,16 +550,19 @@ class Votes:
         clashed = {i for pair in tally.clashes for i in pair}
         return [{"id": b.id, "unit": b.unit, "choice": b.choice, "receipt": votes.receipt(b),
                  "status": tally.status[b.id], "mine": b.by == user.name,
-                 "clash": b.id in clashed} for b in ballots if b.unit in units]
+                 "clash": b.id in clashed, "paper": b.paper, "signed_by": b.signed_by}
+                for b in ballots if b.unit in units]
 
     async def cast_secret(self, state: MotionState, who: dict[str, Any],
                           body: Mapping[str, Any],
                           photo: Mapping[str, Any] | None) -> dict[str, Any]:
         """Who in the motion's database (`voted:<unit>`, once: a secret ballot cannot be
-        changed), then how in the box under a digest of the voter's key. A retry with the
-        same key finds its who and writes a missing how (a server killed between the two)."""
+        changed; no request id, no time), then how as a pending entry of the box, moved into
+        the box with others in a shuffled batch (flush_box). A retry with the same key finds
+        its who and writes a missing how (a server killed between the two)."""
         key = body.get("secret_key") or secrets.token_hex(32)  # paper: a key for this ballot
-        who = {**who, "_id": f"voted:{who['unit']}", "sealed": votes.sealed(key, "who")}
+        who = {k: v for k, v in who.items() if k not in ("request", "received_at")}
+        who.update({"_id": f"voted:{who['unit']}", "sealed": votes.sealed(key, "who")})
         stored = await self.write_once(state.db, who, photo)
         if stored is not None and stored.get("sealed") != who["sealed"]:
             raise Refused(409, "conflict", bilingual(
@@ -511,7 +572,7 @@ class Votes:
         mine = next(b for b in votes.raw_ballots(rows)[0] if b.id == who["_id"])
         answer: dict[str, Any] = {"id": who["_id"], "unit": who["unit"], "status": "late"
                                   if mine.late else "counted",
-                                  "receipt": votes.sealed(key, "how")[:20]}
+                                  "receipt": votes.sealed(key, "receipt")[:20]}
         if mine.late:
             answer["told"] = bilingual("表决已截止，您的投票已记录但不计入结果",
                                        "The vote had closed: your vote is recorded, not counted.")
@@ -520,11 +581,55 @@ class Votes:
         how = {"_id": f"ballot_choice:{votes.sealed(key, 'how')}", "type": "ballot_choice",
                "schema_version": 1, "created_by": "votes", "motion": state.doc["_id"],
                field: body[field], "area_cm2": state.electorate.units[who["unit"]].area_cm2,
-               "head": str(votes.head_share(state.electorate, who["unit"]))}
+               "head": str(votes.head_share(state.electorate, who["unit"])),
+               "receipt": answer["receipt"]}
         if how["head"] == "1":
             how["head"] = "1/1"
-        # Conflict: the retry of a ballot whose how was written; NotFound: the vote closed and
-        # its box was sealed meanwhile (a retry after a crash): not in the published count.
-        with contextlib.suppress(Conflict, NotFound):
-            await self.couch.put(db_path(box_db(state.db), how["_id"]), how)
+        stated = self.schemas.problems(how)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        box = box_db(state.db)
+        try:  # the retry of a ballot whose how is in the box already
+            await self.couch.get(db_path(box, how["_id"]))
+            return answer
+        except NotFound:
+            pass
+        try:
+            await self.couch.put(db_path(box, f"pending:{votes.sealed(key, 'pending')}"),
+                                 {"type": "ballot_pending", "how": how})
+        except Conflict:  # the retry of a ballot whose how is pending
+            pass
+        except NotFound:  # the vote closed and its box was sealed meanwhile (a retry after a
+            return answer  # crash): not in the published count
+        await self.flush_box(state, self.box_batch)
         return answer
+
+    async def flush_box(self, state: MotionState, at_least: int) -> None:
+        """The box's pending hows, once there are `at_least` of them (any number at the close),
+        written as ballot_choice documents in one shuffled _bulk_docs, then deleted and the box
+        compacted: the box's order says nothing of the order voters voted in, within a batch.
+        The pending entries are the store's, not this process's: a server killed before the
+        flush leaves them for the next one, and a how's id (a digest of the voter's key) makes
+        writing it twice a conflict, never a second vote."""
+        box = box_db(state.db)
+        async with state.boxing:
+            try:
+                page = await self.couch.get(db_path(box, "_all_docs"), include_docs="true",
+                                            startkey=json.dumps("pending:"),
+                                            endkey=json.dumps("pending:\ufff0"))
+            except NotFound:  # sealed and dropped at the close
+                return
+            pending = [row["doc"] for row in page.get("rows", []) if row.get("doc")]
+            if not pending or len(pending) < at_least:
+                return
+            secrets.SystemRandom().shuffle(pending)
+            written = await self.couch.post(db_path(box, "_bulk_docs"), {
+                "docs": [doc["how"] for doc in pending]})
+            failed = [r for r in written if r.get("error") not in (None, "conflict")]
+            if failed:  # kept pending: the next flush writes them
+                raise Refused(503, "unavailable", bilingual(
+                    "票箱暂时无法写入，请稍后重试", "The ballot box could not be written; "
+                    "try again."))
+            await self.couch.post(db_path(box, "_bulk_docs"), {"docs": [
+                {"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True} for doc in pending]})
+            await self.couch.post(db_path(box, "_compact"), {})

@@ -29,7 +29,7 @@ from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
 from server.sync.volunteering import Volunteering
 from server.sync.votes import Votes
-from server.web.auth import Authenticator, Session
+from server.web.auth import Authenticator, FailureCounter, Session
 from server.web.limits import ActLimits, SignupLimits
 
 CONFIG = web.AppKey("config", Config)
@@ -63,6 +63,7 @@ VOLUNTEER_LIMITS = web.AppKey("volunteer_limits", ActLimits)  # claims per accou
 ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
+BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
 RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # residents' own count

@@ -30,11 +30,15 @@ from server.domain.scope import User
 from server.errors import json_response
 from server.sync.residents import utc_now
 from server.sync.votes import LIST_TTL, MotionState, Votes, no_such_motion
+from server.web.auth import FailureCounter
 from server.web.guard import require_user
-from server.web.keys import COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOTES
+from server.web.keys import BALLOT_LIMITS, COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOTES
 from server.web.parsing import read_object
 
 PREFIX = "/api/votes"
+# Ballots (and paper records) an account may send in a window: a phone's queue sends a few, a
+# worker's door-to-door round some dozens; each is a document kept for good and a tally.
+BALLOTS_PER_WINDOW, BALLOT_WINDOW_SECONDS = 60, 600.0
 SHOWN = ("title", "body", "compound", "matter", "opens_at", "closes_at", "secret", "seats",
          "candidates", "created_by", "opened_at")
 
@@ -125,10 +129,20 @@ async def result(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
+def count_ballot(request: web.Request, user: User) -> None:
+    """One more ballot of this account, or a 429 that says when it may send again."""
+    limits = request.app[BALLOT_LIMITS]
+    wait = limits.retry_after(user.name)
+    if wait:
+        raise errors.too_many_requests(wait)
+    limits.record(user.name)
+
+
 async def ballot(request: web.Request) -> web.Response:
     user = require_user(request)
     if user.role != "resident":
         raise errors.forbidden("只有业主本人可以在线投票", "Only owners vote online.")
+    count_ballot(request, user)
     key = key_of(request)
     body = await read_object(request)
     answer = await request.app[VOTES].cast(user, key, body)
@@ -142,6 +156,7 @@ async def paper(request: web.Request) -> web.Response:
     user = require_user(request)
     if user.role != "worker":
         raise errors.forbidden("纸质票由网格员录入", "Paper ballots are recorded by grid workers.")
+    count_ballot(request, user)
     key = key_of(request)
     body = await read_object(request)
     photo = body.get("photo")
@@ -157,6 +172,7 @@ async def votes_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open (cleanup contexts run in order)."""
     app[VOTES] = store = Votes(app[COUCH], app[DIRECTORY], app[SCHEMAS], utc_now)
     task = app[SUPERVISOR].start("votes", store.close_due, probe=store.lag)
+    app[BALLOT_LIMITS] = FailureCounter(BALLOTS_PER_WINDOW, BALLOT_WINDOW_SECONDS)
     yield
     await app[SUPERVISOR].stop([task])
 
