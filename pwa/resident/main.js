@@ -7,6 +7,7 @@ import { el } from "../dom.js";
 import { cityTime, t, tf } from "../i18n.js";
 import { addressText } from "../views.js";
 import { activateView, keptActivationCode } from "./activation.js";
+import { topicView, topicsView } from "./deliberation.js";
 import { correctionView, householdView } from "./household.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
@@ -83,6 +84,7 @@ function homeView(app) {
           unread ? tf("r_unread_n", { n: unread }) : t("r_all_read"))),
       active ? tile("#/volunteer", "r-volunteer-link", t("v_tasks")) : null,
       tile("#/votes", "r-votes-link", t("vt_votes")),
+      active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -103,6 +105,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "task") nodes = taskView(app, a);
   else if (name === "votes") nodes = await votesView(app);
   else if (name === "vote") nodes = await voteView(app, a);
+  else if (name === "topics") nodes = await topicsView(app);
+  else if (name === "topic") nodes = await topicView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;
