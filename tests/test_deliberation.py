@@ -203,3 +203,25 @@ async def test_comments_one_level_deep_and_moderation(client: TestClient, city: 
     assert told["hidden_reason"] == "人身攻击" and told["body"] == "我也同意"
     kept = await stored(city, reply["comment"]["id"])
     assert kept[0]["body"] == "我也同意" and kept[0]["hidden"]["by"] == town.sup1
+
+
+async def test_the_same_compound_code_in_another_community_is_another_place(
+        client: TestClient, city: City) -> None:
+    """Compound codes are a community's own: town two's residents of its own "c1" neither see
+    nor support town one's topic; and once decided, a first support is refused (409) while a
+    support stored before still answers as stored."""
+    town = await ready_town(client, city)
+    other = await ready_town(client, city)
+    assert (await call(client, town.sup1, f"{PREFIX}/threshold/{town.c1}/c1",
+                       {"support": 1}, "PUT"))[0] == 200
+    topic = await a_topic(client, town, f"{town.c1}-twin-1")
+    for act in ((f"{TOPICS}/{topic}", None, "GET"), (f"{TOPICS}/{topic}/support", {}, "POST")):
+        got, answer = await call(client, other.ra, act[0], act[1], act[2])
+        assert got == 404 and "坊门小区" not in str(answer), answer
+    assert (await call(client, town.ra, f"{TOPICS}/{topic}/support", {}))[0] == 201
+    assert (await call(client, town.sup1, f"{TOPICS}/{topic}/council",
+                       {"minutes": "议定。", "outcome": "referred"}))[0] == 200
+    got, late = await call(client, town.rb, f"{TOPICS}/{topic}/support", {})
+    assert got == 409 and "已由红色议事会议定" in late["reason"]
+    assert (await call(client, town.ra, f"{TOPICS}/{topic}/support", {}))[0] == 200
+    assert len(await stored(city, f"support:{topic.removeprefix('topic:')}:")) == 1
