@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -428,7 +429,8 @@ async def test_refreshes_are_coalesced_and_never_run_twice_at_once(client: Any,
     runner = asyncio.create_task(kept.run())
     try:
         store.infos = 0
-        for n in range(30):  # a record written and noticed every 50 ms for 1.5 s
+        began = time.monotonic()
+        for n in range(30):  # a record written and noticed every 50 ms for 1.5 s (or longer)
             await city.run(city.db(code).save, {
                 "_id": f"household_visit:{code}-{n}", "type": "household_visit",
                 "schema_version": 1, "grid": code, "created_by": "w",
@@ -437,9 +439,11 @@ async def test_refreshes_are_coalesced_and_never_run_twice_at_once(client: Any,
             kept.notice(code)
             await asyncio.sleep(0.05)  # the pace of the writes, not a wait
         # the last refresh, due refresh_seconds after the last notice
+        writing = time.monotonic() - began  # 1.5 s on an idle machine; longer when loaded
         await eventually(lambda: code not in kept.dirty and store.running == 0)
     finally:
         runner.cancel()
-    assert 2 <= store.infos <= 5 and store.most == 1
+    # Coalesced: at most one refresh per refresh_seconds of writing, plus the first and last.
+    assert 2 <= store.infos <= max(5, int(writing / 0.5) + 2) and store.most == 1
     assert code not in kept.dirty
     assert (await kept.grid_figures(code))["visits.total"] == 30
