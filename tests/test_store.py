@@ -82,6 +82,12 @@ async def test_store_restarted_after_crash_and_nothing_lost(
     resp = await embedded.put(f"/couch/grid-g1/{doc['_id']}", json=doc, headers=basic("w.one"))
     assert resp.status == 201
     uuid_before = (await (await embedded.get("/couch/")).json())["uuid"]
+    # Something for it to say: its log is quiet (no line per request, not even its start),
+    # but a filter whose design document is missing leaves a warning in its output.
+    async with aiohttp.ClientSession() as direct, direct.get(
+            f"{store.url}/grid-g1/_changes?filter=gone/f") as answer:
+        assert answer.status == 404
+    await eventually(lambda: "UnhandledPromiseRejection" in store.last_words(10**6))
     store.kill_for_test()
     await asyncio.sleep(0.05)
     resp = await embedded.get("/couch/grid-g1", headers=basic("w.one"))
@@ -96,7 +102,7 @@ async def test_store_restarted_after_crash_and_nothing_lost(
     assert resp.status == 200
     assert store.restarts == 1
     died, = [r.getMessage() for r in caplog.records if "embedded store exited" in r.getMessage()]
-    assert "last words" in died and f"pouchdb-server has started on {store.url}/" in died, died
+    assert "last words" in died and "UnhandledPromiseRejection" in died, died
     assert (await (await embedded.get("/api/health")).json())["tasks"]["store"] == {"status": "ok"}
     assert (await (await embedded.get("/couch/")).json())["uuid"] == uuid_before
 
