@@ -5,14 +5,13 @@ and the recount reproduces the election's bytes."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, wait_for_user
+from conftest import City, basic, eventually, wait_for_user
 
 from server.admin import votes as vote_admin
 from server.demo import votes as demo
@@ -75,11 +74,10 @@ async def test_stored_the_app_lists_them_and_the_recount_agrees(
     resp = await client.get(f"/api/votes/{demo.ELECTION_KEY}/result", headers=basic(admin))
     recount = await city.run(vote_admin.recount, city.couch, demo.ELECTION_KEY)
     assert recount.identical and recount.body == await resp.read()
-    for _ in range(100):  # the app learns of the login from the directory's feed
+    async def seen() -> Any:  # the app learns of the login from the directory's feed
         resp = await client.get(f"/api/votes/{demo.ELECTION_KEY}", headers=basic(resident))
-        if resp.status == 200:
-            break
-        await asyncio.sleep(0.05)
+        return resp if resp.status == 200 else None
+    resp = await eventually(seen, seconds=5, what="the resident's login known")
     shown: dict[str, Any] = (await resp.json())["vote"]
     [ballot] = shown["my_ballots"]
     assert [ballot["receipt"], "counted"] in shown["result"]["receipts"]
