@@ -22,6 +22,7 @@ SIGNUP_ROUTES = {"/api/residents/signup", "/api/residents/verify"}
 # A resident's own data (server/web/mydata.py): open to a resident, about themself only.
 RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/residents/data-requests", "/api/volunteer/ledger",
+                   "/api/volunteer/ranking", "/api/volunteer/ranking/choice",
                    "GET /api/votes", "GET /api/votes/{vote}", "GET /api/votes/{vote}/result",
                    "POST /api/votes/{vote}/ballot", "/api/deliberation/topics",
                    "/api/deliberation/topics/{topic}", "/api/deliberation/topics/{topic}/support",

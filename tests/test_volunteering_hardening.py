@@ -8,19 +8,20 @@ cancel their standing claim, and the organiser may reject one."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from conftest import City, eventually
 from test_notices import Town
-from test_volunteering import PREFIX, a_task, act, publish
+from test_volunteering import PREFIX, a_task, act, phone, publish, stored_ids
 from test_volunteering_hours import call, now, task_body, underway
 
 from server.domain import volunteering as rules
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB
 from server.sync.allocation import event_id, outcome_id
-from server.web.keys import ALLOCATOR, RESIDENT_INDEX
+from server.web.keys import ALLOCATOR, RESIDENT_INDEX, VOLUNTEERING
 from server.web.limits import ACTS_PER_TASK
 
 FIXES = "/api/volunteer/ledger/corrections"
@@ -227,6 +228,53 @@ async def test_a_resident_who_moved_out_may_still_cancel(client: TestClient, cit
     # A cancellation by someone who never claimed still sees no such task.
     got, answer = await act(client, town.rc, task, "rc-cancel-01", "cancel")
     assert got == 404, answer
+
+
+async def test_moving_out_releases_the_place_to_the_first_waiting_once(
+        client: TestClient, city: City) -> None:
+    """Rule 7: ra holds the place and moves out (the worker removes her link): the server
+    cancels her claim once, rb, first in line, holds it and his phone is told; ra's phone
+    says cancelled; passes run again, in parallel, release nothing more."""
+    town, task = await a_task(client, city, places=1)
+    got, answer = await act(client, town.ra, task, "ra-claim-0001")
+    assert answer["status"] == "confirmed", answer
+    got, answer = await act(client, town.rb, task, "rb-claim-0001")
+    assert answer["status"] == "waiting", answer
+
+    def move_out() -> None:
+        db = city.db(town.g1)
+        doc = db[f"resident:{town.ra}-{town.household(town.g1, 1).partition(':')[2]}"]
+        doc["status"] = "removed"
+        db.save(doc)
+    await city.run(move_out)
+    client.app[RESIDENT_INDEX].notice(f"grid-{town.g1}")
+
+    async def told(account: str, status: str) -> bool:
+        held = await phone(client, account)
+        doc = held.get(outcome_id(task, account))
+        return doc is not None and doc["status"] == status
+    await eventually(lambda: told(town.rb, "confirmed"), seconds=30, what="rb promoted")
+    assert (await phone(client, town.rb))[outcome_id(task, town.rb)]["promoted"] is True
+    await eventually(lambda: told(town.ra, "cancelled"), what="ra told")
+    store, allocator = client.app[VOLUNTEERING], client.app[ALLOCATOR]
+    index = client.app[RESIDENT_INDEX]
+    moment = datetime.datetime.now(datetime.UTC)
+    again = await asyncio.gather(*(store.release_moved(allocator, index, moment)
+                                   for _ in range(3)))
+    assert again == [0, 0, 0]
+    cancels = await stored_ids(city, CLAIMS_DB, event_id(task, town.ra, "cancel", ""))
+    assert len(cancels) == 1 and cancels[0].endswith(":moved-" + cancels[0][-24:]), cancels
+    stored = await city.run(lambda: city.couch[CLAIMS_DB][cancels[0]])
+    assert stored["created_by"] == "linli-volunteering", stored
+    got, answer = await call(client, "GET", f"{PREFIX}/{task}/allocation", town.sup1)
+    assert [(c["claimant"], c["status"]) for c in answer["claimants"]] == [
+        (town.rb, "confirmed"), (town.ra, "cancelled")], answer
+    # Her own cancellation afterwards answers what stands, and changes nothing.
+    got, answer = await act(client, town.ra, task, "ra-cancel-01", "cancel")
+    assert got == 201 and answer["status"] == "cancelled", answer
+    got, answer = await call(client, "GET", f"{PREFIX}/{task}/allocation", town.sup1)
+    assert got == 200 and [c["status"] for c in answer["claimants"]] == [
+        "confirmed", "cancelled"], answer
 
 
 async def test_the_organiser_rejects_a_place_holder_of_any_task(

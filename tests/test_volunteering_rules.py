@@ -228,3 +228,22 @@ def test_the_kept_sums_are_the_recount() -> None:
             v.ranking(entries, "hours", community, "2026-03", "2026-07", frozenset({"r1"})))
         assert kept.community_total(community, "points", "2026-01", "2027-01") == sum(
             e.amount for e in entries if e.community == community and e.kind == "points")
+
+
+def test_moving_out_releases_a_place_only_before_the_task_begins() -> None:
+    rules = v
+    task = {"community": "c1", "starts_at": "2026-12-05T09:00:00+08:00"}
+    before = datetime.datetime(2026, 12, 4, tzinfo=datetime.UTC)
+    after = datetime.datetime(2026, 12, 5, 2, tzinfo=datetime.UTC)
+    gone = rules.Claimant("ra", frozenset())
+    elsewhere = rules.Claimant("ra", frozenset({"c2"}))
+    home = rules.Claimant("ra", frozenset({"c1", "c2"}))
+    assert rules.moved_out(task, gone, before) and rules.moved_out(task, elsewhere, before)
+    assert not rules.moved_out(task, home, before)  # still has a home in the community
+    assert not rules.moved_out(task, gone, after)  # begun: the holder's hours are to come
+    assert not rules.moved_out({"community": "c1"}, gone, before)  # no start: nothing done
+    # Made from the claim it cancels: the same for every pass, a claim id the schema takes.
+    first = rules.release_claim_id("claim:volunteer_task.aa:ra:claim:ra-claim-0001")
+    assert first == rules.release_claim_id("claim:volunteer_task.aa:ra:claim:ra-claim-0001")
+    assert first != rules.release_claim_id("claim:volunteer_task.aa:ra:claim:ra-claim-0002")
+    assert rules.CLAIM_ID.match(first)

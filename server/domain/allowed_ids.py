@@ -52,7 +52,7 @@ SUBMISSIONS = frozenset({"correction_request", "notice_receipt", "data_request"}
 # The server's answers to an account, filed by the field naming it; like a data request they
 # stay with the account wherever it lives (a volunteer's hours are theirs).
 OWNED_BY = {"allocation": "claimant", "ledger_entry": "account", "checkin": "created_by",
-            "volunteer": "created_by"}
+            "volunteer": "created_by", "volunteer_ranking": "created_by"}
 SHARED = ("notice", "volunteer_task")  # filed once under their audience's keys
 ACTIVE_HOUSEHOLD = (None, "active")
 PRESENT_PERSON = (None, "present")

@@ -37,6 +37,23 @@ this module says who may do what, and what a task, a claim and a ledger entry ho
    minutes, [0, points_for(span)] points; each correction carries the organiser's phone's
    key (`CLAIM_ID`'s shape), so a retry is the same correction; the entry corrected is named
    by its id (`LEDGER_ENTRY`), never by a store path.
+7. Moving out (迁出) gives up one's places (`moved_out`, `release_claim_id`): a claimant who is
+   no longer a resident of a task's community, before the task begins, no longer stands on
+   it. The server cancels their standing claim (a place held, awaiting approval, or in the
+   waiting line) as if they had, so the first waiting is promoted and told; the cancellation's
+   id is made from the claim it cancels, so every pass and every server process writes the
+   same one: a place is released once. A task begun keeps its holders (their hours are still
+   to be confirmed).
+8. Rankings and summaries (`period_months`, `Sums.board`, `Sums.summary`): a period is a month
+   (`2026-12`) or a year (`2026`) of China's calendar (an entry recorded at 23:30 UTC on 31
+   December counts in January); a ranking is of one community, by hours or points; a resident
+   appears by the name they chose (`ranking_choice_problems`: their opt-in, 1–20 characters
+   of plain text, never their account, phone or address) only while they choose to, every
+   other as 匿名志愿者 with no name nor unit. A supervisor's summary gives each community of
+   their scope its volunteers, minutes and points in full, and each grid's (by where the
+   volunteer lives now) with a grid of 0 < volunteers < SMALL withheld, and with it the
+   community's next-smallest grid, so no community total less its other grids gives one
+   back (`withhold_small`).
 """
 
 from __future__ import annotations
@@ -46,9 +63,10 @@ import datetime
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from server.domain.figures import SMALL
 from server.domain.rules import Problem, conforms
 from server.domain.scope import Directory, User
 from server.domain.text import text_problem, unknown_fields
@@ -92,7 +110,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "volunteer": ("志愿者", "Volunteer"),
     "direction": ("签到/签退", "Check in or out"), "entry": ("台账记录", "Ledger entry"),
     "approve": ("通过", "Approve"), "key": ("更正编号", "Correction number"),
+    "period": ("期间", "Period"), "kind": ("类别", "Kind"), "show": ("公开显示", "Show my name"),
+    "name": ("显示名", "Name shown"),
 }
+CHINA = datetime.timezone(datetime.timedelta(hours=8))  # periods are China's months (no DST)
+KINDS = ("hours", "points")
+PERIOD = re.compile(r"^(20[0-9]{2})(?:-(0[1-9]|1[0-2]))?$")
+TOP = 20  # a ranking's length
+SHOWN_NAME_CHARS = 20
+ANONYMOUS = ("匿名志愿者", "Anonymous volunteer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +147,12 @@ def may_publish(user: User, community: str, directory: Directory) -> bool:
     if user.is_admin:
         return bool(known)
     return community in user.communities or any(g.street in user.streets for g in known)
+
+
+def scope_communities(user: User, directory: Directory) -> frozenset[str]:
+    """The communities whose tasks and ledgers a publisher follows (rule 1's scope)."""
+    known = {g.community for g in directory.grids.values()}
+    return frozenset(c for c in known if may_publish(user, c, directory))
 
 
 def parse_time(value: Any) -> datetime.datetime | None:
@@ -241,6 +273,20 @@ def claim_problem(task: Mapping[str, Any], claimant: Claimant,
     if deadline is not None and received_at > deadline:
         return problem("deadline", "late", "已过，不能再报名", "has passed: claims are closed")
     return None
+
+
+def moved_out(task: Mapping[str, Any], claimant: Claimant, now: datetime.datetime) -> bool:
+    """Rule 7: whether a standing claimant's place is released: the task not yet begun, and
+    they no longer an active resident of its community."""
+    starts = parse_time(task.get("starts_at"))
+    return starts is not None and now < starts and task.get("community") not in (
+        claimant.communities)
+
+
+def release_claim_id(claim: str) -> str:
+    """Rule 7: the server's cancellation of `claim` (a stored claim's id) has this claim id,
+    made from it, so it is written once however often and wherever it is decided."""
+    return "moved-" + hashlib.sha256(claim.encode()).hexdigest()[:24]
 
 
 # -- check-in codes (rule 4) ------------------------------------------------------------------
@@ -403,12 +449,16 @@ class Sums:
     def __init__(self) -> None:
         self.balance: dict[tuple[str, str], int] = {}
         self.months: dict[tuple[str, str, str], dict[str, int]] = {}
+        # the same sums by (community, kind), then month: a period's are read directly
+        self.by_community: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
 
     def add(self, entry: Entry) -> None:
         key = (entry.account, entry.kind)
         self.balance[key] = self.balance.get(key, 0) + entry.amount
         month = self.months.setdefault((entry.community, entry.kind, entry.recorded_at[:7]), {})
         month[entry.account] = month.get(entry.account, 0) + entry.amount
+        self.by_community.setdefault((entry.community, entry.kind), {})[
+            entry.recorded_at[:7]] = month
 
     def community_total(self, community: str, kind: str, since: str, until: str) -> int:
         """A community's sum of a kind over the months in [since, until) (`yyyy-mm`)."""
@@ -418,10 +468,118 @@ class Sums:
     def ranking(self, kind: str, community: str, since: str, until: str, shown: frozenset[str],
                 top: int = 20) -> list[tuple[str, int]]:
         """As `ranking`, from the kept sums: months in [since, until) (`yyyy-mm`)."""
+        best = sorted(self.totals(community, kind, since, until).items(),
+                      key=lambda item: (-item[1], item[0]))[:top]
+        return [(account if account in shown else "", total) for account, total in best]
+
+    def totals(self, community: str, kind: str, since: str, until: str) -> dict[str, int]:
+        """Each account's sum of a kind in a community over the months in [since, until)."""
         sums: dict[str, int] = {}
-        for (c, k, m), by_account in self.months.items():
-            if c == community and k == kind and since <= m < until:
+        for month, by_account in self.by_community.get((community, kind), {}).items():
+            if since <= month < until:
                 for account, amount in by_account.items():
                     sums[account] = sums.get(account, 0) + amount
-        best = sorted(sums.items(), key=lambda item: (-item[1], item[0]))[:top]
-        return [(account if account in shown else "", total) for account, total in best]
+        return sums
+
+    def board(self, kind: str, community: str, since: str, until: str,
+              names: Mapping[str, str], me: str, top: int = TOP) -> dict[str, Any]:
+        """Rule 8: a community's ranking, each row named only by the name its volunteer chose
+        to show (`names`), else anonymous; `mine` is the asking resident's own place."""
+        sums = self.totals(community, kind, since, until) if community else {}
+        order = sorted(sums.items(), key=lambda item: (-item[1], item[0]))
+        rows = [{"rank": n, "name": names.get(account), "amount": total,
+                 "me": account == me} for n, (account, total) in enumerate(order[:top], 1)]
+        place = next((n for n, (account, _) in enumerate(order, 1) if account == me), None)
+        return {"rows": rows, "mine": {"rank": place, "amount": sums.get(me, 0)},
+                "volunteers": len(order)}
+
+    def summary(self, communities: Iterable[str], since: str, until: str,
+                grid_of: Callable[[str, str], str]) -> dict[str, Any]:
+        """Rule 8: each community's volunteers, minutes and points over the period, and each
+        grid's (`grid_of(account, community)`: where the volunteer lives now, "" if not in
+        the community any more), small grids withheld (`withhold_small`)."""
+        found: list[dict[str, Any]] = []
+        grids: dict[str, dict[str, Any]] = {}
+        for community in sorted(set(communities)):
+            hours = self.totals(community, "hours", since, until)
+            points = self.totals(community, "points", since, until)
+            found.append({"community": community, "volunteers": len(hours.keys() | points),
+                          "minutes": sum(hours.values()), "points": sum(points.values())})
+            for account in hours.keys() | points.keys():
+                grid = grid_of(account, community)
+                row = grids.setdefault(f"{community}/{grid}", {
+                    "community": community, "grid": grid, "volunteers": 0, "minutes": 0,
+                    "points": 0})
+                row["volunteers"] += 1
+                row["minutes"] += hours.get(account, 0)
+                row["points"] += points.get(account, 0)
+        hidden = withhold_small({k: (r["community"], r["volunteers"]) for k, r in grids.items()})
+        rows = [r if k not in hidden else {**r, "volunteers": None, "minutes": None,
+                                           "points": None, "withheld": True}
+                for k, r in sorted(grids.items())]
+        return {"communities": found, "grids": rows}
+
+
+# -- rankings and summaries (rule 8) --------------------------------------------------------------
+
+def month_of(recorded_at: str) -> str:
+    """The month (`yyyy-mm`) of China's calendar an entry's time falls in ("" if none)."""
+    when = parse_time(recorded_at)
+    return when.astimezone(CHINA).strftime("%Y-%m") if when is not None else ""
+
+
+def period_months(period: Any) -> tuple[str, str] | None:
+    """Rule 8: a period (`yyyy` or `yyyy-mm`) as months [since, until), or None."""
+    found = PERIOD.match(period) if isinstance(period, str) else None
+    if found is None:
+        return None
+    year, month = int(found.group(1)), found.group(2)
+    if month is None:
+        return f"{year:04d}-01", f"{year + 1:04d}-01"
+    nxt = (year + 1, 1) if month == "12" else (year, int(month) + 1)
+    return f"{year:04d}-{month}", f"{nxt[0]:04d}-{nxt[1]:02d}"
+
+
+def period_problem(period: Any) -> Problem | None:
+    if period_months(period) is None:
+        return problem("period", "period", "应为年份（2026）或月份（2026-12）",
+                       "must be a year (2026) or a month (2026-12)")
+    return None
+
+
+def ranking_choice_problems(body: Mapping[str, Any]) -> list[Problem]:
+    """Rule 8's opt-in as the phone sends it: `{show: true, name}` or `{show: false}`; the
+    account is the logged-in one, never a field."""
+    forged = [k for k in ("created_by", "account", "_id", "type") if k in body]
+    if forged:
+        return [problem(forged[0], "server_field", "由服务器填写，不能提交",
+                        "is filled in by the server and cannot be sent")]
+    found = unknown_fields(body, frozenset({"show", "name"}))
+    show = body.get("show")
+    if not isinstance(show, bool):
+        found.append(problem("show", "boolean", "应为是或否", "must be yes or no"))
+    elif show:
+        bad = text_problem(body.get("name"), "/name", LABELS["name"],
+                           max_chars=SHOWN_NAME_CHARS)
+        if bad is not None:
+            found.append(bad)
+    elif "name" in body:
+        found.append(problem("name", "name_hidden", "仅在公开显示时填写",
+                             "is given only when the name is shown"))
+    return found
+
+
+def withhold_small(grids: Mapping[str, tuple[str, int]]) -> frozenset[str]:
+    """Rule 8: the grids (code -> (community, volunteers)) whose figures are withheld: those
+    with 0 < volunteers < SMALL, and in a community with exactly one such grid, its smallest
+    other grid with volunteers as well (its total less the others would give it back)."""
+    withheld = {g for g, (_, n) in grids.items() if 0 < n < SMALL}
+    by_community: dict[str, list[str]] = {}
+    for grid, (community, _) in grids.items():
+        by_community.setdefault(community, []).append(grid)
+    for members in by_community.values():
+        hidden = [g for g in members if g in withheld]
+        others = sorted((grids[g][1], g) for g in members if g not in withheld and grids[g][1])
+        if len(hidden) == 1 and others:
+            withheld.add(others[0][1])
+    return frozenset(withheld)

@@ -127,8 +127,13 @@ class ResidentIndex:
 
     def __init__(self, couch: CouchClient, directory: Directory, *,
                  sweep_seconds: float = SWEEP_SECONDS, every_grid: bool = True,
-                 wake: Callable[[frozenset[str]], None] | None = None) -> None:
+                 wake: Callable[[frozenset[str]], None] | None = None,
+                 observers: Iterable[Callable[[Mapping[str, Any]], None]] = ()) -> None:
         self.couch = couch
+        # told every document of the residents database as it is applied, from the first
+        # pass on: features that keep sums of it (volunteering's ledgers) read no feed of
+        # their own
+        self.observers = tuple(observers)
         self.directory = directory
         self.sweep_seconds = sweep_seconds
         self.wake = wake  # the live feeds' `wake_keys`
@@ -199,6 +204,9 @@ class ResidentIndex:
             doc = {"_id": change["id"], "_deleted": True}
         self.counter += 1
         touched = self.ids.apply(doc, source)
+        if source == RESIDENTS:
+            for observe in self.observers:
+                observe(doc)
         doc_id = str(doc.get("_id"))
         kind = doc_id.split(":", 1)[0]
         if kind in SHARED and source == RESIDENTS:

@@ -6,6 +6,7 @@ active households) and the directory (their grids' communities), never from the 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import json
@@ -31,6 +32,9 @@ audit = logging.getLogger("linli.audit")
 KIND = "volunteer_task"
 MAX_WRONG_CODES = rules.MAX_WRONG_CODES
 STANDING = ("confirmed", "awaiting_approval", "waiting")  # a claim one may still cancel
+RELEASER = "linli-volunteering"  # the author of a moved-out claimant's cancellation (rule 7)
+CHOICE = "volunteer_ranking"
+RELEASE_SECONDS = 2.0  # how often the residents' index is looked at for move-outs
 
 
 def secret_id(task_id: str) -> str:
@@ -48,9 +52,49 @@ def wrong_codes_id(account: str, now: datetime.datetime) -> str:
     return f"wrong_codes:{account}:{now.date().isoformat()}"
 
 
+def choice_id(account: str) -> str:
+    """A resident's opt-in to appear by name in the rankings (rule 8), in the residents
+    database, filed under them (their phone holds it)."""
+    return f"{CHOICE}:{account}"
+
+
 def no_such_task() -> Refused:
     return Refused(404, "not_found", bilingual("没有这个任务，或您无权查看",
                                                "No such task, or it is outside your scope."))
+
+
+@dataclasses.dataclass
+class Ledgers:
+    """The ledgers' sums (rule 8) kept as the residents' index reads the residents database
+    (its one pass at start, then its feed: server/sync/allowed.py), so a ranking or a city's
+    summary reads sums, never the entries: each task's community (an entry counts in its
+    task's), each entry added once (an entry is written once and never changed: a revision
+    other than the first is not one), and the names residents chose to show."""
+
+    sums: rules.Sums = dataclasses.field(default_factory=rules.Sums)
+    communities: dict[str, str] = dataclasses.field(default_factory=dict)  # task -> community
+    names: dict[str, str] = dataclasses.field(default_factory=dict)  # account -> name shown
+
+    def take(self, doc: Mapping[str, Any]) -> None:
+        """One document of the residents database, as the index applies it."""
+        doc_id = str(doc.get("_id", ""))
+        kind, _, rest = doc_id.partition(":")
+        if kind == KIND and isinstance(doc.get("community"), str):
+            self.communities[doc_id] = doc["community"]
+        elif kind == CHOICE:
+            if doc.get("show") is True and isinstance(doc.get("name"), str):
+                self.names[rest] = doc["name"]
+            else:
+                self.names.pop(rest, None)
+        elif kind == "ledger_entry" and doc.get("type") == "ledger_entry" and str(
+                doc.get("_rev", "1-")).startswith("1-") and not doc.get("_deleted"):
+            task = str(doc.get("source", "")).split(".fix.", 1)[0]
+            amount = doc.get("amount")
+            if doc.get("kind") in rules.KINDS and isinstance(amount, int) and isinstance(
+                    doc.get("account"), str):
+                self.sums.add(rules.Entry(doc["account"], str(doc["kind"]), amount,
+                                          self.communities.get(task, ""),
+                                          rules.month_of(str(doc.get("recorded_at", "")))))
 
 
 @dataclasses.dataclass
@@ -63,6 +107,7 @@ class Volunteering:
     # A task's terms never change once published: read once per process.
     terms_held: dict[str, Terms] = dataclasses.field(default_factory=dict)
     tasks_held: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    ledgers: Ledgers = dataclasses.field(default_factory=Ledgers)
 
     async def publish(self, user: User, draft: Mapping[str, Any],
                       now: datetime.datetime) -> dict[str, Any]:
@@ -176,13 +221,13 @@ class Volunteering:
 
     @staticmethod
     async def standing(allocator: Allocator, task_id: str, account: str, act: str) -> bool:
-        """Whether `act` is a cancellation of a claim of theirs that still stands: one may
-        always give up a place, even after moving out of the task's community."""
+        """Whether `act` is a cancellation by someone who claimed the task: one may always
+        give up a place, even after moving out of the task's community (where the server
+        may have released it already: rule 7; the answer is then what stands)."""
         if act != "cancel":
             return False
         await allocator.settle()
-        placed = allocator.outcome(task_id, account)
-        return placed is not None and placed.status in STANDING
+        return allocator.outcome(task_id, account) is not None
 
     async def store_event(self, allocator: Allocator, author: str, task_id: str,
                           claimant: str, act: str, claim_id: str,
@@ -223,6 +268,69 @@ class Volunteering:
                                          decision_id, now)
         await allocator.settle()
         return allocator.outcome(task_id, claimant), created
+
+    async def release_moved(self, allocator: Allocator, index: ResidentIndex,
+                            now: datetime.datetime, trusted_after: int = 0) -> int:
+        """Rule 7: cancel, once, each standing claim on a task not yet begun whose claimant
+        no longer lives in its community; how many were cancelled now. An index that reads
+        grids only as they are written (`grid_passes_at_start` off) does not know everyone:
+        it is trusted for an account whose links changed after `trusted_after` only."""
+        await allocator.settle()
+        released = 0
+        for subject, outcomes in list(allocator.outcomes.items()):
+            due = [(who, o.claim) for who, o in outcomes.items() if o.status in STANDING
+                   and (index.every_grid or index.stamps.get(f"account:{who}", 0) > trusted_after)]
+            task = await self.task_held(subject, index) if due else None
+            for who, claim in due if task is not None else ():
+                if rules.moved_out(task, self.claimant(who, index), now):
+                    released += await self.store_event(
+                        allocator, RELEASER, subject, who, "cancel",
+                        rules.release_claim_id(claim), now)
+        if released:
+            await allocator.settle()
+        return released
+
+    async def releasing(self, allocator: Allocator, index: ResidentIndex,
+                        seconds: float = RELEASE_SECONDS) -> None:
+        """Supervised: `release_moved` whenever the residents' index has changed, at most
+        every `seconds` (a move-out reaches the index within its sweep)."""
+        await index.ready.wait()
+        await allocator.ready.wait()
+        trusted_after, seen = index.counter, -1
+        while True:
+            if index.counter != seen:
+                seen = index.counter
+                await self.release_moved(allocator, index, datetime.datetime.now(datetime.UTC),
+                                         trusted_after)
+            await asyncio.sleep(seconds)
+
+    async def choose(self, account: str, show: bool, name: str | None,
+                     now: datetime.datetime) -> dict[str, Any]:
+        """Rule 8: a resident's opt-in (or out) to appear by name in the rankings; the last
+        choice stands (a retry writes the same)."""
+        doc: dict[str, Any] = {"_id": choice_id(account), "type": CHOICE, "schema_version": 1,
+                               "created_by": account, "show": show,
+                               "chosen_at": now.isoformat(timespec="seconds")}
+        if show and name is not None:
+            doc["name"] = name
+        stated = self.schemas.problems(doc)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        path = db_path(RESIDENTS_DB, doc["_id"])
+        while True:
+            try:
+                held = await self.couch.get(path)
+                doc["_rev"] = held["_rev"]
+            except NotFound:
+                doc.pop("_rev", None)
+            try:
+                await self.couch.put(path, doc)
+            except Conflict:
+                continue
+            self.ledgers.take(doc)  # at once: the index's feed brings it again, the same
+            audit.info("%s chose %s in the rankings", account, "to be named" if show else
+                       "to be anonymous")
+            return doc
 
     async def tasks(self) -> list[dict[str, Any]]:
         page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -27,7 +28,7 @@ from server.sync.replication import FeedLimiter
 from server.sync.residents import Residents
 from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
-from server.sync.volunteering import Volunteering
+from server.sync.volunteering import Ledgers, Volunteering
 from server.sync.votes import Votes
 from server.web.auth import Authenticator, FailureCounter, Session
 from server.web.limits import ActLimits, SignupLimits
@@ -66,6 +67,10 @@ DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, sup
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
+# Told each residents database document the index applies (set by features' `setup`).
+RESIDENT_OBSERVERS: web.AppKey[tuple[Callable[[Mapping[str, Any]], None], ...]] = web.AppKey(
+    "resident_observers")
+LEDGERS = web.AppKey("ledgers", Ledgers)  # the volunteers' ledgers' sums (rankings, summary)
 RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # residents' own count
 
 # Per request: who is asking (None: anonymous), set by the auth middleware, and whether their

@@ -46,6 +46,7 @@ from server.web.keys import (
     LIVE_FEEDS,
     RESIDENT_FEEDS_HELD,
     RESIDENT_INDEX,
+    RESIDENT_OBSERVERS,
     SUPERVISOR,
 )
 from server.web.parsing import check_count, json_answer, parse_json, pick, read_body, read_object
@@ -603,7 +604,8 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     index = ResidentIndex(app[COUCH], app[DIRECTORY], wake=app[LIVE_FEEDS].wake_keys,
                           sweep_seconds=config.resident_sweep_seconds,
-                          every_grid=config.grid_passes_at_start)
+                          every_grid=config.grid_passes_at_start,
+                          observers=app.get(RESIDENT_OBSERVERS, ()))
     app[RESIDENT_INDEX] = index
     task = app[SUPERVISOR].start("residents-index", index.run, probe=index.lag)
     yield

@@ -7,6 +7,7 @@ task, and the `allocation` document the server writes for them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,12 +22,15 @@ from server.errors import json_response
 from server.sync.allocation import Allocator, event_id
 from server.sync.notices import refused
 from server.sync.residents import utc_now
-from server.sync.volunteering import KIND, Volunteering, no_such_task
+from server.sync.volunteering import KIND, Ledgers, Volunteering, no_such_task
 from server.web.guard import require_user
 from server.web.keys import (
     ALLOCATOR,
     COUCH,
     DIRECTORY,
+    LEDGERS,
+    RESIDENT_INDEX,
+    RESIDENT_OBSERVERS,
     SCHEMAS,
     SUPERVISOR,
     VOLUNTEER_LIMITS,
@@ -254,6 +258,76 @@ async def register(request: web.Request) -> web.Response:
         status=201 if created else 200)
 
 
+def period_of(request: web.Request) -> tuple[str, tuple[str, str]]:
+    """The `period` asked (`yyyy` or `yyyy-mm`; none: this year in China), as months."""
+    extra = set(request.query) - {"period", "kind"}
+    if extra or any(len(request.query.getall(k)) > 1 for k in request.query):
+        raise errors.bad_request("只接受“期间”和“类别”两个参数，各一次",
+                                 "Only period and kind are asked, once each.")
+    period = request.query.get("period", utc_now().astimezone(rules.CHINA).strftime("%Y"))
+    bad = rules.period_problem(period)
+    if bad is not None:
+        raise refused([bad])
+    months = rules.period_months(period)
+    assert months is not None
+    return period, months
+
+
+async def ranking(request: web.Request) -> web.Response:
+    """A resident's community's ranking (rule 8) of a period, by hours or points: the names
+    of those who chose to be named, every other 匿名志愿者, and the resident's own place."""
+    user = require_resident(request, ("查看志愿排行", "sees the volunteers' ranking"))
+    period, (since, until) = period_of(request)
+    kind = request.query.get("kind", "hours")
+    if kind not in rules.KINDS:
+        raise refused([rules.problem("kind", "kind", "应为时长或积分", "must be hours or points")])
+    store = request.app[VOLUNTEERING]
+    communities = sorted(store.claimant(user.name, await index_of(request)).communities)
+    community = communities[0] if communities else ""  # none yet: an empty ranking
+    ledgers = store.ledgers
+    board = ledgers.sums.board(kind, community, since, until, ledgers.names, user.name)
+    zh, en = rules.ANONYMOUS
+    return json_response({
+        "community": community or None,
+        "community_name": request.app[DIRECTORY].area_name("community", community),
+        "period": period, "kind": kind, "anonymous": errors.bilingual(zh, en),
+        "my_name": ledgers.names.get(user.name), **board})
+
+
+async def choice(request: web.Request) -> web.Response:
+    """A resident chooses to appear by a name of their choosing in the rankings, or not
+    (`{show: true, name}` or `{show: false}`); the last choice stands."""
+    user = require_resident(request, ("选择是否公开显示", "chooses how they are shown"))
+    body = await read_object(request)
+    problems = rules.ranking_choice_problems(body)
+    if problems:
+        raise refused(problems)
+    doc = await request.app[VOLUNTEERING].choose(user.name, body["show"], body.get("name"),
+                                                 utc_now())
+    return json_response({"ok": True, "show": doc["show"], "name": doc.get("name")})
+
+
+async def summary(request: web.Request) -> web.Response:
+    """A supervisor's summary of their scope (rule 8): each community's volunteers, minutes
+    and points over the period, each grid's with small grids withheld."""
+    user = require_publisher(request)
+    period, (since, until) = period_of(request)
+    directory = request.app[DIRECTORY]
+    index = await index_of(request)
+    grids = directory.grids
+
+    def grid_of(account: str, community: str) -> str:
+        return next((grid for grid in sorted(index.ids.homes(account).values())
+                     if grid in grids and grids[grid].community == community), "")
+    found = request.app[VOLUNTEERING].ledgers.sums.summary(
+        rules.scope_communities(user, directory), since, until, grid_of)
+    for row in found["communities"]:
+        row["community_name"] = directory.area_name("community", row["community"])
+    for row in found["grids"]:
+        row["grid_name"] = directory.area_name("grid", row["grid"]) if row["grid"] else ""
+    return json_response({"period": period, **found})
+
+
 DECIDE_FIELDS = frozenset({"claimant", "approve", "claim_id"})
 
 
@@ -280,16 +354,22 @@ async def decide(request: web.Request) -> web.Response:
 
 async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store, the directory and the residents' index are open."""
-    store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS])
+    store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS], ledgers=app[LEDGERS])
     app[VOLUNTEERING] = store
     app[VOLUNTEER_LIMITS] = ActLimits()
     app[ALLOCATOR] = allocator = Allocator(app[COUCH], {KIND: store.terms})
     task = app[SUPERVISOR].start("allocation", allocator.run, probe=allocator.lag)
+    releasing = app[SUPERVISOR].start(
+        "volunteer-release", functools.partial(store.releasing, allocator, app[RESIDENT_INDEX]))
     yield
-    await app[SUPERVISOR].stop([task])
+    await app[SUPERVISOR].stop([releasing, task])
 
 
 def setup(app: web.Application) -> None:
+    """The ledgers' sums are told the residents database by the index from its first pass,
+    so they exist before any context runs."""
+    app[LEDGERS] = ledgers = Ledgers()
+    app[RESIDENT_OBSERVERS] = (*app.get(RESIDENT_OBSERVERS, ()), ledgers.take)
     app.cleanup_ctx.append(volunteering_ctx)
     one = PREFIX + "/{task:[^/]+}"
     for method, path, handler in (
@@ -300,5 +380,8 @@ def setup(app: web.Application) -> None:
             ("POST", one + "/hours", hours), ("POST", one + "/decide", decide),
             ("POST", "/api/volunteer/ledger/corrections", correction),
             ("GET", "/api/volunteer/ledger", ledger),
-            ("POST", "/api/volunteer/register", register)):
+            ("POST", "/api/volunteer/register", register),
+            ("GET", "/api/volunteer/ranking", ranking),
+            ("POST", "/api/volunteer/ranking/choice", choice),
+            ("GET", "/api/volunteer/summary", summary)):
         app.router.add_route(method, path, handler)
