@@ -204,6 +204,16 @@ async def test_wrong_codes_are_counted_in_the_store_per_account_across_tasks(
     assert got == 201, answer
 
 
+async def move_out(city: City, town: Town) -> None:
+    """The worker removes ra's link: she moved out (迁出), as docs/residents.md says."""
+    def remove() -> None:
+        db = city.db(town.g1)
+        doc = db[f"resident:{town.ra}-{town.household(town.g1, 1).partition(':')[2]}"]
+        doc["status"] = "removed"
+        db.save(doc)
+    await city.run(remove)
+
+
 async def test_a_resident_who_moved_out_may_still_cancel(client: TestClient, city: City) -> None:
     town, task = await a_task(client, city, places=1)
     got, answer = await act(client, town.ra, task, "ra-claim-0001")
@@ -211,12 +221,7 @@ async def test_a_resident_who_moved_out_may_still_cancel(client: TestClient, cit
     got, answer = await act(client, town.rb, task, "rb-claim-0001")
     assert answer["status"] == "waiting"
 
-    def move_out() -> None:
-        db = city.db(town.g1)
-        doc = db[f"resident:{town.ra}-{town.household(town.g1, 1).partition(':')[2]}"]
-        doc["status"] = "removed"
-        db.save(doc)
-    await city.run(move_out)
+    await move_out(city, town)
     index = client.app[RESIDENT_INDEX]
     await eventually(lambda: not index.ids.homes(town.ra), what="ra moved out")
     got, answer = await act(client, town.ra, task, "ra-claim-0002")  # no new claim
@@ -241,12 +246,7 @@ async def test_moving_out_releases_the_place_to_the_first_waiting_once(
     got, answer = await act(client, town.rb, task, "rb-claim-0001")
     assert answer["status"] == "waiting", answer
 
-    def move_out() -> None:
-        db = city.db(town.g1)
-        doc = db[f"resident:{town.ra}-{town.household(town.g1, 1).partition(':')[2]}"]
-        doc["status"] = "removed"
-        db.save(doc)
-    await city.run(move_out)
+    await move_out(city, town)
     client.app[RESIDENT_INDEX].notice(f"grid-{town.g1}")
 
     async def told(account: str, status: str) -> bool:
