@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="community code (supervisors; repeat)")
     add.add_argument("--street", action="append", default=[],
                      help="street code (supervisors; repeat)")
+    add.add_argument("--branch", action="append", default=[],
+                     help="party branch code (secretaries; grid-<grid> for a grid's; repeat)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of prompting")
     add.add_argument("--right", action="append", default=[], choices=RIGHTS,
@@ -125,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     aadd.add_argument("--name", required=True)
     aadd.add_argument("--parent", default="", help="the district of a street, the street of a "
                       "community (default: from the code)")
+
+    branch = commands.add_parser("branch", help="party branches members declare (党支部)"
+                                 ).add_subparsers(dest="action", required=True)
+    badd = branch.add_parser("add", help="add a party branch (or rename it)")
+    badd.add_argument("code", help="lowercase letters, digits or _")
+    badd.add_argument("name")
+    badd.add_argument("--kind", choices=("organ", "other"), default="organ",
+                      help="organ: a department's branch (机关支部); other")
+    badd.add_argument("--street", default="", help="the street whose supervisors see it")
 
     schema = commands.add_parser("schema", help="record forms (schemas) and their versions"
                                  ).add_subparsers(dest="action", required=True)
@@ -280,12 +291,15 @@ def administer(args: argparse.Namespace, config: Config) -> int:
             password = read_password(args.password_stdin)
             user = directory.add_user(server, args.name, args.role, password, grids=args.grid,
                                       communities=args.community, streets=args.street,
-                                      rights=args.right)
+                                      rights=args.right, branches=args.branch)
             print(f"user {user.name} ({user.role}) added")
         elif args.command == "user" and args.action in ("grant", "revoke"):
             changes = {args.action: [args.right]}
             user = directory.set_rights(server, args.name, **changes)
             print(f"rights of {user.name}: {', '.join(sorted(user.rights)) or '-'}")
+        elif args.command == "branch" and args.action == "add":
+            directory.add_branch(server, args.code, args.name, args.kind, args.street)
+            print(f"branch {args.code} named {args.name}")
         elif args.command == "area" and args.action == "add":
             directory.add_area(server, args.level, args.code, args.name, args.parent)
             print(f"{args.level} {args.code} named {args.name}")

@@ -27,6 +27,8 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "POST /api/votes/{vote}/ballot", "/api/deliberation/topics",
                    "/api/deliberation/topics/{topic}", "/api/deliberation/topics/{topic}/support",
                    "/api/deliberation/topics/{topic}/comments",
+                   "/api/party/branches", "/api/party/me", "/api/party/declare",
+                   "/api/party/public", "/api/party/report",
                    }  # a path: all its methods; "METHOD path": that one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",

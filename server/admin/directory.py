@@ -19,6 +19,7 @@ from server.domain.scope import (
     DIRECTORY_DB,
     GRID_CODE,
     INTERNAL_DBS,
+    PARTY_BRANCH,
     RETIRED_SCHEMA,
     RIGHTS,
     ROLES,
@@ -148,7 +149,8 @@ def check_password_strength(password: str) -> None:
 
 def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
              grids: Iterable[str] = (), communities: Iterable[str] = (),
-             streets: Iterable[str] = (), rights: Iterable[str] = ()) -> User:
+             streets: Iterable[str] = (), rights: Iterable[str] = (),
+             branches: Iterable[str] = ()) -> User:
     if not USER_NAME.match(name):
         raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
                              f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
@@ -168,6 +170,7 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
     unknown = unknown_grids(server, grids)
     if unknown:
         raise DirectoryError(f"没有这些网格：{', '.join(unknown)} / unknown grid(s)")
+    branches = checked_branches(server, role, branches)
     directory = server[DIRECTORY_DB]
     doc_id = f"user:{name}"
     if doc_id in directory:
@@ -177,8 +180,48 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
            "session_salt": new_session_salt(), "disabled": False, "created_at": _now()}
     if rights:
         doc["rights"] = rights
+    if branches:
+        doc["branches"] = branches
     directory.save(doc)
     return User.from_doc(doc)
+
+
+def checked_branches(server: couchdb.Server, role: str, branches: Iterable[str]) -> list[str]:
+    """A secretary's branches (支部书记): at least one, each in the directory or a known grid's
+    (`grid-<code>`); no other role keeps one."""
+    wanted = sorted(set(branches))
+    if role != "secretary":
+        if wanted:
+            raise DirectoryError("只有支部书记有 --branch / only a secretary takes --branch")
+        return []
+    if not wanted:
+        raise DirectoryError("支部书记要指定 --branch / a secretary needs a --branch")
+    grids = [b.removeprefix("grid-") for b in wanted if b.startswith("grid-")]
+    rows = server[DIRECTORY_DB].view("_all_docs", keys=[f"{PARTY_BRANCH}:{b}" for b in wanted
+                                                        if not b.startswith("grid-")])
+    known = {row.key.partition(":")[2] for row in rows
+             if "error" not in row and not (row.value or {}).get("deleted")}
+    unknown = [b for b in wanted if not b.startswith("grid-") and b not in known]
+    unknown += [f"grid-{g}" for g in unknown_grids(server, grids)]
+    if unknown:
+        raise DirectoryError(f"没有这些支部：{', '.join(unknown)} / unknown branch(es)")
+    return wanted
+
+
+def add_branch(server: couchdb.Server, code: str, name: str, kind: str = "organ",
+               street: str = "") -> None:
+    """A party branch members may declare (`party_branch:<code>`, 机关支部 or other), or its
+    new name; its street puts it in the scope of that street's supervisors."""
+    doc_id = f"{PARTY_BRANCH}:{code}"
+    directory = server[DIRECTORY_DB]
+    doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id})
+    doc.update(type=PARTY_BRANCH, schema_version=1, code=code, name=name.strip(), kind=kind)
+    if street:
+        doc["street"] = street
+    problems = shared_registry().problems(doc)
+    if problems:
+        raise DirectoryError("；".join(problems))
+    directory.save(doc)
 
 
 def checked_rights(rights: Iterable[str]) -> list[str]:

@@ -10,7 +10,8 @@ A resident may hold, per database:
   (server/domain/audience.py), and their own receipts and data requests;
 - the same way, the published volunteer tasks of their community (filed by their audience as
   notices are), and what the server allocated them (`allocation`, by its `claimant`) and
-  entered in their ledgers (`ledger_entry`, by its `account`), which stay with the account.
+  entered in their ledgers (`ledger_entry`, by its `account`), which stay with the account;
+  and their party membership (`party_member`, by its `account`; server/domain/party.py).
 A link that is not active (pending, removed: moved out) gives nothing, nor does a household
 moved out, vacant or deleted; a notice withdrawn or deleted reaches no one; a submission about
 a household they no longer belong to leaves too, but a data request stays with the account
@@ -52,7 +53,8 @@ SUBMISSIONS = frozenset({"correction_request", "notice_receipt", "data_request"}
 # The server's answers to an account, filed by the field naming it; like a data request they
 # stay with the account wherever it lives (a volunteer's hours are theirs).
 OWNED_BY = {"allocation": "claimant", "ledger_entry": "account", "checkin": "created_by",
-            "volunteer": "created_by", "volunteer_ranking": "created_by"}
+            "volunteer": "created_by", "volunteer_ranking": "created_by",
+            "party_member": "account"}
 SHARED = ("notice", "volunteer_task")  # filed once under their audience's keys
 ACTIVE_HOUSEHOLD = (None, "active")
 PRESENT_PERSON = (None, "present")

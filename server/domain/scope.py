@@ -6,6 +6,8 @@ Roles:
 - admin (管理员): every grid, plus databases created outside Linli's naming scheme (raw CouchDB);
 - supervisor (社区/街道工作人员): the grids of their communities or streets;
 - worker (网格员): the grids they are assigned;
+- secretary (支部书记): no database; the party branches they are given (`branches`), through
+  the party routes (server/web/party.py);
 - resident (居民): no database; the ids their phone may hold, through one resident endpoint
   (server/sync/allowed.py, server/web/resident_sync.py).
 """
@@ -31,11 +33,14 @@ VOTES_DB = "linli-votes"
 CLAIMS_DB = "linli-claims"
 # Deliberation (议事协商): topics, comments, support. Internal: reached through its routes only.
 DELIBERATION_DB = "linli-deliberation"
+# Party members (党员双报到): the letters about a member's conduct (函告抄告). Internal: reached
+# through the party routes only, by supervisors and the member's branch secretary.
+PARTY_DB = "linli-party"
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB)  # made at start when missing
 INTERNAL_PREFIXES = ("linli-", "_")
 
-ROLES = ("admin", "supervisor", "worker", "resident")
-Role = Literal["admin", "supervisor", "worker", "resident"]
+ROLES = ("admin", "supervisor", "worker", "resident", "secretary")
+Role = Literal["admin", "supervisor", "worker", "resident", "secretary"]
 
 GRID_CODE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
@@ -52,6 +57,8 @@ RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<vers
 # phone), claimed once in the store, for an account whose name is not their phone: a user name
 # is shown wherever a record says who wrote it, a phone number must not be.
 LOGIN = "login"
+# Directory ids `party_branch:<code>`: a workplace's party branch (机关支部 or other), as data.
+PARTY_BRANCH = "party_branch"
 RETIRED_KEY = re.compile(r"^(?P<type>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$")
 T = TypeVar("T")  # what a directory document is parsed into
 
@@ -99,6 +106,22 @@ class Grid:
                    community=str(doc.get("community") or ""), street=str(doc.get("street") or ""))
 
 
+@dataclasses.dataclass(frozen=True)
+class Branch:
+    """A party branch (党支部) members declare: a department's (机关支部) or another; the grid
+    branches (小区网格支部) are not listed, each grid has one (server/domain/party.py)."""
+
+    code: str
+    name: str
+    kind: str = "organ"
+    street: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Branch:
+        return cls(code=str(doc["code"]), name=str(doc["name"]), kind=str(doc.get("kind") or
+                   "organ"), street=str(doc.get("street") or ""))
+
+
 def keep(table: dict[str, T], key: str, doc: Mapping[str, Any] | None,
          parse: Callable[[Mapping[str, Any]], T]) -> None:
     """A directory document's entry in `table`: parsed from `doc`, or gone when the document is
@@ -125,6 +148,8 @@ class User:
     disabled: bool = False
     rights: frozenset[str] = frozenset()
     """Rights given to this user beyond the role's (RIGHTS), e.g. `unmask`."""
+    branches: frozenset[str] = frozenset()
+    """A secretary's party branches (department codes, or `grid-<code>`)."""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> User:
@@ -138,7 +163,8 @@ class User:
                    password=str(doc.get("password", "")),
                    session_salt=str(doc.get("session_salt", "")),
                    disabled=bool(doc.get("disabled", False)),
-                   rights=frozenset(r for r in doc.get("rights") or () if r in RIGHTS))
+                   rights=frozenset(r for r in doc.get("rights") or () if r in RIGHTS),
+                   branches=frozenset(doc.get("branches") or ()))
 
     @property
     def is_admin(self) -> bool:
@@ -179,6 +205,8 @@ class Directory:
         """A login other than a user name (a resident's phone) -> the user name."""
         self.logins_changed = 0
         """Counts the login documents taken: an index of `logins` is stale when it moved."""
+        self.branches: dict[str, Branch] = {}
+        """The party branches members may declare, by code."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         """Take one directory document (or its deletion) into account."""
@@ -214,6 +242,8 @@ class Directory:
                 self.area_names[(kind, key)] = name
         elif kind == "grid":
             keep(self.grids, key, None if deleted else doc, Grid.from_doc)
+        elif kind == PARTY_BRANCH:
+            keep(self.branches, key, None if deleted else doc, Branch.from_doc)
 
     def user(self, login: str) -> User | None:
         """Who logs in as `login`: a user name, else a login given to a user (a phone)."""

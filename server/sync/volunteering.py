@@ -25,6 +25,7 @@ from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.allocation import Allocator, event_id, subject_key
 from server.sync.allowed import ResidentIndex
 from server.sync.notices import refused
+from server.sync.party import Party
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
@@ -108,6 +109,7 @@ class Volunteering:
     terms_held: dict[str, Terms] = dataclasses.field(default_factory=dict)
     tasks_held: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     ledgers: Ledgers = dataclasses.field(default_factory=Ledgers)
+    party: Party | None = None  # who belongs to which branch (server/sync/party.py)
 
     async def publish(self, user: User, draft: Mapping[str, Any],
                       now: datetime.datetime) -> dict[str, Any]:
@@ -168,12 +170,21 @@ class Volunteering:
     def claimant(self, account: str, index: ResidentIndex) -> rules.Claimant:
         """Who a resident is, from the index: the communities of their active households, and
         whether they registered as a volunteer (their `volunteer:` record, which the index
-        files under them). Party branches are still to come (docs/volunteering.md)."""
+        files under them). Their party branches are read by `claimant_for`."""
         grids = self.directory.grids
         held = index.allowed(account).get(RESIDENTS_LABEL, frozenset())
         return rules.Claimant(account, frozenset(
             grids[grid].community for grid in index.ids.homes(account).values()
             if grid in grids), volunteer=f"volunteer:{account}" in held)
+
+    async def claimant_for(self, task: Mapping[str, Any], account: str,
+                           index: ResidentIndex) -> rules.Claimant:
+        """The claimant, with their confirmed party branches when the task is open to party
+        members or a branch (read then only: other tasks' claim floods cost nothing more)."""
+        who = self.claimant(account, index)
+        if task.get("open_to") in ("party_members", "branch") and self.party is not None:
+            who = dataclasses.replace(who, branches=await self.party.branches(account, index))
+        return who
 
     async def register(self, account: str, index: ResidentIndex,
                        now: datetime.datetime) -> tuple[dict[str, Any], bool]:
@@ -204,7 +215,8 @@ class Volunteering:
         may not see answers as one that does not exist; a retry of a stored claim answers
         what it stands for, whatever the deadline since."""
         doc = await self.task_held(task_id, index)
-        who = self.claimant(account, index)
+        who = self.claimant(account, index) if doc is None else await self.claimant_for(
+            doc, account, index)
         if doc is None or (doc.get("community") not in who.communities
                            and not await self.standing(allocator, task_id, account, act)):
             raise no_such_task()

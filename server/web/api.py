@@ -59,6 +59,8 @@ async def me(request: web.Request) -> web.Response:
                            "screening": config.screening_campaign}}
     if user.role == "resident":  # their activation and their own household only
         found["resident"] = await residents.resident_state(request, user)
+    if user.role == "secretary":  # the party branches they keep (server/web/party.py)
+        found["branches"] = sorted(user.branches)
     return json_response(found)
 
 

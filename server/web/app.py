@@ -38,6 +38,7 @@ from server.web import (
     guard,
     health,
     notices,
+    party,
     residents,
     routing,
     shell,
@@ -344,6 +345,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     residents.setup(app)
     notices.setup(app)
     volunteering.setup(app)
+    party.setup(app)
     votes.setup(app)
     deliberation.setup(app)
     health.setup_routes(app)

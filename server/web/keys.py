@@ -23,6 +23,7 @@ from server.sync.installation import Installation
 from server.sync.mydata import MyData
 from server.sync.notices import Notices
 from server.sync.ordering import ReceiptCache
+from server.sync.party import Party
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
 from server.sync.residents import Residents
@@ -58,6 +59,7 @@ VERIFICATION = web.AppKey("verification", Verification)
 SIGNUP_LIMITS = web.AppKey("signup_limits", SignupLimits)
 MY_DATA = web.AppKey("my_data", MyData)  # what is held about a resident; their data requests
 DOOR_LINKS = web.AppKey("door_links", DoorLinks)  # links of sign-ups decided at the door
+PARTY = web.AppKey("party", Party)  # party members, branches and letters (党员双报到)
 NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-up
 VOLUNTEERING = web.AppKey("volunteering", Volunteering)  # volunteer tasks (任务抢单)
 VOLUNTEER_LIMITS = web.AppKey("volunteer_limits", ActLimits)  # claims per account and task

@@ -21,6 +21,7 @@ from server.domain.text import unknown_fields
 from server.errors import json_response
 from server.sync.allocation import Allocator, event_id
 from server.sync.notices import refused
+from server.sync.party import Party
 from server.sync.residents import utc_now
 from server.sync.volunteering import KIND, Ledgers, Volunteering, no_such_task
 from server.web.guard import require_user
@@ -354,7 +355,8 @@ async def decide(request: web.Request) -> web.Response:
 
 async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store, the directory and the residents' index are open."""
-    store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS], ledgers=app[LEDGERS])
+    store = Volunteering(app[COUCH], app[DIRECTORY], app[SCHEMAS], ledgers=app[LEDGERS],
+                         party=Party(app[COUCH], app[DIRECTORY], app[SCHEMAS]))
     app[VOLUNTEERING] = store
     app[VOLUNTEER_LIMITS] = ActLimits()
     app[ALLOCATOR] = allocator = Allocator(app[COUCH], {KIND: store.terms})
