@@ -13,6 +13,7 @@ import { keepActivationCode } from "./resident/activation.js";
 import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
 import { signupView } from "./resident/signup.js";
 import { reviewRecordView, reviewView } from "./review.js";
+import { canManageUsers, usersView } from "./users.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, forgetGrids, storageReport } from "./sync.js";
@@ -98,7 +99,8 @@ function serverLinks() {
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
-  ];
+    canManageUsers(app.me) ? el("a", { href: "#/users", id: "users-link" }, t("users_link")) : null,
+  ].filter(Boolean);
 }
 
 // The supervisors' links stand in a bar of their own, made again only when the user or the
@@ -254,7 +256,7 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices"]);
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -343,6 +345,7 @@ function serverRoute(name, a, b) {
   else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
+  else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = SERVER_SCREENS.has(name) ? name : "grid";
@@ -380,6 +383,7 @@ async function route() {
   else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
+  else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

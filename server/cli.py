@@ -23,6 +23,7 @@ from server.admin import directory, property_register, registry_import
 from server.admin import votes as vote_admin
 from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
+from server.domain.accounts import ACCOUNT_ACTIONS
 from server.domain.matching import HouseholdIndex, match
 from server.domain.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
 
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     passwd = user.add_parser("passwd", help="set a user's password (ends their sessions)")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")
+    for action, text in (("disable", "stop a user logging in (ends their sessions at once)"),
+                         ("enable", "let a disabled user log in again"),
+                         ("remove", "remove a user for good (their name stays on what they "
+                                    "wrote and is never reused)")):
+        user.add_parser(action, help=text).add_argument("name")
     user.add_parser("list", help="list users")
 
     grid = commands.add_parser("grid", help="manage grids").add_subparsers(
@@ -300,6 +306,10 @@ def administer(args: argparse.Namespace, config: Config) -> int:
         elif args.command == "branch" and args.action == "add":
             directory.add_branch(server, args.code, args.name, args.kind, args.street)
             print(f"branch {args.code} named {args.name}")
+        elif args.command == "user" and args.action in ACCOUNT_ACTIONS:
+            user = directory.change_account(server, args.name, args.action)
+            print(f"user {user.name} {args.action}d" + ("; their sessions have ended"
+                                                        if args.action != "enable" else ""))
         elif args.command == "area" and args.action == "add":
             directory.add_area(server, args.level, args.code, args.name, args.parent)
             print(f"{args.level} {args.code} named {args.name}")
@@ -350,5 +360,8 @@ def administer(args: argparse.Namespace, config: Config) -> int:
         elif args.command == "user" and args.action == "list":
             for user in directory.list_users(server):
                 scope = ",".join(sorted(user.grids | user.communities | user.streets))
-                print(f"{user.name}\t{user.role}\t{scope}\t{','.join(sorted(user.rights))}")
+                state = "removed" if user.removed else (
+                    "disabled" if user.disabled else "active")
+                print(f"{user.name}\t{user.role}\t{scope}\t{','.join(sorted(user.rights))}"
+                      f"\t{state}")
     return 0

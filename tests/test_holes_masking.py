@@ -159,6 +159,8 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
     return {
         ("get", "/api/me"): [({}, None)],
         ("get", "/api/openapi.json"): [({}, None)],
+        ("get", "/api/users"): [({}, None)],
+        ("post", "/api/users/{name}/{action}"): [({}, None)],
         ("get", "/api/health"): [({}, None)],
         ("get", "/api/conflicts"): [({}, None), ({"grid": g}, None)],
         ("get", "/api/aggregates"): [({"level": "city"}, None),

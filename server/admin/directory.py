@@ -13,7 +13,8 @@ from typing import Any
 import couchdb
 
 from server.config import Config
-from server.domain.accounts import hash_password, new_session_salt
+from server.domain.accounts import changed_account, hash_password, new_session_salt
+from server.domain.messages import Refused
 from server.domain.scope import (
     AREA_LEVELS,
     DIRECTORY_DB,
@@ -257,6 +258,22 @@ def set_password(server: couchdb.Server, name: str, password: str) -> None:
     doc["password"] = hash_password(password)
     doc["session_salt"] = new_session_salt()
     directory.save(doc)
+
+
+def change_account(server: couchdb.Server, name: str, action: str) -> User:
+    """Disable, enable or remove a user (`linli user disable|enable|remove`). Every server
+    process follows the directory and refuses the account's next request; a removed account
+    keeps its name on what it wrote."""
+    directory = server[DIRECTORY_DB]
+    doc = directory.get(f"user:{name}")
+    if doc is None or doc.get("type") != "user":
+        raise DirectoryError(f"没有用户 {name} / no user {name}")
+    try:
+        changed = changed_account(dict(doc), action, _now(), new_session_salt())
+    except Refused as refusal:
+        raise DirectoryError(refusal.reason) from None
+    directory.save(changed)
+    return User.from_doc(changed)
 
 
 def list_users(server: couchdb.Server) -> list[User]:

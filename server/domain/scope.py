@@ -150,6 +150,8 @@ class User:
     """Rights given to this user beyond the role's (RIGHTS), e.g. `unmask`."""
     branches: frozenset[str] = frozenset()
     """A secretary's party branches (department codes, or `grid-<code>`)."""
+    removed: bool = False
+    """Removed for good (`linli user remove`): disabled, and the name kept for authorship."""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> User:
@@ -164,7 +166,8 @@ class User:
                    session_salt=str(doc.get("session_salt", "")),
                    disabled=bool(doc.get("disabled", False)),
                    rights=frozenset(r for r in doc.get("rights") or () if r in RIGHTS),
-                   branches=frozenset(doc.get("branches") or ()))
+                   branches=frozenset(doc.get("branches") or ()),
+                   removed=bool(doc.get("removed_at")))
 
     @property
     def is_admin(self) -> bool:

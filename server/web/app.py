@@ -42,6 +42,7 @@ from server.web import (
     residents,
     routing,
     shell,
+    users,
     volunteering,
     votes,
 )
@@ -348,6 +349,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     party.setup(app)
     votes.setup(app)
     deliberation.setup(app)
+    users.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app
