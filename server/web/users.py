@@ -20,7 +20,8 @@ from server.web.guard import require_user
 from server.web.keys import COUCH, DIRECTORY
 
 audit = logging.getLogger("linli.audit")
-STAFF_ROLES = ("worker", "supervisor", "secretary", "admin")  # residents are managed in their own rooms
+# Residents are managed in their own rooms (docs/residents.md).
+STAFF_ROLES = ("worker", "supervisor", "secretary", "admin")
 
 
 def require_admin(request: web.Request) -> User:
