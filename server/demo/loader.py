@@ -4,7 +4,8 @@ with a login for each role (listed in the README), and residents of the communit
 (demo/residents.py: most activated, some by a worker's code, some waiting in the workers'
 queue), two of them with demo logins; the owners' votes of the demo resident's compound
 (demo/votes.py: one open, one closed election); and volunteer tasks open, full and past
-(demo/volunteering.py). Deterministic and idempotent: loading it
+(demo/volunteering.py), and party branches with members, one pending, and a
+branch secretary (demo/party.py). Deterministic and idempotent: loading it
 twice changes nothing."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import couchdb
 from server.admin import directory
 from server.config import Config
 from server.demo.city import generate_city
+from server.demo.party import seed_party
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD, seed_city, seed_residents
 from server.demo.volunteering import seed_volunteering
@@ -43,6 +45,7 @@ def load_demo(config: Config, url: str) -> None:
     seed_residents(server, city, COMMUNITY, DEMO_SEED)
     seed_votes(server, city, DEMO_RESIDENT)
     seed_volunteering(server, COMMUNITY, DEMO_RESIDENT)
+    seed_party(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)
     existing = {u.name for u in directory.list_users(server)}
     for name, role, grids, communities, streets, rights in USERS:
         if name not in existing:
