@@ -7,6 +7,7 @@ who and how stored apart."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
@@ -22,7 +23,8 @@ from conftest import City, basic, designs_installed, eventually, wait_for_user
 
 from server.admin import votes as vote_admin
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
-from server.web.keys import DIRECTORY, VOTES
+from server.sync.votes import Votes
+from server.web.keys import COUCH, DIRECTORY, SCHEMAS, VOTES
 
 _n = itertools.count(1)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -440,3 +442,19 @@ async def test_a_vote_past_its_close_is_counted_without_anyone_asking(
     await eventually(counted, seconds=30, what="the supervised task closing the vote")
     again = await city.run(vote_admin.recount, city.couch, vote)
     assert again.identical
+
+
+async def test_a_process_that_meets_a_vote_first_in_a_flood_loads_it_once(
+        client: TestClient, city: City, estate: Estate) -> None:
+    """A server restarted during a flood meets a vote it has not loaded in many requests at
+    once: they share one state (one closing lock, one count), not one state each, as they
+    did (five counts, five "closed and counted" lines in tests/test_votes_race.py)."""
+    vote = await open_vote(client, estate)
+    app = client.app
+    fresh = Votes(app[COUCH], app[DIRECTORY], app[SCHEMAS], estate.clock)  # as a restart
+    user = app[DIRECTORY].users[estate.people["A"]]
+    states = await asyncio.gather(*(fresh.state(user, vote) for _ in range(20)))
+    assert {id(s) for s in states} == {id(fresh.motions[vote])}
+    estate.clock.now = T0 + datetime.timedelta(days=7)
+    results = await asyncio.gather(*(fresh.ensure_closed(s) for s in states))
+    assert len(set(results)) == 1 and fresh.motions[vote].result == results[0]

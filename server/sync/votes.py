@@ -144,6 +144,10 @@ class Votes:
         self.listed_at = -1e9
         self._phones: tuple[int, dict[str, set[str]]] = (-1, {})
         self.background = asyncio.Semaphore(BACKGROUND_READS)
+        # One look for new motions at a time: requests arriving together at a process that
+        # has not loaded a vote yet (a restart during a flood) load it once, so they share one
+        # state, one closing lock and one count.
+        self.looking = asyncio.Lock()
         self.box_batch = BOX_BATCH
 
     # -- who is who ---------------------------------------------------------------------------
@@ -220,10 +224,17 @@ class Votes:
         """Motions opened since the last look (by any process), from linli-votes' feed; with
         `ttl`, not looked for again within that many seconds (this process's own are known
         at once)."""
-        now = asyncio.get_running_loop().time()
-        if ttl and now - self.listed_at < ttl:
+        asked = asyncio.get_running_loop().time()
+        if ttl and asked - self.listed_at < ttl:
             return
-        self.listed_at = now
+        async with self.looking:
+            if self.listed_at >= asked:  # another caller's look began after this one asked
+                return
+            self.listed_at = asyncio.get_running_loop().time()
+            await self.look_for_motions()
+
+    async def look_for_motions(self) -> None:
+        """One look (under `looking`): the motions by id the first time, then the feed."""
         if self.listed_since == "0":  # the first look: the motions by their ids, not the
             info = await self.couch.get(db_path(VOTES_DB))  # register's feed of every unit
             page = await self.couch.get(db_path(VOTES_DB, "_all_docs"), include_docs="true",
@@ -252,8 +263,7 @@ class Votes:
         state = MotionState(doc, electorate, owners,
                             await self.community_of(doc["compound"]) or "")
         await self.catch_up(state)  # read once when loaded: a list never waits for it
-        self.motions[key] = state
-        return state
+        return self.motions.setdefault(key, state)  # loaded meanwhile: that one is shared
 
     async def state(self, user: User, key: str) -> MotionState:
         """A motion the user may see; any other answers as one that does not exist."""
