@@ -25,6 +25,7 @@ from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
 from server.domain.accounts import ACCOUNT_ACTIONS
 from server.domain.matching import HouseholdIndex, match
+from server.domain.reports import DEPARTMENTS
 from server.domain.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
 
 
@@ -99,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="party branch code (secretaries; grid-<grid> for a grid's; repeat)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of prompting")
+    add.add_argument("--department", default="", choices=("", *DEPARTMENTS),
+                     help="liaison department of a department user (zhzf 综合执法, police 公安, "
+                     "housing 住建, market 市场监管, fire 消防)")
+    add.add_argument("--company", action="append", default=[],
+                     help="property company id of a property user (repeat)")
     add.add_argument("--right", action="append", default=[], choices=RIGHTS,
                      help="a right beyond the role (unmask: export personal data unmasked)")
     for action, text in (("grant", "give a user a right (e.g. unmask)"),
@@ -297,7 +303,8 @@ def administer(args: argparse.Namespace, config: Config) -> int:
             password = read_password(args.password_stdin)
             user = directory.add_user(server, args.name, args.role, password, grids=args.grid,
                                       communities=args.community, streets=args.street,
-                                      rights=args.right, branches=args.branch)
+                                      rights=args.right, branches=args.branch,
+                                      department=args.department, companies=args.company)
             print(f"user {user.name} ({user.role}) added")
         elif args.command == "user" and args.action in ("grant", "revoke"):
             changes = {args.action: [args.right]}

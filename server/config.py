@@ -111,6 +111,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("deliberation_support_threshold", 20, "Support (附议) a compound's topic needs to "
             "reach the red council's agenda (红色议事会), where the compound's staff have not set "
             "their own; frozen in each topic when it is raised."),
+    Setting("report_photo_max_bytes", 1 * MiB, "Largest photo of a problem report (问题上报) "
+            "or of its handling, in bytes after base64 decoding; the PWA scales photos to 1600 "
+            "px and about 300 KB before queueing them. A larger one is refused by the photo's "
+            "number, and nothing of the report is stored."),
+    Setting("report_photo_max_pixels", 24_000_000, "Most pixels a report photo may decode to "
+            "(width × height); above it the photo is refused before it is decoded, so a small "
+            "file that unpacks to gigabytes cannot take the server's memory."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -160,6 +167,8 @@ class Config:
     aggregates_refresh_seconds: float
     lagging_seconds: float
     deliberation_support_threshold: int
+    report_photo_max_bytes: int
+    report_photo_max_pixels: int
     census_campaign: str
     screening_campaign: str
 
@@ -191,7 +200,8 @@ class Config:
                      "max_document_attachments_bytes", "max_batch_docs", "max_live_feeds",
                      "max_resident_feeds",
                      "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds",
-                     "signups_per_phone", "signups_per_address", "signup_window_seconds"):
+                     "signups_per_phone", "signups_per_address", "signup_window_seconds",
+                     "report_photo_max_bytes", "report_photo_max_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("aggregates_refresh_seconds", "lagging_seconds", "resident_sweep_seconds"):

@@ -29,6 +29,8 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/deliberation/topics/{topic}/comments",
                    "/api/party/branches", "/api/party/me", "/api/party/declare",
                    "/api/party/public", "/api/party/report",
+                   "/api/reports", "/api/reports/categories", "/api/reports/{report}",
+                   "/api/reports/{report}/steps", "/api/reports/{report}/photos/{holder}/{name}",
                    }  # a path: all its methods; "METHOD path": that one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",

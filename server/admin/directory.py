@@ -15,6 +15,7 @@ import couchdb
 from server.config import Config
 from server.domain.accounts import changed_account, hash_password, new_session_salt
 from server.domain.messages import Refused
+from server.domain.reports import DEPARTMENTS
 from server.domain.scope import (
     AREA_LEVELS,
     DIRECTORY_DB,
@@ -151,7 +152,8 @@ def check_password_strength(password: str) -> None:
 def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
              grids: Iterable[str] = (), communities: Iterable[str] = (),
              streets: Iterable[str] = (), rights: Iterable[str] = (),
-             branches: Iterable[str] = ()) -> User:
+             branches: Iterable[str] = (), department: str = "",
+             companies: Iterable[str] = ()) -> User:
     if not USER_NAME.match(name):
         raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
                              f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
@@ -168,6 +170,12 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
     if role == "supervisor" and not (communities or streets):
         raise DirectoryError("督导员要指定 --community 或 --street / a supervisor needs "
                              "--community or --street")
+    if role == "department" and (department not in DEPARTMENTS or not (communities or streets)):
+        raise DirectoryError(f"联络部门要指定 --department（{', '.join(DEPARTMENTS)}）和 "
+                             "--community 或 --street / a department needs --department and "
+                             "--community or --street")
+    if role == "property" and not companies:
+        raise DirectoryError("物业账号要指定 --company / a property user needs --company")
     unknown = unknown_grids(server, grids)
     if unknown:
         raise DirectoryError(f"没有这些网格：{', '.join(unknown)} / unknown grid(s)")
@@ -183,6 +191,10 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
         doc["rights"] = rights
     if branches:
         doc["branches"] = branches
+    if role == "department":
+        doc["department"] = department
+    if role == "property":
+        doc["companies"] = sorted(set(companies))
     directory.save(doc)
     return User.from_doc(doc)
 

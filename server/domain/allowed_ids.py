@@ -54,7 +54,8 @@ SUBMISSIONS = frozenset({"correction_request", "notice_receipt", "data_request"}
 # stay with the account wherever it lives (a volunteer's hours are theirs).
 OWNED_BY = {"allocation": "claimant", "ledger_entry": "account", "checkin": "created_by",
             "volunteer": "created_by", "volunteer_ranking": "created_by",
-            "party_member": "account"}
+            "party_member": "account", "report": "reporter", "report_step": "reporter",
+            "report_status": "reporter"}
 SHARED = ("notice", "volunteer_task")  # filed once under their audience's keys
 ACTIVE_HOUSEHOLD = (None, "active")
 PRESENT_PERSON = (None, "present")

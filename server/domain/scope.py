@@ -39,8 +39,11 @@ PARTY_DB = "linli-party"
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB)  # made at start when missing
 INTERNAL_PREFIXES = ("linli-", "_")
 
-ROLES = ("admin", "supervisor", "worker", "resident", "secretary")
-Role = Literal["admin", "supervisor", "worker", "resident", "secretary"]
+# `property` (物业公司) and `department` (联络部门: 综合执法, 公安, 住建, 市场监管, 消防) handle
+# problem reports routed to them (server/domain/reports.py), and reach no grid database.
+ROLES = ("admin", "supervisor", "worker", "resident", "secretary", "property", "department")
+Role = Literal["admin", "supervisor", "worker", "resident", "secretary", "property",
+               "department"]
 
 GRID_CODE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
@@ -152,6 +155,10 @@ class User:
     """A secretary's party branches (department codes, or `grid-<code>`)."""
     removed: bool = False
     """Removed for good (`linli user remove`): disabled, and the name kept for authorship."""
+    department: str = ""
+    """A liaison department's code (server/domain/reports.py DEPARTMENTS), role department."""
+    companies: frozenset[str] = frozenset()
+    """The property companies (`property_company:<code>`) a property user answers for."""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> User:
@@ -167,7 +174,9 @@ class User:
                    disabled=bool(doc.get("disabled", False)),
                    rights=frozenset(r for r in doc.get("rights") or () if r in RIGHTS),
                    branches=frozenset(doc.get("branches") or ()),
-                   removed=bool(doc.get("removed_at")))
+                   removed=bool(doc.get("removed_at")),
+                   department=str(doc.get("department") or ""),
+                   companies=frozenset(doc.get("companies") or ()))
 
     @property
     def is_admin(self) -> bool:

@@ -39,6 +39,7 @@ from server.web import (
     health,
     notices,
     party,
+    reports,
     residents,
     routing,
     shell,
@@ -350,6 +351,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     votes.setup(app)
     deliberation.setup(app)
     users.setup(app)
+    reports.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

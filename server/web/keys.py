@@ -26,6 +26,7 @@ from server.sync.ordering import ReceiptCache
 from server.sync.party import Party
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
+from server.sync.reports import Reports
 from server.sync.residents import Residents
 from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
@@ -66,6 +67,7 @@ VOLUNTEER_LIMITS = web.AppKey("volunteer_limits", ActLimits)  # claims per accou
 ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
+REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)

@@ -256,7 +256,8 @@ async def refused(request: web.Request, phone: Phone) -> web.Response:
 ROUTES = {"notice_receipt": "POST /api/notices/<id>/receipt",
           "correction_request": "POST /api/residents/corrections",
           "data_request": "POST /api/residents/data-requests",
-          "claim": "POST /api/volunteer/tasks/<id>/claim"}
+          "claim": "POST /api/volunteer/tasks/<id>/claim",
+          "report": "POST /api/reports", "report_step": "POST /api/reports/<id>/steps"}
 
 
 def refusal(doc: Any) -> dict[str, Any]:

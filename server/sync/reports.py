@@ -1,0 +1,446 @@
+"""Problem reports in the store (问题上报): reports, their steps and the server's status of each
+are kept in the residents database, so the reporter's phone holds its own through the
+resident sync (filed under `reporter` by the allowed-ids index) and nobody else's. Staff
+reach them through the routes only. The rules are server/domain/reports.py.
+
+Ids make a queued request sent again the same document: a report is `report:<digest of
+account and request>`, a step `report_step:<report key>:<digest of actor and request>`;
+each is written without a revision, so a replay meets the stored one and changes nothing.
+A step's order is the order the server received it (`at`, its time, then its id): the status
+(`report_status:<key>`) is the fold of the stored steps in that order, rewritten after each
+step, so any process computing it writes the same state.
+
+Photos are re-encoded by Pillow (`clean_photo`): what is stored holds pixels only, no EXIF
+(GPS position included), XMP or comments, whatever the phone sent; bytes that do not decode
+as the image type their magic says are refused before anything is stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import datetime
+import io
+import json
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PIL import Image
+
+from server.domain import reports as rules
+from server.domain.messages import Refused, bilingual
+from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, User
+from server.domain.validation import SchemaRegistry
+from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.sync.allowed import ResidentIndex
+from server.sync.deliberation import digest
+from server.sync.notices import refused
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("linli.audit")
+
+SERVER = "linli-reports"  # the author of the status documents
+TRIES = 5
+FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def report_id(account: str, request: str) -> str:
+    return f"report:{digest(account, request)[:16]}"
+
+
+def key_of(report: str) -> str:
+    return report.removeprefix("report:")
+
+
+def step_id(report: str, actor: str, request: str) -> str:
+    return f"report_step:{key_of(report)}:{digest(actor, request)[:16]}"
+
+
+def status_id(report: str) -> str:
+    return f"report_status:{key_of(report)}"
+
+
+def stamp(now: datetime.datetime) -> str:
+    return now.isoformat(timespec="microseconds")
+
+
+def no_such_report() -> Refused:
+    return Refused(404, "not_found", bilingual("没有这个问题，或您无权查看",
+                                               "No such report, or it is not yours to see."))
+
+
+def place_of(doc: Mapping[str, Any]) -> rules.Place:
+    return rules.Place(str(doc.get("grid", "")), str(doc.get("community", "")),
+                       str(doc.get("street", "")), str(doc.get("compound", "")),
+                       str(doc.get("company", "")))
+
+
+def clean_photo(index: int, data: Any, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
+    """A photo as sent (`{data: base64}`) checked and re-encoded without metadata: (content
+    type by its bytes, clean bytes). Refused by its number when too large, not base64, not an
+    allowed image by its bytes, or not decodable as one."""
+    raw = data.get("data") if isinstance(data, Mapping) else None
+    if not isinstance(raw, str):
+        raise refused([rules.problem("photos", "photo_data", f"第 {index + 1} 张缺少图片数据",
+                                     f"number {index + 1} has no image data")])
+    if len(raw) > (max_bytes * 4) // 3 + 4:  # refused before decoding a 20 MB string
+        raise refused([rules.problem("photos", "photo_size",
+                                     f"第 {index + 1} 张过大（最大 {max_bytes // 1024} KB）",
+                                     f"number {index + 1} is too large (at most "
+                                     f"{max_bytes // 1024} KB)")])
+    try:
+        content = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise refused([rules.problem("photos", "photo_data",
+                                     f"第 {index + 1} 张的内容不是有效的 base64",
+                                     f"number {index + 1} is not valid base64")]) from None
+    found = rules.photo_problem(index, content, max_bytes)
+    if found is not None:
+        raise refused([found])
+    content_type = rules.sniff(content) or ""
+    undecodable = rules.problem("photos", "photo_type", f"第 {index + 1} 张无法作为图片读取",
+                                f"number {index + 1} cannot be read as an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(content), formats=[FORMATS[content_type]]) as image:
+                if image.width * image.height > max_pixels:
+                    raise refused([rules.problem(
+                        "photos", "photo_pixels", f"第 {index + 1} 张像素过多",
+                        f"number {index + 1} has too many pixels")])
+                image.load()
+                out = io.BytesIO()
+                kept = image.convert("RGB") if content_type == "image/jpeg" and \
+                    image.mode not in ("RGB", "L") else image
+                options = {"quality": 85} if content_type != "image/png" else {}
+                kept.save(out, format=FORMATS[content_type], **options)
+    except Refused:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning):
+        raise refused([undecodable]) from None
+    return content_type, out.getvalue()
+
+
+def attachments(photos: Sequence[tuple[str, bytes]], prefix: str) -> dict[str, Any]:
+    return {f"{prefix}-{n + 1}.{EXTENSIONS[ct]}": {
+        "content_type": ct, "data": base64.b64encode(data).decode()}
+        for n, (ct, data) in enumerate(photos)}
+
+
+def step_of(doc: Mapping[str, Any]) -> rules.Step:
+    return rules.Step(str(doc["_id"]), str(doc.get("created_by", "")),
+                      frozenset(doc.get("parts") or ()), str(doc.get("from")),
+                      int(doc.get("round", 0)), str(doc.get("to")),
+                      str(doc.get("assignee", "")), doc.get("resolve") is True)
+
+
+def received(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Steps in the order the server received them."""
+    return sorted(steps, key=lambda d: (str(d.get("at", "")), str(d["_id"])))
+
+
+@dataclasses.dataclass
+class Reports:
+    """The store's side of problem reports; one per app."""
+
+    couch: CouchClient
+    directory: Directory
+    schemas: SchemaRegistry
+    categories: tuple[rules.Category, ...] = rules.DEFAULT_CATEGORIES
+    calendar: rules.Calendar = dataclasses.field(default_factory=rules.Calendar)
+    max_photo_bytes: int = 1024 * 1024
+    max_photo_pixels: int = 24_000_000
+
+    async def _get(self, doc_id: str) -> dict[str, Any] | None:
+        with contextlib.suppress(NotFound):
+            doc = await self.couch.get(db_path(RESIDENTS_DB, doc_id))
+            return doc if isinstance(doc, dict) else None
+        return None
+
+    async def _put_once(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """Written once: None when written now, else the one stored first (a replay,
+        another phone), which stays as it is. Checked against its form first."""
+        stated = self.schemas.problems(doc)
+        if stated:
+            raise Refused(400, "bad_request", "；".join(stated))
+        with contextlib.suppress(Conflict):
+            await self.couch.put(db_path(RESIDENTS_DB, doc["_id"]), doc)
+            return None
+        return await self._get(doc["_id"]) or doc
+
+    def photos(self, body: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+        return [clean_photo(n, p, self.max_photo_bytes, self.max_photo_pixels)
+                for n, p in enumerate(body.get("photos") or [])]
+
+    # -- where ---------------------------------------------------------------------------
+
+    async def place(self, user: User, body: Mapping[str, Any],
+                    index: ResidentIndex) -> rules.Place:
+        """A resident's household's place; a worker's grid named in the body (theirs)."""
+        if user.role == "resident":
+            homes = index.ids.places_of(user.name)
+            if not homes:
+                raise Refused(403, "forbidden", bilingual("请先激活您的住户，再上报问题",
+                                                          "Activate your household first."))
+            home = homes[sorted(homes)[0]]
+            grid, compound = home.grid, home.building.partition("-")[0]
+        else:
+            grid, compound = str(body.get("grid", "")), ""
+            if grid not in user.grids or grid not in self.directory.grids:
+                raise refused([rules.problem("grid", "grid", "不是您负责的网格",
+                                             "is not a grid of yours")])
+        known = self.directory.grids.get(grid)
+        company = await self.company(compound) if compound else ""
+        return rules.Place(grid, known.community if known else "",
+                           known.street if known else "", compound, company)
+
+    async def company(self, compound: str) -> str:
+        """The compound's property company, from the directory's record of it."""
+        try:
+            doc = await self.couch.get(db_path(DIRECTORY_DB, f"compound:{compound}"))
+        except NotFound:
+            return ""
+        found = doc.get("property_company") if isinstance(doc, dict) else None
+        return found if isinstance(found, str) else ""
+
+    # -- reports -------------------------------------------------------------------------
+
+    async def submit(self, user: User, body: Mapping[str, Any], index: ResidentIndex,
+                     now: datetime.datetime) -> tuple[dict[str, Any], bool]:
+        """A new report (rule 3), or the one this request already stored."""
+        if user.role not in rules.REPORTER_ROLES or user.disabled:
+            raise Refused(403, "forbidden", bilingual("只有居民和网格员可以上报问题",
+                                                      "Only residents and grid workers report."))
+        sent = {k: v for k, v in body.items() if not (k == "grid" and user.role == "worker")}
+        problems = rules.report_problems(sent, self.categories)
+        if problems:
+            raise refused(problems)
+        place = await self.place(user, body, index)
+        doc_id = report_id(user.name, str(body["request"]))
+        held = await self._get(doc_id)
+        if held is not None:
+            return held, False
+        photos = self.photos(body)
+        category = rules.category_of(body["category"], self.categories)
+        assert category is not None  # report_problems checked it
+        doc: dict[str, Any] = {
+            "_id": doc_id, "type": "report", "schema_version": 1, "created_by": user.name,
+            "reporter": user.name, "reporter_kind": user.role, "category": category.code,
+            "description": body["description"], "grid": place.grid,
+            "community": place.community, "street": place.street,
+            "anonymous": body.get("anonymous") is True,
+            "assignee": rules.route(category, place), "request": body["request"],
+            "submitted_at": stamp(now)}
+        for name, value in (("compound", place.compound), ("company", place.company),
+                            *((n, body.get(n)) for n in ("building", "unit", "spot"))):
+            if value:
+                doc[name] = value
+        if photos:
+            doc["_attachments"] = attachments(photos, "photo")
+        first = await self._put_once(doc)
+        if first is not None:
+            return first, False
+        await self.write_status(doc, now)
+        audit.info("%s reported %s (%s) in %s", user.name, doc_id, category.code, place.grid)
+        doc.pop("_attachments", None)
+        return doc, True
+
+    async def report(self, user: User, report: str) -> dict[str, Any]:
+        """A report the user sees (rule 7); any other answers as one that does not exist."""
+        doc = await self._get(report) if rules.REPORT_ID.match(report) else None
+        if doc is None or doc.get("type") != "report":
+            raise no_such_report()
+        status = await self._get(status_id(report)) or {}
+        assignee = str(status.get("assignee") or doc.get("assignee", ""))
+        if not rules.sees(user, str(doc.get("reporter")), assignee, place_of(doc)):
+            raise no_such_report()
+        return doc
+
+    async def steps(self, report: str) -> list[dict[str, Any]]:
+        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
+                                    startkey=json.dumps(f"report_step:{key_of(report)}:"),
+                                    endkey=json.dumps(f"report_step:{key_of(report)}:\ufff0"))
+        return received([row["doc"] for row in page.get("rows", [])
+                         if isinstance(row.get("doc"), dict)])
+
+    async def write_status(self, report: Mapping[str, Any],
+                           now: datetime.datetime) -> dict[str, Any]:
+        """The fold of the stored steps, written where it differs (racing writers converge:
+        each re-reads the steps after a conflict)."""
+        path = db_path(RESIDENTS_DB, status_id(str(report["_id"])))
+        for _ in range(TRIES):
+            steps = await self.steps(str(report["_id"]))
+            folded = rules.fold(step_of(s) for s in steps)
+            held = await self._get(status_id(str(report["_id"])))
+            doc = status_doc(report, folded, steps, now)
+            if held is not None and all(held.get(k) == v for k, v in doc.items()
+                                        if k != "updated_at"):
+                return held
+            if held is not None:
+                doc["_rev"] = held["_rev"]
+            try:
+                await self.couch.put(path, doc)
+            except Conflict:
+                continue
+            return doc
+        raise Conflict(409, {"error": "conflict", "reason": "status kept changing"})
+
+    async def act(self, user: User, report: str, body: Mapping[str, Any],
+                  now: datetime.datetime) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """A step (rules 4 and 5): (the step, the status after it, whether stored now)."""
+        problems = rules.step_problems(body)
+        if problems:
+            raise refused(problems)
+        doc = await self.report(user, report)
+        sid = step_id(report, user.name, str(body["request"]))
+        held = await self._get(sid)
+        if held is not None:
+            return held, await self._get(status_id(report)) or {}, False
+        steps = await self.steps(report)
+        folded = rules.fold(step_of(s) for s in steps)
+        parts = rules.part_of(user, str(doc.get("reporter")), folded.assignee or
+                              str(doc.get("assignee", "")), place_of(doc))
+        step = rules.Step(sid, user.name, parts, str(body["from"]), int(body.get("round", 0)),
+                          str(body["to"]), str(body.get("assignee", "")),
+                          body.get("resolve") is True)
+        found = rules.move_problem(step)
+        if found is not None:
+            status = 403 if found.code in ("actor", "resolve") else 400
+            raise Refused(status, "forbidden" if status == 403 else "bad_request",
+                          found.message)
+        self.check_base(step, folded, {s["_id"]: step_of(s) for s in steps})
+        photos = self.photos(body)
+        record: dict[str, Any] = {
+            "_id": sid, "type": "report_step", "schema_version": 1, "created_by": user.name,
+            "report": report, "reporter": doc["reporter"], "from": step.base, "to": step.to,
+            "round": step.round, "parts": sorted(parts), "request": body["request"],
+            "at": stamp(now)}
+        for name in ("assignee", "note", "rating", "comment"):
+            if body.get(name) not in (None, ""):
+                record[name] = body[name]
+        if step.resolve:
+            record["resolve"] = True
+        if photos:
+            record["_attachments"] = attachments(photos, "after")
+        first = await self._put_once(record)
+        status = await self.write_status(doc, now)
+        if first is None:
+            audit.info("%s moved %s %s -> %s", user.name, report, step.base, step.to)
+        record.pop("_attachments", None)
+        return first or record, status, first is None
+
+    @staticmethod
+    def check_base(step: rules.Step, status: rules.Status,
+                   steps: Mapping[str, rules.Step]) -> None:
+        """A step is made from a state the report has been in; a resolution to a state in
+        dispute (409 otherwise: the phone's copy is not the report's history)."""
+        if step.resolve:
+            if not status.conflicts or step.target not in rules.resolvable(status, steps):
+                raise Refused(409, "conflict", bilingual(
+                    "此问题没有待裁定的冲突，或所选状态不在冲突之中",
+                    "The report has no conflict to resolve, or that state is not in dispute."))
+            return
+        if (step.round, step.base) not in [at[:2] for at in status.path]:
+            zh, en = rules.STATE_LABELS.get(step.base, (step.base, step.base))
+            raise Refused(409, "conflict", bilingual(
+                f"此问题从未处于“{zh}”状态，请刷新后再办理",
+                f"The report was never {en}: refresh it and act again."))
+
+    async def all_reports(self) -> list[dict[str, Any]]:
+        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
+                                    startkey=json.dumps("report:"),
+                                    endkey=json.dumps("report:\ufff0"))
+        return [row["doc"] for row in page.get("rows", [])
+                if isinstance(row.get("doc"), dict) and row["doc"].get("type") == "report"]
+
+    async def statuses_of(self, report: str) -> dict[str, Any]:
+        return await self._get(status_id(report)) or {}
+
+    async def photo(self, report: Mapping[str, Any], holder: str,
+                    name: str) -> tuple[bytes, str]:
+        """A photo of the report (`holder` its id) or of one of its steps (a step's id)."""
+        key = key_of(str(report["_id"]))
+        if holder != report["_id"] and not (holder.startswith(f"report_step:{key}:")):
+            raise no_such_report()
+        try:
+            doc = await self.couch.get(db_path(RESIDENTS_DB, holder), attachments="true")
+        except NotFound:
+            raise no_such_report() from None
+        stub = doc.get("_attachments", {}).get(name) if isinstance(doc, dict) else None
+        if not isinstance(stub, Mapping) or not isinstance(stub.get("data"), str):
+            raise no_such_report()
+        return base64.b64decode(stub["data"]), str(stub.get("content_type"))
+
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
+                                    startkey=json.dumps("report_status:"),
+                                    endkey=json.dumps("report_status:\ufff0"))
+        return {str(row["doc"]["report"]): row["doc"] for row in page.get("rows", [])
+                if isinstance(row.get("doc"), dict) and "report" in row["doc"]}
+
+    async def queue(self, user: User, now: datetime.datetime) -> list[dict[str, Any]]:
+        """What the user sees (rule 7), each with its status, overdue flags and escalation;
+        a resident's: their own."""
+        actor, statuses = user, await self.statuses()
+        found = []
+        for doc in await self.all_reports():
+            held = statuses.get(str(doc["_id"]), {})
+            assignee = str(held.get("assignee") or doc.get("assignee", ""))
+            if not rules.sees(actor, str(doc.get("reporter")), assignee, place_of(doc)):
+                continue
+            shown = doc if user.name == doc.get("reporter") else rules.staff_view(doc)
+            found.append({**{k: v for k, v in shown.items() if not k.startswith("_")
+                             or k == "_id"}, "status": self.judged(doc, held, now)})
+        found.sort(key=lambda r: str(r.get("submitted_at", "")), reverse=True)
+        return found
+
+    def judged(self, doc: Mapping[str, Any], held: Mapping[str, Any],
+               now: datetime.datetime) -> dict[str, Any]:
+        """A report's status with its overdue flags and escalation level (rule 6)."""
+        category = rules.category_of(doc.get("category"), self.categories)
+        state = str(held.get("state", "submitted"))
+        shown = {k: held.get(k) for k in ("state", "round", "assignee", "conflicts", "rating")
+                 if k in held} or {"state": state}
+        if category is None:
+            return shown
+        status = rules.Status(state=state)
+        timing = rules.Timing(submitted=parse_time(doc.get("submitted_at")) or now,
+                              reopened=parse_time(held.get("reopened_at")))
+        shown["overdue"] = list(rules.overdue(category, status, timing, self.calendar, now))
+        shown["escalation"] = rules.escalation(category, status, timing, self.calendar, now)
+        return shown
+
+
+def parse_time(value: Any) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def status_doc(report: Mapping[str, Any], folded: rules.Status,
+               steps: Sequence[Mapping[str, Any]], now: datetime.datetime) -> dict[str, Any]:
+    """The status document of a report: the fold, and the times the limits count from."""
+    by_id = {str(s["_id"]): s for s in steps}
+    doc: dict[str, Any] = {
+        "_id": status_id(str(report["_id"])), "type": "report_status", "schema_version": 1,
+        "created_by": SERVER, "report": report["_id"], "reporter": report["reporter"],
+        "state": folded.state, "round": folded.round, "conflicts": len(folded.conflicts),
+        "updated_at": stamp(now)}
+    if folded.assignee or report.get("assignee"):
+        doc["assignee"] = folded.assignee or report["assignee"]
+    for sid in folded.applied:  # the times the limits and the dashboard count from
+        applied = by_id.get(sid, {})
+        moved = (applied.get("from"), applied.get("to"))
+        when = {("submitted", "accepted"): "accepted_at", ("in_progress", "done"): "done_at",
+                ("done", "closed"): "closed_at", ("done", "in_progress"): "reopened_at"}
+        if moved in when and isinstance(applied.get("at"), str):
+            doc[when[moved]] = applied["at"]
+        if moved == ("done", "closed") and isinstance(applied.get("rating"), int):
+            doc["rating"] = applied["rating"]
+    return doc
