@@ -314,6 +314,8 @@ const WORDS = {
   no_visits: ["没有需要上门的公告", "No notice to follow up door to door"],
   visits_as_of: ["更新于 {time}", "As of {time}"],
   visits_offline: ["离线：显示 {time} 的清单", "Offline: the list as of {time}"],
+  near_match: ["近似", "Near match"],
+  no_exact: ["没有完全相符的门牌，以下是近似的：", "No exact address; these are near:"],
   // the admin's accounts screen (pwa/users.js)
   users_link: ["用户管理", "Accounts"],
   users_title: ["用户管理", "Staff accounts"],

@@ -6,6 +6,7 @@
 // in a record read here is shown to the phone's clock, so no edit made on this phone is stamped
 // before one it has seen.
 
+import { addressMatch, parseAddress } from "./address.js";
 import { later, observe } from "./clock.js";
 
 const SPACES = /[\s\u3000]+/g;
@@ -324,6 +325,26 @@ export class GridIndex {
       }
     }
     return found;
+  }
+
+  // The search as the grid screen shows it: [{household, near}]. An address (3-2-301,
+  // 三幢二单元三零一...) finds its exact matches first, then the near misses (13幢 for 3幢,
+  // another unit), marked `near`, never passed off as the one asked for; anything else (a name,
+  // a phone) is the plain search.
+  searchRanked(query, limit = 50) {
+    const wanted = parseAddress(query);
+    if (!wanted) return this.search(query, limit).map((household) => ({ household, near: false }));
+    this.build();
+    const words = normalise(wanted.compound) ? [normalise(wanted.compound)] : [];
+    const exact = [];
+    const near = [];
+    for (const [h, text] of this.searchable) {
+      if (!words.every((w) => text.includes(w))) continue;
+      const how = addressMatch(wanted, h.address);
+      if (how === "exact") exact.push({ household: h, near: false });
+      else if (how === "near") near.push({ household: h, near: true });
+    }
+    return [...exact, ...near].slice(0, limit);
   }
 
   progress(campaigns) {

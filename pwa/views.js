@@ -112,9 +112,10 @@ export function gridView(app) {
     "aria-label": t("search_label"), autocomplete: "off", value: app.query || "" });
   const runSearch = () => {
     app.query = search.value;
-    const found = index.search(search.value);
-    results.replaceChildren(...found.map((h) => householdItem(app, h)));
+    const found = index.searchRanked(search.value);
+    results.replaceChildren(...found.map(({ household, near }) => householdItem(app, household, near)));
     if (search.value.trim() && found.length === 0) results.append(el("li", { class: "empty" }, t("no_results")));
+    else if (found.every((f) => f.near)) results.prepend(el("li", { class: "empty", id: "no-exact" }, t("no_exact")));
   };
   search.addEventListener("input", runSearch);
   if (app.query) runSearch();
@@ -150,10 +151,11 @@ export function gridView(app) {
   ];
 }
 
-function householdItem(app, h) {
+function householdItem(app, h, near = false) {
   const state = app.index.visitState(h._id);
-  return el("li", {}, link(`#/h/${encodeURIComponent(h._id)}`,
+  return el("li", near ? { class: "near", "data-near": "" } : {}, link(`#/h/${encodeURIComponent(h._id)}`,
     el("span", { class: "main" }, addressText(h.address)),
+    near ? el("span", { class: "chip chip-near" }, t("near_match")) : null,
     el("span", { class: "meta" }, h.head_name || ""),
     chip(state, t(state === "refused" ? "refused_visit" : state))));
 }
