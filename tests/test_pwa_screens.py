@@ -68,8 +68,9 @@ async def test_the_search_reads_an_address_as_people_type_it(browser: Browser,
     page = phone.page
     try:
         await phone.login("wang.fang")
-        await page.wait_for_function("() => window.linli && linli.index && linli.index.complete"
-                                     " && linli.index.build().households.length > 100", timeout=90_000)
+        await page.wait_for_function(
+            "() => window.linli && linli.index && linli.index.complete"
+            " && linli.index.build().households.length > 100", timeout=90_000)
         wanted = await page.evaluate(FIND_NEIGHBOURED)
         b, u, r = wanted["building"], wanted["unit"], wanted["room"]
         cn = "".join
