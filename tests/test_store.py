@@ -167,6 +167,21 @@ def test_a_user_names_only_grids_that_exist(city: City) -> None:
     assert city.blocking.user(grids=[known])
 
 
+def test_a_name_is_added_once_and_a_grid_named_again_keeps_its_records(city: City) -> None:
+    """`add_user` writes without asking first whether the name is free (a request less for
+    every account an import adds): the store refuses the second write of a name, the account
+    stays as it was; a grid added again keeps its database and what is in it."""
+    grid = city.blocking.grid()
+    name = city.blocking.user(grids=[grid])
+    first = city.couch[DIRECTORY_DB][f"user:{name}"]
+    with pytest.raises(directory.DirectoryError, match="already exists"):
+        directory.add_user(city.couch, name, "supervisor", "another-pass-4", communities=["c"])
+    assert city.couch[DIRECTORY_DB][f"user:{name}"] == first
+    city.blocking.db(grid).save({"_id": "kept", "type": "note"})
+    again = directory.add_grid(city.couch, grid, "改名的网格")
+    assert again.name == "改名的网格" and city.blocking.records(grid) == 1
+
+
 async def test_a_settled_feed_reads_a_stream_of_writes_a_page_at_a_time(
         store: EmbeddedStore, store_session: aiohttp.ClientSession,
         proxies: Callable[..., Any]) -> None:

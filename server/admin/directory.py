@@ -73,6 +73,12 @@ def prepared(server: couchdb.Server) -> couchdb.Server:
     return server
 
 
+def directory_db(server: couchdb.Server) -> couchdb.Database:
+    """The directory database, without asking the store whether it exists (`server[name]`
+    does, a request each time): `prepared` made it, and every caller came through it."""
+    return couchdb.Database(server.resource(DIRECTORY_DB), DIRECTORY_DB)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
@@ -85,7 +91,7 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
                              "is invalid: use lowercase letters, digits and _")
     if not name.strip():
         raise DirectoryError("网格名称不能为空 / the grid needs a name")
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc_id = f"grid:{code}"
     doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id, "created_at": _now()})
     doc.update(type="grid", schema_version=1, code=code, name=name.strip())
@@ -94,9 +100,8 @@ def add_grid(server: couchdb.Server, code: str, name: str, community: str = "",
     if problems:
         raise DirectoryError("；".join(problems))
     db = grid_db(code)
-    if db not in server:
-        with contextlib.suppress(couchdb.PreconditionFailed):
-            server.create(db)
+    with contextlib.suppress(couchdb.PreconditionFailed):  # it exists: a grid named again
+        server.create(db)
     designs.install_blocking(server.resource.url, db, designs.GRID, server.resource.credentials)
     directory.save(doc)
     return Grid.from_doc(doc)
@@ -111,7 +116,7 @@ def add_area(server: couchdb.Server, level: str, code: str, name: str, parent: s
         raise DirectoryError(f"级别 {level!r} 无效，应为 {', '.join(AREA_LEVELS)} / unknown level")
     if not name.strip():
         raise DirectoryError("名称不能为空 / the area needs a name")
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc_id = f"{level}:{code}"
     doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id})
     doc.update(type=level, schema_version=1, code=code, name=name.strip())
@@ -127,7 +132,7 @@ def add_area(server: couchdb.Server, level: str, code: str, name: str, parent: s
 
 
 def list_grids(server: couchdb.Server) -> list[Grid]:
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     rows = directory.view("_all_docs", startkey="grid:", endkey="grid:\ufff0", include_docs=True)
     return [Grid.from_doc(row.doc) for row in rows]
 
@@ -137,7 +142,7 @@ def unknown_grids(server: couchdb.Server, codes: list[str]) -> list[str]:
     an import adds users by the thousand)."""
     if not codes:
         return []
-    rows = server[DIRECTORY_DB].view("_all_docs", keys=[f"grid:{code}" for code in codes])
+    rows = directory_db(server).view("_all_docs", keys=[f"grid:{code}" for code in codes])
     known = {row.key for row in rows
              if "error" not in row and not (row.value or {}).get("deleted")}
     return [code for code in codes if f"grid:{code}" not in known]
@@ -180,10 +185,8 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
     if unknown:
         raise DirectoryError(f"没有这些网格：{', '.join(unknown)} / unknown grid(s)")
     branches = checked_branches(server, role, branches)
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc_id = f"user:{name}"
-    if doc_id in directory:
-        raise DirectoryError(f"用户 {name} 已存在 / user {name} already exists")
     doc = {"_id": doc_id, "type": "user", "name": name, "role": role, "grids": grids,
            "communities": communities, "streets": streets, "password": hash_password(password),
            "session_salt": new_session_salt(), "disabled": False, "created_at": _now()}
@@ -195,7 +198,10 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
         doc["department"] = department
     if role == "property":
         doc["companies"] = sorted(set(companies))
-    directory.save(doc)
+    try:  # a new document's write fails if the name is taken, even by a concurrent add
+        directory.save(doc)
+    except couchdb.ResourceConflict:
+        raise DirectoryError(f"用户 {name} 已存在 / user {name} already exists") from None
     return User.from_doc(doc)
 
 
@@ -210,7 +216,7 @@ def checked_branches(server: couchdb.Server, role: str, branches: Iterable[str])
     if not wanted:
         raise DirectoryError("支部书记要指定 --branch / a secretary needs a --branch")
     grids = [b.removeprefix("grid-") for b in wanted if b.startswith("grid-")]
-    rows = server[DIRECTORY_DB].view("_all_docs", keys=[f"{PARTY_BRANCH}:{b}" for b in wanted
+    rows = directory_db(server).view("_all_docs", keys=[f"{PARTY_BRANCH}:{b}" for b in wanted
                                                         if not b.startswith("grid-")])
     known = {row.key.partition(":")[2] for row in rows
              if "error" not in row and not (row.value or {}).get("deleted")}
@@ -226,7 +232,7 @@ def add_branch(server: couchdb.Server, code: str, name: str, kind: str = "organ"
     """A party branch members may declare (`party_branch:<code>`, 机关支部 or other), or its
     new name; its street puts it in the scope of that street's supervisors."""
     doc_id = f"{PARTY_BRANCH}:{code}"
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc: dict[str, Any] = dict(directory.get(doc_id) or {"_id": doc_id})
     doc.update(type=PARTY_BRANCH, schema_version=1, code=code, name=name.strip(), kind=kind)
     if street:
@@ -251,7 +257,7 @@ def set_rights(server: couchdb.Server, name: str, *, grant: Iterable[str] = (),
     """Give or take a user's rights (`unmask`...); the running server follows at once, since
     it reads rights from the directory on every request, not from the session."""
     grant, revoke = checked_rights(grant), checked_rights(revoke)
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc = directory.get(f"user:{name}")
     if doc is None:
         raise DirectoryError(f"没有用户 {name} / no user {name}")
@@ -263,7 +269,7 @@ def set_rights(server: couchdb.Server, name: str, *, grant: Iterable[str] = (),
 def set_password(server: couchdb.Server, name: str, password: str) -> None:
     """A new password; the new session salt also ends every session the user had open."""
     check_password_strength(password)
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc = directory.get(f"user:{name}")
     if doc is None:
         raise DirectoryError(f"没有用户 {name} / no user {name}")
@@ -276,7 +282,7 @@ def change_account(server: couchdb.Server, name: str, action: str) -> User:
     """Disable, enable or remove a user (`linli user disable|enable|remove`). Every server
     process follows the directory and refuses the account's next request; a removed account
     keeps its name on what it wrote."""
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc = directory.get(f"user:{name}")
     if doc is None or doc.get("type") != "user":
         raise DirectoryError(f"没有用户 {name} / no user {name}")
@@ -289,7 +295,7 @@ def change_account(server: couchdb.Server, name: str, action: str) -> User:
 
 
 def list_users(server: couchdb.Server) -> list[User]:
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     rows = directory.view("_all_docs", startkey="user:", endkey="user:\ufff0", include_docs=True)
     return [User.from_doc(row.doc) for row in rows]
 
@@ -302,7 +308,7 @@ def schema_versions(server: couchdb.Server) -> list[tuple[str, int, bool]]:
 
 
 def retired_schemas(server: couchdb.Server) -> list[tuple[str, int]]:
-    rows = server[DIRECTORY_DB].view("_all_docs", startkey=f"{RETIRED_SCHEMA}:",
+    rows = directory_db(server).view("_all_docs", startkey=f"{RETIRED_SCHEMA}:",
                                      endkey=f"{RETIRED_SCHEMA}:\ufff0")
     found = (retired_key(row.id.partition(":")[2]) for row in rows)
     return sorted(key for key in found if key is not None)
@@ -321,7 +327,7 @@ def retire_schema(server: couchdb.Server, doc_type: str, version: int) -> None:
     if version == max(versions) or all((doc_type, v) in retired for v in versions):
         raise DirectoryError(f"{doc_type} 的最新版本不能停用；请先发布新版本 / the newest "
                              f"version of {doc_type} stays in use; publish a new one first")
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc_id = f"{RETIRED_SCHEMA}:{doc_type}.v{version}"
     if doc_id not in directory:
         directory.save({"_id": doc_id, "retired_at": _now()})
@@ -329,7 +335,7 @@ def retire_schema(server: couchdb.Server, doc_type: str, version: int) -> None:
 
 def restore_schema(server: couchdb.Server, doc_type: str, version: int) -> bool:
     """Accept a retired form again; False if it was not retired."""
-    directory = server[DIRECTORY_DB]
+    directory = directory_db(server)
     doc = directory.get(f"{RETIRED_SCHEMA}:{doc_type}.v{version}")
     if doc is None:
         return False
