@@ -3,6 +3,7 @@ worker stamped with the release and the file list, nothing outside pwa/ reachabl
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -58,3 +59,20 @@ def test_an_app_without_its_generated_checks_is_not_served(tmp_path: Path) -> No
     with pytest.raises(FileNotFoundError, match="run scripts/setup"):
         Shell(tmp_path / "pwa")
     assert Shell(PWA_DIR).assets["generated/validators.js"].content_type == "text/javascript"
+
+
+def test_a_release_in_the_same_folder_is_served_as_changed(tmp_path: Path) -> None:
+    """Assets are compressed once per content in a process (server/web/shell.py): a file
+    changed in place (a release copied over the old one) is served with its new bytes, its new
+    compressed body and ETag, and the service worker names a new release."""
+    folder = tmp_path / "pwa"
+    shutil.copytree(PWA_DIR, folder)
+    before = Shell(folder)
+    assert Shell(folder).assets["app.js"] is before.assets["app.js"]  # compressed once
+    (folder / "app.js").write_bytes((folder / "app.js").read_bytes() + b"\n// next release\n")
+    after = Shell(folder)
+    old, new = before.assets["app.js"], after.assets["app.js"]
+    assert new.body.endswith(b"// next release\n") and new.etag != old.etag
+    assert gzip.decompress(new.gzipped or b"") == new.body
+    assert after.release != before.release
+    assert after.release.encode() in after.assets["sw.js"].body
