@@ -5,6 +5,8 @@ a dry run writes nothing; a re-import changes nothing; a changed area updates it
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,11 @@ from conftest import City
 
 from server.admin import property_register
 from server.admin.registry_import import ImportError_
+from server.domain import votes
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
 
 HEADERS = list(property_register.TEMPLATE)
+WANG, LI = "330102198001011002", "33010219800101107X"  # valid check characters
 
 
 def new_compound(city: City) -> str:
@@ -76,6 +80,12 @@ def bad_rows(compound: str) -> list[tuple[dict[str, str], str]]:
         (row(compound, next(n), 产权人="王" * 51, 产权人手机=""), "Name"),
         (row(compound, next(n), 产权人="、".join(["王芳"] * 21)), "Owners"),
         (row(compound, next(n), 室="x" * 300), "at most 200"),
+        (row(compound, next(n), 产权人身份证号="330102198001011003"), "check character"),
+        (row(compound, next(n), 产权人身份证号="3301021980010110０2x"), "ID number 1"),
+        (row(compound, next(n), 产权人身份证号=f"{WANG}、{LI}、330102198001012009"),
+         "more owners' ID numbers"),
+        (row(compound, next(n), 产权人身份证号=f"{WANG}、{WANG.lower()}"), "twice"),
+        (row(compound, next(n), 产权人身份证号="=cmd|' /C calc'!A0"), "ID number 1"),
     ]
 
 
@@ -128,3 +138,30 @@ def test_a_file_without_its_columns_or_unreadable_is_refused(city: City, tmp_pat
     property_register.write_template(tmp_path / "template.csv")
     with (tmp_path / "template.csv").open(encoding="utf-8-sig") as template:
         assert next(csv.reader(template)) == HEADERS
+
+
+def test_owners_get_owner_ids_keyed_by_the_installation_never_their_id_numbers(
+        city: City, tmp_path: Path) -> None:
+    """The same ID number on two units, with different phones or none, is one owner id; two
+    owners sharing a phone keep two; the ID number itself is stored nowhere, and the id is
+    keyed by the installation's secret (the one the server reads), not a plain digest."""
+    compound = new_compound(city)
+    path = write_csv(tmp_path / "ids.csv", [
+        row(compound, 1, 产权人身份证号=f"{WANG}、{LI}"),
+        row(compound, 2, 产权人="王芳", 产权人手机="", 产权人身份证号=f" {WANG.lower()} "),
+        row(compound, 3, 产权人="王芳", 产权人手机="13905700009", 产权人身份证号=WANG),
+        row(compound, 4, 产权人="张伟", 产权人手机="13905700002")])  # 李强's phone, no ID
+    summary = property_register.import_units(city.couch, path)
+    assert (summary.created, summary.refused) == (4, 0)
+    stored = units(city, compound)
+    owners = [stored[f"property_unit:{compound}:3-2-{100 + n}"]["owners"] for n in (1, 2, 3, 4)]
+    wang = {owners[0][0]["owner_id"], owners[1][0]["owner_id"], owners[2][0]["owner_id"]}
+    assert len(wang) == 1 and owners[0][1]["owner_id"] not in wang
+    assert "owner_id" not in owners[3][0]
+    secret = bytes.fromhex(city.couch[DIRECTORY_DB].resource("_local", "installation")
+                           .get_json()[2]["secret"])
+    assert wang == {votes.owner_id(secret, WANG)}
+    assert wang != {hashlib.sha256(WANG.encode()).hexdigest()[:32]}
+    assert WANG not in json.dumps(owners) and WANG[:-1] not in json.dumps(owners)
+    electorate = votes.electorate_of(votes.electorate_doc(list(stored.values())))
+    assert electorate.headcount == 3  # 王芳 (three units), 李强 and 张伟 sharing a phone

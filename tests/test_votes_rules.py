@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
@@ -249,3 +250,41 @@ def test_participation_while_open_counts_each_unit_once() -> None:
     shown = votes.participation(electorate, ["u1", "u1", "u3", "ghost"])
     assert shown["units"] == 2 and shown["area_cm2"] == 400_000
     assert shown["area_share"]["exact"] == "2/3" and "approval" not in shown
+
+
+def register_unit(uid: str, *owners: dict[str, str], held: bool = False) -> dict[str, Any]:
+    return {"_id": uid, "area_cm2": 100_000, "developer_held": held, "owners": list(owners)}
+
+
+def test_owners_are_persons_by_their_owner_id_not_their_phone() -> None:
+    """司法解释 art. 9 counts persons. One owner id on three units is one head, whatever
+    phones (or none) the register gives beside it; two owners sharing one phone are two heads,
+    by their owner ids or, without them, by their names; one name and phone on two units is
+    one; an owner with neither id nor phone counts on their unit alone."""
+    pepper = b"k" * 32
+    wang, li = votes.owner_id(pepper, "330102198001011002"), votes.owner_id(
+        pepper, "33010219800101107X")
+    assert wang != li and len(wang) == 32 and "330102" not in wang
+    assert votes.owner_id(b"another installation", "330102198001011002") != wang  # keyed
+    doc = votes.electorate_doc([
+        register_unit("a1", {"name": "王芳", "phone": "13900000001", "owner_id": wang}),
+        register_unit("a2", {"name": "王芳", "owner_id": wang}),  # no phone on this one
+        register_unit("a3", {"name": "王 芳", "phone": "13900000009", "owner_id": wang}),
+        register_unit("s1", {"name": "李强", "phone": "13900000002", "owner_id": li}),
+        register_unit("s2", {"name": "张伟", "phone": "13900000002"}),  # li's phone, no id
+        register_unit("s3", {"name": "赵磊", "phone": "13900000002"}),
+        register_unit("s4", {"name": "赵磊", "phone": "13900000002"}),  # 赵磊 again: one
+        register_unit("p1", {"name": "刘芳"}), register_unit("p2", {"name": "刘芳"}),
+        register_unit("d1", held=True), register_unit("d2", held=True)])
+    electorate = votes.electorate_of(doc)
+    # 王芳, 李强, 张伟, 赵磊, 刘芳 on p1, 刘芳 on p2 (nothing joins them), the developer
+    assert electorate.headcount == 7
+    assert electorate.units["s1"].phones == electorate.units["s2"].phones == {"13900000002"}
+    assert electorate.units["a2"].phones == frozenset()
+    result = votes.count(motion(), electorate, ballots(("a1", "yes"), ("a2", "no"), ("a3", "no"),
+                                                       ("s1", "yes"), ("s2", "yes")))
+    assert result["participation"]["owners"] == 3 and result["approval"]["owners"] == 2
+    # an electorate frozen before owner ids keyed owners by phone: still read, phones as keys
+    old = votes.electorate_of({"units": [["u1", 1, False, ["13900000001"]],
+                                         ["u2", 1, False, ["13900000001"]]]})
+    assert old.headcount == 1 and old.units["u1"].phones == {"13900000001"}

@@ -10,7 +10,10 @@ decimals into whole square centimetres (server/domain/votes.py `area_cm2`), neve
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import secrets
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import couchdb
 
 from server.admin.registry_import import REASON_COLUMN, ImportError_, ImportSummary, read_rows
-from server.domain import votes
+from server.domain import rules, votes
 from server.domain.exports import safe_row
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
 from server.domain.text import text_problem
@@ -29,7 +32,7 @@ IMPORTER = "register"
 BATCH = 1000
 MAX_CELL = 200  # characters of a cell: a name list of twenty co-owners fits
 TEMPLATE = ("小区编码", "幢", "单元", "室", "专有部分面积", "面积来源", "产权人", "产权人手机",
-            "建设单位持有")
+            "建设单位持有", "产权人身份证号")
 REQUIRED = ("小区编码", "幢", "单元", "室", "专有部分面积")
 SOURCES = {"": "register", "不动产登记": "register", "登记": "register", "register": "register",
            "实测": "survey", "survey": "survey", "合同": "contract", "contract": "contract"}
@@ -44,9 +47,11 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split("\x1f") if part.strip()]
 
 
-def unit_doc(row: Mapping[str, str], registry: SchemaRegistry) -> tuple[dict[str, Any] | None,
-                                                                        list[str]]:
-    """A row as a `property_unit` document, or the reasons it is refused."""
+def unit_doc(row: Mapping[str, str], registry: SchemaRegistry, pepper: bytes = b""
+             ) -> tuple[dict[str, Any] | None, list[str]]:
+    """A row as a `property_unit` document, or the reasons it is refused. The owners' ID
+    numbers, in the order of their names, are kept only as owner ids (`votes.owner_id`, keyed
+    by `pepper`): the same person is one owner across units, however their phones go."""
     cells = [text_problem(row.get(h, ""), "", (h, h), max_chars=MAX_CELL, min_chars=0)
              for h in TEMPLATE]
     problems = [f"{p.zh} / {p.en}" for p in cells if p is not None]
@@ -60,6 +65,14 @@ def unit_doc(row: Mapping[str, str], registry: SchemaRegistry) -> tuple[dict[str
     source = SOURCES.get(row.get("面积来源", "").strip().lower())
     held = row.get("建设单位持有", "").strip().lower()
     names, phones = split_list(row.get("产权人", "")), split_list(row.get("产权人手机", ""))
+    id_numbers = [rules.normalise_id_number(n) for n in split_list(row.get("产权人身份证号", ""))]
+    for n, number in enumerate(id_numbers, 1):
+        problems += [f"“产权人身份证号”第 {n} 个：{p.zh} / Owner's ID number {n}: {p.en}"
+                     for p in rules.id_number_problems(number)]
+    if len(id_numbers) > len(names):
+        problems.append("“产权人身份证号”多于产权人 / more owners' ID numbers than owners")
+    if len(set(id_numbers)) != len(id_numbers):
+        problems.append("“产权人身份证号”重复 / an owner's ID number appears twice")
     if source is None:
         problems.append("“面积来源”应为 不动产登记、实测 或 合同 / Area from must be register, "
                         "survey or contract")
@@ -76,7 +89,9 @@ def unit_doc(row: Mapping[str, str], registry: SchemaRegistry) -> tuple[dict[str
         return None, problems
     compound = row["小区编码"].strip()
     address = "-".join(row[h].strip() for h in ("幢", "单元", "室"))
-    owners = [{"name": name, **({"phone": phones[i]} if i < len(phones) else {})}
+    owners = [{"name": name, **({"phone": phones[i]} if i < len(phones) else {}),
+               **({"owner_id": votes.owner_id(pepper, id_numbers[i])}
+                  if i < len(id_numbers) else {})}
               for i, name in enumerate(names)]
     doc = {"_id": f"property_unit:{compound}:{address}", "type": "property_unit",
            "schema_version": 1, "created_by": IMPORTER, "compound": compound,
@@ -87,9 +102,24 @@ def unit_doc(row: Mapping[str, str], registry: SchemaRegistry) -> tuple[dict[str
     return (None if problems else doc), problems
 
 
+def installation_secret(server: couchdb.Server, *, create: bool = True) -> bytes:
+    """The installation's secret (server/sync/installation.py keeps it, made by the first
+    server to start): the key of owner ids, so that every process derives the same id from the
+    same ID number. An import before any server ran makes it as the server would."""
+    local = server[DIRECTORY_DB].resource("_local", "installation")
+    try:
+        return bytes.fromhex(str(local.get_json()[2]["secret"]))
+    except couchdb.ResourceNotFound:
+        if not create:  # a dry run writes nothing: its ids are never stored
+            return b""
+    with contextlib.suppress(couchdb.ResourceConflict):
+        local.put_json(body={"uuid": uuid.uuid4().hex, "secret": secrets.token_hex(32)})
+    return bytes.fromhex(str(local.get_json()[2]["secret"]))
+
+
 def write_template(path: Path) -> None:
     example = ("hehua1", "3", "2", "301", "89.5", "不动产登记", "王芳、李强",
-               "13905700001、13905700002", "否")
+               "13905700001、13905700002", "否", "33010219800101107X、330102198001011002")
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(TEMPLATE)
@@ -112,11 +142,12 @@ def import_units(server: couchdb.Server, path: Path, *, dry_run: bool = False,
     compounds = {row.id.partition(":")[2] for row in server[DIRECTORY_DB].view(
         "_all_docs", startkey="compound:", endkey="compound:\ufff0")}
     summary = ImportSummary()
+    pepper = installation_secret(server, create=not dry_run)
     refused: list[list[Any]] = []
     wanted: dict[str, tuple[int, Mapping[str, str], dict[str, Any]]] = {}
     for number, row in rows:
         summary.rows += 1
-        doc, problems = unit_doc(row, registry)
+        doc, problems = unit_doc(row, registry, pepper)
         if doc is not None and doc["compound"] not in compounds:
             problems = [f"没有小区 {doc['compound']} / unknown compound {doc['compound']}"]
         elif doc is not None and doc["_id"] in wanted:

@@ -18,7 +18,9 @@ The law, as these functions read it:
 
 Linli's readings where the texts are silent (docs/votes.md says why):
 - Co-owners (共有人) of one part are one buyer: they cast one ballot together and count once.
-  A buyer is the exact set of owners on the register: A alone and A with B are two buyers.
+  A buyer is the exact set of owners on the register: A alone and A with B are two buyers. An
+  owner is a person: known by their owner id (a keyed digest of their ID number) when the
+  register gives it, else by phone and name (`owner_key`), never by a phone alone.
 - A buyer of several parts counts once in headcount, but casts a ballot per part (the area is
   per part). Their headcount goes with the last ballot the server received among their parts.
 - Order is the server's order of receipt, never a phone's clock: a unit's last ballot received
@@ -37,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import hmac
 import json
 import re
 import unicodedata
@@ -153,8 +156,9 @@ class Unit:
 
     id: str
     area_cm2: int
-    owners: frozenset[str]
+    owners: frozenset[str]  # who they are for headcount (`owner_key`)
     developer_held: bool = False  # unsold, or sold and not delivered (司法解释 art. 9)
+    phones: frozenset[str] = frozenset()  # the owners' phones: how accounts find the unit
 
 
 def holder(unit: Unit) -> str:
@@ -649,20 +653,45 @@ def seq_of(seq: Any) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+def owner_id(pepper: bytes, id_number: str) -> str:
+    """An owner's id on the register: a keyed digest of their ID number (身份证号), so the same
+    person is one owner across units and two people are two, while the stored register holds
+    no ID number; the key (the installation's secret) keeps a list of ID numbers from finding
+    theirs by trying them all. `id_number` is normalised already (rules.normalise_id_number)."""
+    return hmac.new(pepper, f"owner-id\x1f{id_number}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def owner_key(unit_id: str, place: int, owner: Mapping[str, Any]) -> str:
+    """Who a registered owner is for headcount (司法解释 art. 9 counts persons): their owner id
+    when the register gave their ID number; else their phone and name (two owners sharing a
+    phone are two people, one owner's units under one phone and name are one); else this
+    unit and place: nothing on the register joins them to another unit, so they count here."""
+    if owner.get("owner_id"):
+        return f"id:{owner['owner_id']}"
+    if owner.get("phone"):
+        name = unicodedata.normalize("NFKC", str(owner.get("name", ""))).strip()
+        return f"tel:{owner['phone']}:{name}"
+    return f"{unit_id}#{place}"
+
+
 def electorate_doc(units: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The register of a compound frozen for one vote: each unit's area, owners' keys (their
-    phone, or the unit and place for an owner registered without one: paper only) and whether
-    the developer holds it."""
+    """The register of a compound frozen for one vote: each unit's area, whether the developer
+    holds it, its owners' keys (`owner_key`) and their phones (how accounts find it)."""
     rows = []
     for unit in sorted(units, key=lambda u: str(u["_id"])):
-        owners = [o.get("phone") or f"{unit['_id']}#{i}" for i, o in enumerate(unit["owners"])]
-        rows.append([unit["_id"], unit["area_cm2"], bool(unit["developer_held"]), owners])
+        owners = unit["owners"]
+        rows.append([unit["_id"], unit["area_cm2"], bool(unit["developer_held"]),
+                     [owner_key(str(unit["_id"]), i, o) for i, o in enumerate(owners)],
+                     sorted({str(o["phone"]) for o in owners if o.get("phone")})])
     return {"_id": "electorate", "units": rows}
 
 
 def electorate_of(doc: Mapping[str, Any]) -> Electorate:
-    return Electorate.of(Unit(uid, area, frozenset(owners), held)
-                         for uid, area, held, owners in doc["units"])
+    """An electorate as stored; one frozen before owners had keys of their own keyed them by
+    phone (or unit and place), and its phones are those keys."""
+    return Electorate.of(Unit(row[0], row[1], frozenset(row[3]), row[2],
+                              frozenset(row[4] if len(row) > 4 else row[3]))
+                         for row in doc["units"])
 
 
 def raw_ballots(rows: list[Mapping[str, Any]]) -> tuple[list[RawBallot], int | None]:

@@ -258,8 +258,8 @@ class Votes:
         electorate = votes.electorate_of(electorate_raw)
         owners: dict[str, list[str]] = {}
         for unit in electorate.units.values():
-            for owner in unit.owners:
-                owners.setdefault(owner, []).append(unit.id)
+            for phone in unit.phones:
+                owners.setdefault(phone, []).append(unit.id)
         state = MotionState(doc, electorate, owners,
                             await self.community_of(doc["compound"]) or "")
         await self.catch_up(state)  # read once when loaded: a list never waits for it
