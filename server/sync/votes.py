@@ -226,6 +226,9 @@ class Votes:
         at once)."""
         asked = asyncio.get_running_loop().time()
         if ttl and asked - self.listed_at < ttl:
+            if self.looking.locked():  # a look under way (the first loads every vote): its
+                async with self.looking:  # motions, not the part of them loaded so far
+                    pass
             return
         async with self.looking:
             if self.listed_at >= asked:  # another caller's look began after this one asked
