@@ -342,7 +342,7 @@ function scheduleVerdictOrder() {
 function serverRoute(name, a, b) {
   let nodes;
   if (name === "conflicts") nodes = conflictsView(app);
-  else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
+  else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
@@ -380,7 +380,7 @@ async function route() {
   else if (name === "sync") nodes = refusedView(app);
   else if (RESIDENT_WORK[name]) nodes = RESIDENT_WORK[name](app, a);
   else if (name === "conflicts") nodes = conflictsView(app);
-  else if (name === "dashboard") nodes = dashboardView(app, a || "city", b || "");
+  else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);

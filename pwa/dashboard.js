@@ -75,7 +75,8 @@ function percentText(p) {
 }
 
 export function hashFor(level, code) {
-  return level === "city" ? "#/dashboard" : `#/dashboard/${level}/${encodeURIComponent(code)}`;
+  // The city by name: a bare #/dashboard opens on the user's own level (`me.home`).
+  return level === "city" ? "#/dashboard/city" : `#/dashboard/${level}/${encodeURIComponent(code)}`;
 }
 
 // Labels of a record type's field codes, from the newest schema the app loaded.
@@ -346,7 +347,9 @@ export function dashboardView(app, level = "city", code = "") {
     el("p", { class: "empty" }, t("loading")));
   const title = el("h2", { tabindex: "-1", class: "view-title" },
     `${t("dashboard")} · ${areaName(app, level, code, "")}`);
-  const trail = ancestors(app, level, code);
+  // Above the user's own level (a community's supervisor: the street, the city) is not theirs.
+  const home = LEVELS.indexOf(app.me?.home?.level || "city");
+  const trail = ancestors(app, level, code).filter((a) => LEVELS.indexOf(a.level) >= home);
   const crumbs = el("nav", { class: "crumbs", "aria-label": t("breadcrumbs") },
     el("ol", {}, trail.map((a) => el("li", {},
       el("a", { href: hashFor(a.level, a.code), "data-level": a.level }, areaName(app, a.level, a.code, "")))),

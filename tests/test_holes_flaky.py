@@ -32,7 +32,7 @@ async def test_a_superseded_dashboard_answer_changes_nothing(browser: Browser,
         await route.continue_()
 
     await page.route("**/api/aggregates?level=city", hold_the_city)
-    await page.evaluate("() => { location.hash = '#/dashboard'; }")
+    await page.evaluate("() => { location.hash = '#/dashboard/city'; }")
     await page.wait_for_function("() => document.getElementById('dashboard') !== null")
     await page.evaluate("(code) => { location.hash = `#/dashboard/district/${code}`; }",
                         DISTRICT)

@@ -1029,6 +1029,12 @@ async def test_the_supervisors_dashboard(browser: Browser, demo: Demo, tmp_path:
     page = phone.page
     await phone.login("chen.jing")  # a supervisor of the community: both demo grids
     await page.click("#dashboard-link")
+    # She lands on her own level, the community (issue 22, item 7), named, not on 全市.
+    await dashboard_shows(page, "community")
+    assert await page.evaluate("() => linli.dashboard.code") == "330802001001"
+    assert await page.locator("nav.crumbs li").all_inner_texts() == ["坊门街社区"]
+    assert "全市" not in await page.text_content("h2.view-title")
+    await page.evaluate("() => { location.hash = '#/dashboard/city'; }")
     city = await dashboard_shows(page, "city")
     assert city["figures"]["households"] == 1000
     await check_dashboard(page, city)
@@ -1059,8 +1065,9 @@ async def test_the_supervisors_dashboard(browser: Browser, demo: Demo, tmp_path:
     assert grid["code"] == GRID_A and grid["children"] == []
     await check_dashboard(page, grid)
     crumbs = await page.locator("nav.crumbs li").all_inner_texts()
-    assert crumbs == ["全市", *(p["name"] for p in grid["parents"][1:]), "坊门街社区第一网格"]
-    assert crumbs[-2] == "坊门街社区" and crumbs[1] == "柯城区"  # names, not codes
+    # From her own level down (above it is not hers), by names, not codes.
+    assert crumbs == ["坊门街社区", "坊门街社区第一网格"]
+    assert grid["parents"][-1]["name"] == "坊门街社区"
     href = await page.get_attribute('a.download[data-format="xlsx"]', "href")
     assert href == f"/api/export?what=aggregates&level=grid&code={GRID_A}&format=xlsx"
     assert await page.evaluate("(href) => fetch(href).then((r) => r.status)", href) == 200

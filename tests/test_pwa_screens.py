@@ -95,3 +95,21 @@ async def test_the_search_reads_an_address_as_people_type_it(browser: Browser,
         assert phone.problems == []
     finally:
         await phone.close()
+
+
+async def test_a_street_supervisor_lands_on_the_street(browser: Browser, demo: Demo) -> None:
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    try:
+        await phone.login("sun.lei")  # the street's supervisor (府山街道)
+        await page.click("#dashboard-link")
+        await page.wait_for_function(
+            "() => window.linli.dashboard && linli.dashboard.level === 'street'"
+            " && document.getElementById('dashboard').getAttribute('aria-busy') === 'false'",
+            timeout=90_000)
+        crumbs = await page.locator("nav.crumbs li").all_inner_texts()
+        assert crumbs == [await page.evaluate("() => linli.dashboard.name")], crumbs
+        assert "全市" not in "".join(crumbs) and "330802001" not in "".join(crumbs)
+        assert phone.problems == []
+    finally:
+        await phone.close()

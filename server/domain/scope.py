@@ -188,6 +188,30 @@ class User:
         return right in self.rights and not self.disabled
 
 
+def home_area(user: User, grids: Iterable[Grid] = ()) -> tuple[str, str]:
+    """The area a user's figures open on (首页层级), (level, code): the smallest area that holds
+    their whole scope, so a community's supervisor lands on the community and not on the city
+    (全市), a street's on the street, a worker of one grid on the grid; admins on the city.
+    `grids` are the grids the user reaches (for a worker's communities)."""
+    if user.is_admin:
+        return ("city", "")
+    if user.role == "worker" and len(user.grids) == 1:
+        return ("grid", next(iter(user.grids)))
+    communities = set(user.communities) | {g.community for g in grids
+                                           if user.role == "worker" and g.community}
+    if not user.streets and len(communities) == 1:
+        return ("community", next(iter(communities)))
+    # GB/T 2260 and the ministry's codes: a community's street is its first 9 digits, a
+    # street's district its first 6.
+    streets = set(user.streets) | {c[:9] for c in communities}
+    if len(streets) == 1:
+        return ("street", next(iter(streets)))
+    districts = {s[:6] for s in streets}
+    if len(districts) == 1:
+        return ("district", next(iter(districts)))
+    return ("city", "")
+
+
 @dataclasses.dataclass(frozen=True)
 class DbAccess:
     """A database a user may reach (reading and writing, each write validated)."""

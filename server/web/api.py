@@ -19,7 +19,7 @@ from server.domain import exports as sheets
 from server.domain import review as rules
 from server.domain.figures import LEVELS
 from server.domain.masking import UNMASK, sees_grid_unmasked
-from server.domain.scope import User, grid_db
+from server.domain.scope import User, grid_db, home_area
 from server.domain.settlement import edit_stamp, open_conflict, settle
 from server.domain.validation import WriteContext, write_context
 from server.errors import json_response
@@ -53,7 +53,9 @@ async def me(request: web.Request) -> web.Response:
               "db": grid_db(g.code)}
              for code, g in sorted(directory.grids.items()) if directory.reaches(user, code)]
     config = request.app[CONFIG]
+    level, code = home_area(user, (directory.grids[g["code"]] for g in grids))
     found = {"name": user.name, "role": user.role, "grids": grids, "rights": sorted(user.rights),
+             "home": {"level": level, "code": code},
              "replicates": sees_grid_unmasked(user),
              "campaigns": {"census": config.census_campaign,
                            "screening": config.screening_campaign}}
