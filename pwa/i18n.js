@@ -2,10 +2,12 @@
 // schemas (`title` / `x-title-en`, `x-enum-labels`); everything else the app says is here, the
 // resident's screens' words in their own file.
 
+import { PARTY_WORDS } from "./party/words.js";
 import { RESIDENT_WORDS } from "./resident/words.js";
 
 const WORDS = {
   ...RESIDENT_WORDS,
+  ...PARTY_WORDS,
   app_name: ["邻里", "Linli"],
   switch_language: ["English", "中文"],
   switch_language_label: ["Switch to English", "切换到中文"],

@@ -6,6 +6,7 @@ sum the ledger, and every class of bad input is refused by label with nothing st
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 from itertools import count
@@ -268,3 +269,24 @@ async def test_the_branch_view_sums_hours_projects_and_who_has_not_reported(
         assert got == 403 and set(answer) == {"error", "reason"}
     got, _ = await call(client, sec, "GET", f"{P}/branches/{code}?unmask=1")
     assert got == 400
+
+
+async def test_racing_acts_are_stored_once(client: TestClient, city: City) -> None:
+    """Ten declarations, ten confirmations, ten reports sent at once: one stored each, the
+    others answered as repeats (the store's revision decides, not the order of arrival)."""
+    town = await ready_town(client, city)
+    code = await branch(client, city, town)
+    sec = await secretary(client, city, code)
+
+    async def many(user: str, path: str, body: Any) -> list[int]:
+        answers = await asyncio.gather(*(call(client, user, "POST", path, body)
+                                         for _ in range(10)))
+        return sorted(status for status, _ in answers)
+
+    assert await many(town.rc, f"{P}/declare", {"branch": code}) == [200] * 9 + [201]
+    assert await many(sec, f"{P}/decide", {"member": town.rc, "confirm": True}) == (
+        [200] * 9 + [201])
+    assert await many(town.rc, f"{P}/report", {}) == [200] * 9 + [201]
+    held = await member_doc(city, town.rc)
+    assert held["status"] == "confirmed" and held["reported_grid"] == town.g3
+    assert int(held["_rev"].split("-")[0]) == 3  # declared, confirmed, reported: no more

@@ -11,6 +11,7 @@ import { topicView, topicsView } from "./deliberation.js";
 import { correctionView, householdView } from "./household.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
+import { partyView } from "./party.js";
 import { ResidentStore } from "./store.js";
 import { taskView, volunteerView } from "./volunteer.js";
 import { voteView, votesView } from "./votes.js";
@@ -83,6 +84,7 @@ function homeView(app) {
         el("span", { class: `chip${unread ? " chip-unread" : ""}`, id: "r-unread", "data-count": String(unread) },
           unread ? tf("r_unread_n", { n: unread }) : t("r_all_read"))),
       active ? tile("#/volunteer", "r-volunteer-link", t("v_tasks")) : null,
+      active ? tile("#/party", "r-party-link", t("p_tile")) : null,
       tile("#/votes", "r-votes-link", t("vt_votes")),
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
@@ -103,6 +105,7 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "mydata") nodes = myDataView(app);
   else if (name === "volunteer") nodes = volunteerView(app);
   else if (name === "task") nodes = taskView(app, a);
+  else if (name === "party") nodes = partyView(app, () => rerenderResident(app, view));
   else if (name === "votes") nodes = await votesView(app);
   else if (name === "vote") nodes = await voteView(app, a);
   else if (name === "topics") nodes = await topicsView(app);

@@ -185,6 +185,10 @@ export class ResidentSync {
       const id = `allocation:${item.shown.task.replace(":", ".")}:${this.me.name}`;
       store.apply({ ...(store.docs.get(id) || {}), _id: id, type: "allocation", claimant: this.me.name,
         status: reply.body.status, line: reply.body.line, promoted: reply.body.promoted });
+    } else if (item.kind === "party" && reply.body.member) {
+      // The membership as the server now holds it, until the pull brings it (the same).
+      const id = `party_member:${this.me.name}`;
+      store.apply({ ...(store.docs.get(id) || {}), ...reply.body.member, _id: id, type: "party_member" });
     }
   }
 
