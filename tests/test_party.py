@@ -290,3 +290,24 @@ async def test_racing_acts_are_stored_once(client: TestClient, city: City) -> No
     held = await member_doc(city, town.rc)
     assert held["status"] == "confirmed" and held["reported_grid"] == town.g3
     assert int(held["_rev"].split("-")[0]) == 3  # declared, confirmed, reported: no more
+
+
+async def test_a_membership_pushed_through_the_sync_is_refused(client: TestClient,
+                                                               city: City) -> None:
+    """The phone holds its membership but never writes it: a forged `party_member` (confirmed,
+    public) pushed through the resident sync endpoint, for oneself or a neighbour, stores
+    nothing; only the routes write memberships."""
+    town = await ready_town(client, city)
+    code = await branch(client, city, town)
+    forged = {"type": "party_member", "schema_version": 1, "branch": code,
+              "status": "confirmed", "declared_at": "2026-12-01T09:00:00+08:00", "public": True}
+    docs = [{**forged, "_id": rules.member_id(who), "account": who, "created_by": who}
+            for who in (town.ra, town.rb)]
+    resp = await client.post("/couch/linli-resident/_bulk_docs", json={"docs": docs},
+                             headers=basic(town.ra))
+    answer = await resp.json()
+    assert resp.status >= 400 or all(row.get("error") for row in answer), answer
+    resp = await client.put(f"/couch/linli-resident/{rules.member_id(town.ra)}",
+                            json=docs[0], headers=basic(town.ra))
+    assert resp.status >= 400, await resp.text()
+    assert await member_doc(city, town.ra) is None and await member_doc(city, town.rb) is None
