@@ -31,6 +31,7 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/party/public", "/api/party/report",
                    "/api/reports", "/api/reports/categories", "/api/reports/{report}",
                    "/api/reports/{report}/steps", "/api/reports/{report}/photos/{holder}/{name}",
+                   "GET /api/questionnaires", "POST /api/questionnaires/{key}/answers",
                    }  # a path: all its methods; "METHOD path": that one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",

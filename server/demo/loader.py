@@ -4,8 +4,9 @@ with a login for each role (listed in the README), and residents of the communit
 (demo/residents.py: most activated, some by a worker's code, some waiting in the workers'
 queue), two of them with demo logins; the owners' votes of the demo resident's compound
 (demo/votes.py: one open, one closed election); and volunteer tasks open, full and past
-(demo/volunteering.py), and party branches with members, one pending, and a
-branch secretary (demo/party.py). Deterministic and idempotent: loading it
+(demo/volunteering.py), party branches with members, one pending, and a
+branch secretary (demo/party.py); a parking survey with the answers of most households
+(demo/questionnaires.py). Deterministic and idempotent: loading it
 twice changes nothing."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from server.admin import directory
 from server.config import Config
 from server.demo.city import generate_city
 from server.demo.party import seed_party
+from server.demo.questionnaires import seed_questionnaires
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD, seed_city, seed_residents
 from server.demo.volunteering import seed_volunteering
@@ -46,6 +48,7 @@ def load_demo(config: Config, url: str) -> None:
     seed_votes(server, city, DEMO_RESIDENT)
     seed_volunteering(server, COMMUNITY, DEMO_RESIDENT)
     seed_party(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)
+    seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)
     existing = {u.name for u in directory.list_users(server)}
     for name, role, grids, communities, streets, rights in USERS:
         if name not in existing:

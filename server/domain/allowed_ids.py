@@ -56,7 +56,7 @@ OWNED_BY = {"allocation": "claimant", "ledger_entry": "account", "checkin": "cre
             "volunteer": "created_by", "volunteer_ranking": "created_by",
             "party_member": "account", "report": "reporter", "report_step": "reporter",
             "report_status": "reporter"}
-SHARED = ("notice", "volunteer_task")  # filed once under their audience's keys
+SHARED = ("notice", "volunteer_task", "questionnaire")  # filed once under their audience's keys
 ACTIVE_HOUSEHOLD = (None, "active")
 PRESENT_PERSON = (None, "present")
 
@@ -121,7 +121,7 @@ class AllowedIds:
             return self._grid(doc) if kind == "grid" and not deleted else frozenset()
         handler = {"household": self._household, "person": self._person,
                    "resident": self._link, "notice": self._notice,
-                   "volunteer_task": self._notice}.get(kind)
+                   "volunteer_task": self._notice, "questionnaire": self._notice}.get(kind)
         if handler is not None:
             return handler(_i(doc_id), None if deleted else doc, source)
         if kind in SUBMISSIONS or kind in OWNED_BY:

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from server.domain.audience import audience_problems
+from server.domain.exports import safe_row
 from server.domain.figures import SMALL
 from server.domain.rules import Problem
 from server.domain.text import Label, text_problem, unknown_fields
@@ -263,6 +265,17 @@ def definition_id(key: str, version: int) -> str:
 def subject(key: str) -> str:
     """What the one-answer rule counts by (server/domain/allocation.py): the key, all versions."""
     return f"questionnaire:{key}"
+
+
+def answers_db(key: str) -> str:
+    """A questionnaire's own database of answers (internal: reached through its routes)."""
+    return f"linli-questionnaire-{key}"
+
+
+def household_claimant(household: str) -> str:
+    """A household as the one-answer rule's claimant (a user name's shape): a digest, so that
+    the claims database does not list which households answered by their ids."""
+    return "h." + hashlib.sha256(f"household\x1f{household}".encode()).hexdigest()[:24]
 
 
 def change_problems(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[Problem]:
@@ -495,3 +508,41 @@ def suppress_counts(questions: dict[str, dict[str, Any]], small: int, answers: i
             figure.update({"sum": None, "min": None, "max": None})
         if 0 < figure["n"] < small and figure["n"] != answers:
             figure["n"] = None
+
+
+# -- the export --------------------------------------------------------------------------------
+
+def export_rows(definition: Mapping[str, Any], stored: Iterable[Mapping[str, Any]],
+                unmasked: bool, mask_text: Callable[[Any], Any]) -> list[list[Any]]:
+    """The answers as sheet rows: the area, the household (named questionnaires only, masked
+    to its grid and last two digits unless `unmasked`), then each question by its label; a
+    text answer through `mask_text` (phone and ID numbers in it) unless `unmasked`, and every
+    cell safe from formulas (exports.safe_row)."""
+    questions = [q for q in definition.get("questions", ()) if isinstance(q, Mapping)]
+    named = not definition.get("anonymous")
+    head = ["街道 Street", "社区 Community", "网格 Grid", *(["住户 Household"] if named else []),
+            *(str(q.get("label")) for q in questions)]
+    rows = [safe_row(head)]
+    labels = {str(q["name"]): {str(c["value"]): str(c["label"]) for c in q.get("choices", ())}
+              for q in questions}
+    ordered = sorted(stored, key=lambda a: (str(a.get("area", {}).get("grid")),
+                                            str(a.get("_id"))))
+    for answer in ordered:
+        area = answer.get("area") or {}
+        values = answer.get("answers") or {}
+        cells: list[Any] = [area.get("street"), area.get("community"), area.get("grid")]
+        if named:
+            household = str(answer.get("household", ""))
+            cells.append(household if unmasked else household[:-2] + "**")
+        for q in questions:
+            value = values.get(str(q["name"]))
+            choices = labels[str(q["name"])]
+            if isinstance(value, list):
+                value = "；".join(choices.get(str(v), str(v)) for v in value)
+            elif choices and value is not None:
+                value = choices.get(str(value), str(value))
+            elif q.get("kind") == "text" and not unmasked:
+                value = mask_text(value)
+            cells.append(value)
+        rows.append(safe_row(cells))
+    return rows

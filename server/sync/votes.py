@@ -618,31 +618,38 @@ class Votes:
         return answer
 
     async def flush_box(self, state: MotionState, at_least: int) -> None:
-        """The box's pending hows, once there are `at_least` of them (any number at the close),
-        written as ballot_choice documents in one shuffled _bulk_docs, then deleted and the box
-        compacted: the box's order says nothing of the order voters voted in, within a batch.
-        The pending entries are the store's, not this process's: a server killed before the
-        flush leaves them for the next one, and a how's id (a digest of the voter's key) makes
-        writing it twice a conflict, never a second vote."""
-        box = box_db(state.db)
-        async with state.boxing:
-            try:
-                page = await self.couch.get(db_path(box, "_all_docs"), include_docs="true",
-                                            startkey=json.dumps("pending:"),
-                                            endkey=json.dumps("pending:\ufff0"))
-            except NotFound:  # sealed and dropped at the close
-                return
-            pending = [row["doc"] for row in page.get("rows", []) if row.get("doc")]
-            if not pending or len(pending) < at_least:
-                return
-            secrets.SystemRandom().shuffle(pending)
-            written = await self.couch.post(db_path(box, "_bulk_docs"), {
-                "docs": [doc["how"] for doc in pending]})
-            failed = [r for r in written if r.get("error") not in (None, "conflict")]
-            if failed:  # kept pending: the next flush writes them
-                raise Refused(503, "unavailable", bilingual(
-                    "票箱暂时无法写入，请稍后重试", "The ballot box could not be written; "
-                    "try again."))
-            await self.couch.post(db_path(box, "_bulk_docs"), {"docs": [
-                {"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True} for doc in pending]})
-            await self.couch.post(db_path(box, "_compact"), {})
+        """The box's pending hows, once there are `at_least` of them (any number at the close):
+        `flush_pending`."""
+        await flush_pending(self.couch, box_db(state.db), at_least, state.boxing)
+
+
+async def flush_pending(couch: CouchClient, box: str, at_least: int,
+                        boxing: asyncio.Lock) -> None:
+    """A box's pending hows (`pending:<digest>` entries holding `how`), once there are
+    `at_least` of them, written as their own documents in one shuffled _bulk_docs, then
+    deleted and the box compacted: the box's order says nothing of the order they came in,
+    within a batch. The pending entries are the store's, not this process's: a server killed
+    before the flush leaves them for the next one, and a how's id (a digest of the sender's
+    key) makes writing it twice a conflict, never a second one. Shared by secret ballots and
+    anonymous questionnaires (server/sync/questionnaires.py)."""
+    async with boxing:
+        try:
+            page = await couch.get(db_path(box, "_all_docs"), include_docs="true",
+                                   startkey=json.dumps("pending:"),
+                                   endkey=json.dumps("pending:\ufff0"))
+        except NotFound:  # sealed and dropped at the close
+            return
+        pending = [row["doc"] for row in page.get("rows", []) if row.get("doc")]
+        if not pending or len(pending) < at_least:
+            return
+        secrets.SystemRandom().shuffle(pending)
+        written = await couch.post(db_path(box, "_bulk_docs"), {
+            "docs": [doc["how"] for doc in pending]})
+        failed = [r for r in written if r.get("error") not in (None, "conflict")]
+        if failed:  # kept pending: the next flush writes them
+            raise Refused(503, "unavailable", bilingual(
+                "票箱暂时无法写入，请稍后重试", "The ballot box could not be written; "
+                "try again."))
+        await couch.post(db_path(box, "_bulk_docs"), {"docs": [
+            {"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True} for doc in pending]})
+        await couch.post(db_path(box, "_compact"), {})

@@ -39,6 +39,7 @@ from server.web import (
     health,
     notices,
     party,
+    questionnaires,
     reports,
     residents,
     routing,
@@ -349,6 +350,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     volunteering.setup(app)
     party.setup(app)
     votes.setup(app)
+    questionnaires.setup(app)
     deliberation.setup(app)
     users.setup(app)
     reports.setup(app)

@@ -24,6 +24,7 @@ from server.sync.mydata import MyData
 from server.sync.notices import Notices
 from server.sync.ordering import ReceiptCache
 from server.sync.party import Party
+from server.sync.questionnaires import Questionnaires
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
 from server.sync.reports import Reports
@@ -65,6 +66,7 @@ NOTICES = web.AppKey("notices", Notices)  # notices, their receipts and follow-u
 VOLUNTEERING = web.AppKey("volunteering", Volunteering)  # volunteer tasks (任务抢单)
 VOLUNTEER_LIMITS = web.AppKey("volunteer_limits", ActLimits)  # claims per account and task
 ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in order received
+QUESTIONNAIRES = web.AppKey("questionnaires", Questionnaires)  # definitions, answers, results
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
