@@ -9,6 +9,7 @@ import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { noticesLink, noticesView, refreshVisits } from "./notices.js";
 import { branchView, canSeeBranches } from "./party/branch.js";
+import { questionnairesLink, questionnairesView } from "./questionnaires.js";
 import { GridIndex } from "./records.js";
 import { keepActivationCode } from "./resident/activation.js";
 import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
@@ -96,8 +97,9 @@ function replicates(me) {
 function serverLinks() {
   const notices = noticesLink(app.me);
   const party = canSeeBranches(app.me) ? el("a", { href: "#/party", id: "party-link" }, t("b_link")) : null;
-  if (!canDecide(app.me)) return [notices, party].filter(Boolean);
-  return [notices,
+  const questionnaires = questionnairesLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, party].filter(Boolean);
+  return [notices, questionnaires,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -259,7 +261,7 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "party"]);
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "party", "questionnaires"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -350,6 +352,7 @@ function serverRoute(name, a, b) {
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
+  else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = SERVER_SCREENS.has(name) ? name : "grid";
@@ -389,6 +392,7 @@ async function route() {
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
+  else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

@@ -12,6 +12,7 @@ import { correctionView, householdView } from "./household.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { partyView } from "./party.js";
+import { questionnaireView, questionnairesView } from "./questionnaires.js";
 import { ResidentStore } from "./store.js";
 import { taskView, volunteerView } from "./volunteer.js";
 import { voteView, votesView } from "./votes.js";
@@ -86,6 +87,7 @@ function homeView(app) {
       active ? tile("#/volunteer", "r-volunteer-link", t("v_tasks")) : null,
       active ? tile("#/party", "r-party-link", t("p_tile")) : null,
       tile("#/votes", "r-votes-link", t("vt_votes")),
+      active ? tile("#/questionnaires", "r-questionnaires-link", t("q_questionnaires")) : null,
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
@@ -106,6 +108,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "volunteer") nodes = volunteerView(app);
   else if (name === "task") nodes = taskView(app, a);
   else if (name === "party") nodes = partyView(app, () => rerenderResident(app, view));
+  else if (name === "questionnaires") nodes = questionnairesView(app);
+  else if (name === "questionnaire") nodes = questionnaireView(app, a);
   else if (name === "votes") nodes = await votesView(app);
   else if (name === "vote") nodes = await voteView(app, a);
   else if (name === "topics") nodes = await topicsView(app);

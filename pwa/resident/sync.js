@@ -12,6 +12,7 @@
 import { callApi } from "../api.js";
 import { message } from "../i18n.js";
 import { LoginError, fetchMe } from "../session.js";
+import { rememberTold } from "./questionnaires.js";
 import { residentDbName } from "./store.js";
 
 const REMOTE = "/couch/linli-resident";
@@ -189,6 +190,8 @@ export class ResidentSync {
       // The membership as the server now holds it, until the pull brings it (the same).
       const id = `party_member:${this.me.name}`;
       store.apply({ ...(store.docs.get(id) || {}), ...reply.body.member, _id: id, type: "party_member" });
+    } else if (item.kind === "questionnaire") {
+      rememberTold(item, reply);
     }
   }
 

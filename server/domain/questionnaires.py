@@ -445,22 +445,58 @@ def figures_of(definition: Mapping[str, Any],
     return {"answers": total, "questions": out}
 
 
+def merge(into: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """Two groups' figures (figures_of) as one: counts and sums add, min and max widen. So
+    figures kept per grid as answers arrive add up to any area's, and to the whole."""
+    into["answers"] = into.get("answers", 0) + more.get("answers", 0)
+    mine = into.setdefault("questions", {})
+    for name, figure in more.get("questions", {}).items():
+        held = mine.setdefault(name, {"n": 0})
+        held["n"] = held.get("n", 0) + figure.get("n", 0)
+        if "counts" in figure:
+            counts = held.setdefault("counts", {})
+            for key, n in figure["counts"].items():
+                counts[key] = counts.get(key, 0) + n
+        if "sum" in figure:
+            held["sum"] = (held.get("sum") or 0.0) + (figure.get("sum") or 0.0)
+            for bound, pick in (("min", min), ("max", max)):
+                given = [v for v in (held.get(bound), figure.get(bound)) if v is not None]
+                held[bound] = pick(given) if given else None
+    return into
+
+
+def by_grid(definition: Mapping[str, Any], answers: Iterable[Answer]) -> dict[Area, dict[str, Any]]:
+    """Each grid's figures: what the store's side keeps as answers arrive."""
+    grouped: dict[Area, list[Mapping[str, Any]]] = {}
+    for a in answers:
+        grouped.setdefault(a.area, []).append(a.values)
+    return {area: figures_of(definition, values) for area, values in grouped.items()}
+
+
 def summarise(definition: Mapping[str, Any], answers: Sequence[Answer],
               level: str | None = None, small: int = SMALL) -> dict[str, Any]:
     """Rule 4: the whole questionnaire's figures, and with `level` each area's, suppressed."""
-    whole = figures_of(definition, (a.values for a in answers))
+    return summarise_grids(definition, by_grid(definition, answers), level, small)
+
+
+def summarise_grids(definition: Mapping[str, Any], grids: Mapping[Area, Mapping[str, Any]],
+                    level: str | None = None, small: int = SMALL) -> dict[str, Any]:
+    """Rule 4 from each grid's figures (by_grid, or kept as answers arrived)."""
+    whole = figures_of(definition, ())
+    areas: dict[tuple[str, ...], dict[str, Any]] = {}
+    depth = AREA_LEVELS.index(level) if level is not None else 0
+    for area, figures in sorted(grids.items()):
+        merge(whole, figures)
+        if level is not None:
+            path = tuple(area[:depth + 1])
+            merge(areas.setdefault(path, figures_of(definition, ())), figures)
     result: dict[str, Any] = {"answers": whole["answers"], "questions": whole["questions"]}
+    suppress_counts(result["questions"], small, whole["answers"])
     if level is None:
-        suppress_counts(result["questions"], small, whole["answers"])
         return result
-    depth = AREA_LEVELS.index(level)
-    grouped: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for a in answers:
-        grouped.setdefault(tuple(a.area[:depth + 1]), []).append(a.values)
-    areas = {path: figures_of(definition, values) for path, values in sorted(grouped.items())}
     withheld = suppress_areas({p: f["answers"] for p, f in areas.items()}, small)
     listed = []
-    for path, figures in areas.items():
+    for path, figures in sorted(areas.items()):
         if path in withheld:
             listed.append({"code": path[-1], "parent": path[-2] if depth else "",
                            "withheld": True})
@@ -468,7 +504,6 @@ def summarise(definition: Mapping[str, Any], answers: Sequence[Answer],
         suppress_counts(figures["questions"], small, figures["answers"])
         listed.append({"code": path[-1], "parent": path[-2] if depth else "",
                        "withheld": False, **figures})
-    suppress_counts(result["questions"], small, whole["answers"])
     result["level"], result["areas"] = level, listed
     return result
 

@@ -37,6 +37,7 @@ from server.web.keys import (
     NOTICES,
     QUESTIONNAIRES,
     SCHEMAS,
+    SUPERVISOR,
 )
 from server.web.parsing import read_object
 from server.web.resident_sync import index_of
@@ -218,7 +219,9 @@ async def questionnaires_ctx(app: web.Application) -> AsyncIterator[None]:
     app[QUESTIONNAIRES] = store
     allocator = app[ALLOCATOR]
     allocator.terms = {**allocator.terms, "questionnaire": store.terms}
+    task = app[SUPERVISOR].start("questionnaires", store.run, probe=store.lag)
     yield
+    await app[SUPERVISOR].stop([task])
 
 
 def setup(app: web.Application) -> None:
