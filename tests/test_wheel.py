@@ -65,11 +65,14 @@ def outside_env(**extra: str) -> dict[str, str]:
 def test_the_installed_package_is_the_wheels(wheel_venv: Path, tmp_path: Path) -> None:
     found = subprocess.run(
         [str(wheel_venv / "bin" / "python"), "-c",
-         "import server, server.config as c, server.web.app, server.domain.validation as v; "
-         "print(server.__file__); print(c.shipped('pwa')); print(v.SCHEMA_DIR)"],
+         "import server, server.config as c, server.web.app, server.domain.validation as v, "
+         "server.store.embedded as e; "
+         "print(server.__file__); print(c.shipped('pwa')); print(v.SCHEMA_DIR); "
+         "print(e.NO_DISK_SIZE)"],
         cwd=tmp_path, env=outside_env(), capture_output=True, text=True, check=True)
-    package, pwa, schemas = [Path(line) for line in found.stdout.split()]
+    package, pwa, schemas, preload = [Path(line) for line in found.stdout.split()]
     assert package.is_relative_to(wheel_venv), package
+    assert preload.is_relative_to(wheel_venv) and preload.is_file()  # the store's --require
     assert pwa == package.parent / "pwa" and (pwa / "index.html").is_file()
     assert schemas == package.parent / "schemas"
     shipped = sorted(p.name for p in schemas.glob("*.schema.json"))

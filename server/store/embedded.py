@@ -43,6 +43,8 @@ POUCHDB_SERVER_BIN = PROJECT_ROOT / "node_modules" / "pouchdb-server" / "bin" / 
 STARTUP_SECONDS = 30.0  # a cold start with many databases opens each LevelDB once
 RECYCLE_AFTER_SECONDS = 5.0  # after I/O errors, restart the store at most this often
 RECYCLE_FREE_BYTES = 16 * 1024 * 1024  # ... and only once its disk has this much room again
+# Preloaded into the store: no `disk_size` measured at every request (the file says why).
+NO_DISK_SIZE = Path(__file__).resolve().parent / "no_disk_size.cjs"
 STORE_LOG_LEVEL = "warning"  # no line per request in log.txt (quiet_log says why)
 LAST_WORDS_CHARS = 4000  # of a dead store's output, logged (and shown in a failing test)
 
@@ -127,7 +129,8 @@ class EmbeddedStore:
             raise StoreError(f"the embedded store is not installed (no node, or no "
                              f"{self.server_bin}): run scripts/setup, or set "
                              f"LINLI_POUCHDB_SERVER")
-        return [node, "--unhandled-rejections=warn", str(self.server_bin),  # module docstring
+        return [node, "--require", str(NO_DISK_SIZE),
+                "--unhandled-rejections=warn", str(self.server_bin),  # module docstring
                 "--port", str(self.port), "--host", "127.0.0.1",
                 "--dir", str(self.dir), "--config", str(self.dir / "config.json"),
                 "--no-stdout-logs", "--no-color"]
