@@ -28,6 +28,7 @@ from test_faults import ServerProcess, served, store_get  # noqa: F401 - `served
 from server.admin import directory
 from server.domain.allocation import Event, Terms, allocate
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB, grid_db
+from server.store.bulk import save_many
 from server.sync.allocation import outcome_id
 
 pytestmark = pytest.mark.slow  # a server killed and started again, 200 clients
@@ -79,7 +80,7 @@ def a_community(store_url: str, tag: str) -> tuple[str, str, list[str]]:
             {"_id": f"resident:{name}-{household.partition(':')[2]}", "type": "resident",
              "schema_version": 1, "grid": grid, "created_by": "linli-signup", "account": name,
              "household": household, "role": "owner", "status": "active"}]
-    couch[grid_db(grid)].update(records)
+    save_many(couch[grid_db(grid)], records)
     return community, supervisor, residents
 
 

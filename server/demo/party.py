@@ -17,6 +17,7 @@ from server.admin import directory
 from server.domain import party as rules
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB
 from server.domain.validation import SchemaRegistry
+from server.store.bulk import save_many
 
 Doc = dict[str, Any]
 SECRETARY = "zhao.shuji"
@@ -77,5 +78,5 @@ def seed_party(server: couchdb.Server, community: str, street: str, resident_pho
         problems = registry.problems(doc)
         if problems:
             raise ValueError(f"{doc['_id']}: {problems}")
-    residents_db.update(docs)
+    save_many(residents_db, docs)
     return len(docs)

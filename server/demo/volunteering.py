@@ -19,6 +19,7 @@ from server.domain import volunteering as rules
 from server.domain.allocation import event_id, subject_key
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB
 from server.domain.validation import SchemaRegistry
+from server.store.bulk import save_many
 
 Doc = dict[str, Any]
 ORGANISER = "chen.jing"
@@ -121,8 +122,8 @@ def seed_volunteering(server: couchdb.Server, community: str, resident_phone: st
     if CLAIMS_DB not in server:
         server.create(CLAIMS_DB)
     claims_db = server[CLAIMS_DB]
-    claims_db.update([{"_id": f"task_secret:{subject_key(t)}", "secret": secrets.token_hex(32)}
-                      for t in (OPEN, FULL, PAST)])
-    claims_db.update(plan.claims)  # in order: the store's sequence is the order received
-    residents_db.update(plan.residents)
+    save_many(claims_db, [{"_id": f"task_secret:{subject_key(t)}",
+                           "secret": secrets.token_hex(32)} for t in (OPEN, FULL, PAST)])
+    save_many(claims_db, plan.claims)  # in order: the store's sequence is the order received
+    save_many(residents_db, plan.residents)
     return len(plan.claims) + len(plan.residents)

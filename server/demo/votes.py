@@ -22,6 +22,7 @@ import couchdb
 from server.demo.city import City
 from server.domain import votes
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
+from server.store.bulk import save_many
 
 Doc = dict[str, Any]
 OPEN_KEY, ELECTION_KEY = "de30000000000001", "de30000000000002"
@@ -131,7 +132,7 @@ def seed_votes(server: couchdb.Server, city: City, resident_phone: str,
         server.create(VOTES_DB)
     stored = {row.id for row in server[VOTES_DB].view("_all_docs", keys=[u["_id"] for u in units])
               if "value" in row}
-    server[VOTES_DB].update([u for u in units if u["_id"] not in stored])
+    save_many(server[VOTES_DB], [u for u in units if u["_id"] not in stored])
     written = 0
     for motion, docs, body in plan(units, compound, str((login or {}).get("account", "")),
                                    resident_unit, now or datetime.datetime.now(datetime.UTC)):
