@@ -19,6 +19,7 @@ from server.domain import questionnaires as rules
 from server.domain.allocation import event_id
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB, grid_db
 from server.domain.validation import SchemaRegistry
+from server.store.bulk import save_many
 
 Doc = dict[str, Any]
 AUTHOR = "chen.jing"
@@ -124,7 +125,7 @@ def seed_questionnaires(server: couchdb.Server, community: str, resident_phone: 
     for name in (CLAIMS_DB, rules.answers_db(KEY)):
         if name not in server:
             server.create(name)
-    server[CLAIMS_DB].update(plan.claims)  # in order: the store's sequence is the order received
-    server[rules.answers_db(KEY)].update(plan.answers)
+    save_many(server[CLAIMS_DB], plan.claims)  # in order: the sequence is the order received
+    save_many(server[rules.answers_db(KEY)], plan.answers)
     residents_db.save(plan.definition)
     return 1 + len(plan.claims) + len(plan.answers)
