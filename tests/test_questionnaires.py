@@ -22,7 +22,8 @@ from test_notices import Town, a_resident
 from test_volunteering import ready_town, stored_ids
 
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB
-from server.web.keys import RESIDENT_INDEX
+from server.sync.questionnaires import Questionnaires
+from server.web.keys import QUESTIONNAIRES, RESIDENT_INDEX
 
 PREFIX = "/api/questionnaires"
 
@@ -377,3 +378,25 @@ async def test_an_xlsform_becomes_a_draft_and_one_outside_the_subset_is_refused(
     got, _ = await post(client, town.ra, f"{PREFIX}/xlsform", {"xlsx": workbook(SURVEY,
                                                                                 CHOICES)})
     assert got == 403
+
+
+async def test_the_figures_are_kept_in_the_store_and_read_back(client: TestClient,
+                                                              city: City) -> None:
+    """A summary folds the answers by grid into `_local/summary` with the sequence read up to;
+    another process (a new store object) starts from it and reads only what came since."""
+    town = await ready_town(client, city)
+    doc = await published(client, town)
+    await send(client, town.ra, doc, "ra-fold-1", {"car": "no"})
+    store = client.app[QUESTIONNAIRES]
+    current = await store.current(doc["key"])
+    assert current is not None
+    grids = await store.fold(current)
+    db = f"linli-questionnaire-{doc['key']}"
+    saved = await city.run(lambda: city.couch[db].get("_local/summary"))
+    assert saved is not None and saved["grids"][0][1]["answers"] == 1
+    again = Questionnaires(store.couch, store.directory, store.schemas, store.notices)
+    assert await again.fold(current) == grids
+    await send(client, town.rb, doc, "rb-fold-1", {"car": "yes", "spot": 3})
+    later = await again.fold(current)
+    assert sum(f["answers"] for f in later.values()) == 2
+    assert later[(town.street, town.c1, town.g1)]["questions"]["spot"]["counts"]["3"] == 1

@@ -245,3 +245,23 @@ def test_a_number_of_few_answers_shows_no_min_or_max() -> None:
         answer("g1", "c1", {"car": "no"}) for _ in range(5)])
     assert result["questions"]["people"]["min"] is None
     assert result["questions"]["people"]["n"] is None
+
+
+def test_figures_kept_by_grid_add_up_to_the_whole() -> None:
+    """What the store's side folds as answers arrive (by_grid, merge) gives the figures a
+    count of every answer at once gives, whatever the split."""
+    doc = stored()
+    answers = [answer(f"g{n % 3}", f"c{n % 2}", {
+        "car": "yes" if n % 4 else "no", **({"spot": 1 + n % 5} if n % 4 else {}),
+        "needs": ["ev", "bike"][: n % 3], "people": 1 + n % 7, "moved": f"2019-0{1 + n % 9}-01"})
+        for n in range(60)]
+    whole = q.figures_of(doc, (a.values for a in answers))
+    folded: dict[q.Area, dict[str, Any]] = {}
+    for start in range(0, 60, 7):  # arriving in batches, folded into each grid's figures
+        for area, figures in q.by_grid(doc, answers[start:start + 7]).items():
+            q.merge(folded.setdefault(area, q.figures_of(doc, ())), figures)
+    total = q.figures_of(doc, ())
+    for figures in folded.values():
+        q.merge(total, figures)
+    assert total == whole
+    assert q.summarise_grids(doc, folded, "community") == q.summarise(doc, answers, "community")
