@@ -11,11 +11,12 @@ from typing import Any
 
 from conftest import basic, eventually
 
-from server.demo.party import BRANCHES, SECRETARY, plan_party
+from server.demo.party import BRANCHES, PARTY_TASK, SECRETARY, party_task, plan_party
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD
 from server.demo.volunteering import PAST, plan_volunteering
 from server.domain import party as rules
+from server.domain import volunteering
 from server.domain.validation import SchemaRegistry
 from server.web.keys import DIRECTORY
 
@@ -47,6 +48,13 @@ def test_the_demo_members_and_their_branch_views() -> None:
     jyj = rules.branch_view("jyj", [d for d in docs if d["branch"] == "jyj"], hours, [flood],
                             NOW)
     assert jyj["projects_met"] is False and jyj["counts"]["confirmed"] == 1
+    task = party_task("330802001001", NOW)
+    assert registry.problems(task) == [] and task["open_to"] == "party_members"
+    member = rules.branches_of(me, ["g330802001001a"])
+    assert volunteering.eligible(task, volunteering.Claimant("rme", frozenset({
+        "330802001001"}), branches=member))
+    assert not volunteering.eligible(task, volunteering.Claimant("r11", frozenset({
+        "330802001001"}), branches=rules.branches_of(by_account["r11"], ["g330802001001a"])))
 
 
 async def served(client: Any) -> None:
@@ -61,3 +69,8 @@ async def served(client: Any) -> None:
     resp = await client.get("/api/party/me", headers=basic(DEMO_RESIDENT, DEMO_PASSWORD))
     mine = await resp.json()
     assert mine["member"]["status"] == "confirmed" and mine["shows_identity"] is False
+    resp = await client.post(f"/api/volunteer/tasks/{PARTY_TASK}/claim",
+                             json={"claim_id": "demo-party-claim"},
+                             headers=basic(DEMO_RESIDENT, DEMO_PASSWORD))
+    placed = await resp.json()
+    assert resp.status == 201 and placed["status"] == "confirmed", placed

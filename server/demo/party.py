@@ -4,23 +4,30 @@ community's residents: the demo resident confirmed in 市财政局机关支部 (
 yet, not yet reported: theirs to choose), the four volunteers of the past flood watch
 confirmed there too (so the branch has hours and this year's project), one of them reported,
 one more resident pending, and one confirmed in 市教育局机关支部, whose branch has no project
-yet. Written only where missing: loading twice changes nothing."""
+yet; and a task of 坊门街社区 open to party members only (党员先锋岗), which the demo resident
+may claim and a resident who is no member may not. Written only where missing: loading twice
+changes nothing."""
 
 from __future__ import annotations
 
 import datetime
+import secrets
 from typing import Any
 
 import couchdb
 
 from server.admin import directory
+from server.demo.volunteering import ORGANISER
 from server.domain import party as rules
-from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB
+from server.domain import volunteering as tasks
+from server.domain.allocation import subject_key
+from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB
 from server.domain.validation import SchemaRegistry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
 SECRETARY = "zhao.shuji"
+PARTY_TASK = "volunteer_task:d000000000000011"
 BRANCHES = (  # code, name, kind
     ("czj", "市财政局机关支部", "organ"),
     ("jyj", "市教育局机关支部", "organ"),
@@ -54,6 +61,18 @@ def plan_party(me: str, others: list[str], secretary: str,
     return docs
 
 
+def party_task(community: str, now: datetime.datetime) -> Doc:
+    """Pure: the demo's task open to party members only, a week ahead."""
+    starts = (now + datetime.timedelta(days=7)).replace(hour=1, minute=0, second=0,
+                                                          microsecond=0)
+    draft = {"title": "党员先锋岗：垃圾分类督导",
+             "description": "在小区垃圾投放点指导居民分类投放。",
+             "place": "坊门小区垃圾投放点", "community": community, "starts_at": starts.isoformat(),
+             "ends_at": (starts + datetime.timedelta(hours=2)).isoformat(), "places": 6,
+             "open_to": "party_members"}
+    return tasks.task_doc(draft, ORGANISER, PARTY_TASK, now - datetime.timedelta(days=1))
+
+
 def seed_party(server: couchdb.Server, community: str, street: str, resident_phone: str,
                password: str, now: datetime.datetime | None = None) -> int:
     """The branches, their secretary and the memberships, where missing; how many
@@ -72,7 +91,14 @@ def seed_party(server: couchdb.Server, community: str, street: str, resident_pho
         "_all_docs", include_docs=True, startkey="user:", endkey="user:\ufff0")
         if (row.doc.get("resident") or {}).get("community") == community
         and row.doc["name"] != me)
-    docs = plan_party(me, others, SECRETARY, now or datetime.datetime.now(datetime.UTC))
+    when = now or datetime.datetime.now(datetime.UTC)
+    docs = plan_party(me, others, SECRETARY, when)
+    if PARTY_TASK not in residents_db:
+        docs.append(party_task(community, when))
+        if CLAIMS_DB not in server:
+            server.create(CLAIMS_DB)
+        server[CLAIMS_DB].save({"_id": f"task_secret:{subject_key(PARTY_TASK)}",
+                                "secret": secrets.token_hex(32)})
     registry = SchemaRegistry()
     for doc in docs:
         problems = registry.problems(doc)
