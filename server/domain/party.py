@@ -299,6 +299,7 @@ def branch_view(branch: str, members: Iterable[Mapping[str, Any]],
     ledger's, corrections included) and the tasks with their place holders."""
     listed = sorted(members, key=lambda m: (str(m.get("status")), str(m.get("account"))))
     confirmed = {str(m["account"]) for m in listed if m.get("status") == "confirmed"}
+    reported = {str(m["account"]) for m in listed if m.get("reported_at")}
     by_member: dict[str, int] = dict.fromkeys(sorted(confirmed), 0)
     by_task: dict[str, int] = {}
     for entry in hours:
@@ -329,8 +330,7 @@ def branch_view(branch: str, members: Iterable[Mapping[str, Any]],
                           for t, n in sorted(by_task.items())],
         "projects": projects, "projects_needed": YEARLY_PROJECTS,
         "projects_met": len(projects) >= YEARLY_PROJECTS,
-        "not_reported": sorted(a for a in confirmed if not any(
-            m.get("account") == a and m.get("reported_at") for m in listed)),
+        "not_reported": sorted(confirmed - reported),
     }
 
 
