@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from conftest import City, basic, eventually, wait_for_user
+from openpyxl import load_workbook
 from PIL import Image
 from test_notices import Town
 from test_volunteering import ready_town
@@ -248,3 +249,34 @@ async def test_two_offline_dispatches_go_to_the_supervisors_queue(client: TestCl
         "department:police", 0)
     got, answer = await step(client, town.worker1, rid, "in_progress", "done", 68)
     assert got in (403, 409)  # never in progress; and no longer the worker's
+
+
+async def test_the_dashboard_and_its_export(client: TestClient, city: City) -> None:
+    town = await ready(client, city)
+    for n in range(6):
+        got, answer = await post(client, town.ra if n % 2 else town.rb, PREFIX,
+                                 body(90 + n, description=f"=HYPERLINK(\"http://x\") {n}"))
+        assert got == 201, answer
+    got, board = await get(client, town.sup1, f"{PREFIX}/dashboard?level=grid")
+    assert got == 200 and board["level"] == "grid"
+    (mine,) = [a for a in board["areas"] if a["code"] == town.g1]
+    assert mine["reports"] >= 6 and mine["by_state"]["submitted"] >= 6
+    assert "HYPERLINK" not in str(board) and town.ra not in str(board)
+    for user, status in ((town.ra, 403), (town.worker1, 403)):
+        assert (await get(client, user, f"{PREFIX}/dashboard"))[0] == status
+    for query in ("?level=planet", "?level=grid&grid=g1", "?level=city&unmask=1"):
+        got, answer = await get(client, town.sup1, f"{PREFIX}/dashboard{query}")
+        assert got == 400 and set(answer) == {"error", "reason"}, query
+    # Another community's supervisor does not count these.
+    other = await city.user("supervisor", communities=[town.c3])
+    await wait_for_user(client, other)
+    got, theirs = await get(client, other, f"{PREFIX}/dashboard")
+    assert got == 200 and theirs["total"]["reports"] == 0
+    resp = await client.get(f"{PREFIX}/dashboard.xlsx?level=community",
+                            headers=basic(town.sup1))
+    assert resp.status == 200
+    sheet = load_workbook(io.BytesIO(await resp.read()), read_only=True).active
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert rows[0][:3] == ["层级 level", "区域 area", "问题数 reports"]
+    assert any(r[1] == town.c1 for r in rows[1:])
+    assert not any(isinstance(v, str) and v.startswith("=") for r in rows for v in r)

@@ -304,3 +304,40 @@ def test_overdue_at_the_deadline_and_escalation_to_community_then_street() -> No
     reopened = r.Timing(submitted=at(1), reopened=at(14))
     assert r.overdue(cat, accepted, reopened, cal, finish_by) == ()
     assert r.escalation(cat, r.fold(HAPPY), timing, cal, at(30)) == 0
+
+
+# -- the dashboard ------------------------------------------------------------------------
+
+def fig(grid: str, category: str = "other", state: str = "done", *, hours: float | None = 10,
+        rating: int | None = 4, overdue: bool = False) -> r.Figure:
+    return r.Figure("s1", "c1" if grid != "g9" else "c2", grid, category, state, overdue, hours,
+                    rating)
+
+
+def test_percentiles_are_values_reported() -> None:
+    assert r.percentile([5, 1, 3], 0.5) == 3
+    assert r.percentile(list(range(1, 11)), 0.5) == 5
+    assert r.percentile(list(range(1, 11)), 0.9) == 9
+    assert r.percentile([7], 0.9) == 7
+
+
+def test_the_dashboard_withholds_small_counts_and_their_complement() -> None:
+    rows = [fig("g1", hours=h) for h in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)] + [
+        fig("g1", "noise", "submitted", hours=None, rating=None, overdue=True)] + [
+        fig("g9") for _ in range(4)]
+    board = r.dashboard(rows, "grid", 5)
+    (g1, g9) = board["areas"]
+    assert (g1["code"], g1["withheld"], g9) == ("g1", False, {"code": "g9", "withheld": True})
+    assert g1["reports"] == 11 and g1["by_category"] == {"other": None, "noise": None}
+    assert g1["by_state"]["done"] is None and g1["by_state"]["submitted"] is None
+    assert g1["by_state"]["closed"] == 0  # a zero singles nobody out
+    assert g1["overdue"] is None
+    assert (g1["hours_median"], g1["hours_p90"], g1["satisfaction"]) == (5, 9, 4.0)
+    total = board["total"]
+    assert total["reports"] == 15 and total["by_category"] == {"other": None, "noise": None}
+    cells: dict[str, int | None] = {"a": 2, "b": 9, "c": 30, "d": 0}
+    r.withhold(cells, 5)  # the only small one, and the smallest other above zero with it
+    assert cells == {"a": None, "b": None, "c": 30, "d": 0}
+    few = r.dashboard(rows[:4], "city", 5)["total"]
+    assert few["hours_median"] is None and few["satisfaction"] is None
+    assert r.dashboard(rows, "city", 5)["areas"][0]["code"] == ""

@@ -32,6 +32,8 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/reports", "/api/reports/categories", "/api/reports/{report}",
                    "/api/reports/{report}/steps", "/api/reports/{report}/photos/{holder}/{name}",
                    "GET /api/questionnaires", "POST /api/questionnaires/{key}/answers",
+                   "/api/open311/v2/services.json", "/api/open311/v2/services/{service_code}.json",
+                   "/api/open311/v2/requests.json", "/api/open311/v2/requests/{request}.json",
                    }  # a path: all its methods; "METHOD path": that one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",

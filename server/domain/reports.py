@@ -38,6 +38,13 @@
    assignee what is routed to them (a department or a property company nothing else); a
    resident never another's report, except one a supervisor published (`public_view`:
    category, place, state, description, never the reporter).
+8. The dashboard (`dashboard`): by category, state, overdue, handling time (median and p90
+   hours from submission to 已办结) and satisfaction (mean rating), for the whole scope and
+   each area of a level (city, street, community, grid). The small-count rule as elsewhere
+   (server/domain/figures.py SMALL): an area of fewer than SMALL reports shows none of its
+   figures; within one shown, a count 0 < n < SMALL is withheld, and with it the smallest
+   other count of its breakdown when it is the only one, so no count is a subtraction away;
+   a median, p90 or mean of fewer than SMALL reports is withheld.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ MAX_DESCRIPTION = 1000
 MAX_COMMENT = 200
 MAX_SPOT = 60
 ESCALATE_STREET_DAYS = 2
+SERVER = "linli-reports"  # the author of the status documents
 REQUEST = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the phone's id for an act: a retry is the same
 CATEGORY_CODE = re.compile(r"^[a-z][a-z_]{1,31}$")
 REPORT_ID = re.compile(r"^report:[0-9a-f]{16}$")
@@ -524,6 +532,42 @@ def escalation(category: Category, status: Status, timing: Timing, calendar: Cal
     return 2 if now >= street_at else 1
 
 
+def open311_status(state: str) -> str:
+    """GeoReport v2's two statuses: a report is `closed` once 已关闭, `open` before."""
+    return "closed" if state == "closed" else "open"
+
+
+def key_of(report: str) -> str:
+    return report.removeprefix("report:")
+
+
+def status_id(report: str) -> str:
+    return f"report_status:{key_of(report)}"
+
+
+def status_doc(report: Mapping[str, Any], folded: Status,
+               steps: Sequence[Mapping[str, Any]], now: datetime.datetime) -> dict[str, Any]:
+    """The status document of a report: the fold, and the times the limits count from."""
+    by_id = {str(s["_id"]): s for s in steps}
+    doc: dict[str, Any] = {
+        "_id": status_id(str(report["_id"])), "type": "report_status", "schema_version": 1,
+        "created_by": SERVER, "report": report["_id"], "reporter": report["reporter"],
+        "state": folded.state, "round": folded.round, "conflicts": len(folded.conflicts),
+        "updated_at": now.isoformat(timespec="microseconds")}
+    if folded.assignee or report.get("assignee"):
+        doc["assignee"] = folded.assignee or report["assignee"]
+    for sid in folded.applied:  # the times the limits and the dashboard count from
+        applied = by_id.get(sid, {})
+        moved = (applied.get("from"), applied.get("to"))
+        when = {("submitted", "accepted"): "accepted_at", ("in_progress", "done"): "done_at",
+                ("done", "closed"): "closed_at", ("done", "in_progress"): "reopened_at"}
+        if moved in when and isinstance(applied.get("at"), str):
+            doc[when[moved]] = applied["at"]
+        if moved == ("done", "closed") and isinstance(applied.get("rating"), int):
+            doc["rating"] = applied["rating"]
+    return doc
+
+
 def public_view(report: Mapping[str, Any], status: Status) -> dict[str, Any]:
     """Rule 7: what a published report shows neighbours: never who reported it."""
     return {"_id": report.get("_id"), "category": report.get("category"),
@@ -539,3 +583,87 @@ def staff_view(report: Mapping[str, Any]) -> dict[str, Any]:
         shown.pop("created_by", None)
         shown["reporter"] = ""
     return shown
+
+
+# -- The supervisors' dashboard (rule 8) ----------------------------------------------------
+
+LEVELS = ("city", "street", "community", "grid")
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """One report as the dashboard counts it: where, what, where it stands, whether it is
+    overdue, the hours from its submission to 已办结 (None: not done), its rating."""
+
+    street: str
+    community: str
+    grid: str
+    category: str
+    state: str
+    overdue: bool
+    hours: float | None
+    rating: int | None
+
+    def area(self, level: str) -> str:
+        return "" if level == "city" else str(getattr(self, level))
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (p50 the median's lower middle, p90): a value reported."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * share // 1))
+    return ordered[int(rank) - 1]
+
+
+def withhold(cells: dict[str, int | None], small: int) -> None:
+    """Rule 8's small counts: 0 < n < small is withheld (None); when exactly one cell of a
+    breakdown that sums up to a shown total is withheld, the smallest other goes too."""
+    gone = {k for k, v in cells.items() if v is not None and 0 < v < small}
+    if len(gone) == 1:
+        rest = sorted((v == 0, v, k) for k, v in cells.items() if k not in gone and v is not None)
+        if rest:
+            gone.add(rest[0][2])
+    for key in gone:
+        cells[key] = None
+
+
+def area_figures(rows: Sequence[Figure], small: int) -> dict[str, Any]:
+    """One area's figures: counts by category and state, overdue, handling time (median and
+    p90 hours, of the reports done) and satisfaction (mean rating), small counts withheld;
+    a statistic of fewer than `small` reports is withheld whole."""
+    by_category: dict[str, int | None] = {}
+    by_state: dict[str, int | None] = {s: 0 for s in STATES}
+    for row in rows:
+        by_category[row.category] = (by_category.get(row.category) or 0) + 1
+        by_state[row.state] = (by_state.get(row.state) or 0) + 1
+    withhold(by_category, small)
+    withhold(by_state, small)
+    overdue: int | None = sum(row.overdue for row in rows)
+    if overdue is not None and 0 < overdue < small:
+        overdue = None
+    hours = [row.hours for row in rows if row.hours is not None]
+    ratings = [row.rating for row in rows if row.rating is not None]
+    enough = len(hours) >= small
+    return {"reports": len(rows), "by_category": by_category, "by_state": by_state,
+            "overdue": overdue, "done": len(hours) if enough else None,
+            "hours_median": round(percentile(hours, 0.5), 1) if enough else None,
+            "hours_p90": round(percentile(hours, 0.9), 1) if enough else None,
+            "rated": len(ratings) if len(ratings) >= small else None,
+            "satisfaction": round(sum(ratings) / len(ratings), 2)
+            if len(ratings) >= small else None}
+
+
+def dashboard(rows: Iterable[Figure], level: str, small: int) -> dict[str, Any]:
+    """Rule 8: the figures of the whole scope and of each area at `level`; an area of
+    fewer than `small` reports shows its count withheld and none of its figures."""
+    listed = list(rows)
+    areas: dict[str, list[Figure]] = {}
+    for row in listed:
+        areas.setdefault(row.area(level), []).append(row)
+    shown = []
+    for code, members in sorted(areas.items()):
+        if len(members) < small:
+            shown.append({"code": code, "withheld": True})
+        else:
+            shown.append({"code": code, "withheld": False, **area_figures(members, small)})
+    return {"level": level, "total": area_figures(listed, small), "areas": shown}

@@ -32,6 +32,7 @@ from PIL import Image
 
 from server.domain import reports as rules
 from server.domain.messages import Refused, bilingual
+from server.domain.reports import key_of, status_doc, status_id
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
@@ -42,8 +43,8 @@ from server.sync.notices import refused
 log = logging.getLogger(__name__)
 audit = logging.getLogger("linli.audit")
 
-SERVER = "linli-reports"  # the author of the status documents
 TRIES = 5
+REBUILD_AFTER = datetime.timedelta(minutes=1)
 FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
@@ -52,16 +53,8 @@ def report_id(account: str, request: str) -> str:
     return f"report:{digest(account, request)[:16]}"
 
 
-def key_of(report: str) -> str:
-    return report.removeprefix("report:")
-
-
 def step_id(report: str, actor: str, request: str) -> str:
     return f"report_step:{key_of(report)}:{digest(actor, request)[:16]}"
-
-
-def status_id(report: str) -> str:
-    return f"report_status:{key_of(report)}"
 
 
 def stamp(now: datetime.datetime) -> str:
@@ -155,6 +148,9 @@ class Reports:
     calendar: rules.Calendar = dataclasses.field(default_factory=rules.Calendar)
     max_photo_bytes: int = 1024 * 1024
     max_photo_pixels: int = 24_000_000
+    # (update_seq, when built, rows) and the dashboards computed from them
+    figures_held: tuple[str, datetime.datetime, list[rules.Figure]] | None = None
+    boards: dict[tuple[Any, ...], dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     async def _get(self, doc_id: str) -> dict[str, Any] | None:
         with contextlib.suppress(NotFound):
@@ -358,6 +354,46 @@ class Reports:
         return [row["doc"] for row in page.get("rows", [])
                 if isinstance(row.get("doc"), dict) and row["doc"].get("type") == "report"]
 
+    async def figures(self, user: User, now: datetime.datetime) -> list[rules.Figure]:
+        """The dashboard's rows of the reports in a supervisor's scope (an admin's: all),
+        built again when the residents database changed (one info read) or a minute passed
+        (overdue flags move with the clock)."""
+        seq = await self.update_seq()
+        held = self.figures_held
+        if held is None or held[0] != seq or now - held[1] > REBUILD_AFTER:
+            statuses = await self.statuses()
+            rows = [self.figure(doc, statuses.get(str(doc["_id"]), {}), now)
+                    for doc in await self.all_reports()]
+            self.figures_held = held = (seq, now, rows)
+            self.boards.clear()
+        return [row for row in held[2] if user.role == "admin" or (
+            user.role == "supervisor" and (row.community in user.communities
+                                           or row.street in user.streets))]
+
+    async def update_seq(self) -> str:
+        info = await self.couch.get(db_path(RESIDENTS_DB))
+        return str(info.get("update_seq")) if isinstance(info, dict) else ""
+
+    async def dashboard(self, user: User, level: str, small: int,
+                        now: datetime.datetime) -> dict[str, Any]:
+        """Rule 8's figures, computed once per scope, level and set of rows."""
+        rows = await self.figures(user, now)
+        key = (user.role, user.communities, user.streets, level)
+        if key not in self.boards:
+            self.boards[key] = rules.dashboard(rows, level, small)
+        return self.boards[key]
+
+    def figure(self, doc: Mapping[str, Any], held: Mapping[str, Any],
+               now: datetime.datetime) -> rules.Figure:
+        judged = self.judged(doc, held, now)
+        submitted, done = parse_time(doc.get("submitted_at")), parse_time(held.get("done_at"))
+        hours = (done - submitted).total_seconds() / 3600 if submitted and done else None
+        rating = held.get("rating")
+        return rules.Figure(str(doc.get("street", "")), str(doc.get("community", "")),
+                            str(doc.get("grid", "")), str(doc.get("category", "")),
+                            str(judged.get("state", "submitted")), bool(judged.get("overdue")),
+                            hours, rating if isinstance(rating, int) else None)
+
     async def statuses_of(self, report: str) -> dict[str, Any]:
         return await self._get(status_id(report)) or {}
 
@@ -421,26 +457,3 @@ def parse_time(value: Any) -> datetime.datetime | None:
         return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
-
-
-def status_doc(report: Mapping[str, Any], folded: rules.Status,
-               steps: Sequence[Mapping[str, Any]], now: datetime.datetime) -> dict[str, Any]:
-    """The status document of a report: the fold, and the times the limits count from."""
-    by_id = {str(s["_id"]): s for s in steps}
-    doc: dict[str, Any] = {
-        "_id": status_id(str(report["_id"])), "type": "report_status", "schema_version": 1,
-        "created_by": SERVER, "report": report["_id"], "reporter": report["reporter"],
-        "state": folded.state, "round": folded.round, "conflicts": len(folded.conflicts),
-        "updated_at": stamp(now)}
-    if folded.assignee or report.get("assignee"):
-        doc["assignee"] = folded.assignee or report["assignee"]
-    for sid in folded.applied:  # the times the limits and the dashboard count from
-        applied = by_id.get(sid, {})
-        moved = (applied.get("from"), applied.get("to"))
-        when = {("submitted", "accepted"): "accepted_at", ("in_progress", "done"): "done_at",
-                ("done", "closed"): "closed_at", ("done", "in_progress"): "reopened_at"}
-        if moved in when and isinstance(applied.get("at"), str):
-            doc[when[moved]] = applied["at"]
-        if moved == ("done", "closed") and isinstance(applied.get("rating"), int):
-            doc["rating"] = applied["rating"]
-    return doc

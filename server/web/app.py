@@ -38,6 +38,7 @@ from server.web import (
     guard,
     health,
     notices,
+    open311,
     party,
     questionnaires,
     reports,
@@ -354,6 +355,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     deliberation.setup(app)
     users.setup(app)
     reports.setup(app)
+    open311.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
     return app

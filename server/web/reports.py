@@ -8,13 +8,19 @@ through the resident sync."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
+from server import errors
 from server.domain import reports as rules
+from server.domain.exports import WITHHELD
+from server.domain.figures import SMALL
+from server.domain.scope import User
 from server.errors import json_response
 from server.sync.reports import Reports
 from server.sync.residents import utc_now
+from server.web.api import send_sheet
 from server.web.guard import require_user
 from server.web.keys import CONFIG, COUCH, DIRECTORY, REPORTS, SCHEMAS
 from server.web.parsing import read_object
@@ -95,6 +101,67 @@ async def photo(request: web.Request) -> web.Response:
                                  "X-Content-Type-Options": "nosniff"})
 
 
+DASHBOARD_QUERY = frozenset({"level"})
+
+
+def require_supervisor(request: web.Request) -> User:
+    user = require_user(request)
+    if user.role not in ("supervisor", "admin") or user.disabled:
+        raise errors.forbidden("只有社区、街道工作人员或市级管理员可以查看问题统计",
+                               "Only community or street supervisors and the city admin see "
+                               "the reports' figures.")
+    return user
+
+
+async def figures_of(request: web.Request) -> dict[str, Any]:
+    """Rule 8 for the supervisor's scope at `?level=` (city, street, community, grid)."""
+    user = require_supervisor(request)
+    extra = sorted(set(request.query) - DASHBOARD_QUERY)
+    level = request.query.get("level", "city")
+    if extra or level not in rules.LEVELS:
+        raise errors.bad_request("“层级”应为 city、street、community 或 grid，不接受其他参数",
+                                 "level must be city, street, community or grid; no other "
+                                 "parameter is taken.")
+    return await request.app[REPORTS].dashboard(user, level, SMALL, utc_now())
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return json_response(await figures_of(request), headers=NO_STORE)
+
+
+def dashboard_rows(figures: dict[str, Any]) -> list[list[Any]]:
+    """The dashboard as a sheet: one row per area, withheld cells as the exports write them."""
+    categories = sorted({c for a in [figures["total"], *figures["areas"]]
+                         for c in a.get("by_category", {})})
+    head = ["层级 level", "区域 area", "问题数 reports", *(f"类别 {c}" for c in categories),
+            *(f"{rules.STATE_LABELS[s][0]} {s}" for s in rules.STATES), "超期 overdue",
+            "办结中位小时 median hours", "办结P90小时 p90 hours", "满意度 satisfaction"]
+    out: list[list[Any]] = [head]
+    for area in [{"code": "合计 total", "withheld": False, **figures["total"]},
+                 *figures["areas"]]:
+        if area.get("withheld"):
+            out.append([figures["level"], area["code"], WITHHELD])
+            continue
+        cell = (lambda v: WITHHELD if v is None else v)  # noqa: E731
+        out.append([figures["level"], area["code"], area["reports"],
+                    *(cell(area["by_category"].get(c, 0)) for c in categories),
+                    *(cell(area["by_state"].get(s, 0)) for s in rules.STATES),
+                    cell(area["overdue"]), cell(area["hours_median"]),
+                    cell(area["hours_p90"]), cell(area["satisfaction"])])
+    return out
+
+
+async def dashboard_xlsx(request: web.Request) -> web.StreamResponse:
+    """The dashboard as XLSX: text cells safe from formulas (as every export), no reporter."""
+    figures = await figures_of(request)
+
+    async def source() -> AsyncIterator[list[Any]]:
+        for row in dashboard_rows(figures):
+            yield row
+    name = f"reports-{figures['level']}-{utc_now().date().isoformat()}.xlsx"
+    return await send_sheet(request, source(), "xlsx", name, "reports")
+
+
 async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open."""
     config = app[CONFIG]
@@ -109,6 +176,8 @@ def setup(app: web.Application) -> None:
     one_report = PREFIX + "/{report:[^/]+}"  # checked by the store: a bad id answers 404
     for method, path, handler in (
             ("GET", PREFIX + "/categories", categories), ("GET", PREFIX, listing),
+            ("GET", PREFIX + "/dashboard", dashboard),
+            ("GET", PREFIX + "/dashboard.xlsx", dashboard_xlsx),
             ("POST", PREFIX, submit), ("GET", one_report, one),
             ("POST", one_report + "/steps", act),
             ("GET", one_report + "/photos/{holder:[^/]+}/{name:[^/]+}", photo)):
