@@ -13,6 +13,7 @@ import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { partyView } from "./party.js";
 import { questionnaireView, questionnairesView } from "./questionnaires.js";
+import { newReportView, reportView, reportsView } from "./reports.js";
 import { ResidentStore } from "./store.js";
 import { taskView, volunteerView } from "./volunteer.js";
 import { voteView, votesView } from "./votes.js";
@@ -89,6 +90,7 @@ function homeView(app) {
       tile("#/votes", "r-votes-link", t("vt_votes")),
       active ? tile("#/questionnaires", "r-questionnaires-link", t("q_questionnaires")) : null,
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
+      active ? tile("#/reports", "r-reports-link", t("rp_reports")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -114,6 +116,9 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "vote") nodes = await voteView(app, a);
   else if (name === "topics") nodes = await topicsView(app);
   else if (name === "topic") nodes = await topicView(app, a);
+  else if (name === "reports") nodes = reportsView(app);
+  else if (name === "report-new") nodes = newReportView(app);
+  else if (name === "report") nodes = reportView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;
