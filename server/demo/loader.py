@@ -6,8 +6,8 @@ queue), two of them with demo logins; the owners' votes of the demo resident's c
 (demo/votes.py: one open, one closed election); and volunteer tasks open, full and past
 (demo/volunteering.py), party branches with members, one pending, and a
 branch secretary (demo/party.py); a parking survey with the answers of most households
-(demo/questionnaires.py). Deterministic and idempotent: loading it
-twice changes nothing."""
+(demo/questionnaires.py); problem reports in every state (demo/reports.py). Deterministic
+and idempotent: loading it twice changes nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from server.config import Config
 from server.demo.city import generate_city
 from server.demo.party import seed_party
 from server.demo.questionnaires import seed_questionnaires
+from server.demo.reports import seed_reports
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD, seed_city, seed_residents
 from server.demo.volunteering import seed_volunteering
@@ -49,6 +50,7 @@ def load_demo(config: Config, url: str) -> None:
     seed_volunteering(server, COMMUNITY, DEMO_RESIDENT)
     seed_party(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)
     seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)
+    seed_reports(server, DEMO_RESIDENT)
     existing = {u.name for u in directory.list_users(server)}
     for name, role, grids, communities, streets, rights in USERS:
         if name not in existing:
