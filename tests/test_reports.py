@@ -178,6 +178,20 @@ async def test_nobody_else_sees_a_report_on_any_path(client: TestClient, city: C
     assert rid in str(listed) and town.ra not in str(listed)
     got, own = await get(client, town.ra, f"{PREFIX}/{rid}")
     assert own["report"]["reporter"] == town.ra
+    # The photo route: another's report, another report's documents, names that are no photo.
+    got, theirs = await post(client, town.rb, PREFIX, body(32, photos=[b64(jpeg())]))
+    other = theirs["report"]["_id"]
+    for user, holder, name in ((town.ra, other, "photo-1.jpg"), (town.rc, other, "photo-1.jpg"),
+                               (town.rb, f"report_step:{rid[7:]}:x", "photo-1.jpg"),
+                               (town.rb, other, "..%2F..%2F_all_docs"),
+                               (town.rb, "_all_docs", "photo-1.jpg"),
+                               (town.rb, other, "photo-9.jpg")):
+        resp = await client.get(f"{PREFIX}/{other}/photos/{holder}/{name}",
+                                headers=basic(user))
+        assert resp.status == 404, (user, holder, name, resp.status)
+    resp = await client.get(f"{PREFIX}/{other}/photos/{other}/photo-1.jpg",
+                            headers=basic(town.rb))
+    assert resp.status == 200 and resp.content_type == "image/jpeg"
 
 
 async def test_the_workflow_step_by_step(client: TestClient, city: City) -> None:
