@@ -7,14 +7,18 @@ and the name is never given to anyone else."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 import couchdb
+import pytest
 from conftest import PASSWORD, City, basic, eventually, visit, wait_for_user
 from test_admin_rights import Linli, linli  # noqa: F401  (the fixture)
 from test_holes_sessions import eventually_refused, login, status_with
 
-from server.domain.scope import DIRECTORY_DB, User
+from server.domain.scope import DIRECTORY_DB, User, grid_db
+from server.web.keys import FEEDS_HELD
 
 
 async def test_the_command_disables_enables_and_removes_a_user(
@@ -128,3 +132,37 @@ async def test_the_admin_screen_ends_a_session_at_its_next_request(client: Any,
     client.session.cookie_jar.clear()
     assert (await client.get("/api/users", headers=basic(supervisor))).status == 403
     assert (await client.get(path, headers=basic(supervisor))).status == 200  # untouched
+
+
+async def waiting_feed(client: Any, db: str, worker: str, **extra: str) -> Any:
+    """A worker's longpoll on their grid, held by the server (no change yet to answer)."""
+    resp = await client.get(f"/couch/{db}/_changes", headers=basic(worker))
+    since = (await resp.json())["last_seq"]
+    poll = asyncio.ensure_future(client.get(
+        f"/couch/{db}/_changes", headers=basic(worker),
+        params={"feed": "longpoll", "since": str(since), "timeout": "20000",
+                "include_docs": "true", **extra}))
+    await eventually(lambda: client.app[FEEDS_HELD].held.get(worker), what="the feed held")
+    return poll
+
+
+async def test_a_disabled_workers_waiting_feed_gets_nothing_written_after(
+        client: Any, city: City) -> None:
+    """A longpoll waits up to a minute with the account it began with: disabling the account
+    must stop it before its next read, with or without heartbeats already sent."""
+    grid = await city.grid(community="339995001001")
+    worker, admin = await city.user(grids=[grid]), await city.user("admin")
+    for name in (worker, admin):
+        await wait_for_user(client, name)
+    db = grid_db(grid)
+    quiet = await waiting_feed(client, db, worker)
+    beating = await (await waiting_feed(client, db, worker, heartbeat="500"))
+    assert beating.status == 200  # its first heartbeat began the answer
+    resp = await client.post(f"/api/users/{worker}/disable", headers=basic(admin))
+    assert resp.status == 200, await resp.text()
+    await city.run(lambda: city.couch[db].save({"_id": "note:after-disable", "secret": "S"}))
+    got = await quiet
+    assert got.status == 401, await got.text()
+    assert "after-disable" not in await got.text()
+    with pytest.raises(aiohttp.ClientPayloadError):  # 200 said already: the connection is cut
+        await beating.read()

@@ -37,6 +37,7 @@ from server.store.couch import READ_TIMEOUT, NotFound, db_path
 from server.sync import filters, replication
 from server.sync import params as qparams
 from server.sync.resident_queue import log_staff_writes, staff_deletion
+from server.web.guard import require_still_signed_in
 from server.web.keys import (
     AGGREGATES,
     CONFIG,
@@ -208,9 +209,9 @@ async def changes_filter(request: web.Request, target: Target, name: str | None,
         return {}, None, None
     if name == "_doc_ids":
         return {"filter": name}, {"doc_ids": changes_doc_ids(request, body)}, None
-    recheck = functools.partial(filters.upstream, request.app[COUCH], target.db, target.user,
-                                name, request.query, body)
-    return await recheck(), None, recheck
+    upstream = functools.partial(filters.upstream, request.app[COUCH], target.db, target.user,
+                                 name, request.query, body)
+    return await upstream(), None, upstream
 
 
 async def changes(request: web.Request, target: Target) -> web.StreamResponse:
@@ -227,9 +228,18 @@ async def changes(request: web.Request, target: Target) -> web.StreamResponse:
         params.pop(name, None)
     body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
     live = params.get("feed") == "longpoll"
-    added, upstream_body, recheck = await changes_filter(request, target,
-                                                         given[0] if given else None, body)
+    added, upstream_body, refilter = await changes_filter(request, target,
+                                                          given[0] if given else None, body)
     params.update(added)
+
+    async def recheck() -> object:
+        """Before each read after the first: the asker still signed in and still reaching
+        this database (a disabled worker's waiting feed gets nothing more), then the filter."""
+        user = require_still_signed_in(request)
+        if request.app[DIRECTORY].access(user, target.db) is None:
+            raise errors.db_not_found()
+        return await refilter() if refilter is not None else None
+
     if request.method == "HEAD":  # headers only: never a wait (the store's would send nothing
         live = False              # until the read timeout, holding its connection)
         for name in ("feed", "heartbeat", "timeout"):

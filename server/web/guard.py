@@ -105,6 +105,24 @@ def require_user(request: web.Request) -> User:
     return user
 
 
+def require_still_signed_in(request: web.Request) -> User:
+    """The asker of a request held open (a longpoll waiting up to a minute), looked up again:
+    refused (401) once their account is disabled or removed, their password changed (which
+    changes the session salt) or their session logged out since the request came in. A held
+    feed calls this before it reads again, so nothing written after the account was closed
+    reaches its phone."""
+    user = require_user(request)
+    auth = request.app[AUTH]
+    now = auth.lookup(user.name)
+    session = request.get(SESSION)
+    if (now is None or now.disabled or now.removed or now.session_salt != user.session_salt
+            or now.password != user.password
+            or (session is not None and session.id in auth.ended)):
+        raise errors.unauthorized("登录已失效，请重新登录",
+                                  "Your session has ended: log in again.")
+    return now
+
+
 async def renew_session(request: web.Request, response: web.StreamResponse) -> None:
     """On every answer, streamed ones included (a pull-only phone must keep its session). The
     cookie goes in as a header: aiohttp (3.14) turns `set_cookie` into headers before this

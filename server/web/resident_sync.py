@@ -35,10 +35,10 @@ from server.store.couch import CouchClient, NotFound, db_path
 from server.sync import params as qparams
 from server.sync import replication
 from server.sync.allowed import SYNC_DOC, SYNC_ID, VIRTUAL, ResidentIndex, ResidentSeq, Row
-from server.sync.feeds import Waiter, finish, hung_up
+from server.sync.feeds import Waiter, cut, finish, hung_up
 from server.sync.replication import FeedLimiter
 from server.web import residents
-from server.web.guard import require_user
+from server.web.guard import require_still_signed_in, require_user
 from server.web.keys import (
     CONFIG,
     COUCH,
@@ -384,6 +384,12 @@ async def longpoll(request: web.Request, phone: Phone, index: ResidentIndex,
                 return hung_up(request, response)
             if not woken:
                 return await finish(request, response, page([], last, None))
+            try:
+                require_still_signed_in(request)  # disabled or logged out while it waited
+            except errors.CouchError:
+                if response is None:
+                    raise
+                return cut(request, response)
             moved = index.ids.keys(account)  # activated, moved out: other keys now
             if moved != keys:
                 feeds.leave_keys(keys, waiter)
