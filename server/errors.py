@@ -34,13 +34,16 @@ class CouchError(Refused):
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def json_bytes(body: Any) -> bytes:
+    """An answer's JSON. A lone surrogate a client sent (named in a reason, say) goes back as
+    its JSON escape: the answer stays valid UTF-8, which a raw surrogate is not."""
+    return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(
+        body, ensure_ascii=False, separators=(",", ":"))).encode()
+
+
 def json_response(body: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> web.Response:
-    # A lone surrogate a client sent (named in a reason, say) goes back as its JSON escape:
-    # the answer stays valid UTF-8, which a raw surrogate is not.
-    text = LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}",
-                              json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-    return web.Response(body=text.encode(), status=status, content_type="application/json",
+    return web.Response(body=json_bytes(body), status=status, content_type="application/json",
                         headers=headers)
 
 

@@ -458,3 +458,57 @@ async def test_a_process_that_meets_a_vote_first_in_a_flood_loads_it_once(
     estate.clock.now = T0 + datetime.timedelta(days=7)
     results = await asyncio.gather(*(fresh.ensure_closed(s) for s in states))
     assert len(set(results)) == 1 and fresh.motions[vote].result == results[0]
+
+
+async def test_the_list_serves_each_vote_from_its_cache_made_again_when_it_changes(
+        client: TestClient, city: City, estate: Estate) -> None:
+    """The list joins each vote's bytes as last made; a ballot (participation changed) or the
+    close makes them again, and the list shows them at once."""
+    vote = await open_vote(client, estate)
+
+    async def entry() -> tuple[dict[str, Any], bytes]:
+        resp = await client.get("/api/votes", headers=basic(estate.sup))
+        assert resp.status == 200
+        found = next(v for v in (await resp.json())["votes"] if v["id"] == vote)
+        listed = client.app[VOTES].motions[vote].listed
+        assert listed is not None and json.loads(listed[1]) == found
+        return found, listed[1]
+
+    before, made = await entry()
+    assert before["participation"]["units"] == 0
+    again, kept = await entry()
+    assert again == before and kept is made  # nothing changed: the same bytes, not made anew
+    assert (await cast(client, estate, "A", vote, choice="yes"))[0] == 201
+    after, _ = await entry()
+    assert after["participation"]["units"] == 1 and after["state"] == "open"
+    estate.clock.now = T0 + datetime.timedelta(days=7)
+    closed, _ = await entry()
+    assert closed["state"] == "closed" and closed["participation"]["units"] == 1
+
+
+async def test_the_developers_named_representative_votes_its_unsold_units_counted_once(
+        client: TestClient, city: City, estate: Estate) -> None:
+    """The register names the developer's representative (by phone) on its unsold units: they
+    vote each unit online, and all the developer's units count as one owner (司法解释 art. 9),
+    whoever votes them; a tenant's account is no representative of units not on its phone."""
+    account = estate.people["T"]
+    rep_phone = next(p for p, a in client.app[DIRECTORY].logins.items() if a == account)
+    await city.run(lambda: [city.couch[VOTES_DB].save(unit_doc(
+        estate.compound, n, 1_000_000, [("某某置业有限公司", rep_phone)], held=True))
+        for n in (6, 7)])
+    vote = await open_vote(client, estate)
+    status, answer = await cast(client, estate, "T", vote, choice="yes")
+    assert status == 400 and "choose" in answer["reason"]  # two units: which one
+    for n in (6, 7):
+        status, _ = await cast(client, estate, "T", vote, choice="yes", unit=estate.unit(n))
+        assert status == 201
+    status, _ = await cast(client, estate, "T", vote, choice="yes", unit=estate.unit(5))
+    assert status == 403  # the developer's unit 5 names no representative
+    assert (await cast(client, estate, "A", vote, choice="no"))[0] == 201
+    estate.clock.now = T0 + datetime.timedelta(days=7)
+    resp = await client.get(f"/api/votes/{vote}/result", headers=basic(estate.sup))
+    result = json.loads(await resp.read())
+    # A, B+C, D and the developer (units 5, 6 and 7 together): four owners; two took part
+    assert result["electorate"]["owners"] == 4 and result["participation"]["owners"] == 2
+    assert result["participation"]["units"] == 3 and result["approval"]["owners"] == 1
+    assert result["approval"]["area_cm2"] == 2_000_000

@@ -122,6 +122,9 @@ class MotionState:
     refreshing: asyncio.Future[Any] | None = None  # the background read of participation
     shown: tuple[int, dict[str, Any]] = (-1, {})  # participation, for rows read so far
     outcome: dict[str, Any] | None = None  # the published result, parsed once
+    # The vote as a list shows it, as JSON bytes, and the version it was made for (open with
+    # that many rows read, or closed): made again only when its participation changes
+    listed: tuple[tuple[bool, int], bytes] | None = None
 
     @property
     def key(self) -> str:
