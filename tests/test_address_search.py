@@ -73,3 +73,32 @@ def test_an_exact_address_is_told_from_a_near_miss() -> None:
     assert how({"building": "4", "unit": "1", "room": "301"}) is None
     no_unit = {"compound": "", "building": "3", "unit": "", "room": "301"}
     assert how({"building": "3", "unit": "5", "room": "301"}, no_unit) == "exact"
+
+
+TIMED = """
+import(process.argv[1]).then((m) => {
+  const texts = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  const took = texts.map((text) => {
+    const started = performance.now();
+    const found = m.parseAddress(text);
+    return [performance.now() - started, found];
+  });
+  console.log(JSON.stringify(took));
+});
+"""
+
+
+def test_a_long_paste_is_parsed_at_once_and_is_no_address() -> None:
+    """Review 3, finding 11: `parseAddress("1"×20000 + "!")` took 2.3 s (the lazy compound
+    before a run of parts was quadratic), freezing the worker's phone on a paste. A text longer
+    than any address is searched as words, and the parse itself is linear."""
+    long = ["1" * 20000 + "!", "!1幢" * 7000 + "1" * 20000 + "!", "1-" * 10000 + "!",
+            "坊" * 20000 + "3幢2单元301"]
+    url = (PROJECT_ROOT / "pwa" / "address.js").as_uri()
+    done = subprocess.run(["node", "-e", TIMED, url], input=json.dumps(long),
+                          capture_output=True, text=True, check=True, timeout=60)
+    for text, (took, found) in zip(long, json.loads(done.stdout), strict=True):
+        assert found is None and took < 200, (text[:12], took)  # was 2,300 ms and more
+    longest = "坊门小区" * 14 + "3幢2单元301"  # 64 characters: still an address
+    assert run(("parseAddress", [longest]), ("parseAddress", [longest + "室"])) == [
+        {"compound": "坊门小区" * 14, "building": "3", "unit": "2", "room": "301"}, None]
