@@ -115,9 +115,13 @@ SETTINGS: tuple[Setting, ...] = (
             "or of its handling, in bytes after base64 decoding; the PWA scales photos to 1600 "
             "px and about 300 KB before queueing them. A larger one is refused by the photo's "
             "number, and nothing of the report is stored."),
-    Setting("report_photo_max_pixels", 24_000_000, "Most pixels a report photo may decode to "
-            "(width × height); above it the photo is refused before it is decoded, so a small "
-            "file that unpacks to gigabytes cannot take the server's memory."),
+    Setting("report_photo_max_pixels", 4096 * 4096, "Most pixels a report photo may decode to "
+            "(width × height; the phone sends ≤ 1600 px); above it, or above 200 pixels a byte, "
+            "the photo is refused from its header before it is decoded, so a small file that "
+            "unpacks to gigabytes cannot take the server's memory or CPU."),
+    Setting("reports_per_account_day", 20, "Problem reports (问题上报) one account may file in "
+            "24 hours; more answer 429 with the time to try again (a retry of a stored one is "
+            "not counted)."),
     Setting("census_campaign", "2026-census-pilot", "The census enumeration (人口普查) under way: "
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
@@ -169,6 +173,7 @@ class Config:
     deliberation_support_threshold: int
     report_photo_max_bytes: int
     report_photo_max_pixels: int
+    reports_per_account_day: int
     census_campaign: str
     screening_campaign: str
 
@@ -201,7 +206,8 @@ class Config:
                      "max_resident_feeds",
                      "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds",
                      "signups_per_phone", "signups_per_address", "signup_window_seconds",
-                     "report_photo_max_bytes", "report_photo_max_pixels"):
+                     "report_photo_max_bytes", "report_photo_max_pixels",
+                     "reports_per_account_day"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         for name in ("aggregates_refresh_seconds", "lagging_seconds", "resident_sweep_seconds"):

@@ -10,12 +10,14 @@ A step's order is the order the server received it (`at`, its time, then its id)
 (`report_status:<key>`) is the fold of the stored steps in that order, rewritten after each
 step, so any process computing it writes the same state.
 
-Photos are re-encoded by Pillow (`clean_photo`): what is stored holds pixels only, no EXIF
-(GPS position included), XMP or comments, whatever the phone sent; bytes that do not decode
-as the image type their magic says are refused before anything is stored."""
+Photos are re-encoded by Pillow (`clean_photo`), in a worker thread: what is stored holds
+pixels only, no EXIF (GPS position included), XMP, comments, colour profiles or text chunks,
+whatever the phone sent; bytes that do not decode as the image type their magic says, or
+whose header promises too many pixels, are refused before anything is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -47,6 +49,9 @@ TRIES = 5
 REBUILD_AFTER = datetime.timedelta(minutes=1)
 FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+SMALL_PIXELS = 1_000_000  # decoded in a few milliseconds, whatever the bytes
+MAX_PIXELS_PER_BYTE = 200  # a phone's JPEG holds about 6 pixels a byte, a flat PNG far more
+DECODERS = 2  # photos decoded at once per process, off the event loop
 
 
 def report_id(account: str, request: str) -> str:
@@ -101,22 +106,37 @@ def clean_photo(index: int, data: Any, max_bytes: int, max_pixels: int) -> tuple
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(content), formats=[FORMATS[content_type]]) as image:
-                if image.width * image.height > max_pixels:
-                    raise refused([rules.problem(
-                        "photos", "photo_pixels", f"第 {index + 1} 张像素过多",
-                        f"number {index + 1} has too many pixels")])
+                too_many_pixels(index, image.size, len(content), max_pixels)
                 image.load()
-                out = io.BytesIO()
-                kept = image.convert("RGB") if content_type == "image/jpeg" and \
-                    image.mode not in ("RGB", "L") else image
-                options = {"quality": 85} if content_type != "image/png" else {}
-                kept.save(out, format=FORMATS[content_type], **options)
+                return content_type, pixels_only(image, FORMATS[content_type])
     except Refused:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
             Image.DecompressionBombWarning):
         raise refused([undecodable]) from None
-    return content_type, out.getvalue()
+
+
+def too_many_pixels(index: int, size: tuple[int, int], length: int, max_pixels: int) -> None:
+    """Refused from the header, before decoding: more pixels than the settings allow, or a
+    photo that unpacks to absurdly many pixels for its bytes (a one-colour 5000×5000 WebP
+    is under 1 KB and costs a second of CPU to decode)."""
+    pixels = size[0] * size[1]
+    if pixels > max_pixels or (pixels > SMALL_PIXELS and pixels > MAX_PIXELS_PER_BYTE * length):
+        raise refused([rules.problem(
+            "photos", "photo_pixels", f"第 {index + 1} 张像素过多",
+            f"number {index + 1} has too many pixels")])
+
+
+def pixels_only(image: Image.Image, kind: str) -> bytes:
+    """The pixels in a fresh image (no `info`: no comment, ICC profile, text, EXIF or XMP
+    can ride along into the writer), encoded again."""
+    alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    mode = "L" if image.mode == "L" else "RGBA" if alpha and kind != "JPEG" else "RGB"
+    kept = image.convert(mode)
+    fresh = Image.frombytes(mode, kept.size, kept.tobytes())
+    out = io.BytesIO()
+    fresh.save(out, format=kind, **({"quality": 85} if kind != "PNG" else {}))
+    return out.getvalue()
 
 
 def attachments(photos: Sequence[tuple[str, bytes]], prefix: str) -> dict[str, Any]:
@@ -147,10 +167,12 @@ class Reports:
     categories: tuple[rules.Category, ...] = rules.DEFAULT_CATEGORIES
     calendar: rules.Calendar = dataclasses.field(default_factory=rules.Calendar)
     max_photo_bytes: int = 1024 * 1024
-    max_photo_pixels: int = 24_000_000
+    max_photo_pixels: int = 4096 * 4096
     # (update_seq, when built, rows) and the dashboards computed from them
     figures_held: tuple[str, datetime.datetime, list[rules.Figure]] | None = None
     boards: dict[tuple[Any, ...], dict[str, Any]] = dataclasses.field(default_factory=dict)
+    decoding: asyncio.Semaphore = dataclasses.field(
+        default_factory=lambda: asyncio.Semaphore(DECODERS))
 
     async def _get(self, doc_id: str) -> dict[str, Any] | None:
         with contextlib.suppress(NotFound):
@@ -169,9 +191,16 @@ class Reports:
             return None
         return await self._get(doc["_id"]) or doc
 
-    def photos(self, body: Mapping[str, Any]) -> list[tuple[str, bytes]]:
-        return [clean_photo(n, p, self.max_photo_bytes, self.max_photo_pixels)
-                for n, p in enumerate(body.get("photos") or [])]
+    async def photos(self, body: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+        """Checked and re-encoded in a worker thread, a few at a time: decoding is CPU that
+        would otherwise hold every request of the process."""
+        sent = list(body.get("photos") or [])
+        if not sent:
+            return []
+        async with self.decoding:
+            return await asyncio.to_thread(lambda: [
+                clean_photo(n, p, self.max_photo_bytes, self.max_photo_pixels)
+                for n, p in enumerate(sent)])
 
     # -- where ---------------------------------------------------------------------------
 
@@ -221,7 +250,7 @@ class Reports:
         held = await self._get(doc_id)
         if held is not None:
             return held, False
-        photos = self.photos(body)
+        photos = await self.photos(body)
         category = rules.category_of(body["category"], self.categories)
         assert category is not None  # report_problems checked it
         doc: dict[str, Any] = {
@@ -245,6 +274,11 @@ class Reports:
         audit.info("%s reported %s (%s) in %s", user.name, doc_id, category.code, place.grid)
         doc.pop("_attachments", None)
         return doc, True
+
+    async def held(self, user: User, request: Any) -> bool:
+        """Whether the user's report of this request id is stored (a retry)."""
+        return isinstance(request, str) and rules.REQUEST.match(request) is not None and \
+            await self._get(report_id(user.name, request)) is not None
 
     async def report(self, user: User, report: str) -> dict[str, Any]:
         """A report the user sees (rule 7); any other answers as one that does not exist."""
@@ -310,7 +344,7 @@ class Reports:
             raise Refused(status, "forbidden" if status == 403 else "bad_request",
                           found.message)
         self.check_base(step, folded, {s["_id"]: step_of(s) for s in steps})
-        photos = self.photos(body)
+        photos = await self.photos(body)
         record: dict[str, Any] = {
             "_id": sid, "type": "report_step", "schema_version": 1, "created_by": user.name,
             "report": report, "reporter": doc["reporter"], "from": step.base, "to": step.to,

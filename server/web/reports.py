@@ -21,6 +21,7 @@ from server.errors import json_response
 from server.sync.reports import Reports
 from server.sync.residents import utc_now
 from server.web.api import send_sheet
+from server.web.auth import FailureCounter
 from server.web.guard import require_user
 from server.web.keys import CONFIG, COUCH, DIRECTORY, REPORTS, SCHEMAS
 from server.web.parsing import read_object
@@ -28,6 +29,18 @@ from server.web.resident_sync import index_of
 
 PREFIX = "/api/reports"
 NO_STORE = {"Cache-Control": "no-store"}
+DAY = 24 * 3600.0
+REPORT_LIMITS = web.AppKey("report_limits", FailureCounter)  # reports per account a day
+
+
+def count_report(request: web.Request, user: User) -> None:
+    """One more report of this account, counted as it arrives (before its photos are
+    decoded), or a 429 that says when it may send again."""
+    limits = request.app[REPORT_LIMITS]
+    wait = limits.retry_after(user.name)
+    if wait:
+        raise errors.too_many_requests(wait)
+    limits.record(user.name)
 
 
 async def categories(request: web.Request) -> web.Response:
@@ -46,6 +59,8 @@ async def submit(request: web.Request) -> web.Response:
     (a worker adds `grid`): 201 when stored now, 200 `repeated` for a retry."""
     user = require_user(request)
     body = await read_object(request)
+    if not await request.app[REPORTS].held(user, body.get("request")):
+        count_report(request, user)  # a retry of a stored report is not one more
     index = await index_of(request)
     doc, created = await request.app[REPORTS].submit(user, body, index, utc_now())
     shown = {k: v for k, v in doc.items() if not k.startswith("_") or k == "_id"}
@@ -168,6 +183,7 @@ async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REPORTS] = Reports(app[COUCH], app[DIRECTORY], app[SCHEMAS],
                            max_photo_bytes=config.report_photo_max_bytes,
                            max_photo_pixels=config.report_photo_max_pixels)
+    app[REPORT_LIMITS] = FailureCounter(config.reports_per_account_day, DAY)
     yield
 
 

@@ -1,0 +1,132 @@
+"""Problem reports against an attacker (review wave 3): a tiny photo that unpacks to many
+megapixels is refused from its header, before it is decoded, and decoding never holds the
+event loop; re-encoded photos keep pixels only (no JPEG comment, no PNG colour profile or text
+chunk, no WebP EXIF or XMP); an account files a bounded number of reports a day."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+
+from aiohttp.test_utils import TestClient
+from conftest import City
+from PIL import Image, PngImagePlugin
+from test_reports import PREFIX, b64, body, jpeg, post, ready, stored
+
+from server.domain.messages import Refused
+from server.sync.reports import clean_photo
+from server.web.reports import REPORT_LIMITS
+
+MiB = 1024 * 1024
+
+
+def flat_webp(side: int) -> bytes:
+    """One colour, lossless: under 1 KB however many pixels it holds."""
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (1, 2, 3)).save(out, "WEBP", lossless=True)
+    return out.getvalue()
+
+
+def refusal(data: bytes, max_pixels: int = 4096 * 4096) -> str:
+    try:
+        clean_photo(0, {"data": base64.b64encode(data).decode()}, MiB, max_pixels)
+    except Refused as exc:
+        return str(exc.reason)
+    return ""
+
+
+def test_a_photo_is_refused_from_its_header_before_decoding() -> None:
+    bomb = flat_webp(4890)  # 24 Mpx in under 1 KB
+    assert len(bomb) < 2000
+    started = time.process_time()
+    assert "像素过多" in refusal(bomb)
+    assert "像素过多" in refusal(bomb, max_pixels=10**9)  # the ratio alone refuses it
+    assert time.process_time() - started < 0.2  # never decoded: decoding costs over a second
+    assert "像素过多" in refusal(jpeg(size=(1700, 1700)), max_pixels=1600 * 1600)
+    assert refusal(jpeg(size=(1600, 1200))) == ""  # what a phone sends passes
+
+
+async def test_tiny_photos_neither_block_the_gateway_nor_are_stored(client: TestClient,
+                                                                   city: City) -> None:
+    town = await ready(client, city)
+    bomb = b64(flat_webp(4890))
+    before = await stored(city, "report:")
+    started = time.monotonic()
+    got, answer = await post(client, town.ra, PREFIX, body(70, photos=[bomb, bomb, bomb]))
+    assert time.monotonic() - started < 1.0, answer
+    assert got == 400 and "像素过多" in answer["reason"], answer
+    assert await stored(city, "report:") == before
+
+
+async def test_photos_are_decoded_off_the_event_loop(client: TestClient, city: City) -> None:
+    town = await ready(client, city)
+    photo = b64(jpeg(size=(1600, 1600)))
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def ticking() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - before)
+
+    ticker = asyncio.ensure_future(ticking())
+    try:
+        got, answer = await post(client, town.ra, PREFIX, body(71, photos=[photo] * 3))
+    finally:
+        ticker.cancel()
+    assert got == 201, answer
+    assert max(gaps) < 0.25, max(gaps)  # three 2.5 Mpx decodes would hold it far longer
+
+
+def info_of(data: bytes) -> dict[str, object]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return dict(image.info) | {"text": dict(getattr(image, "text", {}) or {})}
+
+
+def cleaned(data: bytes) -> bytes:
+    return clean_photo(0, {"data": base64.b64encode(data).decode()}, MiB, 4096 * 4096)[1]
+
+
+def test_re_encoded_photos_keep_pixels_only() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "blue").save(out, "JPEG", comment=b"secret-comment")
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (40, 30)).save(cmyk, "JPEG", comment=b"secret-comment")
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("Author", "secret-text")
+    meta.add_itxt("Comment", "secret-itxt")
+    png = io.BytesIO()
+    Image.new("RGBA", (40, 30), "green").save(png, "PNG", pnginfo=meta,
+                                              icc_profile=b"secret-icc" * 20,
+                                              exif=Image.Exif().tobytes())
+    exif = Image.Exif()
+    exif[0x010E] = "secret-exif"
+    webp = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(webp, "WEBP", exif=exif.tobytes(),
+                                           xmp=b"<x>secret-xmp</x>")
+    for sent in (out.getvalue(), cmyk.getvalue(), png.getvalue(), webp.getvalue()):
+        assert b"secret" in sent
+        clean = cleaned(sent)
+        assert b"secret" not in clean
+        found = info_of(clean)
+        assert not {"comment", "icc_profile", "exif", "xmp"} & found.keys(), found
+        assert found["text"] == {}, found
+
+
+async def test_an_account_files_a_bounded_number_of_reports_a_day(client: TestClient,
+                                                                 city: City) -> None:
+    town = await ready(client, city)
+    client.app[REPORT_LIMITS].limit = 2
+    before = len(await stored(city, "report:"))
+    for n in range(2):
+        assert (await post(client, town.ra, PREFIX, body(80 + n)))[0] == 201
+    got, answer = await post(client, town.ra, PREFIX, body(80))  # a retry is not one more
+    assert got == 200 and answer["repeated"], answer
+    got, answer = await post(client, town.ra, PREFIX, body(82))
+    assert got == 429 and answer["reason"].startswith("尝试次数过多"), answer
+    assert len(await stored(city, "report:")) == before + 2
+    assert (await post(client, town.rb, PREFIX, body(83)))[0] == 201  # another account
