@@ -4,6 +4,9 @@ errors that name the field by its label, the address search in every form people
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from playwright.async_api import Browser
 from test_pwa import GRID_B, Demo, Phone
@@ -113,3 +116,62 @@ async def test_a_street_supervisor_lands_on_the_street(browser: Browser, demo: D
         assert phone.problems == []
     finally:
         await phone.close()
+
+
+# Every visible control smaller than 44 × 44 CSS px (WCAG 2.5.5), as "tag#id.class text WxH".
+# A link inside a sentence is WCAG's inline exception; a checkbox or radio counts by its label.
+SMALL_TARGETS = """() => [...document.querySelectorAll(
+    'button, a[href], input, select, textarea, summary, [role=button], [tabindex="0"]')]
+  .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden'
+    && e.type !== 'hidden' && !e.closest('[hidden], dialog:not([open])'))
+  .map((e) => {
+    const inSentence = e.tagName === 'A' && getComputedStyle(e).display === 'inline'
+      && e.parentElement && /^(P|LI|SPAN|TD|DD)$/.test(e.parentElement.tagName)
+      && e.parentElement.textContent.trim() !== e.textContent.trim();
+    const box = (['checkbox', 'radio'].includes(e.type) && e.labels && e.labels[0]
+      ? e.labels[0] : e).getBoundingClientRect();
+    return { e, inSentence, w: Math.round(box.width), h: Math.round(box.height) };
+  })
+  .filter(({ inSentence, w, h }) => !inSentence && (w < 44 || h < 44))
+  .map(({ e, w, h }) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} `
+    + `${(e.textContent || e.value || '').trim().slice(0, 20)} ${w}x${h}`)"""
+
+
+async def small_targets(page: Any) -> list[str]:
+    return list(await page.evaluate(SMALL_TARGETS))
+
+
+async def test_every_control_is_big_enough_for_a_thumb(browser: Browser, demo: Demo) -> None:
+    worker = await Phone.open(browser, demo.url)
+    page = worker.page
+    found: dict[str, list[str]] = {}
+    try:
+        found["login"] = await small_targets(page)
+        await worker.login("wang.fang")
+        await page.wait_for_selector(".buildings li a", timeout=90_000)
+        found["grid"] = await small_targets(page)
+        await page.click(".buildings li a")
+        await page.wait_for_selector(".rooms li a")
+        found["building"] = await small_targets(page)
+        await page.click(".rooms li a")
+        await page.wait_for_selector("#view h2")
+        found["household"] = await small_targets(page)
+        household = await page.evaluate("() => decodeURIComponent(location.hash.split('/')[2])")
+        await worker.show(f"#/new/household_visit/{household}")
+        await page.wait_for_selector("form.record-form")
+        found["visit form"] = await small_targets(page)
+    finally:
+        await worker.close()
+    supervisor = await Phone.open(browser, demo.url)
+    page = supervisor.page
+    try:
+        await supervisor.login("sun.lei")
+        await page.click("#dashboard-link")
+        await page.wait_for_function(
+            "() => document.getElementById('dashboard')?.getAttribute('aria-busy') === 'false'",
+            timeout=90_000)
+        found["dashboard"] = await small_targets(page)
+    finally:
+        await supervisor.close()
+    small = {screen: small for screen, small in found.items() if small}
+    assert not small, json.dumps(small, ensure_ascii=False, indent=1)
