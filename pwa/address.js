@@ -71,9 +71,9 @@ export function addressMatch(wanted, address) {
   const unit = !wanted.unit || samePart(wanted.unit, address.unit);
   const room = samePart(wanted.room, address.room);
   if (building && unit && room) return "exact";
-  const alike = [building, unit, room].filter(Boolean).length;
   const contains = (typed, held) => String(held ?? "").toLowerCase().includes(String(typed).toLowerCase());
-  if (alike === 2 && (room || (building && unit && contains(wanted.room, address.room)))) return "near";
-  if (unit && room && contains(wanted.building, address.building)) return "near";
+  if (building && room) return "near"; // another unit
+  if (building && unit && contains(wanted.room, address.room)) return "near"; // 1301 for 301
+  if (unit && room && contains(wanted.building, address.building)) return "near"; // 13幢 for 3幢
   return null;
 }

@@ -289,7 +289,16 @@ export function screeningDays(report) {
   const days = Object.keys(report.figures || {}).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
     .concat((report.suppressed || []).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)))
     .filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d));
-  return [...new Set(days)].sort().slice(-DAYS_SHOWN).map((day) => ({ day, f: figure(report, prefix + day) }));
+  const held = [...new Set(days)].sort();
+  if (!held.length) return [];
+  // Every calendar day from the first with records (at most DAYS_SHOWN back from the last), a
+  // day without records as 0: skipping it would make a gap look like continuity (issue 22).
+  const dayMs = 86_400_000;
+  const last = Date.parse(`${held[held.length - 1]}T00:00:00Z`);
+  const first = Math.max(Date.parse(`${held[0]}T00:00:00Z`), last - (DAYS_SHOWN - 1) * dayMs);
+  const shown = [];
+  for (let at = first; at <= last; at += dayMs) shown.push(new Date(at).toISOString().slice(0, 10));
+  return shown.map((day) => ({ day, f: figure(report, prefix + day) }));
 }
 
 function screeningsSection(report) {

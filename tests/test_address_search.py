@@ -71,6 +71,7 @@ def test_an_exact_address_is_told_from_a_near_miss() -> None:
     assert how({"building": "3", "unit": "2", "room": "1301"}) == "near"
     assert how({"building": "3", "unit": "2", "room": "302"}) is None
     assert how({"building": "4", "unit": "1", "room": "301"}) is None
+    assert how({"building": "4", "unit": "2", "room": "301"}) is None  # another building
     no_unit = {"compound": "", "building": "3", "unit": "", "room": "301"}
     assert how({"building": "3", "unit": "5", "room": "301"}, no_unit) == "exact"
 

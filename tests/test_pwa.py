@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import re
 import shutil
 import socket
@@ -963,6 +964,13 @@ async def dashboard_shows(page: Page, level: str) -> dict[str, Any]:
         " return fetch('/api/aggregates?' + q).then((r) => r.json()); }")
 
 
+def calendar_days(first: str, last: str) -> list[str]:
+    """Every day from `first` to `last` (ISO dates), both included."""
+    start, end = datetime.date.fromisoformat(first), datetime.date.fromisoformat(last)
+    return [(start + datetime.timedelta(days=n)).isoformat()
+            for n in range((end - start).days + 1)]
+
+
 def digits(text: str | None) -> str:
     return re.sub(r"\D", "", text or "")
 
@@ -1002,10 +1010,11 @@ async def check_dashboard(page: Page, api: dict[str, Any]) -> None:
         assert [digits(c) for c in row["cells"][1:3]] == [str(households), str(covered)]
         assert row["cells"][3] == f"{round(100 * covered / households)}%"
         assert f"{round(100 * covered / households)}%" in coverage["label"]
-    days = sorted(k.removeprefix("screenings.day.") for k in api["figures"]
-                  if k.startswith("screenings.day."))[-30:]
+    held = sorted(k.removeprefix("screenings.day.") for k in api["figures"]
+                  if k.startswith("screenings.day."))
+    days = calendar_days(held[0], held[-1])[-30:] if held else []  # gaps shown as 0
     assert [(r["cells"][0], digits(r["cells"][1])) for r in screenings["rows"]] == [
-        (day, str(api["figures"][f"screenings.day.{day}"])) for day in days]
+        (day, str(api["figures"].get(f"screenings.day.{day}", 0))) for day in days]
     assert [digits(r["cells"][1]) for r in review["rows"]] == [
         str(api["figures"].get(f"review.{v}", 0)) for v in ("approved", "has_issues", "rejected")]
 

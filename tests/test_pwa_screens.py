@@ -5,6 +5,7 @@ errors that name the field by its label, the address search in every form people
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -50,6 +51,7 @@ async def test_the_admin_disables_a_worker_whose_phone_is_refused_at_once(
 
 
 
+POINTER = re.compile(r"(^|[\s(（:：])/[a-z_]+", re.M)
 CN = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 FIND_NEIGHBOURED = """() => {
   const all = linli.index.build().households;
@@ -113,6 +115,12 @@ async def test_a_street_supervisor_lands_on_the_street(browser: Browser, demo: D
         crumbs = await page.locator("nav.crumbs li").all_inner_texts()
         assert crumbs == [await page.evaluate("() => linli.dashboard.name")], crumbs
         assert "全市" not in "".join(crumbs) and "330802001" not in "".join(crumbs)
+        # Item 6: the screenings chart shows the days without records (as 0), not a seam.
+        days = await page.evaluate("""() => import('/app/dashboard.js').then((m) =>
+          m.screeningDays({ figures: { 'screenings.day.2026-11-01': 3,
+            'screenings.day.2026-11-04': 2 } }).map((d) => [d.day, d.f.value]))""")
+        assert days == [["2026-11-01", 3], ["2026-11-02", 0], ["2026-11-03", 0],
+                        ["2026-11-04", 2]]
         assert phone.problems == []
     finally:
         await phone.close()
@@ -160,6 +168,13 @@ async def test_every_control_is_big_enough_for_a_thumb(browser: Browser, demo: D
         await worker.show(f"#/new/household_visit/{household}")
         await page.wait_for_selector("form.record-form")
         found["visit form"] = await small_targets(page)
+        # Item 3: the errors name each field by its label and say what to do, never a JSON
+        # pointer (`/outcome`, `(/persons_present)`).
+        await page.fill('[name="persons_present"]', "两")
+        await page.click("form.record-form button[type=submit]")
+        await page.wait_for_selector("form.record-form .has-error")
+        said = await page.inner_text("#view")
+        assert "走访结果" in said and not POINTER.search(said), said
     finally:
         await worker.close()
     supervisor = await Phone.open(browser, demo.url)
