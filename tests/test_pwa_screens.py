@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser
-from test_pwa import GRID_B, Demo, Phone
+from test_pwa import GRID_B, PHONE, Demo, Phone
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
 pytestmark = pytest.mark.slow  # a real Chromium
@@ -190,3 +190,30 @@ async def test_every_control_is_big_enough_for_a_thumb(browser: Browser, demo: D
         await supervisor.close()
     small = {screen: small for screen, small in found.items() if small}
     assert not small, json.dumps(small, ensure_ascii=False, indent=1)
+
+
+STORAGE = """(granted) => {
+  for (const name of ['persisted', 'persist']) {
+    Object.defineProperty(navigator.storage, name, { value: () => Promise.resolve(granted) });
+  }
+}"""
+
+
+@pytest.mark.parametrize("granted", [True, False])
+async def test_the_storage_warning_only_when_storage_is_not_persisted(
+        browser: Browser, demo: Demo, granted: bool) -> None:
+    context = await browser.new_context(**PHONE)
+    await context.add_init_script(f"({STORAGE})({'true' if granted else 'false'})")
+    page = await context.new_page()
+    phone = Phone(context, page)
+    try:
+        await page.goto(demo.url + "/app/")
+        await phone.login("li.qiang")
+        await page.wait_for_function("(g) => window.linli && linli.storage.persisted === g"
+                                     " && document.getElementById('syncbar').textContent",
+                                     arg=granted, timeout=60_000)
+        bar = await page.text_content("#syncbar") or ""
+        assert ("浏览器可能在空间不足时清除数据" in bar) is not granted, bar
+        assert phone.problems == []
+    finally:
+        await context.close()
