@@ -1,19 +1,21 @@
 """Problem reports against an attacker (review wave 3): a tiny photo that unpacks to many
 megapixels is refused from its header, before it is decoded, and decoding never holds the
 event loop; re-encoded photos keep pixels only (no JPEG comment, no PNG colour profile or text
-chunk, no WebP EXIF or XMP); an account files a bounded number of reports a day."""
+chunk, no WebP EXIF or XMP); an account files a bounded number of reports a day; staff never
+read an anonymous reporter, nor recompute them from the report's id."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import time
 
 from aiohttp.test_utils import TestClient
 from conftest import City
 from PIL import Image, PngImagePlugin
-from test_reports import PREFIX, b64, body, jpeg, post, ready, stored
+from test_reports import PREFIX, b64, body, get, jpeg, post, ready, step, stored
 
 from server.domain.messages import Refused
 from server.sync.reports import clean_photo
@@ -130,3 +132,24 @@ async def test_an_account_files_a_bounded_number_of_reports_a_day(client: TestCl
     assert got == 429 and answer["reason"].startswith("尝试次数过多"), answer
     assert len(await stored(city, "report:")) == before + 2
     assert (await post(client, town.rb, PREFIX, body(83)))[0] == 201  # another account
+
+
+async def test_staff_never_read_an_anonymous_reporter(client: TestClient, city: City) -> None:
+    """Not in the report, its steps or what an act answers; and the id is keyed with the
+    installation's secret, so a worker who knows the grid's accounts cannot recompute it."""
+    town = await ready(client, city)
+    got, answer = await post(client, town.ra, PREFIX, body(30, category="noise",
+                                                          anonymous=True))
+    assert got == 201, answer
+    rid = answer["report"]["_id"]
+    got, acted = await step(client, town.worker1, rid, "submitted", "accepted", 31)
+    assert got == 201 and town.ra not in str(acted), acted
+    got, seen = await get(client, town.worker1, f"{PREFIX}/{rid}")
+    assert got == 200 and seen["steps"], seen
+    assert town.ra not in str(seen) and "req-00000030" not in str(seen), seen
+    for account in (town.ra, town.rb, town.rc):
+        for parts in ((account, "req-00000030"), ("report", account, "req-00000030")):
+            plain = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+            assert rid != f"report:{plain}"
+    got, own = await get(client, town.ra, f"{PREFIX}/{rid}")  # the reporter's own view
+    assert got == 200 and own["report"]["reporter"] == town.ra

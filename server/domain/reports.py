@@ -576,12 +576,25 @@ def public_view(report: Mapping[str, Any], status: Status) -> dict[str, Any]:
 
 
 def staff_view(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Rule 3: what staff see of a report: the reporter left out when anonymous."""
-    shown = {k: v for k, v in report.items() if k != "_attachments"}
+    """Rule 3: what staff see of a report: the reporter left out when anonymous, and the
+    phone's request id always (with the account it would name the reporter)."""
+    shown = {k: v for k, v in report.items() if k not in ("_attachments", "request")}
     if report.get("anonymous") is True:
         shown.pop("reporter", None)
         shown.pop("created_by", None)
         shown["reporter"] = ""
+    return shown
+
+
+REPORTER_LABEL = "上报人"
+
+
+def staff_step_view(step: Mapping[str, Any], anonymous: bool) -> dict[str, Any]:
+    """Rule 3 for a step shown to staff: never the `reporter` field nor the request id; on an
+    anonymous report the reporter's own steps name them as 上报人 only."""
+    shown = {k: v for k, v in step.items() if k not in ("reporter", "request")}
+    if anonymous and "reporter" in (step.get("parts") or ()):
+        shown["created_by"] = REPORTER_LABEL
     return shown
 
 

@@ -3,8 +3,9 @@ are kept in the residents database, so the reporter's phone holds its own throug
 resident sync (filed under `reporter` by the allowed-ids index) and nobody else's. Staff
 reach them through the routes only. The rules are server/domain/reports.py.
 
-Ids make a queued request sent again the same document: a report is `report:<digest of
-account and request>`, a step `report_step:<report key>:<digest of actor and request>`;
+Ids make a queued request sent again the same document: a report is `report:<keyed digest
+of account and request>`, a step `report_step:<report key>:<keyed digest of actor and
+request>` (HMAC with the installation's secret, so staff cannot recompute a reporter);
 each is written without a revision, so a replay meets the stored one and changes nothing.
 A step's order is the order the server received it (`at`, its time, then its id): the status
 (`report_status:<key>`) is the fold of the stored steps in that order, rewritten after each
@@ -23,6 +24,8 @@ import binascii
 import contextlib
 import dataclasses
 import datetime
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -39,7 +42,6 @@ from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.allowed import ResidentIndex
-from server.sync.deliberation import digest
 from server.sync.notices import refused
 
 log = logging.getLogger(__name__)
@@ -54,12 +56,18 @@ MAX_PIXELS_PER_BYTE = 200  # a phone's JPEG holds about 6 pixels a byte, a flat 
 DECODERS = 2  # photos decoded at once per process, off the event loop
 
 
-def report_id(account: str, request: str) -> str:
-    return f"report:{digest(account, request)[:16]}"
+def keyed(secret: bytes, *parts: str) -> str:
+    """A digest keyed with the installation's secret: staff who know the residents' account
+    names and see a request id cannot recompute who filed an anonymous report."""
+    return hmac.new(secret, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
-def step_id(report: str, actor: str, request: str) -> str:
-    return f"report_step:{key_of(report)}:{digest(actor, request)[:16]}"
+def report_id(account: str, request: str, secret: bytes) -> str:
+    return f"report:{keyed(secret, 'report', account, request)[:16]}"
+
+
+def step_id(report: str, actor: str, request: str, secret: bytes) -> str:
+    return f"report_step:{key_of(report)}:{keyed(secret, 'step', actor, request)[:16]}"
 
 
 def stamp(now: datetime.datetime) -> str:
@@ -168,6 +176,7 @@ class Reports:
     calendar: rules.Calendar = dataclasses.field(default_factory=rules.Calendar)
     max_photo_bytes: int = 1024 * 1024
     max_photo_pixels: int = 4096 * 4096
+    secret: bytes = b""  # the installation's: keys the ids (`keyed`)
     # (update_seq, when built, rows) and the dashboards computed from them
     figures_held: tuple[str, datetime.datetime, list[rules.Figure]] | None = None
     boards: dict[tuple[Any, ...], dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -246,7 +255,7 @@ class Reports:
         if problems:
             raise refused(problems)
         place = await self.place(user, body, index)
-        doc_id = report_id(user.name, str(body["request"]))
+        doc_id = report_id(user.name, str(body["request"]), self.secret)
         held = await self._get(doc_id)
         if held is not None:
             return held, False
@@ -278,7 +287,7 @@ class Reports:
     async def held(self, user: User, request: Any) -> bool:
         """Whether the user's report of this request id is stored (a retry)."""
         return isinstance(request, str) and rules.REQUEST.match(request) is not None and \
-            await self._get(report_id(user.name, request)) is not None
+            await self._get(report_id(user.name, request, self.secret)) is not None
 
     async def report(self, user: User, report: str) -> dict[str, Any]:
         """A report the user sees (rule 7); any other answers as one that does not exist."""
@@ -327,7 +336,7 @@ class Reports:
         if problems:
             raise refused(problems)
         doc = await self.report(user, report)
-        sid = step_id(report, user.name, str(body["request"]))
+        sid = step_id(report, user.name, str(body["request"]), self.secret)
         held = await self._get(sid)
         if held is not None:
             return held, await self._get(status_id(report)) or {}, False

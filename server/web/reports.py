@@ -23,7 +23,7 @@ from server.sync.residents import utc_now
 from server.web.api import send_sheet
 from server.web.auth import FailureCounter
 from server.web.guard import require_user
-from server.web.keys import CONFIG, COUCH, DIRECTORY, REPORTS, SCHEMAS
+from server.web.keys import CONFIG, COUCH, DIRECTORY, INSTALLATION, REPORTS, SCHEMAS
 from server.web.parsing import read_object
 from server.web.resident_sync import index_of
 
@@ -83,7 +83,9 @@ async def one(request: web.Request) -> web.Response:
     doc = await store.report(user, request.match_info["report"])
     shown = doc if doc.get("reporter") == user.name else rules.staff_view(doc)
     photos = sorted((doc.get("_attachments") or {}).keys())
-    steps = [{k: v for k, v in s.items() if not k.startswith("_") or k == "_id"} | {
+    own, anonymous = doc.get("reporter") == user.name, doc.get("anonymous") is True
+    steps = [{k: v for k, v in (s if own else rules.staff_step_view(s, anonymous)).items()
+              if not k.startswith("_") or k == "_id"} | {
         "photos": sorted((s.get("_attachments") or {}).keys())}
         for s in await store.steps(str(doc["_id"]))]
     held = await store.statuses_of(str(doc["_id"]))
@@ -100,6 +102,9 @@ async def act(request: web.Request) -> web.Response:
     body = await read_object(request)
     step, status, created = await request.app[REPORTS].act(
         user, request.match_info["report"], body, utc_now())
+    if step.get("reporter") != user.name:  # staff: the reporter stays out of what they see
+        step = rules.staff_step_view(step, False)
+        status = {k: v for k, v in status.items() if k != "reporter"}
     return json_response({"ok": True, "repeated": not created, "step": step,
                           "status": status}, status=201 if created else 200)
 
@@ -182,7 +187,8 @@ async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     app[REPORTS] = Reports(app[COUCH], app[DIRECTORY], app[SCHEMAS],
                            max_photo_bytes=config.report_photo_max_bytes,
-                           max_photo_pixels=config.report_photo_max_pixels)
+                           max_photo_pixels=config.report_photo_max_pixels,
+                           secret=app[INSTALLATION].secret)
     app[REPORT_LIMITS] = FailureCounter(config.reports_per_account_day, DAY)
     yield
 
