@@ -63,6 +63,7 @@ import datetime
 import hashlib
 import hmac
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -443,22 +444,26 @@ def ranking(entries: Iterable[Entry], kind: str, community: str, since: str, unt
 class Sums:
     """The ledgers' sums kept as entries are appended (rule 6), so a city's summary reads
     sums, not a million entries: each account's balance by kind, and by community, kind and
-    month (`recorded_at`'s first 7 characters) each account's sum for the rankings. An entry
-    is never changed, so adding is all there is; a correction is one more entry."""
+    month (`recorded_at`'s first 7 characters) each account's sum for the rankings, kept for
+    the month and for its year both (rule 8's periods), so a period's sums are read, never
+    added up when asked. An entry is never changed, so adding is all there is; a correction
+    is one more entry."""
 
     def __init__(self) -> None:
         self.balance: dict[tuple[str, str], int] = {}
         self.months: dict[tuple[str, str, str], dict[str, int]] = {}
-        # the same sums by (community, kind), then month: a period's are read directly
-        self.by_community: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+        # (community, kind, yyyy-mm or yyyy) -> each account's sum over that period
+        self.periods: dict[tuple[str, str, str], dict[str, int]] = {}
 
     def add(self, entry: Entry) -> None:
         key = (entry.account, entry.kind)
         self.balance[key] = self.balance.get(key, 0) + entry.amount
-        month = self.months.setdefault((entry.community, entry.kind, entry.recorded_at[:7]), {})
-        month[entry.account] = month.get(entry.account, 0) + entry.amount
-        self.by_community.setdefault((entry.community, entry.kind), {})[
-            entry.recorded_at[:7]] = month
+        month = entry.recorded_at[:7]
+        self.months[(entry.community, entry.kind, month)] = by_month = self.periods.setdefault(
+            (entry.community, entry.kind, month), {})
+        by_month[entry.account] = by_month.get(entry.account, 0) + entry.amount
+        by_year = self.periods.setdefault((entry.community, entry.kind, month[:4]), {})
+        by_year[entry.account] = by_year.get(entry.account, 0) + entry.amount
 
     def community_total(self, community: str, kind: str, since: str, until: str) -> int:
         """A community's sum of a kind over the months in [since, until) (`yyyy-mm`)."""
@@ -468,24 +473,20 @@ class Sums:
     def ranking(self, kind: str, community: str, since: str, until: str, shown: frozenset[str],
                 top: int = 20) -> list[tuple[str, int]]:
         """As `ranking`, from the kept sums: months in [since, until) (`yyyy-mm`)."""
-        best = sorted(self.totals(community, kind, since, until).items(),
-                      key=lambda item: (-item[1], item[0]))[:top]
-        return [(account if account in shown else "", total) for account, total in best]
-
-    def totals(self, community: str, kind: str, since: str, until: str) -> dict[str, int]:
-        """Each account's sum of a kind in a community over the months in [since, until)."""
         sums: dict[str, int] = {}
-        for month, by_account in self.by_community.get((community, kind), {}).items():
-            if since <= month < until:
+        for (c, k, m), by_account in self.months.items():
+            if c == community and k == kind and since <= m < until:
                 for account, amount in by_account.items():
                     sums[account] = sums.get(account, 0) + amount
-        return sums
+        best = sorted(sums.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return [(account if account in shown else "", total) for account, total in best]
 
-    def board(self, kind: str, community: str, since: str, until: str,
-              names: Mapping[str, str], me: str, top: int = TOP) -> dict[str, Any]:
-        """Rule 8: a community's ranking, each row named only by the name its volunteer chose
-        to show (`names`), else anonymous; `mine` is the asking resident's own place."""
-        sums = self.totals(community, kind, since, until) if community else {}
+    def board(self, kind: str, community: str, period: str, names: Mapping[str, str], me: str,
+              top: int = TOP) -> dict[str, Any]:
+        """Rule 8: a community's ranking of a period (`yyyy` or `yyyy-mm`), each row named
+        only by the name its volunteer chose to show (`names`), else anonymous; `mine` is the
+        asking resident's own place."""
+        sums = self.periods.get((community, kind, period), {}) if community else {}
         order = sorted(sums.items(), key=lambda item: (-item[1], item[0]))
         rows = [{"rank": n, "name": names.get(account), "amount": total,
                  "me": account == me} for n, (account, total) in enumerate(order[:top], 1)]
@@ -493,30 +494,36 @@ class Sums:
         return {"rows": rows, "mine": {"rank": place, "amount": sums.get(me, 0)},
                 "volunteers": len(order)}
 
-    def summary(self, communities: Iterable[str], since: str, until: str,
+    def summary(self, communities: Iterable[str], period: str,
                 grid_of: Callable[[str, str], str]) -> dict[str, Any]:
         """Rule 8: each community's volunteers, minutes and points over the period, and each
         grid's (`grid_of(account, community)`: where the volunteer lives now, "" if not in
         the community any more), small grids withheld (`withhold_small`)."""
         found: list[dict[str, Any]] = []
-        grids: dict[str, dict[str, Any]] = {}
+        grids: dict[tuple[str, str], dict[str, Any]] = {}
         for community in sorted(set(communities)):
-            hours = self.totals(community, "hours", since, until)
-            points = self.totals(community, "points", since, until)
-            found.append({"community": community, "volunteers": len(hours.keys() | points),
-                          "minutes": sum(hours.values()), "points": sum(points.values())})
-            for account in hours.keys() | points.keys():
-                grid = grid_of(account, community)
-                row = grids.setdefault(f"{community}/{grid}", {
-                    "community": community, "grid": grid, "volunteers": 0, "minutes": 0,
-                    "points": 0})
-                row["volunteers"] += 1
-                row["minutes"] += hours.get(account, 0)
-                row["points"] += points.get(account, 0)
-        hidden = withhold_small({k: (r["community"], r["volunteers"]) for k, r in grids.items()})
-        rows = [r if k not in hidden else {**r, "volunteers": None, "minutes": None,
-                                           "points": None, "withheld": True}
-                for k, r in sorted(grids.items())]
+            hours = self.periods.get((community, "hours", period), {})
+            points = self.periods.get((community, "points", period), {})
+            where = {account: grid_of(account, community) for account in hours}
+            for account in points.keys() - where.keys():
+                where[account] = grid_of(account, community)
+            by_grid = {grid: [volunteers, 0, 0]
+                       for grid, volunteers in Counter(where.values()).items()}
+            for n, sums in ((1, hours), (2, points)):
+                for account, amount in sums.items():
+                    by_grid[where[account]][n] += amount
+            found.append({"community": community, "volunteers": len(where),
+                          "minutes": sum(row[1] for row in by_grid.values()),
+                          "points": sum(row[2] for row in by_grid.values())})
+            for grid, (volunteers, minutes, points_sum) in by_grid.items():
+                grids[(community, grid)] = {"community": community, "grid": grid,
+                                            "volunteers": volunteers, "minutes": minutes,
+                                            "points": points_sum}
+        hidden = withhold_small({f"{c}/{g}": (c, r["volunteers"])
+                                 for (c, g), r in grids.items()})
+        rows = [r if f"{c}/{g}" not in hidden else {
+            **r, "volunteers": None, "minutes": None, "points": None, "withheld": True}
+            for (c, g), r in sorted(grids.items())]
         return {"communities": found, "grids": rows}
 
 

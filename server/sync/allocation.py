@@ -81,8 +81,12 @@ class Allocator:
     """The store's side of allocation; one per app, shared by every feature with places."""
 
     def __init__(self, couch: CouchClient, terms: Mapping[str, TermsOf],
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS,
+                 written: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.couch = couch
+        # told the outcomes as written (with their revisions): the residents' index wakes
+        # the phones at once rather than when the store's feed brings them back
+        self.written = written
         self.terms = terms  # by the subject's kind (`volunteer_task`)
         self.poll_seconds = poll_seconds
         self.since = "0"
@@ -214,13 +218,16 @@ class Allocator:
             if not due:
                 return
             results = await self.couch.post(db_path(RESIDENTS_DB, "_bulk_docs"), {"docs": due})
-            stale = []
+            stale, done = [], []
             for result in results:
                 doc_id = str(result.get("id"))
                 if result.get("ok"):
                     self.stored[doc_id] = (str(result["rev"]), wanted[doc_id])
+                    done.append({**wanted[doc_id], "_rev": str(result["rev"])})
                 else:
                     stale.append(doc_id)  # another process wrote it: read, compare, go on
+            if done and self.written is not None:
+                self.written(done)
             for doc_id in stale:
                 await self.read_one(doc_id)
         raise Conflict(409, {"error": "conflict", "reason": f"outcomes of {subject} kept "

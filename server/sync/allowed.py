@@ -55,6 +55,7 @@ from server.domain.allowed_ids import (
 from server.domain.scope import RESIDENTS_DB, Directory, grid_db, grid_of_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync.feeds import json_seq
+from server.sync.grouped import GroupedReads
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,9 @@ class ResidentIndex:
         # pass on: features that keep sums of it (volunteering's ledgers) read no feed of
         # their own
         self.observers = tuple(observers)
+        # the residents database's documents other than notices (an account's own: its
+        # outcomes, entries...), read for the phones in groups (server/sync/grouped.py)
+        self.own_reads = GroupedReads(couch, RESIDENTS_DB)
         self.directory = directory
         self.sweep_seconds = sweep_seconds
         self.wake = wake  # the live feeds' `wake_keys`
@@ -324,7 +328,8 @@ class ResidentIndex:
     async def follow_residents(self) -> None:
         async for change, seq in self.couch.follow(RESIDENTS_DB,
                                                    self.since.get(RESIDENTS_DB, "0")):
-            self.apply(change, RESIDENTS)
+            if not self.already_told(RESIDENTS_DB, change):  # the allocator's, say: applied
+                self.apply(change, RESIDENTS)
             self.since[RESIDENTS_DB] = seq
 
     async def sweep(self) -> None:

@@ -31,11 +31,12 @@ from server import errors
 from server.domain.household_view import VIEWED_TYPES, resident_view
 from server.domain.messages import bilingual
 from server.domain.scope import RESIDENTS_DB, User
-from server.store.couch import CouchClient, NotFound, db_path
+from server.store.couch import CouchClient, db_path
 from server.sync import params as qparams
 from server.sync import replication
 from server.sync.allowed import SYNC_DOC, SYNC_ID, VIRTUAL, ResidentIndex, ResidentSeq, Row
 from server.sync.feeds import Waiter, cut, finish, hung_up
+from server.sync.grouped import winning_revisions
 from server.sync.replication import FeedLimiter
 from server.web import residents
 from server.web.guard import require_still_signed_in, require_user
@@ -135,28 +136,15 @@ async def winners(request: web.Request, located: Mapping[str, str],
         if db == RESIDENTS_DB and not attachments:
             found.update(await shared_notices(couch, index, [i for i in ids
                                                              if i in index.notices]))
-            ids = [i for i in ids if i not in index.notices]
+            found.update(await index.own_reads.get(i for i in ids if i not in index.notices))
+            continue
         found.update(await read_winners(couch, db, ids, attachments))
     return found
 
 
 async def read_winners(couch: CouchClient, db: str, ids: list[str],
                        attachments: bool) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    params = {"revs": "true", **({"attachments": "true"} if attachments else {})}
-    try:
-        page = await couch.post(db_path(db, "_bulk_get"), {"docs": [{"id": i} for i in ids]},
-                                **params)
-    except NotFound:
-        return {}
-    found: dict[str, dict[str, Any]] = {}
-    for result in page.get("results", []):
-        for item in result.get("docs", []):
-            doc = item.get("ok") if isinstance(item, Mapping) else None
-            if isinstance(doc, dict) and not doc.get("_deleted") and doc.get("_id") in ids:
-                found[doc["_id"]] = doc
-    return found
+    return await winning_revisions(couch, db, set(ids), attachments)
 
 
 async def shared_notices(couch: CouchClient, index: ResidentIndex,

@@ -16,7 +16,8 @@ from aiohttp import web
 from server import errors
 from server.domain import volunteering as rules
 from server.domain.allocation import LABELS, Outcome, counts
-from server.domain.scope import User
+from server.domain.masking import mask_phone
+from server.domain.scope import RESIDENTS_DB, User
 from server.domain.text import unknown_fields
 from server.errors import json_response
 from server.sync.allocation import Allocator, event_id
@@ -105,9 +106,22 @@ async def allocation(request: web.Request) -> web.Response:
     order = {"confirmed": 0, "awaiting_approval": 0, "waiting": 1}
     listed = sorted(outcomes.items(), key=lambda item: (order.get(item[1].status, 2),
                                                         item[1].line, item[1].claim))
+    phones = {account: login for login, account in request.app[DIRECTORY].logins.items()
+              if account in outcomes}
+    names = request.app[VOLUNTEERING].ledgers.names
     return json_response({"task": shown(doc), "counts": counts(outcomes), "claimants": [
-        {"claimant": who, "status": o.status, "promoted": o.promoted, "line": o.line}
+        {"claimant": who, "label": claimant_label(phones.get(who), names.get(who)),
+         "status": o.status, "promoted": o.promoted, "line": o.line}
         for who, o in listed]})
+
+
+def claimant_label(phone: str | None, chosen: str | None) -> str:
+    """How the organiser's screen names a claimant: the name they chose to be shown by, else
+    their phone masked (157****6600, as the community's records show it); never the account
+    (an id), so one with neither is 未登记手机的居民."""
+    if chosen:
+        return chosen
+    return mask_phone(phone) if phone else "未登记手机的居民"
 
 
 async def resident_act(request: web.Request, act: str) -> web.Response:
@@ -259,8 +273,8 @@ async def register(request: web.Request) -> web.Response:
         status=201 if created else 200)
 
 
-def period_of(request: web.Request) -> tuple[str, tuple[str, str]]:
-    """The `period` asked (`yyyy` or `yyyy-mm`; none: this year in China), as months."""
+def period_of(request: web.Request) -> str:
+    """The `period` asked (`yyyy` or `yyyy-mm`; none: this year in China), checked."""
     extra = set(request.query) - {"period", "kind"}
     if extra or any(len(request.query.getall(k)) > 1 for k in request.query):
         raise errors.bad_request("只接受“期间”和“类别”两个参数，各一次",
@@ -269,16 +283,14 @@ def period_of(request: web.Request) -> tuple[str, tuple[str, str]]:
     bad = rules.period_problem(period)
     if bad is not None:
         raise refused([bad])
-    months = rules.period_months(period)
-    assert months is not None
-    return period, months
+    return period
 
 
 async def ranking(request: web.Request) -> web.Response:
     """A resident's community's ranking (rule 8) of a period, by hours or points: the names
     of those who chose to be named, every other 匿名志愿者, and the resident's own place."""
     user = require_resident(request, ("查看志愿排行", "sees the volunteers' ranking"))
-    period, (since, until) = period_of(request)
+    period = period_of(request)
     kind = request.query.get("kind", "hours")
     if kind not in rules.KINDS:
         raise refused([rules.problem("kind", "kind", "应为时长或积分", "must be hours or points")])
@@ -286,7 +298,7 @@ async def ranking(request: web.Request) -> web.Response:
     communities = sorted(store.claimant(user.name, await index_of(request)).communities)
     community = communities[0] if communities else ""  # none yet: an empty ranking
     ledgers = store.ledgers
-    board = ledgers.sums.board(kind, community, since, until, ledgers.names, user.name)
+    board = ledgers.sums.board(kind, community, period, ledgers.names, user.name)
     zh, en = rules.ANONYMOUS
     return json_response({
         "community": community or None,
@@ -312,7 +324,7 @@ async def summary(request: web.Request) -> web.Response:
     """A supervisor's summary of their scope (rule 8): each community's volunteers, minutes
     and points over the period, each grid's with small grids withheld."""
     user = require_publisher(request)
-    period, (since, until) = period_of(request)
+    period = period_of(request)
     directory = request.app[DIRECTORY]
     index = await index_of(request)
     grids = directory.grids
@@ -321,7 +333,7 @@ async def summary(request: web.Request) -> web.Response:
         return next((grid for grid in sorted(index.ids.homes(account).values())
                      if grid in grids and grids[grid].community == community), "")
     found = request.app[VOLUNTEERING].ledgers.sums.summary(
-        rules.scope_communities(user, directory), since, until, grid_of)
+        rules.scope_communities(user, directory), period, grid_of)
     for row in found["communities"]:
         row["community_name"] = directory.area_name("community", row["community"])
     for row in found["grids"]:
@@ -359,7 +371,9 @@ async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
                          party=Party(app[COUCH], app[DIRECTORY], app[SCHEMAS]))
     app[VOLUNTEERING] = store
     app[VOLUNTEER_LIMITS] = ActLimits()
-    app[ALLOCATOR] = allocator = Allocator(app[COUCH], {KIND: store.terms})
+    app[ALLOCATOR] = allocator = Allocator(
+        app[COUCH], {KIND: store.terms},
+        written=functools.partial(app[RESIDENT_INDEX].written, RESIDENTS_DB))
     task = app[SUPERVISOR].start("allocation", allocator.run, probe=allocator.lag)
     releasing = app[SUPERVISOR].start(
         "volunteer-release", functools.partial(store.releasing, allocator, app[RESIDENT_INDEX]))
