@@ -10,6 +10,7 @@ import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js"
 import { noticesLink, noticesView, refreshVisits } from "./notices.js";
 import { branchView, canSeeBranches } from "./party/branch.js";
 import { questionnairesLink, questionnairesView } from "./questionnaires.js";
+import { tasksLink, tasksView } from "./volunteering.js";
 import { GridIndex } from "./records.js";
 import { keepActivationCode } from "./resident/activation.js";
 import { renderStatus, residentRoute, startResident, stopResident } from "./resident/main.js";
@@ -98,8 +99,9 @@ function serverLinks() {
   const notices = noticesLink(app.me);
   const party = canSeeBranches(app.me) ? el("a", { href: "#/party", id: "party-link" }, t("b_link")) : null;
   const questionnaires = questionnairesLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, party].filter(Boolean);
-  return [notices, questionnaires,
+  const tasks = tasksLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, party].filter(Boolean);
+  return [notices, questionnaires, tasks,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -261,7 +263,8 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "party", "questionnaires"]);
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "party", "questionnaires",
+  "tasks"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -350,6 +353,7 @@ function serverRoute(name, a, b) {
   else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
+  else if (name === "tasks") nodes = tasksView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
@@ -390,6 +394,7 @@ async function route() {
   else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
+  else if (name === "tasks") nodes = tasksView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);

@@ -9,6 +9,7 @@ import { addressText } from "../views.js";
 import { activateView, keptActivationCode } from "./activation.js";
 import { topicView, topicsView } from "./deliberation.js";
 import { correctionView, householdView } from "./household.js";
+import { checkinView, ledgerView, rankingView } from "./hours.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { partyView } from "./party.js";
@@ -87,6 +88,7 @@ function homeView(app) {
           unread ? tf("r_unread_n", { n: unread }) : t("r_all_read"))),
       active ? tile("#/volunteer", "r-volunteer-link", t("v_tasks")) : null,
       active ? tile("#/party", "r-party-link", t("p_tile")) : null,
+      tile("#/ledger", "r-ledger-link", t("lg_title")),
       tile("#/votes", "r-votes-link", t("vt_votes")),
       active ? tile("#/questionnaires", "r-questionnaires-link", t("q_questionnaires")) : null,
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
@@ -112,6 +114,9 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "party") nodes = partyView(app, () => rerenderResident(app, view));
   else if (name === "questionnaires") nodes = questionnairesView(app);
   else if (name === "questionnaire") nodes = questionnaireView(app, a);
+  else if (name === "checkin") nodes = checkinView(app, a);
+  else if (name === "ledger") nodes = ledgerView(app);
+  else if (name === "ranking") nodes = await rankingView(app, a || "");
   else if (name === "votes") nodes = await votesView(app);
   else if (name === "vote") nodes = await voteView(app, a);
   else if (name === "topics") nodes = await topicsView(app);

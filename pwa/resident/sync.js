@@ -181,6 +181,14 @@ export class ResidentSync {
       store.apply({ ...before, ...reply.body.receipt, type: "notice_receipt", created_by: this.me.name });
     } else if (item.kind === "correction" && reply.body.id && !store.docs.has(reply.body.id)) {
       store.apply({ ...item.shown, _id: reply.body.id, type: "correction_request", status: reply.body.status || "open" });
+    } else if (item.kind === "checkin" && reply.body.checkin?._id) {
+      // The check-in as recorded (the code's time), until the pull brings the same.
+      store.apply({ ...(store.docs.get(reply.body.checkin._id) || {}), ...reply.body.checkin, type: "checkin",
+        created_by: this.me.name });
+    } else if (item.kind === "ranking_choice" && typeof reply.body.show === "boolean") {
+      const id = `volunteer_ranking:${this.me.name}`;
+      store.apply({ ...(store.docs.get(id) || {}), _id: id, type: "volunteer_ranking", created_by: this.me.name,
+        show: reply.body.show, ...(reply.body.name ? { name: reply.body.name } : {}) });
     } else if (item.kind === "volunteer" && reply.body.status && reply.body.status !== "pending") {
       // The server's answer until the pull brings its allocation document (the same).
       const id = `allocation:${item.shown.task.replace(":", ".")}:${this.me.name}`;

@@ -99,6 +99,10 @@ export function taskView(app, id) {
   if (!state || ["cancelled", "refused"].includes(state.status)) {
     if (!closed) actions.append(button("v-claim", t("v_claim"), "claim", true));
   } else if (HOLDS.has(state.status)) {
+    if (state.status === "confirmed") {
+      actions.append(el("a", { href: `#/checkin/${encodeURIComponent(task._id)}`, id: "v-checkin", class: "button primary" },
+        t("ck_open")));
+    }
     actions.append(button("v-cancel", t("v_cancel"), "cancel", false));
   }
   return [
