@@ -107,6 +107,7 @@ async def test_check_in_offline_then_the_ledger_and_the_ranking(browser: Browser
               {"volunteer": me, "minutes": 90})
     await page.evaluate("location.hash = '#/ledger'")
     await page.wait_for_selector("#lg-hours[data-minutes='90']", timeout=30_000)
+    await page.wait_for_selector("#lg-points[data-points='15']", timeout=30_000)  # its own doc
     assert await page.text_content("#lg-hours") == "1 小时 30 分钟"
     assert await page.text_content("#lg-points") == "15 分"
     entry = page.locator("#lg-entries li[data-kind=hours]")
