@@ -11,13 +11,15 @@ import base64
 import hashlib
 import io
 import time
+from typing import Any
 
 from aiohttp.test_utils import TestClient
-from conftest import City
+from conftest import City, eventually
 from PIL import Image, PngImagePlugin
 from test_reports import PREFIX, b64, body, get, jpeg, post, ready, step, stored
 
 from server.domain.messages import Refused
+from server.domain.scope import RESIDENTS_DB
 from server.sync.reports import clean_photo
 from server.web.reports import REPORT_LIMITS
 
@@ -153,3 +155,33 @@ async def test_staff_never_read_an_anonymous_reporter(client: TestClient, city: 
             assert rid != f"report:{plain}"
     got, own = await get(client, town.ra, f"{PREFIX}/{rid}")  # the reporter's own view
     assert got == 200 and own["report"]["reporter"] == town.ra
+
+
+async def test_a_residents_list_does_not_read_the_citys_reports(client: TestClient,
+                                                               city: City) -> None:
+    """Read through the ids filed under the resident: 5,000 others' reports cost nothing."""
+    town = await ready(client, city)
+    got, answer = await post(client, town.rb, PREFIX, body(40))
+    assert got == 201, answer
+    mine = answer["report"]["_id"]
+    listed: dict[str, Any] = {}
+
+    async def listing() -> bool:
+        listed.update((await get(client, town.rb, PREFIX))[1])
+        return [r["_id"] for r in listed["reports"]] == [mine]
+    await eventually(listing)
+    started = time.monotonic()
+    assert await listing()
+    few = time.monotonic() - started
+    docs = [{"_id": f"report:{n:016x}", "type": "report", "reporter": f"someone{n}",
+             "grid": "elsewhere", "community": "x", "street": "y", "assignee": "grid",
+             "category": "other", "description": "d" * 400, "submitted_at": "2026-12-01"}
+            for n in range(5000)]
+    await city.run(lambda: city.couch[RESIDENTS_DB].update(docs))
+    started = time.monotonic()
+    assert await listing()
+    many = time.monotonic() - started
+    print("resident list: own report only", round(few, 3), "s; with 5000 others'",
+          round(many, 3), "s")
+    assert listed["reports"][0]["status"]["state"] == "submitted"
+    assert many < 5 * few + 0.05, (few, many)

@@ -36,6 +36,7 @@ from typing import Any
 from PIL import Image
 
 from server.domain import reports as rules
+from server.domain.allowed_ids import RESIDENTS
 from server.domain.messages import Refused, bilingual
 from server.domain.reports import key_of, status_doc, status_id
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, User
@@ -462,12 +463,31 @@ class Reports:
         return {str(row["doc"]["report"]): row["doc"] for row in page.get("rows", [])
                 if isinstance(row.get("doc"), dict) and "report" in row["doc"]}
 
-    async def queue(self, user: User, now: datetime.datetime) -> list[dict[str, Any]]:
+    async def own(self, user: User, index: ResidentIndex) -> tuple[
+            list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """A resident's reports and their statuses, read by the ids the allowed-ids index
+        files under them: a resident's list costs their own reports, not the city's."""
+        mine = index.ids.allowed(user.name).get(RESIDENTS, frozenset())
+        ids = sorted(i for i in mine if rules.REPORT_ID.match(i))
+        if not ids:
+            return [], {}
+        page = await self.couch.post(db_path(RESIDENTS_DB, "_all_docs"),
+                                     {"keys": ids + [status_id(i) for i in ids]},
+                                     include_docs="true")
+        docs = [row["doc"] for row in page.get("rows", []) if isinstance(row.get("doc"), dict)]
+        return ([d for d in docs if d.get("type") == "report"],
+                {str(d["report"]): d for d in docs if d.get("type") == "report_status"})
+
+    async def queue(self, user: User, now: datetime.datetime,
+                    index: ResidentIndex | None = None) -> list[dict[str, Any]]:
         """What the user sees (rule 7), each with its status, overdue flags and escalation;
-        a resident's: their own."""
-        actor, statuses = user, await self.statuses()
-        found = []
-        for doc in await self.all_reports():
+        a resident's: their own (through `index`)."""
+        if user.role == "resident" and index is not None:
+            reports, statuses = await self.own(user, index)
+        else:
+            reports, statuses = await self.all_reports(), await self.statuses()
+        actor, found = user, []
+        for doc in reports:
             held = statuses.get(str(doc["_id"]), {})
             assignee = str(held.get("assignee") or doc.get("assignee", ""))
             if not rules.sees(actor, str(doc.get("reporter")), assignee, place_of(doc)):

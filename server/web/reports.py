@@ -72,7 +72,7 @@ async def listing(request: web.Request) -> web.Response:
     """What the user sees: a resident their own, staff what is routed to them or their
     place's intake, each with its state, overdue flags and escalation level."""
     user = require_user(request)
-    found = await request.app[REPORTS].queue(user, utc_now())
+    found = await request.app[REPORTS].queue(user, utc_now(), await index_of(request))
     return json_response({"reports": found}, headers=NO_STORE)
 
 
