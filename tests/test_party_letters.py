@@ -132,3 +132,59 @@ async def test_no_resident_route_shows_a_letter_not_even_to_the_member(
     # The store's database is internal: not even the admin reaches it through /couch/.
     got, _ = await call(client, town.admin, "GET", f"/couch/{PARTY_DB}/_all_docs")
     assert got == 404
+
+
+async def test_a_letter_stays_with_the_branch_the_member_was_confirmed_in(
+        client: TestClient, city: City) -> None:
+    """Review 3, finding 6: a member re-declaring elsewhere (pending, or after a rejection)
+    does not hand their letters to the next branch's secretary; the first keeps its own."""
+    town = await ready_town(client, city)
+    a, b = await branch(client, city, town), await branch(client, city, town)
+    sec_a, sec_b = await secretary(client, city, a), await secretary(client, city, b)
+
+    async def read(user: str) -> tuple[int, list[str]]:
+        got, answer = await call(client, user, "GET", f"{P}/letters?member={town.ra}")
+        return got, [d["conduct"] for d in answer.get("letters", [])]
+
+    async def write(key: str, conduct: str) -> dict[str, Any]:
+        got, answer = await call(client, town.sup1, "POST", f"{P}/letters",
+                                 letter(town.ra, key=key, conduct=conduct))
+        assert got == 201, answer
+        return dict(answer["letter"])
+
+    async def decide(sec: str, confirm: bool) -> None:
+        body = {"member": town.ra, "confirm": confirm, **({} if confirm else {"reason": "调离"})}
+        got, answer = await call(client, sec, "POST", f"{P}/decide", body)
+        assert got == 201, answer
+
+    async def declare(code: str) -> None:
+        got, answer = await call(client, town.ra, "POST", f"{P}/declare", {"branch": code})
+        assert got == 201, answer
+
+    # Pending in A: the letter belongs to no branch; A's secretary and then B's read nothing.
+    await declare(a)
+    assert "branch" not in await write("letter-key-pend", "待确认时的函告")
+    assert await read(sec_a) == (200, [])
+    await declare(b)
+    assert await read(sec_b) == (200, [])
+    assert await read(sec_a) == (404, [])
+    # Confirmed in B: B's letter is B's.
+    await decide(sec_b, True)
+    assert (await write("letter-key-b001", "B支部期间"))["branch"] == b
+    assert await read(sec_b) == (200, ["B支部期间"])
+    # Transferred away (rejected), declared again in A and confirmed: A's letter is A's, and
+    # B's secretary keeps B's letter only, pending or confirmed elsewhere.
+    await decide(sec_b, False)
+    await declare(a)
+    assert await read(sec_a) == (200, [])
+    await decide(sec_a, True)
+    assert (await write("letter-key-a001", "A支部期间"))["branch"] == a
+    assert await read(sec_a) == (200, ["A支部期间"])
+    assert await read(sec_b) == (200, ["B支部期间"])
+    await decide(sec_a, False)
+    await declare(b)  # pending in B again: B's secretary still reads B's letter only
+    assert await read(sec_b) == (200, ["B支部期间"])
+    assert await read(sec_a) == (200, ["A支部期间"])
+    # Supervisors of the member's home read every letter.
+    got, every = await read(town.sup1)
+    assert got == 200 and sorted(every) == sorted(["待确认时的函告", "B支部期间", "A支部期间"])

@@ -149,6 +149,18 @@ def test_letters_writers_and_readers() -> None:
     assert not rules.may_read_letters(sec("grid-g1"), member(), {"c1"}, d)
     assert not rules.may_read_letters(User("r1", "resident"), member(), {"c1"}, d)
     assert rules.may_read_letters(User("adm", "admin"), member(), {"c1"}, d)
+    # A letter is its confirmed branch's: a pending (or rejected) member's goes to none, and
+    # a secretary reads a member's earlier branch's letters, not another branch's.
+    assert rules.letter_branch(member(status="confirmed")) == "fin"
+    assert rules.letter_branch(member(status="pending")) is None
+    assert rules.letter_branch(member(status="rejected")) is None
+    moved = member(branch="far", status="pending")
+    kept = [{"branch": "fin"}, {}]
+    assert rules.may_read_letters(sec("fin"), moved, {"c1"}, d, kept)
+    assert not rules.may_read_letters(sec("fin"), moved, {"c1"}, d, [{}])
+    assert [rules.letter_readable(sec("far"), x) for x in kept] == [False, False]
+    assert [rules.letter_readable(sec("fin"), x) for x in kept] == [True, False]
+    assert [rules.letter_readable(sup1, x) for x in kept] == [True, True]
     good = {"member": "r1", "workplace": "某单位", "conduct": "情况", "key": "k" * 8}
     assert rules.letter_problems(good) == []
     assert rules.letter_problems({**good, "branch": "far"})[0].code == "server_field"

@@ -37,10 +37,14 @@ where they live; the branch views; letters to a workplace about a member's condu
 8. Letters (函告抄告, `letter_problems`, `may_write_letter`, `may_read_letters`). A supervisor
    whose scope holds the member's home (or the admin) writes a letter about a declared member:
    workplace and conduct as plain text and the supervisor's phone's key (a retry is the same
-   letter). Append-only: never changed, never deleted (a correction is another letter). Read
-   only by supervisors of the member's home, the admin and the secretary of the member's
-   declared branch; residents, the member included, and other branches never see one, and
-   are told there is none. Every write and read is logged (linli.audit).
+   letter). Append-only: never changed, never deleted (a correction is another letter). A
+   letter belongs to the branch the member was confirmed in when it was written (`branch` on
+   the letter, `letter_branch`; none while pending or rejected), never to the branch they
+   declare later: a member cannot hand their record to another secretary by re-declaring.
+   Read by supervisors of the member's home and the admin (every letter), and by a secretary
+   only the letters of their own branch (`letter_readable`), the member's earlier branch
+   included; residents, the member included, and other branches never see one, and are told
+   there is none. Every write and read is logged (linli.audit).
 """
 
 from __future__ import annotations
@@ -362,19 +366,36 @@ def may_write_letter(user: User, member_communities: Iterable[str],
         community_in_scope(user, c, directory) for c in member_communities)
 
 
+def letter_branch(member: Mapping[str, Any]) -> str | None:
+    """Rule 8: the branch a letter written now belongs to: the confirmed one, else none."""
+    return str(member["branch"]) if member.get("status") == "confirmed" else None
+
+
+def letter_readable(user: User, letter: Mapping[str, Any]) -> bool:
+    """Rule 8: a secretary reads only the letters that belong to their branch."""
+    return user.role != "secretary" or letter.get("branch") in user.branches
+
+
 def may_read_letters(user: User, member: Mapping[str, Any], member_communities: Iterable[str],
-                     directory: Directory) -> bool:
-    """Rule 8's readers: the writers, and the secretary of the member's declared branch."""
+                     directory: Directory, letters: Iterable[Mapping[str, Any]] = ()) -> bool:
+    """Rule 8's readers: the writers; a secretary of the member's declared branch, or of the
+    branch one of the member's letters belongs to (they are shown only those)."""
     if user.disabled:
         return False
     if user.role == "secretary":
-        return member.get("branch") in user.branches
+        return member.get("branch") in user.branches or any(
+            letter_readable(user, d) for d in letters)
     return may_write_letter(user, member_communities, directory)
 
 
 def letter_doc(body: Mapping[str, Any], member: Mapping[str, Any], author: str,
                letter_id: str, now: datetime.datetime) -> dict[str, Any]:
-    return {"_id": letter_id, "type": "party_letter", "schema_version": 1,
-            "created_by": author, "member": body["member"], "branch": member["branch"],
-            "workplace": str(body["workplace"]).strip(), "conduct": str(body["conduct"]).strip(),
-            "written_at": now.isoformat(timespec="seconds"), "key": body["key"]}
+    doc: dict[str, Any] = {"_id": letter_id, "type": "party_letter", "schema_version": 1,
+                           "created_by": author, "member": body["member"],
+                           "workplace": str(body["workplace"]).strip(),
+                           "conduct": str(body["conduct"]).strip(),
+                           "written_at": now.isoformat(timespec="seconds"), "key": body["key"]}
+    branch = letter_branch(member)
+    if branch is not None:
+        doc["branch"] = branch
+    return doc

@@ -200,17 +200,32 @@ class Party:
     # -- letters (函告抄告) ---------------------------------------------------------------------
 
     async def letter_member(self, user: User, account: Any, index: ResidentIndex,
-                            write: bool) -> dict[str, Any]:
-        """The member a letter is about, if the user may write (or read) theirs; else 404."""
+                            write: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The member a letter is about and, to a reader, their letters that the user reads,
+        if the user may write (or read) theirs; else 404."""
         held = await self.membership(account) if isinstance(account, str) else None
         if held is None:
             raise no_such_member()
         communities = self.communities(str(held["account"]), index)
-        allowed = (rules.may_write_letter(user, communities, self.directory) if write
-                   else rules.may_read_letters(user, held, communities, self.directory))
-        if not allowed:
+        if write:
+            if not rules.may_write_letter(user, communities, self.directory):
+                raise no_such_member()
+            return held, []
+        found = await self.stored_letters(str(held["account"]))
+        if not rules.may_read_letters(user, held, communities, self.directory, found):
             raise no_such_member()
-        return held
+        return held, [d for d in found if rules.letter_readable(user, d)]
+
+    async def stored_letters(self, account: str) -> list[dict[str, Any]]:
+        """Every letter about `account`, in the order they were written."""
+        await self.couch.ensure_db(PARTY_DB)
+        prefix = f"party_letter:{account}:"
+        page = await self.couch.get(db_path(PARTY_DB, "_all_docs"), include_docs="true",
+                                    startkey=json.dumps(prefix),
+                                    endkey=json.dumps(prefix + "\ufff0"))
+        found = [row["doc"] for row in page.get("rows", []) if isinstance(row.get("doc"), dict)
+                 and row["doc"].get("type") == "party_letter"]
+        return sorted(found, key=lambda d: (str(d.get("written_at")), str(d["_id"])))
 
     async def write_letter(self, user: User, body: Mapping[str, Any], index: ResidentIndex,
                            now: datetime.datetime) -> tuple[dict[str, Any], bool]:
@@ -218,7 +233,7 @@ class Party:
         problems = rules.letter_problems(body)
         if problems:
             raise refused(problems)
-        member = await self.letter_member(user, body["member"], index, write=True)
+        member, _ = await self.letter_member(user, body["member"], index, write=True)
         doc = rules.letter_doc(body, member, user.name,
                                f"party_letter:{body['member']}:{body['key']}", now)
         stated = self.schemas.problems(doc)
@@ -233,20 +248,13 @@ class Party:
             audit.info("%s wrote party letter %s again (a retry)", user.name, doc["_id"])
             return held, False
         audit.info("%s wrote party letter %s about %s (branch %s)", user.name, doc["_id"],
-                   doc["member"], doc["branch"])
+                   doc["member"], doc.get("branch", "-"))
         return doc, True
 
     async def letters(self, user: User, account: Any,
                       index: ResidentIndex) -> list[dict[str, Any]]:
         """Rule 8: a member's letters, to their readers only; the read is logged."""
-        member = await self.letter_member(user, account, index, write=False)
-        await self.couch.ensure_db(PARTY_DB)
-        prefix = f"party_letter:{member['account']}:"
-        page = await self.couch.get(db_path(PARTY_DB, "_all_docs"), include_docs="true",
-                                    startkey=json.dumps(prefix),
-                                    endkey=json.dumps(prefix + "\ufff0"))
-        found = [row["doc"] for row in page.get("rows", []) if isinstance(row.get("doc"), dict)
-                 and row["doc"].get("type") == "party_letter"]
+        member, found = await self.letter_member(user, account, index, write=False)
         audit.info("%s read %d party letter(s) about %s", user.name, len(found),
                    member["account"])
-        return sorted(found, key=lambda d: (str(d.get("written_at")), str(d["_id"])))
+        return found
