@@ -361,6 +361,8 @@ const WORDS = {
   role_supervisor: ["督导员", "Supervisor"],
   role_secretary: ["党支部书记", "Party branch secretary"],
   role_admin: ["管理员", "Administrator"],
+  role_property: ["物业", "Property company"],
+  role_department: ["联络部门", "Liaison department"],
   user_state_active: ["使用中", "Active"],
   user_state_disabled: ["已停用", "Disabled"],
   user_state_removed: ["已删除", "Removed"],

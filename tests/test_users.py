@@ -17,7 +17,7 @@ from conftest import PASSWORD, City, basic, eventually, visit, wait_for_user
 from test_admin_rights import Linli, linli  # noqa: F401  (the fixture)
 from test_holes_sessions import eventually_refused, login, status_with
 
-from server.domain.scope import DIRECTORY_DB, User, grid_db
+from server.domain.scope import DIRECTORY_DB, ROLES, User, grid_db
 from server.web.keys import FEEDS_HELD
 
 
@@ -166,3 +166,32 @@ async def test_a_disabled_workers_waiting_feed_gets_nothing_written_after(
     assert "after-disable" not in await got.text()
     with pytest.raises(aiohttp.ClientPayloadError):  # 200 said already: the connection is cut
         await beating.read()
+
+
+async def test_the_admin_screen_covers_every_staff_role_the_command_does(
+        client: Any, city: City) -> None:
+    """Review 3, finding 7: every account but a resident's (the roles `linli user` covers,
+    property companies and liaison departments included) is listed, disabled, enabled and
+    removed on the admin's screen; a resident is still no staff."""
+    grid = await city.grid()
+    scopes: dict[str, dict[str, Any]] = {
+        "worker": {"grids": [grid]}, "supervisor": {"streets": ["339995001"]},
+        "secretary": {"branches": [f"grid-{grid}"]}, "admin": {},
+        "property": {"companies": ["property_company:wy9"]},
+        "department": {"department": "police", "streets": ["339995001"]}}
+    assert set(scopes) == set(ROLES) - {"resident"}  # a new role needs a line here
+    admin = await city.user("admin")
+    names = {role: await city.user(role, **scope) for role, scope in scopes.items()}
+    for name in (admin, *names.values()):
+        await wait_for_user(client, name)
+    listed = await (await client.get("/api/users", headers=basic(admin))).json()
+    shown = {u["name"]: u for u in listed["users"]}
+    assert {shown[n]["role"] for n in names.values()} == set(scopes), listed
+    assert "公安" in shown[names["department"]]["scope"]
+    assert "wy9" in shown[names["property"]]["scope"]
+    for role, name in names.items():
+        for action, state in (("disable", "disabled"), ("enable", "active"),
+                              ("remove", "removed")):
+            resp = await client.post(f"/api/users/{name}/{action}", headers=basic(admin))
+            assert resp.status == 200, (role, action, await resp.text())
+            assert (await resp.json())["user"]["state"] == state

@@ -13,15 +13,17 @@ from aiohttp import web
 
 from server import errors
 from server.domain.accounts import ACCOUNT_ACTIONS, changed_account, new_session_salt
-from server.domain.scope import DIRECTORY_DB, User
+from server.domain.reports import DEPARTMENTS
+from server.domain.scope import DIRECTORY_DB, ROLES, User
 from server.errors import json_response
 from server.store.couch import Conflict, NotFound, db_path
 from server.web.guard import require_user
 from server.web.keys import COUCH, DIRECTORY
 
 audit = logging.getLogger("linli.audit")
-# Residents are managed in their own rooms (docs/residents.md).
-STAFF_ROLES = ("worker", "supervisor", "secretary", "admin")
+# Every account but a resident's, as `linli user` covers them: derived, so that a new role is
+# not forgotten here. Residents are managed in their own rooms (docs/residents.md).
+STAFF_ROLES = tuple(r for r in ROLES if r != "resident")
 
 
 def require_admin(request: web.Request) -> User:
@@ -36,7 +38,10 @@ def account_view(user: User, request: web.Request) -> dict[str, Any]:
     directory = request.app[DIRECTORY]
     scope = ([directory.area_name("grid", g) or g for g in sorted(user.grids)]
              + [directory.area_name("community", c) or c for c in sorted(user.communities)]
-             + [directory.area_name("street", s) or s for s in sorted(user.streets)])
+             + [directory.area_name("street", s) or s for s in sorted(user.streets)]
+             + ([DEPARTMENTS.get(user.department, (user.department,))[0]]
+                if user.department else [])
+             + [c.removeprefix("property_company:") for c in sorted(user.companies)])
     state = "removed" if user.removed else "disabled" if user.disabled else "active"
     return {"name": user.name, "role": user.role, "scope": scope, "state": state,
             "rights": sorted(user.rights)}
