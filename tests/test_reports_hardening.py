@@ -185,3 +185,42 @@ async def test_a_residents_list_does_not_read_the_citys_reports(client: TestClie
           round(many, 3), "s")
     assert listed["reports"][0]["status"]["state"] == "submitted"
     assert many < 5 * few + 0.05, (few, many)
+
+
+async def walk_to_done(client: TestClient, worker: str, rid: str, n: int) -> None:
+    for k, (a, b, more) in enumerate((("submitted", "accepted", {}),
+                                      ("accepted", "dispatched", {"assignee": "grid"}),
+                                      ("dispatched", "in_progress", {}),
+                                      ("in_progress", "done", {})), n):
+        assert (await step(client, worker, rid, a, b, k, **more))[0] == 201
+
+
+async def test_a_reporter_cannot_flood_a_closed_report_with_steps(client: TestClient,
+                                                                  city: City) -> None:
+    """Steps that would only be superseded, and a reopen after the reporter's own close,
+    are refused and stored nothing: no endless steps, no self-made conflicts."""
+    town = await ready(client, city)
+    got, answer = await post(client, town.ra, PREFIX, body(90, category="other"))
+    rid = answer["report"]["_id"]
+    await walk_to_done(client, town.worker1, rid, 91)
+    assert (await step(client, town.ra, rid, "done", "closed", 100, rating=1))[0] == 201
+    before = await stored(city, "report_step:")
+    got, answer = await step(client, town.ra, rid, "done", "in_progress", 101)
+    assert got == 409, answer
+    codes = {(await step(client, town.ra, rid, "done", "closed", 200 + n, rating=5))[0]
+             for n in range(3)}
+    assert codes == {409}
+    assert await stored(city, "report_step:") == before
+    got, seen = await get(client, town.ra, f"{PREFIX}/{rid}")
+    assert seen["status"]["state"] == "closed" and seen["status"].get("conflicts", 0) == 0
+
+
+async def test_a_worker_does_not_handle_or_rate_their_own_report(client: TestClient,
+                                                                 city: City) -> None:
+    town = await ready(client, city)
+    got, answer = await post(client, town.worker1, PREFIX,
+                             body(110, category="other", grid=town.g1))
+    assert got == 201, answer
+    rid = answer["report"]["_id"]
+    got, answer = await step(client, town.worker1, rid, "submitted", "accepted", 111)
+    assert got == 403, answer

@@ -245,10 +245,11 @@ def is_assignee(actor: Actor, assignee: str, place: Place) -> bool:
 
 
 def part_of(actor: Actor, reporter: str, assignee: str, place: Place) -> frozenset[str]:
-    """The parts `actor` plays on a report: reporter, intake, assignee, supervisor."""
-    parts = set()
+    """The parts `actor` plays on a report: reporter, intake, assignee, supervisor. The
+    reporter plays no other (a worker does not handle, close and rate their own report)."""
     if actor.name == reporter:
-        parts.add("reporter")
+        return frozenset({"reporter"})
+    parts = set()
     if is_intake(actor, place):
         parts.add("intake")
     if is_assignee(actor, assignee, place):

@@ -390,6 +390,19 @@ class Reports:
             raise Refused(409, "conflict", bilingual(
                 f"此问题从未处于“{zh}”状态，请刷新后再办理",
                 f"The report was never {en}: refresh it and act again."))
+        after = rules.take(status, step)
+        own_later = any(steps[i].actor == step.actor for i in status.applied if i in steps
+                        and steps[i].round * 10 + rules.STATES.index(steps[i].base)
+                        >= step.round * 10 + rules.STATES.index(step.base))
+        if (step.id in after.superseded and step.parts == {"reporter"}) or (
+                step.id in after.conflicts and own_later):
+            # a reporter's step after the report moved on would only be stored superseded
+            # (with its photos, as often as they like); a step after the actor's own later
+            # one would put the report in the supervisors' queue again and again. Staff
+            # phones' late steps are kept, marked superseded (rule 5).
+            raise Refused(409, "conflict", bilingual(
+                "此问题已处理到更后的状态，请刷新后再办理",
+                "The report has moved on already: refresh it and act again."))
 
     async def all_reports(self) -> list[dict[str, Any]]:
         page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
