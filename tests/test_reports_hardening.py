@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from conftest import City, eventually
 from PIL import Image, PngImagePlugin
-from test_reports import PREFIX, b64, body, get, jpeg, post, ready, step, stored
+from test_reports import PREFIX, b64, body, get, jpeg, phone_docs, post, ready, step, stored
 
 from server.domain.messages import Refused
 from server.domain.scope import RESIDENTS_DB
@@ -224,3 +224,19 @@ async def test_a_worker_does_not_handle_or_rate_their_own_report(client: TestCli
     rid = answer["report"]["_id"]
     got, answer = await step(client, town.worker1, rid, "submitted", "accepted", 111)
     assert got == 403, answer
+
+
+async def test_the_reporters_phone_never_holds_a_staff_login(client: TestClient,
+                                                             city: City) -> None:
+    town = await ready(client, city)
+    got, answer = await post(client, town.ra, PREFIX, body(120, category="other"))
+    rid = answer["report"]["_id"]
+    got, acted = await step(client, town.worker1, rid, "submitted", "accepted", 121)
+    assert got == 201, acted
+    sid = acted["step"]["_id"]
+    got, seen = await get(client, town.ra, f"{PREFIX}/{rid}")
+    assert got == 200 and seen["steps"][0]["created_by"] == "网格员", seen
+    assert town.worker1 not in str(seen)
+    docs = await eventually(lambda: phone_docs(client, town.ra, sid))
+    own = {i: d for i, d in docs.items() if i.startswith("report")}
+    assert docs[sid]["created_by"] == "网格员" and town.worker1 not in str(own), own

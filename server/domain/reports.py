@@ -599,6 +599,20 @@ def staff_step_view(step: Mapping[str, Any], anonymous: bool) -> dict[str, Any]:
     return shown
 
 
+ACTOR_LABELS = (("supervisor", "社区、街道工作人员"), ("intake", "网格员"),
+                ("assignee", "承办单位"))
+
+
+def resident_step_view(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step as the reporter's phone shows it: staff by the part they played, never by
+    their login name (half a credential)."""
+    if step.get("created_by") == step.get("reporter"):
+        return dict(step)
+    parts = step.get("parts") or ()
+    label = next((zh for part, zh in ACTOR_LABELS if part in parts), "工作人员")
+    return {**step, "created_by": label}
+
+
 # -- The supervisors' dashboard (rule 8) ----------------------------------------------------
 
 LEVELS = ("city", "street", "community", "grid")

@@ -84,7 +84,8 @@ async def one(request: web.Request) -> web.Response:
     shown = doc if doc.get("reporter") == user.name else rules.staff_view(doc)
     photos = sorted((doc.get("_attachments") or {}).keys())
     own, anonymous = doc.get("reporter") == user.name, doc.get("anonymous") is True
-    steps = [{k: v for k, v in (s if own else rules.staff_step_view(s, anonymous)).items()
+    steps = [{k: v for k, v in (rules.resident_step_view(s) if own
+                                  else rules.staff_step_view(s, anonymous)).items()
               if not k.startswith("_") or k == "_id"} | {
         "photos": sorted((s.get("_attachments") or {}).keys())}
         for s in await store.steps(str(doc["_id"]))]
