@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from conftest import City, eventually
+from conftest import City, basic, eventually
 from PIL import Image, PngImagePlugin
 from test_reports import PREFIX, b64, body, get, jpeg, phone_docs, post, ready, step, stored
 
@@ -240,3 +240,14 @@ async def test_the_reporters_phone_never_holds_a_staff_login(client: TestClient,
     docs = await eventually(lambda: phone_docs(client, town.ra, sid))
     own = {i: d for i, d in docs.items() if i.startswith("report")}
     assert docs[sid]["created_by"] == "网格员" and town.worker1 not in str(own), own
+
+
+async def test_the_list_takes_no_query_and_photos_are_not_cached(client: TestClient,
+                                                                 city: City) -> None:
+    town = await ready(client, city)
+    got, answer = await get(client, town.rb, f"{PREFIX}?limit=999999&reporter={town.ra}")
+    assert got == 400 and answer["reason"].startswith("不接受"), answer
+    got, answer = await post(client, town.rb, PREFIX, body(130, photos=[b64(jpeg())]))
+    rid = answer["report"]["_id"]
+    resp = await client.get(f"{PREFIX}/{rid}/photos/{rid}/photo-1.jpg", headers=basic(town.rb))
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"

@@ -33,6 +33,13 @@ DAY = 24 * 3600.0
 REPORT_LIMITS = web.AppKey("report_limits", FailureCounter)  # reports per account a day
 
 
+def no_query(request: web.Request) -> None:
+    """A route that takes no query parameter refuses one, so that no later filter is read
+    from the query by mistake."""
+    if request.query:
+        raise errors.bad_request("不接受查询参数", "This route takes no query parameter.")
+
+
 def count_report(request: web.Request, user: User) -> None:
     """One more report of this account, counted as it arrives (before its photos are
     decoded), or a 429 that says when it may send again."""
@@ -72,6 +79,7 @@ async def listing(request: web.Request) -> web.Response:
     """What the user sees: a resident their own, staff what is routed to them or their
     place's intake, each with its state, overdue flags and escalation level."""
     user = require_user(request)
+    no_query(request)
     found = await request.app[REPORTS].queue(user, utc_now(), await index_of(request))
     return json_response({"reports": found}, headers=NO_STORE)
 
@@ -118,7 +126,7 @@ async def photo(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     data, content_type = await store.photo(doc, request.match_info["holder"], name)
     return web.Response(body=data, content_type=content_type,
-                        headers={"Cache-Control": "private, max-age=3600",
+                        headers={**NO_STORE,  # a handler re-dispatched away keeps no copy
                                  "X-Content-Type-Options": "nosniff"})
 
 
