@@ -20,6 +20,7 @@ from test_reports import PREFIX, b64, body, get, jpeg, phone_docs, post, ready, 
 
 from server.domain.messages import Refused
 from server.domain.scope import RESIDENTS_DB
+from server.store.bulk import save_many
 from server.sync.reports import clean_photo
 from server.web.reports import REPORT_LIMITS
 
@@ -177,7 +178,7 @@ async def test_a_residents_list_does_not_read_the_citys_reports(client: TestClie
              "grid": "elsewhere", "community": "x", "street": "y", "assignee": "grid",
              "category": "other", "description": "d" * 400, "submitted_at": "2026-12-01"}
             for n in range(5000)]
-    await city.run(lambda: city.couch[RESIDENTS_DB].update(docs))
+    await city.run(lambda: save_many(city.couch[RESIDENTS_DB], docs))
     started = time.monotonic()
     assert await listing()
     many = time.monotonic() - started

@@ -17,7 +17,7 @@ from typing import Any
 import couchdb
 
 from server.admin import directory
-from server.demo.volunteering import ORGANISER
+from server.demo.volunteering import ORGANISER, neighbours
 from server.domain import party as rules
 from server.domain import volunteering as tasks
 from server.domain.allocation import subject_key
@@ -87,10 +87,7 @@ def seed_party(server: couchdb.Server, community: str, street: str, resident_pho
     if login is None or rules.member_id(str(login["account"])) in residents_db:
         return 0
     me = str(login["account"])
-    others = sorted(row.doc["name"] for row in server[DIRECTORY_DB].view(
-        "_all_docs", include_docs=True, startkey="user:", endkey="user:\ufff0")
-        if (row.doc.get("resident") or {}).get("community") == community
-        and row.doc["name"] != me)
+    others = neighbours(server, community, me)
     when = now or datetime.datetime.now(datetime.UTC)
     docs = plan_party(me, others, SECRETARY, when)
     if PARTY_TASK not in residents_db:

@@ -15,6 +15,7 @@ import couchdb
 from server.domain import reports as rules
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB
 from server.domain.validation import SchemaRegistry
+from server.store.bulk import save_many
 
 Doc = dict[str, Any]
 WORKER, SUPERVISOR = "wang.fang", "chen.jing"
@@ -88,5 +89,5 @@ def seed_reports(server: couchdb.Server, resident_phone: str,
     wrong = {doc["_id"]: found for doc in docs if (found := registry.problems(doc))}
     if wrong:  # the demo is held to the schemas as any write
         raise ValueError(f"demo reports: {wrong}")
-    residents_db.update(docs)
+    save_many(residents_db, docs)
     return len(docs)

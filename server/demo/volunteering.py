@@ -97,6 +97,15 @@ def plan_volunteering(community: str, me: str, others: list[str],
     return plan
 
 
+def neighbours(server: couchdb.Server, community: str, me: str) -> list[str]:
+    """The other resident accounts of `community`, sorted: the demo's cast of volunteers and
+    party members around the demo resident `me`."""
+    return sorted(row.doc["name"] for row in server[DIRECTORY_DB].view(
+        "_all_docs", include_docs=True, startkey="user:", endkey="user:\ufff0")
+        if (row.doc.get("resident") or {}).get("community") == community
+        and row.doc["name"] != me)
+
+
 def seed_volunteering(server: couchdb.Server, community: str, resident_phone: str,
                       now: datetime.datetime | None = None) -> int:
     """Write the demo's tasks where missing (none if the open one is there); how many
@@ -108,10 +117,7 @@ def seed_volunteering(server: couchdb.Server, community: str, resident_phone: st
     if login is None:
         return 0
     me = str(login["account"])
-    others = sorted(row.doc["name"] for row in server[DIRECTORY_DB].view(
-        "_all_docs", include_docs=True, startkey="user:", endkey="user:\ufff0")
-        if (row.doc.get("resident") or {}).get("community") == community
-        and row.doc["name"] != me)
+    others = neighbours(server, community, me)
     plan = plan_volunteering(community, me, others,
                              now or datetime.datetime.now(datetime.UTC))
     registry = SchemaRegistry()
