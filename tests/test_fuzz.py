@@ -439,7 +439,12 @@ async def send(scene: Scene, who: str, method: str, path: str, body: bytes | Non
         # line past aiohttp's limit): its parser refuses it in plain text before the app.
         return resp.status
     assert resp.status < 500, (method, path, body and body[:300], resp.status, raw[:500])
-    if resp.status >= 400 and method != "HEAD":
+    if resp.status >= 400 and method != "HEAD" and path.startswith("/api/open311/"):
+        answer = json.loads(raw)  # GeoReport v2's own shape: [{code, description}]
+        assert isinstance(answer, list) and all(
+            isinstance(a.get("code"), int) and isinstance(a.get("description"), str)
+            for a in answer), (method, path, answer)
+    elif resp.status >= 400 and method != "HEAD":
         answer = json.loads(raw)
         assert isinstance(answer.get("error"), str) and isinstance(answer.get("reason"), str), (
             method, path, answer)
@@ -750,8 +755,11 @@ async def test_api_as_a_supervisor_and_a_worker(scene: Scene, data: st.DataObjec
     if who == scene.worker and path.split("?")[0] not in (
             "/api/me", "/api/openapi.json", "/api/residents/communities", "/api/health",
             "/api/notices/to-visit"  # the worker's own follow-up list
-            ) and not path.startswith(("/api/votes", "/api/deliberation")):
-        # votes: a worker records paper ballots; deliberation: raises topics as the grid branch
+            ) and not path.startswith(("/api/votes", "/api/deliberation", "/api/reports",
+                                       "/api/open311", "/api/volunteer", "/api/party")):
+        # votes: a worker records paper ballots; deliberation: raises topics as the grid branch;
+        # reports (and their Open311 face): files and handles what is routed to the grid;
+        # volunteering and party branches: a worker may publish tasks, read the branch list
         assert status in (0, 400, 403, 415), (path, status)  # the supervisors' API, refused
     await scene.city.run(scene.check_grid)
 
