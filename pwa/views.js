@@ -115,7 +115,7 @@ export function gridView(app) {
     const found = index.searchRanked(search.value);
     results.replaceChildren(...found.map(({ household, near }) => householdItem(app, household, near)));
     if (search.value.trim() && found.length === 0) results.append(el("li", { class: "empty" }, t("no_results")));
-    else if (found.every((f) => f.near)) results.prepend(el("li", { class: "empty", id: "no-exact" }, t("no_exact")));
+    else if (found.length && found.every((f) => f.near)) results.prepend(el("li", { class: "empty", id: "no-exact" }, t("no_exact")));
   };
   search.addEventListener("input", runSearch);
   if (app.query) runSearch();
