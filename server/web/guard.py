@@ -105,6 +105,15 @@ def require_user(request: web.Request) -> User:
     return user
 
 
+def require_role(request: web.Request, roles: tuple[str, ...], zh: str, en: str) -> User:
+    """The logged-in user if their role is one of `roles` (and the account is enabled);
+    else 403 with the route's own words."""
+    user = require_user(request)
+    if user.role not in roles or user.disabled:
+        raise errors.forbidden(zh, en)
+    return user
+
+
 def require_still_signed_in(request: web.Request) -> User:
     """The asker of a request held open (a longpoll waiting up to a minute), looked up again:
     refused (401) once their account is disabled or removed, their password changed (which

@@ -29,7 +29,7 @@ from server.sync.notices import refused
 from server.sync.questionnaires import Questionnaires, no_such_questionnaire
 from server.sync.residents import utc_now
 from server.web.api import send_sheet
-from server.web.guard import require_user
+from server.web.guard import require_role, require_user
 from server.web.keys import (
     ALLOCATOR,
     COUCH,
@@ -54,12 +54,10 @@ SHOWN = ("_id", "key", "version", "title", "description", "audience", "per", "an
 
 
 def require_author(request: web.Request) -> User:
-    user = require_user(request)
-    if user.role not in ("supervisor", "admin") or user.disabled:
-        raise errors.forbidden("只有社区、街道工作人员或市级管理员可以管理问卷",
-                               "Only community or street supervisors and the city admin "
-                               "manage questionnaires.")
-    return user
+    return require_role(request, ("supervisor", "admin"),
+                        "只有社区、街道工作人员或市级管理员可以管理问卷",
+                        "Only community or street supervisors and the city admin "
+                        "manage questionnaires.")
 
 
 def only_query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:

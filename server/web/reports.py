@@ -22,7 +22,7 @@ from server.sync.reports import Reports
 from server.sync.residents import utc_now
 from server.web.api import send_sheet
 from server.web.auth import FailureCounter
-from server.web.guard import require_user
+from server.web.guard import require_role, require_user
 from server.web.keys import CONFIG, COUCH, DIRECTORY, INSTALLATION, REPORTS, SCHEMAS
 from server.web.parsing import read_object
 from server.web.resident_sync import index_of
@@ -134,12 +134,10 @@ DASHBOARD_QUERY = frozenset({"level"})
 
 
 def require_supervisor(request: web.Request) -> User:
-    user = require_user(request)
-    if user.role not in ("supervisor", "admin") or user.disabled:
-        raise errors.forbidden("只有社区、街道工作人员或市级管理员可以查看问题统计",
-                               "Only community or street supervisors and the city admin see "
-                               "the reports' figures.")
-    return user
+    return require_role(request, ("supervisor", "admin"),
+                        "只有社区、街道工作人员或市级管理员可以查看问题统计",
+                        "Only community or street supervisors and the city admin see "
+                        "the reports' figures.")
 
 
 async def figures_of(request: web.Request) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from server.errors import json_bytes, json_response
 from server.sync.residents import utc_now
 from server.sync.votes import LIST_TTL, MotionState, Votes, no_such_motion
 from server.web.auth import FailureCounter
-from server.web.guard import require_user
+from server.web.guard import require_role, require_user
 from server.web.keys import BALLOT_LIMITS, COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOTES
 from server.web.parsing import read_object
 
@@ -103,11 +103,9 @@ async def listing(request: web.Request) -> web.Response:
 
 
 def require_opener(request: web.Request) -> User:
-    user = require_user(request)
-    if user.role not in ("supervisor", "admin") or user.disabled:
-        raise errors.forbidden("只有社区工作人员或市级管理员可以发起表决",
-                               "Only community supervisors and the city admin open votes.")
-    return user
+    return require_role(request, ("supervisor", "admin"),
+                        "只有社区工作人员或市级管理员可以发起表决",
+                        "Only community supervisors and the city admin open votes.")
 
 
 async def open_motion(request: web.Request) -> web.Response:
