@@ -341,3 +341,20 @@ def test_the_dashboard_withholds_small_counts_and_their_complement() -> None:
     few = r.dashboard(rows[:4], "city", 5)["total"]
     assert few["hours_median"] is None and few["satisfaction"] is None
     assert r.dashboard(rows, "city", 5)["areas"][0]["code"] == ""
+
+
+def test_satisfaction_counts_a_residents_own_rating_only() -> None:
+    """Rule 8: a worker's report rated by the worker, and a rating written into a
+    supervisor's resolution, are not residents' satisfaction."""
+    report = {"_id": "report:0000000000000001", "reporter": "ra", "reporter_kind": "resident"}
+    assert r.counted_rating(report, {"rating": 4}) == 4
+    assert r.counted_rating({**report, "reporter_kind": "worker"}, {"rating": 4}) is None
+    assert r.counted_rating(report, {}) is None
+    assert r.counted_rating(report, {"rating": True}) is None
+    close = {"from": "done", "to": "closed", "rating": 2, "at": "2026-01-05T10:00:00+08:00"}
+    steps = [{"_id": "s1", "created_by": "ra", **close},
+             {"_id": "s2", "created_by": "sup", **close, "rating": 5}]
+    for sid, rating in (("s1", 2), ("s2", None)):
+        held = r.status_doc(report, r.Status(applied=(sid,)), steps,
+                            datetime.datetime(2026, 1, 6, tzinfo=r.SHANGHAI))
+        assert held.get("rating") == rating and "closed_at" in held

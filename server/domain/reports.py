@@ -44,7 +44,11 @@
    (server/domain/figures.py SMALL): an area of fewer than SMALL reports shows none of its
    figures; within one shown, a count 0 < n < SMALL is withheld, and with it the smallest
    other count of its breakdown when it is the only one, so no count is a subtraction away;
-   a median, p90 or mean of fewer than SMALL reports is withheld.
+   a median, p90 or mean of fewer than SMALL reports is withheld. Satisfaction is the
+   residents' word on the handling (`counted_rating`): it counts the rating a resident gave
+   their own report only. A grid worker who filed what they saw on their rounds and rates
+   it would be staff scoring staff (often their own grid's work); a rating written into a
+   supervisor's resolution of a conflict is not the reporter's. Neither is counted.
 """
 
 from __future__ import annotations
@@ -564,8 +568,9 @@ def status_doc(report: Mapping[str, Any], folded: Status,
                 ("done", "closed"): "closed_at", ("done", "in_progress"): "reopened_at"}
         if moved in when and isinstance(applied.get("at"), str):
             doc[when[moved]] = applied["at"]
-        if moved == ("done", "closed") and isinstance(applied.get("rating"), int):
-            doc["rating"] = applied["rating"]
+        if (moved == ("done", "closed") and isinstance(applied.get("rating"), int)
+                and applied.get("created_by") == report["reporter"]):
+            doc["rating"] = applied["rating"]  # the reporter's, never a resolution's
     return doc
 
 
@@ -634,6 +639,16 @@ class Figure:
 
     def area(self, level: str) -> str:
         return "" if level == "city" else str(getattr(self, level))
+
+
+def counted_rating(report: Mapping[str, Any], status: Mapping[str, Any]) -> int | None:
+    """Rule 8: the rating satisfaction counts: a resident's of their own report, none for a
+    report a worker filed (staff do not score staff's handling)."""
+    rating = status.get("rating")
+    if report.get("reporter_kind") != "resident" or not isinstance(rating, int) \
+            or isinstance(rating, bool):
+        return None
+    return rating
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -445,11 +445,11 @@ class Reports:
         judged = self.judged(doc, held, now)
         submitted, done = parse_time(doc.get("submitted_at")), parse_time(held.get("done_at"))
         hours = (done - submitted).total_seconds() / 3600 if submitted and done else None
-        rating = held.get("rating")
+        rating = rules.counted_rating(doc, held)
         return rules.Figure(str(doc.get("street", "")), str(doc.get("community", "")),
                             str(doc.get("grid", "")), str(doc.get("category", "")),
                             str(judged.get("state", "submitted")), bool(judged.get("overdue")),
-                            hours, rating if isinstance(rating, int) else None)
+                            hours, rating)
 
     async def statuses_of(self, report: str) -> dict[str, Any]:
         return await self._get(status_id(report)) or {}
