@@ -306,6 +306,23 @@ def test_overdue_at_the_deadline_and_escalation_to_community_then_street() -> No
     assert r.escalation(cat, r.fold(HAPPY), timing, cal, at(30)) == 0
 
 
+def test_a_kept_row_is_overdue_exactly_when_the_rule_says() -> None:
+    """`overdue_from` (one comparison a row, in UTC) agrees with `overdue` to the second, in
+    every state, with and without a reopening, across a weekend and in any time zone."""
+    cat, cal = CAT["other"], r.Calendar()
+    second = datetime.timedelta(seconds=1)
+    for timing in (r.Timing(submitted=at(1)), r.Timing(submitted=at(4, 20)),
+                   r.Timing(submitted=at(1), reopened=at(14))):
+        limits = r.deadlines(cat, timing, cal)
+        for state in r.STATES:
+            late = r.overdue_from(state, limits)
+            edges = [*limits, *(t + d for t in limits for d in (second, -second))]
+            for now in (*edges, at(1), at(30), *(t.astimezone(datetime.UTC) for t in edges)):
+                expected = bool(r.overdue(cat, r.Status(state=state), timing, cal, now))
+                assert (late is not None and now >= late) == expected, (state, now)
+    assert r.overdue_from("submitted", None) is None
+
+
 # -- the dashboard ------------------------------------------------------------------------
 
 def fig(grid: str, category: str = "other", state: str = "done", *, hours: float | None = 10,

@@ -514,11 +514,26 @@ def overdue(category: Category, status: Status, timing: Timing, calendar: Calend
             now: datetime.datetime) -> tuple[str, ...]:
     """Rule 6: which limits a report is past: `accept` (not accepted in time), `finish`
     (not done in time); a report done or closed is past neither any more."""
-    accept_by, finish_by = deadlines(category, timing, calendar)
+    return past(status.state, deadlines(category, timing, calendar), now)
+
+
+def overdue_from(state: str, limits: tuple[datetime.datetime, datetime.datetime] | None
+                 ) -> datetime.datetime | None:
+    """When a report in `state` becomes overdue (`past` is empty before, not after); None:
+    never (done, closed, or no deadlines)."""
+    if limits is None or state in ("done", "closed"):
+        return None
+    # in UTC: compared with a UTC clock without converting, a dashboard's many times a request
+    return (min(limits) if state == "submitted" else limits[1]).astimezone(datetime.UTC)
+
+
+def past(state: str, limits: tuple[datetime.datetime, datetime.datetime],
+         now: datetime.datetime) -> tuple[str, ...]:
+    """Rule 6 from a report's deadlines (accept by, finish by): the limits it is past."""
     flags = []
-    if status.state == "submitted" and now >= accept_by:
+    if state == "submitted" and now >= limits[0]:
         flags.append("accept")
-    if status.state not in ("done", "closed") and now >= finish_by:
+    if state not in ("done", "closed") and now >= limits[1]:
         flags.append("finish")
     return tuple(flags)
 
@@ -649,6 +664,49 @@ def counted_rating(report: Mapping[str, Any], status: Mapping[str, Any]) -> int 
             or isinstance(rating, bool):
         return None
     return rating
+
+
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """One report as the server keeps it between requests (the dashboard's row and the
+    lists' index): whose, routed to whom, where, when, its figure without the clock and its
+    deadlines (None: a category no longer listed), so a query only compares times."""
+
+    id: str
+    reporter: str
+    assignee: str
+    place: Place
+    submitted_at: str
+    figure: Figure  # `overdue` False: the clock is the query's
+    late_from: datetime.datetime | None  # `overdue_from` its deadlines
+
+    def at(self, now: datetime.datetime) -> Figure:
+        """The dashboard's figure at `now` (rule 6's overdue flags): one comparison."""
+        if self.late_from is not None and now >= self.late_from:
+            return dataclasses.replace(self.figure, overdue=True)
+        return self.figure
+
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes the report is filed under (`scope_keys` of who may see it)."""
+        return (f"reporter:{self.reporter}", f"grid:{self.place.grid}",
+                f"community:{self.place.community}", f"street:{self.place.street}",
+                *((f"company:{self.place.company}",) if self.place.company else ()))
+
+    def order(self) -> tuple[str, str]:
+        """Lists show the newest first: by submission time, then id."""
+        return (self.submitted_at, self.id)
+
+
+def scope_keys(actor: Actor) -> tuple[str, ...] | None:
+    """The keys (`Kept.scopes`) under which every report `actor` may see is filed (rule 7:
+    their own, their grids, communities, streets, property companies); None: all (the
+    admin). A superset: `sees` still decides each report."""
+    if actor.role == "admin":
+        return None
+    return (f"reporter:{actor.name}", *(f"grid:{g}" for g in actor.grids),
+            *(f"community:{c}" for c in actor.communities),
+            *(f"street:{s}" for s in actor.streets),
+            *(f"company:{c}" for c in actor.companies))
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -11,6 +11,10 @@ A step's order is the order the server received it (`at`, its time, then its id)
 (`report_status:<key>`) is the fold of the stored steps in that order, rewritten after each
 step, so any process computing it writes the same state.
 
+Every report's row (`ReportRows`) is kept in memory from the residents database's changes,
+as the residents' index applies them, and from this server's own writes: the dashboard and
+the lists read those rows, never every report.
+
 Photos are re-encoded by Pillow (`clean_photo`), in a worker thread: what is stored holds
 pixels only, no EXIF (GPS position included), XMP, comments, colour profiles or text chunks,
 whatever the phone sent; bytes that do not decode as the image type their magic says, or
@@ -30,13 +34,12 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PIL import Image
 
 from server.domain import reports as rules
-from server.domain.allowed_ids import RESIDENTS
 from server.domain.messages import Refused, bilingual
 from server.domain.reports import key_of, status_doc, status_id
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB, Directory, User
@@ -166,6 +169,102 @@ def received(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(steps, key=lambda d: (str(d.get("at", "")), str(d["_id"])))
 
 
+# what a row needs of a report (no text, no photo)
+REPORT_KEPT = ("reporter", "reporter_kind", "assignee", "grid", "community", "street",
+               "compound", "company", "category", "submitted_at")
+
+
+def revision(doc: Mapping[str, Any]) -> int:
+    """A revision's number (`3-abc` → 3): a status told twice keeps the later one."""
+    number = str(doc.get("_rev", "")).partition("-")[0]
+    return int(number) if number.isdecimal() and len(number) < 12 else 0
+
+
+def kept_row(doc: Mapping[str, Any], held: Mapping[str, Any],
+             categories: Sequence[rules.Category], calendar: rules.Calendar) -> rules.Kept:
+    """A report and its status as one row (rule 8's figure, rule 6's deadlines)."""
+    category = rules.category_of(doc.get("category"), categories)
+    submitted, done = parse_time(doc.get("submitted_at")), parse_time(held.get("done_at"))
+    hours = (done - submitted).total_seconds() / 3600 if submitted and done else None
+    place = place_of(doc)
+    figure = rules.Figure(place.street, place.community, place.grid,
+                          str(doc.get("category", "")), str(held.get("state", "submitted")),
+                          False, hours, rules.counted_rating(doc, held))
+    limits = None if category is None or submitted is None else rules.deadlines(
+        category, rules.Timing(submitted=submitted, reopened=parse_time(held.get("reopened_at"))),
+        calendar)
+    return rules.Kept(str(doc["_id"]), str(doc.get("reporter", "")),
+                      str(held.get("assignee") or doc.get("assignee", "")), place,
+                      str(doc.get("submitted_at", "")), figure,
+                      rules.overdue_from(figure.state, limits))
+
+
+@dataclasses.dataclass
+class ReportRows:
+    """Every report's row (`rules.Kept`), kept from the residents database's changes as the
+    residents' index applies them (server/sync/allowed.py: its first pass, then its feed; the
+    volunteers' ledgers are kept the same way) and from this server's own writes at once, one
+    report at a time: the dashboard and the lists read these rows, never every report."""
+
+    categories: tuple[rules.Category, ...] = rules.DEFAULT_CATEGORIES
+    calendar: rules.Calendar = dataclasses.field(default_factory=rules.Calendar)
+    reports: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    statuses: dict[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    rows: dict[str, rules.Kept] = dataclasses.field(default_factory=dict)
+    filed: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # scope key -> ids
+    version: int = 0  # moves with every row changed
+
+    def take(self, doc: Mapping[str, Any]) -> None:
+        """One document of the residents database (a report or its status; others pass)."""
+        doc_id = str(doc.get("_id", ""))
+        kind, _, key = doc_id.partition(":")
+        gone = doc.get("_deleted") is True
+        if kind == "report" and rules.REPORT_ID.match(doc_id):
+            report = doc_id
+            if gone:
+                self.reports.pop(report, None)
+            else:
+                self.reports[report] = {"_id": doc_id, **{
+                    k: doc[k] for k in REPORT_KEPT if k in doc}}
+        elif kind == "report_status":
+            report = f"report:{key}"
+            held = self.statuses.get(report)
+            if held is not None and revision(held) > revision(doc):
+                return  # an older revision read by the feed after this server's write
+            if gone:
+                self.statuses.pop(report, None)
+            else:
+                self.statuses[report] = doc
+        else:
+            return
+        self.version += 1
+        self.refresh(report)
+
+    def refresh(self, report: str) -> None:
+        doc = self.reports.get(report)
+        old = self.rows.pop(report, None)
+        if old is not None:
+            for key in old.scopes():
+                self.filed.get(key, set()).discard(report)
+        if doc is None:
+            return
+        row = kept_row(doc, self.statuses.get(report, {}), self.categories, self.calendar)
+        self.rows[report] = row
+        for key in row.scopes():
+            self.filed.setdefault(key, set()).add(report)
+
+    def visible(self, user: User) -> list[rules.Kept]:
+        """The rows `user` sees (rule 7), read by the scopes they are filed under."""
+        keys = rules.scope_keys(user)
+        if keys is None:
+            found = list(self.rows.values())
+        else:
+            ids = set().union(*(self.filed.get(k, ()) for k in keys))
+            found = [self.rows[i] for i in ids]
+        return [row for row in found
+                if rules.sees(user, row.reporter, row.assignee, row.place)]
+
+
 @dataclasses.dataclass
 class Reports:
     """The store's side of problem reports; one per app."""
@@ -178,11 +277,22 @@ class Reports:
     max_photo_bytes: int = 1024 * 1024
     max_photo_pixels: int = 4096 * 4096
     secret: bytes = b""  # the installation's: keys the ids (`keyed`)
-    # (update_seq, when built, rows) and the dashboards computed from them
-    figures_held: tuple[str, datetime.datetime, list[rules.Figure]] | None = None
+    # the rows (the app's are told the residents database by its index: web/reports.py)
+    rows: ReportRows | None = None
+    # (rows' version, when computed) and the dashboards computed then
+    boards_at: tuple[int, datetime.datetime] | None = None
     boards: dict[tuple[Any, ...], dict[str, Any]] = dataclasses.field(default_factory=dict)
     decoding: asyncio.Semaphore = dataclasses.field(
         default_factory=lambda: asyncio.Semaphore(DECODERS))
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = ReportRows(self.categories, self.calendar)
+
+    @property
+    def kept(self) -> ReportRows:
+        assert self.rows is not None  # __post_init__
+        return self.rows
 
     async def _get(self, doc_id: str) -> dict[str, Any] | None:
         with contextlib.suppress(NotFound):
@@ -197,7 +307,8 @@ class Reports:
         if stated:
             raise Refused(400, "bad_request", "；".join(stated))
         with contextlib.suppress(Conflict):
-            await self.couch.put(db_path(RESIDENTS_DB, doc["_id"]), doc)
+            written = await self.couch.put(db_path(RESIDENTS_DB, doc["_id"]), doc)
+            self.kept.take({**doc, "_rev": written.get("rev")})
             return None
         return await self._get(doc["_id"]) or doc
 
@@ -324,9 +435,10 @@ class Reports:
             if held is not None:
                 doc["_rev"] = held["_rev"]
             try:
-                await self.couch.put(path, doc)
+                written = await self.couch.put(path, doc)
             except Conflict:
                 continue
+            self.kept.take({**doc, "_rev": written.get("rev")})
             return doc
         raise Conflict(409, {"error": "conflict", "reason": "status kept changing"})
 
@@ -404,52 +516,24 @@ class Reports:
                 "此问题已处理到更后的状态，请刷新后再办理",
                 "The report has moved on already: refresh it and act again."))
 
-    async def all_reports(self) -> list[dict[str, Any]]:
-        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
-                                    startkey=json.dumps("report:"),
-                                    endkey=json.dumps("report:\ufff0"))
-        return [row["doc"] for row in page.get("rows", [])
-                if isinstance(row.get("doc"), dict) and row["doc"].get("type") == "report"]
+    def figures(self, user: User, now: datetime.datetime) -> list[rules.Figure]:
+        """The dashboard's rows of the reports in a supervisor's scope (an admin's: all)."""
+        return [row.at(now) for row in self.kept.rows.values() if user.role == "admin" or (
+            user.role == "supervisor" and (row.place.community in user.communities
+                                           or row.place.street in user.streets))]
 
-    async def figures(self, user: User, now: datetime.datetime) -> list[rules.Figure]:
-        """The dashboard's rows of the reports in a supervisor's scope (an admin's: all),
-        built again when the residents database changed (one info read) or a minute passed
-        (overdue flags move with the clock)."""
-        seq = await self.update_seq()
-        held = self.figures_held
-        if held is None or held[0] != seq or now - held[1] > REBUILD_AFTER:
-            statuses = await self.statuses()
-            rows = [self.figure(doc, statuses.get(str(doc["_id"]), {}), now)
-                    for doc in await self.all_reports()]
-            self.figures_held = held = (seq, now, rows)
+    def dashboard(self, user: User, level: str, small: int,
+                  now: datetime.datetime) -> dict[str, Any]:
+        """Rule 8's figures from the kept rows, computed once per scope and level while the
+        rows stay, and again after a minute (overdue flags move with the clock)."""
+        at = self.boards_at
+        if at is None or at[0] != self.kept.version or now - at[1] > REBUILD_AFTER:
             self.boards.clear()
-        return [row for row in held[2] if user.role == "admin" or (
-            user.role == "supervisor" and (row.community in user.communities
-                                           or row.street in user.streets))]
-
-    async def update_seq(self) -> str:
-        info = await self.couch.get(db_path(RESIDENTS_DB))
-        return str(info.get("update_seq")) if isinstance(info, dict) else ""
-
-    async def dashboard(self, user: User, level: str, small: int,
-                        now: datetime.datetime) -> dict[str, Any]:
-        """Rule 8's figures, computed once per scope, level and set of rows."""
-        rows = await self.figures(user, now)
+            self.boards_at = (self.kept.version, now)
         key = (user.role, user.communities, user.streets, level)
         if key not in self.boards:
-            self.boards[key] = rules.dashboard(rows, level, small)
+            self.boards[key] = rules.dashboard(self.figures(user, now), level, small)
         return self.boards[key]
-
-    def figure(self, doc: Mapping[str, Any], held: Mapping[str, Any],
-               now: datetime.datetime) -> rules.Figure:
-        judged = self.judged(doc, held, now)
-        submitted, done = parse_time(doc.get("submitted_at")), parse_time(held.get("done_at"))
-        hours = (done - submitted).total_seconds() / 3600 if submitted and done else None
-        rating = rules.counted_rating(doc, held)
-        return rules.Figure(str(doc.get("street", "")), str(doc.get("community", "")),
-                            str(doc.get("grid", "")), str(doc.get("category", "")),
-                            str(judged.get("state", "submitted")), bool(judged.get("overdue")),
-                            hours, rating)
 
     async def statuses_of(self, report: str) -> dict[str, Any]:
         return await self._get(status_id(report)) or {}
@@ -469,46 +553,45 @@ class Reports:
             raise no_such_report()
         return base64.b64decode(stub["data"]), str(stub.get("content_type"))
 
-    async def statuses(self) -> dict[str, dict[str, Any]]:
-        page = await self.couch.get(db_path(RESIDENTS_DB, "_all_docs"), include_docs="true",
-                                    startkey=json.dumps("report_status:"),
-                                    endkey=json.dumps("report_status:\ufff0"))
-        return {str(row["doc"]["report"]): row["doc"] for row in page.get("rows", [])
-                if isinstance(row.get("doc"), dict) and "report" in row["doc"]}
+    async def queue(self, user: User, now: datetime.datetime, limit: int, *,
+                    after: tuple[str, str] | None = None, offset: int = 0,
+                    wanted: Callable[[rules.Kept], bool] | None = None) -> tuple[
+                        list[dict[str, Any]], tuple[str, str] | None]:
+        """A page of what the user sees (rule 7), newest first, each with its status, overdue
+        flags and escalation, and where the next page starts (None: none). Chosen from the
+        kept rows filed under the user's scopes (a resident's: their own), never from every
+        report; then the page's reports and statuses are read in one request and checked
+        again as stored."""
+        rows = sorted((row for row in self.kept.visible(user)
+                       if (after is None or row.order() < after)
+                       and (wanted is None or wanted(row))), key=rules.Kept.order, reverse=True)
+        chosen = rows[offset:offset + limit]
+        more = len(rows) > offset + limit and bool(chosen)
+        return await self.items(user, [row.id for row in chosen], now), \
+            chosen[-1].order() if more else None
 
-    async def own(self, user: User, index: ResidentIndex) -> tuple[
-            list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        """A resident's reports and their statuses, read by the ids the allowed-ids index
-        files under them: a resident's list costs their own reports, not the city's."""
-        mine = index.ids.allowed(user.name).get(RESIDENTS, frozenset())
-        ids = sorted(i for i in mine if rules.REPORT_ID.match(i))
+    async def items(self, user: User, ids: Sequence[str],
+                    now: datetime.datetime) -> list[dict[str, Any]]:
+        """The reports of `ids` the user sees as stored, in that order, as staff or their
+        reporter see them."""
         if not ids:
-            return [], {}
+            return []
         page = await self.couch.post(db_path(RESIDENTS_DB, "_all_docs"),
-                                     {"keys": ids + [status_id(i) for i in ids]},
+                                     {"keys": [*ids, *(status_id(i) for i in ids)]},
                                      include_docs="true")
-        docs = [row["doc"] for row in page.get("rows", []) if isinstance(row.get("doc"), dict)]
-        return ([d for d in docs if d.get("type") == "report"],
-                {str(d["report"]): d for d in docs if d.get("type") == "report_status"})
-
-    async def queue(self, user: User, now: datetime.datetime,
-                    index: ResidentIndex | None = None) -> list[dict[str, Any]]:
-        """What the user sees (rule 7), each with its status, overdue flags and escalation;
-        a resident's: their own (through `index`)."""
-        if user.role == "resident" and index is not None:
-            reports, statuses = await self.own(user, index)
-        else:
-            reports, statuses = await self.all_reports(), await self.statuses()
-        actor, found = user, []
-        for doc in reports:
-            held = statuses.get(str(doc["_id"]), {})
+        docs = {str(row["id"]): row["doc"] for row in page.get("rows", [])
+                if isinstance(row.get("doc"), dict)}
+        found = []
+        for report in ids:
+            doc, held = docs.get(report), docs.get(status_id(report), {})
+            if doc is None or doc.get("type") != "report":
+                continue
             assignee = str(held.get("assignee") or doc.get("assignee", ""))
-            if not rules.sees(actor, str(doc.get("reporter")), assignee, place_of(doc)):
+            if not rules.sees(user, str(doc.get("reporter")), assignee, place_of(doc)):
                 continue
             shown = doc if user.name == doc.get("reporter") else rules.staff_view(doc)
             found.append({**{k: v for k, v in shown.items() if not k.startswith("_")
                              or k == "_id"}, "status": self.judged(doc, held, now)})
-        found.sort(key=lambda r: str(r.get("submitted_at", "")), reverse=True)
         return found
 
     def judged(self, doc: Mapping[str, Any], held: Mapping[str, Any],

@@ -27,7 +27,7 @@ from server.sync.party import Party
 from server.sync.questionnaires import Questionnaires
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
-from server.sync.reports import Reports
+from server.sync.reports import ReportRows, Reports
 from server.sync.residents import Residents
 from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
@@ -70,6 +70,7 @@ QUESTIONNAIRES = web.AppKey("questionnaires", Questionnaires)  # definitions, an
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
+REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept from the feed
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)

@@ -22,12 +22,14 @@ from server.errors import json_response
 from server.sync.residents import utc_now
 from server.web.guard import require_user
 from server.web.keys import REPORTS
-from server.web.parsing import read_json
+from server.web.parsing import read_json, whole_number
 from server.web.resident_sync import index_of
 
 PREFIX = "/api/open311/v2"
 JURISDICTION = "linli"
 STATUSES = ("open", "closed")
+PAGE, PAGE_MOST, PAGES = 100, 1000, 10_000  # requests a page by default, at most; pages
+IDS_MOST = 100  # service_request_id values at once
 POST_FIELDS = frozenset({"service_code", "description", "address_string", "attribute[spot]",
                          "attribute[anonymous]", "jurisdiction_id", "device_id", "account_id",
                          "first_name", "last_name", "email", "phone", "lat", "long",
@@ -125,23 +127,30 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def listing(request: web.Request) -> web.Response:
-    """The requests the user sees; `service_request_id` (comma-separated), `service_code`,
-    `status` filter them."""
+    """The requests the user sees, newest first; `service_request_id` (comma-separated, at
+    most IDS_MOST), `service_code`, `status` filter them; `page_size` (1–PAGE_MOST, 100)
+    and `page` (1–PAGES) page them (GeoReport's convention; its limit is 1000)."""
     user = require_user(request)
     query = request.query
     wanted_ids = {i for i in query.get("service_request_id", "").split(",") if i}
     code, status = query.get("service_code"), query.get("status")
     if status not in (None, *STATUSES):
         return georeport_error(400, "status 应为 open 或 closed / status must be open or closed")
-    found = []
-    for item in await request.app[REPORTS].queue(user, utc_now()):
-        shown = as_request(item, item.get("status", {}))
-        if wanted_ids and shown["service_request_id"] not in wanted_ids:
-            continue
-        if (code and shown["service_code"] != code) or (status and shown["status"] != status):
-            continue
-        found.append(shown)
-    return json_response(found[:1000])
+    if len(wanted_ids) > IDS_MOST:
+        return georeport_error(400, f"service_request_id 最多 {IDS_MOST} 个 / at most "
+                               f"{IDS_MOST} service_request_id")
+    size = whole_number(query, "page_size", "每页条数 page_size", PAGE, PAGE_MOST)
+    number = whole_number(query, "page", "页码 page", 1, PAGES)
+
+    def wanted(row: rules.Kept) -> bool:
+        return (not wanted_ids or row.id in wanted_ids) and (
+            not code or row.figure.category == code) and (
+            not status or rules.open311_status(row.figure.state) == status)
+
+    await index_of(request)  # the kept rows are whole once the index has read the database
+    found, _ = await request.app[REPORTS].queue(user, utc_now(), size,
+                                                offset=(number - 1) * size, wanted=wanted)
+    return json_response([as_request(item, item.get("status", {})) for item in found])
 
 
 async def one(request: web.Request) -> web.Response:

@@ -87,6 +87,20 @@ def pick(query: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
     return qparams.pick(query, allowed)
 
 
+def whole_number(query: Mapping[str, str], name: str, label: str, default: int,
+                 most: int) -> int:
+    """A query parameter that counts (a page's size, a page's number): digits only, from 1
+    to `most`; anything else (a sign, a fraction, spaces, a huge number, text) a 400 naming
+    it by its label."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 9) or not 1 <= int(raw) <= most:
+        raise errors.bad_request(f"“{label}”应为 1 到 {most} 的整数",
+                                 f"{name} must be a whole number from 1 to {most}.")
+    return int(raw)
+
+
 def check_count(items: Any, limit: int, what: str) -> None:
     if len(items) > limit:
         raise errors.too_large(f"一次最多 {limit} 条{what}，收到 {len(items)} 条",

@@ -7,6 +7,9 @@ through the resident sync."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,13 +21,22 @@ from server.domain.exports import WITHHELD
 from server.domain.figures import SMALL
 from server.domain.scope import User
 from server.errors import json_response
-from server.sync.reports import Reports
+from server.sync.reports import ReportRows, Reports
 from server.sync.residents import utc_now
 from server.web.api import send_sheet
 from server.web.auth import FailureCounter
 from server.web.guard import require_role, require_user
-from server.web.keys import CONFIG, COUCH, DIRECTORY, INSTALLATION, REPORTS, SCHEMAS
-from server.web.parsing import read_object
+from server.web.keys import (
+    CONFIG,
+    COUCH,
+    DIRECTORY,
+    INSTALLATION,
+    REPORT_ROWS,
+    REPORTS,
+    RESIDENT_OBSERVERS,
+    SCHEMAS,
+)
+from server.web.parsing import read_object, whole_number
 from server.web.resident_sync import index_of
 
 PREFIX = "/api/reports"
@@ -33,11 +45,47 @@ DAY = 24 * 3600.0
 REPORT_LIMITS = web.AppKey("report_limits", FailureCounter)  # reports per account a day
 
 
-def no_query(request: web.Request) -> None:
-    """A route that takes no query parameter refuses one, so that no later filter is read
+PAGE = 100  # reports a list answers by default
+MOST = 500  # and at most
+LIST_QUERY = frozenset({"limit", "cursor"})
+CURSOR_CHARS = 200
+
+
+def only(request: web.Request, allowed: frozenset[str]) -> None:
+    """A route refuses a query parameter it does not take, so that no later filter is read
     from the query by mistake."""
-    if request.query:
-        raise errors.bad_request("不接受查询参数", "This route takes no query parameter.")
+    if set(request.query) - allowed or len(request.query) != len(set(request.query)):
+        raise errors.bad_request(f"只接受查询参数 {', '.join(sorted(allowed)) or '（无）'}",
+                                 "This route takes no query parameter but "
+                                 f"{', '.join(sorted(allowed)) or 'none'}.")
+
+
+def cursor_of(after: tuple[str, str] | None) -> str | None:
+    """Where the next page starts, as an opaque token: the last report's time and id (the
+    list's order), not a position, so a report filed meanwhile shifts nothing."""
+    if after is None:
+        return None
+    return base64.urlsafe_b64encode("\x1f".join(after).encode()).decode().rstrip("=")
+
+
+def after_of(raw: str | None) -> tuple[str, str] | None:
+    """A cursor as sent: only one this server could have written (a time and a report id)
+    is taken; it names a place in the order, so another's id reveals nothing."""
+    if raw is None:
+        return None
+    try:
+        if len(raw) > CURSOR_CHARS or not raw.isascii():
+            raise ValueError
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        at, report = text.split("\x1f")
+        datetime.datetime.fromisoformat(at)
+        if not rules.REPORT_ID.match(report):
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise errors.bad_request("“位置” cursor 无效：请使用上一页给出的值",
+                                 "cursor is not valid: send the one the last page gave."
+                                 ) from None
+    return at, report
 
 
 def count_report(request: web.Request, user: User) -> None:
@@ -76,12 +124,16 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def listing(request: web.Request) -> web.Response:
-    """What the user sees: a resident their own, staff what is routed to them or their
+    """What the user sees, newest first, `?limit=` (1–500, 100) at a time from `?cursor=`
+    (the last page's `next`): a resident their own, staff what is routed to them or their
     place's intake, each with its state, overdue flags and escalation level."""
     user = require_user(request)
-    no_query(request)
-    found = await request.app[REPORTS].queue(user, utc_now(), await index_of(request))
-    return json_response({"reports": found}, headers=NO_STORE)
+    only(request, LIST_QUERY)
+    limit = whole_number(request.query, "limit", "每页条数 limit", PAGE, MOST)
+    after = after_of(request.query.get("cursor"))
+    await index_of(request)  # the kept rows are whole once the index has read the database
+    found, last = await request.app[REPORTS].queue(user, utc_now(), limit, after=after)
+    return json_response({"reports": found, "next": cursor_of(last)}, headers=NO_STORE)
 
 
 async def one(request: web.Request) -> web.Response:
@@ -149,7 +201,8 @@ async def figures_of(request: web.Request) -> dict[str, Any]:
         raise errors.bad_request("“层级”应为 city、street、community 或 grid，不接受其他参数",
                                  "level must be city, street, community or grid; no other "
                                  "parameter is taken.")
-    return await request.app[REPORTS].dashboard(user, level, SMALL, utc_now())
+    await index_of(request)  # the kept rows are whole once the index has read the database
+    return request.app[REPORTS].dashboard(user, level, SMALL, utc_now())
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -192,7 +245,7 @@ async def dashboard_xlsx(request: web.Request) -> web.StreamResponse:
 async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open."""
     config = app[CONFIG]
-    app[REPORTS] = Reports(app[COUCH], app[DIRECTORY], app[SCHEMAS],
+    app[REPORTS] = Reports(app[COUCH], app[DIRECTORY], app[SCHEMAS], rows=app[REPORT_ROWS],
                            max_photo_bytes=config.report_photo_max_bytes,
                            max_photo_pixels=config.report_photo_max_pixels,
                            secret=app[INSTALLATION].secret)
@@ -201,6 +254,10 @@ async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    """The reports' rows are told the residents database by the index from its first pass,
+    so they exist before any context runs."""
+    app[REPORT_ROWS] = rows = ReportRows()
+    app[RESIDENT_OBSERVERS] = (*app.get(RESIDENT_OBSERVERS, ()), rows.take)
     app.cleanup_ctx.append(reports_ctx)
     one_report = PREFIX + "/{report:[^/]+}"  # checked by the store: a bad id answers 404
     for method, path, handler in (
