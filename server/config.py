@@ -126,11 +126,18 @@ SETTINGS: tuple[Setting, ...] = (
             "the campaign the workers' census forms are filed under."),
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
             "way: the campaign the workers' screening forms are filed under."),
+    Setting("fees_provider", "", "Payment provider of property fees (智缴, docs/fees.md): empty "
+            "for none (owners see their bills; paying answers 503), or `test`, the provider for "
+            "tests and demos, whose notifications are signed with `fees_test_secret`. Never "
+            "`test` where real money is meant: whoever knows its secret can mark a bill paid."),
+    Setting("fees_test_secret", "", "The `test` payment provider's signing key (hex, at least "
+            "32 characters); required when `fees_provider` is `test`."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 # The verification senders server/sync/verification.py ships (a test holds the two together).
 VERIFICATION_SENDERS = ("log",)
+FEES_PROVIDERS = ("", "test")  # the payment providers server/sync/fees.py ships
 
 
 class ConfigError(ValueError):
@@ -176,6 +183,8 @@ class Config:
     reports_per_account_day: int
     census_campaign: str
     screening_campaign: str
+    fees_provider: str
+    fees_test_secret: str
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None) -> Config:
@@ -218,6 +227,12 @@ class Config:
         if self.verification_sender not in VERIFICATION_SENDERS:
             raise ConfigError(f"verification_sender must be one of "
                               f"{', '.join(VERIFICATION_SENDERS)}")
+        if self.fees_provider not in FEES_PROVIDERS:
+            raise ConfigError("fees_provider must be empty or one of: "
+                              f"{', '.join(FEES_PROVIDERS[1:])}")
+        if self.fees_provider == "test" and (len(self.fees_test_secret) < 32 or any(
+                c not in "0123456789abcdef" for c in self.fees_test_secret.lower())):
+            raise ConfigError("fees_test_secret: at least 32 hex characters for the test provider")
         if self.couchdb_url and not self.couchdb_url.startswith(("http://", "https://")):
             raise ConfigError("COUCHDB_URL must start with http:// or https://")
 

@@ -36,7 +36,10 @@ DELIBERATION_DB = "linli-deliberation"
 # Party members (党员双报到): the letters about a member's conduct (函告抄告). Internal: reached
 # through the party routes only, by supervisors and the member's branch secretary.
 PARTY_DB = "linli-party"
-INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB)  # made at start when missing
+# Property fees (智缴): bill rolls, payment orders, the ledger. Internal: its routes only.
+FEES_DB = "linli-fees"
+# made at start when missing
+INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB)
 INTERNAL_PREFIXES = ("linli-", "_")
 
 # `property` (物业公司) and `department` (联络部门: 综合执法, 公安, 住建, 市场监管, 消防) handle

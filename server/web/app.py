@@ -35,6 +35,7 @@ from server.sync.supervisor import Lag, Supervisor
 from server.web import (
     api,
     deliberation,
+    fees,
     guard,
     health,
     notices,
@@ -351,6 +352,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     volunteering.setup(app)
     party.setup(app)
     votes.setup(app)
+    fees.setup(app)
     questionnaires.setup(app)
     deliberation.setup(app)
     users.setup(app)

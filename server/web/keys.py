@@ -19,6 +19,7 @@ from server.sync.conflicts import Resolver
 from server.sync.deliberation import Deliberation
 from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
+from server.sync.fees import Fees
 from server.sync.installation import Installation
 from server.sync.mydata import MyData
 from server.sync.notices import Notices
@@ -69,6 +70,7 @@ ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in o
 QUESTIONNAIRES = web.AppKey("questionnaires", Questionnaires)  # definitions, answers, results
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
+FEES = web.AppKey("fees", Fees)  # property fees: bills, orders, the ledger (智缴)
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
 REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept from the feed
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
