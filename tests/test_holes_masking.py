@@ -280,6 +280,16 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/deliberation/topics/{topic}/council"): [({}, {"minutes": "m",
                                                                      "outcome": "adopted"})],
         ("put", "/api/deliberation/threshold/{community}/{compound}"): [({}, {"support": 5})],
+        ("get", "/api/fees/bills"): [({}, None)],
+        ("post", "/api/fees/bills/{bill}/pay"): [({}, {"request": "abcdefgh"})],
+        ("get", "/api/fees/receipts/{bill}"): [({}, None)],
+        ("post", "/api/fees/notify"): [({}, {})],
+        ("post", "/api/fees/rolls"): [({}, {"compound": "x", "period": "2026", "rate_fen": 1,
+                                            "due_date": "2026-12-31"})],
+        ("post", "/api/fees/rolls/import"): [({}, {"compound": "x", "due_date": "2026-12-31",
+                                                   "name": "a.csv", "file": ""})],
+        ("get", "/api/fees/compounds"): [({}, None)],
+        ("post", "/api/fees/reconcile"): [({}, {"day": "2026-12-03", "statement": ""})],
     }
 
 

@@ -38,7 +38,7 @@ from server.domain.scope import User
 from server.errors import json_response
 from server.sync.fees import Fees, TestProvider, no_such_bill
 from server.web.guard import require_role
-from server.web.keys import CONFIG, COUCH, DIRECTORY, FEES, SCHEMAS
+from server.web.keys import CONFIG, COUCH, DIRECTORY, FEES, SCHEMAS, USER
 from server.web.parsing import read_body, read_object
 
 PREFIX = "/api/fees"
@@ -108,6 +108,10 @@ def receipt_page(bill: Mapping[str, Any]) -> str:
 
 
 async def notify(request: web.Request) -> web.Response:
+    """The provider's call. An account logged in is no provider: 403 before anything is read."""
+    if request.get(USER) is not None:
+        raise errors.forbidden("支付通知只由支付渠道发送", "Notifications come from the payment "
+                               "provider only.")
     body = await read_body(request)
     try:
         outcome = await request.app[FEES].notify(request.headers, body)
