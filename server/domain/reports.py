@@ -53,9 +53,11 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -523,8 +525,7 @@ def overdue_from(state: str, limits: tuple[datetime.datetime, datetime.datetime]
     never (done, closed, or no deadlines)."""
     if limits is None or state in ("done", "closed"):
         return None
-    # in UTC: compared with a UTC clock without converting, a dashboard's many times a request
-    return (min(limits) if state == "submitted" else limits[1]).astimezone(datetime.UTC)
+    return min(limits) if state == "submitted" else limits[1]
 
 
 def past(state: str, limits: tuple[datetime.datetime, datetime.datetime],
@@ -680,12 +681,6 @@ class Kept:
     figure: Figure  # `overdue` False: the clock is the query's
     late_from: datetime.datetime | None  # `overdue_from` its deadlines
 
-    def at(self, now: datetime.datetime) -> Figure:
-        """The dashboard's figure at `now` (rule 6's overdue flags): one comparison."""
-        if self.late_from is not None and now >= self.late_from:
-            return dataclasses.replace(self.figure, overdue=True)
-        return self.figure
-
     def scopes(self) -> tuple[str, ...]:
         """The scopes the report is filed under (`scope_keys` of who may see it)."""
         return (f"reporter:{self.reporter}", f"grid:{self.place.grid}",
@@ -728,43 +723,103 @@ def withhold(cells: dict[str, int | None], small: int) -> None:
         cells[key] = None
 
 
-def area_figures(rows: Sequence[Figure], small: int) -> dict[str, Any]:
+@dataclasses.dataclass
+class Tally:
+    """An area's reports summed for rule 8, kept as its reports change: counts, the handling
+    hours (sorted: the median and p90 are an index) and, for open reports, when each falls
+    overdue (sorted POSIX times: a clock's count is one bisection). Areas add up."""
+
+    reports: int = 0
+    by_category: Counter[str] = dataclasses.field(default_factory=Counter)
+    by_state: Counter[str] = dataclasses.field(default_factory=Counter)
+    overdue: int = 0  # figures flagged overdue already
+    late: list[float] = dataclasses.field(default_factory=list)
+    hours: list[float] = dataclasses.field(default_factory=list)
+    rated: int = 0
+    rating_sum: int = 0
+
+    def add(self, figure: Figure, late_from: datetime.datetime | None = None,
+            sign: int = 1) -> None:
+        """One report in (sign 1) or out (-1; exactly as it came in)."""
+        self.reports += sign
+        for counter, key in ((self.by_category, figure.category), (self.by_state, figure.state)):
+            counter[key] += sign
+            if not counter[key]:
+                del counter[key]
+        self.overdue += sign * figure.overdue
+        for values, value in ((self.late, late_from and late_from.timestamp()),
+                              (self.hours, figure.hours)):
+            if value is None:
+                continue
+            if sign > 0:
+                bisect.insort(values, value)
+            else:
+                del values[bisect.bisect_left(values, value)]
+        if figure.rating is not None:
+            self.rated += sign
+            self.rating_sum += sign * figure.rating
+
+    @classmethod
+    def of(cls, tallies: Iterable[Tally]) -> Tally:
+        """Areas added up."""
+        out = cls()
+        for one in tallies:
+            out.reports += one.reports
+            out.by_category.update(one.by_category)
+            out.by_state.update(one.by_state)
+            out.overdue += one.overdue
+            out.late += one.late
+            out.hours += one.hours
+            out.rated += one.rated
+            out.rating_sum += one.rating_sum
+        out.late.sort()  # sorted runs: merged in one pass
+        out.hours.sort()
+        return out
+
+    def overdue_at(self, now: datetime.datetime | None) -> int:
+        return self.overdue + (bisect.bisect_right(self.late, now.timestamp())
+                               if now is not None else 0)
+
+
+def area_figures(tally: Tally, small: int, now: datetime.datetime | None) -> dict[str, Any]:
     """One area's figures: counts by category and state, overdue, handling time (median and
     p90 hours, of the reports done) and satisfaction (mean rating), small counts withheld;
     a statistic of fewer than `small` reports is withheld whole."""
-    by_category: dict[str, int | None] = {}
-    by_state: dict[str, int | None] = {s: 0 for s in STATES}
-    for row in rows:
-        by_category[row.category] = (by_category.get(row.category) or 0) + 1
-        by_state[row.state] = (by_state.get(row.state) or 0) + 1
+    by_category: dict[str, int | None] = dict(tally.by_category)
+    by_state: dict[str, int | None] = {s: 0 for s in STATES} | dict(tally.by_state)
     withhold(by_category, small)
     withhold(by_state, small)
-    overdue: int | None = sum(row.overdue for row in rows)
+    overdue: int | None = tally.overdue_at(now)
     if overdue is not None and 0 < overdue < small:
         overdue = None
-    hours = [row.hours for row in rows if row.hours is not None]
-    ratings = [row.rating for row in rows if row.rating is not None]
+    hours = tally.hours
     enough = len(hours) >= small
-    return {"reports": len(rows), "by_category": by_category, "by_state": by_state,
+    return {"reports": tally.reports, "by_category": by_category, "by_state": by_state,
             "overdue": overdue, "done": len(hours) if enough else None,
             "hours_median": round(percentile(hours, 0.5), 1) if enough else None,
             "hours_p90": round(percentile(hours, 0.9), 1) if enough else None,
-            "rated": len(ratings) if len(ratings) >= small else None,
-            "satisfaction": round(sum(ratings) / len(ratings), 2)
-            if len(ratings) >= small else None}
+            "rated": tally.rated if tally.rated >= small else None,
+            "satisfaction": round(tally.rating_sum / tally.rated, 2)
+            if tally.rated >= small else None}
 
 
 def dashboard(rows: Iterable[Figure], level: str, small: int) -> dict[str, Any]:
-    """Rule 8: the figures of the whole scope and of each area at `level`; an area of
-    fewer than `small` reports shows its count withheld and none of its figures."""
-    listed = list(rows)
-    areas: dict[str, list[Figure]] = {}
-    for row in listed:
-        areas.setdefault(row.area(level), []).append(row)
+    """Rule 8: the figures of the whole scope and of each area at `level` (`dashboard_of`)."""
+    areas: dict[str, Tally] = {}
+    for row in rows:
+        areas.setdefault(row.area(level), Tally()).add(row)
+    return dashboard_of(areas, level, small, None)
+
+
+def dashboard_of(areas: Mapping[str, Tally], level: str, small: int,
+                 now: datetime.datetime | None) -> dict[str, Any]:
+    """Rule 8 from each area's tally at `level`: the whole scope's figures and each area's;
+    an area of fewer than `small` reports shows its count withheld and none of its figures."""
     shown = []
-    for code, members in sorted(areas.items()):
-        if len(members) < small:
+    for code, tally in sorted(areas.items()):
+        if tally.reports < small:
             shown.append({"code": code, "withheld": True})
         else:
-            shown.append({"code": code, "withheld": False, **area_figures(members, small)})
-    return {"level": level, "total": area_figures(listed, small), "areas": shown}
+            shown.append({"code": code, "withheld": False, **area_figures(tally, small, now)})
+    return {"level": level, "total": area_figures(Tally.of(areas.values()), small, now),
+            "areas": shown}

@@ -212,6 +212,8 @@ class ReportRows:
     statuses: dict[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     rows: dict[str, rules.Kept] = dataclasses.field(default_factory=dict)
     filed: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # scope key -> ids
+    # (street, community, grid) -> its reports' tally, so a dashboard adds up areas
+    units: dict[tuple[str, str, str], rules.Tally] = dataclasses.field(default_factory=dict)
     version: int = 0  # moves with every row changed
 
     def take(self, doc: Mapping[str, Any]) -> None:
@@ -246,12 +248,21 @@ class ReportRows:
         if old is not None:
             for key in old.scopes():
                 self.filed.get(key, set()).discard(report)
+            self.count(old, -1)
         if doc is None:
             return
         row = kept_row(doc, self.statuses.get(report, {}), self.categories, self.calendar)
         self.rows[report] = row
         for key in row.scopes():
             self.filed.setdefault(key, set()).add(report)
+        self.count(row, 1)
+
+    def count(self, row: rules.Kept, sign: int) -> None:
+        unit = (row.place.street, row.place.community, row.place.grid)
+        tally = self.units.setdefault(unit, rules.Tally())
+        tally.add(row.figure, row.late_from, sign)
+        if not tally.reports:
+            del self.units[unit]
 
     def visible(self, user: User) -> list[rules.Kept]:
         """The rows `user` sees (rule 7), read by the scopes they are filed under."""
@@ -516,23 +527,28 @@ class Reports:
                 "此问题已处理到更后的状态，请刷新后再办理",
                 "The report has moved on already: refresh it and act again."))
 
-    def figures(self, user: User, now: datetime.datetime) -> list[rules.Figure]:
-        """The dashboard's rows of the reports in a supervisor's scope (an admin's: all)."""
-        return [row.at(now) for row in self.kept.rows.values() if user.role == "admin" or (
-            user.role == "supervisor" and (row.place.community in user.communities
-                                           or row.place.street in user.streets))]
+    def tallies(self, user: User, level: str) -> dict[str, rules.Tally]:
+        """The tally of each area at `level` of the reports in a supervisor's scope (an
+        admin's: all), added up from the kept units: no report is read."""
+        groups: dict[str, list[rules.Tally]] = {}
+        for (street, community, grid), tally in self.kept.units.items():
+            if user.role == "admin" or (user.role == "supervisor" and (
+                    community in user.communities or street in user.streets)):
+                code = {"city": "", "street": street, "community": community}.get(level, grid)
+                groups.setdefault(code, []).append(tally)
+        return {code: rules.Tally.of(tallies) for code, tallies in groups.items()}
 
     def dashboard(self, user: User, level: str, small: int,
                   now: datetime.datetime) -> dict[str, Any]:
-        """Rule 8's figures from the kept rows, computed once per scope and level while the
-        rows stay, and again after a minute (overdue flags move with the clock)."""
+        """Rule 8's figures from the kept tallies, computed once per scope and level while
+        the rows stay, and again after a minute (overdue flags move with the clock)."""
         at = self.boards_at
         if at is None or at[0] != self.kept.version or now - at[1] > REBUILD_AFTER:
             self.boards.clear()
             self.boards_at = (self.kept.version, now)
         key = (user.role, user.communities, user.streets, level)
         if key not in self.boards:
-            self.boards[key] = rules.dashboard(self.figures(user, now), level, small)
+            self.boards[key] = rules.dashboard_of(self.tallies(user, level), level, small, now)
         return self.boards[key]
 
     async def statuses_of(self, report: str) -> dict[str, Any]:
