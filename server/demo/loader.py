@@ -3,7 +3,8 @@ households (one street (街道), one community (社区), two grids (网格) of 5
 with a login for each role (listed in the README), and residents of the community
 (demo/residents.py: most activated, some by a worker's code, some waiting in the workers'
 queue), two of them with demo logins; the owners' votes of the demo resident's compound
-(demo/votes.py: one open, one closed election); and volunteer tasks open, full and past
+(demo/votes.py: one open, one closed election), its bills paid and unpaid (demo/fees.py);
+and volunteer tasks open, full and past
 (demo/volunteering.py), party branches with members, one pending, and a
 branch secretary (demo/party.py); a parking survey with the answers of most households
 (demo/questionnaires.py); problem reports in every state (demo/reports.py). Deterministic
@@ -16,6 +17,7 @@ import couchdb
 from server.admin import directory
 from server.config import Config
 from server.demo.city import generate_city
+from server.demo.fees import seed_fees
 from server.demo.party import seed_party
 from server.demo.questionnaires import seed_questionnaires
 from server.demo.reports import seed_reports
@@ -47,6 +49,7 @@ def load_demo(config: Config, url: str) -> None:
     city = generate_city(DEMO_HOUSEHOLDS, DEMO_SEED)
     seed_residents(server, city, COMMUNITY, DEMO_SEED)
     seed_votes(server, city, DEMO_RESIDENT)
+    seed_fees(server, DEMO_RESIDENT)
     seed_volunteering(server, COMMUNITY, DEMO_RESIDENT)
     seed_party(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)
     seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)

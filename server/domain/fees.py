@@ -49,6 +49,7 @@ MIN_BILL, MAX_BILL = 1, 10_000_000  # fen: ¥0.01 – ¥100,000 for one unit's p
 WINDOW_SECONDS = 300  # a notification's timestamp this close to our clock (WeChat Pay: 5 min)
 CHINA = datetime.timezone(datetime.timedelta(hours=8))  # statements and days are Beijing time
 PERIOD = re.compile(r"^(?P<year>20[0-9]{2})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<q>[1-4])))?$")
+MONTH = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])$")  # a month's reconciliation
 YUAN = re.compile(r"^(?P<whole>[0-9]{1,9})(?:\.(?P<cents>[0-9]{1,2}))?$")
 ORDER = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # WeChat Pay's out_trade_no: 6–32 of these
 CLEARING, REFUND = "clearing", "refund"

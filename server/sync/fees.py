@@ -397,19 +397,26 @@ class Fees:
         return await self.range("fee_txn:")
 
     async def reconcile(self, user: User, day: str, statement: str) -> dict[str, Any]:
-        """Rule 8 for one day; when it matches, the day's payments are settled to each
-        compound's property company (clearing -> company), once."""
-        problems = rules.date_problems(day, "day")
-        if problems:
-            raise refused(problems)
-        txns = [t for t in await self.ledger() if t.get("day") == day
+        """Rule 8 for one day, or a month (`2026-11`: the month's statements in one file);
+        when it matches, each day's payments are settled to each compound's property company
+        (clearing -> company), once."""
+        if not (isinstance(day, str) and rules.MONTH.match(day)):
+            problems = rules.date_problems(day, "day")
+            if problems:
+                raise refused(problems)
+        txns = [t for t in await self.ledger() if str(t.get("day", "")).startswith(day)
                 and t["kind"] in ("payment", "refund_due")]
         ledger = {t["order"]: t["lines"][1]["fen"] for t in txns}
         wanted, unreadable = rules.parse_statement(statement)
         report = {"day": day, **rules.reconcile(ledger, wanted), "unreadable": unreadable}
         report["matched"] = report["matched"] and not unreadable
         if report["matched"]:
-            report["settled"] = await self.settle(user, day, txns)
+            settled: dict[str, int] = {}
+            for one in sorted({t["day"] for t in txns}):
+                for company, fen in (await self.settle(
+                        user, one, [t for t in txns if t["day"] == one])).items():
+                    settled[company] = settled.get(company, 0) + fen
+            report["settled"] = settled
         return report
 
     async def settle(self, user: User, day: str, txns: list[dict[str, Any]]) -> dict[str, int]:
