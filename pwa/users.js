@@ -40,7 +40,8 @@ function accountRow(app, user, status, refresh) {
   });
   return el("li", { class: "card user-row", "data-user": user.name, "data-state": user.state },
     el("div", { class: "row-head" },
-      el("strong", {}, user.name), " ",
+      el("strong", {}, user.full_name || user.name), " ",
+      user.full_name && user.full_name !== user.name ? el("span", { class: "meta" }, user.name) : null, " ",
       el("span", { class: `chip chip-${STATE_CHIP[user.state]}` }, t(`user_state_${user.state}`))),
     el("p", { class: "meta" }, t(`role_${user.role}`), user.scope.length ? `：${user.scope.join("、")}` : ""),
     buttons.length ? el("div", { class: "actions" }, buttons) : null);

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="add a user")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--full-name", default="", help="the name screens and sheets show (姓名)")
     add.add_argument("--grid", action="append", default=[], help="grid code (workers; repeat)")
     add.add_argument("--community", action="append", default=[],
                      help="community code (supervisors; repeat)")
@@ -304,7 +305,8 @@ def administer(args: argparse.Namespace, config: Config) -> int:
             user = directory.add_user(server, args.name, args.role, password, grids=args.grid,
                                       communities=args.community, streets=args.street,
                                       rights=args.right, branches=args.branch,
-                                      department=args.department, companies=args.company)
+                                      department=args.department, companies=args.company,
+                                      full_name=args.full_name)
             print(f"user {user.name} ({user.role}) added")
         elif args.command == "user" and args.action in ("grant", "revoke"):
             changes = {args.action: [args.right]}

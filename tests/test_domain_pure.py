@@ -24,6 +24,7 @@ from server.domain.scope import Directory, Grid, User
 from server.domain.validation import DEFAULT_LIMITS, Limits, shared_registry, write_context
 
 REGISTRY = shared_registry()
+NAMES = exports.schema_names({k: v.schema for k, v in REGISTRY.validators.items()})
 BOSS = User(name="boss", role="supervisor", communities=frozenset({"c1"}))
 ADMIN = User(name="root", role="admin")
 WORKER = User(name="w.one", role="worker", grids=frozenset({"g1"}))
@@ -125,12 +126,13 @@ def refusal_of(items: list[dict[str, Any]], live: set[str], user: User = BOSS) -
 def test_verdicts_are_all_or_nothing() -> None:
     good = {"record": "household_visit:g1-1", "record_rev": "1-a", "decision": "approved"}
     gone = {"record": "household_visit:g1-9", "record_rev": "1-a", "decision": "approved"}
-    profile = {"record": "household:g1-0001", "record_rev": "1-a", "decision": "approved"}
+    # A verdict judges a record, never another verdict (a profile is reviewable: issue 22).
+    profile = {"record": "verdict:g1-0001", "record_rev": "1-a", "decision": "approved"}
     odd = {"record": "household_visit:g1-1", "record_rev": "1-a", "decision": "maybe"}
-    live = {"household_visit:g1-1", "household:g1-0001"}
+    live = {"household_visit:g1-1", "verdict:g1-0001"}
     reason = refusal_of([good, gone, profile, odd], live).reason
     assert "#1" not in reason
-    assert "#2 household_visit:g1-9" in reason and "#3 household:g1-0001" in reason
+    assert "#2 household_visit:g1-9" in reason and "#3 verdict:g1-0001" in reason
     assert "#4 household_visit:g1-1" in reason and "no such record to review" in reason
     many = [gone] * (review.MAX_PROBLEMS + 5)
     assert refusal_of(many, live).reason.count("no such record") == review.MAX_PROBLEMS
@@ -315,9 +317,9 @@ def test_export_rows_are_masked_unless_unmasked() -> None:
     assert masked["特殊人群 special_groups"] == masking.HIDDEN
     assert masked["地址 address"] == "坊门街公寓1幢1单元101室"
     assert masked["面积 area_m2"] == 61.5
-    full = dict(zip(header, exports.record_row("households", home, True), strict=True))
+    full = dict(zip(header, exports.record_row("households", home, True, NAMES), strict=True))
     assert full["联系电话 phone"] == PHONE
-    assert full["特殊人群 special_groups"] == "elderly_alone,hardship"
+    assert full["特殊人群 special_groups"] == "独居老人、困难家庭"  # the schema's labels
     person = {"_id": "person:g1-1", "id_number": ID_NUMBER, "phone": PHONE, "name": "严福根"}
     row = dict(zip(exports.header("persons"), exports.record_row("persons", person, False),
                    strict=True))
@@ -341,10 +343,16 @@ def test_review_rows_list_the_queue_without_personal_data() -> None:
                                                   "comment": "补充"}},
               {"grid": "g1", "record": "screening:g1-2", "record_type": "screening",
                "date": "2026-11-21", "state": "received", "verdict": None}]
-    rows = list(exports.review_rows(listed))
+    names = exports.Names(grids={"g1": ("一网格", "坊门街社区")}, people={"w.one": "王芳"},
+                          enums=NAMES.enums, titles=NAMES.titles)
+    rows = list(exports.review_rows(listed, names))
     assert len(rows) == 3 and rows[0][0] == "网格 grid"
-    assert rows[1][-4:] == ["has_issues", "boss", "2026-11-21T10:00:00Z", "补充"]
-    assert rows[2][4:] == ["", "", "received", "", "", ""]
+    # Names, labels and the city's time, never a code, a login or UTC (issue 22, item 8).
+    assert rows[1][:2] == ["一网格", "坊门街社区"] and rows[1][3] == "户情排摸走访"
+    assert rows[1][5] == "王芳"
+    assert rows[1][-4:] == ["有问题", "boss", "2026-11-21 18:00:00+08:00", "补充"]
+    assert rows[2][5:] == ["", "", "待审核", "", "", ""]
+    assert list(exports.review_rows(listed))[1][:2] == ["g1", ""]  # no name: the code
 
 
 def test_aggregate_rows_write_withheld_never_the_value() -> None:
@@ -512,16 +520,24 @@ def test_a_grid_outside_the_scope_shows_all_but_its_withheld_figures() -> None:
 
 
 def test_a_queues_filters_are_checked_before_anything_is_read() -> None:
-    assert review.review_filters() == review.Filters(types=review.REVIEWABLE)
+    assert review.review_filters() == review.Filters(types=review.EVENTS)
     picked = review.review_filters("screening,census_household", "edited", "w.one",
                                    "2026-11-01", "")
     assert picked == review.Filters(types=("screening", "census_household"), state="edited",
                                     worker="w.one", since="2026-11-01", until=None)
     assert review.review_filters("", "").types == ()  # `type=` given empty: no type
-    for bad in (("household", None), (None, "approved_twice")):
+    assert review.review_filters("person,household").types == ("person", "household")
+    assert review.review_filters(sort="oldest").sort == "oldest"
+    for bad, label in (((("notice", None)), "记录类型"), ((None, "approved_twice"), "审核状态"),
+                       ((None, None, None, "2026-02-30"), "起始日期"),
+                       ((None, None, None, "2026-11-2"), "起始日期"),
+                       ((None, None, None, "", "１２３４-１１-０１"), "截止日期"),
+                       ((None, None, None, "2026-11-02", "2026-11-01"), "起始不晚于截止"),
+                       ((None, None, "w" * 65), "网格员"), ((None, None, "a\nb"), "网格员"),
+                       ((None, None, None, None, None, "random"), "排序")):
         with pytest.raises(Refused) as caught:
             review.review_filters(*bad)
-        assert caught.value.status == 400 and "household_visit" in caught.value.reason
+        assert caught.value.status == 400 and label in caught.value.reason, bad
 
 
 def test_the_conflicts_queue_masks_the_sides_without_the_right() -> None:
@@ -580,7 +596,11 @@ def test_a_record_opened_shows_its_state_only_when_reviewable() -> None:
                               "type": "household_visit", "phone": "139****1234"}
     assert view["masked"] and view["conflicts"] == ["2-x"] and view["older_revisions"] == 3
     profile = {**visit, "_id": "household:g1-1", "type": "household"}
-    assert review.record_view("g1", profile, [], [], True, older_revisions=0)["state"] is None
+    # Every record type takes verdicts (issue 22, item 9); a record of no such type shows none.
+    assert review.record_view("g1", profile, [], [], True, older_revisions=0)["state"] == (
+        "received")
+    notice = {**visit, "_id": "notice:g1-1", "type": "notice"}
+    assert review.record_view("g1", notice, [], [], True, older_revisions=0)["state"] is None
 
 
 def test_a_supervisors_edit_is_stamped_in_the_phones_clock_format() -> None:

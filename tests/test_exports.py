@@ -67,8 +67,8 @@ async def test_exports_match_the_records_and_mask_personal_data(
     sheet = load_workbook(io.BytesIO(content), read_only=True).active
     rows = list(sheet.iter_rows(values_only=True))
     assert len(rows) == len(docs) + 1
-    full = {row[0]: row for row in rows[1:]}
-    assert full[docs[5]["_id"]][6] == docs[5]["id_number"]
+    full = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert full[docs[5]["_id"]]["身份证号 id_number"] == docs[5]["id_number"]
 
     assert (await client.get("/api/export", headers=basic(worker))).status == 403
     resp = await client.get("/api/export?what=secrets", headers=basic(boss))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from openpyxl import load_workbook
 from server.demo import seed
 from server.store.bulk import match_results, save_many
 from server.sync import exports
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 # Ids that sort next to each other and are prefixes of one another, in every grid; then many
 # numbered ones, so that every page boundary falls somewhere among them.
@@ -99,20 +103,45 @@ def read_table(kind: str, content: bytes) -> list[list[str]]:
     return [["" if c is None else str(c) for c in row] for row in sheet.iter_rows(values_only=True)]
 
 
+def grid_code(shown: str) -> str:
+    """A test grid's code from the name a sheet shows (conftest names it `测试网格 <code>`)."""
+    assert shown.startswith("测试网格 "), shown
+    return shown.removeprefix("测试网格 ")
+
+
+def labels(doc_type: str, field: str) -> dict[str, str]:
+    """An enum field's Chinese labels, read from its schema file (not from the code tested)."""
+    version = max(int(p.name.split(".v")[1].split(".")[0])
+                  for p in SCHEMAS.glob(f"{doc_type}.v*.schema.json"))
+    prop = json.loads((SCHEMAS / f"{doc_type}.v{version}.schema.json").read_text())[
+        "properties"][field]
+    return {k: v[0] for k, v in (prop.get("x-enum-labels")
+                                 or prop["items"]["x-enum-labels"]).items()}
+
+
+def shown(doc_type: str, field: str, value: str) -> str:
+    """A value by its label; one the schema does not know (written past the server) as it is."""
+    return labels(doc_type, field).get(value, value)
+
+
 def expected_person(doc: dict[str, Any]) -> dict[str, str]:
-    return {"编号 id": doc["_id"], "网格 grid": doc["grid"], "户 household": doc["household"],
-            "姓名 name": doc["name"], "性别 sex": doc["sex"], "出生年 birth_year":
-            str(doc["birth_year"]), "身份证号 id_number": doc["id_number"],
-            "联系电话 phone": doc["phone"], "户籍状态 residence_status": doc["residence_status"],
-            "状态 status": doc["status"]}
+    return {"编号 id": doc["_id"], "网格 grid": f"测试网格 {doc['grid']}",
+            "户 household": doc["household"], "姓名 name": doc["name"],
+            "性别 sex": shown("person", "sex", doc["sex"]),
+            "出生年 birth_year": str(doc["birth_year"]), "身份证号 id_number": doc["id_number"],
+            "联系电话 phone": doc["phone"], "户籍状态 residence_status": shown(
+                "person", "residence_status", doc["residence_status"]),
+            "状态 status": shown("person", "status", doc["status"])}
 
 
 def expected_household(doc: dict[str, Any]) -> dict[str, str]:
-    return {"编号 id": doc["_id"], "网格 grid": doc["grid"], "户主 head_name": doc["head_name"],
-            "联系电话 phone": doc["phone"], "户类型 household_type": doc["household_type"],
+    special = labels("household", "special_groups")
+    return {"编号 id": doc["_id"], "网格 grid": f"测试网格 {doc['grid']}",
+            "户主 head_name": doc["head_name"], "联系电话 phone": doc["phone"],
+            "户类型 household_type": shown("household", "household_type", doc["household_type"]),
             "面积 area_m2": str(doc["area_m2"]),
-            "特殊人群 special_groups": ",".join(doc["special_groups"]),
-            "状态 status": doc["status"]}
+            "特殊人群 special_groups": "、".join(special.get(g, g) for g in doc["special_groups"]),
+            "状态 status": shown("household", "status", doc["status"])}
 
 
 @pytest.mark.slow  # hundreds of records, every export
@@ -158,7 +187,7 @@ async def test_no_export_row_mixes_two_records(
             table = read_table(kind, await resp.read())
             header, body = table[0], table[1:]
             rows = [dict(zip(header, row, strict=True)) for row in body]
-            seen = [(row["网格 grid"], row["编号 id"]) for row in rows]
+            seen = [(grid_code(row["网格 grid"]), row["编号 id"]) for row in rows]
             assert len(seen) == len(set(seen)) == len(wanted), (what, kind)
             for row, key in zip(rows, seen, strict=True):
                 mine = wanted[key]
@@ -171,7 +200,7 @@ async def test_no_export_row_mixes_two_records(
         name = "姓名 name" if what == "persons" else "户主 head_name"
         for row in rows[1:]:
             cells = dict(zip(header, row, strict=True))
-            key = (cells["网格 grid"], cells["编号 id"])
+            key = (grid_code(cells["网格 grid"]), cells["编号 id"])
             assert cells[name] == wanted[key][name]
             assert cells["联系电话 phone"] == wanted[key]["联系电话 phone"][:3] + "****" + \
                 wanted[key]["联系电话 phone"][-4:]

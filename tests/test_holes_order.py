@@ -115,7 +115,7 @@ class Review:
                                      headers=basic(self.boss))
         assert resp.status == 200, await resp.text()
         lines = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
-        return {line[1]: line for line in lines[1:]}
+        return {line[2]: line for line in lines[1:]}
 
     async def figures(self) -> dict[str, int]:
         await self.client.app[RECEIPTS].flush()
@@ -177,10 +177,11 @@ async def test_the_verdict_received_last_stands(client: Any, city: City, first_h
         assert found["verdicts"][0]["device_time"] == first_time
 
     rows = await scene.exported()
-    assert rows[judged][6] == "approved" and rows[other][6] == "has_issues"
+    assert rows[judged][7] == "通过" and rows[other][7] == "有问题"
     for record in (judged, other):
-        assert not rows[record][8].startswith(("2099", "1970")), rows[record]
-        assert server_time(rows[record][8]) <= finished + datetime.timedelta(seconds=1)
+        assert not rows[record][9].startswith(("2099", "1970")), rows[record]
+        assert rows[record][9].endswith("+08:00"), rows[record]  # the city's time
+        assert server_time(rows[record][9]) <= finished + datetime.timedelta(seconds=1)
 
     figures = await scene.figures()
     assert figures.get("review.approved") == 1 and figures.get("review.has_issues") == 1

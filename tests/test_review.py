@@ -75,14 +75,17 @@ async def test_review_states_and_verdicts(client: Any, city: City) -> None:
                             headers=basic(boss))
     assert resp.status == 200, await resp.text()
     lines = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
-    assert lines[0][:3] == ["网格 grid", "记录 record", "类型 type"]
-    assert [(r[1], r[6], r[7]) for r in lines[1:]] == [
-        (r["record"], "approved", boss) for r in listed]
+    assert lines[0][:4] == ["网格 grid", "社区 community", "记录 record", "类型 type"]
+    assert [(r[2], r[7], r[8]) for r in lines[1:]] == [
+        (r["record"], "通过", boss) for r in listed]
     resp = await client.get(f"/api/export?what=review&grid={grid}&format=xlsx",
                             headers=basic(boss))
     sheet = openpyxl.load_workbook(io.BytesIO(await resp.read()), read_only=True).active
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
-    assert {row[1]: row[6] for row in rows} == await states(client, boss, grid)
+    labels = {"approved": "通过", "has_issues": "有问题", "rejected": "不通过",
+              "received": "待审核", "edited": "已修改待复核"}
+    assert {row[2]: row[7] for row in rows} == {
+        record: labels[state] for record, state in (await states(client, boss, grid)).items()}
     resp = await client.get(f"/api/export?what=review&grid={grid}", headers=basic(outsider))
     assert resp.status == 404
 
@@ -178,7 +181,7 @@ async def test_a_record_with_its_history_and_differences(
     resp = await client.put(f"{db}/{member['_id']}", json=moved, headers=basic(worker))
     assert resp.status == 201, await resp.text()
     found = await history(client, boss, grid, member["_id"])
-    assert found["masked"] and found["state"] is None
+    assert found["masked"] and found["state"] == "received"  # a profile is reviewed too
     assert found["record"]["id_number"] == "330***********7697"
     assert found["record"]["phone"] == "139****9876"
     assert found["revisions"][0]["changes"] == [

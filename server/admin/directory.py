@@ -63,6 +63,7 @@ def open_store(config: Config) -> Iterator[couchdb.Server]:
 
 
 RESERVED_USER_PREFIX = "linli-"  # the server's own writers, e.g. the conflict resolver
+MAX_FULL_NAME = 40  # a full name (姓名) as screens show it: long Uyghur or Tibetan names fit
 
 
 def prepared(server: couchdb.Server) -> couchdb.Server:
@@ -158,13 +159,17 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
              grids: Iterable[str] = (), communities: Iterable[str] = (),
              streets: Iterable[str] = (), rights: Iterable[str] = (),
              branches: Iterable[str] = (), department: str = "",
-             companies: Iterable[str] = ()) -> User:
+             companies: Iterable[str] = (), full_name: str = "") -> User:
     if not USER_NAME.match(name):
         raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
                              f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
     if name.startswith(RESERVED_USER_PREFIX):
         raise DirectoryError(f"以 {RESERVED_USER_PREFIX} 开头的用户名留给服务器自己 / user names "
                              f"starting with {RESERVED_USER_PREFIX} are the server's own")
+    full_name = full_name.strip()
+    if len(full_name) > MAX_FULL_NAME or not full_name.isprintable():
+        raise DirectoryError(f"姓名应为 1–{MAX_FULL_NAME} 个可见字符 / a full name is 1–"
+                             f"{MAX_FULL_NAME} printable characters")
     if role not in ROLES:
         raise DirectoryError(f"角色 {role!r} 无效，应为 {', '.join(ROLES)} / unknown role")
     check_password_strength(password)
@@ -192,6 +197,8 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
            "session_salt": new_session_salt(), "disabled": False, "created_at": _now()}
     if rights:
         doc["rights"] = rights
+    if full_name:
+        doc["full_name"] = full_name
     if branches:
         doc["branches"] = branches
     if role == "department":

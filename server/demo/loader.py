@@ -32,12 +32,12 @@ STREET = "330802001"  # 府山街道
 COMMUNITY = "330802001001"  # 坊门街社区
 # The community's supervisor, who works with the households, may export personal data unmasked;
 # the street's, who watches figures, may not (and is refused when asking).
-USERS = (  # name, role, grids, communities, streets, rights
-    ("admin", "admin", (), (), (), ()),
-    ("wang.fang", "worker", ("g330802001001a",), (), (), ()),
-    ("li.qiang", "worker", ("g330802001001b",), (), (), ()),
-    ("chen.jing", "supervisor", (), (COMMUNITY,), (), ("unmask",)),
-    ("sun.lei", "supervisor", (), (), (STREET,), ()),
+USERS = (  # name, role, grids, communities, streets, rights, full name (姓名)
+    ("admin", "admin", (), (), (), (), "系统管理员"),
+    ("wang.fang", "worker", ("g330802001001a",), (), (), (), "王芳"),
+    ("li.qiang", "worker", ("g330802001001b",), (), (), (), "李强"),
+    ("chen.jing", "supervisor", (), (COMMUNITY,), (), ("unmask",), "陈静"),
+    ("sun.lei", "supervisor", (), (), (STREET,), (), "孙磊"),
 )
 
 __all__ = ["DEMO_PASSWORD", "load_demo"]
@@ -55,7 +55,8 @@ def load_demo(config: Config, url: str) -> None:
     seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)
     seed_reports(server, DEMO_RESIDENT)
     existing = {u.name for u in directory.list_users(server)}
-    for name, role, grids, communities, streets, rights in USERS:
+    for name, role, grids, communities, streets, rights, full_name in USERS:
         if name not in existing:
             directory.add_user(server, name, role, DEMO_PASSWORD, grids=grids,
-                               communities=communities, streets=streets, rights=rights)
+                               communities=communities, streets=streets, rights=rights,
+                               full_name=full_name)

@@ -10,6 +10,8 @@ server/sync/exports.py.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +24,80 @@ WHAT = ("households", "persons", "review", "aggregates")  # the sheets, by `?wha
 FORMATS = ("csv", "xlsx")
 
 
+CITY_ZONE = datetime.timezone(datetime.timedelta(hours=8), "Asia/Shanghai")  # no summer time
+
+
+@dataclasses.dataclass(frozen=True)
+class Names:
+    """What a sheet shows instead of codes (issue 22, item 8): each grid's name and its
+    community's (网格名, 社区名), each user's full name (姓名), and the labels the schemas give
+    each enum value (`x-enum-labels`), by record type and field. A code without a name is
+    shown as it is, so nothing is ever left blank."""
+
+    grids: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    people: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    enums: Mapping[str, Mapping[str, Mapping[str, str]]] = dataclasses.field(
+        default_factory=dict)
+    titles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Each record type's title (户情排摸走访...), from its schema."""
+
+    def grid(self, code: Any) -> str:
+        return self.grids.get(str(code or ""), ("", ""))[0] or str(code or "")
+
+    def community(self, code: Any) -> str:
+        return self.grids.get(str(code or ""), ("", ""))[1]
+
+    def person(self, login: Any) -> str:
+        return self.people.get(str(login or ""), "") or str(login or "")
+
+    def title(self, doc_type: str) -> str:
+        return self.titles.get(doc_type, doc_type)
+
+    def enum(self, doc_type: str, field: str, value: Any) -> Any:
+        """An enum value's label (a list's labels joined by 、); other values as they are."""
+        labels = self.enums.get(doc_type, {}).get(field, {})
+        if isinstance(value, list):
+            return "、".join(str(labels.get(str(v), v)) for v in value)
+        return labels.get(value, value) if isinstance(value, str) else value
+
+
+def schema_names(schemas: Mapping[tuple[str, int], Mapping[str, Any]], *,
+                 grids: Mapping[str, tuple[str, str]] | None = None,
+                 people: Mapping[str, str] | None = None) -> Names:
+    """The names of a sheet: the types' titles and their enum values' Chinese labels, from the
+    top-level fields of the schemas (references inlined), every version's, the latest winning;
+    with the grids' and the people's names the caller knows."""
+    found: dict[str, dict[str, dict[str, str]]] = {}
+    titles: dict[str, str] = {}
+    for (doc_type, _), schema in sorted(schemas.items()):
+        titles[doc_type] = str(schema.get("title") or doc_type)
+        for name, prop in (schema.get("properties") or {}).items():
+            if not isinstance(prop, Mapping):
+                continue
+            items = prop.get("items")
+            labels = prop.get("x-enum-labels") or (
+                items.get("x-enum-labels") if isinstance(items, Mapping) else None)
+            if isinstance(labels, Mapping):
+                found.setdefault(doc_type, {}).setdefault(name, {}).update(
+                    {str(code): str(pair[0]) for code, pair in labels.items() if pair})
+    return Names(grids=grids or {}, people=people or {}, enums=found, titles=titles)
+
+
+def city_time(value: Any) -> str:
+    """A server's or phone's ISO time as people of the city read it: in Asia/Shanghai, with its
+    offset (`2026-12-03 20:12:29+08:00`), so a sheet never shows UTC; anything unreadable as
+    it is."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        return value
+    return when.astimezone(CITY_ZONE).isoformat(sep=" ", timespec="seconds")
+
+
 def address(doc: Mapping[str, Any]) -> str:
     a = doc.get("address") or {}
     unit = f"{a.get('unit')}单元" if a.get("unit") else ""
@@ -29,34 +105,46 @@ def address(doc: Mapping[str, Any]) -> str:
         f"{a.get('room', '')}室"
 
 
-Column = tuple[str, str, Callable[[Mapping[str, Any], bool], Any]]
+Column = tuple[str, str, Callable[[Mapping[str, Any], bool, Names], Any]]
+
+
+def _enum(doc_type: str, field: str) -> Callable[[Mapping[str, Any], bool, Names], Any]:
+    return lambda d, _u, n: n.enum(doc_type, field, d.get(field, ""))
+
+
+# The columns every record sheet opens with: its id, its grid and community by name.
+WHERE: list[Column] = [("编号", "id", lambda d, _u, _n: d["_id"]),
+                       ("网格", "grid", lambda d, _u, n: n.grid(d.get("grid"))),
+                       ("社区", "community", lambda d, _u, n: n.community(d.get("grid")))]
+
 
 COLUMNS: dict[str, list[Column]] = {
     "households": [
-        ("编号", "id", lambda d, _u: d["_id"]),
-        ("网格", "grid", lambda d, _u: d.get("grid", "")),
-        ("地址", "address", lambda d, _u: address(d)),
-        ("户主", "head_name", lambda d, _u: d.get("head_name", "")),
-        ("联系电话", "phone", lambda d, u: d.get("phone", "") if u else mask_phone(d.get("phone"))),
-        ("户类型", "household_type", lambda d, _u: d.get("household_type", "")),
-        ("住房性质", "tenure", lambda d, _u: d.get("tenure", "")),
-        ("面积", "area_m2", lambda d, _u: d.get("area_m2", "")),
+        *WHERE,
+        ("地址", "address", lambda d, _u, _n: address(d)),
+        ("户主", "head_name", lambda d, _u, _n: d.get("head_name", "")),
+        ("联系电话", "phone",
+         lambda d, u, _n: d.get("phone", "") if u else mask_phone(d.get("phone"))),
+        ("户类型", "household_type", _enum("household", "household_type")),
+        ("住房性质", "tenure", _enum("household", "tenure")),
+        ("面积", "area_m2", lambda d, _u, _n: d.get("area_m2", "")),
         ("特殊人群", "special_groups",
-         lambda d, u: ",".join(d.get("special_groups", [])) if u else HIDDEN),
-        ("状态", "status", lambda d, _u: d.get("status", "")),
+         lambda d, u, n: n.enum("household", "special_groups", d.get("special_groups", []))
+         if u else HIDDEN),
+        ("状态", "status", _enum("household", "status")),
     ],
     "persons": [
-        ("编号", "id", lambda d, _u: d["_id"]),
-        ("网格", "grid", lambda d, _u: d.get("grid", "")),
-        ("户", "household", lambda d, _u: d.get("household", "")),
-        ("姓名", "name", lambda d, _u: d.get("name", "")),
-        ("性别", "sex", lambda d, _u: d.get("sex", "")),
-        ("出生年", "birth_year", lambda d, _u: d.get("birth_year", "")),
+        *WHERE,
+        ("户", "household", lambda d, _u, _n: d.get("household", "")),
+        ("姓名", "name", lambda d, _u, _n: d.get("name", "")),
+        ("性别", "sex", _enum("person", "sex")),
+        ("出生年", "birth_year", lambda d, _u, _n: d.get("birth_year", "")),
         ("身份证号", "id_number",
-         lambda d, u: d.get("id_number", "") if u else mask_id_number(d.get("id_number"))),
-        ("联系电话", "phone", lambda d, u: d.get("phone", "") if u else mask_phone(d.get("phone"))),
-        ("户籍状态", "residence_status", lambda d, _u: d.get("residence_status", "")),
-        ("状态", "status", lambda d, _u: d.get("status", "")),
+         lambda d, u, _n: d.get("id_number", "") if u else mask_id_number(d.get("id_number"))),
+        ("联系电话", "phone",
+         lambda d, u, _n: d.get("phone", "") if u else mask_phone(d.get("phone"))),
+        ("户籍状态", "residence_status", _enum("person", "residence_status")),
+        ("状态", "status", _enum("person", "status")),
     ],
 }
 PREFIX = {"households": "household:", "persons": "person:"}
@@ -67,9 +155,11 @@ def header(what: str) -> list[str]:
     return [f"{zh} {en}" for zh, en, _ in COLUMNS[what]]
 
 
-def record_row(what: str, doc: Mapping[str, Any], unmasked: bool) -> list[Any]:
-    """One household or person as a row, masked unless `unmasked`."""
-    return [cell(doc, unmasked) for _, _, cell in COLUMNS[what]]
+def record_row(what: str, doc: Mapping[str, Any], unmasked: bool,
+               names: Names | None = None) -> list[Any]:
+    """One household or person as a row, masked unless `unmasked`, codes shown by `names`."""
+    shown = names or Names()
+    return [cell(doc, unmasked, shown) for _, _, cell in COLUMNS[what]]
 
 
 # --- every cell of every export passes here ------------------------------------------------------
@@ -106,25 +196,39 @@ def safe_row(values: Iterable[Any]) -> list[Any]:
 
 # --- the review list as a sheet ----------------------------------------------------------------
 
-REVIEW_COLUMNS: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
-    ("网格 grid", lambda r: r["grid"]),
-    ("记录 record", lambda r: r["record"]),
-    ("类型 type", lambda r: r["record_type"]),
-    ("日期 date", lambda r: r["date"]),
-    ("网格员 worker", lambda r: r.get("worker") or ""),
-    ("户 household", lambda r: r.get("household") or ""),
-    ("审核状态 state", lambda r: r["state"]),
-    ("审核人 reviewer", lambda r: (r.get("verdict") or {}).get("by") or ""),
-    ("审核时间 reviewed at", lambda r: (r.get("verdict") or {}).get("at") or ""),
-    ("意见 comment", lambda r: (r.get("verdict") or {}).get("comment") or ""),
+# The two review states no verdict names (the others are the verdict's decisions, labelled in
+# its schema); pwa/i18n.js says the same (`rv_*`).
+STATE_LABELS = {"received": "待审核", "edited": "已修改待复核"}
+
+
+def state_label(state: str, names: Names) -> str:
+    return STATE_LABELS.get(state) or str(names.enum("verdict", "decision", state))
+
+
+REVIEW_COLUMNS: list[tuple[str, Callable[[Mapping[str, Any], Names], Any]]] = [
+    ("网格 grid", lambda r, n: n.grid(r["grid"])),
+    ("社区 community", lambda r, n: n.community(r["grid"])),
+    ("记录 record", lambda r, _n: r["record"]),
+    ("类型 type", lambda r, n: n.title(r["record_type"])),
+    ("日期 date", lambda r, _n: r["date"]),
+    ("网格员 worker", lambda r, n: n.person(r.get("worker"))),
+    ("户 household", lambda r, _n: r.get("household") or ""),
+    ("审核状态 state", lambda r, n: state_label(r["state"], n)),
+    ("审核人 reviewer", lambda r, n: n.person((r.get("verdict") or {}).get("by"))),
+    ("审核时间（北京时间）reviewed at (UTC+8)",
+     lambda r, _n: city_time((r.get("verdict") or {}).get("at"))),
+    ("意见 comment", lambda r, _n: (r.get("verdict") or {}).get("comment") or ""),
 ]
 
 
-def review_rows(listed: Iterable[Mapping[str, Any]]) -> Iterator[list[Any]]:
-    """The review queue exactly as `/api/review` lists it (it carries no personal data)."""
+def review_rows(listed: Iterable[Mapping[str, Any]],
+                names: Names | None = None) -> Iterator[list[Any]]:
+    """The review queue exactly as `/api/review` lists it (it carries no personal data), its
+    codes shown by `names`."""
+    shown = names or Names()
     yield [heading for heading, _ in REVIEW_COLUMNS]
     for record in listed:
-        yield [cell(record) for _, cell in REVIEW_COLUMNS]
+        yield [cell(record, shown) for _, cell in REVIEW_COLUMNS]
 
 
 # --- the aggregates as a sheet ----------------------------------------------------------------
@@ -159,8 +263,20 @@ FIGURE_LABELS = {  # a figure's name (or the prefix before its code) -> zh, en
 }
 
 
-def figure_label(name: str) -> str:
-    """A figure's bilingual label: its own, or its group's with the code after it."""
+# The figures whose last part is a record's enum value, by the type and field it counts.
+FIGURE_ENUMS = {"households.status": ("household", "status"),
+                "visits.latest": ("household_visit", "outcome"),
+                "persons.sex": ("person", "sex"),
+                "persons.registration": ("person", "residence_status"),
+                "screenings.result": ("screening", "test_result"),
+                "screenings.health_code": ("screening", "health_code"),
+                "screenings.risk": ("screening", "risk_category")}
+UNKNOWN = "未填"  # a figure's `unknown`: the field was left empty
+
+
+def figure_label(name: str, names: Names | None = None) -> str:
+    """A figure's bilingual label: its own, or its group's with its value after it, by the
+    value's label when the schemas give one (`names`)."""
     if name in FIGURE_LABELS:
         zh, en = FIGURE_LABELS[name]
         return f"{zh} {en}"
@@ -171,6 +287,12 @@ def figure_label(name: str) -> str:
     if prefix == "review.hours":
         bound, _, hours = code.partition("_")
         code = f"{'≤' if bound == 'le' else '>'}{hours}h"
+    elif names is not None and code == "unknown":
+        code = UNKNOWN
+    elif names is not None and prefix in FIGURE_ENUMS:
+        code = str(names.enum(*FIGURE_ENUMS[prefix], code))
+    elif names is not None and prefix == "review":
+        code = state_label(code, names)
     return f"{zh} {en}: {code}".strip() if zh else name
 
 
@@ -195,7 +317,8 @@ def median_text(entry: Mapping[str, Any]) -> str:
     return f"{bucket['from_hours']}–{high}" if high is not None else f">{bucket['from_hours']}"
 
 
-def aggregate_rows(report: Mapping[str, Any]) -> Iterator[list[Any]]:
+def aggregate_rows(report: Mapping[str, Any], labels: Names | None = None
+                   ) -> Iterator[list[Any]]:
     """An area and its children as columns, one figure a row, exactly as the API gave them:
     a withheld figure is written WITHHELD, never its value (the sheet carries no personal data)."""
     areas = [report, *report.get("children", [])]
@@ -210,7 +333,7 @@ def aggregate_rows(report: Mapping[str, Any]) -> Iterator[list[Any]]:
         names.update(area.get("figures", {}))
         names.update(area.get("suppressed", []))
     for name in sorted(names, key=figure_order):
-        yield [name, figure_label(name), *(
+        yield [name, figure_label(name, labels), *(
             WITHHELD if name in a.get("suppressed", []) else a.get("figures", {}).get(name, 0)
             for a in areas)]
 

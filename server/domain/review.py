@@ -17,6 +17,8 @@ The store's side (the queue, a record's history) is server/sync/review.py.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -26,12 +28,19 @@ from server.domain.ordering import Verdict, latest
 from server.domain.scope import User
 from server.domain.validation import SchemaRegistry, WriteContext, check_record
 
-REVIEWABLE = ("household_visit", "census_household", "screening")
+# The records of a visit, a census or a screening, listed unless a queue asks for other types.
+EVENTS = ("household_visit", "census_household", "screening")
+# Every record type takes verdicts (issue 22, item 9): a household's or person's profile too,
+# listed by the day a phone last saved it (its device_time; a profile imported and never edited
+# on a phone has none, so it waits for no review).
+REVIEWABLE = (*EVENTS, "household", "person")
 STATES = ("received", "approved", "has_issues", "edited", "rejected")
 DECISIONS = ("approved", "has_issues", "rejected")
 REVIEWERS = ("supervisor", "admin")  # who reviews records and settles conflicts
-# Records a supervisor may open: the reviewable ones and the profiles they are about.
-OPENABLE = (*REVIEWABLE, "household", "person")
+OPENABLE = REVIEWABLE  # records a supervisor may open
+SORTS = ("newest", "oldest")  # a queue's order by the records' dates; newest first by default
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+MAX_WORKER = 64  # a login name's length (server/admin/directory.py USER_NAME)
 MAX_VERDICTS = 500  # verdicts given in one request ("approve all" of a page)
 MAX_PROBLEMS = 20  # problems named when a request's verdicts are refused
 _ABSENT = object()
@@ -45,27 +54,54 @@ class Filters:
     """What a review queue lists: record types, a state, a worker, and the records' own dates
     (visit, enumeration, screening), inclusive."""
 
-    types: tuple[str, ...] = REVIEWABLE
+    types: tuple[str, ...] = EVENTS
     state: str | None = None
     worker: str | None = None
     since: str | None = None
     until: str | None = None
+    sort: str = "newest"
+
+
+def _day(value: str | None) -> bool:
+    """Whether a filter's date is absent or a real calendar day (YYYY-MM-DD)."""
+    if not value:
+        return True
+    if not DAY.match(value):
+        return False
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def review_filters(types: str | None = None, state: str | None = None,
                    worker: str | None = None, since: str | None = None,
-                   until: str | None = None) -> Filters:
-    """The filters of a queue as a request gives them (`types` comma-separated, every
-    reviewable type when not given); refused (400) when a type is not reviewable or the state
-    is not a state."""
-    wanted = tuple(t for t in (",".join(REVIEWABLE) if types is None else types).split(",") if t)
-    if any(t not in REVIEWABLE for t in wanted) or (state and state not in STATES):
-        raise refused(400, "bad_request",
-                      f"type 应为 {', '.join(REVIEWABLE)}；state 应为 {', '.join(STATES)}",
-                      f"type must be among {', '.join(REVIEWABLE)}; state among "
-                      f"{', '.join(STATES)}")
+                   until: str | None = None, sort: str | None = None) -> Filters:
+    """The filters of a queue as a request gives them (`types` comma-separated, the visits,
+    census forms and screenings when not given), each checked as an attacker's input: refused
+    (400, the field named by its label) when a type is not reviewable, the state not a state,
+    a date not a day of the calendar or the range upside down, the worker not a login's
+    length or the order neither newest nor oldest."""
+    wanted = tuple(t for t in (",".join(EVENTS) if types is None else types).split(",") if t)
+    if any(t not in REVIEWABLE for t in wanted) or len(wanted) > len(REVIEWABLE):
+        raise refused(400, "bad_request", f"“记录类型”应为 {', '.join(REVIEWABLE)} 之一",
+                      f"Record type must be among {', '.join(REVIEWABLE)}")
+    if state and state not in STATES:
+        raise refused(400, "bad_request", f"“审核状态”应为 {', '.join(STATES)} 之一",
+                      f"State must be one of {', '.join(STATES)}")
+    if not (_day(since) and _day(until)) or (since and until and since > until):
+        raise refused(400, "bad_request", "“起始日期”“截止日期”应为 YYYY-MM-DD 格式的日期，"
+                      "且起始不晚于截止", "From and to must be dates as YYYY-MM-DD, from not "
+                      "after to")
+    if worker and (len(worker) > MAX_WORKER or not worker.isprintable()):
+        raise refused(400, "bad_request", f"“网格员”应为不超过 {MAX_WORKER} 个字符的用户名",
+                      f"Worker must be a user name of at most {MAX_WORKER} characters")
+    if sort and sort not in SORTS:
+        raise refused(400, "bad_request", "“排序”应为 newest（最新在前）或 oldest（最早在前）",
+                      "Order must be newest or oldest")
     return Filters(types=wanted, state=state or None, worker=worker or None,
-                   since=since or None, until=until or None)
+                   since=since or None, until=until or None, sort=sort or "newest")
 
 
 def may_review(user: User) -> bool:

@@ -162,6 +162,8 @@ class User:
     """A liaison department's code (server/domain/reports.py DEPARTMENTS), role department."""
     companies: frozenset[str] = frozenset()
     """The property companies (`property_company:<code>`) a property user answers for."""
+    full_name: str = ""
+    """The person's name (姓名) as screens and sheets show them; the login name when not given."""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> User:
@@ -179,7 +181,13 @@ class User:
                    branches=frozenset(doc.get("branches") or ()),
                    removed=bool(doc.get("removed_at")),
                    department=str(doc.get("department") or ""),
-                   companies=frozenset(doc.get("companies") or ()))
+                   companies=frozenset(doc.get("companies") or ()),
+                   full_name=str(doc.get("full_name") or ""))
+
+    @property
+    def shown_name(self) -> str:
+        """How people read who this is: the full name (姓名), else the login."""
+        return self.full_name or self.name
 
     @property
     def is_admin(self) -> bool:
@@ -290,6 +298,12 @@ class Directory:
         if found is None and login in self.logins:
             found = self.users.get(self.logins[login])
         return found
+
+    def person_name(self, login: str) -> str:
+        """The full name (姓名) of the user `login`, else the login itself (a user removed
+        from the directory still signs what they wrote)."""
+        found = self.users.get(login)
+        return found.shown_name if found else login
 
     def area_name(self, level: str, code: str) -> str:
         """The name of an area, or "" when the directory does not know it."""

@@ -15,7 +15,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from server.domain.exports import PREFIX, header, record_row, safe_row
+from server.domain.exports import PREFIX, Names, header, record_row, safe_row
 from server.domain.scope import grid_db
 from server.store.couch import CouchClient, NotFound, db_path
 
@@ -55,12 +55,12 @@ async def pages(couch: CouchClient, grids: Iterable[str],
 
 
 async def rows(couch: CouchClient, grids: Iterable[str], what: str,
-               unmasked: bool) -> AsyncIterator[list[Any]]:
+               unmasked: bool, names: Names | None = None) -> AsyncIterator[list[Any]]:
     """The header, then one row per record, a page at a time: memory stays bounded by PAGE."""
     yield header(what)
     async for docs in pages(couch, grids, PREFIX[what]):
         for doc in docs:
-            yield record_row(what, doc, unmasked)
+            yield record_row(what, doc, unmasked, names)
 
 
 async def streamed(rows: Iterable[list[Any]]) -> AsyncIterator[list[Any]]:

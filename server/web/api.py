@@ -8,7 +8,7 @@ import contextlib
 import datetime
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ async def me(request: web.Request) -> web.Response:
              for code, g in sorted(directory.grids.items()) if directory.reaches(user, code)]
     config = request.app[CONFIG]
     level, code = home_area(user, (directory.grids[g["code"]] for g in grids))
-    found = {"name": user.name, "role": user.role, "grids": grids, "rights": sorted(user.rights),
+    found = {"name": user.name, "full_name": user.shown_name, "role": user.role, "grids": grids,
+             "rights": sorted(user.rights),
              "home": {"level": level, "code": code},
              "replicates": sees_grid_unmasked(user),
              "campaigns": {"census": config.census_campaign,
@@ -216,23 +217,45 @@ async def aggregates_report(request: web.Request, user: User) -> dict[str, Any]:
     return report
 
 
+def sheet_names(request: web.Request) -> sheets.Names:
+    """What screens and sheets show instead of codes: grids' and communities' names, people's
+    full names, the schemas' labels (server/domain/exports.py Names)."""
+    directory = request.app[DIRECTORY]
+    return sheets.schema_names(
+        {key: validator.schema for key, validator in request.app[SCHEMAS].validators.items()},
+        grids={code: (grid.name, directory.area_name("community", grid.community))
+               for code, grid in directory.grids.items()},
+        people={name: user.shown_name for name, user in directory.users.items()})
+
+
+def people_named(request: web.Request, logins: Iterable[Any]) -> dict[str, str]:
+    """The full names (姓名) of the users named in an answer, by login, for the screen."""
+    directory = request.app[DIRECTORY]
+    return {login: directory.person_name(login) for login in sorted(
+        {str(x) for x in logins if isinstance(x, str) and x})}
+
+
 async def review_queue(request: web.Request) -> web.Response:
     """Records to review in the supervisor's grids, filtered by grid, type, state, worker and
-    date; each with its review state and latest verdict. No personal data is listed."""
+    date, newest first unless `sort=oldest`; each with its review state and latest verdict,
+    and the people named by their full names. No personal data is listed."""
     user = require_supervisor(request)
     listed = await reviewed_records(request, user, review.MAX_LISTED + 1)
-    return json_response({"records": listed[:review.MAX_LISTED],
-                          "truncated": len(listed) > review.MAX_LISTED})
+    shown = listed[:review.MAX_LISTED]
+    return json_response({"records": shown, "truncated": len(listed) > review.MAX_LISTED,
+                          "people": people_named(request, [
+                              x for r in shown for x in (r.get("worker"), (
+                                  r.get("verdict") or {}).get("by"))])})
 
 
 async def reviewed_records(request: web.Request, user: User,
                            limit: int | None = None) -> list[dict[str, Any]]:
-    """The review queue's records for the request's filters, oldest first; the listing stops
+    """The review queue's records for the request's filters in their order; the listing stops
     past `limit` (an export takes them all)."""
     query = request.query
-    codes = scoped_grids(request, user)
     filters = rules.review_filters(query.get("type"), query.get("state"), query.get("worker"),
-                                   query.get("from"), query.get("to"))
+                                   query.get("from"), query.get("to"), query.get("sort"))
+    codes = scoped_grids(request, user)
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         await request.app[RECEIPTS].flush()  # the verdicts just given, ordered by receipt
     listed: list[dict[str, Any]] = []
@@ -241,7 +264,7 @@ async def reviewed_records(request: web.Request, user: User,
                                          request.app.get(RECEIPT_TIMES)))
         if limit is not None and len(listed) >= limit:
             break
-    listed.sort(key=lambda r: (r["date"], r["record"]))
+    listed.sort(key=lambda r: (r["date"], r["record"]), reverse=filters.sort == "newest")
     return listed
 
 
@@ -304,6 +327,9 @@ async def review_record(request: web.Request) -> web.Response:
     else:
         audit.info("%s read %s in %s with %d revision(s)", user.name, doc_id, code,
                    len(found["revisions"]))
+    found["people"] = people_named(request, [
+        found["record"].get("created_by"), *(v.get("by") for v in found["verdicts"]),
+        *(r.get("by") for r in found["revisions"])])
     return json_response(found)
 
 
@@ -324,12 +350,12 @@ async def export(request: web.Request) -> web.StreamResponse:
         listed = await reviewed_records(request, user)
         audit.info("%s exported the review list (%d records) as %s", user.name, len(listed),
                    kind)
-        source = exports.streamed(sheets.review_rows(listed))
+        source = exports.streamed(sheets.review_rows(listed, sheet_names(request)))
     elif what == "aggregates":
         report = await aggregates_report(request, user)
         audit.info("%s exported the aggregates of %s %s as %s", user.name, report["level"],
                    report["code"] or "-", kind)
-        source = exports.streamed(sheets.aggregate_rows(report))
+        source = exports.streamed(sheets.aggregate_rows(report, sheet_names(request)))
     else:
         codes = scoped_grids(request, user)
         unmasked = wants_unmasked(request, user)
@@ -338,7 +364,7 @@ async def export(request: web.Request) -> web.StreamResponse:
                                     f"grid(s) as {kind}")
         else:
             audit.info("%s exported %s of %d grid(s) as %s", user.name, what, len(codes), kind)
-        source = exports.rows(request.app[COUCH], codes, what, unmasked)
+        source = exports.rows(request.app[COUCH], codes, what, unmasked, sheet_names(request))
     return await send_sheet(request, source, kind, sheets.file_name(what, kind, report), what)
 
 

@@ -43,7 +43,8 @@ def account_view(user: User, request: web.Request) -> dict[str, Any]:
                 if user.department else [])
              + [c.removeprefix("property_company:") for c in sorted(user.companies)])
     state = "removed" if user.removed else "disabled" if user.disabled else "active"
-    return {"name": user.name, "role": user.role, "scope": scope, "state": state,
+    return {"name": user.name, "full_name": user.shown_name, "role": user.role, "scope": scope,
+            "state": state,
             "rights": sorted(user.rights)}
 
 
