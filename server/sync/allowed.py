@@ -42,7 +42,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from server.domain.allowed_ids import (
     DIRECTORY,
@@ -54,7 +54,7 @@ from server.domain.allowed_ids import (
 )
 from server.domain.scope import RESIDENTS_DB, Directory, grid_db, grid_of_db
 from server.store.couch import CouchClient, CouchFailure, NotFound, StoreUnavailable, db_path
-from server.sync.feeds import json_seq
+from server.sync.feeds import json_seq, seq_number
 from server.sync.grouped import GroupedReads
 from server.sync.supervisor import Lag
 
@@ -70,6 +70,15 @@ SYNC_DOC["_rev"] = "1-" + hashlib.md5(json.dumps(SYNC_DOC, sort_keys=True).encod
                                       usedforsecurity=False).hexdigest()
 VIRTUAL = "virtual"  # the database label of SYNC_ID
 EPOCH_CHARS = 8
+
+
+class GridFollower(Protocol):
+    """Told every change of a grid database this index reads (server/sync/authors.py), so the
+    same changes are not read from the store twice."""
+
+    def observe(self, db: str, change: Mapping[str, Any]) -> None: ...
+
+    def caught_up(self, db: str, seq: Any) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +170,8 @@ class ResidentIndex:
         self.reading: set[str] = set()  # the databases whose changes are being read
         # database -> {id: rev} applied as written, not yet read back (`written`)
         self.told: dict[str, dict[str, str]] = {}
+        self.followers: list[GridFollower] = []  # told every grid change read (`catch_up`)
+        self.locks: dict[str, asyncio.Lock] = {}  # one reader of a database's changes at once
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -269,8 +280,22 @@ class ResidentIndex:
                 await asyncio.sleep(0)  # a city's build must not hold the loop for seconds
         return json_seq(info.get("update_seq", 0))
 
+    async def reach(self, db: str, seq: int) -> None:
+        """Read `db`'s changes until every one up to `seq` is applied (0: read it at least
+        once). Asked before a batch by the author index (server/sync/authors.py): the batches
+        waiting meanwhile are answered by one read."""
+        async with self.locks.setdefault(db, asyncio.Lock()):
+            done = seq_number(self.since.get(db))
+            if done is None or done < seq or db not in self.since:
+                await self.read_changes(db)
+
     async def catch_up(self, db: str) -> int:
         """Apply every change of `db` after the last one applied; how many there were."""
+        async with self.locks.setdefault(db, asyncio.Lock()):
+            return await self.read_changes(db)
+
+    async def read_changes(self, db: str) -> int:
+        """catch_up's work, under the database's lock."""
         seen = 0
         if db not in self.since and grid_of_db(db) is not None:
             loaded = await self.load(db)
@@ -288,11 +313,16 @@ class ResidentIndex:
                 except NotFound:
                     return seen  # a grid listed before its database exists
                 for change in page.get("results", []):
+                    if source != RESIDENTS:
+                        for follower in self.followers:
+                            follower.observe(db, change)
                     if not self.already_told(db, change):
                         self.apply(change, source)
                 seen += len(page.get("results", []))
                 since = str(page.get("last_seq", since))
                 self.since[db] = since
+                for follower in self.followers if source != RESIDENTS else ():
+                    follower.caught_up(db, since)
                 if len(page.get("results", [])) < int(PAGE):
                     return seen
                 await asyncio.sleep(0)  # a city's build must not hold the loop for seconds

@@ -428,6 +428,16 @@ def json_seq(seq: Any) -> str:
     return seq if isinstance(seq, str) else json.dumps(seq)
 
 
+def seq_number(seq: Any) -> int | None:
+    """A seq's place in its database's order: PouchDB Server's integer (as a number or as
+    `json_seq` wrote it); None for CouchDB 3's opaque strings, whose order is not a number."""
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        return seq
+    if isinstance(seq, str) and seq.isdecimal() and len(seq) < 19:
+        return int(seq)
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Read:
     """The store's answer to a normal `_changes`: whole when short (`rest` None), else its

@@ -30,6 +30,7 @@ from server.domain.validation import (
     Stamp,
     WriteContext,
     building_id,
+    check_author,
     check_authorship,
     check_document,
     check_room,
@@ -39,6 +40,7 @@ from server.domain.validation import (
     stubbed_ids,
 )
 from server.store.couch import READ_TIMEOUT, CouchClient, NotFound, StoreUnavailable, db_path
+from server.sync.authors import AuthorIndex
 from server.sync.receipts import ReceiptLog
 from server.sync.resident_queue import staff_refusals
 
@@ -235,7 +237,7 @@ class BatchOutcome:
 
 
 async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
-                      ctx: WriteContext, docs: list[Any], new_edits: bool,
+                      index: AuthorIndex, ctx: WriteContext, docs: list[Any], new_edits: bool,
                       raw_body: bytes | None = None) -> BatchOutcome:
     """Validate each document, write the admitted ones in one `_bulk_docs`, and answer in input
     order: store results for the written, `forbidden` for the refused.
@@ -243,21 +245,22 @@ async def write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: Re
     Kept cheap for the common push of new records: no document is re-encoded to measure it when
     the whole body is within the document limit, and when every document is admitted the
     client's body (`raw_body`) goes to the store as it came. The stored authors of the batch's
-    ids are read in one request (any of them may be an edit of someone else's record), while
-    the documents are checked in a worker thread."""
+    ids (any of them may be an edit of someone else's record) come from the author index
+    (server/sync/authors.py), while the documents are checked in a worker thread."""
     ids = [d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)]
     if new_edits:  # the store refuses a stale edit (409): no conflict to resolve
-        return await _write_batch(couch, registry, receipts, ctx, docs, new_edits, raw_body, ids)
+        return await _write_batch(couch, registry, receipts, index, ctx, docs, new_edits,
+                                  raw_body, ids)
     with receipts.in_flight.hold(ctx.db, ids) as overlap:
-        outcome = await _write_batch(couch, registry, receipts, ctx, docs, new_edits, raw_body,
-                                     ids)
+        outcome = await _write_batch(couch, registry, receipts, index, ctx, docs, new_edits,
+                                     raw_body, ids)
     if overlap.seen or len(set(ids)) < len(ids):  # several revisions of one id, or a race
         return dataclasses.replace(outcome, may_conflict=True)
     return outcome
 
 
 async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: ReceiptLog,
-                       ctx: WriteContext, docs: list[Any], new_edits: bool,
+                       index: AuthorIndex, ctx: WriteContext, docs: list[Any], new_edits: bool,
                        raw_body: bytes | None, ids: list[str]) -> BatchOutcome:
     """write_batch's work; apart, so a replicated batch's ids are held while it runs."""
     measure = raw_body is None or len(raw_body) > ctx.max_document_bytes or bool(
@@ -268,11 +271,11 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
                 or check_document(d, ctx, registry, encoded_size(d) if measure else 0)
                 for d in docs]
 
-    # The store looks up who wrote the stored documents, and the buildings the households
-    # name, while the schemas are checked.
+    # Who wrote the stored documents, and the buildings the households name, are looked up
+    # while the schemas are checked.
     building_ids = sorted({b for b in map(building_id, docs) if b})
     authors, buildings, stubbed, refusals = await asyncio.gather(
-        stored_authors(couch, ctx.db, ids), stored_docs(couch, ctx.db, building_ids),
+        index.lookup(ctx.db, ids, ctx.user.name), stored_docs(couch, ctx.db, building_ids),
         stored_docs(couch, ctx.db, stubbed_ids(docs)), asyncio.to_thread(check_alone))
     authors, deleted = authors
     ctx = dataclasses.replace(ctx, stored_authors=authors, deleted=deleted, buildings=buildings,
@@ -293,11 +296,25 @@ async def _write_batch(couch: CouchClient, registry: SchemaRegistry, receipts: R
                     refusals[i] = refuse("同一批次中同一条记录出现了两次",
                                          "The same record appears twice in one batch.", 400)
                 seen.add(str(doc["_id"]))
+    # No await from here to the write: a new id another person's batch wrote or began to
+    # write meanwhile is refused, and this batch's new ids are claimed until it is written.
+    fresh = [str(d["_id"]) for d, v in zip(docs, refusals, strict=True)
+             if v is None and d["_id"] not in authors]
+    taken = index.now_taken(ctx.db, fresh, ctx.user.name)
+    if taken:
+        ctx = dataclasses.replace(ctx, stored_authors={**authors, **taken})
+        refusals = [r or (check_author(d, ctx) if d["_id"] in taken else None)
+                    for d, r in zip(docs, refusals, strict=True)]
     admitted = [d for d, v in zip(docs, refusals, strict=True) if v is None]
     revs = [] if new_edits else [[d["_id"], str(d["_rev"])] for d in admitted]
-    with receipts.writing(ctx.user.name, ctx.db, revs):
-        return _stored_batch(await _store_batch(couch, ctx, admitted, docs, new_edits, raw_body),
-                             receipts, ctx, docs, refusals, authors)
+    with receipts.writing(ctx.user.name, ctx.db, revs), \
+            index.claim(ctx.db, [i for i in fresh if i not in taken], ctx.user.name):
+        stored: list[dict[str, Any]] | None = None
+        try:
+            stored = await _store_batch(couch, ctx, admitted, docs, new_edits, raw_body)
+        finally:
+            index.settle(ctx.db, admitted, stored)
+        return _stored_batch(stored, receipts, ctx, docs, refusals, authors)
 
 
 async def _store_batch(couch: CouchClient, ctx: WriteContext, admitted: list[Any],

@@ -40,6 +40,7 @@ from server.sync.resident_queue import log_staff_writes, staff_deletion
 from server.web.guard import require_still_signed_in
 from server.web.keys import (
     AGGREGATES,
+    AUTHORS,
     CONFIG,
     COUCH,
     DIRECTORY,
@@ -269,7 +270,7 @@ async def bulk_docs(request: web.Request, target: Target) -> web.Response:
         raise errors.bad_request("new_edits 应为 true 或 false", "new_edits must be a boolean.")
     check_count(docs, request.app[CONFIG].max_batch_docs, "")
     outcome = await replication.write_batch(
-        request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
+        request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS], request.app[AUTHORS],
         write_context(request, target), docs, new_edits,
         raw_body=raw if set(body) <= {"docs", "new_edits"} else None)
     notice_writes(request, target, outcome, new_edits, docs)
@@ -382,7 +383,7 @@ async def write_document(request: web.Request, target: Target,
         doc["_rev"] = query["rev"]
     new_edits = query.get("new_edits") != "false"
     outcome = await replication.write_batch(
-        request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS],
+        request.app[COUCH], request.app[SCHEMAS], request.app[RECEIPTS], request.app[AUTHORS],
         write_context(request, target), [doc], new_edits)
     notice_writes(request, target, outcome, new_edits, [doc])
     [refusal], [result] = outcome.refusals, outcome.results or [{"id": doc["_id"]}]
@@ -399,7 +400,7 @@ async def delete_document(request: web.Request, target: Target) -> web.Response:
     """`DELETE /db/id?rev=`: the store writes a bare tombstone; who may delete it is checked
     as for a tombstone in a batch (the type's writers, the author)."""
     db, doc_id = target.db, target.doc_id
-    authors, deleted = await replication.stored_authors(request.app[COUCH], db, [doc_id])
+    authors, deleted = await request.app[AUTHORS].lookup(db, [doc_id], target.user.name)
     ctx = dataclasses.replace(write_context(request, target), stored_authors=authors,
                               deleted=deleted)
     refusal = (check_id(doc_id, ctx) or check_deletion(doc_id, ctx, request.app[SCHEMAS])

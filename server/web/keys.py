@@ -15,6 +15,7 @@ from server.store.embedded import EmbeddedStore
 from server.sync.aggregates import Aggregates
 from server.sync.allocation import Allocator
 from server.sync.allowed import ResidentIndex
+from server.sync.authors import AuthorIndex
 from server.sync.conflicts import Resolver
 from server.sync.deliberation import Deliberation
 from server.sync.door_links import DoorLinks
@@ -76,6 +77,7 @@ REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept 
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)
+AUTHORS = web.AppKey("authors", AuthorIndex)  # who created each record (sync/authors.py)
 # Told each residents database document the index applies (set by features' `setup`).
 RESIDENT_OBSERVERS: web.AppKey[tuple[Callable[[Mapping[str, Any]], None], ...]] = web.AppKey(
     "resident_observers")

@@ -36,12 +36,14 @@ from server.store.couch import CouchClient, db_path
 from server.sync import params as qparams
 from server.sync import replication
 from server.sync.allowed import SYNC_DOC, SYNC_ID, VIRTUAL, ResidentIndex, ResidentSeq, Row
+from server.sync.authors import AuthorIndex
 from server.sync.feeds import Waiter, cut, finish, hung_up
 from server.sync.grouped import winning_revisions
 from server.sync.replication import FeedLimiter
 from server.web import residents
 from server.web.guard import require_still_signed_in, require_user
 from server.web.keys import (
+    AUTHORS,
     CONFIG,
     COUCH,
     DIRECTORY,
@@ -605,9 +607,14 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
                           every_grid=config.grid_passes_at_start,
                           observers=app.get(RESIDENT_OBSERVERS, ()))
     app[RESIDENT_INDEX] = index
+    # The gateway's author index reads no changes of its own: it follows this index's reads.
+    authors = AuthorIndex(app[COUCH], index.reach, replication.stored_authors)
+    index.followers.append(authors)
+    app[AUTHORS] = authors
     task = app[SUPERVISOR].start("residents-index", index.run, probe=index.lag)
     yield
     await app[SUPERVISOR].stop([task])
+    await authors.close()
 
 
 def setup(app: web.Application) -> None:
