@@ -290,6 +290,32 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
                                                    "name": "a.csv", "file": ""})],
         ("get", "/api/fees/compounds"): [({}, None)],
         ("post", "/api/fees/reconcile"): [({}, {"day": "2026-12-03", "statement": ""})],
+        **mutual_aid_recipes(scene),
+    }
+
+
+def mutual_aid_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str], Any]]]:
+    """Mutual aid's routes (邻里互助): the listings page and every act on a listing."""
+    one = "/api/mutual-aid/listings/{listing}"
+    claim = {"claim_id": "abcdefgh", "item": 0}
+    return {
+        ("get", "/api/mutual-aid/listings"): [({}, None), ({"kind": "carpool"}, None)],
+        ("post", "/api/mutual-aid/listings"): [({}, {"kind": "book", "title": "书",
+                                                     "loan_days": 7})],
+        ("get", one): [({}, None)], ("get", one + "/photos/{name}"): [({}, None)],
+        ("post", one + "/claim"): [({}, claim)], ("post", one + "/cancel"): [({}, claim)],
+        ("post", one + "/close"): [({}, {})], ("get", one + "/claims"): [({}, None)],
+        ("post", one + "/decide"): [({}, {"with": "0123456789abcdef", "approve": True,
+                                          "claim_id": "abcdefgh"})],
+        ("post", one + "/deal"): [({}, {"act": "return"})],
+        ("get", one + "/pickups"): [({}, None)], ("get", one + "/messages"): [({}, None)],
+        ("post", one + "/messages"): [({}, {"text": "你好", "key": "abcdefgh"})],
+        ("post", one + "/report"): [({}, {"reason": "广告"})],
+        ("post", one + "/hide"): [({}, {"reason": "广告"})],
+        ("get", "/api/mutual-aid/mine"): [({}, None)],
+        ("get", "/api/mutual-aid/reported"): [({}, None)],
+        ("post", "/api/mutual-aid/suppliers"): [({}, {"phone": "13905779999", "shop": "菜场",
+                                                      "community": scene.community})],
     }
 
 

@@ -19,6 +19,13 @@ OPENAPI = json.loads((PROJECT_ROOT / "server" / "web" / "openapi.json").read_tex
 OPEN_ROUTES = {"/api/me", "/api/openapi.json", "/api/health", "/api/residents/communities"}
 # Open to anyone too, for a resident who has no account yet: a probe is no sign-up (400).
 SIGNUP_ROUTES = {"/api/residents/signup", "/api/residents/verify"}
+# Mutual aid (邻里互助): a resident's listings, claims, deals and messages; the supervisors'
+# routes (reported, hide, suppliers) are not theirs.
+MUTUAL_AID_ROUTES = {"/api/mutual-aid/listings", "/api/mutual-aid/listings/{listing}",
+                     "/api/mutual-aid/listings/{listing}/photos/{name}",
+                     *(f"/api/mutual-aid/listings/{{listing}}/{act}" for act in (
+                         "claim", "cancel", "close", "claims", "decide", "deal", "pickups",
+                         "messages", "report")), "/api/mutual-aid/mine"}
 # A resident's own data (server/web/mydata.py): open to a resident, about themself only.
 RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/residents/data-requests", "/api/volunteer/ledger",
@@ -35,7 +42,7 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "GET /api/questionnaires", "POST /api/questionnaires/{key}/answers",
                    "/api/open311/v2/services.json", "/api/open311/v2/services/{service_code}.json",
                    "/api/open311/v2/requests.json", "/api/open311/v2/requests/{request}.json",
-                   }  # a path: all its methods; "METHOD path": that one
+                   *MUTUAL_AID_ROUTES}  # a path: all its methods; "METHOD path": that one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")

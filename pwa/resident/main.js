@@ -10,6 +10,7 @@ import { activateView, keptActivationCode } from "./activation.js";
 import { topicView, topicsView } from "./deliberation.js";
 import { correctionView, householdView } from "./household.js";
 import { checkinView, ledgerView, rankingView } from "./hours.js";
+import { aidItemView, aidNewView, aidPickupsView, aidView } from "./mutualaid.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { partyView } from "./party.js";
@@ -93,6 +94,7 @@ function homeView(app) {
       active ? tile("#/questionnaires", "r-questionnaires-link", t("q_questionnaires")) : null,
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
       active ? tile("#/reports", "r-reports-link", t("rp_reports")) : null,
+      active ? tile("#/aid", "r-aid-link", t("ma_title")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -124,6 +126,10 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "reports") nodes = reportsView(app);
   else if (name === "report-new") nodes = newReportView(app);
   else if (name === "report") nodes = reportView(app, a);
+  else if (name === "aid") nodes = await aidView(app);
+  else if (name === "aid-item") nodes = await aidItemView(app, a);
+  else if (name === "aid-new") nodes = aidNewView(app);
+  else if (name === "aid-pickups") nodes = await aidPickupsView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;

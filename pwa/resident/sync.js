@@ -189,9 +189,10 @@ export class ResidentSync {
       const id = `volunteer_ranking:${this.me.name}`;
       store.apply({ ...(store.docs.get(id) || {}), _id: id, type: "volunteer_ranking", created_by: this.me.name,
         show: reply.body.show, ...(reply.body.name ? { name: reply.body.name } : {}) });
-    } else if (item.kind === "volunteer" && reply.body.status && reply.body.status !== "pending") {
-      // The server's answer until the pull brings its allocation document (the same).
-      const id = `allocation:${item.shown.task.replace(":", ".")}:${this.me.name}`;
+    } else if (["volunteer", "mutualaid"].includes(item.kind) && reply.body.status && reply.body.status !== "pending") {
+      // The server's answer until the pull brings its allocation document (the same); a
+      // mutual-aid claim's subject (a ride's seats, an item's stock) is the answer's `task`.
+      const id = `allocation:${(reply.body.task || item.shown.task).replace(":", ".")}:${this.me.name}`;
       store.apply({ ...(store.docs.get(id) || {}), _id: id, type: "allocation", claimant: this.me.name,
         status: reply.body.status, line: reply.body.line, promoted: reply.body.promoted });
     } else if (item.kind === "party" && reply.body.member) {

@@ -55,7 +55,8 @@ SUBMISSIONS = frozenset({"correction_request", "notice_receipt", "data_request"}
 OWNED_BY = {"allocation": "claimant", "ledger_entry": "account", "checkin": "created_by",
             "volunteer": "created_by", "volunteer_ranking": "created_by",
             "party_member": "account", "report": "reporter", "report_step": "reporter",
-            "report_status": "reporter"}
+            "report_status": "reporter", "mutual_aid_listing": "created_by",
+            "mutual_aid_deal": "taker", "mutual_aid_supplier": "account"}
 SHARED = ("notice", "volunteer_task", "questionnaire")  # filed once under their audience's keys
 ACTIVE_HOUSEHOLD = (None, "active")
 PRESENT_PERSON = (None, "present")

@@ -38,6 +38,7 @@ from server.web import (
     fees,
     guard,
     health,
+    mutual_aid,
     notices,
     open311,
     party,
@@ -355,6 +356,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     fees.setup(app)
     questionnaires.setup(app)
     deliberation.setup(app)
+    mutual_aid.setup(app)
     users.setup(app)
     reports.setup(app)
     open311.setup(app)

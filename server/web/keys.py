@@ -22,6 +22,7 @@ from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
 from server.sync.fees import Fees
 from server.sync.installation import Installation
+from server.sync.mutual_aid import Board, MutualAid
 from server.sync.mydata import MyData
 from server.sync.notices import Notices
 from server.sync.ordering import ReceiptCache
@@ -74,6 +75,9 @@ DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, sup
 FEES = web.AppKey("fees", Fees)  # property fees: bills, orders, the ledger (智缴)
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
 REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept from the feed
+MUTUAL_AID = web.AppKey("mutual_aid", MutualAid)  # listings, deals, messages (邻里互助)
+MUTUAL_AID_BOARD = web.AppKey("mutual_aid_board", Board)  # listings by area, in memory
+MUTUAL_AID_LIMITS = web.AppKey("mutual_aid_limits", ActLimits)  # claims per account, listing
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)

@@ -250,7 +250,8 @@ ROUTES = {"notice_receipt": "POST /api/notices/<id>/receipt",
           "correction_request": "POST /api/residents/corrections",
           "data_request": "POST /api/residents/data-requests",
           "claim": "POST /api/volunteer/tasks/<id>/claim",
-          "report": "POST /api/reports", "report_step": "POST /api/reports/<id>/steps"}
+          "report": "POST /api/reports", "report_step": "POST /api/reports/<id>/steps",
+          "mutual_aid_listing": "POST /api/mutual-aid/listings"}
 
 
 def refusal(doc: Any) -> dict[str, Any]:
