@@ -271,7 +271,7 @@ class MutualAid:
             "subject": subject, "act": act, "claimant": account, "claim_id": body["claim_id"],
             "received_at": now.isoformat(timespec="microseconds")})
         await allocator.settle()
-        if created and act == "claim" and doc.get("kind") == "groupbuy":
+        if act == "claim" and doc.get("kind") == "groupbuy":  # a retry after a crash too
             await self.order_pickup(doc, account, int(body.get("pickup", 0)), now)
         return subject, allocator.outcome(subject, account), created
 
