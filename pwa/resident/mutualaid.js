@@ -13,18 +13,10 @@ import { el } from "../dom.js";
 import { cityTime, message, t, tf } from "../i18n.js";
 import { scaledPhoto } from "./reports.js";
 import { backLink, heading } from "./ui.js";
+import { randomHex, when } from "./votes.js";
 
 const CACHE = "_local/linli-mutual-aid";
 const KINDS = ["carpool", "swap", "tool", "book", "groupbuy"];
-
-function randomHex(bytes) {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function when(value) {
-  const ms = Date.parse(value || "");
-  return Number.isNaN(ms) ? "" : cityTime(ms, { date: true });
-}
 
 export function yuan(fen) {
   return `¥${(Number(fen || 0) / 100).toFixed(2)}`;

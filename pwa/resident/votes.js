@@ -14,11 +14,11 @@ import { backLink, heading } from "./ui.js";
 const CACHE = "_local/linli-votes";
 const CHOICES = ["yes", "no", "abstain"];
 
-function randomHex(bytes) {
+export function randomHex(bytes) {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function when(value) {
+export function when(value) {
   const ms = Date.parse(value || "");
   return Number.isNaN(ms) ? "" : cityTime(ms, { date: true });
 }
