@@ -8,6 +8,7 @@ import { cityTime, t, tf } from "../i18n.js";
 import { addressText } from "../views.js";
 import { activateView, keptActivationCode } from "./activation.js";
 import { topicView, topicsView } from "./deliberation.js";
+import { feeView, feesView } from "./fees.js";
 import { correctionView, householdView } from "./household.js";
 import { checkinView, ledgerView, rankingView } from "./hours.js";
 import { aidItemView, aidNewView, aidPickupsView, aidView } from "./mutualaid.js";
@@ -91,6 +92,7 @@ function homeView(app) {
       active ? tile("#/party", "r-party-link", t("p_tile")) : null,
       tile("#/ledger", "r-ledger-link", t("lg_title")),
       tile("#/votes", "r-votes-link", t("vt_votes")),
+      tile("#/fees", "r-fees-link", t("fe_title")),
       active ? tile("#/questionnaires", "r-questionnaires-link", t("q_questionnaires")) : null,
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
       active ? tile("#/reports", "r-reports-link", t("rp_reports")) : null,
@@ -121,6 +123,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "ranking") nodes = await rankingView(app, a || "");
   else if (name === "votes") nodes = await votesView(app);
   else if (name === "vote") nodes = await voteView(app, a);
+  else if (name === "fees") nodes = await feesView(app);
+  else if (name === "fee") nodes = await feeView(app, a);
   else if (name === "topics") nodes = await topicsView(app);
   else if (name === "topic") nodes = await topicView(app, a);
   else if (name === "reports") nodes = reportsView(app);

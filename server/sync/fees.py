@@ -28,6 +28,7 @@ from server.domain.rules import Problem
 from server.domain.scope import DIRECTORY_DB, FEES_DB, VOTES_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.sync.votes import changes
 
 log = logging.getLogger("linli.fees")
 WRITER = "linli-fees"
@@ -97,6 +98,12 @@ class Fees:
         self.rolls: dict[str, dict[str, Any]] = {}  # a roll is written once: cached for good
         self._owners: tuple[float, dict[str, set[str]]] = (float("-inf"), {})
         self.refusals: dict[str, int] = {}  # notifications refused, by the check that failed
+        # The ledger's receipts folded by day as they are written (day -> order -> receipt),
+        # read on from the fees database's changes: transactions are never changed, so a
+        # reconciliation reads only what came since the last one, not the whole ledger.
+        self.receipts: dict[str, dict[str, dict[str, Any]]] = {}
+        self.receipts_seq = "0"
+        self.folding = asyncio.Lock()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -396,6 +403,17 @@ class Fees:
     async def ledger(self) -> list[dict[str, Any]]:
         return await self.range("fee_txn:")
 
+    async def fold(self) -> None:
+        """Take the payments written since the last fold into `receipts`."""
+        async with self.folding:
+            rows, self.receipts_seq = await changes(self.couch, FEES_DB, self.receipts_seq)
+            for row in rows:
+                doc = row.get("doc") or {}
+                if doc.get("type") == "fee_txn" and doc.get("kind") in ("payment", "refund_due"):
+                    self.receipts.setdefault(doc["day"], {})[doc["order"]] = {
+                        "kind": doc["kind"], "order": doc["order"], "bill": doc["bill"],
+                        "day": doc["day"], "fen": doc["lines"][1]["fen"]}
+
     async def reconcile(self, user: User, day: str, statement: str) -> dict[str, Any]:
         """Rule 8 for one day, or a month (`2026-11`: the month's statements in one file);
         when it matches, each day's payments are settled to each compound's property company
@@ -404,9 +422,10 @@ class Fees:
             problems = rules.date_problems(day, "day")
             if problems:
                 raise refused(problems)
-        txns = [t for t in await self.ledger() if str(t.get("day", "")).startswith(day)
-                and t["kind"] in ("payment", "refund_due")]
-        ledger = {t["order"]: t["lines"][1]["fen"] for t in txns}
+        await self.fold()
+        txns = [t for d, found in self.receipts.items() if d.startswith(day)
+                for t in found.values()]
+        ledger = {t["order"]: t["fen"] for t in txns}
         wanted, unreadable = rules.parse_statement(statement)
         report = {"day": day, **rules.reconcile(ledger, wanted), "unreadable": unreadable}
         report["matched"] = report["matched"] and not unreadable
@@ -430,7 +449,7 @@ class Fees:
             by_company.setdefault(company, []).append(txn)
         settled: dict[str, int] = {}
         for company, paid in sorted(by_company.items()):
-            amount = sum(t["lines"][1]["fen"] for t in paid)
+            amount = sum(t["fen"] for t in paid)
             await self.append({
                 "_id": f"fee_txn:settle:{day}:{company}", "type": "fee_txn",
                 "schema_version": 1, "created_by": user.name, "kind": "settlement",
