@@ -17,6 +17,7 @@ import { renderStatus, residentRoute, startResident, stopResident } from "./resi
 import { signupView } from "./resident/signup.js";
 import { reviewRecordView, reviewView } from "./review.js";
 import { canManageUsers, usersView } from "./users.js";
+import { inboxView, refreshReports } from "./worker/inbox.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, forgetGrids, storageReport } from "./sync.js";
@@ -46,6 +47,7 @@ const app = {
   },
 };
 app.restart = (me) => start(me);
+app.rerender = () => rerender();
 app.switchGrid = async (code) => {
   localStorage.setItem(GRID_KEY, code);
   app.query = "";
@@ -149,7 +151,8 @@ function renderSyncBar() {
       "data-kind": status.problem.kind }, problemText(status.problem)));
   }
   parts.push(
-    el("span", { id: "sync-last" }, `${t("last_sync")}：${formatTime(status.lastSync)}`),
+    status.download.complete ? el("span", { id: "sync-last" }, `${t("last_sync")}：${formatTime(status.lastSync)}`)
+      : downloadText(state, status.download),
     el("span", { id: "sync-waiting", "data-count": String(status.waiting) }, `${t("waiting")}：${status.waiting}`),
   );
   if (status.refused.length) {
@@ -160,6 +163,16 @@ function renderSyncBar() {
   else if (app.storage.persisted === false) parts.push(el("span", { class: "warn" }, t("storage_not_persisted")));
   syncBar.replaceChildren(...parts);
   syncBar.dataset.state = state;
+}
+
+// Until the grid is on the phone whole: that it is not, and how far the download has come
+// ("正在下载网格数据 1,200 / 5,000" while it runs, "已下载" when it stands), never a last sync.
+function downloadText(state, { have, total }) {
+  const count = (n) => n.toLocaleString(lang() === "en" ? "en-GB" : "zh-CN");
+  const figures = total ? `${count(Math.min(have, total))} / ${count(total)}` : count(have);
+  return el("span", { id: "sync-download", role: "status", "data-have": String(have), "data-total": String(total) },
+    el("span", { class: "download-warn" }, t("grid_incomplete")), " ",
+    `${t(state === "syncing" ? "downloading_grid" : "downloaded_grid")} ${figures}`);
 }
 
 // A replication failure in words the worker can act on: what failed, that the records are safe
@@ -286,6 +299,7 @@ async function start(me) {
   app.sync = null;
   app.index = null;
   app.changes = null;
+  app.reports = undefined; // the inbox's reports, read again for this user (worker/inbox.js)
   renderChrome();
   if (me.role === "resident") { // the role chooses the app: the resident's screens
     app.schemas = app.schemas || await loadSchemas();
@@ -318,13 +332,24 @@ async function start(me) {
       if (change.doc.type === "verdict") scheduleVerdictOrder();
       scheduleRender();
     });
+  // A record's 待上传 / 被退回 label changes with the outbox, not the records, and the grid's
+  // figures with the first download's end: the screen is drawn again when what waits or was
+  // refused changes, or the grid is whole (no label outlives an upload).
+  let outboxSeen = "";
   app.sync.onStatus((status) => {
     renderSyncBar();
     if (status.state === "login") askLogin(t("login_again"));
+    const outbox = JSON.stringify([Object.keys(app.sync.outbox.pending).sort(), status.refused.map((r) => r.id),
+      status.download.complete]);
+    if (outbox !== outboxSeen) {
+      outboxSeen = outbox;
+      scheduleRender();
+    }
   });
   route();
   app.sync.start();
   refreshVisits(app).catch(() => {}); // the worker's follow-up list, on the phone before going out
+  refreshReports(app).then((changed) => changed && rerender(), () => {}); // the inbox's reports
   await app.index.loadRest(app.sync.db);
   scheduleVerdictOrder();
   rerender();
@@ -363,7 +388,7 @@ function serverRoute(name, a, b) {
 }
 
 // The grid worker's resident work (pwa/worker/residents.js), each screen by its route name.
-const RESIDENT_WORK = { residents: queueView, decide: decideView, code: codeView, newcode: newCodeView,
+const RESIDENT_WORK = { inbox: inboxView, residents: queueView, decide: decideView, code: codeView, newcode: newCodeView,
   "resident-remove": removeResidentView, correction: correctionView };
 
 async function route() {
@@ -384,7 +409,7 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const [name, a, b] = parts;
   let nodes;
-  if (app.index.docs.size === 0 && app.sync.status().lastSync === 0 && !name) {
+  if (app.index.docs.size === 0 && !app.sync.status().download.complete && !name) {
     nodes = [el("p", { class: "empty", role: "status" }, t("first_sync"))];
   } else if (name === "b") nodes = buildingView(app, a);
   else if (name === "h") nodes = householdView(app, a);

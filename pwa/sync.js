@@ -9,6 +9,10 @@
 //   when the worker corrects and saves them (a new revision is a new change to push).
 // - problem: why the replication is failing right now, if it is (see `describeProblem`). The bar
 //   shows it, never "synced", until both directions have caught up again.
+// - download: until the pull has once caught up with the grid (`downloaded`, kept in the outbox
+//   document), the grid on the phone is incomplete: the bar says so, with the records on the
+//   phone against the grid database's count (its info, which the replication asks anyway). A
+//   pull cut off resumes from PouchDB's last checkpoint when the network returns.
 // Local documents (`_local/...`) never replicate, so the outbox and drafts stay on the phone.
 
 /* global PouchDB */
@@ -100,6 +104,40 @@ export class GridSync {
     this.restartDelay = 0;
     this.restartTimer = null;
     this.queue = Promise.resolve(); // outbox writes, one at a time
+    // The first download's progress: records on the phone, records of the grid (0: not known
+    // yet), and whether a count of the phone's is under way or asked again meanwhile.
+    this.download = { have: 0, total: 0 };
+    this.counting = null;
+  }
+
+  // Whether the grid has once been downloaded whole (a phone synced before this mark was kept
+  // has a last sync, which needed the pull caught up).
+  downloaded() {
+    return Boolean(this.outbox.downloaded || this.outbox.last_sync);
+  }
+
+  // The records on the phone, counted again (once at a time, and once more if asked meanwhile);
+  // with `remote`, the grid's count asked of the server too.
+  countDownload(remote = false) {
+    if (remote) {
+      this.remote.info().then((info) => {
+        this.download.total = Number(info.doc_count) || 0;
+        this.emit();
+      }, () => {}); // offline: the total stays as last known
+    }
+    if (this.counting) {
+      this.counting.again = true;
+      return;
+    }
+    this.counting = { again: false };
+    this.db.info().then((info) => {
+      this.download.have = Number(info.doc_count) || 0;
+    }, () => {}).finally(() => {
+      const again = this.counting.again;
+      this.counting = null;
+      this.emit();
+      if (again) this.countDownload();
+    });
   }
 
   async open() {
@@ -147,6 +185,7 @@ export class GridSync {
       problem,
       lastSync: this.outbox.last_sync || 0,
       waiting: Object.keys(this.outbox.pending).length,
+      download: { complete: this.downloaded(), have: this.download.have, total: this.download.total },
       refused: Object.entries(this.outbox.refused).map(([id, r]) => ({ id, ...r })),
     };
   }
@@ -212,6 +251,7 @@ export class GridSync {
       if (where === "pulled" || problem.kind === "network") delete this.problems[where];
     }
     this.refusedPulls = {};
+    if (!this.downloaded()) this.countDownload(true);
     this.emit();
     const handle = this.db.sync(this.remote, {
       live: true,
@@ -243,6 +283,7 @@ export class GridSync {
           if (this.refusedPulls[doc._id]) taken = delete this.refusedPulls[doc._id];
         }
         if (taken) this.namePulled();
+        if (!this.downloaded()) this.countDownload();
       }
       if (current() && info.direction === "push") {
         const docs = info.change.docs || [];
@@ -295,6 +336,12 @@ export class GridSync {
         if (!current() || err) return; // a failure: "requestError" has told it
         this.caughtUp[direction] = true;
         delete this.problems[direction];
+        if (direction === "pull" && !this.downloaded()) {
+          // Caught up with the grid for the first time: the phone holds it whole. Marked at
+          // once (the bar may say synced in this same event), then kept.
+          this.outbox.downloaded = true;
+          this.updateOutbox(() => {});
+        }
         if (this.caughtUp.push && this.caughtUp.pull) this.settled();
         else this.emit();
       });

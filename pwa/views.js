@@ -7,6 +7,7 @@ import { withEdits } from "./edits.js";
 import { SYSTEM, buildForm } from "./forms.js";
 import { fieldLabel, formatTime, lang, message, pick, t, tf } from "./i18n.js";
 import { householdKey, naturalCompare } from "./records.js";
+import { inboxLink, reviewState, reviewStateLabel } from "./worker/inbox.js";
 import { queueLink, residentsSection } from "./worker/residents.js";
 import { roomProblems } from "./rules.js";
 import { documentProblems } from "./validate.js";
@@ -106,7 +107,9 @@ function progressCard(title, parts, total) {
 
 export function gridView(app) {
   const { index, grid } = app;
-  const progress = index.complete ? index.progress(app.me.campaigns) : null;
+  // A grid not yet downloaded whole shows no figures as if they were the grid's.
+  const incomplete = !app.sync.status().download.complete;
+  const progress = index.complete && !incomplete ? index.progress(app.me.campaigns) : null;
   const results = el("ul", { class: "list", id: "search-results", "aria-live": "polite" });
   const search = el("input", { type: "search", id: "search", placeholder: t("search"),
     "aria-label": t("search_label"), autocomplete: "off", value: app.query || "" });
@@ -137,7 +140,9 @@ export function gridView(app) {
       progress.visits.total),
       progressCard(t("progress_census"), [[t("enumerated"), progress.census.done]], progress.census.total),
       progressCard(t("progress_screening"), [[t("screened"), progress.screening.done]], progress.screening.total))
-      : el("p", { class: "cards empty", "aria-busy": "true" }, t("loading")),
+      : el("p", incomplete ? { class: "cards warn", id: "grid-incomplete", role: "alert" }
+        : { class: "cards empty", "aria-busy": "true" }, t(incomplete ? "grid_incomplete_help" : "loading")),
+    inboxLink(app),
     queueLink(app),
     el("div", { class: "search" }, search),
     results,
@@ -192,7 +197,11 @@ export function householdView(app, id) {
   const members = index.membersOf(id);
   const visits = index.visitsOf(id);
   const census = index.censusOf(id, app.me.campaigns.census);
-  const verdicts = index.verdictsForHousehold(id);
+  // The latest verdict on each record (newest first per record), with where the record stands:
+  // one fixed since reads 已修改, never 有问题 again.
+  const judged = new Set();
+  const verdicts = index.verdictsForHousehold(id).filter(({ verdict }) => !judged.has(verdict.record) &&
+    judged.add(verdict.record));
   const hh = encodeURIComponent(id);
   const facts = [["head_name", h.head_name], ["phone", h.phone], ["tenure", h.tenure && codeLabel(schemas, "household", "tenure", h.tenure)],
     ["area_m2", h.area_m2], ["special_groups", (h.special_groups || []).map((g) => codeLabel(schemas, "household", "special_groups", g)).join("、")]]
@@ -208,10 +217,14 @@ export function householdView(app, id) {
       el("dt", {}, fieldLabel(householdSchema.properties[name], name)), el("dd", {}, String(value))])),
     verdicts.length ? el("section", { class: "card verdicts", "aria-label": t("verdicts") },
       el("h3", {}, t("verdicts")),
-      el("ul", { class: "list" }, verdicts.map(({ record, verdict }) => el("li", { class: `verdict verdict-${verdict.decision}` },
-        el("span", { class: "main" }, `${codeLabel(schemas, "verdict", "decision", verdict.decision)}${verdict.comment ? `：${verdict.comment}` : ""}`),
-        el("span", { class: "meta" }, record ? recordTitle(app, record) : verdict.record),
-        record && record.type !== "household" ? link(editHref(record), t("edit")) : null)))) : null,
+      el("ul", { class: "list" }, verdicts.map(({ record, verdict }) => {
+        const state = reviewState(app, record, verdict);
+        const shown = state === "to_fix" ? verdict.decision : state;
+        return el("li", { class: `verdict verdict-${shown}`, "data-record": verdict.record },
+          el("span", { class: "main" }, `${reviewStateLabel(app, shown)}${verdict.comment ? `：${verdict.comment}` : ""}`),
+          el("span", { class: "meta" }, record ? recordTitle(app, record) : verdict.record),
+          record && record.type !== "household" ? link(editHref(record), t("edit")) : null);
+      }))) : null,
     mergeSection(app, index.resolutionsForHousehold(id)),
     el("div", { class: "actions" },
       link(`#/new/household_visit/${hh}`, t("record_visit")),
