@@ -7,8 +7,9 @@ queue), two of them with demo logins; the owners' votes of the demo resident's c
 and volunteer tasks open, full and past
 (demo/volunteering.py), party branches with members, one pending, and a
 branch secretary (demo/party.py); a parking survey with the answers of most households
-(demo/questionnaires.py); problem reports in every state (demo/reports.py). Deterministic
-and idempotent: loading it twice changes nothing."""
+(demo/questionnaires.py); problem reports in every state (demo/reports.py); mutual aid of
+every kind (demo/mutual_aid.py). Deterministic and idempotent: loading it twice changes
+nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from server.admin import directory
 from server.config import Config
 from server.demo.city import generate_city
 from server.demo.fees import seed_fees
+from server.demo.mutual_aid import seed_mutual_aid
 from server.demo.party import seed_party
 from server.demo.questionnaires import seed_questionnaires
 from server.demo.reports import seed_reports
@@ -54,6 +56,7 @@ def load_demo(config: Config, url: str) -> None:
     seed_party(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)
     seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)
     seed_reports(server, DEMO_RESIDENT)
+    seed_mutual_aid(server, COMMUNITY, DEMO_RESIDENT)
     existing = {u.name for u in directory.list_users(server)}
     for name, role, grids, communities, streets, rights, full_name in USERS:
         if name not in existing:

@@ -257,15 +257,13 @@ class MutualAid:
             raise refused(problems)
         subject = rules.subject_of(doc, int(body.get("item", 0)))
         claim = event_id(subject, account, act, body["claim_id"])
-        if await allocator.stored_claim(claim) is None:
-            if act == "claim":
-                why = rules.claim_problem(doc, account, now)
-                if why is not None:
-                    raise forbidden(*why)
-            else:
-                await allocator.settle()
-                if allocator.outcome(subject, account) is None:
-                    raise no_such_listing()
+        why = rules.claim_problem(doc, account, now) if act == "claim" else None
+        if act == "cancel":
+            await allocator.settle()
+            if allocator.outcome(subject, account) is None:
+                raise no_such_listing()
+        elif why is not None and await allocator.stored_claim(claim) is None:
+            raise forbidden(*why)  # a retry of a claim stored in time still answers
         created = await allocator.record({
             "_id": claim, "type": "claim", "schema_version": 1, "created_by": account,
             "subject": subject, "act": act, "claimant": account, "claim_id": body["claim_id"],
@@ -283,6 +281,13 @@ class MutualAid:
         held = self.board.deals.get(str(doc["_id"]), {}).get(deal_id)
         if held is not None and held.get("pickup") == pickup:
             return
+        if held is None:  # the first order: written without a read (a conflict reads)
+            made = {**self.new_deal(doc, 1, account, now), "pickup": pickup}
+            self.checked(made)
+            with contextlib.suppress(Conflict):
+                result = await self.couch.put(db_path(RESIDENTS_DB, deal_id), made)
+                self.board.take({**made, "_rev": str(result.get("rev"))})
+                return
         await self.change(deal_id, lambda found: None if found is not None and (
             found.get("pickup") == pickup or found.get("handed_at")) else {
             **(found or self.new_deal(doc, 1, account, now)), "pickup": pickup})
