@@ -121,8 +121,15 @@ export class GridSync {
   countDownload(remote = false) {
     if (remote) {
       this.remote.info().then((info) => {
-        this.download.total = Number(info.doc_count) || 0;
-        this.emit();
+        // Kept with the outbox, so a phone cut off and opened again offline still says how
+        // much of the grid it lacks.
+        const total = Number(info.doc_count) || 0;
+        this.download.total = total;
+        if (this.outbox.download_total !== total) {
+          this.updateOutbox((box) => {
+            box.download_total = total;
+          });
+        } else this.emit();
       }, () => {}); // offline: the total stays as last known
     }
     if (this.counting) {
@@ -160,6 +167,7 @@ export class GridSync {
         }
       });
     }
+    this.download.total = this.outbox.download_total || 0;
     return this;
   }
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page, Route
-from test_pwa import GRID_A, Demo, Phone, save_form
+from test_pwa import GRID_A, Demo, Phone, resolution, save_form, side
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 from test_pwa_review import api, queue_states, send, visit
 
@@ -111,6 +111,35 @@ async def test_a_returned_record_is_worked_through_from_the_inbox(browser: Brows
                 break
             await asyncio.sleep(0.2)
         assert record in states, states
+
+        # A merge still open with her edit in it is a conflict to explain; a settled one and
+        # one among others are not.
+        db = demo.db(GRID_A)
+        household_doc = dict(await demo.city.run(db.get, household))
+        other = f"w_{GRID_A}"
+        phone_field = {"field": "phone", "rule": "concurrent_edits", "undecided": True}
+        mine = resolution(household_doc, [{**phone_field, "chosen": side(other, "13800001111", "2"),
+                                           "alternatives": [side("wang.fang", "13900002222")]}],
+                          resolved_at="2026-11-26T10:00:02+00:00")
+        settled = resolution(household_doc, [{**phone_field, "chosen": side(other, "1", "2"),
+                                              "alternatives": [side("wang.fang", "2")]}],
+                             resolved_at="2026-11-26T10:00:03+00:00", status="decided")
+        theirs = resolution(household_doc, [{**phone_field, "chosen": side(other, "1", "2"),
+                                             "alternatives": [side("zhao.min", "2")]}],
+                            resolved_at="2026-11-26T10:00:04+00:00")
+        for doc in (mine, settled, theirs):
+            await demo.city.run(db.save, doc)
+        await page.wait_for_function("(ids) => ids.every((id) => linli.index.get(id))",
+                                     arg=[mine["_id"], settled["_id"], theirs["_id"]])
+        counts = await home_counts(phone)
+        assert counts.get("conflicts", 0) == before.get("conflicts", 0) + 1, (before, counts)
+        await page.click("#inbox-link")
+        listed_merge = page.locator(f"#inbox-conflicts li[data-resolution='{mine['_id']}']")
+        await listed_merge.wait_for()
+        for doc in (settled, theirs):
+            assert await page.locator(f"[data-resolution='{doc['_id']}']").count() == 0
+        await listed_merge.locator("a").click()
+        await page.wait_for_function("(h) => location.hash === h", arg=back)
         assert phone.problems == []
     finally:
         await phone.close()
@@ -146,6 +175,7 @@ async def test_the_first_sync_cut_off_half_way_says_so_and_resumes(browser: Brow
     await context.route(f"**/couch/{grid_db(GRID_A)}/_changes*", changes)
     await context.route(f"**/couch/{grid_db(GRID_A)}/_bulk_get*", documents)
     try:
+        await phone.wait_controlled()  # the shell cached: the phone opens again offline
         await phone.login("wang.fang")
         # From the first second: incomplete, with the grid's count, never a last sync.
         bar = page.locator("#sync-download")
@@ -167,6 +197,14 @@ async def test_the_first_sync_cut_off_half_way_says_so_and_resumes(browser: Brow
         await page.wait_for_selector("#grid-incomplete")
         assert await page.locator("section.progress").count() == 0
         assert (await phone.status())["download"]["complete"] is False
+        # Opened again with no network: still incomplete, still against the grid's count.
+        await page.reload()
+        await page.wait_for_function(
+            "(n) => document.getElementById('sync-download')?.dataset.total === String(n)",
+            arg=total, timeout=30_000)
+        assert "网格数据未下载完" in await bar.inner_text()
+        assert await page.locator("#sync-last").count() == 0
+        await page.wait_for_selector("#grid-incomplete")
 
         # The network back: the pull resumes from its checkpoint, not from the start.
         resumed_from = len(feeds)
