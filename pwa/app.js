@@ -18,9 +18,10 @@ import { signupView } from "./resident/signup.js";
 import { reviewRecordView, reviewView } from "./review.js";
 import { canManageUsers, usersView } from "./users.js";
 import { inboxView, refreshReports } from "./worker/inbox.js";
+import { auditView, canReadAudit } from "./audit.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
-import { GridSync, forgetGrids, storageReport } from "./sync.js";
+import { GridSync, forgetGrids, purgeCampaigns, storageReport } from "./sync.js";
 import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
 
 const GRID_KEY = "linli.grid";
@@ -108,6 +109,7 @@ function serverLinks() {
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
     canManageUsers(app.me) ? el("a", { href: "#/users", id: "users-link" }, t("users_link")) : null,
+    canReadAudit(app.me) ? el("a", { href: "#/audit", id: "audit-link" }, t("audit_link")) : null,
     party,
   ].filter(Boolean);
 }
@@ -276,7 +278,7 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "party", "questionnaires",
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "party", "questionnaires",
   "tasks"]);
 let renderTimer = null;
 function scheduleRender() {
@@ -323,6 +325,12 @@ async function start(me) {
   const wanted = localStorage.getItem(GRID_KEY);
   app.grid = me.grids.find((g) => g.code === wanted) || me.grids[0];
   app.schemas = app.schemas || await loadSchemas();
+  // Campaigns purged on the server leave every grid's copy first (pwa/sync.js); how many
+  // records went, by grid, for the tests and the curious.
+  app.purged = {};
+  for (const grid of me.grids) {
+    app.purged[grid.code] = await purgeCampaigns(me.name, grid).catch((err) => console.warn("purge campaigns", err));
+  }
   app.sync = await new GridSync(me.name, app.grid).open();
   const since = (await app.sync.db.info()).update_seq;
   app.index = await new GridIndex().loadFirst(app.sync.db);
@@ -380,6 +388,7 @@ function serverRoute(name, a, b) {
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "tasks") nodes = tasksView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
+  else if (name === "audit") nodes = auditView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
@@ -421,6 +430,7 @@ async function route() {
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "tasks") nodes = tasksView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
+  else if (name === "audit") nodes = auditView(app);
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "new") {
@@ -493,8 +503,15 @@ async function watchForUpdates() {
 renderChrome();
 watchForUpdates().catch((err) => console.warn("service worker", err));
 const remembered = rememberedUser();
-// A right given or taken since the last login changes whether the phone may keep the grid: ask
-// the server once on opening, and start again if it changed.
+// Whether the server purged a campaign from one of the grids since `me` was remembered.
+function newlyPurged(me, fresh) {
+  const before = Object.fromEntries(me.grids.map((g) => [g.code, g.purged || []]));
+  return fresh.grids.some((g) => (g.purged || []).some((key) => !(before[g.code] || []).includes(key)));
+}
+
+// A right given or taken since the last login changes whether the phone may keep the grid, and
+// a campaign purged on the server must leave it: ask the server once on opening, and start
+// again if either changed.
 async function recheckRights(me) {
   if (!navigator.onLine) return;
   let fresh;
@@ -503,7 +520,7 @@ async function recheckRights(me) {
   } catch {
     return; // no network or no session: the sync bar says what to do
   }
-  if (fresh.name === me.name && replicates(fresh) !== replicates(me)) await start(fresh);
+  if (fresh.name === me.name && (replicates(fresh) !== replicates(me) || newlyPurged(me, fresh))) await start(fresh);
 }
 if (remembered) start(remembered).then(() => recheckRights(remembered)).catch((err) => {
   console.error(err);

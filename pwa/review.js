@@ -9,6 +9,7 @@
 import { TooSlow, callApi } from "./api.js";
 import { canDecide } from "./conflicts.js";
 import { el } from "./dom.js";
+import { sensitiveFields } from "./generated/sensitivity.js";
 import { fieldLabel, formatTime, message, pick, t, tf } from "./i18n.js";
 import { addressText, gridName, latestSchema, typeLabel, valueText } from "./views.js";
 
@@ -377,6 +378,19 @@ function verdictsSection(app, found) {
       : el("p", { class: "empty" }, t("no_verdicts")));
 }
 
+// The reason a reveal needs (核实身份, 入户走访, 其他 with a text), then the reveal itself: the
+// server writes who, whom, which fields, why and when to the audit (docs/privacy.md).
+function revealForm(reveal) {
+  const choice = el("select", { id: "reveal-reason", "aria-label": t("reveal_reason") },
+    ...["verify_identity", "home_visit", "other"].map((code) => el("option", { value: code }, t(`reveal_${code}`))));
+  const text = el("input", { id: "reveal-text", type: "text", maxlength: "200", hidden: "",
+    "aria-label": t("reveal_text") });
+  choice.addEventListener("change", () => { text.hidden = choice.value !== "other"; });
+  const button = el("button", { type: "button", id: "unmask" }, t("show_unmasked"));
+  button.addEventListener("click", () => reveal({ code: choice.value, text: choice.value === "other" ? text.value.trim() : "" }));
+  return el("div", { class: "actions", id: "reveal" }, choice, text, button);
+}
+
 // One record: its nodes at once, filled in when the server answers.
 export function reviewRecordView(app, grid, id) {
   const crumbs = el("nav", { class: "crumbs" }, el("a", { href: "#/review", id: "back-to-queue" }, t("review_queue")));
@@ -388,11 +402,16 @@ export function reviewRecordView(app, grid, id) {
     box.setAttribute("aria-busy", "false");
   };
   let asked = 0; // only the latest question's answer is shown
-  const load = async (unmask = false) => {
+  let remask = null; // the timer that masks the record again when its reveal ends
+  const load = async (unmask = false, reason = null) => {
     const mine = ++asked;
     box.setAttribute("aria-busy", "true");
     const query = new URLSearchParams({ grid, id });
     if (unmask) query.set("unmask", "1");
+    if (reason) {
+      query.set("reason", reason.code);
+      if (reason.text) query.set("reason_text", reason.text);
+    }
     let answer;
     try {
       answer = await callApi(`/api/review/record?${query}`, {}, TIMEOUT_MS);
@@ -405,14 +424,19 @@ export function reviewRecordView(app, grid, id) {
     if (problem) return show(el("p", { class: "error", role: "alert" }, problem));
     const found = answer.body;
     app.reviewRecord = found; // for the tests and the curious
+    clearTimeout(remask);
+    if (found.revealed_until) {
+      // The reveal holds for the server's setting; then the record is masked again.
+      const left = Date.parse(found.revealed_until) - Date.now();
+      remask = setTimeout(() => { if (box.isConnected) load(false); }, Math.max(left, 0));
+    }
     const { record } = found;
     const date = record.visited_on || record.enumerated_on || record.screened_on || "";
     title.textContent = `${typeLabel(app.schemas, found.record_type)}${date ? ` ${date}` : ""}`;
     // Only users given the `unmask` right may ask (the server refuses the others and audits both).
     const mayUnmask = (app.me?.rights || []).includes("unmask");
-    const hasMasked = mayUnmask && found.masked && ["id_number", "phone", "special_groups"].some((k) => k in record);
-    const unmaskButton = hasMasked ? el("button", { type: "button", id: "unmask" }, t("show_unmasked")) : null;
-    if (unmaskButton) unmaskButton.addEventListener("click", () => load(true));
+    const hasMasked = mayUnmask && found.masked && sensitiveFields(found.record_type).some((k) => k in record);
+    const unmaskButton = hasMasked ? revealForm((reason) => load(true, reason)) : null;
     const reviewable = found.state !== null && found.state !== undefined;
     show(
       el("p", { class: "meta" }, [gridName(app, grid), record.created_by, found.id].filter(Boolean).join(" · ")),

@@ -83,6 +83,57 @@ export async function forgetGrids(user, grids) {
   return kept;
 }
 
+// The record types filed under a campaign (server/domain/campaigns.py rule 1): their ids start
+// with the type.
+const CAMPAIGN_TYPES = ["screening", "census_household"];
+
+// The local records of campaigns the server purged from a grid (`purged` in /api/me), found by
+// their ids' ranges.
+async function purgedRecords(db, purged) {
+  const found = [];
+  for (const type of CAMPAIGN_TYPES) {
+    const rows = (await db.allDocs({ startkey: `${type}:`, endkey: `${type}:\ufff0`, include_docs: true, conflicts: true })).rows;
+    found.push(...rows.filter((row) => row.doc && purged.includes(row.doc.campaign)).map((row) => row.id));
+  }
+  return found;
+}
+
+// A campaign purged on the server leaves the phone at its next start: the grid's copy is made
+// again without its records (every other record copied, with its revisions, into a new
+// database, the old one destroyed, and the copy moved back; the outbox too, less those records),
+// so nothing of them stays in IndexedDB, not even an old revision. The server refuses them if
+// they were sent again. Returns how many records went.
+export async function purgeCampaigns(user, grid) {
+  const purged = grid.purged || [];
+  if (!purged.length) return 0;
+  const name = localDbName(user, grid.db);
+  const db = new PouchDB(name);
+  const gone = new Set(await purgedRecords(db, purged));
+  if (!gone.size) return 0;
+  let outbox = null;
+  try {
+    outbox = await db.get(OUTBOX);
+  } catch (err) {
+    if (err.status !== 404) throw err;
+  }
+  const spare = new PouchDB(`${name}-purging`);
+  await db.replicate.to(spare, { filter: (doc) => !gone.has(doc._id) });
+  await db.destroy();
+  const fresh = new PouchDB(name);
+  await spare.replicate.to(fresh);
+  await spare.destroy();
+  if (outbox) {
+    const { _rev, ...box } = outbox;
+    for (const id of gone) {
+      delete (box.pending || {})[id];
+      delete (box.refused || {})[id];
+    }
+    await fresh.put(box);
+  }
+  await fresh.compact();
+  return gone.size;
+}
+
 export class GridSync {
   constructor(user, grid) {
     this.user = user;

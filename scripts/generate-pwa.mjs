@@ -3,6 +3,8 @@
 //
 //   pwa/generated/rules.js       schemas/rules.json as an ES module (read by pwa/rules.js)
 //   pwa/generated/validators.js  one Ajv standalone validator per record type and version
+//   pwa/generated/sensitivity.js where each type's sensitive fields are (`x-sensitivity`), so
+//                                the screens mask and offer to reveal what the server masks
 //
 // scripts/setup runs it; the PWA is then served as it is, with no build step. The validators are
 // compiled here, ahead of time, because the app's Content Security Policy forbids compiling code
@@ -76,6 +78,30 @@ function vendorKeywords(schema, found = new Set()) {
   return found;
 }
 
+// Where a schema's sensitive fields are, as server/domain/masking.py `shape_of` finds them
+// (`declared_shape` is the merge over a type's versions): a
+// field classed sensitive maps to "sensitive", a field holding such fields to their shape.
+function shapeOf(schema) {
+  const shape = {};
+  for (const [name, prop] of Object.entries(schema.properties || {})) {
+    if (prop["x-sensitivity"] === "sensitive") { shape[name] = "sensitive"; continue; }
+    let inner = shapeOf(prop);
+    if (!Object.keys(inner).length && prop.items && typeof prop.items === "object") inner = shapeOf(prop.items);
+    if (Object.keys(inner).length) shape[name] = inner;
+  }
+  return shape;
+}
+
+function mergeShapes(a, b) {
+  const merged = { ...a };
+  for (const [name, where] of Object.entries(b)) {
+    const old = merged[name];
+    merged[name] = old === "sensitive" || where === "sensitive" ? "sensitive"
+      : old && typeof old === "object" ? mergeShapes(old, where) : where;
+  }
+  return merged;
+}
+
 // An Ajv that compiles `schemas` as the phone's validators are compiled: every error (allErrors)
 // with its value and subschema (verbose, which the messages need), the given formats, strict
 // about anything unknown but the schemas' own x- keywords (and about a "required" naming a field
@@ -106,13 +132,26 @@ async function main() {
     { source: true, esm: true, lines: false, formats: _`FORMATS` });
   const exports = {};
   const versions = {};
+  const sensitive = {};
   for (const [[, type, version], schema] of schemas) {
     if (type === "common") continue;
     const key = `${type}_v${version}`;
-    ajv.addSchema(inlineRefs(schema, byId), key);
+    const inlined = inlineRefs(schema, byId);
+    sensitive[type] = mergeShapes(sensitive[type] || {}, shapeOf(inlined));
+    ajv.addSchema(inlined, key);
     exports[key] = key;
     (versions[type] ||= []).push(Number(version));
   }
+  writeIfChanged("sensitivity.js", `${HEADER}
+// {type: {field: "sensitive" | shape of a nested object}}: what the server masks without a
+// reveal (server/domain/masking.py), over every version of each type.
+export const SENSITIVE = ${JSON.stringify(sensitive, null, 1)};
+
+// The top-level fields of a record of \`type\` that are masked, or hold masked values.
+export function sensitiveFields(type) {
+  return Object.keys(SENSITIVE[type] || {});
+}
+`);
   // Ajv's run-time helpers are CommonJS modules the code requires; each is one self-contained
   // function, written into the file instead.
   const RUNTIME = { ucs2length: ucs2length.default, equal: equal.default };

@@ -87,6 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust_proxy", False, "Trust X-Forwarded-For/-Proto from a reverse proxy (for the "
             "client address and the Secure cookie flag). Only behind a proxy you run."),
     Setting("demo", False, "Load the demo city (grids and logins) at start."),
+    Setting("production", False, "A real installation holding residents' personal data: the "
+            "server refuses to start unless it runs behind a TLS proxy (trust_proxy) and "
+            "without the demo city, and every session cookie is Secure (docs/privacy.md)."),
     Setting("conflict_sweep_seconds", 30.0, "How often the conflict resolver looks at every grid "
             "(writes through this server are looked at at once; this catches the others)."),
     Setting("grid_passes_at_start", True, "At start, go through every grid once: bring its "
@@ -132,6 +135,9 @@ SETTINGS: tuple[Setting, ...] = (
             "`test` where real money is meant: whoever knows its secret can mark a bill paid."),
     Setting("fees_test_secret", "", "The `test` payment provider's signing key (hex, at least "
             "32 characters); required when `fees_provider` is `test`."),
+    Setting("reveal_minutes", 10.0, "How long a reveal (查看敏感信息, with a reason) of one "
+            "record's sensitive fields holds for the user who asked; then it is masked again "
+            "and a new reason is needed (docs/privacy.md)."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -171,6 +177,7 @@ class Config:
     signup_window_seconds: int
     trust_proxy: bool
     demo: bool
+    production: bool
     conflict_sweep_seconds: float
     resident_sweep_seconds: float
     grid_passes_at_start: bool
@@ -185,6 +192,7 @@ class Config:
     screening_campaign: str
     fees_provider: str
     fees_test_secret: str
+    reveal_minutes: float
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None) -> Config:
@@ -219,7 +227,13 @@ class Config:
                      "reports_per_account_day"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        for name in ("aggregates_refresh_seconds", "lagging_seconds", "resident_sweep_seconds"):
+        if self.production and not self.trust_proxy:
+            raise ConfigError("production needs TLS in front: run behind an https reverse proxy "
+                              "and set LINLI_TRUST_PROXY=true, so session cookies are Secure")
+        if self.production and self.demo:
+            raise ConfigError("production cannot load the demo city: its logins are public")
+        for name in ("aggregates_refresh_seconds", "lagging_seconds", "resident_sweep_seconds",
+                     "reveal_minutes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.max_document_bytes > self.max_request_bytes:

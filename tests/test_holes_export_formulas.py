@@ -92,7 +92,7 @@ async def test_text_from_a_phone_is_written_as_text_in_every_export(
     for kind in ("csv", "xlsx"):
         for what, wanted in (("households", {marked, MARK + payload + "3幢301室"}),
                              ("persons", {marked}), ("review", {marked})):
-            for unmask in ("", "&unmask=1"):
+            for unmask in ("", "&unmask=1&reason=home_visit"):
                 resp = await client.get(f"/api/export?what={what}&format={kind}&grid={grid}"
                                         f"{unmask}", headers=basic(boss))
                 assert resp.status == 200

@@ -182,7 +182,8 @@ async def test_no_export_row_mixes_two_records(
         wanted = {k: expected(v) for k, v in records.items() if v["type"] == what[:-1]}
         for kind in ("csv", "xlsx"):
             resp = await client.get(f"/api/export?what={what}&format={kind}&community="
-                                    f"{community}&unmask=1", headers=basic(boss))
+                                    f"{community}&unmask=1&reason=home_visit",
+                                    headers=basic(boss))
             assert resp.status == 200
             table = read_table(kind, await resp.read())
             header, body = table[0], table[1:]

@@ -170,6 +170,11 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/review/record"): [({"grid": g, "id": i}, None) for i in scene.ids
                                         if not i.startswith("resolution:")],
         ("get", "/api/export"): [(q, None) for q in exports],
+        ("get", "/api/audit"): [({}, None), ({"record": scene.ids[1]}, None)],
+        ("get", "/api/audit/export"): [({}, None)],
+        ("get", "/api/campaigns"): [({}, None)],
+        ("put", "/api/campaigns/{key}"): [({}, {"ends_on": "2026-01-01", "retention_days": 1})],
+        ("post", "/api/campaigns/{key}/purge"): [({}, None)],
         ("post", "/api/review/verdicts"): [({}, {"grid": g, "verdicts": [
             {"record": visit_id, "record_rev": scene.revs[visit_id], "decision": "approved"}]})],
         ("post", "/api/conflicts/decide"): [({}, {"grid": g, "id": scene.resolution["_id"],

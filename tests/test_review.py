@@ -190,7 +190,8 @@ async def test_a_record_with_its_history_and_differences(
     assert "330602195106047697" not in text and "13905701234" not in text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="linli.audit"):
-        found = await history(client, boss, grid, member["_id"], unmask="1")
+        found = await history(client, boss, grid, member["_id"], unmask="1",
+                              reason="verify_identity")
     assert found["record"]["id_number"] == "330602195106047697" and not found["masked"]
     assert found["revisions"][0]["changes"][0]["from"] == "13905701234"
     assert any(boss in r.getMessage() and "UNMASKED" in r.getMessage()

@@ -1,11 +1,11 @@
 """Exports (导出): the rows of every sheet a supervisor downloads, as plain lists of cells.
 
-Households and persons, one row per record, follow PIPL: ID numbers and phones masked and
-special groups hidden (server/domain/masking.py) unless the exporter has the right and asks
-(`unmask=1`). The review list carries no personal data; the aggregates' sheet writes a withheld
-figure as WITHHELD, never its value. Every cell passes `safe_cell`, so no text a phone sent
-becomes a formula in a spreadsheet. Reading the store page by page and writing CSV or XLSX is
-server/sync/exports.py.
+Households and persons, one row per record, follow PIPL: every field the schemas class
+sensitive is masked (server/domain/masking.py: ID numbers and phones partly, special groups
+hidden) unless the exporter has the right and gives a reason. The review list carries no
+personal data; the aggregates' sheet writes a withheld figure as WITHHELD, never its value.
+Every cell passes `safe_cell`, so no text a phone sent becomes a formula in a spreadsheet.
+Reading the store page by page and writing CSV or XLSX is server/sync/exports.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from server.domain.figures import REVIEW_BUCKETS
-from server.domain.masking import HIDDEN, mask_id_number, mask_phone
+from server.domain.masking import masked
 
 WHAT = ("households", "persons", "review", "aggregates")  # the sheets, by `?what=`
 FORMATS = ("csv", "xlsx")
@@ -123,14 +123,12 @@ COLUMNS: dict[str, list[Column]] = {
         *WHERE,
         ("地址", "address", lambda d, _u, _n: address(d)),
         ("户主", "head_name", lambda d, _u, _n: d.get("head_name", "")),
-        ("联系电话", "phone",
-         lambda d, u, _n: d.get("phone", "") if u else mask_phone(d.get("phone"))),
+        ("联系电话", "phone", lambda d, _u, _n: d.get("phone", "")),
         ("户类型", "household_type", _enum("household", "household_type")),
         ("住房性质", "tenure", _enum("household", "tenure")),
         ("面积", "area_m2", lambda d, _u, _n: d.get("area_m2", "")),
-        ("特殊人群", "special_groups",
-         lambda d, u, n: n.enum("household", "special_groups", d.get("special_groups", []))
-         if u else HIDDEN),
+        ("特殊人群", "special_groups",  # a list of codes, or HIDDEN when masked
+         lambda d, _u, n: n.enum("household", "special_groups", d.get("special_groups", []))),
         ("状态", "status", _enum("household", "status")),
     ],
     "persons": [
@@ -139,10 +137,8 @@ COLUMNS: dict[str, list[Column]] = {
         ("姓名", "name", lambda d, _u, _n: d.get("name", "")),
         ("性别", "sex", _enum("person", "sex")),
         ("出生年", "birth_year", lambda d, _u, _n: d.get("birth_year", "")),
-        ("身份证号", "id_number",
-         lambda d, u, _n: d.get("id_number", "") if u else mask_id_number(d.get("id_number"))),
-        ("联系电话", "phone",
-         lambda d, u, _n: d.get("phone", "") if u else mask_phone(d.get("phone"))),
+        ("身份证号", "id_number", lambda d, _u, _n: d.get("id_number", "")),
+        ("联系电话", "phone", lambda d, _u, _n: d.get("phone", "")),
         ("户籍状态", "residence_status", _enum("person", "residence_status")),
         ("状态", "status", _enum("person", "status")),
     ],
@@ -157,9 +153,11 @@ def header(what: str) -> list[str]:
 
 def record_row(what: str, doc: Mapping[str, Any], unmasked: bool,
                names: Names | None = None) -> list[Any]:
-    """One household or person as a row, masked unless `unmasked`, codes shown by `names`."""
-    shown = names or Names()
-    return [cell(doc, unmasked, shown) for _, _, cell in COLUMNS[what]]
+    """One household or person as a row, its sensitive fields masked unless `unmasked`, codes
+    shown by `names`."""
+    labels = names or Names()
+    shown = masked(doc, unmasked)
+    return [cell(shown, unmasked, labels) for _, _, cell in COLUMNS[what]]
 
 
 # --- every cell of every export passes here ------------------------------------------------------

@@ -38,8 +38,11 @@ DELIBERATION_DB = "linli-deliberation"
 PARTY_DB = "linli-party"
 # Property fees (智缴): bill rolls, payment orders, the ledger. Internal: its routes only.
 FEES_DB = "linli-fees"
+# The audit of reveals (审计库): append-only, written by the server's routes only, reached by
+# no `/couch/` route (server/domain/reveals.py).
+AUDIT_DB = "linli-audit"
 # made at start when missing
-INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB)
+INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB, AUDIT_DB)
 INTERNAL_PREFIXES = ("linli-", "_")
 
 # `property` (物业公司) and `department` (联络部门: 综合执法, 公安, 住建, 市场监管, 消防) handle
@@ -55,7 +58,9 @@ COUCH_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 
 
 AREA_LEVELS = ("district", "street", "community")  # directory ids `<level>:<code>`, with a name
-RIGHTS = ("unmask",)  # per-user rights beyond the role: `unmask` sees personal data unmasked
+# Per-user rights beyond the role: `unmask` reveals sensitive data with a reason; `purge` purges
+# an ended campaign's personal records (server/domain/campaigns.py).
+RIGHTS = ("unmask", "purge")
 
 ENDED_SESSION = "ended_session"  # directory ids `ended_session:<session id>`: logged out
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
@@ -254,6 +259,8 @@ class Directory:
         """Counts the login documents taken: an index of `logins` is stale when it moved."""
         self.branches: dict[str, Branch] = {}
         """The party branches members may declare, by code."""
+        self.campaigns: dict[str, Mapping[str, Any]] = {}
+        """Campaigns (工作批次) by key: their end, retention and the grids purged of them."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         """Take one directory document (or its deletion) into account."""
@@ -291,6 +298,13 @@ class Directory:
             keep(self.grids, key, None if deleted else doc, Grid.from_doc)
         elif kind == PARTY_BRANCH:
             keep(self.branches, key, None if deleted else doc, Branch.from_doc)
+        elif kind == "campaign":
+            keep(self.campaigns, key, None if deleted else doc, dict)
+
+    def purged_campaigns(self, grid: str) -> frozenset[str]:
+        """The campaigns whose records were purged from `grid`."""
+        return frozenset(key for key, doc in self.campaigns.items()
+                         if grid in (doc.get("purged") or {}))
 
     def user(self, login: str) -> User | None:
         """Who logs in as `login`: a user name, else a login given to a user (a phone)."""

@@ -46,7 +46,8 @@ def open_conflict(grid: str, resolution: Mapping[str, Any], unmasked: bool) -> d
     undecided = [f for f in resolution.get("fields", []) if f.get("undecided")]
     return {"grid": grid, "id": resolution["_id"], "record": resolution["record"],
             "record_type": resolution["record_type"], "resolved_at": resolution["resolved_at"],
-            "fields": undecided if unmasked else masked_conflict_fields(undecided)}
+            "fields": undecided if unmasked else masked_conflict_fields(
+                undecided, resolution.get("record_type"))}
 
 
 def edit_stamp(moment: datetime.datetime) -> str:

@@ -102,6 +102,11 @@ class SchemaRegistry:
             key: RecordValidator(inline_refs(schema, registry), registry=registry,
                                  format_checker=checker)
             for key, schema in self.schemas.items()}
+        for (doc_type, version), validator in self.validators.items():
+            missing = unclassified(validator.schema)
+            if missing:
+                raise ValueError(f"{doc_type}.v{version}: fields without x-sensitivity "
+                                 f"(public, personal or sensitive): {', '.join(missing)}")
         self.types = frozenset(t for t, _ in self.schemas)
         self.attachment_types = {key: attachment_types_of(schema)
                                  for key, schema in self.schemas.items()}
@@ -123,6 +128,32 @@ class SchemaRegistry:
                                    known=", ".join(map(str, self.versions(doc_type))))]
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
         return [describe(error, validator.schema) for error in errors]
+
+
+SENSITIVITIES = ("public", "personal", "sensitive")  # PIPL art. 28's line, and what is no one's
+# Keywords whose subschemas declare fields of the same record (an `if` only tests fields
+# declared elsewhere).
+SUBSCHEMA_KEYWORDS = ("then", "else", "items", "additionalProperties")
+SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
+def unclassified(schema: Any, path: str = "") -> list[str]:
+    """The fields of a schema, at any depth (nested objects, array items, conditional
+    branches), that carry no `x-sensitivity` class: masking, reveals and purges follow the
+    class, so a field without one would be nobody's decision."""
+    if not isinstance(schema, Mapping):
+        return []
+    found = []
+    for name, prop in schema.get("properties", {}).items():
+        if isinstance(prop, Mapping) and prop.get("x-sensitivity") not in SENSITIVITIES:
+            found.append(f"{path}/{name}")
+        found += unclassified(prop, f"{path}/{name}")
+    for key in SUBSCHEMA_KEYWORDS:
+        found += unclassified(schema.get(key), path + ("/items" if key == "items" else ""))
+    for key in SUBSCHEMA_LISTS:
+        for sub in schema.get(key) or ():
+            found += unclassified(sub, path)
+    return list(dict.fromkeys(found))
 
 
 def attachment_types_of(schema: Mapping[str, Any]) -> frozenset[str]:
@@ -319,6 +350,8 @@ class WriteContext:
         "max_document_attachments_bytes"].default
     stored_attachments: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """The `_attachments` of the stored documents the batch's stubs name, by id."""
+    purged: frozenset[str] = frozenset()
+    """The campaigns purged from this grid: their records are refused (domain/campaigns.py)."""
 
 
 class WriteLimits(Protocol):
@@ -346,7 +379,8 @@ DEFAULT_LIMITS = Limits(*(SETTINGS_BY_NAME[name].default for name in (
 
 
 def write_context(user: User, grid: str, limits: WriteLimits,
-                  retired: frozenset[tuple[str, int]] = frozenset()) -> WriteContext:
+                  retired: frozenset[tuple[str, int]] = frozenset(),
+                  purged: frozenset[str] = frozenset()) -> WriteContext:
     """The one way a write's context is made: who writes to which grid (its database follows
     from its code), within which sizes, refusing which retired forms. What the store holds is
     added by the caller that has read it (`dataclasses.replace`)."""
@@ -354,7 +388,7 @@ def write_context(user: User, grid: str, limits: WriteLimits,
                         max_document_bytes=limits.max_document_bytes,
                         max_attachment_bytes=limits.max_attachment_bytes,
                         max_document_attachments_bytes=limits.max_document_attachments_bytes,
-                        retired=retired)
+                        retired=retired, purged=purged)
 
 
 def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
@@ -692,6 +726,10 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
                       f"请更新应用后用新版（{current}）重新填写",
                       f"Version {version} of the {doc_type} form has been retired; update the "
                       f"app and fill it in again on the current form ({current}).")
+    if doc.get("campaign") in ctx.purged and isinstance(doc.get("campaign"), str):
+        return refuse("工作批次已结束，其个人信息已按期清除，不再接收",
+                      "The campaign has ended and its personal data was purged; its records "
+                      "are no longer taken.")
     problems = registry.problems(doc) or domain_problems(doc)
     if problems:
         more = len(problems) - MAX_REASONS

@@ -226,7 +226,8 @@ class Residents:
                     writer: User = SERVER) -> list[dict[str, Any]]:
         """Records checked as any grid write is, written together, and receipted: the
         server's, or a resident's own request (`writer`) made by a resident route."""
-        ctx = write_context(writer, grid, self.limits, self.directory.retired_schemas)
+        ctx = write_context(writer, grid, self.limits, self.directory.retired_schemas,
+                            self.directory.purged_campaigns(grid))
         for doc in docs:
             refusal = check_document(doc, ctx, self.schemas, encoded_size(doc))
             if refusal is not None:

@@ -18,7 +18,7 @@ from server import errors
 from server.domain import exports as sheets
 from server.domain import review as rules
 from server.domain.figures import LEVELS
-from server.domain.masking import UNMASK, sees_grid_unmasked
+from server.domain.masking import UNMASK, sees_grid_unmasked, sensitive_fields
 from server.domain.scope import User, grid_db, home_area
 from server.domain.settlement import edit_stamp, open_conflict, settle
 from server.domain.validation import WriteContext, write_context
@@ -26,7 +26,7 @@ from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync import exports, personal, review
 from server.sync.receipts import utc_now
-from server.web import mydata, resident_queue, residents
+from server.web import campaigns, mydata, resident_queue, residents, reveals
 from server.web.guard import require_user
 from server.web.keys import (
     AGGREGATES,
@@ -50,7 +50,7 @@ async def me(request: web.Request) -> web.Response:
     user = require_user(request)
     directory = request.app[DIRECTORY]
     grids = [{"code": g.code, "name": g.name, "community": g.community, "street": g.street,
-              "db": grid_db(g.code)}
+              "db": grid_db(g.code), "purged": sorted(directory.purged_campaigns(g.code))}
              for code, g in sorted(directory.grids.items()) if directory.reaches(user, code)]
     config = request.app[CONFIG]
     level, code = home_area(user, (directory.grids[g["code"]] for g in grids))
@@ -77,7 +77,9 @@ def require_supervisor(request: web.Request) -> User:
 def grid_write_context(request: web.Request, user: User, grid: str) -> WriteContext:
     """What a write of `user` to `grid` through the API is checked against: the settings and
     the forms retired, as for a phone's write through the gateway."""
-    return write_context(user, grid, request.app[CONFIG], request.app[DIRECTORY].retired_schemas)
+    directory = request.app[DIRECTORY]
+    return write_context(user, grid, request.app[CONFIG], directory.retired_schemas,
+                         directory.purged_campaigns(grid))
 
 
 def wants_unmasked(request: web.Request, user: User) -> bool:
@@ -313,6 +315,8 @@ async def review_record(request: web.Request) -> web.Response:
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))
     unmasked = wants_unmasked(request, user)
+    reason, until = (await reveals.reveal_before_read(request, user, code, doc_id) if unmasked
+                     else (None, None))
     with contextlib.suppress(CouchFailure, StoreUnavailable):
         await request.app[RECEIPTS].flush()  # the latest revision's sender, if just received
     found = await review.record_history(
@@ -322,6 +326,11 @@ async def review_record(request: web.Request) -> web.Response:
         raise errors.doc_not_found(errors.bilingual("没有这条可审核的记录",
                                                       "No such record to review."))
     if unmasked:
+        if reason is not None:
+            until = (await reveals.record_reveal(
+                request, user, kind="record", grid=code, record=doc_id,
+                fields=reveals.revealed_fields(found["record"]), reason=reason))["until"]
+        found["revealed_until"] = until
         personal.audit_unmasked(request, user, f"{doc_id} in {code} with "
                                 f"{len(found['revisions'])} revision(s) via /api/review/record")
     else:
@@ -360,6 +369,10 @@ async def export(request: web.Request) -> web.StreamResponse:
         codes = scoped_grids(request, user)
         unmasked = wants_unmasked(request, user)
         if unmasked:
+            await reveals.record_reveal(
+                request, user, kind="export", grid=",".join(codes)[:200], record=what,
+                fields=sensitive_fields(sheets.PREFIX[what].rstrip(":")),
+                reason=reveals.required_reason(request))
             personal.audit_unmasked(request, user, f"an export of {what} of {len(codes)} "
                                     f"grid(s) as {kind}")
         else:
@@ -413,5 +426,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/review/record", review_record)
     app.router.add_get(API_PREFIX + "/export", export)
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
+    reveals.setup(app, API_PREFIX)  # the admin's audit of reveals
+    campaigns.setup(app, API_PREFIX)  # campaigns' end, retention and purge
     mydata.setup(app)  # a resident's own data, and the answers to their requests
     resident_queue.setup(app)  # corrections, the full ID number, the links made at the door

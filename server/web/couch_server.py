@@ -16,7 +16,7 @@ from server import errors
 from server.domain.scope import DIRECTORY_DB, User
 from server.store.couch import Conflict, db_path
 from server.web.auth import SESSION_COOKIE, ended_session_doc
-from server.web.guard import client_address, is_secure, require_user
+from server.web.guard import client_address, require_user, secure_cookie
 from server.web.keys import AUTH, COUCH, DIRECTORY, INSTALLATION, SESSION, USER
 from server.web.parsing import json_answer, pick, read_object
 
@@ -86,7 +86,7 @@ async def login(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     user = await auth.check_password(name, password, client_address(request))
     response = json_answer({"ok": True, "name": user.name, "roles": user_context(user)["roles"]})
-    auth.set_cookie(response, request, user, secure=is_secure(request))
+    auth.set_cookie(response, request, user, secure=secure_cookie(request))
     return response
 
 

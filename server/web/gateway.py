@@ -98,8 +98,10 @@ def method_not_allowed(allowed: str) -> errors.CouchError:
 
 def write_context(request: web.Request, target: Target) -> WriteContext:
     assert target.access.grid is not None
+    directory = request.app[DIRECTORY]
     return validation.write_context(target.user, target.access.grid, request.app[CONFIG],
-                                    request.app[DIRECTORY].retired_schemas)
+                                    directory.retired_schemas,
+                                    directory.purged_campaigns(target.access.grid))
 
 
 def refuse_local_ids(ids: Any) -> None:

@@ -37,6 +37,12 @@ def is_secure(request: web.Request) -> bool:
     return request.secure
 
 
+def secure_cookie(request: web.Request) -> bool:
+    """Whether the session cookie is marked Secure: always in production (which runs only
+    behind a TLS proxy), else when the request came over https."""
+    return request.app[CONFIG].production or is_secure(request)
+
+
 def own_origin(request: web.Request) -> str:
     return f"{'https' if is_secure(request) else 'http'}://{request.host}"
 
@@ -140,7 +146,7 @@ async def renew_session(request: web.Request, response: web.StreamResponse) -> N
     if user is not None and session is not None and request.get(RENEW_SESSION):
         # The same session, renewed: logging out with any of its cookies ends all of them.
         response.headers.add("Set-Cookie", request.app[AUTH].cookie_header(
-            user, secure=is_secure(request), session=session.id))
+            user, secure=secure_cookie(request), session=session.id))
 
 
 @web.middleware

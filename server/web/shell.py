@@ -23,7 +23,7 @@ TYPES = {".js": "text/javascript", ".webmanifest": "application/manifest+json",
 COMPRESSIBLE = (".html", ".js", ".css", ".webmanifest", ".svg", ".json")
 # What scripts/setup generates into the PWA from schemas/ (scripts/generate-pwa.mjs; not
 # committed): without it the app cannot check a record, so it is not served at all.
-GENERATED = ("generated/rules.js", "generated/validators.js")
+GENERATED = ("generated/rules.js", "generated/validators.js", "generated/sensitivity.js")
 RELEASE_MARK = "__LINLI_RELEASE__"
 SHELL_MARK = "__LINLI_SHELL__"
 

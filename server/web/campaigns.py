@@ -1,0 +1,71 @@
+"""Campaigns over HTTP: their end and retention (admins), the list with what is due, and the
+purge of an ended campaign's personal records by a holder of the `purge` right.
+The rules are server/domain/campaigns.py's; the store side server/sync/campaigns.py."""
+
+from __future__ import annotations
+
+import datetime
+
+from aiohttp import web
+
+from server import errors
+from server.domain import campaigns as rules
+from server.domain.scope import DIRECTORY_DB
+from server.errors import json_response
+from server.store.couch import NotFound, db_path
+from server.sync import campaigns as store
+from server.web.guard import require_role
+from server.web.keys import COUCH, DIRECTORY
+from server.web.parsing import read_object
+
+
+def require_staff(request: web.Request) -> None:
+    require_role(request, ("supervisor", "admin"), "只有督导员和管理员可以查看工作批次",
+                 "Only supervisors and admins see campaigns.")
+
+
+async def campaigns_list(request: web.Request) -> web.Response:
+    """Every campaign: its end, retention, the day purging is due, the grids purged, figures."""
+    require_staff(request)
+    found = [store.listed(c) for _, c in sorted(request.app[DIRECTORY].campaigns.items())]
+    return json_response({"campaigns": found})
+
+
+async def campaign_set(request: web.Request) -> web.Response:
+    """An admin sets a campaign's end and retention (`{ends_on, retention_days}`)."""
+    require_role(request, ("admin",), "只有管理员可以设置工作批次",
+                 "Only admins set campaigns.")
+    body = await read_object(request)
+    key = request.match_info["key"]
+    path = db_path(DIRECTORY_DB, f"campaign:{key}")
+    couch = request.app[COUCH]
+    try:
+        stored = await couch.get(path)
+    except NotFound:
+        stored = None
+    doc = rules.campaign_doc(key, body.get("ends_on"), body.get("retention_days"), stored)
+    await couch.put(path, doc)
+    return json_response(store.listed(doc))
+
+
+async def campaign_purge(request: web.Request) -> web.Response:
+    """Purge an ended campaign's records from the grids in the user's scope."""
+    user = require_role(request, ("supervisor", "admin"), "只有督导员和管理员可以清除工作批次",
+                        "Only supervisors and admins purge campaigns.")
+    if not user.may(rules.PURGE):
+        raise errors.forbidden("您没有清除工作批次的权限，请管理员授权（purge）",
+                               "You do not have the right to purge campaigns (purge); ask "
+                               "an admin.")
+    key = request.match_info["key"]
+    directory = request.app[DIRECTORY]
+    now = datetime.datetime.now(datetime.UTC)
+    rules.check_may_purge(directory.campaigns.get(key), now.date())
+    grids = sorted(code for code in directory.grids if directory.reaches(user, code))
+    done = await store.purge(request.app[COUCH], directory, key, grids, user.name, now)
+    return json_response(store.listed(done))
+
+
+def setup(app: web.Application, prefix: str) -> None:
+    app.router.add_get(prefix + "/campaigns", campaigns_list)
+    app.router.add_put(prefix + "/campaigns/{key:[^/]+}", campaign_set)
+    app.router.add_post(prefix + "/campaigns/{key:[^/]+}/purge", campaign_purge)
