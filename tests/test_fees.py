@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime
 import itertools
+import json
 import os
 import time
 from typing import Any
@@ -235,6 +236,15 @@ async def test_paid_only_when_the_provider_says_so_and_once(city: City,
     assert status == 200 and "671.25" in page and order["order"] in page and "print()" in page
     status, _ = await call(app_client, "GET", f"/api/fees/receipts/{bill}", b)
     assert status == 404
+    # another household's bill answers exactly as a bill that does not exist, on every route
+    ghost = bill.replace("1-1-101", "9-9-909")
+    for method, path, body in (("POST", "/api/fees/bills/{}/pay", {"request": "phone-b-0002"}),
+                               ("GET", "/api/fees/receipts/{}", None)):
+        theirs = await call(app_client, method, path.format(bill), b, body)
+        missing = await call(app_client, method, path.format(ghost), b, body)
+        assert theirs == missing and theirs[0] == 404, (theirs, missing)
+    listed = json.dumps((await call(app_client, "GET", "/api/fees/bills", b))[1])
+    assert "1-1-101" not in listed and order["order"] not in listed
 
     ledger = await ledger_of(app_client, c)
     assert rules.balances(ledger) == {f"owner:{c.code}:1-1-101": -67125, "clearing": 67125}
