@@ -430,10 +430,12 @@ class Fees:
         report = {"day": day, **rules.reconcile(ledger, wanted), "unreadable": unreadable}
         report["matched"] = report["matched"] and not unreadable
         if report["matched"]:
+            by_day: dict[str, list[dict[str, Any]]] = {}
+            for t in txns:
+                by_day.setdefault(t["day"], []).append(t)
             settled: dict[str, int] = {}
-            for one in sorted({t["day"] for t in txns}):
-                for company, fen in (await self.settle(
-                        user, one, [t for t in txns if t["day"] == one])).items():
+            for one, paid in sorted(by_day.items()):
+                for company, fen in (await self.settle(user, one, paid)).items():
                     settled[company] = settled.get(company, 0) + fen
             report["settled"] = settled
         return report
@@ -450,13 +452,15 @@ class Fees:
         settled: dict[str, int] = {}
         for company, paid in sorted(by_company.items()):
             amount = sum(t["fen"] for t in paid)
+            settled[company] = amount
+            if await self._get(f"fee_txn:settle:{day}:{company}") is not None:
+                continue  # settled by an earlier reconciliation of the day: once
             await self.append({
                 "_id": f"fee_txn:settle:{day}:{company}", "type": "fee_txn",
                 "schema_version": 1, "created_by": user.name, "kind": "settlement",
                 "day": day, "orders": sorted(t["order"] for t in paid),
                 "lines": rules.settlement_lines(company, amount),
                 "recorded_at": now_iso(self.clock)})
-            settled[company] = amount
         return settled
 
     async def collection(self, codes: Iterable[str]) -> list[dict[str, Any]]:
