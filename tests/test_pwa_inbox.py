@@ -1,6 +1,6 @@
 """Issue 22, items 1 and 2, in real headless Chromium at 360 px in zh-CN against the real server
 and the demo city: the worker's inbox (pwa/worker/inbox.js), a record returned by review worked
-through offline and back to the supervisor, with its labels and counts true at each step; and
+through offline and back to the supervisor's review screen, with its labels and counts true at each step; and
 the first sync, cut off half-way, saying the grid is incomplete until it has resumed and ended."""
 
 from __future__ import annotations
@@ -111,6 +111,18 @@ async def test_a_returned_record_is_worked_through_from_the_inbox(browser: Brows
                 break
             await asyncio.sleep(0.2)
         assert record in states, states
+        supervisor = await Phone.open(browser, demo.url)
+        try:  # and on the review screen, in the records edited since their verdict
+            await supervisor.login("chen.jing")
+            await supervisor.page.click("#review-link")
+            await supervisor.page.select_option("#rf-state", "edited")
+            await supervisor.page.fill("#rf-worker", "wang.fang")
+            await supervisor.page.click("#rf-apply")
+            await supervisor.page.locator(
+                f"#review-table tbody tr[data-record='{record}'][data-state='edited']").wait_for()
+            assert supervisor.problems == []
+        finally:
+            await supervisor.close()
 
         # A merge still open with her edit in it is a conflict to explain; a settled one and
         # one among others are not.
