@@ -1,7 +1,8 @@
 """Issue 22, items 1 and 2, in real headless Chromium at 360 px in zh-CN against the real server
 and the demo city: the worker's inbox (pwa/worker/inbox.js), a record returned by review worked
-through offline and back to the supervisor's review screen, with its labels and counts true at each step; and
-the first sync, cut off half-way, saying the grid is incomplete until it has resumed and ended."""
+through offline and back to the supervisor's review screen, with its labels and counts true at
+each step; and the first sync, cut off half-way, saying the grid is incomplete until it has
+resumed and ended."""
 
 from __future__ import annotations
 
