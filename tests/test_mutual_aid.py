@@ -305,3 +305,53 @@ async def test_messages_reports_and_hiding(client: TestClient, city: City) -> No
     assert status == 404
     status, own = await call(client, town.ra, "GET", "/mine")
     assert own["listings"][0]["hidden_reason"] == "广告"
+
+
+async def test_attackers_classes_on_the_page_the_claims_and_the_deals(client: TestClient,
+                                                                      city: City) -> None:
+    """Query parameters, wrong types, nesting, names, lone surrogates, forged fields and other
+    people's ids: each refused by label or answered as a made-up listing; nothing stored."""
+    town = await ready_town(client, city)
+    status, answer = await call(client, town.ra, "POST", "/listings", ride())
+    ride_id = answer["listing"]["_id"]
+    for query, label in (("?kind=taxi", "类别"), ("?limit=0", "编号"), ("?limit=51", "编号"),
+                         ("?limit=abc", "编号"), ("?kind=book&kind=tool", "参数"),
+                         ("?grid=g1", "参数"), ("?before=garbage", "编号")):
+        status, refusal = await call(client, town.rb, "GET", "/listings" + query)
+        assert status == 400 and label in refusal["reason"], (query, refusal)
+    before = await stored_ids(city, "linli-claims", "claim:mutual_aid_listing")
+    for body in ({"claim_id": 12345678}, {"claim_id": "short"}, {"claim_id": "a" * 65},
+                 {"claim_id": "../../etc/x"}, {"claim_id": "\ud800abcdefgh"},
+                 {"claim_id": {"$gt": ""}}, {"claim_id": ["abcdefgh"]}, {}):
+        status, refusal = await call(client, town.rb, "POST", f"/listings/{ride_id}/claim", body)
+        assert status == 400 and "申请编号" in refusal["reason"], (body, refusal)
+    status, refusal = await call(client, town.rb, "POST", f"/listings/{ride_id}/claim",
+                                 {"claim_id": "abcdefgh", "created_by": town.ra})
+    assert status == 400 and "created_by" in refusal["reason"]
+    assert await stored_ids(city, "linli-claims", "claim:mutual_aid_listing") == before
+    made_up = await call(client, town.rb, "GET", "/listings/mutual_aid_listing:0123456789abcdef")
+    for listing in ("mutual_aid_listing:..%2F..%2Fx", "mutual_aid_listing:0123456789ABCDEF",
+                    "notice:x", ride_id.replace("mutual_aid_listing", "mutual_aid_deal")):
+        assert await call(client, town.rb, "GET", f"/listings/{listing}") == made_up, listing
+    status, _ = await call(client, town.rb, "GET", f"/listings/{ride_id}/photos/..%2Fx.jpg")
+    assert status == 404
+    # Another community's resident: every act answers as for a made-up listing.
+    for method, path, body in (("POST", "/claim", {"claim_id": "abcdefgh"}),
+                               ("POST", "/deal", {"act": "rate", "stars": 5}),
+                               ("GET", "/messages", None),
+                               ("POST", "/messages", {"text": "hi", "key": "abcdefgh"}),
+                               ("POST", "/report", {"reason": "x"}),
+                               ("GET", "/claims", None), ("GET", "/pickups", None)):
+        status, refusal = await call(client, town.rc, method, f"/listings/{ride_id}{path}", body)
+        assert status == 404 and refusal == made_up[1], (path, refusal)
+    # The poster names a neighbour only by a thread key of their own listing's claimants.
+    for body, label in (({"act": "handover", "with": "0123456789abcdef"}, "对方"),
+                        ({"act": "steal", "with": "0123456789abcdef"}, "对方"),
+                        ({"act": "rate", "stars": 5, "taker": town.rb}, "taker")):
+        status, refusal = await call(client, town.ra, "POST", f"/listings/{ride_id}/deal", body)
+        assert status == 400 and label in refusal["reason"], (body, refusal)
+    status, refusal = await call(client, town.rb, "POST", f"/listings/{ride_id}/messages",
+                                 {"text": "hi", "key": "abcdefgh", "thread": "0" * 16})
+    assert status == 400 and "thread" in refusal["reason"]  # a neighbour names no thread
+    assert await stored_ids(city, RESIDENTS_DB, "mutual_aid_deal:") == []
+    assert await stored_ids(city, RESIDENTS_DB, "mutual_aid_message:") == []

@@ -17,6 +17,7 @@ from test_pwa import demo as demo  # the demo city's fixture (one per module)
 from test_pwa_notices import api
 from test_pwa_volunteer import RESIDENT, check_screen, neighbour
 
+from server.demo.mutual_aid import DRILL
 from server.store.couch import basic_authorization
 
 pytestmark = pytest.mark.slow  # a real Chromium
@@ -69,5 +70,18 @@ async def test_a_seat_claimed_offline_is_pending_then_confirmed(browser: Browser
     await check_screen(page, "confirmed, English")
     view = await api(demo, "GET", f"/api/mutual-aid/listings/{ride}", RESIDENT)
     assert view["parts"] == [{"taken": 1, "status": "confirmed", "line": 0}]
+
+    # Their own: the demo's drill, borrowed and overdue; its return confirmed from the phone.
+    await page.click("#lang")
+    await page.goto(f"{demo.url}/#/aid-mine")
+    await page.wait_for_selector(f"#ma-deals li[data-listing='{DRILL}'][data-overdue=true]",
+                                 timeout=30_000)
+    assert "已逾期" in (await page.text_content(f"#ma-deals li[data-listing='{DRILL}']") or "")
+    await check_screen(page, "my mutual aid")
+    await page.click(f"#ma-deals li[data-listing='{DRILL}'] button")
+    await page.wait_for_selector("#ma-mine-status:has-text('已记录')")
+    mine = await api(demo, "GET", "/api/mutual-aid/mine", RESIDENT)
+    drill = next(d for d in mine["deals"] if d["listing"] == DRILL)
+    assert drill["returned_taker_at"] and drill["overdue"]  # the lender has yet to confirm
     assert phone.problems == []
     await phone.context.close()

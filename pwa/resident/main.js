@@ -11,7 +11,7 @@ import { topicView, topicsView } from "./deliberation.js";
 import { feeView, feesView } from "./fees.js";
 import { correctionView, householdView } from "./household.js";
 import { checkinView, ledgerView, rankingView } from "./hours.js";
-import { aidItemView, aidNewView, aidPickupsView, aidView } from "./mutualaid.js";
+import { aidItemView, aidMineView, aidNewView, aidPickupsView, aidView } from "./mutualaid.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
 import { partyView } from "./party.js";
@@ -134,6 +134,7 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "aid-item") nodes = await aidItemView(app, a);
   else if (name === "aid-new") nodes = aidNewView(app);
   else if (name === "aid-pickups") nodes = await aidPickupsView(app, a);
+  else if (name === "aid-mine") nodes = await aidMineView(app);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;

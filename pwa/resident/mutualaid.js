@@ -91,7 +91,8 @@ export async function aidView(app) {
     heading(t("ma_title")),
     el("p", { class: "hint" }, t("ma_privacy")),
     copyLine(aid),
-    el("p", { class: "actions" }, el("a", { href: "#/aid-new", id: "ma-new-link", class: "button primary" }, t("ma_post"))),
+    el("p", { class: "actions" }, el("a", { href: "#/aid-new", id: "ma-new-link", class: "button primary" }, t("ma_post")),
+      el("a", { href: "#/aid-mine", id: "ma-mine-link", class: "button" }, t("ma_mine"))),
     aid.list.length ? el("ul", { class: "list", id: "ma-list" }, aid.list.map((listing) => el("li", { "data-id": listing._id },
       el("a", { href: `#/aid-item/${encodeURIComponent(listing._id)}` },
         el("span", { class: "main" }, listing.title),
@@ -275,4 +276,47 @@ export function aidNewView(app) {
     } else status.textContent = message(sent?.body?.reason || t("offline"));
   });
   return [backLink("#/aid", t("ma_title")), heading(t("ma_post")), el("p", { class: "hint" }, t("ma_privacy")), form];
+}
+
+// The resident's own: their deals (a loan's due date, overdue in red, the return to confirm,
+// the one rating each side gives) and their listings. Acts go to the deal route at once:
+// they need the network, and the screen says so when it is not there.
+export async function aidMineView(app) {
+  const got = await callApi("/api/mutual-aid/mine").catch(() => null);
+  if (!got?.ok) return [backLink("#/aid", t("ma_title")), heading(t("ma_mine")), el("p", { class: "hint" }, t("offline"))];
+  const status = el("p", { class: "hint", role: "status", id: "ma-mine-status" }, "");
+  const act = (deal, body) => async () => {
+    const sent = await callApi(`/api/mutual-aid/listings/${encodeURIComponent(deal.listing)}/deal`, {
+      method: "POST", body: JSON.stringify(deal.side === "owner" ? { ...body, with: deal.with } : body) }).catch(() => null);
+    status.textContent = sent?.ok ? t("ma_done") : message(sent?.body?.reason || t("offline"));
+    if (sent?.ok) app.resident.sync.dataChanged();
+  };
+  const button = (id, label, onClick) => {
+    const b = el("button", { type: "button", id }, label);
+    b.addEventListener("click", onClick);
+    return b;
+  };
+  const deals = got.body.deals || [];
+  return [
+    backLink("#/aid", t("ma_title")),
+    heading(t("ma_mine")),
+    status,
+    el("h3", {}, t("ma_deals")),
+    deals.length ? el("ul", { class: "list", id: "ma-deals" }, deals.map((deal, n) => el("li", {
+      "data-listing": deal.listing, "data-overdue": String(deal.overdue) },
+      el("span", { class: "main" }, deal.title || t(`ma_kind_${deal.kind}`)),
+      deal.overdue ? el("span", { class: "chip chip-refused" }, t("ma_overdue")) : null,
+      el("span", { class: "meta" }, [deal.due_at ? tf("ma_due_x", { time: when(deal.due_at) }) : "",
+        deal.completed_at ? t("ma_completed") : ""].filter(Boolean).join(" · ")),
+      ["tool", "book"].includes(deal.kind) && deal.handed_at && !deal[`returned_${deal.side}_at`] ?
+        button(`ma-return-${n}`, t("ma_return"), act(deal, { act: "return" })) : null,
+      deal.completed_at && !(deal.ratings || {})[deal.side] ?
+        el("p", { class: "actions" }, [1, 2, 3, 4, 5].map((stars) =>
+          button(`ma-rate-${n}-${stars}`, "★".repeat(stars), act(deal, { act: "rate", stars })))) : null))) :
+      el("p", { class: "hint" }, t("ma_no_deals")),
+    el("h3", {}, t("ma_my_listings")),
+    el("ul", { class: "list", id: "ma-my-listings" }, (got.body.listings || []).map((l) => el("li", { "data-id": l._id },
+      el("a", { href: `#/aid-item/${encodeURIComponent(l._id)}` }, el("span", { class: "main" }, l.title),
+        l.hidden_reason ? el("span", { class: "chip chip-refused" }, tf("ma_hidden_x", { x: l.hidden_reason })) : null)))),
+  ];
 }
