@@ -353,5 +353,6 @@ async def test_attackers_classes_on_the_page_the_claims_and_the_deals(client: Te
     status, refusal = await call(client, town.rb, "POST", f"/listings/{ride_id}/messages",
                                  {"text": "hi", "key": "abcdefgh", "thread": "0" * 16})
     assert status == 400 and "thread" in refusal["reason"]  # a neighbour names no thread
-    assert await stored_ids(city, RESIDENTS_DB, "mutual_aid_deal:") == []
-    assert await stored_ids(city, RESIDENTS_DB, "mutual_aid_message:") == []
+    key = ride_id.split(":", 1)[1]
+    assert await stored_ids(city, RESIDENTS_DB, f"mutual_aid_deal:{key}") == []
+    assert await stored_ids(city, RESIDENTS_DB, f"mutual_aid_message:{key}") == []
