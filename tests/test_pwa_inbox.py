@@ -24,6 +24,16 @@ COUNTS = """() => { const a = document.getElementById('inbox-link'); if (!a) ret
   Number(s.dataset.count); return { total: Number(a.dataset.count), ...kinds }; }"""
 
 
+# Every state of the sync bar, as the worker saw it: kept from the page's start on.
+SEEN_BARS = """window.seenBars = []; new MutationObserver(() => {
+  const bar = document.getElementById('syncbar'); if (!bar) return;
+  const download = document.getElementById('sync-download');
+  window.seenBars.push({ state: document.getElementById('sync-state')?.textContent || '',
+    download: download?.textContent || '', have: Number(download?.dataset.have || 0),
+    last: Boolean(document.getElementById('sync-last')) });
+}).observe(document, { childList: true, subtree: true, characterData: true });"""
+
+
 async def home_counts(phone: Phone) -> dict[str, int]:
     await phone.show("#/")
     await phone.page.wait_for_selector("#inbox-link")
@@ -185,6 +195,7 @@ async def test_the_first_sync_cut_off_half_way_says_so_and_resumes(browser: Brow
             return
         await route.continue_()
 
+    await context.add_init_script(SEEN_BARS)
     await context.route(f"**/couch/{grid_db(GRID_A)}/_changes*", changes)
     await context.route(f"**/couch/{grid_db(GRID_A)}/_bulk_get*", documents)
     try:
@@ -229,6 +240,12 @@ async def test_the_first_sync_cut_off_half_way_says_so_and_resumes(browser: Brow
         await page.wait_for_selector("section.progress")  # the grid's figures, whole
         assert await page.locator("#grid-incomplete").count() == 0
         assert await page.evaluate("() => linli.sync.db.info().then((i) => i.doc_count)") >= records
+        # What the bar said at each change: the progress with its counts while the download
+        # ran, and never 已同步 nor a last sync beside the warning.
+        bars = await page.evaluate("() => window.seenBars")
+        running = [b for b in bars if b["download"].startswith("网格数据未下载完 正在下载网格数据")]
+        assert any(b["download"].endswith(f" / {total:,}") and b["have"] > 0 for b in running), bars
+        assert not [b for b in bars if b["download"] and (b["state"] == "已同步" or b["last"])]
         again = [u for u in feeds[resumed_from:] if "since=" in u]
         assert again and "since=0&" not in again[0] + "&", again[:1]
         assert phone.problems == []
