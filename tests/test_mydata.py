@@ -174,7 +174,11 @@ async def test_a_request_is_answered_by_the_community_and_the_resident_reads_it(
     assert await requests_of(client, li) == []  # the neighbour sees nothing of it
 
     listed = await client.get("/api/data-requests", headers=basic(boss))
-    assert [r["id"] for r in (await listed.json())["requests"]] == [request["id"]]
+    queue = await listed.json()
+    assert [r["id"] for r in queue["requests"]] == [request["id"]]
+    # Issue 23, item 5: the answer is due 15 working days on, and it is not late yet.
+    assert queue["requests"][0]["due_on"] == request["due_on"] > request["requested_at"][:10]
+    assert queue["requests"][0]["overdue"] is False and queue["overdue"] == 0
     other = await client.get("/api/data-requests", headers=basic(elsewhere))
     assert (await other.json())["requests"] == []
     for who, status in ((place.worker, 403), (li, 403), (elsewhere, 404)):

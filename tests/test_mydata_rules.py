@@ -235,3 +235,26 @@ def test_answers_move_forward_signed_and_say_why() -> None:
     _, problem = mydata.answered({**stored, "kind": "access"}, {"status": "done",
                                                                 "answer": "x"}, "sup1", NOW)
     assert problem is None  # the stored request, not the body, says what was asked
+
+
+@pytest.mark.parametrize(("requested_at", "due"), [
+    ("2026-12-03T02:00:00+00:00", "2026-12-24"),  # a Thursday in China: 15 weekdays on
+    ("2026-12-04T17:00:00+00:00", "2026-12-25"),  # Friday 17:00 UTC is Saturday in China
+    ("2026-12-05T01:00:00+00:00", "2026-12-25"),  # a Saturday: counting starts on Monday
+    ("2026-12-07T00:00:00+08:00", "2026-12-28"),  # a Monday
+])
+def test_an_answer_is_due_fifteen_working_days_on(requested_at: str, due: str) -> None:
+    assert mydata.due_on(requested_at) == due
+    assert datetime.date.fromisoformat(due).weekday() < 5
+
+
+def test_a_request_is_overdue_only_while_waiting_after_its_day() -> None:
+    doc = {"requested_at": "2026-12-03T02:00:00+00:00", "status": "open"}
+    assert not mydata.overdue(doc, datetime.date(2026, 12, 24))
+    assert mydata.overdue(doc, datetime.date(2026, 12, 25))
+    assert mydata.overdue({**doc, "status": "in_progress"}, datetime.date(2027, 1, 1))
+    for status in ("done", "refused"):
+        assert not mydata.overdue({**doc, "status": status}, datetime.date(2027, 1, 1))
+    for bad in (None, "", "yesterday", "2026-12-03T02:00:00"):  # no zone: not guessed
+        assert mydata.due_on(bad) is None
+        assert not mydata.overdue({**doc, "requested_at": bad}, datetime.date(2030, 1, 1))

@@ -30,6 +30,10 @@ deleted, tracked to an answer.
    a refusal or a deletion is its decision, and requests live in the residents database, not
    on the worker's phone. In progress, then done or refused; done and refused say what was
    done or why not (PIPL art. 50). resident_writes.answer_problem holds the moves.
+6. A deadline (`due_on`, `overdue`): an answer is due ANSWER_WORKING_DAYS working days after
+   the day (in China) the request came, counting Monday to Friday; a request still open or in
+   progress after that day is overdue, and the supervisor's list says so. Statutory holidays
+   and the weekends worked instead are not known to Linli, so the count is by weekday only.
 """
 
 from __future__ import annotations
@@ -395,8 +399,39 @@ def answered(stored: Mapping[str, Any], body: Mapping[str, Any], writer: str,
     return doc, answer_problem(doc, stored, writer)
 
 
-def request_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+ANSWER_WORKING_DAYS = 15  # the handler's promise, as issue 23 asks (PIPL art. 50: "promptly")
+
+
+def due_on(requested_at: Any) -> str | None:
+    """Rule 6: the day an answer is due, None when the request's time cannot be read."""
+    try:
+        when = datetime.datetime.fromisoformat(str(requested_at))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    day, left = when.astimezone(CHINA).date(), ANSWER_WORKING_DAYS
+    while left:
+        day += datetime.timedelta(days=1)
+        left -= day.weekday() < 5
+    return day.isoformat()
+
+
+def overdue(doc: Mapping[str, Any], today: datetime.date) -> bool:
+    """Rule 6: still waiting for an answer after the day it was due."""
+    due = due_on(doc.get("requested_at"))
+    return doc.get("status") in ("open", "in_progress") and due is not None \
+        and today.isoformat() > due
+
+
+def request_view(doc: Mapping[str, Any], now: datetime.datetime | None = None
+                 ) -> dict[str, Any]:
     """A request as listed, to its resident or to the supervisor: its fields and its revision
-    (an answer names the revision it answers)."""
-    return {"id": doc.get("_id"), "rev": doc.get("_rev"),
-            **{k: v for k, v in doc.items() if not k.startswith("_")}}
+    (an answer names the revision it answers), the day its answer is due, and, given `now`,
+    whether it is overdue."""
+    view = {"id": doc.get("_id"), "rev": doc.get("_rev"),
+            **{k: v for k, v in doc.items() if not k.startswith("_")},
+            "due_on": due_on(doc.get("requested_at"))}
+    if now is not None:
+        view["overdue"] = overdue(doc, now.astimezone(CHINA).date())
+    return view

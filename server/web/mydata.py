@@ -139,8 +139,10 @@ async def requests_to_answer(request: web.Request) -> web.Response:
         raise errors.bad_request("status 应为 open 或 all", "status must be open or all")
     found = await request.app[MY_DATA].listed(user, community_query(request), status == "all")
     audit.info("%s listed %d data requests", user.name, len(found))
-    return json_response({"requests": [mydata.request_view(d) for d in found[:MAX_LISTED]],
-                          "truncated": len(found) > MAX_LISTED}, headers=PRIVATE)
+    now = datetime.datetime.now(datetime.UTC)
+    listed = [mydata.request_view(d, now) for d in found[:MAX_LISTED]]
+    return json_response({"requests": listed, "truncated": len(found) > MAX_LISTED,
+                          "overdue": sum(1 for r in listed if r["overdue"])}, headers=PRIVATE)
 
 
 async def answer_request(request: web.Request) -> web.Response:
