@@ -424,13 +424,13 @@ async function route() {
   else if (name === "h") nodes = householdView(app, a);
   else if (name === "sync") nodes = refusedView(app);
   else if (RESIDENT_WORK[name]) nodes = RESIDENT_WORK[name](app, a);
+  else if (name === "audit") nodes = auditView(app);
   else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);
   else if (name === "notices") nodes = noticesView(app, a, b);
   else if (name === "tasks") nodes = tasksView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
-  else if (name === "audit") nodes = auditView(app);
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "new") {
