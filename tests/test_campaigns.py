@@ -8,6 +8,7 @@ for the campaign's ID numbers and finds none, while what stays is still there.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import uuid
 from typing import Any
@@ -122,6 +123,15 @@ async def test_a_purged_campaign_leaves_no_id_number_in_the_store(
     assert done["figures"][grid] == {"screening": {"2026-11-20": len(docs)}}
     assert done["due_on"] == (datetime.date.fromisoformat(yesterday)
                               + datetime.timedelta(days=30)).isoformat()
+
+    # Purged again, twice at once: one at a time, and what was counted stays as counted.
+    again = await asyncio.gather(*(client.post(f"/api/campaigns/{key}/purge",
+                                               headers=basic(purger)) for _ in range(2)))
+    for resp in again:
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert body["purged"][grid] == done["purged"][grid]
+        assert body["figures"][grid] == done["figures"][grid]
 
     # Nothing of the campaign on any file of the store; what stays is still there.
     assert files_holding(store, secrets) == {}

@@ -108,6 +108,9 @@ async def purge(couch: CouchClient, directory: Directory, key: str, grids: list[
     are rebuilt; the campaign's document then records what went and the figures counted."""
     path = db_path(DIRECTORY_DB, f"campaign:{key}")
     campaign = await couch.get(path)
+    done = {g for g, mark in (campaign.get("purged") or {}).items()
+            if isinstance(mark, dict) and mark.get("records") is not None}
+    grids = [g for g in grids if g not in done]  # purged before: its figures stay as counted
     at = now.isoformat(timespec="seconds")
     campaign.setdefault("purged", {}).update(
         {grid: {"at": at, "by": by, "records": None} for grid in grids})

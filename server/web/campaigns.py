@@ -4,6 +4,7 @@ The rules are server/domain/campaigns.py's; the store side server/sync/campaigns
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from server.errors import json_response
 from server.store.couch import NotFound, db_path
 from server.sync import campaigns as store
 from server.web.guard import require_role
-from server.web.keys import COUCH, DIRECTORY
+from server.web.keys import COUCH, DIRECTORY, PURGING
 from server.web.parsing import read_object
 
 
@@ -58,14 +59,16 @@ async def campaign_purge(request: web.Request) -> web.Response:
                                "an admin.")
     key = request.match_info["key"]
     directory = request.app[DIRECTORY]
-    now = datetime.datetime.now(datetime.UTC)
-    rules.check_may_purge(directory.campaigns.get(key), now.date())
-    grids = sorted(code for code in directory.grids if directory.reaches(user, code))
-    done = await store.purge(request.app[COUCH], directory, key, grids, user.name, now)
+    async with request.app[PURGING]:  # two purges never rebuild one grid at once
+        now = datetime.datetime.now(datetime.UTC)
+        rules.check_may_purge(directory.campaigns.get(key), now.date())
+        grids = sorted(code for code in directory.grids if directory.reaches(user, code))
+        done = await store.purge(request.app[COUCH], directory, key, grids, user.name, now)
     return json_response(store.listed(done))
 
 
 def setup(app: web.Application, prefix: str) -> None:
+    app[PURGING] = asyncio.Lock()
     app.router.add_get(prefix + "/campaigns", campaigns_list)
     app.router.add_put(prefix + "/campaigns/{key:[^/]+}", campaign_set)
     app.router.add_post(prefix + "/campaigns/{key:[^/]+}/purge", campaign_purge)

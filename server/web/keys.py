@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -93,3 +94,4 @@ RESIDENT_FEEDS_HELD = web.AppKey("resident_feeds_held", FeedLimiter)  # resident
 USER: web.RequestKey[User | None] = web.RequestKey("user", User)
 RENEW_SESSION = web.RequestKey("renew_session", bool)
 SESSION = web.RequestKey("session", Session)  # the cookie's session, when a cookie was used
+PURGING = web.AppKey("purging", asyncio.Lock)  # one campaign purge at a time (web/campaigns.py)
