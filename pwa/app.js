@@ -19,6 +19,7 @@ import { reviewRecordView, reviewView } from "./review.js";
 import { canManageUsers, usersView } from "./users.js";
 import { inboxView, refreshReports } from "./worker/inbox.js";
 import { auditView, canReadAudit } from "./audit.js";
+import { handleView, reportsLink } from "./worker/reports.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
 import { GridSync, forgetGrids, purgeCampaigns, storageReport } from "./sync.js";
@@ -103,8 +104,9 @@ function serverLinks() {
   const party = canSeeBranches(app.me) ? el("a", { href: "#/party", id: "party-link" }, t("b_link")) : null;
   const questionnaires = questionnairesLink(app.me);
   const tasks = tasksLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, tasks, party].filter(Boolean);
-  return [notices, questionnaires, tasks,
+  const handle = reportsLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, party].filter(Boolean);
+  return [notices, questionnaires, tasks, handle,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -279,7 +281,7 @@ async function loadSchemas() {
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
 const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "party", "questionnaires",
-  "tasks"]);
+  "tasks", "handle"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -391,10 +393,14 @@ function serverRoute(name, a, b) {
   else if (name === "audit") nodes = auditView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
+  else if (name === "handle" || (!name && HANDLER_HOME.has(app.me.role))) nodes = handleView(app, a);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
-  view.dataset.route = SERVER_SCREENS.has(name) ? name : "grid";
+  view.dataset.route = SERVER_SCREENS.has(name) ? name : !name && HANDLER_HOME.has(app.me.role) ? "handle" : "grid";
 }
+
+// A property company's or a liaison department's staff keep no grid: their queue is their home.
+const HANDLER_HOME = new Set(["property", "department"]);
 
 // The grid worker's resident work (pwa/worker/residents.js), each screen by its route name.
 const RESIDENT_WORK = { inbox: inboxView, residents: queueView, decide: decideView, code: codeView, newcode: newCodeView,
@@ -433,6 +439,7 @@ async function route() {
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
+  else if (name === "handle") nodes = handleView(app, a);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

@@ -4,10 +4,12 @@
 
 import { PARTY_WORDS } from "./party/words.js";
 import { RESIDENT_WORDS } from "./resident/words.js";
+import { HANDLER_WORDS } from "./worker/words.js";
 
 const WORDS = {
   ...RESIDENT_WORDS,
   ...PARTY_WORDS,
+  ...HANDLER_WORDS,
   app_name: ["邻里", "Linli"],
   switch_language: ["English", "中文"],
   switch_language_label: ["Switch to English", "切换到中文"],

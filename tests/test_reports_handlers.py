@@ -27,6 +27,21 @@ async def closed(client: TestClient, reporter: str, handler: str, grid: str, n: 
     assert got == 201 and answer["status"]["rating"] == rating, answer
 
 
+async def test_a_report_says_which_moves_its_reader_may_make(client: TestClient,
+                                                             city: City) -> None:
+    """The handler's phone offers the moves the server gives with the report: the grid's
+    worker accepts, the reporter none before 已办结, another grid's worker never sees it."""
+    town = await ready(client, city)
+    got, answer = await post(client, town.ra, PREFIX, body(500, category="other"))
+    rid = answer["report"]["_id"]
+    for user, moves in ((town.worker1, ["accepted"]), (town.ra, []), (town.sup1, ["accepted"])):
+        got, seen = await get(client, user, f"{PREFIX}/{rid}")
+        assert got == 200 and seen["moves"] == moves, (user, seen)
+    assert (await get(client, town.worker3, f"{PREFIX}/{rid}"))[0] == 404
+    got, listed = await get(client, town.worker1, f"{PREFIX}/categories")
+    assert "department:police" in {h["code"] for h in listed["handlers"]}
+
+
 async def test_a_workers_own_rating_is_not_the_residents_satisfaction(
         client: TestClient, city: City) -> None:
     """Five residents' reports rated 5 and five a worker filed on their rounds and rated 1

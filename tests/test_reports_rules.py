@@ -375,3 +375,14 @@ def test_satisfaction_counts_a_residents_own_rating_only() -> None:
         held = r.status_doc(report, r.Status(applied=(sid,)), steps,
                             datetime.datetime(2026, 1, 6, tzinfo=r.SHANGHAI))
         assert held.get("rating") == rating and "closed_at" in held
+
+
+def test_the_moves_a_part_may_make_from_each_state() -> None:
+    """The phone offers what rule 4 allows the part it plays; nothing for a stranger."""
+    assert r.moves(frozenset({"intake"}), "submitted", 0) == ["accepted"]
+    assert r.moves(frozenset({"intake", "assignee"}), "dispatched", 0) == ["in_progress"]
+    assert r.moves(frozenset({"assignee"}), "accepted", 0) == []
+    assert r.moves(frozenset({"reporter"}), "done", 0) == ["closed", "in_progress"]
+    assert r.moves(frozenset({"reporter"}), "done", 1) == ["closed"]
+    assert r.moves(frozenset(), "submitted", 0) == []
+    assert {h["code"] for h in r.handler_labels()} == set(r.HANDLER_KINDS)

@@ -13,7 +13,7 @@ import { backLink, heading } from "./ui.js";
 
 const MAX_SIDE = 1600;
 const TARGET_BYTES = 300 * 1024;
-const MAX_PHOTOS = 3;
+export const MAX_PHOTOS = 3;
 const CATEGORIES = "linli-report-categories";
 const STATE_CHIP = { submitted: "chip-waiting", accepted: "chip-waiting", dispatched: "chip-waiting",
   in_progress: "chip-waiting", done: "chip-visited", closed: "chip-visited" };
@@ -76,6 +76,28 @@ export async function scaledPhoto(file) {
   return { data: btoa(text), size: bytes.length, width: canvas.width, height: canvas.height };
 }
 
+// A file input (`id`) that adds up to MAX_PHOTOS photos, each scaled (`scaledPhoto`), to
+// `photos`, and the line that says how many (`data-sizes`: each one's pixels and bytes).
+export function photoInput(id, photos) {
+  const picked = el("p", { class: "hint", id: `${id}-picked`, role: "status" },
+    photos.length ? tf("rp_photos_n", { n: photos.length }) : "");
+  const file = el("input", { id, type: "file", accept: "image/*", multiple: true });
+  file.addEventListener("change", async () => {
+    for (const f of [...file.files].slice(0, MAX_PHOTOS - photos.length)) {
+      try {
+        photos.push(await scaledPhoto(f));
+      } catch {
+        picked.textContent = t("rp_photo_unreadable");
+        return;
+      }
+    }
+    file.value = "";
+    picked.textContent = tf("rp_photos_n", { n: photos.length });
+    picked.dataset.sizes = photos.map((p) => `${p.width}x${p.height}:${p.size}`).join(",");
+  });
+  return [file, picked];
+}
+
 // The resident's reports: the server's (pulled) and those still in the outbox (待发送).
 export function myReports(store) {
   const sent = [...store.docs.values()].filter((d) => d.type === "report")
@@ -131,21 +153,7 @@ export function newReportView(app) {
   };
   select.addEventListener("change", showAnon);
   showAnon();
-  const picked = el("p", { class: "hint", id: "rp-photos-picked", role: "status" }, "");
-  const file = el("input", { id: "rp-photos", type: "file", accept: "image/*", multiple: true });
-  file.addEventListener("change", async () => {
-    for (const f of [...file.files].slice(0, MAX_PHOTOS - photos.length)) {
-      try {
-        photos.push(await scaledPhoto(f));
-      } catch {
-        picked.textContent = t("rp_photo_unreadable");
-        return;
-      }
-    }
-    file.value = "";
-    picked.textContent = tf("rp_photos_n", { n: photos.length });
-    picked.dataset.sizes = photos.map((p) => `${p.width}x${p.height}:${p.size}`).join(",");
-  });
+  const [file, picked] = photoInput("rp-photos", photos);
   const field = (id, text, control) => el("div", { class: "field" }, el("label", { for: id }, text), control);
   const form = el("form", { id: "rp-form", class: "record-form", "data-keep": "" },
     field("rp-category", t("rp_category"), select),
@@ -177,6 +185,26 @@ function step(report, status, to, extra = {}) {
     path: `/api/reports/${encodeURIComponent(report._id)}/steps`,
     body: { from: status.state, to, round: status.round || 0, request, ...extra },
     shown: { report: report._id, to } };
+}
+
+// A step's "after" photos (办理后照片), from the phone's copy (they come with the step through
+// the sync), shown as they load.
+function afterPhotos(store, step) {
+  const names = Object.keys(step._attachments || {}).sort();
+  if (!names.length) return null;
+  const box = el("span", { class: "after-photos" });
+  (async () => {
+    for (const [i, name] of names.entries()) {
+      try {
+        const blob = await store.db.getAttachment(step._id, name);
+        box.append(el("img", { src: URL.createObjectURL(blob), class: "notice-image", "data-name": name,
+          alt: tf("rp_after_n", { n: i + 1 }) }));
+      } catch {
+        box.append(el("span", { class: "hint" }, t("r_image_not_here")));
+      }
+    }
+  })();
+  return box;
 }
 
 export function reportView(app, id) {
@@ -216,7 +244,7 @@ export function reportView(app, id) {
     el("p", { id: "rp-state", "data-state": status.state }, chip({ state: status.state })),
     el("article", { class: "notice-body" }, el("p", {}, report.description)),
     el("ol", { class: "list steps", id: "rp-steps" }, steps.map((s) => el("li", { "data-to": s.to },
-      `${when(s.at)} · ${stateLabel(s.to)}${s.note ? ` · ${s.note}` : ""}`))),
+      `${when(s.at)} · ${stateLabel(s.to)}${s.note ? ` · ${s.note}` : ""}`, afterPhotos(store, s)))),
     queued.map((i) => el("p", { class: "hint" }, i.refused ? `${t("rp_refused")}：${message(i.refused.reason)}` : t("rp_queued"))),
     actions,
   ];

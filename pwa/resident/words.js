@@ -361,6 +361,7 @@ export const RESIDENT_WORDS = {
   rp_reopen: ["未解决，重新办理", "Not solved: reopen"],
   rp_comment: ["评价（可选）", "Comment (optional)"],
   rp_rating: ["满意度评分", "Rating"],
+  rp_after_n: ["办理后照片 {n}", "After photo {n}"],
   rp_state_submitted: ["已提交", "Submitted"],
   rp_state_accepted: ["已受理", "Accepted"],
   rp_state_dispatched: ["已派单", "Dispatched"],

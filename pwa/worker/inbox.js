@@ -205,11 +205,11 @@ function reportItem(app, report) {
   const status = report.status || {};
   const place = [report.building && `${report.building}幢`, report.unit && `${report.unit}单元`, report.spot]
     .filter(Boolean).join("");
-  return el("li", { "data-report": report._id },
+  return el("li", { "data-report": report._id }, el("a", { href: `#/handle/${encodeURIComponent(report._id)}` },
     el("span", { class: "main" }, `${named(held.categories, report.category)}${place ? ` · ${place}` : ""}`),
     el("span", { class: "meta" }, String(report.description || "").slice(0, 60)),
     el("span", { class: "chip" }, named(held.states, status.state || "submitted")),
-    (status.overdue || []).length ? el("span", { class: "chip chip-refused" }, w("overdue")) : null);
+    (status.overdue || []).length ? el("span", { class: "chip chip-refused" }, w("overdue")) : null));
 }
 
 export function inboxView(app) {

@@ -265,6 +265,21 @@ def part_of(actor: Actor, reporter: str, assignee: str, place: Place) -> frozens
     return frozenset(parts)
 
 
+def moves(parts: frozenset[str], state: str, round_: int) -> list[str]:
+    """Rule 4 for the phone: the states who plays `parts` may move a report in `state` to
+    (its queue offers these offline; the server judges every step again)."""
+    return [to for (base, to), need in TRANSITIONS.items()
+            if base == state and need in parts
+            and not ((base, to) == ("done", "in_progress") and round_ >= MAX_REOPEN)]
+
+
+def handler_labels() -> list[dict[str, str]]:
+    """Who a report may be dispatched to (派单), labelled for the intake's phone."""
+    named = {"grid": ("网格员", "Grid worker"), "property": ("物业公司", "Property company"),
+             **{f"department:{k}": v for k, v in DEPARTMENTS.items()}}
+    return [{"code": k, "zh": named[k][0], "en": named[k][1]} for k in HANDLER_KINDS]
+
+
 def sees(actor: Actor, reporter: str, assignee: str, place: Place) -> bool:
     """Rule 7: only the reporter, the intake of the place and the current assignee."""
     return bool(part_of(actor, reporter, assignee, place))

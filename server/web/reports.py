@@ -21,7 +21,7 @@ from server.domain.exports import WITHHELD
 from server.domain.figures import SMALL
 from server.domain.scope import User
 from server.errors import json_response
-from server.sync.reports import ReportRows, Reports
+from server.sync.reports import ReportRows, Reports, place_of
 from server.sync.residents import utc_now
 from server.web.api import send_sheet
 from server.web.auth import FailureCounter
@@ -106,7 +106,7 @@ async def categories(request: web.Request) -> web.Response:
          "accept_days": c.accept_days, "finish_days": c.finish_days}
         for c in request.app[REPORTS].categories], "states": [
         {"code": s, "zh": rules.STATE_LABELS[s][0], "en": rules.STATE_LABELS[s][1]}
-        for s in rules.STATES]})
+        for s in rules.STATES], "handlers": rules.handler_labels()})
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -150,10 +150,16 @@ async def one(request: web.Request) -> web.Response:
         "photos": sorted((s.get("_attachments") or {}).keys())}
         for s in await store.steps(str(doc["_id"]))]
     held = await store.statuses_of(str(doc["_id"]))
+    status = store.judged(doc, held, utc_now())
+    parts = rules.part_of(user, str(doc.get("reporter")), str(status.get("assignee") or
+                                                              doc.get("assignee", "")),
+                          place_of(doc))
     return json_response({"report": {k: v for k, v in shown.items()
                                      if not k.startswith("_") or k == "_id"},
-                          "photos": photos, "steps": steps,
-                          "status": store.judged(doc, held, utc_now())}, headers=NO_STORE)
+                          "photos": photos, "steps": steps, "status": status,
+                          "moves": [] if status.get("conflicts") else rules.moves(
+                              parts, str(status.get("state")), int(status.get("round", 0)))},
+                         headers=NO_STORE)
 
 
 async def act(request: web.Request) -> web.Response:
