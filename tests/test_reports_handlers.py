@@ -4,8 +4,10 @@ counted), and two handlers acting on one report offline resolve by the workflow 
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp.test_utils import TestClient
-from conftest import City, wait_for_user
+from conftest import PASSWORD, City, NodeClient, wait_for_user
 from test_reports import PREFIX, body, get, post, ready, step
 
 
@@ -58,3 +60,54 @@ async def test_a_workers_own_rating_is_not_the_residents_satisfaction(
     (mine,) = [a for a in board["areas"] if a["code"] == town.g1]
     assert (mine["rated"], mine["satisfaction"]) == (5, 5.0), mine
     assert mine["by_state"]["closed"] == 10
+
+
+async def test_two_handlers_offline_resolve_by_the_workflow_through_pouchdb(
+        client: TestClient, city: City, node: NodeClient) -> None:
+    """Rule 5 as the phones live it: the steps of two handlers who acted offline arrive late;
+    the reporter's real PouchDB phone pulls what the server folded. Two dispatches to two
+    handlers from one state: the supervisors' queue, the state kept. A second worker's
+    late start after the first finished: the earlier state never overwrites 已办结. A
+    status forged on the phone and pushed is denied; the next pull still shows the server's."""
+    town = await ready(client, city)
+    other = await city.user("worker", grids=[town.g1])
+    await wait_for_user(client, other)
+    got, answer = await post(client, town.ra, PREFIX, body(600, category="dispute"))
+    rid = answer["report"]["_id"]
+    status_id = rid.replace("report:", "report_status:")
+    remote, local = str(client.make_url("/couch/linli-resident")), node.local("ra")
+    auth = {"username": town.ra, "password": PASSWORD}
+
+    async def phone() -> dict[str, Any]:
+        pulled = await node.run({"op": "pull", "remote": remote, "local": local, "auth": auth})
+        assert pulled["ok"], pulled
+        return (await node.run({"op": "count", "local": local, "with_docs": True}))["docs"]
+
+    assert (await step(client, town.worker1, rid, "submitted", "accepted", 601))[0] == 201
+    assert (await step(client, town.worker1, rid, "accepted", "dispatched", 602,
+                       assignee="grid"))[0] == 201
+    got, second = await step(client, town.sup1, rid, "accepted", "dispatched", 603,
+                             assignee="department:police")
+    assert got == 201, second
+    held = (await phone())[status_id]
+    assert (held["state"], held["assignee"], held["conflicts"]) == ("dispatched", "grid", 1)
+    got, _ = await step(client, town.sup1, rid, "dispatched", "dispatched", 604,
+                        assignee="grid", resolve=True)
+    assert got == 201
+    for n, (a, b) in enumerate((("dispatched", "in_progress"), ("in_progress", "done")), 605):
+        assert (await step(client, town.worker1, rid, a, b, n))[0] == 201
+    # The grid's other worker, offline since 已派单, starts it: superseded, not a conflict.
+    got, late = await step(client, other, rid, "dispatched", "in_progress", 607)
+    assert got == 201 and late["status"]["state"] == "done", late
+    docs = await phone()
+    held = docs[status_id]
+    assert (held["state"], held["conflicts"]) == ("done", 0), held
+    steps = [d for i, d in docs.items() if i.startswith("report_step:")]
+    assert len(steps) == 7 and {d["created_by"] for d in steps} == {
+        "网格员", "社区、街道工作人员"}  # staff by their part, never by login
+    forged = {**held, "state": "closed", "rating": 5}
+    pushed = await node.run({"op": "push", "remote": remote, "local": local, "auth": auth,
+                             "docs": [forged]})
+    assert pushed["denied"] and pushed["docs_written"] == 0, pushed
+    got, seen = await get(client, town.ra, f"{PREFIX}/{rid}")
+    assert seen["status"]["state"] == "done" and "rating" not in seen["status"]
