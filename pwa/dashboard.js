@@ -6,6 +6,7 @@
 
 import { TooSlow, callApi } from "./api.js";
 import { el } from "./dom.js";
+import { exportsSection } from "./exports.js";
 import { lang, message, pick, t, tf } from "./i18n.js";
 
 const LEVELS = ["city", "district", "street", "community", "grid"];
@@ -417,6 +418,7 @@ export function dashboardView(app, level = "city", code = "") {
       ...["xlsx", "csv"].map((format) => el("a", { class: "download no-print", "data-format": format, download: "",
         href: `/api/export?${new URLSearchParams({ what: "aggregates", level, code, format })}` },
       `${w("download")} (${format.toUpperCase()})`))),
+    ["supervisor", "admin"].includes(app.me?.role) ? exportsSection(level, code) : null,
     box,
   ];
 }

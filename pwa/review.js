@@ -1,6 +1,8 @@
 // The supervisor's review (审核) of what grid workers synced. The queue (`GET /api/review`) lists
-// the visits, census forms and screenings of the supervisor's grids with their review state,
-// filtered by grid, type, state, worker and date; many records are approved at once, or marked
+// the visits, census forms and screenings of the supervisor's grids (households and persons when
+// that type is chosen) with their review state, newest first, filtered by grid, type, state,
+// worker and date; people are shown by their names, times in the city's time (北京时间). Many
+// records are approved at once, or marked
 // "has issues" or rejected with a comment (`POST /api/review/verdicts`). One record
 // (`GET /api/review/record`) shows its fields, its verdicts, its history and what changed between
 // revisions. Verdicts are documents in the grid's database, so they reach the worker's phone by
@@ -10,17 +12,26 @@ import { TooSlow, callApi } from "./api.js";
 import { canDecide } from "./conflicts.js";
 import { el } from "./dom.js";
 import { sensitiveFields } from "./generated/sensitivity.js";
-import { fieldLabel, formatTime, message, pick, t, tf } from "./i18n.js";
+import { cityTime, fieldLabel, message, pick, t, tf } from "./i18n.js";
 import { addressText, gridName, latestSchema, typeLabel, valueText } from "./views.js";
 
 const TIMEOUT_MS = 120_000; // a grid's first review query waits while the store builds its views
-const TYPES = ["household_visit", "census_household", "screening"];
+const TYPES = ["household_visit", "census_household", "screening", "household", "person"];
+const SORTS = ["newest", "oldest"];
 const STATES = ["received", "approved", "has_issues", "edited", "rejected"];
 const DECISIONS = ["approved", "has_issues", "rejected"];
 const PAGE = 100; // rows shown at first, and added by "show more"
 const NOT_SHOWN = new Set(["_id", "_rev", "type", "schema_version", "grid", "edits"]);
 const FILTERS_KEY = "linli.review.filters";
-const FILTERS = ["grid", "type", "state", "worker", "from", "to"];
+const FILTERS = ["grid", "type", "state", "worker", "from", "to", "sort"];
+// This screen's own words (the shared ones are in i18n.js).
+const WORDS = {
+  filter_sort: ["排序", "Order"],
+  sort_newest: ["最新在前", "Newest first"],
+  sort_oldest: ["最早在前", "Oldest first"],
+  no_personal_data: ["不含个人信息", "No personal data"],
+};
+const w = (key) => pick(WORDS[key]);
 // The existing chip colours: green for approved, red for what needs the worker, blue for edited.
 const STATE_CHIP = { approved: "visited", has_issues: "refused", rejected: "refused", edited: "waiting" };
 
@@ -47,9 +58,15 @@ function decisionLabel(schemas, decision) {
   return pick((prop["x-enum-labels"] || {})[decision] || decision);
 }
 
+// A time as the city reads it (Asia/Shanghai), whatever the phone's zone.
 function timeText(iso) {
   const ms = Date.parse(iso || "");
-  return ms ? formatTime(ms) : "";
+  return ms ? cityTime(ms, { date: true }) : "";
+}
+
+// A user by their full name (姓名) when the server gave it, else the login.
+function personName(people, login) {
+  return (people && people[login]) || login || "";
 }
 
 function revNumber(rev) {
@@ -100,6 +117,8 @@ function filterForm(app, filters, workers, onApply) {
   const grid = choiceSelect("rf-grid", filters.grid, app.me.grids.map((g) => [g.code, g.name]));
   const type = choiceSelect("rf-type", filters.type, TYPES.map((k) => [k, typeLabel(app.schemas, k)]));
   const state = choiceSelect("rf-state", filters.state, STATES.map((s) => [s, t(`rv_${s}`)]));
+  const sort = el("select", { id: "rf-sort", name: "sort" },
+    SORTS.map((s) => el("option", { value: s, selected: s === (filters.sort || "newest") }, w(`sort_${s}`))));
   const worker = el("input", { id: "rf-worker", name: "worker", type: "text", autocomplete: "off",
     autocapitalize: "none", list: "rf-workers", value: filters.worker });
   const from = el("input", { id: "rf-from", name: "from", type: "date", value: filters.from });
@@ -113,13 +132,14 @@ function filterForm(app, filters, workers, onApply) {
         labelled("rf-state", t("filter_state"), state),
         labelled("rf-worker", t("filter_worker"), worker),
         labelled("rf-from", t("filter_from"), from),
-        labelled("rf-to", t("filter_to"), to)),
+        labelled("rf-to", t("filter_to"), to),
+        labelled("rf-sort", w("filter_sort"), sort)),
       workers,
       el("div", { class: "actions" }, el("button", { type: "submit", id: "rf-apply" }, t("apply_filters")))));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const chosen = { grid: grid.value, type: type.value, state: state.value, worker: worker.value.trim(),
-      from: from.value, to: to.value };
+      from: from.value, to: to.value, sort: sort.value === "newest" ? "" : sort.value };
     saveFilters(chosen);
     onApply(chosen);
   });
@@ -190,7 +210,7 @@ function verdictPanel(app, key, items, done) {
 
 // --- the queue -------------------------------------------------------------------------------
 
-function queueTable(app, records, selected, onSelect) {
+function queueTable(app, records, people, selected, onSelect) {
   let shown = Math.min(PAGE, records.length);
   const body = el("tbody");
   const all = el("input", { type: "checkbox", id: "rq-all" });
@@ -209,8 +229,9 @@ function queueTable(app, records, selected, onSelect) {
       el("td", {}, box, el("label", { class: "visually-hidden", for: box.id }, tf("select_record", { record: title }))),
       el("th", { scope: "row" },
         el("a", { href: recordHref(r.grid, r.record) }, title),
-        el("span", { class: "meta" }, " ", householdText(app, r.grid, r.household))),
-      el("td", {}, r.worker || ""),
+        el("span", { class: "meta" }, " ", [gridName(app, r.grid), householdText(app, r.grid, r.household)]
+          .filter(Boolean).join(" · "))),
+      el("td", { "data-worker": r.worker || "" }, personName(people, r.worker)),
       el("td", {}, stateChip(r.state), comment ? " " : null, comment));
   };
   const fill = () => {
@@ -277,19 +298,21 @@ export function reviewView(app) {
     const records = Array.isArray(answer.body.records) ? answer.body.records : [];
     selected.clear();
     showCount();
+    const people = answer.body.people || {};
     workers.replaceChildren(...[...new Set(records.map((r) => r.worker).filter(Boolean))].sort()
-      .map((w) => el("option", { value: w })));
+      .map((login) => el("option", { value: login }, personName(people, login))));
     app.review = { records, filters }; // for the tests and the curious
     if (!records.length) return show(el("p", { class: "empty" }, t("no_review_records")));
     // The same filtered list as a file (every record, past the screen's limit too).
     const downloads = el("p", { class: "downloads no-print" }, ...["xlsx", "csv"].map((format) =>
-      el("a", { class: "download", "data-format": format, download: "",
+      el("a", { class: "download", "data-format": format, download: "", "aria-describedby": "rq-download-note",
         href: `/api/export?${new URLSearchParams({ ...Object.fromEntries(query), what: "review", format })}` },
-      `${t("review_download")} (${format.toUpperCase()})`)));
+      `${t("review_download")} (${format.toUpperCase()})`)),
+    el("span", { class: "meta", id: "rq-download-note" }, w("no_personal_data")));
     show(
       answer.body.truncated ? el("p", { class: "warn" }, tf("review_truncated", { n: records.length })) : null,
       downloads,
-      ...queueTable(app, records, selected, showCount),
+      ...queueTable(app, records, people, selected, showCount),
       count,
       verdictPanel(app, "rq-verdict", () => [...selected.values()]
         .map((r) => ({ grid: r.grid, record: r.record, rev: r.rev })), load));
@@ -348,7 +371,7 @@ function changesTable(app, type, revision) {
 
 function historySection(app, found) {
   const items = found.revisions.map((r) => {
-    const about = [r.by || t("sender_unknown"), r.received_at && `${t("received_at")} ${timeText(r.received_at)}`];
+    const about = [personName(found.people, r.by) || t("sender_unknown"), r.received_at && `${t("received_at")} ${timeText(r.received_at)}`];
     let detail = null;
     if (!r.kept) detail = el("p", { class: "meta" }, t("not_kept_help"));
     else if (r.changes && r.changes.some((c) => !NOT_SHOWN.has(c.field))) detail = changesTable(app, found.record_type, r);
@@ -373,7 +396,7 @@ function verdictsSection(app, found) {
     found.verdicts.length
       ? el("ul", { class: "list" }, [...found.verdicts].reverse().map((v) => el("li", { class: `verdict verdict-${v.decision}` },
         el("span", { class: "main" }, `${decisionLabel(app.schemas, v.decision)}${v.comment ? `：${v.comment}` : ""}`),
-        el("span", { class: "meta" }, [v.by, v.at ? timeText(v.at) : t("just_received"), tf("verdict_on", { n: revNumber(v.record_rev) }),
+        el("span", { class: "meta" }, [personName(found.people, v.by), v.at ? timeText(v.at) : t("just_received"), tf("verdict_on", { n: revNumber(v.record_rev) }),
           v.device_time ? tf("device_time", { time: timeText(v.device_time) || v.device_time }) : ""].filter(Boolean).join(" · ")))))
       : el("p", { class: "empty" }, t("no_verdicts")));
 }
@@ -431,7 +454,7 @@ export function reviewRecordView(app, grid, id) {
       remask = setTimeout(() => { if (box.isConnected) load(false); }, Math.max(left, 0));
     }
     const { record } = found;
-    const date = record.visited_on || record.enumerated_on || record.screened_on || "";
+    const date = record.visited_on || record.enumerated_on || record.screened_on || String(record.device_time || "").slice(0, 10);
     title.textContent = `${typeLabel(app.schemas, found.record_type)}${date ? ` ${date}` : ""}`;
     // Only users given the `unmask` right may ask (the server refuses the others and audits both).
     const mayUnmask = (app.me?.rights || []).includes("unmask");
@@ -439,7 +462,7 @@ export function reviewRecordView(app, grid, id) {
     const unmaskButton = hasMasked ? revealForm((reason) => load(true, reason)) : null;
     const reviewable = found.state !== null && found.state !== undefined;
     show(
-      el("p", { class: "meta" }, [gridName(app, grid), record.created_by, found.id].filter(Boolean).join(" · ")),
+      el("p", { class: "meta", id: "record-about" }, [gridName(app, grid), personName(found.people, record.created_by)].filter(Boolean).join(" · ")),
       reviewable ? el("p", {}, stateChip(found.state)) : null,
       found.conflicts && found.conflicts.length ? el("p", { class: "warn" }, el("a", { href: "#/conflicts" }, t("record_conflicts"))) : null,
       el("section", { "aria-labelledby": "fields-title" },

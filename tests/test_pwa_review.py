@@ -103,8 +103,13 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
         "() => window.linli.review && linli.review.filters.worker === 'wang.fang'"
         " && document.getElementById('review').getAttribute('aria-busy') === 'false'")
     await rows_in(page, "received", 4)
+    # Newest first (one day here: by record, the last first).
     assert await page.locator("#review-table tbody tr").evaluate_all(
-        "(rows) => rows.map((r) => r.dataset.record)") == ids
+        "(rows) => rows.map((r) => r.dataset.record)") == ids[::-1]
+    # People and grids by their names, never a login or a code (issue 22, item 8).
+    shown = await page.locator("#review-table tbody").inner_text()
+    assert "王芳" in shown and "wang.fang" not in shown and GRID_A not in shown
+    assert "household_visit:" not in shown
     heads = await page.locator("#review-table thead th").evaluate_all(
         "(ths) => ths.map((th) => th.scope)")
     assert heads == ["col"] * 4
@@ -116,10 +121,10 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
       const href = document.querySelector('#review a.download[data-format=csv]')
         .getAttribute('href');
       const text = await (await fetch(href)).text();
-      return [href, text.trim().split('\n').slice(1).map((line) => line.split(',')[1])];
+      return [href, text.trim().split('\n').slice(1).map((line) => line.split(',')[2])];
     }""")
     assert "what=review" in href and "worker=wang.fang" in href
-    assert listed == ids
+    assert listed == ids[::-1]
 
     # Three approved at once.
     for record in ids[:3]:
@@ -162,7 +167,9 @@ async def test_the_supervisor_reviews_many_records_at_once(browser: Browser,
     assert await revisions.evaluate_all("(li) => li.map((l) => l.dataset.rev)") == [
         fixed, revs[flagged]]
     newest = revisions.nth(0)
-    assert "wang.fang" in await newest.inner_text()
+    assert "王芳" in await newest.inner_text() and "wang.fang" not in await newest.inner_text()
+    about = await page.text_content("#record-about")
+    assert "王芳" in about and "household_visit:" not in about and GRID_A not in about
     assert await newest.locator("caption").inner_text() == "与第 1 版相比的修改"
     change = newest.locator("tbody tr")
     assert await change.count() == 1
