@@ -77,11 +77,11 @@ function stateChip(state) {
   return el("span", { class: `chip chip-${STATE_CHIP[state] || "state"}`, "data-state": state }, t(`rv_${state}`));
 }
 
-// A household in words: its address when the phone holds it, else its key.
+// A household in words: its address when the phone holds it, else nothing (never its key).
 function householdText(app, grid, id) {
   if (!id) return "";
   const h = grid === app.grid?.code ? app.index?.get(id) : null;
-  return h && h.address ? addressText(h.address) : id.slice(id.indexOf(":") + 1);
+  return h && h.address ? addressText(h.address) : "";
 }
 
 function recordHref(grid, id) {
@@ -340,11 +340,16 @@ function fieldsOf(app, found) {
     .filter((k) => k in record && !NOT_SHOWN.has(k) && !k.startsWith("_"));
   return el("dl", { class: "facts", id: "record-fields" }, names.flatMap((name) => {
     const value = record[name];
-    const text = valueText(app.schemas, record.type, name, value);
+    const label = fieldLabel(props[name], name);
+    // People by name and times in the city's time; a linked record by its address, else by
+    // the field's label (never its key).
+    const text = name === "created_by" ? personName(found.people, value)
+      : name === "device_time" ? timeText(value) || String(value)
+        : valueText(app.schemas, record.type, name, value);
     const shown = (name === "household" || name === "person") && typeof value === "string"
-      ? el("a", { href: recordHref(found.grid, value) }, name === "household" ? householdText(app, found.grid, value) : text)
+      ? el("a", { href: recordHref(found.grid, value) }, (name === "household" && householdText(app, found.grid, value)) || label)
       : text;
-    return [el("dt", { "data-field": name }, fieldLabel(props[name], name)), el("dd", { "data-field": name }, shown)];
+    return [el("dt", { "data-field": name }, label), el("dd", { "data-field": name }, shown)];
   }));
 }
 

@@ -121,13 +121,17 @@ async def test_the_community_supervisor_walks_through(browser: Browser, demo: De
     await row.wait_for(timeout=30_000)
     text = await row.inner_text()
     assert "王芳" in text and "wang.fang" not in text and GRID_A not in text
-    assert "person:" not in text
+    assert "person:" not in text and member["household"].split(":")[1] not in text
     await accessible(page, "review queue")
     await shoot(page, tmp_path, "supervisor-review", top="#review")
     await row.locator("th a").click()
     await settled(page, "review-record")
     about = await page.text_content("#record-about")
     assert "王芳" in about and GRID_A not in about and "person:" not in about
+    fields = await page.locator("#record-fields").inner_text()
+    assert "wang.fang" not in fields and "person:" not in fields and "household:" not in fields
+    assert "2026/11/30 10:00" in await page.locator(
+        "#record-fields dd[data-field=device_time]").inner_text()  # 北京时间, not ISO
     assert await page.locator("#record-fields dd[data-field=id_number]").inner_text() != (
         member["id_number"])  # masked
     await accessible(page, "review record")
