@@ -17,7 +17,7 @@ from test_pwa import demo as demo  # the demo city's fixture (one per module)
 from test_pwa_notices import api
 from test_pwa_volunteer import RESIDENT, check_screen, neighbour
 
-from server.demo.mutual_aid import DRILL
+from server.demo.mutual_aid import BOOK, DRILL
 from server.store.couch import basic_authorization
 
 pytestmark = pytest.mark.slow  # a real Chromium
@@ -83,5 +83,29 @@ async def test_a_seat_claimed_offline_is_pending_then_confirmed(browser: Browser
     mine = await api(demo, "GET", "/api/mutual-aid/mine", RESIDENT)
     drill = next(d for d in mine["deals"] if d["listing"] == DRILL)
     assert drill["returned_taker_at"] and drill["overdue"]  # the lender has yet to confirm
+
+    # Their own book, asked for by the neighbour: accepted and lent from the poster's screen.
+    asked = await claimed(demo, other, BOOK)
+    assert asked == "awaiting_approval", asked
+    await page.goto(f"{demo.url}/#/aid-item/{BOOK}")
+    await page.wait_for_selector("#ma-approve-0", timeout=30_000)
+    assert other not in await page.content()
+    await check_screen(page, "the poster's claimants")
+    await page.click("#ma-approve-0")
+    await page.click("#ma-lend-0", timeout=30_000)
+    await page.wait_for_selector("#ma-claimants li .meta:has-text('前归还')", timeout=30_000)
+    headers = {"Authorization": basic_authorization(other, PASSWORD)}
+    async with aiohttp.ClientSession(headers=headers) as session, session.get(
+            f"{demo.url}/api/mutual-aid/mine") as resp:
+        mine = await resp.json()
+    assert [d["due_at"] for d in mine["deals"] if d["listing"] == BOOK]
     assert phone.problems == []
     await phone.context.close()
+
+
+async def claimed(demo: Demo, user: str, listing: str) -> str:
+    headers = {"Authorization": basic_authorization(user, PASSWORD)}
+    async with aiohttp.ClientSession(headers=headers) as session, session.post(
+            f"{demo.url}/api/mutual-aid/listings/{listing}/claim",
+            json={"claim_id": "neighbour-asks-1"}) as resp:
+        return str((await resp.json())["status"])

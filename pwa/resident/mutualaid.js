@@ -208,8 +208,51 @@ export async function aidItemView(app, id) {
       src: `/api/mutual-aid/listings/${encodeURIComponent(listing._id)}/photos/${encodeURIComponent(name)}` }))) : null,
     listing.mine && listing.kind === "groupbuy" ? el("p", {}, el("a", { href: `#/aid-pickups/${encodeURIComponent(listing._id)}`, id: "ma-pickups-link" }, t("ma_pickups"))) : null,
     ...rows,
+    listing.mine && listing.kind !== "groupbuy" ? posterPanel(app, listing) : null,
     messagesBox(listing),
   ];
+}
+
+// What the poster does with those who claimed (each by an opaque key, never an account):
+// accept or refuse the first asker of a swap or a loan, lend or hand over to one holding the
+// place, confirm a loan's return. Each act goes to its route at once (it needs the network).
+function posterPanel(app, listing) {
+  const list = el("ul", { class: "list", id: "ma-claimants" });
+  const status = el("p", { class: "hint", role: "status", id: "ma-poster-status" }, "");
+  const base = `/api/mutual-aid/listings/${encodeURIComponent(listing._id)}`;
+  const send = (path, body) => async () => {
+    const sent = await callApi(`${base}/${path}`, { method: "POST", body: JSON.stringify(body) }).catch(() => null);
+    status.textContent = sent?.ok ? t("ma_done") : message(sent?.body?.reason || t("offline"));
+    if (sent?.ok) load();
+  };
+  const button = (id, label, onClick) => {
+    const b = el("button", { type: "button", id }, label);
+    b.addEventListener("click", onClick);
+    return b;
+  };
+  const opens = listing.kind === "tool" || listing.kind === "book" ? "lend" : "handover";
+  const load = async () => {
+    const got = await callApi(`${base}/claims`).catch(() => null);
+    if (!got?.ok) return;
+    list.replaceChildren(...got.body.claimants.map((c, n) => {
+      const acts = [];
+      if (c.status === "awaiting_approval") {
+        acts.push(button(`ma-approve-${n}`, t("ma_approve"), send("decide", { with: c.with, approve: true, claim_id: randomHex(12) })),
+          button(`ma-refuse-${n}`, t("ma_refuse"), send("decide", { with: c.with, approve: false, claim_id: randomHex(12) })));
+      } else if (c.status === "confirmed" && !c.deal.handed_at) {
+        acts.push(button(`ma-${opens}-${n}`, t(`ma_${opens}`), send("deal", { act: opens, with: c.with })));
+      } else if (opens === "lend" && c.deal.handed_at && !c.deal.returned_owner_at) {
+        acts.push(button(`ma-returned-${n}`, t("ma_return"), send("deal", { act: "return", with: c.with })));
+      }
+      return el("li", { "data-status": c.status },
+        el("span", { class: "main" }, `${t("ma_neighbour")} ${c.with.slice(0, 4)}`),
+        el("span", { class: "meta" }, standingText({ status: c.status, line: c.line })),
+        c.deal.due_at ? el("span", { class: "meta" }, tf("ma_due_x", { time: when(c.deal.due_at) })) : null,
+        acts.length ? el("p", { class: "actions" }, acts) : null);
+    }));
+  };
+  load();
+  return el("section", { class: "card", "aria-label": t("ma_claimants") }, el("h3", {}, t("ma_claimants")), list, status);
 }
 
 export async function aidPickupsView(app, id) {
@@ -223,8 +266,22 @@ export async function aidPickupsView(app, id) {
       el("ul", { class: "list" }, point.orders.map((o) => el("li", { "data-code": o.code },
         el("span", { class: "main" }, `${t("ma_code")} ${o.code}`),
         el("span", { class: "meta" }, `${o.items.map((i) => i.name).join("、")} · ${yuan(o.total_fen)}`),
-        el("span", { class: `chip ${o.picked_up ? "chip-visited" : "chip-waiting"}` }, o.picked_up ? tf("ma_paid_x", { x: yuan(o.paid_fen) }) : t("ma_not_collected"))))))),
+        el("span", { class: `chip ${o.picked_up ? "chip-visited" : "chip-waiting"}` }, o.picked_up ? tf("ma_paid_x", { x: yuan(o.paid_fen) }) : t("ma_not_collected")),
+        o.picked_up ? null : collect(app, id, o)))))),
   ];
+}
+
+// Cash on pickup (货到付款): the supplier records the order collected and what was paid.
+function collect(app, id, order) {
+  const b = el("button", { type: "button", class: "primary", "data-code": order.code }, tf("ma_collect_x", { x: yuan(order.total_fen) }));
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    const sent = await callApi(`/api/mutual-aid/listings/${encodeURIComponent(id)}/deal`, { method: "POST",
+      body: JSON.stringify({ act: "pickup", with: order.with, paid_fen: order.total_fen }) }).catch(() => null);
+    if (sent?.ok) app.resident.sync.dataChanged();
+    else b.textContent = message(sent?.body?.reason || t("offline"));
+  });
+  return b;
 }
 
 // The form for one kind; sent at once (a listing is no claim: nothing is limited by it).
