@@ -213,6 +213,19 @@ export async function aidItemView(app, id) {
   ];
 }
 
+function actButton(id, label, onClick) {
+  const b = el("button", { type: "button", id }, label);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// One act sent at once (it needs the network): the answer in `status`, `after()` once taken.
+async function sendAct(path, body, status, after) {
+  const sent = await callApi(path, { method: "POST", body: JSON.stringify(body) }).catch(() => null);
+  status.textContent = sent?.ok ? t("ma_done") : message(sent?.body?.reason || t("offline"));
+  if (sent?.ok) after();
+}
+
 // What the poster does with those who claimed (each by an opaque key, never an account):
 // accept or refuse the first asker of a swap or a loan, lend or hand over to one holding the
 // place, confirm a loan's return. Each act goes to its route at once (it needs the network).
@@ -220,16 +233,8 @@ function posterPanel(app, listing) {
   const list = el("ul", { class: "list", id: "ma-claimants" });
   const status = el("p", { class: "hint", role: "status", id: "ma-poster-status" }, "");
   const base = `/api/mutual-aid/listings/${encodeURIComponent(listing._id)}`;
-  const send = (path, body) => async () => {
-    const sent = await callApi(`${base}/${path}`, { method: "POST", body: JSON.stringify(body) }).catch(() => null);
-    status.textContent = sent?.ok ? t("ma_done") : message(sent?.body?.reason || t("offline"));
-    if (sent?.ok) load();
-  };
-  const button = (id, label, onClick) => {
-    const b = el("button", { type: "button", id }, label);
-    b.addEventListener("click", onClick);
-    return b;
-  };
+  const send = (path, body) => () => sendAct(`${base}/${path}`, body, status, () => load());
+  const button = actButton;
   const opens = listing.kind === "tool" || listing.kind === "book" ? "lend" : "handover";
   const load = async () => {
     const got = await callApi(`${base}/claims`).catch(() => null);
@@ -342,17 +347,9 @@ export async function aidMineView(app) {
   const got = await callApi("/api/mutual-aid/mine").catch(() => null);
   if (!got?.ok) return [backLink("#/aid", t("ma_title")), heading(t("ma_mine")), el("p", { class: "hint" }, t("offline"))];
   const status = el("p", { class: "hint", role: "status", id: "ma-mine-status" }, "");
-  const act = (deal, body) => async () => {
-    const sent = await callApi(`/api/mutual-aid/listings/${encodeURIComponent(deal.listing)}/deal`, {
-      method: "POST", body: JSON.stringify(deal.side === "owner" ? { ...body, with: deal.with } : body) }).catch(() => null);
-    status.textContent = sent?.ok ? t("ma_done") : message(sent?.body?.reason || t("offline"));
-    if (sent?.ok) app.resident.sync.dataChanged();
-  };
-  const button = (id, label, onClick) => {
-    const b = el("button", { type: "button", id }, label);
-    b.addEventListener("click", onClick);
-    return b;
-  };
+  const act = (deal, body) => () => sendAct(`/api/mutual-aid/listings/${encodeURIComponent(deal.listing)}/deal`,
+    deal.side === "owner" ? { ...body, with: deal.with } : body, status, () => app.resident.sync.dataChanged());
+  const button = actButton;
   const deals = got.body.deals || [];
   return [
     backLink("#/aid", t("ma_title")),
