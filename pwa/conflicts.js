@@ -6,7 +6,7 @@
 
 import { callApi } from "./api.js";
 import { el } from "./dom.js";
-import { fieldLabel, formatTime, message, t } from "./i18n.js";
+import { cityTime, fieldLabel, message, t } from "./i18n.js";
 import { fieldProblems } from "./validate.js";
 import { gridName, latestSchema, typeLabel, valueText } from "./views.js";
 
@@ -23,7 +23,7 @@ function propOf(schemas, type, field) {
 
 function receivedText(iso) {
   const ms = Date.parse(iso || "");
-  return ms ? formatTime(ms) : "";
+  return ms ? cityTime(ms, { date: true }) : ""; // 北京时间, whatever the phone's zone
 }
 
 // A value typed by the supervisor, read as the field's schema types it: numbers and yes/no where
@@ -64,7 +64,7 @@ function fieldChoice(app, conflict, f, key) {
     el("div", { class: "sides-grid" }, sides.map((side, i) => {
       const id = `${name}-${i}`;
       const received = receivedText(side.received_at);
-      const about = [side.by || t("someone"), received && `${t("received_at")} ${received}`, i === 0 && t("provisional")];
+      const about = [(side.by && (conflict.people || {})[side.by]) || side.by || t("someone"), received && `${t("received_at")} ${received}`, i === 0 && t("provisional")];
       return el("label", { class: "side-choice", for: id },
         el("input", { type: "radio", name, value: String(i), id }),
         el("span", { class: "value" },
@@ -175,7 +175,8 @@ export function conflictsView(app) {
     if (!answer.ok) return show(el("p", { class: "error", role: "alert" }, message(answer.body.reason || String(answer.status))));
     const conflicts = Array.isArray(answer.body.conflicts) ? answer.body.conflicts : [];
     if (conflicts.length === 0) return show(el("p", { class: "empty" }, t("no_conflicts")));
-    show(...conflicts.map((c, n) => conflictCard(app, c, n, load)));
+    const people = answer.body.people || {}; // logins -> full names (姓名)
+    show(...conflicts.map((c, n) => conflictCard(app, { ...c, people }, n, load)));
   };
   if (!canDecide(app.me)) {
     show(el("p", { class: "empty" }, t("supervisors_only")));

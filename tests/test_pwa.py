@@ -822,7 +822,9 @@ async def test_the_supervisor_decides_conflicts(browser: Browser, demo: Demo) ->
     assert await first.locator("h3").inner_text() == f"住户 · {first_id}"
     assert await first.locator("fieldset legend").all_inner_texts() == ["联系电话"]
     choices = await first.locator(".side-choice").all_inner_texts()
-    assert "13800001110" in choices[0] and "li.qiang" in choices[0] and "暂用" in choices[0]
+    # The side's sender by name (姓名), not by login (issue 22, item 8).
+    assert "13800001110" in choices[0] and "李强" in choices[0] and "暂用" in choices[0]
+    assert "li.qiang" not in choices[0]
     assert "13900002220" in choices[1] and other in choices[1]
     unlabelled = await page.evaluate(
         "() => [...document.querySelectorAll('main input, main select, main textarea')]"

@@ -142,7 +142,9 @@ async def conflicts(request: web.Request) -> web.Response:
                                 "grid(s) via /api/conflicts")
     else:
         audit.info("%s read %d open conflicts in %d grid(s)", user.name, len(found), len(codes))
-    return json_response({"conflicts": found})
+    return json_response({"conflicts": found, "people": people_named(request, [
+        side.get("by") for c in found for f in c.get("fields", [])
+        for side in [f.get("chosen") or {}, *(f.get("alternatives") or [])]])})
 
 
 async def decide(request: web.Request) -> web.Response:
