@@ -8,7 +8,7 @@ import { callApi } from "./api.js";
 import { el } from "./dom.js";
 import { cityTime, fieldLabel, message, t } from "./i18n.js";
 import { fieldProblems } from "./validate.js";
-import { gridName, latestSchema, typeLabel, valueText } from "./views.js";
+import { addressText, gridName, latestSchema, typeLabel, valueText } from "./views.js";
 
 const DECIDERS = new Set(["supervisor", "admin"]);
 const OTHER = "other";
@@ -144,7 +144,9 @@ function conflictCard(app, conflict, n, reload) {
   const record = conflict.grid === app.grid?.code ? app.index?.get(conflict.record) : null;
   const household = record && (record.type === "household" ? record._id : record.household);
   return el("section", { class: "card conflict", "aria-labelledby": titleId, "data-id": conflict.id },
-    el("h3", { id: titleId }, `${typeLabel(app.schemas, conflict.record_type)} · ${conflict.record}`),
+    // The record by its address or name when the phone holds it, never by its key.
+    el("h3", { id: titleId }, [typeLabel(app.schemas, conflict.record_type),
+      record && (record.address ? addressText(record.address) : record.name)].filter(Boolean).join(" · ")),
     el("p", { class: "meta" }, [gridName(app, conflict.grid),
       conflict.resolved_at && `${t("resolved_at")} ${receivedText(conflict.resolved_at)}`].filter(Boolean).join(" · ")),
     household ? el("p", {}, el("a", { href: `#/h/${encodeURIComponent(household)}` }, t("open_household"))) : null,
