@@ -355,6 +355,18 @@ def test_review_rows_list_the_queue_without_personal_data() -> None:
     assert list(exports.review_rows(listed))[1][:2] == ["g1", ""]  # no name: the code
 
 
+def test_a_figures_value_is_named_by_its_label() -> None:
+    """The aggregates' sheet names a figure's value as the schemas label it (issue 22)."""
+    assert exports.figure_label("households.status.active", NAMES) == (
+        "户数·状态 households by status: 在住")
+    assert exports.figure_label("persons.sex.2", NAMES) == "人口·性别 persons by sex: 女"
+    assert exports.figure_label("review.rejected", NAMES) == "最近审核结果 latest verdict: 不通过"
+    assert exports.figure_label("screenings.risk.unknown", NAMES).endswith(": 未填")
+    assert exports.figure_label("persons.sex.9", NAMES).endswith(": 9")  # no label: the code
+    assert exports.figure_label("households.status.active") == (
+        "户数·状态 households by status: active")
+
+
 def test_aggregate_rows_write_withheld_never_the_value() -> None:
     report = {"level": "community", "code": "c1", "name": "坊门社区", "grids": 2,
               "figures": {"households": 12, "persons": 30},
