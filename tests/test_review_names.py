@@ -158,9 +158,13 @@ async def test_record_sheets_show_names_and_labels(client: Any, city: City) -> N
     assert row["网格 grid"] == f"测试网格 {grid}" and row["社区 community"] == "坊门街社区"
     assert row["户类型 household_type"] == "家庭户" and row["住房性质 tenure"] == "租住"
     assert row["状态 status"] == "已迁出" and row["特殊人群 special_groups"] == HIDDEN
+    households_row = row
     resp = await client.get("/api/export", params={"what": "persons", "grid": grid},
                             headers=basic(boss))
     table = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
     row = dict(zip(table[0], table[1], strict=True))
     assert row["性别 sex"] == "男" and row["状态 status"] == "在册"
     assert row["身份证号 id_number"] == "330***********7697"
+    # 户 names the household by its address, as the households' sheet does, not by its key.
+    assert row["户 household"] == households_row["地址 address"], row
+    assert not row["户 household"].startswith("household:")

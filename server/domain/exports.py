@@ -133,7 +133,10 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "persons": [
         *WHERE,
-        ("户", "household", lambda d, _u, _n: d.get("household", "")),
+        # 户 by its address (issue 22, item 8), which sync/exports.rows adds per page; the
+        # id only for a household the grid no longer holds.
+        ("户", "household",
+         lambda d, _u, _n: d.get("household_address") or d.get("household", "")),
         ("姓名", "name", lambda d, _u, _n: d.get("name", "")),
         ("性别", "sex", _enum("person", "sex")),
         ("出生年", "birth_year", lambda d, _u, _n: d.get("birth_year", "")),

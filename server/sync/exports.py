@@ -15,7 +15,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from server.domain.exports import PREFIX, Names, header, record_row, safe_row
+from server.domain.exports import PREFIX, Names, address, header, record_row, safe_row
 from server.domain.scope import grid_db
 from server.store.couch import CouchClient, NotFound, db_path
 
@@ -59,8 +59,31 @@ async def rows(couch: CouchClient, grids: Iterable[str], what: str,
     """The header, then one row per record, a page at a time: memory stays bounded by PAGE."""
     yield header(what)
     async for docs in pages(couch, grids, PREFIX[what]):
+        homes = await household_addresses(couch, docs) if what == "persons" else {}
         for doc in docs:
+            if doc.get("household") in homes:
+                doc = {**doc, "household_address": homes[doc["household"]]}
             yield record_row(what, doc, unmasked, names)
+
+
+async def household_addresses(couch: CouchClient, persons: list[dict[str, Any]]
+                              ) -> dict[str, str]:
+    """The addresses of a page of persons' households, one request per grid, so that the
+    persons' sheet names each 户 by where it lives, not by its key."""
+    wanted: dict[str, set[str]] = {}
+    for person in persons:
+        if isinstance(person.get("household"), str) and isinstance(person.get("grid"), str):
+            wanted.setdefault(person["grid"], set()).add(person["household"])
+    found: dict[str, str] = {}
+    for grid, ids in wanted.items():
+        try:
+            answer = await couch.post(db_path(grid_db(grid), "_all_docs"), {"keys": sorted(ids)},
+                                      include_docs="true")
+        except NotFound:
+            continue
+        found.update({row["id"]: address(row["doc"]) for row in answer.get("rows", [])
+                      if isinstance(row.get("doc"), dict)})
+    return found
 
 
 async def streamed(rows: Iterable[list[Any]]) -> AsyncIterator[list[Any]]:
