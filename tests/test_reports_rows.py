@@ -122,7 +122,8 @@ async def test_a_state_written_elsewhere_reaches_the_dashboard(client: TestClien
     this app) reach the dashboard from the changes feed."""
     town = await ready(client, city)
     grid = "gfeedrows"
-    reports = [{"_id": f"report:{n:016x}", "type": "report", "reporter": f"someone{n}",
+    # Ids of this test's own: the paging test below stores report:{n:016x} in the same city.
+    reports = [{"_id": f"report:e1{n:014x}", "type": "report", "reporter": f"someone{n}",
                 "grid": grid, "community": town.c1, "street": town.street, "assignee": "grid",
                 "category": "other", "description": "d", "anonymous": False,
                 "request": f"elsewhere-{n:04d}", "submitted_at": "2026-12-01T08:00:00+08:00"}
@@ -134,8 +135,8 @@ async def test_a_state_written_elsewhere_reaches_the_dashboard(client: TestClien
         found = [a for a in board["areas"] if a["code"] == grid]
         return got == 200 and bool(found) and found[0].get("by_state", {}).get(state) == SMALL
     assert await eventually(lambda: area("submitted"))
-    statuses = [{"_id": f"report_status:{n:016x}", "type": "report_status",
-                 "created_by": rules.SERVER, "report": f"report:{n:016x}",
+    statuses = [{"_id": f"report_status:e1{n:014x}", "type": "report_status",
+                 "created_by": rules.SERVER, "report": f"report:e1{n:014x}",
                  "reporter": f"someone{n}", "state": "accepted", "round": 0, "conflicts": 0,
                  "assignee": "grid", "accepted_at": "2026-12-01T09:00:00+08:00",
                  "updated_at": "2026-12-01T09:00:00+08:00"} for n in range(SMALL)]
