@@ -10,6 +10,7 @@ import asyncio
 from urllib.parse import quote
 
 import pytest
+from conftest import eventually
 from playwright.async_api import Browser, Page, Route
 from test_pwa import GRID_A, Demo, Phone, resolution, save_form, side
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
@@ -116,12 +117,9 @@ async def test_a_returned_record_is_worked_through_from_the_inbox(browser: Brows
         assert await visit_line.locator(".chip-waiting").count() == 0
 
         # The supervisor sees it again, edited since the verdict.
-        for _ in range(100):
-            states = await queue_states(demo, state="edited")
-            if record in states:
-                break
-            await asyncio.sleep(0.2)
-        assert record in states, states
+        async def edited() -> bool:
+            return record in await queue_states(demo, state="edited")
+        await eventually(edited, seconds=20, what="the fixed record in the edited queue")
         supervisor = await Phone.open(browser, demo.url)
         try:  # and on the review screen, in the records edited since their verdict
             await supervisor.login("chen.jing")
