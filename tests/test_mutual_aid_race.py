@@ -16,13 +16,20 @@ import json
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 from conftest import PASSWORD, NodeClient, basic, eventually
 from test_faults import ServerProcess, served, store_get  # noqa: F401 - `served`: a fixture
-from test_volunteering_race import CLAIMANTS, a_community, phones_behind_one_address, post
+from test_volunteering_race import (
+    CLAIMANTS,
+    Outboxes,
+    a_community,
+    phones_behind_one_address,
+    post,
+)
 
 from server.domain.allocation import Event, Terms, allocate
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB
@@ -87,41 +94,18 @@ async def test_stock_and_seats_are_exact_through_a_server_kill(
                                             "pickup": 1}))
         riders = rng.sample(claimants, RIDERS)
         sends += [(name, ride, seat, {"claim_id": f"{name}-seat1"}) for name in riders]
-        answered: list[tuple[str, str, dict[str, Any]]] = []
-        failures = 0
-        statuses: dict[int, int] = {}
-        killed = asyncio.Event()
-        restarted = asyncio.Event()
+        race = Outboxes(rng, KILL_AFTER)
 
-        async def send(name: str, listing: str, subject: str, body: dict[str, Any]) -> None:
-            nonlocal failures
-            await asyncio.sleep(rng.random() * 2)
-            while True:  # a phone's outbox: the same claim id until an answer comes
-                try:
-                    status, got = await post(http, f"{base}/listings/{listing}/claim", name,
-                                             body)
-                except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
-                    status, got = 0, {}
-                if status in (200, 201):
-                    answered.append((name, subject, got))
-                    if len(answered) == KILL_AFTER and not killed.is_set():
-                        killed.set()
-                    return
-                assert status in (0, 401, 500, 502, 503), (status, got)  # never a wrong answer
-                failures += 1
-                statuses[status] = statuses.get(status, 0) + 1
-                await asyncio.sleep(0.2 + rng.random() * 0.3)
-
-        async def killer() -> None:
-            await killed.wait()
-            served.kill9()
-            await served.start()  # ends the store the killed server left, starts its own
-            restarted.set()
+        def claim(name: str, listing: str, body: dict[str, Any]
+                  ) -> Callable[[], Awaitable[tuple[int, dict[str, Any]]]]:
+            return lambda: post(http, f"{base}/listings/{listing}/claim", name, body)
 
         began = time.monotonic()
-        await asyncio.gather(killer(), *(send(*one) for one in sends))
+        await asyncio.gather(race.kill_and_restart(served), *(
+            race.send(name, subject, claim(name, listing, body))
+            for name, listing, subject, body in sends))
         took = time.monotonic() - began
-        assert restarted.is_set() and failures > 0  # the kill did cut requests in flight
+        assert race.restarted.is_set() and race.failures > 0  # the kill cut requests in flight
 
         store = served.store_url()
         changes = (await store_get(f"{store}/{CLAIMS_DB}/_changes", include_docs="true"))
@@ -153,10 +137,10 @@ async def test_stock_and_seats_are_exact_through_a_server_kill(
         assert not [r for r in rows if r["doc"].get("_conflicts")]
 
         # Every answer a client got is the truth (nothing was cancelled: nothing changes).
-        for name, subject, got in answered:
+        for name, subject, got in race.answered:
             assert got["status"] == finals[subject][name]["status"], (name, subject, got)
             assert got["line"] == finals[subject][name]["line"], (name, subject, got)
-        assert len(answered) == len(sends)
+        assert len(race.answered) == len(sends)
 
         # The supplier's pickup list: exactly the stock, each buyer once, at their point.
         status_code, pick = await get_json(http, f"{base}/listings/{buy}/pickups", supplier)
@@ -187,7 +171,7 @@ async def test_stock_and_seats_are_exact_through_a_server_kill(
         assert docs[outcome_id(item, name)]["status"] == final[name]["status"]
     print(f"\n{len(sends)} orders and claims / stock {STOCK}, {SEATS} seats / "
           f"{CLAIMANTS - 2} clients, killed after {KILL_AFTER} answers: {took:.1f} s, "
-          f"{failures} failed sends retried {statuses}")
+          f"{race.failures} failed sends retried {race.statuses}")
 
 
 async def get_json(http: aiohttp.ClientSession, url: str, user: str) -> tuple[int, Any]:

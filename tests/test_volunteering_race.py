@@ -12,11 +12,13 @@ own outcome, the server's."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -38,6 +40,45 @@ PLACES = 10
 DUPLICATES = 150  # claimants whose phone sends its claim twice at once
 SECOND_PHONES = 150  # claimants who claim again from another phone (another claim id)
 KILL_AFTER = 120  # answered claims before the server is killed
+
+
+@dataclasses.dataclass
+class Outboxes:
+    """Phones' outboxes racing a server that is killed (also tests/test_mutual_aid_race.py):
+    each claim is sent again, under the same claim id, until an answer comes, and the server is
+    killed with SIGKILL after `kill_after` answers and started again on the same data."""
+
+    rng: random.Random
+    kill_after: int
+    answered: list[tuple[str, str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    failures: int = 0  # sends cut or refused by the kill, sent again
+    statuses: dict[int, int] = dataclasses.field(default_factory=dict)
+    killed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    restarted: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def send(self, name: str, subject: str,
+                   request: Callable[[], Awaitable[tuple[int, dict[str, Any]]]]) -> None:
+        await asyncio.sleep(self.rng.random() * 2)  # the phones come back over two seconds
+        while True:
+            try:
+                status, body = await request()
+            except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
+                status, body = 0, {}
+            if status in (200, 201):
+                self.answered.append((name, subject, body))
+                if len(self.answered) == self.kill_after:
+                    self.killed.set()
+                return
+            assert status in (0, 401, 500, 502, 503), (status, body)  # never a wrong answer
+            self.failures += 1
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            await asyncio.sleep(0.2 + self.rng.random() * 0.3)  # the outbox's back-off
+
+    async def kill_and_restart(self, server: ServerProcess) -> None:
+        await self.killed.wait()
+        server.kill9()
+        await server.start()  # ends the store the killed server left, starts its own
+        self.restarted.set()
 
 
 @pytest.fixture(autouse=True)
@@ -122,43 +163,16 @@ async def test_500_claims_for_10_places_with_a_server_kill(served: ServerProcess
         for name in rng.sample(residents, SECOND_PHONES):
             sends[name].append(f"{name}-phone2")
         assert sum(map(len, sends.values())) == 500
-        answered: list[tuple[str, str, dict[str, Any]]] = []
-        failures = 0
-        statuses: dict[int, int] = {}
-        killed = asyncio.Event()
-        restarted = asyncio.Event()
-
-        async def send(name: str, claim_id: str) -> None:
-            nonlocal failures
-            await asyncio.sleep(rng.random() * 2)
-            while True:  # a phone's outbox: the same claim id until an answer comes
-                try:
-                    status, body = await post(http, url, name, {"claim_id": claim_id})
-                except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
-                    status, body = 0, {}
-                if status in (200, 201):
-                    answered.append((name, claim_id, body))
-                    if len(answered) == KILL_AFTER and not killed.is_set():
-                        killed.set()
-                    return
-                assert status in (0, 401, 500, 502, 503), (status, body)  # never a wrong answer
-                failures += 1
-                statuses[status] = statuses.get(status, 0) + 1
-                await asyncio.sleep(0.2 + rng.random() * 0.3)
+        race = Outboxes(rng, KILL_AFTER)
 
         async def client(name: str) -> None:
-            await asyncio.gather(*(send(name, claim_id) for claim_id in sends[name]))
-
-        async def killer() -> None:
-            await killed.wait()
-            served.kill9()
-            await served.start()  # ends the store the killed server left, starts its own
-            restarted.set()
+            await asyncio.gather(*(race.send(name, claim_id, lambda claim_id=claim_id: post(
+                http, url, name, {"claim_id": claim_id})) for claim_id in sends[name]))
 
         began = time.monotonic()
-        await asyncio.gather(killer(), *(client(name) for name in residents))
+        await asyncio.gather(race.kill_and_restart(served), *(client(name) for name in residents))
         took = time.monotonic() - began
-        assert restarted.is_set() and failures > 0  # the kill did cut requests in flight
+        assert race.restarted.is_set() and race.failures > 0  # the kill cut requests in flight
 
         # What the store holds: each claim once, in the order received.
         store = served.store_url()
@@ -193,10 +207,10 @@ async def test_500_claims_for_10_places_with_a_server_kill(served: ServerProcess
             w: (d["status"], d["line"]) for w, d in final.items()}
 
         # Every answer a client got is the truth (nothing was cancelled: nothing changes).
-        for name, claim_id, body in answered:
+        for name, claim_id, body in race.answered:
             assert body["status"] == final[name]["status"], (name, claim_id, body)
             assert body["line"] == final[name]["line"], (name, claim_id, body)
-        assert len(answered) == 500
+        assert len(race.answered) == 500
 
         # Every claimant's phone holds its own outcome, the server's, and nobody else's.
         async def phone(name: str) -> None:
@@ -219,4 +233,4 @@ async def test_500_claims_for_10_places_with_a_server_kill(served: ServerProcess
         assert held["docs"][outcome_id(task, name)]["status"] == final[name]["status"]
         assert task in held["docs"]
     print(f"\n500 claims / 10 places / 200 clients, killed after {KILL_AFTER} answers: "
-          f"{took:.1f} s, {failures} failed sends retried {statuses}")
+          f"{took:.1f} s, {race.failures} failed sends retried {race.statuses}")
