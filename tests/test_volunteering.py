@@ -46,6 +46,10 @@ async def ready_town(client: TestClient, city: City) -> Town:
         await wait_for_user(client, account)
     for account in (town.ra, town.rb, town.rc):
         await eventually(lambda a=account: index.ids.households(a), what="the link indexed")
+        # The grid's community comes from the directory's feed, which may trail the link's.
+        await eventually(
+            lambda a=account: all(p.community for p in index.ids.places_of(a).values()),
+            what="the household's community indexed")
     return town
 
 
