@@ -390,6 +390,7 @@ const WORDS = {
   role_admin: ["管理员", "Administrator"],
   role_property: ["物业", "Property company"],
   role_department: ["联络部门", "Liaison department"],
+  role_assessor: ["第三方评估", "Third-party assessor"],
   user_state_active: ["使用中", "Active"],
   user_state_disabled: ["已停用", "Disabled"],
   user_state_removed: ["已删除", "Removed"],

@@ -178,7 +178,8 @@ async def test_the_admin_screen_covers_every_staff_role_the_command_does(
         "worker": {"grids": [grid]}, "supervisor": {"streets": ["339995001"]},
         "secretary": {"branches": [f"grid-{grid}"]}, "admin": {},
         "property": {"companies": ["property_company:wy9"]},
-        "department": {"department": "police", "streets": ["339995001"]}}
+        "department": {"department": "police", "streets": ["339995001"]},
+        "assessor": {"streets": ["339995001"]}}
     assert set(scopes) == set(ROLES) - {"resident"}  # a new role needs a line here
     admin = await city.user("admin")
     names = {role: await city.user(role, **scope) for role, scope in scopes.items()}

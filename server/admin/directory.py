@@ -184,6 +184,8 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
         raise DirectoryError(f"联络部门要指定 --department（{', '.join(DEPARTMENTS)}）和 "
                              "--community 或 --street / a department needs --department and "
                              "--community or --street")
+    if role == "assessor" and not streets:  # commissioned per street (三类五星)
+        raise DirectoryError("第三方评估要指定 --street / an assessor needs --street")
     if role == "property" and not companies:
         raise DirectoryError("物业账号要指定 --company / a property user needs --company")
     unknown = unknown_grids(server, grids)

@@ -8,6 +8,8 @@ Roles:
 - worker (网格员): the grids they are assigned;
 - secretary (支部书记): no database; the party branches they are given (`branches`), through
   the party routes (server/web/party.py);
+- assessor (第三方评估): no database; the star-rating sheets (三类五星) of the compounds of the
+  streets they are commissioned for (`streets`), through the star routes (server/web/stars.py);
 - resident (居民): no database; the ids their phone may hold, through one resident endpoint
   (server/sync/allowed.py, server/web/resident_sync.py).
 """
@@ -38,18 +40,22 @@ DELIBERATION_DB = "linli-deliberation"
 PARTY_DB = "linli-party"
 # Property fees (智缴): bill rolls, payment orders, the ledger. Internal: its routes only.
 FEES_DB = "linli-fees"
+# Community star rating (三类五星): each compound's sheet per round, its evidence and scores.
+# Internal: reached through the star routes only (server/web/stars.py).
+STARS_DB = "linli-stars"
 # The audit of reveals (审计库): append-only, written by the server's routes only, reached by
 # no `/couch/` route (server/domain/reveals.py).
 AUDIT_DB = "linli-audit"
 # made at start when missing
-INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB, AUDIT_DB)
+INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB, AUDIT_DB, STARS_DB)
 INTERNAL_PREFIXES = ("linli-", "_")
 
 # `property` (物业公司) and `department` (联络部门: 综合执法, 公安, 住建, 市场监管, 消防) handle
 # problem reports routed to them (server/domain/reports.py), and reach no grid database.
-ROLES = ("admin", "supervisor", "worker", "resident", "secretary", "property", "department")
+ROLES = ("admin", "supervisor", "worker", "resident", "secretary", "property", "department",
+         "assessor")
 Role = Literal["admin", "supervisor", "worker", "resident", "secretary", "property",
-               "department"]
+               "department", "assessor"]
 
 GRID_CODE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
