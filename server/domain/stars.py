@@ -245,7 +245,8 @@ def sheet_from(data: Any) -> Sheet:
     """The sheet of a file's content (rule 1); SheetError naming every fault."""
     faults = sheet_faults(data)
     if faults:
-        raise SheetError("\n".join(["评分标准文件有误 / the scoring sheet file is wrong:", *faults]))
+        heading = "评分标准文件有误 / the scoring sheet file is wrong:"
+        raise SheetError("\n".join([heading, *faults]))
     bands = sorted((Band(int(b["stars"]), int(b["min_points"]), str(b["type"]),
                          str(b["type_en"])) for b in data["bands"]),
                    key=lambda b: b.min_points, reverse=True)
