@@ -130,7 +130,7 @@ class Place:
     compound: str
     community: str
     street: str
-    company: str = ""
+    company: str
 
 
 def problem(field: str, code: str, zh: str, en: str) -> Problem:
