@@ -314,8 +314,8 @@ async def test_attackers_classes_on_the_page_the_claims_and_the_deals(client: Te
     town = await ready_town(client, city)
     status, answer = await call(client, town.ra, "POST", "/listings", ride())
     ride_id = answer["listing"]["_id"]
-    for query, label in (("?kind=taxi", "类别"), ("?limit=0", "编号"), ("?limit=51", "编号"),
-                         ("?limit=abc", "编号"), ("?kind=book&kind=tool", "参数"),
+    for query, label in (("?kind=taxi", "类别"), ("?limit=0", "条数"), ("?limit=51", "条数"),
+                         ("?limit=abc", "条数"), ("?kind=book&kind=tool", "参数"),
                          ("?grid=g1", "参数"), ("?before=garbage", "编号")):
         status, refusal = await call(client, town.rb, "GET", "/listings" + query)
         assert status == 400 and label in refusal["reason"], (query, refusal)

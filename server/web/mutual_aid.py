@@ -36,7 +36,7 @@ from server.web.keys import (
     SCHEMAS,
 )
 from server.web.limits import ActLimits
-from server.web.parsing import read_object
+from server.web.parsing import read_object, whole_number
 from server.web.resident_sync import index_of
 from server.web.residents import require_resident
 from server.web.volunteering import allocator_of, placed
@@ -70,11 +70,8 @@ def listing_page_query(request: web.Request) -> tuple[str | None, tuple[str, str
             raise refused([rules.problem("key", "before", "应为上一页最后一条的位置",
                                          "must be where the last page ended")])
         before = (at, listing)
-    limit = query.get("limit", str(PAGE))
-    if not limit.isdigit() or not 1 <= int(limit) <= MOST_PAGE:
-        raise refused([rules.problem("key", "limit", f"条数应为 1 到 {MOST_PAGE}",
-                                     f"limit must be 1 to {MOST_PAGE}")])
-    return kind, before, int(limit)
+    # ASCII digits only: str.isdigit takes "²", which int() then refuses (a 500)
+    return kind, before, whole_number(query, "limit", "条数 limit", PAGE, MOST_PAGE)
 
 
 async def listings(request: web.Request) -> web.Response:
