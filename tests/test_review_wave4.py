@@ -4,10 +4,29 @@ so that it stays fixed (/work/review-wave4.md has the write-up)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+
+import pytest
 from aiohttp.test_utils import TestClient
 from conftest import City, basic
+from test_fees import SECRET, app_client  # noqa: F401 (the app with the test provider)
 from test_mutual_aid import PREFIX
 from test_volunteering import ready_town
+
+from server.domain import fees as rules
+
+
+async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """One HTTP/1.1 request written byte for byte (headers a client library would refuse)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer.partition(b"\r\n\r\n")[2]
 
 
 async def test_listing_pages_refuse_a_limit_that_is_no_ascii_number(client: TestClient,
@@ -18,3 +37,26 @@ async def test_listing_pages_refuse_a_limit_that_is_no_ascii_number(client: Test
         assert resp.status == 400, (limit, resp.status, await resp.text())
         answer = await resp.json()
         assert set(answer) == {"error", "reason"} and "条数" in answer["reason"], answer
+
+
+async def test_a_notification_with_undecodable_headers_is_refused_not_a_crash(
+        city: City, app_client: TestClient) -> None:  # noqa: F811
+    for name in (b"Wechatpay-Signature", b"Wechatpay-Nonce", b"Wechatpay-Timestamp"):
+        head = (b"POST /api/fees/notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + name + b": \xff\xfe\xed\xa0\x80\r\n"
+                + b"".join(n + b": 1\r\n" for n in (b"Wechatpay-Signature", b"Wechatpay-Nonce",
+                                                   b"Wechatpay-Timestamp") if n != name))
+        status, body = await raw_request(app_client, head, b'{"resource": {}}')
+        assert status == 401, (name, status, body)
+        assert json.loads(body)["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize("bad", ["\udcff\udcfe", "１７００００００００", "²", "9" * 5000])
+def test_a_header_that_is_no_ascii_number_is_forged_not_an_error(bad: str) -> None:
+    for part in ("timestamp", "nonce", "signature"):
+        headers = {"timestamp": str(int(time.time())), "nonce": "n", "signature": "s", part: bad}
+        if part != "signature":  # signed right, so the timestamp's own check is reached
+            headers["signature"] = rules.signature(SECRET.encode(), headers["timestamp"],
+                                                   headers["nonce"], b"{}")
+        with pytest.raises(rules.Forged):
+            rules.verify(SECRET.encode(), headers, b"{}", time.time())
