@@ -295,6 +295,11 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
                                                    "name": "a.csv", "file": ""})],
         ("get", "/api/fees/compounds"): [({}, None)],
         ("post", "/api/fees/reconcile"): [({}, {"day": "2026-12-03", "statement": ""})],
+        ("post", "/api/fees/bills/{bill}/rating"): [({}, {"request": "abcdefgh", "scores": {
+            "cleaning": 5, "security": 5, "repairs": 5, "attitude": 5}})],
+        ("get", "/api/fees/ratings"): [({}, None)],
+        ("get", "/api/fees/ratings/board"): [({"period": "2026-Q4"}, None)],
+        ("post", "/api/fees/ratings/answers"): [({}, {"period": "2026-Q4", "text": "t"})],
         **mutual_aid_recipes(scene),
     }
 

@@ -43,6 +43,7 @@ from server.web import (
     open311,
     party,
     questionnaires,
+    ratings,
     reports,
     residents,
     routing,
@@ -359,6 +360,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     mutual_aid.setup(app)
     users.setup(app)
     reports.setup(app)
+    ratings.setup(app)
     open311.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))

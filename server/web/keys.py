@@ -29,6 +29,7 @@ from server.sync.notices import Notices
 from server.sync.ordering import ReceiptCache
 from server.sync.party import Party
 from server.sync.questionnaires import Questionnaires
+from server.sync.ratings import Ratings
 from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
 from server.sync.reports import ReportRows, Reports
@@ -74,6 +75,7 @@ QUESTIONNAIRES = web.AppKey("questionnaires", Questionnaires)  # definitions, an
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
 FEES = web.AppKey("fees", Fees)  # property fees: bills, orders, the ledger (智缴)
+RATINGS = web.AppKey("ratings", Ratings)  # service ratings and the red/black list (红黑榜)
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
 REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept from the feed
 MUTUAL_AID = web.AppKey("mutual_aid", MutualAid)  # listings, deals, messages (邻里互助)
