@@ -5,13 +5,14 @@ so that it stays fixed (/work/review-wave4.md has the write-up)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import City, basic
-from test_fees import SECRET, app_client  # noqa: F401 (the app with the test provider)
+from test_fees import SECRET, a_compound, app_client, call  # noqa: F401 (app_client: a fixture)
 from test_mutual_aid import PREFIX
 from test_volunteering import ready_town
 
@@ -60,3 +61,14 @@ def test_a_header_that_is_no_ascii_number_is_forged_not_an_error(bad: str) -> No
                                                    headers["nonce"], b"{}")
         with pytest.raises(rules.Forged):
             rules.verify(SECRET.encode(), headers, b"{}", time.time())
+
+
+async def test_a_bill_file_with_a_huge_cell_is_refused_not_a_crash(
+        city: City, app_client: TestClient) -> None:  # noqa: F811
+    c = await a_compound(city, app_client)
+    text = "幢,单元,室,账期,金额（元）\n1,1,101,2026-11," + "9" * 200_000 + "\n"
+    status, answer = await call(app_client, "POST", "/api/fees/rolls/import", c.company, {
+        "compound": c.code, "due_date": "2026-12-31", "name": "bills.csv",
+        "file": base64.b64encode(text.encode()).decode()})
+    assert status == 400, answer
+    assert set(answer) >= {"error", "reason"}

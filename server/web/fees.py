@@ -178,7 +178,7 @@ async def import_file(request: web.Request) -> web.Response:
         headers, rows = await asyncio.to_thread(
             file_rows, name, base64.b64decode(file, validate=True))
     except (binascii.Error, ValueError, KeyError, OSError, zipfile.BadZipFile, TypeError,
-            IndexError) as exc:
+            IndexError, csv.Error) as exc:  # csv.Error: a cell over the csv module's limit
         raise errors.bad_request("文件无法读取：应为 UTF-8 或 GBK 的 CSV，或 XLSX",
                                  "The file cannot be read: a UTF-8 or GBK CSV, or an "
                                  "XLSX.") from exc
