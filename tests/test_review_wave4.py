@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from conftest import City, basic
 from test_fees import SECRET, a_compound, app_client, call  # noqa: F401 (app_client: a fixture)
 from test_mutual_aid import PREFIX
-from test_volunteering import ready_town
+from test_mutual_aid import call as aid
+from test_volunteering import phone, ready_town
 
 from server.domain import fees as rules
 
@@ -72,3 +73,31 @@ async def test_a_bill_file_with_a_huge_cell_is_refused_not_a_crash(
         "file": base64.b64encode(text.encode()).decode()})
     assert status == 400, answer
     assert set(answer) >= {"error", "reason"}
+
+
+async def test_the_takers_phone_never_holds_the_posters_account(client: TestClient,
+                                                                 city: City) -> None:
+    """Rule 2: a neighbour never learns the poster's account (it would let them follow one
+    poster across listings); the lent book's deal reaches the taker's phone without it."""
+    town = await ready_town(client, city)
+    status, answer = await aid(client, town.ra, "POST", "/listings",
+                               {"kind": "book", "title": "三体", "loan_days": 3,
+                                "scope": "community"})
+    assert status == 201, answer
+    book = answer["listing"]["_id"]
+    status, got = await aid(client, town.rb, "POST", f"/listings/{book}/claim",
+                            {"claim_id": "borrow-0001"})
+    assert status == 201, got
+    status, claims = await aid(client, town.ra, "GET", f"/listings/{book}/claims")
+    neighbour = claims["claimants"][0]["with"]
+    for body in ({"with": neighbour, "approve": True, "claim_id": "approve-001"},
+                 {"act": "lend", "with": neighbour}):
+        status, done = await aid(client, town.ra, "POST", f"/listings/{book}/"
+                                 + ("decide" if "approve" in body else "deal"), body)
+        assert status == 200, done
+    held = await phone(client, town.rb)
+    deals = [d for i, d in held.items() if i.startswith("mutual_aid_deal:")]
+    assert len(deals) == 1 and deals[0]["taker"] == town.rb and deals[0]["due_at"], deals
+    assert town.ra not in json.dumps(held), deals
+    status, mine = await aid(client, town.rb, "GET", "/mine")
+    assert status == 200 and town.ra not in json.dumps(mine)

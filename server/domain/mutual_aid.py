@@ -464,6 +464,12 @@ def apply_act(listing: Mapping[str, Any], deal: Mapping[str, Any], act: DealAct,
     return out
 
 
+def taker_view(deal: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule 2 on the taker's phone (the resident sync): the deal without the poster's account,
+    which would let a neighbour follow one poster across listings."""
+    return {k: v for k, v in deal.items() if k != "owner"}
+
+
 def order_total(listing: Mapping[str, Any], items: Iterable[int]) -> int:
     """What a buyer owes for the items they hold a portion of, in fen."""
     listed = listing.get("items") or []

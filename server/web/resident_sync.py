@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from server import errors
-from server.domain import reports
+from server.domain import mutual_aid, reports
 from server.domain.household_view import VIEWED_TYPES, resident_view
 from server.domain.messages import bilingual
 from server.domain.scope import RESIDENTS_DB, User
@@ -106,6 +106,8 @@ def shown(doc: Mapping[str, Any]) -> dict[str, Any]:
             del out["type"]
     if kind == "report_step":  # staff by their part, not their login name
         out = reports.resident_step_view(out)
+    if kind == "mutual_aid_deal":  # the taker's: never the poster's account
+        out = mutual_aid.taker_view(out)
     if isinstance(doc.get("_revisions"), Mapping):
         out["_revisions"] = doc["_revisions"]
     return out
