@@ -8,11 +8,12 @@ import asyncio
 import base64
 import json
 import time
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic
-from test_fees import SECRET, a_compound, app_client, call  # noqa: F401 (app_client: a fixture)
+from conftest import City, basic, eventually
+from test_fees import SECRET, a_compound, app_client, call, roll  # noqa: F401 (app_client: a fixture)
 from test_mutual_aid import PREFIX
 from test_mutual_aid import call as aid
 from test_volunteering import phone, ready_town
@@ -95,9 +96,13 @@ async def test_the_takers_phone_never_holds_the_posters_account(client: TestClie
         status, done = await aid(client, town.ra, "POST", f"/listings/{book}/"
                                  + ("decide" if "approve" in body else "deal"), body)
         assert status == 200, done
-    held = await phone(client, town.rb)
+    async def lent() -> dict[str, Any]:  # the sync's index follows the store's feed
+        found = await phone(client, town.rb)
+        return found if any(d.get("due_at") for i, d in found.items()
+                            if i.startswith("mutual_aid_deal:")) else {}
+    held = await eventually(lent, what="the lent deal on the taker's phone")
     deals = [d for i, d in held.items() if i.startswith("mutual_aid_deal:")]
-    assert len(deals) == 1 and deals[0]["taker"] == town.rb and deals[0]["due_at"], deals
+    assert len(deals) == 1 and deals[0]["taker"] == town.rb, deals
     assert town.ra not in json.dumps(held), deals
     status, mine = await aid(client, town.rb, "GET", "/mine")
     assert status == 200 and town.ra not in json.dumps(mine)
