@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import City, basic, eventually
 from test_fees import SECRET, a_compound, app_client, call, roll  # noqa: F401 (app_client: a fixture)
-from test_mutual_aid import PREFIX
+from test_mutual_aid import PREFIX, ride
 from test_mutual_aid import call as aid
 from test_volunteering import phone, ready_town
 
@@ -106,3 +106,60 @@ async def test_the_takers_phone_never_holds_the_posters_account(client: TestClie
     assert town.ra not in json.dumps(held), deals
     status, mine = await aid(client, town.rb, "GET", "/mine")
     assert status == 200 and town.ra not in json.dumps(mine)
+
+
+def surrogate_body(template: dict[str, Any], field: str) -> bytes:
+    """`template` as JSON with `field`'s value a lone surrogate, written as JSON's escape."""
+    return json.dumps({**template, field: "@@"}).replace('"@@"', '"a\\ud800b"').encode()
+
+
+async def refused_whole(client: TestClient, user: str, path: str, template: dict[str, Any],
+                        field: str) -> None:
+    resp = await client.post(path, data=surrogate_body(template, field),
+                             headers={**basic(user), "Content-Type": "application/json"})
+    text = await resp.text()
+    assert 400 <= resp.status < 500, (path, field, resp.status, text)
+    assert set(json.loads(text)) >= {"error", "reason"}, text
+
+
+async def test_lone_surrogates_in_mutual_aid_bodies_are_refused(client: TestClient,
+                                                                city: City) -> None:
+    town = await ready_town(client, city)
+    _, answer = await aid(client, town.ra, "POST", "/listings", ride())
+    listing = PREFIX + "/listings/" + answer["listing"]["_id"]
+    for path, template, field in (
+            (PREFIX + "/listings", ride(), "title"), (PREFIX + "/listings", ride(), "from"),
+            (PREFIX + "/listings", ride(), "departs_at"),
+            (listing + "/messages", {"key": "message-0001", "text": "x"}, "text"),
+            (listing + "/messages", {"key": "message-0001", "text": "x"}, "key"),
+            (listing + "/report", {"reason": "x"}, "reason"),
+            (listing + "/claim", {"claim_id": "claim-0001"}, "claim_id"),
+            (listing + "/deal", {"act": "rate", "stars": 5}, "act")):
+        await refused_whole(client, town.rb, path, template, field)
+    for path, template, field in (
+            (PREFIX + "/suppliers", {"phone": town.ra, "shop": "店", "community": town.c1},
+             "shop"),
+            (PREFIX + "/suppliers", {"phone": town.ra, "shop": "店", "community": town.c1},
+             "community"),
+            (PREFIX + "/suppliers", {"phone": town.ra, "shop": "店", "community": town.c1},
+             "phone"),
+            (listing + "/hide", {"reason": "x"}, "reason")):
+        await refused_whole(client, town.sup1, path, template, field)
+
+
+async def test_lone_surrogates_in_fees_bodies_are_refused(
+        city: City, app_client: TestClient) -> None:  # noqa: F811
+    c = await a_compound(city, app_client)
+    assert (await call(app_client, "POST", "/api/fees/rolls", c.company, roll(c)))[0] == 201
+    bill = (await call(app_client, "GET", "/api/fees/bills", c.owners["A"]))[1]["bills"][0]
+    await refused_whole(app_client, c.owners["A"], f"/api/fees/bills/{bill['bill']}/pay",
+                        {"request": "phone-a-0001"}, "request")
+    for field in ("compound", "period", "due_date"):
+        await refused_whole(app_client, c.company, "/api/fees/rolls",
+                            roll(c, period="2027-01"), field)
+    file = base64.b64encode("幢,单元,室,账期,金额（元）\n1,1,101,2027-02,1\n".encode()).decode()
+    for field in ("compound", "due_date", "name"):
+        await refused_whole(app_client, c.company, "/api/fees/rolls/import", {
+            "compound": c.code, "due_date": "2027-03-31", "name": "b.csv", "file": file}, field)
+    await refused_whole(app_client, c.admin, "/api/fees/reconcile",
+                        {"day": "2026-11-20", "statement": "x"}, "day")

@@ -180,7 +180,8 @@ class Fees:
                                               or community[:9] in user.streets)
 
     async def managed(self, user: User, code: str) -> dict[str, Any]:
-        found = await self.compound(code) if code else None
+        # a lone surrogate or a control is no code, and no URL can name it: not found
+        found = await self.compound(code) if code and code.isprintable() else None
         if found is None or not await self.may_manage(user, found):
             raise Refused(404, "not_found", bilingual("没有这个小区，或不在您的范围内",
                                                       "No such compound, or not yours."))
