@@ -19,6 +19,7 @@ import { reviewRecordView, reviewView } from "./review.js";
 import { canManageUsers, usersView } from "./users.js";
 import { inboxView, refreshReports } from "./worker/inbox.js";
 import { auditView, canReadAudit } from "./audit.js";
+import { canSeeRetention, retentionView } from "./retention.js";
 import { handleView, reportsLink } from "./worker/reports.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
@@ -112,6 +113,7 @@ function serverLinks() {
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
     canManageUsers(app.me) ? el("a", { href: "#/users", id: "users-link" }, t("users_link")) : null,
     canReadAudit(app.me) ? el("a", { href: "#/audit", id: "audit-link" }, t("audit_link")) : null,
+    canSeeRetention(app.me) ? el("a", { href: "#/retention", id: "retention-link" }, t("retention_link")) : null,
     party,
   ].filter(Boolean);
 }
@@ -280,7 +282,7 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "party", "questionnaires",
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "party", "questionnaires",
   "tasks", "handle"]);
 let renderTimer = null;
 function scheduleRender() {
@@ -391,6 +393,7 @@ function serverRoute(name, a, b) {
   else if (name === "tasks") nodes = tasksView(app, a, b);
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "audit") nodes = auditView(app);
+  else if (name === "retention") nodes = retentionView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "handle" || (!name && HANDLER_HOME.has(app.me.role))) nodes = handleView(app, a);
@@ -431,6 +434,7 @@ async function route() {
   else if (name === "sync") nodes = refusedView(app);
   else if (RESIDENT_WORK[name]) nodes = RESIDENT_WORK[name](app, a);
   else if (name === "audit") nodes = auditView(app);
+  else if (name === "retention") nodes = retentionView(app);
   else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);

@@ -5,6 +5,8 @@ on it."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime
 import getpass
 import logging
 import sys
@@ -23,10 +25,12 @@ from server.admin import directory, property_register, registry_import
 from server.admin import votes as vote_admin
 from server.config import SETTINGS, Config, ConfigError, MiB, Setting
 from server.demo.seed import seed_city, seed_summary
+from server.domain import retention
 from server.domain.accounts import ACCOUNT_ACTIONS
 from server.domain.matching import HouseholdIndex, match
 from server.domain.reports import DEPARTMENTS
 from server.domain.scope import AREA_LEVELS, DIRECTORY_DB, RIGHTS, ROLES, grid_db
+from server.sync import retention as retention_job
 
 
 def settings_epilog() -> str:
@@ -198,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "units it no longer lists (listed by --dry-run first)")
     units.add_argument("--template", action="store_true",
                        help="write the template to FILE instead of importing")
+    kept = commands.add_parser("retention", help="what is past its retention (保存期限)"
+                               ).add_subparsers(dest="action", required=True)
+    due = kept.add_parser("list", help="list what every grid holds past its retention rule "
+                          "now (as the nightly job does); a supervisor approves it in the app")
+    due.add_argument("--today", type=datetime.date.fromisoformat,
+                     help="the day to judge by, YYYY-MM-DD (default: today in China)")
+
     vote = commands.add_parser("vote", help="owners' votes").add_subparsers(
         dest="action", required=True)
     recount = vote.add_parser("recount", help="count a closed vote again from its raw ballots "
@@ -344,6 +355,14 @@ def administer(args: argparse.Namespace, config: Config) -> int:
                   if again.identical else "与公布结果不同！/ DIFFERS from the published result!",
                   file=sys.stderr)
             return 0 if again.identical else 4
+        elif args.command == "retention" and args.action == "list":
+            today = args.today or datetime.datetime.now(retention.CHINA).date()
+            entry = asyncio.run(retention_job.list_now(
+                config.couchdb_url or server.resource.url, today))
+            print(f"{entry['_id']}\t{entry['today']}")
+            for code, due in entry["grids"].items():
+                counts = ", ".join(f"{t} {len(ids)}" for t, ids in due["records"].items())
+                print(f"{code}\t{counts or '-'}\tcampaigns: {','.join(due['campaigns']) or '-'}")
         elif args.command == "seed-demo":
             if args.households < 1:
                 raise directory.DirectoryError("--households 至少为 1 / must be at least 1")

@@ -135,6 +135,11 @@ SETTINGS: tuple[Setting, ...] = (
             "`test` where real money is meant: whoever knows its secret can mark a bill paid."),
     Setting("fees_test_secret", "", "The `test` payment provider's signing key (hex, at least "
             "32 characters); required when `fees_provider` is `test`."),
+    Setting("retention_list_hours", 24.0, "How often the retention job (保存期限) lists what "
+            "every grid holds past its retention rule (server/domain/retention.py), the first "
+            "list one period after the server starts; nothing goes until a supervisor with the "
+            "`purge` right approves a list (docs/privacy.md). `linli retention list` makes one "
+            "at once."),
     Setting("reveal_minutes", 10.0, "How long a reveal (查看敏感信息, with a reason) of one "
             "record's sensitive fields holds for the user who asked; then it is masked again "
             "and a new reason is needed (docs/privacy.md)."),
@@ -193,6 +198,7 @@ class Config:
     fees_provider: str
     fees_test_secret: str
     reveal_minutes: float
+    retention_list_hours: float
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None) -> Config:
@@ -233,7 +239,7 @@ class Config:
         if self.production and self.demo:
             raise ConfigError("production cannot load the demo city: its logins are public")
         for name in ("aggregates_refresh_seconds", "lagging_seconds", "resident_sweep_seconds",
-                     "reveal_minutes"):
+                     "reveal_minutes", "retention_list_hours"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.max_document_bytes > self.max_request_bytes:

@@ -175,6 +175,8 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/campaigns"): [({}, None)],
         ("put", "/api/campaigns/{key}"): [({}, {"ends_on": "2026-01-01", "retention_days": 1})],
         ("post", "/api/campaigns/{key}/purge"): [({}, None)],
+        ("get", "/api/retention"): [({}, None)],
+        ("post", "/api/retention/{list}/approve"): [({}, None)],
         ("post", "/api/review/verdicts"): [({}, {"grid": g, "verdicts": [
             {"record": visit_id, "record_rev": scene.revs[visit_id], "decision": "approved"}]})],
         ("post", "/api/conflicts/decide"): [({}, {"grid": g, "id": scene.resolution["_id"],

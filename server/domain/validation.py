@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import functools
 import hashlib
 import json
@@ -23,7 +24,7 @@ import referencing
 import referencing.jsonschema
 
 from server.config import SETTINGS_BY_NAME, shipped
-from server.domain import rules
+from server.domain import retention, rules
 from server.domain.messages import bilingual
 from server.domain.scope import User, grid_db
 
@@ -108,6 +109,8 @@ class SchemaRegistry:
                 raise ValueError(f"{doc_type}.v{version}: fields without x-sensitivity "
                                  f"(public, personal or sensitive): {', '.join(missing)}")
         self.types = frozenset(t for t, _ in self.schemas)
+        retention.check_rules({t: schema.get("x-database") for (t, _), schema
+                               in self.schemas.items()})  # every type has a retention rule
         self.attachment_types = {key: attachment_types_of(schema)
                                  for key, schema in self.schemas.items()}
 
@@ -352,6 +355,9 @@ class WriteContext:
     """The `_attachments` of the stored documents the batch's stubs name, by id."""
     purged: frozenset[str] = frozenset()
     """The campaigns purged from this grid: their records are refused (domain/campaigns.py)."""
+    today: datetime.date | None = None
+    """The day in China: a record past its retention on it is refused (domain/retention.py);
+    None where no such check applies (the resolver's own writes)."""
 
 
 class WriteLimits(Protocol):
@@ -380,7 +386,8 @@ DEFAULT_LIMITS = Limits(*(SETTINGS_BY_NAME[name].default for name in (
 
 def write_context(user: User, grid: str, limits: WriteLimits,
                   retired: frozenset[tuple[str, int]] = frozenset(),
-                  purged: frozenset[str] = frozenset()) -> WriteContext:
+                  purged: frozenset[str] = frozenset(),
+                  today: datetime.date | None = None) -> WriteContext:
     """The one way a write's context is made: who writes to which grid (its database follows
     from its code), within which sizes, refusing which retired forms. What the store holds is
     added by the caller that has read it (`dataclasses.replace`)."""
@@ -388,7 +395,7 @@ def write_context(user: User, grid: str, limits: WriteLimits,
                         max_document_bytes=limits.max_document_bytes,
                         max_attachment_bytes=limits.max_attachment_bytes,
                         max_document_attachments_bytes=limits.max_document_attachments_bytes,
-                        retired=retired, purged=purged)
+                        retired=retired, purged=purged, today=today)
 
 
 def check_id(doc_id: Any, ctx: WriteContext) -> Refusal | None:
@@ -730,6 +737,9 @@ def check_record(doc: Mapping[str, Any], ctx: WriteContext,
         return refuse("工作批次已结束，其个人信息已按期清除，不再接收",
                       "The campaign has ended and its personal data was purged; its records "
                       "are no longer taken.")
+    if ctx.today is not None and retention.past(doc, ctx.today):
+        return refuse("该记录已过保存期限，不再接收",
+                      "The record is past its retention period; it is no longer taken.")
     problems = registry.problems(doc) or domain_problems(doc)
     if problems:
         more = len(problems) - MAX_REASONS

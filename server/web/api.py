@@ -26,7 +26,7 @@ from server.errors import json_response
 from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailable, db_path
 from server.sync import exports, personal, review
 from server.sync.receipts import utc_now
-from server.web import campaigns, mydata, resident_queue, residents, reveals
+from server.web import campaigns, mydata, resident_queue, residents, retention, reveals
 from server.web.guard import require_user
 from server.web.keys import (
     AGGREGATES,
@@ -430,5 +430,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
     reveals.setup(app, API_PREFIX)  # the admin's audit of reveals
     campaigns.setup(app, API_PREFIX)  # campaigns' end, retention and purge
+    retention.setup(app, API_PREFIX)  # what is past its retention, removed once approved
     mydata.setup(app)  # a resident's own data, and the answers to their requests
     resident_queue.setup(app)  # corrections, the full ID number, the links made at the door

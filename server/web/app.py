@@ -31,6 +31,7 @@ from server.sync.installation import load_installation
 from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
+from server.sync.retention import NightlyList
 from server.sync.supervisor import Lag, Supervisor
 from server.web import (
     api,
@@ -206,7 +207,9 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
              supervisor.start("sessions", functools.partial(prune_ended_sessions, couch),
                               forever=False),
              supervisor.start("designs", functools.partial(
-                 install_then_warm, couch, grids, warm), forever=False)]
+                 install_then_warm, couch, grids, warm), forever=False),
+             supervisor.start("retention", NightlyList(
+                 couch, directory, config.retention_list_hours).run)]
     yield
     await supervisor.stop(tasks)
     # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from server import errors
 from server.domain import campaigns as rules
-from server.domain.scope import DIRECTORY_DB
+from server.domain.scope import DIRECTORY_DB, User
 from server.errors import json_response
 from server.store.couch import NotFound, db_path
 from server.sync import campaigns as store
@@ -20,9 +20,21 @@ from server.web.keys import COUCH, DIRECTORY, PURGING
 from server.web.parsing import read_object
 
 
-def require_staff(request: web.Request) -> None:
-    require_role(request, ("supervisor", "admin"), "只有督导员和管理员可以查看工作批次",
+def require_staff(request: web.Request) -> User:
+    return require_role(request, ("supervisor", "admin"), "只有督导员和管理员可以查看工作批次",
                  "Only supervisors and admins see campaigns.")
+
+
+def require_purger(request: web.Request) -> User:
+    """A supervisor or admin given the `purge` right: who purges campaigns and approves the
+    removal of what is past its retention."""
+    user = require_role(request, ("supervisor", "admin"), "只有督导员和管理员可以清除个人信息",
+                        "Only supervisors and admins purge personal data.")
+    if not user.may(rules.PURGE):
+        raise errors.forbidden("您没有清除个人信息的权限，请管理员授权（purge）",
+                               "You do not have the right to purge personal data (purge); ask "
+                               "an admin.")
+    return user
 
 
 async def campaigns_list(request: web.Request) -> web.Response:
@@ -51,12 +63,7 @@ async def campaign_set(request: web.Request) -> web.Response:
 
 async def campaign_purge(request: web.Request) -> web.Response:
     """Purge an ended campaign's records from the grids in the user's scope."""
-    user = require_role(request, ("supervisor", "admin"), "只有督导员和管理员可以清除工作批次",
-                        "Only supervisors and admins purge campaigns.")
-    if not user.may(rules.PURGE):
-        raise errors.forbidden("您没有清除工作批次的权限，请管理员授权（purge）",
-                               "You do not have the right to purge campaigns (purge); ask "
-                               "an admin.")
+    user = require_purger(request)
     key = request.match_info["key"]
     directory = request.app[DIRECTORY]
     async with request.app[PURGING]:  # two purges never rebuild one grid at once

@@ -16,6 +16,7 @@ Databases created outside Linli's naming scheme are passed through untouched, to
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import uuid
@@ -25,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from server import errors
-from server.domain import validation
+from server.domain import retention, validation
 from server.domain.scope import DbAccess, User, grid_of_db, is_linli_name
 from server.domain.validation import (
     WriteContext,
@@ -101,7 +102,8 @@ def write_context(request: web.Request, target: Target) -> WriteContext:
     directory = request.app[DIRECTORY]
     return validation.write_context(target.user, target.access.grid, request.app[CONFIG],
                                     directory.retired_schemas,
-                                    directory.purged_campaigns(target.access.grid))
+                                    directory.purged_campaigns(target.access.grid),
+                                    datetime.datetime.now(retention.CHINA).date())
 
 
 def refuse_local_ids(ids: Any) -> None:
