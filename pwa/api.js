@@ -5,6 +5,8 @@
 // Throws Unreachable when there is no network, TooSlow when no answer came in time (a retry may
 // do). Screens that use it need the network, and say so.
 
+import { message, t } from "./i18n.js";
+
 export class Unreachable extends Error {}
 export class TooSlow extends Error {}
 
@@ -28,4 +30,21 @@ export async function callApi(path, options = {}, timeoutMs = 20_000) {
   }
   const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10) || 0;
   return { status: response.status, ok: response.ok, body, retryAfter };
+}
+
+// A screen's answer from the API, or null once `status` says why there is none (no network, or
+// the server's reason).
+export async function answerOrSay(path, status, options = {}) {
+  let answer;
+  try {
+    answer = await callApi(path, options);
+  } catch {
+    status.textContent = t("needs_network");
+    return null;
+  }
+  if (!answer.ok) {
+    status.textContent = message(answer.body.reason || String(answer.status));
+    return null;
+  }
+  return answer.body;
 }

@@ -3,9 +3,9 @@
 // time, and exported as CSV (`/api/audit`, `/api/audit/export`). Read-only: the app offers no
 // way to change or remove an entry, and the server has none (docs/privacy.md). Online only.
 
-import { callApi } from "./api.js";
+import { answerOrSay } from "./api.js";
 import { el } from "./dom.js";
-import { message, t, tf } from "./i18n.js";
+import { t, tf } from "./i18n.js";
 
 const FILTERS = ["user", "record", "reason", "since", "until"];
 
@@ -34,19 +34,10 @@ export function auditView(app) {
   const load = async () => {
     const params = query();
     exportLink.href = `/api/audit/export?${params}`;
-    let answer;
-    try {
-      answer = await callApi(`/api/audit?${params}`);
-    } catch {
-      status.textContent = t("needs_network");
-      return;
-    }
-    if (!answer.ok) {
-      status.textContent = message(answer.body.reason || String(answer.status));
-      return;
-    }
-    body.replaceChildren(...answer.body.entries.map(entryRow));
-    status.textContent = tf("audit_count", { n: answer.body.total });
+    const found = await answerOrSay(`/api/audit?${params}`, status);
+    if (!found) return;
+    body.replaceChildren(...found.entries.map(entryRow));
+    status.textContent = tf("audit_count", { n: found.total });
   };
   const form = el("form", { id: "audit-filters", class: "filters" },
     ...FILTERS.map((name) => el("label", {}, t(`audit_${name}`), inputs[name])),

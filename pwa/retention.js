@@ -3,9 +3,9 @@
 // `purge` right approves a list, and what it names goes (`/api/retention`, docs/privacy.md).
 // Online only.
 
-import { callApi } from "./api.js";
+import { answerOrSay } from "./api.js";
 import { el } from "./dom.js";
-import { message, t, tf } from "./i18n.js";
+import { t, tf } from "./i18n.js";
 
 export function canSeeRetention(me) {
   return Boolean(me) && (me.role === "supervisor" || me.role === "admin");
@@ -26,15 +26,9 @@ function listBlock(found, mayApprove, status, reload) {
   approve?.addEventListener("click", async () => {
     if (!confirm(t("retention_confirm"))) return;
     approve.disabled = true;
-    let answer;
-    try {
-      answer = await callApi(`/api/retention/${encodeURIComponent(found.id)}/approve`, { method: "POST" });
-    } catch {
-      status.textContent = t("needs_network");
-      approve.disabled = false;
-      return;
-    }
-    status.textContent = answer.ok ? t("retention_done") : message(answer.body.reason || String(answer.status));
+    const done = await answerOrSay(`/api/retention/${encodeURIComponent(found.id)}/approve`, status, { method: "POST" });
+    if (done) status.textContent = t("retention_done");
+    approve.disabled = false;
     reload();
   });
   return el("section", { class: "retention-list", "data-list": found.id },
@@ -53,18 +47,9 @@ export function retentionView(app) {
   const lists = el("div", { id: "retention-lists" });
   const mayApprove = (app.me.rights || []).includes("purge");
   const load = async () => {
-    let answer;
-    try {
-      answer = await callApi("/api/retention");
-    } catch {
-      status.textContent = t("needs_network");
-      return;
-    }
-    if (!answer.ok) {
-      status.textContent = message(answer.body.reason || String(answer.status));
-      return;
-    }
-    const shown = answer.body.lists.filter((found) => Object.keys(found.grids).length);
+    const found = await answerOrSay("/api/retention", status);
+    if (!found) return;
+    const shown = found.lists.filter((found) => Object.keys(found.grids).length);
     lists.replaceChildren(...(shown.length ? shown.map((found) => listBlock(found, mayApprove, status, load))
       : [el("p", { class: "empty" }, t("retention_nothing"))]));
   };

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from conftest import eventually
+from conftest import eventually, visit
 from playwright.async_api import Browser
 from test_campaigns import id_number, screening
 from test_pwa import GRID_A, Demo, Phone
@@ -23,6 +23,7 @@ from test_pwa import demo as demo  # the demo city's fixture (one per module)
 from server.admin import directory
 from server.demo.loader import DEMO_PASSWORD
 from server.store.couch import basic_authorization
+from server.sync import retention
 
 pytestmark = pytest.mark.slow  # a real Chromium
 
@@ -140,3 +141,35 @@ async def test_a_reveal_takes_a_reason_and_the_admin_reads_it(browser: Browser,
     assert number not in await admin.page.content()
     assert phone.problems == [] and admin.problems == []
     await admin.close()
+
+
+async def test_a_supervisor_approves_a_retention_list_on_its_screen(browser: Browser,
+                                                                   demo: Demo) -> None:
+    """Item 6: the nightly list shows on the supervisors' screen as counts by grid; a holder
+    of the purge right approves it there, and the old visit leaves the store."""
+    secret = id_number(501)
+    old = visit(GRID_A, "wang.fang", "retention-old", visited_on="2020-03-01",
+                notes=f"核对证件 {secret}")
+    await asyncio.to_thread(demo.db(GRID_A).save, old)
+    await asyncio.to_thread(directory.set_rights, demo.couch, "chen.jing", grant=["purge"])
+    listed = await retention.list_now(demo.store.url, datetime.date(2026, 12, 3))
+    assert old["_id"] in listed["grids"][GRID_A]["records"]["household_visit"]
+
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await phone.login("chen.jing")
+    await phone.show("#/retention")
+    block = page.locator(f"section.retention-list[data-list='{listed['_id']}']")
+    row = block.locator(f"tr.retention-grid[data-grid='{GRID_A}']")
+    await row.wait_for()
+    assert "household_visit 1" in await row.inner_text()
+    assert old["_id"] not in await page.content()  # counts, never ids
+    await block.locator("button.retention-approve").click()
+    await page.wait_for_function("(id) => !document.querySelector("
+                                 "`section.retention-list[data-list='${id}'] button`)",
+                                 arg=listed["_id"])
+    assert "chen.jing" in await row.inner_text()
+    assert await asyncio.to_thread(demo.db(GRID_A).get, old["_id"]) is None
+    assert phone.problems == []
+    await phone.close()
