@@ -86,6 +86,7 @@ RULES: Mapping[str, Rule] = {
     "topic_threshold": PUBLIC,
     "property_unit": VOTE, "motion": VOTE, "ballot": VOTE, "ballot_choice": VOTE,
     "fee_order": FEE, "fee_roll": FEE, "fee_txn": FEE,
+    "fee_rating": RESIDENT_ACT, "fee_rating_answer": PUBLIC,
     "data_request": kept("居民权利请求，用以证明已答复 / residents' requests, kept to "
                          "show they were answered"),
     "party_member": ACCOUNT, "party_letter": ACCOUNT, "volunteer": ACCOUNT,
