@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "housing 住建, market 市场监管, fire 消防)")
     add.add_argument("--company", action="append", default=[],
                      help="property company id of a property user (repeat)")
+    add.add_argument("--provider", default="",
+                     help="neighbourhood centre provider code of a provider user (邻里中心)")
     add.add_argument("--right", action="append", default=[], choices=RIGHTS,
                      help="a right beyond the role (unmask: export personal data unmasked)")
     for action, text in (("grant", "give a user a right (e.g. unmask)"),
@@ -317,7 +319,7 @@ def administer(args: argparse.Namespace, config: Config) -> int:
                                       communities=args.community, streets=args.street,
                                       rights=args.right, branches=args.branch,
                                       department=args.department, companies=args.company,
-                                      full_name=args.full_name)
+                                      full_name=args.full_name, provider=args.provider)
             print(f"user {user.name} ({user.role}) added")
         elif args.command == "user" and args.action in ("grant", "revoke"):
             changes = {args.action: [args.right]}

@@ -302,7 +302,7 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/fees/ratings"): [({}, None)],
         ("get", "/api/fees/ratings/board"): [({"period": "2026-Q4"}, None)],
         ("post", "/api/fees/ratings/answers"): [({}, {"period": "2026-Q4", "text": "t"})],
-        **mutual_aid_recipes(scene),
+        **mutual_aid_recipes(scene), **centre_recipes(scene),
     }
 
 
@@ -328,6 +328,29 @@ def mutual_aid_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[st
         ("get", "/api/mutual-aid/reported"): [({}, None)],
         ("post", "/api/mutual-aid/suppliers"): [({}, {"phone": "13905779999", "shop": "菜场",
                                                       "community": scene.community})],
+    }
+
+
+def centre_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str], Any]]]:
+    """The neighbourhood centre's routes (邻里中心): providers, slots, bookings, activities."""
+    claim = {"claim_id": "abcdefgh"}
+    slot, activity = "/api/centre/slots/{key}", "/api/centre/activities/{key}"
+    return {
+        ("get", "/api/centre/providers"): [({}, None)],
+        ("post", "/api/centre/providers"): [({}, {"code": "bank1", "kind": "bank"})],
+        ("get", "/api/centre/providers/{provider}/slots"): [({}, None)],
+        ("post", "/api/centre/slots"): [({}, {"service": "advice", "places": 1})],
+        ("post", slot + "/book"): [({}, {**claim, "matter": "漏水"})],
+        ("post", slot + "/cancel"): [({}, claim)],
+        ("post", slot + "/decide"): [({}, {"booking": "0123456789abcdef", "approve": True,
+                                          **claim})],
+        ("get", "/api/centre/day"): [({}, None), ({"date": "2026-12-31"}, None)],
+        ("get", "/api/centre/activities"): [({}, None)],
+        ("post", "/api/centre/activities"): [({}, {"title": "插花", "places": 1})],
+        ("post", activity + "/claim"): [({}, claim)],
+        ("post", activity + "/cancel"): [({}, claim)],
+        ("get", "/api/centre/mine"): [({}, None)],
+        ("get", "/api/centre/overview"): [({}, None)],
     }
 
 

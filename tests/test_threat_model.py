@@ -26,6 +26,11 @@ MUTUAL_AID_ROUTES = {"/api/mutual-aid/listings", "/api/mutual-aid/listings/{list
                      *(f"/api/mutual-aid/listings/{{listing}}/{act}" for act in (
                          "claim", "cancel", "close", "claims", "decide", "deal", "pickups",
                          "messages", "report")), "/api/mutual-aid/mine"}
+# The neighbourhood centre (server/web/centre.py): a resident's providers, slots, bookings.
+CENTRE_ROUTES = {"GET /api/centre/providers", "/api/centre/providers/{provider}/slots",
+                 "/api/centre/slots/{key}/book", "/api/centre/slots/{key}/cancel",
+                 "GET /api/centre/activities", "/api/centre/activities/{key}/claim",
+                 "/api/centre/activities/{key}/cancel", "/api/centre/mine"}
 # A resident's own data (server/web/mydata.py): open to a resident, about themself only.
 RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/residents/data-requests", "/api/volunteer/ledger",
@@ -44,7 +49,7 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "GET /api/questionnaires", "POST /api/questionnaires/{key}/answers",
                    "/api/open311/v2/services.json", "/api/open311/v2/services/{service_code}.json",
                    "/api/open311/v2/requests.json", "/api/open311/v2/requests/{request}.json",
-                   *MUTUAL_AID_ROUTES}  # a path: all its methods; "METHOD path": that one
+                   *MUTUAL_AID_ROUTES, *CENTRE_ROUTES}  # a path: all methods; "METHOD path": one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")

@@ -179,7 +179,8 @@ async def test_the_admin_screen_covers_every_staff_role_the_command_does(
         "secretary": {"branches": [f"grid-{grid}"]}, "admin": {},
         "property": {"companies": ["property_company:wy9"]},
         "department": {"department": "police", "streets": ["339995001"]},
-        "assessor": {"streets": ["339995001"]}}
+        "assessor": {"streets": ["339995001"]},
+        "provider": {"provider": "bank1", "communities": ["339995001001"]}}
     assert set(scopes) == set(ROLES) - {"resident"}  # a new role needs a line here
     admin = await city.user("admin")
     names = {role: await city.user(role, **scope) for role, scope in scopes.items()}
@@ -190,6 +191,7 @@ async def test_the_admin_screen_covers_every_staff_role_the_command_does(
     assert {shown[n]["role"] for n in names.values()} == set(scopes), listed
     assert "公安" in shown[names["department"]]["scope"]
     assert "wy9" in shown[names["property"]]["scope"]
+    assert "邻里中心 bank1" in shown[names["provider"]]["scope"]
     for role, name in names.items():
         for action, state in (("disable", "disabled"), ("enable", "active"),
                               ("remove", "removed")):

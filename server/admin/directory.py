@@ -14,6 +14,7 @@ import couchdb
 
 from server.config import Config
 from server.domain.accounts import changed_account, hash_password, new_session_salt
+from server.domain.centre import CODE as PROVIDER_CODE
 from server.domain.messages import Refused
 from server.domain.reports import DEPARTMENTS
 from server.domain.scope import (
@@ -159,7 +160,7 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
              grids: Iterable[str] = (), communities: Iterable[str] = (),
              streets: Iterable[str] = (), rights: Iterable[str] = (),
              branches: Iterable[str] = (), department: str = "",
-             companies: Iterable[str] = (), full_name: str = "") -> User:
+             companies: Iterable[str] = (), full_name: str = "", provider: str = "") -> User:
     if not USER_NAME.match(name):
         raise DirectoryError(f"用户名 {name!r} 无效：2–64 位小写字母、数字或 _ . - / user name "
                              f"{name!r} is invalid: 2–64 lowercase letters, digits, _ . -")
@@ -188,6 +189,10 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
         raise DirectoryError("第三方评估要指定 --street / an assessor needs --street")
     if role == "property" and not companies:
         raise DirectoryError("物业账号要指定 --company / a property user needs --company")
+    if (role == "provider") != bool(provider) or (provider and not (
+            PROVIDER_CODE.match(provider) and communities)):
+        raise DirectoryError("邻里中心服务方账号要指定 --provider 和 --community（仅此角色）/ a "
+                             "provider user needs --provider and --community (only it)")
     unknown = unknown_grids(server, grids)
     if unknown:
         raise DirectoryError(f"没有这些网格：{', '.join(unknown)} / unknown grid(s)")
@@ -207,6 +212,8 @@ def add_user(server: couchdb.Server, name: str, role: str, password: str, *,
         doc["department"] = department
     if role == "property":
         doc["companies"] = sorted(set(companies))
+    if role == "provider":
+        doc["provider"] = provider
     try:  # a new document's write fails if the name is taken, even by a concurrent add
         directory.save(doc)
     except couchdb.ResourceConflict:

@@ -52,10 +52,11 @@ INTERNAL_PREFIXES = ("linli-", "_")
 
 # `property` (物业公司) and `department` (联络部门: 综合执法, 公安, 住建, 市场监管, 消防) handle
 # problem reports routed to them (server/domain/reports.py), and reach no grid database.
+# `provider` (邻里中心服务方): a neighbourhood centre provider's staff (server/domain/centre.py).
 ROLES = ("admin", "supervisor", "worker", "resident", "secretary", "property", "department",
-         "assessor")
+         "assessor", "provider")
 Role = Literal["admin", "supervisor", "worker", "resident", "secretary", "property",
-               "department", "assessor"]
+               "department", "assessor", "provider"]
 
 GRID_CODE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
@@ -175,6 +176,8 @@ class User:
     """The property companies (`property_company:<code>`) a property user answers for."""
     full_name: str = ""
     """The person's name (姓名) as screens and sheets show them; the login name when not given."""
+    provider: str = ""
+    """A neighbourhood centre provider's code (server/domain/centre.py), role provider."""
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> User:
@@ -193,7 +196,8 @@ class User:
                    removed=bool(doc.get("removed_at")),
                    department=str(doc.get("department") or ""),
                    companies=frozenset(doc.get("companies") or ()),
-                   full_name=str(doc.get("full_name") or ""))
+                   full_name=str(doc.get("full_name") or ""),
+                   provider=str(doc.get("provider") or ""))
 
     @property
     def shown_name(self) -> str:

@@ -35,6 +35,7 @@ from server.sync.retention import NightlyList
 from server.sync.supervisor import Lag, Supervisor
 from server.web import (
     api,
+    centre,
     deliberation,
     fees,
     guard,
@@ -361,6 +362,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     questionnaires.setup(app)
     deliberation.setup(app)
     mutual_aid.setup(app)
+    centre.setup(app)
     users.setup(app)
     reports.setup(app)
     ratings.setup(app)

@@ -17,6 +17,7 @@ from server.sync.aggregates import Aggregates
 from server.sync.allocation import Allocator
 from server.sync.allowed import ResidentIndex
 from server.sync.authors import AuthorIndex
+from server.sync.centre import Centre
 from server.sync.conflicts import Resolver
 from server.sync.deliberation import Deliberation
 from server.sync.door_links import DoorLinks
@@ -81,6 +82,8 @@ REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept 
 MUTUAL_AID = web.AppKey("mutual_aid", MutualAid)  # listings, deals, messages (邻里互助)
 MUTUAL_AID_BOARD = web.AppKey("mutual_aid_board", Board)  # listings by area, in memory
 MUTUAL_AID_LIMITS = web.AppKey("mutual_aid_limits", ActLimits)  # claims per account, listing
+CENTRE = web.AppKey("centre", Centre)  # neighbourhood centre: providers, slots (邻里中心)
+CENTRE_LIMITS = web.AppKey("centre_limits", ActLimits)  # bookings per account and slot
 BALLOT_LIMITS = web.AppKey("ballot_limits", FailureCounter)  # ballots per account (votes.py)
 # The ids each resident's phone may hold, kept from the feeds (server/sync/allowed.py).
 RESIDENT_INDEX = web.AppKey("resident_index", ResidentIndex)

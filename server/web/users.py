@@ -41,7 +41,8 @@ def account_view(user: User, request: web.Request) -> dict[str, Any]:
              + [directory.area_name("street", s) or s for s in sorted(user.streets)]
              + ([DEPARTMENTS.get(user.department, (user.department,))[0]]
                 if user.department else [])
-             + [c.removeprefix("property_company:") for c in sorted(user.companies)])
+             + [c.removeprefix("property_company:") for c in sorted(user.companies)]
+             + ([f"邻里中心 {user.provider}"] if user.provider else []))
     state = "removed" if user.removed else "disabled" if user.disabled else "active"
     return {"name": user.name, "full_name": user.shown_name, "role": user.role, "scope": scope,
             "state": state,
