@@ -16,6 +16,10 @@ from conftest import City, basic, eventually
 from test_fees import SECRET, a_compound, app_client, call, roll  # noqa: F401 (app_client: a fixture)
 from test_mutual_aid import PREFIX, ride
 from test_mutual_aid import call as aid
+from test_reports import PREFIX as REPORTS
+from test_reports import b64, get, jpeg, post
+from test_reports import body as report_body
+from test_reports import ready as reports_town
 from test_volunteering import phone, ready_town
 
 from server.domain import fees as rules
@@ -163,3 +167,31 @@ async def test_lone_surrogates_in_fees_bodies_are_refused(
             "compound": c.code, "due_date": "2027-03-31", "name": "b.csv", "file": file}, field)
     await refused_whole(app_client, c.admin, "/api/fees/reconcile",
                         {"day": "2026-11-20", "statement": "x"}, "day")
+
+
+async def test_handler_steps_refuse_hostile_bodies_and_others_ids(client: TestClient,
+                                                                  city: City) -> None:
+    """The handler's queued steps (pwa/worker/reports.js) as an attacker sends them: a lone
+    surrogate in any text, photos of every wrong shape, another grid's worker on this report
+    (answered as a made-up one), the same request id replayed with other content."""
+    town = await reports_town(client, city)
+    _, answer = await post(client, town.ra, REPORTS, report_body(700, category="other"))
+    rid = answer["report"]["_id"]
+    path = f"{REPORTS}/{rid}/steps"
+    base = {"from": "submitted", "to": "accepted", "request": "step-70000001"}
+    for field in ("note", "request", "from", "to", "comment", "assignee"):
+        await refused_whole(client, town.worker1, path, base, field)
+    for photos in (5, "x", [5], [{}], [{"data": 5}], [{"data": "!!"}], [{"data": "\u00e9"}],
+                   [{"data": b64(jpeg())}] * 4, [{"data": b64(b"%PDF-1.4 " + b"0" * 100)}]):
+        got, refusal = await post(client, town.worker1, path, {**base, "photos": photos})
+        assert got == 400 and set(refusal) == {"error", "reason"}, (photos, got, refusal)
+    theirs = await post(client, town.worker3, path, base)
+    made_up = await post(client, town.worker3, f"{REPORTS}/report:t0000n0-0000/steps", base)
+    assert theirs[0] == made_up[0] == 404 and theirs[1] == made_up[1], (theirs, made_up)
+    got, first = await post(client, town.worker1, path, base)
+    assert got == 201, first
+    got, replay = await post(client, town.worker1, path, {**base, "to": "in_progress",
+                                                          "note": "改了"})
+    assert got == 200 and replay["repeated"] and replay["step"]["to"] == "accepted", replay
+    got, seen = await get(client, town.ra, f"{REPORTS}/{rid}")
+    assert seen["status"]["state"] == "accepted", seen["status"]
