@@ -23,6 +23,8 @@ from test_reports import ready as reports_town
 from test_volunteering import phone, ready_town
 
 from server.domain import fees as rules
+from server.domain.scope import FEES_DB
+from server.web.keys import FEES
 
 
 async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -195,3 +197,26 @@ async def test_handler_steps_refuse_hostile_bodies_and_others_ids(client: TestCl
     assert got == 200 and replay["repeated"] and replay["step"]["to"] == "accepted", replay
     got, seen = await get(client, town.ra, f"{REPORTS}/{rid}")
     assert seen["status"]["state"] == "accepted", seen["status"]
+
+
+async def test_paying_anothers_bill_costs_what_a_made_up_one_does(
+        city: City, app_client: TestClient) -> None:  # noqa: F811
+    """The owners' index is read again once stale (a whole register's read): it is read for
+    every bill asked, so a slow answer never says that a unit exists."""
+    c = await a_compound(city, app_client)
+    assert (await call(app_client, "POST", "/api/fees/rolls", c.company, roll(c)))[0] == 201
+    bill = (await call(app_client, "GET", "/api/fees/bills", c.owners["A"]))[1]["bills"][0]
+    store = app_client.app[FEES]
+    reads: list[str] = []
+    real_range = store.range
+
+    async def counted(prefix: str, db: str = FEES_DB) -> list[dict[str, Any]]:
+        reads.append(prefix)
+        return await real_range(prefix, db)
+    store.range = counted  # type: ignore[method-assign]
+    for key in (bill["bill"], bill["bill"].replace("1-1-101", "9-9-909")):
+        store._owners = (float("-inf"), {})  # stale, as 60 s after the last read
+        reads.clear()
+        got, _ = await call(app_client, "POST", f"/api/fees/bills/{key}/pay",
+                                 c.owners["B"], {"request": "phone-b-0003"})
+        assert got == 404 and reads == ["property_unit:"], (key, got, reads)

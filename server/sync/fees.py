@@ -322,8 +322,9 @@ class Fees:
         if not isinstance(request, str) or not rules.ORDER.match(request):
             raise refused([rules.problem("request", "request", "应为 6–32 个字母、数字、_ 或 -",
                                          "must be 6–32 letters, digits, _ or -")])
-        found = await self.bill(key)
-        if found is None or found[1] not in await self.owner_units(user.name):
+        units = await self.owner_units(user.name)  # first: its read (when stale) takes as
+        found = await self.bill(key)  # long for another's bill as for a made-up one
+        if found is None or found[1] not in units:
             raise no_such_bill()
         roll, _, principal = found
         if self.provider is None:
