@@ -98,6 +98,8 @@ RULES: Mapping[str, Rule] = {
     "questionnaire_answer": RESIDENT_ACT, "report": RESIDENT_ACT, "report_status": RESIDENT_ACT,
     "report_step": RESIDENT_ACT, "topic": RESIDENT_ACT, "topic_comment": RESIDENT_ACT,
     "topic_support": RESIDENT_ACT, "volunteer_task": PUBLIC,
+    "centre_provider": PUBLIC, "centre_slot": PUBLIC, "centre_activity": PUBLIC,
+    "centre_matter": RESIDENT_ACT,
 }
 
 
