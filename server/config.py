@@ -130,9 +130,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("screening_campaign", "2026-screening", "The door-to-door screening (入户排查) under "
             "way: the campaign the workers' screening forms are filed under."),
     Setting("fees_provider", "", "Payment provider of property fees (智缴, docs/fees.md): empty "
-            "for none (owners see their bills; paying answers 503), or `test`, the provider for "
+            "for none (owners see their bills; paying answers 503; with `demo` on a loopback "
+            "host, the demo's own test network, which pays at once), or `test`, the provider for "
             "tests and demos, whose notifications are signed with `fees_test_secret`. Never "
-            "`test` where real money is meant: whoever knows its secret can mark a bill paid."),
+            "`test` where real money is meant (refused in production): whoever knows its "
+            "secret can mark a bill paid."),
     Setting("fees_test_secret", "", "The `test` payment provider's signing key (hex, at least "
             "32 characters); required when `fees_provider` is `test`."),
     Setting("retention_list_hours", 24.0, "How often the retention job (保存期限) lists what "
@@ -253,6 +255,9 @@ class Config:
         if self.fees_provider == "test" and (len(self.fees_test_secret) < 32 or any(
                 c not in "0123456789abcdef" for c in self.fees_test_secret.lower())):
             raise ConfigError("fees_test_secret: at least 32 hex characters for the test provider")
+        if self.production and self.fees_provider == "test":
+            raise ConfigError("production cannot use the test payment provider: whoever knows "
+                              "its secret can mark a bill paid")
         if self.couchdb_url and not self.couchdb_url.startswith(("http://", "https://")):
             raise ConfigError("COUCHDB_URL must start with http:// or https://")
 

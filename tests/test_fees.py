@@ -133,6 +133,43 @@ async def test_bills_from_a_rate_and_bad_input_by_label(city: City,
     assert status == 403
 
 
+async def test_bills_from_the_area_index_while_no_unit_changed(city: City,
+                                                               app_client: TestClient) -> None:
+    """Generation reads the compound's area index (kept by the register's import), not its
+    units, while no unit of the compound changed after the index's sequence; a unit written
+    after it makes generation read the units again, and the index is written anew."""
+    c = await a_compound(city, app_client)
+    db = await city.run(lambda: city.couch[VOTES_DB])
+
+    def index(areas: dict[str, int]) -> None:
+        held = db.get(rules.areas_id(c.code))
+        db[rules.areas_id(c.code)] = {"seq": db.info()["update_seq"], "areas": areas,
+                                      **({"_rev": held["_rev"]} if held else {})}
+
+    # an index saying other areas than the units: taken as long as no unit changed since
+    await city.run(index, {"1-1-101": 1_000_000, "1-1-202": 2_000_000})
+    status, made = await call(app_client, "POST", "/api/fees/rolls", c.company,
+                              roll(c, period="2026-11"))
+    assert status == 201 and made["billed"] == 25_000 + 50_000, made  # ¥2.50 × 100 m², 200 m²
+    # a unit of the compound changed after the index: the units are read, the index too
+    await city.run(lambda: db.save({**db[f"property_unit:{c.code}:1-1-101"],
+                                    "area_cm2": 800_000}))
+    status, made = await call(app_client, "POST", "/api/fees/rolls", c.company,
+                              roll(c, period="2026-10"))
+    assert status == 201 and made["billed"] == 20_000 + rules.generated_fen(250, 1_203_456, 1)
+    kept = await city.run(db.get, rules.areas_id(c.code))
+    assert kept["areas"] == {"1-1-101": 800_000, "1-1-202": 1_203_456}
+    # another compound's units changing leaves this index trusted (its sequence moves on)
+    await city.run(lambda: db.save({**db[f"property_unit:{c.other}:1-1-101"],
+                                    "area_cm2": 1_100_000}))
+    await city.run(index, {"1-1-101": 400_000, "1-1-202": 400_000})
+    await city.run(lambda: db.save({**db[f"property_unit:{c.other}:1-1-101"],
+                                    "area_cm2": 1_200_000}))
+    status, made = await call(app_client, "POST", "/api/fees/rolls", c.company,
+                              roll(c, period="2026-09"))
+    assert status == 201 and made["billed"] == 10_000 + 10_000, made
+
+
 def csv_file(*rows: str) -> str:
     text = "幢,单元,室,账期,金额（元）\n" + "\n".join(rows) + "\n"
     return base64.b64encode(text.encode()).decode()

@@ -16,7 +16,7 @@ from conftest import City
 
 from server.admin import property_register
 from server.admin.registry_import import ImportError_
-from server.domain import votes
+from server.domain import fees, votes
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
 
 HEADERS = list(property_register.TEMPLATE)
@@ -126,6 +126,24 @@ def test_a_corrected_area_updates_its_unit(city: City, tmp_path: Path) -> None:
     summary = property_register.import_units(city.couch, changed)
     assert (summary.updated, summary.refused) == (1, 0)
     assert units(city, compound)[f"property_unit:{compound}:3-2-101"]["area_cm2"] == 894_999
+
+
+def test_the_import_keeps_each_compounds_area_index(city: City, tmp_path: Path) -> None:
+    """Bill generation reads a compound's area index, not its units (docs/fees.md): the
+    import writes it after its writes, created, corrected and removed units alike, never in
+    a dry run, with the sequence read before the units it was made from."""
+    compound = new_compound(city)
+    db = city.couch[VOTES_DB]
+    first = write_csv(tmp_path / "a.csv", [row(compound, 1), row(compound, 2)])
+    property_register.import_units(city.couch, first, dry_run=True)
+    assert db.get(fees.areas_id(compound)) is None
+    property_register.import_units(city.couch, first)
+    held = db.get(fees.areas_id(compound))
+    assert held["areas"] == {"3-2-101": 895_000, "3-2-102": 895_000}
+    assert int(held["seq"]) <= int(db.info()["update_seq"])
+    corrected = write_csv(tmp_path / "b.csv", [row(compound, 1, 专有部分面积="70.25")])
+    property_register.import_units(city.couch, corrected, replace=True)
+    assert db.get(fees.areas_id(compound))["areas"] == {"3-2-101": 702_500}
 
 
 def test_a_file_without_its_columns_or_unreadable_is_refused(city: City, tmp_path: Path) -> None:

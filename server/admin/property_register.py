@@ -21,7 +21,7 @@ from typing import Any
 import couchdb
 
 from server.admin.registry_import import REASON_COLUMN, ImportError_, ImportSummary, read_rows
-from server.domain import rules, votes
+from server.domain import fees, rules, votes
 from server.domain.exports import safe_row
 from server.domain.scope import DIRECTORY_DB, VOTES_DB
 from server.domain.text import text_problem
@@ -100,6 +100,21 @@ def unit_doc(row: Mapping[str, str], registry: SchemaRegistry, pepper: bytes = b
            "owners": owners}
     problems = registry.problems(doc)
     return (None if problems else doc), problems
+
+
+def keep_areas(db: couchdb.Database, compounds: list[str]) -> None:
+    """Each compound's area index (docs/fees.md), so that generating its bills reads one small
+    document, not every unit with its owners: its units as stored after this import's writes,
+    under the sequence read before they were read (a unit changed after is seen)."""
+    for compound in compounds:
+        seq = db.info()["update_seq"]
+        prefix = f"property_unit:{compound}:"
+        units = [row.doc for row in db.view("_all_docs", startkey=prefix,
+                                            endkey=prefix + "\ufff0", include_docs=True)]
+        doc = fees.areas_doc(units, seq)
+        held = db.get(fees.areas_id(compound))
+        with contextlib.suppress(couchdb.ResourceConflict):  # another import's is as new
+            db[fees.areas_id(compound)] = {**doc, **({"_rev": held["_rev"]} if held else {})}
 
 
 def installation_secret(server: couchdb.Server, *, create: bool = True) -> bytes:
@@ -194,6 +209,8 @@ def import_units(server: couchdb.Server, path: Path, *, dry_run: bool = False,
                                     f"写入失败 / not written: {err}"])
                     summary.created -= doc_id not in stored
                     summary.updated -= doc_id in stored
+    if db is not None and not dry_run:
+        keep_areas(db, sorted({doc["compound"] for _, _, doc in wanted.values()}))
     summary.refused = len(refused)
     if refused:
         error_file = error_file or path.with_name(f"{path.stem}.errors.csv")

@@ -201,6 +201,20 @@ def roll_problems(draft: Mapping[str, Any]) -> list[Problem]:
     return found
 
 
+def areas_id(compound: str) -> str:
+    """The compound's area index (面积索引) in the votes database, beside its units: a `_local`
+    document (never replicated, no record of anyone), a cache generation can trust."""
+    return f"_local/fee_areas:{compound}"
+
+
+def areas_doc(units: Iterable[Mapping[str, Any]], seq: Any) -> dict[str, Any]:
+    """A compound's area index: each unit's registered area (cm²) by its address, read from
+    the units after the votes database's sequence `seq`, so it holds while no unit of the
+    compound changed after `seq` (server/sync/fees.py `areas` checks, the import writes it)."""
+    return {"seq": seq, "areas": {unit_key(str(u["_id"])).partition(":")[2]: int(u["area_cm2"])
+                                  for u in units}}
+
+
 def generate(units: Iterable[tuple[str, int]], rate_fen: int, period: str) -> dict[str, int]:
     """Rule 3 for a compound: {unit address: fen} from (unit address, area in cm²)."""
     months = months_of(period)

@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -27,13 +28,15 @@ from server.domain.messages import Refused, bilingual
 from server.domain.rules import Problem
 from server.domain.scope import DIRECTORY_DB, FEES_DB, VOTES_DB, Directory, User
 from server.domain.validation import SchemaRegistry
-from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.store.couch import Conflict, CouchClient, NotFound, StoreUnavailable, db_path
+from server.store.couch import CouchFailure as StoreFailed
 from server.sync.votes import changes
 
 log = logging.getLogger("linli.fees")
 WRITER = "linli-fees"
 PAGE = 10_000  # documents per _all_docs page
 OWNERS_TTL = 60.0  # seconds the register's owners index is trusted before it is read again
+AREAS_SCAN = 20_000  # register changes read to trust an area index; more: read the units
 
 
 def refused(problems: list[Problem]) -> Refused:
@@ -81,6 +84,35 @@ class TestProvider:
             "signature": headers.get("Wechatpay-Signature", "")}, body, now)
 
 
+class DemoProvider(TestProvider):
+    """`linli serve --demo`'s provider when no other is set: the test provider under a secret
+    made at start and known to nothing outside this process, whose payment network is this
+    process too. The owner pays at once: starting an order has its signed notification
+    delivered to the notification path here (`Fees.deliver`), never over a network, so a demo
+    owner can pay and see the receipt. Marked test in the checkout and on the receipt; only
+    on a loopback address and never in production (web/fees.py `provider_of`)."""
+
+    pays_itself = True
+    NOTE = ("测试支付渠道（演示）：不收真钱，订单立即视为已付",
+            "Test payment provider (demo): no real money; the order is paid at once.")
+
+    def __init__(self) -> None:
+        super().__init__(secrets.token_hex(32).encode())
+
+    def checkout(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        return {**super().checkout(order), "test": True, "note": bilingual(*self.NOTE)}
+
+    def notification(self, order: Mapping[str, Any], now: float) -> tuple[dict[str, str], bytes]:
+        """The network's signed delivery of the order's payment; the same trade each time."""
+        paid_at = datetime.datetime.fromtimestamp(now, rules.CHINA).isoformat(
+            timespec="seconds")
+        body = rules.notification_body(str(order["order"]), f"4200test{order['order'][:24]}",
+                                       int(order["amount"]), paid_at)
+        stamp, nonce = str(int(now)), secrets.token_hex(16)
+        return {"Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce,
+                "Wechatpay-Signature": rules.signature(self.secret, stamp, nonce, body)}, body
+
+
 def order_id(account: str, bill: str, request: str) -> str:
     """The provider's order id (out_trade_no) of one payment request of one bill: the phone's
     retry of a queued request is the same order."""
@@ -104,6 +136,7 @@ class Fees:
         self.receipts: dict[str, dict[str, dict[str, Any]]] = {}
         self.receipts_seq = "0"
         self.folding = asyncio.Lock()
+        self.deliveries: set[asyncio.Task[str]] = set()  # the demo network's, under way
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -139,6 +172,49 @@ class Fees:
         except NotFound:  # no register imported yet
             return {}
         return {d["_id"][len(prefix):]: d for d in docs}
+
+    async def areas(self, compound: str) -> dict[str, int]:
+        """The compound's registered areas by unit address, from its area index (面积索引,
+        kept by the register's import: 500 numbers, not 500 documents with their owners) when
+        no unit of the compound changed since it was made; else read from the units and the
+        index written again. A changed unit is seen in the votes database's changes since
+        the index's sequence (ids only; a quiet register has none)."""
+        held = await self._get(rules.areas_id(compound), VOTES_DB)
+        if held is not None and isinstance(held.get("areas"), dict) and "seq" in held:
+            fresh, last = await self.units_unchanged(compound, str(held["seq"]))
+            if fresh:
+                if last != str(held["seq"]):  # the next look starts from here
+                    await self.save_areas(compound, {**held, "seq": last})
+                return {str(a): int(v) for a, v in held["areas"].items()}
+        try:
+            seq = (await self.couch.get(db_path(VOTES_DB)))["update_seq"]
+        except NotFound:  # no register imported yet
+            return {}
+        doc = rules.areas_doc((await self.units(compound)).values(), seq)
+        if doc["areas"]:
+            await self.save_areas(compound, {**doc, **({"_rev": held["_rev"]} if held else {})})
+        return dict(doc["areas"])
+
+    async def units_unchanged(self, compound: str, since: str) -> tuple[bool, str]:
+        """(no unit of the compound changed after `since`, the sequence read up to); False
+        too when more than AREAS_SCAN changes came since."""
+        prefix, read = f"property_unit:{compound}:", 0
+        while read <= AREAS_SCAN:
+            page = await self.couch.get(db_path(VOTES_DB, "_changes"), since=since,
+                                        limit=str(PAGE))
+            rows = page.get("results", [])
+            if any(str(r.get("id", "")).startswith(prefix) for r in rows):
+                return False, since
+            since, read = str(page.get("last_seq", since)), read + len(rows)
+            if len(rows) < PAGE:
+                return True, since
+        return False, since
+
+    async def save_areas(self, compound: str, doc: dict[str, Any]) -> None:
+        try:
+            await self.couch.put(db_path(VOTES_DB, rules.areas_id(compound)), doc)
+        except Conflict:  # another process wrote it meanwhile: theirs is as good
+            log.info("area index of %s written meanwhile", compound)
 
     async def roll(self, compound: str, period: str) -> dict[str, Any] | None:
         key = f"fee_roll:{compound}:{period}"
@@ -199,12 +275,11 @@ class Fees:
         if problems:
             raise refused(problems)
         compound = await self.managed(user, str(draft.get("compound") or ""))
-        units = await self.units(compound["code"])
-        if not units:
+        areas = await self.areas(compound["code"])
+        if not areas:
             raise refused([rules.problem("compound", "no_units", "还没有导入不动产登记簿",
                                          "has no property register imported yet")])
-        bills = rules.generate(((a, int(d["area_cm2"])) for a, d in units.items()),
-                               int(draft["rate_fen"]), str(draft["period"]))
+        bills = rules.generate(areas.items(), int(draft["rate_fen"]), str(draft["period"]))
         problems = [p for a, fen in bills.items() for p in rules.amount_problems(fen) if fen]
         if problems or not all(bills.values()):
             raise refused(problems[:1] or [rules.problem(
@@ -242,7 +317,7 @@ class Fees:
         if problems:
             raise refused(problems)
         compound = await self.managed(user, code)
-        units = {a: int(d["area_cm2"]) for a, d in (await self.units(code)).items()}
+        units = await self.areas(code)
         periods: dict[str, dict[str, int]] = {}
         errors: list[str] = []
         for number, row in rows:
@@ -344,9 +419,29 @@ class Fees:
                 await self.couch.put(db_path(FEES_DB, stored["_id"]), stored)
             except Conflict:  # the same request twice at once: one order
                 stored = await self._get(f"fee_order:{order}") or stored
+        if isinstance(self.provider, DemoProvider):
+            self.deliver(self.provider, stored)
         return {"order": order, "bill": key, "amount": stored["amount"],
                 "principal": stored["principal"], "late_fee": stored["late_fee"],
                 "state": "started", "checkout": self.provider.checkout(stored)}
+
+    def deliver(self, network: DemoProvider, order: Mapping[str, Any]) -> None:
+        """The demo network's notification of the order, after the owner's answer, through
+        `notify` (signature, window, order and amount checked as any provider's); sent again,
+        as a provider does, while the store fails. Cancelled when the app stops."""
+        async def send() -> str:
+            for wait in (0.2, 1, 2, 5, 10):
+                await asyncio.sleep(wait)
+                try:
+                    return await self.notify(*network.notification(order, self.clock()))
+                except (StoreUnavailable, StoreFailed, TimeoutError) as exc:  # store down: again
+                    log.warning("demo payment of %s not delivered: %s", order["order"], exc)
+                except rules.Forged:  # refused and logged by `notify`
+                    return "refused"
+            return "undelivered"
+        task = asyncio.ensure_future(send())
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
 
     # -- notifications ----------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from server.config import Config
 from server.domain import fees as rules
 from server.domain.scope import User
 from server.errors import json_response
-from server.sync.fees import Fees, TestProvider, no_such_bill
+from server.sync.fees import DemoProvider, Fees, TestProvider, no_such_bill
 from server.web.guard import require_role
 from server.web.keys import CONFIG, COUCH, DIRECTORY, FEES, SCHEMAS, USER
 from server.web.parsing import read_body, read_object
@@ -82,12 +82,19 @@ async def receipt(request: web.Request) -> web.Response:
     mine = [b for b in await store.my_bills(user) if b["bill"] == key and b["state"] == "paid"]
     if not mine:
         raise no_such_bill()
-    return web.Response(text=receipt_page(mine[0]), content_type="text/html",
+    test = isinstance(store.provider, TestProvider)
+    return web.Response(text=receipt_page(mine[0], test), content_type="text/html",
                         headers={"Cache-Control": "private, no-store"})
 
 
-def receipt_page(bill: Mapping[str, Any]) -> str:
-    """收据: what was paid, for which unit and period, when, under which order."""
+TEST_MARK = ("<p id=\"test-provider\" style=\"border:2px solid #b00;padding:.4em\">"
+             "测试支付渠道：演示用，非真实付款，本收据无效 / Test payment provider: demo only, "
+             "no real money; not a valid receipt</p>")
+
+
+def receipt_page(bill: Mapping[str, Any], test: bool = False) -> str:
+    """收据: what was paid, for which unit and period, when, under which order; marked when
+    the payment came through the test provider (a demo's or a test's)."""
     e = html.escape
     paid = bill["paid"]
     rows = [("小区 / Compound", bill["compound"]), ("房屋 / Unit", bill["unit"]),
@@ -103,7 +110,8 @@ def receipt_page(bill: Mapping[str, Any]) -> str:
             "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;"
             "padding:.4em;text-align:left}@media print{button{display:none}}</style>"
             "<h1>物业费收据 <small>Property fee receipt</small></h1>"
-            f"<table>{cells}</table><p><button onclick=\"print()\">打印 / Print</button></p>"
+            f"{TEST_MARK if test else ''}<table>{cells}</table>"
+            "<p><button onclick=\"print()\">打印 / Print</button></p>"
             "</html>")
 
 
@@ -216,16 +224,27 @@ async def reconcile(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def provider_of(config: Config) -> TestProvider | None:
+    """The configured provider; the demo's own test network (sync/fees.py `DemoProvider`)
+    for `--demo` on a loopback address when none is set. Never in production: config.py
+    refuses production with the demo city or the test provider."""
     if config.fees_provider == "test":
         return TestProvider(config.fees_test_secret.encode())
+    if config.demo and not config.production and config.host in LOOPBACK:
+        return DemoProvider()
     return None
 
 
 async def fees_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open (cleanup contexts run in order)."""
-    app[FEES] = Fees(app[COUCH], app[DIRECTORY], app[SCHEMAS], provider_of(app[CONFIG]))
+    app[FEES] = store = Fees(app[COUCH], app[DIRECTORY], app[SCHEMAS], provider_of(app[CONFIG]))
     yield
+    for task in list(store.deliveries):  # the demo network's notifications under way
+        task.cancel()
+    await asyncio.gather(*store.deliveries, return_exceptions=True)
 
 
 def setup(app: web.Application) -> None:
