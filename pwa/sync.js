@@ -12,10 +12,13 @@
 // - download: until the pull has once caught up with the grid (`downloaded`, kept in the outbox
 //   document), the grid on the phone is incomplete: the bar says so, with the records on the
 //   phone against the grid database's count (its info, which the replication asks anyway). A
-//   pull cut off resumes from PouchDB's last checkpoint when the network returns.
+//   pull cut off resumes from PouchDB's last checkpoint when the network returns (the
+//   replication's name, which finds that checkpoint, never depends on the network: remote.js).
 // Local documents (`_local/...`) never replicate, so the outbox and drafts stay on the phone.
 
 /* global PouchDB */
+
+import { remoteDatabase } from "./remote.js";
 
 const OUTBOX = "_local/linli-outbox";
 const PULL_BATCH = 500;
@@ -139,10 +142,7 @@ export class GridSync {
     this.user = user;
     this.grid = grid;
     this.db = new PouchDB(localDbName(user, grid.db));
-    this.remote = new PouchDB(new URL(`/couch/${grid.db}`, location.origin).href, {
-      skip_setup: true,
-      fetch: (url, opts) => PouchDB.fetch(url, { ...opts, credentials: "same-origin" }),
-    });
+    this.remote = remoteDatabase(grid.db);
     this.handle = null;
     this.listeners = new Set();
     this.outbox = { pending: {}, refused: {}, last_sync: 0 };

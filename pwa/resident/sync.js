@@ -11,11 +11,12 @@
 
 import { callApi } from "../api.js";
 import { message } from "../i18n.js";
+import { remoteDatabase } from "../remote.js";
 import { LoginError, fetchMe } from "../session.js";
 import { rememberTold } from "./questionnaires.js";
 import { residentDbName } from "./store.js";
 
-const REMOTE = "/couch/linli-resident";
+const REMOTE_DB = "linli-resident"; // /couch/linli-resident
 const PULL_BATCH = 100;
 const PURGE_BATCH = 200; // ids a purge request asks about, under the server's max_batch_docs
 const RETRY_FIRST_MS = 2000;
@@ -34,10 +35,7 @@ export class ResidentSync {
   constructor(me, store) {
     this.me = me;
     this.store = store;
-    this.remote = new PouchDB(new URL(REMOTE, location.origin).href, {
-      skip_setup: true,
-      fetch: (url, opts) => PouchDB.fetch(url, { ...opts, credentials: "same-origin" }),
-    });
+    this.remote = remoteDatabase(REMOTE_DB);
     this.state = navigator.onLine ? "syncing" : "offline";
     this.problems = {}; // by where: me, outbox, pull, purge
     this.listeners = new Set();
