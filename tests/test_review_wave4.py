@@ -20,11 +20,12 @@ from test_reports import PREFIX as REPORTS
 from test_reports import b64, get, jpeg, post
 from test_reports import body as report_body
 from test_reports import ready as reports_town
-from test_volunteering import phone, ready_town
+from test_volunteering import phone, ready_town, stored_ids
 
 from server.domain import fees as rules
-from server.domain.scope import FEES_DB
+from server.domain.scope import FEES_DB, RESIDENTS_DB
 from server.web.keys import FEES
+from server.web.mutual_aid import MESSAGE_LIMITS, POST_LIMITS
 
 
 async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -220,3 +221,35 @@ async def test_paying_anothers_bill_costs_what_a_made_up_one_does(
         got, _ = await call(app_client, "POST", f"/api/fees/bills/{key}/pay",
                                  c.owners["B"], {"request": "phone-b-0003"})
         assert got == 404 and reads == ["property_unit:"], (key, got, reads)
+
+
+async def test_messages_and_posts_are_limited_per_account(client: TestClient,
+                                                         city: City) -> None:
+    """No flood: a neighbour's messages to a listing (each a document the poster's list reads
+    whole) and a post-and-close loop (each listing kept, with its photos) are counted per
+    account as they arrive (a refused one given back); past the limit 429 with Retry-After,
+    nothing stored."""
+    town = await ready_town(client, city)
+    client.app[MESSAGE_LIMITS].limit = client.app[POST_LIMITS].limit = 3  # as 60/h and 20/day
+    held = len(await stored_ids(city, RESIDENTS_DB, "mutual_aid_listing:"))
+    for _ in range(4):  # refused, nothing stored: not counted
+        assert (await aid(client, town.ra, "POST", "/listings", ride(seats=0)))[0] == 400
+    listing = ""
+    for n in range(4):
+        got, answer = await aid(client, town.ra, "POST", "/listings", ride(title=f"第{n}趟"))
+        if n < 3:
+            assert got == 201, answer
+            listing = answer["listing"]["_id"]
+            await aid(client, town.ra, "POST", f"/listings/{listing}/close")
+        else:
+            assert got == 429 and answer["error"] == "too_many_requests", answer
+    assert len(await stored_ids(city, RESIDENTS_DB, "mutual_aid_listing:")) == held + 3
+    _, answer = await aid(client, town.rb, "POST", "/listings", ride())
+    listing = answer["listing"]["_id"]  # another account's own count
+    sent = len(await stored_ids(city, RESIDENTS_DB, "mutual_aid_message:"))
+    for n in range(4):
+        resp = await client.post(f"{PREFIX}/listings/{listing}/messages", headers=basic(town.ra),
+                                 json={"key": f"message-{n:04d}", "text": "在吗"})
+        assert resp.status == (201 if n < 3 else 429), await resp.text()
+    assert int(resp.headers["Retry-After"]) > 0
+    assert len(await stored_ids(city, RESIDENTS_DB, "mutual_aid_message:")) == sent + 3

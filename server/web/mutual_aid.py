@@ -8,8 +8,9 @@ the resident sync: their own listings, their `allocation` documents, their deals
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from server.sync.allocation import event_id
 from server.sync.mutual_aid import MOST_PAGE, PAGE, Board, MutualAid, no_such_listing
 from server.sync.notices import refused
 from server.sync.residents import utc_now
+from server.web.auth import FailureCounter
 from server.web.guard import require_role
 from server.web.keys import (
     ALLOCATOR,
@@ -42,6 +44,14 @@ from server.web.residents import require_resident
 from server.web.volunteering import allocator_of, placed
 
 PREFIX = "/api/mutual-aid"
+HOUR, DAY = 3600.0, 24 * 3600.0
+# Each message and each listing is a document kept (a listing with up to 3 photos): a
+# conversation and a neighbourhood board, not a flood. MAX_OPEN bounds what is open at once,
+# not a post-and-close loop.
+MESSAGES_PER_HOUR = 60
+POSTS_PER_DAY = 20
+MESSAGE_LIMITS = web.AppKey("mutual_aid_message_limits", FailureCounter)
+POST_LIMITS = web.AppKey("mutual_aid_post_limits", FailureCounter)
 NO_STORE = {"Cache-Control": "no-store"}
 LIST_QUERY = frozenset({"kind", "before", "limit"})
 WHAT = ("使用邻里互助", "uses mutual aid")
@@ -87,11 +97,29 @@ async def listings(request: web.Request) -> web.Response:
     return json_response({"listings": shown, "next": more}, headers=NO_STORE)
 
 
+@contextlib.contextmanager
+def counted(request: web.Request, limits: web.AppKey[FailureCounter],
+            account: str) -> Iterator[None]:
+    """One more act of this account, counted as it arrives (so acts sent at once cannot all
+    pass), or a 429 saying when to retry; given back when refused (nothing was stored)."""
+    counter = request.app[limits]
+    wait = counter.retry_after(account)
+    if wait:
+        raise errors.too_many_requests(wait)
+    counter.record(account)
+    try:
+        yield
+    except BaseException:
+        counter.forget_one(account)
+        raise
+
+
 async def post(request: web.Request) -> web.Response:
     user = require_resident(request, WHAT)
-    draft = await read_object(request)
-    doc = await request.app[MUTUAL_AID].post(user.name, await index_of(request), draft,
-                                             utc_now())
+    with counted(request, POST_LIMITS, user.name):
+        draft = await read_object(request)
+        doc = await request.app[MUTUAL_AID].post(user.name, await index_of(request), draft,
+                                                 utc_now())
     return json_response({"ok": True, "listing": rules.public_view(doc, user.name)}, status=201)
 
 
@@ -210,9 +238,10 @@ async def messages(request: web.Request) -> web.Response:
 
 async def send_message(request: web.Request) -> web.Response:
     user = require_resident(request, WHAT)
-    body = await read_object(request)
-    msg, created = await request.app[MUTUAL_AID].message(
-        await index_of(request), user.name, request.match_info["listing"], body, utc_now())
+    with counted(request, MESSAGE_LIMITS, user.name):
+        body = await read_object(request)
+        msg, created = await request.app[MUTUAL_AID].message(
+            await index_of(request), user.name, request.match_info["listing"], body, utc_now())
     return json_response({"ok": True, "repeated": not created,
                           "message": {"text": msg["text"], "sent_at": msg["sent_at"]}},
                          status=201 if created else 200)
@@ -280,6 +309,8 @@ def setup(app: web.Application) -> None:
     exists before any context runs."""
     app[MUTUAL_AID_BOARD] = board = Board()
     app[MUTUAL_AID_LIMITS] = ActLimits()
+    app[MESSAGE_LIMITS] = FailureCounter(MESSAGES_PER_HOUR, HOUR)
+    app[POST_LIMITS] = FailureCounter(POSTS_PER_DAY, DAY)
     app[RESIDENT_OBSERVERS] = (*app.get(RESIDENT_OBSERVERS, ()), board.take)
     app.cleanup_ctx.append(mutual_aid_ctx)
     one_path = PREFIX + "/listings/{listing:[^/]+}"
