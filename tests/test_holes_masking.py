@@ -303,6 +303,21 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/fees/ratings/board"): [({"period": "2026-Q4"}, None)],
         ("post", "/api/fees/ratings/answers"): [({}, {"period": "2026-Q4", "text": "t"})],
         **mutual_aid_recipes(scene), **centre_recipes(scene),
+        **mediation_recipes(scene),
+    }
+
+
+def mediation_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str], Any]]]:
+    """Mediation's routes (老娘舅调解): a made-up case on each, and opening one."""
+    one = "/api/mediation/cases/{case}"
+    return {
+        ("get", "/api/mediation/cases"): [({}, None)],
+        ("post", "/api/mediation/cases"): [({}, {"kind": "other", "matter": "噪音",
+                                                 "community": scene.community, "parties": [],
+                                                 "mediator": "x", "request": "abcdefgh"})],
+        ("get", "/api/mediation/figures"): [({}, None)],
+        ("get", one): [({}, None)], ("get", one + "/photos/{name}"): [({}, None)],
+        ("post", one + "/acts"): [({}, {"act": "session", "note": "记录", "request": "abcdefgh"})],
     }
 
 

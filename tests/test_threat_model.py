@@ -31,6 +31,10 @@ CENTRE_ROUTES = {"GET /api/centre/providers", "/api/centre/providers/{provider}/
                  "/api/centre/slots/{key}/book", "/api/centre/slots/{key}/cancel",
                  "GET /api/centre/activities", "/api/centre/activities/{key}/claim",
                  "/api/centre/activities/{key}/cancel", "/api/centre/mine"}
+# Mediation (老娘舅调解): a resident party reads their cases and signs; opening and the figures
+# are staff's.
+MEDIATION_ROUTES = {"GET /api/mediation/cases", "/api/mediation/cases/{case}",
+                    "/api/mediation/cases/{case}/acts", "/api/mediation/cases/{case}/photos/{name}"}
 # A resident's own data (server/web/mydata.py): open to a resident, about themself only.
 RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/residents/data-requests", "/api/volunteer/ledger",
@@ -49,7 +53,8 @@ RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "GET /api/questionnaires", "POST /api/questionnaires/{key}/answers",
                    "/api/open311/v2/services.json", "/api/open311/v2/services/{service_code}.json",
                    "/api/open311/v2/requests.json", "/api/open311/v2/requests/{request}.json",
-                   *MUTUAL_AID_ROUTES, *CENTRE_ROUTES}  # a path: all methods; "METHOD path": one
+                   *MUTUAL_AID_ROUTES, *CENTRE_ROUTES,
+                   *MEDIATION_ROUTES}  # a path: all methods; "METHOD path": one
 # Queries an attacker would try on each route: another grid, another household, unmasking.
 PROBES = ("", "?grid={grid}", "?grid={grid}&unmask=1", "?id=household:{grid}-0001",
           "?what=households&grid={grid}&format=csv", "?level=grid&code={grid}")

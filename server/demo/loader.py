@@ -8,8 +8,8 @@ and volunteer tasks open, full and past
 (demo/volunteering.py), party branches with members, one pending, and a
 branch secretary (demo/party.py); a parking survey with the answers of most households
 (demo/questionnaires.py); problem reports in every state (demo/reports.py); mutual aid of
-every kind (demo/mutual_aid.py). Deterministic and idempotent: loading it twice changes
-nothing."""
+every kind (demo/mutual_aid.py); a mediator and a settled mediation case (demo/mediation.py).
+Deterministic and idempotent: loading it twice changes nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from server.admin import directory
 from server.config import Config
 from server.demo.city import generate_city
 from server.demo.fees import seed_fees
+from server.demo.mediation import seed_mediation
 from server.demo.mutual_aid import seed_mutual_aid
 from server.demo.party import seed_party
 from server.demo.questionnaires import seed_questionnaires
@@ -63,3 +64,4 @@ def load_demo(config: Config, url: str) -> None:
             directory.add_user(server, name, role, DEMO_PASSWORD, grids=grids,
                                communities=communities, streets=streets, rights=rights,
                                full_name=full_name)
+    seed_mediation(server, COMMUNITY, DEMO_RESIDENT, DEMO_PASSWORD)  # after chen.jing is made

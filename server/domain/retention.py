@@ -100,6 +100,8 @@ RULES: Mapping[str, Rule] = {
     "topic_support": RESIDENT_ACT, "volunteer_task": PUBLIC,
     "centre_provider": PUBLIC, "centre_slot": PUBLIC, "centre_activity": PUBLIC,
     "centre_matter": RESIDENT_ACT,
+    "mediation_case": kept("人民调解档案，按调解卷宗管理规定保存 / a mediation's record, kept as "
+                           "people's mediation files must be"),
 }
 
 

@@ -46,6 +46,9 @@ STARS_DB = "linli-stars"
 # The audit of reveals (审计库): append-only, written by the server's routes only, reached by
 # no `/couch/` route (server/domain/reveals.py).
 AUDIT_DB = "linli-audit"
+# Mediation (老娘舅调解): cases, strictly confidential. Internal: reached through its routes only,
+# by the case's circle (server/domain/mediation.py); never on a phone.
+MEDIATION_DB = "linli-mediation"
 # made at start when missing
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB, AUDIT_DB, STARS_DB)
 INTERNAL_PREFIXES = ("linli-", "_")
@@ -66,8 +69,10 @@ COUCH_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 
 AREA_LEVELS = ("district", "street", "community")  # directory ids `<level>:<code>`, with a name
 # Per-user rights beyond the role: `unmask` reveals sensitive data with a reason; `purge` purges
-# an ended campaign's personal records (server/domain/campaigns.py).
-RIGHTS = ("unmask", "purge")
+# an ended campaign's personal records (server/domain/campaigns.py); `mediate` makes a worker or
+# supervisor a mediator (调解员) of their communities, `mediation` lets a community's supervisor
+# oversee its mediation cases (server/domain/mediation.py).
+RIGHTS = ("unmask", "purge", "mediate", "mediation")
 
 ENDED_SESSION = "ended_session"  # directory ids `ended_session:<session id>`: logged out
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`

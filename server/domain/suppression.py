@@ -63,6 +63,10 @@ BREAKDOWNS: tuple[tuple[str, str], ...] = (
     ("screenings", "screenings.health_code."),
     ("screenings", "screenings.risk."),
     ("review.timed", "review.hours."),
+    ("mediation.cases", "mediation.kind."),  # mediation cases (server/domain/mediation.py)
+    ("mediation.cases", "mediation.outcome."),
+    ("mediation.settled", "mediation.outcome.settled."),
+    ("mediation.settled", "mediation.days."),
 )
 REVIEW_TOTALS = frozenset({"review.reviewed", "review.timed"})
 

@@ -40,6 +40,7 @@ from server.web import (
     fees,
     guard,
     health,
+    mediation,
     mutual_aid,
     notices,
     open311,
@@ -366,6 +367,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     users.setup(app)
     reports.setup(app)
     ratings.setup(app)
+    mediation.setup(app)  # after reports: it checks photos with theirs
     open311.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))
