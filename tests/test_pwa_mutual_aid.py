@@ -5,13 +5,15 @@ every target at least 44 px, zh-CN first with the English toggle; no neighbour's
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from conftest import PASSWORD, eventually
-from playwright.async_api import Browser
+from playwright.async_api import Browser, BrowserContext, Page, Route
 from test_pwa import Demo, Phone
 from test_pwa import demo as demo  # the demo city's fixture (one per module)
 from test_pwa_notices import api
@@ -91,8 +93,12 @@ async def test_a_seat_claimed_offline_is_pending_then_confirmed(browser: Browser
     await page.wait_for_selector("#ma-approve-0", timeout=30_000)
     assert other not in await page.content()
     await check_screen(page, "the poster's claimants")
+    # The screen is redrawn (fresh data came) while the approval is on its way, and the new
+    # panel reads the claimants before the approval lands: the screen still follows the act.
+    redrawn = await read_on_redraw(page, phone.context, BOOK)
     await page.click("#ma-approve-0")
     await page.click("#ma-lend-0", timeout=30_000)
+    assert redrawn, "no redraw read the claimants while the approval was on its way"
     await page.wait_for_selector("#ma-claimants li .meta:has-text('前归还')", timeout=30_000)
     headers = {"Authorization": basic_authorization(other, PASSWORD)}
     async with aiohttp.ClientSession(headers=headers) as session, session.get(
@@ -101,6 +107,34 @@ async def test_a_seat_claimed_offline_is_pending_then_confirmed(browser: Browser
     assert [d["due_at"] for d in mine["deals"] if d["listing"] == BOOK]
     assert phone.problems == []
     await phone.context.close()
+
+
+async def read_on_redraw(page: Page, context: BrowserContext, listing: str) -> list[str]:
+    """Hold the listing's next decision until the screen, redrawn meanwhile, has read the
+    listing's claimants: the race of a redraw with an act, made certain. The claimants' reads
+    answered while it was held, returned (filled in as they come)."""
+    base = f"**/api/mutual-aid/listings/{quote(listing, safe='')}"
+    held = asyncio.Event()
+    read: list[str] = []
+    answered = asyncio.Event()
+
+    async def act(route: Route) -> None:
+        await context.unroute(f"{base}/decide", act)
+        held.set()
+        await page.evaluate("() => linli.resident.sync.dataChanged()")
+        await asyncio.wait_for(answered.wait(), 30)
+        await route.continue_()
+
+    async def claimants(route: Route) -> None:
+        response = await route.fetch()
+        await route.fulfill(response=response)
+        if held.is_set() and not answered.is_set():
+            read.append(route.request.url)
+            answered.set()
+
+    await context.route(f"{base}/decide", act)
+    await context.route(f"{base}/claims", claimants)
+    return read
 
 
 async def claimed(demo: Demo, user: str, listing: str) -> str:

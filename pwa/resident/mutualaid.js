@@ -229,11 +229,16 @@ async function sendAct(path, body, status, after) {
 // What the poster does with those who claimed (each by an opaque key, never an account):
 // accept or refuse the first asker of a swap or a loan, lend or hand over to one holding the
 // place, confirm a loan's return. Each act goes to its route at once (it needs the network).
+// The screen may be redrawn while an act is on its way (new data came), its new panel reading
+// the claimants before the act lands: an act whose panel is gone when it is answered redraws
+// the screen (the new panel reads them after the act), rather than reading them again into a
+// panel no longer shown, which left the stale one showing.
 function posterPanel(app, listing) {
   const list = el("ul", { class: "list", id: "ma-claimants" });
   const status = el("p", { class: "hint", role: "status", id: "ma-poster-status" }, "");
   const base = `/api/mutual-aid/listings/${encodeURIComponent(listing._id)}`;
-  const send = (path, body) => () => sendAct(`${base}/${path}`, body, status, () => load());
+  const after = () => (list.isConnected ? load() : app.resident.sync.dataChanged());
+  const send = (path, body) => () => sendAct(`${base}/${path}`, body, status, after);
   const button = actButton;
   const opens = listing.kind === "tool" || listing.kind === "book" ? "lend" : "handover";
   const load = async () => {
