@@ -10,6 +10,7 @@ import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js"
 import { noticesLink, noticesView, refreshVisits } from "./notices.js";
 import { branchView, canSeeBranches } from "./party/branch.js";
 import { questionnairesLink, questionnairesView } from "./questionnaires.js";
+import { ratingsLink, ratingsView } from "./ratings.js";
 import { tasksLink, tasksView } from "./volunteering.js";
 import { GridIndex } from "./records.js";
 import { keepActivationCode } from "./resident/activation.js";
@@ -106,8 +107,9 @@ function serverLinks() {
   const questionnaires = questionnairesLink(app.me);
   const tasks = tasksLink(app.me);
   const handle = reportsLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, party].filter(Boolean);
-  return [notices, questionnaires, tasks, handle,
+  const ratings = ratingsLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, party].filter(Boolean);
+  return [notices, questionnaires, tasks, handle, ratings,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -283,7 +285,7 @@ async function loadSchemas() {
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
 const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "party", "questionnaires",
-  "tasks", "handle"]);
+  "tasks", "handle", "ratings"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -396,6 +398,7 @@ function serverRoute(name, a, b) {
   else if (name === "retention") nodes = retentionView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
+  else if (name === "ratings") nodes = ratingsView(app, a);
   else if (name === "handle" || (!name && HANDLER_HOME.has(app.me.role))) nodes = handleView(app, a);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
@@ -443,6 +446,7 @@ async function route() {
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
+  else if (name === "ratings") nodes = ratingsView(app, a);
   else if (name === "handle") nodes = handleView(app, a);
   else if (name === "new") {
     const doc = newRecord(app, a, b);

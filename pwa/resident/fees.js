@@ -9,6 +9,7 @@ import { callApi } from "../api.js";
 import { el } from "../dom.js";
 import { t, tf } from "../i18n.js";
 import { ApiCopy, dateOf, requestId } from "./apicopy.js";
+import { ratingSection } from "./ratings.js";
 import { backLink, heading } from "./ui.js";
 
 const COPY = "_local/linli-fees";
@@ -93,7 +94,7 @@ export async function feeView(app, id) {
   const state = stateOf(app, bill);
   const nodes = [backLink("#/fees"), heading(`${bill.period} · ${bill.unit}`), chip(state),
     el("p", { id: "fe-state", role: "status" }, t(`fe_${state}_about`))];
-  if (bill.state === "paid") return [...nodes, receipt(bill)];
+  if (bill.state === "paid") return [...nodes, await ratingSection(app, bill), receipt(bill)];
   nodes.push(el("p", {}, tf("fe_breakdown", { principal: yuan(bill.principal), late: yuan(bill.late_fee),
     amount: yuan(bill.owed) })));
   if (state === "owed" || state === "refused") {

@@ -14,6 +14,7 @@ import { message } from "../i18n.js";
 import { remoteDatabase } from "../remote.js";
 import { LoginError, fetchMe } from "../session.js";
 import { rememberTold } from "./questionnaires.js";
+import { rememberRating } from "./ratings.js";
 import { residentDbName } from "./store.js";
 
 const REMOTE_DB = "linli-resident"; // /couch/linli-resident
@@ -199,6 +200,8 @@ export class ResidentSync {
       store.apply({ ...(store.docs.get(id) || {}), ...reply.body.member, _id: id, type: "party_member" });
     } else if (item.kind === "questionnaire") {
       rememberTold(item, reply);
+    } else if (item.kind === "fee_rating") {
+      rememberRating(this.me.name, item, reply);
     }
   }
 

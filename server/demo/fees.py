@@ -85,14 +85,24 @@ def seed_fees(server: couchdb.Server, resident_phone: str) -> int:
     if mine is None:
         return 0
     compound = str(mine["compound"])
-    company = str((server[DIRECTORY_DB].get(f"compound:{compound}") or {}).get(
-        "property_company") or "")
     areas = {rules.unit_key(u["_id"]).partition(":")[2]: int(u["area_cm2"]) for u in units
              if u["compound"] == compound}
     my_address = rules.unit_key(mine["_id"]).partition(":")[2]
+    return seed_compound(server, compound, areas, DEMO_PERIODS,
+                         str(login.get("account") or "admin"), my_address)
+
+
+def seed_compound(server: couchdb.Server, compound: str, areas: dict[str, int],
+                  periods: tuple[tuple[str, str, float], ...], account: str,
+                  my_address: str = "") -> int:
+    """A compound's rolls of `periods` (period, due date, share paid) from the units' areas,
+    and the payments of that share; `my_address` (the demo resident's) paid in the third
+    quarter only. A roll already there is left. Returns the rolls written."""
+    company = str((server[DIRECTORY_DB].get(f"compound:{compound}") or {}).get(
+        "property_company") or "")
     rng = random.Random(f"linli-demo-fees-{compound}")
     written = 0
-    for period, due, share in DEMO_PERIODS:
+    for period, due, share in periods:
         roll_id = f"fee_roll:{compound}:{period}"
         if roll_id in server[FEES_DB]:
             continue
@@ -114,7 +124,7 @@ def seed_fees(server: couchdb.Server, resident_phone: str) -> int:
             paid_at = f"{due[:8]}{10 + n % 18:02d}T{9 + n % 10:02d}:00:00+08:00"
             docs += [{"_id": f"fee_order:{order}", "type": "fee_order", "schema_version": 1,
                       "created_by": "linli-fees", "order": order, "bill": bill,
-                      "account": str(login.get("account") or "admin"), "principal": fen,
+                      "account": account, "principal": fen,
                       "late_fee": 0, "amount": fen, "provider": "test", "started_at": paid_at},
                      {"_id": f"fee_txn:pay:{bill}", "type": "fee_txn", "schema_version": 1,
                       "created_by": "linli-fees", "kind": "payment", "order": order,

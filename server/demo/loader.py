@@ -3,7 +3,8 @@ households (one street (街道), one community (社区), two grids (网格) of 5
 with a login for each role (listed in the README), and residents of the community
 (demo/residents.py: most activated, some by a worker's code, some waiting in the workers'
 queue), two of them with demo logins; the owners' votes of the demo resident's compound
-(demo/votes.py: one open, one closed election), its bills paid and unpaid (demo/fees.py);
+(demo/votes.py: one open, one closed election), its bills paid and unpaid (demo/fees.py) and
+ratings of its company (红榜) and the other's (黑榜) (demo/ratings.py);
 and volunteer tasks open, full and past
 (demo/volunteering.py), party branches with members, one pending, and a
 branch secretary (demo/party.py); a parking survey with the answers of most households
@@ -23,6 +24,7 @@ from server.demo.mediation import seed_mediation
 from server.demo.mutual_aid import seed_mutual_aid
 from server.demo.party import seed_party
 from server.demo.questionnaires import seed_questionnaires
+from server.demo.ratings import seed_ratings
 from server.demo.reports import seed_reports
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD, seed_city, seed_residents
@@ -53,6 +55,7 @@ def load_demo(config: Config, url: str) -> None:
     seed_residents(server, city, COMMUNITY, DEMO_SEED)
     seed_votes(server, city, DEMO_RESIDENT)
     seed_fees(server, DEMO_RESIDENT)
+    seed_ratings(server, city, DEMO_RESIDENT, DEMO_PASSWORD)
     seed_volunteering(server, COMMUNITY, DEMO_RESIDENT)
     seed_party(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)
     seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)
