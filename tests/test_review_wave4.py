@@ -253,3 +253,36 @@ async def test_messages_and_posts_are_limited_per_account(client: TestClient,
         assert resp.status == (201 if n < 3 else 429), await resp.text()
     assert int(resp.headers["Retry-After"]) > 0
     assert len(await stored_ids(city, RESIDENTS_DB, "mutual_aid_message:")) == sent + 3
+
+
+async def test_a_loans_next_round_is_decided_among_its_own_claimants(client: TestClient,
+                                                                      city: City) -> None:
+    """Round 2 of a loan: the poster cannot approve round 1's borrower, who has not asked
+    again (nothing is stored); once they ask, the decision is theirs as for anyone."""
+    town = await ready_town(client, city)
+    _, answer = await aid(client, town.ra, "POST", "/listings", {
+        "kind": "tool", "title": "电钻", "loan_days": 3, "scope": "community"})
+    drill = answer["listing"]["_id"]
+    path = f"/listings/{drill}"
+    assert (await aid(client, town.rb, "POST", path + "/claim",
+                      {"claim_id": "borrow-0001"}))[0] == 201
+    neighbour = (await aid(client, town.ra, "GET", path + "/claims"))[1]["claimants"][0]["with"]
+    for who, act, body in ((town.ra, "/decide", {"with": neighbour, "approve": True,
+                                                 "claim_id": "approve-001"}),
+                           (town.ra, "/deal", {"act": "lend", "with": neighbour}),
+                           (town.rb, "/deal", {"act": "return"}),
+                           (town.ra, "/deal", {"act": "return", "with": neighbour})):
+        got, done = await aid(client, who, "POST", path + act, body)
+        assert got == 200, (act, done)
+    round_two = f"claim:{drill.replace(':', '.')}.r2:"  # the allocator's event ids
+    assert await stored_ids(city, "linli-claims", round_two) == []
+    got, refusal = await aid(client, town.ra, "POST", path + "/decide",
+                             {"with": neighbour, "approve": True, "claim_id": "approve-002"})
+    assert got == 400 and "没有申请" in refusal["reason"], refusal
+    assert await stored_ids(city, "linli-claims", round_two) == []
+    assert (await aid(client, town.rb, "POST", path + "/claim",
+                      {"claim_id": "borrow-0002"}))[0] == 201
+    got, ok = await aid(client, town.ra, "POST", path + "/decide",
+                        {"with": neighbour, "approve": True, "claim_id": "approve-003"})
+    assert (got, ok["status"]) == (200, "confirmed"), ok
+    assert len(await stored_ids(city, "linli-claims", round_two)) == 2

@@ -391,10 +391,12 @@ class MutualAid:
             raise no_such_listing()
         return doc
 
-    async def who(self, allocator: Allocator, doc: Mapping[str, Any], thread: Any) -> str:
-        """The account behind a thread key, among the listing's claimants; else 400."""
+    async def who(self, allocator: Allocator, doc: Mapping[str, Any], thread: Any,
+                  every_round: bool = True) -> str:
+        """The account behind a thread key, among the listing's claimants (of any round, or
+        of the current one only); else 400."""
         await allocator.settle()
-        for subject in self.subjects(doc, every_round=True):
+        for subject in self.subjects(doc, every_round=every_round):
             for account in allocator.outcomes.get(subject, {}):
                 if rules.thread_of(str(doc["_id"]), account) == thread:
                     return account
@@ -414,7 +416,8 @@ class MutualAid:
                                           "applies to swaps and loans only"))
         if problems:
             raise refused(problems)
-        taker = await self.who(allocator, doc, body.get("with"))
+        # the round decided is the current one: an earlier round's borrower has not asked
+        taker = await self.who(allocator, doc, body.get("with"), every_round=False)
         subject = rules.subject_of(doc)
         act = "approve" if body["approve"] else "reject"
         await allocator.record({
