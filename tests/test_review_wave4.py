@@ -8,11 +8,12 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, eventually
+from conftest import City, basic, eventually, wait_for_user
 from test_fees import SECRET, a_compound, app_client, call, roll  # noqa: F401 (app_client: a fixture)
 from test_mutual_aid import PREFIX, ride
 from test_mutual_aid import call as aid
@@ -23,8 +24,8 @@ from test_reports import ready as reports_town
 from test_volunteering import phone, ready_town, stored_ids
 
 from server.domain import fees as rules
-from server.domain.scope import FEES_DB, RESIDENTS_DB
-from server.web.keys import FEES
+from server.domain.scope import DIRECTORY_DB, FEES_DB, RESIDENTS_DB
+from server.web.keys import DIRECTORY, FEES
 from server.web.mutual_aid import MESSAGE_LIMITS, POST_LIMITS
 
 
@@ -286,3 +287,32 @@ async def test_a_loans_next_round_is_decided_among_its_own_claimants(client: Tes
                         {"with": neighbour, "approve": True, "claim_id": "approve-003"})
     assert (got, ok["status"]) == (200, "confirmed"), ok
     assert len(await stored_ids(city, "linli-claims", round_two)) == 2
+
+
+async def test_the_campaigns_list_shows_each_supervisor_their_own_grids(
+        client: TestClient, city: City) -> None:
+    """What a purge left (figures per grid, type and day, and who purged) is shown to the
+    supervisors of those grids, not to another street's."""
+    tag = uuid.uuid4().hex[:6]
+    grids = [await city.grid(community=f"camp{tag}{n}") for n in (1, 2)]
+    sups = [await city.user("supervisor", communities=[f"camp{tag}{n}"]) for n in (1, 2)]
+    admin = await city.user("admin")
+    for name in (*sups, admin):
+        await wait_for_user(client, name)
+    key = f"pilot-{tag}"
+    resp = await client.put(f"/api/campaigns/{key}", headers=basic(admin),
+                            json={"ends_on": "2026-01-31", "retention_days": 30})
+    assert resp.status == 200, await resp.text()
+
+    def purged() -> None:  # as two purges left it (written straight to the store)
+        doc = city.couch[DIRECTORY_DB][f"campaign:{key}"]
+        doc["purged"] = {g: {"by": admin, "at": "2026-03-01T00:00:00Z", "records": 2}
+                         for g in grids}
+        doc["figures"] = {g: {"screening": {"2026-01-20": 2}} for g in grids}
+        city.couch[DIRECTORY_DB].save(doc)
+    await city.run(purged)
+    await eventually(lambda: client.app[DIRECTORY].campaigns.get(key, {}).get("figures"))
+    for user, seen in ((sups[0], [grids[0]]), (sups[1], [grids[1]]), (admin, sorted(grids))):
+        resp = await client.get("/api/campaigns", headers=basic(user))
+        [listed] = [c for c in (await resp.json())["campaigns"] if c["key"] == key]
+        assert sorted(listed["figures"]) == sorted(listed["purged"]) == seen, (user, listed)

@@ -38,9 +38,19 @@ def require_purger(request: web.Request) -> User:
 
 
 async def campaigns_list(request: web.Request) -> web.Response:
-    """Every campaign: its end, retention, the day purging is due, the grids purged, figures."""
-    require_staff(request)
-    found = [store.listed(c) for _, c in sorted(request.app[DIRECTORY].campaigns.items())]
+    """Every campaign: its end, retention, the day purging is due, and of the grids in the
+    user's scope those purged and their figures (another street's counts per grid and day,
+    and who purged them, are not a supervisor's to read)."""
+    user = require_staff(request)
+    directory = request.app[DIRECTORY]
+    found = []
+    for _, campaign in sorted(directory.campaigns.items()):
+        shown = store.listed(campaign)
+        for part in ("purged", "figures"):
+            if isinstance(shown.get(part), dict):
+                shown[part] = {g: v for g, v in shown[part].items()
+                               if directory.reaches(user, g)}
+        found.append(shown)
     return json_response({"campaigns": found})
 
 
