@@ -232,6 +232,17 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("post", "/api/volunteer/tasks/{task}/decide"): [({}, {"claimant": "r0", "approve": True,
                                                                "claim_id": "abcdefgh"})],
         ("get", "/api/party/branches"): [({}, None)],
+        ("get", "/api/stars/sheet"): [({}, None)],
+        ("get", "/api/stars/sheets"): [({}, None)],
+        ("post", "/api/stars/sheets"): [({}, {"compound": "x", "round": "2026"})],
+        ("get", "/api/stars/sheets/{compound}/{round}"): [({}, None)],
+        ("put", "/api/stars/sheets/{compound}/{round}/evidence"): [
+            ({}, {"indicator": "party-01", "text": "x"})],
+        ("put", "/api/stars/sheets/{compound}/{round}/scores"): [
+            ({}, {"indicator": "party-01", "points": 1, "comment": "x"})],
+        ("post", "/api/stars/sheets/{compound}/{round}/acts"): [
+            ({}, {"act": "approve", "state": "review"})],
+        ("get", "/api/stars/sheets/{compound}/{round}/photos/{name}"): [({}, None)],
         ("get", "/api/party/branches/{branch}"): [({}, None)],
         ("get", "/api/party/me"): [({}, None)],
         ("post", "/api/party/declare"): [({}, {"branch": "x"})],

@@ -128,6 +128,17 @@ def clean_photo(index: int, data: Any, max_bytes: int, max_pixels: int) -> tuple
         raise refused([undecodable]) from None
 
 
+async def clean_photos(sent: Sequence[Any], decoding: asyncio.Semaphore, max_bytes: int,
+                       max_pixels: int) -> list[tuple[str, bytes]]:
+    """`clean_photo` of each, in a worker thread, a few at a time (`decoding`): decoding is
+    CPU that would otherwise hold every request of the process. Star-rating evidence too."""
+    if not sent:
+        return []
+    async with decoding:
+        return await asyncio.to_thread(lambda: [clean_photo(n, p, max_bytes, max_pixels)
+                                                for n, p in enumerate(sent)])
+
+
 def too_many_pixels(index: int, size: tuple[int, int], length: int, max_pixels: int) -> None:
     """Refused from the header, before decoding: more pixels than the settings allow, or a
     photo that unpacks to absurdly many pixels for its bytes (a one-colour 5000×5000 WebP
@@ -326,13 +337,8 @@ class Reports:
     async def photos(self, body: Mapping[str, Any]) -> list[tuple[str, bytes]]:
         """Checked and re-encoded in a worker thread, a few at a time: decoding is CPU that
         would otherwise hold every request of the process."""
-        sent = list(body.get("photos") or [])
-        if not sent:
-            return []
-        async with self.decoding:
-            return await asyncio.to_thread(lambda: [
-                clean_photo(n, p, self.max_photo_bytes, self.max_photo_pixels)
-                for n, p in enumerate(sent)])
+        return await clean_photos(list(body.get("photos") or []), self.decoding,
+                                  self.max_photo_bytes, self.max_photo_pixels)
 
     # -- where ---------------------------------------------------------------------------
 

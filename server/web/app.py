@@ -51,6 +51,7 @@ from server.web import (
     residents,
     routing,
     shell,
+    stars,
     users,
     volunteering,
     votes,
@@ -364,6 +365,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     deliberation.setup(app)
     mutual_aid.setup(app)
     centre.setup(app)
+    stars.setup(app)
     users.setup(app)
     reports.setup(app)
     ratings.setup(app)

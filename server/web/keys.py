@@ -36,6 +36,7 @@ from server.sync.receipts import ReceiptLog
 from server.sync.replication import FeedLimiter
 from server.sync.reports import ReportRows, Reports
 from server.sync.residents import Residents
+from server.sync.stars import Stars
 from server.sync.supervisor import Supervisor
 from server.sync.verification import Verification
 from server.sync.volunteering import Ledgers, Volunteering
@@ -76,6 +77,7 @@ ALLOCATOR = web.AppKey("allocator", Allocator)  # limited places, allocated in o
 QUESTIONNAIRES = web.AppKey("questionnaires", Questionnaires)  # definitions, answers, results
 VOTES = web.AppKey("votes", Votes)  # owners' votes: motions, ballots, the count
 DELIBERATION = web.AppKey("deliberation", Deliberation)  # topics, comments, support
+STARS = web.AppKey("stars", Stars)  # community star rating (三类五星): sheets per round
 FEES = web.AppKey("fees", Fees)  # property fees: bills, orders, the ledger (智缴)
 RATINGS = web.AppKey("ratings", Ratings)  # service ratings and the red/black list (红黑榜)
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
