@@ -102,6 +102,8 @@ RULES: Mapping[str, Rule] = {
     "centre_matter": RESIDENT_ACT,
     "mediation_case": kept("人民调解档案，按调解卷宗管理规定保存 / a mediation's record, kept as "
                            "people's mediation files must be"),
+    "star_sheet": kept("小区星级评定记录，历年结果作为历史保存 / a compound's star ratings, "
+                       "each round kept as its history"),
 }
 
 
