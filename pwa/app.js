@@ -3,6 +3,7 @@
 // grid replicating in the background, and routes between the screens of views.js. A resident's
 // login starts the resident's app instead (pwa/resident/), and sign-up needs no login.
 
+import { centreDayView, centreLink, providesServices } from "./centre.js";
 import { canDecide, conflictsView } from "./conflicts.js";
 import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
@@ -108,7 +109,7 @@ function serverLinks() {
   const tasks = tasksLink(app.me);
   const handle = reportsLink(app.me);
   const ratings = ratingsLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, party].filter(Boolean);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, party, centreLink(app.me)].filter(Boolean);
   return [notices, questionnaires, tasks, handle, ratings,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
@@ -285,7 +286,7 @@ async function loadSchemas() {
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
 const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "party", "questionnaires",
-  "tasks", "handle", "ratings"]);
+  "tasks", "handle", "ratings", "centre-day"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -400,9 +401,11 @@ function serverRoute(name, a, b) {
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "ratings") nodes = ratingsView(app, a);
   else if (name === "handle" || (!name && HANDLER_HOME.has(app.me.role))) nodes = handleView(app, a);
+  else if (name === "centre-day" || (!name && providesServices(app.me))) nodes = centreDayView(app, a);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
-  view.dataset.route = SERVER_SCREENS.has(name) ? name : !name && HANDLER_HOME.has(app.me.role) ? "handle" : "grid";
+  view.dataset.route = SERVER_SCREENS.has(name) ? name : !name && HANDLER_HOME.has(app.me.role) ? "handle"
+    : !name && providesServices(app.me) ? "centre-day" : "grid";
 }
 
 // A property company's or a liaison department's staff keep no grid: their queue is their home.

@@ -3,6 +3,7 @@
 // resident's screens' words in their own file.
 
 import { PARTY_WORDS } from "./party/words.js";
+import { CENTRE_WORDS } from "./resident/centrewords.js";
 import { RESIDENT_WORDS } from "./resident/words.js";
 import { HANDLER_WORDS } from "./worker/words.js";
 
@@ -10,6 +11,7 @@ const WORDS = {
   ...RESIDENT_WORDS,
   ...PARTY_WORDS,
   ...HANDLER_WORDS,
+  ...CENTRE_WORDS,
   app_name: ["邻里", "Linli"],
   switch_language: ["English", "中文"],
   rb_link: ["红黑榜", "Red/black list"],
@@ -427,6 +429,7 @@ const WORDS = {
   role_admin: ["管理员", "Administrator"],
   role_property: ["物业", "Property company"],
   role_department: ["联络部门", "Liaison department"],
+  role_provider: ["邻里中心服务方", "Centre provider"],
   role_assessor: ["第三方评估", "Third-party assessor"],
   user_state_active: ["使用中", "Active"],
   user_state_disabled: ["已停用", "Disabled"],

@@ -7,6 +7,7 @@ import { el } from "../dom.js";
 import { cityTime, t, tf } from "../i18n.js";
 import { addressText } from "../views.js";
 import { activateView, keptActivationCode } from "./activation.js";
+import { centreProviderView, centreView } from "./centre.js";
 import { topicView, topicsView } from "./deliberation.js";
 import { feeView, feesView } from "./fees.js";
 import { correctionView, householdView } from "./household.js";
@@ -97,6 +98,7 @@ function homeView(app) {
       active ? tile("#/topics", "r-topics-link", t("dl_topics")) : null,
       active ? tile("#/reports", "r-reports-link", t("rp_reports")) : null,
       active ? tile("#/aid", "r-aid-link", t("ma_title")) : null,
+      active ? tile("#/centre", "r-centre-link", t("ce_title")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -135,6 +137,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "aid-new") nodes = aidNewView(app);
   else if (name === "aid-pickups") nodes = await aidPickupsView(app, a);
   else if (name === "aid-mine") nodes = await aidMineView(app);
+  else if (name === "centre") nodes = await centreView(app);
+  else if (name === "centre-provider") nodes = await centreProviderView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;

@@ -9,7 +9,8 @@ and volunteer tasks open, full and past
 (demo/volunteering.py), party branches with members, one pending, and a
 branch secretary (demo/party.py); a parking survey with the answers of most households
 (demo/questionnaires.py); problem reports in every state (demo/reports.py); mutual aid of
-every kind (demo/mutual_aid.py); a mediator and a settled mediation case (demo/mediation.py).
+every kind (demo/mutual_aid.py); a mediator and a settled mediation case (demo/mediation.py);
+the neighbourhood centre's providers, slots and an activity (demo/centre.py).
 Deterministic and idempotent: loading it twice changes nothing."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import couchdb
 
 from server.admin import directory
 from server.config import Config
+from server.demo.centre import seed_centre
 from server.demo.city import generate_city
 from server.demo.fees import seed_fees
 from server.demo.mediation import seed_mediation
@@ -61,6 +63,7 @@ def load_demo(config: Config, url: str) -> None:
     seed_questionnaires(server, COMMUNITY, DEMO_RESIDENT)
     seed_reports(server, DEMO_RESIDENT)
     seed_mutual_aid(server, COMMUNITY, DEMO_RESIDENT)
+    seed_centre(server, COMMUNITY, DEMO_RESIDENT, DEMO_PASSWORD)
     existing = {u.name for u in directory.list_users(server)}
     for name, role, grids, communities, streets, rights, full_name in USERS:
         if name not in existing:

@@ -44,6 +44,9 @@ from server.domain.rules import Problem
 from server.domain.scope import User
 from server.domain.text import text_problem, unknown_fields
 
+# The centre's own internal database (no `/couch/` route reaches it): providers, slots,
+# activities and matters.
+CENTRE_DB = "linli-centre"
 PROVIDER = "centre_provider"
 SLOT = "centre_slot"
 ACTIVITY = "centre_activity"

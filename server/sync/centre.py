@@ -30,7 +30,7 @@ from server.sync.volunteering import Volunteering
 
 audit = logging.getLogger("linli.audit")
 
-CENTRE_DB = "linli-centre"
+CENTRE_DB = rules.CENTRE_DB
 STANDING = ("confirmed", "awaiting_approval", "waiting")
 
 

@@ -1,0 +1,94 @@
+// The neighbourhood centre for a provider's staff (邻里中心服务方, docs/centre.md): the day list
+// of their own slots (`#/centre-day/<YYYY-MM-DD>`, Beijing dates; today by default), each
+// booking by the resident's name (else their phone masked) with its status and the matter they
+// wrote, confirmed (确认) or declined (婉拒) here; and a new slot of one of their services. The
+// bookings live on the server (server/web/centre.py): the screen needs the network and says so.
+// A decision carries this phone's own id for it, so a retry is the same decision.
+
+import { callApi, Unreachable } from "./api.js";
+import { el } from "./dom.js";
+import { cityTime, message, t, tf } from "./i18n.js";
+import { requestId } from "./resident/apicopy.js";
+import { backLink, heading } from "./resident/ui.js";
+
+export function providesServices(me) {
+  return Boolean(me) && me.role === "provider";
+}
+
+export function centreLink(me) {
+  return providesServices(me) ? el("a", { href: "#/centre-day", id: "centre-day-link" }, t("ce_day")) : null;
+}
+
+function today() {
+  return new Date().toLocaleDateString("en-CA", { timeZone: "Asia/Shanghai" });
+}
+
+function reasonOf(answer) {
+  return message(answer.body?.reason || answer.body?.error || String(answer.status));
+}
+
+function time(value) {
+  const ms = Date.parse(value || "");
+  return Number.isNaN(ms) ? "" : cityTime(ms);
+}
+
+const STATUS = { awaiting_approval: "ce_awaiting_approval", confirmed: "ce_confirmed" };
+
+function bookingRow(slot, booking, redraw) {
+  const status = el("p", { class: "hint", role: "status" },
+    booking.status === "waiting" ? tf("v_waiting_line", { n: booking.line }) : t(STATUS[booking.status] || "ce_pending"));
+  const row = el("li", { class: "card", "data-booking": booking.booking, "data-status": booking.status },
+    el("p", { class: "main" }, booking.name), status,
+    booking.matter ? el("p", { class: "notice-body" }, booking.matter) : null);
+  if (booking.status !== "awaiting_approval") return row;
+  const decide = (approve) => {
+    const b = el("button", { type: "button", class: approve ? "primary" : "", "data-act": approve ? "confirm" : "decline" },
+      t(approve ? "ce_confirm" : "ce_decline"));
+    const body = { booking: booking.booking, approve, claim_id: requestId() };
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        const answer = await callApi(`/api/centre/slots/${slot._id.split(":")[1]}/decide`,
+          { method: "POST", body: JSON.stringify(body) });
+        if (!answer.ok) throw new Error(reasonOf(answer));
+        redraw();
+      } catch (err) {
+        b.disabled = false;
+        status.textContent = err instanceof Unreachable ? t("needs_network") : String(err.message || err);
+      }
+    });
+    return b;
+  };
+  row.append(el("div", { class: "actions" }, decide(true), decide(false)));
+  return row;
+}
+
+export function centreDayView(app, date) {
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(date || "") ? date : today();
+  const box = el("section", { id: "centre-day", "aria-busy": "true", "aria-live": "polite" }, el("p", { class: "meta" }, t("loading")));
+  const picker = el("input", { type: "date", id: "centre-date", value: day });
+  picker.addEventListener("change", () => { location.hash = `#/centre-day/${picker.value}`; });
+  const fill = async () => {
+    const answer = await callApi(`/api/centre/day?date=${day}`);
+    if (!answer.ok) throw new Error(reasonOf(answer));
+    const slots = answer.body.slots || [];
+    box.replaceChildren(el("p", { class: "meta", id: "centre-provider" }, answer.body.provider.name),
+      slots.length ? el("ul", { class: "list", id: "centre-slots" }, slots.map((slot) => el("li", { "data-id": slot._id },
+        el("p", { class: "main" }, `${time(slot.starts_at)}–${time(slot.ends_at)} · ${slot.service_name}`),
+        el("p", { class: "meta" }, tf("ce_taken", { taken: slot.bookings.filter((b) => b.status !== "waiting").length, places: slot.places })),
+        slot.bookings.length ? el("ul", { class: "list" }, slot.bookings.map((b) => bookingRow(slot, b, redraw))) :
+          el("p", { class: "hint" }, t("ce_no_one")))))
+        : el("p", { class: "empty", id: "centre-none" }, t("ce_day_none")));
+  };
+  const redraw = () => fill().catch((err) => {
+    box.replaceChildren(el("p", { class: "error", role: "alert" },
+      err instanceof Unreachable ? t("ce_day_offline") : String(err.message || err)));
+  }).finally(() => box.setAttribute("aria-busy", "false"));
+  redraw();
+  return [
+    backLink("#/"),
+    heading(t("ce_day")),
+    el("div", { class: "field" }, el("label", { for: "centre-date" }, t("ce_day_date")), picker),
+    box,
+  ];
+}
