@@ -14,14 +14,17 @@ import os
 from itertools import count
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from conftest import City, basic, wait_for_user
 from test_notices import Town
+from test_resident_isolation import route_paths
 from test_volunteering import phone, ready_town
 
 from server.domain import centre as rules
 from server.domain.allocation import outcome_id
 from server.sync.centre import CENTRE_DB
+from server.web import routing
 from server.web.keys import CENTRE
 
 PREFIX = "/api/centre"
@@ -330,3 +333,44 @@ async def test_a_legal_matter_is_seen_by_the_resident_and_the_lawyer_only_on_eve
     row = next(p for p in figures["providers"] if p["code"] == centre.lawyer)
     assert (row["slots"], row["booked"], row["confidential"]) == (1, 1, True)
     assert town.ra not in json.dumps(figures) and "MATTER" not in json.dumps(figures)
+
+
+@pytest.mark.slow  # every route of the router, both methods, every outsider
+async def test_a_legal_matter_reaches_no_outsider_on_any_route_with_any_id(
+        client: TestClient, city: City) -> None:
+    """As the residents' isolation walk (tests/test_resident_isolation.py): EVERY route the
+    server has (its router's API routes and routing.py's tables), with the booking's ids
+    (the slot, the matter, the booker's outcome) in the path, the query and the body, asked
+    by everyone outside the circle: never the matter, never the booker's account."""
+    centre = await a_centre(client, city)
+    town = centre.town
+    key = await a_slot(client, centre.counsel, places=1)
+    slot = f"{rules.SLOT}:{key}"
+    status, _ = await call(client, town.ra, "POST", f"/slots/{key}/book",
+                           {"claim_id": "ra-legal-002", "matter": SECRET_MATTER})
+    assert status == 201
+    app_paths = sorted({r.resource.canonical for r in client.app.router.routes()
+                        if r.resource is not None and r.resource.canonical.startswith("/api/")})
+    databases = {"linli-resident": routing.RESIDENT_ROUTES, "linli-centre":
+                 routing.DATABASE_ROUTES, "linli-claims": routing.DATABASE_ROUTES}
+    ids = (slot, rules.matter_id(slot, town.ra), outcome_id(slot, town.ra))
+    asked = 0
+    for who in (town.rb, town.rc, centre.teller, town.sup1, town.admin):
+        for doc_id in ids:
+            for path in sorted(set(route_paths(databases, app_paths, doc_id))):
+                for method in ("GET", "POST"):
+                    body = {"id": doc_id, "slot": slot, "keys": [doc_id], "docs": [
+                        {"id": doc_id}], "claim_id": "outsider-01"} if method == "POST" else None
+                    resp = await client.request(method, path, headers=basic(who), json=body,
+                                                params={"include_docs": "true", "date": at(
+                                                    1, "00:00")[:10]})
+                    text = (await resp.read()).decode("utf-8", "replace")
+                    assert resp.status < 500, (who, method, path, text)
+                    sent = json.dumps([path, body])  # an id naming its booker, sent: no leak
+                    leaked = [s for s in ("MATTER-7f3a", "房屋漏水", town.ra)
+                              if s not in sent and s in text]
+                    assert not leaked, (who, method, path, text)
+                    asked += 1
+    assert asked > 1000
+    status, day = await call(client, centre.counsel, "GET", f"/day?date={at(1, '00:00')[:10]}")
+    assert SECRET_MATTER in json.dumps(day, ensure_ascii=False)  # not vacuous: it is there
