@@ -6,6 +6,7 @@
 // do). Screens that use it need the network, and say so.
 
 import { message, t } from "./i18n.js";
+import { toldRevoked } from "./revoke.js";
 
 export class Unreachable extends Error {}
 export class TooSlow extends Error {}
@@ -28,6 +29,7 @@ export async function callApi(path, options = {}, timeoutMs = 20_000) {
   } catch {
     // not JSON: the status says enough
   }
+  toldRevoked(response);
   const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10) || 0;
   return { status: response.status, ok: response.ok, body, retryAfter };
 }

@@ -22,6 +22,7 @@ import { canManageUsers, usersView } from "./users.js";
 import { inboxView, refreshReports } from "./worker/inbox.js";
 import { auditView, canReadAudit } from "./audit.js";
 import { canSeeRetention, retentionView } from "./retention.js";
+import { wipeIfRevoked, wipedAt } from "./revoke.js";
 import { handleView, reportsLink } from "./worker/reports.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
@@ -520,6 +521,10 @@ async function watchForUpdates() {
 
 renderChrome();
 watchForUpdates().catch((err) => console.warn("service worker", err));
+await wipeIfRevoked(); // a revoked phone wipes itself before it opens any database
+if (wipedAt()) {
+  view.replaceChildren(el("p", { class: "error", role: "alert", id: "revoked-notice" }, t("device_revoked")));
+}
 const remembered = rememberedUser();
 // Whether the server purged a campaign from one of the grids since `me` was remembered.
 function newlyPurged(me, fresh) {

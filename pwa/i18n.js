@@ -280,6 +280,8 @@ const WORDS = {
   audit_export: ["导出 CSV", "Export CSV"],
   audit_export_kind: ["导出", "Export"],
   audit_count: ["共 {n} 条", "{n} entries"],
+  device_revoked: ["此设备已被管理员停用，本机保存的数据已全部清除。如需继续使用，请重新登录。",
+    "This device was revoked by an admin; everything it held has been wiped. Log in again to go on."],
   retention_title: ["到期个人信息清除", "Data past its retention"],
   retention_link: ["保存期限", "Retention"],
   retention_forbidden: ["只有督导员和管理员可以查看", "Only supervisors and admins see this"],

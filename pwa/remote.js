@@ -11,10 +11,16 @@
 
 /* global PouchDB */
 
+import { toldRevoked } from "./revoke.js";
+
 export function remoteDatabase(name) {
   const remote = new PouchDB(new URL(`/couch/${name}`, location.origin).href, {
     skip_setup: true,
-    fetch: (url, opts) => PouchDB.fetch(url, { ...opts, credentials: "same-origin" }),
+    fetch: async (url, opts) => {
+      const response = await PouchDB.fetch(url, { ...opts, credentials: "same-origin" });
+      toldRevoked(response); // a revoked phone starts over and wipes (pwa/revoke.js)
+      return response;
+    },
   });
   remote.id = async () => {
     const response = await remote.fetch("/"); // a TypeError with no network

@@ -3,6 +3,8 @@
 // and campaigns, from `/api/me`) is remembered on the phone, so the app opens and works with no
 // network for as long as the worker needs. A lapsed session only stops syncing, never work.
 
+import { forgetWipe, toldRevoked } from "./revoke.js";
+
 const ME_KEY = "linli.me";
 
 export class LoginError extends Error {
@@ -34,7 +36,7 @@ export function rememberedUser() {
 
 export async function fetchMe() {
   const response = await fetch("/api/me", { credentials: "same-origin", cache: "no-store" });
-  if (response.status === 401) throw new LoginError("unauthorized", 401);
+  if (response.status === 401) throw new LoginError(toldRevoked(response) ? "revoked" : "unauthorized", 401);
   if (!response.ok) throw new LoginError((await readJson(response)).reason || response.statusText, response.status);
   const me = await response.json();
   localStorage.setItem(ME_KEY, JSON.stringify(me));
@@ -78,6 +80,7 @@ export async function logIn(typedName, password) {
   }
   const previous = rememberedUser();
   const me = await fetchMe();
+  forgetWipe();
   return { me, switched: previous !== null && previous.name !== me.name };
 }
 

@@ -161,6 +161,8 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/openapi.json"): [({}, None)],
         ("get", "/api/users"): [({}, None)],
         ("post", "/api/users/{name}/{action}"): [({}, None)],
+        ("get", "/api/users/{name}/devices"): [({}, None)],
+        ("post", "/api/users/{name}/devices/{device}/revoke"): [({}, None)],
         ("get", "/api/health"): [({}, None)],
         ("get", "/api/conflicts"): [({}, None), ({"grid": g}, None)],
         ("get", "/api/aggregates"): [({"level": "city"}, None),

@@ -173,3 +173,43 @@ async def test_a_supervisor_approves_a_retention_list_on_its_screen(browser: Bro
     assert await asyncio.to_thread(demo.db(GRID_A).get, old["_id"]) is None
     assert phone.problems == []
     await phone.close()
+
+
+async def test_a_revoked_phone_wipes_its_grid_at_next_contact(browser: Browser,
+                                                             demo: Demo) -> None:
+    """Item 4: the admin revokes a worker's phone that holds a synced grid; at its next
+    contact with the server the phone wipes itself and says why, and a search of every
+    IndexedDB database of the page finds none of the grid's ID numbers."""
+    def id_numbers() -> list[str]:
+        rows = demo.db(GRID_A).view("_all_docs", startkey="person:", endkey="person:\ufff0",
+                                    include_docs=True)
+        return [row.doc["id_number"] for row in rows if row.doc.get("id_number")]
+    numbers = await asyncio.to_thread(id_numbers)
+    assert numbers
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    await phone.login("wang.fang")
+    await page.wait_for_function("(n) => window.linli && linli.index && linli.sync && "
+                                 "linli.sync.status().download.complete", timeout=120_000)
+    before = await page.evaluate(DUMP)
+    assert any(n in before for n in numbers)
+
+    status, listed = await call(demo, "GET", "/api/users/wang.fang/devices", "admin")
+    assert status == 200
+    newest = listed["devices"][0]
+    assert "Chrome" in newest["agent"] and newest["revoked_at"] is None
+    status, _ = await call(demo, "POST", f"/api/users/wang.fang/devices/{newest['id']}/revoke",
+                           "admin")
+    assert status == 200
+
+    # Its next contact: the live sync's next request (or a start) is told, and it wipes.
+    await page.wait_for_selector("#revoked-notice", timeout=120_000)
+    assert "停用" in await page.inner_text("#revoked-notice")
+    dump = await page.evaluate(DUMP)
+    assert [n for n in numbers if n in dump] == []
+    assert await page.evaluate("() => localStorage.getItem('linli.me')") is None
+    cached = await page.evaluate("""async () => (await Promise.all((await caches.keys()).map(
+        async (k) => (await (await caches.open(k)).keys()).map((r) => r.url)))).flat()""")
+    assert [u for u in cached if "/api/" in u or "/couch/" in u] == []
+    await page.wait_for_selector("#login[open]")
+    await phone.close()

@@ -74,6 +74,7 @@ AREA_LEVELS = ("district", "street", "community")  # directory ids `<level>:<cod
 # oversee its mediation cases (server/domain/mediation.py).
 RIGHTS = ("unmask", "purge", "mediate", "mediation")
 
+DEVICE = "device"  # directory ids `device:<user>:<device id>`: a login (domain/devices.py)
 ENDED_SESSION = "ended_session"  # directory ids `ended_session:<session id>`: logged out
 RETIRED_SCHEMA = "retired_schema"  # directory ids `retired_schema:<type>.v<version>`
 # Directory ids `login:<phone>` -> {"account": <user name>}: the login a resident types (their
@@ -276,6 +277,8 @@ class Directory:
         """The party branches members may declare, by code."""
         self.campaigns: dict[str, Mapping[str, Any]] = {}
         """Campaigns (工作批次) by key: their end, retention and the grids purged of them."""
+        self.revoked_sessions: set[str] = set()
+        """The sessions of devices an admin revoked (server/domain/devices.py): for ever."""
 
     def apply(self, doc: Mapping[str, Any]) -> None:
         """Take one directory document (or its deletion) into account."""
@@ -315,6 +318,8 @@ class Directory:
             keep(self.branches, key, None if deleted else doc, Branch.from_doc)
         elif kind == "campaign":
             keep(self.campaigns, key, None if deleted else doc, dict)
+        elif kind == DEVICE and doc.get("revoked_at") and isinstance(doc.get("session"), str):
+            self.revoked_sessions.add(str(doc["session"]))
 
     def purged_campaigns(self, grid: str) -> frozenset[str]:
         """The campaigns whose records were purged from `grid`."""

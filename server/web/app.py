@@ -37,6 +37,7 @@ from server.web import (
     api,
     centre,
     deliberation,
+    devices,
     fees,
     guard,
     health,
@@ -181,7 +182,8 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
         failures_per_address=config.login_failures_per_address,
         window_seconds=config.login_window_seconds,
         hash_concurrency=config.password_hash_concurrency,
-        lookup=directory.user, ended=directory.ended_sessions)
+        lookup=directory.user, ended=directory.ended_sessions,
+        revoked=directory.revoked_sessions)
     receipts = ReceiptLog(couch)
     app[RECEIPTS] = receipts
     rebuilder = Rebuilder(couch, receipts)
@@ -367,6 +369,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     centre.setup(app)
     stars.setup(app)
     users.setup(app)
+    devices.setup(app)  # a user's devices, and the revocation of a lost one
     reports.setup(app)
     ratings.setup(app)
     mediation.setup(app)  # after reports: it checks photos with theirs

@@ -116,11 +116,13 @@ class Authenticator:
     def __init__(self, *, secret: bytes, session_seconds: float, failures_per_account: int,
                  failures_per_address: int, window_seconds: float, hash_concurrency: int,
                  lookup: Callable[[str], User | None],
-                 ended: Container[str] = frozenset()) -> None:
+                 ended: Container[str] = frozenset(),
+                 revoked: Container[str] = frozenset()) -> None:
         self.secret = secret
         self.session_seconds = session_seconds
         self.lookup = lookup
         self.ended = ended  # ids of sessions logged out (the directory's `ended_session:`)
+        self.revoked = revoked  # ids of sessions whose device an admin revoked (for ever)
         self.by_account = FailureCounter(failures_per_account, window_seconds)
         self.by_address = FailureCounter(failures_per_address, window_seconds)
         self._hashing = asyncio.Semaphore(hash_concurrency)
@@ -206,15 +208,30 @@ class Authenticator:
             separators=(",", ":")).encode()).decode().rstrip("=")
         return f"{payload}.{self._mac(user, payload.encode())}"
 
-    def read_session(self, token: str) -> Session | None:
-        """The session of a valid, unexpired cookie whose user still exists, whose password has
-        not changed since (the salt changes with it) and that was not logged out; else None."""
-        payload, _, mac = token.partition(".")
+    @staticmethod
+    def _payload(token: str) -> tuple[str, str, int, Any] | None:
+        """A cookie's payload (not yet checked), its name, time and session; None if garbled."""
+        payload = token.partition(".")[0]
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            name, issued, session = str(data["n"]), int(data["t"]), data["s"]
+            return payload, str(data["n"]), int(data["t"]), data["s"]
         except (ValueError, KeyError, TypeError, binascii.Error):
             return None
+
+    def is_revoked(self, token: str) -> bool:
+        """Whether a cookie names a session whose device was revoked, however old the cookie:
+        the phone holding it must be told, to wipe itself (server/domain/devices.py)."""
+        found = self._payload(token)
+        return found is not None and isinstance(found[3], str) and found[3] in self.revoked
+
+    def read_session(self, token: str) -> Session | None:
+        """The session of a valid, unexpired cookie whose user still exists, whose password has
+        not changed since (the salt changes with it) and that was not logged out or revoked;
+        else None."""
+        found, mac = self._payload(token), token.partition(".")[2]
+        if found is None:
+            return None
+        payload, name, issued, session = found
         # A cookie that names no session could never be revoked: refused (made before
         # sessions had ids; the phone logs in again, its records stay on it).
         if not isinstance(session, str) or not SESSION_ID.match(session):
@@ -226,7 +243,7 @@ class Authenticator:
             return None
         if issued + self.session_seconds < time.time() or issued > time.time() + 60:
             return None
-        if session in self.ended:
+        if session in self.ended or session in self.revoked:
             return None
         return Session(user, issued, session)
 

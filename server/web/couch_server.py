@@ -5,6 +5,7 @@ does, so a PouchDB client or a CouchDB tool finds what it expects."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import time
 import uuid
 from typing import Any
@@ -13,9 +14,10 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from server import errors
+from server.domain import devices
 from server.domain.scope import DIRECTORY_DB, User
 from server.store.couch import Conflict, db_path
-from server.web.auth import SESSION_COOKIE, ended_session_doc
+from server.web.auth import SESSION_COOKIE, ended_session_doc, new_session_id
 from server.web.guard import client_address, require_user, secure_cookie
 from server.web.keys import AUTH, COUCH, DIRECTORY, INSTALLATION, SESSION, USER
 from server.web.parsing import json_answer, pick, read_object
@@ -86,7 +88,12 @@ async def login(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     user = await auth.check_password(name, password, client_address(request))
     response = json_answer({"ok": True, "name": user.name, "roles": user_context(user)["roles"]})
-    auth.set_cookie(response, request, user, secure=secure_cookie(request))
+    session = new_session_id()
+    if user.role != "resident":  # a staff member's phone can be revoked (domain/devices.py)
+        at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        doc = devices.device_doc(user.name, session, at, request.headers.get("User-Agent", ""))
+        await request.app[COUCH].put(db_path(DIRECTORY_DB, doc["_id"]), doc)
+    auth.set_cookie(response, request, user, secure=secure_cookie(request), session=session)
     return response
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from server import errors
+from server.domain import devices
+from server.domain.messages import bilingual
 from server.domain.scope import User
 from server.store.couch import CouchFailure, StoreUnavailable
 from server.web.auth import SESSION_COOKIE, SESSION_RENEW_SECONDS
@@ -60,6 +62,11 @@ async def guard_middleware(request: web.Request, handler: Any) -> web.StreamResp
         user = await auth.check_basic(header, client_address(request))
     elif SESSION_COOKIE in request.cookies:
         found = auth.read_session(request.cookies[SESSION_COOKIE])
+        if found is None and auth.is_revoked(request.cookies[SESSION_COOKIE]) \
+                and request.path.startswith((PREFIX, "/api")) and not is_login(request):
+            raise errors.CouchError(401, "unauthorized", bilingual(
+                "此设备已被管理员停用，本机数据将被清除", "This device was revoked by an admin; "
+                "its data is being wiped."), headers={devices.REVOKED_HEADER: "1"})
         if found is not None:
             user = found.user
             request[SESSION] = found
