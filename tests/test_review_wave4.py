@@ -316,3 +316,25 @@ async def test_the_campaigns_list_shows_each_supervisor_their_own_grids(
         resp = await client.get("/api/campaigns", headers=basic(user))
         [listed] = [c for c in (await resp.json())["campaigns"] if c["key"] == key]
         assert sorted(listed["figures"]) == sorted(listed["purged"]) == seen, (user, listed)
+
+
+async def test_cancelling_on_a_listing_one_cannot_see_answers_as_a_made_up_one(
+        client: TestClient, city: City) -> None:
+    """A resident of another community cancelling on a listing they cannot see, whatever the
+    body, hears what a made-up listing answers: nothing of the listing's shape."""
+    town = await ready_town(client, city)
+    _, answer = await aid(client, town.ra, "POST", "/listings", ride())
+    ride_id = answer["listing"]["_id"]
+    for body in ({}, {"claim_id": 5}, {"claim_id": "cancel-0001", "item": 3},
+                 {"claim_id": "cancel-0001"}):
+        theirs = await aid(client, town.rc, "POST", f"/listings/{ride_id}/cancel", body)
+        made_up = await aid(client, town.rc, "POST",
+                            "/listings/mutual_aid_listing:0123456789abcdef/cancel", body)
+        assert theirs == made_up and theirs[0] == 404, (body, theirs, made_up)
+    got, claim = await aid(client, town.rb, "POST", f"/listings/{ride_id}/claim",
+                           {"claim_id": "claim-0001"})
+    assert got == 201, claim
+    await aid(client, town.ra, "POST", f"/listings/{ride_id}/close")  # now seen by its poster only
+    got, cancelled = await aid(client, town.rb, "POST", f"/listings/{ride_id}/cancel",
+                               {"claim_id": "cancel-0002"})
+    assert got == 201 and cancelled["status"] == "cancelled", cancelled

@@ -295,8 +295,10 @@ class MutualAid:
         answers what it stands for, whatever happened to the listing since."""
         doc = await self.seen(listing_id, account, index) if act == "claim" else (
             await self.listing(listing_id))
-        if doc is None:
-            raise no_such_listing()
+        if doc is None or (act == "cancel" and not await self.holds_any(allocator, doc, account)
+                           and not rules.visible(doc, account, rules.reader_keys(
+                               self.places(account, index)))):
+            raise no_such_listing()  # before the body's problems, which would describe it
         problems = rules.claim_body_problems(body, doc)
         if problems:
             raise refused(problems)
@@ -317,6 +319,13 @@ class MutualAid:
         if act == "claim" and doc.get("kind") == "groupbuy":  # a retry after a crash too
             await self.order_pickup(doc, account, int(body.get("pickup", 0)), now)
         return subject, allocator.outcome(subject, account), created
+
+    async def holds_any(self, allocator: Allocator, doc: Mapping[str, Any],
+                        account: str) -> bool:
+        """Whether the account claimed any part of the listing, in any round."""
+        await allocator.settle()
+        return any(allocator.outcome(s, account) is not None
+                   for s in self.subjects(doc, every_round=True))
 
     async def order_pickup(self, doc: Mapping[str, Any], account: str, pickup: int,
                            now: datetime.datetime) -> None:
