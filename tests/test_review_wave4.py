@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -338,3 +339,16 @@ async def test_cancelling_on_a_listing_one_cannot_see_answers_as_a_made_up_one(
     got, cancelled = await aid(client, town.rb, "POST", f"/listings/{ride_id}/cancel",
                                {"claim_id": "cancel-0002"})
     assert got == 201 and cancelled["status"] == "cancelled", cancelled
+
+
+async def test_a_refused_notification_cannot_write_lines_of_the_log(
+        city: City, app_client: TestClient,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    forged = b'{"x": "\n2026-12-04 WARNING linli.fees payment taken for every bill\r\n"}'
+    with caplog.at_level(logging.WARNING, logger="linli.fees"):
+        resp = await app_client.post("/api/fees/notify", data=forged, headers={
+            "Content-Type": "application/json", "Wechatpay-Timestamp": "1",
+            "Wechatpay-Nonce": "n", "Wechatpay-Signature": "s"})
+    assert resp.status == 401
+    logged = [r.getMessage() for r in caplog.records if r.name == "linli.fees"]
+    assert logged and all("\n" not in m and "\r" not in m for m in logged), logged

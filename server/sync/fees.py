@@ -447,7 +447,8 @@ class Fees:
 
     def refuse(self, code: str, detail: str) -> None:
         self.refusals[code] = self.refusals.get(code, 0) + 1
-        log.warning("payment notification refused (%s): %s", code, detail[:200])
+        # %r: the body is anyone's, and a newline in it would forge a line of this log
+        log.warning("payment notification refused (%s): %r", code, detail[:200])
 
     async def notify(self, headers: Mapping[str, str], body: bytes) -> str:
         """A provider's notification: `paid`, `duplicate` or `refund_due`; rules.Forged when
