@@ -151,6 +151,30 @@ async def test_only_a_paying_household_rates_once(city: City, app_client: TestCl
     assert (await call(app_client, "GET", "/api/fees/ratings?all=1", a))[0] == 400
 
 
+async def test_an_exempt_household_rates_without_a_bill(city: City,
+                                                       app_client: TestClient) -> None:
+    p = await a_place(city, app_client)
+    path = "/api/fees/rolls"
+    base = {"compound": p.code, "period": "2026-Q3", "rate_fen": 250, "due_date": "2026-09-30"}
+    for exempt, words in ((["9-9-999"], "不在不动产登记簿上"), ("1-1-202", "“免缴房屋”"),
+                          ([1], "“免缴房屋”")):
+        status, answer = await call(app_client, "POST", path, p.staff, {**base, "exempt": exempt})
+        assert status == 400 and words in answer["reason"], answer
+    status, made = await call(app_client, "POST", path, p.staff, {**base, "exempt": ["1-1-202"]})
+    assert status == 201 and made["bills"] == 1  # B's unit owes nothing this period
+    bills = (await call(app_client, "GET", "/api/fees/bills", p.owners["B"]))[1]["bills"]
+    assert [b["period"] for b in bills] == ["2026-Q4"]
+    exempt = f"{p.code}:1-1-202:2026-Q3"
+    for who, code in ((p.owners["A"], 404), (p.owners["E"], 404), (p.owners["B"], 201)):
+        status, told = await call(app_client, "POST", f"/api/fees/bills/{exempt}/rating", who,
+                                  rating(f"exempt-{who[-8:]}"))
+        assert status == code, told
+    # A, not exempt and not paid for the quarter, may not
+    status, _ = await call(app_client, "POST", f"/api/fees/bills/{p.code}:1-1-101:2026-Q3/"
+                           "rating", p.owners["A"], rating("phone-a-q3-01"))
+    assert status == 403
+
+
 BAD_SCORES: list[tuple[Any, str]] = [
     (0, "保洁"), (6, "保洁"), (2.5, "保洁"), ("5", "保洁"), (True, "保洁"), (None, "保洁"),
     (-1, "保洁"), (10**30, "保洁"), ([5], "保洁"), ({"v": 5}, "保洁")]

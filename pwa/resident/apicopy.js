@@ -17,6 +17,16 @@ export function dateOf(value) {
   return Number.isNaN(ms) ? "" : cityTime(ms, { date: true });
 }
 
+// A JSON object this phone keeps in localStorage under `key` ({} when none or unreadable):
+// what the server told of a request sent, which no synced document says.
+export function keptJson(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) || "{}");
+  } catch {
+    return {};
+  }
+}
+
 export class ApiCopy {
   constructor(db, id, empty) {
     this.db = db;

@@ -8,6 +8,7 @@
 
 import { el } from "../dom.js";
 import { cityTime, message, t, tf } from "../i18n.js";
+import { keptJson } from "./apicopy.js";
 import { backLink, heading } from "./ui.js";
 
 const TOLD = "linli-questionnaire-told";
@@ -93,11 +94,7 @@ export function check(questions, answers) {
 // --- what the phone knows of each questionnaire ------------------------------------------------
 
 function toldAll() {
-  try {
-    return JSON.parse(localStorage.getItem(TOLD) || "{}");
-  } catch {
-    return {};
-  }
+  return keptJson(TOLD);
 }
 
 // The server's answer to an answer sent (kept on this phone: a household's answer is not the

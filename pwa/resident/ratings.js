@@ -8,7 +8,7 @@
 import { callApi } from "../api.js";
 import { el } from "../dom.js";
 import { message, t, tf } from "../i18n.js";
-import { ApiCopy, dateOf, requestId } from "./apicopy.js";
+import { ApiCopy, dateOf, keptJson, requestId } from "./apicopy.js";
 
 const COPY = "_local/linli-fee-ratings";
 const TOLD = "linli-fee-ratings-told";
@@ -32,11 +32,7 @@ async function refreshRatings(app) {
 }
 
 function toldAll() {
-  try {
-    return JSON.parse(localStorage.getItem(TOLD) || "{}");
-  } catch {
-    return {};
-  }
+  return keptJson(TOLD);
 }
 
 // What the server said of a rating this phone sent (sync.js `taken`): counted or 已评价.

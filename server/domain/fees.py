@@ -51,13 +51,14 @@ CHINA = datetime.timezone(datetime.timedelta(hours=8))  # statements and days ar
 PERIOD = re.compile(r"^(?P<year>20[0-9]{2})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<q>[1-4])))?$")
 MONTH = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])$")  # a month's reconciliation
 YUAN = re.compile(r"^(?P<whole>[0-9]{1,9})(?:\.(?P<cents>[0-9]{1,2}))?$")
+MAX_EXEMPT = 20_000  # a compound's units at most, as a file's rows
 ORDER = re.compile(r"^[A-Za-z0-9_-]{6,32}$")  # WeChat Pay's out_trade_no: 6–32 of these
 CLEARING, REFUND = "clearing", "refund"
 LABELS = {"compound": ("小区", "Compound"), "period": ("账期", "Period"),
           "rate_fen": ("单价（分/平方米·月）", "Rate (fen per m² a month)"),
           "amount": ("金额", "Amount"), "due_date": ("缴费截止日", "Due date"),
           "unit": ("房屋", "Unit"), "late_rule": ("滞纳金规则", "Late-fee rule"),
-          "request": ("请求编号", "Request id")}
+          "request": ("请求编号", "Request id"), "exempt": ("免缴房屋", "Exempt units")}
 
 
 def problem(field: str, code: str, zh: str, en: str) -> Problem:
@@ -190,6 +191,13 @@ def roll_problems(draft: Mapping[str, Any]) -> list[Problem]:
     elif not MIN_RATE <= rate <= MAX_RATE:
         found.append(problem("rate_fen", "range", f"应在 {MIN_RATE} 至 {MAX_RATE} 分之间",
                              f"must be between {MIN_RATE} and {MAX_RATE} fen"))
+    exempt = draft.get("exempt", [])
+    if not isinstance(exempt, list) or len(exempt) > MAX_EXEMPT or not all(
+            isinstance(a, str) and 0 < len(a) <= 62 for a in exempt):
+        found.append(problem("exempt", "type",
+                             f"应为房屋（幢-单元-室）的列表，最多 {MAX_EXEMPT} 个",
+                             f"must be a list of units (building-unit-room), at most "
+                             f"{MAX_EXEMPT}"))
     if "late_rule" in draft:
         try:
             LateRule.from_data(draft["late_rule"])

@@ -267,7 +267,8 @@ class Fees:
 
     async def issue(self, user: User, draft: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         """Generate a compound's roll for a period from a rate (rules 2-4)."""
-        extra = sorted(set(draft) - {"compound", "period", "rate_fen", "due_date", "late_rule"})
+        extra = sorted(set(draft) - {"compound", "period", "rate_fen", "due_date", "late_rule",
+                                     "exempt"})
         problems = rules.roll_problems(draft)
         if extra:
             problems.insert(0, rules.problem(extra[0][:40], "unknown", "不是可填写的字段",
@@ -279,18 +280,26 @@ class Fees:
         if not areas:
             raise refused([rules.problem("compound", "no_units", "还没有导入不动产登记簿",
                                          "has no property register imported yet")])
-        bills = rules.generate(areas.items(), int(draft["rate_fen"]), str(draft["period"]))
+        exempt = sorted(set(draft.get("exempt") or ()))
+        unknown = [a for a in exempt if a not in areas]
+        if unknown:
+            raise refused([rules.problem("exempt", "unknown", f"{unknown[0]} 不在不动产登记簿上",
+                                         f"{unknown[0]} is not on the property register")])
+        bills = rules.generate(((a, n) for a, n in areas.items() if a not in exempt),
+                               int(draft["rate_fen"]), str(draft["period"]))
         problems = [p for a, fen in bills.items() for p in rules.amount_problems(fen) if fen]
         if problems or not all(bills.values()):
             raise refused(problems[:1] or [rules.problem(
                 "rate_fen", "range", "太小：有房屋的应缴金额为 0", "too small: a unit owes 0")])
         doc = await self.write_roll(user, compound, str(draft["period"]), str(draft["due_date"]),
-                                    bills, "rate", draft.get("late_rule"), int(draft["rate_fen"]))
+                                    bills, "rate", draft.get("late_rule"), int(draft["rate_fen"]),
+                                    exempt)
         return doc, len(bills)
 
     async def write_roll(self, user: User, compound: Mapping[str, Any], period: str, due: str,
                          bills: dict[str, int], source: str, late: Any = None,
-                         rate: int | None = None) -> dict[str, Any]:
+                         rate: int | None = None, exempt: list[str] | None = None
+                         ) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "_id": f"fee_roll:{compound['code']}:{period}", "type": "fee_roll",
             "schema_version": 1, "created_by": user.name, "compound": compound["code"],
@@ -299,6 +308,7 @@ class Fees:
             else rules.LateRule().as_data(),
             "bills": dict(sorted(bills.items())), "issued_at": now_iso(self.clock),
             **({"rate_fen": rate} if rate is not None else {}),
+            **({"exempt": exempt} if exempt else {}),
             **({"company": str(compound["property_company"])}
                if compound.get("property_company") else {})}
         if not await self.write_once(doc):

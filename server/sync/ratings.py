@@ -82,20 +82,25 @@ class Ratings:
                    now: datetime.datetime) -> dict[str, Any]:
         """An owner's rating of the bill's period: counted when it is the first the server
         received of the unit and period; what the sender is told."""
-        found = await self.fees.bill(key)
-        if found is None or found[1] not in await self.fees.owner_units(user.name):
+        try:
+            compound, address, period = fee_rules.split_bill(key)
+        except ValueError:
+            raise no_such_bill() from None
+        roll = await self.fees.roll(compound, period)
+        unit = f"{compound}:{address}"
+        exempt = roll is not None and address in (roll.get("exempt") or ())
+        if roll is None or (address not in roll["bills"] and not exempt) \
+                or unit not in await self.fees.owner_units(user.name):
             raise no_such_bill()
         problems = rules.rating_problems(body)
         if problems:
             raise refused(problems)
-        roll, unit, _ = found
         company = rules.company_code(roll.get("company"))
         if not company:
             raise Refused(409, "no_company", bilingual("本小区这一期没有物业公司，无需评价",
                                                        "No property company served this "
                                                        "period: there is nobody to rate."))
         paid = await self.fees._get(f"fee_txn:pay:{key}") is not None
-        exempt = unit.partition(":")[2] in (roll.get("exempt") or ())
         if not rules.may_rate(paid, exempt):
             raise Refused(403, "forbidden", bilingual("缴清本期物业费后才能评价",
                                                       "Pay this period's bill to rate it."))
