@@ -352,3 +352,23 @@ async def test_a_refused_notification_cannot_write_lines_of_the_log(
     assert resp.status == 401
     logged = [r.getMessage() for r in caplog.records if r.name == "linli.fees"]
     assert logged and all("\n" not in m and "\r" not in m for m in logged), logged
+
+
+async def test_an_unmasked_exports_entry_names_every_grid_exported(client: TestClient,
+                                                                   city: City) -> None:
+    """Art. 51's record of an export: whom it covered is every grid, not the first 200
+    characters of their list (a community's 30 grids were cut to about 22)."""
+    community = f"wide{uuid.uuid4().hex[:6]}"
+    grids = sorted([await city.grid(community=community) for _ in range(30)])
+    trusted = await city.user("supervisor", communities=[community], rights=["unmask"])
+    admin = await city.user("admin")
+    for name in (trusted, admin):
+        await wait_for_user(client, name)
+    await eventually(lambda: all(g in client.app[DIRECTORY].grids for g in grids))
+    resp = await client.get("/api/export?what=persons&unmask=1&reason=home_visit",
+                            headers=basic(trusted))
+    assert resp.status == 200, await resp.text()
+    await resp.read()
+    resp = await client.get(f"/api/audit?user={trusted}", headers=basic(admin))
+    [entry] = (await resp.json())["entries"]
+    assert entry["kind"] == "export" and entry["grid"].split(",") == grids, entry["grid"]
