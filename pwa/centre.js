@@ -63,15 +63,52 @@ function bookingRow(slot, booking, redraw) {
   return row;
 }
 
+function field(id, label, control) {
+  return el("div", { class: "field" }, el("label", { for: id }, label), control);
+}
+
+// A new slot of one of the provider's services; the time typed is Beijing time whatever the
+// phone's zone. The server checks it against the opening times and says what is wrong, by label.
+function slotForm(day, services, redraw) {
+  const service = el("select", { id: "slot-service" }, services.map((s) => el("option", { value: s.code }, s.name)));
+  const starts = el("input", { id: "slot-starts", type: "datetime-local", value: `${day}T09:00`, required: "" });
+  const minutes = el("select", { id: "slot-minutes" }, [15, 30, 45, 60, 90, 120].map((m) =>
+    el("option", { value: String(m), ...(m === 30 ? { selected: "" } : {}) }, String(m))));
+  const places = el("input", { id: "slot-places", type: "number", min: "1", max: "50", value: "1", required: "" });
+  const status = el("p", { class: "error form-status", role: "alert", id: "slot-status" });
+  const form = el("form", { id: "slot-form" },
+    el("h3", {}, t("ce_new_slot")),
+    field("slot-service", t("ce_service"), service), field("slot-starts", t("ce_starts"), starts),
+    field("slot-minutes", t("ce_minutes"), minutes), field("slot-places", t("ce_places"), places),
+    status, el("button", { type: "submit", class: "primary", id: "slot-submit" }, t("ce_add")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const begin = new Date(`${starts.value}:00+08:00`);
+    const body = { service: service.value, starts_at: `${starts.value}:00+08:00`, places: Number(places.value),
+      ends_at: Number.isNaN(begin.getTime()) ? "" : new Date(begin.getTime() + Number(minutes.value) * 60_000).toISOString() };
+    try {
+      const answer = await callApi("/api/centre/slots", { method: "POST", body: JSON.stringify(body) });
+      if (!answer.ok) throw new Error(reasonOf(answer));
+      status.textContent = "";
+      redraw();
+    } catch (err) {
+      status.textContent = err instanceof Unreachable ? t("needs_network") : String(err.message || err);
+    }
+  });
+  return form;
+}
+
 export function centreDayView(app, date) {
   const day = /^\d{4}-\d{2}-\d{2}$/.test(date || "") ? date : today();
   const box = el("section", { id: "centre-day", "aria-busy": "true", "aria-live": "polite" }, el("p", { class: "meta" }, t("loading")));
+  const formBox = el("section", { id: "centre-new-slot" });
   const picker = el("input", { type: "date", id: "centre-date", value: day });
   picker.addEventListener("change", () => { location.hash = `#/centre-day/${picker.value}`; });
   const fill = async () => {
     const answer = await callApi(`/api/centre/day?date=${day}`);
     if (!answer.ok) throw new Error(reasonOf(answer));
     const slots = answer.body.slots || [];
+    if (!formBox.firstChild) formBox.append(slotForm(day, answer.body.provider.services, redraw));
     box.replaceChildren(el("p", { class: "meta", id: "centre-provider" }, answer.body.provider.name),
       slots.length ? el("ul", { class: "list", id: "centre-slots" }, slots.map((slot) => el("li", { "data-id": slot._id },
         el("p", { class: "main" }, `${time(slot.starts_at)}–${time(slot.ends_at)} · ${slot.service_name}`),
@@ -88,7 +125,8 @@ export function centreDayView(app, date) {
   return [
     backLink("#/"),
     heading(t("ce_day")),
-    el("div", { class: "field" }, el("label", { for: "centre-date" }, t("ce_day_date")), picker),
+    field("centre-date", t("ce_day_date"), picker),
     box,
+    formBox,
   ];
 }

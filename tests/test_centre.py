@@ -210,6 +210,9 @@ async def test_a_slots_places_booked_exactly_confirmed_declined_and_cancelled(
                              {"booking": ra_key, "approve": "yes", "claim_id": "bank-decide-1"})
     assert status == 400 and "确认" in bad["reason"]
 
+    status, early = await call(client, centre.teller, "POST", f"/slots/{key}/decide",
+                               {"booking": rb_key, "approve": True, "claim_id": "bank-early-1"})
+    assert status == 403 and "候补" in early["reason"], early  # a waiting booking: not yet
     # Declined: the place goes to the first waiting, who is then confirmed.
     status, declined = await call(client, centre.teller, "POST", f"/slots/{key}/decide",
                                   {"booking": ra_key, "approve": False,

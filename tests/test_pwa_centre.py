@@ -3,8 +3,8 @@ the community's providers, their opening times and the lawyer's consultation the
 a housekeeping slot booked with the network cut, shown 已预约，等待联网确认 (after a reload
 too), then the server's 已预约，待服务方确认 once online; the lawyer's day list naming the
 resident (never an account) with the matter, confirmed there, and 预约成功 on the resident's
-phone. 360 px wide, targets at least 44 px, zh-CN first with the English toggle, Beijing
-times."""
+phone; a slot opened from the lawyer's screen (over lunch: refused by label). 360 px wide,
+targets at least 44 px, zh-CN first with the English toggle, Beijing times."""
 
 from __future__ import annotations
 
@@ -87,6 +87,19 @@ async def test_a_slot_booked_offline_then_confirmed_by_the_lawyer(
     await desk.click(f"{booking} button[data-act=confirm]")
     await desk.wait_for_selector(
         f"#centre-slots li[data-id='{lawyer_slot}'] li[data-status=confirmed]", timeout=30_000)
+
+    # A new slot from the same screen: over lunch refused by label, in the afternoon listed.
+    before = await desk.locator("#centre-slots > li").count()
+    await desk.fill("#slot-starts", f"{day}T12:00")
+    await desk.click("#slot-submit")
+    await desk.wait_for_selector("#slot-status:has-text('不在营业时间内')")
+    await desk.fill("#slot-starts", f"{day}T16:00")
+    await desk.fill("#slot-places", "2")
+    await desk.click("#slot-submit")
+    await desk.wait_for_function(f"() => document.querySelectorAll('#centre-slots > li').length"
+                                 f" === {before + 1}", timeout=30_000)
+    assert "16:00–16:30" in (await desk.text_content("#centre-slots") or "")
+    await check_screen(desk, "the lawyer's new slot")
 
     await page.click("a.back")
     await page.wait_for_selector(f"#ce-mine li[data-id='{lawyer_slot}'] [data-status=confirmed]",

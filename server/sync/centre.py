@@ -233,12 +233,18 @@ class Centre:
                 "provider") != provider["code"]:
             raise no_such("slot")
         await allocator.settle()
-        found = [who for who in allocator.outcomes.get(slot_id, {})
-                 if rules.booking_key(slot_id, who) == booking]
+        outcomes = allocator.outcomes.get(slot_id, {})
+        found = [who for who in outcomes if rules.booking_key(slot_id, who) == booking]
         if not found:
             raise refused([rules.problem("booking", "booking", "不是本时段的预约",
                                          "is not a booking of this slot")])
         act = "approve" if approve else "reject"
+        held = outcomes[found[0]].status  # a retry of a stored decision still answers
+        if ((approve and held != "awaiting_approval") or held not in STANDING) and (
+                await allocator.stored_claim(event_id(slot_id, found[0], act, claim_id)) is None):
+            raise forbidden("只能确认占有名额、待确认的预约；候补、已取消或已婉拒的不能确认",
+                            "Only a booking holding a place and awaiting you is confirmed; "
+                            "one waiting, cancelled or declined is not.")
         created = await self.volunteering.store_event(allocator, user.name, slot_id, found[0],
                                                       act, claim_id, now)
         await allocator.settle()
