@@ -103,13 +103,12 @@ async def test_one_rating_per_household_through_a_server_kill(
                 body = await resp.json(content_type=None)
                 return resp.status, {**body, "request": request}
 
-        first = next(iter(owners))  # the server knows the owners before the phones come
-
-        async def known() -> bool:
-            async with http.get(f"{served.url}/api/fees/ratings",
-                                headers=basic(owners[first][1])) as resp:
-                return resp.status == 200 and (await resp.json())["ratings"] == []
-        await eventually(known, seconds=60, what="the owners known")
+        async def known(name: str) -> bool:  # the server knows them as owners
+            async with http.get(f"{served.url}/api/fees/bills", headers=basic(name)) as resp:
+                return resp.status == 200 and len((await resp.json())["bills"]) == 1
+        for names in owners.values():
+            for name in names:
+                await eventually(lambda n=name: known(n), seconds=60, what=f"{name} an owner")
         await asyncio.gather(boxes.kill_and_restart(served), *(
             boxes.send(name, address, lambda n=name, a=address, r=request: rate(n, a, r))
             for name, address, request in sends))
