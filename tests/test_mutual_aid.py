@@ -11,12 +11,13 @@ import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from conftest import City, basic
+from conftest import City, basic, eventually
 from test_reports import b64, jpeg
-from test_volunteering import phone, ready_town, stored_ids
+from test_volunteering import DB, phone, ready_town, stored_ids
 
 from server.domain.scope import RESIDENTS_DB
-from server.web.keys import CONFIG, RESIDENT_INDEX
+from server.sync.grouped import GroupedReads
+from server.web.keys import CONFIG, COUCH, RESIDENT_INDEX
 
 PREFIX = "/api/mutual-aid"
 
@@ -357,3 +358,38 @@ async def test_attackers_classes_on_the_page_the_claims_and_the_deals(client: Te
     key = ride_id.split(":", 1)[1]
     assert await stored_ids(city, RESIDENTS_DB, f"mutual_aid_deal:{key}") == []
     assert await stored_ids(city, RESIDENTS_DB, f"mutual_aid_message:{key}") == []
+
+
+async def test_a_new_outcome_reaches_the_phone_from_memory_as_the_store_holds_it(
+        client: TestClient, city: City) -> None:
+    """The allocator's new outcomes are served to the phones they wake from the index's
+    memory (`own_docs`), with the history `_bulk_get?revs=true` gives, and only while the
+    index holds that revision: a changed outcome is read from the store."""
+    town = await ready_town(client, city)
+    status, answer = await call(client, town.ra, "POST", "/listings", ride(seats=1))
+    ride_id = answer["listing"]["_id"]
+    status, first = await call(client, town.rb, "POST", f"/listings/{ride_id}/claim",
+                               {"claim_id": "rb-fresh-01"})
+    assert (status, first["status"]) == (201, "confirmed"), first
+    index = client.app[RESIDENT_INDEX]
+    [mine] = [i for i in index.fresh if i.startswith(f"allocation:{ride_id.replace(':', '.')}")]
+
+    async def pulled() -> dict[str, Any]:
+        resp = await client.post(f"{DB}/_bulk_get", params={"revs": "true"},
+                                 json={"docs": [{"id": mine}]}, headers=basic(town.rb))
+        [result] = (await resp.json())["results"]
+        return dict(result["docs"][0].get("ok") or {})
+    stored = await city.run(lambda: city.couch[RESIDENTS_DB].get(mine, revs=True))
+    reads = index.own_reads
+    index.own_reads = GroupedReads(client.app[COUCH], "linli-no-such-database")
+    try:  # the store is not asked: the phone gets the outcome all the same, history and all
+        assert await pulled() == stored and stored["_revisions"]["start"] == 1
+        status, _ = await call(client, town.rb, "POST", f"/listings/{ride_id}/cancel",
+                               {"claim_id": "rb-fresh-02"})
+        assert status in (200, 201)
+        await eventually(lambda: index.owned[mine][1].startswith("2-"), what="the change")
+        assert await pulled() == {}  # the kept first revision is no longer served
+    finally:
+        index.own_reads = reads
+    changed = await pulled()
+    assert changed["_rev"].startswith("2-") and changed["status"] == "cancelled", changed

@@ -143,7 +143,7 @@ async def winners(request: web.Request, located: Mapping[str, str],
         if db == RESIDENTS_DB and not attachments:
             found.update(await shared_notices(couch, index, [i for i in ids
                                                              if i in index.notices]))
-            found.update(await index.own_reads.get(i for i in ids if i not in index.notices))
+            found.update(await index.own_docs(i for i in ids if i not in index.notices))
             continue
         found.update(await read_winners(couch, db, ids, attachments))
     return found
