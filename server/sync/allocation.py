@@ -48,6 +48,7 @@ AUTHOR = "linli-allocation"  # the outcomes' `created_by`: the server's, not a p
 PAGE = 1000  # claims read at once
 POLL_SECONDS = 1.0  # how soon claims stored by another server process are allocated
 WRITE_TRIES = 5
+MINE_MOST = 100_000  # claims kept from this process's writes until the feed brings them
 
 TermsOf = Callable[[str], Awaitable[Terms | None]]
 """A feature's terms for one of its subjects (None: no such subject, its claims wait)."""
@@ -97,6 +98,9 @@ class Allocator:
         self.unsettled: set[str] = set()  # subjects whose outcomes are not all written
         self.lock = asyncio.Lock()
         self.queued: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        # claims this process stored, by id, until the claims' feed brings them: a settle
+        # reads the feed's order only, not the documents it wrote itself
+        self.mine: dict[str, dict[str, Any]] = {}
         self.writing: asyncio.Future[None] | None = None
         self.asked = 0  # settles asked for, in order
         self.settled = 0  # every settle asked for up to this one is done
@@ -131,6 +135,7 @@ class Allocator:
                         done.set_exception(exc)
                         done.exception()  # retrieved, whether its caller still waits or not
                 continue
+            self.remember(batch, results)
             for (_, done), result in zip(batch, results, strict=True):
                 if done.done():
                     continue
@@ -139,6 +144,14 @@ class Allocator:
                 else:
                     done.set_exception(Conflict(409, result))
                     done.exception()
+
+    def remember(self, batch: list[tuple[dict[str, Any], Any]],
+                 results: list[dict[str, Any]]) -> None:
+        """The claims this batch stored, by the answers' ids (never their positions)."""
+        if len(self.mine) > MINE_MOST:  # left over by a settle that read them first: forget
+            self.mine.clear()
+        written = {str(result.get("id")) for result in results if result.get("ok")}
+        self.mine.update((str(doc["_id"]), doc) for doc, _ in batch if doc["_id"] in written)
 
     async def stored_claim(self, claim_id: str) -> dict[str, Any] | None:
         try:
@@ -166,8 +179,7 @@ class Allocator:
         """Under the lock: read what is new, allocate each subject it touched."""
         touched = set(self.unsettled)
         while True:
-            page = await self.couch.get(db_path(CLAIMS_DB, "_changes"), since=self.since,
-                                        include_docs="true", limit=str(PAGE))
+            page = await self.changes()
             for change in page.get("results", []):
                 event = self.event_of(change.get("doc"))
                 if event is not None:
@@ -185,6 +197,20 @@ class Allocator:
                 outcomes[subject] = found
         await self.write(outcomes)  # every subject's in one `_bulk_docs`
         self.unsettled -= set(outcomes)
+
+    async def changes(self) -> dict[str, Any]:
+        """The claims' next page of changes in the store's order, each with its document: the
+        ones this process stored from memory (2,000 orders at once: no 2,000 documents read
+        back), else the page read again with them."""
+        path = db_path(CLAIMS_DB, "_changes")
+        page = await self.couch.get(path, since=self.since, limit=str(PAGE))
+        rows = page.get("results", [])
+        if any(r.get("id") not in self.mine for r in rows if not r.get("deleted")):
+            return dict(await self.couch.get(path, since=self.since, include_docs="true",
+                                             limit=str(PAGE)))
+        for row in rows:
+            row["doc"] = self.mine.pop(str(row.get("id")), None)
+        return dict(page)
 
     def event_of(self, doc: Any) -> tuple[str, Event] | None:
         """A stored claim as an event of its subject; anything else in the database, none."""
