@@ -12,6 +12,7 @@ import { noticesLink, noticesView, refreshVisits } from "./notices.js";
 import { branchView, canSeeBranches } from "./party/branch.js";
 import { questionnairesLink, questionnairesView } from "./questionnaires.js";
 import { ratingsLink, ratingsView } from "./ratings.js";
+import { canSeeStars, starsLink, starsView } from "./stars/sheet.js";
 import { tasksLink, tasksView } from "./volunteering.js";
 import { GridIndex } from "./records.js";
 import { keepActivationCode } from "./resident/activation.js";
@@ -110,8 +111,9 @@ function serverLinks() {
   const tasks = tasksLink(app.me);
   const handle = reportsLink(app.me);
   const ratings = ratingsLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, party, centreLink(app.me)].filter(Boolean);
-  return [notices, questionnaires, tasks, handle, ratings,
+  const stars = starsLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, stars, party, centreLink(app.me)].filter(Boolean);
+  return [notices, questionnaires, tasks, handle, ratings, stars,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -287,7 +289,7 @@ async function loadSchemas() {
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
 const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "party", "questionnaires",
-  "tasks", "handle", "ratings", "centre-day"]);
+  "tasks", "handle", "ratings", "centre-day", "stars"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -401,12 +403,13 @@ function serverRoute(name, a, b) {
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "ratings") nodes = ratingsView(app, a);
+  else if ((name === "stars" || (!name && app.me.role === "assessor")) && canSeeStars(app.me)) nodes = starsView(app, a, b);
   else if (name === "handle" || (!name && HANDLER_HOME.has(app.me.role))) nodes = handleView(app, a);
   else if (name === "centre-day" || (!name && providesServices(app.me))) nodes = centreDayView(app, a);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = SERVER_SCREENS.has(name) ? name : !name && HANDLER_HOME.has(app.me.role) ? "handle"
-    : !name && providesServices(app.me) ? "centre-day" : "grid";
+    : !name && providesServices(app.me) ? "centre-day" : !name && app.me.role === "assessor" ? "stars" : "grid";
 }
 
 // A property company's or a liaison department's staff keep no grid: their queue is their home.
@@ -451,6 +454,7 @@ async function route() {
   else if (name === "party" && canSeeBranches(app.me)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "ratings") nodes = ratingsView(app, a);
+  else if (name === "stars" && canSeeStars(app.me)) nodes = starsView(app, a, b);
   else if (name === "handle") nodes = handleView(app, a);
   else if (name === "new") {
     const doc = newRecord(app, a, b);

@@ -4,12 +4,14 @@
 
 import { PARTY_WORDS } from "./party/words.js";
 import { CENTRE_WORDS } from "./resident/centrewords.js";
+import { STAR_WORDS } from "./stars/words.js";
 import { RESIDENT_WORDS } from "./resident/words.js";
 import { HANDLER_WORDS } from "./worker/words.js";
 
 const WORDS = {
   ...RESIDENT_WORDS,
   ...PARTY_WORDS,
+  ...STAR_WORDS,
   ...HANDLER_WORDS,
   ...CENTRE_WORDS,
   app_name: ["邻里", "Linli"],

@@ -10,7 +10,8 @@ and volunteer tasks open, full and past
 branch secretary (demo/party.py); a parking survey with the answers of most households
 (demo/questionnaires.py); problem reports in every state (demo/reports.py); mutual aid of
 every kind (demo/mutual_aid.py); a mediator and a settled mediation case (demo/mediation.py);
-the neighbourhood centre's providers, slots and an activity (demo/centre.py).
+the neighbourhood centre's providers, slots and an activity (demo/centre.py); a star-rating
+sheet in progress and a published earlier round, with an assessor (demo/stars.py).
 Deterministic and idempotent: loading it twice changes nothing."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from server.demo.ratings import seed_ratings
 from server.demo.reports import seed_reports
 from server.demo.residents import DEMO_RESIDENT
 from server.demo.seed import DEMO_PASSWORD, seed_city, seed_residents
+from server.demo.stars import seed_stars
 from server.demo.volunteering import seed_volunteering
 from server.demo.votes import seed_votes
 
@@ -71,3 +73,4 @@ def load_demo(config: Config, url: str) -> None:
                                communities=communities, streets=streets, rights=rights,
                                full_name=full_name)
     seed_mediation(server, COMMUNITY, DEMO_RESIDENT, DEMO_PASSWORD)  # after chen.jing is made
+    seed_stars(server, city, DEMO_RESIDENT, STREET, DEMO_PASSWORD)
