@@ -271,5 +271,5 @@ export function sheetView(app, compound, round) {
   const move = (payload) => write(`${base}/acts`, send("POST", payload));
   refresh();
   return [el("h2", { class: "view-title", id: "st-title", tabindex: "-1" }, t("st_title")),
-    el("p", {}, el("a", { href: "#/stars" }, t("st_sheets"))), status, body];
+    el("nav", { class: "actions" }, el("a", { href: "#/stars", id: "st-back" }, t("st_sheets"))), status, body];
 }
