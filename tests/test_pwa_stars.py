@@ -37,6 +37,18 @@ async def no_codes(page: Page, where: str) -> None:
         assert code not in text, (code, text[:200])
 
 
+async def in_both_languages(page: Page, what: str, english: str) -> str:
+    """The screen checked in zh-CN and English; the text of `#st-result` in English."""
+    await check_screen(page, what)
+    await page.click("#lang")
+    await page.wait_for_selector(f"text={english}")
+    await check_screen(page, f"{what}, English")
+    result = await page.query_selector("#st-result")
+    shown = (await result.text_content() or "") if result else ""
+    await page.click("#lang")
+    return shown
+
+
 async def test_the_assessor_scores_on_the_demo_sheet(browser: Browser, demo: Demo) -> None:
     sheets = (await api(demo, "GET", "/api/stars/sheets", DEMO_ASSESSOR))["sheets"]
     current = next(s for s in sheets if s["round"] == "2026")
@@ -62,11 +74,7 @@ async def test_the_assessor_scores_on_the_demo_sheet(browser: Browser, demo: Dem
     await page.click(f"{card} button[type=submit]")
     await page.wait_for_selector(f"{card} p.score[data-points='{unscored.max_points}']",
                                  timeout=20_000)
-    await check_screen(page, "the assessor's scoring sheet")
-    await page.click("#lang")
-    await page.wait_for_selector("text=Your part")
-    await check_screen(page, "the scoring sheet, English")
-    await page.click("#lang")
+    await in_both_languages(page, "the assessor's scoring sheet", "Your part")
     assert phone.problems == []
     await phone.context.close()
 
@@ -142,12 +150,7 @@ async def test_a_new_round_from_evidence_to_published(browser: Browser, demo: De
     assert rounds == ["2025", "2026", "2027"]
     history = await page.text_content("#st-history") or ""
     assert "审核通过并发布" in history and "孙磊" in history and STREET_SUPERVISOR not in history
-    await check_screen(page, "the published result")
-    await page.click("#lang")
-    await page.wait_for_selector("text=Rounds")
-    assert "Exemplary" in (await page.text_content("#st-result") or "")
-    await check_screen(page, "the published result, English")
-    await page.click("#lang")
+    assert "Exemplary" in await in_both_languages(page, "the published result", "Rounds")
     assert street.problems == [] and community.problems == []
     for phone in (street, community):
         await phone.context.close()
