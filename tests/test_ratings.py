@@ -163,7 +163,9 @@ async def test_an_exempt_household_rates_without_a_bill(city: City,
     status, made = await call(app_client, "POST", path, p.staff, {**base, "exempt": ["1-1-202"]})
     assert status == 201 and made["bills"] == 1  # B's unit owes nothing this period
     bills = (await call(app_client, "GET", "/api/fees/bills", p.owners["B"]))[1]["bills"]
-    assert [b["period"] for b in bills] == ["2026-Q4"]
+    assert [(b["period"], b["state"]) for b in bills] == [("2026-Q4", "owed"),
+                                                          ("2026-Q3", "exempt")]
+    assert bills[1]["owed"] == 0 and "paid" not in bills[1]
     exempt = f"{p.code}:1-1-202:2026-Q3"
     for who, code in ((p.owners["A"], 404), (p.owners["E"], 404), (p.owners["B"], 201)):
         status, told = await call(app_client, "POST", f"/api/fees/bills/{exempt}/rating", who,

@@ -42,7 +42,7 @@ function queued(app, bill) {
 
 // paid (the server says so), queued (on this phone), started (sent, not confirmed), owed
 function stateOf(app, bill) {
-  if (bill.state === "paid") return "paid";
+  if (bill.state === "paid" || bill.state === "exempt") return bill.state;
   const mine = queued(app, bill.bill);
   if (mine.some((i) => i.refused)) return "refused";
   if (mine.length) return "queued";
@@ -50,7 +50,8 @@ function stateOf(app, bill) {
 }
 
 function chip(state) {
-  const kind = { paid: "chip-visited", owed: "chip-refused", refused: "chip-refused" }[state] || "chip-waiting";
+  const kind = { paid: "chip-visited", exempt: "chip-visited", owed: "chip-refused", refused: "chip-refused" }[state]
+    || "chip-waiting";
   return el("span", { class: `chip ${kind}`, "data-state": state }, t(`fe_${state}`));
 }
 
@@ -69,7 +70,8 @@ export async function feesView(app) {
       el("a", { href: `#/fee/${encodeURIComponent(b.bill)}` },
         el("span", { class: "main" }, `${b.period} · ${b.unit}`), chip(stateOf(app, b)),
         el("span", { class: "meta" }, b.state === "paid" ? tf("fe_paid_on", { amount: yuan(b.paid.amount),
-          date: dateOf(b.paid.paid_at) }) : tf("fe_due", { amount: yuan(b.owed), date: b.due_date }))))))
+          date: dateOf(b.paid.paid_at) }) : b.state === "exempt" ? t("fe_exempt_about")
+          : tf("fe_due", { amount: yuan(b.owed), date: b.due_date }))))))
       : el("p", { class: "hint", id: "fe-none" }, t("fe_none")),
   ];
 }
@@ -95,6 +97,7 @@ export async function feeView(app, id) {
   const nodes = [backLink("#/fees"), heading(`${bill.period} · ${bill.unit}`), chip(state),
     el("p", { id: "fe-state", role: "status" }, t(`fe_${state}_about`))];
   if (bill.state === "paid") return [...nodes, await ratingSection(app, bill), receipt(bill)];
+  if (bill.state === "exempt") return [...nodes, await ratingSection(app, bill)];
   nodes.push(el("p", {}, tf("fe_breakdown", { principal: yuan(bill.principal), late: yuan(bill.late_fee),
     amount: yuan(bill.owed) })));
   if (state === "owed" || state === "refused") {

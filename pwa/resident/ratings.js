@@ -81,7 +81,7 @@ function form(app, bill) {
 }
 
 // The rating part of a bill's screen: the household's rating that counts, this phone's queued
-// one, a refusal, or the form (only for a paid bill: the server decides exempt ones).
+// one, a refusal, or the form (for a paid or an exempt bill).
 export async function ratingSection(app, bill) {
   const copy = await copyOf(app);
   refreshRatings(app);
@@ -100,7 +100,7 @@ export async function ratingSection(app, bill) {
     nodes.push(...queued(mine[0].shown.scores));
   } else if (told) {
     nodes.push(el("p", { id: "ra-state", "data-state": told.status, role: "status" }, message(told.told)));
-  } else if (bill.state === "paid") {
+  } else if (bill.state === "paid" || bill.state === "exempt") {
     nodes.push(form(app, bill));
   } else {
     nodes.push(el("p", { class: "hint", id: "ra-state", "data-state": "unpaid" }, t("ra_after_paying")));

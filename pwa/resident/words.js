@@ -168,6 +168,8 @@ export const RESIDENT_WORDS = {
   fe_owed_total: ["待缴合计 {amount}", "Owed in all: {amount}"],
   fe_none: ["没有您名下房屋的账单", "No bills for units in your name"],
   fe_paid: ["已缴", "Paid"],
+  fe_exempt: ["免缴", "Exempt"],
+  fe_exempt_about: ["本期免缴物业费，可以评价。", "Exempt from this period's fee; you may rate it."],
   fe_owed: ["待缴", "Owed"],
   fe_queued: ["待发送", "Not sent yet"],
   fe_started: ["待确认", "Awaiting confirmation"],

@@ -370,7 +370,8 @@ class Fees:
                               rules.LateRule.from_data(roll["late_rule"]))
 
     async def my_bills(self, user: User) -> list[dict[str, Any]]:
-        """Every bill of the owner's units, paid or owed, with its receipt when paid."""
+        """Every bill of the owner's units, paid or owed, with its receipt when paid; a unit
+        exempt from a period (免缴) as a bill of state `exempt` owing nothing."""
         found: list[dict[str, Any]] = []
         units = await self.owner_units(user.name)
         for compound in sorted({u.partition(":")[0] for u in units}):
@@ -383,6 +384,11 @@ class Fees:
                         continue
                     key = rules.bill_key(f"{compound}:{address}", roll["period"])
                     found.append(self.shown(key, roll, fen, paid.get(key)))
+                found += [{"bill": rules.bill_key(f"{compound}:{a}", roll["period"]),
+                           "compound": compound, "unit": a, "period": roll["period"],
+                           "due_date": roll["due_date"], "principal": 0, "late_fee": 0,
+                           "owed": 0, "state": "exempt"}  # 免缴: nothing owed, may rate
+                          for a in roll.get("exempt") or () if f"{compound}:{a}" in units]
         return sorted(found, key=lambda b: (b["period"], b["bill"]), reverse=True)
 
     def shown(self, key: str, roll: Mapping[str, Any], fen: int,
