@@ -9,6 +9,8 @@ import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { noticesLink, noticesView, refreshVisits } from "./notices.js";
+import { patrolLink, patrolView } from "./liaison/patrol.js";
+import { mediationLink, mediationView } from "./mediation/cases.js";
 import { branchView, canSeeBranches } from "./party/branch.js";
 import { questionnairesLink, questionnairesView } from "./questionnaires.js";
 import { ratingsLink, ratingsView } from "./ratings.js";
@@ -112,8 +114,9 @@ function serverLinks() {
   const handle = reportsLink(app.me);
   const ratings = ratingsLink(app.me);
   const stars = starsLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, stars, party, centreLink(app.me)].filter(Boolean);
-  return [notices, questionnaires, tasks, handle, ratings, stars,
+  const mediation = mediationLink(app.me) || patrolLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, stars, mediation, party, centreLink(app.me)].filter(Boolean);
+  return [notices, questionnaires, tasks, handle, ratings, stars, mediation,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -289,7 +292,7 @@ async function loadSchemas() {
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
 const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "party", "questionnaires",
-  "tasks", "handle", "ratings", "centre-day", "stars"]);
+  "tasks", "handle", "ratings", "centre-day", "stars", "mediation", "patrol"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -406,6 +409,8 @@ function serverRoute(name, a, b) {
   else if ((name === "stars" || (!name && app.me.role === "assessor")) && canSeeStars(app.me)) nodes = starsView(app, a, b);
   else if (name === "handle" || (!name && HANDLER_HOME.has(app.me.role))) nodes = handleView(app, a);
   else if (name === "centre-day" || (!name && providesServices(app.me))) nodes = centreDayView(app, a);
+  else if (name === "mediation") nodes = mediationView(app, a);
+  else if (name === "patrol") nodes = patrolView(app, a);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = SERVER_SCREENS.has(name) ? name : !name && HANDLER_HOME.has(app.me.role) ? "handle"
@@ -456,6 +461,7 @@ async function route() {
   else if (name === "ratings") nodes = ratingsView(app, a);
   else if (name === "stars" && canSeeStars(app.me)) nodes = starsView(app, a, b);
   else if (name === "handle") nodes = handleView(app, a);
+  else if (name === "mediation") nodes = mediationView(app, a);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

@@ -2,6 +2,8 @@
 // schemas (`title` / `x-title-en`, `x-enum-labels`); everything else the app says is here, the
 // resident's screens' words in their own file.
 
+import { LIAISON_WORDS } from "./liaison/words.js";
+import { MEDIATION_WORDS } from "./mediation/words.js";
 import { PARTY_WORDS } from "./party/words.js";
 import { CENTRE_WORDS } from "./resident/centrewords.js";
 import { STAR_WORDS } from "./stars/words.js";
@@ -12,6 +14,8 @@ const WORDS = {
   ...RESIDENT_WORDS,
   ...PARTY_WORDS,
   ...STAR_WORDS,
+  ...MEDIATION_WORDS,
+  ...LIAISON_WORDS,
   ...HANDLER_WORDS,
   ...CENTRE_WORDS,
   app_name: ["邻里", "Linli"],

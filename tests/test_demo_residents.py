@@ -13,6 +13,7 @@ from typing import Any
 
 import couchdb
 import pytest
+import test_demo_liaison
 import test_demo_mediation
 import test_demo_party
 from conftest import basic, eventually
@@ -171,6 +172,7 @@ async def test_served_the_demo_resident_logs_in_and_sees_their_household(
         await signed_in(client)
         await test_demo_party.served(client)
         await test_demo_mediation.served(client)
+        await test_demo_liaison.served(client)
     finally:
         await store.stop()
 

@@ -331,6 +331,22 @@ def mediation_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str
         ("get", "/api/mediation/figures"): [({}, None)],
         ("get", one): [({}, None)], ("get", one + "/photos/{name}"): [({}, None)],
         ("post", one + "/acts"): [({}, {"act": "session", "note": "记录", "request": "abcdefgh"})],
+        ("get", "/api/liaison/officers"): [({}, None)],
+        ("post", "/api/liaison/officers"): [({}, {"compound": "x", "department": "police",
+                                                  "officer": "x"})],
+        ("post", "/api/liaison/messages"): [({}, {"thread": "0123456789abcdef", "text": "你好",
+                                                  "key": "abcdefgh"})],
+        ("get", "/api/liaison/messages/{thread}"): [({}, None)],
+        ("get", "/api/liaison/threads"): [({}, None)],
+        ("get", "/api/patrols/routes"): [({}, None)],
+        ("post", "/api/patrols/routes"): [({}, {"compound": "x", "grid": scene.grid,
+                                                "department": "fire", "name": "巡查",
+                                                "checkpoints": ["南门"], "per_week": 1,
+                                                "request": "abcdefgh"})],
+        ("post", "/api/patrols/checks"): [({}, {"route": "patrol_route:0123456789abcdef",
+                                                "patrol": "abcdefgh", "checkpoint": 0,
+                                                "at": "2026-12-03T10:00:00+08:00", "ok": True})],
+        ("get", "/api/patrols/figures"): [({}, None)],
     }
 
 

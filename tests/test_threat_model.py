@@ -34,7 +34,10 @@ CENTRE_ROUTES = {"GET /api/centre/providers", "/api/centre/providers/{provider}/
 # Mediation (老娘舅调解): a resident party reads their cases and signs; opening and the figures
 # are staff's.
 MEDIATION_ROUTES = {"GET /api/mediation/cases", "/api/mediation/cases/{case}",
-                    "/api/mediation/cases/{case}/acts", "/api/mediation/cases/{case}/photos/{name}"}
+                    "/api/mediation/cases/{case}/acts", "/api/mediation/cases/{case}/photos/{name}",
+                    # Liaison (执法进小区): a resident's compound's officers and their messages.
+                    "GET /api/liaison/officers", "/api/liaison/messages",
+                    "/api/liaison/messages/{thread}"}
 # A resident's own data (server/web/mydata.py): open to a resident, about themself only.
 RESIDENT_ROUTES = {"/api/residents/my-data", "/api/residents/my-data/export",
                    "/api/residents/data-requests", "/api/volunteer/ledger",

@@ -58,7 +58,7 @@ def test_every_schema_is_closed_and_labelled() -> None:
         assert schema["additionalProperties"] is False
         assert schema["x-database"] in ("grid", "directory", "residents", "claims", "votes",
                                         "deliberation", "questionnaires", "party", "fees",
-                                        "centre", "mediation", "stars")
+                                        "centre", "mediation", "stars", "liaison")
         if schema["x-database"] == "grid":
             assert {"type", "schema_version", "grid", "created_by"} <= set(schema["required"])
         if schema["x-database"] in ("residents", "claims"):  # residents' acts, notices to them

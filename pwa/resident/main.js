@@ -12,6 +12,8 @@ import { topicView, topicsView } from "./deliberation.js";
 import { feeView, feesView } from "./fees.js";
 import { correctionView, householdView } from "./household.js";
 import { checkinView, ledgerView, rankingView } from "./hours.js";
+import { liaisonView } from "../liaison/officers.js";
+import { mediationView } from "../mediation/cases.js";
 import { aidItemView, aidMineView, aidNewView, aidPickupsView, aidView } from "./mutualaid.js";
 import { myDataView } from "./mydata.js";
 import { noticeView, noticesView } from "./notices.js";
@@ -99,6 +101,8 @@ function homeView(app) {
       active ? tile("#/reports", "r-reports-link", t("rp_reports")) : null,
       active ? tile("#/aid", "r-aid-link", t("ma_title")) : null,
       active ? tile("#/centre", "r-centre-link", t("ce_title")) : null,
+      tile("#/mediation", "r-mediation-link", t("md_title")),
+      active ? tile("#/liaison", "r-liaison-link", t("lo_title")) : null,
       tile("#/mydata", "r-mydata-link", t("r_my_data")),
       active ? tile("#/activate", "r-activate-link", t("r_another_household")) : null)),
   ];
@@ -139,6 +143,8 @@ export async function residentRoute(app, view, { redraw = false } = {}) {
   else if (name === "aid-mine") nodes = await aidMineView(app);
   else if (name === "centre") nodes = await centreView(app);
   else if (name === "centre-provider") nodes = await centreProviderView(app, a);
+  else if (name === "mediation") nodes = mediationView(app, a);
+  else if (name === "liaison") nodes = liaisonView(app, a);
   else nodes = homeView(app);
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = `r-${name || "home"}`;

@@ -11,7 +11,8 @@ branch secretary (demo/party.py); a parking survey with the answers of most hous
 (demo/questionnaires.py); problem reports in every state (demo/reports.py); mutual aid of
 every kind (demo/mutual_aid.py); a mediator and a settled mediation case (demo/mediation.py);
 the neighbourhood centre's providers, slots and an activity (demo/centre.py); a star-rating
-sheet in progress and a published earlier round, with an assessor (demo/stars.py).
+sheet in progress and a published earlier round, with an assessor (demo/stars.py);
+liaison officers, a message and a patrol route with a patrol done (demo/liaison.py).
 Deterministic and idempotent: loading it twice changes nothing."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from server.config import Config
 from server.demo.centre import seed_centre
 from server.demo.city import generate_city
 from server.demo.fees import seed_fees
+from server.demo.liaison import seed_liaison
 from server.demo.mediation import seed_mediation
 from server.demo.mutual_aid import seed_mutual_aid
 from server.demo.party import seed_party
@@ -74,3 +76,4 @@ def load_demo(config: Config, url: str) -> None:
                                full_name=full_name)
     seed_mediation(server, COMMUNITY, DEMO_RESIDENT, DEMO_PASSWORD)  # after chen.jing is made
     seed_stars(server, city, DEMO_RESIDENT, STREET, DEMO_PASSWORD)
+    seed_liaison(server, COMMUNITY, STREET, DEMO_RESIDENT, DEMO_PASSWORD)

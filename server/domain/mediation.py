@@ -52,7 +52,7 @@ from server.domain import reveals
 from server.domain.rules import Problem
 from server.domain.scope import User
 from server.domain.suppression import withhold
-from server.domain.text import shown_name, text_problem, unknown_fields
+from server.domain.text import labelled, server_filled, text_problem, unknown_fields
 
 MEDIATE, OVERSEE = "mediate", "mediation"  # the two rights (server/domain/scope.py RIGHTS)
 KINDS: dict[str, tuple[str, str]] = {
@@ -132,15 +132,11 @@ OUTCOME_NAMES = {"agreed": "mediation.outcome.settled.agreed",
 
 
 def problem(field: str, code: str, zh: str, en: str) -> Problem:
-    """A problem naming the field by its label, zh-CN first."""
-    lz, le = LABELS.get(field, (shown_name(field), shown_name(field)))
-    return Problem(f"/{field}", code, f"“{lz}”{zh}", f"{le} {en}")
+    return labelled(LABELS, field, code, zh, en)
 
 
 def forged(body: Mapping[str, Any]) -> list[Problem]:
-    sent = [k for k in SERVER_FIELDS if k in body]
-    return [problem(sent[0], "server_field", "由服务器填写，不能提交",
-                    "is filled in by the server and cannot be sent")] if sent else []
+    return server_filled(LABELS, body, SERVER_FIELDS)
 
 
 def case_id(opener: str, request: str, secret: bytes) -> str:

@@ -100,6 +100,10 @@ RULES: Mapping[str, Rule] = {
     "topic_support": RESIDENT_ACT, "volunteer_task": PUBLIC,
     "centre_provider": PUBLIC, "centre_slot": PUBLIC, "centre_activity": PUBLIC,
     "centre_matter": RESIDENT_ACT,
+    "liaison_officer": PUBLIC, "patrol_route": PUBLIC,
+    "liaison_message": RESIDENT_ACT,
+    "patrol_check": kept("执法巡查记录，按执法档案规定保存 / a patrol's record, kept as "
+                         "enforcement files must be"),
     "mediation_case": kept("人民调解档案，按调解卷宗管理规定保存 / a mediation's record, kept as "
                            "people's mediation files must be"),
     "star_sheet": kept("小区星级评定记录，历年结果作为历史保存 / a compound's star ratings, "

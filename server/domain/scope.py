@@ -49,6 +49,9 @@ AUDIT_DB = "linli-audit"
 # Mediation (老娘舅调解): cases, strictly confidential. Internal: reached through its routes only,
 # by the case's circle (server/domain/mediation.py); never on a phone.
 MEDIATION_DB = "linli-mediation"
+# Enforcement liaison (执法进小区): compounds' officers, their messages with residents, patrol
+# routes and checks. Internal: reached through its routes only (server/domain/liaison.py).
+LIAISON_DB = "linli-liaison"
 # made at start when missing
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB, AUDIT_DB, STARS_DB)
 INTERNAL_PREFIXES = ("linli-", "_")

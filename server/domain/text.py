@@ -77,3 +77,17 @@ def shown_name(name: Any) -> str:
     text = str(name)[:40]
     escaped = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return _TAB_OR_NEWLINE.sub(lambda m: f"\\u{ord(m.group()):04x}", escaped)
+
+
+def labelled(labels: Mapping[str, Label], field: str, code: str, zh: str, en: str) -> Problem:
+    """A problem naming `field` by its label in `labels` (zh-CN first), never a pointer."""
+    lz, le = labels.get(field, (shown_name(field), shown_name(field)))
+    return Problem(f"/{field}", code, f"“{lz}”{zh}", f"{le} {en}")
+
+
+def server_filled(labels: Mapping[str, Label], body: Mapping[str, Any],
+                  names: tuple[str, ...]) -> list[Problem]:
+    """The first field of `names` (the server's to fill) that the body sends, refused by label."""
+    sent = [k for k in names if k in body]
+    return [labelled(labels, sent[0], "server_field", "由服务器填写，不能提交",
+                     "is filled in by the server and cannot be sent")] if sent else []

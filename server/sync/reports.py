@@ -391,13 +391,21 @@ class Reports:
         photos = await self.photos(body)
         category = rules.category_of(body["category"], self.categories)
         assert category is not None  # report_problems checked it
+        return await self.filed(user, body, place, category, rules.route(category, place),
+                                photos, doc_id, now)
+
+    async def filed(self, user: User, body: Mapping[str, Any], place: rules.Place,
+                    category: rules.Category, assignee: str,
+                    photos: Sequence[tuple[str, bytes]], doc_id: str,
+                    now: datetime.datetime) -> tuple[dict[str, Any], bool]:
+        """The report written once (a retry gets the one stored first), with its status."""
         doc: dict[str, Any] = {
             "_id": doc_id, "type": "report", "schema_version": 1, "created_by": user.name,
             "reporter": user.name, "reporter_kind": user.role, "category": category.code,
             "description": body["description"], "grid": place.grid,
             "community": place.community, "street": place.street,
             "anonymous": body.get("anonymous") is True,
-            "assignee": rules.route(category, place), "request": body["request"],
+            "assignee": assignee, "request": body["request"],
             "submitted_at": stamp(now)}
         for name, value in (("compound", place.compound), ("company", place.company),
                             *((n, body.get(n)) for n in ("building", "unit", "spot"))):
@@ -412,6 +420,28 @@ class Reports:
         audit.info("%s reported %s (%s) in %s", user.name, doc_id, category.code, place.grid)
         doc.pop("_attachments", None)
         return doc, True
+
+    async def found_on_patrol(self, officer: User, route: Mapping[str, Any], spot: str,
+                              found: Mapping[str, Any], photos: Sequence[tuple[str, bytes]],
+                              request: str, now: datetime.datetime) -> dict[str, Any]:
+        """A liaison officer's problem found on a patrol (server/domain/liaison.py rule 5):
+        a report of the route's grid and compound, routed to the route's department."""
+        category = rules.category_of(found["category"], self.categories)
+        assert category is not None  # liaison.check_problems checked it
+        grid = self.directory.grids.get(str(route["grid"]))
+        place = rules.Place(str(route["grid"]), grid.community if grid else "",
+                            grid.street if grid else "", str(route["compound"]),
+                            await self.company(str(route["compound"])))
+        body = {"description": found["description"], "request": request, "spot": spot}
+        doc, _ = await self.filed(officer, body, place, category,
+                                  f"department:{route['department']}", photos,
+                                  report_id(officer.name, request, self.secret), now)
+        return doc
+
+    async def state_of(self, report: str) -> str:
+        """A report's state as folded (rules.STATES), "" when there is none."""
+        status = await self._get(status_id(report)) if rules.REPORT_ID.match(report) else None
+        return str((status or {}).get("state", ""))
 
     async def held(self, user: User, request: Any) -> bool:
         """Whether the user's report of this request id is stored (a retry)."""

@@ -41,6 +41,7 @@ from server.web import (
     fees,
     guard,
     health,
+    liaison,
     mediation,
     mutual_aid,
     notices,
@@ -373,6 +374,7 @@ def create_app(config: Config, pwa_dir: Path = PWA_DIR, *,
     reports.setup(app)
     ratings.setup(app)
     mediation.setup(app)  # after reports: it checks photos with theirs
+    liaison.setup(app)  # after reports: a patrol's problem is filed as one
     open311.setup(app)
     health.setup_routes(app)
     shell.setup_routes(app, pwa_dir, shell_extras(schemas))

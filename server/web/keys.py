@@ -24,6 +24,7 @@ from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
 from server.sync.fees import Fees
 from server.sync.installation import Installation
+from server.sync.liaison import Liaison
 from server.sync.mediation import Mediation
 from server.sync.mutual_aid import Board, MutualAid
 from server.sync.mydata import MyData
@@ -82,6 +83,7 @@ FEES = web.AppKey("fees", Fees)  # property fees: bills, orders, the ledger (智
 RATINGS = web.AppKey("ratings", Ratings)  # service ratings and the red/black list (红黑榜)
 REPORTS = web.AppKey("reports", Reports)  # problem reports and their handling (问题上报)
 REPORT_ROWS = web.AppKey("report_rows", ReportRows)  # every report's row, kept from the feed
+LIAISON = web.AppKey("liaison", Liaison)  # liaison officers, messages, patrols (执法进小区)
 MEDIATION = web.AppKey("mediation", Mediation)  # mediation cases, their circle only (老娘舅调解)
 MUTUAL_AID = web.AppKey("mutual_aid", MutualAid)  # listings, deals, messages (邻里互助)
 MUTUAL_AID_BOARD = web.AppKey("mutual_aid_board", Board)  # listings by area, in memory
