@@ -198,7 +198,7 @@ async def test_every_part_is_reported_with_the_lag_it_can_tell(
     assert set(tasks) == {"store", "feeds", "directory", "receipts", "rebuilds", "conflicts",
                           "aggregates", "sessions", "designs", "door_links", "allocation",
                           "residents-index", "votes", "volunteer-release", "questionnaires",
-                          "retention"}
+                          "retention", "ratings"}
     assert tasks["store"] == {"status": "ok"}  # a probe alone, on Apache CouchDB's URL
     for name in ("directory", "receipts", "conflicts", "aggregates"):
         assert tasks[name]["lag_items"] == 0, tasks[name]  # changes, receipts, grids waiting

@@ -34,11 +34,13 @@ from server.domain.scope import DIRECTORY_DB, FEES_DB, User
 from server.sync.allocation import Allocator, event_id
 from server.sync.fees import Fees, no_such_bill, now_iso, refused
 from server.sync.reports import ReportRows, parse_time
+from server.sync.supervisor import Lag
 from server.sync.votes import changes
 
 KIND = "fee_rating"
 FORMULA_FILE = shipped("schemas") / "rating_formula.json"
 EVERYONE = 1_000_000_000  # the allocator's places: every household once
+FOLD_SECONDS = 5.0  # how soon new ratings are folded into the tallies without a request
 
 
 def load_formula() -> rules.Formula:
@@ -70,6 +72,7 @@ class Ratings:
     answers: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     seq: str = "0"
     folding: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    ready: bool = False  # the first fold (of everything, after a start) is done
 
     # -- rating (rules 1 and 2) --------------------------------------------------------------
 
@@ -187,6 +190,18 @@ class Ratings:
                         doc["bills"]) + len(doc.get("exempt") or ())
                 elif kind == "fee_rating_answer":
                     self.answers[(doc["period"], doc["company"])] = doc
+
+    async def run(self) -> None:
+        """Supervised: the whole fees database folded once after a start, then what is new
+        every FOLD_SECONDS, so that a board asked for finds nearly everything folded (the
+        first fold of a city takes tens of seconds: docs/benchmarks.md)."""
+        while True:
+            await self.fold()
+            self.ready = True
+            await asyncio.sleep(FOLD_SECONDS)
+
+    def lag(self) -> Lag:
+        return Lag(items=None if not self.ready else 0)
 
     def tally(self, period: str, company: str) -> rules.Tally:
         return self.tallies.setdefault((period, company), rules.Tally())

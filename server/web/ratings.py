@@ -25,7 +25,7 @@ from server.sync.ratings import KIND, Ratings
 from server.sync.residents import utc_now
 from server.web.fees import require_owner
 from server.web.guard import require_role, require_user
-from server.web.keys import ALLOCATOR, FEES, RATINGS, REPORT_ROWS
+from server.web.keys import ALLOCATOR, FEES, RATINGS, REPORT_ROWS, SUPERVISOR
 from server.web.parsing import read_object
 
 PREFIX = "/api/fees/ratings"
@@ -70,7 +70,9 @@ async def ratings_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RATINGS] = store = Ratings(app[FEES], app.get(REPORT_ROWS))
     allocator = app[ALLOCATOR]
     allocator.terms = {**allocator.terms, KIND: store.terms}
+    task = app[SUPERVISOR].start("ratings", store.run, probe=store.lag)
     yield
+    await app[SUPERVISOR].stop([task])
 
 
 def setup(app: web.Application) -> None:
