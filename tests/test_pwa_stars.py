@@ -125,7 +125,7 @@ async def test_a_new_round_from_evidence_to_published(browser: Browser, demo: De
     shown = await cpage.evaluate("async (s) => (await fetch(s)).status", src)
     assert shown == 200
     await cpage.click("button[data-act=submit_evidence]")
-    await cpage.wait_for_selector("#st-sheet [data-state=scoring]", timeout=20_000)
+    await cpage.wait_for_selector("#st-name [data-state=scoring]", timeout=20_000)
     await no_codes(cpage, "#st-sheet")
 
     url = f"/api/stars/sheets/{compound}/2027"
