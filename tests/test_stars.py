@@ -249,6 +249,9 @@ async def test_other_compounds_sheets_and_outsiders_get_nothing(
             replies.add(json.dumps(found))
     assert len(replies) == 1
     assert (await call(client, "GET", town.url()))[0] == 401
+    for query in ("?compound=" + town.other, "?unmask=1", "?round=2026&round=2027"):
+        status, found = await call(client, "GET", f"{PREFIX}/sheets{query}", town.street)
+        assert status == 400 and set(found) == {"error", "reason"}, (query, found)
     assert (await call(client, "GET", town.url(compound="../x"), town.street))[0] == 404
 
 
