@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from conftest import City, basic, wait_for_user
 from PIL import Image
 
+from server.admin import directory
 from server.domain import stars as rules
 from server.domain.scope import DIRECTORY_DB, STARS_DB
 from server.sync.stars import load_sheet
@@ -364,6 +365,13 @@ async def test_concurrent_scorers_lose_nothing(client: TestClient, city: City,
         for who, i in sent))
     assert all(status == 200 for status, _ in answers), answers
     assert set((await stored(city, town))["scores"]) == {i.id for _, i in sent}
+
+
+async def test_an_assessor_is_commissioned_for_streets(city: City) -> None:
+    with pytest.raises(directory.DirectoryError, match="--street"):
+        await city.user("assessor")
+    with pytest.raises(directory.DirectoryError, match="--street"):
+        await city.user("assessor", communities=["330802001001"])
 
 
 def test_a_broken_sheet_file_stops_the_start_with_its_faults(tmp_path: Path) -> None:
