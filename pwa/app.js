@@ -29,7 +29,7 @@ import { wipeIfRevoked, wipedAt } from "./revoke.js";
 import { handleView, reportsLink } from "./worker/reports.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
 import { LoginError, fetchMe, logIn, logOut, rememberedUser } from "./session.js";
-import { GridSync, forgetGrids, purgeCampaigns, storageReport } from "./sync.js";
+import { GridSync, dropUnneeded, forgetGrids, forgetOtherGrids, purgeCampaigns, storageReport } from "./sync.js";
 import { buildingView, formView, gridView, householdView, newRecord, refusedView, removeView } from "./views.js";
 
 const GRID_KEY = "linli.grid";
@@ -344,6 +344,12 @@ async function start(me) {
   for (const grid of me.grids) {
     app.purged[grid.code] = await purgeCampaigns(me.name, grid).catch((err) => console.warn("purge campaigns", err));
   }
+  // ... then what the worker no longer needs: households moved out, grids no longer theirs.
+  app.dropped = {};
+  for (const grid of me.grids) {
+    app.dropped[grid.code] = await dropUnneeded(me.name, grid).catch((err) => console.warn("drop unneeded", err));
+  }
+  app.forgottenGrids = await forgetOtherGrids(me.name, me.grids).catch((err) => console.warn("forget grids", err));
   app.sync = await new GridSync(me.name, app.grid).open();
   const since = (await app.sync.db.info()).update_seq;
   app.index = await new GridIndex().loadFirst(app.sync.db);

@@ -137,6 +137,45 @@ export async function purgeCampaigns(user, grid) {
   return gone.size;
 }
 
+// Records the worker no longer needs leave the phone at its next start (issue 23 item 4): a
+// household that moved out (迁出) and every record filed under it (its persons, visits,
+// screenings) are deleted from the grid's copy and the copy compacted, so no revision of them
+// keeps their ID numbers or phones. Only on the phone: the deletion is never pushed (the push
+// sends the outbox alone), and a record still waiting in the outbox stays until it is sent.
+// Should the server change one again (a household moving back), the pull brings it back.
+// Returns how many records went.
+export async function dropUnneeded(user, grid) {
+  const db = new PouchDB(localDbName(user, grid.db));
+  const rows = (await db.allDocs({ include_docs: true })).rows.filter((row) => row.doc && !row.id.startsWith("_"));
+  const moved = new Set(rows.filter((row) => row.doc.type === "household" && row.doc.status === "moved_out").map((row) => row.id));
+  if (!moved.size) return 0;
+  let pending = {};
+  try {
+    pending = (await db.get(OUTBOX)).pending || {};
+  } catch (err) {
+    if (err.status !== 404) throw err;
+  }
+  const gone = rows.filter((row) => (moved.has(row.id) || moved.has(row.doc.household)) && !Object.hasOwn(pending, row.id))
+    .map((row) => ({ _id: row.id, _rev: row.doc._rev, _deleted: true }));
+  if (!gone.length) return 0;
+  await db.bulkDocs(gone);
+  await db.compact();
+  return gone.length;
+}
+
+// The copies of grids the user no longer has (moved to another grid, or taken off one) leave
+// the phone, as `forgetGrids` does: kept only while they hold records not yet sent. Returns the
+// grids whose copies went.
+export async function forgetOtherGrids(user, grids) {
+  const prefix = `_pouch_${localDbName(user, "")}`;
+  const mine = new Set(grids.map((grid) => grid.db));
+  const others = (await indexedDB.databases()).map(({ name }) => name)
+    .filter((name) => name.startsWith(prefix) && !name.endsWith("-purging"))
+    .map((name) => name.slice(prefix.length)).filter((db) => db.startsWith("grid-") && !mine.has(db));
+  const kept = await forgetGrids(user, others.map((db) => ({ db, code: db.slice("grid-".length) })));
+  return others.filter((db) => !kept.includes(db.slice("grid-".length)));
+}
+
 export class GridSync {
   constructor(user, grid) {
     this.user = user;

@@ -142,6 +142,13 @@ SETTINGS: tuple[Setting, ...] = (
             "list one period after the server starts; nothing goes until a supervisor with the "
             "`purge` right approves a list (docs/privacy.md). `linli retention list` makes one "
             "at once."),
+    Setting("phone_grid_max_documents", 50_000, "A phone's budget per grid (手机容量): a grid "
+            "holding more documents is refused to a device's first download (413), so no phone "
+            "is asked to carry more than one worker's round needs; the admin splits the grid "
+            "(docs/privacy.md)."),
+    Setting("phone_grid_max_bytes", 512 * MiB, "A phone's budget per grid in bytes, checked "
+            "with the documents where the store reports a database's size (Apache CouchDB's "
+            "`sizes.external`; the embedded store reports none)."),
     Setting("reveal_minutes", 10.0, "How long a reveal (查看敏感信息, with a reason) of one "
             "record's sensitive fields holds for the user who asked; then it is masked again "
             "and a new reason is needed (docs/privacy.md)."),
@@ -201,6 +208,8 @@ class Config:
     fees_test_secret: str
     reveal_minutes: float
     retention_list_hours: float
+    phone_grid_max_documents: int
+    phone_grid_max_bytes: int
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None) -> Config:
@@ -232,7 +241,8 @@ class Config:
                      "max_feeds_per_user", "password_hash_concurrency", "login_window_seconds",
                      "signups_per_phone", "signups_per_address", "signup_window_seconds",
                      "report_photo_max_bytes", "report_photo_max_pixels",
-                     "reports_per_account_day"):
+                     "reports_per_account_day", "phone_grid_max_documents",
+                     "phone_grid_max_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.production and not self.trust_proxy:

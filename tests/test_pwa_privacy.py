@@ -213,3 +213,45 @@ async def test_a_revoked_phone_wipes_its_grid_at_next_contact(browser: Browser,
     assert [u for u in cached if "/api/" in u or "/couch/" in u] == []
     await page.wait_for_selector("#login[open]")
     await phone.close()
+
+
+async def test_a_household_that_moved_out_leaves_the_phone(browser: Browser,
+                                                          demo: Demo) -> None:
+    """Item 4: a household marked moved out on the server leaves the worker's phone at its next
+    start, with its persons and visits; the rest of the grid stays."""
+    def a_household() -> tuple[dict[str, Any], list[str], list[str]]:
+        db = demo.db(GRID_A)
+        persons = [row.doc for row in db.view("_all_docs", startkey="person:",
+                                              endkey="person:\ufff0", include_docs=True)]
+        homes = {p["household"] for p in persons if p.get("id_number")}
+        household = next(row.doc for row in db.view(
+            "_all_docs", startkey="household:", endkey="household:\ufff0", include_docs=True)
+            if row.id in homes and row.doc.get("status") != "moved_out")
+        theirs = [p["id_number"] for p in persons
+                  if p["household"] == household["_id"] and p.get("id_number")]
+        others = [p["id_number"] for p in persons
+                  if p["household"] != household["_id"] and p.get("id_number")]
+        return dict(household), theirs, others
+    household, theirs, others = await asyncio.to_thread(a_household)
+    phone = await Phone.open(browser, demo.url)
+    page = phone.page
+    await phone.login("wang.fang")
+    await page.wait_for_function("(id) => window.linli && linli.index && linli.index.get(id) "
+                                 "&& linli.sync.status().download.complete",
+                                 arg=household["_id"], timeout=120_000)
+    before = await page.evaluate(DUMP)
+    assert all(n in before for n in theirs)
+
+    await asyncio.to_thread(demo.db(GRID_A).save, {**household, "status": "moved_out"})
+    await page.wait_for_function("(id) => linli.index.get(id).status === 'moved_out'",
+                                 arg=household["_id"], timeout=60_000)
+    await page.reload()
+    await page.wait_for_function("(grid) => window.linli && linli.dropped && "
+                                 "linli.dropped[grid] > 0 && linli.index", arg=GRID_A,
+                                 timeout=120_000)
+    dump = await page.evaluate(DUMP)
+    assert [n for n in theirs if n in dump] == []
+    assert any(n in dump for n in others)  # the rest of the grid stays
+    assert await phone.local(household["_id"]) is None
+    assert phone.problems == []
+    await phone.close()

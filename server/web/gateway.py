@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from server import errors
-from server.domain import retention, validation
+from server.domain import phone_budget, retention, validation
 from server.domain.scope import DbAccess, User, grid_of_db, is_linli_name
 from server.domain.validation import (
     WriteContext,
@@ -233,6 +233,13 @@ async def changes(request: web.Request, target: Target) -> web.StreamResponse:
         params.pop(name, None)
     body = await read_object(request, allow_empty=True) if request.method == "POST" else {}
     live = params.get("feed") == "longpoll"
+    if params.get("since", "0") == "0" and target.access.grid is not None:  # a first download
+        config = request.app[CONFIG]
+        info = await request.app[COUCH].get(db_path(target.db))
+        refusal = phone_budget.over_budget(info, config.phone_grid_max_documents,
+                                           config.phone_grid_max_bytes)
+        if refusal is not None:
+            raise refusal
     added, upstream_body, refilter = await changes_filter(request, target,
                                                           given[0] if given else None, body)
     params.update(added)
