@@ -142,19 +142,22 @@ export async function purgeCampaigns(user, grid) {
 // screenings) are deleted from the grid's copy and the copy compacted, so no revision of them
 // keeps their ID numbers or phones. Only on the phone: the deletion is never pushed (the push
 // sends the outbox alone), and a record still waiting in the outbox stays until it is sent.
-// Should the server change one again (a household moving back), the pull brings it back.
+// Should the server change one again (a household moving back), the pull brings it back. Not
+// before the grid has once been downloaded whole (the first download counts the grid's records).
 // Returns how many records went.
 export async function dropUnneeded(user, grid) {
   const db = new PouchDB(localDbName(user, grid.db));
   const rows = (await db.allDocs({ include_docs: true })).rows.filter((row) => row.doc && !row.id.startsWith("_"));
   const moved = new Set(rows.filter((row) => row.doc.type === "household" && row.doc.status === "moved_out").map((row) => row.id));
   if (!moved.size) return 0;
-  let pending = {};
+  let box = {};
   try {
-    pending = (await db.get(OUTBOX)).pending || {};
+    box = await db.get(OUTBOX);
   } catch (err) {
     if (err.status !== 404) throw err;
   }
+  if (!box.downloaded && !box.last_sync) return 0; // not during the first download: it counts
+  const pending = box.pending || {};
   const gone = rows.filter((row) => (moved.has(row.id) || moved.has(row.doc.household)) && !Object.hasOwn(pending, row.id))
     .map((row) => ({ _id: row.id, _rev: row.doc._rev, _deleted: true }));
   if (!gone.length) return 0;
