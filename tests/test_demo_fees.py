@@ -110,6 +110,7 @@ async def test_a_demo_owner_pays_through_the_test_provider(aiohttp_client: Any, 
                      and b["state"] == "paid"), None)
     bill = await eventually(paid, what="the demo network's notification taken")
     assert bill["paid"]["order"] == order["order"] and bill["paid"]["amount"] == order["amount"]
+    assert bill["paid"]["test"] is True  # the phone's receipt says so too
     resp = await demo.get(f"/api/fees/receipts/{owed['bill']}", headers=basic(resident))
     page = await resp.text()
     assert resp.status == 200 and 'id="test-provider"' in page and order["order"] in page

@@ -84,6 +84,7 @@ function receipt(bill) {
   const print = el("button", { type: "button", id: "fe-print" }, t("fe_print"));
   print.addEventListener("click", () => window.print());
   return el("section", { id: "fe-receipt", class: "receipt" }, el("h3", {}, t("fe_receipt")),
+    bill.paid.test ? el("p", { id: "fe-test-provider", class: "warn", role: "note" }, t("fe_test_provider")) : null,
     el("dl", {}, rows.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, String(v))])),
     el("div", { class: "actions" }, print));
 }

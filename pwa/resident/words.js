@@ -186,6 +186,7 @@ export const RESIDENT_WORDS = {
   fe_breakdown: ["本金 {principal}，滞纳金 {late}，应缴 {amount}", "Principal {principal}, late fee {late}, due {amount}"],
   fe_pay: ["缴费", "Pay"],
   fe_receipt: ["收据", "Receipt"],
+  fe_test_provider: ["测试支付渠道：演示用，非真实付款，本收据无效", "Test payment provider: demo only, no real money; not a valid receipt"],
   fe_print: ["打印", "Print"],
   fe_compound: ["小区", "Compound"],
   fe_unit: ["房屋", "Unit"],
