@@ -25,6 +25,7 @@ import { canManageUsers, usersView } from "./users.js";
 import { inboxView, refreshReports } from "./worker/inbox.js";
 import { auditView, canReadAudit } from "./audit.js";
 import { canSeeRetention, retentionView } from "./retention.js";
+import { canAnswerRequests, dataRequestsView } from "./datarequests.js";
 import { wipeIfRevoked, wipedAt } from "./revoke.js";
 import { handleView, reportsLink } from "./worker/reports.js";
 import { codeView, correctionView, decideView, newCodeView, queueView, removeResidentView } from "./worker/residents.js";
@@ -123,6 +124,7 @@ function serverLinks() {
     canManageUsers(app.me) ? el("a", { href: "#/users", id: "users-link" }, t("users_link")) : null,
     canReadAudit(app.me) ? el("a", { href: "#/audit", id: "audit-link" }, t("audit_link")) : null,
     canSeeRetention(app.me) ? el("a", { href: "#/retention", id: "retention-link" }, t("retention_link")) : null,
+    canAnswerRequests(app.me) ? el("a", { href: "#/data-requests", id: "requests-link" }, t("requests_link")) : null,
     party,
   ].filter(Boolean);
 }
@@ -291,7 +293,7 @@ async function loadSchemas() {
 // Changes come in bursts (a sync brings hundreds): render at most every 400 ms while they come,
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
-const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "party", "questionnaires",
+const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "data-requests", "party", "questionnaires",
   "tasks", "handle", "ratings", "centre-day", "stars", "mediation", "patrol"]);
 let renderTimer = null;
 function scheduleRender() {
@@ -409,6 +411,7 @@ function serverRoute(name, a, b) {
   else if (name === "users" && canManageUsers(app.me)) nodes = usersView(app);
   else if (name === "audit") nodes = auditView(app);
   else if (name === "retention") nodes = retentionView(app);
+  else if (name === "data-requests") nodes = dataRequestsView(app);
   else if (name === "party" || (app.me.role === "secretary" && !name)) nodes = branchView(app, a);
   else if (name === "questionnaires") nodes = questionnairesView(app, a, b);
   else if (name === "ratings") nodes = ratingsView(app, a);
@@ -456,6 +459,7 @@ async function route() {
   else if (RESIDENT_WORK[name]) nodes = RESIDENT_WORK[name](app, a);
   else if (name === "audit") nodes = auditView(app);
   else if (name === "retention") nodes = retentionView(app);
+  else if (name === "data-requests") nodes = dataRequestsView(app);
   else if (name === "conflicts") nodes = conflictsView(app);
   else if (name === "dashboard") nodes = dashboardView(app, a || app.me.home?.level || "city", a ? b || "" : app.me.home?.code || "");
   else if (name === "review") nodes = a && b ? reviewRecordView(app, a, b) : reviewView(app);

@@ -22,6 +22,7 @@ from test_pwa import demo as demo  # the demo city's fixture (one per module)
 
 from server.admin import directory
 from server.demo.loader import DEMO_PASSWORD
+from server.demo.residents import DEMO_RESIDENT
 from server.store.couch import basic_authorization
 from server.sync import retention
 
@@ -253,5 +254,24 @@ async def test_a_household_that_moved_out_leaves_the_phone(browser: Browser,
     assert [n for n in theirs if n in dump] == []
     assert any(n in dump for n in others)  # the rest of the grid stays
     assert await phone.local(household["_id"]) is None
+    assert phone.problems == []
+    await phone.close()
+
+
+async def test_the_queue_of_data_requests_shows_each_answer_due(browser: Browser,
+                                                                demo: Demo) -> None:
+    """Item 5: a resident's request shows on the staff's queue with the day its answer is due
+    (15 working days on), as the server counts it."""
+    status, made = await call(demo, "POST", "/api/residents/data-requests", DEMO_RESIDENT,
+                              {"kind": "deletion", "details": "请删除我的走访记录"})
+    assert status in (200, 201), made
+    due = made["request"]["due_on"]
+    phone = await Phone.open(browser, demo.url)
+    await phone.login("admin")
+    await phone.show("#/data-requests")
+    row = phone.page.locator(f"tr.data-request[data-id='{made['request']['id']}']")
+    await row.wait_for()
+    assert due in await row.inner_text()
+    assert "超期" in await phone.page.inner_text("#requests-status")
     assert phone.problems == []
     await phone.close()

@@ -107,6 +107,8 @@ function requestItem(schemas, request) {
     el("span", { class: `chip chip-${request.status === "done" ? "accepted" : request.status === "refused" ? "declined" : "open"}` },
       label("status", request.status)),
     el("span", { class: "meta" }, cityTime(Date.parse(request.requested_at), { date: true })),
+    request.due_on && ["open", "in_progress"].includes(request.status)
+      ? el("span", { class: "meta request-due" }, tf("r_request_due", { day: request.due_on })) : null,
     request.details ? el("span", { class: "meta" }, request.details) : null,
     request.answer ? el("span", { class: "meta" }, `${t("r_answer")}：${request.answer}`) : null);
 }

@@ -300,6 +300,7 @@ export const RESIDENT_WORDS = {
   r_not_taken: ["未被接受", "Not accepted"],
   r_receipt_refused: ["回执未被接受", "The receipt was not accepted"],
   r_answer: ["答复", "Answer"],
+  r_request_due: ["答复期限 {day}", "Answer due by {day}"],
   r_correction_about: ["告诉网格员哪一项不对、应该是什么。网格员核实后会更正，您下次同步时就能看到。",
     "Tell your grid worker what is wrong and what it should be. Once they check it, the record is corrected and you see it at the next sync."],
   r_which_record: ["哪条信息", "Which record"],
