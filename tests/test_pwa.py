@@ -33,7 +33,7 @@ from server.domain.validation import SchemaRegistry
 from server.store.couch import basic_authorization
 from server.store.embedded import EmbeddedStore
 from server.web.app import PWA_DIR, create_app
-from server.web.keys import SUPERVISOR
+from server.web.keys import SUPERVISOR, DemoLoader
 
 pytestmark = pytest.mark.slow  # a real Chromium
 
@@ -51,8 +51,10 @@ class Deployment:
     """The app served on a fixed loopback port, so it can be stopped and started again (a new
     release) while the phone keeps the same origin."""
 
-    def __init__(self, config: Config, pwa_dir: Path = PWA_DIR) -> None:
+    def __init__(self, config: Config, pwa_dir: Path = PWA_DIR,
+                 load: DemoLoader = load_demo) -> None:
         self.config, self.pwa_dir, self.port = config, pwa_dir, free_port()
+        self.load = load
         self.runner: web.AppRunner | None = None
 
     @property
@@ -61,7 +63,7 @@ class Deployment:
 
     async def start(self) -> None:
         # Live feeds are held open: a deployment does not wait a minute for them to end.
-        app = create_app(self.config, self.pwa_dir, load_demo=load_demo)
+        app = create_app(self.config, self.pwa_dir, load_demo=self.load)
         self.runner = web.AppRunner(app, shutdown_timeout=1)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -121,16 +123,22 @@ async def load_demo_city(data: Path) -> None:
         await store.stop()
 
 
+def loaded_already(_config: Config, _url: str) -> None:
+    """A copy of the demo city's template holds the city: loading it again cost each module
+    15-20 s of CPU (every record generated, checked and compared) and wrote nothing a test
+    reads (the same grids and fee ratings again)."""
+
+
 @pytest.fixture(scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory, templates: Templates
                ) -> AsyncIterator[Demo]:
     """The demo city for this module alone: the run loads it once, and each module starts its
-    own store and app on a copy (the app loads the city again, which changes nothing)."""
+    own store and app on a copy (the city already in it, not loaded again)."""
     data = await templates.copy("demo-city", load_demo_city, tmp_path_factory.mktemp("pwa"))
     store = EmbeddedStore(data / "store")
     await store.start()
     config = Config.from_mapping({"data": data, "couchdb_url": store.url, "demo": True})
-    app = Deployment(config)
+    app = Deployment(config, load=loaded_already)
     await app.start()
     try:
         couch = await asyncio.to_thread(directory.prepared, couchdb.Server(store.url))
