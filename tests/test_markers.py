@@ -82,3 +82,23 @@ def test_slow_modules_are_collected_first_each_in_its_own_order(
     assert [line for line in result.outlines if "::" in line] == [
         "test_b_mixed.py::test_first", "test_b_mixed.py::test_second",
         "test_a_fast.py::test_one", "test_a_fast.py::test_two", "test_c_fast.py::test_three"]
+
+
+CITY = "import pytest\n\n@pytest.fixture\ndef demo():\n    return 1\n\n"
+
+
+def test_one_module_on_the_demo_city_comes_first_the_others_after_the_slow_ones(
+        pytester: pytest.Pytester) -> None:
+    """The first worker makes the demo city's template with the first module on it, while the
+    other runs the slow modules without it, instead of waiting for the template."""
+    pytester.makeconftest(USES_THE_PROJECTS_CONFTEST)
+    pytester.makepyfile(**ORDERED, test_d_city=CITY + "@pytest.mark.slow\ndef test_four(demo):"
+                        "\n    pass\n", test_e_city=CITY + "def test_five(demo):\n    pass\n"
+                        "\n@pytest.mark.slow\ndef test_six():\n    pass\n")
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
+    result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.outlines + result.errlines
+    assert [line for line in result.outlines if "::" in line] == [
+        "test_d_city.py::test_four", "test_b_mixed.py::test_first", "test_b_mixed.py::test_second",
+        "test_e_city.py::test_five", "test_e_city.py::test_six",
+        "test_a_fast.py::test_one", "test_a_fast.py::test_two", "test_c_fast.py::test_three"]
