@@ -40,6 +40,9 @@ async def test_the_circle_reads_and_acts_on_its_cases(browser: Browser, demo: De
     await check_screen(page, "the resident's cases")
     await page.click("#md-cases a[data-case]")
     await page.wait_for_selector("#md-agreement", timeout=20_000)
+    # The view is drawn again when the sync's state changes: wait for the drawn body, not the first.
+    await page.wait_for_function(
+        "document.querySelector('#md-body')?.innerText.includes('已回访')", timeout=20_000)
     parties = await page.inner_text("#md-parties")
     assert "王伟（您）" in parties and "刘阿姨" in parties and "纸质签署" in parties
     shown = await page.inner_text("#md-body")
