@@ -191,12 +191,31 @@ async def run_race(server: ServerProcess, tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(server.log_tail())
+        # ...and of the owners' phones from the same feed: an owner the server does not know
+        # yet is, for now, nobody's owner (404), which a loaded machine made 1,082 ballots get.
+        async def known(account: str) -> None:
+            for _ in range(600):
+                async with http.get(f"{server.url}/api/votes/{vote}",
+                                    headers=basic(account)) as resp:
+                    if resp.status == 200:
+                        return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"{account} never saw the vote\n{server.log_tail()}")
+
+        owners = sorted({i["account"] for q in queues(owns, accounts, seed=18) for i in q
+                         if accounts.index(i["account"]) <= 475})
+        gate = asyncio.Semaphore(24)
+
+        async def known_gated(account: str) -> None:
+            async with gate:
+                await known(account)
+
+        await asyncio.gather(*(known_gated(a) for a in owners))
         phone_queues = queues(owns, accounts, seed=18)
         # Offline phones coming back: the first three requests of each queue, interleaved
         rng = random.Random(278)
         first = [q[step] for step in range(3) for q in phone_queues]
         rng.shuffle(first)
-        gate = asyncio.Semaphore(24)
         started = time.monotonic()
         answers = await asyncio.gather(*(send(http, server.url, vote, item, gate)
                                          for item in first))
