@@ -510,3 +510,23 @@ def test_the_verification_sender_is_a_setting(config: Config) -> None:
     assert set(VERIFICATION_SENDERS) == set(SENDERS)
     with pytest.raises(ConfigError):
         Config.from_mapping({"verification_sender": "nowhere"})
+
+
+async def test_an_active_resident_whose_sign_up_is_gone_keeps_their_household(
+        client: TestClient, city: City, caplog: pytest.LogCaptureFixture) -> None:
+    """The retention deletes a sign-up a year after it was decided (server/domain/retention.py):
+    the resident's link in that grid still makes them active, with their household."""
+    place = await a_community(client, city)
+    phone = place.phones["王伟"]
+    status, _ = await joined(client, caplog, signup_body(place, phone, "王伟", "三幢二单元301室"))
+    assert status == 200
+    account = await account_of(client, phone)
+    assert (await me(client, phone))["state"] == "active"
+    db = city.db(place.grid)
+    await City.run(db.delete, await City.run(db.get, f"signup:{account}"))
+    found = await me(client, phone)
+    assert found["state"] == "active" and found["signup"] == "activated", found
+    [link] = found["households"]
+    assert (link["household"], link["role"], link["status"]) == (
+        place.household(1), "owner", "active")
+    assert link["record"]["head_name"] == "王伟"

@@ -9,6 +9,7 @@ server as its writer, `linli-signup`) and stamped in the receipts, as a phone's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -335,11 +336,14 @@ class Residents:
                     db_path(db, "_all_docs"), include_docs="true",
                     startkey=json.dumps(f"resident:{account}-"),
                     endkey=json.dumps(f"resident:{account}-\ufff0"))
-                if signup_status is None:
+            except NotFound:
+                continue  # a grid removed since
+            if signup_status is None:
+                # The sign-up is in one grid only, and the retention deletes it a year after it
+                # was decided: a grid without it still holds the account's links.
+                with contextlib.suppress(NotFound):
                     signup_status = (await self.couch.get(db_path(db, f"signup:{account}"))
                                      ).get("status")
-            except NotFound:
-                continue
             for row in page.get("rows", []):
                 link = row.get("doc") or {}
                 if link.get("account") != account or link.get("status") == "removed":
@@ -347,7 +351,8 @@ class Residents:
                 links.append(await self.shown_link(db, link))
         active = any(link["status"] == "active" for link in links)
         return {"state": "active" if active else "pending",
-                "signup": signup_status or "pending", "households": links}
+                "signup": signup_status or ("activated" if active else "pending"),
+                "households": links}
 
     async def shown_link(self, db: str, link: Mapping[str, Any]) -> dict[str, Any]:
         shown = {k: link.get(k) for k in ("household", "role", "status", "activation",
