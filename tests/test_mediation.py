@@ -326,3 +326,44 @@ async def test_the_figures_count_without_details(client: TestClient, city: City)
     assert set(mine["withheld"]) <= set(next(
         a for a in street["communities"] if a["code"] == t.c1)["withheld"])
     assert street["total"]["by_outcome"]["open"] is None
+
+
+async def test_a_list_reads_only_the_cases_of_its_readers_circles(client: TestClient,
+                                                                   city: City) -> None:
+    """The list reads the cases through the index of cases by circle: a case outside every
+    circle of the reader is neither listed nor read. The outsider case here is one the rules
+    could not even read (its parties are not a list): had the list read it, the list would
+    fail; and no entry of the audit names it."""
+    c = await a_circle(client, city)
+    t = c.town
+    case = await a_case(client, c, 7)
+    stray = "mediation_case:ffffffffffff0007"
+
+    def put_stray() -> None:
+        db = city.couch[MEDIATION_DB]
+        db.save({"_id": stray, "type": "mediation_case", "schema_version": 1,
+                 "community": "x-nowhere", "mediator": "x-nobody", "parties": 7,
+                 "kind": "other", "matter": "不该被读到", "state": "open",
+                 "opened_at": "2026-01-01T00:00:00+00:00", "acts": []})
+
+    def drop_stray() -> None:
+        db = city.couch[MEDIATION_DB]
+        db.delete(db[stray])
+
+    await city.run(put_stray)
+    try:
+        for user in (c.mediator, t.ra, c.company_staff, c.overseer):
+            got, listed = await call(client, user, "GET", f"{P}/cases")
+            assert got == 200, (user, listed)
+            ids = [x["id"] for x in listed["cases"]]
+            assert case in ids and stray not in ids, (user, ids)
+        for user in (t.rb, t.worker1, t.sup1, t.street_sup, t.admin, c.other_mediator,
+                     c.other_company):
+            got, listed = await call(client, user, "GET", f"{P}/cases")
+            assert (got, listed) == (200, {"cases": []}), (user, listed)
+        assert await audited(city, stray) == []
+        # The case of the circle was read, once per reader's list.
+        reads = [e for e in await audited(city, case) if "list" in json.dumps(e)]
+        assert len(reads) == 4, reads
+    finally:
+        await city.run(drop_stray)

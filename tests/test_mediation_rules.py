@@ -56,6 +56,24 @@ def test_only_the_circle_has_a_part() -> None:
     assert [rules.part_of(u, case, GRIDS) for u in outside] == [None] * len(outside)
 
 
+
+def test_whoever_has_a_part_has_one_of_the_cases_circle_keys() -> None:
+    """The list reads cases by `circle_keys` through the store's index, which keys a case by
+    its mediator, community and parties (server/store/designs/mediation.json): every reader
+    with a part has one of those keys; part_of still decides."""
+    case = a_case()
+    indexed = [["mediator", MEDIATOR.name], ["community", "c1"], ["resident", RA.name],
+               ["company", "property_company:X"]]
+    overseer = User("sup.a", "supervisor", communities=frozenset({"c1"}),
+                    rights=frozenset({"mediation"}))
+    for user in (MEDIATOR, RA, STAFF, overseer):
+        assert rules.part_of(user, case, GRIDS) is not None
+        assert any(k in indexed for k in rules.circle_keys(user)), user
+    assert rules.circle_keys(User("admin", "admin")) == []
+    assert rules.circle_keys(User("sup.b", "supervisor", communities=frozenset({"c1"}))) == []
+    assert rules.circle_keys(User("r.wang", "resident", disabled=True)) == []
+    assert rules.circle_keys(User("w", "worker", grids=frozenset({"g1"}))) == []
+
 def test_every_act_goes_forward() -> None:
     rank = {s: n for n, s in enumerate(rules.STATES)}
     for name, act in rules.ACTS.items():

@@ -182,6 +182,23 @@ def is_party(user: User, party: Mapping[str, Any]) -> bool:
     return user.role == "property" and party.get("company") in user.companies
 
 
+def circle_keys(user: User) -> list[list[str]]:
+    """Rule 3, as keys of the store's index of cases by their circle
+    (server/store/designs/mediation.json): every case whose circle may hold `user` is under one
+    of these keys, so a list reads those cases and no other; `part_of` still decides on each.
+    Empty for a disabled user and for a role that is in no circle."""
+    if user.disabled:
+        return []
+    keys = [["mediator", user.name]] if MEDIATE in user.rights else []
+    if user.role == "resident":
+        keys.append(["resident", user.name])
+    if user.role == "property":
+        keys.extend(["company", c] for c in sorted(user.companies))
+    if user.role == "supervisor" and OVERSEE in user.rights:
+        keys.extend(["community", c] for c in sorted(user.communities))
+    return keys
+
+
 def part_of(user: User, case: Mapping[str, Any],
             grid_communities: Mapping[str, str]) -> str | None:
     """Rule 3: the reader's part in the case's circle, None outside it."""

@@ -21,6 +21,7 @@ from server.domain.figures import SMALL
 from server.domain.messages import Refused, bilingual
 from server.domain.scope import DIRECTORY_DB, MEDIATION_DB, Directory, User
 from server.domain.validation import SchemaRegistry
+from server.store import designs
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync import reveals
 from server.sync.allowed import ResidentIndex
@@ -44,6 +45,7 @@ class Mediation:
     schemas: SchemaRegistry
     reports: Reports  # the photo check and re-encoding of problem reports
     secret: bytes
+    _installed: bool = dataclasses.field(default=False, init=False)  # the index of circles
 
     def grid_communities(self) -> dict[str, str]:
         return {code: grid.community for code, grid in self.directory.grids.items()}
@@ -90,11 +92,31 @@ class Mediation:
         return [row["doc"] for row in page.get("rows", []) if isinstance(row.get("doc"), dict)
                 and row["doc"].get("type") == "mediation_case"]
 
+    async def of_circle(self, user: User) -> list[dict[str, Any]]:
+        """The cases whose circle may hold `user`, through the index of cases by circle
+        (designs/mediation.json): a case of nobody's circle the reader is in is not read."""
+        keys = rules.circle_keys(user)
+        if not keys:
+            return []
+        await self.couch.ensure_db(MEDIATION_DB)
+        if not self._installed:
+            await designs.install(self.couch, MEDIATION_DB, designs.MEDIATION)
+            self._installed = True
+        page = await self.couch.post(
+            db_path(MEDIATION_DB, "_design/mediation", "_view", "by_circle"), {"keys": keys},
+            include_docs="true")
+        found: dict[str, dict[str, Any]] = {}
+        for row in page.get("rows", []):
+            doc = row.get("doc")
+            if isinstance(doc, dict) and doc.get("type") == "mediation_case":
+                found.setdefault(str(doc["_id"]), doc)
+        return list(found.values())
+
     async def listed(self, user: User, now: datetime.datetime) -> list[dict[str, Any]]:
         """The cases of the reader's circles, newest first; each listed is a logged read."""
         grids = self.grid_communities()
         found = []
-        for case in await self.every_case():
+        for case in await self.of_circle(user):
             part = rules.part_of(user, case, grids)
             if part is not None:
                 await self.logged(user, part, case, "list", now)

@@ -22,11 +22,13 @@ DESIGN_DIR = Path(__file__).resolve().parent
 GRID = "grid"  # a grid's (网格) database: its records and the views the server reads
 RECEIPTS = "receipts"  # the receipts database, linli-receipts: who sent what, and when
 RESIDENTS = "residents"  # the residents database, linli-residents: notices, receipts, requests
+MEDIATION = "mediation"  # the mediation cases' database, linli-mediation: cases by their circle
 # Which design documents (the files of this folder, without .json) each kind of database holds.
 HELD_BY: Mapping[str, tuple[str, ...]] = MappingProxyType({
     GRID: ("linli",),
     RECEIPTS: ("receipts", "aggregates"),
     RESIDENTS: ("residents",),
+    MEDIATION: ("mediation",),
 })
 
 
