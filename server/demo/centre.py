@@ -20,7 +20,7 @@ from server.domain import centre as rules
 from server.domain.allocation import event_id
 from server.domain.centre import CENTRE_DB
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
@@ -116,7 +116,7 @@ def seed_centre(server: couchdb.Server, community: str, resident_phone: str,
     if len(others) < 6:
         return 0
     plan = plan_centre(community, me, others, now or datetime.datetime.now(datetime.UTC))
-    forms = SchemaRegistry()
+    forms = shared_registry()
     wrong = {d["_id"]: found for d in (*plan.centre, *plan.claims)
              if (found := forms.problems(d))}
     if wrong:

@@ -16,7 +16,7 @@ from server.admin import directory
 from server.domain import liaison as rules
 from server.domain import reports
 from server.domain.scope import DIRECTORY_DB, LIAISON_DB, RESIDENTS_DB, grid_db
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 POLICE, FIRE, SUPERVISOR = "ga.zhang", "xf.wu", "chen.jing"
@@ -103,7 +103,7 @@ def seed_liaison(server: couchdb.Server, community: str, street: str, resident_p
     secret = bytes.fromhex(str(installation["secret"])) if installation.get("secret") else None
     docs = plan_liaison(me, home[0], home[1], community, street,
                         now or datetime.datetime.now(datetime.UTC), secret)
-    registry = SchemaRegistry()
+    registry = shared_registry()
     wrong = {d["_id"]: found for d in docs if (found := registry.problems(d))}
     if wrong:
         raise ValueError(f"demo liaison: {wrong}")

@@ -19,7 +19,7 @@ from server.admin import directory
 from server.demo.volunteering import neighbours
 from server.domain import mediation as rules
 from server.domain.scope import DIRECTORY_DB, MEDIATION_DB, User
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 
 MEDIATOR = "zhou.tiaojie"
 OVERSEER = "chen.jing"
@@ -86,7 +86,7 @@ def seed_mediation(server: couchdb.Server, community: str, resident_phone: str,
     if not others:
         return 0
     case = plan_case(me, others[0], community, now or datetime.datetime.now(datetime.UTC))
-    problems = SchemaRegistry().problems(case)
+    problems = shared_registry().problems(case)
     if problems:
         raise ValueError(f"{CASE}: {problems}")
     case["_attachments"] = {"paper-p2-1.jpg": {"content_type": "image/jpeg", "data":

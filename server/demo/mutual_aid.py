@@ -19,7 +19,7 @@ from server.demo.volunteering import neighbours
 from server.domain import mutual_aid as rules
 from server.domain.allocation import event_id
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB, grid_db
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
@@ -149,7 +149,7 @@ def seed_mutual_aid(server: couchdb.Server, community: str, resident_phone: str,
         return 0
     plan = plan_mutual_aid(community, compound, me, others,
                            now or datetime.datetime.now(datetime.UTC))
-    forms = SchemaRegistry()
+    forms = shared_registry()
     wrong = {d["_id"]: found for d in (*plan.residents, *plan.claims)
              if (found := forms.problems(d))}
     if wrong:

@@ -22,7 +22,7 @@ from server.domain import party as rules
 from server.domain import volunteering as tasks
 from server.domain.allocation import subject_key
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
@@ -96,7 +96,7 @@ def seed_party(server: couchdb.Server, community: str, street: str, resident_pho
             server.create(CLAIMS_DB)
         server[CLAIMS_DB].save({"_id": f"task_secret:{subject_key(PARTY_TASK)}",
                                 "secret": secrets.token_hex(32)})
-    registry = SchemaRegistry()
+    registry = shared_registry()
     for doc in docs:
         problems = registry.problems(doc)
         if problems:

@@ -18,7 +18,7 @@ import couchdb
 from server.domain import questionnaires as rules
 from server.domain.allocation import event_id
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB, grid_db
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
@@ -117,7 +117,7 @@ def seed_questionnaires(server: couchdb.Server, community: str, resident_phone: 
     links = [link for link in links if link[1] not in mine]  # the tour answers for them
     plan = plan_questionnaire(community, street, links,
                               now or datetime.datetime.now(datetime.UTC))
-    registry = SchemaRegistry()
+    registry = shared_registry()
     for doc in [plan.definition, *plan.claims, *plan.answers]:
         problems = registry.problems(doc)
         if problems:

@@ -14,7 +14,7 @@ import couchdb
 
 from server.domain import reports as rules
 from server.domain.scope import DIRECTORY_DB, RESIDENTS_DB
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
@@ -85,7 +85,7 @@ def seed_reports(server: couchdb.Server, resident_phone: str,
     docs = plan_reports(me, grids[0], str(grid_doc.get("community", "")),
                         str(grid_doc.get("street", "")),
                         now or datetime.datetime.now(datetime.UTC))
-    registry = SchemaRegistry()
+    registry = shared_registry()
     wrong = {doc["_id"]: found for doc in docs if (found := registry.problems(doc))}
     if wrong:  # the demo is held to the schemas as any write
         raise ValueError(f"demo reports: {wrong}")

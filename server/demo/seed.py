@@ -33,6 +33,7 @@ from server.domain.validation import (
     SchemaRegistry,
     check_authorship,
     check_document,
+    shared_registry,
     write_context,
 )
 from server.store.bulk import save_many
@@ -121,7 +122,7 @@ def checked_records(grid: GridDocs, registry: SchemaRegistry) -> list[dict[str, 
 def seed_city(server: couchdb.Server, config: Config, households: int, seed: int, *,
               logins: bool = False, progress: TextIO | None = sys.stderr) -> dict[str, Any]:
     plan = plan_city(households, seed)
-    registry = SchemaRegistry()
+    registry = shared_registry()
     started = time.monotonic()
     # The hierarchy: grids through `grid add`, the rest of the directory as it is.
     grid_docs = [d for d in plan.directory_docs if d["type"] == "grid"]
@@ -151,7 +152,8 @@ def seed_city(server: couchdb.Server, config: Config, households: int, seed: int
             collected += save_all(server[grid_db(grid.code)], checked_records(grid, registry))
             bar.step("采集记录 records")
     bar.end()
-    imported: ImportSummary = import_households(server, registry_file, progress=progress)
+    imported: ImportSummary = import_households(server, registry_file, progress=progress,
+                                                 registry=registry)
     if imported.refused:
         raise ValueError(f"{imported.refused} households refused; see {imported.error_file}")
     users = 0
@@ -176,7 +178,7 @@ def seed_residents(server: couchdb.Server, city: City, community: str, seed: int
     made, so an account is never rewritten)."""
     directory_db = server[DIRECTORY_DB]
     found = plan_residents(city, community, hash_password(DEMO_PASSWORD), seed)
-    registry = SchemaRegistry()
+    registry = shared_registry()
     for grid, docs in sorted(found.grids.items()):
         ctx = write_context(SIGNUP_SERVER, grid, DEFAULT_LIMITS)
         for doc in docs:

@@ -18,7 +18,7 @@ import couchdb
 from server.domain import volunteering as rules
 from server.domain.allocation import event_id, subject_key
 from server.domain.scope import CLAIMS_DB, DIRECTORY_DB, RESIDENTS_DB
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import shared_registry
 from server.store.bulk import save_many
 
 Doc = dict[str, Any]
@@ -120,7 +120,7 @@ def seed_volunteering(server: couchdb.Server, community: str, resident_phone: st
     others = neighbours(server, community, me)
     plan = plan_volunteering(community, me, others,
                              now or datetime.datetime.now(datetime.UTC))
-    registry = SchemaRegistry()
+    registry = shared_registry()
     for doc in plan.residents + plan.claims:
         problems = registry.problems(doc)
         if problems:
