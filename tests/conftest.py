@@ -57,6 +57,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # own process): it must carry @pytest.mark.slow, so that `scripts/test --fast` cannot silently grow
 # (tests/test_markers.py). Hypothesis' generated inputs count too (tests/test_fuzz.py).
 SLOW_FIXTURES = frozenset({"browser", "live_server", "served"})
+# A test using one of these works on a copy of the run's demo city (tests/test_pwa.py), which
+# the first of them to run makes.
+CITY_FIXTURES = frozenset({"demo", "templates"})
 # The test accounts' one password, hashed once with argon2id at the least work: thousands of test
 # accounts each hashed at 19 MiB, then verified at every app's first login, were a third of the
 # suite's CPU. Every other password (the command line's, residents' sign-ups, the OWASP check in
@@ -151,7 +154,8 @@ def costly_modules_first(items: list[pytest.Item]) -> list[pytest.Item]:
         return item.nodeid.split("::")[0]
 
     slow = {module(item) for item in items if item.get_closest_marker("slow")}
-    city = {module(item) for item in items if "demo" in getattr(item, "fixturenames", ())}
+    city = {module(item) for item in items
+            if CITY_FIXTURES.intersection(getattr(item, "fixturenames", ()))}
     first = next((module(item) for item in items if module(item) in city), None)
     return sorted(items, key=lambda item: (module(item) not in slow, module(item) != first,
                                            module(item) in city))
