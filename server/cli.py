@@ -341,7 +341,8 @@ def administer(args: argparse.Namespace, config: Config) -> int:
         elif args.command == "import" and args.action == "households":
             summary = registry_import.import_households(
                 server, args.file, dry_run=args.dry_run,
-                mapping=registry_import.parse_mapping(args.map), error_file=args.errors)
+                mapping=registry_import.parse_mapping(args.map), error_file=args.errors,
+                progress=sys.stderr)  # the progress bar, as the import goes
             print(summary.text(args.dry_run))
             return 1 if summary.refused else 0
         elif args.command == "import" and args.action == "units":

@@ -3,6 +3,7 @@ the records they came from, masked unless the exporter asks, and that request au
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
@@ -15,6 +16,7 @@ from openpyxl import load_workbook
 from server.admin import directory
 from server.domain.exports import WITHHELD
 from server.store.bulk import save_many
+from server.store.couch import CouchClient
 from server.sync import exports
 from server.web.keys import DIRECTORY
 
@@ -167,3 +169,57 @@ async def test_aggregates_export_matches_the_api(client: Any, city: City) -> Non
     resp = await client.get("/api/export?what=aggregates&level=street&code=000",
                             headers=basic(stranger))
     assert resp.status == 404
+
+
+def household(grid: str, n: int, head: str) -> dict[str, Any]:
+    return {"_id": f"household:{grid}-{n:04d}", "type": "household", "schema_version": 1,
+            "grid": grid, "created_by": "w", "registry": {"source": "grid_survey"},
+            "address": {"compound": "yuan", "building": "3", "room": f"{101 + n}"},
+            "head_name": head, "phone": "13905701234", "status": "active"}
+
+
+async def test_pages_of_many_grids_come_whole_and_in_order(
+        city: City, store_session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More grids than are read at once, with pages smaller than a grid: every household once,
+    grid after grid in the order asked, a grid that has no database skipped; the XLSX of them
+    reads back with openpyxl, one row a household, formula-safe and masked."""
+    monkeypatch.setattr(exports, "PAGE", 4)
+    codes = [await city.grid(community="pagesville") for _ in range(exports.AHEAD + 3)]
+    wanted: list[str] = []
+    for n, code in enumerate(codes):
+        docs = [household(code, i, "=1+1" if i == 0 else f"户主{i}") for i in range(3 * n)]
+        if docs:
+            assert all(ok for ok, _, _ in await city.run(save_many, city.db(code), docs))
+        wanted += [d["_id"] for d in docs]
+    asked = [*codes[:2], "nosuchgrid", *codes[2:]]
+    couch = CouchClient(city.couch.resource.url, store_session)
+    got = [doc["_id"] async for page in exports.pages(couch, asked, "household:")
+           for doc in page]
+    assert got == wanted
+    handle = await exports.xlsx_file(
+        exports.rows(couch, asked, "households", unmasked=False), "households")
+    with handle:
+        sheet = load_workbook(handle, read_only=True).active
+        table = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert [row[0] for row in table[1:]] == wanted
+    heads = {row[4] for row in table[1:]}
+    assert "'=1+1" in heads and "=1+1" not in heads
+    assert {row[5] for row in table[1:]} == {"139****1234"}
+
+
+async def test_an_abandoned_export_leaves_no_reader(city: City, store_session: Any) -> None:
+    """A download given up half-way (the client went away): the grids being read at once are
+    cancelled with it, none left running."""
+    codes = [await city.grid(community="leftville") for _ in range(exports.AHEAD + 2)]
+    for code in codes:
+        await city.run(save_many, city.db(code), [household(code, i, "王") for i in range(3)])
+    couch = CouchClient(city.couch.resource.url, store_session)
+
+    def readers() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if "grid_pages" in repr(t.get_coro())]
+
+    source = exports.pages(couch, codes, "household:")
+    assert len(await anext(source)) == 3
+    assert len(readers()) == exports.AHEAD
+    await source.aclose()
+    assert readers() == []

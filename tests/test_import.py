@@ -13,6 +13,7 @@ import openpyxl
 import pytest
 from conftest import City
 
+from server import cli
 from server.admin import registry_import
 from server.admin.registry_import import TEMPLATE, import_households, parse_mapping
 
@@ -195,3 +196,60 @@ def test_template_and_unreadable_files(tmp_path: Path, city: City) -> None:
         (tmp_path / name).write_bytes(content)
         with pytest.raises(registry_import.ImportError_):
             import_households(city.couch, tmp_path / name, progress=None)
+
+
+def test_progress_bar_counts_the_rows_and_what_became_of_them() -> None:
+    """The progress line: a bar and its share of the rows the file holds, the counts so far and
+    the pace, redrawn in place no more often than PROGRESS_SECONDS; complete at the end."""
+    now = [0.0]
+    out = io.StringIO()
+    shown = registry_import.Progress(out, 400, clock=lambda: now[0])
+    summary = registry_import.ImportSummary(rows=100, created=90, refused=10)
+    shown.update(summary)
+    assert out.getvalue() == ""  # too soon after the start
+    now[0] = 1.0
+    shown.update(summary)
+    line = out.getvalue()
+    assert line.startswith("\r导入中 importing [######------------------]  25% 100/400 行 rows")
+    assert "新增 created 90" in line and "出错 refused 10" in line and "100 行/秒 rows/s" in line
+    now[0] = 1.1
+    shown.update(summary)
+    assert out.getvalue() == line  # not redrawn within PROGRESS_SECONDS
+    summary.rows, summary.created = 398, 388  # the file held fewer rows than it had lines
+    now[0] = 2.0
+    shown.finish(summary)
+    last = out.getvalue()[len(line):]
+    assert last.startswith("\r导入中 importing [" + "#" * 24 + "] 100% 398/398 行 rows")
+    assert last.endswith("\n")
+    # Rows beyond what the file seemed to hold: the bar stays full, never past 100 %.
+    assert "100% 500/500" in registry_import.Progress(io.StringIO(), 400).line(
+        registry_import.ImportSummary(rows=500))
+    # A file that does not say how many rows: counts without a bar.
+    assert registry_import.Progress(io.StringIO(), None).line(summary).startswith(
+        "导入中 importing 398 行 rows · 新增 created 388")
+
+
+def test_the_command_shows_progress(city: City, grids: tuple[str, str], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`linli import households FILE` draws the bar on standard error while it imports (and
+    with --dry-run), then prints the summary; expected_rows counts a CSV's and an XLSX's rows."""
+    grid, _ = grids
+    monkeypatch.setenv("COUCHDB_URL", city.couch.resource.url)
+    monkeypatch.setattr(registry_import, "PROGRESS_SECONDS", 0.0)
+    path = write_csv(tmp_path / "p.csv", [row(grid, i) for i in range(700, 950)])
+    assert registry_import.expected_rows(path) == 250
+    for extra in (["--dry-run"], []):
+        status = cli.main(["--data", str(tmp_path), "import", "households", str(path), *extra])
+        out, err = capsys.readouterr()
+        assert status == 0, err
+        assert "[" + "#" * 24 + "] 100% 250/250 行 rows" in err, err
+        assert "100/250 行 rows" in err and "200/250 行 rows" in err  # drawn on the way
+        assert "新增 created: 250" in out
+    assert len(households(city, grid)) >= 250
+    book = openpyxl.Workbook()
+    book.active.append(HEADERS)
+    for i in range(3):
+        book.active.append(list(row(grid, 960 + i).values()))
+    book.save(tmp_path / "p.xlsx")
+    assert registry_import.expected_rows(tmp_path / "p.xlsx") == 3

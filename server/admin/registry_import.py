@@ -18,6 +18,7 @@ import dataclasses
 import io
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,12 +28,15 @@ import couchdb
 from server.domain.exports import safe_row
 from server.domain.rules import room_problems
 from server.domain.scope import DIRECTORY_DB, GRID_CODE, grid_db
-from server.domain.validation import SchemaRegistry
+from server.domain.validation import SchemaRegistry, shared_registry
 from server.store.bulk import save_many
 
 IMPORTER = "registry"  # created_by of imported households: the registry, not a person
 BATCH = 1000  # households written per request
-WRITERS = 1  # batches written at once; more did not help at full scale (the store is the limit)
+# Batches written at once, each to its own grid's database: the store is one process, but it
+# parses one request while its disk writes another's (docs/benchmarks.md, "Domain benchmark").
+WRITERS = 3
+PROGRESS_SECONDS = 0.5  # how often the progress line is redrawn
 REASON_COLUMN = "错误原因"
 CELL_PROBLEMS = "\x00problems"  # a row's key for what was wrong with its cells themselves
 EXACT_DIGITS = 15  # Excel keeps numbers as doubles: a longer number typed as one lost digits
@@ -271,6 +275,7 @@ class _Writer:
         self.pending: dict[str, list[tuple[int, Mapping[str, str], dict[str, Any]]]] = {}
         self.buildings: dict[str, dict[str, dict[str, Any]]] = {}
         self.known: dict[str, set[str]] = {}
+        self.databases: dict[str, couchdb.Database] = {}
         self.queued = 0
         self.writes: concurrent.futures.ThreadPoolExecutor = (
             concurrent.futures.ThreadPoolExecutor(max_workers=WRITERS))
@@ -293,6 +298,13 @@ class _Writer:
             future.result()
         self.writes.shutdown()
 
+    def database(self, grid: str) -> couchdb.Database:
+        """A grid's database, opened once (a missing one is said by the first read of it)."""
+        if grid not in self.databases:
+            name = grid_db(grid)
+            self.databases[grid] = couchdb.Database(self.server.resource(name), name)
+        return self.databases[grid]
+
     def grid_state(self, grid: str, db: couchdb.Database) -> tuple[dict[str, Any], set[str]]:
         if grid not in self.known:
             rows = db.view("_all_docs", startkey="building:", endkey="building:\ufff0",
@@ -302,18 +314,31 @@ class _Writer:
                 "_all_docs", startkey="household:", endkey="household:\ufff0")}
         return self.buildings[grid], self.known[grid]
 
+    @staticmethod
+    def stored(db: couchdb.Database, existing: set[str], known: set[str]
+               ) -> dict[str, dict[str, Any]]:
+        """The stored bodies of `existing`: one range from the lowest id to the highest when
+        that range holds few others (a grid's households mostly come in order), as a range
+        scan is fast where a lookup of many keys is not; else by their keys."""
+        if not existing:
+            return {}
+        low, high = min(existing), max(existing)
+        if sum(1 for doc_id in known if low <= doc_id <= high) <= 2 * len(existing):
+            rows = db.view("_all_docs", startkey=low, endkey=high, include_docs=True)
+        else:
+            rows = db.view("_all_docs", keys=sorted(existing), include_docs=True)
+        return {row.id: row.doc for row in rows if row.id in existing and row.doc is not None}
+
     def flush(self, grid: str) -> None:
         batch = self.pending.pop(grid, [])
         self.queued -= len(batch)
         if not batch:
             return
         try:
-            db = self.server[grid_db(grid)]
+            db = self.database(grid)
             buildings, known = self.grid_state(grid, db)
-            existing = [d["_id"] for _, _, d in batch if d["_id"] in known]
-            stored = {row.id: row.doc for row in db.view(
-                "_all_docs", keys=existing, include_docs=True) if row.doc is not None
-                } if existing else {}
+            existing = {d["_id"] for _, _, d in batch if d["_id"] in known}
+            stored = self.stored(db, existing, known)
         except (couchdb.ResourceNotFound, couchdb.ServerError, OSError) as exc:
             for number, row, _ in batch:
                 self.refuse(number, row, f"网格 {grid} 的数据库不可用 / the database of grid "
@@ -362,6 +387,64 @@ class _Writer:
                 self.refuse(number, row, f"写入失败 / not written: {failed[doc['_id']]}")
 
 
+def expected_rows(path: Path) -> int | None:
+    """About how many rows the file holds, for the progress bar: a CSV's lines, an XLSX sheet's
+    stated size; None when the file does not say."""
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open("rb") as data:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(1 << 20), b""))
+            return max(lines - 1, 0)  # less the header
+        import openpyxl
+
+        book = openpyxl.load_workbook(path, read_only=True)
+        try:
+            rows = book.worksheets[0].max_row
+        finally:
+            book.close()
+        return max(rows - 1, 0) if rows else None
+    except Exception:  # the import itself says what is wrong with the file
+        return None
+
+
+class Progress:
+    """The import's progress line (进度), redrawn in place at most every PROGRESS_SECONDS: a bar
+    and its share when the number of rows is known, the rows read of it, what became of them
+    so far, and the pace. `finish` draws it once more, complete, and ends the line."""
+
+    WIDTH = 24
+
+    def __init__(self, out: TextIO, total: int | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.out, self.total, self.clock = out, total, clock
+        self.started = self.last = clock()
+
+    def line(self, summary: ImportSummary, done: bool = False) -> str:
+        rows = summary.rows
+        total = rows if done else max(self.total or 0, rows)
+        elapsed = max(self.clock() - self.started, 1e-9)
+        counts = (f"新增 created {summary.created:,} · 更新 updated {summary.updated:,} · "
+                  f"未变 unchanged {summary.unchanged:,} · 出错 refused {summary.refused:,} · "
+                  f"{rows / elapsed:,.0f} 行/秒 rows/s")
+        if not total or (self.total is None and not done):
+            return f"导入中 importing {rows:,} 行 rows · {counts}"
+        share = min(rows / total, 1.0)
+        filled = round(share * self.WIDTH)
+        return (f"导入中 importing [{'#' * filled}{'-' * (self.WIDTH - filled)}] "
+                f"{share:4.0%} {rows:,}/{total:,} 行 rows · {counts}")
+
+    def update(self, summary: ImportSummary) -> None:
+        now = self.clock()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            self.out.write("\r" + self.line(summary))
+            self.out.flush()
+
+    def finish(self, summary: ImportSummary) -> None:
+        self.out.write("\r" + self.line(summary, done=True) + "\n")
+        self.out.flush()
+
+
 def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = False,
                       mapping: Mapping[str, str] | None = None, error_file: Path | None = None,
                       progress: TextIO | None = sys.stderr,
@@ -375,7 +458,7 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
     if missing:
         raise ImportError_(f"缺少必需的列：{'、'.join(missing)} / required columns missing: "
                            f"{', '.join(missing)}")
-    converter = HouseholdRows(registry or SchemaRegistry(), mapping)
+    converter = HouseholdRows(registry or shared_registry(), mapping)
     grids = {row.id.partition(":")[2] for row in server[DIRECTORY_DB].view(
         "_all_docs", startkey="grid:", endkey="grid:\ufff0")}
     summary = ImportSummary()
@@ -389,10 +472,13 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
             refused.append([number, *(row.get(h, "") for h in headers), reason])
 
     writer = _Writer(server, dry_run, summary, refuse)
+    shown = Progress(progress, expected_rows(path)) if progress is not None else None
     seen: set[str] = set()
     try:
         for number, row in rows:
             summary.rows += 1
+            if shown is not None and summary.rows % 100 == 0:
+                shown.update(summary)
             doc, problems = converter.document(row)
             if doc is not None and doc["_id"] in seen:
                 problems = ["户编码在文件中重复 / the household code appears twice in the file"]
@@ -405,10 +491,9 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
                 continue
             seen.add(doc["_id"])
             writer.add(number, row, doc)
-            if progress is not None and summary.rows % 5000 == 0:
-                progress.write(f"\r导入中 importing… {summary.rows:,} 行 rows")
-                progress.flush()
         writer.finish()
+        if shown is not None:
+            shown.finish(summary)
     finally:
         if refused:  # in row order, in the file's own layout, ready to correct and re-import
             with error_file.open("w", encoding="utf-8-sig", newline="") as out:
@@ -416,7 +501,5 @@ def import_households(server: couchdb.Server, path: Path, *, dry_run: bool = Fal
                 errors_out.writerow(["行号", *headers, REASON_COLUMN])
                 errors_out.writerows(safe_row(r)  # a cell is text, never a formula
                                      for r in sorted(refused, key=lambda r: r[0]))
-    if progress is not None:
-        progress.write("\r" + " " * 40 + "\r")
     summary.error_file = error_file if summary.refused else None
     return summary
