@@ -22,6 +22,7 @@ class Setting:
 
 
 MiB = 1024 * 1024
+MIN_LEASE_SECONDS = 3.0  # shorter, and a renewal's round trip under load takes a third of it
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when run from one
 
 
@@ -111,6 +112,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lagging_seconds", 30.0, "A background task whose oldest work has waited longer than "
             "this is reported `lagging` in GET /api/health (the figures of a grid written to, a "
             "receipt not yet written, a live feed whose store longpoll keeps failing)."),
+    Setting("lease_seconds", 15.0, "Length of a background job's lease (租约) in the store: with "
+            "several server processes on one store, each job that must run once (conflicts, "
+            "figures, allocation sweep, retention...) runs in the process holding its lease, "
+            "renewed every third of this; another process takes over at most this long after "
+            "the holder dies (docs/deployment.md). At least 3 s."),
     Setting("deliberation_support_threshold", 20, "Support (附议) a compound's topic needs to "
             "reach the red council's agenda (红色议事会), where the compound's staff have not set "
             "their own; frozen in each topic when it is raised."),
@@ -198,6 +204,7 @@ class Config:
     aggregates_warm_up: bool
     aggregates_refresh_seconds: float
     lagging_seconds: float
+    lease_seconds: float
     deliberation_support_threshold: int
     report_photo_max_bytes: int
     report_photo_max_pixels: int
@@ -254,6 +261,8 @@ class Config:
                      "reveal_minutes", "retention_list_hours"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.lease_seconds < MIN_LEASE_SECONDS:
+            raise ConfigError(f"lease_seconds must be at least {MIN_LEASE_SECONDS:g}")
         if self.max_document_bytes > self.max_request_bytes:
             raise ConfigError("max_document_bytes cannot exceed max_request_bytes")
         if self.verification_sender not in VERIFICATION_SENDERS:

@@ -198,7 +198,12 @@ async def test_every_part_is_reported_with_the_lag_it_can_tell(
     assert set(tasks) == {"store", "feeds", "directory", "receipts", "rebuilds", "conflicts",
                           "aggregates", "sessions", "designs", "door_links", "allocation",
                           "residents-index", "votes", "volunteer-release", "questionnaires",
-                          "retention", "ratings"}
+                          "retention", "ratings", "allocation-sweep"}
+    # One process alone holds the lease of every job that must run once (docs/deployment.md)
+    leased = {name for name, item in tasks.items() if "lease" in item}
+    assert leased == {"conflicts", "aggregates", "retention", "allocation-sweep",
+                      "volunteer-release", "votes"}, leased
+    assert all(tasks[name]["lease"] == "held" for name in leased), tasks
     assert tasks["store"] == {"status": "ok"}  # a probe alone, on Apache CouchDB's URL
     for name in ("directory", "receipts", "conflicts", "aggregates"):
         assert tasks[name]["lag_items"] == 0, tasks[name]  # changes, receipts, grids waiting

@@ -52,6 +52,9 @@ MEDIATION_DB = "linli-mediation"
 # Enforcement liaison (执法进小区): compounds' officers, their messages with residents, patrol
 # routes and checks. Internal: reached through its routes only (server/domain/liaison.py).
 LIAISON_DB = "linli-liaison"
+# Leases (租约): which server process runs each background job that must run once, when several
+# serve one store (server/domain/lease.py). Internal: the server's own, never on a phone.
+LEASES_DB = "linli-leases"
 # made at start when missing
 INTERNAL_DBS = (DIRECTORY_DB, RECEIPTS_DB, RESIDENTS_DB, VOTES_DB, FEES_DB, AUDIT_DB, STARS_DB)
 INTERNAL_PREFIXES = ("linli-", "_")

@@ -288,12 +288,23 @@ class Allocator:
     # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Supervised: every claim from the first (a restart recomputes everything, so what a
-        killed process left unwritten is written now), then claims stored by another process
-        every `poll_seconds`, or at once when nudged."""
+        """`prepare`, then `follow`: one process alone."""
+        await self.prepare()
+        await self.follow()
+
+    async def prepare(self) -> None:
+        """Supervised, once per process: every claim from the first (a restart recomputes
+        everything, so what a killed process left unwritten is written now)."""
         await self.couch.ensure_db(CLAIMS_DB)
         await self.settle()
         self.ready.set()
+
+    async def follow(self) -> None:
+        """Supervised under a lease (one process of several): claims stored by another process
+        every `poll_seconds`, or at once when nudged, so the outcome of a claim whose process
+        died before settling it is written. Every process settles on each request it serves
+        too; the outcomes are the store's order's, so two processes write the same ones."""
+        await self.ready.wait()
         while True:
             try:
                 async with asyncio.timeout(self.poll_seconds):

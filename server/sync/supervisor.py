@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,16 @@ class Lag:
 
 
 Probe = Callable[[], Lag | Awaitable[Lag]]
+Run = Callable[[], Awaitable[None]]
+
+
+class Leases(Protocol):
+    """What the supervisor asks of leases in the store (server/sync/lease.py): a job that
+    must run in one process at a time runs only while this process holds its lease."""
+
+    def job(self, job: str, run: Run) -> Run: ...
+
+    def holds(self, job: str) -> bool: ...
 
 
 @dataclasses.dataclass
@@ -60,6 +70,7 @@ class Supervised:
     failures: int = 0
     restarts: int = 0
     last_error: str | None = None  # the class of the last error only: a message may quote data
+    leases: Leases | None = None  # run only while this process holds the task's lease
 
 
 class Supervisor:
@@ -74,10 +85,17 @@ class Supervisor:
         self.entries: dict[str, Supervised] = {}
 
     def start(self, name: str, run: Callable[[], Awaitable[None]], *,
-              probe: Probe | None = None, forever: bool = True) -> Supervised:
-        """Start `run` as task `name`, kept running until `stop`."""
+              probe: Probe | None = None, forever: bool = True,
+              lease: Leases | None = None) -> Supervised:
+        """Start `run` as task `name`, kept running until `stop`. With `lease`, the task runs
+        only while this process holds the lease named `name` (one process of several at a
+        time); while another holds it, this one stands by and its probe is not asked."""
+        if lease is not None:
+            run = lease.job(name, run)
+            if probe is not None:
+                probe = standby_probe(lease, name, probe)
         entry = self.watch(name, probe)
-        entry.run, entry.forever = run, forever
+        entry.run, entry.forever, entry.leases = run, forever, lease
         entry.task = asyncio.create_task(self._keep(entry), name=name)
         return entry
 
@@ -176,8 +194,20 @@ class Supervisor:
             if entry.run is not None:
                 item.update(failures=entry.failures, restarts=entry.restarts,
                             last_error=entry.last_error, done=entry.done)
+            if entry.leases is not None:
+                item["lease"] = "held" if entry.leases.holds(entry.name) else "standby"
             out[entry.name] = item
         return out
+
+
+def standby_probe(lease: Leases, name: str, probe: Probe) -> Probe:
+    """A leased task's probe, asked only while this process holds the lease: a process
+    standing by has no work waiting (its in-memory state may be old, which is no lag)."""
+
+    def probing() -> Lag | Awaitable[Lag]:
+        return probe() if lease.holds(name) else Lag()
+
+    return probing
 
 
 def overall(report: dict[str, dict[str, Any]]) -> Status:

@@ -28,6 +28,7 @@ from server.sync.aggregates import Aggregates
 from server.sync.conflicts import Resolver
 from server.sync.feeds import MAX_WATCHED_DATABASES, LiveFeeds
 from server.sync.installation import load_installation
+from server.sync.lease import Leases
 from server.sync.ordering import ReceiptCache, seq_number
 from server.sync.receipts import Rebuilder, ReceiptLog, utc_now
 from server.sync.replication import FeedLimiter
@@ -68,6 +69,7 @@ from server.web.keys import (
     DIRECTORY,
     FEEDS_HELD,
     INSTALLATION,
+    LEASES,
     LIVE_FEEDS,
     POUCHDB_BACKEND,
     RECEIPT_TIMES,
@@ -134,6 +136,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[COUCH] = couch = CouchClient(url, http, on_io_error=store.note_io_error
                                          if store is not None else None)
         app[LIVE_FEEDS] = LiveFeeds(couch, max_watched=watched)
+        app[LEASES] = Leases(couch, config.lease_seconds)
         probe = functools.partial(store_lag, couch, store)
         tasks = [supervisor.start("store", store.supervise, probe=probe) if store is not None
                  else supervisor.watch("store", probe)]
@@ -205,17 +208,21 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     supervisor = app[SUPERVISOR]
     follower = DirectoryFollower(couch, directory, since)
     warm = figures if config.aggregates_warm_up else None
+    # Per process: the directory it follows, the receipts of what it acknowledged (and their
+    # rebuild). Under a lease, so one process of several at a time: the conflict resolver,
+    # the figures' refresh and the retention list (docs/deployment.md).
+    leases = app[LEASES]
     tasks = [supervisor.start("directory", follower.run, probe=follower.lag),
              supervisor.start("receipts", receipts.run, probe=receipts.lag),
              supervisor.start("rebuilds", rebuilder.run, probe=rebuilder.lag),
-             supervisor.start("conflicts", resolver.run, probe=resolver.lag),
-             supervisor.start("aggregates", figures.run, probe=figures.lag),
+             supervisor.start("conflicts", resolver.run, probe=resolver.lag, lease=leases),
+             supervisor.start("aggregates", figures.run, probe=figures.lag, lease=leases),
              supervisor.start("sessions", functools.partial(prune_ended_sessions, couch),
                               forever=False),
              supervisor.start("designs", functools.partial(
                  install_then_warm, couch, grids, warm), forever=False),
              supervisor.start("retention", NightlyList(
-                 couch, directory, config.retention_list_hours).run)]
+                 couch, directory, config.retention_list_hours).run, lease=leases)]
     yield
     await supervisor.stop(tasks)
     # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.

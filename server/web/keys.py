@@ -24,6 +24,7 @@ from server.sync.door_links import DoorLinks
 from server.sync.feeds import LiveFeeds
 from server.sync.fees import Fees
 from server.sync.installation import Installation
+from server.sync.lease import Leases
 from server.sync.liaison import Liaison
 from server.sync.mediation import Mediation
 from server.sync.mutual_aid import Board, MutualAid
@@ -61,6 +62,8 @@ RESOLVER = web.AppKey("resolver", Resolver)
 RECEIPT_TIMES = web.AppKey("receipt_times", ReceiptCache)  # receipts by revision, remembered
 AGGREGATES = web.AppKey("aggregates", Aggregates)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)  # starts every background task, keeps them up
+# This process's leases in the store: a job that must run once among several processes
+LEASES = web.AppKey("leases", Leases)
 
 FEEDS_HELD = web.AppKey("feeds_held", FeedLimiter)
 LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)

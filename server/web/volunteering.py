@@ -30,6 +30,7 @@ from server.web.keys import (
     ALLOCATOR,
     COUCH,
     DIRECTORY,
+    LEASES,
     LEDGERS,
     RESIDENT_INDEX,
     RESIDENT_OBSERVERS,
@@ -374,11 +375,17 @@ async def volunteering_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ALLOCATOR] = allocator = Allocator(
         app[COUCH], {KIND: store.terms},
         written=functools.partial(app[RESIDENT_INDEX].written, RESIDENTS_DB))
-    task = app[SUPERVISOR].start("allocation", allocator.run, probe=allocator.lag)
-    releasing = app[SUPERVISOR].start(
-        "volunteer-release", functools.partial(store.releasing, allocator, app[RESIDENT_INDEX]))
+    # Each process reads every claim once (its answers need them); the sweep of claims other
+    # processes stored, and the release of places of residents who moved, run in one process
+    # at a time, under a lease (docs/deployment.md).
+    supervisor, leases = app[SUPERVISOR], app[LEASES]
+    task = supervisor.start("allocation", allocator.prepare, probe=allocator.lag, forever=False)
+    sweep = supervisor.start("allocation-sweep", allocator.follow, lease=leases)
+    releasing = supervisor.start(
+        "volunteer-release", functools.partial(store.releasing, allocator, app[RESIDENT_INDEX]),
+        lease=leases)
     yield
-    await app[SUPERVISOR].stop([releasing, task])
+    await supervisor.stop([releasing, sweep, task])
 
 
 def setup(app: web.Application) -> None:

@@ -32,7 +32,7 @@ from server.sync.residents import utc_now
 from server.sync.votes import LIST_TTL, MotionState, Votes, no_such_motion
 from server.web.auth import FailureCounter
 from server.web.guard import require_role, require_user
-from server.web.keys import BALLOT_LIMITS, COUCH, DIRECTORY, SCHEMAS, SUPERVISOR, VOTES
+from server.web.keys import BALLOT_LIMITS, COUCH, DIRECTORY, LEASES, SCHEMAS, SUPERVISOR, VOTES
 from server.web.parsing import read_object
 
 PREFIX = "/api/votes"
@@ -184,7 +184,7 @@ async def paper(request: web.Request) -> web.Response:
 async def votes_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store and the directory are open (cleanup contexts run in order)."""
     app[VOTES] = store = Votes(app[COUCH], app[DIRECTORY], app[SCHEMAS], utc_now)
-    task = app[SUPERVISOR].start("votes", store.close_due, probe=store.lag)
+    task = app[SUPERVISOR].start("votes", store.close_due, probe=store.lag, lease=app[LEASES])
     app[BALLOT_LIMITS] = FailureCounter(BALLOTS_PER_WINDOW, BALLOT_WINDOW_SECONDS)
     yield
     await app[SUPERVISOR].stop([task])
