@@ -63,12 +63,16 @@ class ServerProcess:
     port: int = dataclasses.field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     stores: set[int] = dataclasses.field(default_factory=set)
+    # settings of its own; with COUCHDB_URL it uses that store, not an embedded one of its own
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def store_url(self) -> str:
+        if "COUCHDB_URL" in self.env:
+            return self.env["COUCHDB_URL"]
         return str(json.loads((self.data / "store.json").read_text())["url"])
 
     def store_pid(self) -> int:
@@ -77,6 +81,7 @@ class ServerProcess:
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
         env["LINLI_AGGREGATES_WARM_UP"] = "0"
+        env.update(self.env)
         log = open(self.data.parent / "serve.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--data", str(self.data), "--host",
@@ -89,7 +94,8 @@ class ServerProcess:
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(self.url + "/couch/") as resp:
                         if resp.status == 200:
-                            self.stores.add(self.store_pid())
+                            if "COUCHDB_URL" not in self.env:
+                                self.stores.add(self.store_pid())
                             return
                 await asyncio.sleep(0.1)
         raise AssertionError(f"the server did not start: {self.log_tail()}")

@@ -170,3 +170,23 @@ async def test_a_one_shot_job_releases_its_lease_and_its_error_is_the_supervisor
     assert calls == ["ran", "ran"] and entry.failures == 1
     assert await b.try_take(job)  # released when done: b need not wait for the expiry
     await supervisor.close()
+
+
+async def test_each_process_knows_whether_others_serve_the_store(couch: Any) -> None:
+    """Presence leases: two processes see one other each; once one stops cleanly, or one of
+    another host stops renewing past its expiry, the other sees none (and forgets it)."""
+    a, b = Leases(couch, SECONDS, holder("host-a")), Leases(couch, SECONDS, holder("host-b"))
+    before = await a.count_others()  # other tests' processes on this store have stopped
+    running = [asyncio.create_task(p.present()) for p in (a, b)]
+    await eventually(lambda: a.others == before + 1 and b.others == before + 1,
+                     seconds=SECONDS * 3)
+    running[1].cancel()
+    await asyncio.gather(running[1], return_exceptions=True)
+    assert await a.count_others() == before  # released: gone at once
+    c = Leases(couch, SECONDS, holder("host-c"))
+    assert await c.try_take("process:" + c.me.id)  # present once, then silent (as if killed)
+    assert await a.count_others() == before + 1
+    await asyncio.sleep(SECONDS)
+    assert await a.count_others() == before  # expired: forgotten
+    running[0].cancel()
+    await asyncio.gather(running[0], return_exceptions=True)

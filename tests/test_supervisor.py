@@ -198,7 +198,7 @@ async def test_every_part_is_reported_with_the_lag_it_can_tell(
     assert set(tasks) == {"store", "feeds", "directory", "receipts", "rebuilds", "conflicts",
                           "aggregates", "sessions", "designs", "door_links", "allocation",
                           "residents-index", "votes", "volunteer-release", "questionnaires",
-                          "retention", "ratings", "allocation-sweep"}
+                          "retention", "ratings", "allocation-sweep", "presence"}
     # One process alone holds the lease of every job that must run once (docs/deployment.md)
     leased = {name for name, item in tasks.items() if "lease" in item}
     assert leased == {"conflicts", "aggregates", "retention", "allocation-sweep",

@@ -221,10 +221,10 @@ class CouchClient:
     async def post(self, path: str, body: Any, **params: str) -> Any:
         return await self.request("POST", path, body=body, params=params or None)
 
-    async def ensure_db(self, db: str) -> bool:
-        """Create `db` if missing; True when it was created."""
+    async def ensure_db(self, db: str, **params: str) -> bool:
+        """Create `db` if missing (`params`: CouchDB's `q`, `n`); True when it was created."""
         try:
-            await self.put(db_path(db), None)
+            await self.put(db_path(db), None, **params)
             return True
         except CouchFailure as exc:
             if exc.status == 412:

@@ -103,6 +103,11 @@ class Aggregates:
         self.receipts_for: ReceiptLookup | None = None
         self.flush_receipts: Callable[[], Awaitable[None]] | None = None
         self._sets: tuple[Any, list[frozenset[str]]] | None = None
+        # Whether other server processes write to the store too (docs/deployment.md): then a
+        # grid's figures not checked against the store for `refresh_seconds` are checked at a
+        # query, one update-sequence read each, since this process is not told of their writes.
+        self.shared: Callable[[], bool] = lambda: False
+        self.checked: dict[str, float] = {}  # monotonic time each grid was last checked
         self._withheld: dict[Any, dict[str, frozenset[str]]] = {}
 
     def notice(self, grid: str) -> None:
@@ -124,6 +129,7 @@ class Aggregates:
             self.dirty.discard(code)
             noticed = self.noticed.pop(code, None)
             self.started[code] = asyncio.get_running_loop().time()
+            self.checked[code] = time.monotonic()
             try:
                 return await self._grid_figures(code)
             except BaseException:
@@ -304,7 +310,13 @@ class Aggregates:
         groups = self.protection_groups(user, shown_grids)
         needed = sorted({*area.grids, *(g for group, _ in groups for g in group)})
         await self.refresh_dirty(needed)
-        await self.refresh([c for c in needed if c not in self.grids])
+        old = time.monotonic() - self.refresh_seconds
+        shared = self.shared()
+        # a grid the background is refreshing is no longer noticed but may not be counted yet:
+        # wait for that refresh (then one update-sequence read)
+        await self.refresh([c for c in needed if c not in self.grids
+                            or (c in self.locks and self.locks[c].locked())
+                            or (shared and self.checked.get(c, -math.inf) < old)])
         withheld = self.withheld(groups)
 
         def shown(a: Area) -> dict[str, Any]:

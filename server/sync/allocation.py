@@ -42,13 +42,19 @@ from server.store.couch import Conflict, CouchClient, NotFound, db_path
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
-__all__ = ["Allocator", "event_id", "outcome_id", "subject_key"]  # the ids, for features
+__all__ = ["CLAIMS_PLACEMENT", "Allocator", "event_id", "outcome_id", "subject_key"]
 
 AUTHOR = "linli-allocation"  # the outcomes' `created_by`: the server's, not a person's
 PAGE = 1000  # claims read at once
 POLL_SECONDS = 1.0  # how soon claims stored by another server process are allocated
 WRITE_TRIES = 5
 MINE_MOST = 100_000  # claims kept from this process's writes until the feed brings them
+
+# One shard, one copy: on a CouchDB cluster each copy of a shard orders concurrent writes as
+# they reached it, and a `_changes` read takes whichever copy answers first, so two server
+# processes could read two orders of the same claims. One copy has one order, which is the
+# allocation's (docs/deployment.md). PouchDB Server ignores these.
+CLAIMS_PLACEMENT = {"q": "1", "n": "1"}
 
 TermsOf = Callable[[str], Awaitable[Terms | None]]
 """A feature's terms for one of its subjects (None: no such subject, its claims wait)."""
@@ -295,7 +301,7 @@ class Allocator:
     async def prepare(self) -> None:
         """Supervised, once per process: every claim from the first (a restart recomputes
         everything, so what a killed process left unwritten is written now)."""
-        await self.couch.ensure_db(CLAIMS_DB)
+        await self.couch.ensure_db(CLAIMS_DB, **CLAIMS_PLACEMENT)
         await self.settle()
         self.ready.set()
 

@@ -38,6 +38,7 @@ from server.store.couch import (
 log = logging.getLogger(__name__)
 
 RELEASE_SECONDS = 2.0  # a stopping holder waits no longer to release its lease
+PRESENCE = "process:"  # each process's own lease, renewed while it runs
 
 
 def this_process() -> Holder:
@@ -72,6 +73,7 @@ class Leases:
         self.revs: dict[str, str] = {}  # job -> revision of the lease this process holds
         self.taken = 0  # leases taken (a renewal is not counted), for tests and health
         self.lost = 0  # jobs stopped because their lease could not be renewed
+        self.others = 0  # other processes serving the store, as last counted (`present`)
         self._db_ready = False
 
     def path(self, job: str) -> str:
@@ -79,9 +81,6 @@ class Leases:
 
     def holds(self, job: str) -> bool:
         return job in self.revs
-
-    def state(self, job: str) -> str:
-        return "held" if self.holds(job) else "standby"
 
     async def read(self, job: str) -> dict[str, Any] | None:
         if not self._db_ready:
@@ -173,6 +172,49 @@ class Leases:
             async with asyncio.timeout(RELEASE_SECONDS):
                 await self.couch.put(self.path(job),
                                      {**rules.released(job, self.clock()), "_rev": rev})
+
+    # -- presence: which processes serve the store ---------------------------------------
+
+    async def present(self) -> None:
+        """Supervised in every process: keep a lease of its own (`process:<id>`), so each
+        process knows whether others serve the same store (`others`), e.g. to read what
+        they wrote rather than wait to be told, and to leave the receipts' mark of a clean
+        stop to the last one. Released when the process stops cleanly."""
+        job = PRESENCE + self.me.id
+        try:
+            while True:
+                with contextlib.suppress(CouchFailure, StoreUnavailable):
+                    await self.try_take(job)
+                    await self.count_others()
+                await asyncio.sleep(rules.renew_every(self.seconds))
+        finally:
+            await self.release(job)
+
+    async def count_others(self) -> int:
+        """How many other processes hold a presence lease now (those that stopped, are past
+        their lease's expiry, or were of this host and no longer run, are forgotten: their
+        documents deleted)."""
+        page = await self.couch.get(db_path(LEASES_DB, "_all_docs"), include_docs="true",
+                                    startkey=f'"{rules.lease_id(PRESENCE)}"',
+                                    endkey=f'"{rules.lease_id(PRESENCE)}\ufff0"')
+        now, alive, gone = self.clock(), 0, []
+        for row in page.get("rows", []):
+            doc = row.get("doc") or {}
+            holder = rules.holder_of(doc)
+            if holder is not None and holder.id == self.me.id:
+                continue
+            if holder is None or rules.expired(doc, now) or (holder.host == self.me.host
+                                                             and process_gone(holder)):
+                gone.append({"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True})
+            else:
+                alive += 1
+        if gone:
+            with contextlib.suppress(CouchFailure, StoreUnavailable):
+                await self.couch.post(db_path(LEASES_DB, "_bulk_docs"), {"docs": gone})
+        self.others = alive
+        return alive
+
+    # -- jobs ------------------------------------------------------------------------------
 
     def job(self, job: str, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """`run` as a task that runs only while this process holds the lease of `job`: it

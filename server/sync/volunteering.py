@@ -22,7 +22,7 @@ from server.domain.messages import Refused, bilingual
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB, Directory, User
 from server.domain.validation import SchemaRegistry
 from server.store.couch import Conflict, CouchClient, NotFound, db_path
-from server.sync.allocation import Allocator, event_id, subject_key
+from server.sync.allocation import CLAIMS_PLACEMENT, Allocator, event_id, subject_key
 from server.sync.allowed import ResidentIndex
 from server.sync.notices import refused
 from server.sync.party import Party
@@ -125,7 +125,7 @@ class Volunteering:
         stated = self.schemas.problems(doc)
         if stated:
             raise Refused(400, "bad_request", "；".join(stated))
-        await self.couch.ensure_db(CLAIMS_DB)
+        await self.couch.ensure_db(CLAIMS_DB, **CLAIMS_PLACEMENT)
         await self.couch.put(db_path(CLAIMS_DB, secret_id(doc["_id"])),
                              {"secret": secrets.token_hex(32)})
         await self.couch.put(db_path(RESIDENTS_DB, doc["_id"]), doc)

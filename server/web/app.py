@@ -141,6 +141,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks = [supervisor.start("store", store.supervise, probe=probe) if store is not None
                  else supervisor.watch("store", probe)]
         tasks.append(supervisor.start("feeds", app[LIVE_FEEDS].sweep, probe=app[LIVE_FEEDS].lag))
+        tasks.append(supervisor.start("presence", app[LEASES].present))
         try:
             yield
         finally:
@@ -202,6 +203,9 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
     figures = Aggregates(couch, directory, config.census_campaign,
                          refresh_seconds=config.aggregates_refresh_seconds)
     app[AGGREGATES] = figures
+    # with other processes on the store, a grid's figures are checked against the store at a
+    # query: this process is not told of what the others wrote
+    figures.shared = lambda: app[LEASES].others > 0
     resolver.on_written = figures.notice
     app[RECEIPT_TIMES] = ReceiptCache(resolver.receipts_for)
     figures.receipts_for, figures.flush_receipts = app[RECEIPT_TIMES], receipts.flush
@@ -225,10 +229,12 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
                  couch, directory, config.retention_list_hours).run, lease=leases)]
     yield
     await supervisor.stop(tasks)
-    # Every receipt written (the writer flushes as it stops), none left to rebuild: clean.
+    # Every receipt written (the writer flushes as it stops), none left to rebuild: clean,
+    # unless other processes still serve the store (the last to stop says so).
     if not receipts.pending() and not rebuilder.wanted and rebuilder.idle.is_set():
         with contextlib.suppress(CouchFailure, StoreUnavailable):
-            await rebuilder.stopped()
+            if not await leases.count_others():
+                await rebuilder.stopped()
 
 
 async def prune_ended_sessions(couch: CouchClient) -> None:
