@@ -201,11 +201,13 @@ class Supervisor:
 
 
 def standby_probe(lease: Leases, name: str, probe: Probe) -> Probe:
-    """A leased task's probe, asked only while this process holds the lease: a process
-    standing by has no work waiting (its in-memory state may be old, which is no lag)."""
+    """A leased task's probe: in a process standing by, the work it counts is not late (the
+    holder does it, or a query here does), so its age is left out and it is never `lagging`."""
 
-    def probing() -> Lag | Awaitable[Lag]:
-        return probe() if lease.holds(name) else Lag()
+    async def probing() -> Lag:
+        found = probe()
+        lag = await found if isinstance(found, Awaitable) else found
+        return lag if lease.holds(name) else Lag(items=lag.items, failing=lag.failing)
 
     return probing
 
