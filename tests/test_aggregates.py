@@ -277,15 +277,16 @@ async def test_figures_equal_a_brute_force_count(client: Any, city: City) -> Non
     figures = (await resp.json())["figures"]
     assert figures["visits.total"] == children[codes[0]]["figures"]["visits.total"] + 1
 
-    # Only the view of the type written since is read again, and the figures stay whole.
+    # Only the changes since are read again (one page at most: none when the residents' index
+    # read them first and the fold took them from it), and the figures stay whole.
     kept = client.app[AGGREGATES]
-    reads = kept.view_reads
+    reads = kept.changes_read
     resp = await client.post(f"/couch/grid-{codes[0]}/_bulk_docs", json={"docs": [
         {**visit, "_id": f"household_visit:{codes[0]}-newer", "outcome": "refused"}]},
         headers=basic(worker))
     assert resp.status == 201
     await kept.refresh([codes[0]])
-    assert kept.view_reads == reads + 1
+    assert kept.changes_read - reads <= 1
     expected = brute_force(await city.run(raw_docs, city.db(codes[0])),
                            await city.run(receipts_of, city.couch), f"grid-{codes[0]}")
     assert dict(kept.grids[codes[0]][1]) == dict(expected)

@@ -390,9 +390,8 @@ def test_aggregate_rows_write_withheld_never_the_value() -> None:
 def test_the_latest_verdict_received_is_the_one_counted() -> None:
     judged = [verdict(1, "approved", "1-a", "2026-11-20T09:00:00.000+00:00"),
               verdict(2, "rejected", "1-a", "2026-11-20T08:00:00.000+00:00")]
-    received = {"household_visit:g1-1": figures.epoch_ms("2026-11-20T05:30:00+00:00") or 0.0}
-    rows: list[Any] = judged  # rows read with their receipts are verdicts
-    out = figures.view_figures("verdicts_latest", rows, "census", 2026, received)
+    received = figures.epoch_ms("2026-11-20T05:30:00+00:00")
+    out = figures.review_part(judged, received)
     # The first verdict (08:00) came 2.5 hours after the record's receipt: the (2, 4] bucket.
     assert out == Counter({"review.approved": 1, "review.reviewed": 1, "review.timed": 1,
                            "review.hours.le_4": 1})

@@ -1,16 +1,17 @@
 """Background work is supervised (issue 14): a task that fails on anything, the store's error or a
 surprise, is logged and started again with a bounded, jittered back-off, and GET /api/health
 shows it `failed` meanwhile, then `ok`; a task that falls behind is shown `lagging` with its lag.
-Failures come through real paths: a design document that makes the aggregates' view rows
-unreadable, a directory record the directory cannot take."""
+Failures come through real paths: the figures' file that cannot be opened, a directory record
+the directory cannot take."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import logging
+import sqlite3
 import uuid
+from pathlib import Path
 from typing import Any
 
 import couchdb
@@ -20,7 +21,7 @@ from conftest import TEST_LIMITS, City, basic, designs_installed, eventually, vi
 
 from server.config import Config
 from server.domain.scope import DIRECTORY_DB, grid_db
-from server.store import designs
+from server.sync.aggregates import FILE as FIGURES_FILE
 from server.sync.supervisor import Lag, Supervisor
 from server.web.app import create_app
 from server.web.keys import DIRECTORY, SUPERVISOR
@@ -48,33 +49,27 @@ async def task_state(client: TestClient, admin: str, name: str) -> dict[str, Any
 
 
 async def test_a_failing_task_is_logged_restarted_and_shown_failed_then_ok(
-        aiohttp_client: Any, config: Config, city: City, caplog: pytest.LogCaptureFixture
-) -> None:
-    client = await started(aiohttp_client, config, aggregates_refresh_seconds=0.1)
+        aiohttp_client: Any, config: Config, city: City, caplog: pytest.LogCaptureFixture,
+        tmp_path: Path) -> None:
+    # The figures' file (server/sync/figure_fold.py) cannot be opened: a folder stands where
+    # it goes, as a mistaken restore from a backup could leave it.
+    blocked = tmp_path / FIGURES_FILE
+    blocked.mkdir()
+    caplog.set_level(logging.ERROR, logger="server.sync.supervisor")
+    client = await started(aiohttp_client, config, data=tmp_path,
+                           aggregates_refresh_seconds=0.1)
     grid = await city.grid()
     worker, admin = await city.user(grids=[grid]), await city.user("admin")
     await wait_for_user(client, worker)
     await wait_for_user(client, admin)
     await designs_installed(client)
-    first = await task_state(client, admin, "aggregates")
-    assert first["status"] == "ok" and first["failures"] == 0, first
-
-    # Someone edits the grid's design document: its visits view now emits rows the aggregates
-    # cannot read (a number where the household's key was): a TypeError, not the store's.
-    design = await city.get(grid, "_design/linli")
-    broken = copy.deepcopy(design)
-    broken["views"]["visits_by_household"]["map"] = \
-        "function (doc) { if (doc.type === 'household_visit') { emit(0, 'x'); } }"
-    await city.save(grid, broken)
-    caplog.set_level(logging.ERROR, logger="server.sync.supervisor")
     resp = await client.put(f"/couch/{grid_db(grid)}/household_visit:{grid}-1",
                             json=visit(grid, worker, 1), headers=basic(worker))
     assert resp.status == 201, await resp.text()
 
     failed = await eventually(lambda: failed_state(client, admin), 30,
                               what="aggregates shown failed")
-    assert failed["last_error"] == "TypeError" and "emit" not in str(failed), failed
-
+    assert failed["last_error"] == "OperationalError" and str(blocked) not in str(failed), failed
 
     async def shown_failed() -> dict[str, Any] | None:  # to anyone: the word only
         report = await health(client)
@@ -83,17 +78,14 @@ async def test_a_failing_task_is_logged_restarted_and_shown_failed_then_ok(
     assert (await eventually(shown_failed, 30, what="failed shown to anyone"))["status"] == "failed"
     logged = [r for r in caplog.records if "aggregates failed" in r.getMessage()]
     assert logged and logged[0].exc_info is not None
-    assert logged[0].exc_info[0] is TypeError
-    # Restarted, failing again while the design stays broken: the back-off grows.
+    assert logged[0].exc_info[0] is sqlite3.OperationalError
+    # Restarted, failing again while the folder stays: the back-off grows.
     again = await eventually(lambda: restarted_twice(client, admin), 30,
                              what="aggregates restarted")
     assert again["failures"] >= 2, again
 
-    # Mended: the restarted task counts the grid, and the state is ok again.
-    mended = {**designs.design_docs()[0],
-              "_rev": (await city.get(grid, "_design/linli"))["_rev"]}
-    assert mended["_id"] == "_design/linli"
-    await city.save(grid, mended)
+    # Mended: the restarted task counts the grid from nothing, and the state is ok again.
+    blocked.rmdir()
 
     async def healed() -> dict[str, Any] | None:
         state = await task_state(client, admin, "aggregates")

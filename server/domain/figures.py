@@ -1,4 +1,4 @@
-"""Figures (统计数字): what supervisors count, computed from the rows of each grid's views, pure.
+"""Figures (统计数字): what supervisors count, folded record by record, pure.
 
 Figures are flat counters with dotted names (`households`, `visits.latest.completed`,
 `persons.age.15-59`...), so rolling a grid's figures up the hierarchy (grid → community (社区) →
@@ -6,8 +6,9 @@ street (街道) → district (区) → city) is adding. Time to review (from a r
 the server to its first verdict) is a median, and medians do not add up: each grid keeps a
 histogram with fixed buckets (`review.hours.le_4` counts the records reviewed within 4 hours and
 more than 2, `review.hours.over_1440` those after 60 days), which adds up like every counter, and
-an area's median is the bucket that holds it. Reading the views, caching and rolling up are
-server/sync/aggregates.py; which small counts are withheld, server/domain/suppression.py.
+an area's median is the bucket that holds it. Following the changes feeds and keeping each
+record's part is server/sync/figure_fold.py, rolling up server/sync/aggregates.py; which small
+counts are withheld, server/domain/suppression.py.
 """
 
 from __future__ import annotations
@@ -83,11 +84,106 @@ def district_of(street: str) -> str:
     return street[:6] if len(street) >= 6 else ""
 
 
-def verdict_row(row: Mapping[str, Any]) -> Verdict:
-    """A `verdicts_latest` row ([rev, decision] by record) as a verdict, not yet receipted."""
-    rev, decision = [*row["value"], ""][:2]
-    return Verdict(id=str(row.get("id", "")), rev=str(rev), record=str(row["key"]),
-                   decision=str(decision))
+def receipt_marks(receipt: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """What a receipt (server/sync/receipts.py) tells the figures: (grid database, record id,
+    revision, when the server received it) for each revision it acknowledges."""
+    at, db = receipt.get("received_at"), receipt.get("db")
+    if (receipt.get("type") != "receipt" or not isinstance(at, str) or not isinstance(db, str)
+            or not isinstance(receipt.get("revs"), list)):
+        return []
+    return [(db, str(rev[0]), str(rev[1]), at) for rev in receipt["revs"]
+            if isinstance(rev, list | tuple) and len(rev) >= 2]
+
+
+# --- folding: each record's part of its grid's figures (汇总折叠规则) ---------------------------
+#
+# A grid's figures are the sum of parts, each depending on a few records only, so a new
+# revision replaces its old part exactly (server/sync/figure_fold.py keeps the records of the
+# parts, server/sync/aggregates.py follows the changes feeds):
+# - a household, a present person, a census form, a screening, an open conflict: its own part;
+# - a household's visits together: how many, and the outcome of the latest (by visit date, then
+#   the phone's time, then id);
+# - a record's verdicts together, with the server's receipts: the decision received last, and
+#   the time from the record's first receipt to its first verdict.
+
+FOLDED = frozenset({"household", "person", "census_household", "screening", "resolution",
+                    "household_visit", "verdict"})
+TIMED = frozenset({"household_visit", "census_household", "screening"})  # reviewed and timed
+
+
+def fold_entry(doc: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """What a record gives the figures: (its kind, the unit its part is counted in, the fields
+    the part needs); None when it counts for nothing (a deleted record, a moved-out person...),
+    so nothing needs keeping of it."""
+    kind = doc.get("type")
+    if doc.get("_deleted") or kind not in FOLDED:
+        return None
+    doc_id = str(doc.get("_id", ""))
+    if kind == "household":
+        return kind, doc_id, {"status": doc.get("status") or ""}
+    if kind == "person":
+        if doc.get("status") != "present":
+            return None
+        return kind, doc_id, {"sex": doc.get("sex"), "birth_year": doc.get("birth_year"),
+                              "registration": doc.get("residence_status") or ""}
+    if kind == "census_household":
+        return kind, doc_id, {"campaign": doc.get("campaign")}
+    if kind == "screening":
+        return kind, doc_id, {"day": doc.get("screened_on"), "result": doc.get("test_result") or "",
+                              "code": doc.get("health_code") or "",
+                              "risk": doc.get("risk_category") or ""}
+    if kind == "resolution":
+        return (kind, doc_id, {}) if doc.get("status") == "open" else None
+    if kind == "household_visit":
+        return kind, str(doc.get("household")), {
+            "on": str(doc.get("visited_on") or ""), "time": str(doc.get("device_time") or ""),
+            "outcome": doc.get("outcome")}
+    return kind, str(doc.get("record")), {"rev": str(doc.get("_rev", "")),
+                                         "decision": str(doc.get("decision", ""))}
+
+
+def record_part(kind: str, data: Mapping[str, Any], census_campaign: str,
+                year: int) -> Counter[str]:
+    """The part of a record counted on its own (household, person, census form, screening,
+    open conflict)."""
+    out: Counter[str] = Counter()
+    if kind == "household":
+        out["households"] += 1
+        out[f"households.status.{data['status']}"] += 1
+    elif kind == "person":
+        out["persons"] += 1
+        out[f"persons.sex.{data['sex']}"] += 1
+        out[f"persons.age.{age_band(data['birth_year'], year)}"] += 1
+        out[f"persons.registration.{data['registration'] or 'unknown'}"] += 1
+    elif kind == "census_household":
+        if data.get("campaign") == census_campaign:
+            out["census.enumerated"] += 1
+    elif kind == "screening":
+        out["screenings"] += 1
+        out[f"screenings.day.{data['day']}"] += 1
+        out[f"screenings.result.{data['result'] or 'unknown'}"] += 1
+        out[f"screenings.health_code.{data['code'] or 'unknown'}"] += 1
+        out[f"screenings.risk.{data['risk'] or 'unknown'}"] += 1
+    elif kind == "resolution":
+        out["conflicts.open"] += 1
+    return out
+
+
+def visits_part(visits: Iterable[tuple[str, Mapping[str, Any]]]) -> Counter[str]:
+    """One household's visits (id, fields): how many, and the outcome of the latest."""
+    out: Counter[str] = Counter()
+    latest: tuple[tuple[str, str, str], Any] | None = None
+    for visit_id, data in visits:
+        out["visits.total"] += 1
+        order = (data["on"], data["time"], visit_id)
+        if latest is None or order > latest[0]:
+            latest = (order, data["outcome"])
+    if latest is not None:
+        out["visits.households_visited"] += 1
+        out[f"visits.latest.{latest[1]}"] += 1
+        if latest[1] in VISITED:
+            out["visits.covered"] += 1
+    return out
 
 
 def first_verdicts(verdicts: Iterable[Verdict]) -> dict[str, float]:
@@ -101,101 +197,23 @@ def first_verdicts(verdicts: Iterable[Verdict]) -> dict[str, float]:
     return first
 
 
-def figures_from(rows: Mapping[str, list[dict[str, Any]]], census_campaign: str,
-                 year: int, received: Mapping[str, float] | None = None) -> Counter[str]:
-    """One grid's figures from its views' rows and its reviewed records' first receipt times
-    (ms, by record id; pure, so a brute-force count can be compared with it field by field)."""
+def review_part(verdicts: Iterable[Verdict], first_receipt: float | None) -> Counter[str]:
+    """One record's verdicts (with their receipts and store sequences, domain/ordering.py):
+    the decision received last counts, and the hours from the record's first receipt (ms) to
+    its first verdict received, when both are known and in that order."""
+    judged = list(verdicts)
     out: Counter[str] = Counter()
-    for view in VIEWS:
-        out.update(view_figures(view, rows[view], census_campaign, year, received))
-    return +out  # zero counts dropped
-
-
-def view_figures(view: str, rows: list[dict[str, Any]], census_campaign: str, year: int,
-                 received: Mapping[str, float] | None = None) -> Counter[str]:
-    """The figures one view gives (each view's counters have their own names, so a grid's
-    figures are the sum and a view whose records did not change keeps its part)."""
-    out: Counter[str] = Counter()
-    if view == "households_by_status":
-        for row in rows:
-            out["households"] += row["value"]
-            out[f"households.status.{row['key']}"] += row["value"]
-    elif view == "visits_by_household":
-        latest: dict[str, str] = {}
-        for row in rows:  # sorted by household, then date: the last wins
-            latest[row["key"][0]] = row["value"]
-        out["visits.households_visited"] = len(latest)
-        for outcome in latest.values():
-            out[f"visits.latest.{outcome}"] += 1
-            if outcome in VISITED:
-                out["visits.covered"] += 1
-        out["visits.total"] = len(rows)
-    elif view == "census_by_campaign":
-        for row in rows:
-            if row["key"] == census_campaign:
-                out["census.enumerated"] += row["value"]
-    elif view == "persons_by_sex_birth_status":
-        for row in rows:
-            sex, birth_year, registration = row["key"]
-            n = row["value"]
-            out["persons"] += n
-            out[f"persons.sex.{sex}"] += n
-            out[f"persons.age.{age_band(birth_year, year)}"] += n
-            out[f"persons.registration.{registration or 'unknown'}"] += n
-    elif view == "screenings_by_day":
-        for row in rows:
-            day, result, code, risk = row["key"]
-            n = row["value"]
-            out["screenings"] += n
-            out[f"screenings.day.{day}"] += n
-            out[f"screenings.result.{result or 'unknown'}"] += n
-            out[f"screenings.health_code.{code or 'unknown'}"] += n
-            out[f"screenings.risk.{risk or 'unknown'}"] += n
-    elif view == "verdicts_latest":
-        # Rows come as verdicts with their receipts (Aggregates reads them); bare view rows
-        # are taken as verdicts not yet receipted, ordered by id only.
-        judged = [r if isinstance(r, Verdict) else verdict_row(r) for r in rows]
-        by_record: dict[str, list[Verdict]] = {}
-        for verdict in judged:
-            by_record.setdefault(verdict.record, []).append(verdict)
-        for group in by_record.values():
-            out[f"review.{ordering.latest(group).decision}"] += 1  # received last
-        out["review.reviewed"] = len(by_record)
-        for record, verdict_at in first_verdicts(judged).items():
-            receipt_at = (received or {}).get(record)
-            # A record the server never received (imported, or verdict older than its first
-            # receipt: written before it ever came from a phone) has no time to review.
-            if receipt_at is not None and verdict_at >= receipt_at:
-                out[hours_bucket((verdict_at - receipt_at) / 3_600_000)] += 1
-                out["review.timed"] += 1
-    elif view == "open_conflicts":
-        out["conflicts.open"] = len(rows)
-    return +out
-
-
-VIEWS = ("households_by_status", "visits_by_household", "census_by_campaign",
-         "persons_by_sex_birth_status", "screenings_by_day", "verdicts_latest", "open_conflicts")
-GROUPED = frozenset({"households_by_status", "census_by_campaign", "persons_by_sex_birth_status",
-                     "screenings_by_day"})
-# The record type each view's map function emits for. A record's id starts with its type
-# (validation.py refuses any other), so the ids in the changes feed since a grid's figures were
-# computed tell which views can have changed.
-VIEW_TYPE = {"households_by_status": "household", "visits_by_household": "household_visit",
-             "census_by_campaign": "census_household", "persons_by_sex_birth_status": "person",
-             "screenings_by_day": "screening", "verdicts_latest": "verdict",
-             "open_conflicts": "resolution"}
-
-
-def changed_types(ids: Iterable[str]) -> set[str] | None:
-    """The record types among changed ids; None when an id has no type (a design document, or
-    one written straight to the store), which may have changed any view."""
-    types: set[str] = set()
-    for doc_id in ids:
-        kind, colon, _key = doc_id.partition(":")
-        if not colon or doc_id.startswith("_"):
-            return None
-        types.add(kind)
-    return types
+    if not judged:
+        return out
+    out["review.reviewed"] += 1
+    out[f"review.{ordering.latest(judged).decision}"] += 1
+    verdict_at = first_verdicts(judged).get(judged[0].record)
+    # A record the server never received (imported, or verdict older than its first receipt:
+    # written before it ever came from a phone) has no time to review.
+    if first_receipt is not None and verdict_at is not None and verdict_at >= first_receipt:
+        out[hours_bucket((verdict_at - first_receipt) / 3_600_000)] += 1
+        out["review.timed"] += 1
+    return out
 
 
 # --- areas: the hierarchy above the grids, and what a user sees of each --------------------------

@@ -1,14 +1,15 @@
 """Aggregates (统计): what supervisors count, at every level of the hierarchy (grid → community
 (社区) → street (街道) → district (区) → city).
 
-Each grid's figures come from the CouchDB views in its own database (store/designs/linli.json),
-which the store keeps up to date incrementally; a query never scans documents. The server keeps
-each grid's figures with the database's update sequence they were computed at, recomputes a grid
-only when its sequence moved (the gateway's writes mark it; `refresh` checks them all), and then
-reads again only the views of the record types written since (the ids in the changes feed name
-them), and rolls the figures up the hierarchy by addition. A grid written to all the time is
-refreshed in the background at most every `refresh_seconds`, one refresh of a grid at a time: each
-read makes the embedded store run the view's map function over every new document.
+Each grid's figures are folded record by record as the server reads its changes feed, never
+computed by the store's views (server/sync/figure_fold.py keeps each record's part and the
+checkpoints in an embedded SQLite file; the rules are server/domain/figures.py's). A grid is read
+when the gateway wrote to it (`notice`; at most every `refresh_seconds` in the background, one
+reader of a grid at a time), when a dashboard asks for it while noticed, and at start from its
+checkpoint (`warm_up`); each read asks the store for the database's update sequence first and
+reads only the changes since the checkpoint. The receipts database is read the same way (the
+verdicts' receipt times and the records' first receipts, for the decision received last and
+the time to review). A dashboard query then only adds the grids' figures up the hierarchy.
 
 Figures are flat counters with dotted names (`households`, `visits.latest.completed`,
 `persons.age.15-59`...), so rolling up is adding.
@@ -17,41 +18,35 @@ Time to review (from a record's first receipt by the server to its first verdict
 and medians do not add up. So each grid keeps a histogram with fixed buckets (`review.hours.le_4`
 counts the records reviewed within 4 hours and more than 2, `review.hours.over_1440` those after
 60 days), the histograms roll up by addition like every other counter, and an area's median is
-the bucket that holds it: bounded memory and exact rolling up, at the buckets' resolution. The
-receipt times come from a view of `linli-receipts` (reduced to each record's first receipt),
-queried for the grid's reviewed records only.
+the bucket that holds it: bounded memory and exact rolling up, at the buckets' resolution.
+
+`rebuild` folds every grid again from nothing into a new file while the figures of the last
+one keep answering, then takes the new one in its place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import datetime
 import logging
 import math
+import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from server.domain.figures import (
-    GROUPED,
     REVIEW_HOURS,
     SMALL,
-    VIEW_TYPE,
-    VIEWS,
     Area,
     area_entry,
     areas,
-    changed_types,
-    first_verdicts,
     parents,
     places,
-    verdict_row,
-    view_figures,
 )
-from server.domain.scope import Directory, User, grid_db
+from server.domain.scope import RECEIPTS_DB, Directory, User, grid_db, grid_of_db
 from server.domain.suppression import Group, components, equation_sets, withhold
 from server.store.couch import (
     CouchClient,
@@ -60,47 +55,49 @@ from server.store.couch import (
     StoreUnavailable,
     db_path,
 )
-from server.sync import ordering
-from server.sync.ordering import ReceiptLookup, Verdict, seq_number
-from server.sync.receipts import FIRST_RECEIVED, ReceiptViews
+from server.sync.figure_fold import FoldStore, seq_of, this_year
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
 
-DESIGN = "_design/linli"
 WITHHELD_KEPT = 1024  # groups of grids whose withheld figures are kept between queries
-CHANGES_LIMIT = 5000  # changes read to find the types written; more: every view is read
+PAGE = 1000  # changes read at once
 REFRESH_SECONDS = 2.0
 TICK_SECONDS = 0.25
-
-
-@dataclasses.dataclass
-class Cached:
-    """A grid's figures, each view's part, and what they were computed at."""
-
-    seq: Any
-    year: int
-    parts: dict[str, Counter[str]]
-    figures: Counter[str]
+RECEIPTS_SECONDS = 2.0
+# A grid the gateway wrote to is folded in the background no sooner than this after: the
+# residents' index reads its changes at once, and the fold takes them from there.
+RIDE_SECONDS = 0.5  # the receipts database read at least this often in the background
+FILE = "figures.sqlite3"
 
 
 class Aggregates:
     def __init__(self, couch: CouchClient, directory: Directory, census_campaign: str,
-                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+                 refresh_seconds: float = REFRESH_SECONDS, path: Path | None = None) -> None:
         self.couch, self.directory = couch, directory
         self.census_campaign = census_campaign
         self.refresh_seconds = refresh_seconds
-        self.grids: dict[str, tuple[Any, Counter[str]]] = {}  # code -> (update_seq, figures)
-        self.cached: dict[str, Cached] = {}
+        self.path = path
+        self.fold = FoldStore(path, census_campaign)
+        self.grids: dict[str, tuple[Any, Counter[str]]] = {}  # code -> (checkpoint, figures)
+        self.loaded = False
         self.dirty: set[str] = set()
         self.noticed: dict[str, float] = {}  # monotonic time each dirty grid was first noticed
-        self.locks: dict[str, asyncio.Lock] = {}  # one refresh of a grid at a time
+        self.locks: dict[str, asyncio.Lock] = {}  # one reader of a grid's changes at a time
+        self.receipts_lock = asyncio.Lock()
         self.started: dict[str, float] = {}  # loop time the grid's last refresh began
-        self.view_reads = 0  # for tests and benchmarks
-        self.receipt_views = ReceiptViews(couch)
-        # The server's receipts of verdicts (the resolver's lookup) and this process's pending
-        # receipts, wired by the app: the latest verdict is the one received last.
-        self.receipts_for: ReceiptLookup | None = None
+        self.changes_read = 0  # pages of changes read (tests and benchmarks)
+        self.receipts_read = -math.inf  # loop time the receipts were last read
+        self.rebuilding = False
+        # The pages of a grid's changes the residents' index read (server/sync/allowed.py), each
+        # with the seq it was read from, waiting to be folded: the store is not asked twice for
+        # the same changes. `since_of` tells a page's start (the index's own record of it).
+        self.since_of: Callable[[str], Any] | None = None
+        self.reading: dict[str, tuple[int, list[Mapping[str, Any]]]] = {}
+        self.pages: dict[str, list[tuple[int, list[Mapping[str, Any]], int]]] = {}
+        self.riding = 0  # changes taken from the index's reads (tests and benchmarks)
+        # This process's pending receipts, written before the receipts are read (the app wires
+        # it): a verdict's receipt decides whether it is the latest and when it was given.
         self.flush_receipts: Callable[[], Awaitable[None]] | None = None
         self._sets: tuple[Any, list[frozenset[str]]] | None = None
         # Whether other server processes write to the store too (docs/deployment.md): then a
@@ -114,15 +111,66 @@ class Aggregates:
         self.dirty.add(grid)
         self.noticed.setdefault(grid, time.monotonic())
 
+    # -- riding on the residents' index's reads (its GridFollower) -------------------------------
+
+    def observe(self, db: str, change: Mapping[str, Any]) -> None:
+        """A change of `db` the residents' index read (in seq order, with its document)."""
+        if self.since_of is None or grid_of_db(db) is None:
+            return
+        if db not in self.reading:
+            start = seq_of(self.since_of(db))
+            if start is None:
+                return
+            self.reading[db] = (start, [])
+        self.reading[db][1].append(change)
+
+    def caught_up(self, db: str, seq: Any) -> None:
+        """The index read `db` up to `seq`: the page is kept for the next fold of the grid."""
+        start, changes = self.reading.pop(db, (None, []))
+        last, code = seq_of(seq), grid_of_db(db)
+        if start is None or last is None or code is None or not changes:
+            return
+        pages = self.pages.setdefault(db, [])
+        pages.append((start, changes, last))
+        if sum(len(page[1]) for page in pages) > PAGE * 10:  # not folded for long: read again
+            del self.pages[db]
+            return
+        self.notice(code)
+
+    async def fold_pages(self, db: str) -> tuple[int, Counter[str]] | None:
+        """Fold the pages the index read of `db`, those that start where the figures are."""
+        pages = self.pages.pop(db, [])
+        done = None
+        year = this_year()
+        for start, changes, last in pages:
+            before = done[0] if done is not None else self.grids.get(
+                grid_of_db(db) or "", (0, None))[0]
+            folded = await asyncio.to_thread(self.fold.fold, db, start, changes, last, year)
+            if folded is not None:
+                self.riding += sum(1 for c in changes if (seq_of(c.get("seq")) or 0) > before)
+                done = folded
+        return done
+
     def lag(self) -> Lag:
         """How long the oldest write not yet counted has waited, and how many grids wait."""
         waiting = [self.noticed[code] for code in self.dirty if code in self.noticed]
         return Lag(seconds=time.monotonic() - min(waiting) if waiting else None,
                    items=len(self.dirty))
 
+    async def load(self) -> None:
+        """The figures of the last checkpoints, from the file, once."""
+        if self.loaded:
+            return
+        kept = await asyncio.to_thread(self.fold.figures, this_year())
+        for db, (applied, figures) in kept.items():
+            code = grid_of_db(db)
+            if code is not None and code not in self.grids:
+                self.grids[code] = (applied, figures)
+        self.loaded = True
+
     async def grid_figures(self, code: str) -> Counter[str]:
-        """Bring one grid's figures up to date, one refresh of it at a time; a caller that
-        waited for another's refresh and finds the grid no longer noticed still checks its
+        """Bring one grid's figures up to date, one reader of it at a time; a caller that
+        waited for another's read and finds the grid no longer noticed still checks its
         update sequence, which is one cheap request."""
         lock = self.locks.setdefault(code, asyncio.Lock())
         async with lock:
@@ -139,127 +187,174 @@ class Aggregates:
                 raise
 
     async def _grid_figures(self, code: str) -> Counter[str]:
+        await self.load()
         db = grid_db(code)
         try:
             info = await self.couch.get(db_path(db))
         except NotFound:
             return Counter()
-        seq, year = info.get("update_seq"), datetime.date.today().year
-        cached = self.cached.get(code)
-        if cached is not None and cached.seq == seq:
-            return cached.figures
-        views = set(VIEWS)
-        if cached is not None and cached.year == year:
-            types = await self.types_since(db, cached.seq, seq)
-            if types is not None:
-                views = {view for view in VIEWS if VIEW_TYPE[view] in types}
-        parts = dict(cached.parts) if cached is not None else {}
-        for view in VIEWS:
-            if view not in views:
-                continue
-            params = {"group": "true"} if view in GROUPED else {}
-            try:
-                answer = await self.couch.get(db_path(db, DESIGN, "_view", view), **params)
-            except NotFound:  # its design document is still being installed
-                return Counter()
-            self.view_reads += 1
-            rows = answer.get("rows", [])
-            received = None
-            if view == "verdicts_latest":
-                rows = await self.receipted(db, rows)
-                received = await self.first_receipts(db, sorted(first_verdicts(rows)))
-            parts[view] = view_figures(view, rows, self.census_campaign, year, received)
-        figures: Counter[str] = Counter()
-        for part in parts.values():
-            figures.update(part)
-        figures = +figures
-        self.cached[code] = Cached(seq, year, parts, figures)
-        self.grids[code] = (seq, figures)
+        now = seq_of(info.get("update_seq"))
+        if code in self.grids and db in self.pages:
+            folded = await self.fold_pages(db)
+            if folded is not None:
+                self.grids[code] = folded
+        applied, figures = self.grids.get(code, (0, Counter()))
+        if now is not None and now == applied and code in self.grids:
+            return figures
+        if now is not None and now < applied:  # the database was made again
+            await asyncio.to_thread(self.fold.forget, db)
+            self.grids.pop(code, None)
+        applied, figures = await self.read(self.fold, db)
+        self.grids[code] = (applied, figures)
         return figures
 
-    async def types_since(self, db: str, since: Any, now: Any) -> set[str] | None:
-        """The record types written to `db` since update sequence `since` (ids only, a few
-        bytes a change); None when that cannot be told and every view must be read."""
-        old, new = seq_number(since), seq_number(now)
-        if old is None or new is None or new < old:  # the database was made again
-            return None
-        try:
-            page = await self.couch.get(db_path(db, "_changes"), since=str(since),
-                                        limit=str(CHANGES_LIMIT))
-        except NotFound:
-            return None
-        results = page.get("results") or []
-        if len(results) >= CHANGES_LIMIT:
-            return None
-        return changed_types(str(row.get("id", "")) for row in results)
+    async def read(self, fold: FoldStore, db: str) -> tuple[int, Counter[str]]:
+        """Fold `db`'s changes since `fold`'s checkpoint, a page at a time."""
+        applied = await asyncio.to_thread(fold.applied, db)
+        year = this_year()
+        while True:
+            page = await self.couch.get(db_path(db, "_changes"), since=str(applied),
+                                        limit=str(PAGE), include_docs="true")
+            self.changes_read += 1
+            results = page.get("results") or []
+            last = seq_of(page.get("last_seq")) or applied
+            done = await asyncio.to_thread(fold.fold, db, applied, results, last, year)
+            if done is None:  # another process moved the checkpoint on: from there
+                applied = await asyncio.to_thread(fold.applied, db)
+                continue
+            applied, figures = done
+            if len(results) < PAGE:
+                return applied, figures
 
-    async def receipted(self, db: str, rows: list[dict[str, Any]]) -> list[Verdict]:
-        """The verdicts of `verdicts_latest` rows with the server's receipts (this process's
-        pending ones written first), so the latest is the one received last."""
-        if self.flush_receipts is not None:
+    async def read_receipts(self, fold: FoldStore | None = None, flush: bool = True) -> None:
+        """Fold the receipts written since the last read (this process's pending ones
+        written first, unless `flush` is off: the background's reads leave them to their
+        writer's own pace)."""
+        if flush and self.flush_receipts is not None:
             with contextlib.suppress(CouchFailure, StoreUnavailable):
                 await self.flush_receipts()
-        verdicts = [verdict_row(row) for row in rows]
-        try:
-            return await ordering.with_receipts(self.couch, db, verdicts, self.receipts_for)
-        except (NotFound, CouchFailure):
-            return await ordering.with_receipts(self.couch, db, verdicts, None)
-
-    async def first_receipts(self, db: str, records: list[str]) -> dict[str, float]:
-        """When the server first received each of `records` (ms), from the receipts view:
-        one reduced row per reviewed record, never the receipts themselves. A verdict is
-        given after its record's receipt is written (the verdicts API flushes the receipt log
-        first), so a grid's cached figures, kept by its update sequence, stay right."""
-        if not records:
-            return {}
-        found: dict[str, float] = {}
-        for row in await self.receipt_views.rows(
-                FIRST_RECEIVED, [[db, record] for record in records], group="true"):
-            value = row.get("value")
-            if isinstance(value, dict) and isinstance(value.get("min"), int | float):
-                found[str(row["key"][1])] = float(value["min"])
-        return found
+        async with self.receipts_lock:
+            await self.load()
+            live = fold is None
+            fold = fold or self.fold
+            self.receipts_read = asyncio.get_running_loop().time()
+            applied = await asyncio.to_thread(fold.receipts_applied)
+            year = this_year()
+            while True:
+                try:
+                    page = await self.couch.get(db_path(RECEIPTS_DB, "_changes"),
+                                                since=str(applied), limit=str(PAGE),
+                                                include_docs="true")
+                except NotFound:
+                    return
+                results = page.get("results") or []
+                last = seq_of(page.get("last_seq")) or applied
+                changed = await asyncio.to_thread(fold.fold_receipts, applied, results, last,
+                                                  year)
+                if changed is None:
+                    applied = await asyncio.to_thread(fold.receipts_applied)
+                    continue
+                applied = max(applied, last)
+                for db, (grid_applied, figures) in changed.items():
+                    code = grid_of_db(db)
+                    if live and code is not None and code in self.grids:
+                        self.grids[code] = (grid_applied, figures)
+                if len(results) < PAGE:
+                    return
 
     async def refresh(self, codes: Iterable[str] | None = None) -> None:
         """Bring the figures of `codes` (default: every grid) up to date."""
         wanted = sorted(self.directory.grids if codes is None else codes)
-        semaphore = asyncio.Semaphore(8)
+        await self.read_receipts()
+        semaphore = asyncio.Semaphore(4)
 
         async def one(code: str) -> None:
             async with semaphore:
                 await self.grid_figures(code)
 
         await asyncio.gather(*(one(code) for code in wanted))
+        await self.read_receipts()  # receipts of records read just now
 
     async def refresh_dirty(self, codes: Iterable[str] | None = None) -> None:
         """Bring the noticed grids among `codes` (default: all noticed) up to date."""
         wanted = set(self.dirty) if codes is None else self.dirty & set(codes)
-        await self.refresh(wanted)
+        if wanted:
+            await self.refresh(wanted)
 
     async def warm_up(self) -> None:
-        """Read every grid's views once: the store builds a view's index when it is first
-        read, and a dashboard should not wait for it. On the embedded store that is about a
-        minute for the demo's 1,000 households but hours for a city of 164,253 (1.5 ms of store
-        CPU per document per view, scripts/bench-aggregates); Apache CouchDB is far faster."""
+        """Read every grid from its checkpoint once at start (from nothing, without a file: on
+        the embedded store about a millisecond of its CPU per 100 records' changes)."""
         try:
             await self.refresh()
         except (CouchFailure, StoreUnavailable) as exc:
             log.warning("aggregates not warmed up: %s", exc)
 
+    async def rebuild(self) -> None:
+        """Fold every grid and the receipts again from nothing into a new file, while the
+        figures kept so far keep answering; then the new file takes the old one's place, each
+        grid read up to date under its lock first, so no answer mixes the two."""
+        self.rebuilding = True
+        fresh_path = None if self.path is None else self.path.with_name(self.path.name + ".new")
+        if fresh_path is not None:
+            for leftover in (fresh_path, Path(f"{fresh_path}-wal"), Path(f"{fresh_path}-shm")):
+                leftover.unlink(missing_ok=True)
+        fresh = FoldStore(fresh_path, self.census_campaign)
+        try:
+            codes = sorted(self.directory.grids)
+            await self.read_receipts(fresh)
+            semaphore = asyncio.Semaphore(4)
+
+            async def one(code: str) -> None:
+                async with semaphore:
+                    with contextlib.suppress(NotFound):
+                        await self.read(fresh, grid_db(code))
+
+            await asyncio.gather(*(one(code) for code in codes))
+            await self.read_receipts(fresh)
+            locks = [self.locks.setdefault(code, asyncio.Lock()) for code in codes]
+            async with contextlib.AsyncExitStack() as held:
+                await held.enter_async_context(self.receipts_lock)
+                for lock in locks:
+                    await held.enter_async_context(lock)
+                figures = {}
+                for code in codes:
+                    with contextlib.suppress(NotFound):
+                        figures[code] = await self.read(fresh, grid_db(code))
+                old = self.fold
+                self.fold, self.grids = fresh, figures
+                await asyncio.to_thread(old.close)
+                if self.path is not None and fresh_path is not None:
+                    for suffix in ("-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    os.replace(fresh_path, self.path)
+                    for suffix in ("-wal", "-shm"):
+                        if Path(f"{fresh_path}{suffix}").exists():
+                            os.replace(f"{fresh_path}{suffix}", f"{self.path}{suffix}")
+            await self.read_receipts()
+        except BaseException:
+            if fresh is not self.fold:
+                await asyncio.to_thread(fresh.close)
+            raise
+        finally:
+            self.rebuilding = False
+
     async def run(self) -> None:
         """Keep the figures of the grids written to fresh, so a dashboard query only adds
-        numbers up: a grid written to all the time is refreshed once every refresh_seconds,
-        not once a batch, since each refresh makes the store update and read its views."""
+        numbers up: a grid written to all the time is read once every refresh_seconds, not
+        once a batch; the receipts every RECEIPTS_SECONDS when nothing was noticed."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(TICK_SECONDS)
             now = loop.time()
+            waited = time.monotonic() - RIDE_SECONDS
             due = [code for code in self.dirty
-                   if now - self.started.get(code, -math.inf) >= self.refresh_seconds]
-            if not due:
-                continue
+                   if now - self.started.get(code, -math.inf) >= self.refresh_seconds
+                   and self.noticed.get(code, -math.inf) <= waited]
             try:
-                await self.refresh_dirty(due)
+                if due:
+                    await self.refresh_dirty(due)
+                elif now - self.receipts_read >= RECEIPTS_SECONDS:
+                    await self.read_receipts(flush=False)
             except (CouchFailure, StoreUnavailable) as exc:
                 log.warning("aggregates not refreshed: %s", exc)
 
@@ -309,14 +404,17 @@ class Aggregates:
         shown_grids = [a.code for a in (area, *children) if a.level == "grid"]
         groups = self.protection_groups(user, shown_grids)
         needed = sorted({*area.grids, *(g for group, _ in groups for g in group)})
+        await self.load()
         await self.refresh_dirty(needed)
         old = time.monotonic() - self.refresh_seconds
         shared = self.shared()
         # a grid the background is refreshing is no longer noticed but may not be counted yet:
         # wait for that refresh (then one update-sequence read)
-        await self.refresh([c for c in needed if c not in self.grids
-                            or (c in self.locks and self.locks[c].locked())
-                            or (shared and self.checked.get(c, -math.inf) < old)])
+        wanted = [c for c in needed if c not in self.grids
+                  or (c in self.locks and self.locks[c].locked())
+                  or (shared and self.checked.get(c, -math.inf) < old)]
+        if wanted:
+            await self.refresh(wanted)
         withheld = self.withheld(groups)
 
         def shown(a: Area) -> dict[str, Any]:

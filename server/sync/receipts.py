@@ -233,15 +233,13 @@ class ReceiptLog:
 
 VIEW_KEYS = 300  # keys per receipts view query
 BY_REV = db_path(RECEIPTS_DB, "_design/receipts", "_view", "by_rev")  # designs/receipts.json
-FIRST_RECEIVED = db_path(RECEIPTS_DB, "_design/aggregates", "_view", "first_received")
 
 Received = tuple[str | None, str | None]  # who sent a revision, when the server received it
 
 
 class ReceiptViews:
     """The views of the receipts database (server/store/designs/, installed before the first
-    query), read a page of keys at a time. The resolver, the rebuilder and the aggregates each
-    hold one."""
+    query), read a page of keys at a time. The resolver and the rebuilder each hold one."""
 
     def __init__(self, couch: CouchClient) -> None:
         self.couch = couch

@@ -24,6 +24,7 @@ from server.domain.validation import SchemaRegistry, shared_registry
 from server.store import designs
 from server.store.couch import CouchClient, CouchFailure, StoreUnavailable, db_path
 from server.store.embedded import EmbeddedStore
+from server.sync.aggregates import FILE as FIGURES_FILE
 from server.sync.aggregates import Aggregates
 from server.sync.conflicts import Resolver
 from server.sync.feeds import MAX_WATCHED_DATABASES, LiveFeeds
@@ -201,14 +202,15 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
                         sweep_seconds=config.conflict_sweep_seconds, sweep_at_start=passes)
     app[RESOLVER] = resolver
     figures = Aggregates(couch, directory, config.census_campaign,
-                         refresh_seconds=config.aggregates_refresh_seconds)
+                         refresh_seconds=config.aggregates_refresh_seconds,
+                         path=config.data / FIGURES_FILE)
     app[AGGREGATES] = figures
     # with other processes on the store, a grid's figures are checked against the store at a
     # query: this process is not told of what the others wrote
     figures.shared = lambda: app[LEASES].others > 0
     resolver.on_written = figures.notice
     app[RECEIPT_TIMES] = ReceiptCache(resolver.receipts_for)
-    figures.receipts_for, figures.flush_receipts = app[RECEIPT_TIMES], receipts.flush
+    figures.flush_receipts = receipts.flush
     supervisor = app[SUPERVISOR]
     follower = DirectoryFollower(couch, directory, since)
     warm = figures if config.aggregates_warm_up else None

@@ -43,6 +43,7 @@ from server.sync.replication import FeedLimiter
 from server.web import residents
 from server.web.guard import require_still_signed_in, require_user
 from server.web.keys import (
+    AGGREGATES,
     AUTHORS,
     CONFIG,
     COUCH,
@@ -614,6 +615,10 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     authors = AuthorIndex(app[COUCH], index.reach, replication.stored_authors)
     index.followers.append(authors)
     app[AUTHORS] = authors
+    # ... and neither does the figures' fold when the index has read them (sync/aggregates.py).
+    figures = app[AGGREGATES]
+    figures.since_of = index.since.get
+    index.followers.append(figures)
     task = app[SUPERVISOR].start("residents-index", index.run, probe=index.lag)
     yield
     await app[SUPERVISOR].stop([task])

@@ -26,7 +26,7 @@ MEDIATION = "mediation"  # the mediation cases' database, linli-mediation: cases
 # Which design documents (the files of this folder, without .json) each kind of database holds.
 HELD_BY: Mapping[str, tuple[str, ...]] = MappingProxyType({
     GRID: ("linli",),
-    RECEIPTS: ("receipts", "aggregates"),
+    RECEIPTS: ("receipts",),
     RESIDENTS: ("residents",),
     MEDIATION: ("mediation",),
 })

@@ -1,0 +1,198 @@
+"""The figures' fold (server/sync/figure_fold.py, server/sync/aggregates.py): the figures folded
+record by record equal a count straight from the documents after edits, deletions, conflicting
+revisions, verdicts and receipts; after a restart from the file's checkpoint; after the process
+folding them is killed outright; and while a rebuild from nothing runs, the figures answered are
+the last whole ones. No grid database holds a figure view any more."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import City, basic, eventually, visit, wait_for_user
+from test_aggregates import CAMPAIGN, brute_force, raw_docs, receipts_of, scramble
+
+from server.demo.city import iter_grids
+from server.demo.seed import BATCH
+from server.domain.scope import Directory, Grid, grid_db
+from server.store import designs
+from server.store.bulk import save_many
+from server.sync.aggregates import Aggregates
+from server.sync.figure_fold import seq_of, this_year
+from server.web.keys import AGGREGATES, COUCH, RESIDENT_INDEX
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = """
+import asyncio, sys
+from pathlib import Path
+import aiohttp
+from server.domain.scope import Directory
+from server.store.couch import CouchClient
+from server.sync.aggregates import Aggregates
+
+async def main(url: str, path: str, code: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        figures = Aggregates(CouchClient(url, session), Directory(), sys.argv[4],
+                             path=Path(path))
+        while True:
+            await figures.refresh([code])
+            print("folded", flush=True)
+
+asyncio.run(main(*sys.argv[1:4]))
+"""
+
+
+def records(code: str, tag: str, households: int) -> list[dict[str, Any]]:
+    """Households, each with a present person and two visits, under ids of their own."""
+    out: list[dict[str, Any]] = []
+    for n in range(households):
+        household = f"household:{code}-{tag}-{n}"
+        base = {"schema_version": 1, "grid": code, "created_by": "w"}
+        out += [{**base, "_id": household, "type": "household", "status": "active"},
+                {**base, "_id": f"person:{code}-{tag}-{n}", "type": "person",
+                 "household": household, "status": "present", "sex": "female",
+                 "birth_year": 1950 + n % 60, "residence_status": "registered"}]
+        out += [{**base, "_id": f"household_visit:{code}-{tag}-{n}-{k}",
+                 "type": "household_visit", "household": household,
+                 "visited_on": f"2026-11-{10 + k:02d}",
+                 "outcome": ("nobody_home", "completed")[(n + k) % 2]} for k in range(2)]
+    return out
+
+
+def write(city: City, code: str, tag: str, households: int) -> None:
+    docs = records(code, tag, households)
+    for start in range(0, len(docs), 50):
+        save_many(city.db(code), docs[start:start + 50])
+
+
+def load(city: City, code: str, households: int, seed: int) -> None:
+    generated = next(iter_grids(households, seed))
+    docs = [{**d, "grid": code} for d in (
+        generated.buildings + generated.households + generated.persons + generated.visits
+        + generated.census + generated.screenings)]
+    db = city.db(code)
+    for start in range(0, len(docs), BATCH):
+        save_many(db, docs[start:start + BATCH])
+
+
+async def expected(city: City, code: str) -> dict[str, int]:
+    docs = await city.run(raw_docs, city.db(code))
+    return dict(brute_force(docs, await city.run(receipts_of, city.couch), grid_db(code)))
+
+
+def test_no_grid_database_holds_a_figure_view() -> None:
+    [linli] = designs.design_docs(designs.GRID)
+    assert set(linli["views"]) .isdisjoint({
+        "households_by_status", "visits_by_household", "census_by_campaign",
+        "persons_by_sex_birth_status", "screenings_by_day", "verdicts_latest"})
+    assert designs.HELD_BY[designs.RECEIPTS] == ("receipts",)
+
+
+@pytest.mark.slow  # a few hundred records, folded three times
+async def test_the_fold_restarts_from_its_checkpoint(client: Any, city: City,
+                                                     tmp_path: Path) -> None:
+    rng = random.Random(21)
+    code = await city.grid()
+    await city.run(load, city, code, 120, 5)
+    path = tmp_path / "figures.sqlite3"
+    first = Aggregates(client.app[COUCH], Directory(), CAMPAIGN, path=path)
+    await first.refresh([code])
+    assert dict(first.grids[code][1]) == await expected(city, code)
+    assert first.grids[code][1]["persons"] > 0
+
+    # Edits, deletions, conflicting revisions, verdicts and receipts, then a restart.
+    await city.run(lambda: scramble(city.db(code), rng, code, city.couch["linli-receipts"]))
+    await asyncio.to_thread(first.fold.close)
+    again = Aggregates(client.app[COUCH], Directory(), CAMPAIGN, path=path)
+    await again.load()
+    assert again.grids[code] == first.grids[code]  # the checkpoint's figures, from the file
+    await again.refresh([code])
+    assert again.changes_read == 1  # from the checkpoint on: one page, not the whole grid
+    figures = dict(again.grids[code][1])
+    assert figures == await expected(city, code)
+    assert figures["review.reviewed"] > 0 and figures["review.timed"] > 0
+    # The kept records counted again give the same figures.
+    assert dict(await asyncio.to_thread(again.fold.recount, grid_db(code), this_year())) \
+        == figures
+
+    # A rebuild from nothing: the figures answered meanwhile are the last whole ones.
+    again.directory.grids[code] = Grid(code=code, name=code)
+    before = again.grids[code]
+    rebuild = asyncio.create_task(again.rebuild())
+    seen = []
+    while not rebuild.done():
+        seen.append(again.grids.get(code))
+        await asyncio.sleep(0.001)
+    await rebuild
+    assert all(s == before for s in seen)
+    assert dict(again.grids[code][1]) == figures
+    assert path.exists() and not path.with_name(path.name + ".new").exists()
+    await asyncio.to_thread(again.fold.close)
+    third = Aggregates(client.app[COUCH], Directory(), CAMPAIGN, path=path)
+    await third.load()
+    assert dict(third.grids[code][1]) == figures
+
+
+@pytest.mark.slow  # a process killed while it folds a grid being written to
+async def test_the_fold_survives_a_kill(client: Any, city: City, tmp_path: Path,
+                                        store: Any) -> None:
+    code = await city.grid()
+    path = tmp_path / "figures.sqlite3"
+    folder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FOLDER, store.url, str(path), code, CAMPAIGN, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert folder.stdout is not None
+    try:
+        await asyncio.wait_for(folder.stdout.readline(), 60)
+        for n in range(4):  # records arriving while it folds them
+            await city.run(write, city, code, f"during{n}", 30)
+        await asyncio.wait_for(folder.stdout.readline(), 60)
+    finally:
+        folder.send_signal(signal.SIGKILL)
+        await folder.wait()
+    await city.run(write, city, code, "after", 10)  # and more after the kill
+    after = Aggregates(client.app[COUCH], Directory(), CAMPAIGN, path=path)
+    await after.refresh([code])
+    assert dict(after.grids[code][1]) == await expected(city, code)
+    assert after.grids[code][1]["households"] == 130
+
+
+async def test_the_gateway_s_writes_are_folded_from_the_index_s_reads(client: Any,
+                                                                     city: City) -> None:
+    """The residents' index reads every change of a grid the gateway writes to; the fold takes
+    them from there instead of asking the store for them again."""
+    code = await city.grid()
+    worker = await city.user("worker", grids=[code])
+    await wait_for_user(client, worker)
+    figures = client.app[AGGREGATES]
+
+    async def push(docs: list[dict[str, Any]]) -> None:
+        resp = await client.post(f"/couch/{grid_db(code)}/_bulk_docs", json={"docs": docs},
+                                 headers=basic(worker))
+        assert resp.status == 201 and all("error" not in r for r in await resp.json())
+
+    await push([visit(code, worker, n, household=f"household:{code}-{n % 7}",
+                      outcome=("completed", "nobody_home")[n % 2]) for n in range(20)])
+    figures.refresh_seconds = 3600  # no background fold: this test folds when it wants
+    await figures.grid_figures(code)  # from nothing: its own read
+    read, ridden = figures.changes_read, figures.riding
+    more = [visit(code, worker, f"later{n}", household=f"household:{code}-{n % 9}",
+                  visited_on="2026-11-25") for n in range(10)]
+    await push(more)
+    db = grid_db(code)
+    stored = seq_of((await client.app[COUCH].get(f"/{db}"))["update_seq"])
+    index = client.app[RESIDENT_INDEX]
+    await eventually(lambda: (seq_of(index.since.get(db)) or 0) >= (stored or 0), 30,
+                     what="the residents' index read the new records")
+    await figures.grid_figures(code)
+    assert figures.changes_read == read, "read from the store again"
+    assert figures.riding >= ridden + len(more)
+    assert dict(figures.grids[code][1]) == await expected(city, code)
+    assert figures.grids[code][1]["visits.total"] == 30
+    assert figures.grids[code][1]["visits.households_visited"] == 9
