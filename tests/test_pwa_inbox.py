@@ -2,7 +2,7 @@
 and the demo city: the worker's inbox (pwa/worker/inbox.js), a record returned by review worked
 through offline and back to the supervisor's review screen, with its labels and counts true at
 each step; and the first sync, cut off half-way, saying the grid is incomplete until it has
-resumed and ended."""
+resumed and ended, its batches of documents gzipped."""
 
 from __future__ import annotations
 
@@ -206,6 +206,10 @@ async def test_the_first_sync_cut_off_half_way_says_so_and_resumes(browser: Brow
             return
         await route.continue_()
 
+    # How each batch of documents came: gzipped, as the phone asks (server/sync/replication.py).
+    encodings: list[str | None] = []
+    page.on("response", lambda response: encodings.append(
+        response.headers.get("content-encoding")) if "/_bulk_get" in response.url else None)
     await context.add_init_script(SEEN_BARS)
     await context.route("**/couch/", welcome)
     await context.route(f"**/couch/{grid_db(GRID_A)}/_changes*", changes)
@@ -263,6 +267,7 @@ async def test_the_first_sync_cut_off_half_way_says_so_and_resumes(browser: Brow
         again = [u for u in feeds[resumed_from:] if "since=" in u]
         assert again and "since=0&" not in again[0] + "&", again[:1]
         assert len(lost) == 2, lost
+        assert len(encodings) >= 3 and set(encodings) == {"gzip"}, encodings
         assert phone.problems == []
     finally:
         await phone.close()

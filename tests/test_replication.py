@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
 
@@ -163,3 +165,41 @@ async def test_checkpoints_are_kept_apart_per_user(client: Any, city: City) -> N
     resp = await client.get(path, headers=basic(alice))
     body = await resp.json()
     assert body["last_seq"] == "42" and body["_id"] == "_local/replication-id-1"
+
+
+async def test_first_download_reads_are_gzipped_when_asked(client: Any, city: City) -> None:
+    """The reads a first download is made of (a page of changes, a batch of documents, all
+    documents) come gzipped to a client that accepts it, the same JSON as uncompressed, and a
+    fraction of its bytes; as they were to one that does not; a live feed never (its heartbeats
+    would wait in the compressor)."""
+    grid, worker = await seeded_grid(city, client, 300)
+    db = f"/couch/grid-{grid}"
+    changes = await (await client.get(f"{db}/_changes", headers=basic(worker))).json()
+    wanted = {"docs": [{"id": c["id"], "rev": c["changes"][0]["rev"]}
+                       for c in changes["results"]]}
+    reads = [("GET", f"{db}/_changes?style=all_docs&limit=1000", None),
+             ("POST", f"{db}/_changes?style=all_docs", {}),
+             ("POST", f"{db}/_bulk_get?revs=true&latest=true", wanted),
+             ("GET", f"{db}/_all_docs?include_docs=true", None),
+             ("POST", f"{db}/_all_docs?include_docs=true", {"keys": [d["id"] for d in
+                                                                     wanted["docs"]]})]
+    async with aiohttp.ClientSession(auto_decompress=False) as raw:
+        for method, path, body in reads:
+            answers = {}
+            for encoding in ("gzip, deflate", "identity"):
+                async with raw.request(method, str(client.make_url(path)), json=body,
+                                       headers={**basic(worker),
+                                                "Accept-Encoding": encoding}) as response:
+                    assert response.status == 200, (path, await response.text())
+                    answers[encoding] = (response.headers.get("Content-Encoding"),
+                                         await response.read())
+            (zipped_as, zipped), (plain_as, plain) = answers["gzip, deflate"], answers["identity"]
+            assert (zipped_as, plain_as) == ("gzip", None), (path, zipped_as, plain_as)
+            assert json.loads(gzip.decompress(zipped)) == json.loads(plain), path
+            assert len(zipped) * 3 < len(plain), (path, len(zipped), len(plain))
+        async with raw.get(str(client.make_url(f"{db}/_changes?feed=longpoll&since=now"
+                                               "&timeout=1000")),
+                           headers={**basic(worker), "Accept-Encoding": "gzip"}) as response:
+            assert response.status == 200
+            assert "Content-Encoding" not in response.headers
+            assert json.loads(await response.read())["results"] == []

@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 
 # Response headers worth passing from the store to the client; hop-by-hop ones are not.
 RELAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Content-Disposition")
+
+
+def accepts_gzip(request: web.Request) -> bool:
+    """Whether the client takes a gzip-compressed answer (every browser and PouchDB does)."""
+    return any(coding.split(";")[0].strip().lower() == "gzip"
+               for coding in request.headers.get("Accept-Encoding", "").split(","))
 # Ancestors of a replicated revision read back to find the edit stamps it carried over.
 STAMP_ANCESTORS = 20
 # Documents whose stamps are read at once: a batch of a thousand edits of others' records must
@@ -390,7 +396,7 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
                 read_timeout: float = READ_TIMEOUT,
                 deadline_s: float | None = None,
                 quiet: Callable[[bytes], Awaitable[bytes | None]] | None = None,
-                ) -> web.StreamResponse:
+                compress: bool = False) -> web.StreamResponse:
     """Stream the store's answer to the client chunk by chunk: a feed or a big `_all_docs` is
     never held whole in memory. The store's errors pass through in CouchDB's shape. A slow
     phone may take as long as it needs; only a silent store times out. A client that hangs up
@@ -398,7 +404,11 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
     and its store request is closed then; a live feed ends at `deadline_s` (CouchDB's
     `timeout`, which PouchDB Server ignores). A feed that has relayed no change by then ends
     with `quiet(sent)`, the rest of CouchDB's body for a wait that saw nothing after the bytes
-    `sent` (None: cut it), if one is given."""
+    `sent` (None: cut it), if one is given. With `compress`, a successful answer goes gzipped to
+    a client that accepts it: for the reads a first download is made of (a batch of documents,
+    a page of changes), a fraction of the bytes on a phone's slow link for little CPU (both
+    measured by scripts/bench-pwa, docs/benchmarks.md). Never for a live feed: its heartbeats
+    would wait in the compressor."""
     loop = asyncio.get_running_loop()
     deadline = None if deadline_s is None else loop.time() + deadline_s
     upstream = await while_connected(request, couch.open(
@@ -424,6 +434,9 @@ async def relay(request: web.Request, couch: CouchClient, method: str, path: str
         for name in RELAYED_HEADERS:
             if name in upstream.headers:
                 response.headers[name] = upstream.headers[name]
+        if compress and upstream.status == 200 and request.method != "HEAD" and \
+                accepts_gzip(request):
+            response.enable_compression(web.ContentCoding.gzip)
         try:
             await response.prepare(request)
             if request.method == "HEAD":

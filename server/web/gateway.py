@@ -2,9 +2,10 @@
 its methods, and resolves the database before any handler runs. On a grid database:
 
 - reads a PouchDB client needs (`GET /db`, `_changes`, `_bulk_get`, `_all_docs`, `_revs_diff`,
-  documents, attachments, views) are relayed as streams, with only known query parameters
-  forwarded, each checked by its kind (params.py), and `_changes` filters only when the store can
-  run them (filters.py: it crashes on a bad one);
+  documents, attachments, views) are relayed as streams (those a first download is made of,
+  `_changes` but a live one, `_bulk_get` and `_all_docs`, gzipped for a client that accepts it),
+  with only known query parameters forwarded, each checked by its kind (params.py), and
+  `_changes` filters only when the store can run them (filters.py: it crashes on a bad one);
 - every write (`_bulk_docs`, `PUT`/`POST`/`DELETE` of a document or attachment) is validated first
   (validation.py) and recorded in a receipt (replication.py);
 - `_local/` checkpoints are kept apart per user.
@@ -135,10 +136,12 @@ def notice_writes(request: web.Request, target: Target, outcome: replication.Bat
 
 
 async def relay_get(request: web.Request, target: Target, *path: str,
-                    params: Mapping[str, str] | None = None) -> web.StreamResponse:
-    """A read relayed from the store as a stream."""
+                    params: Mapping[str, str] | None = None,
+                    compress: bool = False) -> web.StreamResponse:
+    """A read relayed from the store as a stream (gzipped with `compress`: replication.relay)."""
     return await replication.relay(request, request.app[COUCH], "GET",
-                                   db_path(target.db, *path), params=params)
+                                   db_path(target.db, *path), params=params,
+                                   compress=compress)
 
 
 # -- the database itself: `{db}` ----------------------------------------------------------------
@@ -266,7 +269,7 @@ async def changes(request: web.Request, target: Target) -> web.StreamResponse:
         return await replication.relay(request, request.app[COUCH],
                                        "POST" if upstream_body else "GET",
                                        db_path(target.db, "_changes"), params=params,
-                                       body=upstream_body)
+                                       body=upstream_body, compress=True)
 
 
 # -- `_bulk_docs`, `_bulk_get`, `_revs_diff`, `_all_docs` ---------------------------------------
@@ -298,7 +301,8 @@ async def bulk_get(request: web.Request, target: Target) -> web.StreamResponse:
     checked_ids(request, [i.get("id") for i in items], "")
     return await replication.relay(request, request.app[COUCH], "POST",
                                    db_path(target.db, "_bulk_get"),
-                                   params=pick(request.query, qparams.BULK_GET), body=body)
+                                   params=pick(request.query, qparams.BULK_GET), body=body,
+                                   compress=True)
 
 
 async def revs_diff(request: web.Request, target: Target) -> web.StreamResponse:
@@ -320,7 +324,7 @@ def all_docs_query(request: web.Request) -> dict[str, str]:
 
 
 async def all_docs(request: web.Request, target: Target) -> web.StreamResponse:
-    return await relay_get(request, target, "_all_docs", params=target.query)
+    return await relay_get(request, target, "_all_docs", params=target.query, compress=True)
 
 
 async def all_docs_by_keys(request: web.Request, target: Target) -> web.StreamResponse:
@@ -332,7 +336,8 @@ async def all_docs_by_keys(request: web.Request, target: Target) -> web.StreamRe
         checked_ids(request, keys, "keys")
     return await replication.relay(request, request.app[COUCH], "POST",
                                    db_path(target.db, "_all_docs"), params=target.query,
-                                   body={"keys": keys} if keys is not None else {})
+                                   body={"keys": keys} if keys is not None else {},
+                                   compress=True)
 
 
 # -- `_local/{id}`: a client's checkpoint, kept per user (replication.local_id_for) ------------
