@@ -3,12 +3,13 @@
 // grid replicating in the background, and routes between the screens of views.js. A resident's
 // login starts the resident's app instead (pwa/resident/), and sign-up needs no login.
 
-import { centreDayView, centreLink, providesServices } from "./centre.js";
+import { centreDayView, centreLink, centreOverviewLink, centreOverviewView, providesServices } from "./centre.js";
 import { canDecide, conflictsView } from "./conflicts.js";
 import { dashboardView } from "./dashboard.js";
 import { el } from "./dom.js";
 import { clockTime, formatTime, lang, message, setLang, t, tf } from "./i18n.js";
 import { noticesLink, noticesView, refreshVisits } from "./notices.js";
+import { liaisonThreadsLink, liaisonThreadsView } from "./liaison/officers.js";
 import { patrolLink, patrolView } from "./liaison/patrol.js";
 import { mediationLink, mediationView } from "./mediation/cases.js";
 import { branchView, canSeeBranches } from "./party/branch.js";
@@ -116,8 +117,10 @@ function serverLinks() {
   const ratings = ratingsLink(app.me);
   const stars = starsLink(app.me);
   const mediation = mediationLink(app.me) || patrolLink(app.me);
-  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, stars, mediation, party, centreLink(app.me)].filter(Boolean);
-  return [notices, questionnaires, tasks, handle, ratings, stars, mediation,
+  const centre = centreLink(app.me) || centreOverviewLink(app.me);
+  const threads = liaisonThreadsLink(app.me);
+  if (!canDecide(app.me)) return [notices, questionnaires, tasks, handle, ratings, stars, mediation, threads, party, centre].filter(Boolean);
+  return [notices, questionnaires, tasks, handle, ratings, stars, mediation, threads, centre,
     el("a", { href: "#/conflicts", id: "conflicts-link" }, t("conflict_queue")),
     el("a", { href: "#/dashboard", id: "dashboard-link" }, t("dashboard")),
     el("a", { href: "#/review", id: "review-link" }, t("review_queue")),
@@ -294,7 +297,7 @@ async function loadSchemas() {
 // and never over a form the worker is filling in, nor a screen that shows no grid records (the
 // conflict queue, the dashboard and the review come from the server).
 const SERVER_SCREENS = new Set(["conflicts", "dashboard", "review", "notices", "users", "audit", "retention", "data-requests", "party", "questionnaires",
-  "tasks", "handle", "ratings", "centre-day", "stars", "mediation", "patrol"]);
+  "tasks", "handle", "ratings", "centre-day", "stars", "mediation", "patrol", "centre-overview", "liaison-threads"]);
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer) return;
@@ -420,6 +423,8 @@ function serverRoute(name, a, b) {
   else if (name === "centre-day" || (!name && providesServices(app.me))) nodes = centreDayView(app, a);
   else if (name === "mediation") nodes = mediationView(app, a);
   else if (name === "patrol") nodes = patrolView(app, a);
+  else if (name === "centre-overview") nodes = centreOverviewView(app);
+  else if (name === "liaison-threads") nodes = liaisonThreadsView(app, a);
   else nodes = [el("p", { class: "empty", id: "masked-only", role: "status" }, t("masked_only"))];
   view.replaceChildren(...nodes.filter(Boolean));
   view.dataset.route = SERVER_SCREENS.has(name) ? name : !name && HANDLER_HOME.has(app.me.role) ? "handle"
@@ -472,6 +477,7 @@ async function route() {
   else if (name === "stars" && canSeeStars(app.me)) nodes = starsView(app, a, b);
   else if (name === "handle") nodes = handleView(app, a);
   else if (name === "mediation") nodes = mediationView(app, a);
+  else if (name === "centre-overview") nodes = centreOverviewView(app);
   else if (name === "new") {
     const doc = newRecord(app, a, b);
     const back = `#/h/${encodeURIComponent(a === "screening" ? (app.index.get(b) || {}).household : b)}`;

@@ -130,3 +130,61 @@ export function centreDayView(app, date) {
     formBox,
   ];
 }
+
+// The supervisors' screen of the centre (`#/centre-overview`, supervisors and the admin,
+// docs/centre.md): their communities' providers with their places booked in all and by week
+// and service, and the activities with the places taken. Counts only, from
+// GET /api/centre/overview: never who booked or signed up, never a matter (a lawyer's
+// consultations are confidential: 保密, counted like the others).
+
+export function centreOverviewLink(me) {
+  return me && (me.role === "supervisor" || me.role === "admin")
+    ? el("a", { href: "#/centre-overview", id: "centre-overview-link" }, t("ce_overview")) : null;
+}
+
+function weekLabel(monday) {
+  const [y, m, d] = monday.split("-").map(Number);
+  const sunday = new Date(Date.UTC(y, m - 1, d + 6));
+  return tf("ce_week", { from: `${m}/${d}`, to: `${sunday.getUTCMonth() + 1}/${sunday.getUTCDate()}` });
+}
+
+function providerCard(p) {
+  return el("li", { class: "card", "data-code": p.code, "data-confidential": String(p.confidential) },
+    el("h3", {}, p.name, " ", el("span", { class: "chip" }, t(`ce_kind_${p.kind}`))),
+    el("p", { class: "meta" }, tf("ce_overview_counts", { slots: p.slots, booked: p.booked, places: p.places })),
+    p.confidential ? el("p", { class: "hint" }, t("ce_overview_confidential")) : null,
+    p.weeks.length ? el("table", { class: "data co-weeks" },
+      el("caption", { class: "hint" }, t("ce_overview_weeks")),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("ce_overview_week")),
+        el("th", { scope: "col" }, t("ce_service")), el("th", { scope: "col" }, t("ce_overview_booked")))),
+      el("tbody", {}, p.weeks.map((w) => el("tr", { "data-week": w.week, "data-service": w.service },
+        el("td", {}, weekLabel(w.week)), el("td", {}, w.service_name),
+        el("td", {}, `${w.booked} / ${w.places}`))))) : el("p", { class: "hint" }, t("ce_overview_no_slots")));
+}
+
+export function centreOverviewView() {
+  const box = el("section", { id: "centre-overview", "aria-busy": "true", "aria-live": "polite" }, el("p", { class: "meta" }, t("loading")));
+  (async () => {
+    try {
+      const answer = await callApi("/api/centre/overview");
+      if (!answer.ok) throw new Error(reasonOf(answer));
+      const { providers, activities } = answer.body;
+      box.replaceChildren(
+        el("h3", {}, t("ce_providers")),
+        providers.length ? el("ul", { class: "cards", id: "co-providers" }, providers.map(providerCard))
+          : el("p", { class: "empty" }, t("ce_none")),
+        el("h3", {}, t("ce_activities")),
+        activities.length ? el("ul", { class: "list", id: "co-activities" }, activities.map((a) => el("li", { "data-id": a._id },
+          el("p", { class: "main" }, a.title),
+          el("p", { class: "meta" }, `${cityTime(Date.parse(a.starts_at), { date: true })} · ${a.place || ""}${a.provider_name ? ` · ${a.provider_name}` : ""}`),
+          el("p", { class: "meta" }, tf("ce_overview_signed", { taken: a.taken, places: a.places, waiting: a.waiting })))))
+          : el("p", { class: "empty" }, t("ce_no_activities")));
+    } catch (err) {
+      box.replaceChildren(el("p", { class: "error", role: "alert", id: "co-offline" },
+        err instanceof Unreachable ? t("ce_overview_offline") : String(err.message || err)));
+    } finally {
+      box.setAttribute("aria-busy", "false");
+    }
+  })();
+  return [backLink("#/"), heading(t("ce_overview")), el("p", { class: "hint" }, t("ce_overview_intro")), box];
+}

@@ -286,6 +286,17 @@ async def test_an_activity_is_signed_up_for_exactly(client: TestClient, city: Ci
     assert (row["status"], row["taken"], row["provider_name"]) == ("confirmed", 1,
                                                                    "bank 服务点")
     assert town.rb not in json.dumps(listed)
+    # The supervisors' figures count its places, never who signed up; another
+    # community's supervisor does not see it.
+    status, figures = await call(client, town.sup1, "GET", "/overview")
+    row = next(a for a in figures["activities"] if a["_id"] == f"centre_activity:{key}")
+    assert (status, row["taken"], row["waiting"], row["places"]) == (200, 1, 0, 1)
+    assert town.ra not in json.dumps(figures) and town.rb not in json.dumps(figures)
+    outsider = await city.user("supervisor", communities=[town.c3])
+    await wait_for_user(client, outsider)
+    status, figures = await call(client, outsider, "GET", "/overview")
+    assert status == 200 and all(a["_id"] != f"centre_activity:{key}"
+                                 for a in figures["activities"])
 
 
 SECRET_MATTER = "邻居纠纷：房屋漏水赔偿 MATTER-7f3a"
@@ -335,6 +346,9 @@ async def test_a_legal_matter_is_seen_by_the_resident_and_the_lawyer_only_on_eve
     status, figures = await call(client, town.sup1, "GET", "/overview")
     row = next(p for p in figures["providers"] if p["code"] == centre.lawyer)
     assert (row["slots"], row["booked"], row["confidential"]) == (1, 1, True)
+    [week] = row["weeks"]  # by week (its Beijing Monday) and service
+    assert (week["slots"], week["places"], week["booked"]) == (1, row["places"], 1)
+    assert datetime.date.fromisoformat(week["week"]).weekday() == 0 and week["service_name"]
     assert town.ra not in json.dumps(figures) and "MATTER" not in json.dumps(figures)
 
 

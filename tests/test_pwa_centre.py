@@ -107,3 +107,35 @@ async def test_a_slot_booked_offline_then_confirmed_by_the_lawyer(
     assert phone.problems == [] and lawyer.problems == []
     await lawyer.context.close()
     await phone.context.close()
+
+
+async def test_the_supervisor_sees_the_centre_in_counts_only(browser: Browser,
+                                                            demo: Demo) -> None:
+    """chen.jing's 邻里中心情况: the community's providers with their places booked in all and
+    by week and service, the lawyer's marked confidential and counted like the others, and the
+    activities with their sign-ups; never the booker nor the matter."""
+    staff = await Phone.open(browser, demo.url)
+    await staff.login("chen.jing")
+    page = staff.page
+    await page.click("#centre-overview-link")
+    lawyer = "#co-providers li[data-code=fm-law]"
+    await page.wait_for_selector(f"{lawyer}[data-confidential=true] tr[data-week]",
+                                 timeout=30_000)
+    shown = await page.inner_text("#centre-overview")
+    assert "坊门法律服务站" in shown and "法律咨询保密：只统计数量。" in shown
+    assert MATTER not in shown and DEMO_RESIDENT not in shown and DEMO_RESIDENT[-4:] not in shown
+    figures = await api(demo, "GET", "/api/centre/overview", "chen.jing")
+    [counted] = next(p for p in figures["providers"] if p["code"] == "fm-law")["weeks"]
+    assert counted["booked"] >= 1
+    week = await page.inner_text(f"{lawyer} tr[data-week]")
+    assert "法律咨询" in week and f"{counted['booked']} / {counted['places']}" in week, week
+    flowers = next(a for a in figures["activities"] if a["title"] == "邻里中心插花课")
+    signed = f"已报名 {flowers['taken']} / {flowers['places']}"
+    assert flowers["taken"] >= 4 and signed in await page.inner_text("#co-activities")
+    await check_screen(page, "the supervisor's centre")
+    await page.click("#lang")
+    await page.wait_for_selector("text=Neighbourhood centre figures")
+    assert f"{flowers['taken']} of 12 signed up" in await page.inner_text("#co-activities")
+    await check_screen(page, "the supervisor's centre, English")
+    await page.click("#lang")
+    await staff.context.close()

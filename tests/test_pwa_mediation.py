@@ -179,3 +179,34 @@ async def test_a_resident_writes_to_the_compounds_police_liaison(browser: Browse
     await page.wait_for_selector("#lo-messages li:has-text('南门的摊位今天又来了')", timeout=20_000)
     await check_screen(page, "a conversation")
     await phone.context.close()
+
+
+async def test_the_police_officer_answers_a_resident_in_the_app(browser: Browser,
+                                                                demo: Demo) -> None:
+    """张警官's 居民留言: the threads of his compound, named by compound and department, the
+    resident as 本小区居民 (never a phone or login); he answers in the thread and the resident
+    reads the answer."""
+    officer = await Phone.open(browser, demo.url)
+    await officer.login(POLICE)
+    page = officer.page
+    await page.click("#liaison-threads-link")
+    await page.wait_for_selector("#lo-threads a[data-thread]", timeout=30_000)
+    shown = await page.inner_text("#lo-threads")
+    assert "公安" in shown and "本小区居民" in shown and DEMO_RESIDENT not in shown
+    assert "compound:" not in shown
+    await check_screen(page, "the officer's threads")
+    thread = await page.get_attribute("#lo-threads a[data-thread]", "data-thread")
+    await page.click("#lo-threads a[data-thread]")
+    await page.wait_for_selector("#lo-messages li[data-from=resident]", timeout=20_000)
+    await page.fill("#lo-text", "收到，今天下午去南门看看")
+    await page.click("#lo-send")
+    await page.wait_for_selector("#lo-messages li:has-text('收到，今天下午去南门看看')",
+                                 timeout=20_000)
+    await check_screen(page, "the officer's thread")
+    await page.click("#lang")
+    await page.wait_for_selector("text=Residents' messages")
+    await check_screen(page, "the officer's thread, English")
+    await page.click("#lang")
+    read = await api(demo, "GET", f"/api/liaison/messages/{thread}", DEMO_RESIDENT)
+    assert any(m["text"] == "收到，今天下午去南门看看" for m in read["messages"])
+    await officer.context.close()

@@ -43,7 +43,7 @@ async function drawOfficers(into) {
     [el("p", { class: "empty", id: "lo-none" }, t("lo_none"))]));
 }
 
-async function drawThread(into, key) {
+async function drawThread(into, key, back = "#/liaison") {
   const [compound, department, thread] = key.split("|");
   const answer = await callApi(`/api/liaison/messages/${encodeURIComponent(thread)}`);
   if (!answer.ok) return into.replaceChildren(el("p", { class: "error", role: "alert" }, failure(answer)));
@@ -55,20 +55,50 @@ async function drawThread(into, key) {
     status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { compound, department, text: text.value, key: form.dataset.key || `lo-${requestId()}` };
+    const body = { ...(compound ? { compound, department } : { thread }), text: text.value,
+      key: form.dataset.key || `lo-${requestId()}` };
     form.dataset.key = body.key; // a retry of this message is the same message
     try {
       const sent = await callApi("/api/liaison/messages", { method: "POST", body: JSON.stringify(body) });
       if (!sent.ok) return void (status.textContent = tf("lo_refused", { reason: failure(sent) }));
-      await drawThread(into, key);
+      await drawThread(into, key, back);
     } catch {
       status.textContent = t("lo_online");
     }
   });
   into.replaceChildren(
-    el("nav", { class: "crumbs" }, el("a", { href: "#/liaison", class: "back" }, `‹ ${t("lo_title")}`)),
+    el("nav", { class: "crumbs" }, el("a", { href: back, class: "back" }, `‹ ${t(back === "#/liaison" ? "lo_title" : "lo_threads")}`)),
     el("ol", { id: "lo-messages" }, answer.body.messages.map((m) => el("li", { "data-from": m.from },
       el("strong", {}, label(m.name)), ` · ${cityTime(Date.parse(m.at), { date: true })}`,
       el("p", { class: "prose" }, m.text)))),
     form);
+}
+
+// The officer's side (`#/liaison-threads`, `#/liaison-threads/<thread>`, a department user's
+// 居民留言 link): the threads of the compounds they serve, newest first, each with its compound's
+// name, their department and the last message; a thread read and answered in the app. The
+// resident is 本小区居民: never a login, phone or unit (docs/liaison.md rule 2).
+
+export function liaisonThreadsLink(me) {
+  return me?.role === "department" ? el("a", { href: "#/liaison-threads", id: "liaison-threads-link" }, t("lo_threads")) : null;
+}
+
+export function liaisonThreadsView(app, thread) {
+  const body = el("div", { id: "lo-body", "aria-live": "polite" });
+  filled(body, () => (thread ? drawThread(body, `||${thread}`, "#/liaison-threads") : drawThreads(body)));
+  return [el("h2", { tabindex: "-1", class: "view-title" }, t("lo_threads")),
+    el("p", { class: "hint" }, t("lo_threads_intro")), body];
+}
+
+async function drawThreads(into) {
+  const answer = await callApi("/api/liaison/threads");
+  if (!answer.ok) return into.replaceChildren(el("p", { class: "error", role: "alert" }, failure(answer)));
+  const threads = answer.body.threads || [];
+  into.replaceChildren(threads.length ? el("ul", { class: "cards", id: "lo-threads" }, threads.map((th) =>
+    el("li", { class: "card", "data-from": th.last.from },
+      el("a", { href: `#/liaison-threads/${encodeURIComponent(th.thread)}`, class: "card-link", "data-thread": th.thread },
+        el("strong", {}, `${th.compound_name} · ${label(th.department)}`),
+        el("span", {}, `${label(th.last.name)}：${th.last.text}`),
+        el("span", { class: "hint" }, `${cityTime(Date.parse(th.last.at), { date: true })}${th.last.from === "resident" ? ` · ${t("lo_awaiting")}` : ""}`)))))
+    : el("p", { class: "empty", id: "lo-no-threads" }, t("lo_no_threads")));
 }

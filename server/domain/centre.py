@@ -186,6 +186,34 @@ def acts_for(user: User, provider: Mapping[str, Any]) -> bool:
             and provider.get("community") in user.communities)
 
 
+def week_of(value: Any) -> str | None:
+    """The Monday (ISO date, Beijing) of the week a slot or an activity starts in: the
+    supervisors' figures count by week (rule 4)."""
+    at = parse_time(value)
+    if at is None:
+        return None
+    day = at.astimezone(CHINA).date()
+    return (day - datetime.timedelta(days=day.weekday())).isoformat()
+
+
+def weekly(slots: Iterable[Mapping[str, Any]], held: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Rule 4: a provider's slots counted by week and service: slots, places and places held
+    (`held`: slot id → places confirmed or awaiting the provider). Counts only, never who
+    booked nor a matter; oldest week first."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for slot in slots:
+        week = week_of(slot.get("starts_at"))
+        if week is None:
+            continue
+        row = rows.setdefault((week, str(slot["service"])), {
+            "week": week, "service": str(slot["service"]), "slots": 0, "places": 0,
+            "booked": 0})
+        row["slots"] += 1
+        row["places"] += int(slot["places"])
+        row["booked"] += held.get(str(slot["_id"]), 0)
+    return [rows[k] for k in sorted(rows)]
+
+
 def confidential(provider: Mapping[str, Any] | None) -> bool:
     return provider is None or provider.get("kind") in CONFIDENTIAL
 

@@ -325,17 +325,31 @@ class Centre:
         return {"bookings": sorted(bookings, key=lambda b: b["starts_at"]),
                 "activities": sorted(signups, key=lambda a: a["starts_at"])}
 
-    def overview(self, allocator: Allocator, user: User) -> list[dict[str, Any]]:
+    def overview(self, allocator: Allocator, user: User) -> dict[str, Any]:
         """The supervisors' figures (rule 4): per provider of their scope, slots, places and
-        places held; never who booked, never a matter."""
-        found = []
+        places held, in all and by week and service; the activities of their communities with
+        the places taken. Counts only: never who booked or signed up, never a matter."""
+        def held(subject: str) -> int:
+            return sum(1 for o in allocator.outcomes.get(subject, {}).values()
+                       if o.status in ("confirmed", "awaiting_approval"))
+
+        providers = []
         for provider in self.scope(user):
             slots = [s for s in self.slots.values() if s.get("provider") == provider["code"]]
-            held = sum(1 for s in slots for o in allocator.outcomes.get(s["_id"], {}).values()
-                       if o.status in ("confirmed", "awaiting_approval"))
-            found.append({**shown_provider(provider), "slots": len(slots),
-                          "places": sum(int(s["places"]) for s in slots), "booked": held})
-        return found
+            counts = {str(s["_id"]): held(str(s["_id"])) for s in slots}
+            weeks = [{**row, "service_name": service_name(provider, row["service"])}
+                     for row in rules.weekly(slots, counts)]
+            providers.append({**shown_provider(provider), "slots": len(slots),
+                              "places": sum(int(s["places"]) for s in slots),
+                              "booked": sum(counts.values()), "weeks": weeks})
+        activities = [{**shown_activity(doc, self.providers), "taken": held(doc_id),
+                       "waiting": sum(1 for o in allocator.outcomes.get(doc_id, {}).values()
+                                      if o.status == "waiting")}
+                      for doc_id, doc in self.activities.items()
+                      if volunteering_rules.may_publish(user, str(doc.get("community", "")),
+                                                        self.directory)]
+        return {"providers": providers,
+                "activities": sorted(activities, key=lambda a: (a["starts_at"], a["_id"]))}
 
 
 def service_name(provider: Mapping[str, Any], code: str) -> str:

@@ -198,7 +198,13 @@ class Liaison:
             officers = await self.officers_of(str(doc["compound"]))
             if officers.get(str(doc["department"])) == user.name:
                 found[str(doc["thread"])] = doc
+        names: dict[str, str] = {}
+        for doc in found.values():
+            code = str(doc["compound"])
+            if code not in names:
+                names[code] = str((await self.compound(code) or {}).get("name") or code)
         return [{"thread": t, "compound": d["compound"],
+                 "compound_name": names[str(d["compound"])],
                  "department": rules.department_label(str(d["department"])),
                  "last": rules.message_view(d, user.shown_name)} for t, d in sorted(
                      found.items(), key=lambda kv: str(kv[1]["at"]), reverse=True)]

@@ -202,8 +202,7 @@ async def overview(request: web.Request) -> web.Response:
     no_query(request)
     allocator = await allocator_of(request)
     await allocator.settle()
-    return json_response({"providers": request.app[CENTRE].overview(allocator, user)},
-                         headers=NO_STORE)
+    return json_response(request.app[CENTRE].overview(allocator, user), headers=NO_STORE)
 
 
 async def centre_ctx(app: web.Application) -> AsyncIterator[None]:
