@@ -107,3 +107,19 @@ def test_an_activity_is_a_volunteer_tasks_terms_without_their_extras() -> None:
     assert any("名额" in p.message for p in rules.activity_problems({**draft, "places": 0}, NOW))
     doc = rules.activity_doc(draft, "chen.jing", "law1", "0123456789abcdef", NOW)
     assert doc["deadline"] == doc["starts_at"] and doc["provider"] == "law1"
+
+
+def test_the_supervisors_count_slots_by_beijing_week_and_service() -> None:
+    """Rule 4: a Sunday late evening in Beijing is still that week, whatever UTC says."""
+    assert rules.week_of("2026-12-13T23:30:00+08:00") == "2026-12-07"
+    assert rules.week_of("2026-12-13T16:30:00+00:00") == "2026-12-14"  # Monday 00:30 Beijing
+    assert rules.week_of("not a time") is None
+    slots = [{"_id": "centre_slot:a", "service": "advice", "places": 2,
+              "starts_at": "2026-12-07T09:00:00+08:00"},
+             {"_id": "centre_slot:b", "service": "advice", "places": 1,
+              "starts_at": "2026-12-11T14:00:00+08:00"},
+             {"_id": "centre_slot:c", "service": "cards", "places": 3,
+              "starts_at": "2026-12-14T09:00:00+08:00"}]
+    assert rules.weekly(slots, {"centre_slot:a": 2, "centre_slot:c": 1}) == [
+        {"week": "2026-12-07", "service": "advice", "slots": 2, "places": 3, "booked": 2},
+        {"week": "2026-12-14", "service": "cards", "slots": 1, "places": 3, "booked": 1}]
