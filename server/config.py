@@ -103,12 +103,12 @@ SETTINGS: tuple[Setting, ...] = (
             "grid database's changes (writes through this server are read at once and the "
             "residents database is followed live; this catches the others: another server "
             "process, an import), at one small request per grid."),
-    Setting("aggregates_warm_up", True, "At start, read every grid's views once in the background "
-            "(the store builds a view's index when it is first read), so the first dashboard "
-            "query does not wait for it. On the embedded store a full city takes hours."),
+    Setting("aggregates_warm_up", True, "At start, read every grid's changes since the figures' "
+            "checkpoint (`figures.sqlite3` in the data folder; all of them without one) in the "
+            "background, so the first dashboard query does not wait for it."),
     Setting("aggregates_refresh_seconds", 2.0, "How often at most the figures of a grid being "
-            "written to are brought up to date in the background (each refresh makes the store "
-            "update the grid's views); a dashboard query brings its area up to date itself."),
+            "written to are brought up to date in the background (each time, the grid's new "
+            "changes are folded in); a dashboard query brings its area up to date itself."),
     Setting("lagging_seconds", 30.0, "A background task whose oldest work has waited longer than "
             "this is reported `lagging` in GET /api/health (the figures of a grid written to, a "
             "receipt not yet written, a live feed whose store longpoll keeps failing)."),
