@@ -83,6 +83,10 @@ async def test_a_report_made_offline_with_a_photo_arrives_once(browser: Browser,
     # The phone loses power: reloaded offline, the report still waits, once.
     await page.reload()
     await page.wait_for_selector("#rp-list [data-state=queued]", timeout=20_000)
+    # the queued report is drawn first, the synced ones from the phone's store after it
+    await page.wait_for_function(
+        "n => document.querySelectorAll('#rp-list li').length >= n",
+        arg=len(before["reports"]) + 1, timeout=20_000)
     assert await page.locator("#rp-list li").count() == len(before["reports"]) + 1
 
     await phone.context.set_offline(False)

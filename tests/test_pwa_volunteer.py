@@ -46,7 +46,18 @@ async def neighbour(demo: Demo, household: str, grid: str) -> str:
                             "household": household, "role": "family", "status": "active"})
 
     await asyncio.to_thread(write)
-    return name
+    # Written straight to the store (not through the server's activation, which tells the
+    # residents' index at once): the index reads it at its next sweep of the grid. Wait until
+    # the resident's own feed holds the household, as the index allows it.
+    headers = {"Authorization": basic_authorization(name, PASSWORD)}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for _ in range(600):
+            async with session.get(f"{demo.url}/couch/linli-resident/_changes") as resp:
+                feed = await resp.json() if resp.status == 200 else {}
+            if any(row.get("id") == household for row in feed.get("results", [])):
+                return name
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the server never let {name} see {household}")
 
 
 async def claim(demo: Demo, user: str, task: str, what: str, claim_id: str) -> dict[str, Any]:
