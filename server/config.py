@@ -112,6 +112,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lagging_seconds", 30.0, "A background task whose oldest work has waited longer than "
             "this is reported `lagging` in GET /api/health (the figures of a grid written to, a "
             "receipt not yet written, a live feed whose store longpoll keeps failing)."),
+    Setting("leases", True, "Jobs that must run once run under a lease in the store (below). "
+            "Off only where this process is the store's one server for certain: the tests run "
+            "many apps in one process on one store, each with its own clock, each running its "
+            "own jobs, as every process did before leases."),
     Setting("lease_seconds", 15.0, "Length of a background job's lease (租约) in the store: with "
             "several server processes on one store, each job that must run once (conflicts, "
             "figures, allocation sweep, retention...) runs in the process holding its lease, "
@@ -204,6 +208,7 @@ class Config:
     aggregates_warm_up: bool
     aggregates_refresh_seconds: float
     lagging_seconds: float
+    leases: bool
     lease_seconds: float
     deliberation_support_threshold: int
     report_photo_max_bytes: int

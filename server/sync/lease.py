@@ -65,7 +65,9 @@ class Leases:
     """This process's leases, one per job; one per app."""
 
     def __init__(self, couch: CouchClient, seconds: float, me: Holder | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, shared: bool = True) -> None:
+        # not shared (setting `leases` off): every lease is this process's, the store unasked
+        self.shared = shared
         self.couch = couch
         self.seconds = seconds
         self.me = me or this_process()
@@ -94,6 +96,9 @@ class Leases:
     async def try_take(self, job: str) -> bool:
         """Take or renew the lease of `job` if the rules allow; whether this process holds it
         now. A 409 means another process wrote it first: it holds it."""
+        if not self.shared:
+            self.revs[job] = "alone"
+            return True
         doc = await self.read(job)
         now = self.clock()
         holder = rules.holder_of(doc)
@@ -121,6 +126,8 @@ class Leases:
     async def renew(self, job: str) -> bool:
         """One renewal with the revision this process wrote last; False when another process
         holds the lease now."""
+        if not self.shared:
+            return True
         body = {**rules.taken(job, self.me, self.clock(), self.seconds), "_rev": self.revs[job]}
         try:
             answer = await self.couch.put(self.path(job), body)
@@ -166,7 +173,7 @@ class Leases:
     async def release(self, job: str) -> None:
         """Leave the lease of `job` to the others at once (best effort: otherwise it expires)."""
         rev = self.revs.pop(job, None)
-        if rev is None:
+        if rev is None or not self.shared:
             return
         with contextlib.suppress(CouchFailure, StoreUnavailable, TimeoutError):
             async with asyncio.timeout(RELEASE_SECONDS):
@@ -185,7 +192,8 @@ class Leases:
             while True:
                 with contextlib.suppress(CouchFailure, StoreUnavailable):
                     await self.try_take(job)
-                    await self.count_others()
+                    if self.shared:
+                        await self.count_others()
                 await asyncio.sleep(rules.renew_every(self.seconds))
         finally:
             await self.release(job)

@@ -137,7 +137,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[COUCH] = couch = CouchClient(url, http, on_io_error=store.note_io_error
                                          if store is not None else None)
         app[LIVE_FEEDS] = LiveFeeds(couch, max_watched=watched)
-        app[LEASES] = Leases(couch, config.lease_seconds)
+        app[LEASES] = Leases(couch, config.lease_seconds, shared=config.leases)
         probe = functools.partial(store_lag, couch, store)
         tasks = [supervisor.start("store", store.supervise, probe=probe) if store is not None
                  else supervisor.watch("store", probe)]
