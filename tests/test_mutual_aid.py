@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from conftest import City, basic, eventually
+from conftest import City, basic, eventually, wait_for_user
 from test_reports import b64, jpeg
 from test_volunteering import DB, phone, ready_town, stored_ids
 
@@ -205,7 +205,6 @@ async def test_a_group_buy_sells_its_stock_exactly_and_records_the_cash(
 
 async def city_resident(client: TestClient, city: City, town: Any) -> str:
     """Another resident of the community (a household of its own in g1)."""
-    from conftest import eventually
     from test_notices import a_resident
     n = 10 + len(await stored_ids(city, f"grid-{town.g1}", "household:"))
     household = f"household:{town.g1}-{n:04d}"
@@ -217,7 +216,12 @@ async def city_resident(client: TestClient, city: City, town: Any) -> str:
     account = await a_resident(city, town.g1, household)
     index = client.app[RESIDENT_INDEX]
     index.notice(f"grid-{town.g1}")
+    # The server learns of the account from the directory's feed, of its link from the grid's:
+    # either may trail the other, so wait for both (as `ready_town` does).
+    await wait_for_user(client, account)
     await eventually(lambda: index.ids.households(account), what="the link indexed")
+    await eventually(lambda: all(p.community for p in index.ids.places_of(account).values()),
+                     what="the household's community indexed")
     return account
 
 

@@ -59,6 +59,11 @@ async def test_a_report_made_offline_with_a_photo_arrives_once(browser: Browser,
     await page.wait_for_function("() => navigator.serviceWorker.controller !== null",
                                  timeout=20_000)
     before = await api(demo, "GET", "/api/reports", RESIDENT)
+    # Earlier tests' reports reach the phone by its pull: all of them are on it before it goes
+    # offline, so the count after the reload is the phone's store, not a pull cut short.
+    await page.wait_for_function(
+        "n => document.querySelectorAll('#rp-list li').length >= n",
+        arg=len(before["reports"]), timeout=60_000)
 
     await phone.context.set_offline(True)
     await page.click("#rp-new")
