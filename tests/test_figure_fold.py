@@ -24,7 +24,7 @@ from server.domain.scope import Directory, Grid, grid_db
 from server.store import designs
 from server.store.bulk import save_many
 from server.sync.aggregates import Aggregates
-from server.sync.figure_fold import seq_of, this_year
+from server.sync.figure_fold import FoldStore, seq_of, this_year
 from server.web.keys import AGGREGATES, COUCH, RESIDENT_INDEX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,3 +196,125 @@ async def test_the_gateway_s_writes_are_folded_from_the_index_s_reads(client: An
     assert dict(figures.grids[code][1]) == await expected(city, code)
     assert figures.grids[code][1]["visits.total"] == 30
     assert figures.grids[code][1]["visits.households_visited"] == 9
+
+
+def change(seq: int, doc: dict[str, Any]) -> dict[str, Any]:
+    """A row of a changes feed read with its documents, as the store gives it."""
+    doc = {"_rev": f"1-{seq:032x}", **doc}
+    row = {"seq": seq, "id": doc["_id"], "changes": [{"rev": doc["_rev"]}], "doc": doc}
+    return {**row, "deleted": True} if doc.get("_deleted") else row
+
+
+def test_a_record_changed_twice_in_one_page_counts_once() -> None:
+    """A page is folded unit by unit (a household's visits counted once before it and once
+    after it): a visit edited then deleted, another created then edited, a person moved out and
+    a household edited twice, all in one page, give the figures of the final documents."""
+    db, year = grid_db("330102001001001"), this_year()
+    base = {"schema_version": 1, "grid": "g", "created_by": "w"}
+    home = "household:g-1"
+
+    def seen(n: int, on: str, outcome: str, **more: Any) -> dict[str, Any]:
+        return {**base, "_id": f"household_visit:g-{n}", "type": "household_visit",
+                "household": home, "visited_on": on, "outcome": outcome, **more}
+
+    household = {**base, "_id": home, "type": "household", "status": "active"}
+    person = {**base, "_id": "person:g-1", "type": "person", "household": home,
+              "status": "present", "sex": "male", "birth_year": 1960,
+              "residence_status": "registered"}
+    first = [household, person, seen(1, "2026-11-01", "nobody_home"),
+             seen(2, "2026-11-02", "refused")]
+    fold = FoldStore(None, CAMPAIGN)
+    folded = fold.fold(db, 0, [change(n + 1, d) for n, d in enumerate(first)], 4, year)
+    assert folded is not None and folded[1]["visits.latest.refused"] == 1
+    final = [{**household, "status": "vacant"}, seen(2, "2026-11-02", "refused"),
+             seen(3, "2026-11-05", "completed")]
+    page = [change(5, seen(1, "2026-11-30", "completed")),
+            change(6, {"_id": "household_visit:g-1", "_deleted": True}),
+            change(7, seen(3, "2026-11-03", "moved")),
+            change(8, final[2]),
+            change(9, {**person, "status": "moved_out"}),
+            change(10, {**household, "status": "moved_out"}),
+            change(11, final[0])]
+    folded = fold.fold(db, 4, page, 11, year)
+    assert folded is not None
+    fresh = FoldStore(None, CAMPAIGN)
+    expected = fresh.fold(db, 0, [change(n + 1, d) for n, d in enumerate(final)], 3, year)
+    assert expected is not None
+    assert folded[1] == expected[1] == fold.recount(db, year)
+    assert dict(folded[1]) == {"households": 1, "households.status.vacant": 1,
+                               "visits.total": 2, "visits.households_visited": 1,
+                               "visits.latest.completed": 1, "visits.covered": 1}
+
+
+async def test_a_page_touching_a_unit_many_times_equals_a_recount(client: Any,
+                                                                  city: City) -> None:
+    """Two visits of one household and a pair of verdicts on one record in the same page, then
+    a page that edits, deletes and adds to both: each page's figures equal a count from the
+    documents."""
+    code = await city.grid()
+    db = city.db(code)
+    figures = Aggregates(client.app[COUCH], Directory(), CAMPAIGN)
+    base = {"schema_version": 1, "grid": code, "created_by": "w"}
+    home = f"household:{code}-batch"
+    screening = {**base, "_id": f"screening:{code}-batch", "type": "screening",
+                 "household": home, "screened_on": "2026-11-20", "test_result": "negative"}
+
+    def seen(n: int, on: str, outcome: str) -> dict[str, Any]:
+        return {**base, "_id": f"household_visit:{code}-batch-{n}", "type": "household_visit",
+                "household": home, "visited_on": on, "outcome": outcome}
+
+    def judged(n: int, decision: str) -> dict[str, Any]:
+        return {**base, "_id": f"verdict:{code}-batch-{n}", "type": "verdict",
+                "record": screening["_id"], "record_rev": "1-x", "decision": decision,
+                "created_by": "sup"}
+
+    def receive(written: list[tuple[bool, str, str]], at: str) -> None:
+        city.couch["linli-receipts"].resource.post_json("_bulk_docs", body={"docs": [
+            {"type": "receipt", "db": db.name, "user": "w", "received_at": at,
+             "revs": [[doc_id, rev]]} for _ok, doc_id, rev in written]})
+
+    def first_page() -> None:
+        written = save_many(db, [{**base, "_id": home, "type": "household", "status": "active"},
+                                 screening])
+        receive(written, "2026-11-20T02:00:00.000+00:00")
+        save_many(db, [seen(1, "2026-11-01", "nobody_home"), seen(2, "2026-11-03", "refused")])
+        receive(save_many(db, [judged(1, "approved"), judged(2, "has_issues")]),
+                "2026-11-20T05:00:00.000+00:00")
+
+    await city.run(first_page)
+    await figures.refresh([code])
+    first = dict(figures.grids[code][1])
+    assert first == await expected(city, code)
+    assert first["visits.total"] == 2 and first["visits.latest.refused"] == 1
+    assert first["review.reviewed"] == 1 and first["review.timed"] == 1
+
+    def second_page() -> None:
+        visits = {d["_id"]: d for d in raw_docs(db) if d["type"] == "household_visit"}
+        verdicts = {d["_id"]: d for d in raw_docs(db) if d["type"] == "verdict"}
+        one, two = (visits[seen(n, "", "")["_id"]] for n in (1, 2))
+        save_many(db, [{**one, "visited_on": "2026-11-09", "outcome": "completed"},
+                       {**two, "_deleted": True}, seen(3, "2026-11-05", "moved")])
+        gone = verdicts[judged(1, "")["_id"]]
+        save_many(db, [{**gone, "_deleted": True}])
+        receive(save_many(db, [judged(3, "rejected")]), "2026-11-21T05:00:00.000+00:00")
+
+    read = figures.changes_read
+    await city.run(second_page)
+    await figures.refresh([code])
+    assert figures.changes_read == read + 1  # one page
+    second = dict(figures.grids[code][1])
+    assert second == await expected(city, code)
+    assert second["visits.total"] == 2 and second["visits.latest.completed"] == 1
+    assert "visits.latest.refused" not in second
+    assert second["review.reviewed"] == 1 and second["review.rejected"] == 1
+
+    def last_page() -> None:
+        save_many(db, [{**d, "_deleted": True} for d in raw_docs(db)
+                       if d["type"] in ("household_visit", "verdict")])
+
+    await city.run(last_page)
+    await figures.refresh([code])
+    last = dict(figures.grids[code][1])
+    assert last == await expected(city, code)
+    assert not {k for k in last if k.startswith(("visits.", "review."))}
+

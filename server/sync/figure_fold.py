@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 GROUPED = frozenset({"household_visit", "verdict"})  # kinds whose part is their unit's
 Unit = tuple[str, str]  # (kind, unit): a part of a grid's figures
+CHUNK = 500  # ids or units asked of SQLite in one statement (well under its 32,766 variables)
 
 
 def seq_of(seq: Any) -> int | None:
@@ -155,12 +156,14 @@ class FoldStore:
                 if since > applied:
                     self.db.execute("ROLLBACK")
                     return None
+                fresh = []
                 for change in changes:
                     seq = seq_of(change.get("seq"))
                     if seq is not None and seq <= applied:
                         continue  # read before (another page, another reader)
-                    self._take(db, change, seq or applied, figures, year)
+                    fresh.append((change, seq or applied))
                     applied = max(applied, seq or applied)
+                self._take_page(db, fresh, figures, year)
                 applied = max(applied, last)
                 figures = +figures
                 self._save(db, applied, year, figures)
@@ -239,36 +242,82 @@ class FoldStore:
                         (db, applied, year, self.census_campaign,
                          json.dumps(dict(figures), sort_keys=True)))
 
-    def _take(self, db: str, change: Mapping[str, Any], seq: int, figures: Counter[str],
-              year: int) -> None:
-        """One change: the old part of every unit it touches replaced by the new."""
-        doc_id = change.get("id")
-        if not isinstance(doc_id, str) or doc_id.startswith("_"):
-            return
-        doc = change.get("doc")
-        entry = None if change.get("deleted") or not isinstance(doc, Mapping) else fold_entry(doc)
-        old = self.db.execute("SELECT kind, unit, data FROM records WHERE db = ? AND id = ?",
-                              (db, doc_id)).fetchone()
-        if old is None and entry is None:
-            return
+    def _take_page(self, db: str, changes: list[tuple[Mapping[str, Any], int]],
+                   figures: Counter[str], year: int) -> None:
+        """A page's changes (each with its seq), in order: every record's old part replaced by
+        its new one. A record counted on its own is replaced change by change; a household's
+        visits or a record's verdicts (a unit) are counted once before the page, from the kept
+        records as they were, and once after it, so a unit touched by many changes of the page
+        costs two reads, not two a change. The page's records are written together."""
+        kept: dict[str, tuple[str, str, str] | None] = {}  # id -> (kind, unit, data) or None
+        ids = [c.get("id") for c, _ in changes]
+        wanted = [i for i in ids if isinstance(i, str) and not i.startswith("_")]
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for doc_id, kind, unit, data in self.db.execute(
+                    f"SELECT id, kind, unit, data FROM records WHERE db = ? AND id IN ({marks})",
+                    (db, *chunk)):
+                kept[doc_id] = (kind, unit, data)
+        written: dict[str, tuple[str, str, int, str] | None] = {}  # id -> row or None: deleted
         units: set[Unit] = set()
-        if old is not None and old[0] in GROUPED:
-            units.add((old[0], old[1]))
-        elif old is not None:
-            figures.subtract(record_part(old[0], json.loads(old[2]), self.census_campaign, year))
-        if entry is not None and entry[0] in GROUPED:
-            units.add((entry[0], entry[1]))
-        parts = {unit: self._part(db, unit, year) for unit in units}
-        if entry is None:
-            self.db.execute("DELETE FROM records WHERE db = ? AND id = ?", (db, doc_id))
-        else:
-            self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
-                            (db, doc_id, entry[0], entry[1], seq, json.dumps(entry[2])))
-            if entry[0] not in GROUPED:
+        for change, seq in changes:
+            doc_id = change.get("id")
+            if not isinstance(doc_id, str) or doc_id.startswith("_"):
+                continue
+            doc = change.get("doc")
+            entry = (None if change.get("deleted") or not isinstance(doc, Mapping)
+                     else fold_entry(doc))
+            old = kept.get(doc_id)
+            if old is None and entry is None:
+                continue
+            if old is not None and old[0] in GROUPED:
+                units.add((old[0], old[1]))
+            elif old is not None:
+                figures.subtract(record_part(old[0], json.loads(old[2]), self.census_campaign,
+                                             year))
+            if entry is None:
+                kept[doc_id] = written[doc_id] = None
+                continue
+            data = json.dumps(entry[2])
+            kept[doc_id] = (entry[0], entry[1], data)
+            written[doc_id] = (entry[0], entry[1], seq, data)
+            if entry[0] in GROUPED:
+                units.add((entry[0], entry[1]))
+            else:
                 figures.update(record_part(entry[0], entry[2], self.census_campaign, year))
-        for unit, part in parts.items():
+        if not written:
+            return
+        for part in self._parts(db, units, year).values():  # before the page
             figures.subtract(part)
-            figures.update(self._part(db, unit, year))
+        gone = [(db, doc_id) for doc_id, row in written.items() if row is None]
+        if gone:
+            self.db.executemany("DELETE FROM records WHERE db = ? AND id = ?", gone)
+        self.db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                            [(db, doc_id, *row) for doc_id, row in written.items()
+                             if row is not None])
+        for part in self._parts(db, units, year).values():  # after it
+            figures.update(part)
+
+    def _parts(self, db: str, units: Iterable[Unit], year: int) -> dict[Unit, Counter[str]]:
+        """The parts of `units` as the kept records give them: the households' visits read
+        together, the verdicts record by record (with their receipts)."""
+        out: dict[Unit, Counter[str]] = {}
+        households = sorted(key for kind, key in units if kind == "household_visit")
+        for start in range(0, len(households), CHUNK):
+            chunk = households[start:start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            visits: dict[str, list[tuple[str, Any]]] = {}
+            for unit, doc_id, data in self.db.execute(
+                    f"SELECT unit, id, data FROM records WHERE db = ? AND kind = "
+                    f"'household_visit' AND unit IN ({marks})", (db, *chunk)):
+                visits.setdefault(unit, []).append((doc_id, json.loads(data)))
+            for key in chunk:
+                out[("household_visit", key)] = visits_part(visits.get(key, ()))
+        for unit in units:
+            if unit[0] != "household_visit":
+                out[unit] = self._part(db, unit, year)
+        return out
 
     def _part(self, db: str, unit: Unit, year: int) -> Counter[str]:
         """A household's visits' part, or a record's verdicts' part."""
