@@ -318,3 +318,58 @@ async def test_a_page_touching_a_unit_many_times_equals_a_recount(client: Any,
     assert last == await expected(city, code)
     assert not {k for k in last if k.startswith(("visits.", "review."))}
 
+
+async def test_an_admin_rebuilds_the_figures_while_the_last_ones_answer(client: Any,
+                                                                        city: City) -> None:
+    """POST /api/aggregates/rebuild (admins only) folds every figure again from nothing in the
+    running server: the dashboard answers the last figures meanwhile, a second start is
+    refused while it runs, GET /api/health shows its progress, and the rebuilt figures equal a
+    count from the documents."""
+    code = await city.grid(community="339999021001", street="339999021")
+    await city.run(load, city, code, 120, 21)
+    admin = await city.user("admin")
+    boss = await city.user("supervisor", communities=["339999021001"])
+    await wait_for_user(client, admin)
+    await wait_for_user(client, boss)
+    figures = client.app[AGGREGATES]
+    asked = f"/api/aggregates?level=grid&code={code}"
+    resp = await client.get(asked, headers=basic(boss))
+    assert resp.status == 200
+    before = (await resp.json())["figures"]
+    assert before == await expected(city, code) and before["households"] == 120
+
+    assert (await client.post("/api/aggregates/rebuild")).status == 401
+    resp = await client.post("/api/aggregates/rebuild", headers=basic(boss))
+    assert resp.status == 403
+    reason = (await resp.json())["reason"]
+    assert "管理员" in reason and "admin" in reason
+    assert not figures.rebuilding
+
+    old = figures.fold
+    async with figures.receipts_lock:  # the rebuild waits at its first step, so it runs
+        resp = await client.post("/api/aggregates/rebuild", headers=basic(admin))
+        assert resp.status == 202, await resp.text()
+        assert (await resp.json())["rebuild"]["running"] is True
+        again = await client.post("/api/aggregates/rebuild", headers=basic(admin))
+        assert again.status == 409
+        assert "重建" in (await again.json())["reason"]
+        health = await (await client.get("/api/health", headers=basic(admin))).json()
+        assert health["tasks"]["aggregates"]["rebuild"]["running"] is True
+        public = await (await client.get("/api/health")).json()
+        assert set(public["tasks"]["aggregates"]) == {"status"}
+        resp = await client.get(asked, headers=basic(boss))
+        assert (await resp.json())["figures"] == before
+    seen = []
+    while figures.rebuilding:
+        resp = await client.get(asked, headers=basic(boss))
+        seen.append((await resp.json())["figures"])
+        await asyncio.sleep(0.01)
+    assert figures.fold is not old  # the new file took the old one's place
+    assert all(s == before for s in seen)
+    resp = await client.get(asked, headers=basic(boss))
+    assert (await resp.json())["figures"] == await expected(city, code)
+    progress = (await (await client.get("/api/health", headers=basic(admin))).json())[
+        "tasks"]["aggregates"]["rebuild"]
+    assert progress["running"] is False and "failed" not in progress
+    assert progress["grids_done"] == progress["grids"] >= 1
+    assert progress["changes"] >= await city.records(code) and progress["seconds"] >= 0

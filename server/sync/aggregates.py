@@ -21,13 +21,16 @@ counts the records reviewed within 4 hours and more than 2, `review.hours.over_1
 the bucket that holds it: bounded memory and exact rolling up, at the buckets' resolution.
 
 `rebuild` folds every grid again from nothing into a new file while the figures of the last
-one keep answering, then takes the new one in its place.
+one keep answering, then takes the new one in its place; an admin starts one in the running
+server (`start_rebuild`, POST /api/aggregates/rebuild), and its progress is the aggregates'
+entry of GET /api/health (`rebuild`: grids and changes folded so far, then its seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import math
 import os
@@ -68,7 +71,17 @@ RECEIPTS_SECONDS = 2.0
 # A grid the gateway wrote to is folded in the background no sooner than this after: the
 # residents' index reads its changes at once, and the fold takes them from there.
 RIDE_SECONDS = 0.5  # the receipts database read at least this often in the background
+REBUILD_READERS = 2  # grids a rebuild reads at once: one folds while the other is read
 FILE = "figures.sqlite3"
+
+
+async def dropped(future: asyncio.Future[Any]) -> None:
+    """A page asked for ahead and not wanted: cancelled, its failure (if any) not raised."""
+    if not future.done():
+        future.cancel()
+        await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()  # retrieved, so never logged as unretrieved
 
 
 class Aggregates:
@@ -89,6 +102,8 @@ class Aggregates:
         self.changes_read = 0  # pages of changes read (tests and benchmarks)
         self.receipts_read = -math.inf  # loop time the receipts were last read
         self.rebuilding = False
+        self.rebuild_progress: dict[str, Any] = {}  # the running or last rebuild (health)
+        self._rebuild_task: asyncio.Task[None] | None = None
         # The pages of a grid's changes the residents' index read (server/sync/allowed.py), each
         # with the seq it was read from, waiting to be folded: the store is not asked twice for
         # the same changes. `since_of` tells a page's start (the index's own record of it).
@@ -155,7 +170,9 @@ class Aggregates:
         """How long the oldest write not yet counted has waited, and how many grids wait."""
         waiting = [self.noticed[code] for code in self.dirty if code in self.noticed]
         return Lag(seconds=time.monotonic() - min(waiting) if waiting else None,
-                   items=len(self.dirty))
+                   items=len(self.dirty),
+                   detail={"rebuild": dict(self.rebuild_progress)} if self.rebuild_progress
+                   else None)
 
     async def load(self) -> None:
         """The figures of the last checkpoints, from the file, once."""
@@ -208,23 +225,42 @@ class Aggregates:
         self.grids[code] = (applied, figures)
         return figures
 
-    async def read(self, fold: FoldStore, db: str) -> tuple[int, Counter[str]]:
-        """Fold `db`'s changes since `fold`'s checkpoint, a page at a time."""
+    async def page(self, db: str, since: int) -> dict[str, Any]:
+        """A page of `db`'s changes with their documents, from `since`."""
+        found = await self.couch.get(db_path(db, "_changes"), since=str(since),
+                                     limit=str(PAGE), include_docs="true")
+        self.changes_read += 1
+        return found
+
+    async def read(self, fold: FoldStore, db: str,
+                   counted: Callable[[int], None] | None = None) -> tuple[int, Counter[str]]:
+        """Fold `db`'s changes since `fold`'s checkpoint, a page at a time; the next page is
+        asked of the store while this one is folded (in a worker thread). `counted` is told
+        how many changes each page held."""
         applied = await asyncio.to_thread(fold.applied, db)
         year = this_year()
-        while True:
-            page = await self.couch.get(db_path(db, "_changes"), since=str(applied),
-                                        limit=str(PAGE), include_docs="true")
-            self.changes_read += 1
-            results = page.get("results") or []
-            last = seq_of(page.get("last_seq")) or applied
-            done = await asyncio.to_thread(fold.fold, db, applied, results, last, year)
-            if done is None:  # another process moved the checkpoint on: from there
-                applied = await asyncio.to_thread(fold.applied, db)
-                continue
-            applied, figures = done
-            if len(results) < PAGE:
-                return applied, figures
+        coming: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(self.page(db, applied))
+        try:
+            while True:
+                page = await coming
+                results = page.get("results") or []
+                last = seq_of(page.get("last_seq")) or applied
+                full = len(results) >= PAGE
+                if full:
+                    coming = asyncio.ensure_future(self.page(db, last))
+                done = await asyncio.to_thread(fold.fold, db, applied, results, last, year)
+                if counted is not None:
+                    counted(len(results))
+                if done is None:  # another process moved the checkpoint on: from there
+                    await dropped(coming)
+                    applied = await asyncio.to_thread(fold.applied, db)
+                    coming = asyncio.ensure_future(self.page(db, applied))
+                    continue
+                applied, figures = done
+                if not full:
+                    return applied, figures
+        finally:
+            await dropped(coming)
 
     async def read_receipts(self, fold: FoldStore | None = None, flush: bool = True) -> None:
         """Fold the receipts written since the last read (this process's pending ones
@@ -289,11 +325,50 @@ class Aggregates:
         except (CouchFailure, StoreUnavailable) as exc:
             log.warning("aggregates not warmed up: %s", exc)
 
-    async def rebuild(self) -> None:
+    def start_rebuild(self) -> bool:
+        """Start a rebuild in the background (an admin asked for it); False, with nothing
+        done, while one runs."""
+        if self.rebuilding:
+            return False
+        self.rebuilding = True
+        self.rebuild_progress = self._progress()
+        self._rebuild_task = asyncio.get_running_loop().create_task(
+            self._rebuild_logged(self.rebuild_progress))
+        return True
+
+    def _progress(self) -> dict[str, Any]:
+        return {"running": True, "started_at": datetime.datetime.now(datetime.UTC).isoformat(
+                    timespec="seconds"),
+                "grids": len(self.directory.grids), "grids_done": 0, "changes": 0}
+
+    async def _rebuild_logged(self, progress: dict[str, Any]) -> None:
+        try:
+            await self.rebuild(progress)
+        except (CouchFailure, StoreUnavailable) as exc:
+            log.warning("figures not rebuilt: %s", exc)
+        except Exception:
+            log.exception("figures not rebuilt")
+
+    async def stop_rebuild(self) -> None:
+        """A rebuild still running given up (the server stops): the last figures stay."""
+        task, self._rebuild_task = self._rebuild_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def rebuild(self, progress: dict[str, Any] | None = None) -> None:
         """Fold every grid and the receipts again from nothing into a new file, while the
         figures kept so far keep answering; then the new file takes the old one's place, each
-        grid read up to date under its lock first, so no answer mixes the two."""
+        grid read up to date under its lock first, so no answer mixes the two. `progress` is
+        kept up to date as it goes (GET /api/health shows it)."""
         self.rebuilding = True
+        began = time.monotonic()
+        progress = self._progress() if progress is None else progress
+        self.rebuild_progress = progress
+
+        def counted(changes: int) -> None:
+            progress["changes"] += changes
+
         fresh_path = None if self.path is None else self.path.with_name(self.path.name + ".new")
         if fresh_path is not None:
             for leftover in (fresh_path, Path(f"{fresh_path}-wal"), Path(f"{fresh_path}-shm")):
@@ -301,13 +376,15 @@ class Aggregates:
         fresh = FoldStore(fresh_path, self.census_campaign)
         try:
             codes = sorted(self.directory.grids)
+            progress["grids"] = len(codes)
             await self.read_receipts(fresh)
-            semaphore = asyncio.Semaphore(4)
+            semaphore = asyncio.Semaphore(REBUILD_READERS)
 
             async def one(code: str) -> None:
                 async with semaphore:
                     with contextlib.suppress(NotFound):
-                        await self.read(fresh, grid_db(code))
+                        await self.read(fresh, grid_db(code), counted)
+                    progress["grids_done"] += 1
 
             await asyncio.gather(*(one(code) for code in codes))
             await self.read_receipts(fresh)
@@ -319,7 +396,7 @@ class Aggregates:
                 figures = {}
                 for code in codes:
                     with contextlib.suppress(NotFound):
-                        figures[code] = await self.read(fresh, grid_db(code))
+                        figures[code] = await self.read(fresh, grid_db(code), counted)
                 old = self.fold
                 self.fold, self.grids = fresh, figures
                 await asyncio.to_thread(old.close)
@@ -331,11 +408,13 @@ class Aggregates:
                         if Path(f"{fresh_path}{suffix}").exists():
                             os.replace(f"{fresh_path}{suffix}", f"{self.path}{suffix}")
             await self.read_receipts()
-        except BaseException:
+        except BaseException as exc:
+            progress["failed"] = type(exc).__name__  # never its message (GET /api/health)
             if fresh is not self.fold:
                 await asyncio.to_thread(fresh.close)
             raise
         finally:
+            progress.update(running=False, seconds=round(time.monotonic() - began, 1))
             self.rebuilding = False
 
     async def run(self) -> None:

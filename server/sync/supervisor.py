@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Lag:
     seconds: float | None = None
     items: int | None = None
     failing: bool = False
+    detail: Mapping[str, Any] | None = None  # more an admin reads (a rebuild's progress...)
 
 
 Probe = Callable[[], Lag | Awaitable[Lag]]
@@ -191,6 +192,8 @@ class Supervisor:
                 item["lag_seconds"] = round(lag.seconds, 3)
             if lag.items is not None:
                 item["lag_items"] = lag.items
+            if lag.detail:
+                item.update(lag.detail)
             if entry.run is not None:
                 item.update(failures=entry.failures, restarts=entry.restarts,
                             last_error=entry.last_error, done=entry.done)
@@ -207,7 +210,7 @@ def standby_probe(lease: Leases, name: str, probe: Probe) -> Probe:
     async def probing() -> Lag:
         found = probe()
         lag = await found if isinstance(found, Awaitable) else found
-        return lag if lease.holds(name) else Lag(items=lag.items, failing=lag.failing)
+        return lag if lease.holds(name) else dataclasses.replace(lag, seconds=None)
 
     return probing
 

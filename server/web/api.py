@@ -19,6 +19,7 @@ from server.domain import exports as sheets
 from server.domain import review as rules
 from server.domain.figures import LEVELS
 from server.domain.masking import UNMASK, sees_grid_unmasked, sensitive_fields
+from server.domain.messages import bilingual
 from server.domain.scope import User, grid_db, home_area
 from server.domain.settlement import edit_stamp, open_conflict, settle
 from server.domain.validation import WriteContext, write_context
@@ -27,7 +28,7 @@ from server.store.couch import Conflict, CouchFailure, NotFound, StoreUnavailabl
 from server.sync import exports, personal, review
 from server.sync.receipts import utc_now
 from server.web import campaigns, mydata, resident_queue, residents, retention, reveals
-from server.web.guard import require_user
+from server.web.guard import require_role, require_user
 from server.web.keys import (
     AGGREGATES,
     CONFIG,
@@ -202,6 +203,22 @@ async def aggregates(request: web.Request) -> web.Response:
     are withheld (listed in `suppressed`)."""
     user = require_supervisor(request)
     return json_response(await aggregates_report(request, user))
+
+
+async def aggregates_rebuild(request: web.Request) -> web.Response:
+    """An admin has every figure folded again from nothing in the background (a new file; the
+    last figures answer meanwhile): 202 with its progress, which GET /api/health's aggregates
+    entry then shows; 409 while one runs."""
+    admin = require_role(request, ("admin",), "只有管理员可以重建统计数字",
+                         "Only an admin rebuilds the figures.")
+    figures = request.app[AGGREGATES]
+    if not figures.start_rebuild():
+        raise errors.CouchError(409, "conflict", bilingual(
+            "统计数字正在重建，请等它完成（进度见 /api/health）",
+            "The figures are being rebuilt already; wait for it to finish (progress in "
+            "/api/health)."))
+    audit.info("%s started a rebuild of the figures", admin.name)
+    return json_response({"ok": True, "rebuild": dict(figures.rebuild_progress)}, status=202)
 
 
 async def aggregates_report(request: web.Request, user: User) -> dict[str, Any]:
@@ -423,6 +440,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(API_PREFIX + "/conflicts", conflicts)
     app.router.add_post(API_PREFIX + "/conflicts/decide", decide)
     app.router.add_get(API_PREFIX + "/aggregates", aggregates)
+    app.router.add_post(API_PREFIX + "/aggregates/rebuild", aggregates_rebuild)
     app.router.add_get(API_PREFIX + "/review", review_queue)
     app.router.add_post(API_PREFIX + "/review/verdicts", give_verdicts)
     app.router.add_get(API_PREFIX + "/review/record", review_record)

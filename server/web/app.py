@@ -230,6 +230,7 @@ async def directory_ctx(app: web.Application) -> AsyncIterator[None]:
              supervisor.start("retention", NightlyList(
                  couch, directory, config.retention_list_hours).run, lease=leases)]
     yield
+    await figures.stop_rebuild()  # an admin's rebuild not finished: the last figures stay
     await supervisor.stop(tasks)
     # Every receipt written (the writer flushes as it stops), none left to rebuild: clean,
     # unless other processes still serve the store (the last to stop says so).
