@@ -373,3 +373,30 @@ async def test_an_admin_rebuilds_the_figures_while_the_last_ones_answer(client: 
     assert progress["running"] is False and "failed" not in progress
     assert progress["grids_done"] == progress["grids"] >= 1
     assert progress["changes"] >= await city.records(code) and progress["seconds"] >= 0
+
+
+def test_a_full_disk_leaves_the_last_checkpoint_and_says_so(tmp_path: Path) -> None:
+    """The figures' file fills its disk mid-page (SQLite's page limit stands in for a full
+    tmpfs): the fold raises the disk's own error, not "no transaction is active" from a second
+    rollback, keeps the last checkpoint's figures, and once there is room folds on exactly."""
+    import sqlite3
+
+    db, year = grid_db("330102001001001"), this_year()
+    base = {"schema_version": 1, "grid": "g", "created_by": "w"}
+    docs = [{**base, "_id": f"household:g-{n}", "type": "household", "status": "active",
+             "note": "x" * 2000} for n in range(400)]
+    fold = FoldStore(tmp_path / "figures.sqlite3", CAMPAIGN)
+    first = fold.fold(db, 0, [change(1, docs[0])], 1, year)
+    assert first is not None and first[1]["households"] == 1
+    pages = fold.db.execute("PRAGMA page_count").fetchone()[0]
+    fold.db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    page = [change(n + 2, doc) for n, doc in enumerate(docs[1:])]
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        fold.fold(db, 1, page, 400, year)
+    assert not fold.db.in_transaction
+    assert fold.applied(db) == 1 and fold.recount(db, year)["households"] == 1
+    fold.db.execute("PRAGMA max_page_count = 1073741823")
+    folded = fold.fold(db, 1, page, 400, year)
+    assert folded is not None and folded[1]["households"] == 400 == fold.recount(db, year)[
+        "households"]
+    fold.close()

@@ -97,6 +97,13 @@ class FoldStore:
             self._db = db
         return self._db
 
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already: a COMMIT that fails on a full
+        disk rolls back by itself, and a second ROLLBACK would hide the disk's error behind
+        "no transaction is active"."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
     def close(self) -> None:
         with self.lock:
             if self._db is not None:
@@ -119,7 +126,7 @@ class FoldStore:
                         self._save(db, applied, year, counted)
                         self.db.execute("COMMIT")
                     except BaseException:
-                        self.db.execute("ROLLBACK")
+                        self._rollback()
                         raise
                     out[db] = (applied, counted)
                 else:
@@ -170,7 +177,7 @@ class FoldStore:
                 self.db.execute("COMMIT")
                 return applied, figures
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def forget(self, db: str) -> None:
@@ -219,7 +226,7 @@ class FoldStore:
                 self.db.execute("COMMIT")
                 return changed
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     # -- inside a transaction ------------------------------------------------------------------
