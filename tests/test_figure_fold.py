@@ -346,7 +346,7 @@ async def test_an_admin_rebuilds_the_figures_while_the_last_ones_answer(client: 
     assert not figures.rebuilding
 
     old = figures.fold
-    async with figures.receipts_lock:  # the rebuild waits at its first step, so it runs
+    async with figures.receipts_lock:  # the rebuild waits before its swap: it runs
         resp = await client.post("/api/aggregates/rebuild", headers=basic(admin))
         assert resp.status == 202, await resp.text()
         assert (await resp.json())["rebuild"]["running"] is True

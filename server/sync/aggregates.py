@@ -71,7 +71,11 @@ RECEIPTS_SECONDS = 2.0
 # A grid the gateway wrote to is folded in the background no sooner than this after: the
 # residents' index reads its changes at once, and the fold takes them from there.
 RIDE_SECONDS = 0.5  # the receipts database read at least this often in the background
-REBUILD_READERS = 2  # grids a rebuild reads at once: one folds while the other is read
+# A rebuild reads one grid at a time and works this share of its time: after each page it
+# pauses as long as the page took (its reading and folding, under whatever load), so the sync
+# beside it keeps the machine (docs/benchmarks.md). At full speed a rebuild of the full city
+# would take about 1.5 min of a quiet machine's two cores.
+REBUILD_SHARE = 0.5
 FILE = "figures.sqlite3"
 
 
@@ -232,21 +236,24 @@ class Aggregates:
         self.changes_read += 1
         return found
 
-    async def read(self, fold: FoldStore, db: str,
-                   counted: Callable[[int], None] | None = None) -> tuple[int, Counter[str]]:
+    async def read(self, fold: FoldStore, db: str, counted: Callable[[int], None] | None = None,
+                   share: float | None = None) -> tuple[int, Counter[str]]:
         """Fold `db`'s changes since `fold`'s checkpoint, a page at a time; the next page is
         asked of the store while this one is folded (in a worker thread). `counted` is told
-        how many changes each page held."""
+        how many changes each page held. With `share`, work only that share of the time:
+        each page read and folded, then a pause, nothing asked ahead."""
         applied = await asyncio.to_thread(fold.applied, db)
         year = this_year()
+        loop = asyncio.get_running_loop()
         coming: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(self.page(db, applied))
         try:
             while True:
+                began = loop.time()
                 page = await coming
                 results = page.get("results") or []
                 last = seq_of(page.get("last_seq")) or applied
                 full = len(results) >= PAGE
-                if full:
+                if full and share is None:
                     coming = asyncio.ensure_future(self.page(db, last))
                 done = await asyncio.to_thread(fold.fold, db, applied, results, last, year)
                 if counted is not None:
@@ -259,24 +266,32 @@ class Aggregates:
                 applied, figures = done
                 if not full:
                     return applied, figures
+                if share is not None:
+                    await asyncio.sleep((loop.time() - began) * (1 - share) / share)
+                    coming = asyncio.ensure_future(self.page(db, applied))
         finally:
             await dropped(coming)
 
-    async def read_receipts(self, fold: FoldStore | None = None, flush: bool = True) -> None:
+    async def read_receipts(self, fold: FoldStore | None = None, flush: bool = True,
+                            share: float | None = None) -> None:
         """Fold the receipts written since the last read (this process's pending ones
         written first, unless `flush` is off: the background's reads leave them to their
-        writer's own pace)."""
+        writer's own pace). Into `fold`, a rebuild's new file, without the live figures'
+        lock (only the rebuild writes to it), working `share` of the time as `read` does."""
         if flush and self.flush_receipts is not None:
             with contextlib.suppress(CouchFailure, StoreUnavailable):
                 await self.flush_receipts()
-        async with self.receipts_lock:
+        live = fold is None
+        async with self.receipts_lock if live else contextlib.nullcontext():
             await self.load()
-            live = fold is None
             fold = fold or self.fold
-            self.receipts_read = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            if live:
+                self.receipts_read = loop.time()
             applied = await asyncio.to_thread(fold.receipts_applied)
             year = this_year()
             while True:
+                began = loop.time()
                 try:
                     page = await self.couch.get(db_path(RECEIPTS_DB, "_changes"),
                                                 since=str(applied), limit=str(PAGE),
@@ -297,6 +312,8 @@ class Aggregates:
                         self.grids[code] = (grid_applied, figures)
                 if len(results) < PAGE:
                     return
+                if share is not None:
+                    await asyncio.sleep((loop.time() - began) * (1 - share) / share)
 
     async def refresh(self, codes: Iterable[str] | None = None) -> None:
         """Bring the figures of `codes` (default: every grid) up to date."""
@@ -377,17 +394,12 @@ class Aggregates:
         try:
             codes = sorted(self.directory.grids)
             progress["grids"] = len(codes)
-            await self.read_receipts(fresh)
-            semaphore = asyncio.Semaphore(REBUILD_READERS)
-
-            async def one(code: str) -> None:
-                async with semaphore:
-                    with contextlib.suppress(NotFound):
-                        await self.read(fresh, grid_db(code), counted)
-                    progress["grids_done"] += 1
-
-            await asyncio.gather(*(one(code) for code in codes))
-            await self.read_receipts(fresh)
+            await self.read_receipts(fresh, share=REBUILD_SHARE)
+            for code in codes:
+                with contextlib.suppress(NotFound):
+                    await self.read(fresh, grid_db(code), counted, REBUILD_SHARE)
+                progress["grids_done"] += 1
+            await self.read_receipts(fresh, share=REBUILD_SHARE)
             locks = [self.locks.setdefault(code, asyncio.Lock()) for code in codes]
             async with contextlib.AsyncExitStack() as held:
                 await held.enter_async_context(self.receipts_lock)
