@@ -232,3 +232,24 @@ async def test_the_store_walks_no_folder_to_answer(store: EmbeddedStore,
     assert "disk_size" not in info
     assert info["db_name"] == db and info["doc_count"] == 1 and info["update_seq"] == 1
     assert store.command()[1:3] == ["--require", str(NO_DISK_SIZE)]
+
+
+@pytest.mark.parametrize(("method", "path", "changes"), [
+    ("GET", "/grid-g1/household:g1-1", False),
+    ("HEAD", "/grid-g1", False),
+    ("POST", "/grid-g1/_bulk_get?revs=true", False),
+    ("POST", "/grid-g1/_all_docs", False),
+    ("POST", "/grid-g1/_revs_diff", False),
+    ("POST", "/grid-g1/_changes?since=0", False),
+    ("POST", "/linli-receipts/_design/receipts/_view/by_rev", False),
+    ("POST", "/grid-g1/_bulk_docs", True),
+    ("POST", "/grid-g1", True),
+    ("PUT", "/grid-g1/_local/checkpoint", True),
+    ("PUT", "/grid-g1", True),
+    ("DELETE", "/grid-g1/household:g1-1?rev=1-a", True),
+])
+def test_writes_held_after_an_io_error_are_the_writes(method: str, path: str,
+                                                       changes: bool) -> None:
+    """After the store's I/O error only what may change the store waits for its restart."""
+    from server.store.couch import writes
+    assert writes(method, path) is changes

@@ -42,6 +42,14 @@ DELETED_PROBE_SECONDS = 2.0
 READ_POSTS = ("_changes", "_all_docs", "_bulk_get", "_revs_diff")
 
 
+def writes(method: str, path: str) -> bool:
+    """Whether a request may change what the store holds (a POST that only reads does not)."""
+    if method in ("GET", "HEAD"):
+        return False
+    last = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return not (method == "POST" and (last in READ_POSTS or "/_view/" in path))
+
+
 def probed_database(method: str, path: str) -> str | None:
     """The database a read is about (still percent-encoded), when a missing one should end it:
     never a write (which the store may have applied), the server's own endpoints or its own
@@ -112,10 +120,15 @@ def db_path(db: str, *rest: str) -> str:
 
 class CouchClient:
     def __init__(self, url: str, session: aiohttp.ClientSession,
-                 on_io_error: Callable[[], None] | None = None) -> None:
+                 on_io_error: Callable[[], None] | None = None,
+                 writes_held: Callable[[], bool] | None = None) -> None:
         self.base, self.auth = split_credentials(url)
         self.session = session
         self.on_io_error = on_io_error  # the embedded store's supervisor, told of I/O errors
+        # ... and whether writes must wait for its restart: after an I/O error the embedded
+        # store's log may hold a torn record, and what it takes after it is lost when it
+        # restarts (LevelDB drops the rest of the block), though it answered ok.
+        self.writes_held = writes_held
         self._listing: tuple[float, asyncio.Future[list[str] | None]] | None = None
 
     def failed(self, status: int, payload: Any) -> Exception:
@@ -139,6 +152,9 @@ class CouchClient:
         limit, as a slow phone may take minutes to receive a photo; a store silent for
         `read_timeout` seconds is a failure. `probe=False` for a read meant to wait (a live
         feed's longpoll): it is never taken for one hanging on a deleted database."""
+        if self.writes_held is not None and writes(method, path) and self.writes_held():
+            raise StoreUnavailable("the store had an I/O error (its disk full?): writes wait "
+                                   "for its restart")
         hdrs = dict(headers or {})
         if body is not None:
             try:

@@ -120,6 +120,7 @@ class EmbeddedStore:
         self._lock = StoreLock(data)
         self._stopping = False
         self._io_error = False
+        self._torn = False  # an I/O error since this process started: hold writes (note_io_error)
         self._started_at = 0.0
         self._output_from = 0  # where this process's output starts in stderr.log
 
@@ -208,6 +209,7 @@ class EmbeddedStore:
             stdin=subprocess.DEVNULL, start_new_session=True)
         errlog.close()
         self._started_at = time.monotonic()
+        self._torn = False
 
     def output_file(self) -> Path:
         return self.dir / "stderr.log"
@@ -262,8 +264,16 @@ class EmbeddedStore:
     def note_io_error(self) -> None:
         """The store answered with an I/O error (its disk was full). PouchDB Server keeps a
         database whose opening failed broken until it restarts, so once the disk has room again
-        the supervisor restarts the store."""
+        the supervisor restarts the store. Until then writes are held (`writes_held`): a
+        write that failed on the full disk may have left a torn record in LevelDB's log, and
+        the writes the store acknowledges after it are dropped with the rest of that block
+        when the log is read at the restart (a receipt acknowledged then was lost so)."""
         self._io_error = True
+        self._torn = True
+
+    def writes_held(self) -> bool:
+        """Whether writes must wait for the store's restart (an I/O error since it started)."""
+        return self._torn
 
     def _may_recycle(self) -> bool:
         if time.monotonic() - self._started_at < RECYCLE_AFTER_SECONDS:

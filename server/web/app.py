@@ -134,8 +134,9 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections,
                                      keepalive_timeout=STORE_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(connector=connector) as http:
-        app[COUCH] = couch = CouchClient(url, http, on_io_error=store.note_io_error
-                                         if store is not None else None)
+        app[COUCH] = couch = CouchClient(
+            url, http, on_io_error=store.note_io_error if store is not None else None,
+            writes_held=store.writes_held if store is not None else None)
         app[LIVE_FEEDS] = LiveFeeds(couch, max_watched=watched)
         app[LEASES] = Leases(couch, config.lease_seconds, shared=config.leases)
         probe = functools.partial(store_lag, couch, store)
