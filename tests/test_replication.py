@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import itertools
 import json
 from typing import Any
 
 import aiohttp
 import pytest
 from conftest import City, NodeClient, auth_for, basic, visit, wait_for_user
+
+_counted = itertools.count(1)
 
 
 async def seeded_grid(city: City, client: Any, count: int) -> tuple[str, str]:
@@ -203,3 +206,25 @@ async def test_first_download_reads_are_gzipped_when_asked(client: Any, city: Ci
             assert response.status == 200
             assert "Content-Encoding" not in response.headers
             assert json.loads(await response.read())["results"] == []
+
+
+async def test_me_gives_a_worker_each_grid_s_count_as_couch_does(client: Any,
+                                                                 city: City) -> None:
+    """Issue 21, item 3: a fresh phone's sync bar says "0 / N" from /api/me, the login's own
+    answer, a round trip before it could ask the grid: the count is /couch/'s, and only a
+    worker's grids are counted (a supervisor's hundreds would cost the store a read each)."""
+    community = f"33{next(_counted):010d}"
+    grid = await city.grid(community=community)
+    worker = await city.user(grids=[grid])
+    supervisor = await city.user("supervisor", communities=[community])
+    for n in range(3):
+        await city.save(grid, visit(grid, worker, n))
+    for name in (worker, supervisor):
+        await wait_for_user(client, name)
+    me = await (await client.get("/api/me", headers=basic(worker))).json()
+    info = await (await client.get(f"/couch/grid-{grid}", headers=basic(worker))).json()
+    (mine,) = me["grids"]
+    assert mine["doc_count"] == info["doc_count"] >= 3
+    me = await (await client.get("/api/me", headers=basic(supervisor))).json()
+    assert [g["code"] for g in me["grids"]] == [grid]
+    assert "doc_count" not in me["grids"][0]

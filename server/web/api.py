@@ -4,6 +4,7 @@ not decide (server/sync/conflicts.py), with the decision that settles one."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import logging
@@ -41,6 +42,7 @@ from server.web.keys import (
 from server.web.parsing import read_object
 
 API_PREFIX = "/api"
+COUNTED_GRIDS = 8  # a worker's grids counted in /api/me (more: the phone asks /couch/ itself)
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 audit = logging.getLogger("linli.audit")
 
@@ -61,11 +63,26 @@ async def me(request: web.Request) -> web.Response:
              "replicates": sees_grid_unmasked(user),
              "campaigns": {"census": config.census_campaign,
                            "screening": config.screening_campaign}}
+    if user.role == "worker" and 0 < len(grids) <= COUNTED_GRIDS:
+        await count_records(request, grids)
     if user.role == "resident":  # their activation and their own household only
         found["resident"] = await residents.resident_state(request, user)
     if user.role == "secretary":  # the party branches they keep (server/web/party.py)
         found["branches"] = sorted(user.branches)
     return json_response(found)
+
+
+async def count_records(request: web.Request, grids: list[dict[str, Any]]) -> None:
+    """Each grid's record count (`doc_count`, as /couch/ gives it), for a phone's first
+    download: with it in this answer the sync bar shows "0 / N" a round trip sooner (on a slow
+    link, 400 ms). A count the store can't give now is left out; the phone asks /couch/."""
+    couch = request.app[COUCH]
+    infos = await asyncio.gather(*(couch.get(db_path(g["db"])) for g in grids),
+                                 return_exceptions=True)
+    for grid, info in zip(grids, infos, strict=True):
+        count = info.get("doc_count") if isinstance(info, dict) else None
+        if isinstance(count, int) and not isinstance(count, bool):
+            grid["doc_count"] = count
 
 
 def require_supervisor(request: web.Request) -> User:
