@@ -349,11 +349,8 @@ async function start(me) {
   for (const grid of me.grids) {
     app.purged[grid.code] = await purgeCampaigns(me.name, grid).catch((err) => console.warn("purge campaigns", err));
   }
-  // ... then what the worker no longer needs: households moved out, grids no longer theirs.
+  // ... then the grids no longer the worker's (households moved out go once the list is up).
   app.dropped = {};
-  for (const grid of me.grids) {
-    app.dropped[grid.code] = await dropUnneeded(me.name, grid).catch((err) => console.warn("drop unneeded", err));
-  }
   app.forgottenGrids = await forgetOtherGrids(me.name, me.grids).catch((err) => console.warn("forget grids", err));
   app.sync = await new GridSync(me.name, app.grid).open();
   const since = (await app.sync.db.info()).update_seq;
@@ -385,6 +382,12 @@ async function start(me) {
   await app.index.loadRest(app.sync.db);
   scheduleVerdictOrder();
   rerender();
+  // What the worker no longer needs, households moved out and their records, leaves the phone
+  // now, not before the list: the first start after a move deletes and compacts the grid's
+  // copy, seconds on a phone (the deletions reach the index through the changes feed).
+  for (const grid of me.grids) {
+    app.dropped[grid.code] = await dropUnneeded(me.name, grid).catch((err) => console.warn("drop unneeded", err));
+  }
   app.storage = await storageReport();
   renderSyncBar();
 }

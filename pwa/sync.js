@@ -151,8 +151,11 @@ export async function purgeCampaigns(user, grid) {
 // Returns how many records went.
 export async function dropUnneeded(user, grid) {
   const db = new PouchDB(localDbName(user, grid.db));
-  const rows = (await db.allDocs({ include_docs: true })).rows.filter((row) => row.doc && !row.id.startsWith("_"));
-  const moved = new Set(rows.filter((row) => row.doc.type === "household" && row.doc.status === "moved_out").map((row) => row.id));
+  // The households first (a record's id starts with its type): most starts find none moved out
+  // and read no further.
+  const households = (await db.allDocs({ startkey: "household:", endkey: "household:\ufff0", include_docs: true })).rows;
+  const moved = new Set(households.filter((row) => row.doc && row.doc.type === "household" && row.doc.status === "moved_out")
+    .map((row) => row.id));
   if (!moved.size) return 0;
   let box = {};
   try {
@@ -161,6 +164,7 @@ export async function dropUnneeded(user, grid) {
     if (err.status !== 404) throw err;
   }
   if (!box.downloaded && !box.last_sync) return 0; // not during the first download: it counts
+  const rows = (await db.allDocs({ include_docs: true })).rows.filter((row) => row.doc && !row.id.startsWith("_"));
   const pending = box.pending || {};
   const gone = rows.filter((row) => (moved.has(row.id) || moved.has(row.doc.household)) && !Object.hasOwn(pending, row.id))
     .map((row) => ({ _id: row.id, _rev: row.doc._rev, _deleted: true }));
