@@ -111,6 +111,22 @@ function pointer(path) {
   return parts.length ? `/${parts.join("/")}` : "/";
 }
 
+// What Ajv's verbose errors carry, found from the paths, for the phone's validators leave it
+// out (a fifth of their bytes, scripts/generate-pwa.mjs): the subschema the keyword is in
+// (parentSchema) and the keyword's value (schema), by schemaPath in the validator's schema, and
+// the value at instancePath (data). Every validator is one function of its own schema (each
+// $ref into it is compiled inline), so its schemaPaths are from that schema's root.
+function located(error, root, path, doc) {
+  if (error.parentSchema !== undefined) return error;
+  const parts = error.schemaPath.split("/").slice(1)
+    .map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"));
+  let parentSchema = root;
+  for (const part of parts.slice(0, -1)) parentSchema = parentSchema?.[part];
+  let data = doc;
+  for (const part of path) data = data?.[part];
+  return { ...error, parentSchema, schema: parentSchema?.[parts.at(-1)], data };
+}
+
 // Where the keyword stands in the schema, as the positions of the keywords on the way to it:
 // jsonschema reports a field's problems in the order its schema lists the keywords ("then"
 // counts as its "if"), Ajv in an order of its own.
@@ -201,7 +217,7 @@ function describe({ error, path, extras, root }) {
     options: (keyword === "const" ? [error.schema] : wanted).map(show).join(", "),
     types: [0, 1].map((i) => wanted.map((t) => MESSAGES.type_names[t]?.[i] ?? t)
       .join(MESSAGES.type_joiners[i])),
-    reason: error.message,
+    reason: error.message ?? `${keyword} ${JSON.stringify(params)}`, // messages are left out
   };
   const name = MESSAGES.same_as[keyword] ?? keyword;
   return problem(at, MESSAGES[hasOwn(MESSAGES, name) ? name : "other"], values);
@@ -214,9 +230,10 @@ function problemsOf(doc, validate) {
   if (validate(doc)) return [];
   const errors = [];
   const extraOf = new Map();
-  for (const error of validate.errors) {
-    if (error.keyword === "if") continue;
-    const path = pathOf(error.instancePath, doc);
+  for (const found of validate.errors) {
+    if (found.keyword === "if") continue;
+    const path = pathOf(found.instancePath, doc);
+    const error = located(found, validate.schema, path, doc);
     if (error.keyword === "additionalProperties") {
       const group = extraOf.get(error.instancePath);
       if (group) { group.push(error.params.additionalProperty); continue; }
