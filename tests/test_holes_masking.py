@@ -167,6 +167,7 @@ def api_recipes(scene: Scene) -> dict[tuple[str, str], list[tuple[dict[str, str]
         ("get", "/api/conflicts"): [({}, None), ({"grid": g}, None)],
         ("get", "/api/aggregates"): [({"level": "city"}, None),
                                      ({"level": "grid", "code": g}, None)],
+        ("post", "/api/aggregates/rebuild"): [({}, None)],
         ("get", "/api/review"): [({"grid": g}, None), ({}, None),
                                  ({"grid": g, "type": "household_visit"}, None)],
         ("get", "/api/review/record"): [({"grid": g, "id": i}, None) for i in scene.ids
