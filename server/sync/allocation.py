@@ -38,7 +38,7 @@ from server.domain.allocation import (
     subject_key,
 )
 from server.domain.scope import CLAIMS_DB, RESIDENTS_DB
-from server.store.couch import Conflict, CouchClient, NotFound, db_path
+from server.store.couch import Conflict, CouchClient, NotFound, StoreUnavailable, db_path
 from server.sync.supervisor import Lag
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,31 @@ def changed(held: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
 
 def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if not k.startswith("_") or k == "_id"}
+
+
+def claim_fates(batch: list[tuple[dict[str, Any], asyncio.Future[bool]]],
+                sent: Mapping[str, Mapping[str, Any]], results: list[Mapping[str, Any]],
+                ) -> list[tuple[dict[str, Any], asyncio.Future[bool], bool | Exception]]:
+    """Each queued claim's fate from the store's answers, matched by id, never by position:
+    True for the copy that was sent and stored, False for a claim stored before (a conflict)
+    and for the other copies of a claim sent once, the store's error otherwise (for every
+    copy). A claim the store did not answer is unavailable (the phone retries), never
+    "stored"."""
+    answers = {str(result.get("id")): result for result in results}
+    fates: list[tuple[dict[str, Any], asyncio.Future[bool], bool | Exception]] = []
+    for doc, done in batch:
+        doc_id = str(doc["_id"])
+        answer = answers.get(doc_id)
+        if answer is None:
+            fate: bool | Exception = StoreUnavailable(f"no answer for {doc_id}")
+        elif answer.get("ok"):
+            fate = sent[doc_id] is doc
+        elif answer.get("error") == "conflict":
+            fate = False
+        else:
+            fate = Conflict(409, dict(answer))
+        fates.append((doc, done, fate))
+    return fates
 
 
 class Allocator:
@@ -129,35 +154,41 @@ class Allocator:
 
     async def write_queued(self) -> None:
         """Write what is queued, batch after batch, until nothing is; each caller is told
-        its own claim's fate (stored now, stored before, or the store's error)."""
+        its own claim's fate (stored now, stored before, or the store's error). A batch
+        sends each id once (racing copies of one claim are one write) and reads the answers
+        by id: PouchDB Server answers a batch holding a conflict out of input order, and
+        answers taken by position told two copies of one claimant's claim "stored now" and
+        the other claimant's none (docs/allocation.md)."""
         while self.queued:
             batch, self.queued = self.queued[:PAGE], self.queued[PAGE:]
+            sent: dict[str, dict[str, Any]] = {}
+            for doc, _ in batch:
+                sent.setdefault(str(doc["_id"]), doc)
             try:
                 results = await self.couch.post(db_path(CLAIMS_DB, "_bulk_docs"),
-                                                {"docs": [doc for doc, _ in batch]})
+                                                {"docs": list(sent.values())})
             except Exception as exc:  # every caller of the batch hears it (a 503, a retry)
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
                         done.exception()  # retrieved, whether its caller still waits or not
                 continue
-            self.remember(batch, results)
-            for (_, done), result in zip(batch, results, strict=True):
+            for doc, done, fate in claim_fates(batch, sent, results):
+                if fate is True:
+                    self.remember(doc)
                 if done.done():
                     continue
-                if result.get("ok") or result.get("error") == "conflict":
-                    done.set_result(bool(result.get("ok")))
+                if isinstance(fate, bool):
+                    done.set_result(fate)
                 else:
-                    done.set_exception(Conflict(409, result))
+                    done.set_exception(fate)
                     done.exception()
 
-    def remember(self, batch: list[tuple[dict[str, Any], Any]],
-                 results: list[dict[str, Any]]) -> None:
-        """The claims this batch stored, by the answers' ids (never their positions)."""
+    def remember(self, doc: dict[str, Any]) -> None:
+        """A claim this process stored, until the feed brings it (`changes`)."""
         if len(self.mine) > MINE_MOST:  # left over by a settle that read them first: forget
             self.mine.clear()
-        written = {str(result.get("id")) for result in results if result.get("ok")}
-        self.mine.update((str(doc["_id"]), doc) for doc, _ in batch if doc["_id"] in written)
+        self.mine[str(doc["_id"])] = doc
 
     async def stored_claim(self, claim_id: str) -> dict[str, Any] | None:
         try:
