@@ -24,7 +24,27 @@ FIRST = {"cleaning": 5, "security": 4, "repairs": 3, "attitude": 5}
 SECOND = {"cleaning": 1, "security": 1, "repairs": 1, "attitude": 1}
 
 
-async def rate_offline(phone: Phone, bill: str, scores: dict[str, int]) -> None:
+# The phone's database busy a moment (a pull writing, say): a readwrite transaction on the
+# store of `_local` documents, kept alive for `ms`, holds the outbox's write back.
+HOLD_LOCAL_STORE = """(ms) => new Promise((held, failed) => {
+  const open = indexedDB.open("_pouch_" + linli.resident.store.db.name);
+  open.onerror = () => failed(open.error);
+  open.onupgradeneeded = () => failed(new Error("no such database"));
+  open.onsuccess = () => {
+    try {
+      const tx = open.result.transaction(["local-store"], "readwrite");
+      const store = tx.objectStore("local-store");
+      const until = Date.now() + ms;
+      const spin = () => { if (Date.now() < until) store.get("linli-hold").onsuccess = spin; };
+      spin();
+      held();
+    } catch (err) { failed(err); }
+  };
+})"""
+
+
+async def rate_offline(phone: Phone, bill: str, scores: dict[str, int],
+                       busy: bool = False) -> None:
     page = phone.page
     await page.click("#r-fees-link")
     await page.wait_for_selector(f"#fe-list li[data-bill='{bill}']", timeout=30_000)
@@ -37,7 +57,14 @@ async def rate_offline(phone: Phone, bill: str, scores: dict[str, int]) -> None:
         await page.check(f"fieldset[data-aspect={aspect}] input[value='{n}']")
     await page.fill("#ra-comment", "保洁很好")
     await check_screen(page, "the rating form")
+    if busy:
+        await page.evaluate(HOLD_LOCAL_STORE, 2000)
     await page.click("#ra-send")
+    if busy:  # 待发送 only once the phone keeps it: a reload then loses nothing
+        await page.evaluate("() => linli.resident.sync.dataChanged()")
+        await page.wait_for_timeout(900)
+        assert await page.query_selector("#ra-form") is None
+        assert await page.query_selector("#ra-state[data-state=saving]") is not None
     for reloaded in (False, True):
         if reloaded:
             await page.reload()
@@ -54,7 +81,7 @@ async def test_two_phones_rate_one_counts(browser: Browser, demo: Demo) -> None:
     two = await Phone.open(browser, demo.url)
     for phone in (one, two):
         await phone.login(DEMO_RESIDENT)
-    await rate_offline(one, paid["bill"], FIRST)
+    await rate_offline(one, paid["bill"], FIRST, busy=True)
     await rate_offline(two, paid["bill"], SECOND)
 
     await one.context.set_offline(False)

@@ -344,10 +344,11 @@ async def test_residents_live_feeds_are_counted_apart_from_the_staffs(
     await eventually(lambda: small.app[RESIDENT_INDEX].ready.is_set(), what="index ready")
     small.app[RESIDENT_INDEX].notice(f"grid-{place.grid}")
     first = await feed(small, wang, since="now")
+    # held long enough to be seen held on a loaded machine (CI once saw a 3 s one end first)
     held = asyncio.ensure_future(feed(small, wang, since=first["last_seq"], feed="longpoll",
-                                      timeout="3000"))
+                                      timeout="8000"))
     staff = asyncio.ensure_future(small.get(
-        f"/couch/grid-{place.grid}/_changes", params={"feed": "longpoll", "timeout": "3000"},
+        f"/couch/grid-{place.grid}/_changes", params={"feed": "longpoll", "timeout": "8000"},
         headers=basic(place.worker)))
     await eventually(lambda: small.app[RESIDENT_FEEDS_HELD].held[
         account_name(small, wang)] == 1, what="the resident's feed held")

@@ -30,9 +30,10 @@ export class Outbox {
     return this;
   }
 
-  // Read-modify-write of one local document, one at a time.
+  // Read-modify-write of one local document, one at a time. A write that failed (the disk
+  // full, say) fails for its caller only: the next change still runs.
   change(edit) {
-    this.queue = this.queue.then(async () => {
+    this.queue = this.queue.catch(() => {}).then(async () => {
       edit(this);
       for (;;) {
         try {

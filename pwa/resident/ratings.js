@@ -31,6 +31,10 @@ async function refreshRatings(app) {
   if (changed) app.resident.sync.dataChanged();
 }
 
+// Ratings sent from this screen whose outbox write is not done yet: shown as being saved (the
+// screen says 待发送 only once the phone keeps it), by a redraw meanwhile too, not as the form.
+const sending = new Map();
+
 function toldAll() {
   return keptJson(TOLD);
 }
@@ -47,8 +51,8 @@ function scoresList(scores) {
     el("dd", { "data-aspect": a }, tf("ra_out_of_5", { n: scores[a] }))]));
 }
 
-function queued(scores) {
-  return [el("p", { id: "ra-state", "data-state": "queued", role: "status" }, t("ra_queued")), scoresList(scores)];
+function queued(scores, state = "queued") {
+  return [el("p", { id: "ra-state", "data-state": state, role: "status" }, t(`ra_${state}`)), scoresList(scores)];
 }
 
 function form(app, bill) {
@@ -73,9 +77,16 @@ function form(app, bill) {
     send.setAttribute("disabled", "");
     const body = { request: requestId(), scores: { ...chosen }, comment: comment.value.trim() };
     // the form leaves the screen at once (a screen is never redrawn over a form being filled)
-    box.replaceWith(...queued(body.scores));
-    await app.resident.sync.send({ kind: "fee_rating", key: `fee_rating:${bill.bill}`, replaces: true,
-      path: `/api/fees/bills/${encodeURIComponent(bill.bill)}/rating`, body, shown: { bill: bill.bill, scores: body.scores } });
+    sending.set(bill.bill, body.scores);
+    const saving = queued(body.scores, "saving");
+    box.replaceWith(...saving);
+    try {
+      await app.resident.sync.send({ kind: "fee_rating", key: `fee_rating:${bill.bill}`, replaces: true,
+        path: `/api/fees/bills/${encodeURIComponent(bill.bill)}/rating`, body, shown: { bill: bill.bill, scores: body.scores } });
+    } finally {
+      sending.delete(bill.bill);
+    }
+    if (saving[0].isConnected) saving[0].replaceWith(queued(body.scores)[0]);
   });
   return box;
 }
@@ -96,6 +107,8 @@ export async function ratingSection(app, bill) {
   } else if (mine.some((i) => i.refused)) {
     const refused = mine.find((i) => i.refused).refused;
     nodes.push(el("p", { id: "ra-state", "data-state": "refused", role: "status" }, `${t("ra_refused")}：${message(refused.reason)}`));
+  } else if (sending.has(bill.bill)) {
+    nodes.push(...queued(sending.get(bill.bill), "saving"));
   } else if (mine.length) {
     nodes.push(...queued(mine[0].shown.scores));
   } else if (told) {

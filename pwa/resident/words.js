@@ -206,6 +206,7 @@ export const RESIDENT_WORDS = {
   ra_send: ["提交评价", "Send rating"],
   ra_out_of_5: ["{n} / 5 分", "{n} of 5"],
   ra_queued: ["评价保存在本机，联网后发送。", "The rating is kept on this phone and sent when online."],
+  ra_saving: ["正在保存评价……", "Saving the rating…"],
   ra_counted: ["本户本期的评价（{date} 收到）：", "Your household's rating of this period (received {date}):"],
   ra_refused: ["评价未被受理", "The rating was refused"],
   ra_after_paying: ["缴清本期物业费后可以评价。", "You can rate once this period's bill is paid."],
