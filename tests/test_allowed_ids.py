@@ -229,7 +229,9 @@ def test_foreign_and_broken_changes_are_ignored() -> None:
 
 RESIDENTS_MEASURED = 10_000
 CITY_RESIDENTS = 160_000
-BUDGET_BYTES = 300 * 1024 * 1024
+# Issue 15's budget was 300 MB; the server's memory at the full city (issue 21: ≤ 200 MB
+# beside an export) asks for less: 263 MiB measured here before the index's records shrank.
+BUDGET_BYTES = 200 * 1024 * 1024
 
 
 def synthetic_city(residents: int) -> Iterator[tuple[dict[str, Any], str]]:
@@ -264,10 +266,11 @@ def build(changes: Iterable[tuple[dict[str, Any], str]]) -> AllowedIds:
 @pytest.mark.slow  # ten thousand residents: a measurement
 def test_the_index_for_a_city_fits_its_budget() -> None:
     """Measured: tracemalloc on 10,000 residents (9,090 households, 27,270 members, 800
-    notices), scaled to 160,000 residents; the budget is issue 15's (≤ 300 MB, built ≤ 60 s).
-    On the development machine (`pytest -s` prints it): about 1.2 KB a resident, ≈ 185 MB for
-    the city; 0.2-0.7 s to build for 10,000 (3-11 s for the city), changes made included, as
-    busy as the machine was; allowed() about 20 µs a resident."""
+    notices), scaled to 160,000 residents; within `BUDGET_BYTES`, built ≤ 60 s. On the
+    development machine (`pytest -s` prints it): 1,017 B a resident, 155 MiB for the city
+    (1,721 B and 263 MiB with a set per household, a tuple key per member and a frozenset of
+    tags each); 0.2-0.7 s to build for 10,000 (3-11 s for the city), changes made included,
+    as busy as the machine was; allowed() about 30 µs a resident."""
     started = time.perf_counter()
     build(synthetic_city(RESIDENTS_MEASURED))
     built = time.perf_counter() - started

@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import City, NodeClient, Proxy, basic, eventually
@@ -25,8 +26,10 @@ from test_residents_signup import (
 from test_residents_signup import joined as signed_up_and_verified
 
 from server.config import Config
+from server.domain.scope import Directory
+from server.store.couch import CouchClient
 from server.store.embedded import EmbeddedStore
-from server.sync.allowed import SYNC_ID, ResidentSeq
+from server.sync.allowed import SYNC_ID, ResidentIndex, ResidentSeq
 from server.web.app import create_app
 from server.web.keys import DIRECTORY, LIVE_FEEDS, RESIDENT_FEEDS_HELD, RESIDENT_INDEX
 
@@ -396,3 +399,22 @@ async def test_a_notice_is_read_from_the_store_once_per_revision_for_every_phone
     assert result["docs"][0]["ok"]["title"] == "停水通知（更正）"
     assert result["docs"][0]["ok"]["_revisions"]["start"] == 2
     assert index.notice_reads[notice["_id"]][1] is not shared
+
+
+async def test_stamps_are_kept_from_the_index_ready_on() -> None:
+    """Before the index is ready no phone holds a seq of this process, so no stamp is kept
+    (164,253 households' stamps were 22 MiB at the full city); from ready on, a change to a
+    household stamps it, and a phone's seq from before that change gets a resend."""
+    async with aiohttp.ClientSession() as session:  # never asked: nothing is read
+        index = ResidentIndex(CouchClient("http://127.0.0.1:9", session), Directory())
+        home = {"_id": "household:h1", "type": "household", "status": "active"}
+        index.apply({"doc": home}, "grid:g1")
+        index.apply({"doc": {**home, "_id": "resident:r1-h1", "type": "resident",
+                             "account": "r1", "household": "household:h1"}}, "grid:g1")
+        assert index.stamps == {}
+        index.ready.set()
+        before = ResidentSeq(index.counter, index.epoch)
+        assert index.reset_at("r1") <= before.counter
+        index.apply({"doc": {"_id": "person:h1-1", "type": "person", "status": "present",
+                             "household": "household:h1"}}, "grid:g1")
+        assert index.stamps == {"household:household:h1": index.counter}
