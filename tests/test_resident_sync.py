@@ -403,8 +403,8 @@ async def test_a_notice_is_read_from_the_store_once_per_revision_for_every_phone
 
 async def test_stamps_are_kept_from_the_index_ready_on() -> None:
     """Before the index is ready no phone holds a seq of this process, so no stamp is kept
-    (164,253 households' stamps were 22 MiB at the full city); from ready on, a change to a
-    household stamps it, and a phone's seq from before that change gets a resend."""
+    (164,253 households' stamps were 22 MiB at the full city), and a seq handed out at ready
+    is not reset by them; from ready on, a change to a household stamps it."""
     async with aiohttp.ClientSession() as session:  # never asked: nothing is read
         index = ResidentIndex(CouchClient("http://127.0.0.1:9", session), Directory())
         home = {"_id": "household:h1", "type": "household", "status": "active"}
